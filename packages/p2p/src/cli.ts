@@ -1,0 +1,193 @@
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { ConfigError } from './errors.ts'
+import { loadOrCreateIdentity } from './identity.ts'
+import { LOG_LEVELS } from './logging.ts'
+import { parseHostPort } from './metrics.ts'
+import { PreSharedKey } from './psk.ts'
+import type { LogLevel } from './logging.ts'
+import type { HostPort } from './metrics.ts'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Argv } from 'yargs'
+
+/** The options every physarum node takes, as yargs parses them. */
+export interface NodeArgs {
+  bootstrap?: string[]
+  psk?: string
+  'psk-file'?: string
+  'swarm-key'?: string
+  'no-psk'?: boolean
+  listen?: string[]
+  identity?: string
+  ephemeral?: boolean
+  'state-dir'?: string
+  'metrics-listen'?: string
+  'log-level'?: string
+}
+
+export interface NodeDefaults {
+  /** The daemon's name: its state folder and log name. */
+  name: string
+  /** TCP port for the overlay (0: any free port). */
+  p2pPort: number
+  metricsPort: number
+}
+
+/**
+ * Adds the shared node options to a yargs command. The seed's single-dash spellings work
+ * (`-bootstrap`, `-psk`, `-p2p-listen-addr`, `-prom-listen-addr`) because short-option groups are
+ * off; `--no-psk` is an option of its own, not the negation of `--psk`.
+ */
+export function withNodeOptions<T> (yargs: Argv<T>, defaults: NodeDefaults): Argv<T & NodeArgs> {
+  return yargs
+    .parserConfiguration({ 'short-option-groups': false, 'boolean-negation': false })
+    .option('bootstrap', {
+      type: 'string',
+      array: true,
+      describe: 'Multiaddr of a bootstrap peer, with /p2p/<peer id> (repeatable; env PHYSARUM_BOOTSTRAP or P2P_BOOTSTRAPS, space separated)'
+    })
+    .option('psk', {
+      type: 'string',
+      describe: 'The overlay\'s passphrase; key = SHA3-256 of it, as in PhysarumSM. Visible to every user in the process list: prefer env PHYSARUM_PSK (or P2P_PSK), --psk-file or --swarm-key'
+    })
+    .option('psk-file', { type: 'string', describe: 'File holding the overlay\'s passphrase (one line)' })
+    .option('swarm-key', { type: 'string', describe: 'IPFS swarm.key file (/key/swarm/psk/1.0.0/, /base16/, 64 hex digits)' })
+    .option('no-psk', { type: 'boolean', describe: 'Run without a pre-shared key: anyone who can reach the node can join' })
+    .option('listen', {
+      type: 'string',
+      array: true,
+      alias: 'p2p-listen-addr',
+      describe: `Multiaddr to listen on for the overlay (repeatable) [default: /ip4/0.0.0.0/tcp/${defaults.p2pPort}]`
+    })
+    .option('identity', { type: 'string', describe: 'Ed25519 identity key file, created (mode 0600) when missing [default: <state-dir>/identity.key]' })
+    .option('ephemeral', { type: 'boolean', describe: 'Use a new identity on every start instead of the key file' })
+    .option('state-dir', { type: 'string', describe: `Folder for this node's state (env PHYSARUM_STATE_DIR) [default: ~/.local/state/physarum/${defaults.name}]` })
+    .option('metrics-listen', {
+      type: 'string',
+      alias: 'prom-listen-addr',
+      describe: `Address for /metrics and /healthz: host:port, [v6]:port or :port [default: :${defaults.metricsPort}]`
+    })
+    .option('log-level', { type: 'string', choices: LOG_LEVELS, describe: 'Log level (env PHYSARUM_LOG_LEVEL) [default: info]' })
+    .group(['bootstrap', 'psk', 'psk-file', 'swarm-key', 'no-psk', 'listen', 'identity', 'ephemeral', 'state-dir', 'metrics-listen', 'log-level'], 'Overlay options:')
+}
+
+export interface NodeConfig {
+  psk: PreSharedKey | null
+  /** Where the key came from, for the start-up log (never the key). */
+  pskSource: 'passphrase' | 'psk-file' | 'swarm-key' | 'none'
+  privateKey?: PrivateKey
+  identityPath?: string
+  listen: string[]
+  bootstrap: string[]
+  metricsListen: HostPort
+  logLevel: LogLevel
+  stateDir: string
+  /** Things the operator should hear about, to log once a logger exists. */
+  warnings: string[]
+}
+
+type Env = Record<string, string | undefined>
+
+function nonEmpty (value: string | undefined): string | undefined {
+  return value == null || value.trim() === '' ? undefined : value
+}
+
+/**
+ * Builds a node's configuration: flags, then environment, then defaults. Errors name the flag and
+ * the bad value. Reads the key files and creates the identity when missing.
+ */
+export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: NodeDefaults): Promise<NodeConfig> {
+  const warnings: string[] = []
+
+  const bootstrap = (args.bootstrap ?? []).length > 0
+    ? args.bootstrap!
+    : (nonEmpty(env.PHYSARUM_BOOTSTRAP) ?? nonEmpty(env.P2P_BOOTSTRAPS) ?? '').split(/\s+/).filter(Boolean)
+  for (const addr of bootstrap) {
+    let ma
+    try {
+      ma = multiaddr(addr)
+    } catch {
+      throw new ConfigError(`--bootstrap: ${JSON.stringify(addr)} is not a multiaddr`)
+    }
+    if (ma.getComponents().find(c => c.name === 'p2p') == null) {
+      throw new ConfigError(`--bootstrap: ${addr} has no /p2p/<peer id>: copy the full address the bootstrap printed at start`)
+    }
+  }
+
+  const listen = (args.listen ?? []).length > 0 ? args.listen! : [`/ip4/0.0.0.0/tcp/${defaults.p2pPort}`]
+  for (const addr of listen) {
+    try {
+      multiaddr(addr)
+    } catch {
+      throw new ConfigError(`--listen: ${JSON.stringify(addr)} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/4001)`)
+    }
+  }
+
+  const sources = [
+    args.psk != null ? 'psk' : undefined,
+    args['psk-file'] != null ? 'psk-file' : undefined,
+    args['swarm-key'] != null ? 'swarm-key' : undefined,
+    args['no-psk'] === true ? 'no-psk' : undefined
+  ].filter(Boolean)
+  if (sources.length > 1) {
+    throw new ConfigError(`Give only one of --psk, --psk-file, --swarm-key and --no-psk (got ${sources.map(s => `--${s}`).join(', ')})`)
+  }
+  let psk: PreSharedKey | null
+  let pskSource: NodeConfig['pskSource']
+  if (args['swarm-key'] != null) {
+    psk = await PreSharedKey.fromSwarmKeyFile(args['swarm-key'])
+    pskSource = 'swarm-key'
+  } else if (args['psk-file'] != null) {
+    const { readFile } = await import('node:fs/promises')
+    let text: string
+    try {
+      text = await readFile(args['psk-file'], 'utf8')
+    } catch (err) {
+      throw new ConfigError(`--psk-file: cannot read ${args['psk-file']}: ${(err as Error).message}`)
+    }
+    psk = PreSharedKey.fromPassphrase(text.replace(/\r?\n$/, ''))
+    pskSource = 'psk-file'
+  } else if (args['no-psk'] === true) {
+    psk = null
+    pskSource = 'none'
+    warnings.push('Running without a pre-shared key (--no-psk): any peer that reaches this node can join the overlay')
+  } else {
+    const passphrase = args.psk ?? env.PHYSARUM_PSK ?? env.P2P_PSK
+    if (passphrase == null) {
+      throw new ConfigError('No pre-shared key: set PHYSARUM_PSK, or give --psk-file, --swarm-key or --psk; --no-psk runs an open overlay')
+    }
+    psk = PreSharedKey.fromPassphrase(passphrase)
+    pskSource = 'passphrase'
+    if (args.psk != null) {
+      warnings.push('The passphrase was given with --psk, so every user of this host can read it in the process list; prefer PHYSARUM_PSK, --psk-file or --swarm-key')
+    }
+  }
+
+  const stateDir = args['state-dir'] ?? nonEmpty(env.PHYSARUM_STATE_DIR) ?? join(nonEmpty(env.XDG_STATE_HOME) ?? join(homedir(), '.local', 'state'), 'physarum', defaults.name)
+  if (args.ephemeral === true && args.identity != null) {
+    throw new ConfigError('Give either --identity or --ephemeral, not both')
+  }
+  const identityPath = args.ephemeral === true ? undefined : args.identity ?? join(stateDir, 'identity.key')
+  const privateKey = identityPath == null ? undefined : await loadOrCreateIdentity(identityPath)
+
+  const metricsListen = parseHostPort('--metrics-listen', args['metrics-listen'] ?? `:${defaults.metricsPort}`)
+
+  const logLevel = (args['log-level'] ?? nonEmpty(env.PHYSARUM_LOG_LEVEL) ?? 'info') as LogLevel
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`PHYSARUM_LOG_LEVEL: ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`)
+  }
+
+  return {
+    psk,
+    pskSource,
+    ...(privateKey == null ? {} : { privateKey }),
+    ...(identityPath == null ? {} : { identityPath }),
+    listen,
+    bootstrap,
+    metricsListen,
+    logLevel,
+    stateDir,
+    warnings
+  }
+}

@@ -1,0 +1,21 @@
+/** Protocol ids, topics and defaults shared by every physarum node. */
+
+export const PROTOCOL_PREFIX = 'physarum'
+export const KAD_PROTOCOL = `/${PROTOCOL_PREFIX}/kad/1.0.0`
+
+/** Discovery topics: every allocator, every registry-service, every instance of a service. */
+export const ALLOCATOR_TOPIC = 'physarum:allocator'
+export const REGISTRY_TOPIC = 'physarum:registry'
+export function serviceTopic (contentHash: string): string {
+  return `physarum:service:${contentHash}`
+}
+
+export const DEFAULT_REPROVIDE_INTERVAL_MS = 10 * 60_000
+/** How long provider records stay valid on the peers that store them. */
+export const DEFAULT_PROVIDE_VALIDITY_S = 30 * 60
+export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 15_000
+export const BOOTSTRAP_BACKOFF_MIN_MS = 250
+export const BOOTSTRAP_BACKOFF_MAX_MS = 30_000
+export const DEFAULT_RPC_MAX_MESSAGE_BYTES = 64 * 1024
+export const DEFAULT_RPC_TIMEOUT_MS = 10_000
+export const DEFAULT_RTT_SMOOTHING = 0.2

@@ -1,0 +1,46 @@
+import { mkdir, open, readFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { IdentityError } from './errors.ts'
+import type { PrivateKey } from '@libp2p/interface'
+
+/**
+ * Loads the node's Ed25519 identity from `path` (libp2p's protobuf key encoding), creating it
+ * with mode 0600 when the file does not exist, so a node keeps its peer id across restarts.
+ */
+export async function loadOrCreateIdentity (path: string): Promise<PrivateKey> {
+  let bytes: Uint8Array
+  try {
+    bytes = await readFile(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new IdentityError(`Cannot read the identity key file ${path}: ${(err as Error).message}`)
+    }
+    return await createIdentity(path)
+  }
+  try {
+    return privateKeyFromProtobuf(bytes)
+  } catch (err) {
+    throw new IdentityError(`The identity key file ${path} does not hold a libp2p private key (${(err as Error).message}); move it away to create a new identity`)
+  }
+}
+
+async function createIdentity (path: string): Promise<PrivateKey> {
+  const key = await generateKeyPair('Ed25519')
+  try {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+    // 'wx': never overwrite a key another process wrote in the meantime
+    const file = await open(path, 'wx', 0o600)
+    try {
+      await file.writeFile(privateKeyToProtobuf(key))
+    } finally {
+      await file.close()
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      return await loadOrCreateIdentity(path)
+    }
+    throw new IdentityError(`Cannot create the identity key file ${path}: ${(err as Error).message}`)
+  }
+  return key
+}

@@ -1,0 +1,182 @@
+import { hostname } from 'node:os'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { ping } from '@libp2p/ping'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { bootstrapper } from './bootstrap.ts'
+import { DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
+import { discovery } from './discovery.ts'
+import { ConfigError } from './errors.ts'
+import { pskProtector } from './protector.ts'
+import { RttTable } from './rtt.ts'
+import { RttMeter } from './rtt-meter.ts'
+import type { Bootstrapper } from './bootstrap.ts'
+import type { Discovery } from './discovery.ts'
+import type { PreSharedKey } from './psk.ts'
+import type { RttEntry } from './rtt.ts'
+import type { Identify } from '@libp2p/identify'
+import type { AbortOptions, Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { Ping } from '@libp2p/ping'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Registry } from 'prom-client'
+
+export const PHYSARUM_VERSION = '0.1.0'
+
+export interface ConnectionLimits {
+  /** Most open connections in all (libp2p's default: 300). */
+  maxConnections?: number
+  /** Most inbound connections per second from one host (libp2p's default: 5). */
+  inboundConnectionThreshold?: number
+  /** Most inbound connections still being upgraded (libp2p's default: 10). */
+  maxIncomingPendingConnections?: number
+}
+
+export interface PhysarumNodeInit {
+  /** The overlay's key, or null for an open overlay (only when the operator said --no-psk). */
+  psk: PreSharedKey | null
+  /** The node's identity; a new one each start when absent. */
+  privateKey?: PrivateKey
+  /** Listen multiaddrs (default: every IPv4 interface, a free port). */
+  listen?: string[]
+  /** Bootstrap multiaddrs, dialed at start and kept connected. */
+  bootstrap?: string[]
+  /** Daemons answer DHT queries ('server'); short-lived tools need not ('client'). */
+  dhtMode: 'server' | 'client'
+  /** Announced to peers through identify's agent version (the ping monitor's target_host). */
+  hostName?: string
+  /** What this node is (ping-monitor, allocator, ...), announced beside the host name. */
+  role?: string
+  /** How long `start()` waits for the first bootstrap before failing. */
+  bootstrapTimeoutMs?: number
+  /** How long other peers keep this node's provider records, in seconds. */
+  provideValiditySeconds?: number
+  /** How often provided topics are provided again. */
+  reprovideIntervalMs?: number
+  connectionLimits?: ConnectionLimits
+  /** libp2p's own metrics go to this Registry (one per process). */
+  metricsRegistry?: Registry
+}
+
+// a type, not an interface: libp2p's ServiceMap needs an index signature
+export type PhysarumServices = {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  bootstrap: Bootstrapper
+  discovery: Discovery
+}
+
+/** A libp2p node of the physarum overlay, with discovery and RTT measurement. */
+export interface PhysarumNode {
+  readonly libp2p: Libp2p<PhysarumServices>
+  readonly peerId: PeerId
+  readonly discovery: Discovery
+  readonly rtt: RttTable
+  /** Starts listening and waits until a bootstrap is connected (when any was given). */
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** The addresses this node listens on, each with /p2p/<peer id>. */
+  multiaddrs(): Multiaddr[]
+  /** One ping round trip to a connected or dialable `peer` in ms, recorded in `rtt`. */
+  measureRtt(peer: PeerId, options?: AbortOptions): Promise<number>
+}
+
+const AGENT_HOST = /\bhost=(\S+)/
+
+export function agentVersion (role: string, host: string): string {
+  return `physarum/${PHYSARUM_VERSION} ${role} host=${host}`
+}
+
+/** The host name a physarum peer announced in its identify agent version, if any. */
+export function hostNameFromAgent (agent: string | undefined): string | undefined {
+  return agent == null || !agent.startsWith('physarum/') ? undefined : AGENT_HOST.exec(agent)?.[1]
+}
+
+function parseAddrs (flag: string, addrs: string[]): Multiaddr[] {
+  return addrs.map(addr => {
+    try {
+      return multiaddr(addr)
+    } catch (err) {
+      throw new ConfigError(`${flag}: ${JSON.stringify(addr)} is not a multiaddr (${(err as Error).message})`)
+    }
+  })
+}
+
+export async function createPhysarumNode (init: PhysarumNodeInit): Promise<PhysarumNode> {
+  const listen = parseAddrs('--listen', init.listen ?? ['/ip4/0.0.0.0/tcp/0']).map(String)
+  const bootstrapAddrs = parseAddrs('--bootstrap', init.bootstrap ?? [])
+  const host = init.hostName ?? hostname()
+  if (/\s/.test(host) || host.length === 0) {
+    throw new ConfigError(`--hostname: ${JSON.stringify(host)} must be a non-empty name without spaces`)
+  }
+  const provideValidity = init.provideValiditySeconds ?? DEFAULT_PROVIDE_VALIDITY_S
+
+  const libp2p = await createLibp2p({
+    start: false,
+    ...(init.privateKey == null ? {} : { privateKey: init.privateKey }),
+    nodeInfo: { userAgent: agentVersion(init.role ?? 'node', host) },
+    addresses: { listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(init.psk == null ? {} : { connectionProtector: pskProtector({ psk: init.psk }) }),
+    connectionManager: { ...init.connectionLimits },
+    ...(init.metricsRegistry == null
+      ? {}
+      : { metrics: prometheusMetrics({ registry: init.metricsRegistry, preserveExistingMetrics: true, collectDefaultMetrics: false }) }),
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: KAD_PROTOCOL,
+        clientMode: init.dhtMode === 'client',
+        // the default mapper drops private and loopback addresses: a LAN overlay then finds
+        // providers it cannot dial
+        peerInfoMapper: passthroughMapper,
+        providers: { provideValidity, cleanupInterval: Math.max(1, Math.min(provideValidity, 600)) },
+        reprovide: { validity: provideValidity * 1000, threshold: Math.floor(provideValidity * 500), interval: Math.max(1000, Math.floor(provideValidity * 250)) }
+      }),
+      bootstrap: bootstrapper({ addrs: bootstrapAddrs }),
+      discovery: discovery({ reprovideIntervalMs: init.reprovideIntervalMs ?? Math.floor(provideValidity * 500) })
+    }
+  })
+
+  const rtt = new RttTable()
+  const meter = new RttMeter(libp2p, rtt)
+  libp2p.addEventListener('stop', () => { meter.close() })
+  return {
+    libp2p,
+    peerId: libp2p.peerId,
+    discovery: libp2p.services.discovery,
+    rtt,
+    async start () {
+      await libp2p.start()
+      if (init.dhtMode === 'server') {
+        await libp2p.services.dht.setMode('server')
+      }
+      try {
+        await libp2p.services.bootstrap.waitForFirst(init.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS)
+      } catch (err) {
+        await libp2p.stop()
+        throw err
+      }
+    },
+    async stop () {
+      await libp2p.stop()
+    },
+    multiaddrs () {
+      return libp2p.getMultiaddrs()
+    },
+    async measureRtt (peer, options) {
+      return await meter.measure(peer, options)
+    }
+  }
+}
+
+export type { RttEntry }

@@ -1,0 +1,77 @@
+import { DEFAULT_RTT_SMOOTHING } from './constants.ts'
+
+export interface RttEntry {
+  /** The last measured round-trip time, in milliseconds. */
+  lastMs: number
+  /** Exponentially weighted moving average of the round-trip time, in milliseconds. */
+  smoothedMs: number
+  /** When the last successful measurement finished (ms since the epoch). */
+  lastSeen: number
+  samples: number
+  /** Failures in a row since the last success. */
+  consecutiveFailures: number
+  failures: number
+}
+
+/**
+ * Round-trip times per peer: the last sample, an EWMA (alpha = weight of a new sample) and the
+ * time it was last seen, so callers can rank peers and forget those gone quiet.
+ */
+export class RttTable {
+  readonly #alpha: number
+  readonly #entries = new Map<string, RttEntry>()
+
+  constructor (alpha = DEFAULT_RTT_SMOOTHING) {
+    if (!(alpha > 0 && alpha <= 1)) {
+      throw new RangeError(`The RTT smoothing factor must be in (0, 1], got ${alpha}`)
+    }
+    this.#alpha = alpha
+  }
+
+  record (peer: string, rttMs: number, now = Date.now()): RttEntry {
+    const previous = this.#entries.get(peer)
+    const entry: RttEntry = previous == null
+      ? { lastMs: rttMs, smoothedMs: rttMs, lastSeen: now, samples: 1, consecutiveFailures: 0, failures: 0 }
+      : {
+          ...previous,
+          lastMs: rttMs,
+          smoothedMs: previous.samples === 0 ? rttMs : previous.smoothedMs + this.#alpha * (rttMs - previous.smoothedMs),
+          lastSeen: now,
+          samples: previous.samples + 1,
+          consecutiveFailures: 0
+        }
+    this.#entries.set(peer, entry)
+    return entry
+  }
+
+  recordFailure (peer: string): RttEntry {
+    const previous = this.#entries.get(peer) ?? { lastMs: NaN, smoothedMs: NaN, lastSeen: 0, samples: 0, consecutiveFailures: 0, failures: 0 }
+    const entry = { ...previous, consecutiveFailures: previous.consecutiveFailures + 1, failures: previous.failures + 1 }
+    this.#entries.set(peer, entry)
+    return entry
+  }
+
+  get (peer: string): RttEntry | undefined {
+    return this.#entries.get(peer)
+  }
+
+  entries (): Array<[string, RttEntry]> {
+    return [...this.#entries]
+  }
+
+  delete (peer: string): boolean {
+    return this.#entries.delete(peer)
+  }
+
+  /** Removes peers not seen since `before` (ms since the epoch) and returns their ids. */
+  forgetUnseenSince (before: number): string[] {
+    const forgotten: string[] = []
+    for (const [peer, entry] of this.#entries) {
+      if (entry.lastSeen < before) {
+        this.#entries.delete(peer)
+        forgotten.push(peer)
+      }
+    }
+    return forgotten
+  }
+}

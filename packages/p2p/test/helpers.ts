@@ -1,0 +1,41 @@
+import { createPhysarumNode, PreSharedKey } from '../src/index.ts'
+import type { PhysarumNode, PhysarumNodeInit } from '../src/index.ts'
+
+export const TEST_PSK = PreSharedKey.fromPassphrase('physarum-test-network')
+
+/** Starts a node on 127.0.0.1 with a free port; the caller stops it (see `stopAll`). */
+export async function startNode (init: Partial<PhysarumNodeInit> = {}): Promise<PhysarumNode> {
+  const node = await createPhysarumNode({
+    psk: TEST_PSK,
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    dhtMode: 'server',
+    hostName: 'test-host',
+    bootstrapTimeoutMs: 5_000,
+    connectionLimits: { inboundConnectionThreshold: 1_000, maxIncomingPendingConnections: 100 },
+    ...init
+  })
+  await node.start()
+  return node
+}
+
+export async function stopAll (nodes: Array<PhysarumNode | undefined>): Promise<void> {
+  await Promise.all(nodes.map(async node => { await node?.stop() }))
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T> (what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let lastError: unknown
+  while (Date.now() < deadline) {
+    try {
+      const value = await check()
+      if (value !== undefined) {
+        return value
+      }
+    } catch (err) {
+      lastError = err
+    }
+    await new Promise(resolve => setTimeout(resolve, intervalMs))
+  }
+  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`)
+}

@@ -1,0 +1,46 @@
+# Sourced by the scripts in scripts/: brings Node >= 22 and the pinned pnpm onto PATH and installs
+# the workspace's dependencies. On a machine whose Node is older (Debian ships 20, on which
+# libp2p 3 crashes), Node 24 comes from the npm registry's `node` package into a cache folder.
+set -euo pipefail
+
+PHYSARUM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PHYSARUM_TOOLCHAIN="${PHYSARUM_TOOLCHAIN:-${XDG_CACHE_HOME:-$HOME/.cache}/physarum/toolchain}"
+NODE_PACKAGE="node@24"
+PNPM_VERSION="$(sed -n 's/.*"packageManager": *"pnpm@\([^"]*\)".*/\1/p' "$PHYSARUM_ROOT/package.json")"
+
+log() { printf '[physarum] %s\n' "$*" >&2; }
+
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+ensure_node() {
+  if command -v node >/dev/null && [ "$(node_major node)" -ge 22 ]; then
+    return
+  fi
+  local cached="$PHYSARUM_TOOLCHAIN/node_modules/node/bin/node"
+  if [ ! -x "$cached" ] || [ "$(node_major "$cached")" -lt 22 ]; then
+    command -v npm >/dev/null || { log "npm is needed to fetch Node 24: install Debian's nodejs and npm"; exit 1; }
+    log "installing $NODE_PACKAGE into $PHYSARUM_TOOLCHAIN (this machine has Node $(node --version 2>/dev/null || echo none))"
+    mkdir -p "$PHYSARUM_TOOLCHAIN"
+    npm install --prefix "$PHYSARUM_TOOLCHAIN" --no-save --no-audit --no-fund --loglevel=error "$NODE_PACKAGE" >&2
+  fi
+  export PATH="$PHYSARUM_TOOLCHAIN/node_modules/node/bin:$PATH"
+}
+
+ensure_pnpm() {
+  local dir="$PHYSARUM_TOOLCHAIN/pnpm-$PNPM_VERSION"
+  if [ ! -x "$dir/node_modules/.bin/pnpm" ]; then
+    log "installing pnpm $PNPM_VERSION into $dir"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "pnpm@$PNPM_VERSION" >&2
+  fi
+  export PATH="$dir/node_modules/.bin:$PATH"
+}
+
+ensure_dependencies() {
+  log "node $(node --version), pnpm $(pnpm --version): installing the workspace's dependencies"
+  (cd "$PHYSARUM_ROOT" && pnpm install --frozen-lockfile --reporter=append-only >&2)
+}
+
+ensure_node
+ensure_pnpm
+ensure_dependencies

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: brings in Node 24, pnpm, the dependencies and the
+# Debian packages the tests use, then type-checks, lints and runs every test.
+# Usage: scripts/test.sh [test files...]   (default: all of them)
+source "$(dirname "$0")/lib/toolchain.sh"
+source "$(dirname "$0")/lib/system.sh"
+cd "$PHYSARUM_ROOT"
+
+ensure_debian_packages prometheus:prometheus promtool:prometheus
+
+log "type check"
+pnpm run --silent typecheck
+log "lint"
+pnpm run --silent lint
+
+if [ $# -gt 0 ]; then
+  files=("$@")
+else
+  mapfile -t files < <(git ls-files 'packages/*/test/*.spec.ts' 'test/*.spec.ts')
+fi
+log "running ${#files[@]} test files"
+node --test --test-reporter=spec --test-concurrency=2 --test-timeout=600000 "${files[@]}"
