@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { sendBounded } from '../src/index.ts'
+import { startNode, stopAll } from './helpers.ts'
+import type { PhysarumNode } from '../src/index.ts'
+import type { Stream } from '@libp2p/interface'
+
+const PROTOCOL = '/physarum-test/bulk/1.0.0'
+const TOTAL = 256 * 1024 * 1024
+const CHUNK = 64 * 1024
+const MAX_BUFFERED = 1024 * 1024
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+// external memory too: a cipher in WebAssembly or native code would leak there, not on the heap
+const heapAndExternal = (): number => { const m = process.memoryUsage(); return m.heapUsed + m.external }
+
+/** Sends TOTAL bytes of a counter pattern; returns their hash and the most bytes ever buffered. */
+async function sendAll (stream: Stream, seed: number): Promise<{ hash: string, maxBuffered: number }> {
+  const hash = createHash('sha256')
+  let maxBuffered = 0
+  for (let sent = 0, i = 0; sent < TOTAL; sent += CHUNK, i++) {
+    const chunk = new Uint8Array(CHUNK)
+    new DataView(chunk.buffer).setUint32(0, i ^ seed)
+    chunk.fill((i + seed) & 0xff, 4)
+    hash.update(chunk)
+    await sendBounded(stream, chunk, { maxBufferedBytes: MAX_BUFFERED })
+    maxBuffered = Math.max(maxBuffered, stream.writeBufferLength)
+  }
+  await stream.close()
+  return { hash: hash.digest('hex'), maxBuffered }
+}
+
+async function receiveAll (stream: Stream): Promise<{ hash: string, bytes: number }> {
+  const hash = createHash('sha256')
+  let bytes = 0
+  for await (const chunk of stream) {
+    for (const part of chunk instanceof Uint8Array ? [chunk] : chunk) {
+      hash.update(part)
+      bytes += part.byteLength
+    }
+  }
+  return { hash: hash.digest('hex'), bytes }
+}
+
+describe('PSK connections under load', () => {
+  let server: PhysarumNode
+  let client: PhysarumNode
+  before(async () => {
+    server = await startNode()
+    client = await startNode({ bootstrap: [server.multiaddrs()[0]!.toString()] })
+  })
+  after(async () => { await stopAll([client, server]) })
+
+  it(`moves ${TOTAL / 2 ** 20} MiB each way at once over one PSK stream, with the senders' buffers bounded`, async () => {
+    const serverSide = Promise.withResolvers<{ received: { hash: string, bytes: number }, sent: { hash: string, maxBuffered: number } }>()
+    await server.libp2p.handle(PROTOCOL, async (stream) => {
+      try {
+        const [received, sent] = await Promise.all([receiveAll(stream), sendAll(stream, 7)])
+        serverSide.resolve({ received, sent })
+      } catch (err) {
+        serverSide.reject(err)
+      }
+    })
+    const started = performance.now()
+    const stream = await client.libp2p.dialProtocol(server.peerId, PROTOCOL)
+    const [clientSent, clientReceived] = await Promise.all([sendAll(stream, 3), receiveAll(stream)])
+    const { received: serverReceived, sent: serverSent } = await serverSide.promise
+    const seconds = (performance.now() - started) / 1000
+
+    assert.equal(serverReceived.bytes, TOTAL)
+    assert.equal(serverReceived.hash, clientSent.hash)
+    assert.equal(clientReceived.bytes, TOTAL)
+    assert.equal(clientReceived.hash, serverSent.hash)
+    for (const maxBuffered of [clientSent.maxBuffered, serverSent.maxBuffered]) {
+      assert.ok(maxBuffered <= MAX_BUFFERED + CHUNK, `a sender buffered ${maxBuffered} bytes`)
+    }
+    const gbits = (2 * TOTAL * 8) / seconds / 1e9
+    assert.ok(gbits > 0.05, `${gbits.toFixed(2)} Gbit/s`)
+  })
+
+  it('opens and closes 500 PSK connections without growing memory', async () => {
+    const target = server.multiaddrs()[0]!
+    // no bootstrap: nothing redials behind the test's back
+    const dialer = await startNode()
+    const cycle = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) {
+        const connection = await dialer.libp2p.dial(target)
+        await connection.close()
+      }
+    }
+    await cycle(100) // warm up caches and lazy allocations
+    gc()
+    const before = heapAndExternal()
+    await cycle(400)
+    gc()
+    const grown = heapAndExternal() - before
+    assert.ok(grown < 8 * 1024 * 1024, `heap and external memory grew by ${(grown / 2 ** 20).toFixed(1)} MiB over 400 connections`)
+    assert.equal(dialer.libp2p.getConnections(server.peerId).length, 0)
+    await dialer.stop()
+  })
+})

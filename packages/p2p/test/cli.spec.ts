@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import yargs from 'yargs'
+import { PreSharedKey, parseHostPort, resolveNodeConfig, withNodeOptions } from '../src/index.ts'
+import type { NodeArgs } from '../src/index.ts'
+
+const DEFAULTS = { name: 'test-daemon', p2pPort: 4001, metricsPort: 9100 }
+
+function parse (argv: string[]): NodeArgs {
+  return withNodeOptions(yargs(argv), DEFAULTS).exitProcess(false).fail((message) => { throw new Error(message) }).parseSync()
+}
+
+describe('shared node options', () => {
+  const dir = mkdtemp(join(tmpdir(), 'physarum-cli-'))
+  after(async () => { await rm(await dir, { recursive: true, force: true }) })
+  const base = async (): Promise<Record<string, string>> => ({ PHYSARUM_STATE_DIR: join(await dir, 'state') })
+  const peer = '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGRUVh5JLWYmmzTZ3wE8p2Bch4JPWgGa2s2DCWVxo4pEx'
+
+  it('takes the seed\'s single-dash spellings', () => {
+    const args = parse(['-bootstrap', peer, '-bootstrap', peer.replace('4001', '4002'), '-psk', 'x', '-p2p-listen-addr', '/ip4/127.0.0.1/tcp/0', '-prom-listen-addr', ':9200'])
+    assert.deepEqual(args.bootstrap, [peer, peer.replace('4001', '4002')])
+    assert.equal(args.psk, 'x')
+    assert.deepEqual(args.listen, ['/ip4/127.0.0.1/tcp/0'])
+    assert.equal(args['metrics-listen'], ':9200')
+  })
+
+  it('resolves flags over environment over defaults', async () => {
+    const env = { ...await base(), P2P_BOOTSTRAPS: `${peer} ${peer.replace('4001', '4002')}`, P2P_PSK: 'physarum-test-network' }
+    const fromEnv = await resolveNodeConfig(parse(['--ephemeral']), env, DEFAULTS)
+    assert.deepEqual(fromEnv.bootstrap, [peer, peer.replace('4001', '4002')])
+    assert.ok(fromEnv.psk?.equals(PreSharedKey.fromPassphrase('physarum-test-network')))
+    assert.deepEqual(fromEnv.listen, ['/ip4/0.0.0.0/tcp/4001'])
+    assert.deepEqual(fromEnv.metricsListen, { host: '0.0.0.0', port: 9100 })
+    assert.deepEqual(fromEnv.warnings, [])
+
+    const fromFlags = await resolveNodeConfig(parse(['--ephemeral', '--psk', 'other', '--bootstrap', peer]), { ...env, PHYSARUM_BOOTSTRAP: 'ignored' }, DEFAULTS)
+    assert.deepEqual(fromFlags.bootstrap, [peer])
+    assert.ok(fromFlags.psk?.equals(PreSharedKey.fromPassphrase('other')))
+    assert.match(fromFlags.warnings.join(), /process list/)
+  })
+
+  it('reads the key from a swarm key or passphrase file, and creates the identity in the state folder', async () => {
+    const key = PreSharedKey.generate()
+    const swarm = join(await dir, 'swarm.key')
+    await writeFile(swarm, key.toSwarmKey())
+    const config = await resolveNodeConfig(parse(['--swarm-key', swarm]), await base(), DEFAULTS)
+    assert.ok(config.psk?.equals(key))
+    assert.equal(config.identityPath, join(await dir, 'state', 'identity.key'))
+    assert.ok(config.privateKey != null)
+
+    const passphrase = join(await dir, 'passphrase')
+    await writeFile(passphrase, 'physarum-test-network\n')
+    const fromFile = await resolveNodeConfig(parse(['--psk-file', passphrase, '--ephemeral']), await base(), DEFAULTS)
+    assert.ok(fromFile.psk?.equals(PreSharedKey.fromPassphrase('physarum-test-network')))
+  })
+
+  it('refuses bad input with an error naming the flag', async () => {
+    const env = await base()
+    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+      [['--ephemeral'], env, /No pre-shared key/],
+      [['--ephemeral', '--psk', ''], env, /empty/],
+      [['--ephemeral', '--psk', 'a', '--no-psk'], env, /only one of --psk/],
+      [['--ephemeral', '--no-psk', '--bootstrap', 'nonsense'], env, /--bootstrap: "nonsense"/],
+      [['--ephemeral', '--no-psk', '--bootstrap', '/ip4/127.0.0.1/tcp/4001'], env, /no \/p2p\/<peer id>/],
+      [['--ephemeral', '--no-psk', '--listen', 'tcp://x'], env, /--listen/],
+      [['--ephemeral', '--no-psk', '--metrics-listen', 'localhost:http'], env, /--metrics-listen/],
+      [['--ephemeral', '--no-psk', '--identity', 'x'], env, /either --identity or --ephemeral/],
+      [['--ephemeral', '--swarm-key', '/nonexistent/swarm.key'], env, /nonexistent/],
+      [['--ephemeral', '--no-psk'], { ...env, PHYSARUM_LOG_LEVEL: 'loud' }, /PHYSARUM_LOG_LEVEL/]
+    ]
+    for (const [argv, caseEnv, message] of cases) {
+      await assert.rejects(resolveNodeConfig(parse(argv), caseEnv, DEFAULTS), { message }, argv.join(' '))
+    }
+    const open = await resolveNodeConfig(parse(['--ephemeral', '--no-psk']), env, DEFAULTS)
+    assert.equal(open.psk, null)
+    assert.match(open.warnings.join(), /without a pre-shared key/)
+  })
+
+  it('parses listen addresses in every accepted form', () => {
+    assert.deepEqual(parseHostPort('--x', '127.0.0.1:9100'), { host: '127.0.0.1', port: 9100 })
+    assert.deepEqual(parseHostPort('--x', '[::1]:9100'), { host: '::1', port: 9100 })
+    assert.deepEqual(parseHostPort('--x', ':9100'), { host: '0.0.0.0', port: 9100 })
+    assert.deepEqual(parseHostPort('--x', '9100'), { host: '0.0.0.0', port: 9100 })
+    assert.throws(() => parseHostPort('--x', '127.0.0.1:70000'), { name: 'ConfigError', message: /--x/ })
+  })
+})

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict'
+import { after, describe, it } from 'node:test'
+import { createMetricsRegistry, startMetricsServer } from '../src/index.ts'
+import { startNode, stopAll } from './helpers.ts'
+import type { MetricsServer, PhysarumNode } from '../src/index.ts'
+
+describe('metrics server', () => {
+  const nodes: PhysarumNode[] = []
+  const servers: MetricsServer[] = []
+  after(async () => {
+    await Promise.all(servers.map(async s => { await s.close() }))
+    await stopAll(nodes)
+  })
+
+  it('serves process and libp2p metrics from one registry, health, and extra routes', async () => {
+    const registry = createMetricsRegistry()
+    const node = await startNode({ metricsRegistry: registry })
+    nodes.push(node)
+    let healthy = true
+    const server = await startMetricsServer({
+      listen: { host: '127.0.0.1', port: 0 },
+      registry,
+      health: () => ({ ok: healthy, peers: 0 }),
+      routes: { '/hello': (_req, res) => { res.end('hi') } }
+    })
+    servers.push(server)
+    const base = `http://127.0.0.1:${server.address().port}`
+
+    const metrics = await (await fetch(`${base}/metrics`)).text()
+    assert.match(metrics, /^process_cpu_seconds_total /m)
+    assert.match(metrics, /^libp2p_/m, 'libp2p metrics on the same registry')
+    assert.equal((await fetch(`${base}/healthz`)).status, 200)
+    healthy = false
+    const unhealthy = await fetch(`${base}/healthz`)
+    assert.equal(unhealthy.status, 503)
+    assert.deepEqual(await unhealthy.json(), { ok: false, peers: 0 })
+    assert.equal(await (await fetch(`${base}/hello`)).text(), 'hi')
+    assert.equal((await fetch(`${base}/nope`)).status, 404)
+    assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405)
+  })
+
+  it('says so when the port is taken', async () => {
+    const first = await startMetricsServer({ listen: { host: '127.0.0.1', port: 0 }, registry: createMetricsRegistry(), health: () => ({ ok: true }) })
+    servers.push(first)
+    await assert.rejects(
+      startMetricsServer({ listen: first.address(), registry: createMetricsRegistry(), health: () => ({ ok: true }) }),
+      { name: 'ConfigError', message: /in use/ }
+    )
+  })
+})

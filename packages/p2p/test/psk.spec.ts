@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { inspect } from 'node:util'
+import { randomBytes } from 'node:crypto'
+import { xsalsa20 } from '@noble/ciphers/salsa.js'
+import { Keystream, PreSharedKey } from '../src/index.ts'
+
+// computed independently with Python: hashlib.sha3_256(passphrase.encode()).hexdigest()
+const VECTORS = [
+  ['physarum-test-network', '1870d60400e8582cafbb85e0c48e30b51d72f6f2fcc4423627d8642c534a1e74'],
+  ['correct horse battery staple', 'af9ac3dac56b02f1ea017e7657a9bb7e1778274e31509f134f023e41a5953866'],
+  ['ünïcödé', 'b712120bf76afdaf5b52b0a5621effbca85331ff1df8b839621e1e97a19e801b']
+] as const
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
+
+describe('pre-shared keys', () => {
+  const dir = mkdtemp(join(tmpdir(), 'physarum-psk-'))
+  after(async () => { await rm(await dir, { recursive: true, force: true }) })
+
+  it('derives the key from a passphrase as PhysarumSM does (SHA3-256 of its UTF-8 bytes)', () => {
+    for (const [passphrase, expected] of VECTORS) {
+      assert.equal(hex(PreSharedKey.fromPassphrase(passphrase).bytes()), expected)
+    }
+  })
+
+  it('refuses an empty passphrase', () => {
+    assert.throws(() => PreSharedKey.fromPassphrase(''), { name: 'InvalidPskError', message: /empty/ })
+  })
+
+  it('round-trips the swarm.key format', () => {
+    const key = PreSharedKey.generate()
+    const text = key.toSwarmKey()
+    assert.match(text, /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\n$/)
+    assert.ok(PreSharedKey.fromSwarmKey(text).equals(key))
+    assert.ok(PreSharedKey.fromSwarmKey(text.replaceAll('\n', '\r\n')).equals(key), 'CRLF line ends')
+  })
+
+  it('says what is wrong with a malformed swarm key', () => {
+    const good = PreSharedKey.generate().toSwarmKey().split('\n')
+    const cases: Array<[string, RegExp]> = [
+      ['', /first line/],
+      [['/key/swarm/psk/2.0.0/', ...good.slice(1)].join('\n'), /first line/],
+      [[good[0], '/base64/', good[2]].join('\n'), /only \/base16\//],
+      [[good[0], good[1], good[2]!.slice(2)].join('\n'), /64 hexadecimal/],
+      [[good[0], good[1], 'zz' + good[2]!.slice(2)].join('\n'), /64 hexadecimal/],
+      [[good[0], good[1], good[2], 'extra'].join('\n'), /64 hexadecimal/]
+    ]
+    for (const [text, message] of cases) {
+      assert.throws(() => PreSharedKey.fromSwarmKey(text), { name: 'InvalidPskError', message }, JSON.stringify(text))
+    }
+  })
+
+  it('reads swarm key files and names the file in errors', async () => {
+    const key = PreSharedKey.generate()
+    const path = join(await dir, 'swarm.key')
+    await writeFile(path, key.toSwarmKey())
+    assert.ok((await PreSharedKey.fromSwarmKeyFile(path)).equals(key))
+    await assert.rejects(PreSharedKey.fromSwarmKeyFile(join(await dir, 'missing.key')), { name: 'InvalidPskError', message: /missing\.key/ })
+    await writeFile(path, 'not a key')
+    await assert.rejects(PreSharedKey.fromSwarmKeyFile(path), { name: 'InvalidPskError', message: /swarm\.key/ })
+  })
+
+  it('never shows the key bytes when printed or serialized', () => {
+    const key = PreSharedKey.fromPassphrase('physarum-test-network')
+    const secret = hex(key.bytes())
+    for (const shown of [String(key), JSON.stringify({ key }), inspect(key), `${key.toString()}`]) {
+      assert.ok(!shown.includes(secret) && !shown.includes(secret.slice(0, 16)), shown)
+      assert.match(shown, /\[PSK\]/)
+    }
+  })
+})
+
+describe('XSalsa20 keystream', () => {
+  it('matches one-shot XSalsa20 whatever the chunk sizes', () => {
+    const key = crypto.getRandomValues(new Uint8Array(32))
+    const nonce = crypto.getRandomValues(new Uint8Array(24))
+    const data = Uint8Array.from(randomBytes(300_000))
+    const expected = xsalsa20(key, nonce, data)
+    for (const sizes of [[1], [63], [64], [65], [7, 64, 129, 1], [65536], [1000, 1, 1, 5000]]) {
+      const stream = new Keystream(key, nonce)
+      const out = new Uint8Array(data.byteLength)
+      let offset = 0
+      let i = 0
+      while (offset < data.byteLength) {
+        const size = Math.min(sizes[i++ % sizes.length]!, data.byteLength - offset)
+        out.set(stream.xor(data.subarray(offset, offset + size)).subarray(), offset)
+        offset += size
+      }
+      assert.equal(hex(out), hex(expected), `chunk sizes ${sizes.join(',')}`)
+    }
+  })
+
+  it('decrypts what it encrypts with the same key and nonce', () => {
+    const key = crypto.getRandomValues(new Uint8Array(32))
+    const nonce = crypto.getRandomValues(new Uint8Array(24))
+    const text = new TextEncoder().encode('hello over the private overlay')
+    const sealed = new Keystream(key, nonce).xor(text).subarray()
+    assert.notEqual(hex(sealed), hex(text))
+    assert.equal(new TextDecoder().decode(new Keystream(key, nonce).xor(sealed).subarray()), 'hello over the private overlay')
+  })
+})

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { after, before, describe, it } from 'node:test'
+import { pbStream } from '@libp2p/utils'
+import { callRpc, handleRpc, RpcFailureError } from '../src/index.ts'
+import { EchoRequest, EchoResponse, Failure } from './fixtures/echo.js'
+import { startNode, stopAll } from './helpers.ts'
+import type { PhysarumNode, RpcSpec } from '../src/index.ts'
+import type { Stream } from '@libp2p/interface'
+
+const spec: RpcSpec<EchoRequest, EchoResponse> = {
+  protocol: '/physarum-test/echo/1.0.0',
+  request: EchoRequest,
+  response: EchoResponse,
+  maxMessageBytes: 1024,
+  timeoutMs: 1_000,
+  failure: (code, message) => ({ text: '', failure: { code: code as Failure.Code, message } }),
+  failureOf: (response) => response.failure
+}
+
+/** What a raw stream got back: a decoded response, or the error that ended the stream. */
+async function answerTo (stream: Stream): Promise<EchoResponse | Error> {
+  try {
+    return await pbStream(stream).read(EchoResponse, { signal: AbortSignal.timeout(5_000) })
+  } catch (err) {
+    return err as Error
+  }
+}
+
+describe('request/response helper', () => {
+  let server: PhysarumNode
+  let client: PhysarumNode
+  before(async () => {
+    server = await startNode()
+    client = await startNode({ bootstrap: [server.multiaddrs()[0]!.toString()] })
+    await handleRpc(server.libp2p, spec, async (request, { remotePeer }) => {
+      if (request.text === '') {
+        throw new RpcFailureError('BAD_REQUEST', 'text is empty')
+      }
+      if (request.text === 'missing') {
+        throw new RpcFailureError('NOT_FOUND', 'no such thing')
+      }
+      if (request.text === 'bug') {
+        throw new Error('secret internal detail')
+      }
+      await sleep(request.delayMs)
+      const text = request.replyBytes > 0 ? 'x'.repeat(request.replyBytes) : `${request.text} from ${remotePeer.toString().slice(-6)}`
+      return { text }
+    }, { log: server.libp2p.logger.forComponent('test:echo'), maxInboundStreams: 64 })
+  })
+  after(async () => { await stopAll([client, server]) })
+
+  const echo = async (request: Partial<EchoRequest>): Promise<EchoResponse> =>
+    await callRpc(client.libp2p, server.peerId, spec, { text: '', delayMs: 0, replyBytes: 0, ...request })
+
+  it('answers a request', async () => {
+    const response = await echo({ text: 'hello' })
+    assert.equal(response.text, `hello from ${client.peerId.toString().slice(-6)}`)
+  })
+
+  it('carries typed failures, and hides internal errors behind INTERNAL', async () => {
+    await assert.rejects(echo({ text: 'missing' }), (err: RpcFailureError) => {
+      assert.equal(err.name, 'RpcFailureError')
+      assert.equal(err.code, 'NOT_FOUND')
+      assert.equal(err.message, 'no such thing')
+      return true
+    })
+    await assert.rejects(echo({ text: 'bug' }), (err: RpcFailureError) => {
+      assert.equal(err.code, 'INTERNAL')
+      assert.doesNotMatch(err.message, /secret/)
+      return true
+    })
+    await assert.rejects(echo({ text: 'big', replyBytes: 5_000 }), { name: 'RpcFailureError', code: 'INTERNAL', message: /larger/ })
+  })
+
+  it('times out a slow answer on the client side', async () => {
+    await assert.rejects(echo({ text: 'slow', delayMs: 3_000 }), { name: 'RpcTimeoutError' })
+  })
+
+  it('survives garbage, oversized frames, wrong messages and stalled peers, and keeps serving', async () => {
+    const open = async (): Promise<Stream> => await client.libp2p.dialProtocol(server.peerId, spec.protocol)
+
+    // a peer that sends one byte of a length prefix and nothing more
+    const stalled = await open()
+    stalled.send(Uint8Array.of(0x85))
+
+    // concurrent good requests are not held up by it
+    const during = performance.now()
+    assert.match((await echo({ text: 'meanwhile' })).text, /^meanwhile/)
+    assert.ok(performance.now() - during < 900, 'a stalled peer held up another request')
+
+    const garbage = await open()
+    garbage.send(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))
+    const garbageAnswer = await answerTo(garbage)
+
+    const oversized = await open()
+    oversized.send(Uint8Array.of(0x80, 0x80, 0x40)) // a length of 1 MiB, over the 1 KiB limit
+    oversized.send(new Uint8Array(4096))
+    const oversizedAnswer = await answerTo(oversized)
+    assert.ok(!(oversizedAnswer instanceof Error), `oversized: ${String(oversizedAnswer)}`)
+    assert.equal(oversizedAnswer.failure?.code, 'BAD_REQUEST')
+    assert.match(oversizedAnswer.failure.message, /too long/)
+
+    const wrong = await open()
+    await pbStream(wrong).write({ code: Failure.Code.CAPACITY, message: 'not a request' }, Failure)
+    const wrongAnswer = await answerTo(wrong)
+
+    for (const [what, answer] of [['garbage', garbageAnswer], ['wrong message', wrongAnswer]] as const) {
+      // either refused with BAD_REQUEST or the stream was reset: never a normal answer
+      if (!(answer instanceof Error)) {
+        assert.equal(answer.failure?.code, 'BAD_REQUEST', `${what}: ${JSON.stringify(answer)}`)
+      }
+    }
+
+    const stalledAnswer = await answerTo(stalled)
+    assert.ok(stalledAnswer instanceof Error, 'the stalled stream was reset')
+    assert.match((await echo({ text: 'after' })).text, /^after/)
+  })
+
+  it('serves many requests at once', async () => {
+    const answers = await Promise.all(Array.from({ length: 50 }, async (_, i) => await echo({ text: `n${i}`, delayMs: 20 })))
+    assert.deepEqual(answers.map(a => a.text.split(' ')[0]), Array.from({ length: 50 }, (_, i) => `n${i}`))
+  })
+})
