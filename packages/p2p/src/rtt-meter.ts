@@ -98,7 +98,7 @@ async function roundTrip (stream: Stream, options: AbortOptions): Promise<number
     }
   }
   const onClose = (): void => { reject(new Error('The ping stream closed before the answer')) }
-  const onAbort = (): void => { reject(options.signal?.reason ?? new Error('aborted')) }
+  const onAbort = (): void => { reject(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted')) }
   stream.addEventListener('message', onMessage)
   stream.addEventListener('close', onClose)
   options.signal?.addEventListener('abort', onAbort)

@@ -31,7 +31,7 @@ export async function sendBounded (stream: MessageStream, data: Uint8Array, opti
       }
       const onIdle = (): void => { cleanup(); resolve() }
       const onClose = (): void => { cleanup(); reject(new Error('The stream closed while data was waiting to be sent')) }
-      const onAbort = (): void => { cleanup(); reject(options.signal?.reason ?? new Error('aborted')) }
+      const onAbort = (): void => { cleanup(); reject(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted')) }
       stream.addEventListener('idle', onIdle)
       stream.addEventListener('drain', onIdle)
       stream.addEventListener('close', onClose)
