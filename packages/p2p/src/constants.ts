@@ -19,3 +19,5 @@ export const BOOTSTRAP_BACKOFF_MAX_MS = 30_000
 export const DEFAULT_RPC_MAX_MESSAGE_BYTES = 64 * 1024
 export const DEFAULT_RPC_TIMEOUT_MS = 10_000
 export const DEFAULT_RTT_SMOOTHING = 0.2
+/** How long a connection's liveness ping may take before libp2p aborts the connection. */
+export const CONNECTION_PING_MIN_TIMEOUT_MS = 30_000

@@ -9,7 +9,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { bootstrapper } from './bootstrap.ts'
-import { DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
+import { CONNECTION_PING_MIN_TIMEOUT_MS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
 import { discovery } from './discovery.ts'
 import { ConfigError } from './errors.ts'
 import { pskProtector } from './protector.ts'
@@ -127,6 +127,9 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     streamMuxers: [yamux()],
     ...(init.psk == null ? {} : { connectionProtector: pskProtector({ psk: init.psk }) }),
     connectionManager: { ...init.connectionLimits },
+    // libp2p aborts a connection whose ping takes over 5 s; a connection busy with bulk transfer on
+    // a loaded host can take that long to answer, and is not dead (docs/decisions.md)
+    connectionMonitor: { pingTimeout: { minTimeout: CONNECTION_PING_MIN_TIMEOUT_MS } },
     ...(init.metricsRegistry == null
       ? {}
       : { metrics: prometheusMetrics({ registry: init.metricsRegistry, preserveExistingMetrics: true, collectDefaultMetrics: false }) }),

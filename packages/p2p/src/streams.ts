@@ -8,19 +8,14 @@ export interface BoundedSendOptions extends AbortOptions {
 const DEFAULT_MAX_BUFFERED = 1024 * 1024
 
 /**
- * Sends `data` and returns once the stream can take more. libp2p 3's `send()` may keep returning
- * true while its write buffer grows without bound, so this also waits, below the caller's
- * bound, for the buffer to empty: a fast sender can no longer fill memory.
+ * Sends `data` and returns once at most `maxBufferedBytes` wait in the stream's write buffer, so a
+ * fast sender cannot fill memory. It watches the buffer itself: in @libp2p/utils 7.4.1
+ * `onDrain()` keeps the promise of the first drain and resolves at once ever after, which is how
+ * senders that trusted `send()`/`onDrain()` queued whole payloads (docs/decisions.md).
  */
 export async function sendBounded (stream: MessageStream, data: Uint8Array, options: BoundedSendOptions = {}): Promise<void> {
-  const accepted = stream.send(data)
+  stream.send(data)
   const limit = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED
-  if (accepted && stream.writeBufferLength <= limit) {
-    return
-  }
-  if (!accepted) {
-    await stream.onDrain(options)
-  }
   while (stream.writeBufferLength > limit) {
     await new Promise<void>((resolve, reject) => {
       const cleanup = (): void => {
