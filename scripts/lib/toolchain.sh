@@ -10,14 +10,17 @@ PNPM_VERSION="$(sed -n 's/.*"packageManager": *"pnpm@\([^"]*\)".*/\1/p' "$PHYSAR
 
 log() { printf '[physarum] %s\n' "$*" >&2; }
 
-node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+# Node >= 22.18 runs TypeScript sources directly (type stripping without a flag)
+node_ok() {
+  "$1" -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 18) ? 0 : 1)' 2>/dev/null
+}
 
 ensure_node() {
-  if command -v node >/dev/null && [ "$(node_major node)" -ge 22 ]; then
+  if command -v node >/dev/null && node_ok node; then
     return
   fi
   local cached="$PHYSARUM_TOOLCHAIN/node_modules/node/bin/node"
-  if [ ! -x "$cached" ] || [ "$(node_major "$cached")" -lt 22 ]; then
+  if [ ! -x "$cached" ] || ! node_ok "$cached"; then
     command -v npm >/dev/null || { log "npm is needed to fetch Node 24: install Debian's nodejs and npm"; exit 1; }
     log "installing $NODE_PACKAGE into $PHYSARUM_TOOLCHAIN (this machine has Node $(node --version 2>/dev/null || echo none))"
     mkdir -p "$PHYSARUM_TOOLCHAIN"

@@ -58,7 +58,7 @@ export function withNodeOptions<T> (yargs: Argv<T>, defaults: NodeDefaults): Arg
       type: 'string',
       array: true,
       alias: 'p2p-listen-addr',
-      describe: `Multiaddr to listen on for the overlay (repeatable) [default: /ip4/0.0.0.0/tcp/${defaults.p2pPort}]`
+      describe: `Multiaddr to listen on for the overlay, IPv4 or IPv6 (repeatable) [default: /ip4/0.0.0.0/tcp/${defaults.p2pPort}]`
     })
     .option('identity', { type: 'string', describe: 'Ed25519 identity key file, created (mode 0600) when missing [default: <state-dir>/identity.key]' })
     .option('ephemeral', { type: 'boolean', describe: 'Use a new identity on every start instead of the key file' })

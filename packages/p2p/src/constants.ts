@@ -21,3 +21,5 @@ export const DEFAULT_RPC_TIMEOUT_MS = 10_000
 export const DEFAULT_RTT_SMOOTHING = 0.2
 /** How long a connection's liveness ping may take before libp2p aborts the connection. */
 export const CONNECTION_PING_MIN_TIMEOUT_MS = 30_000
+/** Ping streams one connection may carry each way: the RTT meter's, libp2p's liveness check, spares. */
+export const PING_STREAMS_PER_CONNECTION = 4

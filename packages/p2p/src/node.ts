@@ -9,7 +9,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { bootstrapper } from './bootstrap.ts'
-import { CONNECTION_PING_MIN_TIMEOUT_MS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
+import { CONNECTION_PING_MIN_TIMEOUT_MS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, PING_STREAMS_PER_CONNECTION, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
 import { discovery } from './discovery.ts'
 import { ConfigError } from './errors.ts'
 import { pskProtector } from './protector.ts'
@@ -54,6 +54,11 @@ export interface PhysarumNodeInit {
   role?: string
   /** How long `start()` waits for the first bootstrap before failing. */
   bootstrapTimeoutMs?: number
+  /**
+   * Whether `start()` fails when no bootstrap answers in time (default true). A bootstrap node
+   * itself passes false: it serves the overlay while it keeps dialing its fellow bootstraps.
+   */
+  requireBootstrap?: boolean
   /** How long other peers keep this node's provider records, in seconds. */
   provideValiditySeconds?: number
   /** How often provided topics are provided again. */
@@ -78,7 +83,10 @@ export interface PhysarumNode {
   readonly peerId: PeerId
   readonly discovery: Discovery
   readonly rtt: RttTable
-  /** Starts listening and waits until a bootstrap is connected (when any was given). */
+  /**
+   * Starts listening and waits until a bootstrap is connected (when any was given and
+   * `requireBootstrap` is not false); fails with BootstrapUnreachableError otherwise.
+   */
   start(): Promise<void>
   stop(): Promise<void>
   /** The addresses this node listens on, each with /p2p/<peer id>. */
@@ -135,7 +143,10 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
       : { metrics: prometheusMetrics({ registry: init.metricsRegistry, preserveExistingMetrics: true, collectDefaultMetrics: false }) }),
     services: {
       identify: identify(),
-      ping: ping(),
+      // the RTT meter keeps a ping stream open per peer and libp2p's connection monitor opens
+      // another: with @libp2p/ping's default of one outbound stream, the monitor's ping failed and
+      // it aborted the connection every 10 s
+      ping: ping({ maxInboundStreams: PING_STREAMS_PER_CONNECTION, maxOutboundStreams: PING_STREAMS_PER_CONNECTION }),
       dht: kadDHT({
         protocol: KAD_PROTOCOL,
         clientMode: init.dhtMode === 'client',
@@ -162,6 +173,9 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
       await libp2p.start()
       if (init.dhtMode === 'server') {
         await libp2p.services.dht.setMode('server')
+      }
+      if (init.requireBootstrap === false) {
+        return
       }
       try {
         await libp2p.services.bootstrap.waitForFirst(init.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS)

@@ -1,0 +1,177 @@
+import { hostname, networkInterfaces } from 'node:os'
+import { ConfigError, createLogger, InvalidPskError, MissingPskError, onShutdown, PHYSARUM_VERSION, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import yargs from 'yargs'
+import { hideBin } from 'yargs/helpers'
+import {
+  DEFAULT_CONCURRENCY, DEFAULT_FORGET_AFTER_MS, DEFAULT_INBOUND_RATE, DEFAULT_INTERVAL_MS, DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, DEFAULT_PING_TIMEOUT_MS, NAME
+} from './constants.ts'
+import { startPingMonitorDaemon } from './daemon.ts'
+import { parseCount, parsePositiveDuration } from './duration.ts'
+import type { PingMonitorDaemonConfig } from './daemon.ts'
+import type { NodeArgs } from '@physarum/p2p'
+import type { Argv } from 'yargs'
+
+const DEFAULTS = { name: NAME, p2pPort: DEFAULT_P2P_PORT, metricsPort: DEFAULT_METRICS_PORT }
+
+/** Printed on stdout once per listen address, besides the JSON logs: what others pass to -bootstrap. */
+export const LISTENING_LINE = `${NAME} listening:`
+/** Printed on stdout once the metrics server listens. */
+export const METRICS_LINE = `${NAME} metrics:`
+
+interface MonitorArgs extends NodeArgs {
+  interval: string
+  'ping-timeout': string
+  concurrency: string
+  'forget-after': string
+  hostname?: string
+  'max-connections': string
+  'inbound-rate': string
+  'max-pending': string
+}
+
+function formatDuration (ms: number): string {
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
+    if (ms % size === 0) {
+      return `${ms / size}${unit}`
+    }
+  }
+  return `${ms}ms`
+}
+
+export const command = '$0'
+export const describe = 'Run the overlay\'s bootstrap node and measure the RTT to every peer for Prometheus'
+
+export function builder (argv: Argv): Argv<MonitorArgs> {
+  return withNodeOptions(argv, DEFAULTS)
+    .option('interval', { type: 'string', default: formatDuration(DEFAULT_INTERVAL_MS), describe: 'How often every peer is pinged' })
+    .option('ping-timeout', { type: 'string', default: formatDuration(DEFAULT_PING_TIMEOUT_MS), describe: 'A ping not answered within this counts as a failure; a peer that does not answer is tried every 2, 4, 8... intervals, at most every 30 s' })
+    .option('concurrency', { type: 'string', default: String(DEFAULT_CONCURRENCY), describe: 'Most pings in flight at once' })
+    .option('forget-after', { type: 'string', default: formatDuration(DEFAULT_FORGET_AFTER_MS), describe: 'Remove the series of a peer neither connected nor answering for this long' })
+    .option('hostname', { type: 'string', describe: 'This monitor\'s name: the "host" label of its metrics, and the host name it announces to peers [default: the OS host name]' })
+    .option('max-connections', { type: 'string', default: String(DEFAULT_MAX_CONNECTIONS), describe: 'Most open connections in all (libp2p\'s default: 300)' })
+    .option('inbound-rate', { type: 'string', default: String(DEFAULT_INBOUND_RATE), describe: 'Most inbound connections per second from one IP address (libp2p\'s default: 5); many peers behind one address need more' })
+    .option('max-pending', { type: 'string', default: String(DEFAULT_MAX_PENDING_CONNECTIONS), describe: 'Most inbound connections being set up (key exchange) at once (libp2p\'s default: 10)' })
+    .group(['interval', 'ping-timeout', 'concurrency', 'forget-after', 'hostname'], 'Monitor options:')
+    .group(['max-connections', 'inbound-rate', 'max-pending'], 'Connection limits (a refused peer is logged as a warning):')
+    .example('PHYSARUM_PSK=... $0', 'Start the first bootstrap on TCP 4001, metrics on :9100')
+    .example('PHYSARUM_PSK=... $0 -bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW...', 'Start a second, redundant bootstrap that joins the first')
+    .epilogue([
+      'Durations are seconds (1, 0.5) or numbers with a unit: 500ms, 10s, 10m, 1h.',
+      '',
+      `At start, stdout gets one line "${LISTENING_LINE} <multiaddr>/p2p/<peer id>" per listen address (the addresses other nodes pass to -bootstrap) and one line "${METRICS_LINE} http://<host>:<port>/metrics"; everything else is JSON log lines (pino).`,
+      '',
+      'HTTP on --metrics-listen: GET /metrics (Prometheus: physarum_ping_rtt_seconds, physarum_ping_rtt_ewma_seconds and physarum_ping_last_success_timestamp_seconds {host, target_peer, target_host}, physarum_ping_rtt_distribution_seconds, physarum_ping_failures_total{host, target_peer}, physarum_connected_peers, physarum_connections_refused_total{reason}, process and libp2p metrics); GET /healthz; GET /peers (JSON: every peer with its addresses, last and smoothed RTT in ms, last seen).',
+      '',
+      `Without --listen the monitor listens on /ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}, and on /ip6/::/tcp/${DEFAULT_P2P_PORT} too when the host has IPv6. The identity is kept in <state-dir>/identity.key unless --identity or --ephemeral says otherwise. A bootstrap given with -bootstrap that does not answer is logged and dialed again; the monitor serves the overlay meanwhile.`,
+      '',
+      'Exit codes: 0 after a requested stop, 2 for a usage error, 1 for a failure, 128+n after signal n (SIGTERM, SIGINT).'
+    ].join('\n'))
+    .strictOptions()
+}
+
+function hasIpv6 (): boolean {
+  return Object.values(networkInterfaces()).some(addrs => addrs?.some(a => a.family === 'IPv6') ?? false)
+}
+
+/** Everything the flags and environment say, validated; throws ConfigError naming the flag. */
+async function resolveConfig (args: MonitorArgs, env: NodeJS.ProcessEnv): Promise<{ daemon: PingMonitorDaemonConfig, node: Awaited<ReturnType<typeof resolveNodeConfig>> }> {
+  const monitor = {
+    intervalMs: parsePositiveDuration('--interval', args.interval),
+    pingTimeoutMs: parsePositiveDuration('--ping-timeout', args['ping-timeout']),
+    concurrency: parseCount('--concurrency', args.concurrency),
+    forgetAfterMs: parsePositiveDuration('--forget-after', args['forget-after']),
+    hostName: args.hostname ?? hostname()
+  }
+  if (/\s/.test(monitor.hostName) || monitor.hostName === '') {
+    throw new ConfigError(`--hostname: ${JSON.stringify(monitor.hostName)} must be a non-empty name without spaces`)
+  }
+  const limits = {
+    maxConnections: parseCount('--max-connections', args['max-connections']),
+    inboundRate: parseCount('--inbound-rate', args['inbound-rate']),
+    maxPending: parseCount('--max-pending', args['max-pending'])
+  }
+  const listen = (args.listen ?? []).length > 0
+    ? args.listen
+    : [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`, ...(hasIpv6() ? [`/ip6/::/tcp/${DEFAULT_P2P_PORT}`] : [])]
+  const node = await resolveNodeConfig({ ...args, listen }, env, DEFAULTS)
+  return {
+    node,
+    daemon: {
+      psk: node.psk,
+      ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
+      listen: node.listen,
+      bootstrap: node.bootstrap,
+      metricsListen: node.metricsListen,
+      limits,
+      monitor
+    }
+  }
+}
+
+function fail (code: number, message: string): never {
+  process.stderr.write(`${NAME}: ${message}\n`)
+  process.exit(code)
+}
+
+export async function handler (args: MonitorArgs): Promise<void> {
+  let config: Awaited<ReturnType<typeof resolveConfig>>
+  try {
+    config = await resolveConfig(args, process.env)
+  } catch (err) {
+    const usage = err instanceof ConfigError || err instanceof InvalidPskError || err instanceof MissingPskError
+    fail(usage ? 2 : 1, (err as Error).message)
+  }
+  const log = createLogger(NAME, config.node.logLevel)
+  for (const warning of config.node.warnings) {
+    log.warn(warning)
+  }
+  let daemon: Awaited<ReturnType<typeof startPingMonitorDaemon>>
+  try {
+    daemon = await startPingMonitorDaemon(config.daemon, log)
+  } catch (err) {
+    log.flush()
+    fail(1, (err as Error).message)
+  }
+  onShutdown([{ name: 'ping monitor', run: async () => { await daemon.stop() } }], { log })
+
+  const addrs = daemon.node.multiaddrs().map(String)
+  const metrics = daemon.metrics.address()
+  const metricsHost = metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host
+  log.info({
+    version: PHYSARUM_VERSION,
+    peerId: daemon.node.peerId.toString(),
+    addrs,
+    metrics: `${metricsHost}:${metrics.port}`,
+    host: config.daemon.monitor.hostName,
+    pskSource: config.node.pskSource,
+    identity: config.node.identityPath ?? 'ephemeral',
+    bootstrap: config.daemon.bootstrap,
+    intervalMs: config.daemon.monitor.intervalMs,
+    pingTimeoutMs: config.daemon.monitor.pingTimeoutMs,
+    concurrency: config.daemon.monitor.concurrency,
+    forgetAfterMs: config.daemon.monitor.forgetAfterMs,
+    limits: config.daemon.limits
+  }, 'ping monitor started')
+  process.stdout.write(addrs.map(addr => `${LISTENING_LINE} ${addr}\n`).join('') + `${METRICS_LINE} http://${metricsHost}:${metrics.port}/metrics\n`)
+}
+
+export async function main (argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName(NAME)
+    .command({ command, describe, builder, handler })
+    .version(PHYSARUM_VERSION)
+    .help()
+    .alias('help', 'h')
+    .wrap(Math.min(120, process.stdout.columns ?? 100))
+    .fail((message, err) => {
+      // yargs' own validation gives a message; an error thrown by the handler is a failure
+      if (message == null && err != null) {
+        fail(1, err.message)
+      }
+      fail(2, `${message ?? err?.message}\nRun ${NAME} --help for the options.`)
+    })
+    .parseAsync()
+}
+
+await main(hideBin(process.argv))

@@ -1,0 +1,302 @@
+import { hostNameFromAgent } from '@physarum/p2p'
+import { Counter, Gauge, Histogram } from 'prom-client'
+import { MAX_BACKOFF_MS, PING_SPREAD as SPREAD, RTT_BUCKETS_SECONDS, UNKNOWN_HOST } from './constants.ts'
+import type { MonitoredNode, PeerReport, PingMonitorComponents, PingMonitorInit } from './index.ts'
+import type { Logger } from '@physarum/p2p'
+import type { PeerId, Startable } from '@libp2p/interface'
+
+interface TrackedPeer {
+  readonly id: PeerId
+  readonly key: string
+  /** target_host of this peer's series; UNKNOWN_HOST until identify told us. */
+  host: string
+  /** Last time the peer answered a ping or was connected (ms since the epoch). */
+  lastSeen: number
+  /** Queued or in flight: never two pings to one peer at once. */
+  busy: boolean
+  /** Failed pings in a row; each doubles the wait before the next try, up to MAX_BACKOFF_MS. */
+  failures: number
+  /** No ping before this time (ms since the epoch). */
+  notBefore: number
+}
+
+const decoder = new TextDecoder()
+
+/**
+ * Pings every connected peer (and every peer that left less than `forgetAfterMs` ago) once per
+ * interval, at most `concurrency` at a time, each with a timeout, and keeps the RTT metrics of
+ * each. A peer that does not answer is tried less and less often (every 2, 4, ... intervals, at
+ * most every MAX_BACKOFF_MS), after the peers that answer. A peer neither connected nor answering for `forgetAfterMs` is forgotten: its series are
+ * removed, so the label sets stay bounded by the overlay's recent members.
+ */
+export class PingMonitor implements Startable {
+  readonly #node: MonitoredNode
+  readonly #log: Logger
+  readonly #init: Required<PingMonitorInit>
+  readonly #peers = new Map<string, TrackedPeer>()
+  readonly #queue: TrackedPeer[] = []
+  #inFlight = 0
+  #timer?: NodeJS.Timeout
+  /** Pacing: when the next ping may start, and the gap between starts in this round. */
+  #nextStartAt = 0
+  #spacingMs = 0
+  #pacer?: NodeJS.Timeout
+  #controller = new AbortController()
+  #rounds = 0
+
+  readonly #rtt: Gauge<'host' | 'target_peer' | 'target_host'>
+  readonly #ewma: Gauge<'host' | 'target_peer' | 'target_host'>
+  readonly #lastSeen: Gauge<'host' | 'target_peer' | 'target_host'>
+  readonly #distribution: Histogram<'host'>
+  readonly #failures: Counter<'host' | 'target_peer'>
+
+  constructor (components: PingMonitorComponents, init: PingMonitorInit) {
+    this.#node = components.node
+    this.#log = components.logger
+    this.#init = { ...init }
+    const registers = [components.registry]
+    const host = init.hostName
+    this.#rtt = new Gauge({
+      name: 'physarum_ping_rtt_seconds',
+      help: 'Round-trip time of the last ping to the peer',
+      labelNames: ['host', 'target_peer', 'target_host'],
+      registers
+    })
+    this.#ewma = new Gauge({
+      name: 'physarum_ping_rtt_ewma_seconds',
+      help: 'Exponentially weighted moving average of the round-trip times to the peer',
+      labelNames: ['host', 'target_peer', 'target_host'],
+      registers
+    })
+    this.#lastSeen = new Gauge({
+      name: 'physarum_ping_last_success_timestamp_seconds',
+      help: 'When the peer last answered a ping (Unix time)',
+      labelNames: ['host', 'target_peer', 'target_host'],
+      registers
+    })
+    this.#distribution = new Histogram({
+      name: 'physarum_ping_rtt_distribution_seconds',
+      help: 'Round-trip times of every ping to every peer',
+      labelNames: ['host'],
+      buckets: RTT_BUCKETS_SECONDS,
+      registers
+    })
+    this.#failures = new Counter({
+      name: 'physarum_ping_failures_total',
+      help: 'Pings to the peer that failed or timed out',
+      labelNames: ['host', 'target_peer'],
+      registers
+    })
+    const node = this.#node
+    new Gauge({
+      name: 'physarum_connected_peers',
+      help: 'Peers with an open connection to this node',
+      labelNames: ['host'],
+      registers,
+      collect () { this.set({ host }, node.libp2p.getPeers().length) }
+    }).set({ host }, 0)
+    const peers = this.#peers
+    new Gauge({
+      name: 'physarum_ping_tracked_peers',
+      help: 'Peers being pinged: the connected ones and those gone for less than --forget-after',
+      labelNames: ['host'],
+      registers,
+      collect () { this.set({ host }, peers.size) }
+    }).set({ host }, 0)
+  }
+
+  readonly [Symbol.toStringTag] = '@physarum/ping-monitor'
+
+  start (): void {
+    this.#controller = new AbortController()
+    this.#timer = setInterval(() => { this.tick() }, this.#init.intervalMs)
+    // the node's sockets keep a daemon alive; this timer alone must not
+    this.#timer.unref()
+    this.tick()
+  }
+
+  stop (): void {
+    clearInterval(this.#timer)
+    clearTimeout(this.#pacer)
+    this.#pacer = undefined
+    this.#controller.abort(new Error('The ping monitor stopped'))
+    for (const peer of this.#queue.splice(0)) {
+      peer.busy = false
+    }
+  }
+
+  /** Pings queued or in flight. */
+  get pending (): number {
+    return this.#queue.length + this.#inFlight
+  }
+
+  /** How many times `tick` ran: a round of pings was started (for /healthz and tests). */
+  get rounds (): number {
+    return this.#rounds
+  }
+
+  /**
+   * One round: track every connected peer, forget those unseen for too long, and queue a ping to
+   * every tracked peer that has none queued or in flight. Runs every interval; tests may call it.
+   */
+  tick (now = Date.now()): void {
+    this.#rounds++
+    for (const id of this.#node.libp2p.getPeers()) {
+      const key = id.toString()
+      let peer = this.#peers.get(key)
+      if (peer == null) {
+        peer = { id, key, host: UNKNOWN_HOST, lastSeen: now, busy: false, failures: 0, notBefore: 0 }
+        this.#peers.set(key, peer)
+        // a counter that exists from the start makes rate() and increase() right from the first failure
+        this.#failures.inc({ host: this.#init.hostName, target_peer: key }, 0)
+        this.#log.info({ peer: key }, 'tracking peer')
+      }
+      peer.lastSeen = Math.max(peer.lastSeen, now)
+    }
+    const forgetBefore = now - this.#init.forgetAfterMs
+    const failing: TrackedPeer[] = []
+    for (const peer of [...this.#peers.values()]) {
+      if (peer.lastSeen < forgetBefore) {
+        this.#forget(peer)
+      } else if (!peer.busy && now >= peer.notBefore) {
+        peer.busy = true
+        // peers that answer go first: a dead one may hold its slot until the timeout
+        if (peer.failures > 0) {
+          failing.push(peer)
+        } else {
+          this.#queue.push(peer)
+        }
+      }
+    }
+    this.#queue.push(...failing)
+    this.#nextStartAt = performance.now()
+    this.#spacingMs = Math.min(this.#init.maxSpacingMs, SPREAD * this.#init.intervalMs / Math.max(1, this.#queue.length))
+    this.#pump()
+  }
+
+  /** Every tracked peer, for GET /peers. */
+  async peers (): Promise<PeerReport[]> {
+    return await Promise.all([...this.#peers.values()].map(async peer => {
+      const entry = this.#node.rtt.get(peer.key)
+      let addresses: string[] = []
+      try {
+        addresses = (await this.#node.libp2p.peerStore.get(peer.id)).addresses.map(a => a.multiaddr.toString())
+      } catch {
+        // not in the peer store (any more): no addresses known
+      }
+      const connections = this.#node.libp2p.getConnections(peer.id)
+      const hasSample = entry != null && entry.samples > 0
+      return {
+        peerId: peer.key,
+        host: peer.host,
+        addresses,
+        connectedVia: connections.map(c => c.remoteAddr.toString()),
+        connected: connections.length > 0,
+        lastRttMs: hasSample ? entry.lastMs : null,
+        smoothedRttMs: hasSample ? entry.smoothedMs : null,
+        samples: entry?.samples ?? 0,
+        failures: entry?.failures ?? 0,
+        consecutiveFailures: entry?.consecutiveFailures ?? 0,
+        lastSeen: new Date(peer.lastSeen).toISOString(),
+        lastAnswer: hasSample ? new Date(entry.lastSeen).toISOString() : null
+      }
+    }))
+  }
+
+  /**
+   * Starts queued pings, at most `concurrency` in flight, and one every `#spacingMs`: pings of one
+   * round spread over the interval instead of starting together. In one process the work of each
+   * ping in flight (encryption, framing) delays the others' answers, which on a LAN or loopback is
+   * as much as the RTT itself.
+   */
+  #pump (): void {
+    while (this.#inFlight < this.#init.concurrency && this.#queue.length > 0) {
+      const now = performance.now()
+      if (now < this.#nextStartAt) {
+        this.#pacer ??= setTimeout(() => {
+          this.#pacer = undefined
+          this.#pump()
+        }, this.#nextStartAt - now)
+        return
+      }
+      // keep the average pace when a timer fires late, but never start two at once to catch up
+      this.#nextStartAt = Math.max(this.#nextStartAt, now - this.#spacingMs / 2) + this.#spacingMs
+      const peer = this.#queue.shift()!
+      this.#inFlight++
+      void this.#ping(peer).finally(() => {
+        this.#inFlight--
+        peer.busy = false
+        this.#pump()
+      })
+    }
+  }
+
+  async #ping (peer: TrackedPeer): Promise<void> {
+    if (this.#controller.signal.aborted) {
+      return
+    }
+    const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(this.#init.pingTimeoutMs)])
+    let ms: number
+    try {
+      ms = await this.#node.measureRtt(peer.id, { signal })
+    } catch (err) {
+      if (this.#peers.get(peer.key) !== peer || this.#controller.signal.aborted) {
+        return
+      }
+      this.#failures.inc({ host: this.#init.hostName, target_peer: peer.key })
+      peer.failures++
+      peer.notBefore = Date.now() + Math.min(MAX_BACKOFF_MS, this.#init.intervalMs * 2 ** (peer.failures - 1)) - this.#init.intervalMs
+      const reason = signal.aborted ? `no answer within ${this.#init.pingTimeoutMs} ms` : (err as Error).message
+      this.#log.debug({ peer: peer.key, targetHost: peer.host, err: reason }, 'ping failed')
+      return
+    }
+    if (this.#peers.get(peer.key) !== peer) {
+      return
+    }
+    peer.lastSeen = Math.max(peer.lastSeen, Date.now())
+    peer.failures = 0
+    peer.notBefore = 0
+    await this.#resolveHost(peer)
+    const labels = { host: this.#init.hostName, target_peer: peer.key, target_host: peer.host }
+    const entry = this.#node.rtt.get(peer.key)
+    this.#rtt.set(labels, ms / 1_000)
+    this.#ewma.set(labels, (entry?.smoothedMs ?? ms) / 1_000)
+    this.#lastSeen.set(labels, Math.floor(Date.now() / 1_000))
+    this.#distribution.observe({ host: this.#init.hostName }, ms / 1_000)
+  }
+
+  /** Reads the host name the peer announced; a changed name moves its series to the new label. */
+  async #resolveHost (peer: TrackedPeer): Promise<void> {
+    let host: string | undefined
+    try {
+      const agent = (await this.#node.libp2p.peerStore.get(peer.id)).metadata.get('AgentVersion')
+      host = hostNameFromAgent(agent == null ? undefined : decoder.decode(agent))
+    } catch {
+      // not identified yet: keep the name we have
+    }
+    if (host != null && host !== peer.host) {
+      this.#removeSeries(peer)
+      this.#log.info({ peer: peer.key, targetHost: host }, 'peer announced its host name')
+      peer.host = host
+    }
+  }
+
+  #removeSeries (peer: TrackedPeer): void {
+    const labels = { host: this.#init.hostName, target_peer: peer.key, target_host: peer.host }
+    this.#rtt.remove(labels)
+    this.#ewma.remove(labels)
+    this.#lastSeen.remove(labels)
+  }
+
+  #forget (peer: TrackedPeer): void {
+    this.#peers.delete(peer.key)
+    this.#removeSeries(peer)
+    this.#failures.remove({ host: this.#init.hostName, target_peer: peer.key })
+    this.#node.rtt.delete(peer.key)
+    const queued = this.#queue.indexOf(peer)
+    if (queued >= 0) {
+      this.#queue.splice(queued, 1)
+    }
+    this.#log.info({ peer: peer.key, targetHost: peer.host, unseenMs: Date.now() - peer.lastSeen }, 'forgot peer: neither connected nor answering for --forget-after')
+  }
+}

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { parseCount, parseDuration, parsePositiveDuration } from '../src/duration.ts'
+
+describe('duration flags', () => {
+  it('reads plain seconds and numbers with units', () => {
+    assert.equal(parseDuration('--interval', '1'), 1_000)
+    assert.equal(parseDuration('--interval', 0.25), 250)
+    assert.equal(parseDuration('--interval', '.5'), 500)
+    assert.equal(parseDuration('--interval', '500ms'), 500)
+    assert.equal(parseDuration('--interval', '10s'), 10_000)
+    assert.equal(parseDuration('--forget-after', '10m'), 600_000)
+    assert.equal(parseDuration('--forget-after', '1h'), 3_600_000)
+    assert.equal(parseDuration('--forget-after', '1m30s'), 90_000)
+    assert.equal(parseDuration('--ping-timeout', '1.5s'), 1_500)
+  })
+
+  it('names the flag and the value it cannot read', () => {
+    for (const bad of ['', 'abc', '10x', '5 s', 'ms', '-1', '1s2', '10m ago']) {
+      assert.throws(() => parseDuration('--interval', bad), (err: Error) => {
+        assert.equal(err.name, 'ConfigError')
+        assert.ok(err.message.startsWith('--interval: '), err.message)
+        assert.ok(err.message.includes(JSON.stringify(bad)), err.message)
+        return true
+      }, `accepted ${JSON.stringify(bad)}`)
+    }
+  })
+
+  it('refuses zero where a positive duration is needed', () => {
+    assert.throws(() => parsePositiveDuration('--interval', '0'), { name: 'ConfigError', message: /^--interval: "0" is too short/ })
+    assert.equal(parsePositiveDuration('--interval', '1ms'), 1)
+  })
+
+  it('reads whole numbers of at least the minimum', () => {
+    assert.equal(parseCount('--concurrency', '8'), 8)
+    for (const bad of ['0', '-3', '1.5', 'many', '']) {
+      assert.throws(() => parseCount('--concurrency', bad), { name: 'ConfigError', message: /^--concurrency: / })
+    }
+  })
+})

@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { createLogger, RttTable } from '@physarum/p2p'
+import { Registry } from 'prom-client'
+import { createPingMonitor } from '../src/index.ts'
+import { eventually, parseMetrics } from './helpers.ts'
+import type { MonitoredNode, PingMonitorInit } from '../src/index.ts'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
+
+const PEER_IDS = [
+  '12D3KooWT2jLeASWrZsL2d6RscxSQ3hmWVbMGeAYNV5QXTiKRkHQ', '12D3KooWAU5c4hjMB2S3P26gcURZLQi1g76jzmZKVChuSYrSBBNq',
+  '12D3KooWHgyiURdUrDRWQKk5dG3Sr4viycdFmVXJeViZp5kgqEao', '12D3KooWBxWwW9TKLBKaPZR49AbqAHtrfsmUcHatuKGK3NjCePVt',
+  '12D3KooWQNt5RyL6zGrRDGe2hfZHEEJwSEzBDSrW3WBUCsmPjd7K', '12D3KooWQwNW4yb1oU3PSEdYEy8MkMLGa3EygeViRepu9dBnCq9G',
+  '12D3KooWQQtYq3RW9jT1749mzez51iAMHJrkm7syf8vsHrAEM8f6', '12D3KooWN7JR16gq8c5MToPumdMP6hDVDV263i2fS5zt5eZSTFL9',
+  '12D3KooWD1FGbR2a8sUmnsct6q5AULem6mL4R2vNqqhs5Sqmu6Ks', '12D3KooWFUcsYcaJW5mHSbBCA93g2wiKXwJgWHVScRfWctARqgw4'
+].map(id => peerIdFromString(id))
+
+type Measure = (peer: PeerId, options: AbortOptions) => Promise<number>
+
+/** A node whose connected peers, announced agents and ping answers the test decides. */
+function stubNode (measure: Measure): MonitoredNode & { connected: PeerId[], agents: Map<string, string> } {
+  const rtt = new RttTable()
+  const connected: PeerId[] = []
+  const agents = new Map<string, string>()
+  const stub = {
+    connected,
+    agents,
+    rtt,
+    libp2p: {
+      getPeers: () => [...connected],
+      getConnections: () => [],
+      peerStore: {
+        get: (peer: PeerId) => {
+          const agent = agents.get(peer.toString())
+          return Promise.resolve({ id: peer, addresses: [], protocols: [], tags: new Map(), metadata: new Map(agent == null ? [] : [['AgentVersion', new TextEncoder().encode(agent)]]) })
+        }
+      }
+    },
+    async measureRtt (peer: PeerId, options: AbortOptions = {}) {
+      try {
+        const ms = await measure(peer, options)
+        rtt.record(peer.toString(), ms)
+        return ms
+      } catch (err) {
+        rtt.recordFailure(peer.toString())
+        throw err
+      }
+    }
+  }
+  return stub as unknown as MonitoredNode & { connected: PeerId[], agents: Map<string, string> }
+}
+
+function setUp (measure: Measure, init: Partial<PingMonitorInit> = {}): { node: ReturnType<typeof stubNode>, registry: Registry, monitor: ReturnType<typeof createPingMonitor> } {
+  const node = stubNode(measure)
+  const registry = new Registry()
+  // an interval no test reaches: the tests call tick() themselves
+  const monitor = createPingMonitor({ node, registry, logger: createLogger('test', 'silent') }, { hostName: 'mon', intervalMs: 3_600_000, maxSpacingMs: 0, ...init })
+  return { node, registry, monitor }
+}
+
+async function samples (registry: Registry, name: string): Promise<Array<{ labels: Record<string, string>, value: number }>> {
+  return parseMetrics(await registry.metrics()).filter(s => s.name === name)
+}
+
+describe('ping monitor scheduling (stubbed node)', () => {
+  it('pings every connected peer, never more than --concurrency at once', async () => {
+    let inFlight = 0
+    let most = 0
+    const pinged: string[] = []
+    const { node, monitor } = setUp(async (peer) => {
+      inFlight++
+      most = Math.max(most, inFlight)
+      pinged.push(peer.toString())
+      await new Promise(resolve => setTimeout(resolve, 5))
+      inFlight--
+      return 1
+    }, { concurrency: 3 })
+    node.connected.push(...PEER_IDS)
+    monitor.tick()
+    await eventually('all peers pinged', () => pinged.length === PEER_IDS.length ? true : undefined)
+    monitor.stop()
+    assert.equal(most, 3)
+    assert.deepEqual(pinged.toSorted(), PEER_IDS.map(String).toSorted())
+  })
+
+  it('spreads the pings of a round over the interval, at most maxSpacingMs apart', async () => {
+    const starts: number[] = []
+    const { node, monitor } = setUp(() => {
+      starts.push(performance.now())
+      return Promise.resolve(1)
+    }, { intervalMs: 100, maxSpacingMs: 40 })
+    node.connected.push(...PEER_IDS.slice(0, 5))
+    // 5 peers in 80% of 100 ms: 16 ms apart
+    monitor.tick()
+    await eventually('5 pings', () => starts.length === 5 ? true : undefined)
+    monitor.stop()
+    const gaps = starts.slice(1).map((start, i) => start - starts[i]!)
+    assert.ok(gaps.every(gap => gap >= 15 && gap < 40), `gaps between ping starts: ${gaps.map(g => g.toFixed(1)).join(', ')} ms`)
+  })
+
+  it('counts an unanswered ping as a failure after --ping-timeout, and never pings a peer twice at once', async () => {
+    let calls = 0
+    const { node, registry, monitor } = setUp(async (_peer, { signal }) => {
+      calls++
+      return await new Promise<number>((_resolve, reject) => {
+        signal?.addEventListener('abort', () => { reject(signal.reason as Error) })
+      })
+    }, { pingTimeoutMs: 100 })
+    node.connected.push(PEER_IDS[0]!)
+    const started = Date.now()
+    monitor.tick()
+    monitor.tick()
+    monitor.tick()
+    const failures = await eventually('a failure', async () => {
+      const [failure] = await samples(registry, 'physarum_ping_failures_total')
+      return failure != null && failure.value > 0 ? failure : undefined
+    })
+    monitor.stop()
+    assert.ok(Date.now() - started >= 100, 'failed before the timeout')
+    assert.equal(calls, 1)
+    assert.deepEqual(failures.labels, { host: 'mon', target_peer: PEER_IDS[0]!.toString() })
+    assert.equal(failures.value, 1)
+    assert.deepEqual(await samples(registry, 'physarum_ping_rtt_seconds'), [])
+  })
+
+  it('tries a peer that does not answer less and less often, after the peers that answer', async () => {
+    const calls: string[] = []
+    const dead = PEER_IDS[4]!
+    const { node, monitor } = setUp((peer) => {
+      calls.push(peer.toString())
+      return peer.equals(dead) ? Promise.reject(new Error('no answer')) : Promise.resolve(1)
+    }, { intervalMs: 1_000, concurrency: 1 })
+    const alive = PEER_IDS[5]!
+    node.connected.push(dead, alive)
+    const round = async (at: number, expectedCalls: number): Promise<void> => {
+      monitor.tick(Date.now() + at)
+      await eventually(`${expectedCalls} pings (${calls.length} so far)`, () => calls.length === expectedCalls && monitor.pending === 0 ? true : undefined)
+    }
+    await round(0, 2) // both, the dead one first (no failure yet)
+    await round(0, 4) // both again: one failure waits no extra interval
+    assert.deepEqual(calls.slice(2), [alive.toString(), dead.toString()], 'the failing peer went first')
+    await round(0, 5) // two failures: the dead one waits one interval
+    await round(1_100, 7)
+    await round(2_500, 8) // three failures: three intervals more
+    await round(3_100, 10)
+    monitor.stop()
+    assert.equal(calls.filter(c => c === dead.toString()).length, 4)
+    assert.equal(calls.filter(c => c === alive.toString()).length, 6)
+  })
+
+  it('labels series with the announced host name, moving them when it becomes known', async () => {
+    const { node, registry, monitor } = setUp(() => Promise.resolve(2.5))
+    const peer = PEER_IDS[1]!
+    node.connected.push(peer)
+    monitor.tick()
+    await eventually('a first sample', () => node.rtt.get(peer.toString())?.samples === 1 ? true : undefined)
+    await eventually('the series', async () => (await samples(registry, 'physarum_ping_rtt_seconds')).length === 1 ? true : undefined)
+    assert.deepEqual((await samples(registry, 'physarum_ping_rtt_seconds'))[0]!.labels, { host: 'mon', target_peer: peer.toString(), target_host: 'unknown' })
+
+    node.agents.set(peer.toString(), 'physarum/0.1.0 allocator host=box-7')
+    monitor.tick()
+    await eventually('a second sample', () => node.rtt.get(peer.toString())?.samples === 2 ? true : undefined)
+    monitor.stop()
+    const rtt = await samples(registry, 'physarum_ping_rtt_seconds')
+    assert.deepEqual(rtt.map(s => s.labels.target_host), ['box-7'])
+    assert.equal(rtt[0]!.value, 0.0025)
+    assert.deepEqual((await samples(registry, 'physarum_ping_rtt_ewma_seconds')).map(s => s.labels.target_host), ['box-7'])
+    const count = (await samples(registry, 'physarum_ping_rtt_distribution_seconds_count'))[0]
+    assert.equal(count?.value, 2)
+  })
+
+  it('keeps pinging a peer that left, and forgets it and its series after --forget-after', async () => {
+    let answering = true
+    const { node, registry, monitor } = setUp(() => answering ? Promise.resolve(1) : Promise.reject(new Error('connection refused')), { forgetAfterMs: 1_000 })
+    const [stays, leaves] = [PEER_IDS[2]!, PEER_IDS[3]!]
+    node.connected.push(stays, leaves)
+    const t0 = Date.now()
+    monitor.tick(t0)
+    await eventually('both answered', () => node.rtt.get(leaves.toString())?.samples === 1 && node.rtt.get(stays.toString())?.samples === 1 ? true : undefined)
+
+    answering = false
+    node.connected.splice(1, 1)
+    monitor.tick(t0 + 500)
+    await eventually('failures of both', () => node.rtt.get(leaves.toString())?.failures === 1 && node.rtt.get(stays.toString())?.failures === 1 ? true : undefined)
+    const failures = new Map((await samples(registry, 'physarum_ping_failures_total')).map(s => [s.labels.target_peer, s.value]))
+    assert.equal(failures.get(leaves.toString()), 1)
+    assert.equal((await monitor.peers()).length, 2)
+
+    // past --forget-after: only the connected peer is left, in every series
+    monitor.tick(Date.now() + 1_001)
+    monitor.stop()
+    assert.deepEqual((await monitor.peers()).map(p => p.peerId), [stays.toString()])
+    assert.equal(node.rtt.get(leaves.toString()), undefined)
+    for (const name of ['physarum_ping_rtt_seconds', 'physarum_ping_rtt_ewma_seconds', 'physarum_ping_failures_total', 'physarum_ping_last_success_timestamp_seconds']) {
+      assert.deepEqual((await samples(registry, name)).map(s => s.labels.target_peer), [stays.toString()], name)
+    }
+    assert.equal((await samples(registry, 'physarum_ping_tracked_peers'))[0]?.value, 1)
+  })
+})

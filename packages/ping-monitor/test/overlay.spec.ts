@@ -1,0 +1,285 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
+import { Writable } from 'node:stream'
+import { afterEach, describe, it } from 'node:test'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLogger, createPhysarumNode, PING_PROTOCOL, PreSharedKey } from '@physarum/p2p'
+import { pino } from 'pino'
+import { startPingMonitorDaemon } from '../src/index.ts'
+import { startNode, stopAll, TEST_PSK } from '../../p2p/test/helpers.ts'
+import { byPeer, eventually, getJson, scrape } from './helpers.ts'
+import type { PeerReport, PingMonitorDaemon, PingMonitorDaemonConfig } from '../src/index.ts'
+import type { Connection, StreamMessageEvent } from '@libp2p/interface'
+import type { Logger, PhysarumNode } from '@physarum/p2p'
+import type { Socket } from 'node:net'
+
+interface PeersBody { host: string, peerId: string, peers: PeerReport[] }
+
+async function startDaemon (monitor: Partial<PingMonitorDaemonConfig['monitor']> = {}, limits: Partial<PingMonitorDaemonConfig['limits']> = {}, log: Logger = createLogger('ping-monitor', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent')): Promise<PingMonitorDaemon & { metricsUrl: string, peersUrl: string }> {
+  const daemon = await startPingMonitorDaemon({
+    psk: TEST_PSK,
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [],
+    metricsListen: { host: '127.0.0.1', port: 0 },
+    limits: { maxConnections: 100, inboundRate: 1_000, maxPending: 100, ...limits },
+    monitor: { hostName: 'mon-test', intervalMs: 100, pingTimeoutMs: 500, concurrency: 8, forgetAfterMs: 1_500, ...monitor }
+  }, log)
+  const base = `http://127.0.0.1:${daemon.metrics.address().port}`
+  return Object.assign(daemon, { metricsUrl: `${base}/metrics`, peersUrl: `${base}/peers` })
+}
+
+function median (values: number[]): number {
+  const sorted = values.toSorted((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () => {
+  const daemons: PingMonitorDaemon[] = []
+  const nodes: PhysarumNode[] = []
+  const cleanups: Array<() => Promise<void> | void> = []
+  afterEach(async () => {
+    await stopAll(nodes.splice(0))
+    await Promise.all(daemons.splice(0).map(async d => { await d.stop() }))
+    for (const cleanup of cleanups.splice(0)) await cleanup()
+  })
+
+  it('reports every peer that joins, counts failures of one that stops, then forgets its series', async () => {
+    const daemon = await startDaemon()
+    daemons.push(daemon)
+    const bootstrap = [daemon.node.multiaddrs()[0]!.toString()]
+    const peers = await Promise.all([1, 2, 3].map(async i => await startNode({ hostName: `peer-${i}`, bootstrap })))
+    nodes.push(...peers)
+    const ids = peers.map(p => p.peerId.toString())
+
+    const metrics = await eventually('an RTT series for each of the 3 peers', async () => {
+      const samples = await scrape(daemon.metricsUrl)
+      const rtt = byPeer(samples, 'physarum_ping_rtt_seconds')
+      return ids.every(id => rtt.get(id)?.labels.target_host?.startsWith('peer-') === true) ? samples : undefined
+    }, 10_000)
+    const rtt = byPeer(metrics, 'physarum_ping_rtt_seconds')
+    const ewma = byPeer(metrics, 'physarum_ping_rtt_ewma_seconds')
+    for (const [i, id] of ids.entries()) {
+      assert.deepEqual(rtt.get(id)!.labels, { host: 'mon-test', target_peer: id, target_host: `peer-${i + 1}` })
+      // loopback: more than nothing, less than 100 ms
+      assert.ok(rtt.get(id)!.value > 0 && rtt.get(id)!.value < 0.1, `RTT ${rtt.get(id)!.value} s`)
+      assert.ok(ewma.get(id)!.value > 0 && ewma.get(id)!.value < 0.1, `EWMA ${ewma.get(id)!.value} s`)
+    }
+    assert.equal(metrics.find(s => s.name === 'physarum_connected_peers')?.value, 3)
+    assert.ok(metrics.some(s => s.name.startsWith('libp2p_')), 'no libp2p metrics on the same registry')
+
+    const body = await getJson<PeersBody>(daemon.peersUrl)
+    assert.equal(body.peerId, daemon.node.peerId.toString())
+    for (const [i, id] of ids.entries()) {
+      const peer = body.peers.find(p => p.peerId === id)
+      assert.ok(peer != null, `${id} missing from /peers`)
+      assert.equal(peer.host, `peer-${i + 1}`)
+      assert.equal(peer.connected, true)
+      assert.ok(peer.addresses.some(a => a.startsWith('/ip4/127.0.0.1/tcp/')), JSON.stringify(peer.addresses))
+      assert.ok(peer.lastRttMs! > 0 && peer.smoothedRttMs! > 0)
+      assert.ok(Math.abs(Date.parse(peer.lastSeen) - Date.now()) < 5_000)
+    }
+
+    // the first peer stops: its pings fail, the others keep answering
+    const [gone, ...staying] = ids as [string, ...string[]]
+    await peers[0]!.stop()
+    const failed = await eventually('failures of the stopped peer', async () => {
+      const failures = byPeer(await scrape(daemon.metricsUrl), 'physarum_ping_failures_total')
+      return (failures.get(gone)?.value ?? 0) >= 2 ? failures : undefined
+    }, 5_000)
+    for (const id of staying) {
+      assert.equal(failed.get(id)?.value, 0, `a peer still there had failures: ${id}`)
+    }
+
+    // past --forget-after (1.5 s), none of its series is left; the others' are
+    const forgotten = await eventually('the stopped peer forgotten', async () => {
+      const samples = await scrape(daemon.metricsUrl)
+      return samples.some(s => s.labels.target_peer === gone) ? undefined : samples
+    }, 5_000)
+    for (const name of ['physarum_ping_rtt_seconds', 'physarum_ping_rtt_ewma_seconds', 'physarum_ping_failures_total']) {
+      assert.deepEqual([...byPeer(forgotten, name).keys()].toSorted(), staying.toSorted(), name)
+    }
+    const after = await getJson<PeersBody>(daemon.peersUrl)
+    assert.deepEqual(after.peers.map(p => p.peerId).toSorted(), staying.toSorted())
+  })
+
+  it('never shows a peer with another key or none, and still shows the right ones', async () => {
+    const daemon = await startDaemon()
+    daemons.push(daemon)
+    const target = daemon.node.multiaddrs()[0]!.toString()
+    const strangers = await Promise.all([PreSharedKey.fromPassphrase('another network'), null].map(async psk => {
+      const stranger = await createPhysarumNode({ psk, listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'server', bootstrap: [target], bootstrapTimeoutMs: 1_500, hostName: 'stranger' })
+      await assert.rejects(stranger.start(), { name: 'BootstrapUnreachableError' })
+      await stranger.stop()
+      return stranger.peerId.toString()
+    }))
+    const friend = await startNode({ hostName: 'friend', bootstrap: [target] })
+    nodes.push(friend)
+    // the friend appearing shows rounds ran after the strangers tried
+    await eventually('the right-key peer in the metrics', async () => byPeer(await scrape(daemon.metricsUrl), 'physarum_ping_rtt_seconds').has(friend.peerId.toString()) ? true : undefined)
+    const rounds = daemon.monitor.rounds
+    await eventually('3 more rounds', () => daemon.monitor.rounds >= rounds + 3 ? true : undefined)
+
+    const text = await (await fetch(daemon.metricsUrl)).text()
+    const body = await getJson<PeersBody>(daemon.peersUrl)
+    for (const id of strangers) {
+      assert.ok(!text.includes(id), `${id} is in /metrics`)
+      assert.ok(!body.peers.some(p => p.peerId === id), `${id} is in /peers`)
+    }
+    assert.ok(!text.includes('target_host="stranger"'))
+    assert.deepEqual(body.peers.map(p => p.peerId), [friend.peerId.toString()])
+  })
+
+  it('logs and counts inbound connections a connection limit turns away', async () => {
+    const lines: string[] = []
+    const sink = new Writable({ write (chunk: Buffer, _encoding, done) { lines.push(...chunk.toString().split('\n').filter(Boolean)); done() } })
+    const daemon = await startDaemon({}, { inboundRate: 2 }, pino({ level: 'info' }, sink))
+    daemons.push(daemon)
+    const port = Number(daemon.node.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value)
+    // plain TCP connections count like any dial, whatever their key
+    const sockets: Socket[] = []
+    cleanups.push(() => { for (const s of sockets) s.destroy() })
+    for (let i = 0; i < 6; i++) {
+      const socket = connect(port, '127.0.0.1')
+      socket.on('error', () => {})
+      sockets.push(socket)
+      // a refused connection may be reset before 'connect' is seen
+      await new Promise(resolve => { socket.once('connect', resolve).once('close', resolve) })
+    }
+    const refused = await eventually('a refused connection counted', async () => {
+      const sample = (await scrape(daemon.metricsUrl)).find(s => s.name === 'physarum_connections_refused_total' && s.labels.reason === 'inbound-rate')
+      return sample != null && sample.value >= 1 ? sample : undefined
+    })
+    assert.ok(refused.value <= 4, `refused ${refused.value} of 6 with a rate of 2`)
+    const warning = lines.map(l => JSON.parse(l) as { level: number, msg: string, reason?: string, remoteAddr?: string }).find(l => l.msg.startsWith('refused an inbound connection'))
+    assert.ok(warning != null, `no log line: ${lines.join('\n')}`)
+    assert.equal(warning.level, 40)
+    assert.equal(warning.reason, 'inbound-rate')
+    assert.match(warning.msg, /--inbound-rate/)
+    assert.match(warning.remoteAddr ?? '', /^\/ip4\/127\.0\.0\.1\/tcp\//)
+  })
+
+  it('reports RTTs within max(0.5 ms, 5%) of an independent ping on a warm connection, near and far', async (t) => {
+    // no timer rounds: the test starts each round itself, so the two measurements never overlap
+    const daemon = await startDaemon({ intervalMs: 3_600_000, forgetAfterMs: 3_600_000, pingTimeoutMs: 2_000 })
+    daemons.push(daemon)
+    const near = await startNode({ hostName: 'near', bootstrap: [daemon.node.multiaddrs()[0]!.toString()] })
+    nodes.push(near)
+    // the far peer sits behind a proxy adding 10 ms each way, and only the monitor dials it
+    const far = await startNode({ hostName: 'far' })
+    nodes.push(far)
+    const proxy = await delayProxy(Number(far.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value), 10)
+    cleanups.push(proxy.close)
+    await daemon.node.libp2p.dial(multiaddr(`/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${far.peerId.toString()}`))
+
+    const targets = [near, far].map(node => ({
+      id: node.peerId.toString(),
+      connection: daemon.node.libp2p.getConnections(node.peerId)[0]!,
+      monitor: [] as number[],
+      independent: [] as number[]
+    }))
+    const probes = await Promise.all(targets.map(async t => await warmPing(t.connection)))
+    let count = (await scrape(daemon.metricsUrl)).find(s => s.name === 'physarum_ping_rtt_distribution_seconds_count')?.value ?? 0
+    for (let round = 0; round < 30; round++) {
+      const expected = count + 2
+      const before = targets.map(target => daemon.node.rtt.get(target.id)?.samples ?? 0)
+      const independent: number[] = []
+      // half the rounds measure independently first, half the monitor first: neither is always
+      // the one right after the scrape
+      if (round % 2 === 0) {
+        for (const probe of probes) independent.push(await probe())
+      }
+      daemon.monitor.tick()
+      // polling the RTT table costs nothing; a scrape during the pings would delay them
+      await eventually('a round of the monitor', () => targets.every((target, i) => (daemon.node.rtt.get(target.id)?.samples ?? 0) > before[i]!) ? true : undefined, 5_000, 1)
+      if (round % 2 === 1) {
+        for (const probe of probes) independent.push(await probe())
+      }
+      const samples = await eventually('the round in /metrics', async () => {
+        const samples = await scrape(daemon.metricsUrl)
+        return samples.find(s => s.name === 'physarum_ping_rtt_distribution_seconds_count')?.value === expected ? samples : undefined
+      }, 5_000, 5)
+      count = expected
+      const rtt = byPeer(samples, 'physarum_ping_rtt_seconds')
+      for (const [i, target] of targets.entries()) {
+        target.monitor.push(rtt.get(target.id)!.value * 1_000)
+        target.independent.push(independent[i]!)
+      }
+    }
+    for (const [i, target] of targets.entries()) {
+      const reported = median(target.monitor)
+      const measured = median(target.independent)
+      const tolerance = Math.max(0.5, 0.05 * measured)
+      t.diagnostic(`${['near', 'far'][i]}: monitor ${reported.toFixed(3)} ms, independent ${measured.toFixed(3)} ms (medians of ${target.monitor.length})`)
+      assert.ok(Math.abs(reported - measured) <= tolerance,
+        `${['near', 'far'][i]}: the monitor reported ${reported.toFixed(3)} ms, an independent ping measured ${measured.toFixed(3)} ms (medians; tolerance ${tolerance.toFixed(3)} ms)`)
+    }
+    assert.ok(median(targets[1]!.independent) >= 20, 'the proxy did not delay')
+    assert.equal(daemon.node.libp2p.getConnections(far.peerId).length, 1, 'the far peer got a second, direct connection')
+  })
+})
+
+/**
+ * Opens a ping stream on `connection`, pays for the negotiation with a first round trip, and
+ * returns a function timing one more round trip with performance.now(), in ms.
+ */
+async function warmPing (connection: Connection): Promise<() => Promise<number>> {
+  const stream = await connection.newStream(PING_PROTOCOL)
+  const roundTrip = async (): Promise<number> => {
+    const probe = crypto.getRandomValues(new Uint8Array(32))
+    const chunks: Uint8Array[] = []
+    let length = 0
+    const { promise, resolve, reject } = Promise.withResolvers<number>()
+    const onMessage = (evt: StreamMessageEvent): void => {
+      const data = evt.data.subarray()
+      chunks.push(data)
+      length += data.byteLength
+      if (length >= 32) {
+        const elapsed = performance.now() - start
+        const echoed = Buffer.concat(chunks)
+        if (echoed.equals(probe)) resolve(elapsed)
+        else reject(new Error('wrong echo'))
+      }
+    }
+    stream.addEventListener('message', onMessage)
+    const timer = setTimeout(() => { reject(new Error('no echo within 2 s')) }, 2_000)
+    const start = performance.now()
+    stream.send(probe)
+    try {
+      return await promise
+    } finally {
+      clearTimeout(timer)
+      stream.removeEventListener('message', onMessage)
+    }
+  }
+  await roundTrip()
+  return roundTrip
+}
+
+/** A TCP proxy on 127.0.0.1 to `targetPort`, delaying every chunk by `delayMs` in each direction. */
+async function delayProxy (targetPort: number, delayMs: number): Promise<{ port: number, close: () => Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const delayed = (from: Socket, to: Socket): void => {
+    from.on('data', chunk => { setTimeout(() => { if (!to.destroyed) to.write(chunk) }, delayMs) })
+    from.on('close', () => { setTimeout(() => to.destroy(), delayMs) })
+    from.on('error', () => {})
+  }
+  const server = createServer(client => {
+    const upstream = connect(targetPort, '127.0.0.1')
+    sockets.add(client).add(upstream)
+    client.setNoDelay(true)
+    upstream.setNoDelay(true)
+    delayed(client, upstream)
+    delayed(upstream, client)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    port: (server.address() as { port: number }).port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy()
+      await new Promise(resolve => server.close(resolve))
+    }
+  }
+}
