@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib/toolchain.sh"
 source "$(dirname "$0")/lib/system.sh"
 cd "$PHYSARUM_ROOT"
 
-ensure_debian_packages prometheus:prometheus promtool:prometheus
+ensure_debian_packages prometheus:prometheus promtool:prometheus etcd:etcd-server
 
 log "type check"
 pnpm run --silent typecheck

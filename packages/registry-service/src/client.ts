@@ -1,0 +1,370 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { isMultiaddr, multiaddr } from '@multiformats/multiaddr'
+import { callRpc, REGISTRY_TOPIC, RpcFailureError, RpcProtocolError, RpcTimeoutError } from '@physarum/p2p'
+import {
+  DEFAULT_CACHE_TTL_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_CANDIDATES, DEFAULT_PEER_REFRESH_MS, DEFAULT_PEER_REST_MS,
+  DEFAULT_RTT_TIMEOUT_MS
+} from './constants.ts'
+import { NoRegistryError } from './errors.ts'
+import { recordFromWire } from './protocol.ts'
+import { registryRpc } from './protocol.ts'
+import { sameContent, validateName, validateRecord, validateRevision } from './record.ts'
+import type { Request, Response } from './pb/registry.js'
+import type { ServiceRecord, ServiceRecordInput } from './record.ts'
+import type { ListPage } from './store.ts'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger, PhysarumNode } from '@physarum/p2p'
+
+/** What the client needs of a node. */
+export type RegistryClientNode = Pick<PhysarumNode, 'libp2p' | 'peerId' | 'discovery' | 'measureRtt'>
+
+export interface RegistryClientOptions {
+  /**
+   * Registry-services to use instead of discovering them through the DHT: peer ids, or multiaddrs
+   * with /p2p/<peer id>. They are still ranked by RTT.
+   */
+  peers?: Array<PeerId | Multiaddr | string>
+  /** How long a Get result is served from the cache (default 10 s; 0: no cache). */
+  cacheTtlMs?: number
+  /** How long one discovery of registry peers may take (default 5 s). */
+  discoveryTimeoutMs?: number
+  /** How many registry peers to rank at most (default 8). */
+  maxCandidates?: number
+  /** How long a ranking is used before peers are discovered and measured again (default 60 s). */
+  refreshIntervalMs?: number
+  /** How long a registry that failed is tried last (default 30 s). */
+  restMs?: number
+  /** Deadline of one RTT measurement (default 2 s). */
+  rttTimeoutMs?: number
+  log?: Logger
+}
+
+export interface RankedRegistry {
+  peerId: PeerId
+  /** Measured RTT in ms; undefined when the peer did not answer a ping. */
+  rttMs?: number
+}
+
+interface Candidate extends RankedRegistry {
+  target: PeerId | Multiaddr
+}
+
+export interface WriteOptions extends AbortOptions {
+  /** Compare-and-swap: '0' = must not exist yet; otherwise the revision the record must have. */
+  expectedRevision?: string | number | bigint
+}
+
+export interface GetOptions extends AbortOptions {
+  /** Skip the cache. */
+  fresh?: boolean
+}
+
+export interface ListOptions extends AbortOptions {
+  prefix?: string
+  pageSize?: number
+  pageToken?: string
+}
+
+export interface JoinAnswer {
+  initialCluster: string
+  clientUrls: string[]
+}
+
+/** Failures on which the next registry is tried: the registry (or its etcd) is in trouble, not the request. */
+const FAILOVER_CODES = new Set(['UNAVAILABLE', 'INTERNAL', 'TIMEOUT'])
+
+function isFailover (err: unknown): boolean {
+  return err instanceof RpcTimeoutError || err instanceof RpcProtocolError ||
+    (err instanceof RpcFailureError && FAILOVER_CODES.has(err.code))
+}
+
+/** A failure after which the request may have been carried out anyway. */
+function isAmbiguous (err: unknown): boolean {
+  return err instanceof RpcTimeoutError || err instanceof RpcProtocolError
+}
+
+/**
+ * The registry's client: finds registry-services through the DHT (topic `physarum:registry`),
+ * prefers the one with the lowest RTT, and moves on to the next when one fails or times out, so
+ * a registry that dies costs the caller latency, not an error. Get results are cached for a TTL.
+ *
+ * Errors: `RpcFailureError` with the registry's code (NOT_FOUND, CONFLICT, UNAUTHORIZED,
+ * BAD_REQUEST; UNAVAILABLE when every registry said so), `RpcTimeoutError` or `RpcProtocolError`
+ * when the last registry tried did not answer, `NoRegistryError` when none was found,
+ * `InvalidRecordError` for a bad argument (before anything is sent).
+ */
+export class RegistryClient {
+  readonly #node: RegistryClientNode
+  readonly #options: RegistryClientOptions
+  readonly #cache = new Map<string, { record: ServiceRecord, expires: number }>()
+  readonly #rested = new Map<string, number>()
+  #ranking?: { candidates: Candidate[], at: number }
+  #ranking$?: Promise<Candidate[]>
+
+  constructor (node: RegistryClientNode, options: RegistryClientOptions = {}) {
+    this.#node = node
+    this.#options = options
+  }
+
+  /** Creates or replaces a record; returns it as stored, with its new revision. */
+  async add (record: ServiceRecordInput, options: WriteOptions = {}): Promise<ServiceRecord> {
+    const input = validateRecord(record)
+    const expected = options.expectedRevision == null ? undefined : validateRevision(options.expectedRevision)
+    const request: Request = {
+      add: {
+        record: { ...input, createdAt: '', updatedAt: '', revision: 0n },
+        ...(expected == null ? {} : { expectedRevision: BigInt(expected) })
+      }
+    }
+    this.#cache.delete(input.name)
+    try {
+      const { response } = await this.#call(request, options)
+      return this.#remember(recordFromWire(response.record!))
+    } catch (err) {
+      // a write that timed out may have landed before the retry elsewhere saw it as a conflict
+      if (err instanceof RpcFailureError && err.code === 'CONFLICT' && (err as AmbiguousConflict).afterAmbiguous === true) {
+        const current = await this.find(input.name, { ...options, fresh: true })
+        if (current != null && sameContent(current, input)) {
+          return current
+        }
+      }
+      throw err
+    }
+  }
+
+  /** The record named `name`; RpcFailureError NOT_FOUND when there is none. */
+  async get (name: string, options: GetOptions = {}): Promise<ServiceRecord> {
+    validateName(name)
+    const cached = this.#cache.get(name)
+    if (options.fresh !== true && cached != null && cached.expires > Date.now()) {
+      return cached.record
+    }
+    const { response } = await this.#call({ get: { name } }, options)
+    return this.#remember(recordFromWire(response.record!))
+  }
+
+  /** Like `get`, but undefined when there is no such record. */
+  async find (name: string, options: GetOptions = {}): Promise<ServiceRecord | undefined> {
+    try {
+      return await this.get(name, options)
+    } catch (err) {
+      if (err instanceof RpcFailureError && err.code === 'NOT_FOUND') {
+        return undefined
+      }
+      throw err
+    }
+  }
+
+  /** One page of records whose names start with `prefix`, in name order. */
+  async list (options: ListOptions = {}): Promise<ListPage> {
+    const { response } = await this.#call({ list: { prefix: options.prefix ?? '', pageSize: options.pageSize ?? 0, pageToken: options.pageToken ?? '' } }, options)
+    return { records: (response.list?.records ?? []).map(recordFromWire), nextPageToken: response.list?.nextPageToken ?? '' }
+  }
+
+  /** Every record whose name starts with `prefix`, page by page. */
+  async * listAll (options: Omit<ListOptions, 'pageToken'> = {}): AsyncGenerator<ServiceRecord> {
+    let pageToken = ''
+    do {
+      const page = await this.list({ ...options, pageToken })
+      yield * page.records
+      pageToken = page.nextPageToken
+    } while (pageToken !== '')
+  }
+
+  /** Deletes a record; returns the etcd revision of the deletion. */
+  async delete (name: string, options: WriteOptions = {}): Promise<string> {
+    validateName(name)
+    const expected = options.expectedRevision == null ? undefined : validateRevision(options.expectedRevision)
+    this.#cache.delete(name)
+    try {
+      const { response } = await this.#call({ delete: { name, ...(expected == null ? {} : { expectedRevision: BigInt(expected) }) } }, options)
+      return (response.delete?.revision ?? 0n).toString()
+    } catch (err) {
+      // an earlier attempt that timed out may have deleted it
+      if (err instanceof RpcFailureError && err.code === 'NOT_FOUND' && (err as AmbiguousConflict).afterAmbiguous === true) {
+        return '0'
+      }
+      throw err
+    }
+  }
+
+  /** Asks a registry to add an etcd member (used by `registry-service --join-etcd-cluster`). */
+  async join (memberName: string, peerUrls: string[], options: AbortOptions = {}): Promise<JoinAnswer> {
+    const { response } = await this.#call({ join: { memberName, peerUrls } }, options)
+    return { initialCluster: response.join?.initialCluster ?? '', clientUrls: response.join?.clientUrls ?? [] }
+  }
+
+  /** Forgets cached Get results (all, or the one of `name`). */
+  invalidate (name?: string): void {
+    if (name == null) {
+      this.#cache.clear()
+    } else {
+      this.#cache.delete(name)
+    }
+  }
+
+  /** The registry peers in the order they are tried (lowest RTT first), discovering them if needed. */
+  async registries (options: AbortOptions = {}): Promise<RankedRegistry[]> {
+    return this.#order(await this.#candidates(options)).map(({ peerId, rttMs }) => ({ peerId, ...(rttMs == null ? {} : { rttMs }) }))
+  }
+
+  /** Ranked by RTT, with the registries that failed lately last. */
+  #order (candidates: Candidate[]): Candidate[] {
+    const now = Date.now()
+    const rested = (c: Candidate): boolean => (this.#rested.get(c.peerId.toString()) ?? 0) > now
+    return [...candidates.filter(c => !rested(c)), ...candidates.filter(rested)]
+  }
+
+  #remember (record: ServiceRecord): ServiceRecord {
+    const ttl = this.#options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS
+    if (ttl > 0) {
+      this.#cache.delete(record.name)
+      this.#cache.set(record.name, { record, expires: Date.now() + ttl })
+      if (this.#cache.size > 10_000) {
+        this.#cache.delete(this.#cache.keys().next().value!)
+      }
+    }
+    return record
+  }
+
+  async #call (request: Request, options: AbortOptions): Promise<{ response: Response }> {
+    const tried = new Set<string>()
+    let lastError: unknown
+    let ambiguous = false
+    for (let round = 0; round < 2; round++) {
+      let candidates: Candidate[]
+      try {
+        candidates = await this.#candidates(options, round > 0)
+      } catch (err) {
+        if (round === 0 || lastError == null) {
+          throw err
+        }
+        break
+      }
+      const order = this.#order(candidates).filter(c => !tried.has(c.peerId.toString()))
+      for (const candidate of order) {
+        const id = candidate.peerId.toString()
+        tried.add(id)
+        try {
+          const response = await callRpc(this.#node.libp2p, candidate.target, registryRpc, request, options)
+          this.#rested.delete(id)
+          return { response }
+        } catch (err) {
+          options.signal?.throwIfAborted()
+          if (!isFailover(err)) {
+            if (ambiguous && err instanceof RpcFailureError) {
+              (err as AmbiguousConflict).afterAmbiguous = true
+            }
+            throw err
+          }
+          ambiguous ||= isAmbiguous(err)
+          lastError = err
+          this.#rested.set(id, Date.now() + (this.#options.restMs ?? DEFAULT_PEER_REST_MS))
+          this.#options.log?.warn({ registry: id, err: (err as Error).message }, 'registry request failed; trying the next registry')
+        }
+      }
+      if (this.#options.peers != null && this.#options.peers.length > 0) {
+        break
+      }
+      // every known registry failed: look again, maybe others came up
+      this.#ranking = undefined
+    }
+    if (lastError == null) {
+      throw new NoRegistryError()
+    }
+    throw lastError as Error
+  }
+
+  async #candidates (options: AbortOptions, refresh = false): Promise<Candidate[]> {
+    const refreshMs = this.#options.refreshIntervalMs ?? DEFAULT_PEER_REFRESH_MS
+    if (!refresh && this.#ranking != null && this.#ranking.candidates.length > 0 && Date.now() - this.#ranking.at < refreshMs) {
+      return this.#ranking.candidates
+    }
+    this.#ranking$ ??= this.#rank(options).then(candidates => {
+      this.#ranking = { candidates, at: Date.now() }
+      return candidates
+    }).finally(() => { this.#ranking$ = undefined })
+    return await this.#ranking$
+  }
+
+  async #rank (options: AbortOptions): Promise<Candidate[]> {
+    const found = this.#options.peers != null && this.#options.peers.length > 0
+      ? await this.#staticPeers()
+      : await this.#discover(options)
+    const rttTimeout = this.#options.rttTimeoutMs ?? DEFAULT_RTT_TIMEOUT_MS
+    const measured = await Promise.all(found.map(async (candidate): Promise<Candidate> => {
+      try {
+        const signal = options.signal == null ? AbortSignal.timeout(rttTimeout) : AbortSignal.any([options.signal, AbortSignal.timeout(rttTimeout)])
+        return { ...candidate, rttMs: await this.#node.measureRtt(candidate.peerId, { signal }) }
+      } catch {
+        return candidate
+      }
+    }))
+    return measured.sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity))
+  }
+
+  async #staticPeers (): Promise<Candidate[]> {
+    const candidates: Candidate[] = []
+    for (const peer of this.#options.peers ?? []) {
+      const target = typeof peer === 'string' ? (peer.startsWith('/') ? multiaddr(peer) : peerIdFromString(peer)) : peer
+      if (isMultiaddr(target)) {
+        const id = target.getComponents().find(c => c.name === 'p2p')?.value
+        if (id == null) {
+          throw new NoRegistryError(`The registry address ${target.toString()} has no /p2p/<peer id>`)
+        }
+        const peerId = peerIdFromString(id)
+        await this.#node.libp2p.peerStore.merge(peerId, { multiaddrs: [target.decapsulate('/p2p')] })
+        candidates.push({ peerId, target })
+      } else {
+        candidates.push({ peerId: target, target })
+      }
+    }
+    return candidates
+  }
+
+  async #discover (options: AbortOptions): Promise<Candidate[]> {
+    const timeout = this.#options.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS
+    const max = this.#options.maxCandidates ?? DEFAULT_MAX_CANDIDATES
+    const stop = new AbortController()
+    const signals = [stop.signal, AbortSignal.timeout(timeout), ...(options.signal == null ? [] : [options.signal])]
+    const candidates: Candidate[] = []
+    let grace: NodeJS.Timeout | undefined
+    try {
+      for await (const provider of this.#node.discovery.findProviders(REGISTRY_TOPIC, { signal: AbortSignal.any(signals) })) {
+        if (provider.id.equals(this.#node.peerId)) {
+          continue
+        }
+        if (provider.multiaddrs.length > 0) {
+          await this.#node.libp2p.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
+        }
+        candidates.push({ peerId: provider.id, target: provider.id })
+        if (candidates.length >= max) {
+          break
+        }
+        // the walk through the DHT may go on for long: the first answers are enough to start
+        grace ??= setTimeout(() => { stop.abort() }, 300)
+      }
+    } catch (err) {
+      options.signal?.throwIfAborted()
+      if (candidates.length === 0 && !(err instanceof Error && err.name === 'AbortError') && !stop.signal.aborted) {
+        this.#options.log?.warn({ err: (err as Error).message }, 'finding registry peers failed')
+      }
+    } finally {
+      clearTimeout(grace)
+    }
+    if (candidates.length === 0) {
+      throw new NoRegistryError(`No registry-service was found in the overlay within ${timeout} ms (topic ${REGISTRY_TOPIC})`)
+    }
+    return candidates
+  }
+}
+
+interface AmbiguousConflict extends RpcFailureError {
+  afterAmbiguous?: boolean
+}
+
+/** A registry client on `node`. */
+export function createRegistryClient (node: RegistryClientNode, options: RegistryClientOptions = {}): RegistryClient {
+  return new RegistryClient(node, options)
+}

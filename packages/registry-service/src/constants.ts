@@ -1,0 +1,54 @@
+/** Names, protocol ids and defaults of the registry service. */
+
+import { PROTOCOL_PREFIX } from '@physarum/p2p'
+
+export const NAME = 'registry-service'
+export const PROTOCOL_NAME = 'registry'
+export const PROTOCOL_VERSION = '1.0.0'
+export const REGISTRY_PROTOCOL = `/${PROTOCOL_PREFIX}/${PROTOCOL_NAME}/${PROTOCOL_VERSION}`
+
+/** Where records live in etcd: one key per service name, the value JSON. */
+export const KEY_PREFIX = '/physarum/v1/services/'
+
+export const DEFAULT_P2P_PORT = 0
+export const DEFAULT_METRICS_PORT = 9102
+export const DEFAULT_ETCD_CLIENT_PORT = 2379
+export const DEFAULT_ETCD_PEER_PORT = 2380
+export const DEFAULT_ETCD_CLUSTER_TOKEN = 'physarum-registry'
+
+/** Largest request or response on the wire: a full List page fits. */
+export const MAX_MESSAGE_BYTES = 256 * 1024
+/** Deadline of one exchange on the wire, etcd included. */
+export const RPC_TIMEOUT_MS = 5_000
+/** Deadline of one etcd call: past it the request is answered UNAVAILABLE. */
+export const DEFAULT_ETCD_TIMEOUT_MS = 1_500
+export const MAX_INBOUND_STREAMS = 64
+
+export const DEFAULT_PAGE_SIZE = 50
+export const MAX_PAGE_SIZE = 100
+
+/** Bounds of a record. */
+export const MAX_NAME_LENGTH = 128
+export const MAX_CONTENT_HASH_LENGTH = 128
+export const MAX_IMAGE_LENGTH = 512
+export const MAX_RTT_MS = 3_600_000
+export const MAX_CPU = 1024
+export const MAX_MEMORY_MB = 1024 * 1024
+
+/** Client defaults. */
+export const DEFAULT_CACHE_TTL_MS = 10_000
+export const DEFAULT_DISCOVERY_TIMEOUT_MS = 5_000
+export const DEFAULT_MAX_CANDIDATES = 8
+export const DEFAULT_PEER_REFRESH_MS = 60_000
+/** A registry that failed is tried last for this long. */
+export const DEFAULT_PEER_REST_MS = 30_000
+export const DEFAULT_RTT_TIMEOUT_MS = 2_000
+
+/** etcd supervision. */
+export const ETCD_RESTART_MIN_MS = 250
+export const ETCD_RESTART_MAX_MS = 30_000
+/** An etcd that ran this long before dying is restarted at the shortest backoff again. */
+export const ETCD_STABLE_MS = 30_000
+export const ETCD_START_TIMEOUT_MS = 60_000
+export const ETCD_STOP_TIMEOUT_MS = 10_000
+export const DEFAULT_JOIN_TIMEOUT_MS = 120_000

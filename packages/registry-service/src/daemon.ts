@@ -1,0 +1,215 @@
+import { hostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createMetricsRegistry, createPhysarumNode, RpcFailureError, RpcProtocolError, RpcTimeoutError, startMetricsServer } from '@physarum/p2p'
+import { createRegistryClient } from './client.ts'
+import { DEFAULT_JOIN_TIMEOUT_MS, NAME } from './constants.ts'
+import { JoinError, NoRegistryError } from './errors.ts'
+import { EtcdProcess, hasEtcdData } from './etcd-process.ts'
+import { createRegistryService } from './service.ts'
+import { RegistryStore } from './store.ts'
+import type { JoinAnswer, RegistryClient } from './client.ts'
+import type { EtcdStatus } from './etcd-process.ts'
+import type { RegistryService } from './service.ts'
+import type { PrivateKey } from '@libp2p/interface'
+import type { HostPort, Logger, MetricsServer, PhysarumNode, PreSharedKey } from '@physarum/p2p'
+import type { Registry } from 'prom-client'
+
+/** How the registry gets its etcd. */
+export type EtcdMode =
+  | { kind: 'new', etcd: ManagedEtcdConfig }
+  | { kind: 'join', etcd: ManagedEtcdConfig, joinVia: string[] }
+  | { kind: 'external', endpoints: string[] }
+
+export interface ManagedEtcdConfig {
+  bin: string
+  name: string
+  dataDir: string
+  ip: string
+  clientPort: number
+  peerPort: number
+  /** The etcd child's environment (it reads ETCD_* settings from it). */
+  env: Record<string, string | undefined>
+}
+
+export interface RegistryDaemonConfig {
+  psk: PreSharedKey | null
+  privateKey?: PrivateKey
+  listen: string[]
+  bootstrap: string[]
+  metricsListen: HostPort
+  etcd: EtcdMode
+  etcdTimeoutMs: number
+  admins: string[]
+  openWrites: boolean
+  /** How long --join-etcd-cluster keeps asking while no registry is found or the cluster is not ready (default 2 min). */
+  joinTimeoutMs?: number
+  registry?: Registry
+}
+
+export interface RegistryDaemon {
+  node: PhysarumNode
+  service: RegistryService
+  store: RegistryStore
+  etcd?: EtcdProcess
+  metrics: MetricsServer
+  stop(): Promise<void>
+}
+
+/**
+ * Starts a whole registry-service: the node, its etcd (started, joined or external), the store,
+ * the protocol and the metrics server. Anything started is stopped again when a later step fails.
+ */
+export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Logger): Promise<RegistryDaemon> {
+  const registry = config.registry ?? createMetricsRegistry()
+  const cleanups: Array<() => Promise<void> | void> = []
+  const cleanup = async (): Promise<void> => {
+    for (const step of cleanups.reverse()) {
+      try {
+        await step()
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'stopping failed')
+      }
+    }
+  }
+
+  try {
+    const node = await createPhysarumNode({
+      psk: config.psk,
+      ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
+      listen: config.listen,
+      bootstrap: config.bootstrap,
+      dhtMode: 'server',
+      hostName: hostname().replace(/\s/g, '-') || 'unknown',
+      role: NAME,
+      metricsRegistry: registry
+    })
+    await node.start()
+    cleanups.push(async () => { await node.stop() })
+    log.info({ peerId: node.peerId.toString(), addrs: node.multiaddrs().map(String) }, 'joined the overlay')
+
+    let etcd: EtcdProcess | undefined
+    let endpoints: string[]
+    if (config.etcd.kind === 'external') {
+      endpoints = config.etcd.endpoints
+    } else {
+      const managed = config.etcd.etcd
+      const init = {
+        bin: managed.bin,
+        name: managed.name,
+        dataDir: managed.dataDir,
+        ip: managed.ip,
+        clientPort: managed.clientPort,
+        peerPort: managed.peerPort,
+        env: managed.env,
+        log: log.child({ component: 'etcd' })
+      }
+      let joinedClientUrls: string[] = []
+      if (config.etcd.kind === 'join' && !hasEtcdData(managed.dataDir)) {
+        const peerUrl = new EtcdProcess({ ...init, clusterState: 'existing' }).peerUrl
+        const client = createRegistryClient(node, { log: log.child({ component: 'join' }), ...(config.etcd.joinVia.length > 0 ? { peers: config.etcd.joinVia } : {}) })
+        const answer = await joinCluster(client, managed.name, peerUrl, config.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS, log).catch((err: Error) => {
+          throw new JoinError(`Asking a registry-service to add this etcd member (${managed.name}, ${peerUrl}) failed: ${err.message}${(err as { code?: string }).code === 'UNAUTHORIZED' ? `. Start that registry with --admin ${node.peerId.toString()}, or with --open-writes` : ''}`)
+        })
+        log.info({ initialCluster: answer.initialCluster }, 'added as an etcd member; starting etcd')
+        etcd = new EtcdProcess({ ...init, clusterState: 'existing', initialCluster: answer.initialCluster })
+        joinedClientUrls = answer.clientUrls
+      } else {
+        if (config.etcd.kind === 'join') {
+          log.info({ dataDir: managed.dataDir }, 'the etcd data folder holds a member already: starting it without joining again')
+        }
+        etcd = new EtcdProcess({ ...init, clusterState: config.etcd.kind === 'new' ? 'new' : 'existing' })
+      }
+      await etcd.start()
+      const started = etcd
+      cleanups.push(async () => { await started.stop() })
+      endpoints = [etcd.clientUrl, ...joinedClientUrls]
+      // every member's client URL: when the local etcd is down, requests go to the others
+      const probe = new RegistryStore({ endpoints: [etcd.clientUrl], timeoutMs: 5_000 })
+      try {
+        endpoints.push(...(await probe.memberList()).flatMap(m => m.clientURLs))
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'could not list the etcd members; using the local one only')
+      } finally {
+        probe.close()
+      }
+      endpoints = [...new Set(endpoints)]
+    }
+
+    const store = new RegistryStore({ endpoints, timeoutMs: config.etcdTimeoutMs })
+    cleanups.push(() => { store.close() })
+    const health = await store.health()
+    if (!health.ok) {
+      log.warn({ endpoints, err: health.error }, 'etcd is not reachable yet; requests are answered UNAVAILABLE until it is')
+    }
+
+    const service = createRegistryService({ node, store, logger: log.child({ component: 'service' }), registry }, { admins: config.admins, openWrites: config.openWrites })
+    await service.start()
+    cleanups.push(async () => { await service.stop() })
+
+    const etcdProcess = etcd
+    const metrics = await startMetricsServer({
+      listen: config.metricsListen,
+      registry,
+      health: async () => {
+        const etcdHealth = await store.health()
+        const status: EtcdStatus | undefined = etcdProcess?.status()
+        return {
+          ok: etcdHealth.ok,
+          peerId: node.peerId.toString(),
+          connectedPeers: node.libp2p.getPeers().length,
+          etcd: { ...etcdHealth, endpoints, ...(status == null ? {} : { process: status }) }
+        }
+      }
+    })
+    cleanups.push(async () => { await metrics.close() })
+
+    let stopped: Promise<void> | undefined
+    return {
+      node,
+      service,
+      store,
+      ...(etcd == null ? {} : { etcd }),
+      metrics,
+      stop: async () => {
+        // stop taking work first (the protocol, the node), then the store, etcd and the HTTP server
+        stopped ??= (async () => {
+          cleanups.length = 0
+          cleanups.push(
+            async () => { await metrics.close() },
+            async () => { await etcdProcess?.stop() },
+            () => { store.close() },
+            async () => { await node.stop() },
+            async () => { await service.stop() }
+          )
+          await cleanup()
+        })()
+        await stopped
+      }
+    }
+  } catch (err) {
+    await cleanup()
+    throw err
+  }
+}
+
+/**
+ * Asks for membership until it is granted or refused for good: while no registry is found yet (the
+ * DHT), or the cluster cannot take a member yet (etcd wants every member connected for 5 s before
+ * it adds a voter), it asks again with a growing pause.
+ */
+async function joinCluster (client: RegistryClient, name: string, peerUrl: string, timeoutMs: number, log: Logger): Promise<JoinAnswer> {
+  const deadline = Date.now() + timeoutMs
+  for (let pause = 500; ; pause = Math.min(pause * 2, 2_000)) {
+    try {
+      return await client.join(name, [peerUrl])
+    } catch (err) {
+      const transient = err instanceof NoRegistryError || err instanceof RpcTimeoutError || err instanceof RpcProtocolError ||
+        (err instanceof RpcFailureError && (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT'))
+      if (!transient || Date.now() + pause > deadline) {
+        throw err
+      }
+      log.info({ err: err.message, retryInMs: pause }, 'cannot join the etcd cluster yet; asking again')
+      await sleep(pause)
+    }
+  }
+}

@@ -1,0 +1,269 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs'
+import { readFile, rm, writeFile } from 'node:fs/promises'
+import { get as httpGet } from 'node:http'
+import { dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  DEFAULT_ETCD_CLUSTER_TOKEN, ETCD_RESTART_MAX_MS, ETCD_RESTART_MIN_MS, ETCD_STABLE_MS, ETCD_START_TIMEOUT_MS, ETCD_STOP_TIMEOUT_MS
+} from './constants.ts'
+import { EtcdStartError } from './errors.ts'
+import type { Logger } from '@physarum/p2p'
+import type { ChildProcess } from 'node:child_process'
+
+export interface EtcdProcessInit {
+  /** The etcd binary (default: `etcd` from PATH). */
+  bin?: string
+  /** The member's name in the cluster. */
+  name: string
+  dataDir: string
+  /** The address etcd listens on and advertises to clients and peers. */
+  ip: string
+  clientPort: number
+  peerPort: number
+  /** `name=peerURL,...` (default: this member alone, for a new cluster). */
+  initialCluster?: string
+  clusterState: 'new' | 'existing'
+  clusterToken?: string
+  /** etcd's own output goes here (default: <dataDir>.log). */
+  logFile?: string
+  /** The running etcd's pid, to stop one left over by a killed registry-service (default: <dataDir>.pid). */
+  pidFile?: string
+  /** etcd's environment; etcd takes further settings from ETCD_* variables. */
+  env?: Record<string, string | undefined>
+  log: Logger
+  restartMinMs?: number
+  restartMaxMs?: number
+}
+
+export interface EtcdStatus {
+  running: boolean
+  pid?: number
+  /** How many times it was restarted after dying. */
+  restarts: number
+  clientUrl: string
+  peerUrl: string
+}
+
+export function hostUrl (ip: string, port: number): string {
+  return `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`
+}
+
+/** Whether `dataDir` holds an etcd member already (then the initial-cluster flags are ignored). */
+export function hasEtcdData (dataDir: string): boolean {
+  return existsSync(join(dataDir, 'member'))
+}
+
+/**
+ * Runs the etcd binary as a child process and keeps it running: when it dies it is started again
+ * after a backoff (doubling from 250 ms to 30 s, back to the start once it ran 30 s), with the same
+ * data folder. `stop()` ends it (SIGTERM, then SIGKILL after 10 s) and ends the supervision.
+ */
+export class EtcdProcess {
+  readonly clientUrl: string
+  readonly peerUrl: string
+  readonly #init: EtcdProcessInit
+  readonly #log: Logger
+  readonly #logFile: string
+  readonly #pidFile: string
+  #child?: ChildProcess
+  #stopping = false
+  #restarts = 0
+  #backoffMs: number
+  #restartTimer?: NodeJS.Timeout
+
+  constructor (init: EtcdProcessInit) {
+    this.#init = init
+    this.#log = init.log
+    this.clientUrl = hostUrl(init.ip, init.clientPort)
+    this.peerUrl = hostUrl(init.ip, init.peerPort)
+    this.#logFile = init.logFile ?? `${init.dataDir}.log`
+    this.#pidFile = init.pidFile ?? `${init.dataDir}.pid`
+    this.#backoffMs = init.restartMinMs ?? ETCD_RESTART_MIN_MS
+  }
+
+  status (): EtcdStatus {
+    return {
+      running: this.#child?.exitCode === null && this.#child.signalCode === null,
+      ...(this.#child?.pid == null ? {} : { pid: this.#child.pid }),
+      restarts: this.#restarts,
+      clientUrl: this.clientUrl,
+      peerUrl: this.peerUrl
+    }
+  }
+
+  #args (): string[] {
+    const init = this.#init
+    return [
+      '--name', init.name,
+      '--data-dir', init.dataDir,
+      '--listen-client-urls', this.clientUrl,
+      '--advertise-client-urls', this.clientUrl,
+      '--listen-peer-urls', this.peerUrl,
+      '--initial-advertise-peer-urls', this.peerUrl,
+      '--initial-cluster', init.initialCluster ?? `${init.name}=${this.peerUrl}`,
+      '--initial-cluster-state', init.clusterState,
+      '--initial-cluster-token', init.clusterToken ?? DEFAULT_ETCD_CLUSTER_TOKEN,
+      '--logger', 'zap'
+    ]
+  }
+
+  /** Starts etcd and waits until it answers /health; throws EtcdStartError with etcd's last words. */
+  async start (timeoutMs = ETCD_START_TIMEOUT_MS): Promise<void> {
+    this.#stopping = false
+    mkdirSync(dirname(this.#init.dataDir), { recursive: true })
+    await this.#stopLeftover()
+    const child = this.#spawn()
+    let spawnError: Error | undefined
+    const exited = new Promise<'exited'>(resolve => {
+      child.once('exit', () => { resolve('exited') })
+      child.once('error', (err) => {
+        spawnError = err
+        resolve('exited')
+      })
+    })
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      const outcome = await Promise.race([exited, this.#healthy().then(ok => ok ? 'healthy' as const : 'waiting' as const)])
+      if (outcome === 'healthy') {
+        this.#log.info({ pid: child.pid, clientUrl: this.clientUrl, peerUrl: this.peerUrl, name: this.#init.name }, 'etcd is healthy')
+        return
+      }
+      if (outcome === 'exited' || this.#stopping) {
+        // no restarts for an etcd that never came up: the caller hears why instead
+        this.#stopping = true
+        clearTimeout(this.#restartTimer)
+        if (spawnError != null) {
+          throw new EtcdStartError(`etcd (${this.#init.bin ?? 'etcd'}) could not be started: ${spawnError.message}${(spawnError as NodeJS.ErrnoException).code === 'ENOENT' ? '; install etcd (Debian: etcd-server) or give --etcd-bin' : ''}`)
+        }
+        throw new EtcdStartError(`etcd (${this.#init.bin ?? 'etcd'}) exited with ${child.exitCode ?? child.signalCode} before it was healthy: ${this.#lastWords()}`)
+      }
+      await Promise.race([sleep(100), exited])
+    }
+    await this.stop()
+    throw new EtcdStartError(`etcd at ${this.clientUrl} was not healthy within ${timeoutMs} ms (for a member joining, the cluster needs a quorum): ${this.#lastWords()}`)
+  }
+
+  #spawn (): ChildProcess {
+    const fd = openSync(this.#logFile, 'a')
+    let child: ChildProcess
+    try {
+      child = spawn(this.#init.bin ?? 'etcd', this.#args(), { stdio: ['ignore', fd, fd], env: { ...this.#init.env } })
+    } finally {
+      closeSync(fd)
+    }
+    this.#child = child
+    const startedAt = Date.now()
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      this.#log.error({ err: err.message, bin: this.#init.bin ?? 'etcd' }, err.code === 'ENOENT' ? 'etcd binary not found: install etcd-server or give --etcd-bin' : 'etcd could not be started')
+    })
+    if (child.pid != null) {
+      void writeFile(this.#pidFile, `${child.pid}\n`).catch(() => {})
+    }
+    child.once('exit', (code, signal) => {
+      if (this.#child === child) {
+        void rm(this.#pidFile, { force: true })
+      }
+      if (this.#stopping || this.#child !== child) {
+        return
+      }
+      if (Date.now() - startedAt > ETCD_STABLE_MS) {
+        this.#backoffMs = this.#init.restartMinMs ?? ETCD_RESTART_MIN_MS
+      }
+      const delay = this.#backoffMs
+      this.#backoffMs = Math.min(delay * 2, this.#init.restartMaxMs ?? ETCD_RESTART_MAX_MS)
+      this.#log.warn({ code, signal, restartInMs: delay, lastWords: this.#lastWords() }, 'etcd died; restarting it')
+      this.#restartTimer = setTimeout(() => {
+        if (!this.#stopping) {
+          this.#restarts++
+          this.#spawn()
+        }
+      }, delay)
+    })
+    return child
+  }
+
+  // node:http rather than fetch: fetch refuses "bad ports" (22, 25, ...) that etcd may be given
+  async #healthy (): Promise<boolean> {
+    return await new Promise<boolean>(resolve => {
+      const request = httpGet(`${this.clientUrl}/health`, { timeout: 1_000 }, response => {
+        let body = ''
+        response.setEncoding('utf8')
+        response.on('data', (chunk: string) => { body += chunk })
+        response.on('end', () => {
+          try {
+            resolve((JSON.parse(body) as { health?: string }).health === 'true')
+          } catch {
+            resolve(false)
+          }
+        })
+        response.on('error', () => { resolve(false) })
+      })
+      request.on('timeout', () => { request.destroy() })
+      request.on('error', () => { resolve(false) })
+    })
+  }
+
+  /** A killed registry-service leaves its etcd running on the ports: end it before starting anew. */
+  async #stopLeftover (): Promise<void> {
+    let pid: number
+    try {
+      pid = Number((await readFile(this.#pidFile, 'utf8')).trim())
+    } catch {
+      return
+    }
+    let cmdline = ''
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    } catch {
+      // not running any more
+    }
+    if (Number.isInteger(pid) && pid > 0 && cmdline.includes(this.#init.dataDir) && cmdline.includes('etcd')) {
+      this.#log.warn({ pid }, 'stopping an etcd left over by an earlier run')
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // it ended meanwhile
+      }
+      const deadline = Date.now() + 5_000
+      while (Date.now() < deadline && existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')) {
+        await sleep(50)
+      }
+    }
+    await rm(this.#pidFile, { force: true })
+  }
+
+  #lastWords (): string {
+    try {
+      const lines = readFileSync(this.#logFile, 'utf8').trim().split('\n').slice(-3)
+      return lines.map(line => {
+        try {
+          const entry = JSON.parse(line) as { msg?: string, error?: string }
+          return [entry.msg, entry.error].filter(Boolean).join(': ')
+        } catch {
+          return line
+        }
+      }).join(' | ') + ` (full log: ${this.#logFile})`
+    } catch {
+      return `(no output; log file ${this.#logFile})`
+    }
+  }
+
+  /** Ends etcd and its supervision. */
+  async stop (): Promise<void> {
+    this.#stopping = true
+    clearTimeout(this.#restartTimer)
+    const child = this.#child
+    if (child == null || child.exitCode !== null || child.signalCode !== null) {
+      return
+    }
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, ETCD_STOP_TIMEOUT_MS)
+    await exited
+    clearTimeout(timer)
+    await rm(this.#pidFile, { force: true })
+    this.#log.info('etcd stopped')
+  }
+}

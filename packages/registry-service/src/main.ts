@@ -1,0 +1,264 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { isIP } from 'node:net'
+import { join } from 'node:path'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { ConfigError, createLogger, InvalidPskError, MissingPskError, onShutdown, PHYSARUM_VERSION, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import yargs from 'yargs'
+import { hideBin } from 'yargs/helpers'
+import {
+  DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
+  REGISTRY_PROTOCOL
+} from './constants.ts'
+import { startRegistryDaemon } from './daemon.ts'
+import type { EtcdMode, RegistryDaemonConfig } from './daemon.ts'
+import type { NodeArgs, NodeConfig } from '@physarum/p2p'
+import type { Argv } from 'yargs'
+
+const DEFAULTS = { name: NAME, p2pPort: DEFAULT_P2P_PORT, metricsPort: DEFAULT_METRICS_PORT }
+
+/** Printed on stdout once per listen address, besides the JSON logs. */
+export const LISTENING_LINE = `${NAME} listening:`
+/** Printed on stdout once the metrics server listens. */
+export const METRICS_LINE = `${NAME} metrics:`
+/** Printed on stdout with the etcd client URLs the registry uses. */
+export const ETCD_LINE = `${NAME} etcd:`
+
+interface RegistryArgs extends NodeArgs {
+  'new-etcd-cluster'?: boolean
+  'join-etcd-cluster'?: boolean
+  'etcd-endpoints'?: string
+  'etcd-ip'?: string
+  'etcd-client-port': number
+  'etcd-peer-port': number
+  'etcd-bin'?: string
+  'etcd-data-dir'?: string
+  'etcd-name'?: string
+  'etcd-timeout': number
+  'join-via'?: string[]
+  admin?: string[]
+  'open-writes'?: boolean
+}
+
+export const command = '$0'
+export const describe = 'Run a registry-service: the etcd-backed registry of physarum services, served on the overlay'
+
+export function builder (argv: Argv): Argv<RegistryArgs> {
+  return withNodeOptions(argv, DEFAULTS)
+    .option('new-etcd-cluster', { type: 'boolean', describe: 'Start a new one-member etcd cluster, run and supervised by this process (data in <state-dir>/etcd)' })
+    .option('join-etcd-cluster', { type: 'boolean', describe: 'Ask a running registry-service (found through the DHT, or --join-via) to add this host as an etcd member, then run that member. Once the data folder holds a member, later starts just run it' })
+    .option('etcd-endpoints', { type: 'string', describe: 'Use an etcd cluster run by someone else: client URLs, comma separated (env PHYSARUM_ETCD_ENDPOINTS)' })
+    .option('etcd-ip', { type: 'string', describe: 'IP address the managed etcd listens on and advertises to its peers and clients (with --new-etcd-cluster or --join-etcd-cluster)' })
+    .option('etcd-client-port', { type: 'number', default: DEFAULT_ETCD_CLIENT_PORT, describe: 'The managed etcd\'s client port' })
+    .option('etcd-peer-port', { type: 'number', default: DEFAULT_ETCD_PEER_PORT, describe: 'The managed etcd\'s peer port' })
+    .option('etcd-bin', { type: 'string', describe: 'The etcd binary [default: etcd from PATH]' })
+    .option('etcd-data-dir', { type: 'string', describe: 'The managed etcd\'s data folder [default: <state-dir>/etcd]' })
+    .option('etcd-name', { type: 'string', describe: 'The managed etcd member\'s name [default: etcd-<first 12 characters after 12D3KooW of the peer id>, kept in <state-dir>/etcd-name]' })
+    .option('etcd-timeout', { type: 'number', default: DEFAULT_ETCD_TIMEOUT_MS, describe: 'Deadline of one etcd call in ms: past it the request is answered UNAVAILABLE' })
+    .option('join-via', { type: 'string', array: true, describe: 'With --join-etcd-cluster: multiaddr (with /p2p/<peer id>) of the registry-service to ask, instead of finding one through the DHT (repeatable)' })
+    .option('admin', { type: 'string', array: true, describe: 'Peer id allowed to Add and Delete records and to add etcd members (repeatable; env PHYSARUM_ADMINS, space or comma separated)' })
+    .option('open-writes', { type: 'boolean', describe: 'Allow every overlay member to write and to add etcd members (logged as a warning)' })
+    .group(['new-etcd-cluster', 'join-etcd-cluster', 'etcd-endpoints'], 'etcd (exactly one of):')
+    .group(['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'etcd-timeout', 'join-via'], 'Managed etcd:')
+    .group(['admin', 'open-writes'], 'Authorization:')
+    .example('PHYSARUM_PSK=... $0 --new-etcd-cluster --etcd-ip 10.0.0.1 -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW... --admin 12D3KooW<hl-cli id>', 'Start the first registry with a new etcd cluster (etcd on 10.0.0.1:2379/2380)')
+    .example('PHYSARUM_PSK=... $0 --join-etcd-cluster --etcd-ip 10.0.0.2 -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW... --admin 12D3KooW<hl-cli id>', 'On a second host: join the etcd cluster through a running registry (which must list this one\'s peer id with --admin, or run with --open-writes)')
+    .example('PHYSARUM_PSK=... $0 --etcd-endpoints http://10.0.0.5:2379,http://10.0.0.6:2379 -bootstrap ...', 'Serve records from an etcd cluster run by someone else')
+    .epilogue([
+      `Protocol ${REGISTRY_PROTOCOL} (protobuf, src/pb/registry.proto): Add (create or replace; optional expected revision for compare-and-swap), Get, List (by prefix, paged), Delete, and Join (add an etcd member). Records are JSON in etcd under ${KEY_PREFIX}<name>; every write is an etcd transaction on the key's revision, so a concurrent writer gets CONFLICT instead of losing an update. Reads are open to overlay members; Add, Delete and Join only to --admin peers unless --open-writes.`,
+      '',
+      'Three registries on three hosts: start the first with --new-etcd-cluster, then the second with --join-etcd-cluster and, once it is up, the third the same way. The first must allow the joiners: --admin <their peer id> (each prints its peer id at start, and a refused join names it) or --open-writes. Join one at a time: a two-member cluster needs both members up.',
+      '',
+      'The managed etcd is a child process: restarted when it dies (backoff 250 ms to 30 s), stopped at shutdown; its output goes to <data-dir>.log. It takes other settings from ETCD_* environment variables (e.g. ETCD_HEARTBEAT_INTERVAL, ETCD_ELECTION_TIMEOUT, ETCD_QUOTA_BACKEND_BYTES).',
+      '',
+      `At start, stdout gets "${LISTENING_LINE} <multiaddr>" per listen address, "${METRICS_LINE} http://<host>:<port>/metrics" and "${ETCD_LINE} <client URLs>"; everything else is JSON log lines (pino).`,
+      '',
+      'HTTP on --metrics-listen: GET /metrics (physarum_registry_requests_total{operation,outcome}, physarum_registry_request_duration_seconds, physarum_registry_etcd_up, physarum_registry_records, process and libp2p metrics); GET /healthz (503 while etcd is unreachable).',
+      '',
+      'Exit codes: 0 after a requested stop, 2 for a usage error, 1 for a failure, 128+n after signal n.'
+    ].join('\n'))
+    .strictOptions()
+}
+
+function list (values: string[] | undefined, env: string | undefined): string[] {
+  const given = (values ?? []).flatMap(v => v.split(/[\s,]+/))
+  return (given.length > 0 ? given : (env ?? '').split(/[\s,]+/)).filter(Boolean)
+}
+
+async function memberName (args: RegistryArgs, stateDir: string, peerId: string | undefined): Promise<string> {
+  if (args['etcd-name'] != null) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(args['etcd-name'])) {
+      throw new ConfigError(`--etcd-name: ${JSON.stringify(args['etcd-name'])} must be letters, digits and . _ -, at most 64`)
+    }
+    return args['etcd-name']
+  }
+  const file = join(stateDir, 'etcd-name')
+  try {
+    return (await readFile(file, 'utf8')).trim()
+  } catch {
+    // the first start: the name is chosen and kept below
+  }
+  const name = `etcd-${(peerId ?? crypto.randomUUID()).replace(/^12D3KooW/, '').slice(0, 12)}`
+  await mkdir(stateDir, { recursive: true })
+  await writeFile(file, `${name}\n`)
+  return name
+}
+
+function port (flag: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > 65535) {
+    throw new ConfigError(`--${flag}: ${value} is not a port (1-65535)`)
+  }
+  return value
+}
+
+/** Everything the flags and environment say, validated; throws ConfigError naming the flag. */
+async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promise<{ node: NodeConfig, daemon: RegistryDaemonConfig }> {
+  const modes = (['new-etcd-cluster', 'join-etcd-cluster'] as const).filter(flag => args[flag] === true).map(flag => `--${flag}`)
+  // the environment's endpoints count only when no flag says where the records live
+  const endpointsText = args['etcd-endpoints'] ?? (modes.length === 0 ? env.PHYSARUM_ETCD_ENDPOINTS : undefined)
+  if (endpointsText != null && endpointsText !== '') {
+    modes.push('--etcd-endpoints')
+  }
+  if (modes.length !== 1) {
+    throw new ConfigError(modes.length === 0
+      ? 'Say where the records live: --new-etcd-cluster, --join-etcd-cluster or --etcd-endpoints'
+      : `Give only one of --new-etcd-cluster, --join-etcd-cluster and --etcd-endpoints (got ${modes.join(', ')})`)
+  }
+  const admins = list(args.admin, env.PHYSARUM_ADMINS)
+  for (const admin of admins) {
+    try {
+      peerIdFromString(admin)
+    } catch {
+      throw new ConfigError(`--admin: ${JSON.stringify(admin)} is not a peer id`)
+    }
+  }
+  const timeout = args['etcd-timeout']
+  if (!Number.isFinite(timeout) || timeout <= 0) {
+    throw new ConfigError(`--etcd-timeout: ${timeout} is not a positive number of milliseconds`)
+  }
+  const joinVia = args['join-via'] ?? []
+  for (const addr of joinVia) {
+    let ok = false
+    try {
+      ok = multiaddr(addr).getComponents().some(c => c.name === 'p2p')
+    } catch {
+      // not a multiaddr: refused below
+    }
+    if (!ok) {
+      throw new ConfigError(`--join-via: ${JSON.stringify(addr)} is not a multiaddr with /p2p/<peer id>`)
+    }
+  }
+
+  const node = await resolveNodeConfig(args, env, DEFAULTS)
+  let etcd: EtcdMode
+  if (modes[0] === '--etcd-endpoints') {
+    const endpoints = endpointsText!.split(',').map(e => e.trim()).filter(Boolean)
+    for (const endpoint of endpoints) {
+      if (!/^https?:\/\/[^/\s]+\/?$/.test(endpoint)) {
+        throw new ConfigError(`--etcd-endpoints: ${JSON.stringify(endpoint)} is not a client URL like http://10.0.0.5:2379`)
+      }
+    }
+    etcd = { kind: 'external', endpoints }
+  } else {
+    const ip = args['etcd-ip']
+    if (ip == null || isIP(ip) === 0 || ip === '0.0.0.0' || ip === '::') {
+      throw new ConfigError(`--etcd-ip: ${ip == null ? 'missing' : JSON.stringify(ip)}: ${modes[0]} needs the IP address of this host that the other etcd members and registries reach (not 0.0.0.0)`)
+    }
+    const peerId = node.privateKey == null ? undefined : peerIdFromPrivateKeyString(node.privateKey)
+    const managed = {
+      bin: args['etcd-bin'] ?? 'etcd',
+      name: await memberName(args, node.stateDir, peerId),
+      dataDir: args['etcd-data-dir'] ?? join(node.stateDir, 'etcd'),
+      ip,
+      clientPort: port('etcd-client-port', args['etcd-client-port']),
+      peerPort: port('etcd-peer-port', args['etcd-peer-port']),
+      env
+    }
+    etcd = modes[0] === '--new-etcd-cluster' ? { kind: 'new', etcd: managed } : { kind: 'join', etcd: managed, joinVia }
+  }
+  return {
+    node,
+    daemon: {
+      psk: node.psk,
+      ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
+      listen: node.listen,
+      bootstrap: node.bootstrap,
+      metricsListen: node.metricsListen,
+      etcd,
+      etcdTimeoutMs: timeout,
+      admins,
+      openWrites: args['open-writes'] === true
+    }
+  }
+}
+
+function peerIdFromPrivateKeyString (key: NonNullable<NodeConfig['privateKey']>): string {
+  return peerIdFromPrivateKey(key).toString()
+}
+
+function fail (code: number, message: string): never {
+  process.stderr.write(`${NAME}: ${message}\n`)
+  process.exit(code)
+}
+
+export async function handler (args: RegistryArgs): Promise<void> {
+  let config: Awaited<ReturnType<typeof resolveConfig>>
+  try {
+    config = await resolveConfig(args, process.env)
+  } catch (err) {
+    const usage = err instanceof ConfigError || err instanceof InvalidPskError || err instanceof MissingPskError
+    fail(usage ? 2 : 1, (err as Error).message)
+  }
+  const log = createLogger(NAME, config.node.logLevel)
+  for (const warning of config.node.warnings) {
+    log.warn(warning)
+  }
+  let daemon: Awaited<ReturnType<typeof startRegistryDaemon>>
+  try {
+    daemon = await startRegistryDaemon(config.daemon, log)
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'start failed')
+    log.flush()
+    fail(1, (err as Error).message)
+  }
+  onShutdown([{ name: NAME, run: async () => { await daemon.stop() } }], { log, deadlineMs: 15_000 })
+
+  const addrs = daemon.node.multiaddrs().map(String)
+  const metrics = daemon.metrics.address()
+  const metricsHost = metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host
+  log.info({
+    version: PHYSARUM_VERSION,
+    peerId: daemon.node.peerId.toString(),
+    addrs,
+    metrics: `${metricsHost}:${metrics.port}`,
+    pskSource: config.node.pskSource,
+    identity: config.node.identityPath ?? 'ephemeral',
+    bootstrap: config.daemon.bootstrap,
+    etcd: config.daemon.etcd.kind,
+    etcdEndpoints: daemon.store.endpoints,
+    admins: config.daemon.admins,
+    openWrites: config.daemon.openWrites
+  }, 'registry-service started')
+  process.stdout.write(addrs.map(addr => `${LISTENING_LINE} ${addr}\n`).join('') +
+    `${METRICS_LINE} http://${metricsHost}:${metrics.port}/metrics\n` +
+    `${ETCD_LINE} ${daemon.store.endpoints.join(',')}\n`)
+}
+
+export async function main (argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName(NAME)
+    .command({ command, describe, builder, handler })
+    .version(PHYSARUM_VERSION)
+    .help()
+    .alias('help', 'h')
+    .wrap(Math.min(120, process.stdout.columns ?? 100))
+    .fail((message, err) => {
+      if (message == null && err != null) {
+        fail(1, err.message)
+      }
+      fail(2, `${message ?? err?.message}\nRun ${NAME} --help for the options.`)
+    })
+    .parseAsync()
+}
+
+await main(hideBin(process.argv))

@@ -1,0 +1,327 @@
+import { RpcFailureError } from '@physarum/p2p'
+import { Etcd3, isRecoverableError } from 'etcd3'
+import { DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_PAGE_SIZE, KEY_PREFIX, MAX_PAGE_SIZE } from './constants.ts'
+import { InvalidRecordError } from './errors.ts'
+import { fromStoredJson, toStoredJson, validateName } from './record.ts'
+import type { ServiceRecord, ServiceRecordInput } from './record.ts'
+import type { IKeyValue, IMember, IOptions, IRequestOp } from 'etcd3'
+
+export interface RegistryStoreInit {
+  /** etcd client URLs, http://host:port. */
+  endpoints: string[]
+  /** Deadline of each etcd call (default 1.5 s): past it the caller gets UNAVAILABLE. */
+  timeoutMs?: number
+  /** Key prefix (default /physarum/v1/services/). */
+  keyPrefix?: string
+}
+
+export interface ListOptions {
+  prefix?: string
+  pageSize?: number
+  pageToken?: string
+}
+
+export interface ListPage {
+  records: ServiceRecord[]
+  /** '' on the last page. */
+  nextPageToken: string
+}
+
+export interface StoreHealth {
+  ok: boolean
+  error?: string
+}
+
+type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>
+
+/** Runs the call once: failures are answered, not retried on the same host. */
+function noopPolicy (): Policy {
+  return { execute: async (fn: (context: { signal: AbortSignal }) => unknown) => await fn({ signal: new AbortController().signal }) } as unknown as Policy
+}
+
+/**
+ * Retries a call that failed for a reason of the connection (not of etcd's answer) on the next host,
+ * once per host: with one member down, a call still lands on a live one within its deadline.
+ */
+function nextHostPolicy (hosts: number): Policy {
+  return {
+    execute: async (fn: (context: { signal: AbortSignal, attempt: number }) => unknown) => {
+      let lastError: unknown
+      for (let attempt = 0; attempt < hosts; attempt++) {
+        try {
+          return await fn({ signal: new AbortController().signal, attempt })
+        } catch (err) {
+          lastError = err
+          if (!isRecoverableError(err as Error)) {
+            throw err
+          }
+        }
+      }
+      throw lastError
+    }
+  } as unknown as Policy
+}
+
+const encoder = new TextEncoder()
+
+/** The first key after every key starting with `prefix`. */
+function prefixEnd (prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix)
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++
+      return end.subarray(0, i + 1)
+    }
+  }
+  return Buffer.from([0])
+}
+
+interface PageToken {
+  /** the last name of the previous page */
+  after: string
+  /** the revision of the first page: every page reads the same snapshot */
+  revision: string
+}
+
+function encodeToken (token: PageToken): string {
+  return Buffer.from(JSON.stringify(token)).toString('base64url')
+}
+
+function decodeToken (text: string): PageToken {
+  try {
+    const token = JSON.parse(Buffer.from(text, 'base64url').toString()) as Partial<PageToken>
+    if (typeof token.after === 'string' && typeof token.revision === 'string' && /^[0-9]+$/.test(token.revision)) {
+      return { after: token.after, revision: token.revision }
+    }
+  } catch {
+    // not base64url JSON: refused below
+  }
+  throw new InvalidRecordError('pageToken', 'is not a token from a previous page of this List')
+}
+
+/**
+ * The records in etcd. Every write is one etcd transaction conditioned on the key's mod revision,
+ * so concurrent writers never overwrite each other unseen. Errors are `RpcFailureError`s ready to
+ * answer: CONFLICT, NOT_FOUND, and UNAVAILABLE when etcd cannot be reached within the deadline.
+ */
+export class RegistryStore {
+  readonly endpoints: string[]
+  readonly #client: Etcd3
+  readonly #timeoutMs: number
+  readonly #prefix: Buffer
+  readonly #prefixText: string
+
+  constructor (init: RegistryStoreInit) {
+    if (init.endpoints.length === 0) {
+      throw new Error('The registry store needs at least one etcd endpoint')
+    }
+    this.endpoints = [...init.endpoints]
+    this.#timeoutMs = init.timeoutMs ?? DEFAULT_ETCD_TIMEOUT_MS
+    this.#prefixText = init.keyPrefix ?? KEY_PREFIX
+    this.#prefix = Buffer.from(this.#prefixText)
+    this.#client = new Etcd3({
+      hosts: this.endpoints,
+      dialTimeout: this.#timeoutMs,
+      defaultCallOptions: (context) => context.isStream ? {} : { deadline: Date.now() + this.#timeoutMs },
+      faultHandling: { host: () => noopPolicy(), global: nextHostPolicy(this.endpoints.length) },
+      grpcOptions: {
+        // a channel of its own, reconnecting soon after etcd comes back
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1_000,
+        'grpc.min_reconnect_backoff_ms': 100
+      }
+    })
+  }
+
+  #key (name: string): Buffer {
+    return Buffer.concat([this.#prefix, encoder.encode(name)])
+  }
+
+  #unavailable (err: unknown): RpcFailureError {
+    if (err instanceof RpcFailureError) {
+      return err
+    }
+    const message = (err as Error).message
+    if (err instanceof Error && (isRecoverableError(err) || /circuit|closed|deadline|unavailable|connect/i.test(message))) {
+      return new RpcFailureError('UNAVAILABLE', `etcd is unreachable (${this.endpoints.join(', ')}): ${message}`)
+    }
+    return new RpcFailureError('INTERNAL', `etcd failed: ${message}`)
+  }
+
+  async #call<T> (fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      throw this.#unavailable(err)
+    }
+  }
+
+  #record (kv: IKeyValue): ServiceRecord {
+    try {
+      return fromStoredJson(kv.value.toString(), kv.mod_revision)
+    } catch (err) {
+      throw new RpcFailureError('INTERNAL', `The value under ${kv.key.toString()} is not a service record: ${(err as Error).message}`)
+    }
+  }
+
+  async get (name: string): Promise<ServiceRecord | undefined> {
+    validateName(name)
+    const response = await this.#call(async () => await this.#client.kv.range({ key: this.#key(name) }))
+    const kv = response.kvs[0]
+    return kv == null ? undefined : this.#record(kv)
+  }
+
+  /**
+   * Creates or replaces a record. With `expectedRevision` it is a compare-and-swap: '0' means the
+   * name must be new, anything else must be the record's current revision; otherwise CONFLICT.
+   * Without it the write replaces whatever is there (keeping `createdAt`), still in one transaction
+   * on the revision it read, retried when another writer came in between.
+   */
+  async put (input: ServiceRecordInput, options: { expectedRevision?: string, now?: Date } = {}): Promise<ServiceRecord> {
+    const key = this.#key(input.name)
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.#call(async () => await this.#client.kv.range({ key }))
+      const kv = current.kvs[0]
+      const currentRevision = kv?.mod_revision ?? '0'
+      if (options.expectedRevision != null && options.expectedRevision !== currentRevision) {
+        throw conflict(input.name, options.expectedRevision, currentRevision)
+      }
+      const now = (options.now ?? new Date()).toISOString()
+      let createdAt = now
+      if (kv != null) {
+        try {
+          createdAt = this.#record(kv).createdAt
+        } catch {
+          // an unreadable value is replaced: the new record starts its history
+        }
+      }
+      const stored = { ...input, createdAt, updatedAt: now }
+      const compare = kv == null
+        ? { key, target: 'Create' as const, result: 'Equal' as const, create_revision: 0 }
+        : { key, target: 'Mod' as const, result: 'Equal' as const, mod_revision: currentRevision }
+      const response = await this.#call(async () => await this.#client.kv.txn({
+        compare: [compare],
+        success: [{ request_put: { key, value: Buffer.from(toStoredJson(stored)) } }],
+        failure: [{ request_range: { key } }]
+      }))
+      if (response.succeeded) {
+        return { ...stored, revision: response.header.revision }
+      }
+      const now2 = response.responses[0]?.response_range.kvs[0]?.mod_revision ?? '0'
+      if (options.expectedRevision != null) {
+        throw conflict(input.name, options.expectedRevision, now2)
+      }
+      if (attempt >= 20) {
+        throw new RpcFailureError('CONFLICT', `${input.name} changed 20 times while being written; try again`)
+      }
+    }
+  }
+
+  /** Deletes a record; NOT_FOUND when there is none, CONFLICT when `expectedRevision` differs. */
+  async delete (name: string, options: { expectedRevision?: string } = {}): Promise<string> {
+    validateName(name)
+    if (options.expectedRevision === '0') {
+      throw new InvalidRecordError('expectedRevision', 'must be the revision of the record to delete, not 0')
+    }
+    const key = this.#key(name)
+    const compare = options.expectedRevision == null
+      ? { key, target: 'Create' as const, result: 'NotEqual' as const, create_revision: 0 }
+      : { key, target: 'Mod' as const, result: 'Equal' as const, mod_revision: options.expectedRevision }
+    const failure: IRequestOp[] = [{ request_range: { key } }]
+    const response = await this.#call(async () => await this.#client.kv.txn({
+      compare: [compare],
+      success: [{ request_delete_range: { key } }],
+      failure
+    }))
+    if (response.succeeded) {
+      return response.header.revision
+    }
+    const current = response.responses[0]?.response_range?.kvs[0]?.mod_revision
+    if (current == null) {
+      throw new RpcFailureError('NOT_FOUND', `No service named ${name}`)
+    }
+    throw conflict(name, options.expectedRevision ?? current, current)
+  }
+
+  /** One page of the records whose names start with `prefix`, in name order. */
+  async list (options: ListOptions = {}): Promise<ListPage> {
+    const prefix = options.prefix ?? ''
+    if (prefix.length > 128 || /[^A-Za-z0-9._:-]/.test(prefix)) {
+      throw new InvalidRecordError('prefix', `${JSON.stringify(prefix)} cannot start a service name`)
+    }
+    const pageSize = options.pageSize == null || options.pageSize === 0 ? DEFAULT_PAGE_SIZE : options.pageSize
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
+      throw new InvalidRecordError('pageSize', `must be a whole number from 1 to ${MAX_PAGE_SIZE}, not ${pageSize}`)
+    }
+    const token = options.pageToken == null || options.pageToken === '' ? undefined : decodeToken(options.pageToken)
+    const start = token == null ? this.#key(prefix) : Buffer.concat([this.#key(token.after), Buffer.from([0])])
+    const response = await this.#call(async () => await this.#client.kv.range({
+      key: start,
+      range_end: prefixEnd(this.#key(prefix)),
+      limit: pageSize + 1,
+      ...(token == null ? {} : { revision: token.revision })
+    }))
+    const kvs = response.kvs.slice(0, pageSize)
+    const records = kvs.map(kv => this.#record(kv))
+    const last = records.at(-1)
+    const more = response.kvs.length > pageSize
+    return {
+      records,
+      nextPageToken: more && last != null ? encodeToken({ after: last.name, revision: token?.revision ?? response.header.revision }) : ''
+    }
+  }
+
+  /** How many records there are. */
+  async count (): Promise<number> {
+    const response = await this.#call(async () => await this.#client.kv.range({ key: this.#prefix, range_end: prefixEnd(this.#prefix), count_only: true }))
+    return Number(response.count)
+  }
+
+  /** Whether etcd answers a linearizable read within the deadline (a quorum is there). */
+  async health (): Promise<StoreHealth> {
+    try {
+      await this.#client.kv.range({ key: Buffer.from('health'), count_only: true })
+      return { ok: true }
+    } catch (err) {
+      return { ok: false, error: this.#unavailable(err).message }
+    }
+  }
+
+  /** Adds an etcd member (the etcd member-add API); a member added before but never started is returned again. */
+  async memberAdd (peerUrls: string[]): Promise<{ member: IMember, members: IMember[] }> {
+    const list = await this.#call(async () => await this.#client.cluster.memberList({}))
+    const existing = list.members.find(m => m.peerURLs.some(url => peerUrls.includes(url)))
+    if (existing != null) {
+      if (existing.name !== '' && existing.clientURLs.length > 0) {
+        throw new RpcFailureError('CONFLICT', `${peerUrls.join(', ')} is already the peer URL of the started etcd member ${existing.name}; a member whose data is lost must be removed first (etcdctl member remove ${BigInt(existing.ID).toString(16)})`)
+      }
+      return { member: existing, members: list.members }
+    }
+    try {
+      const response = await this.#client.cluster.memberAdd({ peerURLs: peerUrls }, { deadline: Date.now() + Math.max(this.#timeoutMs, 5_000) })
+      return { member: response.member, members: response.members }
+    } catch (err) {
+      if (/unhealthy cluster/.test((err as Error).message)) {
+        // etcd adds a voting member only when every member has been connected for 5 s
+        throw new RpcFailureError('UNAVAILABLE', 'The etcd cluster cannot take a member yet (one joined less than 5 s ago, or one is down); try again shortly')
+      }
+      throw this.#unavailable(err)
+    }
+  }
+
+  async memberList (): Promise<IMember[]> {
+    const list = await this.#call(async () => await this.#client.cluster.memberList({}))
+    return list.members
+  }
+
+  close (): void {
+    this.#client.close()
+  }
+}
+
+function conflict (name: string, expected: string, current: string): RpcFailureError {
+  const now = current === '0' ? 'it does not exist' : `its revision is ${current}`
+  const wanted = expected === '0' ? 'it not to exist yet' : `revision ${expected}`
+  return new RpcFailureError('CONFLICT', `${name} changed: expected ${wanted}, but ${now}`)
+}

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { createRegistryClient } from '../src/index.ts'
+import { Cli, eventually, freePort, sampleRecord, startNode, stopAll, tempDir, TestEtcd } from './helpers.ts'
+import type { PhysarumNode } from '@physarum/p2p'
+
+async function runToEnd (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, output: string }> {
+  const cli = new Cli(args, env)
+  const [code] = await cli.exited
+  // the line reader may be a tick behind the exit
+  await new Promise(resolve => setImmediate(resolve))
+  return { code, output: cli.lines.join('\n') }
+}
+
+describe('registry-service command line', () => {
+  let state: Awaited<ReturnType<typeof tempDir>>
+  let bootstrap: PhysarumNode
+  let clientNode: PhysarumNode
+  const running: Cli[] = []
+
+  before(async () => {
+    state = await tempDir('physarum-registry-cli')
+    bootstrap = await startNode()
+    clientNode = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
+  })
+  after(async () => {
+    await Promise.all(running.map(async cli => { await cli.kill('SIGKILL') }))
+    await stopAll([clientNode, bootstrap])
+    await state?.remove()
+  })
+
+  it('explains itself with --help and refuses bad usage with exit code 2 and the message only', async () => {
+    const help = await runToEnd(['--help'])
+    assert.equal(help.code, 0)
+    for (const text of ['--new-etcd-cluster', '--join-etcd-cluster', '--etcd-endpoints', '--etcd-ip', '--admin', '--open-writes', 'Examples:', 'ETCD_HEARTBEAT_INTERVAL']) {
+      assert.ok(help.output.includes(text), `--help mentions ${text}`)
+    }
+    const cases: Array<[string[], RegExp]> = [
+      [['--ephemeral'], /Say where the records live/],
+      [['--ephemeral', '--new-etcd-cluster', '--etcd-endpoints', 'http://127.0.0.1:1'], /only one of/],
+      [['--ephemeral', '--new-etcd-cluster'], /--etcd-ip: missing/],
+      [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '0.0.0.0'], /--etcd-ip: "0.0.0.0"/],
+      [['--ephemeral', '--etcd-endpoints', '127.0.0.1:2379'], /--etcd-endpoints: "127.0.0.1:2379"/],
+      [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--admin', 'bob'], /--admin: "bob" is not a peer id/],
+      [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--no-such-flag'], /Unknown argument/]
+    ]
+    for (const [args, message] of cases) {
+      const { code, output } = await runToEnd([...args, '--state-dir', join(state.path, 'usage')])
+      assert.equal(code, 2, `${args.join(' ')}: ${output}`)
+      assert.match(output, message, args.join(' '))
+      assert.doesNotMatch(output, /at .*\.ts:\d+/, 'no stack trace')
+    }
+  })
+
+  it('starts a new etcd cluster, supervises etcd, and keeps the records across restarts', async () => {
+    const dir = join(state.path, 'one')
+    const args = [
+      '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--etcd-client-port', String(await freePort()), '--etcd-peer-port', String(await freePort()),
+      '--state-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0',
+      '-bootstrap', bootstrap.multiaddrs()[0]!.toString(), '--admin', clientNode.peerId.toString()
+    ]
+    let cli = new Cli(args, {})
+    running.push(cli)
+    let metricsUrl = (await cli.line(/metrics: (http:\S+)\/metrics/))[1]!
+    const health = async (): Promise<{ ok: boolean, etcd: { process: { pid: number, restarts: number } } }> =>
+      await (await fetch(`${metricsUrl}/healthz`)).json() as { ok: boolean, etcd: { process: { pid: number, restarts: number } } }
+    assert.equal((await health()).ok, true)
+
+    const client = createRegistryClient(clientNode, { cacheTtlMs: 0 })
+    const added = await eventually('the registry through the DHT', async () => await client.add(sampleRecord('cli-server')), 15_000, 200)
+    assert.match(await (await fetch(`${metricsUrl}/metrics`)).text(), /physarum_registry_records 1/)
+
+    // etcd dies: the registry starts it again, on the same data
+    const { pid, restarts } = (await health()).etcd.process
+    assert.equal(restarts, 0)
+    process.kill(pid, 'SIGKILL')
+    await eventually('etcd restarted by its supervisor', async () => {
+      const now = await health()
+      return now.ok && now.etcd.process.pid !== pid ? now : undefined
+    }, 15_000, 100)
+    assert.equal((await health()).etcd.process.restarts, 1)
+    assert.deepEqual(await client.get('cli-server'), added)
+
+    // a requested stop stops etcd too
+    const etcdPid = (await health()).etcd.process.pid
+    assert.equal(await cli.stop(), 143)
+    assert.equal(existsSync(`/proc/${etcdPid}`), false, 'etcd was stopped with the registry')
+
+    // a new process on the same state folder: same identity, same etcd data
+    cli = new Cli(args, {})
+    running.push(cli)
+    await cli.line(/registry-service etcd: /)
+    metricsUrl = (await cli.line(/metrics: (http:\S+)\/metrics/))[1]!
+    assert.deepEqual(await eventually('the restarted registry', async () => await client.get('cli-server', { fresh: true }), 15_000, 200), added)
+
+    // killed outright (SIGKILL to the registry alone): its etcd lingers on the ports, and the next
+    // start ends it through the pid file instead of mistaking it for its own
+    const lingering = (await health()).etcd.process.pid
+    cli.child.kill('SIGKILL')
+    await cli.exited
+    assert.equal(existsSync(`/proc/${lingering}`), true, 'etcd outlived its registry')
+    cli = new Cli(args, {})
+    running.push(cli)
+    await cli.line(/registry-service etcd: /)
+    metricsUrl = (await cli.line(/metrics: (http:\S+)\/metrics/))[1]!
+    await eventually('the lingering etcd to be gone', () => existsSync(`/proc/${lingering}`) ? undefined : true, 5_000)
+    assert.notEqual((await health()).etcd.process.pid, lingering)
+    assert.deepEqual(await eventually('the registry after a kill', async () => await client.get('cli-server', { fresh: true }), 15_000, 200), added)
+    assert.equal(await cli.stop(), 143)
+  })
+
+  it('serves an etcd run by someone else (--etcd-endpoints), admins from the environment, /healthz following etcd', async () => {
+    const etcd = await TestEtcd.start()
+    const stranger = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
+    try {
+      const cli = new Cli([
+        '--state-dir', join(state.path, 'external'), '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0',
+        '-bootstrap', bootstrap.multiaddrs()[0]!.toString()
+      ], { PHYSARUM_ETCD_ENDPOINTS: etcd.endpoint, PHYSARUM_ADMINS: `${clientNode.peerId.toString()} ${stranger.peerId.toString()}` })
+      running.push(cli)
+      const addr = (await cli.line(/listening: (\S+)/))[1]!
+      const metricsUrl = (await cli.line(/metrics: (http:\S+)\/metrics/))[1]!
+      assert.equal((await fetch(`${metricsUrl}/healthz`)).status, 200)
+      const added = await createRegistryClient(stranger, { peers: [addr] }).add(sampleRecord('external-server'))
+      assert.deepEqual(await createRegistryClient(clientNode, { peers: [addr] }).get('external-server'), added)
+
+      await etcd.stop()
+      const down = await fetch(`${metricsUrl}/healthz`)
+      assert.equal(down.status, 503)
+      assert.match(JSON.stringify(await down.json()), /etcd is unreachable/)
+      assert.match(await (await fetch(`${metricsUrl}/metrics`)).text(), /physarum_registry_etcd_up 0/)
+      await etcd.start()
+      await eventually('/healthz to recover', async () => (await fetch(`${metricsUrl}/healthz`)).status === 200 ? true : undefined, 10_000, 100)
+      assert.equal(await cli.stop(), 143)
+    } finally {
+      await stranger.stop()
+      await etcd.remove()
+    }
+  })
+})

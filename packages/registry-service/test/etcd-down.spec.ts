@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { createRegistryClient } from '../src/index.ts'
+import { eventually, sampleRecord, startClient, startNode, startRegistry, stopAll, TestEtcd } from './helpers.ts'
+import type { InProcessRegistry } from './helpers.ts'
+import type { RegistryClient } from '../src/index.ts'
+import type { PhysarumNode, RpcFailureError } from '@physarum/p2p'
+
+describe('when etcd is down', () => {
+  let etcd: TestEtcd
+  let bootstrap: PhysarumNode
+  let registry: InProcessRegistry
+  let writer: { node: PhysarumNode, client: RegistryClient }
+
+  before(async () => {
+    etcd = await TestEtcd.start()
+    bootstrap = await startNode()
+    registry = await startRegistry(bootstrap, [etcd.endpoint], { openWrites: true })
+    writer = await startClient(bootstrap, { peers: [registry.node.multiaddrs()[0]!.toString()], cacheTtlMs: 0 })
+  })
+  after(async () => {
+    await registry?.stop()
+    await stopAll([writer?.node, bootstrap])
+    await etcd?.remove()
+  })
+
+  it('answers UNAVAILABLE quickly, and serves again once etcd is back, records kept', async () => {
+    const added = await writer.client.add(sampleRecord('durable-server'))
+    await etcd.stop('SIGKILL')
+
+    for (const request of [
+      async () => await writer.client.get('durable-server'),
+      async () => await writer.client.add(sampleRecord('durable-server', { softRttMs: 1 })),
+      async () => await writer.client.list(),
+      async () => await writer.client.delete('durable-server')
+    ]) {
+      const started = performance.now()
+      await assert.rejects(request(), (err: RpcFailureError) => {
+        assert.equal(err.name, 'RpcFailureError')
+        assert.equal(err.code, 'UNAVAILABLE')
+        assert.match(err.message, /etcd is unreachable/)
+        return true
+      })
+      const elapsed = performance.now() - started
+      assert.ok(elapsed < 2_500, `answered within the etcd deadline, not a hang (${Math.round(elapsed)} ms)`)
+    }
+    assert.equal((await registry.service.health()).ok, false)
+    assert.match(await registry.registry.metrics(), /physarum_registry_etcd_up 0/)
+    assert.match(await registry.registry.metrics(), /physarum_registry_requests_total\{operation="get",outcome="UNAVAILABLE"\} 1/)
+
+    // the same data folder: the record is there after the restart, and the service resumes by itself
+    await etcd.start()
+    const back = await eventually('the registry to serve again', async () => await writer.client.get('durable-server'), 10_000, 100)
+    assert.deepEqual(back, added)
+    assert.equal((await registry.service.health()).ok, true)
+    const updated = await writer.client.add(sampleRecord('durable-server', { softRttMs: 5 }), { expectedRevision: added.revision })
+    assert.equal(updated.softRttMs, 5)
+
+    // an etcd that hangs (connections open, no answers) costs the etcd deadline, not a hang
+    etcd.pause()
+    try {
+      const started = performance.now()
+      await assert.rejects(writer.client.get('durable-server'), { name: 'RpcFailureError', code: 'UNAVAILABLE' })
+      const elapsed = performance.now() - started
+      assert.ok(elapsed >= 1_000 && elapsed < 3_000, `answered at the 1.5 s etcd deadline (${Math.round(elapsed)} ms)`)
+    } finally {
+      etcd.resume()
+    }
+    assert.equal((await eventually('the registry to serve again', async () => await writer.client.get('durable-server'), 10_000, 100)).softRttMs, 5)
+  })
+
+  it('lets a client fail over from a registry whose etcd is down to one whose etcd is up', async () => {
+    const other = await TestEtcd.start()
+    const healthy = await startRegistry(bootstrap, [other.endpoint], { openWrites: true })
+    try {
+      await createRegistryClient(writer.node, { peers: [healthy.node.multiaddrs()[0]!] }).add(sampleRecord('elsewhere-server'))
+      await etcd.stop('SIGKILL')
+      const client = createRegistryClient(writer.node, { peers: [registry.node.multiaddrs()[0]!, healthy.node.multiaddrs()[0]!], cacheTtlMs: 0 })
+      // whichever is ranked first, the answer comes from the registry that can reach its etcd
+      for (let i = 0; i < 3; i++) {
+        assert.equal((await client.get('elsewhere-server')).name, 'elsewhere-server')
+      }
+    } finally {
+      await healthy.stop()
+      await other.remove()
+      await etcd.start()
+    }
+  })
+})

@@ -1,0 +1,249 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { Etcd3 } from 'etcd3'
+import { pino } from 'pino'
+import { Registry } from 'prom-client'
+import { eventually, startNode, stopAll, TEST_PSK } from '../../p2p/test/helpers.ts'
+import { createRegistryClient, createRegistryService, KEY_PREFIX, RegistryStore } from '../src/index.ts'
+import type { RegistryClient, RegistryClientOptions, RegistryService, ServiceRecordInput } from '../src/index.ts'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { ChildProcess } from 'node:child_process'
+
+export { eventually, startNode, stopAll, TEST_PSK }
+
+/** The passphrase of the test network: the same key as TEST_PSK of the p2p tests. */
+export const TEST_PASSPHRASE = 'physarum-test-network'
+export const BIN = new URL('../bin/registry-service.js', import.meta.url).pathname
+/** Fast elections: a test cluster recovers from a lost leader in a few hundred ms. */
+export const FAST_ETCD_ENV = { ETCD_HEARTBEAT_INTERVAL: '25', ETCD_ELECTION_TIMEOUT: '250' }
+
+export const silentLog = pino({ level: 'silent' })
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+export async function tempDir (prefix: string): Promise<{ path: string, remove: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `${prefix}-`))
+  return { path, remove: async () => { await rm(path, { recursive: true, force: true }) } }
+}
+
+/** A valid record; `overrides` may make it invalid on purpose. */
+export function sampleRecord (name: string, overrides: Partial<ServiceRecordInput> & Record<string, unknown> = {}): ServiceRecordInput {
+  return {
+    name,
+    contentHash: `hash-${name.replace(/[^a-z0-9]/g, '')}`,
+    image: `registry.example.com:5000/${name.split(':')[0]!}@sha256:${'ab'.repeat(32)}`,
+    softRttMs: 20,
+    hardRttMs: 100,
+    cpu: 0.5,
+    memoryMb: 128,
+    proxyClientMode: true,
+    ...overrides
+  }
+}
+
+/**
+ * One etcd on free loopback ports with a temporary data folder, started directly (not through the
+ * code under test). `stop()` ends it and keeps the data; `remove()` ends it and deletes the folder.
+ */
+export class TestEtcd {
+  readonly dir: string
+  readonly clientPort: number
+  readonly peerPort: number
+  #child?: ChildProcess
+
+  private constructor (dir: string, clientPort: number, peerPort: number) {
+    this.dir = dir
+    this.clientPort = clientPort
+    this.peerPort = peerPort
+  }
+
+  static async start (): Promise<TestEtcd> {
+    const dir = await mkdtemp(join(tmpdir(), 'physarum-etcd-'))
+    const etcd = new TestEtcd(dir, await freePort(), await freePort())
+    try {
+      await etcd.start()
+    } catch (err) {
+      await etcd.remove()
+      throw err
+    }
+    return etcd
+  }
+
+  get endpoint (): string {
+    return `http://127.0.0.1:${this.clientPort}`
+  }
+
+  async start (): Promise<void> {
+    const peer = `http://127.0.0.1:${this.peerPort}`
+    const child = spawn('etcd', [
+      '--name', 'test', '--data-dir', join(this.dir, 'data'),
+      '--listen-client-urls', this.endpoint, '--advertise-client-urls', this.endpoint,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `test=${peer}`,
+      '--heartbeat-interval', '25', '--election-timeout', '250', '--logger', 'zap', '--log-outputs', join(this.dir, 'etcd.log')
+    ], { stdio: 'ignore' })
+    this.#child = child
+    await eventually(`etcd on ${this.endpoint}`, async () => {
+      if (child.exitCode != null) {
+        throw new Error(`etcd exited with ${child.exitCode}`)
+      }
+      const response = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(500) })
+      return ((await response.json()) as { health?: string }).health === 'true' ? true : undefined
+    }, 20_000)
+  }
+
+  async stop (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.#child
+    if (child != null && child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit')
+      child.kill(signal)
+      await exited
+    }
+  }
+
+  /** Freezes etcd (SIGSTOP): connections stay open, nothing answers. */
+  pause (): void {
+    this.#child?.kill('SIGSTOP')
+  }
+
+  resume (): void {
+    this.#child?.kill('SIGCONT')
+  }
+
+  async remove (): Promise<void> {
+    this.resume()
+    await this.stop()
+    await rm(this.dir, { recursive: true, force: true })
+  }
+}
+
+/** Every key and its mod revision under the registry's prefix, and the store's revision. */
+export async function etcdSnapshot (endpoint: string): Promise<{ revision: string, keys: Record<string, string> }> {
+  const client = new Etcd3({ hosts: endpoint })
+  try {
+    const response = await client.getAll().prefix(KEY_PREFIX).exec()
+    return {
+      revision: response.header.revision,
+      keys: Object.fromEntries(response.kvs.map(kv => [kv.key.toString(), `${kv.mod_revision}:${kv.value.toString()}`]))
+    }
+  } finally {
+    client.close()
+  }
+}
+
+export interface InProcessRegistry {
+  node: PhysarumNode
+  service: RegistryService
+  store: RegistryStore
+  registry: Registry
+  stop(): Promise<void>
+}
+
+/** A registry service in this process: a node bootstrapped to `bootstrap`, serving `endpoints`. */
+export async function startRegistry (bootstrap: PhysarumNode, endpoints: string[], init: { admins?: string[], openWrites?: boolean, timeoutMs?: number } = {}): Promise<InProcessRegistry> {
+  const node = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()] })
+  const store = new RegistryStore({ endpoints, ...(init.timeoutMs == null ? {} : { timeoutMs: init.timeoutMs }) })
+  const registry = new Registry()
+  const service = createRegistryService({ node, store, logger: silentLog, registry }, { admins: init.admins ?? [], openWrites: init.openWrites ?? false })
+  await service.start()
+  return {
+    node,
+    service,
+    store,
+    registry,
+    stop: async () => {
+      await service.stop()
+      await node.stop()
+      store.close()
+    }
+  }
+}
+
+/** A client node bootstrapped to `bootstrap`, and a registry client on it. */
+export async function startClient (bootstrap: PhysarumNode, options: RegistryClientOptions = {}): Promise<{ node: PhysarumNode, client: RegistryClient }> {
+  const node = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
+  return { node, client: createRegistryClient(node, options) }
+}
+
+/** The environment for a spawned CLI: this one's, without any physarum settings. */
+export function cleanEnv (): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter(([key, value]) => value != null && !/^(PHYSARUM_|P2P_|ETCD_)/.test(key))) as Record<string, string>
+}
+
+/** A registry-service process in its own process group (so its etcd dies with it on kill()). */
+export class Cli {
+  readonly child: ChildProcess
+  readonly lines: string[] = []
+  readonly exited: Promise<[number | null, NodeJS.Signals | null]>
+
+  constructor (args: string[], env: Record<string, string>) {
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...cleanEnv(), PHYSARUM_PSK: TEST_PASSPHRASE, PHYSARUM_LOG_LEVEL: 'info', ...FAST_ETCD_ENV, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true
+    })
+    this.exited = once(this.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+    for (const stream of [this.child.stdout!, this.child.stderr!]) {
+      createInterface({ input: stream }).on('line', line => { this.lines.push(line) })
+    }
+  }
+
+  /** The first line matching `pattern`, once printed; fails when the process exits first. */
+  async line (pattern: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      for (const line of this.lines) {
+        const match = pattern.exec(line)
+        if (match != null) {
+          return match
+        }
+      }
+      if (this.child.exitCode != null || this.child.signalCode != null) {
+        throw new Error(`registry-service exited (${this.child.exitCode ?? this.child.signalCode}) before printing ${pattern}: ${this.lines.slice(-5).join('\n')}`)
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`registry-service printed nothing matching ${pattern} within ${timeoutMs} ms: ${this.lines.slice(-5).join('\n')}`)
+      }
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  }
+
+  /** Sends `signal` to the whole process group: the registry-service and its etcd. */
+  async kill (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.child.exitCode == null && this.child.signalCode == null) {
+      try {
+        process.kill(-this.child.pid!, signal)
+      } catch {
+        // gone already
+      }
+      await this.exited
+    } else if (signal === 'SIGKILL') {
+      try {
+        process.kill(-this.child.pid!, 'SIGKILL')
+      } catch {
+        // the group is gone
+      }
+    }
+  }
+
+  /** Stops the registry-service the way an operator does (SIGTERM) and returns its exit code. */
+  async stop (): Promise<number | null> {
+    if (this.child.exitCode == null && this.child.signalCode == null) {
+      this.child.kill('SIGTERM')
+    }
+    const [code] = await this.exited
+    return code
+  }
+}

@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { RpcFailureError } from '@physarum/p2p'
+import { Etcd3 } from 'etcd3'
+import { createRegistryClient, KEY_PREFIX, REGISTRY_PROTOCOL } from '../src/index.ts'
+import { Request, Response } from '../src/pb/registry.js'
+import { etcdSnapshot, eventually, sampleRecord, startClient, startNode, startRegistry, stopAll, TestEtcd } from './helpers.ts'
+import type { InProcessRegistry } from './helpers.ts'
+import type { RegistryClient, ServiceRecordInput } from '../src/index.ts'
+import type { Stream } from '@libp2p/interface'
+import type { PhysarumNode } from '@physarum/p2p'
+
+describe('registry service and client, two registries sharing one etcd', () => {
+  let etcd: TestEtcd
+  let bootstrap: PhysarumNode
+  let one: InProcessRegistry
+  let two: InProcessRegistry
+  let admin: { node: PhysarumNode, client: RegistryClient }
+  let viaOne: RegistryClient
+  let viaTwo: RegistryClient
+  let stranger: { node: PhysarumNode, client: RegistryClient }
+
+  before(async () => {
+    etcd = await TestEtcd.start()
+    bootstrap = await startNode()
+    admin = await startClient(bootstrap)
+    one = await startRegistry(bootstrap, [etcd.endpoint], { admins: [admin.node.peerId.toString()] })
+    two = await startRegistry(bootstrap, [etcd.endpoint], { admins: [admin.node.peerId.toString()] })
+    viaOne = createRegistryClient(admin.node, { peers: [one.node.multiaddrs()[0]!], cacheTtlMs: 0 })
+    viaTwo = createRegistryClient(admin.node, { peers: [two.node.multiaddrs()[0]!], cacheTtlMs: 0 })
+    stranger = await startClient(bootstrap, { peers: [one.node.multiaddrs()[0]!.toString()] })
+  })
+  after(async () => {
+    await Promise.allSettled([one?.stop(), two?.stop()])
+    await stopAll([admin?.node, stranger?.node, bootstrap])
+    await etcd?.remove()
+  })
+
+  it('adds, gets, lists and deletes through two different registries', async () => {
+    const added = await viaOne.add(sampleRecord('hello-world-server'))
+    assert.match(added.revision, /^[1-9][0-9]*$/)
+    assert.equal(added.createdAt, added.updatedAt)
+    const got = await viaTwo.get('hello-world-server')
+    assert.deepEqual(got, added)
+
+    // stored as JSON under the key of the design
+    const snapshot = await etcdSnapshot(etcd.endpoint)
+    const stored = JSON.parse(snapshot.keys[`${KEY_PREFIX}hello-world-server`]!.split(':').slice(1).join(':')) as Record<string, unknown>
+    assert.equal(stored.image, sampleRecord('hello-world-server').image)
+
+    // replacing keeps createdAt, moves the revision on
+    const replaced = await viaTwo.add(sampleRecord('hello-world-server', { softRttMs: 50 }))
+    assert.equal(replaced.createdAt, added.createdAt)
+    assert.ok(BigInt(replaced.revision) > BigInt(added.revision))
+    assert.equal((await viaOne.get('hello-world-server')).softRttMs, 50)
+
+    for (const name of ['calc-server:1.0', 'calc-server:1.1', 'calc-server:2.0', 'calc-x', 'other']) {
+      await viaOne.add(sampleRecord(name))
+    }
+    const first = await viaTwo.list({ prefix: 'calc-', pageSize: 2 })
+    assert.deepEqual(first.records.map(r => r.name), ['calc-server:1.0', 'calc-server:1.1'])
+    assert.notEqual(first.nextPageToken, '')
+    // a write between pages does not shift the pages: they read one snapshot
+    await viaOne.add(sampleRecord('calc-server:0.9'))
+    const second = await viaOne.list({ prefix: 'calc-', pageSize: 2, pageToken: first.nextPageToken })
+    assert.deepEqual(second.records.map(r => r.name), ['calc-server:2.0', 'calc-x'])
+    assert.equal(second.nextPageToken, '')
+    const all = []
+    for await (const record of viaTwo.listAll({ pageSize: 3 })) {
+      all.push(record.name)
+    }
+    assert.deepEqual(all, ['calc-server:0.9', 'calc-server:1.0', 'calc-server:1.1', 'calc-server:2.0', 'calc-x', 'hello-world-server', 'other'])
+
+    const deletedAt = await viaTwo.delete('calc-x')
+    assert.ok(BigInt(deletedAt) > BigInt(replaced.revision))
+    await assert.rejects(viaOne.get('calc-x'), { name: 'RpcFailureError', code: 'NOT_FOUND', message: /calc-x/ })
+    await assert.rejects(viaOne.delete('calc-x'), { name: 'RpcFailureError', code: 'NOT_FOUND' })
+  })
+
+  it('compares and swaps on the revision', async () => {
+    const created = await viaOne.add(sampleRecord('cas-server'), { expectedRevision: 0 })
+    await assert.rejects(viaTwo.add(sampleRecord('cas-server'), { expectedRevision: 0 }), { name: 'RpcFailureError', code: 'CONFLICT', message: new RegExp(`revision is ${created.revision}`) })
+    const updated = await viaTwo.add(sampleRecord('cas-server', { hardRttMs: 500 }), { expectedRevision: created.revision })
+    await assert.rejects(viaOne.add(sampleRecord('cas-server', { hardRttMs: 900 }), { expectedRevision: created.revision }), { code: 'CONFLICT' })
+    await assert.rejects(viaOne.delete('cas-server', { expectedRevision: created.revision }), { code: 'CONFLICT' })
+    assert.equal((await viaOne.get('cas-server')).hardRttMs, 500)
+    await viaOne.delete('cas-server', { expectedRevision: updated.revision })
+    await assert.rejects(viaOne.get('cas-server'), { code: 'NOT_FOUND' })
+  })
+
+  it('finds both registries through the DHT, ranks them by RTT, and caches Get for its TTL', async () => {
+    const client = createRegistryClient(admin.node, { cacheTtlMs: 400 })
+    const ranked = await eventually('both registries found through the DHT', async () => {
+      client.invalidate()
+      const found = await client.registries().catch(() => [])
+      return found.length >= 2 ? found : undefined
+    }, 15_000, 200).catch(async () => await client.registries())
+    assert.deepEqual(new Set(ranked.map(r => r.peerId.toString())), new Set([one.node.peerId.toString(), two.node.peerId.toString()]))
+    assert.ok(ranked.every(r => typeof r.rttMs === 'number'), 'every registry was pinged')
+    assert.ok(ranked[0]!.rttMs! <= ranked[1]!.rttMs!)
+
+    await client.add(sampleRecord('cached-server'))
+    const first = await client.get('cached-server')
+    // removed behind the client's back: the cache still answers until the TTL is over
+    const raw = new Etcd3({ hosts: etcd.endpoint })
+    await raw.delete().key(`${KEY_PREFIX}cached-server`)
+    raw.close()
+    assert.deepEqual(await client.get('cached-server'), first)
+    await assert.rejects(client.get('cached-server', { fresh: true }), { code: 'NOT_FOUND' })
+    await eventually('the cached record to expire', async () => await client.get('cached-server').then(() => undefined, (err: RpcFailureError) => err.code), 3_000)
+  })
+
+  it('refuses writes from a peer that is not an admin with UNAUTHORIZED, and still serves it reads', async () => {
+    await viaOne.add(sampleRecord('guarded-server'))
+    const before = await etcdSnapshot(etcd.endpoint)
+    await assert.rejects(stranger.client.add(sampleRecord('guarded-server', { softRttMs: 1 })), { name: 'RpcFailureError', code: 'UNAUTHORIZED', message: new RegExp(stranger.node.peerId.toString()) })
+    await assert.rejects(stranger.client.add(sampleRecord('intruder')), { code: 'UNAUTHORIZED' })
+    await assert.rejects(stranger.client.delete('guarded-server'), { code: 'UNAUTHORIZED' })
+    await assert.rejects(stranger.client.join('intruder', ['http://127.0.0.1:1']), { code: 'UNAUTHORIZED' })
+    assert.equal((await stranger.client.get('guarded-server')).softRttMs, 20)
+    assert.ok((await stranger.client.list()).records.some(r => r.name === 'guarded-server'))
+    assert.deepEqual(await etcdSnapshot(etcd.endpoint), before)
+    const members = await one.store.memberList()
+    assert.equal(members.length, 1)
+  })
+
+  it('answers bad input with a clear error, keeps serving, and leaves etcd as it was', async () => {
+    const before = await etcdSnapshot(etcd.endpoint)
+    const open = async (): Promise<Stream> => await admin.node.libp2p.dialProtocol(one.node.peerId, REGISTRY_PROTOCOL)
+    const answer = async (bytes: Uint8Array[]): Promise<Response | Error> => {
+      const stream = await open()
+      for (const chunk of bytes) {
+        stream.send(chunk)
+      }
+      try {
+        return await readResponse(stream, AbortSignal.timeout(5_000))
+      } catch (err) {
+        return err as Error
+      }
+    }
+    const frame = (body: Uint8Array): Uint8Array => Uint8Array.from([...varint(body.length), ...body])
+    const wire = (record: ServiceRecordInput): Request => ({ add: { record: { ...record, createdAt: '', updatedAt: '', revision: 0n } } })
+
+    const cases: Array<[string, Uint8Array[], RegExp]> = [
+      ['garbage', [Uint8Array.from([0x05, 0xff, 0xff, 0xff, 0xff, 0xff])], /Malformed request/],
+      ['an oversized frame', [Uint8Array.from([...varint(1024 * 1024)]), new Uint8Array(8192)], /too long/],
+      ['an unknown field', [frame(Uint8Array.from([...Request.encode(wire(sampleRecord('ok-name'))), ...varint(20 << 3), 1]))], /unknown field 20 in Request/],
+      ['an unknown field in the record', [frame(Uint8Array.from([1 << 3 | 2, 5, 1 << 3 | 2, 3, ...varint(30 << 3), 1]))], /unknown field 30 in Request\.add\.record/],
+      ['no operation', [frame(new Uint8Array(0))], /exactly one of .*sets none/],
+      ['two operations', [frame(Request.encode({ get: { name: 'a' }, delete: { name: 'a' } }))], /sets get and delete/],
+      ['an invalid name', [frame(Request.encode(wire(sampleRecord('Bad Name'))))], /^name: .*not a service name/],
+      ['an invalid name in Get', [frame(Request.encode({ get: { name: '../etc' } }))], /^name: /],
+      ['an image without digest', [frame(Request.encode(wire(sampleRecord('ok-name', { image: 'registry.example.com/x:latest' }))))], /^image: .*no sha256 digest/],
+      ['an oversized record', [frame(Request.encode(wire(sampleRecord('ok-name', { image: `registry.example.com/${'a'.repeat(100_000)}@sha256:${'ab'.repeat(32)}` }))))], /^image: is \d+ characters long, more than 512/],
+      ['soft over hard', [frame(Request.encode(wire(sampleRecord('ok-name', { softRttMs: 500 }))))], /^softRttMs: /],
+      ['a missing record', [frame(Request.encode({ add: {} }))], /^record: is missing/],
+      ['a bad page token', [frame(Request.encode({ list: { prefix: '', pageSize: 0, pageToken: 'nonsense' } }))], /^pageToken: /],
+      ['a page too large', [frame(Request.encode({ list: { prefix: '', pageSize: 5000, pageToken: '' } }))], /^pageSize: /],
+      ['a bad join', [frame(Request.encode({ join: { memberName: 'x y', peerUrls: [] } }))], /^member_name: /]
+    ]
+    for (const [what, bytes, message] of cases) {
+      const response = await answer(bytes)
+      if (what === 'garbage' && response instanceof Error) {
+        continue // a reset is an acceptable answer to bytes that are not a frame
+      }
+      assert.ok(!(response instanceof Error), `${what}: ${response instanceof Error ? response.message : ''}`)
+      assert.equal(response.failure?.code, 'BAD_REQUEST', `${what}: ${JSON.stringify(response.failure)}`)
+      assert.match(response.failure.message, message, what)
+    }
+    // the client library refuses the same before sending
+    await assert.rejects(viaOne.add(sampleRecord('Bad Name')), { name: 'InvalidRecordError', field: 'name' })
+
+    assert.deepEqual(await etcdSnapshot(etcd.endpoint), before)
+    assert.equal((await viaOne.get('hello-world-server')).name, 'hello-world-server')
+    const metrics = await one.registry.metrics()
+    assert.match(metrics, /physarum_registry_requests_total\{operation="add",outcome="BAD_REQUEST"\} [1-9]/)
+    assert.match(metrics, /physarum_registry_etcd_up 1/)
+    assert.match(metrics, /physarum_registry_records [1-9]/)
+  })
+
+  it('never loses an update among 20 concurrent writers', async () => {
+    const base = await viaOne.add(sampleRecord('contended-server', { contentHash: 'n-0' }))
+    const clients = [viaOne, viaTwo]
+
+    // all start from one revision: exactly one lands, the others get CONFLICT
+    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, async (_, i) =>
+      await clients[i % 2]!.add(sampleRecord('contended-server', { contentHash: `w-${i}` }), { expectedRevision: base.revision })))
+    const landed = outcomes.flatMap((o, i) => o.status === 'fulfilled' ? [i] : [])
+    assert.equal(landed.length, 1, `exactly one write lands: ${JSON.stringify(outcomes.map(o => o.status === 'rejected' ? (o.reason as RpcFailureError).code : 'ok'))}`)
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected') {
+        assert.equal((outcome.reason as RpcFailureError).code, 'CONFLICT')
+      }
+    }
+    assert.equal((await viaTwo.get('contended-server')).contentHash, `w-${landed[0]}`)
+
+    // read-modify-write with retries: 20 increments from 0 end at exactly 20
+    await viaOne.add(sampleRecord('contended-server', { contentHash: 'n-0' }))
+    let conflicts = 0
+    await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const client = clients[i % 2]!
+      for (;;) {
+        const current = await client.get('contended-server')
+        const n = Number(current.contentHash.slice(2))
+        try {
+          await client.add(sampleRecord('contended-server', { contentHash: `n-${n + 1}` }), { expectedRevision: current.revision })
+          return
+        } catch (err) {
+          if (!(err instanceof RpcFailureError) || err.code !== 'CONFLICT') {
+            throw err
+          }
+          conflicts++
+        }
+      }
+    }))
+    assert.equal((await viaOne.get('contended-server')).contentHash, 'n-20')
+    assert.ok(conflicts > 0, 'the writers did collide')
+  })
+})
+
+function varint (value: number): number[] {
+  const bytes = []
+  while (value > 0x7f) {
+    bytes.push((value & 0x7f) | 0x80)
+    value >>>= 7
+  }
+  bytes.push(value)
+  return bytes
+}
+
+/** Reads one length-prefixed Response from a raw stream (what pbStream does, without the dependency). */
+async function readResponse (stream: Stream, signal: AbortSignal): Promise<Response> {
+  let buffered = new Uint8Array(0)
+  const onAbort = (): void => { stream.abort(new Error('timed out reading the response')) }
+  signal.addEventListener('abort', onAbort)
+  try {
+    for await (const chunk of stream) {
+      const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray()
+      buffered = Uint8Array.from([...buffered, ...bytes])
+      let length = 0
+      let shift = 0
+      let at = 0
+      while (at < buffered.length) {
+        const byte = buffered[at++]!
+        length += (byte & 0x7f) * 2 ** shift
+        shift += 7
+        if ((byte & 0x80) === 0) {
+          if (buffered.length - at >= length) {
+            return Response.decode(buffered.subarray(at, at + length))
+          }
+          break
+        }
+      }
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+  throw new Error('the stream ended without a response')
+}
