@@ -118,7 +118,8 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
   let response: Res
   let stream: Stream | undefined
   try {
-    stream = await node.dialProtocol(peer, spec.protocol, { signal })
+    // the request goes out with the protocol name instead of a round trip after it
+    stream = await node.dialProtocol(peer, spec.protocol, { signal, negotiateFully: false })
     const messages = pbStream(stream, { maxDataLength: spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES })
     await messages.write(request, spec.request, { signal })
     response = await messages.read(spec.response, { signal })

@@ -1,0 +1,157 @@
+/**
+ * bench/registry: Get of one record over the overlay (client -> registry-service daemon -> etcd)
+ * beside a direct etcd3 Get from this process, at concurrency 1 and 50, interleaved round by round
+ * in one run. The registry-service is the real daemon in its own process; the client asks it with
+ * `fresh: true`, so every Get crosses the overlay (no cache).
+ */
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { parseArgs } from 'node:util'
+import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
+import { createRegistryClient, KEY_PREFIX } from '@physarum/registry-service'
+import { Etcd3 } from 'etcd3'
+import { sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
+import { stopAll, track } from './lib/children.ts'
+import { fmt, markdownTable, parseCount, percentile } from './lib/stats.ts'
+
+const USAGE = `Usage: node bench/registry.ts [options]   (Node 24)
+
+  --requests N      Gets per kind and concurrency, spread over the rounds (default 4000)
+  --rounds N        interleaved rounds (default 4)
+  --concurrency L   comma-separated concurrencies (default 1,50)
+  --warmup N        Gets of each kind before measuring (default 300)
+  --json            print the results as JSON
+  --help`
+
+const GOALS = { p50Ms: 2, p99Ms: 10, ratioToEtcd: 3, atConcurrency: 50 }
+const PASSPHRASE = 'physarum registry benchmark'
+const SERVICE = 'bench-service'
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '4000' },
+    rounds: { type: 'string', default: '4' },
+    concurrency: { type: 'string', default: '1,50' },
+    warmup: { type: 'string', default: '300' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false }
+  }
+})
+if (values.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+let requests: number, rounds: number, warmup: number, levels: number[]
+try {
+  requests = parseCount('--requests', values.requests)
+  rounds = parseCount('--rounds', values.rounds)
+  warmup = parseCount('--warmup', values.warmup, 0)
+  levels = values.concurrency.split(',').map(c => parseCount('--concurrency', c))
+} catch (err) {
+  console.error(`${(err as Error).message}\n\n${USAGE}`)
+  process.exit(2)
+}
+const progress = (message: string): void => { process.stderr.write(`[bench/registry] ${message}\n`) }
+
+/** Runs `total` calls of `op` with `concurrency` in flight; the latency of each, in ms. */
+async function measure (op: () => Promise<unknown>, total: number, concurrency: number): Promise<number[]> {
+  const latencies: number[] = []
+  let started = 0
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, async () => {
+    while (started < total) {
+      started++
+      const t = performance.now()
+      await op()
+      latencies.push(performance.now() - t)
+    }
+  }))
+  return latencies
+}
+
+const watchdog = setTimeout(() => {
+  progress('took over 10 minutes: abandoned')
+  void stopAll(1_000).finally(() => process.exit(3))
+}, 600_000)
+watchdog.unref()
+
+const etcd = await TestEtcd.start()
+let client: Awaited<ReturnType<typeof createPhysarumNode>> | undefined
+const direct = new Etcd3({ hosts: etcd.endpoint })
+try {
+  progress(`etcd on ${etcd.endpoint}; starting registry-service`)
+  const daemon = track(spawn(process.execPath, [
+    new URL('../packages/registry-service/bin/registry-service.js', import.meta.url).pathname,
+    '--etcd-endpoints', etcd.endpoint, '--ephemeral', '--open-writes', '--log-level', 'warn',
+    '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0'
+  ], { env: { ...process.env, PHYSARUM_PSK: PASSPHRASE }, stdio: ['ignore', 'pipe', 'inherit'] }), 'registry-service')
+  const addr = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error('registry-service printed no address within 30 s')) }, 30_000)
+    createInterface({ input: daemon.stdout! }).on('line', line => {
+      const match = /^registry-service listening: (\S+)/.exec(line)
+      if (match != null) {
+        clearTimeout(timer)
+        resolve(match[1]!)
+      }
+    })
+    daemon.once('exit', code => { reject(new Error(`registry-service exited with ${code ?? 'a signal'}`)) })
+  })
+
+  client = await createPhysarumNode({ psk: PreSharedKey.fromPassphrase(PASSPHRASE), listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [addr] })
+  await client.start()
+  const registry = createRegistryClient(client, { peers: [addr] })
+  await registry.add(sampleRecord(SERVICE))
+  const key = `${KEY_PREFIX}${SERVICE}`
+  const kinds = {
+    overlay: async () => await registry.get(SERVICE, { fresh: true }),
+    etcd: async () => await direct.get(key).string()
+  }
+
+  progress(`warm-up: ${warmup} Gets of each kind`)
+  for (const op of Object.values(kinds)) {
+    await measure(op, warmup, 1)
+  }
+  const samples = new Map<string, number[]>()
+  const perRound = Math.max(1, Math.floor(requests / rounds))
+  for (let round = 0; round < rounds; round++) {
+    for (const concurrency of levels) {
+      for (const [kind, op] of round % 2 === 0 ? Object.entries(kinds) : Object.entries(kinds).reverse()) {
+        const label = `${kind}@${concurrency}`
+        samples.set(label, [...samples.get(label) ?? [], ...await measure(op, perRound, concurrency)])
+      }
+    }
+    progress(`round ${round + 1}/${rounds} done`)
+  }
+
+  const results = levels.flatMap(concurrency => ['overlay', 'etcd'].map(kind => {
+    const ms = samples.get(`${kind}@${concurrency}`)!
+    return { kind, concurrency, count: ms.length, p50Ms: percentile(ms, 50), p99Ms: percentile(ms, 99) }
+  }))
+  const at = (kind: string, concurrency: number): typeof results[number] | undefined => results.find(r => r.kind === kind && r.concurrency === concurrency)
+  const verdicts = levels.map(concurrency => {
+    const overlay = at('overlay', concurrency)!
+    const ratio = overlay.p50Ms / at('etcd', concurrency)!.p50Ms
+    return { concurrency, ratioP50: ratio, withinRatio: ratio <= GOALS.ratioToEtcd }
+  })
+  const goal = at('overlay', GOALS.atConcurrency)
+  const absolute = goal == null ? undefined : { p50: goal.p50Ms <= GOALS.p50Ms, p99: goal.p99Ms <= GOALS.p99Ms }
+
+  if (values.json) {
+    console.log(JSON.stringify({ results, verdicts, absolute, goals: GOALS }, null, 2))
+  } else {
+    console.log(`## registry: Get of one record, ${rounds} interleaved rounds\n`)
+    console.log(markdownTable(['kind', 'concurrency', 'Gets', 'p50 ms', 'p99 ms'],
+      results.map(r => [r.kind === 'overlay' ? 'overlay (client -> registry-service -> etcd)' : 'direct etcd3 Get', String(r.concurrency), String(r.count), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3)])))
+    console.log('')
+    console.log(markdownTable(['concurrency', 'overlay p50 / etcd p50', `goal <= ${GOALS.ratioToEtcd}`],
+      verdicts.map(v => [String(v.concurrency), fmt(v.ratioP50), v.withinRatio ? 'PASS' : 'MISS'])))
+    if (goal != null && absolute != null) {
+      console.log(`\noverlay at concurrency ${GOALS.atConcurrency}: p50 ${fmt(goal.p50Ms, 3)} ms (goal <= ${GOALS.p50Ms}: ${absolute.p50 ? 'PASS' : 'MISS'}), p99 ${fmt(goal.p99Ms, 3)} ms (goal <= ${GOALS.p99Ms}: ${absolute.p99 ? 'PASS' : 'MISS'})`)
+    }
+  }
+} finally {
+  direct.close()
+  await client?.stop()
+  await stopAll(5_000)
+  await etcd.remove()
+  clearTimeout(watchdog)
+}
