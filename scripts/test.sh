@@ -6,7 +6,8 @@ source "$(dirname "$0")/lib/toolchain.sh"
 source "$(dirname "$0")/lib/system.sh"
 cd "$PHYSARUM_ROOT"
 
-ensure_debian_packages prometheus:prometheus promtool:prometheus etcd:etcd-server
+ensure_debian_packages prometheus:prometheus promtool:prometheus etcd:etcd-server \
+  dockerd:docker.io docker-registry:docker-registry busybox:busybox-static
 
 log "type check"
 pnpm run --silent typecheck
@@ -19,4 +20,6 @@ else
   mapfile -t files < <(git ls-files 'packages/*/test/*.spec.ts' 'test/*.spec.ts')
 fi
 log "running ${#files[@]} test files"
-node --test --test-reporter=spec --test-concurrency=2 --test-timeout=600000 "${files[@]}"
+# one file at a time: several suites time RTTs or move hundreds of megabytes, and two at once on
+# two cores make each other's timings meaningless
+node --test --test-reporter=spec --test-concurrency=1 --test-timeout=600000 "${files[@]}"

@@ -23,3 +23,5 @@ export const DEFAULT_RTT_SMOOTHING = 0.2
 export const CONNECTION_PING_MIN_TIMEOUT_MS = 30_000
 /** Ping streams one connection may carry each way: the RTT meter's, libp2p's liveness check, spares. */
 export const PING_STREAMS_PER_CONNECTION = 4
+/** How long a physarum node answers pings on one stream; the RTT meter retires its streams sooner. */
+export const PING_STREAM_LIFETIME_MS = 60_000

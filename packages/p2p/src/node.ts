@@ -9,7 +9,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { bootstrapper } from './bootstrap.ts'
-import { CONNECTION_PING_MIN_TIMEOUT_MS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, PING_STREAMS_PER_CONNECTION, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
+import { CONNECTION_PING_MIN_TIMEOUT_MS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, PING_STREAM_LIFETIME_MS, PING_STREAMS_PER_CONNECTION, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
 import { discovery } from './discovery.ts'
 import { ConfigError } from './errors.ts'
 import { pskProtector } from './protector.ts'
@@ -146,7 +146,9 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
       // the RTT meter keeps a ping stream open per peer and libp2p's connection monitor opens
       // another: with @libp2p/ping's default of one outbound stream, the monitor's ping failed and
       // it aborted the connection every 10 s
-      ping: ping({ maxInboundStreams: PING_STREAMS_PER_CONNECTION, maxOutboundStreams: PING_STREAMS_PER_CONNECTION }),
+      // and answer on one stream for a minute (js-libp2p's default of 10 s made the RTT meter open
+      // a new stream every 5 s per peer: 40 a second for a monitor of 200 peers)
+      ping: ping({ maxInboundStreams: PING_STREAMS_PER_CONNECTION, maxOutboundStreams: PING_STREAMS_PER_CONNECTION, timeout: PING_STREAM_LIFETIME_MS }),
       dht: kadDHT({
         protocol: KAD_PROTOCOL,
         clientMode: init.dhtMode === 'client',

@@ -1,11 +1,13 @@
 import { Uint8ArrayList } from 'uint8arraylist'
+import { PING_STREAM_LIFETIME_MS } from './constants.ts'
 import type { RttTable } from './rtt.ts'
 import type { AbortOptions, Libp2p, PeerId, Stream, StreamMessageEvent } from '@libp2p/interface'
 
 export const PING_PROTOCOL = '/ipfs/ping/1.0.0'
 const PING_LENGTH = 32
-// the ping handler of js-libp2p aborts its side of a stream after 10 s
-const STREAM_MAX_AGE_MS = 5_000
+// physarum nodes answer on a ping stream for PING_STREAM_LIFETIME_MS; other js-libp2p nodes
+// for 10 s, after which the stream fails once and is replaced
+const STREAM_MAX_AGE_MS = PING_STREAM_LIFETIME_MS - 10_000
 
 interface PingStream {
   stream: Stream
@@ -32,10 +34,18 @@ export class RttMeter {
   async measure (peer: PeerId, options: AbortOptions = {}): Promise<number> {
     const key = peer.toString()
     try {
-      const ping = await this.#stream(peer, options)
-      const result = ping.queue.then(async () => await roundTrip(ping.stream, options))
-      ping.queue = result.catch(() => {})
-      const ms = await result
+      const { ping, reused } = await this.#stream(peer, options)
+      let ms: number
+      try {
+        ms = await this.#roundTrip(ping, options)
+      } catch (err) {
+        // a kept stream the remote closed in the meantime is no failure of the peer: try a new one
+        if (!reused || options.signal?.aborted === true) {
+          throw err
+        }
+        this.#drop(key)
+        ms = await this.#roundTrip((await this.#stream(peer, options)).ping, options)
+      }
       this.#table.record(key, ms)
       return ms
     } catch (err) {
@@ -45,6 +55,12 @@ export class RttMeter {
     }
   }
 
+  async #roundTrip (ping: PingStream, options: AbortOptions): Promise<number> {
+    const result = ping.queue.then(async () => await roundTrip(ping.stream, options))
+    ping.queue = result.catch(() => {})
+    return await result
+  }
+
   /** Closes every kept stream. */
   close (): void {
     for (const key of [...this.#streams.keys()]) {
@@ -52,13 +68,13 @@ export class RttMeter {
     }
   }
 
-  async #stream (peer: PeerId, options: AbortOptions): Promise<PingStream> {
+  async #stream (peer: PeerId, options: AbortOptions): Promise<{ ping: PingStream, reused: boolean }> {
     const key = peer.toString()
     const existing = this.#streams.get(key)
     if (existing != null) {
       const ping = await existing
       if (ping.stream.status === 'open' && performance.now() - ping.openedAt < STREAM_MAX_AGE_MS) {
-        return ping
+        return { ping, reused: true }
       }
       this.#drop(key)
     }
@@ -70,7 +86,7 @@ export class RttMeter {
     })()
     this.#streams.set(key, opening)
     opening.catch(() => { if (this.#streams.get(key) === opening) this.#streams.delete(key) })
-    return await opening
+    return { ping: await opening, reused: false }
   }
 
   #drop (key: string): void {

@@ -82,5 +82,4 @@ export function createPingMonitor (components: PingMonitorComponents, init: Ping
 export { PingMonitor }
 export { startPingMonitorDaemon } from './daemon.ts'
 export type { PingMonitorDaemon, PingMonitorDaemonConfig, ConnectionLimitFlags } from './daemon.ts'
-export { parseDuration, parsePositiveDuration, parseCount } from './duration.ts'
 export * from './constants.ts'

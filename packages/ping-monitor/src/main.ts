@@ -1,5 +1,5 @@
 import { hostname, networkInterfaces } from 'node:os'
-import { ConfigError, createLogger, InvalidPskError, MissingPskError, onShutdown, PHYSARUM_VERSION, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { ConfigError, createLogger, formatDuration, parseDuration, parseNumber, InvalidPskError, MissingPskError, onShutdown, PHYSARUM_VERSION, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import {
@@ -7,7 +7,6 @@ import {
   DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, DEFAULT_PING_TIMEOUT_MS, NAME
 } from './constants.ts'
 import { startPingMonitorDaemon } from './daemon.ts'
-import { parseCount, parsePositiveDuration } from './duration.ts'
 import type { PingMonitorDaemonConfig } from './daemon.ts'
 import type { NodeArgs } from '@physarum/p2p'
 import type { Argv } from 'yargs'
@@ -28,15 +27,6 @@ interface MonitorArgs extends NodeArgs {
   'max-connections': string
   'inbound-rate': string
   'max-pending': string
-}
-
-function formatDuration (ms: number): string {
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
-    if (ms % size === 0) {
-      return `${ms / size}${unit}`
-    }
-  }
-  return `${ms}ms`
 }
 
 export const command = '$0'
@@ -77,19 +67,19 @@ function hasIpv6 (): boolean {
 /** Everything the flags and environment say, validated; throws ConfigError naming the flag. */
 async function resolveConfig (args: MonitorArgs, env: NodeJS.ProcessEnv): Promise<{ daemon: PingMonitorDaemonConfig, node: Awaited<ReturnType<typeof resolveNodeConfig>> }> {
   const monitor = {
-    intervalMs: parsePositiveDuration('--interval', args.interval),
-    pingTimeoutMs: parsePositiveDuration('--ping-timeout', args['ping-timeout']),
-    concurrency: parseCount('--concurrency', args.concurrency),
-    forgetAfterMs: parsePositiveDuration('--forget-after', args['forget-after']),
+    intervalMs: parseDuration('--interval', args.interval, 1),
+    pingTimeoutMs: parseDuration('--ping-timeout', args['ping-timeout'], 1),
+    concurrency: parseNumber('--concurrency', args.concurrency, 1, true),
+    forgetAfterMs: parseDuration('--forget-after', args['forget-after'], 1),
     hostName: args.hostname ?? hostname()
   }
   if (/\s/.test(monitor.hostName) || monitor.hostName === '') {
     throw new ConfigError(`--hostname: ${JSON.stringify(monitor.hostName)} must be a non-empty name without spaces`)
   }
   const limits = {
-    maxConnections: parseCount('--max-connections', args['max-connections']),
-    inboundRate: parseCount('--inbound-rate', args['inbound-rate']),
-    maxPending: parseCount('--max-pending', args['max-pending'])
+    maxConnections: parseNumber('--max-connections', args['max-connections'], 1, true),
+    inboundRate: parseNumber('--inbound-rate', args['inbound-rate'], 1, true),
+    maxPending: parseNumber('--max-pending', args['max-pending'], 1, true)
   }
   const listen = (args.listen ?? []).length > 0
     ? args.listen

@@ -62,9 +62,10 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     const ewma = byPeer(metrics, 'physarum_ping_rtt_ewma_seconds')
     for (const [i, id] of ids.entries()) {
       assert.deepEqual(rtt.get(id)!.labels, { host: 'mon-test', target_peer: id, target_host: `peer-${i + 1}` })
-      // loopback: more than nothing, less than 100 ms
-      assert.ok(rtt.get(id)!.value > 0 && rtt.get(id)!.value < 0.1, `RTT ${rtt.get(id)!.value} s`)
-      assert.ok(ewma.get(id)!.value > 0 && ewma.get(id)!.value < 0.1, `EWMA ${ewma.get(id)!.value} s`)
+      // loopback: more than nothing, and in seconds: a millisecond figure would read as ~1, while
+      // a first sample taken as peers start on a loaded machine can reach a tenth of a second
+      assert.ok(rtt.get(id)!.value > 0 && rtt.get(id)!.value < 0.5, `RTT ${rtt.get(id)!.value} s`)
+      assert.ok(ewma.get(id)!.value > 0 && ewma.get(id)!.value < 0.5, `EWMA ${ewma.get(id)!.value} s`)
     }
     assert.equal(metrics.find(s => s.name === 'physarum_connected_peers')?.value, 3)
     assert.ok(metrics.some(s => s.name.startsWith('libp2p_')), 'no libp2p metrics on the same registry')

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { parseCount, parseDuration, parsePositiveDuration } from '../src/duration.ts'
+import { formatDuration, parseDuration, parseNumber } from '../src/index.ts'
 
 describe('duration flags', () => {
   it('reads plain seconds and numbers with units', () => {
@@ -27,14 +27,20 @@ describe('duration flags', () => {
   })
 
   it('refuses zero where a positive duration is needed', () => {
-    assert.throws(() => parsePositiveDuration('--interval', '0'), { name: 'ConfigError', message: /^--interval: "0" is too short/ })
-    assert.equal(parsePositiveDuration('--interval', '1ms'), 1)
+    assert.throws(() => parseDuration('--interval', '0', 1), { name: 'ConfigError', message: /^--interval: "0" is too short/ })
+    assert.equal(parseDuration('--interval', '1ms', 1), 1)
   })
 
-  it('reads whole numbers of at least the minimum', () => {
-    assert.equal(parseCount('--concurrency', '8'), 8)
+  it('writes defaults in the largest unit that divides them', () => {
+    assert.deepEqual([1_000, 600_000, 3_600_000, 250, 90_000].map(formatDuration), ['1s', '10m', '1h', '250ms', '90s'])
+  })
+
+  it('reads numbers of at least the minimum, whole ones where asked', () => {
+    assert.equal(parseNumber('--cpu-budget', '1.5', 0), 1.5)
+    assert.throws(() => parseNumber('--cpu-budget', '-1', 0), { name: 'ConfigError', message: /^--cpu-budget: / })
+    assert.equal(parseNumber('--concurrency', '8', 1, true), 8)
     for (const bad of ['0', '-3', '1.5', 'many', '']) {
-      assert.throws(() => parseCount('--concurrency', bad), { name: 'ConfigError', message: /^--concurrency: / })
+      assert.throws(() => parseNumber('--concurrency', bad, 1, true), { name: 'ConfigError', message: /^--concurrency: / })
     }
   })
 })

@@ -1,0 +1,54 @@
+import { ConfigError } from './errors.ts'
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }
+const PART = /(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)/y
+
+/**
+ * Parses a duration flag into milliseconds: plain seconds (`1`, `0.5`) or numbers with units
+ * (`500ms`, `10s`, `10m`, `1h`, `1m30s`), at least `minMs`. The error names the flag and the value.
+ */
+export function parseDuration (flag: string, value: string | number, minMs = 0): number {
+  const text = String(value).trim()
+  let ms: number
+  if (/^(\d+(\.\d*)?|\.\d+)$/.test(text)) {
+    ms = Number(text) * 1_000
+  } else {
+    ms = 0
+    PART.lastIndex = 0
+    let matched = 0
+    let match: RegExpExecArray | null
+    while ((match = PART.exec(text)) != null) {
+      ms += Number(match[1]) * (UNIT_MS[match[2]!] ?? NaN)
+      matched = PART.lastIndex
+    }
+    if (text === '' || matched !== text.length) {
+      ms = NaN
+    }
+  }
+  if (!Number.isFinite(ms)) {
+    throw new ConfigError(`${flag}: ${JSON.stringify(text)} is not a duration (seconds, or a number with ms, s, m or h, e.g. 500ms, 10s, 10m)`)
+  }
+  if (ms < minMs) {
+    throw new ConfigError(`${flag}: ${JSON.stringify(text)} is too short (at least ${minMs} ms)`)
+  }
+  return Math.round(ms)
+}
+
+/** Parses a number flag of at least `min` (a whole number when `integer`); the error names the flag. */
+export function parseNumber (flag: string, value: string | number, min: number, integer = false): number {
+  const n = Number(value)
+  if (String(value).trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new ConfigError(`${flag}: ${JSON.stringify(String(value))} is not ${integer ? 'a whole number' : 'a number'} of at least ${min}`)
+  }
+  return n
+}
+
+/** A duration in the largest unit that divides it (for --help defaults): 1s, 10m, 250ms. */
+export function formatDuration (ms: number): string {
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
+    if (ms % size === 0) {
+      return `${ms / size}${unit}`
+    }
+  }
+  return `${ms}ms`
+}
