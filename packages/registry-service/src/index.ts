@@ -6,11 +6,11 @@
  * etcd under `/physarum/v1/services/<name>`; every write is an etcd transaction on the key's mod
  * revision, so two concurrent writers never lose an update silently (one gets CONFLICT).
  *
- * - `createRegistryClient(node)`: what proxy, allocator and hl-cli use. Finds registry-services
- *   through the DHT, prefers the lowest RTT, fails over, caches Get results.
- * - `createRegistryService(components, init)`: the `/physarum/registry/1.0.0` handler over a
- *   `RegistryStore` (etcd), with authorization and metrics.
- * - `EtcdProcess`: runs and supervises the etcd binary for the `registry-service` daemon.
+ * This entry is what other packages use: `createRegistryClient(node)` (finds registry-services
+ * through the DHT, prefers the lowest RTT, fails over, caches Get results), the record type and
+ * its validation, and the protocol. It loads nothing of etcd: the proxy's sidecar bundles it.
+ * The daemon's own parts (the `/physarum/registry/1.0.0` handler in service.ts over the etcd
+ * store in store.ts, the etcd supervisor in etcd-process.ts) stay inside the package.
  */
 
 export { RegistryClient, createRegistryClient } from './client.ts'
@@ -18,11 +18,6 @@ export type { RegistryClientNode, RegistryClientOptions, RankedRegistry, WriteOp
 export { validateRecord, validateName, validateRevision, nameProblem, imageProblem, sameContent } from './record.ts'
 export type { ServiceRecord, ServiceRecordInput } from './record.ts'
 export { registryRpc, checkKnownFields, recordFromWire, recordToWire } from './protocol.ts'
-export { createRegistryService } from './service.ts'
-export type { RegistryService, RegistryServiceComponents, RegistryServiceInit, Operation } from './service.ts'
-export { RegistryStore } from './store.ts'
-export type { RegistryStoreInit, ListPage, StoreHealth } from './store.ts'
-export { EtcdProcess, hasEtcdData, hostUrl } from './etcd-process.ts'
-export type { EtcdProcessInit, EtcdStatus } from './etcd-process.ts'
+export type { ListPage } from './store.ts'
 export * from './constants.ts'
 export * from './errors.ts'
