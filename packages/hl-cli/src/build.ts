@@ -1,0 +1,144 @@
+import { lstat, readdir, readFile, realpath } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { pack } from 'tar-stream'
+import { DOCKERFILE_NAME } from './constants.ts'
+import { BuildError } from './errors.ts'
+import type { ContextSource } from './image-conf.ts'
+import type { Progress } from './progress.ts'
+import type Docker from 'dockerode'
+
+/** A fixed time for every entry: the context of the same files is the same bytes. */
+const EPOCH = new Date(0)
+
+/**
+ * The build context: the generated Dockerfile and only the files the Copy entries name (folders
+ * with everything in them). Symbolic links are followed, within the service folder only (checked
+ * again here, for links inside copied folders).
+ */
+export async function createBuildContext (root: string, sources: ContextSource[], dockerfile: string): Promise<Readable> {
+  const tar = pack()
+  const realRoot = await realpath(root)
+  const added = new Set<string>()
+  const entries: Array<{ name: string, absolute: string, directory: boolean }> = []
+  const collect = async (name: string, absolute: string, directory: boolean): Promise<void> => {
+    if (added.has(name)) {
+      return
+    }
+    added.add(name)
+    entries.push({ name, absolute, directory })
+    if (!directory) {
+      return
+    }
+    for (const child of (await readdir(absolute)).sort()) {
+      const childPath = join(absolute, child)
+      let real = childPath
+      let info = await lstat(childPath)
+      if (info.isSymbolicLink()) {
+        real = await realpath(childPath).catch(() => { throw new BuildError(`${name}/${child} is a broken symbolic link`) })
+        if (real !== realRoot && !real.startsWith(`${realRoot}/`)) {
+          throw new BuildError(`${name}/${child} is a symbolic link out of the service folder (to ${real})`)
+        }
+        info = await lstat(real)
+      }
+      if (info.isDirectory() || info.isFile()) {
+        await collect(name === '.' ? child : `${name}/${child}`, real, info.isDirectory())
+      }
+    }
+  }
+  for (const source of sources) {
+    await collect(source.path, source.absolute, source.directory)
+  }
+  const write = async (): Promise<void> => {
+    tar.entry({ name: DOCKERFILE_NAME, mode: 0o644, mtime: EPOCH }, dockerfile)
+    for (const entry of entries) {
+      if (entry.name === '.') {
+        continue
+      }
+      const info = await lstat(entry.absolute)
+      if (entry.directory) {
+        tar.entry({ name: entry.name, type: 'directory', mode: info.mode & 0o7777, mtime: EPOCH })
+      } else {
+        // files are small service binaries and scripts: read whole, written in order
+        tar.entry({ name: entry.name, mode: info.mode & 0o7777, mtime: EPOCH }, await readFile(entry.absolute))
+      }
+    }
+    tar.finalize()
+  }
+  write().catch((err: Error) => { tar.destroy(err) })
+  // a Node stream: the Docker client pipes it into its request
+  return Readable.from(tar)
+}
+
+interface BuildMessage {
+  stream?: string
+  status?: string
+  id?: string
+  progressDetail?: { current?: number, total?: number }
+  aux?: { ID?: string }
+  error?: string
+  errorDetail?: { message?: string }
+}
+
+export interface BuildOptions {
+  /** The local name, `host[:port]/repository:tag`. */
+  tag: string
+  labels?: Record<string, string>
+  /** The network of RUN steps (Docker's `--network`), e.g. `host` where the engine has no bridge. */
+  network?: string
+  signal?: AbortSignal
+}
+
+/** Builds the image from `context` and returns its id (`sha256:...`). Build output goes to `progress`. */
+export async function buildImage (docker: Docker, context: NodeJS.ReadableStream, options: BuildOptions, progress: Progress): Promise<string> {
+  let stream: NodeJS.ReadableStream
+  try {
+    stream = await docker.buildImage(context, {
+      t: options.tag,
+      dockerfile: DOCKERFILE_NAME,
+      rm: true,
+      forcerm: true,
+      ...(options.network == null ? {} : { networkmode: options.network }),
+      ...(options.labels == null ? {} : { labels: options.labels }),
+      ...(options.signal == null ? {} : { abortSignal: options.signal })
+    })
+  } catch (err) {
+    throw new BuildError(`The Docker engine refused the build: ${(err as Error).message}`)
+  }
+  let imageId: string | undefined
+  let failure: string | undefined
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(stream, (err: Error | null) => { if (err != null) { reject(err) } else { resolve() } }, (message: BuildMessage) => {
+      if (message.error != null || message.errorDetail?.message != null) {
+        failure = message.errorDetail?.message ?? message.error
+        return
+      }
+      if (message.aux?.ID != null) {
+        imageId = message.aux.ID
+      }
+      if (message.stream != null) {
+        for (const line of message.stream.split('\n')) {
+          if (line.trim() !== '') {
+            progress.line(`  ${line.trimEnd()}`)
+          }
+        }
+      } else if (message.status != null) {
+        // pulling the base image
+        if (message.id != null) {
+          progress.transfer(message.id, message.status, message.progressDetail?.current, message.progressDetail?.total)
+        } else {
+          progress.line(`  ${message.status}`)
+        }
+      }
+    })
+  }).catch((err: Error) => { throw new BuildError(`The build stopped: ${err.message}`) })
+  progress.done()
+  if (failure != null) {
+    throw new BuildError(`The build failed: ${failure}`)
+  }
+  if (imageId == null) {
+    // older engines say "Successfully built <id>" only; ask for the tag
+    imageId = (await docker.getImage(options.tag).inspect()).Id
+  }
+  return imageId
+}

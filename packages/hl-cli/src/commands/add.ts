@@ -1,0 +1,192 @@
+import { resolve } from 'node:path'
+import { validateName } from '@physarum/registry-service'
+import Docker from 'dockerode'
+import { buildImage, createBuildContext } from '../build.ts'
+import { DEFAULT_FROM } from '../constants.ts'
+import { generateDockerfile } from '../dockerfile.ts'
+import { DockerUnavailableError, UsageError } from '../errors.ts'
+import { loadImageConf } from '../image-conf.ts'
+import { imageByDigest, parseImageRef } from '../image-ref.ts'
+import { printJson, runCommand } from '../output.ts'
+import { explainRegistryError, openOverlay, withOverlayOptions } from '../overlay.ts'
+import { createProgress } from '../progress.ts'
+import { pushImage, remoteDigest, resolveRegistryAuth } from '../push.ts'
+import { readSecret } from '../secret.ts'
+import type { Overlay, OverlayArgs } from '../overlay.ts'
+import type { ServiceRecordInput } from '@physarum/registry-service'
+import type { Argv } from 'yargs'
+
+interface AddArgs extends OverlayArgs {
+  'image-conf': string
+  dir: string
+  'image-name': string
+  'service-name': string
+  'no-add'?: boolean
+  'use-existing-image'?: boolean
+  'content-id'?: string
+  from?: string
+  'build-network'?: string
+  cpu: number
+  'memory-mb': number
+  'registry-user'?: string
+  'registry-password-stdin'?: boolean
+  quiet?: boolean
+}
+
+/** `add --json`: what was built, pushed and registered. */
+export interface AddSummary {
+  name: string
+  /** `host[:port]/repository@sha256:<digest>`. */
+  image: string
+  digest: string
+  contentHash: string
+  /** The local image id, when built here. */
+  imageId?: string
+  registered: boolean
+  /** The registry-service tried first (lowest RTT) when registered. */
+  registryPeer?: string
+  revision?: string
+}
+
+export const command = 'add <image-conf> <dir> <image-name> <service-name>'
+export const describe = 'Build a service image from a folder, push it to an image registry, and register the service'
+
+export function builder (yargs: Argv): Argv<AddArgs> {
+  return withOverlayOptions(yargs)
+    .positional('image-conf', { type: 'string', demandOption: true, describe: 'The service\'s image-conf.json (the seed\'s format)' })
+    .positional('dir', { type: 'string', demandOption: true, describe: 'The folder the Copy sources are in' })
+    .positional('image-name', { type: 'string', demandOption: true, describe: 'Image to build and push: [host[:port]/]repository[:tag], e.g. 127.0.0.1:5000/hello:1.0' })
+    .positional('service-name', { type: 'string', demandOption: true, describe: 'The name the service is registered and requested under, e.g. hello-world-server' })
+    .option('no-add', { type: 'boolean', describe: 'Build and push only; do not register' })
+    .option('use-existing-image', { type: 'boolean', describe: 'Skip the build: push the local image of that name, or use the one already in its registry' })
+    .option('content-id', { type: 'string', describe: 'The content hash to register instead of the one computed from the image digest' })
+    .option('from', { type: 'string', describe: `Base image instead of DockerConf.From [default: DockerConf.From, else ${DEFAULT_FROM}]` })
+    .option('build-network', { type: 'string', describe: 'Network for the Run steps (docker build --network), e.g. host on an engine without a bridge' })
+    .option('cpu', { type: 'number', default: 0, describe: 'CPU cores for one instance (0: no limit)' })
+    .option('memory-mb', { type: 'number', default: 0, describe: 'Memory for one instance in MiB (0: no limit)' })
+    .option('registry-user', { type: 'string', describe: 'Image registry user (env PHYSARUM_REGISTRY_USER) [default: from the Docker config file]' })
+    .option('registry-password-stdin', { type: 'boolean', describe: 'Read the image registry password from stdin (env PHYSARUM_REGISTRY_PASSWORD)' })
+    .option('quiet', { type: 'boolean', describe: 'No progress on stderr' })
+    .group(['no-add', 'use-existing-image', 'content-id', 'from', 'build-network', 'cpu', 'memory-mb'], 'Build and register:')
+    .group(['registry-user', 'registry-password-stdin'], 'Image registry:')
+    .example('PHYSARUM_PSK=... $0 add demos/helloworld/image-conf.json demos/helloworld 127.0.0.1:5000/hello:1.0 hello-world-server -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW...', 'Build, push and register the hello world demo')
+    .example('$0 add image-conf.json . registry.example.com/team/calc:1.1 calc-server:1.1 --no-add', 'Build and push only')
+    .epilogue([
+      'The image: FROM DockerConf.From (or --from), WORKDIR /app, each Copy (sources relative to <dir>; only those files go to the engine), each Run, and the Cmd run by /bin/sh -c so $SERVICE_PORT expands when the container starts. Labels: org.opencontainers.image.* and io.physarum.image.*.',
+      '',
+      'The record: the image by digest (host[:port]/repository@sha256:...), the RTTs of PerfConf.Perf, --cpu, --memory-mb, DockerConf.ProxyClientMode, and the content hash: the hex SHA-256 of the image manifest as pushed (the digest without "sha256:"), so it changes exactly when the image does; --content-id overrides it.',
+      '',
+      'Image registry credentials: --registry-user with --registry-password-stdin, else PHYSARUM_REGISTRY_USER and PHYSARUM_REGISTRY_PASSWORD, else the Docker config file ($DOCKER_CONFIG/config.json or ~/.docker/config.json, credential helpers included), else none. hl-cli never prompts unless stdin is a terminal and --registry-password-stdin is given. The Docker engine is DOCKER_HOST (default /var/run/docker.sock).',
+      '',
+      'Order: the config and flags are checked, then the overlay is joined and a registry-service found (unless --no-add), then the image is built and pushed, and only then is the record written: a failure at any step leaves no record behind. Progress goes to stderr (plain lines when it is not a terminal); the summary (or --json) to stdout.',
+      '',
+      'Exit codes: 0 done, 1 failure, 2 usage or a bad image-conf.json.'
+    ].join('\n'))
+    .strictOptions()
+}
+
+function checkResource (flag: string, value: number, integer: boolean): void {
+  if (!Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${flag}: ${value} is not ${integer ? 'a whole number' : 'a number'} ≥ 0`)
+  }
+}
+
+export async function handler (args: AddArgs): Promise<void> {
+  await runCommand(async () => {
+    const adding = args['no-add'] !== true
+    // everything about the input first: nothing is built or pushed for a mistake in it
+    const ref = parseImageRef(args['image-name'])
+    const service = validateName(args['service-name'], '<service-name>')
+    checkResource('cpu', args.cpu, false)
+    checkResource('memory-mb', args['memory-mb'], true)
+    if (args['content-id'] != null && !/^[A-Za-z0-9][A-Za-z0-9._:+=-]{0,127}$/.test(args['content-id'])) {
+      throw new UsageError(`--content-id: ${JSON.stringify(args['content-id'])} may hold only letters, digits and . _ : + = - (at most 128)`)
+    }
+    const confFile = resolve(args['image-conf'])
+    const dir = resolve(args.dir)
+    const { conf, sources } = await loadImageConf(args['image-conf'], dir)
+    const password = args['registry-password-stdin'] === true ? await readSecret(`Password for ${ref.host}: `) : undefined
+    const auth = await resolveRegistryAuth(ref.host, {
+      ...(args['registry-user'] == null ? {} : { user: args['registry-user'] }),
+      ...(password == null ? {} : { password }),
+      env: process.env
+    })
+    const progress = createProgress({ out: process.stderr, quiet: args.quiet === true })
+
+    let overlay: Overlay | undefined
+    try {
+      let registryPeer: string | undefined
+      if (adding) {
+        progress.line('Joining the overlay')
+        overlay = await openOverlay(args, process.env, conf.bootstraps)
+        const ranked = await overlay.client.registries({ signal: AbortSignal.timeout(args.timeout) })
+        registryPeer = ranked[0]?.peerId.toString()
+        progress.line(`Registry-service: ${registryPeer ?? '?'}${ranked[0]?.rttMs == null ? '' : ` (${ranked[0].rttMs.toFixed(1)} ms)`}`)
+      }
+
+      const docker = new Docker()
+      try {
+        await docker.ping()
+      } catch (err) {
+        throw new DockerUnavailableError(`The Docker engine cannot be reached (${(err as Error).message}); is dockerd running, and DOCKER_HOST right?`)
+      }
+
+      let imageId: string | undefined
+      let digest: string
+      if (args['use-existing-image'] === true) {
+        const local = await docker.getImage(ref.local).inspect().catch(() => undefined)
+        if (local == null) {
+          progress.line(`Using ${ref.local} from ${ref.host}`)
+          digest = await remoteDigest(docker, ref, auth)
+        } else {
+          imageId = local.Id
+          progress.line(`Pushing the existing ${ref.local} to ${ref.host}`)
+          digest = await pushImage(docker, ref, auth, progress)
+        }
+      } else {
+        const dockerfile = generateDockerfile(conf, { service, version: ref.tag, ...(args.from == null ? {} : { from: args.from }) })
+        progress.line(`Building ${ref.local} from ${confFile} (${sources.length} Copy source(s))`)
+        const context = await createBuildContext(dir, sources, dockerfile)
+        imageId = await buildImage(docker, context, { tag: ref.local, ...(args['build-network'] == null ? {} : { network: args['build-network'] }) }, progress)
+        progress.line(`Pushing ${ref.local} to ${ref.host}`)
+        digest = await pushImage(docker, ref, auth, progress)
+      }
+      const image = imageByDigest(ref, digest)
+      const contentHash = args['content-id'] ?? digest.slice('sha256:'.length)
+
+      const summary: AddSummary = { name: service, image, digest, contentHash, ...(imageId == null ? {} : { imageId }), registered: false }
+      if (overlay != null) {
+        const record: ServiceRecordInput = {
+          name: service,
+          contentHash,
+          image,
+          softRttMs: conf.softRttMs,
+          hardRttMs: conf.hardRttMs,
+          cpu: args.cpu,
+          memoryMb: args['memory-mb'],
+          proxyClientMode: conf.proxyClientMode
+        }
+        progress.line(`Registering ${service}`)
+        const stored = await overlay.client.add(record, { signal: AbortSignal.timeout(args.timeout) })
+          .catch((err: unknown) => { throw explainRegistryError(err, overlay?.node.peerId) })
+        summary.registered = true
+        summary.revision = stored.revision
+        if (registryPeer != null) {
+          summary.registryPeer = registryPeer
+        }
+      }
+      if (args.json === true) {
+        printJson(summary)
+      } else {
+        process.stdout.write([
+          `name:          ${summary.name}`,
+          `image:         ${summary.image}`,
+          `content hash:  ${summary.contentHash}`,
+          summary.registered ? `registry peer: ${summary.registryPeer ?? '?'}` : 'registered:    no (--no-add)'
+        ].join('\n') + '\n')
+      }
+    } finally {
+      await overlay?.close()
+    }
+  })
+}

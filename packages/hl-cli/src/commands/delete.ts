@@ -1,0 +1,33 @@
+import { printJson, runCommand } from '../output.ts'
+import { explainRegistryError, openOverlay, withOverlayOptions } from '../overlay.ts'
+import { notFound } from '../records.ts'
+import type { OverlayArgs } from '../overlay.ts'
+import type { Argv } from 'yargs'
+
+interface DeleteArgs extends OverlayArgs { name: string }
+
+export const command = 'delete <name>'
+export const describe = 'Remove a service from the registry (running instances drain on their own); exit 1 when there is no such service'
+
+export function builder (yargs: Argv): Argv<DeleteArgs> {
+  return withOverlayOptions(yargs)
+    .positional('name', { type: 'string', demandOption: true, describe: 'The service name' })
+    .strictOptions()
+}
+
+export async function handler (args: DeleteArgs): Promise<void> {
+  await runCommand(async () => {
+    const overlay = await openOverlay(args, process.env)
+    try {
+      const revision = await overlay.client.delete(args.name, { signal: AbortSignal.timeout(args.timeout) })
+        .catch((err: unknown) => { throw explainRegistryError(notFound(err, args.name), overlay.node.peerId) })
+      if (args.json === true) {
+        printJson({ deleted: args.name, revision })
+      } else {
+        process.stdout.write(`Deleted ${args.name}\n`)
+      }
+    } finally {
+      await overlay.close()
+    }
+  })
+}

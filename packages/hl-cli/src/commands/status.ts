@@ -1,0 +1,127 @@
+import { ALLOCATOR_TOPIC, REGISTRY_TOPIC, serviceTopic } from '@physarum/p2p'
+import { DEFAULT_RTT_TIMEOUT_MS } from '../constants.ts'
+import { printJson, runCommand, table } from '../output.ts'
+import { describePeer, mapLimit, openOverlay, withOverlayOptions } from '../overlay.ts'
+import type { Overlay, OverlayArgs, PeerSummary } from '../overlay.ts'
+import type { PeerId } from '@libp2p/interface'
+import type { ServiceRecord } from '@physarum/registry-service'
+import type { Argv } from 'yargs'
+
+interface StatusArgs extends OverlayArgs { 'max-services': number }
+
+/** `status --json`: the overlay as seen from this hl-cli. */
+export interface StatusReport {
+  self: { peerId: string, addrs: string[] }
+  peers: PeerSummary[]
+  registries: PeerSummary[]
+  allocators: Array<PeerSummary & { capacity: null }>
+  services: Array<{ name: string, contentHash: string, softRttMs: number, hardRttMs: number, instances: PeerSummary[] }>
+  /** What this report could not say, and why. */
+  notes: string[]
+}
+
+export const command = 'status'
+export const describe = 'The overlay as it looks from here: peers with RTT, registries, allocators, and instances per service'
+
+export function builder (yargs: Argv): Argv<StatusArgs> {
+  return withOverlayOptions(yargs)
+    .option('max-services', { type: 'number', default: 50, describe: 'Look up instances of at most this many services' })
+    .strictOptions()
+}
+
+async function providers (overlay: Overlay, topic: string, timeoutMs: number): Promise<PeerId[]> {
+  const found: PeerId[] = []
+  try {
+    for await (const provider of overlay.node.discovery.findProviders(topic, { signal: AbortSignal.timeout(timeoutMs) })) {
+      if (!provider.id.equals(overlay.node.peerId)) {
+        if (provider.multiaddrs.length > 0) {
+          await overlay.node.libp2p.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
+        }
+        found.push(provider.id)
+      }
+    }
+  } catch {
+    // the deadline: what was found so far is the answer
+  }
+  return found
+}
+
+async function measured (overlay: Overlay, peers: PeerId[]): Promise<PeerSummary[]> {
+  const summaries = await mapLimit(peers, 8, async peer => {
+    let rtt: number | undefined
+    try {
+      rtt = await overlay.node.measureRtt(peer, { signal: AbortSignal.timeout(DEFAULT_RTT_TIMEOUT_MS) })
+    } catch {
+      // unreachable: listed without an RTT
+    }
+    return await describePeer(overlay.node, peer, rtt)
+  })
+  return summaries.sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity))
+}
+
+const rttText = (p: PeerSummary): string => p.rttMs == null ? 'unreachable' : `${p.rttMs} ms`
+
+export async function handler (args: StatusArgs): Promise<void> {
+  await runCommand(async () => {
+    const overlay = await openOverlay(args, process.env)
+    try {
+      const lookup = Math.min(args.timeout, 5_000)
+      const notes: string[] = ['allocator capacity in use is not reported over the overlay yet: read physarum_alloc_capacity_used on each allocator\'s /metrics']
+      const [registryIds, allocatorIds] = await Promise.all([providers(overlay, REGISTRY_TOPIC, lookup), providers(overlay, ALLOCATOR_TOPIC, lookup)])
+      let records: ServiceRecord[] = []
+      try {
+        for await (const record of overlay.client.listAll({ signal: AbortSignal.timeout(args.timeout) })) {
+          records.push(record)
+        }
+      } catch (err) {
+        notes.push(`services: the registry could not be read (${(err as Error).message})`)
+      }
+      if (records.length > args['max-services']) {
+        notes.push(`instances were looked up for the first ${args['max-services']} of ${records.length} services (--max-services)`)
+        records = records.slice(0, args['max-services'])
+      }
+      const instanceIds = await mapLimit(records, 4, async record => await providers(overlay, serviceTopic(record.contentHash), lookup))
+      const [registries, allocators, services] = await Promise.all([
+        measured(overlay, registryIds),
+        measured(overlay, allocatorIds),
+        Promise.all(records.map(async (record, i) => ({
+          name: record.name,
+          contentHash: record.contentHash,
+          softRttMs: record.softRttMs,
+          hardRttMs: record.hardRttMs,
+          instances: await measured(overlay, instanceIds[i]!)
+        })))
+      ])
+      // every peer this node knows by now: the connected ones and the providers found above
+      const peers = await measured(overlay, overlay.node.libp2p.getPeers())
+      const report: StatusReport = {
+        self: { peerId: overlay.node.peerId.toString(), addrs: overlay.node.multiaddrs().map(String) },
+        peers,
+        registries,
+        allocators: allocators.map(a => ({ ...a, capacity: null })),
+        services,
+        notes
+      }
+      if (args.json === true) {
+        printJson(report)
+        return
+      }
+      const out: string[] = [`This hl-cli: ${report.self.peerId}\n`]
+      const peerTable = (list: PeerSummary[]): string => table(['PEER', 'HOST', 'ROLE', 'RTT'], list.map(p => [p.peerId, p.host ?? '-', p.role ?? '-', rttText(p)]))
+      out.push(`\nPeers (${peers.length}):\n`, peers.length === 0 ? '  none\n' : peerTable(peers))
+      out.push(`\nRegistries (${registries.length}):\n`, registries.length === 0 ? '  none found\n' : peerTable(registries))
+      out.push(`\nAllocators (${allocators.length}):\n`, allocators.length === 0 ? '  none found\n' : peerTable(allocators))
+      out.push(`\nServices (${services.length}):\n`)
+      for (const service of services) {
+        out.push(`  ${service.name} (soft ${service.softRttMs} ms, hard ${service.hardRttMs} ms): ${service.instances.length === 0 ? 'no instances' : `${service.instances.length} instance(s)`}\n`)
+        for (const instance of service.instances) {
+          out.push(`    ${instance.peerId}  ${instance.host ?? '-'}  ${rttText(instance)}\n`)
+        }
+      }
+      out.push(...notes.map(n => `\nNote: ${n}\n`))
+      process.stdout.write(out.join(''))
+    } finally {
+      await overlay.close()
+    }
+  })
+}

@@ -1,0 +1,302 @@
+import { readFile, realpath, stat } from 'node:fs/promises'
+import { isAbsolute, relative, resolve, sep } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { DEFAULT_FROM } from './constants.ts'
+import { ImageConfError } from './errors.ts'
+
+/**
+ * An image-conf.json in the seed's (PhysarumSM's) format, as hl-cli reads it:
+ *
+ * ```
+ * { "PerfConf": { "Perf": { "SoftReq": { "RTT": 100 }, "HardReq": { "RTT": 1000 } },
+ *                 "Bootstraps": ["<multiaddr>"] },
+ *   "DockerConf": { "From": "node:24-slim", "Copy": [["helloworldserver", "."]], "Run": [],
+ *                   "Cmd": "./helloworldserver $SERVICE_PORT", "ProxyClientMode": true } }
+ * ```
+ *
+ * RTT: a number of milliseconds, or a string with a unit ("100ms", "1.5s", "1m30s"). Required:
+ * both RTTs and DockerConf.Cmd. Defaults: From `node:24-slim`, Copy/Run/Bootstraps empty,
+ * ProxyClientMode false. Every other key is an error.
+ */
+export interface ImageConf {
+  softRttMs: number
+  hardRttMs: number
+  /** PerfConf.Bootstraps: used when no -bootstrap is given. */
+  bootstraps: string[]
+  /** DockerConf.From, or undefined for the default. */
+  from?: string
+  /** Each DockerConf.Copy entry: the sources (relative to the service folder) and the destination. */
+  copy: CopyEntry[]
+  run: string[]
+  cmd: string
+  proxyClientMode: boolean
+}
+
+export interface CopyEntry {
+  sources: string[]
+  dest: string
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
+
+/** The keys the seed's format has; a nested object is a schema, a string a type. */
+interface Schema { [key: string]: Schema | 'rtt' | 'string' | 'string[]' | 'copy' | 'boolean' }
+const SCHEMA: Schema = {
+  PerfConf: {
+    Perf: { SoftReq: { RTT: 'rtt' }, HardReq: { RTT: 'rtt' } },
+    Bootstraps: 'string[]'
+  },
+  DockerConf: { From: 'string', Copy: 'copy', Run: 'string[]', Cmd: 'string', ProxyClientMode: 'boolean' }
+}
+const REQUIRED = ['PerfConf.Perf.SoftReq.RTT', 'PerfConf.Perf.HardReq.RTT', 'DockerConf.Cmd']
+
+const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+const DURATION = /^(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h)/
+
+/** "100ms", "1.5s", "1m30s" (Go's duration syntax) in milliseconds; undefined when not one. */
+export function parseDuration (text: string): number | undefined {
+  let rest = text.trim()
+  if (rest === '') {
+    return undefined
+  }
+  let total = 0
+  while (rest !== '') {
+    const match = DURATION.exec(rest)
+    if (match == null) {
+      return undefined
+    }
+    const unit = /[a-zµμ]+$/.exec(match[0])![0]
+    total += Number(match[0].slice(0, -unit.length)) * UNITS[unit]!
+    rest = rest.slice(match[0].length)
+  }
+  return total
+}
+
+function kind (value: Json): string {
+  if (value === null) {
+    return 'null'
+  }
+  if (Array.isArray(value)) {
+    return 'an array'
+  }
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)}`
+}
+
+/**
+ * Parses the text of an image-conf.json. Throws ImageConfError naming `file` and the key path of
+ * the first problem: bad JSON, an unknown key, a wrong type, a missing required key, soft > hard.
+ * Does not look at the file system (see `loadImageConf`).
+ */
+export function parseImageConf (text: string, file: string): ImageConf {
+  let json: Json
+  try {
+    json = JSON.parse(text) as Json
+  } catch (err) {
+    throw new ImageConfError(file, '', `not valid JSON (${(err as Error).message})`)
+  }
+  const found = new Map<string, Json>()
+  walk(json, SCHEMA, '', file, found)
+  for (const key of REQUIRED) {
+    if (!found.has(key)) {
+      throw new ImageConfError(file, key, key === 'DockerConf.Cmd'
+        ? 'missing: the command that starts the service, e.g. "./helloworldserver $SERVICE_PORT"'
+        : 'missing: the RTT requirement in milliseconds (a number) or with a unit ("100ms")')
+    }
+  }
+  const softRttMs = rtt(found, 'PerfConf.Perf.SoftReq.RTT', file)
+  const hardRttMs = rtt(found, 'PerfConf.Perf.HardReq.RTT', file)
+  if (softRttMs > hardRttMs) {
+    throw new ImageConfError(file, 'PerfConf.Perf.SoftReq.RTT', `the soft requirement (${softRttMs} ms) is more than the hard one (PerfConf.Perf.HardReq.RTT, ${hardRttMs} ms)`)
+  }
+
+  const bootstraps = (found.get('PerfConf.Bootstraps') ?? []) as string[]
+  bootstraps.forEach((addr, i) => {
+    let ok = false
+    try {
+      ok = multiaddr(addr).getComponents().some(c => c.name === 'p2p')
+    } catch {
+      // reported below
+    }
+    if (!ok) {
+      throw new ImageConfError(file, `PerfConf.Bootstraps[${i}]`, `${JSON.stringify(addr)} is not a multiaddr with /p2p/<peer id>`)
+    }
+  })
+
+  const from = found.get('DockerConf.From') as string | undefined
+  if (from != null && !/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/.test(from)) {
+    throw new ImageConfError(file, 'DockerConf.From', `${JSON.stringify(from)} is not an image reference (e.g. ${DEFAULT_FROM})`)
+  }
+  const cmd = found.get('DockerConf.Cmd') as string
+  if (cmd.trim() === '') {
+    throw new ImageConfError(file, 'DockerConf.Cmd', 'is empty: give the command that starts the service')
+  }
+  const run = (found.get('DockerConf.Run') ?? []) as string[]
+  run.forEach((line, i) => {
+    if (line.trim() === '') {
+      throw new ImageConfError(file, `DockerConf.Run[${i}]`, 'is empty')
+    }
+  })
+  const copy = ((found.get('DockerConf.Copy') ?? []) as string[][]).map((entry, i): CopyEntry => {
+    entry.forEach((path, j) => {
+      if (path === '' || path.includes('\n') || path.includes('\0')) {
+        throw new ImageConfError(file, `DockerConf.Copy[${i}][${j}]`, `${JSON.stringify(path)} is not a path`)
+      }
+    })
+    return { sources: entry.slice(0, -1), dest: entry.at(-1)! }
+  })
+  return {
+    softRttMs,
+    hardRttMs,
+    bootstraps,
+    ...(from == null ? {} : { from }),
+    copy,
+    run,
+    cmd,
+    proxyClientMode: (found.get('DockerConf.ProxyClientMode') ?? false) as boolean
+  }
+}
+
+function rtt (found: Map<string, Json>, key: string, file: string): number {
+  const value = found.get(key)!
+  const ms = typeof value === 'number' ? value : parseDuration(value as string)
+  if (ms == null) {
+    throw new ImageConfError(file, key, `${JSON.stringify(value)} is not a duration: give milliseconds (a number) or a string with a unit (ns, us, ms, s, m, h), e.g. "100ms"`)
+  }
+  if (!Number.isFinite(ms) || ms <= 0) {
+    throw new ImageConfError(file, key, `must be more than 0 ms, not ${JSON.stringify(value)}`)
+  }
+  if (ms > 3_600_000) {
+    throw new ImageConfError(file, key, `${JSON.stringify(value)} is more than an hour`)
+  }
+  return ms
+}
+
+function walk (value: Json, schema: Schema, path: string, file: string, found: Map<string, Json>): void {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ImageConfError(file, path, `must be an object, not ${kind(value)}`)
+  }
+  for (const [key, child] of Object.entries(value)) {
+    const childPath = path === '' ? key : `${path}.${key}`
+    const type = schema[key]
+    if (type == null) {
+      throw new ImageConfError(file, childPath, `unknown key; ${path === '' ? 'the top level' : path} has ${Object.keys(schema).join(', ')}`)
+    }
+    if (typeof type === 'object') {
+      walk(child, type, childPath, file, found)
+      continue
+    }
+    checkType(child, type, childPath, file)
+    found.set(childPath, child)
+  }
+}
+
+function checkType (value: Json, type: 'rtt' | 'string' | 'string[]' | 'copy' | 'boolean', path: string, file: string): void {
+  const fail = (expected: string, at = path, got: Json = value): never => {
+    throw new ImageConfError(file, at, `must be ${expected}, not ${kind(got)}`)
+  }
+  switch (type) {
+    case 'rtt':
+      if (typeof value !== 'number' && typeof value !== 'string') {
+        fail('a number of milliseconds or a string with a unit ("100ms")')
+      }
+      return
+    case 'string':
+      if (typeof value !== 'string') {
+        fail('a string')
+      }
+      return
+    case 'boolean':
+      if (typeof value !== 'boolean') {
+        fail('true or false')
+      }
+      return
+    case 'string[]':
+      if (!Array.isArray(value)) {
+        fail('an array of strings')
+      }
+      (value as Json[]).forEach((item, i) => {
+        if (typeof item !== 'string') {
+          fail('a string', `${path}[${i}]`, item)
+        }
+      })
+      return
+    case 'copy':
+      if (!Array.isArray(value)) {
+        fail('an array of [source, destination] pairs')
+      }
+      (value as Json[]).forEach((entry, i) => {
+        if (!Array.isArray(entry) || entry.length < 2) {
+          fail('a [source, destination] pair', `${path}[${i}]`, entry)
+        }
+        (entry as Json[]).forEach((item, j) => {
+          if (typeof item !== 'string') {
+            fail('a string', `${path}[${i}][${j}]`, item)
+          }
+        })
+      })
+  }
+}
+
+/** A file or folder to put in the build context: its path relative to the service folder. */
+export interface ContextSource {
+  /** Relative to the service folder, with forward slashes. */
+  path: string
+  absolute: string
+  directory: boolean
+}
+
+/**
+ * Reads and parses `file`, then checks every Copy source: inside `dir` (after resolving symbolic
+ * links) and present. Throws ImageConfError naming the file and the key path; builds nothing.
+ */
+export async function loadImageConf (file: string, dir: string): Promise<{ conf: ImageConf, sources: ContextSource[] }> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new ImageConfError(file, '', `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  const conf = parseImageConf(text, file)
+  let root: string
+  try {
+    root = await realpath(dir)
+    if (!(await stat(root)).isDirectory()) {
+      throw new Error('not a folder')
+    }
+  } catch (err) {
+    throw new ImageConfError(file, '', `the service folder ${dir} cannot be used (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  const sources: ContextSource[] = []
+  for (const [i, entry] of conf.copy.entries()) {
+    for (const [j, source] of entry.sources.entries()) {
+      const at = `DockerConf.Copy[${i}][${j}]`
+      if (/[*?[]/.test(source)) {
+        throw new ImageConfError(file, at, `${JSON.stringify(source)}: wildcards are not supported; name each file or a folder`)
+      }
+      if (isAbsolute(source)) {
+        throw new ImageConfError(file, at, `${JSON.stringify(source)} is an absolute path: Copy sources are relative to the service folder ${dir}`)
+      }
+      const lexical = resolve(root, source)
+      if (!inside(root, lexical)) {
+        throw new ImageConfError(file, at, `${JSON.stringify(source)} is outside the service folder ${dir}`)
+      }
+      let real: string
+      try {
+        real = await realpath(lexical)
+      } catch {
+        throw new ImageConfError(file, at, `${JSON.stringify(source)} does not exist in the service folder ${dir}`)
+      }
+      if (!inside(root, real)) {
+        throw new ImageConfError(file, at, `${JSON.stringify(source)} leads outside the service folder ${dir} (a symbolic link to ${real})`)
+      }
+      const path = relative(root, lexical).split(sep).join('/')
+      sources.push({ path: path === '' ? '.' : path, absolute: real, directory: (await stat(real)).isDirectory() })
+    }
+  }
+  return { conf, sources }
+}
+
+function inside (root: string, path: string): boolean {
+  const rel = relative(root, path)
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel))
+}

@@ -1,0 +1,40 @@
+import { ConfigError, InvalidPskError, MissingPskError, RpcFailureError } from '@physarum/p2p'
+import { InvalidRecordError } from '@physarum/registry-service'
+import { NAME } from './constants.ts'
+import { ImageConfError, UsageError } from './errors.ts'
+
+/** Errors that mean the input was wrong and nothing was tried: exit code 2. */
+export function isUsageError (err: unknown): boolean {
+  return err instanceof UsageError || err instanceof ImageConfError || err instanceof ConfigError ||
+    err instanceof InvalidPskError || err instanceof MissingPskError || err instanceof InvalidRecordError
+}
+
+/** The exit code for `err`: 2 for usage, 1 for every other failure. */
+export function exitCodeFor (err: unknown): number {
+  return isUsageError(err) ? 2 : 1
+}
+
+/**
+ * Runs a command's work: prints a failure as one line on stderr (the message, never a stack) and
+ * sets the exit code. `process.exitCode` only: main ends the process once yargs is done.
+ */
+export async function runCommand (work: () => Promise<void>): Promise<void> {
+  try {
+    await work()
+  } catch (err) {
+    const message = err instanceof RpcFailureError ? `${err.message} (${err.code})` : (err as Error).message ?? String(err)
+    process.stderr.write(`${NAME}: ${message}\n`)
+    process.exitCode = exitCodeFor(err)
+  }
+}
+
+/** A plain-text table: a header row, then the rows, columns padded to their widest cell. */
+export function table (header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
+  const line = (cells: string[]): string => cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i]!)).join('  ').trimEnd()
+  return [line(header), ...rows.map(line)].join('\n') + '\n'
+}
+
+export function printJson (value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+}

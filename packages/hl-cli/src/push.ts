@@ -1,0 +1,217 @@
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { PushError, UsageError } from './errors.ts'
+import type { ImageRef } from './image-ref.ts'
+import type { Progress } from './progress.ts'
+import type Docker from 'dockerode'
+
+/** Credentials for one image registry, as the Docker engine takes them (X-Registry-Auth). */
+export interface RegistryAuth {
+  username?: string
+  password?: string
+  identitytoken?: string
+  serveraddress: string
+}
+
+export interface AuthSources {
+  /** `--registry-user`. */
+  user?: string
+  /** The password read from stdin (`--registry-password-stdin`). */
+  password?: string
+  /** PHYSARUM_REGISTRY_USER, PHYSARUM_REGISTRY_PASSWORD, DOCKER_CONFIG, HOME. */
+  env: Record<string, string | undefined>
+}
+
+/** Where the credentials came from, for the output (never the credentials). */
+export type AuthSource = 'flags' | 'env' | 'docker-config' | 'credential-helper' | 'none'
+
+interface DockerConfig {
+  auths?: Record<string, { auth?: string, username?: string, password?: string, identitytoken?: string }>
+  credsStore?: string
+  credHelpers?: Record<string, string>
+}
+
+// Docker Hub's key in config.json is the v1 index URL
+const HUB_KEYS = ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io']
+
+function configKeyHost (key: string): string {
+  return key.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '')
+}
+
+/**
+ * The credentials for `host`: `--registry-user` with the password from stdin, else
+ * PHYSARUM_REGISTRY_USER and PHYSARUM_REGISTRY_PASSWORD, else the Docker config file
+ * ($DOCKER_CONFIG/config.json or ~/.docker/config.json: credHelpers, credsStore, then auths), else
+ * none (anonymous push). Never prompts.
+ */
+export async function resolveRegistryAuth (host: string, sources: AuthSources): Promise<{ auth: RegistryAuth, source: AuthSource }> {
+  const serveraddress = host === 'docker.io' ? 'https://index.docker.io/v1/' : host
+  if (sources.user != null) {
+    if (sources.password == null) {
+      throw new UsageError('--registry-user: give the password on stdin with --registry-password-stdin (or set PHYSARUM_REGISTRY_PASSWORD)')
+    }
+    return { auth: { username: sources.user, password: sources.password, serveraddress }, source: 'flags' }
+  }
+  if (sources.password != null) {
+    const user = sources.env.PHYSARUM_REGISTRY_USER
+    if (user == null || user === '') {
+      throw new UsageError('--registry-password-stdin: give the user name with --registry-user (or PHYSARUM_REGISTRY_USER)')
+    }
+    return { auth: { username: user, password: sources.password, serveraddress }, source: 'flags' }
+  }
+  const envUser = sources.env.PHYSARUM_REGISTRY_USER
+  const envPassword = sources.env.PHYSARUM_REGISTRY_PASSWORD
+  if (envUser != null && envUser !== '') {
+    if (envPassword == null) {
+      throw new UsageError('PHYSARUM_REGISTRY_USER is set but PHYSARUM_REGISTRY_PASSWORD is not')
+    }
+    return { auth: { username: envUser, password: envPassword, serveraddress }, source: 'env' }
+  }
+
+  const configDir = sources.env.DOCKER_CONFIG ?? join(sources.env.HOME ?? homedir(), '.docker')
+  const configPath = join(configDir, 'config.json')
+  let config: DockerConfig
+  try {
+    config = JSON.parse(await readFile(configPath, 'utf8')) as DockerConfig
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return { auth: { serveraddress }, source: 'none' }
+    }
+    throw new UsageError(`The Docker config file ${configPath} cannot be read: ${(err as Error).message}`)
+  }
+  const keys = host === 'docker.io' ? HUB_KEYS : [host]
+  const helper = Object.entries(config.credHelpers ?? {}).find(([key]) => keys.includes(configKeyHost(key)) || keys.includes(key))?.[1] ?? config.credsStore
+  if (helper != null && helper !== '') {
+    const fromHelper = await credentialHelper(helper, host === 'docker.io' ? serveraddress : host)
+    if (fromHelper != null) {
+      return { auth: { ...fromHelper, serveraddress }, source: 'credential-helper' }
+    }
+  }
+  const entry = Object.entries(config.auths ?? {}).find(([key]) => keys.includes(key) || keys.includes(configKeyHost(key)))?.[1]
+  if (entry != null) {
+    if (entry.identitytoken != null && entry.identitytoken !== '') {
+      return { auth: { identitytoken: entry.identitytoken, serveraddress }, source: 'docker-config' }
+    }
+    if (entry.auth != null && entry.auth !== '') {
+      const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
+      const colon = decoded.indexOf(':')
+      if (colon < 0) {
+        throw new UsageError(`${configPath}: auths.${host}.auth is not base64 of user:password`)
+      }
+      return { auth: { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress }, source: 'docker-config' }
+    }
+    if (entry.username != null && entry.password != null) {
+      return { auth: { username: entry.username, password: entry.password, serveraddress }, source: 'docker-config' }
+    }
+  }
+  return { auth: { serveraddress }, source: 'none' }
+}
+
+/** Asks `docker-credential-<helper>` for `server`'s credentials; undefined when it has none. */
+async function credentialHelper (helper: string, server: string): Promise<{ username?: string, password?: string, identitytoken?: string } | undefined> {
+  const program = `docker-credential-${helper}`
+  const output = await new Promise<string | undefined>((resolve, reject) => {
+    const child = execFile(program, ['get'], { timeout: 30_000 }, (err, stdout) => {
+      if (err == null) {
+        resolve(stdout)
+      } else if (/credentials not found/i.test(stdout) || /credentials not found/i.test(String((err as { stderr?: string }).stderr ?? ''))) {
+        resolve(undefined)
+      } else {
+        reject(new UsageError(`The Docker credential helper ${program} failed for ${server}: ${err.message}`))
+      }
+    })
+    child.stdin?.end(server)
+  })
+  if (output == null) {
+    return undefined
+  }
+  const { Username, Secret } = JSON.parse(output) as { Username?: string, Secret?: string }
+  // a helper answers the user name "<token>" for an identity token
+  return Username === '<token>' ? { identitytoken: Secret ?? '' } : { username: Username ?? '', password: Secret ?? '' }
+}
+
+interface PushMessage {
+  status?: string
+  id?: string
+  progressDetail?: { current?: number, total?: number }
+  aux?: { Tag?: string, Digest?: string, Size?: number }
+  error?: string
+  errorDetail?: { message?: string }
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/
+
+function explain (message: string, ref: ImageRef, source: AuthSource): string {
+  if (/unauthorized|authentication required|denied|no basic auth credentials|credentials/i.test(message)) {
+    return `${message} (credentials: ${source === 'none' ? 'none found' : source}; give --registry-user and --registry-password-stdin, set PHYSARUM_REGISTRY_USER and PHYSARUM_REGISTRY_PASSWORD, or docker login ${ref.host})`
+  }
+  if (/connection refused|no such host|i\/o timeout|dial tcp|server gave HTTP response to HTTPS client/i.test(message)) {
+    return `${message} (is the image registry ${ref.host} running and reachable from the Docker engine?)`
+  }
+  return message
+}
+
+/**
+ * Pushes the local image `ref.local` to its registry and returns the manifest digest the registry
+ * gave it. Layer states and bytes go to `progress`.
+ */
+export async function pushImage (docker: Docker, ref: ImageRef, auth: { auth: RegistryAuth, source: AuthSource }, progress: Progress, signal?: AbortSignal): Promise<string> {
+  let stream: NodeJS.ReadableStream
+  try {
+    stream = await docker.getImage(ref.localRepository).push({ tag: ref.tag, authconfig: auth.auth, ...(signal == null ? {} : { abortSignal: signal }) })
+  } catch (err) {
+    throw new PushError(`Cannot push ${ref.local}: ${explain((err as Error).message, ref, auth.source)}`)
+  }
+  let digest: string | undefined
+  let failure: string | undefined
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(stream, (err: Error | null) => { if (err != null) { reject(err) } else { resolve() } }, (message: PushMessage) => {
+      if (message.error != null || message.errorDetail?.message != null) {
+        failure = message.errorDetail?.message ?? message.error
+        return
+      }
+      if (message.aux?.Digest != null && DIGEST.test(message.aux.Digest)) {
+        digest = message.aux.Digest
+      }
+      if (message.status == null) {
+        return
+      }
+      const inline = /digest: (sha256:[0-9a-f]{64})/.exec(message.status)
+      if (inline != null) {
+        digest ??= inline[1]
+      }
+      if (message.id != null && inline == null && !message.status.startsWith('The push refers to')) {
+        progress.transfer(message.id, message.status, message.progressDetail?.current, message.progressDetail?.total)
+      } else {
+        progress.line(`  ${message.status}`)
+      }
+    })
+  }).catch((err: Error) => { throw new PushError(`The push of ${ref.local} stopped: ${explain(err.message, ref, auth.source)}`) })
+  progress.done()
+  if (failure != null) {
+    throw new PushError(`The push of ${ref.local} failed: ${explain(failure, ref, auth.source)}`)
+  }
+  if (digest == null) {
+    throw new PushError(`The push of ${ref.local} ended without a manifest digest from ${ref.host}`)
+  }
+  return digest
+}
+
+/**
+ * The manifest digest of `ref` in its registry, asked through the Docker engine (the engine's
+ * TLS and insecure-registry settings apply), for `--use-existing-image` when the image is not local.
+ */
+export async function remoteDigest (docker: Docker, ref: ImageRef, auth: { auth: RegistryAuth, source: AuthSource }): Promise<string> {
+  try {
+    const info = await docker.getImage(ref.local).distribution({ authconfig: auth.auth })
+    const digest = info.Descriptor?.digest
+    if (digest == null || !DIGEST.test(digest)) {
+      throw new Error(`the registry answered no sha256 digest (${String(digest)})`)
+    }
+    return digest
+  } catch (err) {
+    throw new PushError(`${ref.local} is neither a local image nor found in ${ref.host}: ${explain((err as Error).message, ref, auth.source)}`)
+  }
+}

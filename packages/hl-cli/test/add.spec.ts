@@ -1,0 +1,266 @@
+import assert from 'node:assert/strict'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { etcdSnapshot, startNode, startRegistry, stopAll, tempDir, TestEtcd } from '../../registry-service/test/helpers.ts'
+import { DEMOS, eventually, freePort, runCli, TEST_PASSPHRASE, TestDocker, TestImageRegistry } from './helpers.ts'
+import type { AddSummary, StatusReport } from '../src/index.ts'
+import type { CliResult } from './helpers.ts'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
+import type { ServiceRecord } from '@physarum/registry-service'
+
+const HELLO_CONF = join(DEMOS, 'helloworld', 'image-conf.json')
+const HELLO_DIR = join(DEMOS, 'helloworld')
+const CALC_CONF = join(DEMOS, 'calculator', 'image-conf.json')
+const CALC_DIR = join(DEMOS, 'calculator')
+
+function ok (result: CliResult, what: string): CliResult {
+  assert.equal(result.code, 0, `${what}: exit ${result.code}\n${result.stderr}`)
+  return result
+}
+
+/**
+ * The seed's step 6 with the real pieces: a private dockerd, Debian's docker-registry on loopback,
+ * etcd and a registry-service; hl-cli runs as a separate process, the PSK only in PHYSARUM_PSK.
+ * (The allocator and proxy half of the issue's first test waits for those packages.)
+ */
+describe('hl-cli add, get, list, delete and status against real Docker, docker-registry, etcd and registry-service', { timeout: 240_000 }, () => {
+  let state: Awaited<ReturnType<typeof tempDir>>
+  let engine: TestDocker | undefined
+  let imageRegistry: TestImageRegistry | undefined
+  let etcd: TestEtcd | undefined
+  let bootstrap: PhysarumNode | undefined
+  let lonelyBootstrap: PhysarumNode | undefined
+  let registry: InProcessRegistry | undefined
+  let env: Record<string, string>
+  let overlayArgs: string[]
+  let cliPeerId: string
+
+  const keysInEtcd = async (): Promise<string[]> => Object.keys((await etcdSnapshot(etcd!.endpoint)).keys).sort()
+
+  before(async () => {
+    state = await tempDir('hlc-e2e')
+    const [docker, images, store] = await Promise.allSettled([
+      (async () => {
+        const started = await TestDocker.start()
+        engine = started
+        await started.buildNodeImage()
+        await started.tagDemoBase()
+        return started
+      })(),
+      TestImageRegistry.start(),
+      TestEtcd.start()
+    ])
+    if (images.status === 'fulfilled') {
+      imageRegistry = images.value
+    }
+    if (store.status === 'fulfilled') {
+      etcd = store.value
+    }
+    for (const result of [docker, images, store]) {
+      if (result.status === 'rejected') {
+        throw result.reason
+      }
+    }
+    bootstrap = await startNode()
+    lonelyBootstrap = await startNode()
+    env = { PHYSARUM_PSK: TEST_PASSPHRASE, DOCKER_HOST: engine!.host, PHYSARUM_STATE_DIR: join(state.path, 'hl-cli') }
+    cliPeerId = ok(await runCli(['id'], env), 'id').stdout.trim()
+    registry = await startRegistry(bootstrap, [etcd!.endpoint], { admins: [cliPeerId] })
+    overlayArgs = ['-bootstrap', bootstrap.multiaddrs()[0]!.toString(), '--listen', '/ip4/127.0.0.1/tcp/0']
+    // the registry's provider record must be findable before a CLI looks for it
+    await eventually('the registry-service in the DHT', async () => {
+      const result = await runCli(['list', '--json', '--timeout', '5000', ...overlayArgs], env)
+      return result.code === 0 ? true : undefined
+    }, 30_000, 200)
+  })
+
+  after(async () => {
+    await registry?.stop().catch(() => {})
+    await stopAll([bootstrap, lonelyBootstrap]).catch(() => {})
+    await etcd?.remove().catch(() => {})
+    await imageRegistry?.remove().catch(() => {})
+    await engine?.remove().catch(() => {})
+    await state?.remove()
+  })
+
+  it('builds, pushes (to a registry with a port in its name) and registers demos/helloworld; the image serves "Hello, world" pulled by digest', async () => {
+    const imageName = `${imageRegistry!.host}/hello:1.0`
+    const added = ok(await runCli(['add', HELLO_CONF, HELLO_DIR, imageName, 'hello-world-server', '--json', ...overlayArgs], env), 'add')
+    const summary = JSON.parse(added.stdout) as AddSummary
+    // progress went to stderr, as plain lines: build steps, layer states and bytes
+    assert.match(added.stderr, /Step 1\/\d+ : FROM node:24-slim/)
+    assert.match(added.stderr, /: Pushed/)
+    assert.match(added.stderr, /layers done, .* of /)
+    assert.ok(!added.stderr.includes('\r') && !added.stderr.includes('\u001b['), 'no terminal control characters when stderr is not a TTY')
+
+    const digest = await imageRegistry!.digest('hello', '1.0')
+    assert.match(digest ?? '', /^sha256:[0-9a-f]{64}$/, 'the image is in the image registry')
+    assert.equal(summary.digest, digest)
+    assert.equal(summary.image, `${imageRegistry!.host}/hello@${digest}`)
+    assert.equal(summary.contentHash, digest!.slice('sha256:'.length))
+    assert.equal(summary.registered, true)
+    assert.equal(summary.registryPeer, registry!.node.peerId.toString())
+
+    const record = JSON.parse(ok(await runCli(['get', 'hello-world-server', '--json', ...overlayArgs], env), 'get --json').stdout) as ServiceRecord
+    assert.deepEqual({ ...record, createdAt: '', updatedAt: '', revision: '' }, {
+      name: 'hello-world-server',
+      contentHash: summary.contentHash,
+      image: summary.image,
+      softRttMs: 100,
+      hardRttMs: 1000,
+      cpu: 0,
+      memoryMb: 0,
+      proxyClientMode: true,
+      createdAt: '',
+      updatedAt: '',
+      revision: ''
+    })
+    const shown = ok(await runCli(['get', 'hello-world-server', ...overlayArgs], env), 'get').stdout
+    assert.match(shown, new RegExp(`image:\\s+${summary.image.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+    assert.deepEqual(await keysInEtcd(), ['/physarum/v1/services/hello-world-server'])
+
+    // what an allocator on an engine without the image does: pull by digest, run with SERVICE_PORT
+    const docker = engine!.docker
+    await docker.getImage(imageName).remove({ force: true })
+    await assert.rejects(docker.getImage(summary.image).inspect(), 'the engine lacks the image now')
+    const pulling = await docker.pull(summary.image)
+    await new Promise<void>((resolve, reject) => {
+      docker.modem.followProgress(pulling, (err: Error | null) => { if (err != null) { reject(err) } else { resolve() } })
+    })
+    const port = await freePort()
+    const container = await docker.createContainer({ Image: summary.image, Env: [`SERVICE_PORT=${port}`], HostConfig: { NetworkMode: 'host' } })
+    try {
+      await container.start()
+      const body = await eventually('the hello world service', async () => {
+        const response = await fetch(`http://127.0.0.1:${port}/anything`, { signal: AbortSignal.timeout(1000) })
+        return await response.text()
+      }, 20_000, 100)
+      assert.equal(body, 'Hello, world\n')
+      const info = await container.inspect()
+      assert.equal(info.Config.Labels['org.opencontainers.image.title'], 'hello-world-server')
+    } finally {
+      await container.remove({ force: true })
+    }
+  })
+
+  it('builds and pushes only (--no-add), registers later from the pushed image (--use-existing-image), and deletes', async () => {
+    const imageName = `${imageRegistry!.host}/team/calc:1.1`
+    const pushed = JSON.parse(ok(await runCli(['add', CALC_CONF, CALC_DIR, imageName, 'calc-server:1.1', '--no-add', '--json'], { DOCKER_HOST: env.DOCKER_HOST!, PHYSARUM_STATE_DIR: env.PHYSARUM_STATE_DIR! }), 'add --no-add').stdout) as AddSummary
+    assert.equal(pushed.registered, false)
+    assert.equal(pushed.digest, await imageRegistry!.digest('team/calc', '1.1'))
+    const missing = await runCli(['get', 'calc-server:1.1', ...overlayArgs], env)
+    assert.equal(missing.code, 1)
+    assert.match(missing.stderr, /No service named calc-server:1\.1 in the registry/)
+
+    // the engine forgets the image: --use-existing-image finds it in the image registry
+    await engine!.docker.getImage(imageName).remove({ force: true })
+    const registered = JSON.parse(ok(await runCli(['add', CALC_CONF, CALC_DIR, imageName, 'calc-server:1.1', '--use-existing-image', '--cpu', '0.5', '--memory-mb', '64', '--content-id', 'calc-v1', '--json', ...overlayArgs], env), 'add --use-existing-image').stdout) as AddSummary
+    assert.equal(registered.digest, pushed.digest)
+    assert.equal(registered.contentHash, 'calc-v1')
+    const record = JSON.parse(ok(await runCli(['get', 'calc-server:1.1', '--json', ...overlayArgs], env), 'get').stdout) as ServiceRecord
+    assert.deepEqual([record.image, record.softRttMs, record.hardRttMs, record.cpu, record.memoryMb, record.proxyClientMode, record.contentHash],
+      [`${imageRegistry!.host}/team/calc@${pushed.digest}`, 20, 250, 0.5, 64, false, 'calc-v1'])
+
+    const list = JSON.parse(ok(await runCli(['list', '--json', ...overlayArgs], env), 'list --json').stdout) as ServiceRecord[]
+    assert.deepEqual(list.map(r => r.name), ['calc-server:1.1', 'hello-world-server'])
+    const table = ok(await runCli(['list', ...overlayArgs], env), 'list').stdout
+    assert.match(table, /^NAME\s+IMAGE/)
+    assert.match(table, /\ncalc-server:1\.1\s+127\.0\.0\.1:\d+\/team\/calc@sha256:/)
+
+    ok(await runCli(['delete', 'calc-server:1.1', ...overlayArgs], env), 'delete')
+    assert.equal((await runCli(['get', 'calc-server:1.1', ...overlayArgs], env)).code, 1)
+    const again = await runCli(['delete', 'calc-server:1.1', ...overlayArgs], env)
+    assert.equal(again.code, 1)
+    assert.match(again.stderr, /No service named calc-server:1\.1/)
+    assert.deepEqual(await keysInEtcd(), ['/physarum/v1/services/hello-world-server'])
+  })
+
+  it('status --json shows the bootstrap, the registry with RTTs, and the services', async () => {
+    const report = JSON.parse(ok(await runCli(['status', '--json', ...overlayArgs], env), 'status --json').stdout) as StatusReport
+    assert.equal(report.self.peerId, cliPeerId)
+    const boot = report.peers.find(p => p.peerId === bootstrap!.peerId.toString())
+    assert.ok(boot != null, 'the bootstrap is a peer')
+    assert.ok(typeof boot.rttMs === 'number' && boot.rttMs >= 0, 'with an RTT')
+    assert.equal(boot.host, 'test-host')
+    const reg = report.registries.find(p => p.peerId === registry!.node.peerId.toString())
+    assert.ok(reg != null && typeof reg.rttMs === 'number', 'the registry-service, with an RTT')
+    assert.deepEqual(report.allocators, [])
+    assert.deepEqual(report.services.map(s => [s.name, s.instances.length]), [['hello-world-server', 0]])
+    assert.ok(report.notes.some(n => /capacity/.test(n)))
+    const text = ok(await runCli(['status', ...overlayArgs], env), 'status').stdout
+    assert.match(text, /Registries \(1\):/)
+    assert.match(text, /hello-world-server \(soft 100 ms, hard 1000 ms\): no instances/)
+  })
+
+  it('pushes to a registry that wants credentials: from --registry-user and stdin, or the Docker config file; never prompts without them', async () => {
+    const alice = { name: 'alice', password: 's3cret' }
+    const guarded = await TestImageRegistry.start(alice)
+    try {
+      const args = ['add', HELLO_CONF, HELLO_DIR, `${guarded.host}/hello:1.0`, 'hello-world-server', '--no-add', '--json']
+      const base = { DOCKER_HOST: env.DOCKER_HOST!, PHYSARUM_STATE_DIR: env.PHYSARUM_STATE_DIR!, DOCKER_CONFIG: join(state.path, 'no-docker-config') }
+      const anonymous = await runCli(args, base)
+      assert.equal(anonymous.code, 1, anonymous.stderr)
+      assert.match(anonymous.stderr, /no basic auth credentials.*credentials: none found; give --registry-user/)
+      const wrong = await runCli(args, { ...base, PHYSARUM_REGISTRY_USER: 'alice', PHYSARUM_REGISTRY_PASSWORD: 'guess' })
+      assert.equal(wrong.code, 1, wrong.stderr)
+      assert.match(wrong.stderr, /credentials: env/)
+      assert.equal(await guarded.digest('hello', '1.0', alice), undefined, 'nothing pushed yet')
+
+      const pushed = JSON.parse(ok(await runCli([...args, '--registry-user', 'alice', '--registry-password-stdin'], base, { stdin: 's3cret\n' }), 'add with --registry-password-stdin').stdout) as AddSummary
+      assert.equal(pushed.digest, await guarded.digest('hello', '1.0', alice))
+
+      const dockerConfig = join(state.path, 'docker-config')
+      await mkdir(dockerConfig, { recursive: true })
+      await writeFile(join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [guarded.host]: { auth: Buffer.from('alice:s3cret').toString('base64') } } }))
+      const fromConfig = JSON.parse(ok(await runCli([...args, '--use-existing-image'], { ...base, DOCKER_CONFIG: dockerConfig }), 'add with the Docker config file').stdout) as AddSummary
+      assert.equal(fromConfig.digest, pushed.digest)
+    } finally {
+      await guarded.remove()
+    }
+  })
+
+  it('fails clearly, with exit 1 and no record, when the image registry, the registry-service or the overlay cannot be reached, or the registry refuses', async () => {
+    const before = await keysInEtcd()
+    const closed = await freePort()
+    const cases: Array<{ what: string, args: string[], env: Record<string, string>, message: RegExp, built: boolean }> = [
+      {
+        what: 'image registry unreachable',
+        args: ['add', HELLO_CONF, HELLO_DIR, `127.0.0.1:${closed}/hello:1.0`, 'hello-unreachable', ...overlayArgs],
+        env,
+        message: new RegExp(`push of 127\\.0\\.0\\.1:${closed}/hello:1\\.0 failed: .*(refused|reachable)`),
+        built: true
+      },
+      {
+        what: 'no registry-service in the overlay',
+        args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-lonely', '--timeout', '3000', '-bootstrap', lonelyBootstrap!.multiaddrs()[0]!.toString(), '--listen', '/ip4/127.0.0.1/tcp/0'],
+        env,
+        message: /No registry-service was found in the overlay/,
+        built: false
+      },
+      {
+        what: 'wrong PSK',
+        args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-wrong-psk', '--timeout', '3000', ...overlayArgs],
+        env: { ...env, PHYSARUM_PSK: 'not the overlay\'s passphrase' },
+        message: /No bootstrap peer could be reached within 3000 ms.*pre-shared key/,
+        built: false
+      },
+      {
+        what: 'not an admin',
+        args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-intruder', '--ephemeral', ...overlayArgs],
+        env,
+        message: /refused the write: .*--admin/,
+        built: true
+      }
+    ]
+    for (const c of cases) {
+      const result = await runCli(c.args, c.env)
+      assert.equal(result.code, 1, `${c.what}: ${result.stderr}`)
+      assert.match(result.stderr, c.message, c.what)
+      assert.doesNotMatch(result.stderr, /at .*\.ts:\d+/, `${c.what}: no stack trace`)
+      assert.equal(/Building /.test(result.stderr), c.built, `${c.what}: ${c.built ? 'built' : 'failed before building'}`)
+    }
+    assert.deepEqual(await keysInEtcd(), before, 'no record was written')
+  })
+})

@@ -1,0 +1,272 @@
+import assert from 'node:assert/strict'
+import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { extract } from 'tar-stream'
+import { tempDir } from '../../registry-service/test/helpers.ts'
+import { createBuildContext } from '../src/build.ts'
+import type { ImageConfError } from '../src/errors.ts'
+import { generateDockerfile } from '../src/dockerfile.ts'
+import { loadImageConf, parseDuration, parseImageConf } from '../src/image-conf.ts'
+import { imageByDigest, parseImageRef } from '../src/image-ref.ts'
+import { resolveRegistryAuth } from '../src/push.ts'
+import { DEMOS, runCli } from './helpers.ts'
+
+const GOOD = {
+  PerfConf: { Perf: { SoftReq: { RTT: 100 }, HardReq: { RTT: 1000 } }, Bootstraps: [] },
+  DockerConf: { From: 'node:24-slim', Copy: [['server', '.']], Run: [], Cmd: './server $SERVICE_PORT', ProxyClientMode: true }
+}
+
+interface Conf {
+  PerfConf: { Perf: { SoftReq: Record<string, unknown>, HardReq?: Record<string, unknown>, [key: string]: unknown }, Bootstraps?: unknown }
+  DockerConf: Record<string, unknown>
+  [key: string]: unknown
+}
+
+function variant (change: (conf: Conf) => void): string {
+  const conf = structuredClone(GOOD) as Conf
+  change(conf)
+  return JSON.stringify(conf)
+}
+
+describe('image-conf.json', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>
+  before(async () => {
+    dir = await tempDir('hlc-conf')
+    await mkdir(join(dir.path, 'svc', 'lib'), { recursive: true })
+    await writeFile(join(dir.path, 'svc', 'server'), '#!/bin/sh\n', { mode: 0o755 })
+    await writeFile(join(dir.path, 'svc', 'lib', 'a.js'), 'export {}\n')
+    await writeFile(join(dir.path, 'svc', 'secret.txt'), 'not for the image\n')
+    await writeFile(join(dir.path, 'outside.txt'), 'outside\n')
+    await symlink(join(dir.path, 'outside.txt'), join(dir.path, 'svc', 'escape'))
+  })
+  after(async () => { await dir?.remove() })
+
+  it('parses every seed-format example in demos/', async () => {
+    const demos = (await readdir(DEMOS, { withFileTypes: true })).filter(d => d.isDirectory()).map(d => d.name)
+    assert.ok(demos.includes('helloworld') && demos.includes('calculator'), `demos: ${demos.join(', ')}`)
+    for (const demo of demos) {
+      const { conf, sources } = await loadImageConf(join(DEMOS, demo, 'image-conf.json'), join(DEMOS, demo))
+      assert.ok(conf.softRttMs > 0 && conf.softRttMs <= conf.hardRttMs, demo)
+      assert.ok(sources.length > 0, `${demo} copies something`)
+      assert.match(conf.cmd, /\$SERVICE_PORT/, `${demo} listens on $SERVICE_PORT`)
+    }
+    const hello = parseImageConf(await readFile(join(DEMOS, 'helloworld', 'image-conf.json'), 'utf8'), 'hello')
+    assert.deepEqual([hello.softRttMs, hello.hardRttMs, hello.proxyClientMode, hello.cmd], [100, 1000, true, './helloworldserver $SERVICE_PORT'])
+    const calc = parseImageConf(await readFile(join(DEMOS, 'calculator', 'image-conf.json'), 'utf8'), 'calc')
+    assert.deepEqual([calc.softRttMs, calc.hardRttMs], [20, 250], 'RTTs with a unit')
+  })
+
+  it('reads RTTs as milliseconds, or durations with a unit', () => {
+    assert.equal(parseDuration('100ms'), 100)
+    assert.equal(parseDuration('1.5s'), 1500)
+    assert.equal(parseDuration('1m30s'), 90_000)
+    assert.equal(parseDuration('250us'), 0.25)
+    assert.equal(parseDuration('100'), undefined)
+    assert.equal(parseDuration('fast'), undefined)
+    const conf = parseImageConf(variant(c => { c.PerfConf.Perf.SoftReq.RTT = '50ms'; c.PerfConf.Perf.HardReq!.RTT = '2s' }), 'f.json')
+    assert.deepEqual([conf.softRttMs, conf.hardRttMs], [50, 2000])
+  })
+
+  it('refuses broken configs, naming the file, the key path and the problem', () => {
+    const cases: Array<[string, string, RegExp]> = [
+      [variant(c => { delete c.DockerConf.Cmd }), 'DockerConf.Cmd', /missing/],
+      [variant(c => { c.DockerConf.Cmd = '  ' }), 'DockerConf.Cmd', /empty/],
+      [variant(c => { c.PerfConf.Perf.SoftReq.RTT = 2000 }), 'PerfConf.Perf.SoftReq.RTT', /more than the hard one/],
+      [variant(c => { c.PerfConf.Perf.SoftReq.RTT = '2s'; c.PerfConf.Perf.HardReq!.RTT = '1s' }), 'PerfConf.Perf.SoftReq.RTT', /more than the hard one/],
+      [variant(c => { c.DockerConf.Cmnd = 'x' }), 'DockerConf.Cmnd', /unknown key/],
+      [variant(c => { c.PerfConf.Perf.SoftReq.Latency = 1 }), 'PerfConf.Perf.SoftReq.Latency', /unknown key/],
+      [variant(c => { c.Extra = {} }), 'Extra', /unknown key/],
+      [variant(c => { c.DockerConf.ProxyClientMode = 'yes' }), 'DockerConf.ProxyClientMode', /true or false, not string "yes"/],
+      [variant(c => { c.DockerConf.Copy = [['server']] }), 'DockerConf.Copy[0]', /pair/],
+      [variant(c => { c.DockerConf.Copy = [['server', 7]] }), 'DockerConf.Copy[0][1]', /a string, not number 7/],
+      [variant(c => { c.DockerConf.Run = 'make' }), 'DockerConf.Run', /array of strings/],
+      [variant(c => { c.PerfConf.Perf.HardReq!.RTT = 'soon' }), 'PerfConf.Perf.HardReq.RTT', /not a duration/],
+      [variant(c => { c.PerfConf.Perf.HardReq!.RTT = -5 }), 'PerfConf.Perf.HardReq.RTT', /more than 0/],
+      [variant(c => { delete c.PerfConf.Perf.HardReq }), 'PerfConf.Perf.HardReq.RTT', /missing/],
+      [variant(c => { (c.PerfConf as Record<string, unknown>).Perf = [] }), 'PerfConf.Perf', /must be an object, not an array/],
+      [variant(c => { c.PerfConf.Bootstraps = ['/ip4/127.0.0.1/tcp/4001'] }), 'PerfConf.Bootstraps[0]', /\/p2p\//],
+      [variant(c => { c.DockerConf.From = 'node 24' }), 'DockerConf.From', /not an image reference/],
+      ['{ "PerfConf": ', '', /not valid JSON/]
+    ]
+    for (const [text, keyPath, problem] of cases) {
+      assert.throws(() => parseImageConf(text, 'svc/image-conf.json'), (thrown: unknown) => {
+        const err = thrown as ImageConfError
+        assert.equal(err.name, 'ImageConfError')
+        assert.equal(err.keyPath, keyPath)
+        assert.equal(err.file, 'svc/image-conf.json')
+        assert.ok(err.message.startsWith(`svc/image-conf.json: ${keyPath === '' ? '' : `${keyPath}: `}`), err.message)
+        assert.match(err.message, problem)
+        return true
+      }, keyPath)
+    }
+  })
+
+  it('refuses Copy sources outside the folder or missing, before building anything', async () => {
+    const file = join(dir.path, 'image-conf.json')
+    const cases: Array<[unknown[], string, RegExp]> = [
+      [[['../outside.txt', '.']], 'DockerConf.Copy[0][0]', /outside the service folder/],
+      [[['server', '.'], ['/etc/passwd', '.']], 'DockerConf.Copy[1][0]', /absolute path/],
+      [[['missing', '.']], 'DockerConf.Copy[0][0]', /does not exist/],
+      [[['escape', '.']], 'DockerConf.Copy[0][0]', /leads outside the service folder/],
+      [[['*.js', '.']], 'DockerConf.Copy[0][0]', /wildcards/]
+    ]
+    for (const [copy, keyPath, problem] of cases) {
+      await writeFile(file, variant(c => { c.DockerConf.Copy = copy }))
+      await assert.rejects(loadImageConf(file, join(dir.path, 'svc')), (thrown: unknown) => {
+        const err = thrown as ImageConfError
+        assert.equal(err.name, 'ImageConfError')
+        assert.equal(err.keyPath, keyPath)
+        assert.match(err.message, problem)
+        return true
+      }, keyPath)
+    }
+  })
+
+  it('generates a Dockerfile whose Cmd runs in a shell, and a context of only the named files', async () => {
+    const file = join(dir.path, 'good.json')
+    await writeFile(file, variant(c => { c.DockerConf.Copy = [['server', '.'], ['lib', 'lib']]; c.DockerConf.Run = ['chmod +x server'] }))
+    const { conf, sources } = await loadImageConf(file, join(dir.path, 'svc'))
+    const dockerfile = generateDockerfile(conf, { service: 'hello-world-server', version: '1.0' })
+    const lines = dockerfile.split('\n')
+    assert.equal(lines[0], 'FROM node:24-slim')
+    assert.equal(lines[1], 'WORKDIR /app')
+    assert.ok(lines.includes('COPY ["server","."]'))
+    assert.ok(lines.includes('COPY ["lib","lib"]'))
+    assert.ok(lines.includes('RUN ["/bin/sh","-c","chmod +x server"]'))
+    assert.match(dockerfile, /org\.opencontainers\.image\.title="hello-world-server"/)
+    assert.match(dockerfile, /io\.physarum\.image\.service-name="hello-world-server"/)
+    assert.doesNotMatch(dockerfile, /io\.physarum\.service=/, 'not the allocator\'s container label')
+    assert.equal(lines.at(-2), 'CMD ["/bin/sh","-c","exec ./server $SERVICE_PORT"]')
+    assert.equal(generateDockerfile({ ...conf, cmd: 'a && b $SERVICE_PORT' }, { service: 's', from: 'physarum/node:24' }).split('\n').at(-2), 'CMD ["/bin/sh","-c","a && b $SERVICE_PORT"]')
+    assert.equal(generateDockerfile(conf, { service: 's', from: 'physarum/node:24' }).split('\n')[0], 'FROM physarum/node:24', '--from wins')
+
+    const context = await createBuildContext(join(dir.path, 'svc'), sources, dockerfile)
+    const entries = new Map<string, { mode: number, body: string }>()
+    const reader = extract()
+    context.pipe(reader)
+    for await (const entry of reader) {
+      const chunks: Buffer[] = []
+      for await (const chunk of entry) {
+        chunks.push(chunk as Buffer)
+      }
+      entries.set(entry.header.name, { mode: entry.header.mode ?? 0, body: Buffer.concat(chunks).toString() })
+    }
+    assert.deepEqual([...entries.keys()].sort(), ['.physarum.Dockerfile', 'lib', 'lib/a.js', 'server'])
+    assert.equal(entries.get('.physarum.Dockerfile')!.body, dockerfile)
+    assert.equal(entries.get('server')!.mode & 0o111, 0o111, 'the executable bit stays')
+  })
+})
+
+describe('image names and registry credentials', () => {
+  it('parses image names with a registry port, and names images by digest', () => {
+    const ref = parseImageRef('127.0.0.1:5000/hello:1.0')
+    assert.deepEqual(ref, { host: '127.0.0.1:5000', repository: 'hello', tag: '1.0', local: '127.0.0.1:5000/hello:1.0', localRepository: '127.0.0.1:5000/hello' })
+    const digest = `sha256:${'ab'.repeat(32)}`
+    assert.equal(imageByDigest(ref, digest), `127.0.0.1:5000/hello@${digest}`)
+    assert.equal(parseImageRef('localhost:5000/team/calc').tag, 'latest')
+    assert.equal(parseImageRef('hello').host, 'docker.io')
+    assert.equal(imageByDigest(parseImageRef('hello:2'), digest), `docker.io/library/hello@${digest}`)
+    assert.equal(parseImageRef('[::1]:5000/hello:1').host, '[::1]:5000')
+    for (const bad of ['Hello', '127.0.0.1:5000/hello@sha256:ab', '127.0.0.1:5000/', 'a b', 'reg.example.com/x:bad tag']) {
+      assert.throws(() => parseImageRef(bad), { name: 'UsageError' }, bad)
+    }
+  })
+
+  it('takes credentials from the flags, the environment or the Docker config file, and never prompts', async () => {
+    const dir = await tempDir('hlc-auth')
+    try {
+      const config = { auths: { '127.0.0.1:5000': { auth: Buffer.from('alice:s3cret').toString('base64') }, 'https://index.docker.io/v1/': { auth: Buffer.from('bob:hub').toString('base64') } } }
+      await writeFile(join(dir.path, 'config.json'), JSON.stringify(config))
+      const env = { DOCKER_CONFIG: dir.path }
+      assert.deepEqual(await resolveRegistryAuth('127.0.0.1:5000', { env }), { auth: { username: 'alice', password: 's3cret', serveraddress: '127.0.0.1:5000' }, source: 'docker-config' })
+      assert.equal((await resolveRegistryAuth('docker.io', { env })).auth.username, 'bob')
+      assert.deepEqual(await resolveRegistryAuth('127.0.0.1:6000', { env }), { auth: { serveraddress: '127.0.0.1:6000' }, source: 'none' })
+      assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', password: 'pw', env })).auth.username, 'carol')
+      assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { env: { ...env, PHYSARUM_REGISTRY_USER: 'dave', PHYSARUM_REGISTRY_PASSWORD: 'pw' } })).source, 'env')
+      await assert.rejects(resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', env }), { name: 'UsageError', message: /--registry-password-stdin/ })
+      assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { env: { DOCKER_CONFIG: join(dir.path, 'none') } })).source, 'none')
+    } finally {
+      await dir.remove()
+    }
+  })
+})
+
+describe('hl-cli command line (no overlay, no Docker)', () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>
+  before(async () => { dir = await tempDir('hlc-cli') })
+  after(async () => { await dir?.remove() })
+
+  it('has --help on every command, and exits 2 on usage errors', async () => {
+    const commands = [[], ['add'], ['list'], ['get'], ['delete'], ['status'], ['id'], ['keygen']]
+    const helps = await Promise.all(commands.map(async cmd => await runCli([...cmd, '--help'])))
+    commands.forEach((cmd, i) => {
+      assert.equal(helps[i]!.code, 0, cmd.join(' '))
+      assert.match(helps[i]!.stdout, /--help/, cmd.join(' '))
+    })
+    const usage: Array<[string[], RegExp]> = [
+      [[], /Give a command/],
+      [['frobnicate'], /Unknown command/],
+      [['get'], /Not enough non-option arguments/],
+      [['list', '--no-such-flag'], /Unknown argument/],
+      [['add', 'a', 'b', 'c'], /Not enough non-option arguments/],
+      [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), 'Bad/Name', 'hello'], /<image-name>: "Bad\/Name"/],
+      [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'Hello World'], /<service-name>/],
+      [['list'], /No pre-shared key/]
+    ]
+    const results = await Promise.all(usage.map(async ([args]) => await runCli([...args, '--state-dir', dir.path])))
+    for (const [i, [args, message]] of usage.entries()) {
+      const { code, stderr } = results[i]!
+      assert.equal(code, 2, `${args.join(' ')}: ${stderr}`)
+      assert.match(stderr, message, args.join(' '))
+      assert.doesNotMatch(stderr, /at .*\.ts:\d+/, 'no stack trace')
+    }
+  })
+
+  it('fails on a broken image-conf.json before it touches Docker or the overlay', async () => {
+    const svc = join(dir.path, 'svc')
+    await mkdir(svc, { recursive: true })
+    await writeFile(join(svc, 'server'), '#!/bin/sh\n')
+    const cases: Array<[string, RegExp]> = [
+      [variant(c => { delete c.DockerConf.Cmd }), /DockerConf\.Cmd: missing/],
+      [variant(c => { c.PerfConf.Perf.SoftReq.RTT = '2s' }), /PerfConf\.Perf\.SoftReq\.RTT: the soft requirement \(2000 ms\) is more than the hard one/],
+      [variant(c => { c.DockerConf.Colour = 'blue' }), /DockerConf\.Colour: unknown key/],
+      [variant(c => { c.DockerConf.Copy = [['../server', '.']] }), /DockerConf\.Copy\[0\]\[0\]: "\.\.\/server" is outside the service folder/],
+      [variant(c => { c.DockerConf.Copy = [['nothing-here', '.']] }), /DockerConf\.Copy\[0\]\[0\]: "nothing-here" does not exist/]
+    ]
+    await Promise.all(cases.map(async ([text, message], i) => {
+      const file = join(dir.path, `image-conf-${i}.json`)
+      await writeFile(file, text)
+      // Docker and the overlay are unreachable: a config problem must be told first, and alone
+      const { code, stderr } = await runCli(['add', file, svc, '127.0.0.1:1/never:1.0', 'never', '-bootstrap', '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWKM1kHJP2NBDmDvt7ppcA2m7MvffuXuz2kYqVVM53P5SW', '--state-dir', dir.path],
+        { PHYSARUM_PSK: 'x', DOCKER_HOST: `unix://${join(dir.path, 'no-docker.sock')}` })
+      assert.equal(code, 2, stderr)
+      assert.match(stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `), 'names the file')
+      assert.match(stderr, message)
+      assert.doesNotMatch(stderr, /Building|Joining|Docker engine/)
+    }))
+  })
+
+  it('keeps a persistent identity (id) and writes swarm keys (keygen)', async () => {
+    const state = join(dir.path, 'state')
+    const first = await runCli(['id'], { PHYSARUM_STATE_DIR: state })
+    assert.equal(first.code, 0, first.stderr)
+    assert.match(first.stdout, /^12D3KooW[1-9A-HJ-NP-Za-km-z]+\n$/)
+    const again = await runCli(['id', '--json', '--state-dir', state])
+    assert.equal((JSON.parse(again.stdout) as { peerId: string }).peerId, first.stdout.trim(), 'the same peer id every time')
+    assert.equal((await stat(join(state, 'identity.key'))).mode & 0o777, 0o600)
+
+    const keyFile = join(dir.path, 'swarm.key')
+    const made = await runCli(['keygen', keyFile])
+    assert.equal(made.code, 0, made.stderr)
+    const key = await readFile(keyFile, 'utf8')
+    assert.match(key, /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\n$/)
+    assert.equal((await stat(keyFile)).mode & 0o777, 0o600)
+    const refused = await runCli(['keygen', keyFile])
+    assert.equal(refused.code, 2)
+    assert.match(refused.stderr, /exists/)
+    assert.equal(await readFile(keyFile, 'utf8'), key, 'not overwritten')
+    assert.equal((await runCli(['keygen', keyFile, '--force'])).code, 0)
+    assert.notEqual(await readFile(keyFile, 'utf8'), key)
+  })
+})
