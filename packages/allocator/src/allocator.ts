@@ -1,0 +1,688 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
+import { nameProblem, NoRegistryError } from '@physarum/registry-service'
+import { LABELS, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
+import { DockerError, ImageError } from './errors.ts'
+import { createAllocatorMetrics, PHASES } from './metrics.ts'
+import { CheckIn, allocRpc, checkInRpc } from './protocol.ts'
+import { RateLimiter } from './rate-limit.ts'
+import type { ContainerEvent, DockerRuntime } from './docker.ts'
+import type { AllocatorMetrics, Phase } from './metrics.ts'
+import type { AllocateResponse, CheckInResponse } from './protocol.ts'
+import type { PeerId } from '@libp2p/interface'
+import type { Logger, PhysarumNode, PreSharedKey } from '@physarum/p2p'
+import type { ServiceRecord } from '@physarum/registry-service'
+import type { ContainerCreateOptions } from 'dockerode'
+import type { Registry } from 'prom-client'
+
+export interface AllocatorComponents {
+  node: Pick<PhysarumNode, 'libp2p' | 'peerId' | 'multiaddrs'>
+  runtime: DockerRuntime
+  /** Where service records come from (a RegistryClient). */
+  registry: { get(name: string, options?: { signal?: AbortSignal }): Promise<ServiceRecord> }
+  logger: Logger
+  metricsRegistry: Registry
+}
+
+export interface RestartPolicy {
+  backoffMinMs: number
+  backoffMaxMs: number
+  /** Most restarts of one instance within `windowMs`; one more and it is given up on. */
+  maxRestarts: number
+  windowMs: number
+}
+
+export interface AllocatorInit {
+  /** The sidecar image (physarum/sidecar:<version>), present in the engine. */
+  sidecarImage: string
+  /** Instances' mounted files (key, identity) live in <stateDir>/instances/<id>. */
+  stateDir: string
+  psk: PreSharedKey | null
+  networkMode?: 'host'
+  maxInstances: number
+  /** CPU cores all instances may reserve together (0: no limit). */
+  cpuBudget: number
+  /** Memory in MiB all instances may reserve together (0: no limit). */
+  memoryBudgetMb: number
+  readyTimeoutMs: number
+  idleTimeoutMs: number
+  drainDelayMs: number
+  statsIntervalMs: number
+  restart: RestartPolicy
+  rate: { perSecond: number, burst: number }
+  /** What the sidecars listen on (default /ip4/0.0.0.0/tcp/0). */
+  sidecarListen?: string[]
+  /** Bootstraps handed to the sidecars besides this allocator itself. */
+  bootstrap?: string[]
+  /** How long an instance found at start may take to check in again before it is removed. */
+  adoptTimeoutMs?: number
+  /** The sidecars' log level. */
+  sidecarLogLevel?: string
+}
+
+type InstanceState = 'starting' | 'ready' | 'adopting' | 'draining' | 'stopping'
+
+interface Instance {
+  id: string
+  service: string
+  contentHash: string
+  cpu: number
+  memoryMb: number
+  servicePort: number
+  sidecarPeer: string
+  dir: string
+  serviceContainer?: string
+  sidecarContainer?: string
+  state: InstanceState
+  multiaddrs: string[]
+  idleMs: number
+  inFlight: number
+  statsAt: number
+  restarts: number[]
+  restartTimer?: NodeJS.Timeout
+  ready: PromiseWithResolvers<void>
+  checkedIn: boolean
+}
+
+export interface AllocationAnswer {
+  peerId: string
+  multiaddrs: string[]
+  instanceId: string
+  phases: Record<Phase, number>
+  reused: boolean
+}
+
+/** What an instance looks like from outside, for tests and /instances. */
+export interface InstanceInfo {
+  id: string
+  service: string
+  state: InstanceState
+  peerId: string
+  multiaddrs: string[]
+  inFlight: number
+  restarts: number
+  containers: string[]
+}
+
+class GaveUpError extends Error {
+  static override name = 'GaveUpError'
+  override name = 'GaveUpError'
+}
+
+/**
+ * Starts service instances on demand and looks after them. Serves `/physarum/alloc/1.0.0`
+ * (Allocate) and `/physarum/checkin/1.0.0` (the sidecars' Ready and Stats), watches the engine's
+ * container events to restart what exits, drains idle instances, and on start adopts the
+ * instances a previous run of this allocator (same peer id) left running.
+ */
+export class Allocator {
+  readonly #c: AllocatorComponents
+  readonly #init: AllocatorInit
+  readonly #log: Logger
+  readonly #metrics: AllocatorMetrics
+  readonly #instances = new Map<string, Instance>()
+  readonly #pending = new Map<string, Promise<AllocationAnswer>>()
+  readonly #limiter: RateLimiter
+  readonly #controller = new AbortController()
+  #sweep?: NodeJS.Timeout
+  #stopped = false
+
+  constructor (components: AllocatorComponents, init: AllocatorInit) {
+    this.#c = components
+    this.#init = init
+    this.#log = components.logger
+    this.#metrics = createAllocatorMetrics(components.metricsRegistry)
+    this.#limiter = new RateLimiter(init.rate)
+    this.#metrics.capacityLimit.set({ resource: 'instances' }, init.maxInstances)
+    this.#metrics.capacityLimit.set({ resource: 'cpu' }, init.cpuBudget)
+    this.#metrics.capacityLimit.set({ resource: 'memory_bytes' }, init.memoryBudgetMb * 1024 * 1024)
+    this.#updateGauges()
+  }
+
+  get #allocatorId (): string {
+    return this.#c.node.peerId.toString()
+  }
+
+  async start (): Promise<void> {
+    await mkdir(join(this.#init.stateDir, 'instances'), { recursive: true, mode: 0o700 })
+    this.#c.runtime.watch(LABELS.allocator, this.#allocatorId, (event) => { this.#onContainerEvent(event) },
+      (err) => { this.#log.warn({ err: err.message }, 'Docker events') }, this.#controller.signal)
+    await this.#adopt()
+    const libp2p = this.#c.node.libp2p
+    await handleRpc(libp2p, allocRpc, async (request, { remotePeer }) => ({ allocated: await this.#allocateFor(request.service, remotePeer) }),
+      { log: libp2p.logger.forComponent('physarum:alloc'), maxInboundStreams: 64, maxOutboundStreams: 8 })
+    await handleRpc(libp2p, checkInRpc, async (request, { remotePeer }) => await Promise.resolve(this.#checkIn(request, remotePeer)),
+      { log: libp2p.logger.forComponent('physarum:checkin'), maxInboundStreams: 8, maxOutboundStreams: 8 })
+    const sweepMs = Math.max(50, Math.min(1_000, this.#init.idleTimeoutMs / 4, this.#init.statsIntervalMs))
+    this.#sweep = setInterval(() => { this.#reapIdle() }, sweepMs)
+    this.#sweep.unref()
+  }
+
+  /**
+   * Stops serving; drains and removes every instance unless `keepInstances` (then a new run of
+   * this allocator adopts them).
+   */
+  async stop (options: { keepInstances?: boolean } = {}): Promise<void> {
+    if (this.#stopped) {
+      return
+    }
+    this.#stopped = true
+    clearInterval(this.#sweep)
+    const libp2p = this.#c.node.libp2p
+    await libp2p.unhandle(allocRpc.protocol).catch(() => {})
+    if (options.keepInstances !== true) {
+      const all = [...this.#instances.values()]
+      for (const instance of all) {
+        instance.state = 'draining'
+      }
+      // the sidecars hear "drain" with their next stats; then each finishes what is in flight
+      if (all.length > 0) {
+        await new Promise(resolve => setTimeout(resolve, Math.min(this.#init.drainDelayMs, this.#init.statsIntervalMs + 200)))
+      }
+      await Promise.all(all.map(async instance => { await this.#remove(instance, 'allocator stopping') }))
+    }
+    for (const instance of this.#instances.values()) {
+      clearTimeout(instance.restartTimer)
+    }
+    await libp2p.unhandle(checkInRpc.protocol).catch(() => {})
+    this.#controller.abort()
+  }
+
+  /** The instances on this host now. */
+  instances (): InstanceInfo[] {
+    return [...this.#instances.values()].map(i => ({
+      id: i.id,
+      service: i.service,
+      state: i.state,
+      peerId: i.sidecarPeer,
+      multiaddrs: i.multiaddrs,
+      inFlight: i.inFlight,
+      restarts: i.restarts.length,
+      containers: [i.serviceContainer, i.sidecarContainer].filter((c): c is string => c != null)
+    }))
+  }
+
+  /** Allocates for a caller in this process (the protocol handler's logic, without the wire). */
+  async allocate (service: string, caller = 'local'): Promise<AllocationAnswer> {
+    return await this.#allocate(service, caller)
+  }
+
+  async #allocateFor (service: string, remotePeer: PeerId): Promise<NonNullable<AllocateResponse['allocated']>> {
+    const answer = await this.#allocate(service, remotePeer.toString())
+    return {
+      peerId: answer.peerId,
+      multiaddrs: answer.multiaddrs,
+      instanceId: answer.instanceId,
+      reused: answer.reused,
+      phases: { pullMs: answer.phases.pull, createMs: answer.phases.create, startMs: answer.phases.start, readyMs: answer.phases.ready, totalMs: answer.phases.total }
+    }
+  }
+
+  async #allocate (service: string, caller: string): Promise<AllocationAnswer> {
+    try {
+      const problem = nameProblem(service)
+      if (problem != null) {
+        throw new RpcFailureError('BAD_REQUEST', `service ${problem}`)
+      }
+      const retryAfter = this.#limiter.take(caller)
+      if (retryAfter != null) {
+        throw new RpcFailureError('RATE_LIMITED', `Too many Allocate requests: try again in ${Math.ceil(retryAfter / 1000)} s`)
+      }
+      if (this.#stopped) {
+        throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+      }
+      const running = [...this.#instances.values()].find(i => i.service === service && i.state === 'ready' && i.checkedIn)
+      if (running != null) {
+        this.#metrics.allocations.inc({ outcome: 'reused' })
+        return this.#answer(running, zeroPhases(), true)
+      }
+      const pending = this.#pending.get(service)
+      if (pending != null) {
+        const answer = await pending
+        this.#metrics.allocations.inc({ outcome: 'shared' })
+        return { ...answer, reused: true }
+      }
+      const started = this.#coldStart(service).finally(() => { this.#pending.delete(service) })
+      this.#pending.set(service, started)
+      const answer = await started
+      this.#metrics.allocations.inc({ outcome: 'started' })
+      return answer
+    } catch (err) {
+      const code = err instanceof RpcFailureError ? err.code : 'INTERNAL'
+      this.#metrics.allocations.inc({ outcome: code })
+      if (code !== 'RATE_LIMITED' && code !== 'BAD_REQUEST') {
+        this.#log.warn({ service: typeof service === 'string' ? service.slice(0, 200) : '', caller, code, reason: (err as Error).message }, 'allocation failed')
+      }
+      throw err
+    }
+  }
+
+  #answer (instance: Instance, phases: Record<Phase, number>, reused: boolean): AllocationAnswer {
+    return { peerId: instance.sidecarPeer, multiaddrs: instance.multiaddrs, instanceId: instance.id, phases, reused }
+  }
+
+  async #lookup (service: string): Promise<ServiceRecord> {
+    try {
+      return await this.#c.registry.get(service, { signal: AbortSignal.timeout(10_000) })
+    } catch (err) {
+      if (err instanceof RpcFailureError && (err.code === 'NOT_FOUND' || err.code === 'BAD_REQUEST')) {
+        throw new RpcFailureError(err.code, err.code === 'NOT_FOUND' ? `No service named ${service} is registered` : err.message)
+      }
+      if (err instanceof NoRegistryError) {
+        throw new RpcFailureError('UNAVAILABLE', 'No registry-service is reachable from this allocator')
+      }
+      throw new RpcFailureError('UNAVAILABLE', `The registry did not answer for ${service}: ${(err as Error).message}`)
+    }
+  }
+
+  #used (): { instances: number, cpu: number, memoryMb: number } {
+    let cpu = 0
+    let memoryMb = 0
+    for (const instance of this.#instances.values()) {
+      cpu += instance.cpu
+      memoryMb += instance.memoryMb
+    }
+    return { instances: this.#instances.size, cpu, memoryMb }
+  }
+
+  #checkCapacity (record: ServiceRecord): void {
+    const used = this.#used()
+    const { maxInstances, cpuBudget, memoryBudgetMb } = this.#init
+    if (used.instances + 1 > maxInstances) {
+      throw new RpcFailureError('CAPACITY', `This host runs ${used.instances} of at most ${maxInstances} instances`)
+    }
+    if (cpuBudget > 0 && used.cpu + record.cpu > cpuBudget + 1e-9) {
+      throw new RpcFailureError('CAPACITY', `${record.name} needs ${record.cpu} CPU cores; ${round(cpuBudget - used.cpu)} of ${cpuBudget} are free`)
+    }
+    if (memoryBudgetMb > 0 && used.memoryMb + record.memoryMb > memoryBudgetMb) {
+      throw new RpcFailureError('CAPACITY', `${record.name} needs ${record.memoryMb} MiB; ${memoryBudgetMb - used.memoryMb} of ${memoryBudgetMb} MiB are free`)
+    }
+  }
+
+  async #coldStart (service: string): Promise<AllocationAnswer> {
+    const began = performance.now()
+    const record = await this.#lookup(service)
+    this.#checkCapacity(record)
+    const id = randomBytes(6).toString('hex')
+    const dir = join(this.#init.stateDir, 'instances', id)
+    const instance: Instance = {
+      id,
+      service: record.name,
+      contentHash: record.contentHash,
+      cpu: record.cpu,
+      memoryMb: record.memoryMb,
+      servicePort: 0,
+      sidecarPeer: '',
+      dir,
+      state: 'starting',
+      multiaddrs: [],
+      idleMs: 0,
+      inFlight: 0,
+      statsAt: Date.now(),
+      restarts: [],
+      ready: Promise.withResolvers<void>(),
+      checkedIn: false
+    }
+    instance.ready.promise.catch(() => {})
+    // reserved from here: a concurrent allocation of another service sees the capacity taken
+    this.#instances.set(id, instance)
+    this.#updateGauges()
+    const phases = zeroPhases()
+    try {
+      let mark = performance.now()
+      const [, ports] = await Promise.all([
+        this.#ensureImage(record.image),
+        Promise.all([freePort(), this.#prepareSecrets(instance)])
+      ])
+      instance.servicePort = ports[0]
+      phases.pull = performance.now() - mark
+
+      mark = performance.now()
+      const [serviceContainer, sidecarContainer] = await Promise.all([
+        this.#c.runtime.create(this.#serviceContainer(instance, record)),
+        this.#c.runtime.create(this.#sidecarContainer(instance))
+      ])
+      instance.serviceContainer = serviceContainer
+      instance.sidecarContainer = sidecarContainer
+      phases.create = performance.now() - mark
+
+      mark = performance.now()
+      await Promise.all([this.#c.runtime.start(serviceContainer), this.#c.runtime.start(sidecarContainer)])
+      phases.start = performance.now() - mark
+
+      mark = performance.now()
+      await this.#waitReady(instance)
+      phases.ready = performance.now() - mark
+      phases.total = performance.now() - began
+      instance.state = 'ready'
+      this.#updateGauges()
+      for (const phase of PHASES) {
+        this.#metrics.coldStart.observe({ phase }, phases[phase] / 1000)
+      }
+      this.#log.info({ event: 'allocation', service, instance: id, peerId: instance.sidecarPeer, phasesMs: roundPhases(phases) }, 'instance ready')
+      return this.#answer(instance, roundPhases(phases), false)
+    } catch (err) {
+      await this.#remove(instance, `allocation failed: ${(err as Error).message}`)
+      if (err instanceof RpcFailureError) {
+        throw err
+      }
+      if (err instanceof ImageError) {
+        throw new RpcFailureError('IMAGE', err.message)
+      }
+      if (err instanceof GaveUpError) {
+        throw new RpcFailureError('INTERNAL', err.message)
+      }
+      if (err instanceof DockerError) {
+        throw new RpcFailureError('INTERNAL', err.message)
+      }
+      throw err
+    }
+  }
+
+  async #ensureImage (image: string): Promise<void> {
+    if (await this.#c.runtime.hasImage(image)) {
+      return
+    }
+    this.#log.info({ image }, 'pulling')
+    await this.#c.runtime.pull(image, this.#controller.signal)
+  }
+
+  async #prepareSecrets (instance: Instance): Promise<void> {
+    await mkdir(instance.dir, { recursive: true, mode: 0o700 })
+    const key = await loadOrCreateIdentity(join(instance.dir, 'identity.key'))
+    instance.sidecarPeer = peerIdFromPrivateKey(key).toString()
+    if (this.#init.psk != null) {
+      await writeFile(join(instance.dir, 'swarm.key'), this.#init.psk.toSwarmKey(), { mode: 0o600 })
+    }
+  }
+
+  #labels (instance: Instance, role: 'service' | 'sidecar'): Record<string, string> {
+    return {
+      [LABELS.allocator]: this.#allocatorId,
+      [LABELS.service]: instance.service,
+      [LABELS.instance]: instance.id,
+      [LABELS.role]: role,
+      [LABELS.sidecarPeer]: instance.sidecarPeer,
+      [LABELS.servicePort]: String(instance.servicePort),
+      [LABELS.cpu]: String(instance.cpu),
+      [LABELS.memoryMb]: String(instance.memoryMb),
+      [LABELS.contentHash]: instance.contentHash
+    }
+  }
+
+  #containerName (instance: Instance, role: string): string {
+    return `physarum-${instance.service.replace(/[^a-zA-Z0-9_.-]/g, '-')}-${instance.id}-${role}`
+  }
+
+  #serviceContainer (instance: Instance, record: ServiceRecord): ContainerCreateOptions {
+    return {
+      name: this.#containerName(instance, 'service'),
+      Image: record.image,
+      Env: [`SERVICE_PORT=${instance.servicePort}`, `PHYSARUM_SERVICE=${record.name}`, `PHYSARUM_INSTANCE=${instance.id}`],
+      Labels: this.#labels(instance, 'service'),
+      HostConfig: {
+        NetworkMode: 'host',
+        ...(record.cpu > 0 ? { NanoCpus: Math.round(record.cpu * 1e9) } : {}),
+        ...(record.memoryMb > 0 ? { Memory: record.memoryMb * 1024 * 1024 } : {})
+      }
+    }
+  }
+
+  /** The allocator's address the sidecar dials: loopback first (host networking). */
+  #allocatorAddr (): string {
+    const addrs = this.#c.node.multiaddrs().map(String)
+    return addrs.find(a => a.startsWith('/ip4/127.')) ?? addrs[0] ?? ''
+  }
+
+  #sidecarContainer (instance: Instance): ContainerCreateOptions {
+    const own = this.#allocatorAddr()
+    const args = [
+      '--service', instance.service,
+      '--content-hash', instance.contentHash,
+      '--service-port', String(instance.servicePort),
+      '--allocator', own,
+      '--instance', instance.id,
+      '--identity', `${SIDECAR_SECRETS_DIR}/identity.key`,
+      ...(this.#init.psk == null ? ['--no-psk'] : ['--swarm-key', `${SIDECAR_SECRETS_DIR}/swarm.key`]),
+      '--stats-interval', String(this.#init.statsIntervalMs),
+      '--log-level', this.#init.sidecarLogLevel ?? 'info'
+    ]
+    for (const addr of this.#init.sidecarListen ?? ['/ip4/0.0.0.0/tcp/0']) {
+      args.push('--listen', addr)
+    }
+    for (const addr of [own, ...(this.#init.bootstrap ?? [])]) {
+      args.push('--bootstrap', addr)
+    }
+    return {
+      name: this.#containerName(instance, 'sidecar'),
+      Image: this.#init.sidecarImage,
+      Cmd: args,
+      Labels: this.#labels(instance, 'sidecar'),
+      HostConfig: {
+        NetworkMode: 'host',
+        Binds: [`${instance.dir}:${SIDECAR_SECRETS_DIR}:ro`]
+      }
+    }
+  }
+
+  async #waitReady (instance: Instance): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(new RpcFailureError('TIMEOUT', `The instance of ${instance.service} did not check in within ${this.#init.readyTimeoutMs} ms`))
+      }, this.#init.readyTimeoutMs)
+    })
+    try {
+      await Promise.race([instance.ready.promise, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  #checkIn (request: CheckIn, remotePeer: PeerId): CheckInResponse {
+    const instance = this.#instances.get(request.instanceId)
+    if (instance == null) {
+      throw new RpcFailureError('NOT_FOUND', `No instance ${request.instanceId} here`)
+    }
+    if (remotePeer.toString() !== instance.sidecarPeer) {
+      throw new RpcFailureError('UNAUTHORIZED', `Instance ${request.instanceId} has another sidecar`)
+    }
+    instance.multiaddrs = request.multiaddrs
+    instance.idleMs = Number(request.idleMs)
+    instance.inFlight = request.inFlight
+    instance.statsAt = Date.now()
+    if (!instance.checkedIn || request.kind === CheckIn.Kind.READY) {
+      instance.checkedIn = true
+      if (instance.state === 'adopting') {
+        instance.state = 'ready'
+        this.#log.info({ event: 'adoption', service: instance.service, instance: instance.id }, 'adopted an instance of a previous run')
+        this.#updateGauges()
+      }
+      instance.ready.resolve()
+    }
+    return { drain: instance.state === 'draining' || instance.state === 'stopping' }
+  }
+
+  #reapIdle (): void {
+    const now = Date.now()
+    for (const instance of this.#instances.values()) {
+      if (instance.state !== 'ready' || !instance.checkedIn || instance.inFlight > 0) {
+        continue
+      }
+      const idle = instance.idleMs + (now - instance.statsAt)
+      if (idle >= this.#init.idleTimeoutMs) {
+        void this.#drain(instance, 'idle', idle)
+      }
+    }
+  }
+
+  async #drain (instance: Instance, reason: string, idleMs?: number): Promise<void> {
+    instance.state = 'draining'
+    this.#updateGauges()
+    this.#metrics.reaps.inc({ reason })
+    this.#log.info({ event: 'reap', service: instance.service, instance: instance.id, reason, idleMs }, 'draining an instance')
+    await new Promise(resolve => setTimeout(resolve, this.#init.drainDelayMs).unref())
+    await this.#remove(instance, reason)
+  }
+
+  /** Stops (sidecar first, so it finishes what is in flight) and removes an instance's containers. */
+  async #remove (instance: Instance, reason: string): Promise<void> {
+    if (instance.state === 'stopping') {
+      return
+    }
+    instance.state = 'stopping'
+    clearTimeout(instance.restartTimer)
+    instance.ready.reject(new GaveUpError(`The instance was removed: ${reason}`))
+    this.#updateGauges()
+    const runtime = this.#c.runtime
+    try {
+      if (instance.sidecarContainer != null) {
+        await runtime.stop(instance.sidecarContainer, STOP_TIMEOUT_S).catch(() => {})
+      }
+      await Promise.all([instance.sidecarContainer, instance.serviceContainer]
+        .filter((c): c is string => c != null)
+        .map(async id => { await runtime.remove(id) }))
+    } catch (err) {
+      this.#log.error({ instance: instance.id, err: (err as Error).message }, 'removing containers failed')
+    }
+    await rm(instance.dir, { recursive: true, force: true }).catch(() => {})
+    this.#instances.delete(instance.id)
+    this.#updateGauges()
+  }
+
+  #onContainerEvent (event: ContainerEvent): void {
+    if (event.action !== 'die') {
+      return
+    }
+    const instance = [...this.#instances.values()].find(i => i.serviceContainer === event.id || i.sidecarContainer === event.id)
+    if (instance == null || instance.state === 'stopping') {
+      return
+    }
+    const role = instance.serviceContainer === event.id ? 'service' : 'sidecar'
+    if (instance.state === 'draining') {
+      return
+    }
+    const now = Date.now()
+    instance.restarts = instance.restarts.filter(at => now - at < this.#init.restart.windowMs)
+    if (instance.restarts.length >= this.#init.restart.maxRestarts) {
+      this.#metrics.failed.inc({ service: instance.service })
+      const reason = `its ${role} exited (code ${event.exitCode ?? '?'}) after ${instance.restarts.length} restarts within ${Math.round(this.#init.restart.windowMs / 1000)} s: gave up`
+      this.#log.error({ event: 'failure', service: instance.service, instance: instance.id, container: role, exitCode: event.exitCode }, reason)
+      instance.ready.reject(new GaveUpError(`The instance of ${instance.service} failed: ${reason}`))
+      void this.#remove(instance, reason)
+      return
+    }
+    const backoff = Math.min(this.#init.restart.backoffMaxMs, this.#init.restart.backoffMinMs * 2 ** instance.restarts.length)
+    instance.restarts.push(now)
+    if (role === 'sidecar') {
+      instance.checkedIn = false
+    }
+    this.#log.warn({ event: 'restart', service: instance.service, instance: instance.id, container: role, exitCode: event.exitCode, backoffMs: backoff, restarts: instance.restarts.length }, `the ${role} container exited: restarting it`)
+    clearTimeout(instance.restartTimer)
+    instance.restartTimer = setTimeout(() => {
+      if (instance.state === 'stopping' || instance.state === 'draining') {
+        return
+      }
+      this.#metrics.restarts.inc({ service: instance.service, container: role })
+      this.#c.runtime.start(event.id).catch((err: Error) => {
+        this.#log.error({ instance: instance.id, err: err.message }, 'restart failed')
+        void this.#remove(instance, `restart failed: ${err.message}`)
+      })
+    }, backoff)
+    instance.restartTimer.unref()
+  }
+
+  /** Takes over the instances a previous run left (same allocator peer id); removes the rest. */
+  async #adopt (): Promise<void> {
+    const containers = await this.#c.runtime.list(LABELS.allocator, this.#allocatorId)
+    const groups = new Map<string, typeof containers>()
+    for (const container of containers) {
+      const id = container.Labels[LABELS.instance] ?? ''
+      groups.set(id, [...(groups.get(id) ?? []), container])
+    }
+    const deadline = this.#init.adoptTimeoutMs ?? Math.max(5_000, this.#init.statsIntervalMs * 3)
+    for (const [id, group] of groups) {
+      const service = group.find(c => c.Labels[LABELS.role] === 'service')
+      const sidecar = group.find(c => c.Labels[LABELS.role] === 'sidecar')
+      const labels = (service ?? sidecar)?.Labels ?? {}
+      const instance: Instance = {
+        id,
+        service: labels[LABELS.service] ?? '',
+        contentHash: labels[LABELS.contentHash] ?? '',
+        cpu: Number(labels[LABELS.cpu] ?? 0) || 0,
+        memoryMb: Number(labels[LABELS.memoryMb] ?? 0) || 0,
+        servicePort: Number(labels[LABELS.servicePort] ?? 0),
+        sidecarPeer: labels[LABELS.sidecarPeer] ?? '',
+        dir: join(this.#init.stateDir, 'instances', id),
+        ...(service == null ? {} : { serviceContainer: service.Id }),
+        ...(sidecar == null ? {} : { sidecarContainer: sidecar.Id }),
+        state: 'adopting',
+        multiaddrs: [],
+        idleMs: 0,
+        inFlight: 0,
+        statsAt: Date.now(),
+        restarts: [],
+        ready: Promise.withResolvers<void>(),
+        checkedIn: false
+      }
+      instance.ready.promise.catch(() => {})
+      this.#instances.set(id, instance)
+      const whole = id !== '' && service?.State === 'running' && sidecar?.State === 'running' && group.length === 2
+      if (!whole) {
+        this.#log.info({ instance: id, containers: group.map(c => `${c.Labels[LABELS.role]}:${c.State}`) }, 'removing an orphaned instance of a previous run')
+        void this.#remove(instance, 'orphan of a previous run')
+        continue
+      }
+      const timer = setTimeout(() => {
+        if (instance.state === 'adopting') {
+          this.#log.info({ instance: id, service: instance.service }, 'an instance of a previous run did not check in: removing it')
+          void this.#remove(instance, 'did not check in after a restart')
+        }
+      }, deadline)
+      timer.unref()
+    }
+    this.#updateGauges()
+  }
+
+  #updateGauges (): void {
+    const { instances, capacityUsed } = this.#metrics
+    instances.reset()
+    for (const instance of this.#instances.values()) {
+      instances.inc({ service: instance.service, state: instance.state })
+    }
+    const used = this.#used()
+    capacityUsed.set({ resource: 'instances' }, used.instances)
+    capacityUsed.set({ resource: 'cpu' }, used.cpu)
+    capacityUsed.set({ resource: 'memory_bytes' }, used.memoryMb * 1024 * 1024)
+  }
+}
+
+function zeroPhases (): Record<Phase, number> {
+  return { pull: 0, create: 0, start: 0, ready: 0, total: 0 }
+}
+
+function roundPhases (phases: Record<Phase, number>): Record<Phase, number> {
+  return Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Math.round(v)])) as Record<Phase, number>
+}
+
+function round (n: number): number {
+  return Math.round(n * 1000) / 1000
+}
+
+/** A TCP port free on every interface right now (the service listens on it with host networking). */
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '0.0.0.0', resolve)
+  })
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+export { GaveUpError }

@@ -1,0 +1,60 @@
+/**
+ * What other packages use of the allocator: the protocol specs (the sidecar checks in with
+ * `checkInRpc`), and `allocate`, the call a client proxy makes.
+ */
+
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { callRpc } from '@physarum/p2p'
+import { allocRpc } from './protocol.ts'
+import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export { allocRpc, checkInRpc, CheckIn, CheckInResponse, AllocateRequest, AllocateResponse } from './protocol.ts'
+export { ALLOC_PROTOCOL, CHECKIN_PROTOCOL, HTTP_PROTOCOL, DEFAULT_STATS_INTERVAL_MS, SIDECAR_SECRETS_DIR } from './constants.ts'
+
+/** Milliseconds per step of a cold start. */
+export interface ColdStartPhases {
+  pullMs: number
+  createMs: number
+  startMs: number
+  readyMs: number
+  totalMs: number
+}
+
+export interface Allocation {
+  /** The instance's sidecar. */
+  peerId: PeerId
+  multiaddrs: Multiaddr[]
+  instanceId: string
+  phases: ColdStartPhases
+  /** An instance that was already running answered. */
+  reused: boolean
+}
+
+/**
+ * Asks the allocator `peer` for an instance of `service`. Throws `RpcFailureError` with the
+ * allocator's code (NOT_FOUND, CAPACITY, IMAGE, TIMEOUT, RATE_LIMITED, BAD_REQUEST, INTERNAL),
+ * `RpcTimeoutError` or `RpcProtocolError` otherwise.
+ */
+export async function allocate (node: Pick<Libp2p, 'dialProtocol'>, peer: PeerId | Multiaddr, service: string, options: AbortOptions = {}): Promise<Allocation> {
+  const response = await callRpc(node, peer, allocRpc, { service }, options)
+  const allocated = response.allocated
+  if (allocated == null) {
+    throw new Error(`The allocator ${peer.toString()} answered without an allocation`)
+  }
+  const phases = allocated.phases
+  return {
+    peerId: peerIdFromString(allocated.peerId),
+    multiaddrs: allocated.multiaddrs.map(addr => multiaddr(addr)),
+    instanceId: allocated.instanceId,
+    reused: allocated.reused,
+    phases: {
+      pullMs: phases?.pullMs ?? 0,
+      createMs: phases?.createMs ?? 0,
+      startMs: phases?.startMs ?? 0,
+      readyMs: phases?.readyMs ?? 0,
+      totalMs: phases?.totalMs ?? 0
+    }
+  }
+}

@@ -1,0 +1,54 @@
+/** Names, protocol ids, labels and defaults of the allocator. */
+
+import { PROTOCOL_PREFIX } from '@physarum/p2p'
+
+export const NAME = 'allocator'
+export const ALLOC_PROTOCOL = `/${PROTOCOL_PREFIX}/alloc/1.0.0`
+export const CHECKIN_PROTOCOL = `/${PROTOCOL_PREFIX}/checkin/1.0.0`
+/** The data plane a sidecar serves: HTTP/1.1 bytes on a libp2p stream. */
+export const HTTP_PROTOCOL = `/${PROTOCOL_PREFIX}/http/1.0.0`
+
+export const DEFAULT_P2P_PORT = 0
+export const DEFAULT_METRICS_PORT = 9101
+
+/** Docker labels: every container the allocator starts carries them, and it touches no other. */
+export const LABEL_PREFIX = 'io.physarum.'
+export const LABELS = {
+  allocator: `${LABEL_PREFIX}allocator`,
+  service: `${LABEL_PREFIX}service`,
+  instance: `${LABEL_PREFIX}instance`,
+  role: `${LABEL_PREFIX}role`,
+  sidecarPeer: `${LABEL_PREFIX}sidecar-peer`,
+  servicePort: `${LABEL_PREFIX}service-port`,
+  cpu: `${LABEL_PREFIX}cpu`,
+  memoryMb: `${LABEL_PREFIX}memory-mb`,
+  contentHash: `${LABEL_PREFIX}content-hash`,
+  bundle: `${LABEL_PREFIX}sidecar-bundle`
+} as const
+
+export const ALLOC_MAX_MESSAGE_BYTES = 16 * 1024
+/** A cold start answers within the ready timeout plus a pull: the caller's deadline must cover both. */
+export const ALLOC_RPC_TIMEOUT_MS = 120_000
+export const CHECKIN_MAX_MESSAGE_BYTES = 16 * 1024
+export const CHECKIN_RPC_TIMEOUT_MS = 5_000
+
+export const DEFAULT_NODE_IMAGE = 'node:24-slim'
+export const SIDECAR_REPOSITORY = 'physarum/sidecar'
+export const DEFAULT_MAX_INSTANCES = 32
+export const DEFAULT_READY_TIMEOUT_MS = 30_000
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000
+export const DEFAULT_DRAIN_DELAY_MS = 5_000
+export const DEFAULT_STATS_INTERVAL_MS = 1_000
+export const DEFAULT_RESTART_BACKOFF_MIN_MS = 1_000
+export const DEFAULT_RESTART_BACKOFF_MAX_MS = 60_000
+export const DEFAULT_MAX_RESTARTS = 5
+export const DEFAULT_RESTART_WINDOW_MS = 10 * 60_000
+/** Allocate requests per second one peer may make, and how many at once (token bucket). */
+export const DEFAULT_RATE_PER_SECOND = 5
+export const DEFAULT_RATE_BURST = 30
+export const RATE_BACKOFF_MIN_MS = 1_000
+export const RATE_BACKOFF_MAX_MS = 60_000
+/** How long a container may take to stop before it is killed, in seconds (docker stop -t). */
+export const STOP_TIMEOUT_S = 10
+/** Where the sidecar finds its mounted files inside its container. */
+export const SIDECAR_SECRETS_DIR = '/run/physarum'

@@ -1,0 +1,268 @@
+import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import Docker from 'dockerode'
+import { ConfigError } from '@physarum/p2p'
+import { DockerError, ImageError } from './errors.ts'
+import type { ContainerCreateOptions, ContainerInfo } from 'dockerode'
+
+/** dockerode options for `--docker-host` (unix:///path, tcp://host:port, or a socket path). */
+export function dockerOptions (host: string | undefined): Docker.DockerOptions {
+  if (host == null || host === '') {
+    return { socketPath: '/var/run/docker.sock' }
+  }
+  if (host.startsWith('unix://')) {
+    return { socketPath: host.slice('unix://'.length) }
+  }
+  if (host.startsWith('/')) {
+    return { socketPath: host }
+  }
+  const match = /^(tcp|http|https):\/\/([^:/]+|\[[^\]]+\]):(\d+)\/?$/.exec(host)
+  if (match == null) {
+    throw new ConfigError(`--docker-host: ${JSON.stringify(host)} is not unix:///path/docker.sock or tcp://host:port`)
+  }
+  return { protocol: match[1] === 'https' ? 'https' : 'http', host: match[2]!.replace(/^\[|\]$/g, ''), port: Number(match[3]) }
+}
+
+interface StatusError extends Error {
+  statusCode?: number
+  json?: { message?: string }
+}
+
+function statusOf (err: unknown): number | undefined {
+  return (err as StatusError).statusCode
+}
+
+function messageOf (err: unknown): string {
+  const e = err as StatusError
+  return (e.json?.message ?? e.message ?? String(err)).trim()
+}
+
+export interface RegistryAuth {
+  username?: string
+  password?: string
+  auth?: string
+  identitytoken?: string
+  serveraddress: string
+}
+
+/** The image's registry host: the first path component of `host[:port]/repo@sha256:...`. */
+export function registryHost (image: string): string {
+  return image.split('/')[0]!
+}
+
+/**
+ * Credentials for `host` from the Docker client's config ($DOCKER_CONFIG/config.json, else
+ * ~/.docker/config.json): `auths.<host>.auth` (base64 user:password) or an identity token.
+ * Credential helpers are not run.
+ */
+export async function authFor (host: string, configDir = process.env.DOCKER_CONFIG ?? join(homedir(), '.docker')): Promise<RegistryAuth | undefined> {
+  let config: { auths?: Record<string, { auth?: string, identitytoken?: string }> }
+  try {
+    config = JSON.parse(await readFile(join(configDir, 'config.json'), 'utf8')) as typeof config
+  } catch {
+    return undefined
+  }
+  const entry = config.auths?.[host] ?? config.auths?.[`https://${host}`] ?? config.auths?.[`http://${host}`]
+  if (entry == null) {
+    return undefined
+  }
+  if (entry.identitytoken != null) {
+    return { identitytoken: entry.identitytoken, serveraddress: host }
+  }
+  if (entry.auth != null) {
+    const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress: host }
+  }
+  return undefined
+}
+
+export interface ContainerEvent {
+  id: string
+  action: string
+  labels: Record<string, string>
+  exitCode?: number
+}
+
+/** The Docker engine as the allocator uses it: images by digest, labelled containers, events. */
+export class DockerRuntime {
+  readonly docker: Docker
+
+  constructor (host?: string) {
+    this.docker = new Docker(dockerOptions(host))
+  }
+
+  async ping (): Promise<void> {
+    try {
+      await this.docker.ping()
+    } catch (err) {
+      throw new DockerError(`The Docker engine does not answer: ${messageOf(err)}`)
+    }
+  }
+
+  async hasImage (ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).inspect()
+      return true
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        return false
+      }
+      throw new DockerError(`Inspecting the image ${ref} failed: ${messageOf(err)}`)
+    }
+  }
+
+  async imageLabels (ref: string): Promise<Record<string, string> | undefined> {
+    try {
+      const info = await this.docker.getImage(ref).inspect()
+      return info.Config?.Labels ?? {}
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        return undefined
+      }
+      throw new DockerError(`Inspecting the image ${ref} failed: ${messageOf(err)}`)
+    }
+  }
+
+  /** Pulls `ref` (by digest); ImageError when the registry does not have it or refuses. */
+  async pull (ref: string, signal?: AbortSignal): Promise<void> {
+    const auth = await authFor(registryHost(ref))
+    let stream: NodeJS.ReadableStream
+    try {
+      stream = await this.docker.pull(ref, { ...(auth == null ? {} : { authconfig: auth }), abortSignal: signal })
+    } catch (err) {
+      throw new ImageError(`Pulling ${ref} failed: ${messageOf(err)}`)
+    }
+    await new Promise<void>((resolve, reject) => {
+      let failure: string | undefined
+      this.docker.modem.followProgress(stream, (err: Error | null) => {
+        if (err != null || failure != null) {
+          reject(new ImageError(`Pulling ${ref} failed: ${failure ?? messageOf(err)}`))
+        } else {
+          resolve()
+        }
+      }, (event: { error?: string, errorDetail?: { message?: string } }) => {
+        if (event.error != null) {
+          failure = event.errorDetail?.message ?? event.error
+        }
+      })
+    })
+    if (!await this.hasImage(ref)) {
+      throw new ImageError(`Pulling ${ref} finished but the engine does not have it`)
+    }
+  }
+
+  async create (options: ContainerCreateOptions): Promise<string> {
+    try {
+      const container = await this.docker.createContainer(options)
+      return container.id
+    } catch (err) {
+      throw new DockerError(`Creating the container ${options.name ?? ''} failed: ${messageOf(err)}`)
+    }
+  }
+
+  async start (id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).start()
+    } catch (err) {
+      if (statusOf(err) === 304) {
+        return
+      }
+      throw new DockerError(`Starting the container ${id.slice(0, 12)} failed: ${messageOf(err)}`)
+    }
+  }
+
+  /** Stops (SIGTERM, then SIGKILL after `timeoutS`); a container already stopped or gone is fine. */
+  async stop (id: string, timeoutS: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: timeoutS })
+    } catch (err) {
+      if (statusOf(err) === 304 || statusOf(err) === 404) {
+        return
+      }
+      throw new DockerError(`Stopping the container ${id.slice(0, 12)} failed: ${messageOf(err)}`)
+    }
+  }
+
+  /** Removes a container whatever its state; one already gone is fine. */
+  async remove (id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true })
+    } catch (err) {
+      if (statusOf(err) === 404 || (statusOf(err) === 409 && /already in progress/.test(messageOf(err)))) {
+        return
+      }
+      throw new DockerError(`Removing the container ${id.slice(0, 12)} failed: ${messageOf(err)}`)
+    }
+  }
+
+  async running (id: string): Promise<boolean> {
+    try {
+      const info = await this.docker.getContainer(id).inspect()
+      return info.State.Running
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        return false
+      }
+      throw new DockerError(`Inspecting the container ${id.slice(0, 12)} failed: ${messageOf(err)}`)
+    }
+  }
+
+  /** Every container (running or not) carrying `label=value`. */
+  async list (label: string, value: string): Promise<ContainerInfo[]> {
+    try {
+      return await this.docker.listContainers({ all: true, filters: { label: [`${label}=${value}`] } })
+    } catch (err) {
+      throw new DockerError(`Listing containers failed: ${messageOf(err)}`)
+    }
+  }
+
+  /**
+   * Calls `onEvent` for every container event of containers carrying `label=value` until the
+   * signal aborts; the stream is opened again when the engine closes it.
+   */
+  watch (label: string, value: string, onEvent: (event: ContainerEvent) => void, onError: (err: Error) => void, signal: AbortSignal): void {
+    const open = async (): Promise<void> => {
+      while (!signal.aborted) {
+        try {
+          const stream = await this.docker.getEvents({ filters: { type: ['container'], label: [`${label}=${value}`], event: ['die', 'start', 'destroy'] }, abortSignal: signal })
+          await new Promise<void>((resolve) => {
+            let buffer = ''
+            stream.on('data', (chunk: Buffer) => {
+              buffer += chunk.toString('utf8')
+              let newline
+              while ((newline = buffer.indexOf('\n')) >= 0) {
+                const line = buffer.slice(0, newline).trim()
+                buffer = buffer.slice(newline + 1)
+                if (line === '') {
+                  continue
+                }
+                try {
+                  const raw = JSON.parse(line) as { id?: string, Action?: string, Actor?: { ID?: string, Attributes?: Record<string, string> } }
+                  const attributes = raw.Actor?.Attributes ?? {}
+                  const exitCode = attributes.exitCode == null ? undefined : Number(attributes.exitCode)
+                  onEvent({ id: raw.Actor?.ID ?? raw.id ?? '', action: raw.Action ?? '', labels: attributes, ...(exitCode == null ? {} : { exitCode }) })
+                } catch (err) {
+                  onError(err as Error)
+                }
+              }
+            })
+            stream.on('error', () => { resolve() })
+            stream.on('end', () => { resolve() })
+            stream.on('close', () => { resolve() })
+            signal.addEventListener('abort', () => { (stream as unknown as { destroy?: () => void }).destroy?.(); resolve() }, { once: true })
+          })
+        } catch (err) {
+          if (!signal.aborted) {
+            onError(new DockerError(`Watching Docker events failed: ${messageOf(err)}`))
+          }
+        }
+        if (!signal.aborted) {
+          await new Promise(resolve => setTimeout(resolve, 500))
+        }
+      }
+    }
+    void open()
+  }
+}

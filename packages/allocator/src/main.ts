@@ -1,0 +1,201 @@
+import { join } from 'node:path'
+import { ConfigError, createLogger, formatDuration, InvalidPskError, MissingPskError, onShutdown, parseDuration, parseNumber, PHYSARUM_VERSION, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import yargs from 'yargs'
+import { hideBin } from 'yargs/helpers'
+import {
+  ALLOC_PROTOCOL, CHECKIN_PROTOCOL, DEFAULT_DRAIN_DELAY_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_RESTARTS, DEFAULT_METRICS_PORT,
+  DEFAULT_NODE_IMAGE, DEFAULT_P2P_PORT, DEFAULT_RATE_BURST, DEFAULT_RATE_PER_SECOND, DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MAX_MS,
+  DEFAULT_RESTART_BACKOFF_MIN_MS, DEFAULT_RESTART_WINDOW_MS, DEFAULT_STATS_INTERVAL_MS, LABEL_PREFIX, NAME
+} from './constants.ts'
+import { startAllocatorDaemon } from './daemon.ts'
+import type { AllocatorDaemonConfig } from './daemon.ts'
+import type { NodeArgs, NodeConfig } from '@physarum/p2p'
+import type { Argv } from 'yargs'
+
+const DEFAULTS = { name: NAME, p2pPort: DEFAULT_P2P_PORT, metricsPort: DEFAULT_METRICS_PORT }
+
+/** Printed on stdout once per listen address, besides the JSON logs. */
+export const LISTENING_LINE = `${NAME} listening:`
+export const METRICS_LINE = `${NAME} metrics:`
+
+interface AllocatorArgs extends NodeArgs {
+  'docker-host'?: string
+  'node-image': string
+  'sidecar-image'?: string
+  'sidecar-entry'?: string
+  'sidecar-listen'?: string[]
+  'network-mode': string
+  'max-instances': string
+  'cpu-budget': string
+  'memory-budget': string
+  'ready-timeout': string
+  'idle-timeout': string
+  'drain-delay': string
+  'stats-interval': string
+  'restart-backoff-min': string
+  'restart-backoff-max': string
+  'max-restarts': string
+  'restart-window': string
+  'rate-limit': string
+  'rate-burst': string
+  'keep-instances'?: boolean
+  registry?: string[]
+  hostname?: string
+}
+
+export const command = '$0'
+export const describe = 'Run an allocator: start service instances on demand with Docker and look after them'
+
+export function builder (argv: Argv): Argv<AllocatorArgs> {
+  return withNodeOptions(argv, DEFAULTS)
+    .option('docker-host', { type: 'string', describe: 'Docker engine: unix:///path/docker.sock or tcp://host:port [default: DOCKER_HOST, else /var/run/docker.sock]' })
+    .option('node-image', { type: 'string', default: DEFAULT_NODE_IMAGE, describe: 'Node base image of the sidecar image (scripts/build-node-image.sh builds a local one)' })
+    .option('sidecar-image', { type: 'string', describe: 'Use this sidecar image as it is [default: build physarum/sidecar:<version> from the proxy package when missing or different]' })
+    .option('sidecar-entry', { type: 'string', describe: 'The proxy CLI entry bundled into the sidecar image [default: the proxy package of this workspace]' })
+    .option('sidecar-listen', { type: 'string', array: true, describe: 'Multiaddr the sidecars listen on (repeatable) [default: /ip4/0.0.0.0/tcp/0]' })
+    .option('network-mode', { type: 'string', default: 'host', choices: ['host'], describe: 'Network of the containers (bridge is not available yet)' })
+    .option('max-instances', { type: 'string', default: String(DEFAULT_MAX_INSTANCES), describe: 'Most instances on this host' })
+    .option('cpu-budget', { type: 'string', default: '0', describe: 'CPU cores all instances may reserve together (records\' cpu); 0: no limit' })
+    .option('memory-budget', { type: 'string', default: '0', describe: 'Memory in MiB all instances may reserve together (records\' memoryMb); 0: no limit' })
+    .option('ready-timeout', { type: 'string', default: formatDuration(DEFAULT_READY_TIMEOUT_MS), describe: 'How long a new instance may take to check in (answered TIMEOUT past it)' })
+    .option('idle-timeout', { type: 'string', default: formatDuration(DEFAULT_IDLE_TIMEOUT_MS), describe: 'An instance with no request for this long and none in flight is drained' })
+    .option('drain-delay', { type: 'string', default: formatDuration(DEFAULT_DRAIN_DELAY_MS), describe: 'Between "stop providing" and stopping a drained instance' })
+    .option('stats-interval', { type: 'string', default: formatDuration(DEFAULT_STATS_INTERVAL_MS), describe: 'How often the sidecars report their stats' })
+    .option('restart-backoff-min', { type: 'string', default: formatDuration(DEFAULT_RESTART_BACKOFF_MIN_MS), describe: 'First wait before restarting an exited container (doubles each time)' })
+    .option('restart-backoff-max', { type: 'string', default: formatDuration(DEFAULT_RESTART_BACKOFF_MAX_MS), describe: 'Longest wait before a restart' })
+    .option('max-restarts', { type: 'string', default: String(DEFAULT_MAX_RESTARTS), describe: 'Restarts of one instance within --restart-window; one more exit and it is removed' })
+    .option('restart-window', { type: 'string', default: formatDuration(DEFAULT_RESTART_WINDOW_MS), describe: 'The window of --max-restarts' })
+    .option('rate-limit', { type: 'string', default: String(DEFAULT_RATE_PER_SECOND), describe: 'Allocate requests per second one peer may make (answered RATE_LIMITED past it, with a backoff that doubles)' })
+    .option('rate-burst', { type: 'string', default: String(DEFAULT_RATE_BURST), describe: 'Allocate requests one peer may make at once' })
+    .option('keep-instances', { type: 'boolean', describe: 'On SIGTERM, leave the instances running (the next start adopts them)' })
+    .option('registry', { type: 'string', array: true, describe: 'Multiaddr (with /p2p/) of a registry-service to ask (repeatable) [default: found through the DHT]' })
+    .option('hostname', { type: 'string', describe: 'The host name announced to peers [default: the OS host name]' })
+    .group(['docker-host', 'node-image', 'sidecar-image', 'sidecar-entry', 'sidecar-listen', 'network-mode'], 'Docker:')
+    .group(['max-instances', 'cpu-budget', 'memory-budget'], 'Capacity:')
+    .group(['ready-timeout', 'idle-timeout', 'drain-delay', 'stats-interval', 'restart-backoff-min', 'restart-backoff-max', 'max-restarts', 'restart-window', 'keep-instances'], 'Lifecycle:')
+    .group(['rate-limit', 'rate-burst', 'registry', 'hostname'], 'Other:')
+    .example('PHYSARUM_PSK=... $0 -bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW...', 'Run an allocator on this host (Docker on /var/run/docker.sock, metrics on :9101)')
+    .example('scripts/build-node-image.sh && PHYSARUM_PSK=... $0 --node-image physarum/node:24 -bootstrap ...', 'Without an image registry: build a local Node base image first')
+    .epilogue([
+      'Durations are seconds (1, 0.5) or numbers with a unit: 500ms, 10s, 10m, 1h.',
+      '',
+      `Protocols: ${ALLOC_PROTOCOL} (Allocate{service} -> the sidecar's peer id, multiaddrs and cold-start phases, or NOT_FOUND, CAPACITY, IMAGE, TIMEOUT, RATE_LIMITED, BAD_REQUEST, INTERNAL) and ${CHECKIN_PROTOCOL} (the sidecars' Ready and Stats). The allocator provides the physarum:allocator topic.`,
+      '',
+      `Containers carry ${LABEL_PREFIX}* labels naming the allocator (its peer id: keep --identity across restarts), service and instance; the allocator never touches others. The PSK reaches the sidecar as a read-only mounted file, never in argv or env. <state-dir>/instances holds those files.`,
+      '',
+      'HTTP on --metrics-listen: GET /metrics (physarum_alloc_instances{service,state}, physarum_alloc_allocations_total{outcome}, physarum_alloc_cold_start_seconds{phase}, physarum_alloc_restarts_total, physarum_alloc_reaps_total, physarum_alloc_failed_instances_total, physarum_alloc_capacity_used/limit{resource}, process and libp2p metrics), GET /healthz, GET /instances (JSON).',
+      '',
+      'Exit codes: 0 after a requested stop, 2 for a usage error, 1 for a failure, 128+n after signal n.'
+    ].join('\n'))
+    .strictOptions()
+}
+
+async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Promise<{ node: NodeConfig, daemon: AllocatorDaemonConfig }> {
+  const allocator = {
+    stateDir: '',
+    maxInstances: parseNumber('--max-instances', args['max-instances'], 1, true),
+    cpuBudget: parseNumber('--cpu-budget', args['cpu-budget'], 0),
+    memoryBudgetMb: parseNumber('--memory-budget', args['memory-budget'], 0, true),
+    readyTimeoutMs: parseDuration('--ready-timeout', args['ready-timeout'], 100),
+    idleTimeoutMs: parseDuration('--idle-timeout', args['idle-timeout'], 100),
+    drainDelayMs: parseDuration('--drain-delay', args['drain-delay'], 0),
+    statsIntervalMs: parseDuration('--stats-interval', args['stats-interval'], 10),
+    restart: {
+      backoffMinMs: parseDuration('--restart-backoff-min', args['restart-backoff-min'], 1),
+      backoffMaxMs: parseDuration('--restart-backoff-max', args['restart-backoff-max'], 1),
+      maxRestarts: parseNumber('--max-restarts', args['max-restarts'], 0, true),
+      windowMs: parseDuration('--restart-window', args['restart-window'], 1)
+    },
+    rate: { perSecond: parseNumber('--rate-limit', args['rate-limit'], 0.001), burst: parseNumber('--rate-burst', args['rate-burst'], 1, true) },
+    ...(args['sidecar-listen'] == null ? {} : { sidecarListen: args['sidecar-listen'] }),
+    sidecarLogLevel: args['log-level'] ?? env.PHYSARUM_LOG_LEVEL ?? 'info'
+  }
+  if (allocator.restart.backoffMaxMs < allocator.restart.backoffMinMs) {
+    throw new ConfigError(`--restart-backoff-max: ${args['restart-backoff-max']} is shorter than --restart-backoff-min ${args['restart-backoff-min']}`)
+  }
+  const node = await resolveNodeConfig(args, env, DEFAULTS)
+  allocator.stateDir = node.stateDir
+  return {
+    node,
+    daemon: {
+      psk: node.psk,
+      ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
+      listen: node.listen,
+      bootstrap: node.bootstrap,
+      metricsListen: node.metricsListen,
+      ...(args['docker-host'] ?? env.DOCKER_HOST) == null ? {} : { dockerHost: args['docker-host'] ?? env.DOCKER_HOST },
+      nodeImage: args['node-image'],
+      ...(args['sidecar-image'] == null ? {} : { sidecarImage: args['sidecar-image'] }),
+      ...(args['sidecar-entry'] == null ? {} : { sidecarEntry: args['sidecar-entry'] }),
+      registryPeers: args.registry ?? [],
+      keepInstances: args['keep-instances'] === true,
+      ...(args.hostname == null ? {} : { hostName: args.hostname }),
+      allocator
+    }
+  }
+}
+
+function fail (code: number, message: string): never {
+  process.stderr.write(`${NAME}: ${message}\n`)
+  process.exit(code)
+}
+
+export async function handler (args: AllocatorArgs): Promise<void> {
+  let config: Awaited<ReturnType<typeof resolveConfig>>
+  try {
+    config = await resolveConfig(args, process.env)
+  } catch (err) {
+    const usage = err instanceof ConfigError || err instanceof InvalidPskError || err instanceof MissingPskError
+    fail(usage ? 2 : 1, (err as Error).message)
+  }
+  const log = createLogger(NAME, config.node.logLevel)
+  for (const warning of config.node.warnings) {
+    log.warn(warning)
+  }
+  let daemon: Awaited<ReturnType<typeof startAllocatorDaemon>>
+  try {
+    daemon = await startAllocatorDaemon(config.daemon, log)
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'start failed')
+    log.flush()
+    fail(1, (err as Error).message)
+  }
+  onShutdown([{ name: NAME, run: async () => { await daemon.stop() } }], { log, deadlineMs: 30_000 })
+
+  const addrs = daemon.node.multiaddrs().map(String)
+  const metrics = daemon.metrics.address()
+  const metricsHost = metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host
+  log.info({
+    version: PHYSARUM_VERSION,
+    peerId: daemon.node.peerId.toString(),
+    addrs,
+    metrics: `${metricsHost}:${metrics.port}`,
+    pskSource: config.node.pskSource,
+    identity: config.node.identityPath ?? 'ephemeral',
+    stateDir: join(config.daemon.allocator.stateDir, 'instances'),
+    bootstrap: config.daemon.bootstrap,
+    sidecarImage: daemon.sidecarImage,
+    instances: daemon.allocator.instances().length,
+    maxInstances: config.daemon.allocator.maxInstances
+  }, 'allocator started')
+  process.stdout.write(addrs.map(addr => `${LISTENING_LINE} ${addr}\n`).join('') + `${METRICS_LINE} http://${metricsHost}:${metrics.port}/metrics\n`)
+}
+
+export async function main (argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName(NAME)
+    .command({ command, describe, builder, handler })
+    .version(PHYSARUM_VERSION)
+    .help()
+    .alias('help', 'h')
+    .wrap(Math.min(120, process.stdout.columns ?? 100))
+    .fail((message, err) => {
+      if (message == null && err != null) {
+        fail(1, err.message)
+      }
+      fail(2, `${message ?? err?.message}\nRun ${NAME} --help for the options.`)
+    })
+    .parseAsync()
+}
+
+await main(hideBin(process.argv))

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { allocate } from '../src/client.ts'
+import { LABELS } from '../src/constants.ts'
+import {
+  buildServiceImage, containersOf, ensureNodeImage, HELLO_SERVER, httpThroughSidecar, removeAllPhysarumContainers, startDocker,
+  startImageRegistry, startOverlay, startTestAllocator, tempDir, TEST_PSK
+} from './helpers.ts'
+import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
+import type { AllocatorDaemon } from '../src/daemon.ts'
+
+describe('Allocate', { timeout: 240_000 }, () => {
+  let engine: TestDocker
+  let images: TestImageRegistry
+  let overlay: TestOverlay
+  let daemon: AllocatorDaemon
+  let state: { path: string, remove: () => Promise<void> }
+  let helloImage: string
+
+  before(async () => {
+    engine = await startDocker()
+    images = await startImageRegistry()
+    state = await tempDir('physarum-alloc')
+    await ensureNodeImage(engine)
+    helloImage = await buildServiceImage(engine, images, 'hello', HELLO_SERVER)
+    overlay = await startOverlay()
+    await overlay.register('hello-world-server', helloImage)
+    await overlay.register('other-server', helloImage, { contentHash: 'hash-other' })
+    await overlay.register('missing-image', `${images.host}/nothing@sha256:${'0'.repeat(64)}`)
+    daemon = await startTestAllocator(engine, overlay, state.path)
+  })
+
+  after(async () => {
+    await daemon?.stop()
+    await overlay?.stop()
+    if (engine != null) {
+      await removeAllPhysarumContainers(engine)
+    }
+    await images?.stop()
+    await engine?.stop()
+    await state?.remove()
+  })
+
+  it('starts a registered service and its sidecar, which answers HTTP for it', async () => {
+    const allocation = await allocate(overlay.client.libp2p, daemon.node.peerId, 'hello-world-server')
+    assert.equal(allocation.reused, false)
+    assert.ok(allocation.multiaddrs.length > 0)
+    assert.ok(allocation.phases.totalMs > 0 && allocation.phases.readyMs >= 0, JSON.stringify(allocation.phases))
+
+    const containers = await containersOf(engine, daemon.node.peerId.toString())
+    assert.deepEqual(containers.map(c => c.Labels[LABELS.role]).sort(), ['service', 'sidecar'])
+    assert.ok(containers.every(c => c.State === 'running' && c.Labels[LABELS.service] === 'hello-world-server' && c.Labels[LABELS.instance] === allocation.instanceId))
+
+    const answer = await httpThroughSidecar(overlay.client, allocation.multiaddrs, '/hello?x=1')
+    assert.equal(answer.status, 200)
+    assert.match(answer.body, new RegExp(`^Hello, world from ${allocation.instanceId} /hello\\?x=1`))
+
+    // the key reaches the sidecar as a mounted file, never in its arguments or environment
+    const secret = TEST_PSK.toSwarmKey().trim().split('\n').at(-1)!
+    for (const container of containers) {
+      const info = await engine.docker.getContainer(container.Id).inspect()
+      const visible = JSON.stringify([info.Args, info.Config.Env, info.Config.Cmd, info.Config.Entrypoint])
+      assert.ok(!visible.includes(secret), 'the PSK is visible in a container\'s argv or env')
+      assert.doesNotMatch(visible, /--psk\b|PHYSARUM_PSK|P2P_PSK/)
+    }
+    const sidecar = await engine.docker.getContainer(containers.find(c => c.Labels[LABELS.role] === 'sidecar')!.Id).inspect()
+    assert.ok(sidecar.Mounts.some(m => m.Destination === '/run/physarum' && m.RW === false))
+  })
+
+  it('shares one instance among 20 concurrent Allocate requests', async () => {
+    const before = daemon.allocator.instances().filter(i => i.service === 'other-server').length
+    assert.equal(before, 0)
+    const answers = await Promise.all(Array.from({ length: 20 }, async () => await allocate(overlay.client.libp2p, daemon.node.peerId, 'other-server')))
+    assert.equal(new Set(answers.map(a => a.instanceId)).size, 1)
+    assert.equal(answers.filter(a => !a.reused).length, 1)
+    assert.equal(daemon.allocator.instances().filter(i => i.service === 'other-server').length, 1)
+    const containers = (await containersOf(engine, daemon.node.peerId.toString())).filter(c => c.Labels[LABELS.service] === 'other-server')
+    assert.equal(containers.length, 2)
+    // a later request gets the running instance
+    const again = await allocate(overlay.client.libp2p, daemon.node.peerId, 'other-server')
+    assert.equal(again.instanceId, answers[0]!.instanceId)
+    assert.equal(again.reused, true)
+  })
+
+  it('answers NOT_FOUND, IMAGE and BAD_REQUEST and leaves nothing running', async () => {
+    const before = (await containersOf(engine, daemon.node.peerId.toString())).length
+    const instances = daemon.allocator.instances().length
+    await assert.rejects(allocate(overlay.client.libp2p, daemon.node.peerId, 'no-such-service'), { name: 'RpcFailureError', code: 'NOT_FOUND' })
+    await assert.rejects(allocate(overlay.client.libp2p, daemon.node.peerId, 'missing-image'), (err: Error & { code: string }) => {
+      assert.equal(err.code, 'IMAGE')
+      assert.match(err.message, /nothing/)
+      return true
+    })
+    await assert.rejects(allocate(overlay.client.libp2p, daemon.node.peerId, 'Not A Name!'), { name: 'RpcFailureError', code: 'BAD_REQUEST' })
+    await assert.rejects(allocate(overlay.client.libp2p, daemon.node.peerId, ''), { name: 'RpcFailureError', code: 'BAD_REQUEST' })
+    assert.equal((await containersOf(engine, daemon.node.peerId.toString())).length, before)
+    assert.equal(daemon.allocator.instances().length, instances)
+    const metrics = await daemon.registry.metrics()
+    assert.match(metrics, /physarum_alloc_allocations_total\{outcome="NOT_FOUND"\} 1/)
+    assert.match(metrics, /physarum_alloc_allocations_total\{outcome="IMAGE"\} 1/)
+  })
+
+  it('pulls an image by digest that the engine lacks', async () => {
+    const image = await buildServiceImage(engine, images, 'pulled', HELLO_SERVER.replace('Hello, world', 'Pulled'))
+    await overlay.register('pulled-server', image, { contentHash: 'hash-pulled' })
+    await engine.docker.getImage(image.replace(/@.*/, ':test')).remove({ force: true })
+    await assert.rejects(engine.docker.getImage(image).inspect())
+    const allocation = await allocate(overlay.client.libp2p, daemon.node.peerId, 'pulled-server')
+    assert.ok(allocation.phases.pullMs > 0)
+    await engine.docker.getImage(image).inspect()
+    const answer = await httpThroughSidecar(overlay.client, allocation.multiaddrs, '/')
+    assert.match(answer.body, /^Pulled from/)
+  })
+
+  it('answers CAPACITY when the host is full', async () => {
+    const small = await tempDir('physarum-alloc-small')
+    const full = await startTestAllocator(engine, overlay, small.path, { maxInstances: 1 })
+    try {
+      await allocate(overlay.client.libp2p, full.node.peerId, 'hello-world-server')
+      await assert.rejects(allocate(overlay.client.libp2p, full.node.peerId, 'other-server'), { name: 'RpcFailureError', code: 'CAPACITY' })
+      assert.equal(full.allocator.instances().length, 1)
+    } finally {
+      await full.stop()
+      await small.remove()
+    }
+    assert.equal((await containersOf(engine, full.node.peerId.toString())).length, 0, 'a stopped allocator removes its instances')
+  })
+})

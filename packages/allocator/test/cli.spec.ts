@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { describe, it } from 'node:test'
+import { promisify } from 'node:util'
+import { RateLimiter } from '../src/rate-limit.ts'
+
+const run = promisify(execFile)
+const ALLOCATOR = new URL('../bin/allocator.js', import.meta.url).pathname
+const PROXY = new URL('../../proxy/bin/proxy.js', import.meta.url).pathname
+
+async function cli (bin: string, args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' } })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    const e = err as { code: number, stdout: string, stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+describe('allocator and sidecar CLIs', () => {
+  it('print their options with --help', async () => {
+    const allocator = await cli(ALLOCATOR, ['--help'])
+    assert.equal(allocator.code, 0)
+    for (const flag of ['--idle-timeout', '--ready-timeout', '--max-instances', '--node-image', '--docker-host', '--keep-instances']) {
+      assert.ok(allocator.stdout.includes(flag), flag)
+    }
+    const proxy = await cli(PROXY, ['--help'])
+    assert.equal(proxy.code, 0)
+    assert.match(proxy.stdout, /--sidecar/)
+  })
+
+  it('exit 2 naming the flag for a usage error', async () => {
+    const bad = await cli(ALLOCATOR, ['--idle-timeout', 'soon', '--no-psk'])
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /--idle-timeout: "soon" is not a duration/)
+    const sidecar = await cli(PROXY, ['--sidecar', '--service', 'x', '--no-psk'])
+    assert.equal(sidecar.code, 2)
+    assert.match(sidecar.stderr, /--service-port/)
+  })
+})
+
+describe('per-peer rate limit', () => {
+  it('allows a burst, then refuses with a backoff that doubles and resets after calm', () => {
+    const limiter = new RateLimiter({ perSecond: 1, burst: 3, backoffMinMs: 1_000, backoffMaxMs: 8_000 })
+    const t = 1_000_000
+    assert.equal(limiter.take('a', t), undefined)
+    assert.equal(limiter.take('a', t), undefined)
+    assert.equal(limiter.take('a', t), undefined)
+    assert.equal(limiter.take('a', t), 1_000)
+    assert.equal(limiter.take('a', t + 500), 2_000, 'coming back early doubles the backoff')
+    assert.equal(limiter.take('a', t + 600), 4_000)
+    assert.equal(limiter.take('a', t + 700), 8_000)
+    assert.equal(limiter.take('a', t + 800), 8_000, 'bounded')
+    assert.equal(limiter.take('b', t), undefined, 'peers are limited separately')
+    assert.equal(limiter.take('a', t + 60_000), undefined, 'allowed again after the backoff')
+  })
+})

@@ -1,0 +1,329 @@
+import { spawn, execFile } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import Docker from 'dockerode'
+import { pack } from 'tar-stream'
+import { eventually, freePort, silentLog, startNode, startRegistry, stopAll, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
+import { createRegistryClient } from '@physarum/registry-service'
+import { sendBounded } from '@physarum/p2p'
+import { HTTP_PROTOCOL, LABELS } from '../src/index.ts'
+import { startAllocatorDaemon } from '../src/daemon.ts'
+import type { AllocatorDaemon, AllocatorDaemonConfig } from '../src/daemon.ts'
+import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
+import type { RegistryClient, ServiceRecordInput } from '@physarum/registry-service'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { ChildProcess } from 'node:child_process'
+
+export { eventually, freePort, silentLog, startNode, stopAll, TEST_PSK }
+
+export const NODE_IMAGE = 'physarum/node:24'
+const ROOT = new URL('../../../', import.meta.url).pathname
+const run = promisify(execFile)
+
+/** A Docker engine for one test file: DOCKER_HOST when set, else a private dockerd under /tmp. */
+export interface TestDocker {
+  host: string
+  docker: Docker
+  stop(): Promise<void>
+}
+
+export async function startDocker (): Promise<TestDocker> {
+  const given = process.env.DOCKER_HOST
+  if (given != null && given !== '') {
+    const docker = new Docker(given.startsWith('unix://') ? { socketPath: given.slice(7) } : undefined)
+    await docker.ping()
+    return { host: given, docker, stop: async () => {} }
+  }
+  // short: a unix socket path must stay under ~100 bytes
+  const dir = await mkdtemp('/tmp/pd-')
+  const socket = join(dir, 'docker.sock')
+  const child: ChildProcess = spawn('dockerd', [
+    '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '-H', `unix://${socket}`,
+    '--pidfile', join(dir, 'dockerd.pid'), '--bridge=none', '--iptables=false'
+  ], { stdio: 'ignore' })
+  const exited = once(child, 'exit')
+  const docker = new Docker({ socketPath: socket })
+  const stop = async (): Promise<void> => {
+    if (child.exitCode == null && child.signalCode == null) {
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
+      await exited
+      clearTimeout(timer)
+    }
+    // dockerd leaves its network namespace mounted (nsfs) under the exec root
+    await unmountUnder(dir)
+    await rm(dir, { recursive: true, force: true }).catch(() => {})
+  }
+  try {
+    await eventually('dockerd to answer', async () => {
+      if (child.exitCode != null) {
+        throw new Error(`dockerd exited with ${child.exitCode}`)
+      }
+      await docker.ping()
+      return true
+    }, 30_000, 100)
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return { host: `unix://${socket}`, docker, stop }
+}
+
+/** Lazily unmounts every mount point under `dir`, deepest first. */
+async function unmountUnder (dir: string): Promise<void> {
+  const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map(line => line.split(' ')[1] ?? '')
+    .filter(point => point.startsWith(`${dir}/`)).sort().reverse()
+  for (const point of mounts) {
+    await run('umount', ['-l', point]).catch(() => {})
+  }
+}
+
+/** Builds the local Node base image with scripts/build-node-image.sh when the engine lacks it. */
+export async function ensureNodeImage (engine: TestDocker): Promise<void> {
+  try {
+    await engine.docker.getImage(NODE_IMAGE).inspect()
+    return
+  } catch {
+    // built below
+  }
+  await run(join(ROOT, 'scripts/build-node-image.sh'), [NODE_IMAGE], { env: { ...process.env, DOCKER_HOST: engine.host } })
+}
+
+/** Debian's docker-registry on 127.0.0.1:<free port> with its own storage folder, no auth. */
+export interface TestImageRegistry {
+  host: string
+  stop(): Promise<void>
+}
+
+export async function startImageRegistry (): Promise<TestImageRegistry> {
+  const dir = await mkdtemp(join(tmpdir(), 'physarum-image-registry-'))
+  const port = await freePort()
+  const config = join(dir, 'config.yml')
+  await writeFile(config, [
+    'version: 0.1',
+    'log:',
+    '  level: error',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${join(dir, 'data')}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+    ''
+  ].join('\n'))
+  const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' })
+  const exited = once(child, 'exit')
+  const stop = async (): Promise<void> => {
+    if (child.exitCode == null && child.signalCode == null) {
+      child.kill('SIGKILL')
+      await exited
+    }
+    await rm(dir, { recursive: true, force: true })
+  }
+  try {
+    await eventually('docker-registry to answer', async () => {
+      if (child.exitCode != null) {
+        throw new Error(`docker-registry exited with ${child.exitCode}`)
+      }
+      const response = await fetch(`http://127.0.0.1:${port}/v2/`, { signal: AbortSignal.timeout(500) })
+      return response.ok ? true : undefined
+    }, 15_000)
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return { host: `127.0.0.1:${port}`, stop }
+}
+
+async function follow (docker: Docker, stream: NodeJS.ReadableStream): Promise<Array<Record<string, unknown>>> {
+  return await new Promise((resolve, reject) => {
+    docker.modem.followProgress(stream, (err: Error | null, output: Array<Record<string, unknown>>) => {
+      const failed = output?.find(event => event.error != null)
+      if (err != null || failed != null) {
+        reject(err ?? new Error(String(failed?.error)))
+      } else {
+        resolve(output)
+      }
+    })
+  })
+}
+
+/** A hello-world HTTP service: GET /slow?ms=N answers after N ms; anything else at once. */
+export const HELLO_SERVER = `
+const http = require('node:http')
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://x')
+  const ms = Number(url.searchParams.get('ms') ?? 0)
+  setTimeout(() => {
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    res.end('Hello, world from ' + process.env.PHYSARUM_INSTANCE + ' ' + req.url + '\\n')
+  }, url.pathname === '/slow' ? ms : 0)
+})
+server.listen(Number(process.env.SERVICE_PORT), '0.0.0.0')
+process.on('SIGTERM', () => { server.close(); process.exit(0) })
+`
+
+/** A service that exits at once, every time. */
+export const CRASHING_SERVER = 'console.error("crashing on purpose"); process.exit(3)\n'
+
+/**
+ * Builds an image FROM the Node base image running `source` as server.js, pushes it to `registry`
+ * and returns `host/name@sha256:<digest>`, the reference a service record holds.
+ */
+export async function buildServiceImage (engine: TestDocker, registry: TestImageRegistry, name: string, source: string): Promise<string> {
+  const tag = `${registry.host}/${name}:test`
+  const tar = pack()
+  tar.entry({ name: 'Dockerfile' }, `FROM ${NODE_IMAGE}\nCOPY server.js /app/server.js\nCMD ["node", "/app/server.js"]\n`)
+  tar.entry({ name: 'server.js' }, source)
+  tar.finalize()
+  await follow(engine.docker, await engine.docker.buildImage(tar as unknown as NodeJS.ReadableStream, { t: tag, rm: true, pull: false }))
+  const output = await follow(engine.docker, await engine.docker.getImage(tag).push({ authconfig: { username: '', password: '', serveraddress: registry.host } }))
+  const digest = output.map(event => (event.aux as { Digest?: string } | undefined)?.Digest).find(d => d != null)
+  if (digest == null) {
+    throw new Error(`pushing ${tag} gave no digest`)
+  }
+  return `${registry.host}/${name}@${digest}`
+}
+
+/** An overlay for allocator tests: a bootstrap, etcd, a registry service and a client node. */
+export interface TestOverlay {
+  bootstrap: PhysarumNode
+  etcd: TestEtcd
+  registry: InProcessRegistry
+  client: PhysarumNode
+  registryClient: RegistryClient
+  register(name: string, image: string, overrides?: Partial<ServiceRecordInput>): Promise<void>
+  stop(): Promise<void>
+}
+
+export async function startOverlay (): Promise<TestOverlay> {
+  const bootstrap = await startNode()
+  const etcd = await TestEtcd.start()
+  const registry = await startRegistry(bootstrap, [etcd.endpoint], { openWrites: true })
+  const client = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()] })
+  const registryClient = createRegistryClient(client, { peers: [registry.node.multiaddrs()[0]!], cacheTtlMs: 0 })
+  return {
+    bootstrap,
+    etcd,
+    registry,
+    client,
+    registryClient,
+    register: async (name, image, overrides = {}) => {
+      await registryClient.add({ name, contentHash: `hash-${name}`, image, softRttMs: 20, hardRttMs: 100, cpu: 0.25, memoryMb: 128, proxyClientMode: false, ...overrides })
+    },
+    stop: async () => {
+      await stopAll([client])
+      await registry.stop()
+      await stopAll([bootstrap])
+      await etcd.remove()
+    }
+  }
+}
+
+export type TestAllocatorOptions = Partial<AllocatorDaemonConfig['allocator']> & { keepInstances?: boolean }
+
+/** An allocator daemon in this process, on 127.0.0.1, with fast lifecycle settings. */
+export async function startTestAllocator (engine: TestDocker, overlay: TestOverlay, stateDir: string, options: TestAllocatorOptions = {}): Promise<AllocatorDaemon> {
+  const { keepInstances, ...allocator } = options
+  return await startAllocatorDaemon({
+    psk: TEST_PSK,
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [overlay.bootstrap.multiaddrs()[0]!.toString()],
+    metricsListen: { host: '127.0.0.1', port: 0 },
+    dockerHost: engine.host,
+    nodeImage: NODE_IMAGE,
+    registryPeers: [overlay.registry.node.multiaddrs()[0]!.toString()],
+    keepInstances: keepInstances ?? false,
+    hostName: 'test-host',
+    allocator: {
+      stateDir,
+      maxInstances: 8,
+      cpuBudget: 0,
+      memoryBudgetMb: 0,
+      readyTimeoutMs: 20_000,
+      idleTimeoutMs: 10 * 60_000,
+      drainDelayMs: 100,
+      statsIntervalMs: 200,
+      restart: { backoffMinMs: 100, backoffMaxMs: 1_000, maxRestarts: 5, windowMs: 60_000 },
+      rate: { perSecond: 50, burst: 100 },
+      sidecarListen: ['/ip4/127.0.0.1/tcp/0'],
+      sidecarLogLevel: 'warn',
+      ...allocator
+    }
+  }, silentLog)
+}
+
+/**
+ * GET `path` through an instance's sidecar over /physarum/http/1.0.0, as raw HTTP/1.1 bytes (the
+ * sidecar is a byte pipe): the status and body.
+ */
+export async function httpThroughSidecar (node: PhysarumNode, sidecar: PeerId | Multiaddr | Multiaddr[], path: string, timeoutMs = 10_000): Promise<{ status: number, body: string }> {
+  const signal = AbortSignal.timeout(timeoutMs)
+  const stream = await node.libp2p.dialProtocol(sidecar, HTTP_PROTOCOL, { signal })
+  try {
+    // read from the start: the answer may come before the request is even flushed
+    const reading = (async () => {
+      const chunks: Buffer[] = []
+      for await (const chunk of stream) {
+        chunks.push(Buffer.from(chunk.subarray()))
+      }
+      return chunks
+    })()
+    await sendBounded(stream, new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: service\r\nConnection: close\r\n\r\n`), { signal })
+    // like curl, no half-close before the answer: Node's HTTP server drops a request whose client
+    // closed its side before the response was written (httpAllowHalfOpen is off by default)
+    const chunks = await Promise.race([reading, new Promise<never>((_resolve, reject) => {
+      signal.addEventListener('abort', () => { reject(new Error(`no answer to ${path} within ${timeoutMs} ms`)) }, { once: true })
+    })])
+    await stream.close({ signal })
+    const text = Buffer.concat(chunks).toString('utf8')
+    const match = /^HTTP\/1\.1 (\d{3})/.exec(text)
+    if (match == null) {
+      throw new Error(`not an HTTP response: ${JSON.stringify(text.slice(0, 100))}`)
+    }
+    const bodyAt = text.indexOf('\r\n\r\n')
+    return { status: Number(match[1]), body: decodeBody(text.slice(0, bodyAt), text.slice(bodyAt + 4)) }
+  } catch (err) {
+    stream.abort(err as Error)
+    throw err
+  }
+}
+
+function decodeBody (head: string, body: string): string {
+  if (!/transfer-encoding: chunked/i.test(head)) {
+    return body
+  }
+  let out = ''
+  let rest = body
+  for (;;) {
+    const eol = rest.indexOf('\r\n')
+    const size = parseInt(rest.slice(0, eol), 16)
+    if (!(size > 0)) {
+      return out
+    }
+    out += rest.slice(eol + 2, eol + 2 + size)
+    rest = rest.slice(eol + 2 + size + 2)
+  }
+}
+
+/** The containers carrying this allocator's label. */
+export async function containersOf (engine: TestDocker, allocatorId: string): Promise<Docker.ContainerInfo[]> {
+  return await engine.docker.listContainers({ all: true, filters: { label: [`${LABELS.allocator}=${allocatorId}`] } })
+}
+
+/** Removes every container any test allocator left (by the io.physarum.allocator label). */
+export async function removeAllPhysarumContainers (engine: TestDocker): Promise<void> {
+  const containers = await engine.docker.listContainers({ all: true, filters: { label: [LABELS.allocator] } })
+  await Promise.all(containers.map(async c => { await engine.docker.getContainer(c.Id).remove({ force: true }).catch(() => {}) }))
+}
+
+export async function tempDir (prefix: string): Promise<{ path: string, remove: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `${prefix}-`))
+  return { path, remove: async () => { await rm(path, { recursive: true, force: true }) } }
+}

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { allocate } from '../src/client.ts'
+import { LABELS } from '../src/constants.ts'
+import {
+  buildServiceImage, containersOf, CRASHING_SERVER, ensureNodeImage, eventually, HELLO_SERVER, httpThroughSidecar, removeAllPhysarumContainers,
+  startDocker, startImageRegistry, startOverlay, startTestAllocator, tempDir
+} from './helpers.ts'
+import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
+
+describe('instance lifecycle', { timeout: 240_000 }, () => {
+  let engine: TestDocker
+  let images: TestImageRegistry
+  let overlay: TestOverlay
+  let state: { path: string, remove: () => Promise<void> }
+
+  before(async () => {
+    engine = await startDocker()
+    images = await startImageRegistry()
+    state = await tempDir('physarum-lifecycle')
+    await ensureNodeImage(engine)
+    const hello = await buildServiceImage(engine, images, 'hello', HELLO_SERVER)
+    const crashing = await buildServiceImage(engine, images, 'crashing', CRASHING_SERVER)
+    overlay = await startOverlay()
+    await overlay.register('hello-world-server', hello)
+    await overlay.register('idle-server', hello, { contentHash: 'hash-idle' })
+    await overlay.register('busy-server', hello, { contentHash: 'hash-busy' })
+    await overlay.register('crashing-server', crashing)
+  })
+
+  after(async () => {
+    await overlay?.stop()
+    if (engine != null) {
+      await removeAllPhysarumContainers(engine)
+    }
+    await images?.stop()
+    await engine?.stop()
+    await state?.remove()
+  })
+
+  it('restarts a killed service, which serves again', async () => {
+    const dir = await tempDir('physarum-restart')
+    const daemon = await startTestAllocator(engine, overlay, dir.path)
+    try {
+      const allocation = await allocate(overlay.client.libp2p, daemon.node.peerId, 'hello-world-server')
+      const service = (await containersOf(engine, daemon.node.peerId.toString())).find(c => c.Labels[LABELS.role] === 'service')!
+      await engine.docker.getContainer(service.Id).kill({ signal: 'SIGKILL' })
+      await eventually('the service to be restarted', async () => {
+        const info = await engine.docker.getContainer(service.Id).inspect()
+        return info.State.Running && info.RestartCount === 0 && new Date(info.State.StartedAt).getTime() > Date.now() - 30_000 ? true : undefined
+      }, 15_000)
+      const answer = await eventually('an answer after the restart', async () => await httpThroughSidecar(overlay.client, allocation.multiaddrs, '/again'), 15_000, 100)
+      assert.equal(answer.status, 200)
+      assert.equal(daemon.allocator.instances()[0]?.restarts, 1)
+      assert.match(await daemon.registry.metrics(), /physarum_alloc_restarts_total\{service="hello-world-server",container="service"\} 1/)
+    } finally {
+      await daemon.stop()
+      await dir.remove()
+    }
+  })
+
+  it('gives up on a service that dies at once every time, after the restart limit', async () => {
+    const dir = await tempDir('physarum-giveup')
+    const daemon = await startTestAllocator(engine, overlay, dir.path, { restart: { backoffMinMs: 50, backoffMaxMs: 200, maxRestarts: 3, windowMs: 60_000 } })
+    try {
+      await assert.rejects(allocate(overlay.client.libp2p, daemon.node.peerId, 'crashing-server'), (err: Error & { code: string }) => {
+        assert.equal(err.code, 'INTERNAL')
+        assert.match(err.message, /gave up/)
+        return true
+      })
+      assert.match(await daemon.registry.metrics(), /physarum_alloc_failed_instances_total\{service="crashing-server"\} 1/)
+      assert.match(await daemon.registry.metrics(), /physarum_alloc_restarts_total\{service="crashing-server",container="service"\} 3/)
+      await eventually('the containers to be removed', async () => (await containersOf(engine, daemon.node.peerId.toString())).length === 0 ? true : undefined)
+      await eventually('the instance to be forgotten', () => daemon.allocator.instances().length === 0 ? true : undefined)
+    } finally {
+      await daemon.stop()
+      await dir.remove()
+    }
+  })
+
+  it('drains an idle instance, but not one with a request in flight', async () => {
+    const dir = await tempDir('physarum-idle')
+    const daemon = await startTestAllocator(engine, overlay, dir.path, { idleTimeoutMs: 1_500, drainDelayMs: 200 })
+    try {
+      const idle = await allocate(overlay.client.libp2p, daemon.node.peerId, 'idle-server')
+      const busy = await allocate(overlay.client.libp2p, daemon.node.peerId, 'busy-server')
+      let slowEnded = false
+      const slow = httpThroughSidecar(overlay.client, busy.multiaddrs, '/slow?ms=5000', 20_000).finally(() => { slowEnded = true })
+      await eventually('the idle instance to be removed', () => daemon.allocator.instances().some(i => i.id === idle.instanceId) ? undefined : true, 15_000)
+      const idleContainers = (await containersOf(engine, daemon.node.peerId.toString())).filter(c => c.Labels[LABELS.instance] === idle.instanceId)
+      assert.equal(idleContainers.length, 0)
+      assert.ok(!slowEnded, 'the idle instance went away while the slow request was still in flight')
+      assert.ok(daemon.allocator.instances().some(i => i.id === busy.instanceId && i.state === 'ready'), 'the busy instance was reaped with a request in flight')
+      const answer = await slow
+      assert.equal(answer.status, 200)
+      await eventually('the busy instance to be removed once idle', () => daemon.allocator.instances().some(i => i.id === busy.instanceId) ? undefined : true, 15_000)
+      assert.match(await daemon.registry.metrics(), /physarum_alloc_reaps_total\{reason="idle"\} 2/)
+    } finally {
+      await daemon.stop()
+      await dir.remove()
+    }
+  })
+})

@@ -1,0 +1,81 @@
+import { createMetricsRegistry, createPhysarumNode, startMetricsServer } from '@physarum/p2p'
+import { createRegistryClient } from '@physarum/registry-service'
+import { startClientProxy } from './client.ts'
+import { NAME } from './constants.ts'
+import type { ClientProxy, ClientProxyInit } from './client.ts'
+import type { HostPort, Logger, MetricsServer, PhysarumNode, PreSharedKey } from '@physarum/p2p'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Registry } from 'prom-client'
+
+export interface ClientDaemonConfig {
+  psk: PreSharedKey | null
+  privateKey?: PrivateKey
+  listen: string[]
+  bootstrap: string[]
+  metricsListen: HostPort
+  /** Registry-services to use instead of discovering them (multiaddrs with /p2p/). */
+  registryPeers?: string[]
+  /** How long a service record is cached (ms). */
+  recordTtlMs?: number
+  hostName?: string
+  proxy: ClientProxyInit
+}
+
+export interface ClientDaemon {
+  node: PhysarumNode
+  proxy: ClientProxy
+  metrics: MetricsServer
+  registry: Registry
+  stop(): Promise<void>
+}
+
+/** The client proxy as the CLI runs it: a node of the overlay, the HTTP entry, /metrics. */
+export async function startClientDaemon (config: ClientDaemonConfig, log: Logger): Promise<ClientDaemon> {
+  const registry = createMetricsRegistry()
+  const node = await createPhysarumNode({
+    psk: config.psk,
+    ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
+    listen: config.listen,
+    bootstrap: config.bootstrap,
+    dhtMode: 'client',
+    role: NAME,
+    ...(config.hostName == null ? {} : { hostName: config.hostName }),
+    metricsRegistry: registry
+  })
+  await node.start()
+  const registryClient = createRegistryClient(node, {
+    ...(config.registryPeers == null || config.registryPeers.length === 0 ? {} : { peers: config.registryPeers }),
+    ...(config.recordTtlMs == null ? {} : { cacheTtlMs: config.recordTtlMs }),
+    log: log.child({ component: 'registry-client' })
+  })
+  let proxy: ClientProxy | undefined
+  let metrics: MetricsServer
+  try {
+    proxy = await startClientProxy({ node, registry: registryClient, metrics: registry, log: log.child({ component: 'client-proxy' }) }, config.proxy)
+    metrics = await startMetricsServer({
+      listen: config.metricsListen,
+      registry,
+      health: () => ({ ok: node.libp2p.status === 'started', peerId: node.peerId.toString() })
+    })
+  } catch (err) {
+    await proxy?.stop()
+    await node.stop()
+    throw err
+  }
+  let stopping: Promise<void> | undefined
+  const started = proxy
+  return {
+    node,
+    proxy: started,
+    metrics,
+    registry,
+    stop: async () => {
+      stopping ??= (async () => {
+        await started.stop()
+        await metrics.close()
+        await node.stop()
+      })()
+      await stopping
+    }
+  }
+}

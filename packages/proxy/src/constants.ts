@@ -1,0 +1,36 @@
+/** Names and defaults of the proxy and its sidecar mode. */
+
+export const NAME = 'proxy'
+export const DEFAULT_P2P_PORT = 0
+export const DEFAULT_METRICS_PORT = 9103
+/** How often a sidecar polls its service's port until it accepts a connection. */
+export const SERVICE_POLL_INTERVAL_MS = 20
+/** How often a sidecar retries a check-in its allocator did not take. */
+export const CHECKIN_RETRY_MS = 200
+/** Most HTTP streams a sidecar serves per connection at once. */
+export const MAX_HTTP_STREAMS = 256
+/** On SIGTERM, how long a draining sidecar waits for requests in flight (Docker kills at 10 s). */
+export const DRAIN_GRACE_MS = 9_000
+
+/** Client mode: the local HTTP port in the docs (`proxy 4200`). */
+export const DEFAULT_HTTP_PORT = 4200
+/** Client mode: requests that may wait for one service's cold start at once (more: 503). */
+export const DEFAULT_MAX_PENDING = 1_000
+/** Client mode: how long a request waits for a cold start (then 504). */
+export const DEFAULT_COLD_START_TIMEOUT_MS = 30_000
+/** Client mode: deadline of one findProviders round for instances or allocators. */
+export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1_000
+/** Client mode: how long an instance may take to start its response (then 504). */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000
+/** Client mode: allocators measured and tried, nearest first. */
+export const DEFAULT_MAX_ALLOCATORS = 8
+/** Client mode: how long an instance that failed is not chosen again. */
+export const INSTANCE_REST_MS = 30_000
+/** Client mode: the Retry-After (s) of a 503. */
+export const RETRY_AFTER_S = 1
+/** Client mode: the response header of the requests that waited for a cold start (its ms). */
+export const COLD_START_HEADER = 'x-physarum-cold-start-ms'
+/** Headers that concern one connection, never forwarded (RFC 9110 7.6.1), besides those `Connection` names. */
+export const HOP_BY_HOP_HEADERS: readonly string[] = [
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'
+]

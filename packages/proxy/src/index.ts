@@ -1,0 +1,22 @@
+/**
+ * @packageDocumentation
+ *
+ * The proxy of physarum. Sidecar mode (`proxy --sidecar`, started by the allocator next to each
+ * service instance) is here: `startSidecar` joins the overlay, checks in with its allocator and
+ * pipes `/physarum/http/1.0.0` streams to the service. `StreamDuplex` turns a libp2p stream into
+ * a Node Duplex with bounded buffering both ways (Node's HTTP client runs over it). Client mode
+ * (`proxy <port>`): `startClientProxy` serves `/<service>/<path>` on a local port, strips the
+ * `/<service>` prefix (the sidecar does not) and forwards to the nearest instance, sharing one
+ * allocation among the requests that wait for a cold start; `startClientDaemon` adds the node,
+ * the registry client and /metrics.
+ */
+
+export { startSidecar } from './sidecar.ts'
+export type { Sidecar, SidecarConfig } from './sidecar.ts'
+export { StreamDuplex, DEFAULT_MAX_BUFFERED_BYTES, STREAM_READ_BUFFER_BYTES } from './duplex.ts'
+export type { StreamDuplexOptions } from './duplex.ts'
+export * from './constants.ts'
+export { startClientProxy, splitPath } from './client.ts'
+export type { ClientProxy, ClientProxyComponents, ClientProxyInit, ClientProxyNode, Instance } from './client.ts'
+export { startClientDaemon } from './client-daemon.ts'
+export type { ClientDaemon, ClientDaemonConfig } from './client-daemon.ts'

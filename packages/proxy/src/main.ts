@@ -1,0 +1,237 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import { ConfigError, createLogger, InvalidPskError, MissingPskError, onShutdown, PHYSARUM_VERSION, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { DEFAULT_STATS_INTERVAL_MS } from '@physarum/allocator/client'
+import yargs from 'yargs'
+import { hideBin } from 'yargs/helpers'
+import {
+  DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_PENDING, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, DEFAULT_UPSTREAM_TIMEOUT_MS, NAME
+} from './constants.ts'
+import { startSidecar } from './sidecar.ts'
+import { startClientDaemon } from './client-daemon.ts'
+import type { ClientDaemon, ClientDaemonConfig } from './client-daemon.ts'
+import type { SidecarConfig } from './sidecar.ts'
+import type { NodeArgs } from '@physarum/p2p'
+import type { Argv } from 'yargs'
+
+const DEFAULTS = { name: NAME, p2pPort: DEFAULT_P2P_PORT, metricsPort: DEFAULT_METRICS_PORT }
+
+interface ProxyArgs extends NodeArgs {
+  port?: number
+  sidecar?: boolean
+  service?: string
+  'content-hash'?: string
+  'service-port'?: number
+  allocator?: string
+  instance?: string
+  'stats-interval'?: number
+  hostname?: string
+  'max-pending'?: number
+  'cold-start-timeout'?: number
+  'upstream-timeout'?: number
+  'discovery-timeout'?: number
+  registry?: string[]
+}
+
+export const command = '$0 [port]'
+export const describe = 'Run the client proxy (HTTP on 127.0.0.1:<port>) or, with --sidecar, the sidecar next to a service instance'
+
+export function builder (argv: Argv): Argv<ProxyArgs> {
+  return withNodeOptions(argv, DEFAULTS)
+    .positional('port', { type: 'number', describe: 'Client mode: the local HTTP port on 127.0.0.1 (4200 in the docs)' })
+    .option('max-pending', { type: 'number', default: DEFAULT_MAX_PENDING, describe: 'Client: requests that may wait for one service\'s cold start; more get 503 with Retry-After' })
+    .option('cold-start-timeout', { type: 'number', default: DEFAULT_COLD_START_TIMEOUT_MS, describe: 'Client: ms a request waits for a cold start before 504' })
+    .option('upstream-timeout', { type: 'number', default: DEFAULT_UPSTREAM_TIMEOUT_MS, describe: 'Client: ms an instance may take to start its response before 504' })
+    .option('discovery-timeout', { type: 'number', default: DEFAULT_DISCOVERY_TIMEOUT_MS, describe: 'Client: ms one lookup of instances or allocators in the DHT may take' })
+    .option('registry', { type: 'string', array: true, describe: 'Client: multiaddr with /p2p/ of a registry-service to use instead of discovering one (repeatable)' })
+    .group(['max-pending', 'cold-start-timeout', 'upstream-timeout', 'discovery-timeout', 'registry'], 'Client mode:')
+    .option('sidecar', { type: 'boolean', describe: 'Run as the sidecar of one service instance (the allocator starts it)' })
+    .option('service', { type: 'string', describe: 'Sidecar: the service name' })
+    .option('content-hash', { type: 'string', describe: 'Sidecar: the service\'s content hash; the sidecar provides physarum:service:<content hash>' })
+    .option('service-port', { type: 'number', describe: 'Sidecar: the service listens on 127.0.0.1:<service-port> (env SERVICE_PORT)' })
+    .option('allocator', { type: 'string', describe: 'Sidecar: multiaddr with /p2p/<peer id> of the allocator to check in with' })
+    .option('instance', { type: 'string', describe: 'Sidecar: the instance id the allocator gave' })
+    .option('stats-interval', { type: 'number', default: DEFAULT_STATS_INTERVAL_MS, describe: 'Sidecar: ms between two stats reports to the allocator' })
+    .option('hostname', { type: 'string', describe: 'The host name announced to peers [default: the OS host name]' })
+    .group(['sidecar', 'service', 'content-hash', 'service-port', 'allocator', 'instance', 'stats-interval'], 'Sidecar mode:')
+    .epilogue([
+      'Client mode: GET 127.0.0.1:<port>/<service>/<path> goes to <path> on the nearest instance of <service> (the /<service> prefix is stripped here), started on the nearest allocator when none is within the record\'s hard RTT. Errors are JSON: 400 bad path or name, 404 unknown service, 503 no instance and allocation failed (or too many waiting), 504 timeout, 502 the instance broke.',
+      '',
+      'Sidecar mode: serves /physarum/http/1.0.0 streams as byte pipes to the service on 127.0.0.1:<service-port>, checks in with its allocator on /physarum/checkin/1.0.0 as soon as it listens and the service accepts connections, provides its service topic, reports stats (idle time, requests in flight) and drains on the allocator\'s request or on SIGTERM (stops providing, finishes requests in flight).',
+      '',
+      'Exit codes: 0 after a requested stop, 2 for a usage error, 1 for a failure, 128+n after signal n.'
+    ].join('\n'))
+    .strictOptions()
+}
+
+function fail (code: number, message: string): never {
+  process.stderr.write(`${NAME}: ${message}\n`)
+  process.exit(code)
+}
+
+async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): Promise<{ sidecar: SidecarConfig, logLevel: Awaited<ReturnType<typeof resolveNodeConfig>>['logLevel'], warnings: string[] }> {
+  const service = args.service
+  if (service == null || service === '') {
+    throw new ConfigError('--service: missing: the sidecar needs the name of its service')
+  }
+  const portText = args['service-port'] ?? env.SERVICE_PORT
+  const servicePort = Number(portText)
+  if (portText == null || !Number.isInteger(servicePort) || servicePort < 1 || servicePort > 65535) {
+    throw new ConfigError(`--service-port: ${JSON.stringify(portText ?? 'missing')} is not a port (1-65535)`)
+  }
+  let allocator
+  if (args.allocator != null) {
+    try {
+      allocator = multiaddr(args.allocator)
+    } catch {
+      throw new ConfigError(`--allocator: ${JSON.stringify(args.allocator)} is not a multiaddr`)
+    }
+    if (allocator.getComponents().find(c => c.name === 'p2p') == null) {
+      throw new ConfigError(`--allocator: ${args.allocator} has no /p2p/<peer id>`)
+    }
+  }
+  const interval = args['stats-interval'] ?? DEFAULT_STATS_INTERVAL_MS
+  if (!Number.isFinite(interval) || interval < 10) {
+    throw new ConfigError(`--stats-interval: ${interval} is not a number of ms (at least 10)`)
+  }
+  const node = await resolveNodeConfig({ ...args, ephemeral: args.identity == null ? true : args.ephemeral }, env, DEFAULTS)
+  return {
+    logLevel: node.logLevel,
+    warnings: node.warnings,
+    sidecar: {
+      psk: node.psk,
+      ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
+      listen: node.listen,
+      bootstrap: node.bootstrap,
+      service,
+      contentHash: args['content-hash'] ?? service,
+      servicePort,
+      ...(allocator == null ? {} : { allocator }),
+      instanceId: args.instance ?? '',
+      statsIntervalMs: interval,
+      ...(args.hostname == null ? {} : { hostName: args.hostname })
+    }
+  }
+}
+
+function positiveMs (flag: string, value: number | undefined, fallback: number): number {
+  const ms = value ?? fallback
+  if (!Number.isFinite(ms) || ms <= 0) {
+    throw new ConfigError(`--${flag}: ${String(value)} is not a positive number of ms`)
+  }
+  return ms
+}
+
+async function resolveClientConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): Promise<{ client: ClientDaemonConfig, logLevel: Awaited<ReturnType<typeof resolveNodeConfig>>['logLevel'], warnings: string[] }> {
+  const port = args.port
+  if (port == null || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`<port>: ${JSON.stringify(port ?? 'missing')} is not a port (0-65535): run ${NAME} <port>, e.g. ${NAME} 4200`)
+  }
+  const maxPending = args['max-pending'] ?? DEFAULT_MAX_PENDING
+  if (!Number.isInteger(maxPending) || maxPending < 1) {
+    throw new ConfigError(`--max-pending: ${String(args['max-pending'])} is not a whole number of at least 1`)
+  }
+  const proxy = {
+    host: '127.0.0.1',
+    port,
+    maxPending,
+    coldStartTimeoutMs: positiveMs('cold-start-timeout', args['cold-start-timeout'], DEFAULT_COLD_START_TIMEOUT_MS),
+    upstreamTimeoutMs: positiveMs('upstream-timeout', args['upstream-timeout'], DEFAULT_UPSTREAM_TIMEOUT_MS),
+    discoveryTimeoutMs: positiveMs('discovery-timeout', args['discovery-timeout'], DEFAULT_DISCOVERY_TIMEOUT_MS)
+  }
+  const node = await resolveNodeConfig({ ...args, ephemeral: args.identity == null ? true : args.ephemeral }, env, DEFAULTS)
+  return {
+    logLevel: node.logLevel,
+    warnings: node.warnings,
+    client: {
+      psk: node.psk,
+      ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
+      listen: node.listen,
+      bootstrap: node.bootstrap,
+      metricsListen: node.metricsListen,
+      registryPeers: args.registry ?? [],
+      ...(args.hostname == null ? {} : { hostName: args.hostname }),
+      proxy
+    }
+  }
+}
+
+async function runClient (args: ProxyArgs): Promise<void> {
+  let config: Awaited<ReturnType<typeof resolveClientConfig>>
+  try {
+    config = await resolveClientConfig(args, process.env)
+  } catch (err) {
+    const usage = err instanceof ConfigError || err instanceof InvalidPskError || err instanceof MissingPskError
+    fail(usage ? 2 : 1, (err as Error).message)
+  }
+  const log = createLogger(NAME, config.logLevel)
+  for (const warning of config.warnings) {
+    log.warn(warning)
+  }
+  let daemon: ClientDaemon
+  try {
+    daemon = await startClientDaemon(config.client, log)
+  } catch (err) {
+    log.flush()
+    fail(1, (err as Error).message)
+  }
+  onShutdown([{ name: 'client proxy', run: async () => { await daemon.stop() } }], { log, deadlineMs: 9_500 })
+  log.info({
+    version: PHYSARUM_VERSION,
+    peerId: daemon.node.peerId.toString(),
+    http: `http://127.0.0.1:${daemon.proxy.port}/`,
+    metrics: daemon.metrics.address()
+  }, 'client proxy started')
+}
+
+export async function handler (args: ProxyArgs): Promise<void> {
+  if (args.sidecar !== true) {
+    await runClient(args)
+    return
+  }
+  let config: Awaited<ReturnType<typeof resolveSidecarConfig>>
+  try {
+    config = await resolveSidecarConfig(args, process.env)
+  } catch (err) {
+    const usage = err instanceof ConfigError || err instanceof InvalidPskError || err instanceof MissingPskError
+    fail(usage ? 2 : 1, (err as Error).message)
+  }
+  const log = createLogger(`${NAME}-sidecar`, config.logLevel)
+  for (const warning of config.warnings) {
+    log.warn(warning)
+  }
+  let sidecar: Awaited<ReturnType<typeof startSidecar>>
+  try {
+    sidecar = await startSidecar(config.sidecar, log)
+  } catch (err) {
+    log.flush()
+    fail(1, (err as Error).message)
+  }
+  onShutdown([{ name: 'sidecar', run: async () => { await sidecar.stop() } }], { log, deadlineMs: 9_500 })
+  log.info({
+    version: PHYSARUM_VERSION,
+    peerId: sidecar.node.peerId.toString(),
+    addrs: sidecar.node.multiaddrs().map(String),
+    service: config.sidecar.service,
+    servicePort: config.sidecar.servicePort,
+    instance: config.sidecar.instanceId
+  }, 'sidecar started')
+}
+
+export async function main (argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName(NAME)
+    .command({ command, describe, builder, handler })
+    .version(PHYSARUM_VERSION)
+    .help()
+    .alias('help', 'h')
+    .wrap(Math.min(120, process.stdout.columns ?? 100))
+    .fail((message, err) => {
+      if (message == null && err != null) {
+        fail(1, err.message)
+      }
+      fail(2, `${message ?? err?.message}\nRun ${NAME} --help for the options.`)
+    })
+    .parseAsync()
+}
+
+await main(hideBin(process.argv))

@@ -1,0 +1,245 @@
+import { connect } from 'node:net'
+import { callRpc, createPhysarumNode, serviceTopic } from '@physarum/p2p'
+import { CheckIn, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
+import { CHECKIN_RETRY_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS } from './constants.ts'
+import { StreamDuplex } from './duplex.ts'
+import type { Logger, PhysarumNode, PreSharedKey } from '@physarum/p2p'
+import type { PrivateKey, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export interface SidecarConfig {
+  psk: PreSharedKey | null
+  privateKey?: PrivateKey
+  listen: string[]
+  bootstrap: string[]
+  service: string
+  contentHash: string
+  servicePort: number
+  /** The allocator that started this sidecar: a multiaddr with /p2p/<peer id>. */
+  allocator?: Multiaddr
+  instanceId: string
+  statsIntervalMs?: number
+  hostName?: string
+}
+
+export interface Sidecar {
+  node: PhysarumNode
+  /** Requests being served now. */
+  inFlight(): number
+  /** Resolves once the allocator took the Ready check-in. */
+  ready: Promise<void>
+  /** Stops providing the service topic; requests still arriving are served. */
+  drain(reason: string): Promise<void>
+  /** Drains, waits for requests in flight (at most `graceMs`), stops the node. */
+  stop(graceMs?: number): Promise<void>
+}
+
+/**
+ * The sidecar next to one service instance: joins the overlay, serves `/physarum/http/1.0.0`
+ * streams as byte pipes to 127.0.0.1:<servicePort>, checks in with its allocator as soon as it
+ * listens and its service accepts connections (so the allocator can hand out its addresses at
+ * once), provides the service topic in the background, and reports its stats on an interval.
+ */
+export async function startSidecar (config: SidecarConfig, log: Logger): Promise<Sidecar> {
+  const node = await createPhysarumNode({
+    psk: config.psk,
+    ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
+    listen: config.listen,
+    bootstrap: config.bootstrap,
+    dhtMode: 'client',
+    role: 'sidecar',
+    ...(config.hostName == null ? {} : { hostName: config.hostName }),
+    requireBootstrap: false
+  })
+  const topic = serviceTopic(config.contentHash)
+  const controller = new AbortController()
+  const signal = controller.signal
+  let inFlight = 0
+  let requestsTotal = 0n
+  let lastActivity = Date.now()
+  let draining = false
+  const idleWaiters = new Set<() => void>()
+
+  const serve = (stream: Stream): void => {
+    inFlight++
+    requestsTotal++
+    lastActivity = Date.now()
+    const finished = (): void => {
+      inFlight--
+      lastActivity = Date.now()
+      if (inFlight === 0) {
+        for (const wake of idleWaiters) {
+          wake()
+        }
+      }
+    }
+    const duplex = new StreamDuplex(stream)
+    const socket = connect({ host: '127.0.0.1', port: config.servicePort, noDelay: true })
+    let done = false
+    const close = (err?: Error): void => {
+      if (done) {
+        return
+      }
+      done = true
+      if (err != null) {
+        log.debug({ err: err.message }, 'http stream failed')
+      }
+      socket.destroy()
+      duplex.destroy(err)
+      finished()
+    }
+    socket.on('error', close)
+    duplex.on('error', close)
+    // done once the service closed its connection and everything it sent reached the stream
+    let socketClosed = false
+    let sent = false
+    const maybeDone = (): void => {
+      if (socketClosed && sent) {
+        close()
+      }
+    }
+    socket.on('close', () => { socketClosed = true; maybeDone() })
+    duplex.on('finish', () => { sent = true; maybeDone() })
+    duplex.pipe(socket)
+    socket.pipe(duplex)
+  }
+
+  await node.libp2p.handle(HTTP_PROTOCOL, (stream) => {
+    serve(stream)
+  }, { maxInboundStreams: MAX_HTTP_STREAMS, runOnLimitedConnection: false })
+
+  try {
+    await node.start()
+  } catch (err) {
+    await node.stop().catch(() => {})
+    throw err
+  }
+
+  const addrs = (): string[] => node.multiaddrs().map(String)
+
+  const checkIn = async (kind: CheckIn.Kind): Promise<boolean> => {
+    if (config.allocator == null) {
+      return false
+    }
+    const response = await callRpc(node.libp2p, config.allocator, checkInRpc, {
+      kind,
+      instanceId: config.instanceId,
+      multiaddrs: addrs(),
+      idleMs: BigInt(inFlight > 0 ? 0 : Date.now() - lastActivity),
+      inFlight,
+      requestsTotal,
+      draining
+    }, { signal })
+    return response.drain
+  }
+
+  const drain = async (reason: string): Promise<void> => {
+    if (draining) {
+      return
+    }
+    draining = true
+    log.info({ reason, inFlight }, 'draining: no longer providing the service topic')
+    await node.discovery.stopProviding(topic).catch((err: Error) => { log.warn({ err: err.message }, 'stopProviding failed') })
+  }
+
+  const ready = (async () => {
+    await waitForPort(config.servicePort, signal)
+    if (config.allocator == null) {
+      return
+    }
+    for (;;) {
+      try {
+        const drainNow = await checkIn(CheckIn.Kind.READY)
+        if (drainNow) {
+          await drain('the allocator asked')
+        }
+        return
+      } catch (err) {
+        signal.throwIfAborted()
+        log.warn({ err: (err as Error).message }, 'check-in failed; trying again')
+        await delay(CHECKIN_RETRY_MS, signal)
+      }
+    }
+  })()
+  ready.then(() => {
+    log.info({ addrs: addrs(), service: config.service, instance: config.instanceId }, 'checked in')
+  }, (err: Error) => {
+    if (!signal.aborted) {
+      log.error({ err: err.message }, 'never checked in')
+    }
+  })
+
+  // providing takes a DHT round (about a second): the allocator already gave the caller our addresses
+  const provide = (async () => {
+    await ready
+    if (!draining) {
+      await node.discovery.provide(topic, { signal })
+      log.info({ topic }, 'providing the service topic')
+    }
+  })()
+  provide.catch((err: Error) => {
+    if (!signal.aborted) {
+      log.warn({ err: err.message, topic }, 'providing the service topic failed; the periodic reprovide will try again')
+    }
+  })
+
+  const interval = config.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS
+  const stats = setInterval(() => {
+    ready.then(async () => {
+      if (await checkIn(CheckIn.Kind.STATS)) {
+        await drain('the allocator asked')
+      }
+    }).catch((err: Error) => {
+      if (!signal.aborted) {
+        log.debug({ err: err.message }, 'stats check-in failed')
+      }
+    })
+  }, interval)
+  stats.unref()
+
+  let stopping: Promise<void> | undefined
+  return {
+    node,
+    ready,
+    inFlight: () => inFlight,
+    drain,
+    stop: async (graceMs = DRAIN_GRACE_MS) => {
+      stopping ??= (async () => {
+        await drain('stopping')
+        if (inFlight > 0) {
+          await new Promise<void>(resolve => {
+            const timer = setTimeout(resolve, graceMs)
+            idleWaiters.add(() => { clearTimeout(timer); resolve() })
+          })
+        }
+        clearInterval(stats)
+        controller.abort()
+        await node.stop()
+      })()
+      await stopping
+    }
+  }
+}
+
+async function delay (ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener('abort', () => { clearTimeout(timer); reject(new Error('aborted')) }, { once: true })
+  })
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:<port>. */
+async function waitForPort (port: number, signal: AbortSignal): Promise<void> {
+  for (;;) {
+    signal.throwIfAborted()
+    const open = await new Promise<boolean>(resolve => {
+      const socket = connect({ host: '127.0.0.1', port })
+      socket.once('connect', () => { socket.destroy(); resolve(true) })
+      socket.once('error', () => { socket.destroy(); resolve(false) })
+    })
+    if (open) {
+      return
+    }
+    await delay(SERVICE_POLL_INTERVAL_MS, signal)
+  }
+}
