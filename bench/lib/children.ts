@@ -1,0 +1,89 @@
+import type { ChildProcess } from 'node:child_process'
+
+/**
+ * Child processes a benchmark started, so that none outlives it: whatever way it ends (normal
+ * end, failure, watchdog, Ctrl-C or SIGTERM), each child still running is signalled by its pid.
+ * A SIGKILL of the benchmark itself cannot be caught: children that watch their IPC channel
+ * (`process.on('disconnect')`) still go, others (daemons) would stay.
+ */
+
+const running = new Map<ChildProcess, string>()
+let installed = false
+
+/** Registers `child` (called `name` in messages) until it exits. */
+export function track (child: ChildProcess, name: string): ChildProcess {
+  installCleanup()
+  if (child.exitCode == null && child.signalCode == null) {
+    running.set(child, name)
+    child.once('exit', () => { running.delete(child) })
+  }
+  return child
+}
+
+/** Whether the child has exited. */
+export function exited (child: ChildProcess): boolean {
+  return child.exitCode != null || child.signalCode != null
+}
+
+/** Resolves once the child has exited, or with false after `timeoutMs`. */
+export async function waitForExit (child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (exited(child)) {
+    return true
+  }
+  return await new Promise<boolean>(resolve => {
+    const timer = setTimeout(() => {
+      child.off('exit', onExit)
+      resolve(false)
+    }, timeoutMs)
+    const onExit = (): void => {
+      clearTimeout(timer)
+      resolve(true)
+    }
+    child.once('exit', onExit)
+  })
+}
+
+/** SIGTERM, then SIGKILL if the child is still there after `graceMs`. */
+export async function stopChild (child: ChildProcess, graceMs: number): Promise<void> {
+  if (exited(child)) {
+    return
+  }
+  child.kill('SIGTERM')
+  if (!await waitForExit(child, graceMs)) {
+    child.kill('SIGKILL')
+    await waitForExit(child, 2_000)
+  }
+}
+
+/** Sends `signal` to every tracked child still running. */
+export function killAll (signal: NodeJS.Signals): void {
+  for (const child of running.keys()) {
+    try {
+      child.kill(signal)
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/** Stops every tracked child (SIGTERM, SIGKILL after `graceMs`). */
+export async function stopAll (graceMs: number): Promise<void> {
+  await Promise.all([...running.keys()].map(async child => { await stopChild(child, graceMs) }))
+}
+
+function installCleanup (): void {
+  if (installed) {
+    return
+  }
+  installed = true
+  // last resort, synchronous: whatever is still running when this process exits is killed
+  process.on('exit', () => { killAll('SIGKILL') })
+  for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`${signal}: stopping ${running.size} child process(es)\n`)
+      const force = setTimeout(() => { process.exit(128 + number) }, 5_000)
+      force.unref()
+      void stopAll(3_000).finally(() => { process.exit(128 + number) })
+    })
+  }
+}
