@@ -1,6 +1,5 @@
 import { join } from 'node:path'
-import { ConfigError, createLogger, formatDuration, InvalidPskError, MissingPskError, onShutdown, parseDuration, parseNumber, PHYSARUM_VERSION, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
-import yargs from 'yargs'
+import { ConfigError, launchDaemon, metricsUrl, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   ALLOC_PROTOCOL, CHECKIN_PROTOCOL, DEFAULT_DRAIN_DELAY_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_RESTARTS, DEFAULT_METRICS_PORT,
@@ -135,67 +134,35 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
   }
 }
 
-function fail (code: number, message: string): never {
-  process.stderr.write(`${NAME}: ${message}\n`)
-  process.exit(code)
-}
-
 export async function handler (args: AllocatorArgs): Promise<void> {
-  let config: Awaited<ReturnType<typeof resolveConfig>>
-  try {
-    config = await resolveConfig(args, process.env)
-  } catch (err) {
-    const usage = err instanceof ConfigError || err instanceof InvalidPskError || err instanceof MissingPskError
-    fail(usage ? 2 : 1, (err as Error).message)
-  }
-  const log = createLogger(NAME, config.node.logLevel)
-  for (const warning of config.node.warnings) {
-    log.warn(warning)
-  }
-  let daemon: Awaited<ReturnType<typeof startAllocatorDaemon>>
-  try {
-    daemon = await startAllocatorDaemon(config.daemon, log)
-  } catch (err) {
-    log.error({ err: (err as Error).message }, 'start failed')
-    log.flush()
-    fail(1, (err as Error).message)
-  }
-  onShutdown([{ name: NAME, run: async () => { await daemon.stop() } }], { log, deadlineMs: 30_000 })
-
-  const addrs = daemon.node.multiaddrs().map(String)
-  const metrics = daemon.metrics.address()
-  const metricsHost = metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host
-  log.info({
-    version: PHYSARUM_VERSION,
-    peerId: daemon.node.peerId.toString(),
-    addrs,
-    metrics: `${metricsHost}:${metrics.port}`,
-    pskSource: config.node.pskSource,
-    identity: config.node.identityPath ?? 'ephemeral',
-    stateDir: join(config.daemon.allocator.stateDir, 'instances'),
-    bootstrap: config.daemon.bootstrap,
-    sidecarImage: daemon.sidecarImage,
-    instances: daemon.allocator.instances().length,
-    maxInstances: config.daemon.allocator.maxInstances
-  }, 'allocator started')
-  process.stdout.write(addrs.map(addr => `${LISTENING_LINE} ${addr}\n`).join('') + `${METRICS_LINE} http://${metricsHost}:${metrics.port}/metrics\n`)
-}
-
-export async function main (argv: string[]): Promise<void> {
-  await yargs(argv)
-    .scriptName(NAME)
-    .command({ command, describe, builder, handler })
-    .version(PHYSARUM_VERSION)
-    .help()
-    .alias('help', 'h')
-    .wrap(Math.min(120, process.stdout.columns ?? 100))
-    .fail((message, err) => {
-      if (message == null && err != null) {
-        fail(1, err.message)
+  await launchDaemon({
+    name: NAME,
+    resolve: async () => {
+      const config = await resolveConfig(args, process.env)
+      return { config, logLevel: config.node.logLevel, warnings: config.node.warnings }
+    },
+    start: async (config, log) => await startAllocatorDaemon(config.daemon, log),
+    shutdownDeadlineMs: 30_000,
+    announce: (daemon, config) => {
+      const addrs = daemon.node.multiaddrs().map(String)
+      const metrics = metricsUrl(daemon.metrics.address())
+      return {
+        log: {
+          peerId: daemon.node.peerId.toString(),
+          addrs,
+          metrics,
+          pskSource: config.node.pskSource,
+          identity: config.node.identityPath ?? 'ephemeral',
+          stateDir: join(config.daemon.allocator.stateDir, 'instances'),
+          bootstrap: config.daemon.bootstrap,
+          sidecarImage: daemon.sidecarImage,
+          instances: daemon.allocator.instances().length,
+          maxInstances: config.daemon.allocator.maxInstances
+        },
+        stdout: [...addrs.map(addr => `${LISTENING_LINE} ${addr}`), `${METRICS_LINE} ${metrics}`]
       }
-      fail(2, `${message ?? err?.message}\nRun ${NAME} --help for the options.`)
-    })
-    .parseAsync()
+    }
+  })
 }
 
-await main(hideBin(process.argv))
+await runCli(NAME, { command, describe, builder, handler }, hideBin(process.argv))

@@ -1,6 +1,5 @@
 import { hostname, networkInterfaces } from 'node:os'
-import { ConfigError, createLogger, formatDuration, parseDuration, parseNumber, InvalidPskError, MissingPskError, onShutdown, PHYSARUM_VERSION, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
-import yargs from 'yargs'
+import { ConfigError, launchDaemon, metricsUrl, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_CONCURRENCY, DEFAULT_FORGET_AFTER_MS, DEFAULT_INBOUND_RATE, DEFAULT_INTERVAL_MS, DEFAULT_MAX_CONNECTIONS,
@@ -99,69 +98,36 @@ async function resolveConfig (args: MonitorArgs, env: NodeJS.ProcessEnv): Promis
   }
 }
 
-function fail (code: number, message: string): never {
-  process.stderr.write(`${NAME}: ${message}\n`)
-  process.exit(code)
-}
-
 export async function handler (args: MonitorArgs): Promise<void> {
-  let config: Awaited<ReturnType<typeof resolveConfig>>
-  try {
-    config = await resolveConfig(args, process.env)
-  } catch (err) {
-    const usage = err instanceof ConfigError || err instanceof InvalidPskError || err instanceof MissingPskError
-    fail(usage ? 2 : 1, (err as Error).message)
-  }
-  const log = createLogger(NAME, config.node.logLevel)
-  for (const warning of config.node.warnings) {
-    log.warn(warning)
-  }
-  let daemon: Awaited<ReturnType<typeof startPingMonitorDaemon>>
-  try {
-    daemon = await startPingMonitorDaemon(config.daemon, log)
-  } catch (err) {
-    log.flush()
-    fail(1, (err as Error).message)
-  }
-  onShutdown([{ name: 'ping monitor', run: async () => { await daemon.stop() } }], { log })
-
-  const addrs = daemon.node.multiaddrs().map(String)
-  const metrics = daemon.metrics.address()
-  const metricsHost = metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host
-  log.info({
-    version: PHYSARUM_VERSION,
-    peerId: daemon.node.peerId.toString(),
-    addrs,
-    metrics: `${metricsHost}:${metrics.port}`,
-    host: config.daemon.monitor.hostName,
-    pskSource: config.node.pskSource,
-    identity: config.node.identityPath ?? 'ephemeral',
-    bootstrap: config.daemon.bootstrap,
-    intervalMs: config.daemon.monitor.intervalMs,
-    pingTimeoutMs: config.daemon.monitor.pingTimeoutMs,
-    concurrency: config.daemon.monitor.concurrency,
-    forgetAfterMs: config.daemon.monitor.forgetAfterMs,
-    limits: config.daemon.limits
-  }, 'ping monitor started')
-  process.stdout.write(addrs.map(addr => `${LISTENING_LINE} ${addr}\n`).join('') + `${METRICS_LINE} http://${metricsHost}:${metrics.port}/metrics\n`)
-}
-
-export async function main (argv: string[]): Promise<void> {
-  await yargs(argv)
-    .scriptName(NAME)
-    .command({ command, describe, builder, handler })
-    .version(PHYSARUM_VERSION)
-    .help()
-    .alias('help', 'h')
-    .wrap(Math.min(120, process.stdout.columns ?? 100))
-    .fail((message, err) => {
-      // yargs' own validation gives a message; an error thrown by the handler is a failure
-      if (message == null && err != null) {
-        fail(1, err.message)
+  await launchDaemon({
+    name: NAME,
+    resolve: async () => {
+      const config = await resolveConfig(args, process.env)
+      return { config, logLevel: config.node.logLevel, warnings: config.node.warnings }
+    },
+    start: async (config, log) => await startPingMonitorDaemon(config.daemon, log),
+    announce: (daemon, config) => {
+      const addrs = daemon.node.multiaddrs().map(String)
+      const metrics = metricsUrl(daemon.metrics.address())
+      return {
+        log: {
+          peerId: daemon.node.peerId.toString(),
+          addrs,
+          metrics,
+          host: config.daemon.monitor.hostName,
+          pskSource: config.node.pskSource,
+          identity: config.node.identityPath ?? 'ephemeral',
+          bootstrap: config.daemon.bootstrap,
+          intervalMs: config.daemon.monitor.intervalMs,
+          pingTimeoutMs: config.daemon.monitor.pingTimeoutMs,
+          concurrency: config.daemon.monitor.concurrency,
+          forgetAfterMs: config.daemon.monitor.forgetAfterMs,
+          limits: config.daemon.limits
+        },
+        stdout: [...addrs.map(addr => `${LISTENING_LINE} ${addr}`), `${METRICS_LINE} ${metrics}`]
       }
-      fail(2, `${message ?? err?.message}\nRun ${NAME} --help for the options.`)
-    })
-    .parseAsync()
+    }
+  })
 }
 
-await main(hideBin(process.argv))
+await runCli(NAME, { command, describe, builder, handler }, hideBin(process.argv))

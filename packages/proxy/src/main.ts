@@ -1,14 +1,13 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, createLogger, InvalidPskError, MissingPskError, onShutdown, PHYSARUM_VERSION, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { ConfigError, launchDaemon, metricsUrl, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
 import { DEFAULT_STATS_INTERVAL_MS } from '@physarum/allocator/client'
-import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_PENDING, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, DEFAULT_UPSTREAM_TIMEOUT_MS, NAME
 } from './constants.ts'
 import { startSidecar } from './sidecar.ts'
 import { startClientDaemon } from './client-daemon.ts'
-import type { ClientDaemon, ClientDaemonConfig } from './client-daemon.ts'
+import type { ClientDaemonConfig } from './client-daemon.ts'
 import type { SidecarConfig } from './sidecar.ts'
 import type { NodeArgs } from '@physarum/p2p'
 import type { Argv } from 'yargs'
@@ -61,11 +60,6 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
       'Exit codes: 0 after a requested stop, 2 for a usage error, 1 for a failure, 128+n after signal n.'
     ].join('\n'))
     .strictOptions()
-}
-
-function fail (code: number, message: string): never {
-  process.stderr.write(`${NAME}: ${message}\n`)
-  process.exit(code)
 }
 
 async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): Promise<{ sidecar: SidecarConfig, logLevel: Awaited<ReturnType<typeof resolveNodeConfig>>['logLevel'], warnings: string[] }> {
@@ -155,83 +149,44 @@ async function resolveClientConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): Pr
   }
 }
 
-async function runClient (args: ProxyArgs): Promise<void> {
-  let config: Awaited<ReturnType<typeof resolveClientConfig>>
-  try {
-    config = await resolveClientConfig(args, process.env)
-  } catch (err) {
-    const usage = err instanceof ConfigError || err instanceof InvalidPskError || err instanceof MissingPskError
-    fail(usage ? 2 : 1, (err as Error).message)
-  }
-  const log = createLogger(NAME, config.logLevel)
-  for (const warning of config.warnings) {
-    log.warn(warning)
-  }
-  let daemon: ClientDaemon
-  try {
-    daemon = await startClientDaemon(config.client, log)
-  } catch (err) {
-    log.flush()
-    fail(1, (err as Error).message)
-  }
-  onShutdown([{ name: 'client proxy', run: async () => { await daemon.stop() } }], { log, deadlineMs: 9_500 })
-  log.info({
-    version: PHYSARUM_VERSION,
-    peerId: daemon.node.peerId.toString(),
-    http: `http://127.0.0.1:${daemon.proxy.port}/`,
-    metrics: daemon.metrics.address()
-  }, 'client proxy started')
-}
-
 export async function handler (args: ProxyArgs): Promise<void> {
   if (args.sidecar !== true) {
-    await runClient(args)
+    await launchDaemon({
+      name: NAME,
+      resolve: async () => {
+        const config = await resolveClientConfig(args, process.env)
+        return { config, logLevel: config.logLevel, warnings: config.warnings }
+      },
+      start: async (config, log) => await startClientDaemon(config.client, log),
+      shutdownDeadlineMs: 9_500,
+      announce: (daemon) => ({
+        log: {
+          peerId: daemon.node.peerId.toString(),
+          http: `http://127.0.0.1:${daemon.proxy.port}/`,
+          metrics: metricsUrl(daemon.metrics.address())
+        }
+      })
+    })
     return
   }
-  let config: Awaited<ReturnType<typeof resolveSidecarConfig>>
-  try {
-    config = await resolveSidecarConfig(args, process.env)
-  } catch (err) {
-    const usage = err instanceof ConfigError || err instanceof InvalidPskError || err instanceof MissingPskError
-    fail(usage ? 2 : 1, (err as Error).message)
-  }
-  const log = createLogger(`${NAME}-sidecar`, config.logLevel)
-  for (const warning of config.warnings) {
-    log.warn(warning)
-  }
-  let sidecar: Awaited<ReturnType<typeof startSidecar>>
-  try {
-    sidecar = await startSidecar(config.sidecar, log)
-  } catch (err) {
-    log.flush()
-    fail(1, (err as Error).message)
-  }
-  onShutdown([{ name: 'sidecar', run: async () => { await sidecar.stop() } }], { log, deadlineMs: 9_500 })
-  log.info({
-    version: PHYSARUM_VERSION,
-    peerId: sidecar.node.peerId.toString(),
-    addrs: sidecar.node.multiaddrs().map(String),
-    service: config.sidecar.service,
-    servicePort: config.sidecar.servicePort,
-    instance: config.sidecar.instanceId
-  }, 'sidecar started')
-}
-
-export async function main (argv: string[]): Promise<void> {
-  await yargs(argv)
-    .scriptName(NAME)
-    .command({ command, describe, builder, handler })
-    .version(PHYSARUM_VERSION)
-    .help()
-    .alias('help', 'h')
-    .wrap(Math.min(120, process.stdout.columns ?? 100))
-    .fail((message, err) => {
-      if (message == null && err != null) {
-        fail(1, err.message)
+  await launchDaemon({
+    name: `${NAME}-sidecar`,
+    resolve: async () => {
+      const config = await resolveSidecarConfig(args, process.env)
+      return { config, logLevel: config.logLevel, warnings: config.warnings }
+    },
+    start: async (config, log) => await startSidecar(config.sidecar, log),
+    shutdownDeadlineMs: 9_500,
+    announce: (sidecar, config) => ({
+      log: {
+        peerId: sidecar.node.peerId.toString(),
+        addrs: sidecar.node.multiaddrs().map(String),
+        service: config.sidecar.service,
+        servicePort: config.sidecar.servicePort,
+        instance: config.sidecar.instanceId
       }
-      fail(2, `${message ?? err?.message}\nRun ${NAME} --help for the options.`)
     })
-    .parseAsync()
+  })
 }
 
-await main(hideBin(process.argv))
+await runCli(NAME, { command, describe, builder, handler }, hideBin(process.argv))

@@ -3,8 +3,7 @@ import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, createLogger, InvalidPskError, MissingPskError, onShutdown, PHYSARUM_VERSION, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
-import yargs from 'yargs'
+import { ConfigError, launchDaemon, metricsUrl, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
@@ -196,69 +195,35 @@ function peerIdFromPrivateKeyString (key: NonNullable<NodeConfig['privateKey']>)
   return peerIdFromPrivateKey(key).toString()
 }
 
-function fail (code: number, message: string): never {
-  process.stderr.write(`${NAME}: ${message}\n`)
-  process.exit(code)
-}
-
 export async function handler (args: RegistryArgs): Promise<void> {
-  let config: Awaited<ReturnType<typeof resolveConfig>>
-  try {
-    config = await resolveConfig(args, process.env)
-  } catch (err) {
-    const usage = err instanceof ConfigError || err instanceof InvalidPskError || err instanceof MissingPskError
-    fail(usage ? 2 : 1, (err as Error).message)
-  }
-  const log = createLogger(NAME, config.node.logLevel)
-  for (const warning of config.node.warnings) {
-    log.warn(warning)
-  }
-  let daemon: Awaited<ReturnType<typeof startRegistryDaemon>>
-  try {
-    daemon = await startRegistryDaemon(config.daemon, log)
-  } catch (err) {
-    log.error({ err: (err as Error).message }, 'start failed')
-    log.flush()
-    fail(1, (err as Error).message)
-  }
-  onShutdown([{ name: NAME, run: async () => { await daemon.stop() } }], { log, deadlineMs: 15_000 })
-
-  const addrs = daemon.node.multiaddrs().map(String)
-  const metrics = daemon.metrics.address()
-  const metricsHost = metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host
-  log.info({
-    version: PHYSARUM_VERSION,
-    peerId: daemon.node.peerId.toString(),
-    addrs,
-    metrics: `${metricsHost}:${metrics.port}`,
-    pskSource: config.node.pskSource,
-    identity: config.node.identityPath ?? 'ephemeral',
-    bootstrap: config.daemon.bootstrap,
-    etcd: config.daemon.etcd.kind,
-    etcdEndpoints: daemon.store.endpoints,
-    admins: config.daemon.admins,
-    openWrites: config.daemon.openWrites
-  }, 'registry-service started')
-  process.stdout.write(addrs.map(addr => `${LISTENING_LINE} ${addr}\n`).join('') +
-    `${METRICS_LINE} http://${metricsHost}:${metrics.port}/metrics\n` +
-    `${ETCD_LINE} ${daemon.store.endpoints.join(',')}\n`)
-}
-
-export async function main (argv: string[]): Promise<void> {
-  await yargs(argv)
-    .scriptName(NAME)
-    .command({ command, describe, builder, handler })
-    .version(PHYSARUM_VERSION)
-    .help()
-    .alias('help', 'h')
-    .wrap(Math.min(120, process.stdout.columns ?? 100))
-    .fail((message, err) => {
-      if (message == null && err != null) {
-        fail(1, err.message)
+  await launchDaemon({
+    name: NAME,
+    resolve: async () => {
+      const config = await resolveConfig(args, process.env)
+      return { config, logLevel: config.node.logLevel, warnings: config.node.warnings }
+    },
+    start: async (config, log) => await startRegistryDaemon(config.daemon, log),
+    shutdownDeadlineMs: 15_000,
+    announce: (daemon, config) => {
+      const addrs = daemon.node.multiaddrs().map(String)
+      const metrics = metricsUrl(daemon.metrics.address())
+      return {
+        log: {
+          peerId: daemon.node.peerId.toString(),
+          addrs,
+          metrics,
+          pskSource: config.node.pskSource,
+          identity: config.node.identityPath ?? 'ephemeral',
+          bootstrap: config.daemon.bootstrap,
+          etcd: config.daemon.etcd.kind,
+          etcdEndpoints: daemon.store.endpoints,
+          admins: config.daemon.admins,
+          openWrites: config.daemon.openWrites
+        },
+        stdout: [...addrs.map(addr => `${LISTENING_LINE} ${addr}`), `${METRICS_LINE} ${metrics}`, `${ETCD_LINE} ${daemon.store.endpoints.join(',')}`]
       }
-      fail(2, `${message ?? err?.message}\nRun ${NAME} --help for the options.`)
-    })
-    .parseAsync()
+    }
+  })
 }
 
-await main(hideBin(process.argv))
+await runCli(NAME, { command, describe, builder, handler }, hideBin(process.argv))

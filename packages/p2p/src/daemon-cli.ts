@@ -1,0 +1,92 @@
+import yargs from 'yargs'
+import { ConfigError, InvalidPskError, MissingPskError } from './errors.ts'
+import { createLogger } from './logging.ts'
+import { PHYSARUM_VERSION } from './node.ts'
+import { onShutdown } from './shutdown.ts'
+import type { Logger, LogLevel } from './logging.ts'
+import type { HostPort } from './metrics.ts'
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs'
+
+/** Ends the process with `code` after one line on stderr: the message, never a stack. */
+export function exitWithError (name: string, code: number, message: string): never {
+  process.stderr.write(`${name}: ${message}\n`)
+  process.exit(code)
+}
+
+/** Exit code 2 for what the operator gave wrong (flags, environment, key files), 1 otherwise. */
+export function exitCodeOf (err: unknown): 1 | 2 {
+  return err instanceof ConfigError || err instanceof InvalidPskError || err instanceof MissingPskError ? 2 : 1
+}
+
+/** The URL of a metrics server's /metrics, IPv6 hosts in brackets. */
+export function metricsUrl (address: HostPort): string {
+  const host = address.host.includes(':') ? `[${address.host}]` : address.host
+  return `http://${host}:${address.port}/metrics`
+}
+
+export interface DaemonLaunch<C, D extends { stop(): Promise<void> }> {
+  /** Log name and the prefix of error lines. */
+  name: string
+  /** Flags and environment to a validated configuration (usage errors throw ConfigError). */
+  resolve: () => Promise<{ config: C, logLevel: LogLevel, warnings: string[] }>
+  start: (config: C, log: Logger) => Promise<D>
+  /** What the "started" log line carries, and lines for stdout (addresses others need). */
+  announce: (daemon: D, config: C) => { log: Record<string, unknown>, stdout?: string[] }
+  /** How long shutdown may take before the process exits anyway. */
+  shutdownDeadlineMs?: number
+}
+
+/**
+ * The life of every daemon's process: resolve the configuration (exit 2 on a usage error, 1 on
+ * another failure, the message only), log the warnings, start, stop once on SIGTERM/SIGINT, and
+ * announce what started.
+ */
+export async function launchDaemon<C, D extends { stop(): Promise<void> }> (launch: DaemonLaunch<C, D>): Promise<D> {
+  let resolved: Awaited<ReturnType<typeof launch.resolve>>
+  try {
+    resolved = await launch.resolve()
+  } catch (err) {
+    exitWithError(launch.name, exitCodeOf(err), (err as Error).message)
+  }
+  const log = createLogger(launch.name, resolved.logLevel)
+  for (const warning of resolved.warnings) {
+    log.warn(warning)
+  }
+  let daemon: D
+  try {
+    daemon = await launch.start(resolved.config, log)
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'start failed')
+    log.flush()
+    exitWithError(launch.name, 1, (err as Error).message)
+  }
+  onShutdown([{ name: launch.name, run: async () => { await daemon.stop() } }], { log, deadlineMs: launch.shutdownDeadlineMs ?? 10_000 })
+  const { log: details, stdout } = launch.announce(daemon, resolved.config)
+  log.info({ version: PHYSARUM_VERSION, ...details }, `${launch.name} started`)
+  if (stdout != null && stdout.length > 0) {
+    process.stdout.write(stdout.map(line => `${line}\n`).join(''))
+  }
+  return daemon
+}
+
+/**
+ * Runs a one-command CLI: --help and --version, and exit 2 with the reason for a usage error
+ * that yargs finds, 1 for an error the handler throws.
+ */
+export async function runCli<A> (name: string, module: { command: string, describe: string, builder: (argv: Argv) => Argv<A>, handler: (args: ArgumentsCamelCase<A>) => Promise<void> }, argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName(name)
+    .command(module as unknown as CommandModule)
+    .version(PHYSARUM_VERSION)
+    .help()
+    .alias('help', 'h')
+    .wrap(Math.min(120, process.stdout.columns ?? 100))
+    .fail((message, err) => {
+      // yargs' own validation gives a message; an error thrown by the handler is a failure
+      if (message == null && err != null) {
+        exitWithError(name, 1, err.message)
+      }
+      exitWithError(name, 2, `${message ?? err?.message}\nRun ${name} --help for the options.`)
+    })
+    .parseAsync()
+}
