@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { ALLOCATOR_TOPIC } from '@physarum/p2p'
+import { ensureNodeImage, NODE_IMAGE, startDocker, startImageRegistry, startOverlay, startTestAllocator, tempDir } from '../../allocator/test/helpers.ts'
+import { DEMOS, eventually, freePort, ROOT, runCli, TEST_PASSPHRASE } from './helpers.ts'
+import type { TestDocker, TestImageRegistry, TestOverlay } from '../../allocator/test/helpers.ts'
+import type { ChildProcess } from 'node:child_process'
+
+/**
+ * The seed's flow end to end: hl-cli builds demos/helloworld on one Docker engine and pushes it
+ * to a local image registry (a port in its name) and registers it; an allocator on another engine,
+ * which lacks the image, pulls it by digest when the proxy asks for an instance; and
+ * `curl 127.0.0.1:<port>/hello-world-server` answers "Hello, world". hl-cli and the proxy run as
+ * their own processes, the PSK only in their environment.
+ */
+describe('the seed\'s flow: hl-cli add, then the proxy reaches a freshly allocated instance', { timeout: 300_000 }, () => {
+  let builder: TestDocker
+  let runner: TestDocker
+  let images: TestImageRegistry
+  let overlay: TestOverlay
+  let allocator: Awaited<ReturnType<typeof startTestAllocator>>
+  let state: Awaited<ReturnType<typeof tempDir>>
+  let proxy: ChildProcess | undefined
+  let port: number
+
+  before(async () => {
+    state = await tempDir('physarum-seed-flow')
+    ;[builder, runner] = await Promise.all([startDocker(), startDocker()])
+    images = await startImageRegistry()
+    await Promise.all([ensureNodeImage(builder), ensureNodeImage(runner)])
+    overlay = await startOverlay()
+    allocator = await startTestAllocator(runner, overlay, state.path)
+    await eventually('the allocator to be discoverable', async () => {
+      for await (const provider of overlay.client.discovery.findProviders(ALLOCATOR_TOPIC, { signal: AbortSignal.timeout(2_000) })) {
+        if (provider.id.equals(allocator.node.peerId)) {
+          return true
+        }
+      }
+      return undefined
+    }, 20_000, 100)
+  })
+
+  after(async () => {
+    if (proxy != null && proxy.exitCode == null) {
+      const exited = once(proxy, 'exit')
+      proxy.kill('SIGTERM')
+      await exited
+    }
+    await allocator?.stop()
+    await overlay?.stop()
+    await images?.stop()
+    await Promise.all([builder?.stop(), runner?.stop()])
+    await state?.remove()
+  })
+
+  it('answers "Hello, world" through the proxy, from an image the allocator pulled by digest', async () => {
+    const bootstrap = overlay.bootstrap.multiaddrs()[0]!.toString()
+    const env = { PHYSARUM_PSK: TEST_PASSPHRASE, PHYSARUM_STATE_DIR: join(state.path, 'hl-cli'), DOCKER_HOST: builder.host }
+    const image = `${images.host}/hello:1.0`
+    const added = await runCli(['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), image, 'hello-world-server',
+      '--from', NODE_IMAGE, '--json', '-bootstrap', bootstrap], env)
+    assert.equal(added.code, 0, added.stderr)
+    const { digest } = JSON.parse(added.stdout) as { digest: string }
+
+    // the allocator's engine has not seen the image (when both engines are one, forget it there)
+    await runner.docker.getImage(image).remove({ force: true }).catch(() => {})
+    await assert.rejects(runner.docker.getImage(`${images.host}/hello@${digest}`).inspect())
+
+    port = await freePort()
+    proxy = spawn(process.execPath, [join(ROOT, 'packages/proxy/bin/proxy.js'), String(port), '-bootstrap', bootstrap,
+      '--ephemeral', '--metrics-listen', '127.0.0.1:0', '--log-level', 'warn'], { env: { ...process.env, PHYSARUM_PSK: TEST_PASSPHRASE }, stdio: ['ignore', 'ignore', 'inherit'] })
+    const answer = await eventually('the proxy to answer', async () => {
+      const response = await fetch(`http://127.0.0.1:${port}/hello-world-server`, { signal: AbortSignal.timeout(60_000) })
+      return { status: response.status, coldStartMs: response.headers.get('x-physarum-cold-start-ms'), body: await response.text() }
+    }, 90_000, 500)
+    assert.equal(answer.status, 200, answer.body)
+    assert.match(answer.body, /Hello, world/)
+    assert.ok(Number(answer.coldStartMs) > 0, `x-physarum-cold-start-ms: ${answer.coldStartMs}`)
+    await runner.docker.getImage(`${images.host}/hello@${digest}`).inspect()
+
+    const again = await fetch(`http://127.0.0.1:${port}/hello-world-server`)
+    assert.equal(again.status, 200)
+    assert.match(await again.text(), /Hello, world/)
+    assert.equal(again.headers.get('x-physarum-cold-start-ms'), null, 'the second request needed no new instance')
+    assert.equal(allocator.allocator.instances().length, 1)
+  })
+})
