@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# The main job on one machine: a bootstrap ping-monitor on 127.0.0.1:4001 (metrics on :9100) and
-# two peers that join it; prints the RTTs the bootstrap measures, as Prometheus scrapes them.
+# The main job on one machine, the seed's flow with every daemon of physarum: a ping-monitor
+# (the bootstrap), a registry-service with its own etcd, an allocator on a private Docker
+# engine, a local image registry; hl-cli builds, pushes and registers demos/helloworld; then
+# `curl 127.0.0.1:4200/hello-world-server` through the proxy reaches an instance allocated on
+# demand. Runs as root (dockerd). Everything lives in a temporary folder and stops on exit.
 # Usage: scripts/demo.sh [--duration SECONDS]   (default: until Ctrl-C)
 source "$(dirname "$0")/lib/toolchain.sh"
+source "$(dirname "$0")/lib/system.sh"
 cd "$PHYSARUM_ROOT"
 
 duration=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration="${2:?--duration needs a number of seconds}"; shift 2 ;;
-    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) log "unknown argument: $1 (see --help)"; exit 2 ;;
   esac
 done
 [[ "$duration" =~ ^[0-9]+$ ]] || { log "--duration: '$duration' is not a whole number of seconds"; exit 2; }
+[ "$(id -u)" -eq 0 ] || { log "the demo starts its own dockerd: run it as root"; exit 1; }
+ensure_debian_packages dockerd:docker.io etcd:etcd-server docker-registry:docker-registry busybox:busybox-static curl:curl
 
-work="$(mktemp -d)"
+work="$(mktemp -d /tmp/physarum-demo.XXXXXX)"
 pids=()
 stop() {
-  [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null && wait "${pids[@]}" 2>/dev/null
+  set +e # every step runs, whatever the one before returned
+  # newest first: the proxy and the daemons end before the engine and registries they use
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null; wait "${pids[i]}" 2>/dev/null; done
+  # dockerd leaves its network namespace mounted under its exec root
+  awk -v d="$work/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf "$work"
 }
 trap stop EXIT
@@ -26,43 +36,79 @@ trap 'exit 130' INT TERM
 
 # a fresh overlay: its passphrase reaches the daemons through the environment, never argv
 PHYSARUM_PSK="demo-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-export PHYSARUM_PSK
+export PHYSARUM_PSK PHYSARUM_LOG_LEVEL=warn
 
-monitor() { # name, extra args...
+run() { # name, command...: in the background, output in $work/<name>.log
   local name="$1"; shift
-  node packages/ping-monitor/bin/ping-monitor.js --ephemeral --hostname "$name" --interval 1s "$@" > "$work/$name.log" 2>&1 &
+  "$@" > "$work/$name.log" 2>&1 &
   pids+=("$!")
 }
-
-wait_for_line() { # file, prefix
-  for _ in $(seq 200); do
-    grep -m1 "^$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  log "no '$2' line in $1:"; cat "$1" >&2; exit 1
+wait_for() { # what, command...: polls the command for 60 s
+  local what="$1"; shift
+  for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  log "gave up waiting for $what; the logs are in $work:"; tail -n 20 "$work"/*.log >&2; exit 1
+}
+first_line() { # file, prefix: the rest of the first line starting with prefix
+  wait_for "'$2' in $1" grep -q "^$2" "$1"
+  grep -m1 "^$2" "$1" | sed "s|^$2||"
 }
 
-monitor demo-bootstrap --listen /ip4/127.0.0.1/tcp/4001 --metrics-listen 127.0.0.1:9100
-bootstrap="$(wait_for_line "$work/demo-bootstrap.log" 'ping-monitor listening: ' | sed 's/^ping-monitor listening: //')"
-log "bootstrap: $bootstrap"
-for peer in demo-peer-1 demo-peer-2; do
-  monitor "$peer" --bootstrap "$bootstrap" --listen /ip4/127.0.0.1/tcp/0 --metrics-listen 127.0.0.1:0
+log "Docker engine (private, in $work)"
+export DOCKER_HOST="unix://$work/docker.sock"
+run dockerd dockerd --data-root "$work/docker" --exec-root "$work/docker-exec" -H "$DOCKER_HOST" \
+  --pidfile "$work/dockerd.pid" --bridge=none --iptables=false
+wait_for "dockerd" docker version
+log "Node base image (no public registry needed)"
+bash scripts/build-node-image.sh physarum/node:24 >&2
+
+log "image registry on 127.0.0.1:5000"
+printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:5000\n' "$work/images" > "$work/registry.yml"
+run docker-registry docker-registry serve "$work/registry.yml"
+wait_for "docker-registry" curl -sf http://127.0.0.1:5000/v2/
+
+log "ping-monitor: the bootstrap, overlay on 127.0.0.1:4001, metrics on :9100"
+run ping-monitor node packages/ping-monitor/bin/ping-monitor.js --state-dir "$work/ping-monitor" \
+  --listen /ip4/127.0.0.1/tcp/4001 --metrics-listen 127.0.0.1:9100 --hostname demo
+bootstrap="$(first_line "$work/ping-monitor.log" 'ping-monitor listening: ')"
+log "  bootstrap: $bootstrap"
+export PHYSARUM_BOOTSTRAP="$bootstrap"
+
+cli=(node packages/hl-cli/bin/hl-cli.js --state-dir "$work/hl-cli")
+admin="$("${cli[@]}" id)"
+log "registry-service with its own etcd (127.0.0.1:2379); writes only from hl-cli ($admin)"
+run registry-service node packages/registry-service/bin/registry-service.js --state-dir "$work/registry" \
+  --new-etcd-cluster --etcd-ip 127.0.0.1 --listen /ip4/127.0.0.1/tcp/0 --metrics-listen 127.0.0.1:9102 --admin "$admin"
+first_line "$work/registry-service.log" 'registry-service listening: ' >/dev/null
+
+log "allocator on the private engine, metrics on :9101"
+run allocator node packages/allocator/bin/allocator.js --state-dir "$work/allocator" --node-image physarum/node:24 \
+  --listen /ip4/127.0.0.1/tcp/0 --sidecar-listen /ip4/127.0.0.1/tcp/0 --metrics-listen 127.0.0.1:9101 --idle-timeout 5m
+first_line "$work/allocator.log" 'allocator listening: ' >/dev/null
+
+log "hl-cli add demos/helloworld as hello-world-server (build, push, register)"
+"${cli[@]}" add demos/helloworld/image-conf.json demos/helloworld 127.0.0.1:5000/hello:1.0 hello-world-server \
+  --from physarum/node:24
+
+log "proxy on 127.0.0.1:4200, metrics on :9103"
+run proxy node packages/proxy/bin/proxy.js 4200 --state-dir "$work/proxy" --listen /ip4/127.0.0.1/tcp/0 --metrics-listen 127.0.0.1:9103
+wait_for "the proxy" curl -s -o /dev/null http://127.0.0.1:4200/
+
+log "curl 127.0.0.1:4200/hello-world-server (the first request starts an instance)"
+for attempt in $(seq 20); do
+  if curl -sf -D "$work/headers" http://127.0.0.1:4200/hello-world-server; then break; fi
+  [ "$attempt" -lt 20 ] || { log "no answer; the logs are in $work:"; tail -n 20 "$work"/*.log >&2; exit 1; }
+  sleep 1 # the allocator provides its topic in the background right after it starts
 done
-log "metrics: http://127.0.0.1:9100/metrics, peers: http://127.0.0.1:9100/peers (Ctrl-C stops)"
+log "  cold start: $(grep -i x-physarum-cold-start-ms "$work/headers" | tr -d '\r' | cut -d' ' -f2) ms"
+log "again (the same instance, warm):"
+curl -sf -w '  %{time_total} s\n' http://127.0.0.1:4200/hello-world-server
+"${cli[@]}" status || true
+log "running: curl 127.0.0.1:4200/hello-world-server; metrics on :9100-9103 (Ctrl-C stops everything)"
 
 started=$SECONDS
 while [ "$duration" -eq 0 ] || [ $((SECONDS - started)) -lt "$duration" ]; do
-  sleep 2
+  sleep 1
   for pid in "${pids[@]}"; do
-    kill -0 "$pid" 2>/dev/null || { log "a daemon stopped; its logs are:"; tail -n 20 "$work"/*.log >&2; exit 1; }
+    kill -0 "$pid" 2>/dev/null || { log "a daemon stopped; the logs are in $work:"; tail -n 20 "$work"/*.log >&2; exit 1; }
   done
-  node -e '
-    fetch("http://127.0.0.1:9100/metrics").then(r => r.text()).then(text => {
-      const lines = text.split("\n").filter(l => l.startsWith("physarum_ping_rtt_seconds{"))
-      console.log(new Date().toISOString().slice(11, 19), lines.length === 0 ? "(no RTT measured yet)" : "")
-      for (const line of lines) {
-        const host = /target_host="([^"]*)"/.exec(line)?.[1], seconds = Number(line.split(" ").pop())
-        console.log(`  ${host.padEnd(14)} ${(seconds * 1000).toFixed(3)} ms`)
-      }
-    }).catch(err => { console.error("metrics unreachable:", err.message); process.exit(1) })'
 done
