@@ -2,8 +2,9 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  // packages hold TypeScript only: their .js files are protons output (scripts/generate-pb.sh)
-  { ignores: ['**/node_modules/**', '**/.tsbuild/**', 'packages/**/*.js'] },
+  // packages hold TypeScript sources only: their .js and .d.ts files are protons output
+  // (scripts/generate-pb.sh)
+  { ignores: ['**/node_modules/**', '**/.tsbuild/**', 'packages/**/*.js', 'packages/**/*.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

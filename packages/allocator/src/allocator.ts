@@ -8,7 +8,8 @@ import { nameProblem, NoRegistryError } from '@physarum/registry-service'
 import { LABELS, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
-import { CheckIn, allocRpc, checkInRpc } from './protocol.ts'
+import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
+import type { Capacity } from './protocol.ts'
 import { RateLimiter } from './rate-limit.ts'
 import type { ContainerEvent, DockerRuntime } from './docker.ts'
 import type { AllocatorMetrics, Phase } from './metrics.ts'
@@ -157,6 +158,8 @@ export class Allocator {
       { log: libp2p.logger.forComponent('physarum:alloc'), maxInboundStreams: 64, maxOutboundStreams: 8 })
     await handleRpc(libp2p, checkInRpc, async (request, { remotePeer }) => await Promise.resolve(this.#checkIn(request, remotePeer)),
       { log: libp2p.logger.forComponent('physarum:checkin'), maxInboundStreams: 8, maxOutboundStreams: 8 })
+    await handleRpc(libp2p, statusRpc, async () => await Promise.resolve({ capacity: this.capacity() }),
+      { log: libp2p.logger.forComponent('physarum:alloc-status'), maxInboundStreams: 8, maxOutboundStreams: 8 })
     const sweepMs = Math.max(50, Math.min(1_000, this.#init.idleTimeoutMs / 4, this.#init.statsIntervalMs))
     this.#sweep = setInterval(() => { this.#reapIdle() }, sweepMs)
     this.#sweep.unref()
@@ -174,6 +177,7 @@ export class Allocator {
     clearInterval(this.#sweep)
     const libp2p = this.#c.node.libp2p
     await libp2p.unhandle(allocRpc.protocol).catch(() => {})
+    await libp2p.unhandle(statusRpc.protocol).catch(() => {})
     if (options.keepInstances !== true) {
       const all = [...this.#instances.values()]
       for (const instance of all) {
@@ -287,6 +291,19 @@ export class Allocator {
       memoryMb += instance.memoryMb
     }
     return { instances: this.#instances.size, cpu, memoryMb }
+  }
+
+  /** Capacity in use on this host, and its limits (0: no limit). */
+  capacity (): Capacity {
+    const used = this.#used()
+    return {
+      instances: used.instances,
+      maxInstances: this.#init.maxInstances,
+      cpu: used.cpu,
+      cpuBudget: this.#init.cpuBudget,
+      memoryMb: used.memoryMb,
+      memoryBudgetMb: this.#init.memoryBudgetMb
+    }
   }
 
   #checkCapacity (record: ServiceRecord): void {

@@ -1,17 +1,19 @@
 /**
  * What other packages use of the allocator: the protocol specs (the sidecar checks in with
- * `checkInRpc`), and `allocate`, the call a client proxy makes.
+ * `checkInRpc`), `allocate`, the call a client proxy makes, and `allocatorCapacity` for status.
  */
 
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { callRpc } from '@physarum/p2p'
-import { allocRpc } from './protocol.ts'
+import { callRpc, RpcProtocolError } from '@physarum/p2p'
+import { allocRpc, statusRpc } from './protocol.ts'
+import type { Capacity } from './protocol.ts'
 import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-export { allocRpc, checkInRpc, CheckIn, CheckInResponse, AllocateRequest, AllocateResponse } from './protocol.ts'
-export { ALLOC_PROTOCOL, CHECKIN_PROTOCOL, HTTP_PROTOCOL, DEFAULT_STATS_INTERVAL_MS, SIDECAR_SECRETS_DIR } from './constants.ts'
+export { allocRpc, checkInRpc, statusRpc, CheckIn, CheckInResponse, AllocateRequest, AllocateResponse } from './protocol.ts'
+export type { Capacity } from './protocol.ts'
+export { ALLOC_PROTOCOL, ALLOC_STATUS_PROTOCOL, CHECKIN_PROTOCOL, HTTP_PROTOCOL, DEFAULT_STATS_INTERVAL_MS, SIDECAR_SECRETS_DIR } from './constants.ts'
 
 /** Milliseconds per step of a cold start. */
 export interface ColdStartPhases {
@@ -57,4 +59,13 @@ export async function allocate (node: Pick<Libp2p, 'dialProtocol'>, peer: PeerId
       totalMs: phases?.totalMs ?? 0
     }
   }
+}
+
+/** An allocator's capacity in use and its limits (0: no limit). */
+export async function allocatorCapacity (node: Pick<Libp2p, 'dialProtocol'>, peer: PeerId | Multiaddr, options: AbortOptions = {}): Promise<Capacity> {
+  const response = await callRpc(node, peer, statusRpc, {}, options)
+  if (response.capacity == null) {
+    throw new RpcProtocolError('The allocator answered its status without its capacity')
+  }
+  return response.capacity
 }

@@ -4,6 +4,7 @@ import { PROTOCOL_PREFIX } from '@physarum/p2p'
 
 export const NAME = 'allocator'
 export const ALLOC_PROTOCOL = `/${PROTOCOL_PREFIX}/alloc/1.0.0`
+export const ALLOC_STATUS_PROTOCOL = `/${PROTOCOL_PREFIX}/alloc-status/1.0.0`
 export const CHECKIN_PROTOCOL = `/${PROTOCOL_PREFIX}/checkin/1.0.0`
 /** The data plane a sidecar serves: HTTP/1.1 bytes on a libp2p stream. */
 export const HTTP_PROTOCOL = `/${PROTOCOL_PREFIX}/http/1.0.0`

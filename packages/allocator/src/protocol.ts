@@ -1,6 +1,7 @@
-import { ALLOC_MAX_MESSAGE_BYTES, ALLOC_PROTOCOL, ALLOC_RPC_TIMEOUT_MS, CHECKIN_MAX_MESSAGE_BYTES, CHECKIN_PROTOCOL, CHECKIN_RPC_TIMEOUT_MS } from './constants.ts'
+import { ALLOC_MAX_MESSAGE_BYTES, ALLOC_PROTOCOL, ALLOC_RPC_TIMEOUT_MS, ALLOC_STATUS_PROTOCOL, CHECKIN_MAX_MESSAGE_BYTES, CHECKIN_PROTOCOL, CHECKIN_RPC_TIMEOUT_MS } from './constants.ts'
 import { AllocateRequest, AllocateResponse, Failure as AllocFailure } from './pb/alloc.js'
 import { CheckIn, CheckInResponse, Failure as CheckInFailure } from './pb/checkin.js'
+import { Failure as StatusFailure, StatusRequest, StatusResponse } from './pb/status.js'
 import type { RpcSpec } from '@physarum/p2p'
 
 /** `/physarum/alloc/1.0.0`: Allocate{service} -> Allocated or Failure. */
@@ -25,5 +26,17 @@ export const checkInRpc: RpcSpec<CheckIn, CheckInResponse> = {
   failureOf: (response) => response.failure == null ? undefined : { code: String(response.failure.code), message: response.failure.message }
 }
 
+/** `/physarum/alloc-status/1.0.0`: the allocator's capacity in use and its limits. */
+export const statusRpc: RpcSpec<StatusRequest, StatusResponse> = {
+  protocol: ALLOC_STATUS_PROTOCOL,
+  request: StatusRequest,
+  response: StatusResponse,
+  maxMessageBytes: ALLOC_MAX_MESSAGE_BYTES,
+  timeoutMs: 10_000,
+  failure: (code, message) => ({ failure: { code: StatusFailure.Code[code], message } }),
+  failureOf: (response) => response.failure == null ? undefined : { code: String(response.failure.code), message: response.failure.message }
+}
+
 export { AllocateRequest, AllocateResponse, CheckIn, CheckInResponse }
+export type { Capacity } from './pb/status.js'
 export type { Allocated, Phases } from './pb/alloc.js'

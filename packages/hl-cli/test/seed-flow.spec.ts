@@ -86,5 +86,14 @@ describe('the seed\'s flow: hl-cli add, then the proxy reaches a freshly allocat
     assert.match(await again.text(), /Hello, world/)
     assert.equal(again.headers.get('x-physarum-cold-start-ms'), null, 'the second request needed no new instance')
     assert.equal(allocator.allocator.instances().length, 1)
+
+    // status shows the allocator with the instance it runs, and the instance of the service
+    const status = await runCli(['status', '--json', '-bootstrap', bootstrap], env)
+    assert.equal(status.code, 0, status.stderr)
+    const report = JSON.parse(status.stdout) as { allocators: Array<{ peerId: string, capacity: { instances: number, maxInstances: number } | null }>, services: Array<{ name: string, instances: unknown[] }> }
+    const mine = report.allocators.find(a => a.peerId === allocator.node.peerId.toString())
+    assert.equal(mine?.capacity?.instances, 1, status.stdout)
+    assert.ok((mine?.capacity?.maxInstances ?? 0) >= 1)
+    assert.deepEqual(report.services.map(s => [s.name, s.instances.length]), [['hello-world-server', 1]])
   })
 })

@@ -1,9 +1,12 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { allocatorCapacity } from '@physarum/allocator/client'
 import { ALLOCATOR_TOPIC, REGISTRY_TOPIC, serviceTopic } from '@physarum/p2p'
 import { DEFAULT_RTT_TIMEOUT_MS } from '../constants.ts'
 import { printJson, runCommand, table } from '../output.ts'
 import { describePeer, mapLimit, openOverlay, withOverlayOptions } from '../overlay.ts'
 import type { Overlay, OverlayArgs, PeerSummary } from '../overlay.ts'
 import type { PeerId } from '@libp2p/interface'
+import type { Capacity } from '@physarum/allocator/client'
 import type { ServiceRecord } from '@physarum/registry-service'
 import type { Argv } from 'yargs'
 
@@ -14,7 +17,8 @@ export interface StatusReport {
   self: { peerId: string, addrs: string[] }
   peers: PeerSummary[]
   registries: PeerSummary[]
-  allocators: Array<PeerSummary & { capacity: null }>
+  /** Each allocator with its capacity in use and limits (0: no limit); null when it did not answer. */
+  allocators: Array<PeerSummary & { capacity: Capacity | null }>
   services: Array<{ name: string, contentHash: string, softRttMs: number, hardRttMs: number, instances: PeerSummary[] }>
   /** What this report could not say, and why. */
   notes: string[]
@@ -66,7 +70,7 @@ export async function handler (args: StatusArgs): Promise<void> {
     const overlay = await openOverlay(args, process.env)
     try {
       const lookup = Math.min(args.timeout, 5_000)
-      const notes: string[] = ['allocator capacity in use is not reported over the overlay yet: read physarum_alloc_capacity_used on each allocator\'s /metrics']
+      const notes: string[] = []
       const [registryIds, allocatorIds] = await Promise.all([providers(overlay, REGISTRY_TOPIC, lookup), providers(overlay, ALLOCATOR_TOPIC, lookup)])
       let records: ServiceRecord[] = []
       try {
@@ -98,7 +102,14 @@ export async function handler (args: StatusArgs): Promise<void> {
         self: { peerId: overlay.node.peerId.toString(), addrs: overlay.node.multiaddrs().map(String) },
         peers,
         registries,
-        allocators: allocators.map(a => ({ ...a, capacity: null })),
+        allocators: await mapLimit(allocators, 8, async allocator => {
+          try {
+            return { ...allocator, capacity: await allocatorCapacity(overlay.node.libp2p, peerIdFromString(allocator.peerId), { signal: AbortSignal.timeout(lookup) }) }
+          } catch (err) {
+            notes.push(`allocator ${allocator.peerId}: no capacity (${(err as Error).message})`)
+            return { ...allocator, capacity: null }
+          }
+        }),
         services,
         notes
       }
@@ -110,7 +121,11 @@ export async function handler (args: StatusArgs): Promise<void> {
       const peerTable = (list: PeerSummary[]): string => table(['PEER', 'HOST', 'ROLE', 'RTT'], list.map(p => [p.peerId, p.host ?? '-', p.role ?? '-', rttText(p)]))
       out.push(`\nPeers (${peers.length}):\n`, peers.length === 0 ? '  none\n' : peerTable(peers))
       out.push(`\nRegistries (${registries.length}):\n`, registries.length === 0 ? '  none found\n' : peerTable(registries))
-      out.push(`\nAllocators (${allocators.length}):\n`, allocators.length === 0 ? '  none found\n' : peerTable(allocators))
+      const limit = (used: number, max: number, unit = ''): string => `${Math.round(used * 100) / 100}${unit}/${max > 0 ? `${max}${unit}` : 'any'}`
+      const capacityText = (c: Capacity | null): string => c == null ? 'unknown' : `${limit(c.instances, c.maxInstances)} instances, ${limit(c.cpu, c.cpuBudget)} CPU, ${limit(c.memoryMb, c.memoryBudgetMb, ' MiB')}`
+      out.push(`\nAllocators (${report.allocators.length}):\n`, report.allocators.length === 0
+        ? '  none found\n'
+        : table(['PEER', 'HOST', 'RTT', 'CAPACITY IN USE'], report.allocators.map(a => [a.peerId, a.host ?? '-', rttText(a), capacityText(a.capacity)])))
       out.push(`\nServices (${services.length}):\n`)
       for (const service of services) {
         out.push(`  ${service.name} (soft ${service.softRttMs} ms, hard ${service.hardRttMs} ms): ${service.instances.length === 0 ? 'no instances' : `${service.instances.length} instance(s)`}\n`)
