@@ -125,4 +125,25 @@ describe('Allocate', { timeout: 240_000 }, () => {
     }
     assert.equal((await containersOf(engine, full.node.peerId.toString())).length, 0, 'a stopped allocator removes its instances')
   })
+
+  it('answers RATE_LIMITED over the wire to a peer past its rate, and serves other peers', async () => {
+    const dir = await tempDir('physarum-alloc-rate')
+    const strict = await startTestAllocator(engine, overlay, dir.path, { rate: { perSecond: 0.2, burst: 2 } })
+    try {
+      // a name nobody registered: each allowed request is answered NOT_FOUND without starting anything
+      for (let i = 0; i < 2; i++) {
+        await assert.rejects(allocate(overlay.client.libp2p, strict.node.peerId, 'nobody-registered-this'), { name: 'RpcFailureError', code: 'NOT_FOUND' })
+      }
+      await assert.rejects(allocate(overlay.client.libp2p, strict.node.peerId, 'nobody-registered-this'), (err: Error & { code: string }) => {
+        assert.equal(err.code, 'RATE_LIMITED')
+        assert.match(err.message, /try again in \d+ s/)
+        return true
+      })
+      // the limit is per peer: the bootstrap node has its own
+      await assert.rejects(allocate(overlay.bootstrap.libp2p, strict.node.peerId, 'nobody-registered-this'), { name: 'RpcFailureError', code: 'NOT_FOUND' })
+    } finally {
+      await strict.stop()
+      await dir.remove()
+    }
+  })
 })
