@@ -326,7 +326,7 @@ export class Allocator {
     this.#checkCapacity(record)
     const id = randomBytes(6).toString('hex')
     const dir = join(this.#init.stateDir, 'instances', id)
-    const instance: Instance = {
+    const instance = newInstance({
       id,
       service: record.name,
       contentHash: record.contentHash,
@@ -335,16 +335,8 @@ export class Allocator {
       servicePort: 0,
       sidecarPeer: '',
       dir,
-      state: 'starting',
-      multiaddrs: [],
-      idleMs: 0,
-      inFlight: 0,
-      statsAt: Date.now(),
-      restarts: [],
-      ready: Promise.withResolvers<void>(),
-      checkedIn: false
-    }
-    instance.ready.promise.catch(() => {})
+      state: 'starting'
+    })
     // reserved from here: a concurrent allocation of another service sees the capacity taken
     this.#instances.set(id, instance)
     this.#updateGauges()
@@ -626,7 +618,7 @@ export class Allocator {
       const service = group.find(c => c.Labels[LABELS.role] === 'service')
       const sidecar = group.find(c => c.Labels[LABELS.role] === 'sidecar')
       const labels = (service ?? sidecar)?.Labels ?? {}
-      const instance: Instance = {
+      const instance = newInstance({
         id,
         service: labels[LABELS.service] ?? '',
         contentHash: labels[LABELS.contentHash] ?? '',
@@ -637,16 +629,8 @@ export class Allocator {
         dir: join(this.#init.stateDir, 'instances', id),
         ...(service == null ? {} : { serviceContainer: service.Id }),
         ...(sidecar == null ? {} : { sidecarContainer: sidecar.Id }),
-        state: 'adopting',
-        multiaddrs: [],
-        idleMs: 0,
-        inFlight: 0,
-        statsAt: Date.now(),
-        restarts: [],
-        ready: Promise.withResolvers<void>(),
-        checkedIn: false
-      }
-      instance.ready.promise.catch(() => {})
+        state: 'adopting'
+      })
       this.#instances.set(id, instance)
       const whole = id !== '' && service?.State === 'running' && sidecar?.State === 'running' && group.length === 2
       if (!whole) {
@@ -676,6 +660,14 @@ export class Allocator {
     capacityUsed.set({ resource: 'cpu' }, used.cpu)
     capacityUsed.set({ resource: 'memory_bytes' }, used.memoryMb * 1024 * 1024)
   }
+}
+
+/** An instance with what it knows when it starts or is adopted: no stats, no restarts, not ready. */
+function newInstance (known: Pick<Instance, 'id' | 'service' | 'contentHash' | 'cpu' | 'memoryMb' | 'servicePort' | 'sidecarPeer' | 'dir' | 'state' | 'serviceContainer' | 'sidecarContainer'>): Instance {
+  const instance: Instance = { ...known, multiaddrs: [], idleMs: 0, inFlight: 0, statsAt: Date.now(), restarts: [], ready: Promise.withResolvers<void>(), checkedIn: false }
+  // nobody may be waiting when an instance fails before it is ready
+  instance.ready.promise.catch(() => {})
+  return instance
 }
 
 function zeroPhases (): Record<Phase, number> {

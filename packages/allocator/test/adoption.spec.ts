@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { allocate } from '../src/client.ts'
 import { LABELS } from '../src/constants.ts'
 import {
-  buildServiceImage, containersOf, ensureNodeImage, eventually, freePort, HELLO_SERVER, httpThroughSidecar, NODE_IMAGE, removeAllPhysarumContainers,
+  buildServiceImage, containersOf, ensureNodeImage, eventually, freePort, HELLO_SERVER, httpThroughSidecar, NODE_IMAGE, stopTestbed,
   startDocker, startImageRegistry, startOverlay, tempDir
 } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
@@ -72,13 +72,7 @@ describe('allocator restart', { timeout: 240_000 }, () => {
     for (const p of processes) {
       await p.kill('SIGKILL')
     }
-    await overlay?.stop()
-    if (engine != null) {
-      await removeAllPhysarumContainers(engine)
-    }
-    await images?.stop()
-    await engine?.stop()
-    await state?.remove()
+    await stopTestbed({ overlay, engine, images, state })
   })
 
   it('after kill -9, adopts the instances that check in again and removes the orphans', async () => {

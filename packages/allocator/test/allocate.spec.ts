@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { allocate } from '../src/client.ts'
 import { LABELS } from '../src/constants.ts'
 import {
-  buildServiceImage, containersOf, ensureNodeImage, HELLO_SERVER, httpThroughSidecar, removeAllPhysarumContainers, startDocker,
+  buildServiceImage, containersOf, ensureNodeImage, HELLO_SERVER, httpThroughSidecar, stopTestbed, startDocker,
   startImageRegistry, startOverlay, startTestAllocator, tempDir, TEST_PSK
 } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
@@ -32,13 +32,7 @@ describe('Allocate', { timeout: 240_000 }, () => {
 
   after(async () => {
     await daemon?.stop()
-    await overlay?.stop()
-    if (engine != null) {
-      await removeAllPhysarumContainers(engine)
-    }
-    await images?.stop()
-    await engine?.stop()
-    await state?.remove()
+    await stopTestbed({ overlay, engine, images, state })
   })
 
   it('starts a registered service and its sidecar, which answers HTTP for it', async () => {

@@ -6,9 +6,9 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import Docker from 'dockerode'
 import { pack } from 'tar-stream'
-import { eventually, freePort, silentLog, startNode, startRegistry, stopAll, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
+import { eventually, freePort, silentLog, startNode, startRegistry, stopAll, tempDir, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
 import { createRegistryClient } from '@physarum/registry-service'
-import { sendBounded } from '@physarum/p2p'
+import { ALLOCATOR_TOPIC, sendBounded } from '@physarum/p2p'
 import { HTTP_PROTOCOL, LABELS } from '../src/index.ts'
 import { startAllocatorDaemon } from '../src/daemon.ts'
 import type { AllocatorDaemon, AllocatorDaemonConfig } from '../src/daemon.ts'
@@ -19,7 +19,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { ChildProcess } from 'node:child_process'
 
-export { eventually, freePort, silentLog, startNode, stopAll, TEST_PSK }
+export { eventually, freePort, silentLog, startNode, stopAll, tempDir, TEST_PSK }
 
 export const NODE_IMAGE = 'physarum/node:24'
 const ROOT = new URL('../../../', import.meta.url).pathname
@@ -94,15 +94,30 @@ export async function ensureNodeImage (engine: TestDocker): Promise<void> {
   await run(join(ROOT, 'scripts/build-node-image.sh'), [NODE_IMAGE], { env: { ...process.env, DOCKER_HOST: engine.host } })
 }
 
-/** Debian's docker-registry on 127.0.0.1:<free port> with its own storage folder, no auth. */
+export interface RegistryUser {
+  name: string
+  password: string
+}
+
+/** Debian's docker-registry on 127.0.0.1:<free port> with its own storage folder. */
 export interface TestImageRegistry {
   host: string
+  /** The digest the registry holds for `repository:tag`, or undefined. */
+  digest(repository: string, tag: string, user?: RegistryUser): Promise<string | undefined>
   stop(): Promise<void>
 }
 
-export async function startImageRegistry (): Promise<TestImageRegistry> {
+/** With `user`, the registry wants HTTP basic auth (an htpasswd file). */
+export async function startImageRegistry (user?: RegistryUser): Promise<TestImageRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'physarum-image-registry-'))
   const port = await freePort()
+  const host = `127.0.0.1:${port}`
+  const auth: string[] = []
+  if (user != null) {
+    const htpasswd = join(dir, 'htpasswd')
+    await writeFile(htpasswd, `${user.name}:${await bcrypt(user.password)}\n`)
+    auth.push('auth:', '  htpasswd:', '    realm: test', `    path: ${htpasswd}`)
+  }
   const config = join(dir, 'config.yml')
   await writeFile(config, [
     'version: 0.1',
@@ -114,7 +129,8 @@ export async function startImageRegistry (): Promise<TestImageRegistry> {
     '  delete:',
     '    enabled: true',
     'http:',
-    `  addr: 127.0.0.1:${port}`,
+    `  addr: ${host}`,
+    ...auth,
     ''
   ].join('\n'))
   const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' })
@@ -131,14 +147,41 @@ export async function startImageRegistry (): Promise<TestImageRegistry> {
       if (child.exitCode != null) {
         throw new Error(`docker-registry exited with ${child.exitCode}`)
       }
-      const response = await fetch(`http://127.0.0.1:${port}/v2/`, { signal: AbortSignal.timeout(500) })
-      return response.ok ? true : undefined
+      const { status } = await fetch(`http://${host}/v2/`, { signal: AbortSignal.timeout(500) })
+      return status === 200 || (user != null && status === 401) ? true : undefined
     }, 15_000)
   } catch (err) {
     await stop()
     throw err
   }
-  return { host: `127.0.0.1:${port}`, stop }
+  const digest = async (repository: string, tag: string, as?: RegistryUser): Promise<string | undefined> => {
+    const response = await fetch(`http://${host}/v2/${repository}/manifests/${tag}`, {
+      method: 'HEAD',
+      headers: {
+        ...(as == null ? {} : { authorization: `Basic ${Buffer.from(`${as.name}:${as.password}`).toString('base64')}` }),
+        accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json'
+      }
+    })
+    return response.ok ? response.headers.get('docker-content-digest') ?? undefined : undefined
+  }
+  return { host, digest, stop }
+}
+
+/**
+ * A bcrypt hash for an htpasswd file (docker-registry takes bcrypt only). Node has no bcrypt:
+ * Debian's python3 (3.11, crypt module over libxcrypt) makes it.
+ */
+async function bcrypt (password: string): Promise<string> {
+  const child = spawn('/usr/bin/python3', ['-c', 'import crypt, sys; print(crypt.crypt(sys.stdin.read(), crypt.mksalt(crypt.METHOD_BLOWFISH)))'], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  child.stdin.end(password)
+  const [code] = await once(child, 'exit') as [number | null]
+  const hash = out.trim()
+  if (code !== 0 || !/^\$2[aby]\$/.test(hash)) {
+    throw new Error('cannot make a bcrypt hash with /usr/bin/python3 (Debian\'s python3 with the crypt module is needed for the image registry auth test)')
+  }
+  return hash
 }
 
 async function follow (docker: Docker, stream: NodeJS.ReadableStream): Promise<Array<Record<string, unknown>>> {
@@ -317,13 +360,38 @@ export async function containersOf (engine: TestDocker, allocatorId: string): Pr
   return await engine.docker.listContainers({ all: true, filters: { label: [`${LABELS.allocator}=${allocatorId}`] } })
 }
 
+/**
+ * Ends what a test file of allocations started, in order and each only if it started: the
+ * overlay, every container a test allocator left, the image registry, the engine, the folder.
+ */
+export async function stopTestbed (parts: { overlay?: TestOverlay, engine?: TestDocker, images?: TestImageRegistry, state?: { remove(): Promise<void> } }): Promise<void> {
+  await parts.overlay?.stop()
+  if (parts.engine != null) {
+    await removeAllPhysarumContainers(parts.engine)
+  }
+  await parts.images?.stop()
+  await parts.engine?.stop()
+  await parts.state?.remove()
+}
+
+/**
+ * Waits until `allocator` is found through the DHT from the overlay's client: an allocator
+ * provides its topic in the background after it starts (an operator's has long done so).
+ */
+export async function waitForAllocator (overlay: TestOverlay, allocator: AllocatorDaemon): Promise<void> {
+  await eventually('the allocator to be discoverable', async () => {
+    for await (const provider of overlay.client.discovery.findProviders(ALLOCATOR_TOPIC, { signal: AbortSignal.timeout(2_000) })) {
+      if (provider.id.equals(allocator.node.peerId)) {
+        return true
+      }
+    }
+    return undefined
+  }, 20_000, 100)
+}
+
 /** Removes every container any test allocator left (by the io.physarum.allocator label). */
 export async function removeAllPhysarumContainers (engine: TestDocker): Promise<void> {
   const containers = await engine.docker.listContainers({ all: true, filters: { label: [LABELS.allocator] } })
   await Promise.all(containers.map(async c => { await engine.docker.getContainer(c.Id).remove({ force: true }).catch(() => {}) }))
 }
 
-export async function tempDir (prefix: string): Promise<{ path: string, remove: () => Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), `${prefix}-`))
-  return { path, remove: async () => { await rm(path, { recursive: true, force: true }) } }
-}

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { allocate } from '../src/client.ts'
 import { LABELS } from '../src/constants.ts'
 import {
-  buildServiceImage, containersOf, CRASHING_SERVER, ensureNodeImage, eventually, HELLO_SERVER, httpThroughSidecar, removeAllPhysarumContainers,
+  buildServiceImage, containersOf, CRASHING_SERVER, ensureNodeImage, eventually, HELLO_SERVER, httpThroughSidecar, stopTestbed,
   startDocker, startImageRegistry, startOverlay, startTestAllocator, tempDir
 } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
@@ -29,13 +29,7 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
   })
 
   after(async () => {
-    await overlay?.stop()
-    if (engine != null) {
-      await removeAllPhysarumContainers(engine)
-    }
-    await images?.stop()
-    await engine?.stop()
-    await state?.remove()
+    await stopTestbed({ overlay, engine, images, state })
   })
 
   it('restarts a killed service, which serves again', async () => {

@@ -3,9 +3,11 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { etcdSnapshot, startNode, startRegistry, stopAll, tempDir, TestEtcd } from '../../registry-service/test/helpers.ts'
-import { DEMOS, eventually, freePort, runCli, TEST_PASSPHRASE, TestDocker, TestImageRegistry } from './helpers.ts'
+import { ensureNodeImage, NODE_IMAGE, startDocker, startImageRegistry } from '../../allocator/test/helpers.ts'
+import { DEMOS, eventually, freePort, runCli, TEST_PASSPHRASE } from './helpers.ts'
 import type { AddSummary, StatusReport } from '../src/index.ts'
 import type { CliResult } from './helpers.ts'
+import type { TestDocker, TestImageRegistry } from '../../allocator/test/helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
 import type { ServiceRecord } from '@physarum/registry-service'
@@ -43,13 +45,14 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
     state = await tempDir('hlc-e2e')
     const [docker, images, store] = await Promise.allSettled([
       (async () => {
-        const started = await TestDocker.start()
+        const started = await startDocker()
         engine = started
-        await started.buildNodeImage()
-        await started.tagDemoBase()
+        await ensureNodeImage(started)
+        // the demos' base image cannot be pulled here: the local Node image stands in for it
+        await started.docker.getImage(NODE_IMAGE).tag({ repo: 'node', tag: '24-slim' })
         return started
       })(),
-      TestImageRegistry.start(),
+      startImageRegistry(),
       TestEtcd.start()
     ])
     if (images.status === 'fulfilled') {
@@ -80,8 +83,8 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
     await registry?.stop().catch(() => {})
     await stopAll([bootstrap, lonelyBootstrap]).catch(() => {})
     await etcd?.remove().catch(() => {})
-    await imageRegistry?.remove().catch(() => {})
-    await engine?.remove().catch(() => {})
+    await imageRegistry?.stop().catch(() => {})
+    await engine?.stop().catch(() => {})
     await state?.remove()
   })
 
@@ -196,7 +199,7 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
 
   it('pushes to a registry that wants credentials: from --registry-user and stdin, or the Docker config file; never prompts without them', async () => {
     const alice = { name: 'alice', password: 's3cret' }
-    const guarded = await TestImageRegistry.start(alice)
+    const guarded = await startImageRegistry(alice)
     try {
       const args = ['add', HELLO_CONF, HELLO_DIR, `${guarded.host}/hello:1.0`, 'hello-world-server', '--no-add', '--json']
       const base = { DOCKER_HOST: env.DOCKER_HOST!, PHYSARUM_STATE_DIR: env.PHYSARUM_STATE_DIR!, DOCKER_CONFIG: join(state.path, 'no-docker-config') }
@@ -217,7 +220,7 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
       const fromConfig = JSON.parse(ok(await runCli([...args, '--use-existing-image'], { ...base, DOCKER_CONFIG: dockerConfig }), 'add with the Docker config file').stdout) as AddSummary
       assert.equal(fromConfig.digest, pushed.digest)
     } finally {
-      await guarded.remove()
+      await guarded.stop()
     }
   })
 

@@ -3,8 +3,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { ALLOCATOR_TOPIC } from '@physarum/p2p'
-import { ensureNodeImage, NODE_IMAGE, startDocker, startImageRegistry, startOverlay, startTestAllocator, tempDir } from '../../allocator/test/helpers.ts'
+import { ensureNodeImage, NODE_IMAGE, startDocker, startImageRegistry, startOverlay, startTestAllocator, tempDir, waitForAllocator } from '../../allocator/test/helpers.ts'
 import { DEMOS, eventually, freePort, ROOT, runCli, TEST_PASSPHRASE } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from '../../allocator/test/helpers.ts'
 import type { ChildProcess } from 'node:child_process'
@@ -33,14 +32,7 @@ describe('the seed\'s flow: hl-cli add, then the proxy reaches a freshly allocat
     await Promise.all([ensureNodeImage(builder), ensureNodeImage(runner)])
     overlay = await startOverlay()
     allocator = await startTestAllocator(runner, overlay, state.path)
-    await eventually('the allocator to be discoverable', async () => {
-      for await (const provider of overlay.client.discovery.findProviders(ALLOCATOR_TOPIC, { signal: AbortSignal.timeout(2_000) })) {
-        if (provider.id.equals(allocator.node.peerId)) {
-          return true
-        }
-      }
-      return undefined
-    }, 20_000, 100)
+    await waitForAllocator(overlay, allocator)
   })
 
   after(async () => {

@@ -1,4 +1,4 @@
-import { pbStream } from '@libp2p/utils'
+import { lpStream, pbStream } from '@libp2p/utils'
 import { DEFAULT_RPC_MAX_MESSAGE_BYTES, DEFAULT_RPC_TIMEOUT_MS } from './constants.ts'
 import { FAILURE_CODES, RpcFailureError, RpcProtocolError, RpcTimeoutError } from './errors.ts'
 import type { FailureCode } from './errors.ts'
@@ -58,22 +58,22 @@ export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, R
 
   await node.handle(spec.protocol, async (stream: Stream, connection: Connection) => {
     const signal = AbortSignal.timeout(timeoutMs)
-    const messages = pbStream(stream, { maxDataLength })
+    const frames = lpStream(stream, { maxDataLength })
     try {
-      let response: Res
+      let response: Uint8Array
       let request: Req | undefined
       try {
-        request = await messages.read(spec.request, { signal })
+        request = spec.request.decode(await frames.read({ signal }))
       } catch (err) {
         if (signal.aborted || stream.status !== 'open') {
           throw err
         }
-        response = spec.failure('BAD_REQUEST', `Malformed request for ${spec.protocol}: ${(err as Error).message}`)
+        response = spec.response.encode(spec.failure('BAD_REQUEST', `Malformed request for ${spec.protocol}: ${(err as Error).message}`))
       }
       if (request !== undefined) {
         response = await answer(handler, request, { remotePeer: connection.remotePeer, connection, signal }, spec, log)
       }
-      await messages.write(response!, spec.response, { signal })
+      await frames.write(response!, { signal })
       await stream.close({ signal })
     } catch (err) {
       log('%s from %p failed: %s', spec.protocol, connection.remotePeer, (err as Error).message)
@@ -85,23 +85,24 @@ export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, R
   })
 }
 
-async function answer<Req, Res> (handler: RpcHandler<Req, Res>, request: Req, context: RpcContext, spec: RpcSpec<Req, Res>, log: Logger): Promise<Res> {
+/** The handler's response, encoded once: its size is checked on the bytes that are sent. */
+async function answer<Req, Res> (handler: RpcHandler<Req, Res>, request: Req, context: RpcContext, spec: RpcSpec<Req, Res>, log: Logger): Promise<Uint8Array> {
   let response: Res
   try {
     response = await handler(request, context)
   } catch (err) {
     if (err instanceof RpcFailureError) {
-      return spec.failure(err.code, err.message)
+      return spec.response.encode(spec.failure(err.code, err.message))
     }
     log.error('%s handler failed: %e', spec.protocol, err)
-    return spec.failure('INTERNAL', 'The peer failed to handle the request')
+    return spec.response.encode(spec.failure('INTERNAL', 'The peer failed to handle the request'))
   }
-  const size = spec.response.encode(response).byteLength
-  if (size > (spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES)) {
-    log.error('%s response of %d bytes is over the limit', spec.protocol, size)
-    return spec.failure('INTERNAL', 'The response is larger than the protocol allows')
+  const bytes = spec.response.encode(response)
+  if (bytes.byteLength > (spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES)) {
+    log.error('%s response of %d bytes is over the limit', spec.protocol, bytes.byteLength)
+    return spec.response.encode(spec.failure('INTERNAL', 'The response is larger than the protocol allows'))
   }
-  return response
+  return bytes
 }
 
 type Dialer = Pick<Libp2p, 'dialProtocol'>

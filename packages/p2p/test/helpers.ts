@@ -1,3 +1,8 @@
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createPhysarumNode, PreSharedKey } from '../src/index.ts'
 import type { PhysarumNode, PhysarumNodeInit } from '../src/index.ts'
 
@@ -38,4 +43,20 @@ export async function eventually<T> (what: string, check: () => Promise<T | unde
     await new Promise(resolve => setTimeout(resolve, intervalMs))
   }
   throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`)
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+/** A new folder under the system's temporary folder, and the function that removes it. */
+export async function tempDir (prefix: string): Promise<{ path: string, remove: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `${prefix}-`))
+  return { path, remove: async () => { await rm(path, { recursive: true, force: true }) } }
 }

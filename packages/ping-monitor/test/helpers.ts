@@ -1,32 +1,15 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { eventually } from '../../p2p/test/helpers.ts'
+import { eventually, freePort, tempDir } from '../../p2p/test/helpers.ts'
 import type { ChildProcess } from 'node:child_process'
 
-export { eventually }
+export { eventually, freePort, tempDir }
 
 /** The passphrase of the test network: the same key as TEST_PSK of the p2p tests. */
 export const TEST_PASSPHRASE = 'physarum-test-network'
 export const BIN = new URL('../bin/ping-monitor.js', import.meta.url).pathname
-
-/** A TCP port free on 127.0.0.1 right now. */
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
-export async function tempDir (prefix: string): Promise<{ path: string, remove: () => Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), `${prefix}-`))
-  return { path, remove: async () => { await rm(path, { recursive: true, force: true }) } }
-}
 
 export interface Exited {
   code: number | null

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { createRegistryClient } from '@physarum/registry-service'
-import { ALLOCATOR_TOPIC, createMetricsRegistry } from '@physarum/p2p'
+import { createMetricsRegistry } from '@physarum/p2p'
 import {
-  buildServiceImage, ensureNodeImage, eventually, removeAllPhysarumContainers, silentLog, startDocker, startImageRegistry, startOverlay,
-  startTestAllocator, tempDir
+  buildServiceImage, ensureNodeImage, silentLog, startDocker, startImageRegistry, startOverlay,
+  startTestAllocator, stopTestbed, tempDir, waitForAllocator
 } from '../../allocator/test/helpers.ts'
 import { startClientProxy } from '../src/client.ts'
 import { COLD_START_HEADER } from '../src/constants.ts'
@@ -60,15 +60,7 @@ describe('client proxy', { timeout: 240_000 }, () => {
     await overlay.register('hello-world-server', image, { contentHash: 'hash-hello', hardRttMs: 1_000 })
     await overlay.register('cold-server', image, { contentHash: 'hash-cold', hardRttMs: 1_000 })
     daemon = await startTestAllocator(engine, overlay, state.path)
-    // the allocator provides its topic in the background; an operator's allocator has long done so
-    await eventually('the allocator to be discoverable', async () => {
-      for await (const provider of overlay.client.discovery.findProviders(ALLOCATOR_TOPIC, { signal: AbortSignal.timeout(2_000) })) {
-        if (provider.id.equals(daemon.node.peerId)) {
-          return true
-        }
-      }
-      return undefined
-    }, 20_000, 100)
+    await waitForAllocator(overlay, daemon)
     metrics = createMetricsRegistry()
     const registry = createRegistryClient(overlay.client, { peers: [overlay.registry.node.multiaddrs()[0]!], cacheTtlMs: 10_000 })
     proxy = await startClientProxy({ node: overlay.client, registry, metrics, log: silentLog }, {
@@ -80,13 +72,7 @@ describe('client proxy', { timeout: 240_000 }, () => {
   after(async () => {
     await proxy?.stop()
     await daemon?.stop()
-    await overlay?.stop()
-    if (engine != null) {
-      await removeAllPhysarumContainers(engine)
-    }
-    await images?.stop()
-    await engine?.stop()
-    await state?.remove()
+    await stopTestbed({ overlay, engine, images, state })
   })
 
   it('starts an instance for the first request and reuses it for the next (the seed\'s flow)', async () => {

@@ -1,14 +1,13 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Etcd3 } from 'etcd3'
 import { pino } from 'pino'
 import { Registry } from 'prom-client'
-import { eventually, startNode, stopAll, TEST_PSK } from '../../p2p/test/helpers.ts'
+import { eventually, freePort, startNode, stopAll, tempDir, TEST_PSK } from '../../p2p/test/helpers.ts'
 import { createRegistryClient, KEY_PREFIX } from '../src/index.ts'
 import { createRegistryService } from '../src/service.ts'
 import { RegistryStore } from '../src/store.ts'
@@ -17,7 +16,7 @@ import type { RegistryService } from '../src/service.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { ChildProcess } from 'node:child_process'
 
-export { eventually, startNode, stopAll, TEST_PSK }
+export { eventually, freePort, startNode, stopAll, tempDir, TEST_PSK }
 
 /** The passphrase of the test network: the same key as TEST_PSK of the p2p tests. */
 export const TEST_PASSPHRASE = 'physarum-test-network'
@@ -26,21 +25,6 @@ export const BIN = new URL('../bin/registry-service.js', import.meta.url).pathna
 export const FAST_ETCD_ENV = { ETCD_HEARTBEAT_INTERVAL: '25', ETCD_ELECTION_TIMEOUT: '250' }
 
 export const silentLog = pino({ level: 'silent' })
-
-/** A TCP port free on 127.0.0.1 right now. */
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
-export async function tempDir (prefix: string): Promise<{ path: string, remove: () => Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), `${prefix}-`))
-  return { path, remove: async () => { await rm(path, { recursive: true, force: true }) } }
-}
 
 /** A valid record; `overrides` may make it invalid on purpose. */
 export function sampleRecord (name: string, overrides: Partial<ServiceRecordInput> & Record<string, unknown> = {}): ServiceRecordInput {
