@@ -21,6 +21,12 @@ export const DEFAULT_RPC_TIMEOUT_MS = 10_000
 export const DEFAULT_RTT_SMOOTHING = 0.2
 /** How long a connection's liveness ping may take before libp2p aborts the connection. */
 export const CONNECTION_PING_MIN_TIMEOUT_MS = 30_000
+/**
+ * Streams a peer may open on a new connection before libp2p listens for them; one more and the
+ * whole connection is aborted. Yamux's default of 10 broke a proxy's burst of requests at a fresh
+ * instance (docs/decisions.md); this equals yamux's limit of inbound streams.
+ */
+export const MAX_EARLY_STREAMS = 1_000
 /** Ping streams one connection may carry each way: the RTT meter's, libp2p's liveness check, spares. */
 export const PING_STREAMS_PER_CONNECTION = 4
 /** How long a physarum node answers pings on one stream; the RTT meter retires its streams sooner. */

@@ -9,7 +9,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { bootstrapper } from './bootstrap.ts'
-import { CONNECTION_PING_MIN_TIMEOUT_MS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, PING_STREAM_LIFETIME_MS, PING_STREAMS_PER_CONNECTION, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
+import { CONNECTION_PING_MIN_TIMEOUT_MS, MAX_EARLY_STREAMS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, PING_STREAM_LIFETIME_MS, PING_STREAMS_PER_CONNECTION, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
 import { discovery } from './discovery.ts'
 import { ConfigError } from './errors.ts'
 import { pskProtector } from './protector.ts'
@@ -132,7 +132,7 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     addresses: { listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS })],
     ...(init.psk == null ? {} : { connectionProtector: pskProtector({ psk: init.psk }) }),
     connectionManager: { ...init.connectionLimits },
     // libp2p aborts a connection whose ping takes over 5 s; a connection busy with bulk transfer on
