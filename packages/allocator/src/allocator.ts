@@ -74,6 +74,8 @@ interface Instance {
   cpu: number
   memoryMb: number
   servicePort: number
+  /** Where the sidecar serves the client proxy to its service (PROXY_PORT) when the record asks; 0 otherwise. */
+  clientPort?: number
   sidecarPeer: string
   dir: string
   serviceContainer?: string
@@ -345,9 +347,10 @@ export class Allocator {
       let mark = performance.now()
       const [, ports] = await Promise.all([
         this.#ensureImage(record.image),
-        Promise.all([freePort(), this.#prepareSecrets(instance)])
+        Promise.all([freePort(), record.proxyClientMode ? freePort() : 0, this.#prepareSecrets(instance)])
       ])
       instance.servicePort = ports[0]
+      instance.clientPort = ports[1]
       phases.pull = performance.now() - mark
 
       mark = performance.now()
@@ -431,7 +434,10 @@ export class Allocator {
     return {
       name: this.#containerName(instance, 'service'),
       Image: record.image,
-      Env: [`SERVICE_PORT=${instance.servicePort}`, `PHYSARUM_SERVICE=${record.name}`, `PHYSARUM_INSTANCE=${instance.id}`],
+      Env: [
+        `SERVICE_PORT=${instance.servicePort}`, `PHYSARUM_SERVICE=${record.name}`, `PHYSARUM_INSTANCE=${instance.id}`,
+        ...(instance.clientPort == null || instance.clientPort === 0 ? [] : [`PROXY_PORT=${instance.clientPort}`])
+      ],
       Labels: this.#labels(instance, 'service'),
       HostConfig: {
         NetworkMode: 'host',
@@ -458,7 +464,8 @@ export class Allocator {
       '--identity', `${SIDECAR_SECRETS_DIR}/identity.key`,
       ...(this.#init.psk == null ? ['--no-psk'] : ['--swarm-key', `${SIDECAR_SECRETS_DIR}/swarm.key`]),
       '--stats-interval', String(this.#init.statsIntervalMs),
-      '--log-level', this.#init.sidecarLogLevel ?? 'info'
+      '--log-level', this.#init.sidecarLogLevel ?? 'info',
+      ...(instance.clientPort == null || instance.clientPort === 0 ? [] : ['--client-port', String(instance.clientPort)])
     ]
     for (const addr of this.#init.sidecarListen ?? ['/ip4/0.0.0.0/tcp/0']) {
       args.push('--listen', addr)

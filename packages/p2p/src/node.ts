@@ -44,6 +44,11 @@ export interface PhysarumNodeInit {
   privateKey?: PrivateKey
   /** Listen multiaddrs (default: every IPv4 interface, a free port). */
   listen?: string[]
+  /**
+   * The addresses peers are told to dial instead of the listen addresses (through identify and
+   * provider records), e.g. a port forwarded to this node.
+   */
+  announce?: string[]
   /** Bootstrap multiaddrs, dialed at start and kept connected. */
   bootstrap?: string[]
   /** Daemons answer DHT queries ('server'); short-lived tools need not ('client'). */
@@ -129,7 +134,7 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     start: false,
     ...(init.privateKey == null ? {} : { privateKey: init.privateKey }),
     nodeInfo: { userAgent: agentVersion(init.role ?? 'node', host) },
-    addresses: { listen },
+    addresses: { listen, ...(init.announce == null ? {} : { announce: parseAddrs('--announce', init.announce).map(String) }) },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS })],

@@ -1,24 +1,27 @@
-import { createServer, request as httpRequest } from 'node:http'
+import { createServer, request as httpRequest, STATUS_CODES } from 'node:http'
 import { once } from 'node:events'
 import { ALLOCATOR_TOPIC, RpcFailureError, serviceTopic } from '@physarum/p2p'
 import { allocate, HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { nameProblem } from '@physarum/registry-service'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import {
-  COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS, DEFAULT_MAX_PENDING,
-  DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, INSTANCE_REST_MS, RETRY_AFTER_S
+  CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
+  DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS,
+  MAX_HTTP_STREAMS, MAX_IDLE_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, RETRY_AFTER_S, RETRY_DELAY_MS, STREAM_IDLE_TIMEOUT_MS
 } from './constants.ts'
+import { StreamAgent, StreamOpenError } from './agent.ts'
 import { StreamDuplex } from './duplex.ts'
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { PeerId } from '@libp2p/interface'
+import type { Duplex } from 'node:stream'
+import type { PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger, PhysarumNode } from '@physarum/p2p'
 import type { RegistryClient, ServiceRecord } from '@physarum/registry-service'
 import type { Registry } from 'prom-client'
 
 /** What the client proxy needs of a node. */
-export type ClientProxyNode = Pick<PhysarumNode, 'libp2p' | 'discovery' | 'measureRtt'>
+export type ClientProxyNode = Pick<PhysarumNode, 'libp2p' | 'discovery' | 'measureRtt' | 'rtt'>
 
 export interface ClientProxyComponents {
   node: ClientProxyNode
@@ -42,6 +45,8 @@ export interface ClientProxyInit {
   upstreamTimeoutMs?: number
   /** Allocators measured and tried, nearest first. */
   maxAllocators?: number
+  /** How long an idle keep-alive stream to an instance is kept. */
+  idleStreamTimeoutMs?: number
 }
 
 /** A sidecar of one service instance, as the proxy knows it. */
@@ -49,7 +54,13 @@ export interface Instance {
   peerId: PeerId
   /** Where to dial it: the Allocate answer's addresses, or the peer id (the peer store knows it). */
   target: PeerId | Multiaddr[]
+  /** Smoothed RTT from the node's RTT table; unknown right after an allocation, until measured. */
   rttMs?: number
+}
+
+interface KnownInstance extends Instance {
+  /** Keep-alive streams to this instance. */
+  agent: StreamAgent
 }
 
 export interface ClientProxy {
@@ -59,6 +70,18 @@ export interface ClientProxy {
   /** The instance requests for `service` go to now, if any. */
   instanceOf(service: string): Instance | undefined
   stop(): Promise<void>
+}
+
+/** The instance failed before a response started: the request may go elsewhere. */
+class UpstreamFailure extends Error {
+  static override name = 'UpstreamFailure'
+  override name = 'UpstreamFailure'
+  /** It happened on a kept stream, which the instance may have closed as it was taken. */
+  readonly reusedStream: boolean
+  constructor (cause: Error, reusedStream: boolean) {
+    super(cause.message, { cause })
+    this.reusedStream = reusedStream
+  }
 }
 
 /** An HTTP error the proxy answers itself, as JSON. */
@@ -75,19 +98,27 @@ class ProxyError extends Error {
 }
 
 interface Resolved {
-  instance: Instance
+  instance: KnownInstance
   /** Set when this request waited for an allocation: how long the cold start took. */
   coldStartMs?: number
 }
 
 interface ServiceState {
-  instance?: Instance
+  /** Instances found through the service topic or allocated for us, by peer id. */
+  instances: Map<string, KnownInstance>
   /** The one lookup (discovery, then Allocate when needed) that requests for this service share. */
   resolving?: Promise<Resolved>
   /** Requests waiting on `resolving`. */
   waiting: number
   /** Instances that failed recently (peer id -> until when). */
   rested: Map<string, number>
+  /** When the service topic was last looked up. */
+  foundAt: number
+  /** A lookup running in the background to refresh `instances`. */
+  refreshing?: Promise<void>
+  /** The background allocation asked for because the nearest instance is beyond the soft RTT. */
+  closer?: Promise<void>
+  closerAt: number
 }
 
 /**
@@ -105,6 +136,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const discoveryTimeoutMs = init.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS
   const upstreamTimeoutMs = init.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS
   const maxAllocators = init.maxAllocators ?? DEFAULT_MAX_ALLOCATORS
+  const idleStreamTimeoutMs = init.idleStreamTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS
   const services = new Map<string, ServiceState>()
   const controller = new AbortController()
 
@@ -112,12 +144,15 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const duration = new Histogram({ name: 'physarum_proxy_request_duration_seconds', help: 'Time to the response head, by service', labelNames: ['service'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [components.metrics] })
   const coldStarts = new Counter({ name: 'physarum_proxy_cold_starts_total', help: 'Allocations this proxy asked for, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
   const pending = new Gauge({ name: 'physarum_proxy_pending_requests', help: 'Requests waiting for a cold start', registers: [components.metrics] })
+  const closerAllocations = new Counter({ name: 'physarum_proxy_closer_allocations_total', help: 'Allocations asked for in the background because the nearest instance was beyond the soft RTT, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
+  const upstreamFailures = new Counter({ name: 'physarum_proxy_upstream_failures_total', help: 'Requests whose instance failed before answering, by stage (stream: it could not be reached; request: it broke)', labelNames: ['service', 'stage'], registers: [components.metrics] })
+  const retries = new Counter({ name: 'physarum_proxy_retries_total', help: 'Requests sent again after their instance failed before answering', labelNames: ['service'], registers: [components.metrics] })
   const upstreamRtt = new Gauge({ name: 'physarum_proxy_upstream_rtt_seconds', help: 'RTT to the instance each service uses now', labelNames: ['service'], registers: [components.metrics] })
 
   const stateOf = (service: string): ServiceState => {
     let state = services.get(service)
     if (state == null) {
-      state = { waiting: 0, rested: new Map() }
+      state = { instances: new Map(), waiting: 0, rested: new Map(), foundAt: 0, closerAt: 0 }
       services.set(service, state)
     }
     return state
@@ -125,17 +160,68 @@ export async function startClientProxy (components: ClientProxyComponents, init:
 
   const isRested = (state: ServiceState, peer: PeerId): boolean => (state.rested.get(peer.toString()) ?? 0) > Date.now()
 
-  /** Providers of the service topic, measured, nearest first, within the hard RTT. */
-  const findInstance = async (record: ServiceRecord, state: ServiceState): Promise<Instance | undefined> => {
+  /** A new `/physarum/http/1.0.0` stream to the instance's sidecar. */
+  const openStream = async (instance: Instance): Promise<Stream> => await node.libp2p.dialProtocol(instance.target, HTTP_PROTOCOL, {
+    signal: AbortSignal.any([AbortSignal.timeout(upstreamTimeoutMs), controller.signal]),
+    maxOutboundStreams: MAX_HTTP_STREAMS
+  })
+
+  /** Adds an instance (or gives the one known), with its keep-alive agent. */
+  const know = (state: ServiceState, instance: Instance): KnownInstance => {
+    const key = instance.peerId.toString()
+    const known = state.instances.get(key)
+    if (known != null) {
+      known.target = instance.target
+      known.rttMs = instance.rttMs ?? known.rttMs
+      return known
+    }
+    const agent = new StreamAgent({
+      open: async () => await openStream(added),
+      idleTimeoutMs: idleStreamTimeoutMs,
+      maxIdle: MAX_IDLE_STREAMS,
+      maxStreams: MAX_STREAMS_PER_INSTANCE
+    })
+    const added: KnownInstance = { ...instance, agent }
+    state.instances.set(key, added)
+    return added
+  }
+
+  /** The nearest instance not resting, within the hard RTT (unknown RTT: just allocated for us, last). */
+  const nearest = (state: ServiceState, hardRttMs: number): KnownInstance | undefined => {
+    let best: KnownInstance | undefined
+    for (const instance of state.instances.values()) {
+      const rtt = instance.rttMs ?? Infinity
+      if (isRested(state, instance.peerId) || (instance.rttMs != null && rtt > hardRttMs)) {
+        continue
+      }
+      if (best == null || rtt < (best.rttMs ?? Infinity)) {
+        best = instance
+      }
+    }
+    return best
+  }
+
+  /** Measures `peer` and keeps the smoothed RTT of the node's table. */
+  const measure = async (peer: PeerId, timeoutMs: number): Promise<number> => {
+    const last = await node.measureRtt(peer, { signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), controller.signal]) })
+    return node.rtt.get(peer.toString())?.smoothedMs ?? last
+  }
+
+  /** Looks the service topic up and measures what it finds (within the hard RTT) into `state`. */
+  const findInstances = async (record: ServiceRecord, state: ServiceState): Promise<void> => {
+    state.foundAt = Date.now()
     const signal = AbortSignal.any([AbortSignal.timeout(discoveryTimeoutMs), controller.signal])
-    const measured: Array<Promise<Instance | undefined>> = []
+    const measured: Array<Promise<void>> = []
     try {
       for await (const provider of node.discovery.findProviders(serviceTopic(record.contentHash), { signal })) {
         if (isRested(state, provider.id)) {
           continue
         }
-        measured.push(node.measureRtt(provider.id, { signal: AbortSignal.timeout(record.hardRttMs) })
-          .then(rttMs => ({ peerId: provider.id, target: provider.id, rttMs }), () => undefined))
+        measured.push(measure(provider.id, record.hardRttMs).then(rttMs => {
+          if (!isRested(state, provider.id)) {
+            know(state, { peerId: provider.id, target: provider.id, rttMs })
+          }
+        }, () => {}))
       }
     } catch (err) {
       if (controller.signal.aborted) {
@@ -143,9 +229,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       }
       // the deadline: use what was found so far
     }
-    const instances = (await Promise.all(measured)).filter((i): i is Instance => i != null && (i.rttMs ?? Infinity) <= record.hardRttMs)
-    instances.sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity))
-    return instances[0]
+    await Promise.all(measured)
   }
 
   /** Allocators, measured, nearest first (those that did not answer a ping last). */
@@ -154,7 +238,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     const measured: Array<Promise<{ peerId: PeerId, rttMs: number }>> = []
     try {
       for await (const provider of node.discovery.findProviders(ALLOCATOR_TOPIC, { signal })) {
-        measured.push(node.measureRtt(provider.id, { signal: AbortSignal.timeout(discoveryTimeoutMs) })
+        measured.push(measure(provider.id, discoveryTimeoutMs)
           .then(rttMs => ({ peerId: provider.id, rttMs }), () => ({ peerId: provider.id, rttMs: Infinity })))
         if (measured.length >= maxAllocators) {
           break
@@ -168,7 +252,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     return (await Promise.all(measured)).sort((a, b) => a.rttMs - b.rttMs)
   }
 
-  const allocateSomewhere = async (record: ServiceRecord): Promise<Instance> => {
+  /** Asks the nearest allocator that answers for an instance; CAPACITY or a failure: the next. */
+  const allocateSomewhere = async (record: ServiceRecord, counter: Counter): Promise<Instance> => {
     const allocators = await findAllocators()
     if (allocators.length === 0) {
       throw new ProxyError(503, `No instance of ${record.name} is near enough and no allocator was found`, { 'retry-after': String(RETRY_AFTER_S) })
@@ -177,12 +262,12 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     for (const allocator of allocators) {
       try {
         const allocation = await allocate(node.libp2p, allocator.peerId, record.name, { signal: AbortSignal.any([AbortSignal.timeout(coldStartTimeoutMs), controller.signal]) })
-        coldStarts.inc({ service: record.name, outcome: allocation.reused ? 'reused' : 'started' })
+        counter.inc({ service: record.name, outcome: allocation.reused ? 'reused' : 'started' })
         log.info({ service: record.name, allocator: allocator.peerId.toString(), instance: allocation.instanceId, phases: allocation.phases, reused: allocation.reused }, 'allocated')
         return { peerId: allocation.peerId, target: allocation.multiaddrs.length > 0 ? allocation.multiaddrs : allocation.peerId }
       } catch (err) {
         const code = err instanceof RpcFailureError ? err.code : (err as Error).name
-        coldStarts.inc({ service: record.name, outcome: err instanceof RpcFailureError ? err.code : 'ERROR' })
+        counter.inc({ service: record.name, outcome: err instanceof RpcFailureError ? err.code : 'ERROR' })
         failures.push(`${allocator.peerId.toString()}: ${code}: ${(err as Error).message}`)
         log.warn({ service: record.name, allocator: allocator.peerId.toString(), code, err: (err as Error).message }, 'allocation failed; trying the next allocator')
         if (controller.signal.aborted || (err instanceof RpcFailureError && (err.code === 'NOT_FOUND' || err.code === 'BAD_REQUEST'))) {
@@ -193,30 +278,68 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     throw new ProxyError(503, `No instance of ${record.name} is near enough and allocation failed (${failures.join('; ')})`, { 'retry-after': String(RETRY_AFTER_S) })
   }
 
-  /** The instance for this request: the current one, else one shared lookup, allocating when needed. */
+  /** The nearest instance is beyond the soft RTT: ask for a closer one, one at a time per service. */
+  const askCloser = (record: ServiceRecord, state: ServiceState): void => {
+    if (state.closer != null || Date.now() - state.closerAt < CLOSER_ALLOCATION_INTERVAL_MS) {
+      return
+    }
+    state.closerAt = Date.now()
+    state.closer = (async () => {
+      const allocated = await allocateSomewhere(record, closerAllocations)
+      state.rested.delete(allocated.peerId.toString())
+      const rttMs = await measure(allocated.peerId, record.hardRttMs).catch(() => undefined)
+      know(state, { ...allocated, ...(rttMs == null ? {} : { rttMs }) })
+      log.info({ service: record.name, peer: allocated.peerId.toString(), rttMs }, 'a closer instance was asked for')
+    })().catch((err: Error) => {
+      log.warn({ service: record.name, err: err.message }, 'asking for a closer instance failed')
+    }).finally(() => { state.closer = undefined })
+  }
+
+  /** Keeps the instance list fresh in the background: new instances, RTTs that changed. */
+  const refresh = (record: ServiceRecord, state: ServiceState): void => {
+    if (state.refreshing != null || Date.now() - state.foundAt < INSTANCE_REFRESH_MS) {
+      return
+    }
+    state.refreshing = findInstances(record, state).catch((err: Error) => {
+      log.debug({ service: record.name, err: err.message }, 'refreshing the instances failed')
+    }).finally(() => { state.refreshing = undefined })
+  }
+
+  const chosen = (record: ServiceRecord, state: ServiceState, instance: KnownInstance): KnownInstance => {
+    if (instance.rttMs != null) {
+      upstreamRtt.set({ service: record.name }, instance.rttMs / 1000)
+      if (instance.rttMs > record.softRttMs) {
+        askCloser(record, state)
+      }
+    }
+    refresh(record, state)
+    return instance
+  }
+
+  /** The instance for this request: the nearest known, else one shared lookup, allocating when needed. */
   const resolve = async (record: ServiceRecord): Promise<Resolved> => {
     const state = stateOf(record.name)
-    if (state.instance != null && !isRested(state, state.instance.peerId)) {
-      return { instance: state.instance }
+    const known = nearest(state, record.hardRttMs)
+    if (known != null) {
+      return { instance: chosen(record, state, known) }
     }
     if (state.waiting >= maxPending) {
       throw new ProxyError(503, `${maxPending} requests already wait for ${record.name} to start`, { 'retry-after': String(RETRY_AFTER_S) })
     }
     state.resolving ??= (async () => {
       const started = Date.now()
-      const found = await findInstance(record, state)
+      await findInstances(record, state)
+      const found = nearest(state, record.hardRttMs)
       if (found != null) {
-        return { instance: found }
+        return { instance: chosen(record, state, found) }
       }
-      const allocated = await allocateSomewhere(record)
+      const allocation = await allocateSomewhere(record, coldStarts)
+      // the allocator vouches for what it answers, even an instance that failed here before
+      state.rested.delete(allocation.peerId.toString())
+      const allocated = know(state, allocation)
+      measure(allocated.peerId, record.hardRttMs).then(rttMs => { allocated.rttMs = rttMs }, () => {})
       return { instance: allocated, coldStartMs: Date.now() - started }
-    })().then(resolved => {
-      state.instance = resolved.instance
-      if (resolved.instance.rttMs != null) {
-        upstreamRtt.set({ service: record.name }, resolved.instance.rttMs / 1000)
-      }
-      return resolved
-    }).finally(() => { state.resolving = undefined })
+    })().finally(() => { state.resolving = undefined })
     state.waiting++
     pending.inc()
     let timer: NodeJS.Timeout | undefined
@@ -231,29 +354,24 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     }
   }
 
-  const rest = (service: string, instance: Instance): void => {
+  /** The instance failed: not chosen again for a while, its idle streams closed. */
+  const rest = (service: string, instance: KnownInstance): void => {
     const state = stateOf(service)
     state.rested.set(instance.peerId.toString(), Date.now() + INSTANCE_REST_MS)
-    if (state.instance?.peerId.equals(instance.peerId) === true) {
-      state.instance = undefined
-    }
+    state.instances.delete(instance.peerId.toString())
+    instance.agent.closeIdle()
   }
 
-  const forward = async (req: IncomingMessage, res: ServerResponse, record: ServiceRecord, path: string, resolved: Resolved): Promise<number> => {
+  /**
+   * One attempt at the instance. Rejects with an UpstreamFailure when the request failed before a
+   * response started (the caller may retry it elsewhere), with a ProxyError otherwise.
+   */
+  const forward = async (req: IncomingMessage, res: ServerResponse, record: ServiceRecord, path: string, resolved: Resolved, body: boolean): Promise<number> => {
     const { instance } = resolved
-    const signal = AbortSignal.any([AbortSignal.timeout(upstreamTimeoutMs), controller.signal])
-    let stream
-    try {
-      stream = await node.libp2p.dialProtocol(instance.target, HTTP_PROTOCOL, { signal })
-    } catch (err) {
-      rest(record.name, instance)
-      throw new ProxyError(502, `Could not reach the instance of ${record.name}: ${(err as Error).message}`)
-    }
-    const duplex = new StreamDuplex(stream)
     return await new Promise<number>((resolve, reject) => {
       let answered = false
       const upstream = httpRequest({
-        createConnection: () => duplex,
+        agent: instance.agent,
         method: req.method,
         path,
         headers: requestHeaders(req),
@@ -272,12 +390,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers)
         answer.pipe(res)
         answer.on('error', () => { res.destroy() })
-        answer.on('end', () => { duplex.destroy() })
         resolve(answer.statusCode ?? 502)
       })
       upstream.on('error', (err) => {
         clearTimeout(timer)
-        duplex.destroy()
         if (answered) {
           res.destroy()
           return
@@ -286,17 +402,19 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           reject(err)
           return
         }
-        rest(record.name, instance)
-        reject(new ProxyError(502, `The instance of ${record.name} failed before answering: ${err.message}`))
+        reject(new UpstreamFailure(err, upstream.reusedSocket))
       })
       // the client went away: stop the upstream request too
       res.on('close', () => {
         if (!res.writableFinished) {
           upstream.destroy()
-          duplex.destroy()
         }
       })
-      req.pipe(upstream)
+      if (body) {
+        req.pipe(upstream)
+      } else {
+        upstream.end()
+      }
     })
   }
 
@@ -308,8 +426,34 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       const target = splitPath(req.url ?? '')
       const record = await lookUp(registry, target.service)
       service = record.name
-      const resolved = await resolve(record)
-      code = await forward(req, res, record, target.path, resolved)
+      const body = hasBody(req)
+      for (let attempt = 1; ; attempt++) {
+        const resolved = await resolve(record)
+        try {
+          code = await forward(req, res, record, target.path, resolved, body)
+          break
+        } catch (err) {
+          if (!(err instanceof UpstreamFailure)) {
+            throw err
+          }
+          const stage = err.cause instanceof StreamOpenError ? 'stream' : 'request'
+          upstreamFailures.inc({ service, stage })
+          // a kept stream the instance closed meanwhile is a race of keep-alive, not a failing instance
+          if (!err.reusedStream) {
+            rest(record.name, resolved.instance)
+          }
+          // nothing reached an instance that could not be reached: any method may go again, a few
+          // times (an allocator may still vouch for an instance that just died); a request that
+          // reached its instance goes again once, and only when repeating it is harmless
+          const retry = !body && (stage === 'stream' ? attempt < MAX_UNREACHED_ATTEMPTS : attempt === 1 && IDEMPOTENT_METHODS.has(req.method ?? ''))
+          log.warn({ service, peer: resolved.instance.peerId.toString(), stage, err: err.message, retry }, 'the instance failed before answering')
+          if (!retry) {
+            throw new ProxyError(502, `The instance of ${record.name} failed before answering: ${err.message}`)
+          }
+          retries.inc({ service })
+          await new Promise(resolve => setTimeout(resolve, attempt === 1 ? 0 : RETRY_DELAY_MS * 2 ** (attempt - 2)))
+        }
+      }
     } catch (err) {
       const failure = err instanceof ProxyError ? err : new ProxyError(502, (err as Error).message)
       if (!(err instanceof ProxyError)) {
@@ -325,10 +469,65 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     }
   }
 
+  /**
+   * An upgrade (WebSocket and the like): the request head goes to the instance on a stream of its
+   * own, with the Upgrade and Connection headers kept, and from then on bytes pass both ways.
+   */
+  const handleUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    let service = 'unknown'
+    let code = 101
+    try {
+      const target = splitPath(req.url ?? '')
+      const record = await lookUp(registry, target.service)
+      service = record.name
+      const { instance } = await resolve(record)
+      let stream
+      try {
+        stream = await openStream(instance)
+      } catch (err) {
+        upstreamFailures.inc({ service, stage: 'stream' })
+        rest(record.name, instance)
+        throw new ProxyError(502, `Could not reach the instance of ${record.name}: ${(err as Error).message}`)
+      }
+      const upstream = new StreamDuplex(stream)
+      const headers = { ...requestHeaders(req), connection: 'upgrade', upgrade: req.headers.upgrade ?? '' }
+      const lines = [`${req.method ?? 'GET'} ${target.path} HTTP/1.1`]
+      for (const [name, value] of Object.entries(headers)) {
+        for (const one of Array.isArray(value) ? value : [value]) {
+          lines.push(`${name}: ${String(one)}`)
+        }
+      }
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`)
+      if (head.length > 0) {
+        upstream.write(head)
+      }
+      const close = (): void => { socket.destroy(); upstream.destroy() }
+      socket.on('error', close)
+      upstream.on('error', close)
+      socket.on('close', close)
+      upstream.on('close', close)
+      socket.pipe(upstream)
+      upstream.pipe(socket)
+    } catch (err) {
+      const failure = err instanceof ProxyError ? err : new ProxyError(502, (err as Error).message)
+      code = failure.status
+      const body = JSON.stringify({ error: failure.message, status: failure.status })
+      const extra = Object.entries(failure.headers).map(([name, value]) => `${name}: ${String(value)}\r\n`).join('')
+      socket.end(`HTTP/1.1 ${failure.status} ${STATUS_CODES[failure.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`)
+    }
+    requests.inc({ service, code: String(code) })
+  }
+
   const server = createServer({ requestTimeout: 0 }, (req, res) => {
     handle(req, res).catch((err: Error) => {
       log.error({ err: err.message }, 'request handler failed')
       res.destroy()
+    })
+  })
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    handleUpgrade(req, socket, head).catch((err: Error) => {
+      log.error({ err: err.message }, 'upgrade handler failed')
+      socket.destroy()
     })
   })
   server.listen(init.port, init.host)
@@ -338,9 +537,17 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   return {
     server,
     port,
-    instanceOf: (service) => services.get(service)?.instance,
+    instanceOf: (service) => {
+      const state = services.get(service)
+      return state == null ? undefined : nearest(state, Infinity)
+    },
     stop: async () => {
       controller.abort()
+      for (const state of services.values()) {
+        for (const instance of state.instances.values()) {
+          instance.agent.destroy()
+        }
+      }
       const closed = new Promise<void>(resolve => { server.close(() => { resolve() }) })
       server.closeAllConnections()
       await closed
@@ -388,6 +595,12 @@ async function lookUp (registry: Pick<RegistryClient, 'get'>, service: string): 
   }
 }
 
+/** Whether the request carries a body (which the proxy streams, so cannot send twice). */
+function hasBody (req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] != null || (length != null && length !== '0')
+}
+
 function hopByHop (headers: IncomingHttpHeaders): Set<string> {
   const drop = new Set(HOP_BY_HOP_HEADERS)
   for (const name of (headers.connection ?? '').split(',')) {
@@ -412,8 +625,6 @@ function requestHeaders (req: IncomingMessage): OutgoingHttpHeaders {
   headers['x-forwarded-for'] = previous == null ? client : `${String(previous)}, ${client}`
   const forwardedFor = client.includes(':') ? `"[${client}]"` : client
   headers.forwarded = req.headers.forwarded == null ? `for=${forwardedFor}` : `${req.headers.forwarded}, for=${forwardedFor}`
-  // one request per stream for now: the instance's server closes after the response
-  headers.connection = 'close'
   return headers
 }
 

@@ -7,8 +7,8 @@ export const DEFAULT_METRICS_PORT = 9103
 export const SERVICE_POLL_INTERVAL_MS = 20
 /** How often a sidecar retries a check-in its allocator did not take. */
 export const CHECKIN_RETRY_MS = 200
-/** Most HTTP streams a sidecar serves per connection at once. */
-export const MAX_HTTP_STREAMS = 256
+/** Most HTTP streams a sidecar serves per connection at once, and a client opens (with room for streams still closing). */
+export const MAX_HTTP_STREAMS = 512
 /** On SIGTERM, how long a draining sidecar waits for requests in flight (Docker kills at 10 s). */
 export const DRAIN_GRACE_MS = 9_000
 
@@ -24,6 +24,22 @@ export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1_000
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000
 /** Client mode: allocators measured and tried, nearest first. */
 export const DEFAULT_MAX_ALLOCATORS = 8
+/** Client mode: how often the instances of a service in use are looked up again (new ones, RTTs). */
+export const INSTANCE_REFRESH_MS = 30_000
+/** Client mode: at most one background allocation per service this often, while the nearest instance is beyond soft. */
+export const CLOSER_ALLOCATION_INTERVAL_MS = 60_000
+/** Client mode: how long an idle keep-alive stream to an instance is kept (Node's servers close theirs at 5 s). */
+export const STREAM_IDLE_TIMEOUT_MS = 4_000
+/** Client mode: requests in flight per instance; more wait in the proxy for a stream to free. */
+export const MAX_STREAMS_PER_INSTANCE = 256
+/** Client mode: idle keep-alive streams kept per instance. */
+export const MAX_IDLE_STREAMS = 64
+/** Client mode: methods sent again on another instance when the first failed before answering (RFC 9110 9.2.2). */
+export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+/** Client mode: attempts of a request whose instance could not be reached (nothing was sent). */
+export const MAX_UNREACHED_ATTEMPTS = 4
+/** Client mode: the pause before a request's third attempt (the second goes at once), doubled before each next one. */
+export const RETRY_DELAY_MS = 250
 /** Client mode: how long an instance that failed is not chosen again. */
 export const INSTANCE_REST_MS = 30_000
 /** Client mode: the Retry-After (s) of a 503. */

@@ -13,21 +13,31 @@ export const STREAM_READ_BUFFER_BYTES = 17 * 1024 * 1024
 
 export interface StreamDuplexOptions {
   maxBufferedBytes?: number
+  /**
+   * Keep the writable side open after the remote half-closed (default: true, a byte pipe keeps
+   * TCP's half-close). An HTTP client wants false, like a net.Socket: when the instance ends,
+   * the stream ends too and a pooling agent drops it.
+   */
+  allowHalfOpen?: boolean
 }
 
 /**
  * A libp2p stream as a Node Duplex, with backpressure both ways: reading pauses the stream while
  * the consumer does not read (yamux then stops the sender), writing waits while more than
  * `maxBufferedBytes` sit in the stream's write buffer. `end()` half-closes the stream; the
- * readable side ends when the remote half-closes. Node's HTTP client can run over it
- * (`createConnection`), and a socket can be piped to and from it.
+ * readable side ends when the remote half-closes. Node's HTTP client can run over it (an agent's
+ * `createConnection`; `setTimeout` works as on a socket, so the agent can drop idle streams),
+ * and a socket can be piped to and from it.
  */
 export class StreamDuplex extends Duplex {
   readonly stream: Stream
   readonly #maxBuffered: number
+  /** Like net.Socket's: ms of inactivity before 'timeout' (0: never). */
+  timeout = 0
+  #idleTimer: NodeJS.Timeout | undefined
 
   constructor (stream: Stream, options: StreamDuplexOptions = {}) {
-    super({ allowHalfOpen: true })
+    super({ allowHalfOpen: options.allowHalfOpen ?? true })
     this.stream = stream
     this.#maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES
     stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER_BYTES)
@@ -40,6 +50,7 @@ export class StreamDuplex extends Duplex {
   }
 
   readonly #onMessage = (evt: StreamMessageEvent): void => {
+    this.#touch()
     const data = evt.data
     let more = true
     if (data instanceof Uint8Array) {
@@ -73,6 +84,7 @@ export class StreamDuplex extends Duplex {
   }
 
   override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#touch()
     sendBounded(this.stream, chunk, { maxBufferedBytes: this.#maxBuffered }).then(() => { callback() }, callback)
   }
 
@@ -81,6 +93,7 @@ export class StreamDuplex extends Duplex {
   }
 
   override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.#idleTimer)
     this.stream.removeEventListener('message', this.#onMessage)
     this.stream.removeEventListener('end', this.#onEnd)
     this.stream.removeEventListener('close', this.#onClose)
@@ -94,8 +107,25 @@ export class StreamDuplex extends Duplex {
     callback(error)
   }
 
-  // what Node's HTTP client calls on a socket
-  setTimeout (_ms: number, _callback?: () => void): this { return this }
+  #touch (): void {
+    this.#idleTimer?.refresh()
+  }
+
+  // what Node's HTTP client and agent call on a socket
+  setTimeout (ms: number, callback?: () => void): this {
+    clearTimeout(this.#idleTimer)
+    this.#idleTimer = undefined
+    this.timeout = ms
+    if (callback != null) {
+      this.once('timeout', callback)
+    }
+    if (ms > 0 && !this.destroyed) {
+      this.#idleTimer = setTimeout(() => { this.emit('timeout') }, ms)
+      this.#idleTimer.unref()
+    }
+    return this
+  }
+
   setNoDelay (_noDelay?: boolean): this { return this }
   setKeepAlive (_enable?: boolean, _delay?: number): this { return this }
   ref (): this { return this }

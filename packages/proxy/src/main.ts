@@ -23,6 +23,7 @@ interface ProxyArgs extends NodeArgs {
   allocator?: string
   instance?: string
   'stats-interval'?: number
+  'client-port'?: number
   hostname?: string
   'max-pending'?: number
   'cold-start-timeout'?: number
@@ -51,7 +52,8 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
     .option('instance', { type: 'string', describe: 'Sidecar: the instance id the allocator gave' })
     .option('stats-interval', { type: 'number', default: DEFAULT_STATS_INTERVAL_MS, describe: 'Sidecar: ms between two stats reports to the allocator' })
     .option('hostname', { type: 'string', describe: 'The host name announced to peers [default: the OS host name]' })
-    .group(['sidecar', 'service', 'content-hash', 'service-port', 'allocator', 'instance', 'stats-interval'], 'Sidecar mode:')
+    .option('client-port', { type: 'number', describe: 'Sidecar: also serve the client proxy on 127.0.0.1:<client-port> for the service\'s own calls (the record\'s ProxyClientMode; the service sees it as PROXY_PORT)' })
+    .group(['sidecar', 'service', 'content-hash', 'service-port', 'allocator', 'instance', 'stats-interval', 'client-port'], 'Sidecar mode:')
     .epilogue([
       'Client mode: GET 127.0.0.1:<port>/<service>/<path> goes to <path> on the nearest instance of <service> (the /<service> prefix is stripped here), started on the nearest allocator when none is within the record\'s hard RTT. Errors are JSON: 400 bad path or name, 404 unknown service, 503 no instance and allocation failed (or too many waiting), 504 timeout, 502 the instance broke.',
       '',
@@ -83,6 +85,10 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
       throw new ConfigError(`--allocator: ${args.allocator} has no /p2p/<peer id>`)
     }
   }
+  const clientPort = args['client-port']
+  if (clientPort != null && (!Number.isInteger(clientPort) || clientPort < 1 || clientPort > 65535)) {
+    throw new ConfigError(`--client-port: ${String(clientPort)} is not a port (1-65535)`)
+  }
   const interval = args['stats-interval'] ?? DEFAULT_STATS_INTERVAL_MS
   if (!Number.isFinite(interval) || interval < 10) {
     throw new ConfigError(`--stats-interval: ${interval} is not a number of ms (at least 10)`)
@@ -102,6 +108,7 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
       ...(allocator == null ? {} : { allocator }),
       instanceId: args.instance ?? '',
       statsIntervalMs: interval,
+      ...(clientPort == null ? {} : { clientPort }),
       ...(args.hostname == null ? {} : { hostName: args.hostname })
     }
   }

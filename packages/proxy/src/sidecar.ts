@@ -1,8 +1,11 @@
 import { connect } from 'node:net'
-import { callRpc, createPhysarumNode, serviceTopic } from '@physarum/p2p'
+import { callRpc, createMetricsRegistry, createPhysarumNode, serviceTopic } from '@physarum/p2p'
+import { createRegistryClient } from '@physarum/registry-service'
 import { CheckIn, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { CHECKIN_RETRY_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS } from './constants.ts'
 import { StreamDuplex } from './duplex.ts'
+import { startClientProxy } from './client.ts'
+import type { ClientProxy } from './client.ts'
 import type { Logger, PhysarumNode, PreSharedKey } from '@physarum/p2p'
 import type { PrivateKey, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -11,6 +14,8 @@ export interface SidecarConfig {
   psk: PreSharedKey | null
   privateKey?: PrivateKey
   listen: string[]
+  /** Addresses to announce instead of the listen addresses (see PhysarumNodeInit). */
+  announce?: string[]
   bootstrap: string[]
   service: string
   contentHash: string
@@ -20,10 +25,17 @@ export interface SidecarConfig {
   instanceId: string
   statsIntervalMs?: number
   hostName?: string
+  /**
+   * ProxyClientMode: also serve the client proxy on 127.0.0.1:<clientPort> (the service's
+   * PROXY_PORT), so the service calls other services as `/<service>/<path>` there.
+   */
+  clientPort?: number
 }
 
 export interface Sidecar {
   node: PhysarumNode
+  /** The client proxy for the service's own calls (ProxyClientMode), if asked for. */
+  client?: ClientProxy
   /** Requests being served now. */
   inFlight(): number
   /** Resolves once the allocator took the Ready check-in. */
@@ -45,6 +57,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     psk: config.psk,
     ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
     listen: config.listen,
+    ...(config.announce == null ? {} : { announce: config.announce }),
     bootstrap: config.bootstrap,
     dhtMode: 'client',
     role: 'sidecar',
@@ -108,8 +121,17 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     serve(stream)
   }, { maxInboundStreams: MAX_HTTP_STREAMS, runOnLimitedConnection: false })
 
+  let client: ClientProxy | undefined
   try {
     await node.start()
+    if (config.clientPort != null) {
+      client = await startClientProxy({
+        node,
+        registry: createRegistryClient(node, { log: log.child({ component: 'registry-client' }) }),
+        metrics: createMetricsRegistry(),
+        log: log.child({ component: 'client-proxy' })
+      }, { host: '127.0.0.1', port: config.clientPort })
+    }
   } catch (err) {
     await node.stop().catch(() => {})
     throw err
@@ -200,6 +222,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
   let stopping: Promise<void> | undefined
   return {
     node,
+    ...(client == null ? {} : { client }),
     ready,
     inFlight: () => inFlight,
     drain,
@@ -214,6 +237,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
         }
         clearInterval(stats)
         controller.abort()
+        await client?.stop()
         await node.stop()
       })()
       await stopping

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { createRegistryClient } from '@physarum/registry-service'
 import { createMetricsRegistry } from '@physarum/p2p'
 import {
-  buildServiceImage, ensureNodeImage, silentLog, startDocker, startImageRegistry, startOverlay,
+  buildServiceImage, containersOf, ensureNodeImage, eventually, silentLog, startDocker, startImageRegistry, startOverlay,
   startTestAllocator, stopTestbed, tempDir, waitForAllocator
 } from '../../allocator/test/helpers.ts'
+import { HTTP_PROTOCOL, LABELS } from '@physarum/allocator'
 import { startClientProxy } from '../src/client.ts'
 import { COLD_START_HEADER } from '../src/constants.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from '../../allocator/test/helpers.ts'
@@ -31,11 +34,55 @@ const server = http.createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain' })
   res.end('Hello, world from ' + process.env.PHYSARUM_INSTANCE + ' ' + req.url + '\\n')
 })
+// a WebSocket echo, small frames only
+server.on('upgrade', (req, socket) => {
+  const accept = require('node:crypto').createHash('sha1').update(req.headers['sec-websocket-key'] + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
+  socket.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Accept: ' + accept + '\\r\\n\\r\\n')
+  let buffered = Buffer.alloc(0)
+  socket.on('data', (chunk) => {
+    buffered = Buffer.concat([buffered, chunk])
+    while (buffered.length >= 6 && buffered.length >= 6 + (buffered[1] & 0x7f)) {
+      const opcode = buffered[0] & 0x0f
+      const length = buffered[1] & 0x7f
+      const mask = buffered.subarray(2, 6)
+      const payload = Buffer.from(buffered.subarray(6, 6 + length).map((b, i) => b ^ mask[i % 4]))
+      buffered = buffered.subarray(6 + length)
+      if (opcode === 8) {
+        socket.end(Buffer.from([0x88, 0]))
+        return
+      }
+      socket.write(Buffer.concat([Buffer.from([0x80 | opcode, payload.length]), payload]))
+    }
+  })
+})
 server.listen(Number(process.env.SERVICE_PORT), '0.0.0.0')
 process.on('SIGTERM', () => { server.close(); process.exit(0) })
 `
 
-describe('client proxy', { timeout: 240_000 }, () => {
+/** Listens only after 3 s: a cold start that takes a while. */
+const SLOW_SERVER = `
+const http = require('node:http')
+const server = http.createServer((req, res) => { res.end('slow but there\\n') })
+setTimeout(() => { server.listen(Number(process.env.SERVICE_PORT), '0.0.0.0') }, 3000)
+process.on('SIGTERM', () => { process.exit(0) })
+`
+
+/** Front of a chain: asks the next service through its sidecar's client port (ProxyClientMode). */
+const CHAIN_SERVER = `
+const http = require('node:http')
+const server = http.createServer((req, res) => {
+  http.get('http://127.0.0.1:' + process.env.PROXY_PORT + '/hello-world-server/from-chain', (answer) => {
+    let body = ''
+    answer.setEncoding('utf8')
+    answer.on('data', (part) => { body += part })
+    answer.on('end', () => { res.writeHead(answer.statusCode); res.end('front got: ' + body) })
+  }).on('error', (err) => { res.writeHead(500); res.end(err.message) })
+})
+server.listen(Number(process.env.SERVICE_PORT), '0.0.0.0')
+process.on('SIGTERM', () => { process.exit(0) })
+`
+
+describe('client proxy', { timeout: 300_000 }, () => {
   let engine: TestDocker
   let images: TestImageRegistry
   let overlay: TestOverlay
@@ -45,10 +92,16 @@ describe('client proxy', { timeout: 240_000 }, () => {
   let metrics: Registry
   let base: string
 
-  const coldStarts = async (service: string): Promise<string[]> => {
+  const coldStarts = async (service: string): Promise<string[]> => await series('physarum_proxy_cold_starts_total', service)
+  const series = async (name: string, service: string): Promise<string[]> => {
     const text = await metrics.metrics()
-    return text.split('\n').filter(line => line.startsWith(`physarum_proxy_cold_starts_total{service="${service}"`))
+    return text.split('\n').filter(line => line.startsWith(`${name}{service="${service}"`))
   }
+  /** HTTP streams open from the proxy's node to `peer`. */
+  const httpStreams = (peer: string): number => overlay.client.libp2p.getConnections()
+    .filter(c => c.remotePeer.toString() === peer)
+    .flatMap(c => c.streams)
+    .filter(s => s.protocol === HTTP_PROTOCOL && s.status === 'open').length
 
   before(async () => {
     engine = await startDocker()
@@ -56,15 +109,20 @@ describe('client proxy', { timeout: 240_000 }, () => {
     state = await tempDir('physarum-proxy')
     await ensureNodeImage(engine)
     const image = await buildServiceImage(engine, images, 'hello-echo', SERVER)
+    const slowImage = await buildServiceImage(engine, images, 'slow-start', SLOW_SERVER)
+    const chainImage = await buildServiceImage(engine, images, 'chain-front', CHAIN_SERVER)
     overlay = await startOverlay()
     await overlay.register('hello-world-server', image, { contentHash: 'hash-hello', hardRttMs: 1_000 })
     await overlay.register('cold-server', image, { contentHash: 'hash-cold', hardRttMs: 1_000 })
+    await overlay.register('steady-server', image, { contentHash: 'hash-steady', hardRttMs: 1_000 })
+    await overlay.register('slow-server', slowImage, { contentHash: 'hash-slow', hardRttMs: 1_000 })
+    await overlay.register('chain-front', chainImage, { contentHash: 'hash-chain', hardRttMs: 1_000, proxyClientMode: true })
     daemon = await startTestAllocator(engine, overlay, state.path)
     await waitForAllocator(overlay, daemon)
     metrics = createMetricsRegistry()
     const registry = createRegistryClient(overlay.client, { peers: [overlay.registry.node.multiaddrs()[0]!], cacheTtlMs: 10_000 })
     proxy = await startClientProxy({ node: overlay.client, registry, metrics, log: silentLog }, {
-      host: '127.0.0.1', port: 0, discoveryTimeoutMs: 500, coldStartTimeoutMs: 60_000, maxPending: 100
+      host: '127.0.0.1', port: 0, discoveryTimeoutMs: 500, coldStartTimeoutMs: 60_000, maxPending: 200, idleStreamTimeoutMs: 1_000
     })
     base = `http://127.0.0.1:${proxy.port}`
   })
@@ -94,12 +152,12 @@ describe('client proxy', { timeout: 240_000 }, () => {
     assert.deepEqual(await coldStarts('hello-world-server'), ['physarum_proxy_cold_starts_total{service="hello-world-server",outcome="started"} 1'])
   })
 
-  it('shares one allocation among 20 concurrent first requests', async () => {
-    const answers = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+  it('shares one allocation among 100 concurrent first requests', async () => {
+    const answers = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
       const response = await fetch(`${base}/cold-server/n${i}`)
       return { status: response.status, body: await response.text(), cold: response.headers.get(COLD_START_HEADER) }
     }))
-    assert.deepEqual(answers.map(a => a.status), Array(20).fill(200), JSON.stringify(answers.find(a => a.status !== 200)))
+    assert.deepEqual(answers.map(a => a.status), Array(100).fill(200), JSON.stringify(answers.find(a => a.status !== 200)))
     assert.ok(answers.every((a, i) => a.body.endsWith(` /n${i}\n`)))
     assert.equal(new Set(answers.map(a => /from (\S+)/.exec(a.body)![1])).size, 1)
     assert.ok(answers.every(a => Number(a.cold) > 0))
@@ -162,5 +220,124 @@ describe('client proxy', { timeout: 240_000 }, () => {
       assert.match(error.error, message, path)
       assert.equal(error.status, status)
     }
+  })
+
+  it('keeps one stream alive for sequential requests and closes it when idle', async () => {
+    await fetch(`${base}/hello-world-server/warm`).then(async r => await r.text())
+    const peer = proxy.instanceOf('hello-world-server')!.peerId.toString()
+    const bodies = []
+    for (let i = 0; i < 10; i++) {
+      const response = await fetch(`${base}/hello-world-server/k${i}`)
+      bodies.push(await response.text())
+    }
+    assert.ok(bodies.every((body, i) => body.endsWith(` /k${i}\n`)), bodies.join(''))
+    assert.equal(httpStreams(peer), 1)
+    await eventually('the idle stream closed', () => httpStreams(peer) === 0 ? true : undefined, 5_000)
+  })
+
+  it('keeps idempotent requests succeeding when the instance is killed under traffic', async () => {
+    const first = await fetch(`${base}/steady-server/`)
+    assert.equal(first.status, 200)
+    const killed = /from (\S+)/.exec(await first.text())![1]
+    const statuses: number[] = []
+    const instances = new Set<string>()
+    let stop = false
+    const worker = async (): Promise<void> => {
+      while (!stop) {
+        const response = await fetch(`${base}/steady-server/tick`)
+        const body = await response.text()
+        statuses.push(response.status)
+        if (response.status === 200) {
+          instances.add(/from (\S+)/.exec(body)![1]!)
+        } else {
+          instances.add(body)
+        }
+      }
+    }
+    const workers = Array.from({ length: 4 }, worker)
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const containers = (await containersOf(engine, daemon.node.peerId.toString())).filter(c => c.Labels[LABELS.instance] === killed)
+    assert.equal(containers.length, 2)
+    await Promise.all(containers.map(async c => { await engine.docker.getContainer(c.Id).kill() }))
+    await eventually('traffic reached another instance', () => [...instances].some(i => i !== killed) ? true : undefined, 30_000)
+    await new Promise(resolve => setTimeout(resolve, 500))
+    stop = true
+    await Promise.all(workers)
+    assert.ok(statuses.length > 20, `only ${statuses.length} requests`)
+    assert.deepEqual(statuses.filter(s => s !== 200), [], [...instances].join(', '))
+    const failures = await series('physarum_proxy_upstream_failures_total', 'steady-server')
+    assert.ok(failures.length > 0 && failures.every(line => Number(line.split(' ')[1]) > 0), failures.join('\n'))
+    assert.match((await series('physarum_proxy_retries_total', 'steady-server'))[0] ?? '', / [1-9]\d*$/)
+  })
+
+  it('answers 503 with Retry-After past --max-pending, and 504 past --cold-start-timeout', async () => {
+    const limited = await startClientProxy({ node: overlay.client, registry: createRegistryClient(overlay.client, { peers: [overlay.registry.node.multiaddrs()[0]!] }), metrics: createMetricsRegistry(), log: silentLog }, {
+      host: '127.0.0.1', port: 0, discoveryTimeoutMs: 500, coldStartTimeoutMs: 1_500, maxPending: 2
+    })
+    try {
+      const answers = await Promise.all(Array.from({ length: 5 }, async () => {
+        const response = await fetch(`http://127.0.0.1:${limited.port}/slow-server/`)
+        return { status: response.status, retryAfter: response.headers.get('retry-after'), body: await response.json() as { error: string } }
+      }))
+      const refused = answers.filter(a => a.status === 503)
+      assert.equal(refused.length, 3, JSON.stringify(answers))
+      assert.ok(refused.every(a => a.retryAfter === '1' && /2 requests already wait for slow-server/.test(a.body.error)))
+      const late = answers.filter(a => a.status === 504)
+      assert.equal(late.length, 2, JSON.stringify(answers))
+      assert.ok(late.every(a => /slow-server did not start within 1500 ms/.test(a.body.error)))
+      // the allocation went on: once the instance is up, requests are served
+      await eventually('slow-server answered', async () => {
+        const response = await fetch(`http://127.0.0.1:${limited.port}/slow-server/`)
+        return response.status === 200 ? await response.text() : undefined
+      }, 20_000, 500)
+    } finally {
+      await limited.stop()
+    }
+  })
+
+  it('lets a service call another through its sidecar\'s client port (ProxyClientMode)', async () => {
+    const response = await fetch(`${base}/chain-front/`)
+    const body = await response.text()
+    assert.equal(response.status, 200, body)
+    assert.match(body, /^front got: Hello, world from \S+ \/from-chain\n$/)
+    assert.equal(daemon.allocator.instances().filter(i => i.service === 'chain-front').length, 1)
+  })
+
+  it('passes a WebSocket upgrade through, both ways', async () => {
+    const socket = new WebSocket(`ws://127.0.0.1:${proxy.port}/hello-world-server/ws`)
+    await new Promise((resolve, reject) => {
+      socket.onopen = resolve
+      socket.onerror = () => { reject(new Error('the WebSocket did not open')) }
+    })
+    const messages: string[] = []
+    const echoed = new Promise<void>(resolve => {
+      socket.onmessage = (event) => {
+        messages.push(String(event.data))
+        if (messages.length === 3) {
+          resolve()
+        }
+      }
+    })
+    for (const message of ['one', 'two', 'three']) {
+      socket.send(message)
+    }
+    await echoed
+    assert.deepEqual(messages, ['one', 'two', 'three'])
+    socket.close()
+  })
+
+  it('refuses a huge header, and closes the stream of a client that vanishes mid-request', async () => {
+    const big = await fetch(`${base}/hello-world-server/`, { headers: { 'x-big': 'y'.repeat(64 * 1024) } }).catch((err: Error) => err)
+    assert.equal(big instanceof Error ? big.message : big.status, 431)
+    const peer = proxy.instanceOf('hello-world-server')!.peerId.toString()
+    await eventually('no stream left', () => httpStreams(peer) === 0 ? true : undefined, 5_000)
+    const socket = connect({ host: '127.0.0.1', port: proxy.port })
+    await once(socket, 'connect')
+    socket.write('POST /hello-world-server/echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\nonly a part')
+    await eventually('the request reached the instance', () => httpStreams(peer) === 1 ? true : undefined, 5_000, 10)
+    socket.destroy()
+    await eventually('its stream closed', () => httpStreams(peer) === 0 ? true : undefined, 5_000)
+    // and the proxy still serves
+    assert.equal((await fetch(`${base}/hello-world-server/`)).status, 200)
   })
 })

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { createRegistryClient } from '@physarum/registry-service'
+import { createMetricsRegistry, serviceTopic } from '@physarum/p2p'
+import {
+  buildServiceImage, ensureNodeImage, eventually, freePort, HELLO_SERVER, silentLog, startDocker, startImageRegistry, startNode,
+  startOverlay, startTestAllocator, stopAll, stopTestbed, tempDir, TEST_PSK, waitForAllocator
+} from '../../allocator/test/helpers.ts'
+import { startClientProxy } from '../src/client.ts'
+import { startSidecar } from '../src/sidecar.ts'
+import { startDelayRelay, startNamedServer } from './helpers.ts'
+import type { TestDocker, TestImageRegistry, TestOverlay } from '../../allocator/test/helpers.ts'
+import type { AllocatorDaemon } from '@physarum/allocator'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { ClientProxy } from '../src/client.ts'
+import type { Sidecar } from '../src/sidecar.ts'
+import type { DelayRelay, NamedServer } from './helpers.ts'
+import type { Registry } from 'prom-client'
+
+const SERVICE = 'latency-server'
+const CONTENT_HASH = 'hash-latency'
+/** Each way through the relay: the far instance is about 120 ms away, the near one about 1 ms. */
+const DELAY_MS = 60
+const SOFT_MS = 50
+
+describe('client proxy choosing by RTT', { timeout: 300_000 }, () => {
+  let engine: TestDocker
+  let images: TestImageRegistry
+  let overlay: TestOverlay
+  let daemon: AllocatorDaemon
+  let state: { path: string, remove: () => Promise<void> }
+  let proxyNode: PhysarumNode
+  let proxy: ClientProxy
+  let metrics: Registry
+  let relay: DelayRelay
+  const servers: NamedServer[] = []
+  const sidecars: Sidecar[] = []
+
+  const get = async (): Promise<string> => {
+    const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`)
+    const body = await response.text()
+    assert.equal(response.status, 200, body)
+    return body
+  }
+  const closerAllocations = async (): Promise<string[]> => (await metrics.metrics()).split('\n')
+    .filter(line => line.startsWith(`physarum_proxy_closer_allocations_total{service="${SERVICE}"`))
+
+  const startInstance = async (name: string, announce?: (port: number) => Promise<string>): Promise<Sidecar> => {
+    const server = await startNamedServer(name)
+    servers.push(server)
+    const port = await freePort()
+    const sidecar = await startSidecar({
+      psk: TEST_PSK,
+      listen: [`/ip4/127.0.0.1/tcp/${port}`],
+      ...(announce == null ? {} : { announce: [await announce(port)] }),
+      bootstrap: [overlay.bootstrap.multiaddrs()[0]!.toString()],
+      service: SERVICE,
+      contentHash: CONTENT_HASH,
+      servicePort: server.port,
+      instanceId: name,
+      hostName: name
+    }, silentLog)
+    sidecars.push(sidecar)
+    return sidecar
+  }
+
+  before(async () => {
+    engine = await startDocker()
+    images = await startImageRegistry()
+    state = await tempDir('physarum-latency')
+    await ensureNodeImage(engine)
+    const image = await buildServiceImage(engine, images, 'hello-latency', HELLO_SERVER)
+    overlay = await startOverlay()
+    await overlay.register(SERVICE, image, { contentHash: CONTENT_HASH, softRttMs: SOFT_MS, hardRttMs: 2_000 })
+    daemon = await startTestAllocator(engine, overlay, state.path)
+    await waitForAllocator(overlay, daemon)
+    await startInstance('near')
+    await startInstance('far', async (port) => {
+      relay = await startDelayRelay(port, DELAY_MS)
+      return `/ip4/127.0.0.1/tcp/${relay.port}`
+    })
+    // like the proxy daemon, a DHT client: the sidecars' DHT walks never dial it directly
+    proxyNode = await startNode({ bootstrap: [overlay.bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
+    await eventually('both instances are found', async () => {
+      const found = []
+      for await (const provider of proxyNode.discovery.findProviders(serviceTopic(CONTENT_HASH), { signal: AbortSignal.timeout(1_000) })) {
+        found.push(provider)
+      }
+      return found.length === 2 ? true : undefined
+    }, 20_000)
+    metrics = createMetricsRegistry()
+    proxy = await startClientProxy({
+      node: proxyNode,
+      registry: createRegistryClient(proxyNode, { peers: [overlay.registry.node.multiaddrs()[0]!] }),
+      metrics,
+      log: silentLog
+    }, { host: '127.0.0.1', port: 0, discoveryTimeoutMs: 1_000 })
+  })
+
+  after(async () => {
+    await proxy?.stop()
+    await Promise.all(sidecars.map(async sidecar => { await sidecar.stop(0) }))
+    await relay?.close()
+    for (const { server } of servers) {
+      server.closeAllConnections()
+      server.close()
+    }
+    await stopAll([proxyNode])
+    await daemon?.stop()
+    await stopTestbed({ overlay, engine, images, state })
+  })
+
+  it('sends requests to the nearer of two instances', async () => {
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await get(), 'near\n')
+    }
+    const far = sidecars[1]!.node.peerId.toString()
+    const farRtt = proxyNode.rtt.get(far)?.smoothedMs ?? 0
+    assert.ok(farRtt >= 2 * DELAY_MS, `far RTT ${farRtt} ms`)
+    assert.ok((proxyNode.rtt.get(sidecars[0]!.node.peerId.toString())?.smoothedMs ?? Infinity) < SOFT_MS)
+    assert.deepEqual(await closerAllocations(), [])
+  })
+
+  it('uses the far one within hard when the near one is gone, and asks once for a closer one', async () => {
+    await sidecars[0]!.stop(0)
+    // far within hard, until the background allocation (on the allocator of this host, about
+    // 1 ms away) is up and takes over
+    const bodies = [await get()]
+    assert.equal(bodies[0], 'far\n')
+    await eventually('the closer instance serves', async () => {
+      bodies.push(await get())
+      return bodies.at(-1)!.startsWith('Hello, world') ? true : undefined
+    }, 30_000, 50)
+    assert.ok(bodies.length > 2, bodies.join(''))
+    assert.ok(bodies.slice(0, -1).every(body => body === 'far\n'), bodies.join(''))
+    assert.deepEqual(await closerAllocations(), [`physarum_proxy_closer_allocations_total{service="${SERVICE}",outcome="started"} 1`])
+    assert.equal(daemon.allocator.instances().filter(i => i.service === SERVICE).length, 1)
+  })
+})
