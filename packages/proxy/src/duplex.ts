@@ -112,12 +112,18 @@ export class StreamDuplex extends Duplex {
   }
 
   // what Node's HTTP client and agent call on a socket
+  // as net.Socket's: 0 turns the timer off and takes `callback` off the 'timeout' listeners
+  // (Node's HTTP client does so for each request done on a kept socket)
   setTimeout (ms: number, callback?: () => void): this {
     clearTimeout(this.#idleTimer)
     this.#idleTimer = undefined
     this.timeout = ms
     if (callback != null) {
-      this.once('timeout', callback)
+      if (ms === 0) {
+        this.removeListener('timeout', callback)
+      } else {
+        this.once('timeout', callback)
+      }
     }
     if (ms > 0 && !this.destroyed) {
       this.#idleTimer = setTimeout(() => { this.emit('timeout') }, ms)

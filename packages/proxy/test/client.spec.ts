@@ -225,11 +225,18 @@ describe('client proxy', { timeout: 300_000 }, () => {
   it('keeps one stream alive for sequential requests and closes it when idle', async () => {
     await fetch(`${base}/hello-world-server/warm`).then(async r => await r.text())
     const peer = proxy.instanceOf('hello-world-server')!.peerId.toString()
+    // each request on a kept stream must leave no listener behind (Node warns past 10)
+    const warnings: Error[] = []
+    const onWarning = (warning: Error): void => { warnings.push(warning) }
+    process.on('warning', onWarning)
     const bodies = []
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < 20; i++) {
       const response = await fetch(`${base}/hello-world-server/k${i}`)
       bodies.push(await response.text())
     }
+    await new Promise(resolve => setImmediate(resolve))
+    process.off('warning', onWarning)
+    assert.deepEqual(warnings.map(w => w.message), [])
     assert.ok(bodies.every((body, i) => body.endsWith(` /k${i}\n`)), bodies.join(''))
     assert.equal(httpStreams(peer), 1)
     await eventually('the idle stream closed', () => httpStreams(peer) === 0 ? true : undefined, 5_000)
