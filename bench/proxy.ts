@@ -1,0 +1,271 @@
+/**
+ * bench/proxy: the proxy's cost on the warm path, each figure beside its baseline measured in the
+ * same run, round by round: small requests one at a time (added latency), requests per second at
+ * 64 connections with autocannon, and a bulk download. Every part is its own process as on a
+ * host: the service (a Node HTTP server), its sidecar (`proxy --sidecar`), the client proxy
+ * (`proxy <port>`) and the registry-service (which is also the bootstrap) over etcd; the baseline
+ * calls the service's port directly. The bulk download is also set against one libp2p stream with
+ * the PSK between two nodes of the factory in this process (the issue's floor for the transport).
+ * The cold start is bench/allocator's.
+ */
+import { spawn } from 'node:child_process'
+import { Agent, get } from 'node:http'
+import { createServer } from 'node:net'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
+import { createRegistryClient } from '@physarum/registry-service'
+import { sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
+import { stopAll, track } from './lib/children.ts'
+import { bulkSendStream, serveSink, SINK_PROTOCOL } from './lib/streams.ts'
+import { fmt, gbits, markdownTable, median, parseCount, parseSize, percentile } from './lib/stats.ts'
+import type { AddressInfo } from 'node:net'
+
+const USAGE = `Usage: node bench/proxy.ts [options]   (Node 24)
+
+  --requests N      sequential small requests per kind and round (default 2000)
+  --rounds N        interleaved rounds (default 3)
+  --duration S      seconds of each autocannon run at 64 connections (default 5)
+  --bytes N         bytes of each bulk download (default 256M; K/M/G suffixes are binary)
+  --json            print the results as JSON
+  --help`
+
+const GOALS = { addedP50Ms: 1, addedP99Ms: 5, rpsRatio: 0.2, bulkRatioToPsk: 0.5 }
+const PASSPHRASE = 'physarum proxy benchmark'
+const SERVICE = 'bench-proxy'
+const CONNECTIONS = 64
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '2000' },
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '5' },
+    bytes: { type: 'string', default: '256M' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false }
+  }
+})
+if (values.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+let requests: number, rounds: number, duration: number, bytes: number
+try {
+  requests = parseCount('--requests', values.requests)
+  rounds = parseCount('--rounds', values.rounds)
+  duration = parseCount('--duration', values.duration)
+  bytes = parseSize('--bytes', values.bytes)
+} catch (err) {
+  console.error(`${(err as Error).message}\n\n${USAGE}`)
+  process.exit(2)
+}
+const progress = (message: string): void => { process.stderr.write(`[bench/proxy] ${message}\n`) }
+
+/** The service: a small answer at /, `n` bytes of zeros at /bytes?n=. */
+const SERVICE_SOURCE = `
+const http = require('node:http')
+const block = Buffer.alloc(64 * 1024)
+http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://x')
+  if (url.pathname !== '/bytes') {
+    res.end('hello\\n')
+    return
+  }
+  let left = Number(url.searchParams.get('n'))
+  res.writeHead(200, { 'content-length': left })
+  const pump = () => {
+    while (left > 0) {
+      const part = left >= block.length ? block : block.subarray(0, left)
+      left -= part.length
+      if (!res.write(part)) {
+        res.once('drain', pump)
+        return
+      }
+    }
+    res.end()
+  }
+  pump()
+}).listen(Number(process.env.SERVICE_PORT), '127.0.0.1')
+`
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>(resolve => server.close(() => { resolve() }))
+  return port
+}
+
+/** Starts a physarum CLI and resolves with the first stdout line matching `pattern`. */
+async function startCli (name: string, bin: string, args: string[], pattern: RegExp): Promise<RegExpExecArray> {
+  const child = track(spawn(process.execPath, [new URL(bin, import.meta.url).pathname, ...args], {
+    env: { ...process.env, PHYSARUM_PSK: PASSPHRASE },
+    stdio: ['ignore', 'pipe', 'inherit']
+  }), name)
+  return await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`${name} did not start within 30 s`)) }, 30_000)
+    let text = ''
+    child.stdout!.on('data', (part: Buffer) => {
+      text += part.toString('utf8')
+      const match = pattern.exec(text)
+      if (match != null) {
+        clearTimeout(timer)
+        resolve(match)
+      }
+    })
+    child.once('exit', code => { reject(new Error(`${name} exited with ${code ?? 'a signal'}`)) })
+  })
+}
+
+/** GET `url` on a keep-alive agent; resolves with the body's length. */
+async function fetchLength (agent: Agent, url: string): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    get(url, { agent }, (res) => {
+      let length = 0
+      res.on('data', (part: Buffer) => { length += part.length })
+      res.on('end', () => {
+        if (res.statusCode === 200) {
+          resolve(length)
+        } else {
+          reject(new Error(`${url}: ${res.statusCode}`))
+        }
+      })
+      res.on('error', reject)
+    }).on('error', reject)
+  })
+}
+
+async function sequential (agent: Agent, url: string, count: number): Promise<number[]> {
+  const ms: number[] = []
+  for (let i = 0; i < count; i++) {
+    const t = performance.now()
+    await fetchLength(agent, url)
+    ms.push(performance.now() - t)
+  }
+  return ms
+}
+
+async function rps (url: string): Promise<number> {
+  const result = await autocannon({ url, connections: CONNECTIONS, duration })
+  if (result.non2xx > 0 || result.errors > 0) {
+    throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors under load`)
+  }
+  return result.requests.average
+}
+
+async function download (agent: Agent, url: string): Promise<number> {
+  const t = performance.now()
+  const length = await fetchLength(agent, url)
+  if (length !== bytes) {
+    throw new Error(`${url}: ${length} bytes instead of ${bytes}`)
+  }
+  return gbits(bytes, (performance.now() - t) / 1000)
+}
+
+const watchdog = setTimeout(() => {
+  progress('took over 15 minutes: abandoned')
+  void stopAll(1_000).finally(() => process.exit(3))
+}, 900_000)
+watchdog.unref()
+
+const etcd = await TestEtcd.start()
+const psk = PreSharedKey.fromPassphrase(PASSPHRASE)
+const nodes: Array<Awaited<ReturnType<typeof createPhysarumNode>>> = []
+try {
+  progress('starting registry-service, service, sidecar and client proxy')
+  const registryAddr = (await startCli('registry-service', '../packages/registry-service/bin/registry-service.js', [
+    '--etcd-endpoints', etcd.endpoint, '--ephemeral', '--open-writes', '--log-level', 'warn',
+    '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0'
+  ], /registry-service listening: (\S+)/))[1]!
+  const admin = await createPhysarumNode({ psk, listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [registryAddr] })
+  nodes.push(admin)
+  await admin.start()
+  await createRegistryClient(admin, { peers: [registryAddr] }).add({ ...sampleRecord(SERVICE), contentHash: 'bench-proxy-hash', softRttMs: 50, hardRttMs: 1_000 })
+
+  const servicePort = await freePort()
+  track(spawn(process.execPath, ['-e', SERVICE_SOURCE], { env: { ...process.env, SERVICE_PORT: String(servicePort) }, stdio: 'inherit' }), 'service')
+  await startCli('sidecar', '../packages/proxy/bin/proxy.js', [
+    '--sidecar', '--service', SERVICE, '--content-hash', 'bench-proxy-hash', '--service-port', String(servicePort),
+    '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', registryAddr, '--log-level', 'info'
+  ], /proxy-sidecar started/)
+  const proxyPort = await freePort()
+  await startCli('proxy', '../packages/proxy/bin/proxy.js', [
+    String(proxyPort), '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', registryAddr, '--registry', registryAddr,
+    '--metrics-listen', '127.0.0.1:0', '--log-level', 'info'
+  ], /"msg":"proxy started"|proxy started/)
+
+  const direct = `http://127.0.0.1:${servicePort}`
+  const proxied = `http://127.0.0.1:${proxyPort}/${SERVICE}`
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  // the sidecar provides its topic a moment after it starts
+  for (let tries = 0; ; tries++) {
+    try {
+      await fetchLength(agent, `${proxied}/`)
+      break
+    } catch (err) {
+      if (tries > 100) {
+        throw err
+      }
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+  }
+
+  // the floor of the transport: one PSK stream between two factory nodes in this process
+  const sink = await createPhysarumNode({ psk, listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [registryAddr] })
+  const sender = await createPhysarumNode({ psk, listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [registryAddr] })
+  nodes.push(sink, sender)
+  await sink.libp2p.handle(SINK_PROTOCOL, (stream) => { serveSink(stream) })
+  await Promise.all([sink.start(), sender.start()])
+  const pskBulk = async (): Promise<number> => {
+    const stream = await sender.libp2p.dialProtocol(sink.multiaddrs()[0]!, SINK_PROTOCOL)
+    const result = await bulkSendStream(stream, bytes, { chunk: new Uint8Array(64 * 1024), maxBuffered: 4 * 1024 * 1024, signal: AbortSignal.timeout(300_000) })
+    return gbits(result.bytes, result.seconds)
+  }
+
+  progress('warm-up')
+  await sequential(agent, `${direct}/`, 200)
+  await sequential(agent, `${proxied}/`, 200)
+
+  const latency = { direct: [] as number[], proxied: [] as number[] }
+  const throughput = { direct: [] as number[], proxied: [] as number[] }
+  const bulk = { direct: [] as number[], proxied: [] as number[], psk: [] as number[] }
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? ['direct', 'proxied'] as const : ['proxied', 'direct'] as const
+    for (const kind of order) {
+      const base = kind === 'direct' ? direct : proxied
+      latency[kind].push(...await sequential(agent, `${base}/`, requests))
+      throughput[kind].push(await rps(`${base}/`))
+      bulk[kind].push(await download(agent, `${base}/bytes?n=${bytes}`))
+    }
+    bulk.psk.push(await pskBulk())
+    progress(`round ${round + 1}/${rounds} done`)
+  }
+  agent.destroy()
+
+  const added = { p50: percentile(latency.proxied, 50) - percentile(latency.direct, 50), p99: percentile(latency.proxied, 99) - percentile(latency.direct, 99) }
+  const rpsRatio = median(throughput.proxied) / median(throughput.direct)
+  const bulkToPsk = median(bulk.proxied) / median(bulk.psk)
+  const verdict = (ok: boolean): string => ok ? 'PASS' : 'MISS'
+  const results = {
+    latencyMs: { direct: { p50: percentile(latency.direct, 50), p99: percentile(latency.direct, 99) }, proxied: { p50: percentile(latency.proxied, 50), p99: percentile(latency.proxied, 99) }, added },
+    requestsPerSecond: { direct: median(throughput.direct), proxied: median(throughput.proxied), ratio: rpsRatio },
+    bulkGbits: { direct: median(bulk.direct), proxied: median(bulk.proxied), psk: median(bulk.psk), proxiedToPsk: bulkToPsk },
+    goals: GOALS
+  }
+  if (values.json) {
+    console.log(JSON.stringify(results, null, 2))
+  } else {
+    console.log(`## proxy: ${rounds} interleaved rounds; ${requests} sequential requests, autocannon ${CONNECTIONS} connections × ${duration} s, ${fmt(bytes / 2 ** 20, 0)} MiB downloads per kind and round\n`)
+    console.log(markdownTable(['measure', 'direct to the service', 'through the proxy', 'figure', 'goal'], [
+      ['small request p50 ms', fmt(results.latencyMs.direct.p50, 3), fmt(results.latencyMs.proxied.p50, 3), `+${fmt(added.p50, 3)} ms`, `<= +${GOALS.addedP50Ms} ms: ${verdict(added.p50 <= GOALS.addedP50Ms)}`],
+      ['small request p99 ms', fmt(results.latencyMs.direct.p99, 3), fmt(results.latencyMs.proxied.p99, 3), `+${fmt(added.p99, 3)} ms`, `<= +${GOALS.addedP99Ms} ms: ${verdict(added.p99 <= GOALS.addedP99Ms)}`],
+      [`requests/s at ${CONNECTIONS} connections (autocannon)`, fmt(results.requestsPerSecond.direct, 0), fmt(results.requestsPerSecond.proxied, 0), `${fmt(rpsRatio * 100, 1)}%`, `>= ${GOALS.rpsRatio * 100}%: ${verdict(rpsRatio >= GOALS.rpsRatio)}`],
+      ['bulk download Gbit/s (median)', fmt(results.bulkGbits.direct), fmt(results.bulkGbits.proxied), `${fmt(bulkToPsk * 100, 1)}% of one PSK stream (${fmt(results.bulkGbits.psk)} Gbit/s)`, `>= ${GOALS.bulkRatioToPsk * 100}%: ${verdict(bulkToPsk >= GOALS.bulkRatioToPsk)}`]
+    ]))
+  }
+} finally {
+  await Promise.all(nodes.map(async node => { await node.stop() }))
+  await stopAll(5_000)
+  await etcd.remove()
+  clearTimeout(watchdog)
+}
