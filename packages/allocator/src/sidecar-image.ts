@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import { pack } from 'tar-stream'
 import { PHYSARUM_VERSION } from '@physarum/p2p'
+import { BULK_NODE_ENV, BULK_NODE_FLAGS } from '@physarum/p2p/bulk'
 import { LABELS, SIDECAR_REPOSITORY } from './constants.ts'
 import { SidecarImageError } from './errors.ts'
 import type { DockerRuntime } from './docker.ts'
@@ -23,7 +24,7 @@ export interface SidecarImageInit {
 
 export interface SidecarImage {
   tag: string
-  /** sha256 of the bundle: an image with another bundle is rebuilt. */
+  /** sha256 of the bundle and the image's settings: an image with another is rebuilt. */
   bundleHash: string
   built: boolean
 }
@@ -57,11 +58,16 @@ export async function bundleSidecar (entry = DEFAULT_SIDECAR_ENTRY): Promise<Uin
   }
 }
 
-/** Builds `physarum/sidecar:<version>` FROM the node image unless an image with this bundle exists. */
+/** Builds `physarum/sidecar:<version>` FROM the node image unless an image with this bundle and these settings exists. */
 export async function ensureSidecarImage (runtime: DockerRuntime, init: SidecarImageInit): Promise<SidecarImage> {
   const tag = init.tag ?? SIDECAR_TAG
   const bundle = await bundleSidecar(init.entry)
-  const bundleHash = createHash('sha256').update(bundle).digest('hex')
+  // the memory settings of a process that passes bulk data (@physarum/p2p/bulk), from its start
+  const recipe = [
+    ...Object.entries(BULK_NODE_ENV).map(([name, value]) => `ENV ${name}=${value}`),
+    `ENTRYPOINT ${JSON.stringify(['node', ...BULK_NODE_FLAGS, BUNDLE_PATH, '--sidecar'])}`
+  ]
+  const bundleHash = createHash('sha256').update(bundle).update(recipe.join('\n')).digest('hex')
   const labels = await runtime.imageLabels(tag)
   if (labels?.[LABELS.bundle] === bundleHash) {
     return { tag, bundleHash, built: false }
@@ -73,7 +79,7 @@ export async function ensureSidecarImage (runtime: DockerRuntime, init: SidecarI
     `FROM ${init.nodeImage}`,
     `COPY sidecar.mjs ${BUNDLE_PATH}`,
     `LABEL ${LABELS.bundle}="${bundleHash}" io.physarum.version="${PHYSARUM_VERSION}"`,
-    `ENTRYPOINT ["node", "${BUNDLE_PATH}", "--sidecar"]`,
+    ...recipe,
     ''
   ].join('\n')
   const tar = pack()

@@ -1,2 +1,5 @@
 #!/usr/bin/env node
-import '../src/main.ts'
+import { execWithBulkSettings } from '@physarum/p2p/bulk'
+
+execWithBulkSettings()
+await import('../src/main.ts')

@@ -389,12 +389,16 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         }
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers)
         answer.pipe(res)
-        answer.on('error', () => { res.destroy() })
+        answer.on('error', (err) => {
+          log.warn({ service: record.name, peer: instance.peerId.toString(), err: err.message }, 'the response broke off')
+          res.destroy()
+        })
         resolve(answer.statusCode ?? 502)
       })
       upstream.on('error', (err) => {
         clearTimeout(timer)
         if (answered) {
+          log.warn({ service: record.name, peer: instance.peerId.toString(), err: err.message }, 'the instance broke off its response')
           res.destroy()
           return
         }

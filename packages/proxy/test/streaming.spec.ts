@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import { createServer, request } from 'node:http'
+import { Readable } from 'node:stream'
+import { after, before, describe, it } from 'node:test'
+import { eventually, freePort, sampleRecord, silentLog, startClient, startNode, startRegistry, stopAll, TEST_PASSPHRASE, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
+import { startSidecar } from '../src/sidecar.ts'
+import type { ChildProcess } from 'node:child_process'
+import type { IncomingMessage, Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
+import type { Sidecar } from '../src/sidecar.ts'
+
+const GiB = 1024 ** 3
+const RSS_LIMIT = 200 * 1024 * 1024
+const SERVICE = 'bulk-server'
+const PROXY_BIN = new URL('../bin/proxy.js', import.meta.url).pathname
+
+/** The resident memory of a process, in bytes. */
+async function rssOf (pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024
+}
+
+/** Samples a process's RSS every 100 ms until stopped; resolves with the largest sample. */
+function watchRss (pid: number): { stop: () => Promise<number> } {
+  let peak = 0
+  let running = true
+  const loop = (async () => {
+    while (running) {
+      peak = Math.max(peak, await rssOf(pid))
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  })()
+  return { stop: async () => { running = false; await loop; return peak } }
+}
+
+function zeros (bytes: number): Readable {
+  const chunk = Buffer.alloc(64 * 1024)
+  let left = bytes
+  return new Readable({
+    read () {
+      if (left <= 0) {
+        this.push(null)
+        return
+      }
+      const part = left >= chunk.length ? chunk : chunk.subarray(0, left)
+      left -= part.length
+      this.push(part)
+    }
+  })
+}
+
+describe('client proxy streaming 1 GiB each way (the proxy is the real CLI in its own process)', { timeout: 300_000 }, () => {
+  let etcd: TestEtcd
+  let bootstrap: PhysarumNode
+  let registry: InProcessRegistry
+  let service: Server
+  let sidecar: Sidecar
+  let proxy: ChildProcess
+  let base: string
+  /** Bytes the service has handed to its socket for the latest download. */
+  let sent = 0
+  let downloads = 0
+
+  before(async () => {
+    etcd = await TestEtcd.start()
+    bootstrap = await startNode()
+    registry = await startRegistry(bootstrap, [etcd.endpoint], { openWrites: true })
+    const admin = await startClient(bootstrap, { peers: [registry.node.multiaddrs()[0]!] })
+    await admin.client.add(sampleRecord(SERVICE, { contentHash: 'hash-bulk', softRttMs: 50, hardRttMs: 1_000 }))
+    await stopAll([admin.node])
+
+    // the service: GET /bytes?n= streams n zero bytes (honouring backpressure), POST counts the body
+    service = createServer((req, res) => {
+      if (req.method === 'POST') {
+        let received = 0
+        req.on('data', (part: Buffer) => { received += part.length })
+        req.on('end', () => { res.end(String(received)) })
+        return
+      }
+      // counts the latest download only: a retried request leaves an earlier response behind
+      const id = ++downloads
+      sent = 0
+      const n = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('n'))
+      res.writeHead(200, { 'content-length': n })
+      const body = zeros(n)
+      body.on('data', (part: Buffer) => {
+        if (id === downloads) {
+          sent += part.length
+        }
+      })
+      res.on('close', () => { body.destroy() })
+      body.pipe(res)
+    })
+    service.listen(0, '127.0.0.1')
+    await once(service, 'listening')
+    sidecar = await startSidecar({
+      psk: TEST_PSK,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [bootstrap.multiaddrs()[0]!.toString()],
+      service: SERVICE,
+      contentHash: 'hash-bulk',
+      servicePort: (service.address() as AddressInfo).port,
+      instanceId: 'bulk',
+      hostName: 'bulk-host'
+    }, silentLog)
+
+    const port = await freePort()
+    proxy = spawn(process.execPath, [PROXY_BIN, String(port),
+      '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', bootstrap.multiaddrs()[0]!.toString(),
+      '--registry', registry.node.multiaddrs()[0]!.toString(), '--metrics-listen', '127.0.0.1:0', '--log-level', 'warn'
+    ], { env: { ...process.env, PHYSARUM_PSK: TEST_PASSPHRASE }, stdio: ['ignore', 'ignore', 'inherit'] })
+    base = `http://127.0.0.1:${port}/${SERVICE}`
+    await eventually('the proxy serves', async () => {
+      const response = await fetch(`${base}/bytes?n=5`).catch(() => undefined)
+      return response?.status === 200 ? await response.text() : undefined
+    }, 30_000, 200)
+  })
+
+  after(async () => {
+    if (proxy != null && proxy.exitCode == null) {
+      proxy.kill('SIGTERM')
+      await once(proxy, 'exit')
+    }
+    await sidecar?.stop(0)
+    service?.closeAllConnections()
+    service?.close()
+    await registry?.stop()
+    await stopAll([bootstrap])
+    await etcd?.remove()
+  })
+
+  it('downloads 1 GiB with the proxy\'s RSS below 200 MB', async () => {
+    const rss = watchRss(proxy.pid!)
+    const received = await new Promise<number>((resolve, reject) => {
+      request(`${base}/bytes?n=${GiB}`, (res) => {
+        let count = 0
+        res.on('data', (part: Buffer) => { count += part.length })
+        res.on('end', () => { resolve(count) })
+        res.on('error', reject)
+      }).on('error', reject).end()
+    })
+    const peak = await rss.stop()
+    assert.equal(received, GiB)
+    assert.ok(peak < RSS_LIMIT, `the proxy's RSS reached ${Math.round(peak / 1e6)} MB`)
+  })
+
+  it('uploads 1 GiB, chunked, with the proxy\'s RSS below 200 MB', async () => {
+    const rss = watchRss(proxy.pid!)
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = request(`${base}/sink`, { method: 'POST' }, (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (part: string) => { text += part })
+        res.on('end', () => { resolve(text) })
+        res.on('error', reject)
+      })
+      req.on('error', reject)
+      zeros(GiB).pipe(req)
+    })
+    const peak = await rss.stop()
+    assert.equal(answer, String(GiB))
+    assert.ok(peak < RSS_LIMIT, `the proxy's RSS reached ${Math.round(peak / 1e6)} MB`)
+  })
+
+  it('slows the service down to a client that does not read', async () => {
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      request(`${base}/bytes?n=${GiB}`, resolve).on('error', reject).end()
+    })
+    response.pause()
+    await new Promise(resolve => setTimeout(resolve, 2_000))
+    const early = sent
+    await new Promise(resolve => setTimeout(resolve, 1_000))
+    // what sits in the buffers on the way (sockets, the stream window, the duplexes) and no more
+    assert.ok(sent < 64 * 1024 * 1024, `the service sent ${Math.round(sent / 1e6)} MB to a client that read nothing`)
+    assert.equal(sent, early, 'the service kept sending to a client that read nothing')
+    response.destroy()
+  })
+})
