@@ -388,12 +388,30 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           headers[COLD_START_HEADER] = String(resolved.coldStartMs)
         }
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers)
-        answer.pipe(res)
+        // ended here, after the trailers the instance sent (a chunked response carries them)
+        answer.pipe(res, { end: false })
+        answer.on('end', () => {
+          if (answer.rawTrailers.length > 0) {
+            res.addTrailers(answer.trailers)
+          }
+          res.end()
+        })
         answer.on('error', (err) => {
           log.warn({ service: record.name, peer: instance.peerId.toString(), err: err.message }, 'the response broke off')
           res.destroy()
         })
         resolve(answer.statusCode ?? 502)
+      })
+      // 1xx where Node's server can send them: 102 and 103 (100 Continue it answered itself)
+      upstream.on('information', (info) => {
+        if (res.headersSent) {
+          return
+        }
+        if (info.statusCode === 103) {
+          res.writeEarlyHints(responseHeaders(info.headers) as Record<string, string | string[]>)
+        } else if (info.statusCode === 102) {
+          res.writeProcessing()
+        }
       })
       upstream.on('error', (err) => {
         clearTimeout(timer)

@@ -46,7 +46,10 @@ export const INSTANCE_REST_MS = 30_000
 export const RETRY_AFTER_S = 1
 /** Client mode: the response header of the requests that waited for a cold start (its ms). */
 export const COLD_START_HEADER = 'x-physarum-cold-start-ms'
-/** Headers that concern one connection, never forwarded (RFC 9110 7.6.1), besides those `Connection` names. */
+/**
+ * Headers that concern one connection, never forwarded (RFC 9110 7.6.1), besides those
+ * `Connection` names. `Trailer` is not one of them: it announces the trailers, which pass.
+ */
 export const HOP_BY_HOP_HEADERS: readonly string[] = [
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'transfer-encoding', 'upgrade'
 ]

@@ -26,6 +26,14 @@ const server = http.createServer((req, res) => {
     req.pipe(res)
     return
   }
+  if (req.url.startsWith('/hints')) {
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' })
+    res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' })
+    res.write('a body with a trailer\\n')
+    res.addTrailers({ 'x-checksum': 'abc123' })
+    res.end()
+    return
+  }
   if (req.url.startsWith('/headers')) {
     res.writeHead(200, { 'content-type': 'application/json' })
     res.end(JSON.stringify(req.headers))
@@ -346,5 +354,24 @@ describe('client proxy', { timeout: 300_000 }, () => {
     await eventually('its stream closed', () => httpStreams(peer) === 0 ? true : undefined, 5_000)
     // and the proxy still serves
     assert.equal((await fetch(`${base}/hello-world-server/`)).status, 200)
+  })
+
+  it('passes 103 Early Hints and response trailers', async () => {
+    const answer = await new Promise<{ hints: Array<{ statusCode: number, link: unknown }>, body: string, trailers: Record<string, string | undefined> }>((resolve, reject) => {
+      const hints: Array<{ statusCode: number, link: unknown }> = []
+      const req = request(`${base}/hello-world-server/hints`, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (part: string) => { body += part })
+        res.on('end', () => { resolve({ hints, body, trailers: res.trailers }) })
+        res.on('error', reject)
+      })
+      req.on('information', (info) => { hints.push({ statusCode: info.statusCode, link: info.headers.link }) })
+      req.on('error', reject)
+      req.end()
+    })
+    assert.deepEqual(answer.hints, [{ statusCode: 103, link: '</style.css>; rel=preload; as=style' }])
+    assert.equal(answer.body, 'a body with a trailer\n')
+    assert.equal(answer.trailers['x-checksum'], 'abc123')
   })
 })
