@@ -6,7 +6,7 @@ export function calculate (operation, a, b) {
   const x = Number(a)
   const y = Number(b)
   if (a == null || b == null || a === '' || b === '' || !Number.isFinite(x) || !Number.isFinite(y)) {
-    return { error: 'give two numbers: ?a=<number>&b=<number>' }
+    return { error: 'give two numbers: ?num1=<number>&num2=<number>' }
   }
   switch (operation) {
     case 'add': return { value: x + y }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { extract } from 'tar-stream'
 import { tempDir } from '../../registry-service/test/helpers.ts'
@@ -43,8 +43,9 @@ describe('image-conf.json', () => {
   after(async () => { await dir?.remove() })
 
   it('parses every seed-format example in demos/', async () => {
-    const demos = (await readdir(DEMOS, { withFileTypes: true })).filter(d => d.isDirectory()).map(d => d.name)
-    assert.ok(demos.includes('helloworld') && demos.includes('calculator'), `demos: ${demos.join(', ')}`)
+    // every folder with an image-conf.json, however deep (the chain's stages are one level down)
+    const demos = (await readdir(DEMOS, { recursive: true })).filter(path => basename(path) === 'image-conf.json').map(path => dirname(path)).sort()
+    assert.deepEqual(demos, ['calculator', 'chain/aggregator', 'chain/predictor', 'chain/sensor', 'helloworld'])
     for (const demo of demos) {
       const { conf, sources } = await loadImageConf(join(DEMOS, demo, 'image-conf.json'), join(DEMOS, demo))
       assert.ok(conf.softRttMs > 0 && conf.softRttMs <= conf.hardRttMs, demo)

@@ -24,6 +24,8 @@ describe('the seed\'s flow: hl-cli add, then the proxy reaches a freshly allocat
   let state: Awaited<ReturnType<typeof tempDir>>
   let proxy: ChildProcess | undefined
   let port: number
+  let bootstrap: string
+  let env: Record<string, string>
 
   before(async () => {
     state = await tempDir('physarum-seed-flow')
@@ -33,6 +35,8 @@ describe('the seed\'s flow: hl-cli add, then the proxy reaches a freshly allocat
     overlay = await startOverlay()
     allocator = await startTestAllocator(runner, overlay, state.path)
     await waitForAllocator(overlay, allocator)
+    bootstrap = overlay.bootstrap.multiaddrs()[0]!.toString()
+    env = { PHYSARUM_PSK: TEST_PASSPHRASE, PHYSARUM_STATE_DIR: join(state.path, 'hl-cli'), DOCKER_HOST: builder.host }
   })
 
   after(async () => {
@@ -49,8 +53,6 @@ describe('the seed\'s flow: hl-cli add, then the proxy reaches a freshly allocat
   })
 
   it('answers "Hello, world" through the proxy, from an image the allocator pulled by digest', async () => {
-    const bootstrap = overlay.bootstrap.multiaddrs()[0]!.toString()
-    const env = { PHYSARUM_PSK: TEST_PASSPHRASE, PHYSARUM_STATE_DIR: join(state.path, 'hl-cli'), DOCKER_HOST: builder.host }
     const image = `${images.host}/hello:1.0`
     const added = await runCli(['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), image, 'hello-world-server',
       '--from', NODE_IMAGE, '--json', '-bootstrap', bootstrap], env)
@@ -87,5 +89,24 @@ describe('the seed\'s flow: hl-cli add, then the proxy reaches a freshly allocat
     assert.equal(mine?.capacity?.instances, 1, status.stdout)
     assert.ok((mine?.capacity?.maxInstances ?? 0) >= 1)
     assert.deepEqual(report.services.map(s => [s.name, s.instances.length]), [['hello-world-server', 1]])
+  })
+
+  it('runs the demos\' chain, each stage allocated on first use through the client port of the stage before', async () => {
+    const stages = ['sensor', 'aggregator', 'predictor']
+    await Promise.all(stages.map(async (stage) => {
+      const added = await runCli(['add', join(DEMOS, `chain/${stage}/image-conf.json`), join(DEMOS, `chain/${stage}`), `${images.host}/chain-${stage}:1.0`,
+        `chain-${stage}`, '--from', NODE_IMAGE, '--json', '-bootstrap', bootstrap], env)
+      assert.equal(added.code, 0, added.stderr)
+    }))
+    const running = (): string[] => allocator.allocator.instances().map(i => i.service).filter(name => name.startsWith('chain-')).sort()
+    assert.deepEqual(running(), [])
+    const response = await fetch(`http://127.0.0.1:${port}/chain-predictor/`, { signal: AbortSignal.timeout(90_000) })
+    const body = await response.text()
+    assert.equal(response.status, 200, body)
+    assert.ok(Number(response.headers.get('x-physarum-cold-start-ms')) > 0)
+    const prediction = JSON.parse(body) as { celsius: number, basedOn: { count: number, mean: number } }
+    assert.equal(prediction.basedOn.count, 5)
+    assert.ok(Number.isFinite(prediction.celsius))
+    assert.deepEqual(running(), ['chain-aggregator', 'chain-predictor', 'chain-sensor'])
   })
 })
