@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { promisify } from 'node:util'
+
+const ROOT = new URL('../', import.meta.url).pathname
+const CONFIGS = join(ROOT, 'configs')
+const run = promisify(execFile)
+
+/** The metric names the daemons register (`name: 'physarum_...'` in their sources). */
+async function registeredMetrics (): Promise<Set<string>> {
+  const names = new Set<string>()
+  for (const pkg of await readdir(join(ROOT, 'packages'))) {
+    const src = join(ROOT, 'packages', pkg, 'src')
+    for (const file of (await readdir(src).catch(() => [])).filter(f => f.endsWith('.ts'))) {
+      for (const match of (await readFile(join(src, file), 'utf8')).matchAll(/name: '(physarum_[a-z_]+)'/g)) {
+        names.add(match[1]!)
+      }
+    }
+  }
+  return names
+}
+
+/**
+ * configs/ as an operator takes it (prometheus.yml is checked by the ping-monitor's Prometheus
+ * test, with promtool): the Grafana dashboard, the systemd units and the environment file.
+ */
+describe('configs/', () => {
+  let dir: string
+
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'physarum-configs-')) })
+  after(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('the Grafana dashboard parses, and queries only metrics the daemons export', async () => {
+    const dashboard = JSON.parse(await readFile(join(CONFIGS, 'grafana', 'physarum-dashboard.json'), 'utf8')) as {
+      title: string, uid: string, panels: Array<{ title: string, type: string, targets: Array<{ expr: string }> }>
+    }
+    assert.equal(dashboard.uid, 'physarum-overview')
+    const known = await registeredMetrics()
+    assert.ok(known.has('physarum_proxy_requests_total'), [...known].join(', '))
+    const titles = dashboard.panels.map(p => p.title)
+    for (const wanted of [/RTT to every peer/, /Cold start/, /Requests per service and status code/, /Instances per host/]) {
+      assert.ok(titles.some(t => wanted.test(t)), `no panel ${wanted}: ${titles.join('; ')}`)
+    }
+    for (const panel of dashboard.panels) {
+      assert.ok(panel.targets.length > 0, panel.title)
+      for (const { expr } of panel.targets) {
+        const metrics = [...expr.matchAll(/physarum_[a-z_]+/g)].map(m => m[0].replace(/_(bucket|sum|count)$/, ''))
+        assert.ok(metrics.length > 0, `${panel.title}: ${expr}`)
+        for (const metric of metrics) {
+          assert.ok(known.has(metric), `${panel.title}: ${metric} is exported by no daemon`)
+        }
+      }
+    }
+  })
+
+  it('the environment file sets the overlay\'s key, bootstrap and etcd address, and nothing on a command line', async () => {
+    const env = await readFile(join(CONFIGS, 'physarum.env.example'), 'utf8')
+    const names = env.split('\n').filter(line => /^[A-Z_]+=/.test(line)).map(line => line.split('=')[0])
+    assert.deepEqual(names, ['PHYSARUM_PSK', 'PHYSARUM_BOOTSTRAP', 'PHYSARUM_ETCD_IP', 'PHYSARUM_LOG_LEVEL'])
+    for (const unit of await readdir(join(CONFIGS, 'systemd'))) {
+      assert.doesNotMatch(await readFile(join(CONFIGS, 'systemd', unit), 'utf8'), /--psk\b/, `${unit} puts the key in argv`)
+    }
+  })
+
+  it('the systemd units restart on failure, keep their identity in a StateDirectory and pass systemd-analyze verify', async (t) => {
+    const units = (await readdir(join(CONFIGS, 'systemd'))).sort()
+    assert.deepEqual(units, ['physarum-allocator.service', 'physarum-ping-monitor.service', 'physarum-proxy.service', 'physarum-registry-service.service'])
+    const verify = await run('systemd-analyze', ['--version']).then(() => true, () => false)
+    for (const unit of units) {
+      const text = await readFile(join(CONFIGS, 'systemd', unit), 'utf8')
+      const daemon = unit.replace(/^physarum-|\.service$/g, '')
+      assert.match(text, /^Restart=on-failure$/m, unit)
+      assert.match(text, new RegExp(`^StateDirectory=physarum/${daemon}$`, 'm'), unit)
+      assert.match(text, /^EnvironmentFile=\/etc\/physarum\/physarum\.env$/m, unit)
+      assert.match(text, new RegExp(`^ExecStart=/usr/local/bin/node /opt/physarum/packages/${daemon}/bin/${daemon === 'registry-service' ? 'registry-service' : daemon}\\.js .*--state-dir \\$\\{STATE_DIRECTORY\\}`, 'm'), unit)
+      if (!verify) {
+        continue
+      }
+      // verify checks that the programs exist: point the unit at this checkout and this Node
+      const local = text.replaceAll('/usr/local/bin/node', process.execPath).replaceAll('/opt/physarum/', ROOT).replaceAll('/etc/physarum/physarum.env', join(CONFIGS, 'physarum.env.example'))
+      await writeFile(join(dir, unit), local)
+      const { stderr } = await run('systemd-analyze', ['verify', join(dir, unit)]).catch((err: Error & { stderr?: string }) => ({ stderr: err.stderr ?? err.message }))
+      // a container without systemd as PID 1 cannot look up the docker group or start a bus: not the unit's fault
+      const problems = stderr.split('\n').filter(line => line.trim() !== '' && !/Failed to (connect to bus|resolve group docker|resolve user physarum)|System has not been booted/.test(line))
+      assert.deepEqual(problems, [], unit)
+    }
+    if (!verify) {
+      t.diagnostic('systemd-analyze is missing: the units were checked by their text only')
+    }
+  })
+})
