@@ -3,7 +3,8 @@
 # (the bootstrap), a registry-service with its own etcd, an allocator on a private Docker
 # engine, a local image registry; hl-cli builds, pushes and registers demos/helloworld; then
 # `curl 127.0.0.1:4200/hello-world-server` through the proxy reaches an instance allocated on
-# demand. Runs as root (dockerd). Everything lives in a temporary folder and stops on exit.
+# demand, and a Prometheus on 127.0.0.1:9090 scrapes the four daemons. Runs as root (dockerd).
+# Everything lives in a temporary folder (the logs too) and is stopped and removed on exit.
 # Usage: scripts/demo.sh [--duration SECONDS]   (default: until Ctrl-C)
 source "$(dirname "$0")/lib/toolchain.sh"
 source "$(dirname "$0")/lib/system.sh"
@@ -13,13 +14,13 @@ duration=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration="${2:?--duration needs a number of seconds}"; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) log "unknown argument: $1 (see --help)"; exit 2 ;;
   esac
 done
 [[ "$duration" =~ ^[0-9]+$ ]] || { log "--duration: '$duration' is not a whole number of seconds"; exit 2; }
 [ "$(id -u)" -eq 0 ] || { log "the demo starts its own dockerd: run it as root"; exit 1; }
-ensure_debian_packages dockerd:docker.io etcd:etcd-server docker-registry:docker-registry busybox:busybox-static curl:curl
+ensure_debian_packages dockerd:docker.io etcd:etcd-server docker-registry:docker-registry busybox:busybox-static curl:curl prometheus:prometheus
 
 work="$(mktemp -d /tmp/physarum-demo.XXXXXX)"
 pids=()
@@ -93,6 +94,12 @@ log "proxy on 127.0.0.1:4200, metrics on :9103"
 run proxy node packages/proxy/bin/proxy.js 4200 --state-dir "$work/proxy" --listen /ip4/127.0.0.1/tcp/0 --metrics-listen 127.0.0.1:9103
 wait_for "the proxy" curl -s -o /dev/null http://127.0.0.1:4200/
 
+log "Prometheus on 127.0.0.1:9090 scraping configs/prometheus.yml's four daemons"
+sed 's/localhost:/127.0.0.1:/' configs/prometheus.yml > "$work/prometheus.yml"
+run prometheus prometheus --config.file "$work/prometheus.yml" --storage.tsdb.path "$work/prometheus" \
+  --web.listen-address 127.0.0.1:9090
+wait_for "Prometheus" curl -sf http://127.0.0.1:9090/-/ready
+
 log "curl 127.0.0.1:4200/hello-world-server (the first request starts an instance)"
 for attempt in $(seq 20); do
   if curl -sf -D "$work/headers" http://127.0.0.1:4200/hello-world-server; then break; fi
@@ -103,7 +110,12 @@ log "  cold start: $(grep -i x-physarum-cold-start-ms "$work/headers" | tr -d '\
 log "again (the same instance, warm):"
 curl -sf -w '  %{time_total} s\n' http://127.0.0.1:4200/hello-world-server
 "${cli[@]}" status || true
-log "running: curl 127.0.0.1:4200/hello-world-server; metrics on :9100-9103 (Ctrl-C stops everything)"
+targets_up() { [ "$(curl -sf http://127.0.0.1:9090/api/v1/targets | grep -o '"health":"up"' | wc -l)" -eq 4 ]; }
+wait_for "Prometheus to scrape all four daemons" targets_up
+log "running, all on 127.0.0.1: ping-monitor (4001, metrics 9100), allocator (9101), registry-service"
+log "  with etcd (9102, 2379), proxy (4200, 9103), image registry (5000), Prometheus (9090: all four up),"
+log "  a private dockerd; logs in $work/*.log"
+log "try: curl 127.0.0.1:4200/hello-world-server; Ctrl-C stops everything and removes $work"
 
 started=$SECONDS
 while [ "$duration" -eq 0 ] || [ $((SECONDS - started)) -lt "$duration" ]; do

@@ -26,6 +26,13 @@ const server = http.createServer((req, res) => {
     req.pipe(res)
     return
   }
+  if (req.url.startsWith('/break')) {
+    req.socket.destroy()
+    return
+  }
+  if (req.url.startsWith('/stall')) {
+    return
+  }
   if (req.url.startsWith('/hints')) {
     res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' })
     res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' })
@@ -373,5 +380,30 @@ describe('client proxy', { timeout: 300_000 }, () => {
     assert.deepEqual(answer.hints, [{ statusCode: 103, link: '</style.css>; rel=preload; as=style' }])
     assert.equal(answer.body, 'a body with a trailer\n')
     assert.equal(answer.trailers['x-checksum'], 'abc123')
+  })
+
+  it('answers HEAD without a body, 502 when the instance breaks, 504 when it does not answer in time', async () => {
+    const head = await fetch(`${base}/hello-world-server/`, { method: 'HEAD' })
+    assert.equal(head.status, 200)
+    assert.equal(await head.text(), '')
+    assert.equal(head.headers.get('content-type'), 'text/plain')
+
+    // a POST with a body is not sent twice; a GET is, once, and breaks again
+    for (const init of [{ method: 'POST', body: 'data' }, { method: 'GET' }]) {
+      const broken = await fetch(`${base}/hello-world-server/break`, init)
+      assert.equal(broken.status, 502, init.method)
+      assert.match((await broken.json() as { error: string }).error, /The instance of hello-world-server failed before answering/)
+    }
+
+    const impatient = await startClientProxy({ node: overlay.client, registry: createRegistryClient(overlay.client, { peers: [overlay.registry.node.multiaddrs()[0]!] }), metrics: createMetricsRegistry(), log: silentLog }, {
+      host: '127.0.0.1', port: 0, discoveryTimeoutMs: 500, upstreamTimeoutMs: 500
+    })
+    try {
+      const stalled = await fetch(`http://127.0.0.1:${impatient.port}/hello-world-server/stall`)
+      assert.equal(stalled.status, 504)
+      assert.match((await stalled.json() as { error: string }).error, /did not answer within 500 ms/)
+    } finally {
+      await impatient.stop()
+    }
   })
 })
