@@ -110,6 +110,8 @@ log "  cold start: $(grep -i x-physarum-cold-start-ms "$work/headers" | tr -d '\
 log "again (the same instance, warm):"
 curl -sf -w '  %{time_total} s\n' http://127.0.0.1:4200/hello-world-server
 "${cli[@]}" status || true
+log "containers on the allocator's engine:"
+docker ps --filter label=io.physarum.service --format '  {{.Names}}  {{.Status}}'
 targets_up() { [ "$(curl -sf http://127.0.0.1:9090/api/v1/targets | grep -o '"health":"up"' | wc -l)" -eq 4 ]; }
 wait_for "Prometheus to scrape all four daemons" targets_up
 log "running, all on 127.0.0.1: ping-monitor (4001, metrics 9100), allocator (9101), registry-service"
