@@ -10,16 +10,14 @@
  */
 import { spawn } from 'node:child_process'
 import { Agent, get } from 'node:http'
-import { createServer } from 'node:net'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
-import { sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
+import { freePort, sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
 import { stopAll, track } from './lib/children.ts'
 import { bulkSendStream, serveSink, SINK_PROTOCOL } from './lib/streams.ts'
 import { fmt, gbits, markdownTable, median, parseCount, parseSize, percentile } from './lib/stats.ts'
-import type { AddressInfo } from 'node:net'
 
 const USAGE = `Usage: node bench/proxy.ts [options]   (Node 24)
 
@@ -87,14 +85,6 @@ http.createServer((req, res) => {
   pump()
 }).listen(Number(process.env.SERVICE_PORT), '127.0.0.1')
 `
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  return port
-}
 
 /** Starts a physarum CLI and resolves with the first stdout line matching `pattern`. */
 async function startCli (name: string, bin: string, args: string[], pattern: RegExp): Promise<RegExpExecArray> {
