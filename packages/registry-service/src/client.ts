@@ -98,6 +98,8 @@ export class RegistryClient {
   readonly #node: RegistryClientNode
   readonly #options: RegistryClientOptions
   readonly #cache = new Map<string, { record: ServiceRecord, expires: number }>()
+  /** Gets on the wire that callers without a signal of their own share, by name. */
+  readonly #fetching = new Map<string, Promise<ServiceRecord>>()
   readonly #rested = new Map<string, number>()
   #ranking?: { candidates: Candidate[], at: number }
   #ranking$?: Promise<Candidate[]>
@@ -140,8 +142,21 @@ export class RegistryClient {
     if (options.fresh !== true && cached != null && cached.expires > Date.now()) {
       return cached.record
     }
-    const { response } = await this.#call({ get: { name } }, options)
-    return this.#remember(recordFromWire(response.record!))
+    const fetch = async (): Promise<ServiceRecord> => {
+      const { response } = await this.#call({ get: { name } }, options)
+      return this.#remember(recordFromWire(response.record!))
+    }
+    // a busy proxy asks for the same record many times at once when its copy expires: one Get
+    // answers them all (a caller with its own signal or asking fresh gets its own)
+    if (options.fresh === true || options.signal != null) {
+      return await fetch()
+    }
+    let shared = this.#fetching.get(name)
+    if (shared == null) {
+      shared = fetch().finally(() => { this.#fetching.delete(name) })
+      this.#fetching.set(name, shared)
+    }
+    return await shared
   }
 
   /** Like `get`, but undefined when there is no such record. */

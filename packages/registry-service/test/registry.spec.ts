@@ -108,6 +108,25 @@ describe('registry service and client, two registries sharing one etcd', () => {
     assert.deepEqual(await client.get('cached-server'), first)
     await assert.rejects(client.get('cached-server', { fresh: true }), { code: 'NOT_FOUND' })
     await eventually('the cached record to expire', async () => await client.get('cached-server').then(() => undefined, (err: RpcFailureError) => err.code), 3_000)
+
+    // many callers at once while the copy is stale: one Get on the wire answers them all
+    await client.add(sampleRecord('busy-server'))
+    await new Promise(resolve => setTimeout(resolve, 450))
+    const gets = async (): Promise<number> => {
+      let total = 0
+      for (const registry of [one, two]) {
+        for (const line of (await registry.registry.metrics()).split('\n')) {
+          if (line.startsWith('physarum_registry_requests_total{') && line.includes('operation="get"')) {
+            total += Number(line.split(' ').at(-1))
+          }
+        }
+      }
+      return total
+    }
+    const before = await gets()
+    const answers = await Promise.all(Array.from({ length: 20 }, async () => await client.get('busy-server')))
+    assert.ok(answers.every(record => record.name === 'busy-server'))
+    assert.equal(await gets() - before, 1)
   })
 
   it('refuses writes from a peer that is not an admin with UNAUTHORIZED, and still serves it reads', async () => {
