@@ -357,7 +357,13 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   /** The instance failed: not chosen again for a while, its idle streams closed. */
   const rest = (service: string, instance: KnownInstance): void => {
     const state = stateOf(service)
-    state.rested.set(instance.peerId.toString(), Date.now() + INSTANCE_REST_MS)
+    const now = Date.now()
+    for (const [peer, until] of state.rested) {
+      if (until <= now) {
+        state.rested.delete(peer)
+      }
+    }
+    state.rested.set(instance.peerId.toString(), now + INSTANCE_REST_MS)
     state.instances.delete(instance.peerId.toString())
     instance.agent.closeIdle()
   }
