@@ -15,7 +15,7 @@ import autocannon from 'autocannon'
 import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
 import { freePort, sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
-import { stopAll, track } from './lib/children.ts'
+import { startDaemon, stopAll, track } from './lib/children.ts'
 import { bulkSendStream, serveSink, SINK_PROTOCOL } from './lib/streams.ts'
 import { fmt, gbits, markdownTable, median, parseCount, parseSize, percentile } from './lib/stats.ts'
 
@@ -86,27 +86,6 @@ http.createServer((req, res) => {
 }).listen(Number(process.env.SERVICE_PORT), '127.0.0.1')
 `
 
-/** Starts a physarum CLI and resolves with the first stdout line matching `pattern`. */
-async function startCli (name: string, bin: string, args: string[], pattern: RegExp): Promise<RegExpExecArray> {
-  const child = track(spawn(process.execPath, [new URL(bin, import.meta.url).pathname, ...args], {
-    env: { ...process.env, PHYSARUM_PSK: PASSPHRASE },
-    stdio: ['ignore', 'pipe', 'inherit']
-  }), name)
-  return await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`${name} did not start within 30 s`)) }, 30_000)
-    let text = ''
-    child.stdout!.on('data', (part: Buffer) => {
-      text += part.toString('utf8')
-      const match = pattern.exec(text)
-      if (match != null) {
-        clearTimeout(timer)
-        resolve(match)
-      }
-    })
-    child.once('exit', code => { reject(new Error(`${name} exited with ${code ?? 'a signal'}`)) })
-  })
-}
-
 /** GET `url` on a keep-alive agent; resolves with the body's length. */
 async function fetchLength (agent: Agent, url: string): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -163,10 +142,10 @@ const psk = PreSharedKey.fromPassphrase(PASSPHRASE)
 const nodes: Array<Awaited<ReturnType<typeof createPhysarumNode>>> = []
 try {
   progress('starting registry-service, service, sidecar and client proxy')
-  const registryAddr = (await startCli('registry-service', '../packages/registry-service/bin/registry-service.js', [
+  const registryAddr = (await startDaemon('registry-service', 'packages/registry-service/bin/registry-service.js', [
     '--etcd-endpoints', etcd.endpoint, '--ephemeral', '--open-writes', '--log-level', 'warn',
     '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0'
-  ], /registry-service listening: (\S+)/))[1]!
+  ], { PHYSARUM_PSK: PASSPHRASE }, /^registry-service listening: (\S+)/))[1]!
   const admin = await createPhysarumNode({ psk, listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [registryAddr] })
   nodes.push(admin)
   await admin.start()
@@ -174,15 +153,15 @@ try {
 
   const servicePort = await freePort()
   track(spawn(process.execPath, ['-e', SERVICE_SOURCE], { env: { ...process.env, SERVICE_PORT: String(servicePort) }, stdio: 'inherit' }), 'service')
-  await startCli('sidecar', '../packages/proxy/bin/proxy.js', [
+  await startDaemon('sidecar', 'packages/proxy/bin/proxy.js', [
     '--sidecar', '--service', SERVICE, '--content-hash', 'bench-proxy-hash', '--service-port', String(servicePort),
     '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', registryAddr, '--log-level', 'info'
-  ], /proxy-sidecar started/)
+  ], { PHYSARUM_PSK: PASSPHRASE }, /"msg":"proxy-sidecar started"/)
   const proxyPort = await freePort()
-  await startCli('proxy', '../packages/proxy/bin/proxy.js', [
+  await startDaemon('proxy', 'packages/proxy/bin/proxy.js', [
     String(proxyPort), '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', registryAddr, '--registry', registryAddr,
     '--metrics-listen', '127.0.0.1:0', '--log-level', 'info'
-  ], /"msg":"proxy started"|proxy started/)
+  ], { PHYSARUM_PSK: PASSPHRASE }, /"msg":"proxy started"/)
 
   const direct = `http://127.0.0.1:${servicePort}`
   const proxied = `http://127.0.0.1:${proxyPort}/${SERVICE}`

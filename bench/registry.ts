@@ -4,14 +4,12 @@
  * in one run. The registry-service is the real daemon in its own process; the client asks it with
  * `fresh: true`, so every Get crosses the overlay (no cache).
  */
-import { spawn } from 'node:child_process'
-import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
 import { createRegistryClient, KEY_PREFIX } from '@physarum/registry-service'
 import { Etcd3 } from 'etcd3'
 import { sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
-import { stopAll, track } from './lib/children.ts'
+import { startDaemon, stopAll } from './lib/children.ts'
 import { fmt, markdownTable, parseCount, percentile } from './lib/stats.ts'
 
 const USAGE = `Usage: node bench/registry.ts [options]   (Node 24)
@@ -79,22 +77,10 @@ let client: Awaited<ReturnType<typeof createPhysarumNode>> | undefined
 const direct = new Etcd3({ hosts: etcd.endpoint })
 try {
   progress(`etcd on ${etcd.endpoint}; starting registry-service`)
-  const daemon = track(spawn(process.execPath, [
-    new URL('../packages/registry-service/bin/registry-service.js', import.meta.url).pathname,
+  const addr = (await startDaemon('registry-service', 'packages/registry-service/bin/registry-service.js', [
     '--etcd-endpoints', etcd.endpoint, '--ephemeral', '--open-writes', '--log-level', 'warn',
     '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0'
-  ], { env: { ...process.env, PHYSARUM_PSK: PASSPHRASE }, stdio: ['ignore', 'pipe', 'inherit'] }), 'registry-service')
-  const addr = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error('registry-service printed no address within 30 s')) }, 30_000)
-    createInterface({ input: daemon.stdout! }).on('line', line => {
-      const match = /^registry-service listening: (\S+)/.exec(line)
-      if (match != null) {
-        clearTimeout(timer)
-        resolve(match[1]!)
-      }
-    })
-    daemon.once('exit', code => { reject(new Error(`registry-service exited with ${code ?? 'a signal'}`)) })
-  })
+  ], { PHYSARUM_PSK: PASSPHRASE }, /^registry-service listening: (\S+)/))[1]!
 
   client = await createPhysarumNode({ psk: PreSharedKey.fromPassphrase(PASSPHRASE), listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [addr] })
   await client.start()

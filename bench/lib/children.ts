@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import type { ChildProcess } from 'node:child_process'
 
 /**
@@ -86,4 +88,32 @@ function installCleanup (): void {
       void stopAll(3_000).finally(() => { process.exit(128 + number) })
     })
   }
+}
+
+/**
+ * Starts a physarum daemon's bin (a path relative to the repository root) with `env` added to
+ * this process's, tracked; resolves with the first stdout line matching `ready` once it is seen.
+ * Its stdout keeps being read (a full pipe would stall it); its stderr is this process's.
+ */
+export async function startDaemon (name: string, bin: string, args: string[], env: Record<string, string>, ready: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
+  const child = track(spawn(process.execPath, [new URL(`../../${bin}`, import.meta.url).pathname, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit']
+  }), name)
+  return await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`${name} printed no line matching ${String(ready)} within ${timeoutMs} ms`)) }, timeoutMs)
+    let matched = false
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const match = matched ? null : ready.exec(line)
+      if (match != null) {
+        matched = true
+        clearTimeout(timer)
+        resolve(match)
+      }
+    })
+    child.once('exit', code => {
+      clearTimeout(timer)
+      reject(new Error(`${name} exited with ${code ?? 'a signal'}`))
+    })
+  })
 }

@@ -207,40 +207,20 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     return node.rtt.get(peer.toString())?.smoothedMs ?? last
   }
 
-  /** Looks the service topic up and measures what it finds (within the hard RTT) into `state`. */
-  const findInstances = async (record: ServiceRecord, state: ServiceState): Promise<void> => {
-    state.foundAt = Date.now()
+  /**
+   * Providers of `topic` found before the discovery deadline (at most `limit`, those `skip` names
+   * left out), each pinged: its RTT, or undefined when it did not answer within `pingTimeoutMs`.
+   */
+  const measuredProviders = async (topic: string, pingTimeoutMs: number, limit: number, skip: (peer: PeerId) => boolean = () => false): Promise<Array<{ peerId: PeerId, rttMs?: number }>> => {
     const signal = AbortSignal.any([AbortSignal.timeout(discoveryTimeoutMs), controller.signal])
-    const measured: Array<Promise<void>> = []
+    const measured: Array<Promise<{ peerId: PeerId, rttMs?: number }>> = []
     try {
-      for await (const provider of node.discovery.findProviders(serviceTopic(record.contentHash), { signal })) {
-        if (isRested(state, provider.id)) {
+      for await (const provider of node.discovery.findProviders(topic, { signal })) {
+        if (skip(provider.id)) {
           continue
         }
-        measured.push(measure(provider.id, record.hardRttMs).then(rttMs => {
-          if (!isRested(state, provider.id)) {
-            know(state, { peerId: provider.id, target: provider.id, rttMs })
-          }
-        }, () => {}))
-      }
-    } catch (err) {
-      if (controller.signal.aborted) {
-        throw err
-      }
-      // the deadline: use what was found so far
-    }
-    await Promise.all(measured)
-  }
-
-  /** Allocators, measured, nearest first (those that did not answer a ping last). */
-  const findAllocators = async (): Promise<Array<{ peerId: PeerId, rttMs: number }>> => {
-    const signal = AbortSignal.any([AbortSignal.timeout(discoveryTimeoutMs), controller.signal])
-    const measured: Array<Promise<{ peerId: PeerId, rttMs: number }>> = []
-    try {
-      for await (const provider of node.discovery.findProviders(ALLOCATOR_TOPIC, { signal })) {
-        measured.push(measure(provider.id, discoveryTimeoutMs)
-          .then(rttMs => ({ peerId: provider.id, rttMs }), () => ({ peerId: provider.id, rttMs: Infinity })))
-        if (measured.length >= maxAllocators) {
+        measured.push(measure(provider.id, pingTimeoutMs).then(rttMs => ({ peerId: provider.id, rttMs }), () => ({ peerId: provider.id })))
+        if (measured.length >= limit) {
           break
         }
       }
@@ -248,8 +228,27 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       if (controller.signal.aborted) {
         throw err
       }
+      // the deadline: what was found so far
     }
-    return (await Promise.all(measured)).sort((a, b) => a.rttMs - b.rttMs)
+    return await Promise.all(measured)
+  }
+
+  /** Looks the service topic up and measures what it finds (within the hard RTT) into `state`. */
+  const findInstances = async (record: ServiceRecord, state: ServiceState): Promise<void> => {
+    state.foundAt = Date.now()
+    const rested = (peer: PeerId): boolean => isRested(state, peer)
+    for (const { peerId, rttMs } of await measuredProviders(serviceTopic(record.contentHash), record.hardRttMs, Infinity, rested)) {
+      // rested meanwhile: a request failed on it while it was measured
+      if (rttMs != null && !rested(peerId)) {
+        know(state, { peerId, target: peerId, rttMs })
+      }
+    }
+  }
+
+  /** Allocators, measured, nearest first (those that did not answer a ping last). */
+  const findAllocators = async (): Promise<Array<{ peerId: PeerId, rttMs: number }>> => {
+    const found = await measuredProviders(ALLOCATOR_TOPIC, discoveryTimeoutMs, maxAllocators)
+    return found.map(({ peerId, rttMs }) => ({ peerId, rttMs: rttMs ?? Infinity })).sort((a, b) => a.rttMs - b.rttMs)
   }
 
   /** Asks the nearest allocator that answers for an instance; CAPACITY or a failure: the next. */
