@@ -21,7 +21,7 @@ import type { ContainerCreateOptions } from 'dockerode'
 import type { Registry } from 'prom-client'
 
 export interface AllocatorComponents {
-  node: Pick<PhysarumNode, 'libp2p' | 'peerId' | 'multiaddrs'>
+  node: Pick<PhysarumNode, 'libp2p' | 'peerId' | 'listenAddrs'>
   runtime: DockerRuntime
   /** Where service records come from (a RegistryClient). */
   registry: { get(name: string, options?: { signal?: AbortSignal }): Promise<ServiceRecord> }
@@ -57,6 +57,8 @@ export interface AllocatorInit {
   rate: { perSecond: number, burst: number }
   /** What the sidecars listen on (default /ip4/0.0.0.0/tcp/0). */
   sidecarListen?: string[]
+  /** What the sidecars announce instead (a forwarded port of `sidecarListen`'s fixed one). */
+  sidecarAnnounce?: string[]
   /** Bootstraps handed to the sidecars besides this allocator itself. */
   bootstrap?: string[]
   /** How long an instance found at start may take to check in again before it is removed. */
@@ -448,8 +450,9 @@ export class Allocator {
   }
 
   /** The allocator's address the sidecar dials: loopback first (host networking). */
+  /** Where a sidecar on this host reaches the allocator: a listen address, never an announced one. */
   #allocatorAddr (): string {
-    const addrs = this.#c.node.multiaddrs().map(String)
+    const addrs = this.#c.node.listenAddrs().map(String)
     return addrs.find(a => a.startsWith('/ip4/127.')) ?? addrs[0] ?? ''
   }
 
@@ -469,6 +472,9 @@ export class Allocator {
     ]
     for (const addr of this.#init.sidecarListen ?? ['/ip4/0.0.0.0/tcp/0']) {
       args.push('--listen', addr)
+    }
+    for (const addr of this.#init.sidecarAnnounce ?? []) {
+      args.push('--announce', addr)
     }
     for (const addr of [own, ...(this.#init.bootstrap ?? [])]) {
       args.push('--bootstrap', addr)

@@ -14,6 +14,8 @@ export interface AllocatorDaemonConfig {
   psk: PreSharedKey | null
   privateKey?: PrivateKey
   listen: string[]
+  /** Addresses to announce instead of the listen addresses (see PhysarumNodeInit). */
+  announce?: string[]
   bootstrap: string[]
   metricsListen: HostPort
   /** unix:///path, tcp://host:port; else DOCKER_HOST, else the local socket. */
@@ -62,6 +64,7 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
     psk: config.psk,
     ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
     listen: config.listen,
+    announce: config.announce,
     bootstrap: config.bootstrap,
     dhtMode: 'server',
     role: NAME,

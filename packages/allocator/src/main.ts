@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { ConfigError, launchDaemon, metricsUrl, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { multiaddr } from '@multiformats/multiaddr'
 import { hideBin } from 'yargs/helpers'
 import {
   ALLOC_PROTOCOL, CHECKIN_PROTOCOL, DEFAULT_DRAIN_DELAY_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_RESTARTS, DEFAULT_METRICS_PORT,
@@ -23,6 +24,7 @@ interface AllocatorArgs extends NodeArgs {
   'sidecar-image'?: string
   'sidecar-entry'?: string
   'sidecar-listen'?: string[]
+  'sidecar-announce'?: string[]
   'network-mode': string
   'max-instances': string
   'cpu-budget': string
@@ -52,6 +54,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .option('sidecar-image', { type: 'string', describe: 'Use this sidecar image as it is [default: build physarum/sidecar:<version> from the proxy package when missing or different]' })
     .option('sidecar-entry', { type: 'string', describe: 'The proxy CLI entry bundled into the sidecar image [default: the proxy package of this workspace]' })
     .option('sidecar-listen', { type: 'string', array: true, describe: 'Multiaddr the sidecars listen on (repeatable) [default: /ip4/0.0.0.0/tcp/0]' })
+    .option('sidecar-announce', { type: 'string', array: true, describe: 'Multiaddr the sidecars announce instead, forwarded to the fixed port of --sidecar-listen (repeatable; needs --max-instances 1)' })
     .option('network-mode', { type: 'string', default: 'host', choices: ['host'], describe: 'Network of the containers (bridge is not available yet)' })
     .option('max-instances', { type: 'string', default: String(DEFAULT_MAX_INSTANCES), describe: 'Most instances on this host' })
     .option('cpu-budget', { type: 'string', default: '0', describe: 'CPU cores all instances may reserve together (records\' cpu); 0: no limit' })
@@ -69,7 +72,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .option('keep-instances', { type: 'boolean', describe: 'On SIGTERM, leave the instances running (the next start adopts them)' })
     .option('registry', { type: 'string', array: true, describe: 'Multiaddr (with /p2p/) of a registry-service to ask (repeatable) [default: found through the DHT]' })
     .option('hostname', { type: 'string', describe: 'The host name announced to peers [default: the OS host name]' })
-    .group(['docker-host', 'node-image', 'sidecar-image', 'sidecar-entry', 'sidecar-listen', 'network-mode'], 'Docker:')
+    .group(['docker-host', 'node-image', 'sidecar-image', 'sidecar-entry', 'sidecar-listen', 'sidecar-announce', 'network-mode'], 'Docker:')
     .group(['max-instances', 'cpu-budget', 'memory-budget'], 'Capacity:')
     .group(['ready-timeout', 'idle-timeout', 'drain-delay', 'stats-interval', 'restart-backoff-min', 'restart-backoff-max', 'max-restarts', 'restart-window', 'keep-instances'], 'Lifecycle:')
     .group(['rate-limit', 'rate-burst', 'registry', 'hostname'], 'Other:')
@@ -89,6 +92,34 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .strictOptions()
 }
 
+/**
+ * The sidecars' listen and announce addresses. A fixed port fits one sidecar at a time, and an
+ * announced address only makes sense for a fixed port forwarded to it.
+ */
+function sidecarAddresses (listen: string[] = [], announce: string[] = [], maxInstances: string): { sidecarListen?: string[], sidecarAnnounce?: string[] } {
+  const port = (flag: string, addr: string): number => {
+    let tcp
+    try {
+      tcp = multiaddr(addr).getComponents().find(c => c.name === 'tcp')
+    } catch {
+      throw new ConfigError(`${flag}: ${JSON.stringify(addr)} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/0)`)
+    }
+    if (tcp == null) {
+      throw new ConfigError(`${flag}: ${addr} has no /tcp/<port>`)
+    }
+    return Number(tcp.value)
+  }
+  const fixed = listen.filter(addr => port('--sidecar-listen', addr) !== 0)
+  announce.forEach(addr => port('--sidecar-announce', addr))
+  if (fixed.length > 0 && Number(maxInstances) !== 1) {
+    throw new ConfigError(`--sidecar-listen: ${fixed[0]} has a fixed port, which only one sidecar can listen on: give --max-instances 1`)
+  }
+  if (announce.length > 0 && fixed.length === 0) {
+    throw new ConfigError('--sidecar-announce: needs a --sidecar-listen with a fixed port for the announced address to forward to')
+  }
+  return { ...(listen.length === 0 ? {} : { sidecarListen: listen }), ...(announce.length === 0 ? {} : { sidecarAnnounce: announce }) }
+}
+
 async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Promise<{ node: NodeConfig, daemon: AllocatorDaemonConfig }> {
   const allocator = {
     stateDir: '',
@@ -106,7 +137,7 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
       windowMs: parseDuration('--restart-window', args['restart-window'], 1)
     },
     rate: { perSecond: parseNumber('--rate-limit', args['rate-limit'], 0.001), burst: parseNumber('--rate-burst', args['rate-burst'], 1, true) },
-    ...(args['sidecar-listen'] == null ? {} : { sidecarListen: args['sidecar-listen'] }),
+    ...sidecarAddresses(args['sidecar-listen'], args['sidecar-announce'], args['max-instances']),
     sidecarLogLevel: args['log-level'] ?? env.PHYSARUM_LOG_LEVEL ?? 'info'
   }
   if (allocator.restart.backoffMaxMs < allocator.restart.backoffMinMs) {
@@ -120,6 +151,7 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
       psk: node.psk,
       ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
       listen: node.listen,
+      announce: node.announce,
       bootstrap: node.bootstrap,
       metricsListen: node.metricsListen,
       ...(args['docker-host'] ?? env.DOCKER_HOST) == null ? {} : { dockerHost: args['docker-host'] ?? env.DOCKER_HOST },

@@ -22,7 +22,7 @@ describe('allocator and sidecar CLIs', () => {
   it('print their options with --help', async () => {
     const allocator = await cli(ALLOCATOR, ['--help'])
     assert.equal(allocator.code, 0)
-    for (const flag of ['--idle-timeout', '--ready-timeout', '--max-instances', '--node-image', '--docker-host', '--keep-instances']) {
+    for (const flag of ['--idle-timeout', '--ready-timeout', '--max-instances', '--node-image', '--docker-host', '--keep-instances', '--announce', '--sidecar-announce']) {
       assert.ok(allocator.stdout.includes(flag), flag)
     }
     const proxy = await cli(PROXY, ['--help'])
@@ -34,6 +34,15 @@ describe('allocator and sidecar CLIs', () => {
     const bad = await cli(ALLOCATOR, ['--idle-timeout', 'soon', '--no-psk'])
     assert.equal(bad.code, 2)
     assert.match(bad.stderr, /--idle-timeout: "soon" is not a duration/)
+    const fixed = await cli(ALLOCATOR, ['--sidecar-listen', '/ip4/0.0.0.0/tcp/4300', '--no-psk'])
+    assert.equal(fixed.code, 2)
+    assert.match(fixed.stderr, /--sidecar-listen: \/ip4\/0.0.0.0\/tcp\/4300 has a fixed port, .* --max-instances 1/)
+    const unforwarded = await cli(ALLOCATOR, ['--sidecar-announce', '/ip4/203.0.113.7/tcp/4300', '--no-psk'])
+    assert.equal(unforwarded.code, 2)
+    assert.match(unforwarded.stderr, /--sidecar-announce: needs a --sidecar-listen with a fixed port/)
+    const announce = await cli(ALLOCATOR, ['--announce', '/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWGRUVh5JLWYmmzTZ3wE8p2Bch4JPWgGa2s2DCWVxo4pEx', '--no-psk'])
+    assert.equal(announce.code, 2)
+    assert.match(announce.stderr, /--announce: .* names a peer id/)
     const sidecar = await cli(PROXY, ['--sidecar', '--service', 'x', '--no-psk'])
     assert.equal(sidecar.code, 2)
     assert.match(sidecar.stderr, /--service-port/)

@@ -19,6 +19,7 @@ export interface NodeArgs {
   'swarm-key'?: string
   'no-psk'?: boolean
   listen?: string[]
+  announce?: string[]
   identity?: string
   ephemeral?: boolean
   'state-dir'?: string
@@ -60,6 +61,11 @@ export function withNodeOptions<T> (yargs: Argv<T>, defaults: NodeDefaults): Arg
       alias: 'p2p-listen-addr',
       describe: `Multiaddr to listen on for the overlay, IPv4 or IPv6 (repeatable) [default: /ip4/0.0.0.0/tcp/${defaults.p2pPort}]`
     })
+    .option('announce', {
+      type: 'string',
+      array: true,
+      describe: 'Multiaddr peers are told to dial instead of the listen addresses, e.g. a NAT\'s forwarded port (repeatable) [default: the listen addresses]'
+    })
     .option('identity', { type: 'string', describe: 'Ed25519 identity key file, created (mode 0600) when missing [default: <state-dir>/identity.key]' })
     .option('ephemeral', { type: 'boolean', describe: 'Use a new identity on every start instead of the key file' })
     .option('state-dir', { type: 'string', describe: `Folder for this node's state (env PHYSARUM_STATE_DIR) [default: ~/.local/state/physarum/${defaults.name}]` })
@@ -69,7 +75,7 @@ export function withNodeOptions<T> (yargs: Argv<T>, defaults: NodeDefaults): Arg
       describe: `Address for /metrics and /healthz: host:port, [v6]:port or :port [default: :${defaults.metricsPort}]`
     })
     .option('log-level', { type: 'string', choices: LOG_LEVELS, describe: 'Log level (env PHYSARUM_LOG_LEVEL) [default: info]' })
-    .group(['bootstrap', 'psk', 'psk-file', 'swarm-key', 'no-psk', 'listen', 'identity', 'ephemeral', 'state-dir', 'metrics-listen', 'log-level'], 'Overlay options:')
+    .group(['bootstrap', 'psk', 'psk-file', 'swarm-key', 'no-psk', 'listen', 'announce', 'identity', 'ephemeral', 'state-dir', 'metrics-listen', 'log-level'], 'Overlay options:')
 }
 
 export interface NodeConfig {
@@ -79,6 +85,8 @@ export interface NodeConfig {
   privateKey?: PrivateKey
   identityPath?: string
   listen: string[]
+  /** What peers are told to dial instead of `listen` (empty: `listen`). */
+  announce: string[]
   bootstrap: string[]
   metricsListen: HostPort
   logLevel: LogLevel
@@ -121,6 +129,19 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
       multiaddr(addr)
     } catch {
       throw new ConfigError(`--listen: ${JSON.stringify(addr)} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/4001)`)
+    }
+  }
+
+  const announce = args.announce ?? []
+  for (const addr of announce) {
+    let ma
+    try {
+      ma = multiaddr(addr)
+    } catch {
+      throw new ConfigError(`--announce: ${JSON.stringify(addr)} is not a multiaddr (e.g. /ip4/203.0.113.7/tcp/4001)`)
+    }
+    if (ma.getComponents().some(c => c.name === 'p2p')) {
+      throw new ConfigError(`--announce: ${addr} names a peer id; give the address alone, the node adds its own /p2p/<peer id>`)
     }
   }
 
@@ -184,6 +205,7 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
     ...(privateKey == null ? {} : { privateKey }),
     ...(identityPath == null ? {} : { identityPath }),
     listen,
+    announce,
     bootstrap,
     metricsListen,
     logLevel,

@@ -20,7 +20,7 @@ import type { Discovery } from './discovery.ts'
 import type { PreSharedKey } from './psk.ts'
 import type { RttEntry } from './rtt.ts'
 import type { Identify } from '@libp2p/identify'
-import type { AbortOptions, Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { AbortOptions, Libp2p, Listener, PeerId, PrivateKey } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -94,8 +94,16 @@ export interface PhysarumNode {
    */
   start(): Promise<void>
   stop(): Promise<void>
-  /** The addresses this node listens on, each with /p2p/<peer id>. */
+  /**
+   * The addresses peers are told to dial, each with /p2p/<peer id>: the `announce` addresses
+   * when given, else the listen addresses.
+   */
   multiaddrs(): Multiaddr[]
+  /**
+   * Where this node listens, whatever it announces, each with /p2p/<peer id> (wildcards expanded
+   * to the host's interfaces): for processes on the same host, such as an allocator's sidecars.
+   */
+  listenAddrs(): Multiaddr[]
   /** One ping round trip to a connected or dialable `peer` in ms, recorded in `rtt`. */
   measureRtt(peer: PeerId, options?: AbortOptions): Promise<number>
 }
@@ -134,7 +142,7 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     start: false,
     ...(init.privateKey == null ? {} : { privateKey: init.privateKey }),
     nodeInfo: { userAgent: agentVersion(init.role ?? 'node', host) },
-    addresses: { listen, ...(init.announce == null ? {} : { announce: parseAddrs('--announce', init.announce).map(String) }) },
+    addresses: { listen, ...(init.announce == null || init.announce.length === 0 ? {} : { announce: parseAddrs('--announce', init.announce).map(String) }) },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS })],
@@ -168,6 +176,9 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     }
   })
 
+  const listeners = new Set<Listener>()
+  libp2p.addEventListener('transport:listening', (event) => { listeners.add(event.detail) })
+  libp2p.addEventListener('transport:close', (event) => { listeners.delete(event.detail) })
   const rtt = new RttTable()
   const meter = new RttMeter(libp2p, rtt)
   libp2p.addEventListener('stop', () => { meter.close() })
@@ -196,6 +207,9 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     },
     multiaddrs () {
       return libp2p.getMultiaddrs()
+    },
+    listenAddrs () {
+      return [...listeners].flatMap(listener => listener.getAddrs()).map(addr => addr.encapsulate(`/p2p/${libp2p.peerId.toString()}`))
     },
     async measureRtt (peer, options) {
       return await meter.measure(peer, options)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { createPhysarumNode, hostNameFromAgent, PreSharedKey } from '../src/index.ts'
-import { startNode, stopAll } from './helpers.ts'
+import { eventually, startNode, stopAll } from './helpers.ts'
 import type { PhysarumNode } from '../src/index.ts'
 
 describe('overlay membership by pre-shared key', () => {
@@ -20,6 +20,25 @@ describe('overlay membership by pre-shared key', () => {
     const peer = await b.libp2p.peerStore.get(a.peerId)
     const agent = new TextDecoder().decode(peer.metadata.get('AgentVersion'))
     assert.equal(hostNameFromAgent(agent), 'host-a')
+  })
+
+  it('tells peers only its announced address, and still knows where it listens', async () => {
+    const listener = await startNode()
+    nodes.push(listener)
+    // as behind a NAT: peers are told a forwarded address (on loopback here, where nothing listens)
+    const forwarded = '/ip4/127.0.0.2/tcp/9'
+    const node = await startNode({ announce: [forwarded], bootstrap: [listener.multiaddrs()[0]!.toString()] })
+    nodes.push(node)
+    const id = node.peerId.toString()
+    assert.deepEqual(node.multiaddrs().map(String), [`${forwarded}/p2p/${id}`])
+    const [listening] = node.listenAddrs().map(String)
+    assert.match(listening ?? '', new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/[1-9][0-9]*/p2p/${id}$`))
+    // identify told the peer the announced address only
+    const told = await eventually('identify to reach the listener', async () => {
+      const seen = await listener.libp2p.peerStore.get(node.peerId).catch(() => undefined)
+      return seen != null && seen.addresses.length > 0 ? seen.addresses.map(a => a.multiaddr.toString()) : undefined
+    })
+    assert.deepEqual(told, [forwarded])
   })
 
   it('refuses a peer with another key, or with none, and keeps serving the right ones', async () => {

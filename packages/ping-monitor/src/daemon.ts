@@ -21,6 +21,8 @@ export interface PingMonitorDaemonConfig {
   psk: PreSharedKey | null
   privateKey?: PrivateKey
   listen: string[]
+  /** Addresses to announce instead of the listen addresses (see PhysarumNodeInit). */
+  announce?: string[]
   bootstrap: string[]
   metricsListen: HostPort
   limits: ConnectionLimitFlags
@@ -51,6 +53,7 @@ export async function startPingMonitorDaemon (config: PingMonitorDaemonConfig, l
     psk: config.psk,
     ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
     listen: config.listen,
+    announce: config.announce,
     bootstrap: config.bootstrap,
     dhtMode: 'server',
     hostName: config.monitor.hostName,

@@ -90,6 +90,7 @@ async function resolveConfig (args: MonitorArgs, env: NodeJS.ProcessEnv): Promis
       psk: node.psk,
       ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
       listen: node.listen,
+      announce: node.announce,
       bootstrap: node.bootstrap,
       metricsListen: node.metricsListen,
       limits,

@@ -11,6 +11,8 @@ export interface ClientDaemonConfig {
   psk: PreSharedKey | null
   privateKey?: PrivateKey
   listen: string[]
+  /** Addresses to announce instead of the listen addresses (see PhysarumNodeInit). */
+  announce?: string[]
   bootstrap: string[]
   metricsListen: HostPort
   /** Registry-services to use instead of discovering them (multiaddrs with /p2p/). */
@@ -36,6 +38,7 @@ export async function startClientDaemon (config: ClientDaemonConfig, log: Logger
     psk: config.psk,
     ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
     listen: config.listen,
+    announce: config.announce,
     bootstrap: config.bootstrap,
     dhtMode: 'client',
     role: NAME,

@@ -57,7 +57,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     psk: config.psk,
     ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
     listen: config.listen,
-    ...(config.announce == null ? {} : { announce: config.announce }),
+    announce: config.announce,
     bootstrap: config.bootstrap,
     dhtMode: 'client',
     role: 'sidecar',

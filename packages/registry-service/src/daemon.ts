@@ -35,6 +35,8 @@ export interface RegistryDaemonConfig {
   psk: PreSharedKey | null
   privateKey?: PrivateKey
   listen: string[]
+  /** Addresses to announce instead of the listen addresses (see PhysarumNodeInit). */
+  announce?: string[]
   bootstrap: string[]
   metricsListen: HostPort
   etcd: EtcdMode
@@ -77,6 +79,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       psk: config.psk,
       ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
       listen: config.listen,
+      announce: config.announce,
       bootstrap: config.bootstrap,
       dhtMode: 'server',
       hostName: hostname().replace(/\s/g, '-') || 'unknown',

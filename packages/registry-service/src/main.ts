@@ -181,6 +181,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       psk: node.psk,
       ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
       listen: node.listen,
+      announce: node.announce,
       bootstrap: node.bootstrap,
       metricsListen: node.metricsListen,
       etcd,
