@@ -9,19 +9,26 @@ export interface DelayRelay {
   close(): Promise<void>
 }
 
+export interface DelayRelayInit {
+  target: { host?: string, port: number }
+  delayMs: number
+  /** Where the relay listens (default 127.0.0.1, a free port). */
+  listen?: { host?: string, port?: number }
+}
+
 /**
- * Distance on one machine (this kernel has no netem): a TCP relay on 127.0.0.1 that forwards to
- * `targetPort` and holds every chunk `delayMs` in each direction, order kept, so a round trip
- * through it takes 2 x delayMs more.
+ * Distance on one machine (this kernel has no netem): a TCP relay that forwards to `target` and
+ * holds every chunk `delayMs` in each direction, order kept, so a round trip through it takes
+ * 2 x delayMs more.
  */
-export async function startDelayRelay (targetPort: number, delayMs: number): Promise<DelayRelay> {
+export async function startDelayRelay (init: DelayRelayInit): Promise<DelayRelay> {
   const sockets = new Set<Socket>()
   const delayed = (from: Socket, to: Socket): void => {
-    from.on('data', (chunk: Buffer) => { setTimeout(() => { to.write(chunk) }, delayMs) })
-    from.on('end', () => { setTimeout(() => { to.end() }, delayMs) })
+    from.on('data', (chunk: Buffer) => { setTimeout(() => { to.write(chunk) }, init.delayMs) })
+    from.on('end', () => { setTimeout(() => { to.end() }, init.delayMs) })
   }
   const server: Server = createServer((client) => {
-    const target = connect({ host: '127.0.0.1', port: targetPort })
+    const target = connect({ host: init.target.host ?? '127.0.0.1', port: init.target.port })
     for (const socket of [client, target]) {
       sockets.add(socket)
       socket.on('close', () => { sockets.delete(socket) })
@@ -30,8 +37,8 @@ export async function startDelayRelay (targetPort: number, delayMs: number): Pro
     delayed(client, target)
     delayed(target, client)
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
+  server.listen(init.listen?.port ?? 0, init.listen?.host ?? '127.0.0.1')
+  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
   return {
     port: (server.address() as AddressInfo).port,
     close: async () => {

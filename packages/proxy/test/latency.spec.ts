@@ -76,7 +76,7 @@ describe('client proxy choosing by RTT', { timeout: 300_000 }, () => {
     await waitForAllocator(overlay, daemon)
     await startInstance('near')
     await startInstance('far', async (port) => {
-      relay = await startDelayRelay(port, DELAY_MS)
+      relay = await startDelayRelay({ target: { port }, delayMs: DELAY_MS })
       return `/ip4/127.0.0.1/tcp/${relay.port}`
     })
     // like the proxy daemon, a DHT client: the sidecars' DHT walks never dial it directly
