@@ -5,21 +5,65 @@
 # `curl 127.0.0.1:4200/hello-world-server` through the proxy reaches an instance allocated on
 # demand, and a Prometheus on 127.0.0.1:9090 scrapes the four daemons. Runs as root (dockerd).
 # Everything lives in a temporary folder (the logs too) and is stopped and removed on exit.
-# Usage: scripts/demo.sh [--duration SECONDS]   (default: until Ctrl-C)
+# Usage: scripts/demo.sh [--duration SECONDS]   in the foreground, until Ctrl-C (or SECONDS)
+#        scripts/demo.sh --background           returns once it answers; the daemons keep running
+#        scripts/demo.sh stop                   stops a running demo and removes all it made
 source "$(dirname "$0")/lib/toolchain.sh"
 source "$(dirname "$0")/lib/system.sh"
 cd "$PHYSARUM_ROOT"
 
+pidfile=/run/physarum-demo.pid
+output=/run/physarum-demo.out
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
 duration=0
+background=0
+action=run
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration="${2:?--duration needs a number of seconds}"; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    --background) background=1; shift ;;
+    stop) action=stop; shift ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) log "unknown argument: $1 (see --help)"; exit 2 ;;
   esac
 done
 [[ "$duration" =~ ^[0-9]+$ ]] || { log "--duration: '$duration' is not a whole number of seconds"; exit 2; }
 [ "$(id -u)" -eq 0 ] || { log "the demo starts its own dockerd: run it as root"; exit 1; }
+
+if [ "$action" = stop ]; then
+  running || { log "no demo is running"; rm -f "$pidfile" "$output"; exit 0; }
+  pid="$(cat "$pidfile")"
+  log "stopping the demo (pid $pid)"
+  kill -TERM "$pid"
+  for _ in $(seq 600); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$output"; log "stopped; nothing of it is left"; exit 0; }
+    sleep 0.1
+  done
+  log "the demo (pid $pid) did not stop within 60 s: kill -9 $pid, then run scripts/demo.sh stop again"
+  exit 1
+fi
+if running; then
+  log "a demo is already running (pid $(cat "$pidfile")): scripts/demo.sh stop ends it"
+  exit 1
+fi
+
+if [ "$background" -eq 1 ]; then
+  # the demo itself in a session of its own; its output is shown here until it answers
+  : > "$output"
+  setsid bash "$0" --duration "$duration" >> "$output" 2>&1 < /dev/null &
+  demo=$!
+  shown=0
+  while :; do
+    lines="$(wc -l < "$output")"
+    if [ "$lines" -gt "$shown" ]; then sed -n "$((shown + 1)),${lines}p" "$output"; shown="$lines"; fi
+    grep -q '^\[physarum\] stop: ' "$output" && break
+    kill -0 "$demo" 2>/dev/null || { rm -f "$output"; exit 1; }
+    sleep 0.2
+  done
+  log "running in the background (pid $demo); its output goes on in $output"
+  exit 0
+fi
 ensure_debian_packages dockerd:docker.io etcd:etcd-server docker-registry:docker-registry busybox:busybox-static curl:curl prometheus:prometheus
 
 work="$(mktemp -d /tmp/physarum-demo.XXXXXX)"
@@ -31,9 +75,11 @@ stop() {
   # dockerd leaves its network namespace mounted under its exec root
   awk -v d="$work/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf "$work"
+  [ "$(cat "$pidfile" 2>/dev/null)" = "$$" ] && rm -f "$pidfile"
 }
 trap stop EXIT
 trap 'exit 130' INT TERM
+echo $$ > "$pidfile"
 
 # a fresh overlay: its passphrase reaches the daemons through the environment, never argv
 PHYSARUM_PSK="demo-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
@@ -117,7 +163,8 @@ wait_for "Prometheus to scrape all four daemons" targets_up
 log "running, all on 127.0.0.1: ping-monitor (4001, metrics 9100), allocator (9101), registry-service"
 log "  with etcd (9102, 2379), proxy (4200, 9103), image registry (5000), Prometheus (9090: all four up),"
 log "  a private dockerd; logs in $work/*.log"
-log "try: curl 127.0.0.1:4200/hello-world-server; Ctrl-C stops everything and removes $work"
+log "try: curl 127.0.0.1:4200/hello-world-server"
+log "stop: scripts/demo.sh stop (or Ctrl-C in the foreground) stops everything and removes $work"
 
 started=$SECONDS
 while [ "$duration" -eq 0 ] || [ $((SECONDS - started)) -lt "$duration" ]; do
