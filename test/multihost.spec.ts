@@ -30,10 +30,27 @@ interface Host {
   ip: string
   face: string
   delayMs: number
+  /** Its allocator runs the containers on Docker's bridge network (--network-mode bridge). */
+  bridge: boolean
   dir: string
   docker: string
   dockerd?: Daemon
   allocator?: Daemon
+}
+
+/** Polls `check` until it returns a value. */
+async function eventually<T> (what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check().catch(() => undefined)
+    if (value !== undefined) {
+      return value
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`gave up waiting for ${what} after ${timeoutMs} ms`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 250))
+  }
 }
 
 /** A process started in a namespace, its output in <logs>/<name>.log, its lines kept for waiting. */
@@ -121,9 +138,9 @@ describe('three hosts in network namespaces', { timeout: 600_000 }, () => {
   let env: Record<string, string>
   let bootstrap: string
   const hosts: Host[] = [
-    { name: 'a', ip: `${NET}.2`, face: `${NET}.2`, delayMs: 0 },
-    { name: 'b', ip: `${NET}.3`, face: `${NET}.12`, delayMs: 10 },
-    { name: 'c', ip: `${NET}.4`, face: `${NET}.13`, delayMs: 100 }
+    { name: 'a', ip: `${NET}.2`, face: `${NET}.2`, delayMs: 0, bridge: true },
+    { name: 'b', ip: `${NET}.3`, face: `${NET}.12`, delayMs: 10, bridge: false },
+    { name: 'c', ip: `${NET}.4`, face: `${NET}.13`, delayMs: 100, bridge: false }
   ].map(host => ({ ...host, ns: `${prefix}-${host.name}`, dir: '', docker: '' }))
 
   const start = (name: string, ns: string, argv: string[], extraEnv: Record<string, string> = {}): Daemon => {
@@ -188,11 +205,14 @@ describe('three hosts in network namespaces', { timeout: 600_000 }, () => {
     }
 
     // a Docker engine per host, inside its namespace: its host-network containers are on that host
+    // host a's containers go on Docker's bridge network (docker0 and its NAT rules stay inside the
+    // namespace), the others' on the host network
     for (const host of hosts) {
       host.dir = join(dir, host.name)
       host.docker = `unix://${host.dir}/docker.sock`
       host.dockerd = start(`dockerd-${host.name}`, host.ns, ['dockerd', '--data-root', join(host.dir, 'data'), '--exec-root', join(host.dir, 'exec'),
-        '-H', host.docker, '--pidfile', join(host.dir, 'dockerd.pid'), '--bridge=none', '--iptables=false', '--insecure-registry', `${NET}.0/24`])
+        '-H', host.docker, '--pidfile', join(host.dir, 'dockerd.pid'), '--insecure-registry', `${NET}.0/24`,
+        ...(host.bridge ? [] : ['--bridge=none', '--iptables=false'])])
     }
     const images = join(dir, 'images')
     await writeFile(join(dir, 'registry.yml'), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${images}\nhttp:\n  addr: ${CORE_IP}:5000\n`)
@@ -237,7 +257,7 @@ describe('three hosts in network namespaces', { timeout: 600_000 }, () => {
         ...(far
           ? ['--announce', `/ip4/${host.face}/tcp/${ALLOCATOR_PORT}`, '--sidecar-listen', `/ip4/${host.ip}/tcp/${SIDECAR_PORT}`,
               '--sidecar-announce', `/ip4/${host.face}/tcp/${SIDECAR_PORT}`, '--max-instances', '1']
-          : ['--sidecar-listen', `/ip4/${host.ip}/tcp/0`])])
+          : ['--network-mode', 'bridge'])])
     }
     for (const host of hosts) {
       // a far host's allocator tells the overlay its relay's address only
@@ -290,8 +310,29 @@ describe('three hosts in network namespaces', { timeout: 600_000 }, () => {
     assert.match(first.body, /Hello, world/)
     assert.ok(Number(first.headers['x-physarum-cold-start-ms']) > 0, JSON.stringify(first.headers))
     const [a, b, c] = hosts as [Host, Host, Host]
-    assert.equal((await containers(a)).length, 2, 'the service and its sidecar run on host a, next to the proxy')
+    const onA = await containers(a)
+    assert.equal(onA.length, 2, 'the service and its sidecar run on host a, next to the proxy')
     assert.deepEqual([await containers(b), await containers(c)], [[], []])
+    // on the bridge network: the sidecar's overlay port published on the host, the service inside
+    // the sidecar's network namespace
+    const sidecar = onA.find(name => name.endsWith('-sidecar'))!
+    const { stdout: ports } = await run('docker', ['-H', a.docker, 'port', sidecar])
+    assert.match(ports, /^4001\/tcp -> 0\.0\.0\.0:\d+$/m)
+    const { stdout: mode } = await run('docker', ['-H', a.docker, 'inspect', '-f', '{{.HostConfig.NetworkMode}}', onA.find(name => name.endsWith('-service'))!])
+    assert.match(mode, /^container:\w+$/m)
+
+    // the sidecar dies: the allocator starts it again and restarts the service into its new
+    // network namespace; the same instance serves again
+    await run('docker', ['-H', a.docker, 'kill', sidecar])
+    await eventually('the sidecar to check in again', async () => {
+      const { stdout } = await run('nsenter', [`--net=/var/run/netns/${a.ns}`, 'curl', '-sf', 'http://127.0.0.1:9101/instances'])
+      const [instance] = JSON.parse(stdout) as Array<{ restarts: number, checkedIn: boolean }>
+      return instance != null && instance.restarts === 1 && instance.checkedIn ? true : undefined
+    }, 30_000)
+    const again = await get(`/${SERVICE}`)
+    assert.equal(again.status, 200, `${again.body}\n${await tails()}`)
+    assert.match(again.body, /Hello, world/)
+    assert.deepEqual(await containers(a), onA, 'no new instance')
 
     // host a goes down: its allocator dies, then its engine with the instance
     await a.allocator!.stop('SIGKILL')

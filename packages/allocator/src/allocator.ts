@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { LABELS, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
+import { LABELS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -21,7 +21,7 @@ import type { ContainerCreateOptions } from 'dockerode'
 import type { Registry } from 'prom-client'
 
 export interface AllocatorComponents {
-  node: Pick<PhysarumNode, 'libp2p' | 'peerId' | 'listenAddrs'>
+  node: Pick<PhysarumNode, 'libp2p' | 'peerId' | 'multiaddrs' | 'listenAddrs'>
   runtime: DockerRuntime
   /** Where service records come from (a RegistryClient). */
   registry: { get(name: string, options?: { signal?: AbortSignal }): Promise<ServiceRecord> }
@@ -43,7 +43,12 @@ export interface AllocatorInit {
   /** Instances' mounted files (key, identity) live in <stateDir>/instances/<id>. */
   stateDir: string
   psk: PreSharedKey | null
-  networkMode?: 'host'
+  /**
+   * 'host' (default): both containers on the host's network. 'bridge': the sidecar on Docker's
+   * bridge network, its overlay port published on a free host port, and the service in the
+   * sidecar's network namespace.
+   */
+  networkMode?: 'host' | 'bridge'
   maxInstances: number
   /** CPU cores all instances may reserve together (0: no limit). */
   cpuBudget: number
@@ -82,6 +87,10 @@ interface Instance {
   dir: string
   serviceContainer?: string
   sidecarContainer?: string
+  /** With --network-mode bridge: the host port the sidecar's overlay port is published on. */
+  sidecarHostPort?: number
+  /** The service container is being restarted to join its sidecar's new network namespace. */
+  rejoining?: boolean
   state: InstanceState
   multiaddrs: string[]
   idleMs: number
@@ -110,6 +119,8 @@ export interface InstanceInfo {
   multiaddrs: string[]
   inFlight: number
   restarts: number
+  /** Whether its sidecar is checked in (since its last start). */
+  checkedIn: boolean
   containers: string[]
 }
 
@@ -210,6 +221,7 @@ export class Allocator {
       multiaddrs: i.multiaddrs,
       inFlight: i.inFlight,
       restarts: i.restarts.length,
+      checkedIn: i.checkedIn,
       containers: [i.serviceContainer, i.sidecarContainer].filter((c): c is string => c != null)
     }))
   }
@@ -346,26 +358,38 @@ export class Allocator {
     this.#updateGauges()
     const phases = zeroPhases()
     try {
+      const bridge = this.#init.networkMode === 'bridge'
       let mark = performance.now()
       const [, ports] = await Promise.all([
         this.#ensureImage(record.image),
-        Promise.all([freePort(), record.proxyClientMode ? freePort() : 0, this.#prepareSecrets(instance)])
+        Promise.all([freePort(), record.proxyClientMode ? freePort() : 0, bridge ? freePort() : 0, this.#prepareSecrets(instance)])
       ])
       instance.servicePort = ports[0]
       instance.clientPort = ports[1]
+      instance.sidecarHostPort = ports[2]
       phases.pull = performance.now() - mark
 
+      const { runtime } = this.#c
       mark = performance.now()
-      const [serviceContainer, sidecarContainer] = await Promise.all([
-        this.#c.runtime.create(this.#serviceContainer(instance, record)),
-        this.#c.runtime.create(this.#sidecarContainer(instance))
-      ])
-      instance.serviceContainer = serviceContainer
-      instance.sidecarContainer = sidecarContainer
+      if (bridge) {
+        // the service joins the sidecar's network namespace, so the sidecar comes first
+        instance.sidecarContainer = await runtime.create(this.#sidecarContainer(instance))
+        instance.serviceContainer = await runtime.create(this.#serviceContainer(instance, record))
+      } else {
+        [instance.serviceContainer, instance.sidecarContainer] = await Promise.all([
+          runtime.create(this.#serviceContainer(instance, record)),
+          runtime.create(this.#sidecarContainer(instance))
+        ])
+      }
       phases.create = performance.now() - mark
 
       mark = performance.now()
-      await Promise.all([this.#c.runtime.start(serviceContainer), this.#c.runtime.start(sidecarContainer)])
+      if (bridge) {
+        await runtime.start(instance.sidecarContainer)
+        await runtime.start(instance.serviceContainer)
+      } else {
+        await Promise.all([runtime.start(instance.serviceContainer), runtime.start(instance.sidecarContainer)])
+      }
       phases.start = performance.now() - mark
 
       mark = performance.now()
@@ -442,18 +466,33 @@ export class Allocator {
       ],
       Labels: this.#labels(instance, 'service'),
       HostConfig: {
-        NetworkMode: 'host',
+        NetworkMode: this.#init.networkMode === 'bridge' ? `container:${instance.sidecarContainer ?? ''}` : 'host',
         ...(record.cpu > 0 ? { NanoCpus: Math.round(record.cpu * 1e9) } : {}),
         ...(record.memoryMb > 0 ? { Memory: record.memoryMb * 1024 * 1024 } : {})
       }
     }
   }
 
-  /** The allocator's address the sidecar dials: loopback first (host networking). */
-  /** Where a sidecar on this host reaches the allocator: a listen address, never an announced one. */
+  /**
+   * Where a sidecar on this host reaches the allocator: a listen address, never an announced one;
+   * loopback with host networking, any other address from a bridge network.
+   */
   #allocatorAddr (): string {
     const addrs = this.#c.node.listenAddrs().map(String)
-    return addrs.find(a => a.startsWith('/ip4/127.')) ?? addrs[0] ?? ''
+    const loopback = (addr: string): boolean => addr.startsWith('/ip4/127.') || addr.startsWith('/ip6/::1/')
+    return (this.#init.networkMode === 'bridge' ? addrs.find(a => !loopback(a)) : addrs.find(loopback)) ?? addrs[0] ?? ''
+  }
+
+  /** With bridge networking: the sidecar's published port at every address the allocator announces. */
+  #publishedAddrs (hostPort: number): string[] {
+    const addrs = new Set<string>()
+    for (const addr of this.#c.node.multiaddrs()) {
+      const host = addr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6' || c.name === 'dns4' || c.name === 'dns6' || c.name === 'dns')
+      if (host != null) {
+        addrs.add(`/${host.name}/${host.value ?? ''}/tcp/${hostPort}`)
+      }
+    }
+    return [...addrs]
   }
 
   #sidecarContainer (instance: Instance): ContainerCreateOptions {
@@ -470,10 +509,13 @@ export class Allocator {
       '--log-level', this.#init.sidecarLogLevel ?? 'info',
       ...(instance.clientPort == null || instance.clientPort === 0 ? [] : ['--client-port', String(instance.clientPort)])
     ]
-    for (const addr of this.#init.sidecarListen ?? ['/ip4/0.0.0.0/tcp/0']) {
+    const bridge = this.#init.networkMode === 'bridge'
+    const listen = bridge ? [`/ip4/0.0.0.0/tcp/${SIDECAR_BRIDGE_PORT}`] : this.#init.sidecarListen ?? ['/ip4/0.0.0.0/tcp/0']
+    const announce = bridge ? this.#publishedAddrs(instance.sidecarHostPort ?? 0) : this.#init.sidecarAnnounce ?? []
+    for (const addr of listen) {
       args.push('--listen', addr)
     }
-    for (const addr of this.#init.sidecarAnnounce ?? []) {
+    for (const addr of announce) {
       args.push('--announce', addr)
     }
     for (const addr of [own, ...(this.#init.bootstrap ?? [])]) {
@@ -484,8 +526,10 @@ export class Allocator {
       Image: this.#init.sidecarImage,
       Cmd: args,
       Labels: this.#labels(instance, 'sidecar'),
+      ...(bridge ? { ExposedPorts: { [`${SIDECAR_BRIDGE_PORT}/tcp`]: {} } } : {}),
       HostConfig: {
-        NetworkMode: 'host',
+        NetworkMode: bridge ? 'bridge' : 'host',
+        ...(bridge ? { PortBindings: { [`${SIDECAR_BRIDGE_PORT}/tcp`]: [{ HostPort: String(instance.sidecarHostPort) }] } } : {}),
         Binds: [`${instance.dir}:${SIDECAR_SECRETS_DIR}:ro`]
       }
     }
@@ -588,6 +632,11 @@ export class Allocator {
     if (instance.state === 'draining') {
       return
     }
+    if (role === 'service' && instance.rejoining === true) {
+      // restarted on purpose, to join the sidecar's new network namespace
+      instance.rejoining = false
+      return
+    }
     const now = Date.now()
     instance.restarts = instance.restarts.filter(at => now - at < this.#init.restart.windowMs)
     if (instance.restarts.length >= this.#init.restart.maxRestarts) {
@@ -610,7 +659,13 @@ export class Allocator {
         return
       }
       this.#metrics.restarts.inc({ service: instance.service, container: role })
-      this.#c.runtime.start(event.id).catch((err: Error) => {
+      this.#c.runtime.start(event.id).then(async () => {
+        // bridge networking: the service lost its network with the sidecar's namespace
+        if (role === 'sidecar' && this.#init.networkMode === 'bridge' && instance.serviceContainer != null) {
+          instance.rejoining = true
+          await this.#c.runtime.restart(instance.serviceContainer, STOP_TIMEOUT_S)
+        }
+      }).catch((err: Error) => {
         this.#log.error({ instance: instance.id, err: err.message }, 'restart failed')
         void this.#remove(instance, `restart failed: ${err.message}`)
       })

@@ -53,3 +53,8 @@ export const RATE_BACKOFF_MAX_MS = 60_000
 export const STOP_TIMEOUT_S = 10
 /** Where the sidecar finds its mounted files inside its container. */
 export const SIDECAR_SECRETS_DIR = '/run/physarum'
+/**
+ * With --network-mode bridge, the port a sidecar listens on in its own network namespace (the
+ * service shares that namespace); it is published on a free port of the host.
+ */
+export const SIDECAR_BRIDGE_PORT = 4001

@@ -185,6 +185,15 @@ export class DockerRuntime {
     }
   }
 
+  /** Stops (SIGTERM, then SIGKILL after `timeoutS`) and starts a container again. */
+  async restart (id: string, timeoutS: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).restart({ t: timeoutS })
+    } catch (err) {
+      throw new DockerError(`Restarting the container ${id.slice(0, 12)} failed: ${messageOf(err)}`)
+    }
+  }
+
   /** Removes a container whatever its state; one already gone is fine. */
   async remove (id: string): Promise<void> {
     try {

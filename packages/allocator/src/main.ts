@@ -55,7 +55,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .option('sidecar-entry', { type: 'string', describe: 'The proxy CLI entry bundled into the sidecar image [default: the proxy package of this workspace]' })
     .option('sidecar-listen', { type: 'string', array: true, describe: 'Multiaddr the sidecars listen on (repeatable) [default: /ip4/0.0.0.0/tcp/0]' })
     .option('sidecar-announce', { type: 'string', array: true, describe: 'Multiaddr the sidecars announce instead, forwarded to the fixed port of --sidecar-listen (repeatable; needs --max-instances 1)' })
-    .option('network-mode', { type: 'string', default: 'host', choices: ['host'], describe: 'Network of the containers (bridge is not available yet)' })
+    .option('network-mode', { type: 'string', default: 'host', choices: ['host', 'bridge'], describe: 'host: both containers on the host\'s network; bridge: the sidecar on Docker\'s bridge network, its overlay port published on a free host port, the service in its network namespace' })
     .option('max-instances', { type: 'string', default: String(DEFAULT_MAX_INSTANCES), describe: 'Most instances on this host' })
     .option('cpu-budget', { type: 'string', default: '0', describe: 'CPU cores all instances may reserve together (records\' cpu); 0: no limit' })
     .option('memory-budget', { type: 'string', default: '0', describe: 'Memory in MiB all instances may reserve together (records\' memoryMb); 0: no limit' })
@@ -137,13 +137,20 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
       windowMs: parseDuration('--restart-window', args['restart-window'], 1)
     },
     rate: { perSecond: parseNumber('--rate-limit', args['rate-limit'], 0.001), burst: parseNumber('--rate-burst', args['rate-burst'], 1, true) },
+    networkMode: args['network-mode'] === 'bridge' ? 'bridge' as const : 'host' as const,
     ...sidecarAddresses(args['sidecar-listen'], args['sidecar-announce'], args['max-instances']),
     sidecarLogLevel: args['log-level'] ?? env.PHYSARUM_LOG_LEVEL ?? 'info'
   }
   if (allocator.restart.backoffMaxMs < allocator.restart.backoffMinMs) {
     throw new ConfigError(`--restart-backoff-max: ${args['restart-backoff-max']} is shorter than --restart-backoff-min ${args['restart-backoff-min']}`)
   }
+  if (allocator.networkMode === 'bridge' && (allocator.sidecarListen != null || allocator.sidecarAnnounce != null)) {
+    throw new ConfigError('--network-mode bridge publishes each sidecar on a free host port at the allocator\'s own addresses: --sidecar-listen and --sidecar-announce are for host networking')
+  }
   const node = await resolveNodeConfig(args, env, DEFAULTS)
+  if (allocator.networkMode === 'bridge' && node.listen.every(addr => /^\/ip4\/127\.|^\/ip6\/::1\//.test(addr))) {
+    throw new ConfigError(`--network-mode bridge: the sidecars cannot reach the allocator on loopback (--listen ${node.listen.join(' ')}): listen on another address too`)
+  }
   allocator.stateDir = node.stateDir
   return {
     node,
