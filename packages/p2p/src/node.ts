@@ -15,6 +15,7 @@ import { ConfigError } from './errors.ts'
 import { pskProtector } from './protector.ts'
 import { RttTable } from './rtt.ts'
 import { RttMeter } from './rtt-meter.ts'
+import { useLazyWindowUpdates } from './yamux-window.ts'
 import type { Bootstrapper } from './bootstrap.ts'
 import type { Discovery } from './discovery.ts'
 import type { PreSharedKey } from './psk.ts'
@@ -130,6 +131,7 @@ function parseAddrs (flag: string, addrs: string[]): Multiaddr[] {
 }
 
 export async function createPhysarumNode (init: PhysarumNodeInit): Promise<PhysarumNode> {
+  useLazyWindowUpdates()
   const listen = parseAddrs('--listen', init.listen ?? ['/ip4/0.0.0.0/tcp/0']).map(String)
   const bootstrapAddrs = parseAddrs('--bootstrap', init.bootstrap ?? [])
   const host = init.hostName ?? hostname()
