@@ -1,5 +1,6 @@
+import { isPeerId } from '@libp2p/interface'
 import { lpStream, pbStream } from '@libp2p/utils'
-import { DEFAULT_RPC_MAX_MESSAGE_BYTES, DEFAULT_RPC_TIMEOUT_MS } from './constants.ts'
+import { DEFAULT_RPC_MAX_MESSAGE_BYTES, DEFAULT_RPC_TIMEOUT_MS, RPC_KEPT_STREAMS, RPC_STREAM_CLIENT_IDLE_MS, RPC_STREAM_SERVER_IDLE_MS } from './constants.ts'
 import { FAILURE_CODES, RpcFailureError, RpcProtocolError, RpcTimeoutError } from './errors.ts'
 import type { FailureCode } from './errors.ts'
 import type { AbortOptions, Connection, Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
@@ -13,8 +14,10 @@ export interface MessageCodec<T> {
 }
 
 /**
- * A request/response protocol: one request and one response per stream, both length-prefixed
- * protobuf, each bounded in size and in time.
+ * A request/response protocol: a request and its response, both length-prefixed protobuf, each
+ * bounded in size and in time. A stream carries one exchange after another: a caller keeps it
+ * for its next request (a new stream costs more than the exchange itself), and one that sends a
+ * single request and closes is served the same way.
  */
 export interface RpcSpec<Req, Res> {
   protocol: string
@@ -47,9 +50,11 @@ export interface HandleRpcOptions {
 type Registrar = Pick<Libp2p, 'handle' | 'unhandle'>
 
 /**
- * Serves `spec` on `node`. A malformed, oversized or wrong request is answered BAD_REQUEST; a peer
- * that does not finish its request in time has its stream reset; a handler that throws
- * `RpcFailureError` answers its code, any other error answers INTERNAL (logged here, not sent).
+ * Serves `spec` on `node`, request after request on each stream until the caller closes it or
+ * leaves it idle. A malformed, oversized or wrong request is answered BAD_REQUEST and ends the
+ * stream; a peer that does not finish its first request in time has its stream reset; a handler
+ * that throws `RpcFailureError` answers its code, any other error answers INTERNAL (logged here,
+ * not sent).
  */
 export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, Res>, handler: RpcHandler<Req, Res>, options: HandleRpcOptions): Promise<void> {
   const maxDataLength = spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES
@@ -57,24 +62,35 @@ export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, R
   const log = options.log
 
   await node.handle(spec.protocol, async (stream: Stream, connection: Connection) => {
-    const signal = AbortSignal.timeout(timeoutMs)
     const frames = lpStream(stream, { maxDataLength })
     try {
-      let response: Uint8Array
-      let request: Req | undefined
-      try {
-        request = spec.request.decode(await frames.read({ signal }))
-      } catch (err) {
-        if (signal.aborted || stream.status !== 'open') {
-          throw err
+      for (let served = 0; ; served++) {
+        // the first request comes with the stream; a kept stream waits for the caller's next one
+        const waiting = AbortSignal.timeout(served === 0 ? timeoutMs : RPC_STREAM_SERVER_IDLE_MS)
+        let bytes
+        try {
+          bytes = await frames.read({ signal: waiting })
+        } catch (err) {
+          if (served > 0 && (waiting.aborted || (err as Error).name === 'UnexpectedEOFError')) {
+            break // the caller closed the stream, or has not used it for long
+          }
+          if (waiting.aborted || stream.status !== 'open') {
+            throw err
+          }
+          await frames.write(spec.response.encode(spec.failure('BAD_REQUEST', `Malformed request for ${spec.protocol}: ${(err as Error).message}`)), { signal: AbortSignal.timeout(timeoutMs) })
+          break
         }
-        response = spec.response.encode(spec.failure('BAD_REQUEST', `Malformed request for ${spec.protocol}: ${(err as Error).message}`))
+        const signal = AbortSignal.timeout(timeoutMs)
+        let request: Req
+        try {
+          request = spec.request.decode(bytes)
+        } catch (err) {
+          await frames.write(spec.response.encode(spec.failure('BAD_REQUEST', `Malformed request for ${spec.protocol}: ${(err as Error).message}`)), { signal })
+          break
+        }
+        await frames.write(await answer(handler, request, { remotePeer: connection.remotePeer, connection, signal }, spec, log), { signal })
       }
-      if (request !== undefined) {
-        response = await answer(handler, request, { remotePeer: connection.remotePeer, connection, signal }, spec, log)
-      }
-      await frames.write(response!, { signal })
-      await stream.close({ signal })
+      await stream.close({ signal: AbortSignal.timeout(timeoutMs) })
     } catch (err) {
       log('%s from %p failed: %s', spec.protocol, connection.remotePeer, (err as Error).message)
       stream.abort(err as Error)
@@ -107,24 +123,83 @@ async function answer<Req, Res> (handler: RpcHandler<Req, Res>, request: Req, co
 
 type Dialer = Pick<Libp2p, 'dialProtocol'>
 
+/** A stream kept for the next request to the same peer and protocol. */
+interface KeptStream {
+  stream: Stream
+  messages: ReturnType<typeof pbStream<Stream>>
+  idle: NodeJS.Timeout
+}
+
+/** Per node, per `<peer id> <protocol>`: the streams waiting for a request, newest last. */
+const keptStreams = new WeakMap<Dialer, Map<string, KeptStream[]>>()
+
+function keyOf (peer: PeerId | Multiaddr, protocol: string): string | undefined {
+  const id = isPeerId(peer) ? peer.toString() : peer.getComponents().find(c => c.name === 'p2p')?.value
+  return id == null ? undefined : `${id} ${protocol}`
+}
+
+function takeKept (node: Dialer, key: string | undefined): KeptStream | undefined {
+  const kept = key == null ? undefined : keptStreams.get(node)?.get(key)
+  for (let entry = kept?.pop(); entry != null; entry = kept?.pop()) {
+    clearTimeout(entry.idle)
+    if (entry.stream.status === 'open' && entry.stream.remoteWriteStatus === 'writable') {
+      return entry
+    }
+    entry.stream.abort(new Error('closed while kept'))
+  }
+  return undefined
+}
+
+/** Keeps a stream that just carried an exchange for the next one, or closes it when enough are kept. */
+function keep (node: Dialer, key: string | undefined, stream: Stream, messages: KeptStream['messages']): void {
+  let byKey = keptStreams.get(node)
+  if (byKey == null) {
+    byKey = new Map()
+    keptStreams.set(node, byKey)
+  }
+  const kept = key == null ? undefined : byKey.get(key) ?? []
+  if (key == null || kept == null || kept.length >= RPC_KEPT_STREAMS) {
+    stream.close().catch((err: Error) => { stream.abort(err) })
+    return
+  }
+  // closed well before the serving side gives up on it, so a request never meets a closing stream
+  const idle = setTimeout(() => {
+    const at = kept.indexOf(entry)
+    if (at >= 0) {
+      kept.splice(at, 1)
+    }
+    if (kept.length === 0) {
+      byKey.delete(key)
+    }
+    stream.close().catch((err: Error) => { stream.abort(err) })
+  }, RPC_STREAM_CLIENT_IDLE_MS)
+  idle.unref()
+  const entry: KeptStream = { stream, messages, idle }
+  kept.push(entry)
+  byKey.set(key, kept)
+}
+
 /**
- * Sends one request and returns the response. Throws `RpcFailureError` (with the remote's code)
- * when the peer answered with a failure, `RpcTimeoutError` past the deadline, `RpcProtocolError`
- * for anything else that went wrong on the wire.
+ * Sends one request and returns the response, on a stream kept from an earlier request to the
+ * same peer when there is one. Throws `RpcFailureError` (with the remote's code) when the peer
+ * answered with a failure, `RpcTimeoutError` past the deadline, `RpcProtocolError` for anything
+ * else that went wrong on the wire.
  */
 export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr, spec: RpcSpec<Req, Res>, request: Req, options: AbortOptions = {}): Promise<Res> {
   const timeoutMs = spec.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS
   const deadline = AbortSignal.timeout(timeoutMs)
   const signal = options.signal == null ? deadline : AbortSignal.any([options.signal, deadline])
+  const key = keyOf(peer, spec.protocol)
   let response: Res
   let stream: Stream | undefined
   try {
-    // the request goes out with the protocol name instead of a round trip after it
-    stream = await node.dialProtocol(peer, spec.protocol, { signal, negotiateFully: false })
-    const messages = pbStream(stream, { maxDataLength: spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES })
+    const kept = takeKept(node, key)
+    // a new stream sends the request with the protocol name instead of a round trip after it
+    stream = kept?.stream ?? await node.dialProtocol(peer, spec.protocol, { signal, negotiateFully: false })
+    const messages = kept?.messages ?? pbStream(stream, { maxDataLength: spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES })
     await messages.write(request, spec.request, { signal })
     response = await messages.read(spec.response, { signal })
-    await stream.close({ signal })
+    keep(node, key, stream, messages)
   } catch (err) {
     stream?.abort(err as Error)
     if (deadline.aborted) {

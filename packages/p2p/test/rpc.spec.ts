@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import { pbStream } from '@libp2p/utils'
 import { callRpc, handleRpc, RpcFailureError } from '../src/index.ts'
 import { EchoRequest, EchoResponse, Failure } from './fixtures/echo.js'
-import { startNode, stopAll } from './helpers.ts'
+import { eventually, startNode, stopAll } from './helpers.ts'
 import type { PhysarumNode, RpcSpec } from '../src/index.ts'
 import type { Stream } from '@libp2p/interface'
 
@@ -115,6 +115,33 @@ describe('request/response helper', () => {
     const stalledAnswer = await answerTo(stalled)
     assert.ok(stalledAnswer instanceof Error, 'the stalled stream was reset')
     assert.match((await echo({ text: 'after' })).text, /^after/)
+  })
+
+  it('keeps a stream for the next request, and opens more only for requests at once', async () => {
+    const served = (): Stream[] => server.libp2p.getConnections(client.peerId).flatMap(c => c.streams).filter(s => s.protocol === spec.protocol && s.status === 'open')
+    await eventually('the earlier tests\' streams to be kept or closed', () => served().length <= 8 ? true : undefined)
+    for (let i = 0; i < 20; i++) {
+      assert.match((await echo({ text: `one by one ${i}` })).text, /^one by one/)
+    }
+    const kept = served()
+    assert.ok(kept.length >= 1 && kept.length <= 8, `${kept.length} streams serve the caller`)
+    await Promise.all(Array.from({ length: 6 }, async () => await echo({ text: 'at once', delayMs: 50 })))
+    assert.ok(served().length <= 8, 'at most eight are kept')
+    // a kept stream the serving side ended is not used again
+    for (const stream of served()) {
+      stream.abort(new Error('gone'))
+    }
+    await eventually('the caller to see its kept streams reset', () => client.libp2p.getConnections(server.peerId).flatMap(c => c.streams).some(s => s.protocol === spec.protocol && s.status === 'open') ? undefined : true)
+    assert.match((await echo({ text: 'after the reset' })).text, /^after the reset/)
+  })
+
+  it('serves a caller that sends one request on a stream and closes it', async () => {
+    const stream = await client.libp2p.dialProtocol(server.peerId, spec.protocol)
+    const messages = pbStream(stream)
+    await messages.write({ text: 'once', delayMs: 0, replyBytes: 0 }, EchoRequest)
+    await stream.close()
+    assert.match((await messages.read(EchoResponse, { signal: AbortSignal.timeout(5_000) })).text, /^once/)
+    await eventually('the serving side to close the stream', () => stream.remoteWriteStatus === 'closed' ? true : undefined)
   })
 
   it('serves many requests at once', async () => {
