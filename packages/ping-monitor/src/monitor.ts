@@ -237,7 +237,13 @@ export class PingMonitor implements Startable {
     if (this.#controller.signal.aborted) {
       return
     }
-    const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(this.#init.pingTimeoutMs)])
+    // a timer cleared after the answer: an AbortSignal.timeout per ping fires (and builds its
+    // DOMException) even when the answer came long before, 200 times a second
+    const ping = new AbortController()
+    const timer = setTimeout(() => { ping.abort() }, this.#init.pingTimeoutMs)
+    const stopping = (): void => { ping.abort() }
+    this.#controller.signal.addEventListener('abort', stopping)
+    const signal = ping.signal
     let ms: number
     try {
       ms = await this.#node.measureRtt(peer.id, { signal })
@@ -251,6 +257,9 @@ export class PingMonitor implements Startable {
       const reason = signal.aborted ? `no answer within ${this.#init.pingTimeoutMs} ms` : (err as Error).message
       this.#log.debug({ peer: peer.key, targetHost: peer.host, err: reason }, 'ping failed')
       return
+    } finally {
+      clearTimeout(timer)
+      this.#controller.signal.removeEventListener('abort', stopping)
     }
     if (this.#peers.get(peer.key) !== peer) {
       return
