@@ -6,6 +6,10 @@ ensure_debian_packages() {
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return
+  if ! command -v apt-get >/dev/null; then
+    log "missing programs from the Debian packages ${missing[*]}, and this machine has no apt-get: install their equivalents with its package manager, then run this again"
+    exit 1
+  fi
   if [ "$(id -u)" -ne 0 ]; then
     log "missing Debian packages: ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
     exit 1
