@@ -1,6 +1,7 @@
 import { isPeerId } from '@libp2p/interface'
 import { lpStream, pbStream } from '@libp2p/utils'
 import { DEFAULT_RPC_MAX_MESSAGE_BYTES, DEFAULT_RPC_TIMEOUT_MS, RPC_KEPT_STREAMS, RPC_STREAM_CLIENT_IDLE_MS, RPC_STREAM_SERVER_IDLE_MS } from './constants.ts'
+import { deadline } from './deadline.ts'
 import { FAILURE_CODES, RpcFailureError, RpcProtocolError, RpcTimeoutError } from './errors.ts'
 import type { FailureCode } from './errors.ts'
 import type { AbortOptions, Connection, Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
@@ -66,29 +67,35 @@ export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, R
     try {
       for (let served = 0; ; served++) {
         // the first request comes with the stream; a kept stream waits for the caller's next one
-        const waiting = AbortSignal.timeout(served === 0 ? timeoutMs : RPC_STREAM_SERVER_IDLE_MS)
+        const waiting = deadline(served === 0 ? timeoutMs : RPC_STREAM_SERVER_IDLE_MS)
         let bytes
         try {
-          bytes = await frames.read({ signal: waiting })
+          bytes = await frames.read({ signal: waiting.signal })
         } catch (err) {
-          if (served > 0 && (waiting.aborted || (err as Error).name === 'UnexpectedEOFError')) {
+          if (served > 0 && (waiting.signal.aborted || (err as Error).name === 'UnexpectedEOFError')) {
             break // the caller closed the stream, or has not used it for long
           }
-          if (waiting.aborted || stream.status !== 'open') {
+          if (waiting.signal.aborted || stream.status !== 'open') {
             throw err
           }
           await frames.write(spec.response.encode(spec.failure('BAD_REQUEST', `Malformed request for ${spec.protocol}: ${(err as Error).message}`)), { signal: AbortSignal.timeout(timeoutMs) })
           break
+        } finally {
+          waiting.clear()
         }
-        const signal = AbortSignal.timeout(timeoutMs)
-        let request: Req
+        const exchange = deadline(timeoutMs)
         try {
-          request = spec.request.decode(bytes)
-        } catch (err) {
-          await frames.write(spec.response.encode(spec.failure('BAD_REQUEST', `Malformed request for ${spec.protocol}: ${(err as Error).message}`)), { signal })
-          break
+          let request: Req
+          try {
+            request = spec.request.decode(bytes)
+          } catch (err) {
+            await frames.write(spec.response.encode(spec.failure('BAD_REQUEST', `Malformed request for ${spec.protocol}: ${(err as Error).message}`)), { signal: exchange.signal })
+            break
+          }
+          await frames.write(await answer(handler, request, { remotePeer: connection.remotePeer, connection, signal: exchange.signal }, spec, log), { signal: exchange.signal })
+        } finally {
+          exchange.clear()
         }
-        await frames.write(await answer(handler, request, { remotePeer: connection.remotePeer, connection, signal }, spec, log), { signal })
       }
       await stream.close({ signal: AbortSignal.timeout(timeoutMs) })
     } catch (err) {
@@ -142,7 +149,7 @@ function takeKept (node: Dialer, key: string | undefined): KeptStream | undefine
   const kept = key == null ? undefined : keptStreams.get(node)?.get(key)
   for (let entry = kept?.pop(); entry != null; entry = kept?.pop()) {
     clearTimeout(entry.idle)
-    if (entry.stream.status === 'open' && entry.stream.remoteWriteStatus === 'writable') {
+    if (entry.stream.status === 'open' && entry.stream.writeStatus === 'writable' && entry.stream.remoteWriteStatus === 'writable') {
       return entry
     }
     entry.stream.abort(new Error('closed while kept'))
@@ -187,8 +194,7 @@ function keep (node: Dialer, key: string | undefined, stream: Stream, messages: 
  */
 export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr, spec: RpcSpec<Req, Res>, request: Req, options: AbortOptions = {}): Promise<Res> {
   const timeoutMs = spec.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS
-  const deadline = AbortSignal.timeout(timeoutMs)
-  const signal = options.signal == null ? deadline : AbortSignal.any([options.signal, deadline])
+  const { signal, clear } = deadline(timeoutMs, options.signal)
   const key = keyOf(peer, spec.protocol)
   let response: Res
   let stream: Stream | undefined
@@ -202,13 +208,15 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
     keep(node, key, stream, messages)
   } catch (err) {
     stream?.abort(err as Error)
-    if (deadline.aborted) {
-      throw new RpcTimeoutError(`${spec.protocol} to ${peer.toString()} got no answer within ${timeoutMs} ms`)
-    }
     if (options.signal?.aborted === true) {
       throw err
     }
+    if (signal.aborted) {
+      throw new RpcTimeoutError(`${spec.protocol} to ${peer.toString()} got no answer within ${timeoutMs} ms`)
+    }
     throw new RpcProtocolError(`${spec.protocol} to ${peer.toString()} failed: ${(err as Error).message}`)
+  } finally {
+    clear()
   }
   const failure = spec.failureOf(response)
   if (failure != null) {

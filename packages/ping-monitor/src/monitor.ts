@@ -1,4 +1,4 @@
-import { hostNameFromAgent } from '@physarum/p2p'
+import { deadline, hostNameFromAgent } from '@physarum/p2p'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { HOST_REREAD_MS, MAX_BACKOFF_MS, PING_SPREAD as SPREAD, RTT_BUCKETS_SECONDS, UNKNOWN_HOST } from './constants.ts'
 import type { MonitoredNode, PeerReport, PingMonitorComponents, PingMonitorInit } from './index.ts'
@@ -237,13 +237,7 @@ export class PingMonitor implements Startable {
     if (this.#controller.signal.aborted) {
       return
     }
-    // a timer cleared after the answer: an AbortSignal.timeout per ping fires (and builds its
-    // DOMException) even when the answer came long before, 200 times a second
-    const ping = new AbortController()
-    const timer = setTimeout(() => { ping.abort() }, this.#init.pingTimeoutMs)
-    const stopping = (): void => { ping.abort() }
-    this.#controller.signal.addEventListener('abort', stopping)
-    const signal = ping.signal
+    const { signal, clear } = deadline(this.#init.pingTimeoutMs, this.#controller.signal)
     let ms: number
     try {
       ms = await this.#node.measureRtt(peer.id, { signal })
@@ -258,8 +252,7 @@ export class PingMonitor implements Startable {
       this.#log.debug({ peer: peer.key, targetHost: peer.host, err: reason }, 'ping failed')
       return
     } finally {
-      clearTimeout(timer)
-      this.#controller.signal.removeEventListener('abort', stopping)
+      clear()
     }
     if (this.#peers.get(peer.key) !== peer) {
       return
