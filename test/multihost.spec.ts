@@ -143,8 +143,8 @@ describe('three hosts in network namespaces', { timeout: 600_000 }, () => {
     { name: 'c', ip: `${NET}.4`, face: `${NET}.13`, delayMs: 100, bridge: false }
   ].map(host => ({ ...host, ns: `${prefix}-${host.name}`, dir: '', docker: '' }))
 
-  const start = (name: string, ns: string, argv: string[], extraEnv: Record<string, string> = {}): Daemon => {
-    const daemon = new Daemon(name, ns, argv, { ...env, ...extraEnv }, logs)
+  const start = (name: string, ns: string, argv: string[]): Daemon => {
+    const daemon = new Daemon(name, ns, argv, env, logs)
     daemons.push(daemon)
     return daemon
   }

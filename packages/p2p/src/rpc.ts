@@ -199,13 +199,26 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
   let response: Res
   let stream: Stream | undefined
   try {
-    const kept = takeKept(node, key)
-    // a new stream sends the request with the protocol name instead of a round trip after it
-    stream = kept?.stream ?? await node.dialProtocol(peer, spec.protocol, { signal, negotiateFully: false })
-    const messages = kept?.messages ?? pbStream(stream, { maxDataLength: spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES })
-    await messages.write(request, spec.request, { signal })
-    response = await messages.read(spec.response, { signal })
-    keep(node, key, stream, messages)
+    let kept = takeKept(node, key)
+    for (;;) {
+      // a new stream sends the request with the protocol name instead of a round trip after it
+      stream = kept?.stream ?? await node.dialProtocol(peer, spec.protocol, { signal, negotiateFully: false })
+      const messages = kept?.messages ?? pbStream(stream, { maxDataLength: spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES })
+      try {
+        await messages.write(request, spec.request, { signal })
+        response = await messages.read(spec.response, { signal })
+        keep(node, key, stream, messages)
+        break
+      } catch (err) {
+        // a kept stream that its peer closed without reading the request (a peer that serves one
+        // exchange per stream, as earlier physarum did): nothing was served, so a new stream
+        if (kept == null || (err as Error).name !== 'UnexpectedEOFError' || signal.aborted) {
+          throw err
+        }
+        stream.abort(err as Error)
+        kept = undefined
+      }
+    }
   } catch (err) {
     stream?.abort(err as Error)
     if (options.signal?.aborted === true) {

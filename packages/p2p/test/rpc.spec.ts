@@ -144,6 +144,30 @@ describe('request/response helper', () => {
     await eventually('the serving side to close the stream', () => stream.remoteWriteStatus === 'closed' ? true : undefined)
   })
 
+  it('moves a request to a new stream when a kept one was closed unread by a one-exchange peer', async () => {
+    // a peer that serves one request per stream and closes it a moment after answering
+    const protocol = '/physarum-test/echo-once/1.0.0'
+    let streams = 0
+    await server.libp2p.handle(protocol, async (stream) => {
+      streams++
+      const messages = pbStream(stream)
+      const request = await messages.read(EchoRequest)
+      await messages.write({ text: `${request.text} once` }, EchoResponse)
+      await sleep(100)
+      await stream.close()
+    })
+    const once = { ...spec, protocol }
+    const call = async (text: string): Promise<string> => (await callRpc(client.libp2p, server.peerId, once, { text, delayMs: 0, replyBytes: 0 })).text
+    assert.equal(await call('first'), 'first once')
+    // the kept stream still looks open: the request goes out on it, meets the close, and is sent
+    // again on a second stream
+    const began = performance.now()
+    assert.equal(await call('second'), 'second once')
+    assert.ok(performance.now() - began >= 90, 'the request waited on the kept stream until its close')
+    assert.equal(streams, 2)
+    await server.libp2p.unhandle(protocol)
+  })
+
   it('serves many requests at once', async () => {
     const answers = await Promise.all(Array.from({ length: 50 }, async (_, i) => await echo({ text: `n${i}`, delayMs: 20 })))
     assert.deepEqual(answers.map(a => a.text.split(' ')[0]), Array.from({ length: 50 }, (_, i) => `n${i}`))
