@@ -662,8 +662,13 @@ export class Allocator {
       this.#c.runtime.start(event.id).then(async () => {
         // bridge networking: the service lost its network with the sidecar's namespace
         if (role === 'sidecar' && this.#init.networkMode === 'bridge' && instance.serviceContainer != null) {
-          instance.rejoining = true
-          await this.#c.runtime.restart(instance.serviceContainer, STOP_TIMEOUT_S)
+          // only a running service dies on the restart; one that is down starts in the new namespace
+          if (await this.#c.runtime.running(instance.serviceContainer)) {
+            instance.rejoining = true
+            await this.#c.runtime.restart(instance.serviceContainer, STOP_TIMEOUT_S)
+          } else {
+            await this.#c.runtime.start(instance.serviceContainer)
+          }
         }
       }).catch((err: Error) => {
         this.#log.error({ instance: instance.id, err: err.message }, 'restart failed')
