@@ -16,6 +16,7 @@ pidfile=/run/physarum-demo.pid
 output=/run/physarum-demo.out
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
+given="$*"
 duration=0
 background=0
 action=run
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ "$duration" =~ ^[0-9]+$ ]] || { log "--duration: '$duration' is not a whole number of seconds"; exit 2; }
-[ "$(id -u)" -eq 0 ] || { log "the demo starts its own dockerd: run it as root"; exit 1; }
+[ "$(id -u)" -eq 0 ] || { log "the demo starts its own dockerd: run it as root: sudo $0${given:+ $given}"; exit 1; }
 
 if [ "$action" = stop ]; then
   running || { log "no demo is running"; rm -f "$pidfile" "$output"; exit 0; }

@@ -11,7 +11,7 @@ ensure_debian_packages() {
     exit 1
   fi
   if [ "$(id -u)" -ne 0 ]; then
-    log "missing Debian packages: ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
+    log "missing Debian packages: ${missing[*]}; install them, then run this again: sudo apt-get install -y ${missing[*]}"
     exit 1
   fi
   log "installing Debian packages: ${missing[*]}"
