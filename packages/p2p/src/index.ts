@@ -4,9 +4,9 @@
  * The shared P2P library of physarum. Every daemon is a libp2p node of one private overlay:
  * `createPhysarumNode` builds it (TCP, Noise, Yamux, the PSK protector, identify, ping and a
  * kad-dht on /physarum/kad/1.0.0), keeps it connected to its bootstraps, provides and finds
- * discovery topics, and measures round-trip times. `handleRpc`/`callRpc` carry one protobuf
- * request and response per stream. The rest is what every daemon's main needs: shared CLI
- * options, a metrics server, logging and shutdown.
+ * discovery topics, and measures round-trip times. `handleRpc`/`callRpc` carry protobuf
+ * requests and responses, one exchange after another on kept streams. The rest is what every
+ * daemon's main needs: shared CLI options, a metrics server, logging and shutdown.
  */
 
 export { createPhysarumNode, agentVersion, hostNameFromAgent, PHYSARUM_VERSION } from './node.ts'

@@ -104,7 +104,7 @@ const StrictRequest = {
   }
 }
 
-/** `/physarum/registry/1.0.0`: one Request, one Response per stream. */
+/** `/physarum/registry/1.0.0`: a Request, then its Response (streams carry one exchange after another). */
 export const registryRpc: RpcSpec<Request, Response> = {
   protocol: REGISTRY_PROTOCOL,
   request: StrictRequest,
