@@ -176,7 +176,14 @@ describe('client proxy', { timeout: 300_000 }, () => {
     assert.ok(answers.every((a, i) => a.body.endsWith(` /n${i}\n`)))
     assert.equal(new Set(answers.map(a => /from (\S+)/.exec(a.body)![1])).size, 1)
     assert.ok(answers.every(a => Number(a.cold) > 0))
-    assert.deepEqual(await coldStarts('cold-server'), ['physarum_proxy_cold_starts_total{service="cold-server",outcome="started"} 1'])
+    const allocations = await coldStarts('cold-server')
+    const failures = await series('physarum_proxy_upstream_failures_total', 'cold-server')
+    const total = (lines: string[], outcome?: string): number => lines.filter(line => outcome == null || line.includes(`outcome="${outcome}"`))
+      .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0)
+    assert.equal(total(allocations, 'started'), 1, allocations.join('\n'))
+    // the 100 share that one: any other Allocate is a request that failed at the fresh instance and
+    // went again (once in CI), which the allocator answers with the same instance
+    assert.ok(total(allocations) - 1 <= total(failures), `${allocations.join('\n')}\n${failures.join('\n')}`)
     assert.equal(daemon.allocator.instances().filter(i => i.service === 'cold-server').length, 1)
   })
 
