@@ -68,9 +68,9 @@ export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, R
       for (let served = 0; ; served++) {
         // the first request comes with the stream; a kept stream waits for the caller's next one
         const waiting = deadline(served === 0 ? timeoutMs : RPC_STREAM_SERVER_IDLE_MS)
-        let bytes
+        let request: Req
         try {
-          bytes = await frames.read({ signal: waiting.signal })
+          request = spec.request.decode(await frames.read({ signal: waiting.signal }))
         } catch (err) {
           if (served > 0 && (waiting.signal.aborted || (err as Error).name === 'UnexpectedEOFError')) {
             break // the caller closed the stream, or has not used it for long
@@ -85,13 +85,6 @@ export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, R
         }
         const exchange = deadline(timeoutMs)
         try {
-          let request: Req
-          try {
-            request = spec.request.decode(bytes)
-          } catch (err) {
-            await frames.write(spec.response.encode(spec.failure('BAD_REQUEST', `Malformed request for ${spec.protocol}: ${(err as Error).message}`)), { signal: exchange.signal })
-            break
-          }
           await frames.write(await answer(handler, request, { remotePeer: connection.remotePeer, connection, signal: exchange.signal }, spec, log), { signal: exchange.signal })
         } finally {
           exchange.clear()
@@ -164,8 +157,8 @@ function keep (node: Dialer, key: string | undefined, stream: Stream, messages: 
     byKey = new Map()
     keptStreams.set(node, byKey)
   }
-  const kept = key == null ? undefined : byKey.get(key) ?? []
-  if (key == null || kept == null || kept.length >= RPC_KEPT_STREAMS) {
+  const kept = key == null ? [] : byKey.get(key) ?? []
+  if (key == null || kept.length >= RPC_KEPT_STREAMS) {
     stream.close().catch((err: Error) => { stream.abort(err) })
     return
   }
