@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test'
 import { inspect } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { xsalsa20 } from '@noble/ciphers/salsa.js'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { Keystream, PreSharedKey } from '../src/index.ts'
 
 // computed independently with Python: hashlib.sha3_256(passphrase.encode()).hexdigest()
@@ -92,6 +93,21 @@ describe('XSalsa20 keystream', () => {
       }
       assert.equal(hex(out), hex(expected), `chunk sizes ${sizes.join(',')}`)
     }
+  })
+
+  it('XORs a message of several chunks into one buffer, as if it were one chunk', () => {
+    const key = crypto.getRandomValues(new Uint8Array(32))
+    const nonce = crypto.getRandomValues(new Uint8Array(24))
+    const data = Uint8Array.from(randomBytes(5_000))
+    const expected = xsalsa20(key, nonce, data)
+    const stream = new Keystream(key, nonce)
+    // a 2-byte length prefix and a frame, as Noise hands them over, from inside a block
+    const first = stream.xor(data.subarray(0, 30))
+    const message = stream.xor(new Uint8ArrayList(data.subarray(30, 32), data.subarray(32, 92), data.subarray(92, 4_000)))
+    const last = stream.xor(new Uint8ArrayList(data.subarray(4_000)))
+    assert.ok(message instanceof Uint8Array)
+    assert.equal(message.byteLength, 3_970)
+    assert.equal(hex(Buffer.concat([first, message, last])), hex(expected))
   })
 
   it('decrypts what it encrypts with the same key and nonce', () => {
