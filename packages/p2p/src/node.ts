@@ -9,9 +9,10 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { bootstrapper } from './bootstrap.ts'
-import { CONNECTION_PING_MIN_TIMEOUT_MS, MAX_EARLY_STREAMS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, PING_STREAM_LIFETIME_MS, PING_STREAMS_PER_CONNECTION, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
+import { CONNECTION_PING_INTERVAL_MS, CONNECTION_PING_MIN_TIMEOUT_MS, MAX_EARLY_STREAMS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, PING_STREAM_LIFETIME_MS, PING_STREAMS_PER_CONNECTION, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
 import { discovery } from './discovery.ts'
 import { ConfigError } from './errors.ts'
+import { withCheapFrameLengths } from './noise-frames.ts'
 import { pskProtector } from './protector.ts'
 import { RttTable } from './rtt.ts'
 import { RttMeter } from './rtt-meter.ts'
@@ -146,13 +147,13 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     nodeInfo: { userAgent: agentVersion(init.role ?? 'node', host) },
     addresses: { listen, ...(init.announce == null || init.announce.length === 0 ? {} : { announce: parseAddrs('--announce', init.announce).map(String) }) },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [withCheapFrameLengths(noise())],
     streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS })],
     ...(init.psk == null ? {} : { connectionProtector: pskProtector({ psk: init.psk }) }),
     connectionManager: { ...init.connectionLimits },
     // libp2p aborts a connection whose ping takes over 5 s; a connection busy with bulk transfer on
     // a loaded host can take that long to answer, and is not dead (docs/decisions.md)
-    connectionMonitor: { pingTimeout: { minTimeout: CONNECTION_PING_MIN_TIMEOUT_MS } },
+    connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS, pingTimeout: { minTimeout: CONNECTION_PING_MIN_TIMEOUT_MS } },
     ...(init.metricsRegistry == null
       ? {}
       : { metrics: prometheusMetrics({ registry: init.metricsRegistry, preserveExistingMetrics: true, collectDefaultMetrics: false }) }),
