@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import { pack } from 'tar-stream'
 import { PHYSARUM_VERSION } from '@physarum/p2p'
-import { BULK_NODE_ENV, BULK_NODE_FLAGS } from '@physarum/p2p/bulk'
+import { BULK_SETTINGS } from '@physarum/p2p/node-settings'
 import { LABELS, SIDECAR_REPOSITORY } from './constants.ts'
 import { SidecarImageError } from './errors.ts'
 import type { DockerRuntime } from './docker.ts'
@@ -62,10 +62,10 @@ export async function bundleSidecar (entry = DEFAULT_SIDECAR_ENTRY): Promise<Uin
 export async function ensureSidecarImage (runtime: DockerRuntime, init: SidecarImageInit): Promise<SidecarImage> {
   const tag = init.tag ?? SIDECAR_TAG
   const bundle = await bundleSidecar(init.entry)
-  // the memory settings of a process that passes bulk data (@physarum/p2p/bulk), from its start
+  // the memory settings of a process that passes bulk data (@physarum/p2p/node-settings), from its start
   const recipe = [
-    ...Object.entries(BULK_NODE_ENV).map(([name, value]) => `ENV ${name}=${value}`),
-    `ENTRYPOINT ${JSON.stringify(['node', ...BULK_NODE_FLAGS, BUNDLE_PATH, '--sidecar'])}`
+    ...Object.entries(BULK_SETTINGS.env).map(([name, value]) => `ENV ${name}=${value}`),
+    `ENTRYPOINT ${JSON.stringify(['node', ...BULK_SETTINGS.flags, BUNDLE_PATH, '--sidecar'])}`
   ]
   const bundleHash = createHash('sha256').update(bundle).update(recipe.join('\n')).digest('hex')
   const labels = await runtime.imageLabels(tag)

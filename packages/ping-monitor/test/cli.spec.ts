@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { stat, writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { SMALL_HEAP_SETTINGS } from '@physarum/p2p/node-settings'
 import { startNode, stopAll } from '../../p2p/test/helpers.ts'
 import { eventually, freePort, getJson, runCli, spawnMonitor, tempDir, TEST_PASSPHRASE } from './helpers.ts'
 import type { PeerReport } from '../src/index.ts'
@@ -129,5 +130,17 @@ describe('ping-monitor CLI', { concurrency: 4 }, () => {
     for (const output of [first.output(), second.output()]) {
       assert.ok(!output.includes(TEST_PASSPHRASE), 'the passphrase is in the output')
     }
+  })
+
+  it('runs with its memory settings from the start, in the same process, an operator\'s own kept', async () => {
+    const monitor = await spawnMonitor([], { MALLOC_ARENA_MAX: '4' })
+    cleanups.push(async () => { await monitor.stop('SIGKILL') })
+    const pid = monitor.child.pid!
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
+    for (const flag of SMALL_HEAP_SETTINGS.flags) {
+      assert.ok(argv.includes(flag), `${flag} missing from ${argv.join(' ')}`)
+    }
+    const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')
+    assert.ok(environ.includes('MALLOC_ARENA_MAX=4'), 'the operator\'s MALLOC_ARENA_MAX was replaced')
   })
 })

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { execWithBulkSettings } from '@physarum/p2p/bulk'
+import { BULK_SETTINGS, execWithSettings } from '@physarum/p2p/node-settings'
 
-execWithBulkSettings()
+execWithSettings(BULK_SETTINGS)
 await import('../src/main.ts')
