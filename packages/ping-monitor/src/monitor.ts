@@ -2,7 +2,7 @@ import { deadline, hostNameFromAgent } from '@physarum/p2p'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { HOST_REREAD_MS, MAX_BACKOFF_MS, PING_SPREAD as SPREAD, RTT_BUCKETS_SECONDS, UNKNOWN_HOST } from './constants.ts'
 import type { MonitoredNode, PeerReport, PingMonitorComponents, PingMonitorInit } from './index.ts'
-import type { Logger } from '@physarum/p2p'
+import type { Logger, RttEntry } from '@physarum/p2p'
 import type { PeerId, Startable } from '@libp2p/interface'
 
 interface TrackedPeer {
@@ -46,9 +46,6 @@ export class PingMonitor implements Startable {
   #controller = new AbortController()
   #rounds = 0
 
-  readonly #rtt: Gauge<'host' | 'target_peer' | 'target_host'>
-  readonly #ewma: Gauge<'host' | 'target_peer' | 'target_host'>
-  readonly #lastSeen: Gauge<'host' | 'target_peer' | 'target_host'>
   readonly #distribution: Histogram<'host'>
   readonly #failures: Counter<'host' | 'target_peer'>
 
@@ -58,24 +55,29 @@ export class PingMonitor implements Startable {
     this.#init = { ...init }
     const registers = [components.registry]
     const host = init.hostName
-    this.#rtt = new Gauge({
-      name: 'physarum_ping_rtt_seconds',
-      help: 'Round-trip time of the last ping to the peer',
-      labelNames: ['host', 'target_peer', 'target_host'],
-      registers
-    })
-    this.#ewma = new Gauge({
-      name: 'physarum_ping_rtt_ewma_seconds',
-      help: 'Exponentially weighted moving average of the round-trip times to the peer',
-      labelNames: ['host', 'target_peer', 'target_host'],
-      registers
-    })
-    this.#lastSeen = new Gauge({
-      name: 'physarum_ping_last_success_timestamp_seconds',
-      help: 'When the peer last answered a ping (Unix time)',
-      labelNames: ['host', 'target_peer', 'target_host'],
-      registers
-    })
+    // A peer's series are filled in at each scrape from the RTT table and the tracked peers, so
+    // they cannot disagree with /peers and need no removing when a peer goes or is renamed
+    const peers = this.#peers
+    const table = this.#node.rtt
+    const perPeer = (name: string, help: string, value: (entry: RttEntry) => number): Gauge =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['host', 'target_peer', 'target_host'],
+        registers,
+        collect () {
+          this.reset()
+          for (const peer of peers.values()) {
+            const entry = table.get(peer.key)
+            if (entry != null && entry.samples > 0) {
+              this.set({ host, target_peer: peer.key, target_host: peer.host }, value(entry))
+            }
+          }
+        }
+      })
+    perPeer('physarum_ping_rtt_seconds', 'Round-trip time of the last ping to the peer', entry => entry.lastMs / 1_000)
+    perPeer('physarum_ping_rtt_ewma_seconds', 'Exponentially weighted moving average of the round-trip times to the peer', entry => entry.smoothedMs / 1_000)
+    perPeer('physarum_ping_last_success_timestamp_seconds', 'When the peer last answered a ping (Unix time)', entry => Math.floor(entry.lastSeen / 1_000))
     this.#distribution = new Histogram({
       name: 'physarum_ping_rtt_distribution_seconds',
       help: 'Round-trip times of every ping to every peer',
@@ -97,7 +99,6 @@ export class PingMonitor implements Startable {
       registers,
       collect () { this.set({ host }, node.libp2p.getPeers().length) }
     }).set({ host }, 0)
-    const peers = this.#peers
     new Gauge({
       name: 'physarum_ping_tracked_peers',
       help: 'Peers being pinged: the connected ones and those gone for less than --forget-after',
@@ -264,11 +265,6 @@ export class PingMonitor implements Startable {
     if (peer.host === UNKNOWN_HOST || Date.now() - peer.hostReadAt > HOST_REREAD_MS) {
       await this.#resolveHost(peer)
     }
-    const labels = { host: this.#init.hostName, target_peer: peer.key, target_host: peer.host }
-    const entry = this.#node.rtt.get(peer.key)
-    this.#rtt.set(labels, ms / 1_000)
-    this.#ewma.set(labels, (entry?.smoothedMs ?? ms) / 1_000)
-    this.#lastSeen.set(labels, Math.floor(Date.now() / 1_000))
     this.#distribution.observe({ host: this.#init.hostName }, ms / 1_000)
   }
 
@@ -283,22 +279,13 @@ export class PingMonitor implements Startable {
     }
     peer.hostReadAt = Date.now()
     if (host != null && host !== peer.host) {
-      this.#removeSeries(peer)
       this.#log.info({ peer: peer.key, targetHost: host }, 'peer announced its host name')
       peer.host = host
     }
   }
 
-  #removeSeries (peer: TrackedPeer): void {
-    const labels = { host: this.#init.hostName, target_peer: peer.key, target_host: peer.host }
-    this.#rtt.remove(labels)
-    this.#ewma.remove(labels)
-    this.#lastSeen.remove(labels)
-  }
-
   #forget (peer: TrackedPeer): void {
     this.#peers.delete(peer.key)
-    this.#removeSeries(peer)
     this.#failures.remove({ host: this.#init.hostName, target_peer: peer.key })
     this.#node.rtt.delete(peer.key)
     const queued = this.#queue.indexOf(peer)
