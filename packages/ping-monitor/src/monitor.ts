@@ -59,10 +59,9 @@ export class PingMonitor implements Startable {
     // they cannot disagree with /peers and need no removing when a peer goes or is renamed
     const peers = this.#peers
     const table = this.#node.rtt
-    const perPeer = (name: string, help: string, value: (entry: RttEntry) => number): Gauge =>
+    const perPeer = (metric: { name: string, help: string }, value: (entry: RttEntry) => number): Gauge =>
       new Gauge({
-        name,
-        help,
+        ...metric,
         labelNames: ['host', 'target_peer', 'target_host'],
         registers,
         collect () {
@@ -75,9 +74,9 @@ export class PingMonitor implements Startable {
           }
         }
       })
-    perPeer('physarum_ping_rtt_seconds', 'Round-trip time of the last ping to the peer', entry => entry.lastMs / 1_000)
-    perPeer('physarum_ping_rtt_ewma_seconds', 'Exponentially weighted moving average of the round-trip times to the peer', entry => entry.smoothedMs / 1_000)
-    perPeer('physarum_ping_last_success_timestamp_seconds', 'When the peer last answered a ping (Unix time)', entry => Math.floor(entry.lastSeen / 1_000))
+    perPeer({ name: 'physarum_ping_rtt_seconds', help: 'Round-trip time of the last ping to the peer' }, entry => entry.lastMs / 1_000)
+    perPeer({ name: 'physarum_ping_rtt_ewma_seconds', help: 'Exponentially weighted moving average of the round-trip times to the peer' }, entry => entry.smoothedMs / 1_000)
+    perPeer({ name: 'physarum_ping_last_success_timestamp_seconds', help: 'When the peer last answered a ping (Unix time)' }, entry => Math.floor(entry.lastSeen / 1_000))
     this.#distribution = new Histogram({
       name: 'physarum_ping_rtt_distribution_seconds',
       help: 'Round-trip times of every ping to every peer',
