@@ -152,16 +152,13 @@ function takeKept (node: Dialer, key: string | undefined): KeptStream | undefine
 
 /** Keeps a stream that just carried an exchange for the next one, or closes it when enough are kept. */
 function keep (node: Dialer, key: string | undefined, stream: Stream, messages: KeptStream['messages']): void {
-  let byKey = keptStreams.get(node)
-  if (byKey == null) {
-    byKey = new Map()
-    keptStreams.set(node, byKey)
-  }
+  const byKey = keptStreams.get(node) ?? new Map<string, KeptStream[]>()
   const kept = key == null ? [] : byKey.get(key) ?? []
   if (key == null || kept.length >= RPC_KEPT_STREAMS) {
     stream.close().catch((err: Error) => { stream.abort(err) })
     return
   }
+  keptStreams.set(node, byKey)
   // closed well before the serving side gives up on it, so a request never meets a closing stream
   const idle = setTimeout(() => {
     const at = kept.indexOf(entry)
