@@ -143,7 +143,8 @@ export class PingMonitor implements Startable {
    */
   tick (now = Date.now()): void {
     this.#rounds++
-    for (const id of this.#node.libp2p.getPeers()) {
+    // a connection's peer id keeps its string form; getPeers() builds new ids, each encoded again
+    for (const { remotePeer: id } of this.#node.libp2p.getConnections()) {
       const key = id.toString()
       let peer = this.#peers.get(key)
       if (peer == null) {

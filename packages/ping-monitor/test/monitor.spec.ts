@@ -29,7 +29,8 @@ function stubNode (measure: Measure): MonitoredNode & { connected: PeerId[], age
     rtt,
     libp2p: {
       getPeers: () => [...connected],
-      getConnections: () => [],
+      // the monitor tracks the peers of all connections; /peers' connection details stay empty
+      getConnections: (peer?: PeerId) => peer == null ? connected.map(remotePeer => ({ remotePeer })) : [],
       peerStore: {
         get: (peer: PeerId) => {
           const agent = agents.get(peer.toString())
