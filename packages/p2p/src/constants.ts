@@ -38,7 +38,3 @@ export const CONNECTION_PING_MIN_TIMEOUT_MS = 30_000
  * instance (docs/decisions.md); this equals yamux's limit of inbound streams.
  */
 export const MAX_EARLY_STREAMS = 1_000
-/** Ping streams one connection may carry each way: the RTT meter's, libp2p's liveness check, spares. */
-export const PING_STREAMS_PER_CONNECTION = 4
-/** How long a physarum node answers pings on one stream; the RTT meter retires its streams sooner. */
-export const PING_STREAM_LIFETIME_MS = 60_000

@@ -38,6 +38,13 @@ export class KeystreamExhaustedError extends Error {
   constructor (message = 'The connection carried 256 GiB in one direction, the most one XSalsa20 nonce covers here; it is closed and will be dialed again') { super(message) }
 }
 
+/** A round-trip measurement could not be made on the connection to a peer. */
+export class PingError extends Error {
+  static override name = 'PingError'
+  override name = 'PingError'
+  constructor (message = 'The peer could not be pinged') { super(message) }
+}
+
 /**
  * Codes a request/response protocol may answer with. Every protocol's protobuf `Failure.Code` enum
  * uses these names, so a failure crosses the wire as a code and a message, never a stack.

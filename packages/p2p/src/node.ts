@@ -9,7 +9,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { bootstrapper } from './bootstrap.ts'
-import { CONNECTION_PING_INTERVAL_MS, CONNECTION_PING_MIN_TIMEOUT_MS, MAX_EARLY_STREAMS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, PING_STREAM_LIFETIME_MS, PING_STREAMS_PER_CONNECTION, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
+import { CONNECTION_PING_INTERVAL_MS, CONNECTION_PING_MIN_TIMEOUT_MS, MAX_EARLY_STREAMS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
 import { discovery } from './discovery.ts'
 import { ConfigError } from './errors.ts'
 import { withCheapFrameLengths } from './noise-frames.ts'
@@ -148,7 +148,9 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     addresses: { listen, ...(init.announce == null || init.announce.length === 0 ? {} : { announce: parseAddrs('--announce', init.announce).map(String) }) },
     transports: [tcp()],
     connectionEncrypters: [withCheapFrameLengths(noise())],
-    streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS })],
+    // the RTT meter pings through Yamux and must be the muxer's only pinger; libp2p's connection
+    // monitor checks liveness (Yamux's keep-alive only logs a failed ping)
+    streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS, enableKeepAlive: false })],
     ...(init.psk == null ? {} : { connectionProtector: pskProtector({ psk: init.psk }) }),
     connectionManager: { ...init.connectionLimits },
     // libp2p aborts a connection whose ping takes over 5 s; a connection busy with bulk transfer on
@@ -159,12 +161,8 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
       : { metrics: prometheusMetrics({ registry: init.metricsRegistry, preserveExistingMetrics: true, collectDefaultMetrics: false }) }),
     services: {
       identify: identify(),
-      // the RTT meter keeps a ping stream open per peer and libp2p's connection monitor opens
-      // another: with @libp2p/ping's default of one outbound stream, the monitor's ping failed and
-      // it aborted the connection every 10 s
-      // and answer on one stream for a minute (js-libp2p's default of 10 s made the RTT meter open
-      // a new stream every 5 s per peer: 40 a second for a monitor of 200 peers)
-      ping: ping({ maxInboundStreams: PING_STREAMS_PER_CONNECTION, maxOutboundStreams: PING_STREAMS_PER_CONNECTION, timeout: PING_STREAM_LIFETIME_MS }),
+      // answers the connection monitor's liveness pings
+      ping: ping(),
       dht: kadDHT({
         protocol: KAD_PROTOCOL,
         clientMode: init.dhtMode === 'client',
@@ -184,7 +182,6 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
   libp2p.addEventListener('transport:close', (event) => { listeners.delete(event.detail) })
   const rtt = new RttTable()
   const meter = new RttMeter(libp2p, rtt)
-  libp2p.addEventListener('stop', () => { meter.close() })
   return {
     libp2p,
     peerId: libp2p.peerId,

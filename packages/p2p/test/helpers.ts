@@ -1,10 +1,11 @@
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createPhysarumNode, PreSharedKey } from '../src/index.ts'
 import type { PhysarumNode, PhysarumNodeInit } from '../src/index.ts'
+import type { AddressInfo, Server, Socket } from 'node:net'
 
 export const TEST_PSK = PreSharedKey.fromPassphrase('physarum-test-network')
 
@@ -59,4 +60,52 @@ export async function freePort (): Promise<number> {
 export async function tempDir (prefix: string): Promise<{ path: string, remove: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), `${prefix}-`))
   return { path, remove: async () => { await rm(path, { recursive: true, force: true }) } }
+}
+
+export interface DelayRelay {
+  port: number
+  close(): Promise<void>
+}
+
+export interface DelayRelayInit {
+  target: { host?: string, port: number }
+  delayMs: number
+  /** Where the relay listens (default 127.0.0.1, a free port). */
+  listen?: { host?: string, port?: number }
+}
+
+/**
+ * Distance on one machine (this kernel has no netem): a TCP relay that forwards to `target` and
+ * holds every chunk `delayMs` in each direction, order kept, so a round trip through it takes
+ * 2 x delayMs more.
+ */
+export async function startDelayRelay (init: DelayRelayInit): Promise<DelayRelay> {
+  const sockets = new Set<Socket>()
+  const delayed = (from: Socket, to: Socket): void => {
+    from.on('data', (chunk: Buffer) => { setTimeout(() => { to.write(chunk) }, init.delayMs) })
+    from.on('end', () => { setTimeout(() => { to.end() }, init.delayMs) })
+  }
+  const server: Server = createServer((client) => {
+    const target = connect({ host: init.target.host ?? '127.0.0.1', port: init.target.port })
+    for (const socket of [client, target]) {
+      // small messages such as pings go on at once, not held for the previous one's ACK
+      socket.setNoDelay(true)
+      sockets.add(socket)
+      socket.on('close', () => { sockets.delete(socket) })
+      socket.on('error', () => { client.destroy(); target.destroy() })
+    }
+    delayed(client, target)
+    delayed(target, client)
+  })
+  server.listen(init.listen?.port ?? 0, init.listen?.host ?? '127.0.0.1')
+  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      for (const socket of sockets) {
+        socket.destroy()
+      }
+      await new Promise<void>(resolve => { server.close(() => { resolve() }) })
+    }
+  }
 }

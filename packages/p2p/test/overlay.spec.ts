@@ -17,8 +17,12 @@ describe('overlay membership by pre-shared key', () => {
     const rtt = await b.measureRtt(a.peerId)
     assert.ok(rtt > 0 && rtt < 100, `RTT on loopback was ${rtt} ms`)
     assert.equal(b.rtt.get(a.peerId.toString())?.samples, 1)
-    const peer = await b.libp2p.peerStore.get(a.peerId)
-    const agent = new TextDecoder().decode(peer.metadata.get('AgentVersion'))
+    // identify may finish after the first ping
+    const agent = await eventually('identify to tell b the agent of a', async () => {
+      const peer = await b.libp2p.peerStore.get(a.peerId)
+      const bytes = peer.metadata.get('AgentVersion')
+      return bytes == null ? undefined : new TextDecoder().decode(bytes)
+    })
     assert.equal(hostNameFromAgent(agent), 'host-a')
   })
 

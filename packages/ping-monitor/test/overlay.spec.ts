@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { Writable } from 'node:stream'
 import { afterEach, describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLogger, createPhysarumNode, PING_PROTOCOL, PreSharedKey } from '@physarum/p2p'
+import { createLogger, createPhysarumNode, PreSharedKey } from '@physarum/p2p'
 import { pino } from 'pino'
 import { startPingMonitorDaemon } from '../src/index.ts'
-import { startNode, stopAll, TEST_PSK } from '../../p2p/test/helpers.ts'
+import { startDelayRelay, startNode, stopAll, TEST_PSK } from '../../p2p/test/helpers.ts'
 import { byPeer, eventually, getJson, scrape } from './helpers.ts'
 import type { PeerReport, PingMonitorDaemon, PingMonitorDaemonConfig } from '../src/index.ts'
 import type { Connection, StreamMessageEvent } from '@libp2p/interface'
@@ -167,12 +166,12 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     daemons.push(daemon)
     const near = await startNode({ hostName: 'near', bootstrap: [daemon.node.multiaddrs()[0]!.toString()] })
     nodes.push(near)
-    // the far peer sits behind a proxy adding 10 ms each way, and only the monitor dials it
+    // the far peer sits behind a relay adding 10 ms each way, and only the monitor dials it
     const far = await startNode({ hostName: 'far' })
     nodes.push(far)
-    const proxy = await delayProxy(Number(far.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value), 10)
-    cleanups.push(proxy.close)
-    await daemon.node.libp2p.dial(multiaddr(`/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${far.peerId.toString()}`))
+    const relay = await startDelayRelay({ target: { port: Number(far.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value) }, delayMs: 10 })
+    cleanups.push(async () => { await relay.close() })
+    await daemon.node.libp2p.dial(multiaddr(`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${far.peerId.toString()}`))
 
     const targets = [near, far].map(node => ({
       id: node.peerId.toString(),
@@ -180,7 +179,6 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
       monitor: [] as number[],
       independent: [] as number[]
     }))
-    const probes = await Promise.all(targets.map(async t => await warmPing(t.connection)))
     let count = (await scrape(daemon.metricsUrl)).find(s => s.name === 'physarum_ping_rtt_distribution_seconds_count')?.value ?? 0
     for (let round = 0; round < 30; round++) {
       const expected = count + 2
@@ -189,13 +187,13 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
       // half the rounds measure independently first, half the monitor first: neither is always
       // the one right after the scrape
       if (round % 2 === 0) {
-        for (const probe of probes) independent.push(await probe())
+        for (const target of targets) independent.push(await independentRtt(target.connection))
       }
       daemon.monitor.tick()
       // polling the RTT table costs nothing; a scrape during the pings would delay them
       await eventually('a round of the monitor', () => targets.every((target, i) => (daemon.node.rtt.get(target.id)?.samples ?? 0) > before[i]!) ? true : undefined, 5_000, 1)
       if (round % 2 === 1) {
-        for (const probe of probes) independent.push(await probe())
+        for (const target of targets) independent.push(await independentRtt(target.connection))
       }
       const samples = await eventually('the round in /metrics', async () => {
         const samples = await scrape(daemon.metricsUrl)
@@ -216,17 +214,17 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
       assert.ok(Math.abs(reported - measured) <= tolerance,
         `${['near', 'far'][i]}: the monitor reported ${reported.toFixed(3)} ms, an independent ping measured ${measured.toFixed(3)} ms (medians; tolerance ${tolerance.toFixed(3)} ms)`)
     }
-    assert.ok(median(targets[1]!.independent) >= 20, 'the proxy did not delay')
+    assert.ok(median(targets[1]!.independent) >= 20, 'the relay did not delay')
     assert.equal(daemon.node.libp2p.getConnections(far.peerId).length, 1, 'the far peer got a second, direct connection')
   })
 })
 
 /**
- * Opens a ping stream on `connection`, pays for the negotiation with a first round trip, and
- * returns a function timing one more round trip with performance.now(), in ms.
+ * One round trip of libp2p's ping protocol on `connection`, timed with performance.now(), in ms:
+ * on a new stream (a stream answers for 10 s only) whose negotiation a first round trip paid for.
  */
-async function warmPing (connection: Connection): Promise<() => Promise<number>> {
-  const stream = await connection.newStream(PING_PROTOCOL)
+async function independentRtt (connection: Connection): Promise<number> {
+  const stream = await connection.newStream('/ipfs/ping/1.0.0')
   const roundTrip = async (): Promise<number> => {
     const probe = crypto.getRandomValues(new Uint8Array(32))
     const chunks: Uint8Array[] = []
@@ -254,33 +252,10 @@ async function warmPing (connection: Connection): Promise<() => Promise<number>>
       stream.removeEventListener('message', onMessage)
     }
   }
-  await roundTrip()
-  return roundTrip
-}
-
-/** A TCP proxy on 127.0.0.1 to `targetPort`, delaying every chunk by `delayMs` in each direction. */
-async function delayProxy (targetPort: number, delayMs: number): Promise<{ port: number, close: () => Promise<void> }> {
-  const sockets = new Set<Socket>()
-  const delayed = (from: Socket, to: Socket): void => {
-    from.on('data', chunk => { setTimeout(() => { if (!to.destroyed) to.write(chunk) }, delayMs) })
-    from.on('close', () => { setTimeout(() => to.destroy(), delayMs) })
-    from.on('error', () => {})
-  }
-  const server = createServer(client => {
-    const upstream = connect(targetPort, '127.0.0.1')
-    sockets.add(client).add(upstream)
-    client.setNoDelay(true)
-    upstream.setNoDelay(true)
-    delayed(client, upstream)
-    delayed(upstream, client)
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  return {
-    port: (server.address() as { port: number }).port,
-    close: async () => {
-      for (const socket of sockets) socket.destroy()
-      await new Promise(resolve => server.close(resolve))
-    }
+  try {
+    await roundTrip()
+    return await roundTrip()
+  } finally {
+    await stream.close()
   }
 }

@@ -5,7 +5,7 @@
  * Usage: node delay-relay.ts --listen-host 10.213.0.12 --target-host 10.213.0.3 --ports 4001,4300 --delay-ms 15
  */
 import { parseArgs } from 'node:util'
-import { startDelayRelay } from './helpers.ts'
+import { startDelayRelay } from '../../p2p/test/helpers.ts'
 
 const { values } = parseArgs({
   options: {

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict'
+import { after, describe, it } from 'node:test'
+import { multiaddr } from '@multiformats/multiaddr'
+import { startDelayRelay, startNode, stopAll } from './helpers.ts'
+import type { DelayRelay } from './helpers.ts'
+import type { PhysarumNode } from '../src/index.ts'
+
+const DELAY_MS = 150
+
+describe('RTT meter (Yamux pings between real nodes, through a delaying relay on 127.0.0.1)', () => {
+  const nodes: PhysarumNode[] = []
+  const relays: DelayRelay[] = []
+  after(async () => {
+    await stopAll(nodes)
+    await Promise.all(relays.map(async relay => { await relay.close() }))
+  })
+
+  it('keeps a ping its caller gave up on: the late answer leaves the connection open, the next measurement waits for it', async () => {
+    const far = await startNode({ hostName: 'far' })
+    const near = await startNode({ hostName: 'near' })
+    nodes.push(far, near)
+    const relay = await startDelayRelay({ target: { port: Number(far.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value) }, delayMs: DELAY_MS })
+    relays.push(relay)
+    const connection = await near.libp2p.dial(multiaddr(`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${far.peerId.toString()}`))
+    const key = far.peerId.toString()
+
+    const first = await near.measureRtt(far.peerId, { signal: AbortSignal.timeout(5_000) })
+    assert.ok(first >= 2 * DELAY_MS && first < 2 * DELAY_MS + 200, `first RTT ${first} ms through a relay holding ${DELAY_MS} ms each way`)
+    assert.ok(!Number.isInteger(first), `RTT ${first} ms is in whole milliseconds`)
+
+    // the caller gives up after 50 ms; the answer comes about 250 ms later
+    await assert.rejects(near.measureRtt(far.peerId, { signal: AbortSignal.timeout(50) }), (err: Error) => err.name === 'TimeoutError')
+    await new Promise(resolve => setTimeout(resolve, 100))
+    // its own round trip, sent once the abandoned ping was answered: not that ping's answer
+    const second = await near.measureRtt(far.peerId, { signal: AbortSignal.timeout(5_000) })
+    assert.ok(second >= 2 * DELAY_MS, `the measurement after an abandoned ping took ${second} ms, under the relay's ${2 * DELAY_MS} ms`)
+
+    // a Yamux muxer aborts its connection on an answer to a ping it stopped waiting for
+    await new Promise(resolve => setTimeout(resolve, 2 * DELAY_MS))
+    assert.equal(connection.status, 'open')
+    assert.deepEqual(near.libp2p.getConnections(far.peerId).map(c => c.id), [connection.id])
+    assert.ok(await near.measureRtt(far.peerId, { signal: AbortSignal.timeout(5_000) }) >= 2 * DELAY_MS)
+    const entry = near.rtt.get(key)
+    assert.equal(entry?.samples, 3)
+    assert.equal(entry.failures, 1)
+  })
+
+  it('fails clearly for a peer it cannot reach, and counts the failure', async () => {
+    const node = await startNode({ hostName: 'alone' })
+    const gone = await startNode({ hostName: 'gone' })
+    nodes.push(node)
+    await node.libp2p.peerStore.merge(gone.peerId, { multiaddrs: gone.multiaddrs() })
+    await gone.stop()
+    await assert.rejects(node.measureRtt(gone.peerId, { signal: AbortSignal.timeout(5_000) }))
+    assert.equal(node.rtt.get(gone.peerId.toString())?.failures, 1)
+  })
+})
