@@ -33,7 +33,7 @@ export const describe = 'Run the overlay\'s bootstrap node and measure the RTT t
 
 export function builder (argv: Argv): Argv<MonitorArgs> {
   return withNodeOptions(argv, DEFAULTS)
-    .option('interval', { type: 'string', default: formatDuration(DEFAULT_INTERVAL_MS), describe: 'How often every peer is pinged' })
+    .option('interval', { type: 'string', default: formatDuration(DEFAULT_INTERVAL_MS), describe: 'How often every peer is pinged (a Yamux ping frame on its connection, answered by its muxer)' })
     .option('ping-timeout', { type: 'string', default: formatDuration(DEFAULT_PING_TIMEOUT_MS), describe: 'A ping not answered within this counts as a failure; a peer that does not answer is tried every 2, 4, 8... intervals, at most every 30 s' })
     .option('concurrency', { type: 'string', default: String(DEFAULT_CONCURRENCY), describe: 'Most pings in flight at once' })
     .option('forget-after', { type: 'string', default: formatDuration(DEFAULT_FORGET_AFTER_MS), describe: 'Remove the series of a peer neither connected nor answering for this long' })
