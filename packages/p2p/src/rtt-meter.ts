@@ -12,8 +12,8 @@ interface PingingMuxer {
  * Measures round-trip times with the Yamux ping frames of the connection to a peer, timed with
  * `performance.now()` (Yamux reports whole milliseconds, too coarse for a LAN or loopback). The
  * remote muxer answers a ping frame itself: one 12-byte frame each way, with no stream, protocol
- * negotiation or handler, at about half the CPU of a round trip on a kept `/ipfs/ping/1.0.0`
- * stream (docs/decisions.md).
+ * negotiation or handler, cheaper than a round trip on a kept `/ipfs/ping/1.0.0` stream
+ * (docs/decisions.md has the figures).
  *
  * A Yamux muxer has one ping in flight at a time and aborts its connection when an answer comes
  * for a ping it no longer waits for. So a ping is never given up: a caller whose signal aborts
