@@ -45,13 +45,14 @@ describe('RTT meter (Yamux pings between real nodes, through a delaying relay on
     assert.equal(entry.failures, 1)
   })
 
-  it('fails clearly for a peer it cannot reach, and counts the failure', async () => {
+  it('fails at once for a peer it cannot reach, and counts the failure', async () => {
     const node = await startNode({ hostName: 'alone' })
     const gone = await startNode({ hostName: 'gone' })
     nodes.push(node)
     await node.libp2p.peerStore.merge(gone.peerId, { multiaddrs: gone.multiaddrs() })
     await gone.stop()
-    await assert.rejects(node.measureRtt(gone.peerId, { signal: AbortSignal.timeout(5_000) }))
+    // the dial is refused: an error of its own, long before the caller's timeout
+    await assert.rejects(node.measureRtt(gone.peerId, { signal: AbortSignal.timeout(5_000) }), (err: Error) => err.name !== 'TimeoutError' && err.message.length > 0)
     assert.equal(node.rtt.get(gone.peerId.toString())?.failures, 1)
   })
 })
