@@ -297,22 +297,21 @@ describe('three hosts in network namespaces', { timeout: 600_000 }, () => {
   })
 
   it('serves from the host next to the proxy, and from the next nearest once that host stops', async () => {
-    // the allocators provide their topic in the background right after they start
-    let first!: Awaited<ReturnType<typeof get>>
-    for (let attempt = 1; ; attempt++) {
-      first = await get(`/${SERVICE}`)
-      if (first.status === 200 || attempt === 20) {
-        break
-      }
-      await new Promise(resolve => setTimeout(resolve, 1_000))
-    }
+    // the allocators provide their topic in the background right after they start: the first
+    // request goes out once the overlay finds all three, or the proxy would choose among fewer
+    await eventually('the overlay to find the three allocators', async () => {
+      const { stdout } = await run('nsenter', [`--net=/var/run/netns/${core}`, ...cli('hl-cli'), 'status', '--json'], { env })
+      const { allocators } = JSON.parse(stdout) as { allocators: unknown[] }
+      return allocators.length === hosts.length ? true : undefined
+    }, 60_000)
+    const first = await get(`/${SERVICE}`)
     assert.equal(first.status, 200, `${first.body}\n${await tails()}`)
     assert.match(first.body, /Hello, world/)
     assert.ok(Number(first.headers['x-physarum-cold-start-ms']) > 0, JSON.stringify(first.headers))
     const [a, b, c] = hosts as [Host, Host, Host]
     const onA = await containers(a)
-    assert.equal(onA.length, 2, 'the service and its sidecar run on host a, next to the proxy')
-    assert.deepEqual([await containers(b), await containers(c)], [[], []])
+    assert.equal(onA.length, 2, `the service and its sidecar run on host a, next to the proxy\n${await tails()}`)
+    assert.deepEqual([await containers(b), await containers(c)], [[], []], await tails())
     // on the bridge network: the sidecar's overlay port published on the host, the service inside
     // the sidecar's network namespace
     const sidecar = onA.find(name => name.endsWith('-sidecar'))!
