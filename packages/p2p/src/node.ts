@@ -9,9 +9,10 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { bootstrapper } from './bootstrap.ts'
-import { CONNECTION_PING_INTERVAL_MS, CONNECTION_PING_MIN_TIMEOUT_MS, MAX_EARLY_STREAMS, DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL } from './constants.ts'
+import { DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL, LIVENESS_INTERVAL_MS, LIVENESS_TIMEOUT_MS, MAX_EARLY_STREAMS } from './constants.ts'
 import { discovery } from './discovery.ts'
 import { ConfigError } from './errors.ts'
+import { Liveness } from './liveness.ts'
 import { withCheapFrameLengths } from './noise-frames.ts'
 import { pskProtector } from './protector.ts'
 import { RttTable } from './rtt.ts'
@@ -19,6 +20,7 @@ import { RttMeter } from './rtt-meter.ts'
 import { useLazyWindowUpdates } from './yamux-window.ts'
 import type { Bootstrapper } from './bootstrap.ts'
 import type { Discovery } from './discovery.ts'
+import type { LivenessInit } from './liveness.ts'
 import type { PreSharedKey } from './psk.ts'
 import type { RttEntry } from './rtt.ts'
 import type { Identify } from '@libp2p/identify'
@@ -71,6 +73,8 @@ export interface PhysarumNodeInit {
   /** How often provided topics are provided again. */
   reprovideIntervalMs?: number
   connectionLimits?: ConnectionLimits
+  /** How often connections are checked, and how long they may take to answer (default 30 s each). */
+  liveness?: Partial<LivenessInit>
   /** libp2p's own metrics go to this Registry (one per process). */
   metricsRegistry?: Registry
 }
@@ -148,20 +152,19 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     addresses: { listen, ...(init.announce == null || init.announce.length === 0 ? {} : { announce: parseAddrs('--announce', init.announce).map(String) }) },
     transports: [tcp()],
     connectionEncrypters: [withCheapFrameLengths(noise())],
-    // the RTT meter pings through Yamux and must be the muxer's only pinger; libp2p's connection
-    // monitor checks liveness (Yamux's keep-alive only logs a failed ping)
+    // the RTT meter pings through Yamux and must be the muxer's only pinger; liveness goes
+    // through it (Yamux's keep-alive only logs a failed ping)
     streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS, enableKeepAlive: false })],
     ...(init.psk == null ? {} : { connectionProtector: pskProtector({ psk: init.psk }) }),
     connectionManager: { ...init.connectionLimits },
-    // libp2p aborts a connection whose ping takes over 5 s; a connection busy with bulk transfer on
-    // a loaded host can take that long to answer, and is not dead (docs/decisions.md)
-    connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS, pingTimeout: { minTimeout: CONNECTION_PING_MIN_TIMEOUT_MS } },
+    // a ping stream per connection each time; Liveness checks with Yamux pings (docs/decisions.md)
+    connectionMonitor: { enabled: false },
     ...(init.metricsRegistry == null
       ? {}
       : { metrics: prometheusMetrics({ registry: init.metricsRegistry, preserveExistingMetrics: true, collectDefaultMetrics: false }) }),
     services: {
       identify: identify(),
-      // answers the connection monitor's liveness pings
+      // /ipfs/ping/1.0.0 for libp2p tools and peers that check liveness with streams
       ping: ping(),
       dht: kadDHT({
         protocol: KAD_PROTOCOL,
@@ -182,6 +185,7 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
   libp2p.addEventListener('transport:close', (event) => { listeners.delete(event.detail) })
   const rtt = new RttTable()
   const meter = new RttMeter(libp2p, rtt)
+  const liveness = new Liveness(libp2p, meter, { intervalMs: LIVENESS_INTERVAL_MS, timeoutMs: LIVENESS_TIMEOUT_MS, ...init.liveness })
   return {
     libp2p,
     peerId: libp2p.peerId,
@@ -189,6 +193,7 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     rtt,
     async start () {
       await libp2p.start()
+      liveness.start()
       if (init.dhtMode === 'server') {
         await libp2p.services.dht.setMode('server')
       }
@@ -198,11 +203,13 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
       try {
         await libp2p.services.bootstrap.waitForFirst(init.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS)
       } catch (err) {
+        liveness.stop()
         await libp2p.stop()
         throw err
       }
     },
     async stop () {
+      liveness.stop()
       await libp2p.stop()
     },
     multiaddrs () {

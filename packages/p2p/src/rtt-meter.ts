@@ -19,13 +19,14 @@ interface PingingMuxer {
  * for a ping it no longer waits for. So a ping is never given up: a caller whose signal aborts
  * stops waiting, the ping stays in flight until it is answered or the connection closes, and the
  * next measurement on that connection waits for it first. Nothing else may ping through the
- * muxer: physarum nodes turn Yamux's own keep-alive pings off.
+ * muxer: physarum nodes turn Yamux's own keep-alive pings off and check liveness through here.
  */
 export class RttMeter {
   readonly #libp2p: Libp2p
   readonly #table: RttTable
   /** By connection: settles when the ping in flight on it is answered or the connection closes. */
   readonly #inFlight = new WeakMap<Connection, Promise<void>>()
+  readonly #answeredAt = new WeakMap<Connection, number>()
 
   constructor (libp2p: Libp2p, table: RttTable) {
     this.#libp2p = libp2p
@@ -38,16 +39,29 @@ export class RttMeter {
     try {
       const connection = this.#libp2p.getConnections(peer).find(c => c.status === 'open') ??
         await this.#libp2p.dial(peer, options)
-      for (let earlier = this.#inFlight.get(connection); earlier != null; earlier = this.#inFlight.get(connection)) {
-        await raceSignal(earlier, options.signal)
-      }
-      const ms = await raceSignal(this.#ping(connection), options.signal)
+      const ms = await this.roundTrip(connection, options)
       this.#table.record(key, ms)
       return ms
     } catch (err) {
       this.#table.recordFailure(key)
       throw err
     }
+  }
+
+  /**
+   * One round trip on `connection`, in milliseconds, sent once the ping in flight on it (if any)
+   * was answered; not recorded in the RTT table.
+   */
+  async roundTrip (connection: Connection, options: AbortOptions = {}): Promise<number> {
+    for (let earlier = this.#inFlight.get(connection); earlier != null; earlier = this.#inFlight.get(connection)) {
+      await raceSignal(earlier, options.signal)
+    }
+    return await raceSignal(this.#ping(connection), options.signal)
+  }
+
+  /** When a ping on `connection` was last answered (`performance.now()` time), if ever. */
+  answeredAt (connection: Connection): number | undefined {
+    return this.#answeredAt.get(connection)
   }
 
   #ping (connection: Connection): Promise<number> {
@@ -62,7 +76,11 @@ export class RttMeter {
     const onClose = (): void => { reject(new PingError('The connection closed before the peer answered the ping')) }
     connection.addEventListener('close', onClose)
     const start = performance.now()
-    muxer.ping().then(() => { resolve(performance.now() - start) }, reject)
+    muxer.ping().then(() => {
+      const now = performance.now()
+      this.#answeredAt.set(connection, now)
+      resolve(now - start)
+    }, reject)
     this.#inFlight.set(connection, promise.then(() => {}, () => {}).finally(() => {
       connection.removeEventListener('close', onClose)
       this.#inFlight.delete(connection)

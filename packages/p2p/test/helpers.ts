@@ -64,6 +64,8 @@ export async function tempDir (prefix: string): Promise<{ path: string, remove: 
 
 export interface DelayRelay {
   port: number
+  /** From now on nothing passes either way, and the sockets stay open: a peer gone silent. */
+  hold(): void
   close(): Promise<void>
 }
 
@@ -81,9 +83,18 @@ export interface DelayRelayInit {
  */
 export async function startDelayRelay (init: DelayRelayInit): Promise<DelayRelay> {
   const sockets = new Set<Socket>()
+  let held = false
   const delayed = (from: Socket, to: Socket): void => {
-    from.on('data', (chunk: Buffer) => { setTimeout(() => { to.write(chunk) }, init.delayMs) })
-    from.on('end', () => { setTimeout(() => { to.end() }, init.delayMs) })
+    from.on('data', (chunk: Buffer) => {
+      if (!held) {
+        setTimeout(() => { to.write(chunk) }, init.delayMs)
+      }
+    })
+    from.on('end', () => {
+      if (!held) {
+        setTimeout(() => { to.end() }, init.delayMs)
+      }
+    })
   }
   const server: Server = createServer((client) => {
     const target = connect({ host: init.target.host ?? '127.0.0.1', port: init.target.port })
@@ -101,6 +112,7 @@ export async function startDelayRelay (init: DelayRelayInit): Promise<DelayRelay
   await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
   return {
     port: (server.address() as AddressInfo).port,
+    hold: () => { held = true },
     close: async () => {
       for (const socket of sockets) {
         socket.destroy()

@@ -1,0 +1,76 @@
+import { deadline } from './deadline.ts'
+import { PingError } from './errors.ts'
+import type { RttMeter } from './rtt-meter.ts'
+import type { Connection, Libp2p, Logger } from '@libp2p/interface'
+
+export interface LivenessInit {
+  /** How often each connection must show it is alive. */
+  intervalMs: number
+  /** How long a liveness ping may go unanswered before its connection is aborted. */
+  timeoutMs: number
+}
+
+/**
+ * Aborts connections whose peer stopped answering, with Yamux pings through the RTT meter. It
+ * replaces libp2p's connection monitor, which opens an `/ipfs/ping/1.0.0` stream on every
+ * connection each interval (docs/decisions.md). Every `intervalMs`, each open connection is
+ * pinged once unless it answered a ping lately (the ping monitor's and the proxy's measurements
+ * count); one whose ping stays unanswered for `timeoutMs` is aborted.
+ */
+export class Liveness {
+  readonly #libp2p: Libp2p
+  readonly #meter: RttMeter
+  readonly #init: LivenessInit
+  readonly #log: Logger
+  /** Connections with a liveness ping in flight. */
+  readonly #checking = new WeakSet<Connection>()
+  #timer?: NodeJS.Timeout
+  #controller = new AbortController()
+
+  constructor (libp2p: Libp2p, meter: RttMeter, init: LivenessInit) {
+    this.#libp2p = libp2p
+    this.#meter = meter
+    this.#init = init
+    this.#log = libp2p.logger.forComponent('physarum:liveness')
+  }
+
+  start (): void {
+    this.#controller = new AbortController()
+    this.#timer = setInterval(() => { this.check() }, this.#init.intervalMs)
+    this.#timer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.#timer)
+    this.#controller.abort()
+  }
+
+  /**
+   * One round: pings every open connection that answered no ping in the last half interval (a
+   * liveness ping answered just after the last round does not spare a connection this one).
+   */
+  check (): void {
+    const quietSince = performance.now() - this.#init.intervalMs / 2
+    for (const connection of this.#libp2p.getConnections()) {
+      if (connection.status !== 'open' || this.#checking.has(connection) || (this.#meter.answeredAt(connection) ?? -Infinity) > quietSince) {
+        continue
+      }
+      this.#checking.add(connection)
+      const { signal, clear } = deadline(this.#init.timeoutMs, this.#controller.signal)
+      this.#meter.roundTrip(connection, { signal }).catch((err: Error) => {
+        if (this.#controller.signal.aborted || connection.status !== 'open') {
+          return
+        }
+        if (signal.aborted) {
+          this.#log.error('%p answered no liveness ping within %d ms: aborting its connection %s', connection.remotePeer, this.#init.timeoutMs, connection.id)
+          connection.abort(new PingError(`${connection.remotePeer.toString()} answered no liveness ping within ${this.#init.timeoutMs} ms`))
+        } else {
+          this.#log('liveness ping to %p failed: %s', connection.remotePeer, err.message)
+        }
+      }).finally(() => {
+        clear()
+        this.#checking.delete(connection)
+      })
+    }
+  }
+}
