@@ -258,11 +258,13 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       throw new ProxyError(503, `No instance of ${record.name} is near enough and no allocator was found`, { 'retry-after': String(RETRY_AFTER_S) })
     }
     const failures: string[] = []
+    // why this allocator: the ones found, nearest first (null: no answer to the ping)
+    const candidates = allocators.map(({ peerId, rttMs }) => ({ peer: peerId.toString(), rttMs: Number.isFinite(rttMs) ? rttMs : null }))
     for (const allocator of allocators) {
       try {
         const allocation = await allocate(node.libp2p, allocator.peerId, record.name, { signal: AbortSignal.any([AbortSignal.timeout(coldStartTimeoutMs), controller.signal]) })
         counter.inc({ service: record.name, outcome: allocation.reused ? 'reused' : 'started' })
-        log.info({ service: record.name, allocator: allocator.peerId.toString(), instance: allocation.instanceId, phases: allocation.phases, reused: allocation.reused }, 'allocated')
+        log.info({ service: record.name, allocator: allocator.peerId.toString(), instance: allocation.instanceId, phases: allocation.phases, reused: allocation.reused, candidates }, 'allocated')
         return { peerId: allocation.peerId, target: allocation.multiaddrs.length > 0 ? allocation.multiaddrs : allocation.peerId }
       } catch (err) {
         const code = err instanceof RpcFailureError ? err.code : (err as Error).name
