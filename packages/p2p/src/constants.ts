@@ -26,8 +26,8 @@ export const RPC_STREAM_CLIENT_IDLE_MS = 10_000
 export const RPC_STREAM_SERVER_IDLE_MS = 60_000
 export const DEFAULT_RTT_SMOOTHING = 0.2
 /**
- * How often each connection must show it is alive: a Yamux ping when it answered none in that
- * time (libp2p's connection monitor, off, opened a ping stream every 10 s by default).
+ * How often each connection must show it is alive: a Yamux ping unless it answered one in the
+ * last half of that time (libp2p's connection monitor, off, opened a ping stream every 10 s).
  */
 export const LIVENESS_INTERVAL_MS = 30_000
 /** How long a liveness ping may go unanswered before its connection is aborted. */

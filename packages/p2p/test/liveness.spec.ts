@@ -30,7 +30,7 @@ describe('liveness (Yamux pings instead of ping streams, between real nodes on 1
   })
 
   it('pings a connection that answered nothing for an interval, and none that answered measurements', async () => {
-    const checker = await startNode({ hostName: 'checker', liveness: { intervalMs: 500, timeoutMs: 5_000 } })
+    const checker = await startNode({ hostName: 'checker', liveness: { intervalMs: 1_000, timeoutMs: 5_000 } })
     const peer = await startNode({ hostName: 'peer', ...QUIET })
     nodes.push(checker, peer)
     const connection = await checker.libp2p.dial(peer.multiaddrs()[0]!)
@@ -40,8 +40,10 @@ describe('liveness (Yamux pings instead of ping streams, between real nodes on 1
     await eventually('two liveness pings', () => pings.count >= 2 ? true : undefined, 10_000)
     assert.equal(connection.status, 'open')
     assert.equal(checker.libp2p.getConnections().length, 1)
+    assert.equal(checker.rtt.get(peer.peerId.toString()), undefined, 'liveness pings are no RTT samples')
 
-    // measured every 50 ms: the answers show the connection alive, so liveness sends nothing
+    // measured every 50 ms: the answers show the connection alive, so liveness sends nothing (it
+    // would after 500 ms without an answer)
     const before = pings.count
     let measured = 0
     for (const stopAt = performance.now() + 1_500; performance.now() < stopAt; measured++) {
@@ -49,7 +51,7 @@ describe('liveness (Yamux pings instead of ping streams, between real nodes on 1
       await new Promise(resolve => setTimeout(resolve, 50))
     }
     assert.equal(pings.count - before, measured, `${pings.count - before} pings for ${measured} measurements`)
-    assert.equal(peer.rtt.get(checker.peerId.toString()), undefined, 'the peer measured nothing itself')
+    assert.equal(checker.rtt.get(peer.peerId.toString())?.samples, measured)
   })
 
   it('aborts a connection whose peer went silent once its ping is unanswered for the timeout, and keeps the others', async () => {
