@@ -9,7 +9,7 @@ import { startPingMonitorDaemon } from '../src/index.ts'
 import { startDelayRelay, startNode, stopAll, TEST_PSK } from '../../p2p/test/helpers.ts'
 import { byPeer, eventually, getJson, scrape } from './helpers.ts'
 import type { PeerReport, PingMonitorDaemon, PingMonitorDaemonConfig } from '../src/index.ts'
-import type { Connection, StreamMessageEvent } from '@libp2p/interface'
+import type { Connection, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { Logger, PhysarumNode } from '@physarum/p2p'
 import type { Socket } from 'node:net'
 
@@ -224,7 +224,7 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
  * on a new stream (a stream answers for 10 s only) whose negotiation a first round trip paid for.
  */
 async function independentRtt (connection: Connection): Promise<number> {
-  const stream = await connection.newStream('/ipfs/ping/1.0.0')
+  const stream = await pingStream(connection)
   const roundTrip = async (): Promise<number> => {
     const probe = crypto.getRandomValues(new Uint8Array(32))
     const chunks: Uint8Array[] = []
@@ -257,5 +257,23 @@ async function independentRtt (connection: Connection): Promise<number> {
     return await roundTrip()
   } finally {
     await stream.close()
+  }
+}
+
+/**
+ * A new `/ipfs/ping/1.0.0` stream on `connection`. libp2p allows one per connection, and the DHT
+ * pings each peer it meets before it adds it to its routing table: on a new connection that
+ * ping's stream may still be open (seen on a loaded machine), so the test waits for it.
+ */
+async function pingStream (connection: Connection): Promise<Stream> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connection.newStream('/ipfs/ping/1.0.0')
+    } catch (err) {
+      if ((err as Error).name !== 'TooManyOutboundProtocolStreamsError' || attempt === 100) {
+        throw err
+      }
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
   }
 }
