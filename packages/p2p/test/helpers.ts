@@ -79,22 +79,53 @@ export interface DelayRelayInit {
 /**
  * Distance on one machine (this kernel has no netem): a TCP relay that forwards to `target` and
  * holds every chunk `delayMs` in each direction, order kept, so a round trip through it takes
- * 2 x delayMs more.
+ * 2 x delayMs more. The delay is counted on the monotonic clock: a timer alone counts whole
+ * milliseconds of the event loop's clock, so `setTimeout(delayMs)` lets a chunk go up to 1 ms
+ * early, depending on when in its millisecond it came (the ping monitor's accuracy test saw
+ * that as a bias of its own timing).
  */
 export async function startDelayRelay (init: DelayRelayInit): Promise<DelayRelay> {
   const sockets = new Set<Socket>()
   let held = false
   const delayed = (from: Socket, to: Socket): void => {
-    from.on('data', (chunk: Buffer) => {
-      if (!held) {
-        setTimeout(() => { to.write(chunk) }, init.delayMs)
+    /** Chunks not yet due, oldest first; null is the end of the stream. */
+    const queue: Array<{ chunk: Buffer | null, due: number }> = []
+    let waiting = false
+    const wait = (): void => {
+      waiting = true
+      const ms = queue[0]!.due - performance.now()
+      // a timer for all but the last 2 ms (it may fire 1 ms early), then turn by turn
+      if (ms > 2) {
+        setTimeout(flush, ms - 2)
+      } else {
+        setImmediate(flush)
       }
-    })
-    from.on('end', () => {
-      if (!held) {
-        setTimeout(() => { to.end() }, init.delayMs)
+    }
+    const flush = (): void => {
+      const now = performance.now()
+      while (queue.length > 0 && queue[0]!.due <= now) {
+        const { chunk } = queue.shift()!
+        if (chunk == null) {
+          to.end()
+        } else {
+          to.write(chunk)
+        }
       }
-    })
+      waiting = false
+      if (queue.length > 0) {
+        wait()
+      }
+    }
+    const hold = (chunk: Buffer | null): void => {
+      if (!held) {
+        queue.push({ chunk, due: performance.now() + init.delayMs })
+        if (!waiting) {
+          wait()
+        }
+      }
+    }
+    from.on('data', (chunk: Buffer) => { hold(chunk) })
+    from.on('end', () => { hold(null) })
   }
   const server: Server = createServer((client) => {
     const target = connect({ host: init.target.host ?? '127.0.0.1', port: init.target.port })
