@@ -10,8 +10,8 @@ export const DEFAULT_PING_TIMEOUT_MS = 5_000
 export const DEFAULT_CONCURRENCY = 32
 export const DEFAULT_FORGET_AFTER_MS = 10 * 60_000
 /**
- * The pings of a round start one after the other, spread over this share of the interval but at
- * most DEFAULT_MAX_SPACING_MS apart, so that they rarely overlap (see PingMonitor).
+ * The pings of a round go one after another; while they are behind an even spread over this share
+ * of the interval (at most DEFAULT_MAX_SPACING_MS apart), more start in parallel (see PingMonitor).
  */
 export const PING_SPREAD = 0.8
 /** The longest wait between two pings to a peer that does not answer. */

@@ -25,7 +25,10 @@ export interface PingMonitorInit {
   concurrency: number
   /** A peer neither connected nor answering for this long is forgotten, with its series. */
   forgetAfterMs: number
-  /** The pings of a round start at most this far apart (0: all at once, up to `concurrency`). */
+  /**
+   * While a round is behind, its pings start in parallel at most this far apart (0: all at once,
+   * up to `concurrency`).
+   */
   maxSpacingMs: number
 }
 

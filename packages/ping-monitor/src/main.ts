@@ -35,7 +35,7 @@ export function builder (argv: Argv): Argv<MonitorArgs> {
   return withNodeOptions(argv, DEFAULTS)
     .option('interval', { type: 'string', default: formatDuration(DEFAULT_INTERVAL_MS), describe: 'How often every peer is pinged (a Yamux ping frame on its connection, answered by its muxer)' })
     .option('ping-timeout', { type: 'string', default: formatDuration(DEFAULT_PING_TIMEOUT_MS), describe: 'A ping not answered within this counts as a failure; a peer that does not answer is tried every 2, 4, 8... intervals, at most every 30 s' })
-    .option('concurrency', { type: 'string', default: String(DEFAULT_CONCURRENCY), describe: 'Most pings in flight at once' })
+    .option('concurrency', { type: 'string', default: String(DEFAULT_CONCURRENCY), describe: 'Most pings in flight at once (pings go one after another; more start only when slow answers would make a round overrun)' })
     .option('forget-after', { type: 'string', default: formatDuration(DEFAULT_FORGET_AFTER_MS), describe: 'Remove the series of a peer neither connected nor answering for this long' })
     .option('hostname', { type: 'string', describe: 'This monitor\'s name: the "host" label of its metrics, and the host name it announces to peers [default: the OS host name]' })
     .option('max-connections', { type: 'string', default: String(DEFAULT_MAX_CONNECTIONS), describe: 'Most open connections in all (libp2p\'s default: 300)' })

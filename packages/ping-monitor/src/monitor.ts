@@ -207,15 +207,18 @@ export class PingMonitor implements Startable {
   }
 
   /**
-   * Starts queued pings, at most `concurrency` in flight, and one every `#spacingMs`: pings of one
-   * round spread over the interval instead of starting together. In one process the work of each
-   * ping in flight (encryption, framing) delays the others' answers, which on a LAN or loopback is
-   * as much as the RTT itself.
+   * Starts queued pings, at most `concurrency` in flight. A ping starts at once when none is in
+   * flight, so while answers come quickly a round's pings go one after another, each sent when the
+   * one before was answered: no answer waits behind the work of another ping (encryption, framing,
+   * which on a LAN or loopback is as much as the RTT itself), and the wake-up for an answer also
+   * sends the next ping, its code and data still in the caches (docs/decisions.md has the
+   * figures). Pings start in parallel only while the round is behind an even spread over the
+   * interval (a far or silent peer holds its ping): one every `#spacingMs`.
    */
   #pump (): void {
     while (this.#inFlight < this.#init.concurrency && this.#queue.length > 0) {
       const now = performance.now()
-      if (now < this.#nextStartAt) {
+      if (this.#inFlight > 0 && now < this.#nextStartAt) {
         this.#pacer ??= setTimeout(() => {
           this.#pacer = undefined
           this.#pump()

@@ -85,20 +85,47 @@ describe('ping monitor scheduling (stubbed node)', () => {
     assert.deepEqual(pinged.toSorted(), PEER_IDS.map(String).toSorted())
   })
 
-  it('spreads the pings of a round over the interval', async () => {
+  it('pings one peer after another, each when the one before was answered', async () => {
+    let inFlight = 0
+    let most = 0
     const starts: number[] = []
-    const { node, monitor } = setUp(() => {
+    const { node, monitor } = setUp(async () => {
       starts.push(performance.now())
-      return Promise.resolve(1)
+      most = Math.max(most, ++inFlight)
+      await new Promise(resolve => setTimeout(resolve, 1))
+      inFlight--
+      return 1
+    }, { intervalMs: 1_000, maxSpacingMs: 200 })
+    node.connected.push(...PEER_IDS.slice(0, 5))
+    const ticked = performance.now()
+    monitor.tick()
+    await eventually('5 pings answered', () => starts.length === 5 && inFlight === 0 ? true : undefined)
+    monitor.stop()
+    assert.equal(most, 1, 'two pings in flight at once')
+    // spread over 80% of 1 s, the fifth would wait until 4 x 160 - 80 ms after the tick at least
+    assert.ok(starts[4]! - ticked < 560, `the fifth ping started ${(starts[4]! - ticked).toFixed(1)} ms after the tick`)
+  })
+
+  it('starts pings in parallel, spread over the interval, while slow answers keep the round behind', async () => {
+    let inFlight = 0
+    let most = 0
+    const starts: number[] = []
+    const { node, monitor } = setUp(async () => {
+      starts.push(performance.now())
+      most = Math.max(most, ++inFlight)
+      await new Promise(resolve => setTimeout(resolve, 100))
+      inFlight--
+      return 1
     }, { intervalMs: 100, maxSpacingMs: 40 })
     node.connected.push(...PEER_IDS.slice(0, 5))
     // 5 peers in 80% of 100 ms: one every 16 ms, and a late ping lets the next catch up by at
-    // most half of that. Timers never fire early, so however loaded the machine is, the i-th ping
-    // cannot start before i * 16 - 8 ms after the tick.
+    // most half of that. Timers never fire early, and a ping that waited for the one before
+    // started 100 ms after it, so the i-th ping cannot start before i * 16 - 8 ms after the tick.
     const ticked = performance.now()
     monitor.tick()
-    await eventually('5 pings', () => starts.length === 5 ? true : undefined)
+    await eventually('5 pings answered', () => starts.length === 5 && inFlight === 0 ? true : undefined)
     monitor.stop()
+    assert.ok(most > 1, 'one ping at a time, behind the spread')
     const offsets = starts.map(start => start - ticked)
     assert.ok(offsets.every((offset, i) => offset >= i * 16 - 8), `ping starts after the tick: ${offsets.map(o => o.toFixed(1)).join(', ')} ms`)
   })
