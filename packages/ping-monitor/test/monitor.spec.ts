@@ -64,69 +64,61 @@ async function samples (registry: Registry, name: string): Promise<Array<{ label
   return parseMetrics(await registry.metrics()).filter(s => s.name === name)
 }
 
+/** Pings answered after `delayMs`: which peers and when they started, and how many were in flight. */
+function answeringAfter (delayMs: number): { measure: Measure, pinged: string[], starts: number[], inFlight: () => number, most: () => number } {
+  let inFlight = 0
+  let most = 0
+  const pinged: string[] = []
+  const starts: number[] = []
+  const measure: Measure = async (peer) => {
+    pinged.push(peer.toString())
+    starts.push(performance.now())
+    most = Math.max(most, ++inFlight)
+    await new Promise(resolve => setTimeout(resolve, delayMs))
+    inFlight--
+    return 1
+  }
+  return { measure, pinged, starts, inFlight: () => inFlight, most: () => most }
+}
+
 describe('ping monitor scheduling (stubbed node)', () => {
   it('pings every connected peer, never more than --concurrency at once', async () => {
-    let inFlight = 0
-    let most = 0
-    const pinged: string[] = []
-    const { node, monitor } = setUp(async (peer) => {
-      inFlight++
-      most = Math.max(most, inFlight)
-      pinged.push(peer.toString())
-      await new Promise(resolve => setTimeout(resolve, 5))
-      inFlight--
-      return 1
-    }, { concurrency: 3 })
+    const pings = answeringAfter(5)
+    const { node, monitor } = setUp(pings.measure, { concurrency: 3 })
     node.connected.push(...PEER_IDS)
     monitor.tick()
-    await eventually('all peers pinged', () => pinged.length === PEER_IDS.length ? true : undefined)
+    await eventually('all peers pinged', () => pings.pinged.length === PEER_IDS.length ? true : undefined)
     monitor.stop()
-    assert.equal(most, 3)
-    assert.deepEqual(pinged.toSorted(), PEER_IDS.map(String).toSorted())
+    assert.equal(pings.most(), 3)
+    assert.deepEqual(pings.pinged.toSorted(), PEER_IDS.map(String).toSorted())
   })
 
   it('pings one peer after another, each when the one before was answered', async () => {
-    let inFlight = 0
-    let most = 0
-    const starts: number[] = []
-    const { node, monitor } = setUp(async () => {
-      starts.push(performance.now())
-      most = Math.max(most, ++inFlight)
-      await new Promise(resolve => setTimeout(resolve, 1))
-      inFlight--
-      return 1
-    }, { intervalMs: 1_000, maxSpacingMs: 200 })
+    const pings = answeringAfter(1)
+    const { node, monitor } = setUp(pings.measure, { intervalMs: 1_000, maxSpacingMs: 200 })
     node.connected.push(...PEER_IDS.slice(0, 5))
     const ticked = performance.now()
     monitor.tick()
-    await eventually('5 pings answered', () => starts.length === 5 && inFlight === 0 ? true : undefined)
+    await eventually('5 pings answered', () => pings.starts.length === 5 && pings.inFlight() === 0 ? true : undefined)
     monitor.stop()
-    assert.equal(most, 1, 'two pings in flight at once')
+    assert.equal(pings.most(), 1, 'two pings in flight at once')
     // spread over 80% of 1 s, the fifth would wait until 4 x 160 - 80 ms after the tick at least
-    assert.ok(starts[4]! - ticked < 560, `the fifth ping started ${(starts[4]! - ticked).toFixed(1)} ms after the tick`)
+    assert.ok(pings.starts[4]! - ticked < 560, `the fifth ping started ${(pings.starts[4]! - ticked).toFixed(1)} ms after the tick`)
   })
 
   it('starts pings in parallel, spread over the interval, while slow answers keep the round behind', async () => {
-    let inFlight = 0
-    let most = 0
-    const starts: number[] = []
-    const { node, monitor } = setUp(async () => {
-      starts.push(performance.now())
-      most = Math.max(most, ++inFlight)
-      await new Promise(resolve => setTimeout(resolve, 100))
-      inFlight--
-      return 1
-    }, { intervalMs: 100, maxSpacingMs: 40 })
+    const pings = answeringAfter(100)
+    const { node, monitor } = setUp(pings.measure, { intervalMs: 100, maxSpacingMs: 40 })
     node.connected.push(...PEER_IDS.slice(0, 5))
     // 5 peers in 80% of 100 ms: one every 16 ms, and a late ping lets the next catch up by at
     // most half of that. Timers never fire early, and a ping that waited for the one before
     // started 100 ms after it, so the i-th ping cannot start before i * 16 - 8 ms after the tick.
     const ticked = performance.now()
     monitor.tick()
-    await eventually('5 pings answered', () => starts.length === 5 && inFlight === 0 ? true : undefined)
+    await eventually('5 pings answered', () => pings.starts.length === 5 && pings.inFlight() === 0 ? true : undefined)
     monitor.stop()
-    assert.ok(most > 1, 'one ping at a time, behind the spread')
-    const offsets = starts.map(start => start - ticked)
+    assert.ok(pings.most() > 1, 'one ping at a time, behind the spread')
+    const offsets = pings.starts.map(start => start - ticked)
     assert.ok(offsets.every((offset, i) => offset >= i * 16 - 8), `ping starts after the tick: ${offsets.map(o => o.toFixed(1)).join(', ')} ms`)
   })
 
