@@ -57,7 +57,7 @@ describe('when etcd is down', () => {
     assert.equal(updated.softRttMs, 5)
 
     // an etcd that hangs (connections open, no answers) costs the etcd deadline, not a hang
-    etcd.pause()
+    await etcd.pause()
     try {
       const started = performance.now()
       await assert.rejects(writer.client.get('durable-server'), { name: 'RpcFailureError', code: 'UNAVAILABLE' })

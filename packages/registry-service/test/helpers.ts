@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -100,9 +100,23 @@ export class TestEtcd {
     }
   }
 
-  /** Freezes etcd (SIGSTOP): connections stay open, nothing answers. */
-  pause (): void {
-    this.#child?.kill('SIGSTOP')
+  /**
+   * Freezes etcd (SIGSTOP): connections stay open, nothing answers. Resolves once every thread
+   * has stopped: on a busy machine etcd went on answering for a few milliseconds after kill().
+   */
+  async pause (): Promise<void> {
+    const child = this.#child
+    if (child?.pid == null) {
+      throw new Error('etcd is not running')
+    }
+    child.kill('SIGSTOP')
+    const tasks = `/proc/${child.pid}/task`
+    // the state is the field after the command name, which ends at the last ')'
+    const stopped = async (task: string): Promise<boolean> => {
+      const stat = await readFile(join(tasks, task, 'stat'), 'utf8')
+      return /^\)\s+[Tt]/.test(stat.slice(stat.lastIndexOf(')')))
+    }
+    await eventually('every etcd thread to stop', async () => (await Promise.all((await readdir(tasks)).map(stopped))).every(Boolean) ? true : undefined, 5_000, 1)
   }
 
   resume (): void {
