@@ -2,8 +2,8 @@ import { InvalidParametersError } from '@libp2p/interface'
 import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils'
 import { xsalsa20 } from '@noble/ciphers/salsa.js'
 import { KeystreamExhaustedError } from './errors.ts'
+import { Uint8ArrayList } from 'uint8arraylist'
 import type { PreSharedKey } from './psk.ts'
-import type { Uint8ArrayList } from 'uint8arraylist'
 import type { AbortOptions, ConnectionProtector, MessageStream, MultiaddrConnection } from '@libp2p/interface'
 import type { SendResult } from '@libp2p/utils'
 
@@ -21,6 +21,8 @@ export const NONCE_LENGTH = 24
 const BLOCK = 64
 // noble's XSalsa20 takes a 32-bit block counter: one nonce covers 2^32 blocks of 64 bytes.
 const MAX_BLOCKS = 2 ** 32 - 1
+/** Messages queued for one socket write are written at once when they reach this many bytes. */
+const FLUSH_BYTES = 64 * 1024
 
 /**
  * One direction's keystream. It keeps its position across chunks of any size: a chunk that ends
@@ -74,6 +76,9 @@ class ProtectedConnection extends AbstractMultiaddrConnection {
   readonly #inner: MultiaddrConnection
   readonly #inbound: Keystream
   readonly #outbound: Keystream
+  /** Messages sent in this turn of the event loop, not yet written. */
+  readonly #queued = new Uint8ArrayList()
+  #flushing: NodeJS.Immediate | undefined
 
   constructor (inner: MultiaddrConnection, key: Uint8Array, localNonce: Uint8Array, remoteNonce: Uint8Array) {
     super({
@@ -106,15 +111,49 @@ class ProtectedConnection extends AbstractMultiaddrConnection {
     })
   }
 
+  /**
+   * Queues the message: what every stream of the connection sends in one turn of the event loop
+   * goes out in one XOR and one socket write once the turn's I/O callbacks have run (or at once
+   * past FLUSH_BYTES).
+   */
   sendData (data: Uint8ArrayList): SendResult {
-    return { sentBytes: data.byteLength, canSendMore: this.#inner.send(this.#outbound.xor(data)) }
+    this.#queued.append(data)
+    if (this.#queued.byteLength >= FLUSH_BYTES) {
+      return { sentBytes: data.byteLength, canSendMore: this.#flush() }
+    }
+    this.#flushing ??= setImmediate(this.#flushQueued)
+    return { sentBytes: data.byteLength, canSendMore: !this.#inner.writableNeedsDrain }
+  }
+
+  readonly #flushQueued = (): void => {
+    try {
+      this.#flush()
+    } catch (err) {
+      this.abort(err as Error)
+    }
+  }
+
+  /** Writes what is queued; false when the socket wants a drain first. */
+  #flush (): boolean {
+    clearImmediate(this.#flushing)
+    this.#flushing = undefined
+    if (this.#queued.byteLength === 0) {
+      return !this.#inner.writableNeedsDrain
+    }
+    const encrypted = this.#outbound.xor(this.#queued)
+    this.#queued.consume(this.#queued.byteLength)
+    return this.#inner.send(encrypted)
   }
 
   async sendClose (options?: AbortOptions): Promise<void> {
+    this.#flush()
     await this.#inner.close(options)
   }
 
   sendReset (err: Error): void {
+    clearImmediate(this.#flushing)
+    this.#flushing = undefined
+    this.#queued.consume(this.#queued.byteLength)
     this.#inner.abort(err)
   }
 

@@ -5,9 +5,12 @@ import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { inspect } from 'node:util'
 import { randomBytes } from 'node:crypto'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { multiaddrConnectionPair } from '@libp2p/utils'
 import { xsalsa20 } from '@noble/ciphers/salsa.js'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { Keystream, PreSharedKey } from '../src/index.ts'
+import { Keystream, PreSharedKey, pskProtector } from '../src/index.ts'
+import type { MessageStream, MultiaddrConnection } from '@libp2p/interface'
 
 // computed independently with Python: hashlib.sha3_256(passphrase.encode()).hexdigest()
 const VECTORS = [
@@ -117,5 +120,82 @@ describe('XSalsa20 keystream', () => {
     const sealed = new Keystream(key, nonce).xor(text).subarray()
     assert.notEqual(hex(sealed), hex(text))
     assert.equal(new TextDecoder().decode(new Keystream(key, nonce).xor(sealed).subarray()), 'hello over the private overlay')
+  })
+})
+
+describe('PSK-protected connection', () => {
+  /** Two connected ends, both protected, and the byte counts of the writes the outbound one made. */
+  const protectedPair = async (): Promise<{ outbound: MessageStream, inbound: MessageStream, writes: number[] }> => {
+    const [rawOut, rawIn] = multiaddrConnectionPair()
+    const psk = PreSharedKey.generate()
+    const [outbound, inbound] = await Promise.all([
+      pskProtector({ psk })().protect(rawOut),
+      pskProtector({ psk })().protect(rawIn)
+    ])
+    const writes: number[] = []
+    const send = rawOut.send.bind(rawOut)
+    rawOut.send = (data) => {
+      writes.push(data.byteLength)
+      return send(data)
+    }
+    return { outbound, inbound, writes }
+  }
+
+  const received = (stream: MessageStream): Uint8ArrayList => {
+    const bytes = new Uint8ArrayList()
+    stream.addEventListener('message', (evt) => { bytes.append(evt.data) })
+    return bytes
+  }
+
+  it('writes the messages of one turn of the event loop in one socket write, in order', async () => {
+    const { outbound, inbound, writes } = await protectedPair()
+    const bytes = received(inbound)
+    const messages = [randomBytes(12), randomBytes(300), randomBytes(5)]
+    for (const message of messages) {
+      assert.equal(outbound.send(message), true)
+    }
+    assert.deepEqual(writes, [], 'nothing is written before the turn ends')
+    await nextTurn()
+    assert.deepEqual(writes, [317])
+    const later = randomBytes(40)
+    outbound.send(later)
+    await nextTurn()
+    await nextTurn()
+    assert.deepEqual(writes, [317, 40])
+    assert.equal(hex(bytes.subarray()), hex(Buffer.concat([...messages, later])))
+  })
+
+  it('writes at once what reaches 64 KiB, after what was queued before it', async () => {
+    const { outbound, inbound, writes } = await protectedPair()
+    const bytes = received(inbound)
+    const small = randomBytes(100)
+    const large = randomBytes(64 * 1024)
+    outbound.send(small)
+    outbound.send(large)
+    assert.deepEqual(writes, [100 + 64 * 1024])
+    await nextTurn()
+    await nextTurn()
+    assert.equal(hex(bytes.subarray()), hex(Buffer.concat([small, large])))
+  })
+
+  it('writes what is queued before it closes', async () => {
+    const { outbound, inbound, writes } = await protectedPair()
+    const bytes = received(inbound)
+    const ended = new Promise(resolve => { inbound.addEventListener('close', resolve) })
+    const last = randomBytes(64)
+    outbound.send(last)
+    await (outbound as MultiaddrConnection).close()
+    await ended
+    assert.deepEqual(writes, [64])
+    assert.equal(hex(bytes.subarray()), hex(last))
+  })
+
+  it('drops what is queued when it is aborted', async () => {
+    const { outbound, writes } = await protectedPair()
+    outbound.send(randomBytes(64))
+    outbound.abort(new Error('test abort'))
+    await nextTurn()
+    await nextTurn()
+    assert.deepEqual(writes, [])
   })
 })
