@@ -6,6 +6,8 @@
  * (`proxy <port>`) and the registry-service (which is also the bootstrap) over etcd; the baseline
  * calls the service's port directly. The bulk download is also set against one libp2p stream with
  * the PSK between two nodes of the factory in this process (the issue's floor for the transport).
+ * During the proxied autocannon runs it also reads the CPU time of the client proxy and of the
+ * sidecar (/proc/<pid>/stat), per request: steadier than requests/s on a shared machine.
  * The cold start is bench/allocator's.
  */
 import { spawn } from 'node:child_process'
@@ -16,6 +18,7 @@ import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
 import { freePort, sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
 import { startDaemon, stopAll, track } from './lib/children.ts'
+import { processCpuSeconds } from './lib/procfs.ts'
 import { bulkSendStream, serveSink, SINK_PROTOCOL } from './lib/streams.ts'
 import { fmt, gbits, markdownTable, median, parseCount, parseSize, percentile } from './lib/stats.ts'
 
@@ -114,12 +117,14 @@ async function sequential (agent: Agent, url: string, count: number): Promise<nu
   return ms
 }
 
-async function rps (url: string): Promise<number> {
+/** Requests/s under autocannon, and the CPU µs each process in `pids` spent per request meanwhile. */
+async function rps (url: string, pids: number[] = []): Promise<{ rps: number, cpuUsPerRequest: number[] }> {
+  const cpu0 = pids.map(processCpuSeconds)
   const result = await autocannon({ url, connections: CONNECTIONS, duration })
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors under load`)
   }
-  return result.requests.average
+  return { rps: result.requests.average, cpuUsPerRequest: pids.map((pid, i) => (processCpuSeconds(pid) - cpu0[i]!) * 1e6 / result.requests.total) }
 }
 
 async function download (agent: Agent, url: string): Promise<number> {
@@ -145,7 +150,7 @@ try {
   const registryAddr = (await startDaemon('registry-service', 'packages/registry-service/bin/registry-service.js', [
     '--etcd-endpoints', etcd.endpoint, '--ephemeral', '--open-writes', '--log-level', 'warn',
     '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0'
-  ], { PHYSARUM_PSK: PASSPHRASE }, /^registry-service listening: (\S+)/))[1]!
+  ], { PHYSARUM_PSK: PASSPHRASE }, /^registry-service listening: (\S+)/)).ready[1]!
   const admin = await createPhysarumNode({ psk, listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [registryAddr] })
   nodes.push(admin)
   await admin.start()
@@ -153,12 +158,12 @@ try {
 
   const servicePort = await freePort()
   track(spawn(process.execPath, ['-e', SERVICE_SOURCE], { env: { ...process.env, SERVICE_PORT: String(servicePort) }, stdio: 'inherit' }), 'service')
-  await startDaemon('sidecar', 'packages/proxy/bin/proxy.js', [
+  const sidecar = await startDaemon('sidecar', 'packages/proxy/bin/proxy.js', [
     '--sidecar', '--service', SERVICE, '--content-hash', 'bench-proxy-hash', '--service-port', String(servicePort),
     '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', registryAddr, '--log-level', 'info'
   ], { PHYSARUM_PSK: PASSPHRASE }, /"msg":"proxy-sidecar started"/)
   const proxyPort = await freePort()
-  await startDaemon('proxy', 'packages/proxy/bin/proxy.js', [
+  const clientProxy = await startDaemon('proxy', 'packages/proxy/bin/proxy.js', [
     String(proxyPort), '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', registryAddr, '--registry', registryAddr,
     '--metrics-listen', '127.0.0.1:0', '--log-level', 'info'
   ], { PHYSARUM_PSK: PASSPHRASE }, /"msg":"proxy started"/)
@@ -197,13 +202,19 @@ try {
 
   const latency = { direct: [] as number[], proxied: [] as number[] }
   const throughput = { direct: [] as number[], proxied: [] as number[] }
+  const cpuPerRequest = { proxy: [] as number[], sidecar: [] as number[] }
   const bulk = { direct: [] as number[], proxied: [] as number[], psk: [] as number[] }
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? ['direct', 'proxied'] as const : ['proxied', 'direct'] as const
     for (const kind of order) {
       const base = kind === 'direct' ? direct : proxied
       latency[kind].push(...await sequential(agent, `${base}/`, requests))
-      throughput[kind].push(await rps(`${base}/`))
+      const load = await rps(`${base}/`, kind === 'proxied' ? [clientProxy.pid, sidecar.pid] : [])
+      throughput[kind].push(load.rps)
+      if (kind === 'proxied') {
+        cpuPerRequest.proxy.push(load.cpuUsPerRequest[0]!)
+        cpuPerRequest.sidecar.push(load.cpuUsPerRequest[1]!)
+      }
       bulk[kind].push(await download(agent, `${base}/bytes?n=${bytes}`))
     }
     bulk.psk.push(await pskBulk())
@@ -218,6 +229,7 @@ try {
   const results = {
     latencyMs: { direct: { p50: percentile(latency.direct, 50), p99: percentile(latency.direct, 99) }, proxied: { p50: percentile(latency.proxied, 50), p99: percentile(latency.proxied, 99) }, added },
     requestsPerSecond: { direct: median(throughput.direct), proxied: median(throughput.proxied), ratio: rpsRatio },
+    cpuUsPerRequest: { proxy: median(cpuPerRequest.proxy), sidecar: median(cpuPerRequest.sidecar) },
     bulkGbits: { direct: median(bulk.direct), proxied: median(bulk.proxied), psk: median(bulk.psk), proxiedToPsk: bulkToPsk },
     goals: GOALS
   }
@@ -229,6 +241,7 @@ try {
       ['small request p50 ms', fmt(results.latencyMs.direct.p50, 3), fmt(results.latencyMs.proxied.p50, 3), `+${fmt(added.p50, 3)} ms`, `<= +${GOALS.addedP50Ms} ms: ${verdict(added.p50 <= GOALS.addedP50Ms)}`],
       ['small request p99 ms', fmt(results.latencyMs.direct.p99, 3), fmt(results.latencyMs.proxied.p99, 3), `+${fmt(added.p99, 3)} ms`, `<= +${GOALS.addedP99Ms} ms: ${verdict(added.p99 <= GOALS.addedP99Ms)}`],
       [`requests/s at ${CONNECTIONS} connections (autocannon)`, fmt(results.requestsPerSecond.direct, 0), fmt(results.requestsPerSecond.proxied, 0), `${fmt(rpsRatio * 100, 1)}%`, `>= ${GOALS.rpsRatio * 100}%: ${verdict(rpsRatio >= GOALS.rpsRatio)}`],
+      ['CPU µs per request at 64 connections (median)', '–', `client proxy ${fmt(results.cpuUsPerRequest.proxy, 0)}, sidecar ${fmt(results.cpuUsPerRequest.sidecar, 0)}`, '', ''],
       ['bulk download Gbit/s (median)', fmt(results.bulkGbits.direct), fmt(results.bulkGbits.proxied), `${fmt(bulkToPsk * 100, 1)}% of one PSK stream (${fmt(results.bulkGbits.psk)} Gbit/s)`, `>= ${GOALS.bulkRatioToPsk * 100}%: ${verdict(bulkToPsk >= GOALS.bulkRatioToPsk)}`]
     ]))
   }

@@ -80,7 +80,7 @@ try {
   const addr = (await startDaemon('registry-service', 'packages/registry-service/bin/registry-service.js', [
     '--etcd-endpoints', etcd.endpoint, '--ephemeral', '--open-writes', '--log-level', 'warn',
     '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0'
-  ], { PHYSARUM_PSK: PASSPHRASE }, /^registry-service listening: (\S+)/))[1]!
+  ], { PHYSARUM_PSK: PASSPHRASE }, /^registry-service listening: (\S+)/)).ready[1]!
 
   client = await createPhysarumNode({ psk: PreSharedKey.fromPassphrase(PASSPHRASE), listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [addr] })
   await client.start()

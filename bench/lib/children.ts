@@ -90,12 +90,18 @@ function installCleanup (): void {
   }
 }
 
+/** A daemon a benchmark started: the first stdout line matching its `ready`, and its pid. */
+export interface StartedDaemon {
+  ready: RegExpExecArray
+  pid: number
+}
+
 /**
  * Starts a physarum daemon's bin (a path relative to the repository root) with `env` added to
- * this process's, tracked; resolves with the first stdout line matching `ready` once it is seen.
- * Its stdout keeps being read (a full pipe would stall it); its stderr is this process's.
+ * this process's, tracked; resolves once a stdout line matches `ready`. Its stdout keeps being
+ * read (a full pipe would stall it); its stderr is this process's.
  */
-export async function startDaemon (name: string, bin: string, args: string[], env: Record<string, string>, ready: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
+export async function startDaemon (name: string, bin: string, args: string[], env: Record<string, string>, ready: RegExp, timeoutMs = 30_000): Promise<StartedDaemon> {
   const child = track(spawn(process.execPath, [new URL(`../../${bin}`, import.meta.url).pathname, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit']
@@ -108,7 +114,7 @@ export async function startDaemon (name: string, bin: string, args: string[], en
       if (match != null) {
         matched = true
         clearTimeout(timer)
-        resolve(match)
+        resolve({ ready: match, pid: child.pid! })
       }
     })
     child.once('exit', code => {
