@@ -76,8 +76,9 @@ class ProtectedConnection extends AbstractMultiaddrConnection {
   readonly #inner: MultiaddrConnection
   readonly #inbound: Keystream
   readonly #outbound: Keystream
-  /** Messages sent in this turn of the event loop, not yet written. */
+  /** Messages sent in this turn of the event loop after its first one, not yet written. */
   readonly #queued = new Uint8ArrayList()
+  /** Set once a turn has written its first message: the end of the turn writes the queue. */
   #flushing: NodeJS.Immediate | undefined
 
   constructor (inner: MultiaddrConnection, key: Uint8Array, localNonce: Uint8Array, remoteNonce: Uint8Array) {
@@ -112,16 +113,18 @@ class ProtectedConnection extends AbstractMultiaddrConnection {
   }
 
   /**
-   * Queues the message: what every stream of the connection sends in one turn of the event loop
-   * goes out in one XOR and one socket write once the turn's I/O callbacks have run (or at once
-   * past FLUSH_BYTES).
+   * The first message of a turn of the event loop goes out at once; what the connection's streams
+   * send after it in the same turn is queued and goes out in one XOR and one socket write once
+   * the turn's I/O callbacks have run (or at once past FLUSH_BYTES). A lone request pays no
+   * delay, a busy connection one write per turn instead of one per message.
    */
   sendData (data: Uint8ArrayList): SendResult {
     this.#queued.append(data)
-    if (this.#queued.byteLength >= FLUSH_BYTES) {
-      return { sentBytes: data.byteLength, canSendMore: this.#flush() }
+    if (this.#flushing == null || this.#queued.byteLength >= FLUSH_BYTES) {
+      const canSendMore = this.#flush()
+      this.#flushing = setImmediate(this.#flushQueued)
+      return { sentBytes: data.byteLength, canSendMore }
     }
-    this.#flushing ??= setImmediate(this.#flushQueued)
     return { sentBytes: data.byteLength, canSendMore: !this.#inner.writableNeedsDrain }
   }
 
