@@ -158,11 +158,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     return state
   }
 
+  /** Aborts after `ms`, or when the proxy stops. */
+  const within = (ms: number): AbortSignal => AbortSignal.any([AbortSignal.timeout(ms), controller.signal])
+
   const isRested = (state: ServiceState, peer: PeerId): boolean => (state.rested.get(peer.toString()) ?? 0) > Date.now()
 
   /** A new `/physarum/http/1.0.0` stream to the instance's sidecar. */
   const openStream = async (instance: Instance): Promise<Stream> => await node.libp2p.dialProtocol(instance.target, HTTP_PROTOCOL, {
-    signal: AbortSignal.any([AbortSignal.timeout(upstreamTimeoutMs), controller.signal]),
+    signal: within(upstreamTimeoutMs),
     maxOutboundStreams: MAX_HTTP_STREAMS
   })
 
@@ -203,7 +206,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
 
   /** Measures `peer` and keeps the smoothed RTT of the node's table. */
   const measure = async (peer: PeerId, timeoutMs: number): Promise<number> => {
-    const last = await node.measureRtt(peer, { signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), controller.signal]) })
+    const last = await node.measureRtt(peer, { signal: within(timeoutMs) })
     return node.rtt.get(peer.toString())?.smoothedMs ?? last
   }
 
@@ -212,7 +215,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    * left out), each pinged: its RTT, or undefined when it did not answer within `pingTimeoutMs`.
    */
   const measuredProviders = async (topic: string, pingTimeoutMs: number, limit: number, skip: (peer: PeerId) => boolean = () => false): Promise<Array<{ peerId: PeerId, rttMs?: number }>> => {
-    const signal = AbortSignal.any([AbortSignal.timeout(discoveryTimeoutMs), controller.signal])
+    const signal = within(discoveryTimeoutMs)
     const measured: Array<Promise<{ peerId: PeerId, rttMs?: number }>> = []
     try {
       for await (const provider of node.discovery.findProviders(topic, { signal })) {
@@ -257,7 +260,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       if (rttMs == null) {
         return { peerId, rttMs: Infinity }
       }
-      const again = await node.measureRtt(peerId, { signal: AbortSignal.any([AbortSignal.timeout(discoveryTimeoutMs), controller.signal]) }).catch(() => Infinity)
+      const again = await node.measureRtt(peerId, { signal: within(discoveryTimeoutMs) }).catch(() => Infinity)
       return { peerId, rttMs: Math.min(rttMs, again) }
     }))
     return ranked.sort((a, b) => a.rttMs - b.rttMs)
@@ -274,7 +277,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     const candidates = allocators.map(({ peerId, rttMs }) => ({ peer: peerId.toString(), rttMs: Number.isFinite(rttMs) ? rttMs : null }))
     for (const allocator of allocators) {
       try {
-        const allocation = await allocate(node.libp2p, allocator.peerId, record.name, { signal: AbortSignal.any([AbortSignal.timeout(coldStartTimeoutMs), controller.signal]) })
+        const allocation = await allocate(node.libp2p, allocator.peerId, record.name, { signal: within(coldStartTimeoutMs) })
         counter.inc({ service: record.name, outcome: allocation.reused ? 'reused' : 'started' })
         log.info({ service: record.name, allocator: allocator.peerId.toString(), instance: allocation.instanceId, phases: allocation.phases, reused: allocation.reused, candidates }, 'allocated')
         return { peerId: allocation.peerId, target: allocation.multiaddrs.length > 0 ? allocation.multiaddrs : allocation.peerId }
