@@ -119,13 +119,19 @@ class ProtectedConnection extends AbstractMultiaddrConnection {
    * delay, a busy connection one write per turn instead of one per message.
    */
   sendData (data: Uint8ArrayList): SendResult {
-    this.#queued.append(data)
-    if (this.#flushing == null || this.#queued.byteLength >= FLUSH_BYTES) {
-      const canSendMore = this.#flush()
-      this.#flushing = setImmediate(this.#flushQueued)
-      return { sentBytes: data.byteLength, canSendMore }
+    let canSendMore: boolean
+    if (this.#flushing == null) {
+      // nothing is queued: the turn's first message goes straight to the socket
+      canSendMore = this.#inner.send(this.#outbound.xor(data))
+    } else {
+      this.#queued.append(data)
+      if (this.#queued.byteLength < FLUSH_BYTES) {
+        return { sentBytes: data.byteLength, canSendMore: !this.#inner.writableNeedsDrain }
+      }
+      canSendMore = this.#flush()
     }
-    return { sentBytes: data.byteLength, canSendMore: !this.#inner.writableNeedsDrain }
+    this.#flushing = setImmediate(this.#flushQueued)
+    return { sentBytes: data.byteLength, canSendMore }
   }
 
   readonly #flushQueued = (): void => {
