@@ -150,30 +150,42 @@ function takeKept (node: Dialer, key: string | undefined): KeptStream | undefine
   return undefined
 }
 
-/** Keeps a stream that just carried an exchange for the next one, or closes it when enough are kept. */
+/** Closes kept streams taken out of `kept`, and forgets the key once none is left. */
+function closeKept (byKey: Map<string, KeptStream[]>, key: string, kept: KeptStream[], entries: KeptStream[]): void {
+  for (const entry of entries) {
+    clearTimeout(entry.idle)
+    entry.stream.close().catch((err: Error) => { entry.stream.abort(err) })
+  }
+  if (kept.length === 0) {
+    byKey.delete(key)
+  }
+}
+
+/**
+ * Keeps a stream that just carried an exchange for the next one. Callers that got their answers in
+ * the same event-loop turn give their streams back before any of them asks again, so the bound is
+ * applied once the turn ends: the streams over it that nobody took are closed then, oldest first.
+ */
 function keep (node: Dialer, key: string | undefined, stream: Stream, messages: KeptStream['messages']): void {
-  const byKey = keptStreams.get(node) ?? new Map<string, KeptStream[]>()
-  const kept = key == null ? [] : byKey.get(key) ?? []
-  if (key == null || kept.length >= RPC_KEPT_STREAMS) {
+  if (key == null) {
     stream.close().catch((err: Error) => { stream.abort(err) })
     return
   }
+  const byKey = keptStreams.get(node) ?? new Map<string, KeptStream[]>()
+  const kept = byKey.get(key) ?? []
   keptStreams.set(node, byKey)
   // closed well before the serving side gives up on it, so a request never meets a closing stream
   const idle = setTimeout(() => {
     const at = kept.indexOf(entry)
-    if (at >= 0) {
-      kept.splice(at, 1)
-    }
-    if (kept.length === 0) {
-      byKey.delete(key)
-    }
-    stream.close().catch((err: Error) => { stream.abort(err) })
+    closeKept(byKey, key, kept, at >= 0 ? kept.splice(at, 1) : [])
   }, RPC_STREAM_CLIENT_IDLE_MS)
   idle.unref()
   const entry: KeptStream = { stream, messages, idle }
   kept.push(entry)
   byKey.set(key, kept)
+  if (kept.length === RPC_KEPT_STREAMS + 1) {
+    setImmediate(() => { closeKept(byKey, key, kept, kept.splice(0, Math.max(0, kept.length - RPC_KEPT_STREAMS))) })
+  }
 }
 
 /**

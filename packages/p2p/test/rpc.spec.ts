@@ -133,6 +133,18 @@ describe('request/response helper', () => {
     assert.equal(afterBurst.size, RPC_KEPT_STREAMS, `${RPC_KEPT_STREAMS} streams are kept`)
     await Promise.all(Array.from({ length: RPC_KEPT_STREAMS }, async () => await echo({ text: 'again at once', delayMs: 50 })))
     assert.deepEqual(served().filter(stream => !afterBurst.has(stream)).map(stream => stream.id), [], 'a burst as large as what is kept opens no stream')
+    // callers over the bound asking back to back: answers that come together give their streams
+    // back together, and each is asked again before any would be closed
+    const seen = new Set<string>()
+    await Promise.all(Array.from({ length: RPC_KEPT_STREAMS + 8 }, async () => {
+      for (let i = 0; i < 10; i++) {
+        await echo({ text: 'steady' })
+        for (const stream of served()) {
+          seen.add(stream.id)
+        }
+      }
+    }))
+    assert.ok(seen.size <= RPC_KEPT_STREAMS + 8, `${RPC_KEPT_STREAMS + 8} callers asking back to back used ${seen.size} streams`)
     // a kept stream the serving side ended is not used again
     for (const stream of served()) {
       stream.abort(new Error('gone'))
