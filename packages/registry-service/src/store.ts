@@ -32,6 +32,12 @@ export interface StoreHealth {
   error?: string
 }
 
+/** etcd's default bound on the operations of one transaction (--max-txn-ops). */
+const MAX_TXN_OPS = 128
+
+/** The Gets of one event-loop turn, by name. */
+type GetBatch = Map<string, { key: Buffer, callers: Array<{ resolve: (kv: IKeyValue | undefined) => void, reject: (err: unknown) => void }> }>
+
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>
 
 /** Runs the call once: failures are answered, not retried on the same host. */
@@ -110,6 +116,8 @@ export class RegistryStore {
   readonly #timeoutMs: number
   readonly #prefix: Buffer
   readonly #prefixText: string
+  /** The Gets of this event-loop turn, read together once the turn ends. */
+  #gets: GetBatch | undefined
 
   constructor (init: RegistryStoreInit) {
     if (init.endpoints.length === 0) {
@@ -165,11 +173,51 @@ export class RegistryStore {
     }
   }
 
+  /**
+   * The record named `name`. The Gets that arrive in one event-loop turn are read together, in one
+   * etcd call started after all of them arrived, so each still sees every write that finished before
+   * it was asked (etcd reads a read-only transaction linearizably).
+   */
   async get (name: string): Promise<ServiceRecord | undefined> {
     validateName(name)
-    const response = await this.#call(async () => await this.#client.kv.range({ key: this.#key(name) }))
-    const kv = response.kvs[0]
+    const kv = await new Promise<IKeyValue | undefined>((resolve, reject) => {
+      let batch = this.#gets
+      if (batch == null || batch.size >= MAX_TXN_OPS) {
+        batch = new Map()
+        this.#gets = batch
+        setImmediate(() => { void this.#readBatch(batch!) })
+      }
+      const caller = { resolve, reject }
+      const entry = batch.get(name)
+      if (entry == null) {
+        batch.set(name, { key: this.#key(name), callers: [caller] })
+      } else {
+        entry.callers.push(caller)
+      }
+    })
     return kv == null ? undefined : this.#record(kv)
+  }
+
+  /** One read of every key in `batch`: a range for one key, a read-only transaction for more. */
+  async #readBatch (batch: GetBatch): Promise<void> {
+    if (this.#gets === batch) {
+      this.#gets = undefined
+    }
+    const keys = [...batch.values()]
+    try {
+      const found = keys.length === 1
+        ? [(await this.#call(async () => await this.#client.kv.range({ key: keys[0]!.key }))).kvs[0]]
+        : (await this.#call(async () => await this.#client.kv.txn({
+            compare: [],
+            success: keys.map(({ key }) => ({ request_range: { key } })),
+            failure: []
+          }))).responses.map(response => response.response_range?.kvs[0])
+      keys.forEach(({ callers }, i) => { for (const caller of callers) caller.resolve(found[i]) })
+    } catch (err) {
+      for (const { callers } of keys) {
+        for (const caller of callers) caller.reject(err)
+      }
+    }
   }
 
   /**

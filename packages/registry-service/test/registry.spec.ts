@@ -199,6 +199,24 @@ describe('registry service and client, two registries sharing one etcd', () => {
     assert.match(metrics, /physarum_registry_records [1-9]/)
   })
 
+  it('reads the Gets that arrive together in one etcd transaction, each answered for its own name', async () => {
+    const a = await viaOne.add(sampleRecord('together-a-server'))
+    const b = await viaOne.add(sampleRecord('together-b-server', { softRttMs: 7 }))
+    // the transactions etcd has served, from its own /metrics
+    const transactions = async (): Promise<number> => {
+      const text = await (await fetch(`${etcd.endpoint}/metrics`)).text()
+      return Number(/^grpc_server_handled_total\{grpc_code="OK",grpc_method="Txn",[^}]*\} (\d+)$/m.exec(text)?.[1])
+    }
+    const before = await transactions()
+    assert.ok(Number.isInteger(before), 'etcd counts its transactions')
+    // 200 Gets at once, 162 different names: past the 128 operations one etcd transaction may hold
+    const names = Array.from({ length: 200 }, (_, i) => i % 10 === 0 ? a.name : i % 10 === 1 ? b.name : `together-missing-${i}`)
+    const records = await Promise.all(names.map(async name => await one.store.get(name)))
+    assert.deepEqual(records.map(record => record?.name), names.map(name => name.startsWith('together-missing') ? undefined : name))
+    assert.deepEqual(records[1], b)
+    assert.equal(await transactions() - before, 2, 'two transactions: 128 names, then the other 34')
+  })
+
   it('never loses an update among 20 concurrent writers', async () => {
     const base = await viaOne.add(sampleRecord('contended-server', { contentHash: 'n-0' }))
     const clients = [viaOne, viaTwo]
