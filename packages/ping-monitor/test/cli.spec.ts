@@ -102,12 +102,14 @@ describe('ping-monitor CLI', { concurrency: 4 }, () => {
       await startNode({ hostName: 'over-v6', listen: ['/ip6/::1/tcp/0'], bootstrap: [v6] })
     ]
     cleanups.push(async () => { await stopAll(peers) })
-    const reports = await eventually('both peers measured', async () => {
+    // a peer's host name is known once identify has run, which may be after its first ping
+    const reports = await eventually('both peers measured and named', async () => {
       const { peers: reports } = await getJson<{ peers: PeerReport[] }>(monitor.metricsUrl.replace('/metrics', '/peers'))
-      return peers.every(p => reports.some(r => r.peerId === p.peerId.toString() && r.lastRttMs != null)) ? reports : undefined
+      return peers.every(p => reports.some(r => r.peerId === p.peerId.toString() && r.lastRttMs != null && r.host !== 'unknown')) ? reports : undefined
     })
-    const overV6 = reports.find(r => r.host === 'over-v6')
-    assert.ok(overV6?.connectedVia.some(a => a.startsWith('/ip6/::1/')), JSON.stringify(overV6))
+    const overV6 = reports.find(r => r.peerId === peers[1]!.peerId.toString())
+    assert.equal(overV6?.host, 'over-v6', JSON.stringify(reports))
+    assert.ok(overV6.connectedVia.some(a => a.startsWith('/ip6/::1/')), JSON.stringify(overV6))
   })
 
   it('keeps its identity in a key file across restarts, stops gracefully on SIGTERM, never shows the key', async () => {
