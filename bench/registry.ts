@@ -17,7 +17,7 @@ const USAGE = `Usage: node bench/registry.ts [options]   (Node 24)
   --requests N      Gets per kind and concurrency, spread over the rounds (default 4000)
   --rounds N        interleaved rounds (default 4)
   --concurrency L   comma-separated concurrencies (default 1,50)
-  --warmup N        Gets of each kind before measuring (default 300)
+  --warmup N        Gets of each kind at each concurrency before measuring (default 300)
   --json            print the results as JSON
   --help`
 
@@ -92,9 +92,12 @@ try {
     etcd: async () => await direct.get(key).string()
   }
 
-  progress(`warm-up: ${warmup} Gets of each kind`)
-  for (const op of Object.values(kinds)) {
-    await measure(op, warmup, 1)
+  // warm at every concurrency measured: a burst's streams are opened here, not in the first round
+  progress(`warm-up: ${warmup} Gets of each kind at each concurrency`)
+  for (const concurrency of levels) {
+    for (const op of Object.values(kinds)) {
+      await measure(op, warmup, concurrency)
+    }
   }
   const samples = new Map<string, number[]>()
   const perRound = Math.max(1, Math.floor(requests / rounds))

@@ -18,11 +18,6 @@ export const BOOTSTRAP_BACKOFF_MIN_MS = 250
 export const BOOTSTRAP_BACKOFF_MAX_MS = 30_000
 export const DEFAULT_RPC_MAX_MESSAGE_BYTES = 64 * 1024
 export const DEFAULT_RPC_TIMEOUT_MS = 10_000
-/**
- * Streams a caller keeps per peer and protocol for its next requests: as many as a server admits
- * by default (handleRpc's maxInboundStreams), so steady concurrency up to that reuses them all.
- */
-export const RPC_KEPT_STREAMS = 32
 /** How long a caller keeps an unused stream: well under what the serving side waits. */
 export const RPC_STREAM_CLIENT_IDLE_MS = 10_000
 /** How long a serving side waits for the next request on a stream before it closes it. */

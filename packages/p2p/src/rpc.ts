@@ -1,6 +1,6 @@
 import { isPeerId } from '@libp2p/interface'
 import { lpStream, pbStream } from '@libp2p/utils'
-import { DEFAULT_RPC_MAX_MESSAGE_BYTES, DEFAULT_RPC_TIMEOUT_MS, RPC_KEPT_STREAMS, RPC_STREAM_CLIENT_IDLE_MS, RPC_STREAM_SERVER_IDLE_MS } from './constants.ts'
+import { DEFAULT_RPC_MAX_MESSAGE_BYTES, DEFAULT_RPC_TIMEOUT_MS, RPC_STREAM_CLIENT_IDLE_MS, RPC_STREAM_SERVER_IDLE_MS } from './constants.ts'
 import { deadline } from './deadline.ts'
 import { FAILURE_CODES, RpcFailureError, RpcProtocolError, RpcTimeoutError } from './errors.ts'
 import type { FailureCode } from './errors.ts'
@@ -150,21 +150,11 @@ function takeKept (node: Dialer, key: string | undefined): KeptStream | undefine
   return undefined
 }
 
-/** Closes kept streams taken out of `kept`, and forgets the key once none is left. */
-function closeKept (byKey: Map<string, KeptStream[]>, key: string, kept: KeptStream[], entries: KeptStream[]): void {
-  for (const entry of entries) {
-    clearTimeout(entry.idle)
-    entry.stream.close().catch((err: Error) => { entry.stream.abort(err) })
-  }
-  if (kept.length === 0) {
-    byKey.delete(key)
-  }
-}
-
 /**
- * Keeps a stream that just carried an exchange for the next one. Callers that got their answers in
- * the same event-loop turn give their streams back before any of them asks again, so the bound is
- * applied once the turn ends: the streams over it that nobody took are closed then, oldest first.
+ * Keeps a stream that just carried an exchange for the next one, until it has gone unused for
+ * RPC_STREAM_CLIENT_IDLE_MS. Nothing else bounds the kept streams: they are never more than the
+ * streams the caller had open at once, which libp2p caps per protocol and connection (64 by
+ * default), so a burst's streams all serve the next burst.
  */
 function keep (node: Dialer, key: string | undefined, stream: Stream, messages: KeptStream['messages']): void {
   if (key == null) {
@@ -177,15 +167,18 @@ function keep (node: Dialer, key: string | undefined, stream: Stream, messages: 
   // closed well before the serving side gives up on it, so a request never meets a closing stream
   const idle = setTimeout(() => {
     const at = kept.indexOf(entry)
-    closeKept(byKey, key, kept, at >= 0 ? kept.splice(at, 1) : [])
+    if (at >= 0) {
+      kept.splice(at, 1)
+    }
+    if (kept.length === 0) {
+      byKey.delete(key)
+    }
+    stream.close().catch((err: Error) => { stream.abort(err) })
   }, RPC_STREAM_CLIENT_IDLE_MS)
   idle.unref()
   const entry: KeptStream = { stream, messages, idle }
   kept.push(entry)
   byKey.set(key, kept)
-  if (kept.length === RPC_KEPT_STREAMS + 1) {
-    setImmediate(() => { closeKept(byKey, key, kept, kept.splice(0, Math.max(0, kept.length - RPC_KEPT_STREAMS))) })
-  }
 }
 
 /**

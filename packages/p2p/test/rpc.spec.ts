@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, it } from 'node:test'
 import { pbStream } from '@libp2p/utils'
-import { callRpc, handleRpc, RPC_KEPT_STREAMS, RpcFailureError } from '../src/index.ts'
+import { callRpc, handleRpc, RPC_STREAM_CLIENT_IDLE_MS, RpcFailureError } from '../src/index.ts'
 import { EchoRequest, EchoResponse, Failure } from './fixtures/echo.js'
 import { eventually, startNode, stopAll } from './helpers.ts'
 import type { PhysarumNode, RpcSpec } from '../src/index.ts'
@@ -52,6 +52,8 @@ describe('request/response helper', () => {
 
   const echo = async (request: Partial<EchoRequest>): Promise<EchoResponse> =>
     await callRpc(client.libp2p, server.peerId, spec, { text: '', delayMs: 0, replyBytes: 0, ...request })
+  /** Streams the server still answers on (the earlier tests' raw streams it refused stay half-open). */
+  const served = (): Stream[] => server.libp2p.getConnections(client.peerId).flatMap(c => c.streams).filter(s => s.protocol === spec.protocol && s.status === 'open' && s.writeStatus === 'writable')
 
   it('answers a request', async () => {
     const response = await echo({ text: 'hello' })
@@ -117,34 +119,41 @@ describe('request/response helper', () => {
     assert.match((await echo({ text: 'after' })).text, /^after/)
   })
 
-  it('keeps a stream for the next request, and opens more only for requests at once', async () => {
-    // streams the server still answers on (the earlier tests' raw streams it refused stay half-open)
-    const served = (): Stream[] => server.libp2p.getConnections(client.peerId).flatMap(c => c.streams).filter(s => s.protocol === spec.protocol && s.status === 'open' && s.writeStatus === 'writable')
-    await eventually('the earlier tests\' streams to be kept or closed', () => served().length <= RPC_KEPT_STREAMS ? true : undefined)
+  it('keeps a stream for the next request, opens more only for requests at once, and closes them unused', async () => {
+    const before = new Set(served())
     for (let i = 0; i < 20; i++) {
       assert.match((await echo({ text: `one by one ${i}` })).text, /^one by one/)
     }
-    const kept = served()
-    assert.ok(kept.length >= 1 && kept.length <= RPC_KEPT_STREAMS, `${kept.length} streams serve the caller`)
-    // a burst over what is kept: the streams it needed stay for the next burst, up to the bound
-    await Promise.all(Array.from({ length: RPC_KEPT_STREAMS + 8 }, async () => await echo({ text: 'at once', delayMs: 50 })))
-    await eventually('the streams over the bound to close', () => served().length <= RPC_KEPT_STREAMS ? true : undefined)
+    assert.ok(served().filter(stream => !before.has(stream)).length <= 1, 'requests one by one share a stream')
+    // a burst opens the streams it needs, and all of them serve the next burst
+    const burst = 48
+    await Promise.all(Array.from({ length: burst }, async () => await echo({ text: 'at once', delayMs: 50 })))
     const afterBurst = new Set(served())
-    assert.equal(afterBurst.size, RPC_KEPT_STREAMS, `${RPC_KEPT_STREAMS} streams are kept`)
-    await Promise.all(Array.from({ length: RPC_KEPT_STREAMS }, async () => await echo({ text: 'again at once', delayMs: 50 })))
-    assert.deepEqual(served().filter(stream => !afterBurst.has(stream)).map(stream => stream.id), [], 'a burst as large as what is kept opens no stream')
-    // callers over the bound asking back to back: answers that come together give their streams
-    // back together, and each is asked again before any would be closed
-    const seen = new Set<string>()
-    await Promise.all(Array.from({ length: RPC_KEPT_STREAMS + 8 }, async () => {
+    assert.ok(afterBurst.size >= burst, `${afterBurst.size} streams after a burst of ${burst}`)
+    await Promise.all(Array.from({ length: burst }, async () => await echo({ text: 'again at once', delayMs: 50 })))
+    assert.deepEqual(served().filter(stream => !afterBurst.has(stream)).map(stream => stream.id), [], 'a burst as large as the last opens no stream')
+    // callers asking back to back: answers that come together give their streams back together,
+    // and each is asked again on one of them
+    const seen = new Set<Stream>()
+    await Promise.all(Array.from({ length: burst }, async () => {
       for (let i = 0; i < 10; i++) {
         await echo({ text: 'steady' })
         for (const stream of served()) {
-          seen.add(stream.id)
+          seen.add(stream)
         }
       }
     }))
-    assert.ok(seen.size <= RPC_KEPT_STREAMS + 8, `${RPC_KEPT_STREAMS + 8} callers asking back to back used ${seen.size} streams`)
+    assert.deepEqual([...seen].filter(stream => !afterBurst.has(stream)).map(stream => stream.id), [], `${burst} callers asking back to back opened streams`)
+    // unused, they are closed by the caller well before the serving side would give up on them
+    const idleSince = Date.now()
+    await eventually('the unused streams to close', () => served().some(stream => afterBurst.has(stream)) ? undefined : true, RPC_STREAM_CLIENT_IDLE_MS + 5_000)
+    assert.ok(Date.now() - idleSince >= RPC_STREAM_CLIENT_IDLE_MS - 1_000, 'kept streams closed before they were idle for long')
+    assert.match((await echo({ text: 'after the idle close' })).text, /^after the idle close/)
+  })
+
+  it('opens a new stream when the kept ones were ended by the serving side', async () => {
+    await Promise.all(Array.from({ length: 4 }, async () => await echo({ text: 'at once', delayMs: 20 })))
+    assert.ok(served().length >= 1)
     // a kept stream the serving side ended is not used again
     for (const stream of served()) {
       stream.abort(new Error('gone'))
