@@ -645,15 +645,10 @@ function hasBody (req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] != null || (length != null && length !== '0')
 }
 
-function hopByHop (headers: IncomingHttpHeaders): Set<string> {
-  const drop = new Set(HOP_BY_HOP_HEADERS)
-  for (const name of (headers.connection ?? '').split(',')) {
-    const trimmed = name.trim().toLowerCase()
-    if (trimmed !== '') {
-      drop.add(trimmed)
-    }
-  }
-  return drop
+/** The headers not passed on: the hop-by-hop ones, and those the Connection header names. */
+function hopByHop (headers: IncomingHttpHeaders): ReadonlySet<string> {
+  const named = (headers.connection ?? '').split(',').map(name => name.trim().toLowerCase()).filter(name => name !== '' && !HOP_BY_HOP_HEADERS.has(name))
+  return named.length === 0 ? HOP_BY_HOP_HEADERS : new Set([...HOP_BY_HOP_HEADERS, ...named])
 }
 
 function requestHeaders (req: IncomingMessage): OutgoingHttpHeaders {

@@ -50,6 +50,6 @@ export const COLD_START_HEADER = 'x-physarum-cold-start-ms'
  * Headers that concern one connection, never forwarded (RFC 9110 7.6.1), besides those
  * `Connection` names. `Trailer` is not one of them: it announces the trailers, which pass.
  */
-export const HOP_BY_HOP_HEADERS: readonly string[] = [
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'transfer-encoding', 'upgrade'
-]
+])
