@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { setImmediate } from 'node:timers/promises'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { sendBounded } from '../src/index.ts'
@@ -15,8 +16,24 @@ const MAX_BUFFERED = 1024 * 1024
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
-// external memory too: a cipher in WebAssembly or native code would leak there, not on the heap
-const heapAndExternal = (): number => { const m = process.memoryUsage(); return m.heapUsed + m.external }
+/**
+ * Live heap and external memory (a cipher in WebAssembly or native code would leak there, not on
+ * the heap), measured after two full collections a turn apart: right after one, the heap still
+ * counts what its concurrent sweeping has not freed yet.
+ */
+async function liveMemory (): Promise<number> {
+  gc()
+  await setImmediate()
+  gc()
+  const m = process.memoryUsage()
+  return m.heapUsed + m.external
+}
+/**
+ * Connections opened before measuring: the first few hundred grow the heap by 4 to 6 MiB once (a
+ * probe here saw it flat from the 300th to the 1000th). A warm-up of 100 left that inside the
+ * measured 400: the test then measured 7.5 to 8.7 MiB run alone, and failed once in CI at 8.4.
+ */
+const WARM_UP_CONNECTIONS = 300
 
 /** Sends TOTAL bytes of a counter pattern; returns their hash and the most bytes ever buffered. */
 async function sendAll (stream: Stream, seed: number): Promise<{ hash: string, maxBuffered: number }> {
@@ -82,7 +99,7 @@ describe('PSK connections under load', () => {
     assert.ok(gbits > 0.05, `${gbits.toFixed(2)} Gbit/s`)
   })
 
-  it('opens and closes 500 PSK connections without growing memory', async () => {
+  it('opens and closes 700 PSK connections without growing memory', async () => {
     const target = server.multiaddrs()[0]!
     // no bootstrap: nothing redials behind the test's back
     const dialer = await startNode()
@@ -92,14 +109,15 @@ describe('PSK connections under load', () => {
         await connection.close()
       }
     }
-    await cycle(100) // warm up caches and lazy allocations
-    gc()
-    const before = heapAndExternal()
-    await cycle(400)
-    gc()
-    const grown = heapAndExternal() - before
-    assert.ok(grown < 8 * 1024 * 1024, `heap and external memory grew by ${(grown / 2 ** 20).toFixed(1)} MiB over 400 connections`)
-    assert.equal(dialer.libp2p.getConnections(server.peerId).length, 0)
-    await dialer.stop()
+    try {
+      await cycle(WARM_UP_CONNECTIONS)
+      const before = await liveMemory()
+      await cycle(400)
+      const grown = await liveMemory() - before
+      assert.ok(grown < 8 * 1024 * 1024, `heap and external memory grew by ${(grown / 2 ** 20).toFixed(1)} MiB over 400 connections`)
+      assert.equal(dialer.libp2p.getConnections(server.peerId).length, 0)
+    } finally {
+      await dialer.stop()
+    }
   })
 })
