@@ -21,5 +21,6 @@ else
 fi
 log "running ${#files[@]} test files"
 # one file at a time: several suites time RTTs or move hundreds of megabytes, and two at once on
-# two cores make each other's timings meaningless
-node --test --test-reporter=spec --test-concurrency=1 --test-timeout=600000 "${files[@]}"
+# two cores make each other's timings meaningless; a file whose failed test left a node or a
+# server open must not hold up the files after it, so each ends once its tests have run
+node --test --test-reporter=spec --test-concurrency=1 --test-timeout=600000 --test-force-exit "${files[@]}"
