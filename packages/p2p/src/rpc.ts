@@ -1,5 +1,6 @@
 import { isPeerId } from '@libp2p/interface'
-import { lpStream, pbStream } from '@libp2p/utils'
+import { InvalidDataLengthLengthError, lpStream, pbStream } from '@libp2p/utils'
+import * as varint from 'uint8-varint'
 import { DEFAULT_RPC_MAX_MESSAGE_BYTES, DEFAULT_RPC_TIMEOUT_MS, RPC_STREAM_CLIENT_IDLE_MS, RPC_STREAM_SERVER_IDLE_MS } from './constants.ts'
 import { deadline } from './deadline.ts'
 import { FAILURE_CODES, RpcFailureError, RpcProtocolError, RpcTimeoutError } from './errors.ts'
@@ -50,6 +51,34 @@ export interface HandleRpcOptions {
 
 type Registrar = Pick<Libp2p, 'handle' | 'unhandle'>
 
+/** What the length decoder below throws while a length prefix goes on: built once. */
+const PREFIX_GOES_ON = new RangeError('The length prefix goes on')
+
+/**
+ * The options of a length-prefixed stream of messages of at most `maxDataLength` bytes, with a
+ * length decoder that builds no error per message. @libp2p/utils reads a length prefix one byte
+ * at a time and takes a RangeError from its decoder as "more to come"; uint8-varint's builds a
+ * new one, stack trace included, for every prefix of two bytes or more (every message of 128
+ * bytes or more), and never gives up on a prefix that goes on and on. This decoder throws one
+ * prebuilt RangeError while the prefix goes on, and refuses a prefix longer than
+ * `maxDataLength` needs.
+ */
+function messageFraming (maxDataLength: number): { maxDataLength: number, lengthDecoder: (data: Uint8ArrayList) => number } {
+  const maxLengthLength = varint.encodingLength(maxDataLength)
+  return {
+    maxDataLength,
+    lengthDecoder: (data) => {
+      if ((data.get(data.byteLength - 1) & 0x80) === 0) {
+        return varint.decode(data)
+      }
+      if (data.byteLength >= maxLengthLength) {
+        throw new InvalidDataLengthLengthError(`The length prefix is too long: a message of at most ${maxDataLength} bytes needs at most ${maxLengthLength}`)
+      }
+      throw PREFIX_GOES_ON
+    }
+  }
+}
+
 /**
  * Serves `spec` on `node`, request after request on each stream until the caller closes it or
  * leaves it idle. A malformed, oversized or wrong request is answered BAD_REQUEST and ends the
@@ -63,7 +92,7 @@ export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, R
   const log = options.log
 
   await node.handle(spec.protocol, async (stream: Stream, connection: Connection) => {
-    const frames = lpStream(stream, { maxDataLength })
+    const frames = lpStream(stream, messageFraming(maxDataLength))
     try {
       for (let served = 0; ; served++) {
         // the first request comes with the stream; a kept stream waits for the caller's next one
@@ -198,7 +227,7 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
     for (;;) {
       // a new stream sends the request with the protocol name instead of a round trip after it
       stream = kept?.stream ?? await node.dialProtocol(peer, spec.protocol, { signal, negotiateFully: false })
-      const messages = kept?.messages ?? pbStream(stream, { maxDataLength: spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES })
+      const messages = kept?.messages ?? pbStream(stream, messageFraming(spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES))
       try {
         await messages.write(request, spec.request, { signal })
         response = await messages.read(spec.response, { signal })

@@ -58,6 +58,10 @@ describe('request/response helper', () => {
   it('answers a request', async () => {
     const response = await echo({ text: 'hello' })
     assert.equal(response.text, `hello from ${client.peerId.toString().slice(-6)}`)
+    // requests and responses of 128 bytes or more have length prefixes of two bytes
+    const long = 'l'.repeat(200)
+    assert.equal((await echo({ text: long })).text, `${long} from ${client.peerId.toString().slice(-6)}`)
+    assert.equal((await echo({ text: 'long answer', replyBytes: 1000 })).text, 'x'.repeat(1000))
   })
 
   it('carries typed failures, and hides internal errors behind INTERNAL', async () => {
@@ -91,8 +95,19 @@ describe('request/response helper', () => {
     assert.match((await echo({ text: 'meanwhile' })).text, /^meanwhile/)
     assert.ok(performance.now() - during < 900, 'a stalled peer held up another request')
 
+    // a length prefix that goes on past the 2 bytes a 1 KiB message needs: refused at once, not
+    // waited on until the deadline resets the stream
+    const endless = await open()
+    const sentAt = performance.now()
+    endless.send(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))
+    const endlessAnswer = await answerTo(endless)
+    assert.ok(!(endlessAnswer instanceof Error), `endless prefix: ${endlessAnswer instanceof Error ? endlessAnswer.message : ''}`)
+    assert.equal(endlessAnswer.failure?.code, 'BAD_REQUEST')
+    assert.match(endlessAnswer.failure.message, /length prefix is too long: a message of at most 1024 bytes needs at most 2/)
+    assert.ok(performance.now() - sentAt < 500, 'the endless prefix was waited on')
+
     const garbage = await open()
-    garbage.send(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))
+    garbage.send(Uint8Array.from([0x05, 0xff, 0xff, 0xff, 0xff, 0xff]))
     const garbageAnswer = await answerTo(garbage)
 
     const oversized = await open()
