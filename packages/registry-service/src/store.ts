@@ -36,7 +36,7 @@ export interface StoreHealth {
 const MAX_TXN_OPS = 128
 
 /** The Gets of one event-loop turn, by name. */
-type GetBatch = Map<string, { key: Buffer, callers: Array<{ resolve: (kv: IKeyValue | undefined) => void, reject: (err: unknown) => void }> }>
+type GetBatch = Map<string, { key: Buffer, callers: Array<{ resolve: (record: ServiceRecord | undefined) => void, reject: (err: unknown) => void }> }>
 
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>
 
@@ -180,7 +180,7 @@ export class RegistryStore {
    */
   async get (name: string): Promise<ServiceRecord | undefined> {
     validateName(name)
-    const kv = await new Promise<IKeyValue | undefined>((resolve, reject) => {
+    return await new Promise<ServiceRecord | undefined>((resolve, reject) => {
       let batch = this.#gets
       if (batch == null || batch.size >= MAX_TXN_OPS) {
         batch = new Map()
@@ -195,29 +195,43 @@ export class RegistryStore {
         entry.callers.push(caller)
       }
     })
-    return kv == null ? undefined : this.#record(kv)
   }
 
-  /** One read of every key in `batch`: a range for one key, a read-only transaction for more. */
+  /**
+   * One read of every key in `batch`: a range for one key, a read-only transaction for more. Each
+   * record is parsed once for all the callers that asked for it.
+   */
   async #readBatch (batch: GetBatch): Promise<void> {
     if (this.#gets === batch) {
       this.#gets = undefined
     }
     const keys = [...batch.values()]
+    let found: Array<IKeyValue | undefined>
     try {
-      const found = keys.length === 1
+      found = keys.length === 1
         ? [(await this.#call(async () => await this.#client.kv.range({ key: keys[0]!.key }))).kvs[0]]
         : (await this.#call(async () => await this.#client.kv.txn({
             compare: [],
             success: keys.map(({ key }) => ({ request_range: { key } })),
             failure: []
           }))).responses.map(response => response.response_range?.kvs[0])
-      keys.forEach(({ callers }, i) => { for (const caller of callers) caller.resolve(found[i]) })
     } catch (err) {
       for (const { callers } of keys) {
         for (const caller of callers) caller.reject(err)
       }
+      return
     }
+    keys.forEach(({ callers }, i) => {
+      const kv = found[i]
+      let record: ServiceRecord | undefined
+      try {
+        record = kv == null ? undefined : this.#record(kv)
+      } catch (err) {
+        for (const caller of callers) caller.reject(err)
+        return
+      }
+      for (const caller of callers) caller.resolve(record)
+    })
   }
 
   /**

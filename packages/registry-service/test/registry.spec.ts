@@ -199,7 +199,7 @@ describe('registry service and client, two registries sharing one etcd', () => {
     assert.match(metrics, /physarum_registry_records [1-9]/)
   })
 
-  it('reads the Gets that arrive together in one etcd transaction, each answered for its own name', async () => {
+  it('reads the Gets that arrive together in one etcd transaction, each answered for its own name', async (t) => {
     const a = await viaOne.add(sampleRecord('together-a-server'))
     const b = await viaOne.add(sampleRecord('together-b-server', { softRttMs: 7 }))
     // the transactions etcd has served, from its own /metrics
@@ -207,14 +207,23 @@ describe('registry service and client, two registries sharing one etcd', () => {
       const text = await (await fetch(`${etcd.endpoint}/metrics`)).text()
       return Number(/^grpc_server_handled_total\{grpc_code="OK",grpc_method="Txn",[^}]*\} (\d+)$/m.exec(text)?.[1])
     }
+    // a value that is not a record, written past the registry
+    const raw = new Etcd3({ hosts: etcd.endpoint })
+    t.after(async () => {
+      await raw.delete().key(`${KEY_PREFIX}together-bad-server`)
+      raw.close()
+    })
+    await raw.put(`${KEY_PREFIX}together-bad-server`).value('{"name":')
     const before = await transactions()
     assert.ok(Number.isInteger(before), 'etcd counts its transactions')
-    // 200 Gets at once, 162 different names: past the 128 operations one etcd transaction may hold
-    const names = Array.from({ length: 200 }, (_, i) => i % 10 === 0 ? a.name : i % 10 === 1 ? b.name : `together-missing-${i}`)
-    const records = await Promise.all(names.map(async name => await one.store.get(name)))
-    assert.deepEqual(records.map(record => record?.name), names.map(name => name.startsWith('together-missing') ? undefined : name))
-    assert.deepEqual(records[1], b)
-    assert.equal(await transactions() - before, 2, 'two transactions: 128 names, then the other 34')
+    // 200 Gets at once, 161 different names: past the 128 operations one etcd transaction may hold
+    const names = Array.from({ length: 200 }, (_, i) => i % 10 === 0 ? a.name : i % 10 === 1 ? b.name : i % 10 === 2 ? 'together-bad-server' : `together-missing-${i}`)
+    const outcomes = await Promise.allSettled(names.map(async name => await one.store.get(name)))
+    assert.deepEqual(outcomes.map(o => o.status === 'fulfilled' ? o.value?.name : (o.reason as RpcFailureError).code),
+      names.map(name => name.startsWith('together-missing') ? undefined : name === 'together-bad-server' ? 'INTERNAL' : name))
+    assert.deepEqual(outcomes[1], { status: 'fulfilled', value: b })
+    assert.match(((outcomes[2] as PromiseRejectedResult).reason as Error).message, /together-bad-server is not a service record/)
+    assert.equal(await transactions() - before, 2, 'two transactions: 128 names, then the other 33')
   })
 
   it('never loses an update among 20 concurrent writers', async () => {
