@@ -2,7 +2,9 @@
  * bench/registry: Get of one record over the overlay (client -> registry-service daemon -> etcd)
  * beside a direct etcd3 Get from this process, at concurrency 1 and 50, interleaved round by round
  * in one run. The registry-service is the real daemon in its own process; the client asks it with
- * `fresh: true`, so every Get crosses the overlay (no cache).
+ * `fresh: true`, so every Get crosses the overlay (no cache). Beside the latencies, the CPU time
+ * the client (this process) and the registry-service spent per overlay Get: on a shared machine
+ * it moves less than the latencies, so changes compare on it.
  */
 import { parseArgs } from 'node:util'
 import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
@@ -10,7 +12,8 @@ import { createRegistryClient, KEY_PREFIX } from '@physarum/registry-service'
 import { Etcd3 } from 'etcd3'
 import { sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
 import { startDaemon, stopAll } from './lib/children.ts'
-import { fmt, markdownTable, parseCount, percentile } from './lib/stats.ts'
+import { processCpuSeconds } from './lib/procfs.ts'
+import { fmt, markdownTable, median, parseCount, percentile } from './lib/stats.ts'
 
 const USAGE = `Usage: node bench/registry.ts [options]   (Node 24)
 
@@ -77,10 +80,11 @@ let client: Awaited<ReturnType<typeof createPhysarumNode>> | undefined
 const direct = new Etcd3({ hosts: etcd.endpoint })
 try {
   progress(`etcd on ${etcd.endpoint}; starting registry-service`)
-  const addr = (await startDaemon('registry-service', 'packages/registry-service/bin/registry-service.js', [
+  const daemon = await startDaemon('registry-service', 'packages/registry-service/bin/registry-service.js', [
     '--etcd-endpoints', etcd.endpoint, '--ephemeral', '--open-writes', '--log-level', 'warn',
     '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0'
-  ], { PHYSARUM_PSK: PASSPHRASE }, /^registry-service listening: (\S+)/)).ready[1]!
+  ], { PHYSARUM_PSK: PASSPHRASE }, /^registry-service listening: (\S+)/)
+  const addr = daemon.ready[1]!
 
   client = await createPhysarumNode({ psk: PreSharedKey.fromPassphrase(PASSPHRASE), listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [addr] })
   await client.start()
@@ -100,12 +104,21 @@ try {
     }
   }
   const samples = new Map<string, number[]>()
+  /** Per concurrency, each overlay phase's CPU µs per Get: the client's and the registry-service's. */
+  const cpu = new Map<number, { client: number[], server: number[] }>(levels.map(concurrency => [concurrency, { client: [], server: [] }]))
   const perRound = Math.max(1, Math.floor(requests / rounds))
   for (let round = 0; round < rounds; round++) {
     for (const concurrency of levels) {
       for (const [kind, op] of round % 2 === 0 ? Object.entries(kinds) : Object.entries(kinds).reverse()) {
         const label = `${kind}@${concurrency}`
+        const client0 = process.cpuUsage()
+        const server0 = processCpuSeconds(daemon.pid)
         samples.set(label, [...samples.get(label) ?? [], ...await measure(op, perRound, concurrency)])
+        if (kind === 'overlay') {
+          const client = process.cpuUsage(client0)
+          cpu.get(concurrency)!.client.push((client.user + client.system) / perRound)
+          cpu.get(concurrency)!.server.push((processCpuSeconds(daemon.pid) - server0) * 1e6 / perRound)
+        }
       }
     }
     progress(`round ${round + 1}/${rounds} done`)
@@ -113,7 +126,15 @@ try {
 
   const results = levels.flatMap(concurrency => ['overlay', 'etcd'].map(kind => {
     const ms = samples.get(`${kind}@${concurrency}`)!
-    return { kind, concurrency, count: ms.length, p50Ms: percentile(ms, 50), p99Ms: percentile(ms, 99) }
+    const perGet = kind === 'overlay' ? cpu.get(concurrency)! : undefined
+    return {
+      kind,
+      concurrency,
+      count: ms.length,
+      p50Ms: percentile(ms, 50),
+      p99Ms: percentile(ms, 99),
+      ...perGet == null ? {} : { cpuUsPerGet: { client: median(perGet.client), registryService: median(perGet.server) } }
+    }
   }))
   const at = (kind: string, concurrency: number): typeof results[number] | undefined => results.find(r => r.kind === kind && r.concurrency === concurrency)
   const verdicts = levels.map(concurrency => {
@@ -128,8 +149,9 @@ try {
     console.log(JSON.stringify({ results, verdicts, absolute, goals: GOALS }, null, 2))
   } else {
     console.log(`## registry: Get of one record, ${rounds} interleaved rounds\n`)
-    console.log(markdownTable(['kind', 'concurrency', 'Gets', 'p50 ms', 'p99 ms'],
-      results.map(r => [r.kind === 'overlay' ? 'overlay (client -> registry-service -> etcd)' : 'direct etcd3 Get', String(r.concurrency), String(r.count), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3)])))
+    console.log(markdownTable(['kind', 'concurrency', 'Gets', 'p50 ms', 'p99 ms', 'CPU µs per Get (median): client, registry-service'],
+      results.map(r => [r.kind === 'overlay' ? 'overlay (client -> registry-service -> etcd)' : 'direct etcd3 Get', String(r.concurrency), String(r.count), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3),
+        r.cpuUsPerGet == null ? '–' : `${fmt(r.cpuUsPerGet.client, 1)}, ${fmt(r.cpuUsPerGet.registryService, 1)}`])))
     console.log('')
     console.log(markdownTable(['concurrency', 'overlay p50 / etcd p50', `goal <= ${GOALS.ratioToEtcd}`],
       verdicts.map(v => [String(v.concurrency), fmt(v.ratioP50), v.withinRatio ? 'PASS' : 'MISS'])))
