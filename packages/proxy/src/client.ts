@@ -119,6 +119,8 @@ interface ServiceState {
   /** The background allocation asked for because the nearest instance is beyond the soft RTT. */
   closer?: Promise<void>
   closerAt: number
+  /** The RTT (ms) physarum_proxy_upstream_rtt_seconds last got for this service. */
+  reportedRttMs?: number
 }
 
 /**
@@ -323,7 +325,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
 
   const chosen = (record: ServiceRecord, state: ServiceState, instance: KnownInstance): KnownInstance => {
     if (instance.rttMs != null) {
-      upstreamRtt.set({ service: record.name }, instance.rttMs / 1000)
+      if (instance.rttMs !== state.reportedRttMs) {
+        upstreamRtt.set({ service: record.name }, instance.rttMs / 1000)
+        state.reportedRttMs = instance.rttMs
+      }
       if (instance.rttMs > record.softRttMs) {
         askCloser(record, state)
       }
@@ -410,8 +415,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           headers[COLD_START_HEADER] = String(resolved.coldStartMs)
         }
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers)
-        // ended here, after the trailers the instance sent (a chunked response carries them)
-        answer.pipe(res, { end: false })
+        // by hand rather than pipe(), which sets up and tears down far more per request; the
+        // response is ended below, after the trailers the instance sent (a chunked one carries them)
+        answer.on('data', (chunk: Buffer) => {
+          if (!res.write(chunk)) {
+            answer.pause()
+          }
+        })
+        res.on('drain', () => { answer.resume() })
         answer.on('end', () => {
           if (answer.rawTrailers.length > 0) {
             res.addTrailers(answer.trailers)
@@ -463,7 +474,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   }
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const started = process.hrtime.bigint()
+    const started = performance.now()
     let service = 'unknown'
     let code: number
     try {
@@ -509,7 +520,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     }
     requests.inc({ service, code: String(code) })
     if (service !== 'unknown') {
-      duration.observe({ service }, Number(process.hrtime.bigint() - started) / 1e9)
+      duration.observe({ service }, (performance.now() - started) / 1000)
     }
   }
 
@@ -653,12 +664,7 @@ function hopByHop (headers: IncomingHttpHeaders): ReadonlySet<string> {
 
 function requestHeaders (req: IncomingMessage): OutgoingHttpHeaders {
   const drop = hopByHop(req.headers)
-  const headers: OutgoingHttpHeaders = {}
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (!drop.has(name) && value != null) {
-      headers[name] = value
-    }
-  }
+  const headers = passed(req.headers, drop)
   const client = req.socket.remoteAddress ?? 'unknown'
   const previous = req.headers['x-forwarded-for']
   headers['x-forwarded-for'] = previous == null ? client : `${String(previous)}, ${client}`
@@ -668,9 +674,14 @@ function requestHeaders (req: IncomingMessage): OutgoingHttpHeaders {
 }
 
 function responseHeaders (incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const drop = hopByHop(incoming)
+  return passed(incoming, hopByHop(incoming))
+}
+
+/** The headers not in `drop` (a loop over the names: no array of entries per request). */
+function passed (incoming: IncomingHttpHeaders, drop: ReadonlySet<string>): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {}
-  for (const [name, value] of Object.entries(incoming)) {
+  for (const name in incoming) {
+    const value = incoming[name]
     if (!drop.has(name) && value != null) {
       headers[name] = value
     }
