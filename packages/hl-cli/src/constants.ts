@@ -14,3 +14,5 @@ export const DOCKERFILE_NAME = '.physarum.Dockerfile'
 export const IMAGE_LABEL_PREFIX = 'io.physarum.image.'
 export const DEFAULT_TIMEOUT_MS = 15_000
 export const DEFAULT_RTT_TIMEOUT_MS = 2_000
+/** `status`: round trips per peer once every peer is connected; the lowest is shown. */
+export const RTT_SAMPLES = 3
