@@ -17,10 +17,10 @@ import { fmt, markdownTable, median, parseCount, percentile } from './lib/stats.
 
 const USAGE = `Usage: node bench/registry.ts [options]   (Node 24)
 
-  --requests N      Gets per kind and concurrency, spread over the rounds (default 4000)
+  --requests N      Gets per kind and concurrency, spread over the rounds (default 20000)
   --rounds N        interleaved rounds (default 4)
   --concurrency L   comma-separated concurrencies (default 1,50)
-  --warmup N        Gets of each kind at each concurrency before measuring (default 300)
+  --warmup N        Gets of each kind at each concurrency before measuring (default 3000)
   --json            print the results as JSON
   --help`
 
@@ -30,10 +30,10 @@ const SERVICE = 'bench-service'
 
 const { values } = parseArgs({
   options: {
-    requests: { type: 'string', default: '4000' },
+    requests: { type: 'string', default: '20000' },
     rounds: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '1,50' },
-    warmup: { type: 'string', default: '300' },
+    warmup: { type: 'string', default: '3000' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
