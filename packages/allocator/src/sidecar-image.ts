@@ -50,7 +50,9 @@ export async function bundleSidecar (entry = DEFAULT_SIDECAR_ENTRY): Promise<Uin
       // CommonJS dependencies call require(): give the bundle one
       banner: { js: 'import { createRequire as __physarumRequire } from \'node:module\'; const require = __physarumRequire(import.meta.url);' },
       logLevel: 'silent',
-      legalComments: 'none'
+      legalComments: 'none',
+      minifyWhitespace: true,
+      minifySyntax: true
     })
     return result.outputFiles[0]!.contents
   } catch (err) {
