@@ -1,4 +1,4 @@
-import { createServer, request as httpRequest, STATUS_CODES } from 'node:http'
+import { createServer, STATUS_CODES } from 'node:http'
 import { once } from 'node:events'
 import { ALLOCATOR_TOPIC, RpcFailureError, serviceTopic } from '@physarum/p2p'
 import { allocate, HTTP_PROTOCOL } from '@physarum/allocator/client'
@@ -7,10 +7,10 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS,
-  MAX_HTTP_STREAMS, MAX_IDLE_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, RETRY_AFTER_S, RETRY_DELAY_MS, STREAM_IDLE_TIMEOUT_MS
+  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, RETRY_AFTER_S, RETRY_DELAY_MS, STREAM_IDLE_TIMEOUT_MS
 } from './constants.ts'
-import { StreamAgent, StreamOpenError } from './agent.ts'
 import { StreamDuplex } from './duplex.ts'
+import { StreamOpenError, streamPool } from './pool.ts'
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -19,6 +19,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger, PhysarumNode } from '@physarum/p2p'
 import type { RegistryClient, ServiceRecord } from '@physarum/registry-service'
 import type { Registry } from 'prom-client'
+import type { Dispatcher, Pool } from 'undici'
 
 /** What the client proxy needs of a node. */
 export type ClientProxyNode = Pick<PhysarumNode, 'libp2p' | 'discovery' | 'measureRtt' | 'rtt'>
@@ -59,8 +60,8 @@ export interface Instance {
 }
 
 interface KnownInstance extends Instance {
-  /** Keep-alive streams to this instance. */
-  agent: StreamAgent
+  /** Keep-alive streams to this instance (made with the first request to it). */
+  pool?: Promise<Pool>
 }
 
 export interface ClientProxy {
@@ -171,7 +172,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     maxOutboundStreams: MAX_HTTP_STREAMS
   })
 
-  /** Adds an instance (or gives the one known), with its keep-alive agent. */
+  /** Adds an instance (or gives the one known); its stream pool comes with its first request. */
   const know = (state: ServiceState, instance: Instance): KnownInstance => {
     const key = instance.peerId.toString()
     const known = state.instances.get(key)
@@ -180,13 +181,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       known.rttMs = instance.rttMs ?? known.rttMs
       return known
     }
-    const agent = new StreamAgent({
-      open: async () => await openStream(added),
-      idleTimeoutMs: idleStreamTimeoutMs,
-      maxIdle: MAX_IDLE_STREAMS,
-      maxStreams: MAX_STREAMS_PER_INSTANCE
-    })
-    const added: KnownInstance = { ...instance, agent }
+    const added: KnownInstance = { ...instance }
     state.instances.set(key, added)
     return added
   }
@@ -386,7 +381,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     }
     state.rested.set(instance.peerId.toString(), now + INSTANCE_REST_MS)
     state.instances.delete(instance.peerId.toString())
-    instance.agent.closeIdle()
+    // requests in flight finish; the streams close as they come free
+    instance.pool?.then(async pool => { await pool.close() }).catch(() => {})
   }
 
   /**
@@ -395,81 +391,80 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    */
   const forward = async (req: IncomingMessage, res: ServerResponse, record: ServiceRecord, path: string, resolved: Resolved, body: boolean): Promise<number> => {
     const { instance } = resolved
+    instance.pool ??= streamPool({
+      open: async () => await openStream(instance),
+      idleTimeoutMs: idleStreamTimeoutMs,
+      maxStreams: MAX_STREAMS_PER_INSTANCE,
+      headersTimeoutMs: upstreamTimeoutMs
+    })
+    const pool = await instance.pool
     return await new Promise<number>((resolve, reject) => {
+      let controller: Dispatcher.DispatchController | undefined
       let answered = false
-      const upstream = httpRequest({
-        agent: instance.agent,
-        method: req.method,
-        path,
-        headers: requestHeaders(req),
-        setHost: false
-      })
-      const timer = setTimeout(() => {
-        upstream.destroy(new ProxyError(504, `The instance of ${record.name} did not answer within ${upstreamTimeoutMs} ms`))
-      }, upstreamTimeoutMs)
-      upstream.on('response', (answer) => {
-        clearTimeout(timer)
-        answered = true
-        const headers = responseHeaders(answer.headers)
-        if (resolved.coldStartMs != null) {
-          headers[COLD_START_HEADER] = String(resolved.coldStartMs)
-        }
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers)
-        // by hand rather than pipe(), which sets up and tears down far more per request; the
-        // response is ended below, after the trailers the instance sent (a chunked one carries them)
-        answer.on('data', (chunk: Buffer) => {
-          if (!res.write(chunk)) {
-            answer.pause()
-          }
-        })
-        res.on('drain', () => { answer.resume() })
-        answer.on('end', () => {
-          if (answer.rawTrailers.length > 0) {
-            res.addTrailers(answer.trailers)
-          }
-          res.end()
-        })
-        answer.on('error', (err) => {
-          log.warn({ service: record.name, peer: instance.peerId.toString(), err: err.message }, 'the response broke off')
-          res.destroy()
-        })
-        resolve(answer.statusCode ?? 502)
-      })
-      // 1xx where Node's server can send them: 102 and 103 (100 Continue it answered itself)
-      upstream.on('information', (info) => {
-        if (res.headersSent) {
-          return
-        }
-        if (info.statusCode === 103) {
-          res.writeEarlyHints(responseHeaders(info.headers) as Record<string, string | string[]>)
-        } else if (info.statusCode === 102) {
-          res.writeProcessing()
-        }
-      })
-      upstream.on('error', (err) => {
-        clearTimeout(timer)
-        if (answered) {
-          log.warn({ service: record.name, peer: instance.peerId.toString(), err: err.message }, 'the instance broke off its response')
-          res.destroy()
-          return
-        }
-        if (err instanceof ProxyError) {
-          reject(err)
-          return
-        }
-        reject(new UpstreamFailure(err, upstream.reusedSocket))
-      })
+      let clientGone = false
       // the client went away: stop the upstream request too
       res.on('close', () => {
         if (!res.writableFinished) {
-          upstream.destroy()
+          clientGone = true
+          controller?.abort(new Error('The client went away'))
         }
       })
-      if (body) {
-        req.pipe(upstream)
-      } else {
-        upstream.end()
-      }
+      // the response pauses while the client's socket is full
+      res.on('drain', () => { controller?.resume() })
+      pool.dispatch({ method: req.method as Dispatcher.HttpMethod, path, headers: requestHeaders(req), body: body ? req : null }, {
+        onRequestStart: (started) => {
+          controller = started
+          if (clientGone) {
+            started.abort(new Error('The client went away'))
+          }
+        },
+        onResponseStart: (_controller, statusCode, headers, statusMessage) => {
+          // 1xx where Node's server can send them: 102 and 103 (100 Continue it answered itself)
+          if (statusCode < 200) {
+            if (statusCode === 103) {
+              res.writeEarlyHints(responseHeaders(headers) as Record<string, string | string[]>)
+            } else if (statusCode === 102) {
+              res.writeProcessing()
+            }
+            return
+          }
+          answered = true
+          const passed = responseHeaders(headers)
+          if (resolved.coldStartMs != null) {
+            passed[COLD_START_HEADER] = String(resolved.coldStartMs)
+          }
+          res.writeHead(statusCode, statusMessage, passed)
+          resolve(statusCode)
+        },
+        onResponseData: (paused, chunk) => {
+          if (!res.write(chunk)) {
+            paused.pause()
+          }
+        },
+        // ended here, after the trailers the instance sent (a chunked response carries them)
+        onResponseEnd: (_controller, trailers) => {
+          if (Object.keys(trailers).length > 0) {
+            res.addTrailers(trailers)
+          }
+          res.end()
+        },
+        onResponseError: (_controller, err) => {
+          if (clientGone) {
+            reject(new ProxyError(499, 'The client went away'))
+            return
+          }
+          if (answered) {
+            log.warn({ service: record.name, peer: instance.peerId.toString(), err: err.message }, 'the instance broke off its response')
+            res.destroy()
+            return
+          }
+          if ((err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT') {
+            reject(new ProxyError(504, `The instance of ${record.name} did not answer within ${upstreamTimeoutMs} ms`))
+            return
+          }
+          reject(new UpstreamFailure(err, onKeptStream(err)))
+        }
+      })
     })
   }
 
@@ -600,7 +595,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       controller.abort()
       for (const state of services.values()) {
         for (const instance of state.instances.values()) {
-          instance.agent.destroy()
+          instance.pool?.then(async pool => { await pool.destroy() }).catch(() => {})
         }
       }
       const closed = new Promise<void>(resolve => { server.close(() => { resolve() }) })
@@ -662,15 +657,28 @@ function hopByHop (headers: IncomingHttpHeaders): ReadonlySet<string> {
   return named.length === 0 ? HOP_BY_HOP_HEADERS : new Set([...HOP_BY_HOP_HEADERS, ...named])
 }
 
-function requestHeaders (req: IncomingMessage): OutgoingHttpHeaders {
+function requestHeaders (req: IncomingMessage): Record<string, string | string[]> {
   const drop = hopByHop(req.headers)
-  const headers = passed(req.headers, drop)
+  // the values are the request's own: strings
+  const headers = passed(req.headers, drop) as Record<string, string | string[]>
+  // this proxy's server has answered 100 Continue already (and undici refuses the header)
+  if (headers.expect != null) {
+    delete headers.expect
+  }
   const client = req.socket.remoteAddress ?? 'unknown'
   const previous = req.headers['x-forwarded-for']
   headers['x-forwarded-for'] = previous == null ? client : `${String(previous)}, ${client}`
   const forwardedFor = client.includes(':') ? `"[${client}]"` : client
   headers.forwarded = req.headers.forwarded == null ? `for=${forwardedFor}` : `${req.headers.forwarded}, for=${forwardedFor}`
   return headers
+}
+
+/**
+ * Whether a failure came on a stream that had carried an earlier response: undici puts the
+ * stream's byte counts in the error of a connection that ended or broke under a request.
+ */
+function onKeptStream (err: Error): boolean {
+  return ((err as { socket?: { bytesRead?: number } }).socket?.bytesRead ?? 0) > 0
 }
 
 function responseHeaders (incoming: IncomingHttpHeaders): OutgoingHttpHeaders {

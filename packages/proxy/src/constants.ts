@@ -32,8 +32,6 @@ export const CLOSER_ALLOCATION_INTERVAL_MS = 60_000
 export const STREAM_IDLE_TIMEOUT_MS = 4_000
 /** Client mode: requests in flight per instance; more wait in the proxy for a stream to free. */
 export const MAX_STREAMS_PER_INSTANCE = 256
-/** Client mode: idle keep-alive streams kept per instance. */
-export const MAX_IDLE_STREAMS = 64
 /** Client mode: methods sent again on another instance when the first failed before answering (RFC 9110 9.2.2). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 /** Client mode: attempts of a request whose instance could not be reached (nothing was sent). */

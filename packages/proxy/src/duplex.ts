@@ -16,7 +16,7 @@ export interface StreamDuplexOptions {
   /**
    * Keep the writable side open after the remote half-closed (default: true, a byte pipe keeps
    * TCP's half-close). An HTTP client wants false, like a net.Socket: when the instance ends,
-   * the stream ends too and a pooling agent drops it.
+   * the stream ends too and a connection pool drops it.
    */
   allowHalfOpen?: boolean
 }
@@ -25,16 +25,19 @@ export interface StreamDuplexOptions {
  * A libp2p stream as a Node Duplex, with backpressure both ways: reading pauses the stream while
  * the consumer does not read (yamux then stops the sender), writing waits while more than
  * `maxBufferedBytes` sit in the stream's write buffer. `end()` half-closes the stream; the
- * readable side ends when the remote half-closes. Node's HTTP client can run over it (an agent's
- * `createConnection`; `setTimeout` works as on a socket, so the agent can drop idle streams),
- * and a socket can be piped to and from it.
+ * readable side ends when the remote half-closes. undici's HTTP client runs over it (a pool's
+ * `connect`), and a socket can be piped to and from it.
  */
 export class StreamDuplex extends Duplex {
   readonly stream: Stream
   readonly #maxBuffered: number
-  /** Like net.Socket's: ms of inactivity before 'timeout' (0: never). */
-  timeout = 0
-  #idleTimer: NodeJS.Timeout | undefined
+  /**
+   * Like net.Socket's: the bytes received and sent so far. undici puts them in the errors of a
+   * connection that broke, which tells a request that met a kept stream closing (bytes received
+   * before it) from one whose new stream failed.
+   */
+  bytesRead = 0
+  bytesWritten = 0
 
   constructor (stream: Stream, options: StreamDuplexOptions = {}) {
     super({ allowHalfOpen: options.allowHalfOpen ?? true })
@@ -50,8 +53,8 @@ export class StreamDuplex extends Duplex {
   }
 
   readonly #onMessage = (evt: StreamMessageEvent): void => {
-    this.#touch()
     const data = evt.data
+    this.bytesRead += data.byteLength
     let more = true
     if (data instanceof Uint8Array) {
       more = this.push(data)
@@ -84,7 +87,7 @@ export class StreamDuplex extends Duplex {
   }
 
   override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#touch()
+    this.bytesWritten += chunk.byteLength
     sendBounded(this.stream, chunk, { maxBufferedBytes: this.#maxBuffered }).then(() => { callback() }, callback)
   }
 
@@ -93,7 +96,6 @@ export class StreamDuplex extends Duplex {
   }
 
   override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
-    clearTimeout(this.#idleTimer)
     this.stream.removeEventListener('message', this.#onMessage)
     this.stream.removeEventListener('end', this.#onEnd)
     this.stream.removeEventListener('close', this.#onClose)
@@ -106,34 +108,4 @@ export class StreamDuplex extends Duplex {
     }
     callback(error)
   }
-
-  #touch (): void {
-    this.#idleTimer?.refresh()
-  }
-
-  // what Node's HTTP client and agent call on a socket
-  // as net.Socket's: 0 turns the timer off and takes `callback` off the 'timeout' listeners
-  // (Node's HTTP client does so for each request done on a kept socket)
-  setTimeout (ms: number, callback?: () => void): this {
-    clearTimeout(this.#idleTimer)
-    this.#idleTimer = undefined
-    this.timeout = ms
-    if (callback != null) {
-      if (ms === 0) {
-        this.removeListener('timeout', callback)
-      } else {
-        this.once('timeout', callback)
-      }
-    }
-    if (ms > 0 && !this.destroyed) {
-      this.#idleTimer = setTimeout(() => { this.emit('timeout') }, ms)
-      this.#idleTimer.unref()
-    }
-    return this
-  }
-
-  setNoDelay (_noDelay?: boolean): this { return this }
-  setKeepAlive (_enable?: boolean, _delay?: number): this { return this }
-  ref (): this { return this }
-  unref (): this { return this }
 }
