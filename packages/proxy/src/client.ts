@@ -675,7 +675,8 @@ function requestHeaders (req: IncomingMessage): Record<string, string | string[]
 
 /**
  * Whether a failure came on a stream that had carried an earlier response: undici puts the
- * stream's byte counts in the error of a connection that ended or broke under a request.
+ * stream's byte count in the error of a connection that ended or closed under a request (a stream
+ * reset carries its own error, and counts as the instance failing).
  */
 function onKeptStream (err: Error): boolean {
   return ((err as { socket?: { bytesRead?: number } }).socket?.bytesRead ?? 0) > 0

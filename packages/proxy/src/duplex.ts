@@ -32,12 +32,11 @@ export class StreamDuplex extends Duplex {
   readonly stream: Stream
   readonly #maxBuffered: number
   /**
-   * Like net.Socket's: the bytes received and sent so far. undici puts them in the errors of a
-   * connection that broke, which tells a request that met a kept stream closing (bytes received
-   * before it) from one whose new stream failed.
+   * Like net.Socket's: the bytes received so far. undici puts it in the error of a connection
+   * that ended or closed under a request, which tells a request that met a kept stream closing
+   * (bytes received before it) from one whose new stream failed.
    */
   bytesRead = 0
-  bytesWritten = 0
 
   constructor (stream: Stream, options: StreamDuplexOptions = {}) {
     super({ allowHalfOpen: options.allowHalfOpen ?? true })
@@ -87,7 +86,6 @@ export class StreamDuplex extends Duplex {
   }
 
   override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.bytesWritten += chunk.byteLength
     sendBounded(this.stream, chunk, { maxBufferedBytes: this.#maxBuffered }).then(() => { callback() }, callback)
   }
 
