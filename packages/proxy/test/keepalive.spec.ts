@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import { after, before, describe, it } from 'node:test'
+import { createMetricsRegistry } from '@physarum/p2p'
+import { createRegistryClient } from '@physarum/registry-service'
+import { eventually, sampleRecord, silentLog, startClient, startNode, startRegistry, stopAll, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
+import { startClientProxy } from '../src/client.ts'
+import { startSidecar } from '../src/sidecar.ts'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
+import type { ClientProxy } from '../src/client.ts'
+import type { Sidecar } from '../src/sidecar.ts'
+import type { Registry } from 'prom-client'
+
+const SERVICE = 'closing-server'
+
+describe('client proxy: an instance that closes a connection under a request', { timeout: 120_000 }, () => {
+  let etcd: TestEtcd
+  let bootstrap: PhysarumNode
+  let registry: InProcessRegistry
+  let service: Server
+  let sidecar: Sidecar
+  let proxyNode: PhysarumNode
+  let proxy: ClientProxy
+  let metrics: Registry
+  /** The service ends the connection of its next request without answering. */
+  let closeNext = false
+
+  const post = async (): Promise<number> => {
+    const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`, { method: 'POST', body: 'data' })
+    await response.arrayBuffer()
+    return response.status
+  }
+  const failures = async (): Promise<string[]> => (await metrics.metrics()).split('\n')
+    .filter(line => line.startsWith(`physarum_proxy_upstream_failures_total{service="${SERVICE}"`))
+
+  before(async () => {
+    etcd = await TestEtcd.start()
+    bootstrap = await startNode()
+    registry = await startRegistry(bootstrap, [etcd.endpoint], { openWrites: true })
+    const admin = await startClient(bootstrap, { peers: [registry.node.multiaddrs()[0]!] })
+    await admin.client.add(sampleRecord(SERVICE, { contentHash: 'hash-closing', softRttMs: 50, hardRttMs: 1_000 }))
+    await stopAll([admin.node])
+    service = createServer((req, res) => {
+      if (closeNext) {
+        closeNext = false
+        // the whole request has been read: the connection ends cleanly (FIN), with no answer
+        req.socket.end()
+        return
+      }
+      req.resume()
+      req.on('end', () => { res.end('ok') })
+    })
+    service.listen(0, '127.0.0.1')
+    await once(service, 'listening')
+    sidecar = await startSidecar({
+      psk: TEST_PSK,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [bootstrap.multiaddrs()[0]!.toString()],
+      service: SERVICE,
+      contentHash: 'hash-closing',
+      servicePort: (service.address() as AddressInfo).port,
+      instanceId: 'closing',
+      hostName: 'closing-host'
+    }, silentLog)
+    proxyNode = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
+    metrics = createMetricsRegistry()
+    proxy = await startClientProxy({
+      node: proxyNode,
+      registry: createRegistryClient(proxyNode, { peers: [registry.node.multiaddrs()[0]!] }),
+      metrics,
+      log: silentLog
+    }, { host: '127.0.0.1', port: 0, discoveryTimeoutMs: 1_000, idleStreamTimeoutMs: 30_000 })
+    await eventually('the instance answers', async () => await post().catch(() => undefined) === 200 ? true : undefined, 30_000, 200)
+  })
+
+  after(async () => {
+    await proxy?.stop()
+    await sidecar?.stop(0)
+    service?.closeAllConnections()
+    service?.close()
+    await registry?.stop()
+    await stopAll([proxyNode, bootstrap])
+    await etcd?.remove()
+  })
+
+  it('takes it for a keep-alive race on a kept stream, and for a failing instance on a new one', async () => {
+    assert.equal(await post(), 200)
+    // the stream of that request is kept and carries the next one, which the service closes
+    // unanswered; a POST is not sent twice, so the client gets the 502
+    closeNext = true
+    assert.equal(await post(), 502)
+    assert.notEqual(proxy.instanceOf(SERVICE), undefined, 'an instance that closed a kept stream is not rested')
+    assert.deepEqual(await failures(), [`physarum_proxy_upstream_failures_total{service="${SERVICE}",stage="request"} 1`])
+
+    // no kept stream is left: the next request opens a new one, and its closing unanswered is
+    // the instance failing
+    closeNext = true
+    assert.equal(await post(), 502)
+    assert.equal(proxy.instanceOf(SERVICE), undefined, 'an instance that failed a new stream is rested')
+    assert.deepEqual(await failures(), [`physarum_proxy_upstream_failures_total{service="${SERVICE}",stage="request"} 2`])
+  })
+})
