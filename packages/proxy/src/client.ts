@@ -429,11 +429,11 @@ export async function startClientProxy (components: ClientProxyComponents, init:
             return
           }
           answered = true
-          const passed = responseHeaders(headers)
+          const sent = responseHeaders(headers)
           if (resolved.coldStartMs != null) {
-            passed[COLD_START_HEADER] = String(resolved.coldStartMs)
+            sent[COLD_START_HEADER] = String(resolved.coldStartMs)
           }
-          res.writeHead(statusCode, statusMessage, passed)
+          res.writeHead(statusCode, statusMessage, sent)
           resolve(statusCode)
         },
         onResponseData: (paused, chunk) => {

@@ -1,7 +1,12 @@
 import { once } from 'node:events'
 import { createServer as createHttpServer } from 'node:http'
+import { sampleRecord, silentLog, startClient, startNode, startRegistry, stopAll, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
+import { startSidecar } from '../src/sidecar.ts'
 import type { AddressInfo } from 'node:net'
 import type { Server as HttpServer } from 'node:http'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
+import type { Sidecar } from '../src/sidecar.ts'
 
 export interface NamedServer {
   port: number
@@ -14,4 +19,51 @@ export async function startNamedServer (name: string): Promise<NamedServer> {
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   return { port: (server.address() as AddressInfo).port, server }
+}
+
+/** One instance of a service without Docker: its record in a registry over etcd, and a sidecar. */
+export interface LocalInstance {
+  etcd: TestEtcd
+  /** The overlay's bootstrap node. */
+  bootstrap: PhysarumNode
+  registry: InProcessRegistry
+  sidecar: Sidecar
+  /** Stops the sidecar, the registry, the bootstrap node and etcd (not the service). */
+  stop: () => Promise<void>
+}
+
+/**
+ * Starts etcd, a bootstrap node and a registry-service holding the record of `service`
+ * (`hash-<name>`, soft 50 ms, hard 1 s), and a sidecar named `name` in front of the HTTP service
+ * listening on 127.0.0.1:`servicePort`.
+ */
+export async function startLocalInstance (service: string, name: string, servicePort: number): Promise<LocalInstance> {
+  const etcd = await TestEtcd.start()
+  const bootstrap = await startNode()
+  const registry = await startRegistry(bootstrap, [etcd.endpoint], { openWrites: true })
+  const admin = await startClient(bootstrap, { peers: [registry.node.multiaddrs()[0]!] })
+  await admin.client.add(sampleRecord(service, { contentHash: `hash-${name}`, softRttMs: 50, hardRttMs: 1_000 }))
+  await stopAll([admin.node])
+  const sidecar = await startSidecar({
+    psk: TEST_PSK,
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [bootstrap.multiaddrs()[0]!.toString()],
+    service,
+    contentHash: `hash-${name}`,
+    servicePort,
+    instanceId: name,
+    hostName: `${name}-host`
+  }, silentLog)
+  return {
+    etcd,
+    bootstrap,
+    registry,
+    sidecar,
+    stop: async () => {
+      await sidecar.stop(0)
+      await registry.stop()
+      await stopAll([bootstrap])
+      await etcd.remove()
+    }
+  }
 }

@@ -4,25 +4,21 @@ import { createServer } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { createMetricsRegistry } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
-import { eventually, sampleRecord, silentLog, startClient, startNode, startRegistry, stopAll, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
+import { eventually, silentLog, startNode, stopAll } from '../../registry-service/test/helpers.ts'
 import { startClientProxy } from '../src/client.ts'
-import { startSidecar } from '../src/sidecar.ts'
+import { startLocalInstance } from './helpers.ts'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { PhysarumNode } from '@physarum/p2p'
-import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
 import type { ClientProxy } from '../src/client.ts'
-import type { Sidecar } from '../src/sidecar.ts'
+import type { LocalInstance } from './helpers.ts'
 import type { Registry } from 'prom-client'
 
 const SERVICE = 'closing-server'
 
 describe('client proxy: an instance that closes a connection under a request', { timeout: 120_000 }, () => {
-  let etcd: TestEtcd
-  let bootstrap: PhysarumNode
-  let registry: InProcessRegistry
   let service: Server
-  let sidecar: Sidecar
+  let instance: LocalInstance
   let proxyNode: PhysarumNode
   let proxy: ClientProxy
   let metrics: Registry
@@ -38,12 +34,6 @@ describe('client proxy: an instance that closes a connection under a request', {
     .filter(line => line.startsWith(`physarum_proxy_upstream_failures_total{service="${SERVICE}"`))
 
   before(async () => {
-    etcd = await TestEtcd.start()
-    bootstrap = await startNode()
-    registry = await startRegistry(bootstrap, [etcd.endpoint], { openWrites: true })
-    const admin = await startClient(bootstrap, { peers: [registry.node.multiaddrs()[0]!] })
-    await admin.client.add(sampleRecord(SERVICE, { contentHash: 'hash-closing', softRttMs: 50, hardRttMs: 1_000 }))
-    await stopAll([admin.node])
     service = createServer((req, res) => {
       if (closeNext) {
         closeNext = false
@@ -56,21 +46,12 @@ describe('client proxy: an instance that closes a connection under a request', {
     })
     service.listen(0, '127.0.0.1')
     await once(service, 'listening')
-    sidecar = await startSidecar({
-      psk: TEST_PSK,
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      bootstrap: [bootstrap.multiaddrs()[0]!.toString()],
-      service: SERVICE,
-      contentHash: 'hash-closing',
-      servicePort: (service.address() as AddressInfo).port,
-      instanceId: 'closing',
-      hostName: 'closing-host'
-    }, silentLog)
-    proxyNode = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
+    instance = await startLocalInstance(SERVICE, 'closing', (service.address() as AddressInfo).port)
+    proxyNode = await startNode({ bootstrap: [instance.bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
     metrics = createMetricsRegistry()
     proxy = await startClientProxy({
       node: proxyNode,
-      registry: createRegistryClient(proxyNode, { peers: [registry.node.multiaddrs()[0]!] }),
+      registry: createRegistryClient(proxyNode, { peers: [instance.registry.node.multiaddrs()[0]!] }),
       metrics,
       log: silentLog
     }, { host: '127.0.0.1', port: 0, discoveryTimeoutMs: 1_000, idleStreamTimeoutMs: 30_000 })
@@ -79,12 +60,10 @@ describe('client proxy: an instance that closes a connection under a request', {
 
   after(async () => {
     await proxy?.stop()
-    await sidecar?.stop(0)
+    await stopAll([proxyNode])
+    await instance?.stop()
     service?.closeAllConnections()
     service?.close()
-    await registry?.stop()
-    await stopAll([proxyNode, bootstrap])
-    await etcd?.remove()
   })
 
   it('takes it for a keep-alive race on a kept stream, and for a failing instance on a new one', async () => {

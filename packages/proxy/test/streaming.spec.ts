@@ -5,14 +5,12 @@ import { readFile } from 'node:fs/promises'
 import { createServer, request } from 'node:http'
 import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
-import { eventually, freePort, sampleRecord, silentLog, startClient, startNode, startRegistry, stopAll, TEST_PASSPHRASE, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
-import { startSidecar } from '../src/sidecar.ts'
+import { eventually, freePort, TEST_PASSPHRASE } from '../../registry-service/test/helpers.ts'
+import { startLocalInstance } from './helpers.ts'
 import type { ChildProcess } from 'node:child_process'
 import type { IncomingMessage, Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { PhysarumNode } from '@physarum/p2p'
-import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
-import type { Sidecar } from '../src/sidecar.ts'
+import type { LocalInstance } from './helpers.ts'
 
 const GiB = 1024 ** 3
 const RSS_LIMIT = 200 * 1024 * 1024
@@ -67,11 +65,8 @@ function zeros (bytes: number): Readable {
 }
 
 describe('client proxy streaming 1 GiB each way (the proxy is the real CLI in its own process)', { timeout: 300_000 }, () => {
-  let etcd: TestEtcd
-  let bootstrap: PhysarumNode
-  let registry: InProcessRegistry
   let service: Server
-  let sidecar: Sidecar
+  let instance: LocalInstance
   let proxy: ChildProcess
   let base: string
   /** Bytes the service has handed to its socket for the latest download. */
@@ -79,13 +74,6 @@ describe('client proxy streaming 1 GiB each way (the proxy is the real CLI in it
   let downloads = 0
 
   before(async () => {
-    etcd = await TestEtcd.start()
-    bootstrap = await startNode()
-    registry = await startRegistry(bootstrap, [etcd.endpoint], { openWrites: true })
-    const admin = await startClient(bootstrap, { peers: [registry.node.multiaddrs()[0]!] })
-    await admin.client.add(sampleRecord(SERVICE, { contentHash: 'hash-bulk', softRttMs: 50, hardRttMs: 1_000 }))
-    await stopAll([admin.node])
-
     // the service: GET /bytes?n= streams n zero bytes (honouring backpressure), POST counts the body
     service = createServer((req, res) => {
       if (req.method === 'POST') {
@@ -110,21 +98,12 @@ describe('client proxy streaming 1 GiB each way (the proxy is the real CLI in it
     })
     service.listen(0, '127.0.0.1')
     await once(service, 'listening')
-    sidecar = await startSidecar({
-      psk: TEST_PSK,
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      bootstrap: [bootstrap.multiaddrs()[0]!.toString()],
-      service: SERVICE,
-      contentHash: 'hash-bulk',
-      servicePort: (service.address() as AddressInfo).port,
-      instanceId: 'bulk',
-      hostName: 'bulk-host'
-    }, silentLog)
+    instance = await startLocalInstance(SERVICE, 'bulk', (service.address() as AddressInfo).port)
 
     const port = await freePort()
     proxy = spawn(process.execPath, [PROXY_BIN, String(port),
-      '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', bootstrap.multiaddrs()[0]!.toString(),
-      '--registry', registry.node.multiaddrs()[0]!.toString(), '--metrics-listen', '127.0.0.1:0', '--log-level', 'warn'
+      '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', instance.bootstrap.multiaddrs()[0]!.toString(),
+      '--registry', instance.registry.node.multiaddrs()[0]!.toString(), '--metrics-listen', '127.0.0.1:0', '--log-level', 'warn'
     ], { env: { ...process.env, PHYSARUM_PSK: TEST_PASSPHRASE }, stdio: ['ignore', 'ignore', 'inherit'] })
     base = `http://127.0.0.1:${port}/${SERVICE}`
     await eventually('the proxy serves', async () => {
@@ -138,12 +117,9 @@ describe('client proxy streaming 1 GiB each way (the proxy is the real CLI in it
       proxy.kill('SIGTERM')
       await once(proxy, 'exit')
     }
-    await sidecar?.stop(0)
+    await instance?.stop()
     service?.closeAllConnections()
     service?.close()
-    await registry?.stop()
-    await stopAll([bootstrap])
-    await etcd?.remove()
   })
 
   it('downloads 1 GiB with the proxy\'s private RSS below 200 MB', async () => {
