@@ -1,13 +1,16 @@
 /**
- * bench/registry: Get of one record over the overlay (client -> registry-service daemon -> etcd)
+ * bench/registry: Get of a record over the overlay (client -> registry-service daemon -> etcd)
  * beside a direct etcd3 Get from this process, at concurrency 1 and 50, interleaved round by round
  * in one run. The registry-service is the real daemon in its own process; the client asks it with
- * `fresh: true`, so every Get crosses the overlay (no cache). Beside the latencies, the CPU time
+ * `fresh: true`, so every Get crosses the overlay (no cache); the Gets cycle through `--records`
+ * names, so Gets in flight together ask for different records, as a proxy's for its services do. Beside the latencies, the CPU time
  * the client (this process) and the registry-service spent per overlay Get: on a shared machine
- * it moves less than the latencies, so changes compare on it.
+ * it moves less than the latencies, so changes compare on it. The client runs with the proxy's
+ * V8 flags, as the registry's busiest client does (bench/README.md).
  */
 import { parseArgs } from 'node:util'
 import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
+import { BULK_SETTINGS, execWithSettings } from '@physarum/p2p/node-settings'
 import { createRegistryClient, KEY_PREFIX } from '@physarum/registry-service'
 import { Etcd3 } from 'etcd3'
 import { sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
@@ -20,19 +23,24 @@ const USAGE = `Usage: node bench/registry.ts [options]   (Node 24)
   --requests N      Gets per kind and concurrency, spread over the rounds (default 20000)
   --rounds N        interleaved rounds (default 4)
   --concurrency L   comma-separated concurrencies (default 1,50)
+  --records N       distinct records the Gets cycle through (default 100)
   --warmup N        Gets of each kind at each concurrency before measuring (default 3000)
   --json            print the results as JSON
   --help`
 
+// the flags only: the environment would reach the registry-service too
+execWithSettings({ flags: BULK_SETTINGS.flags, env: {} })
+
 const GOALS = { p50Ms: 2, p99Ms: 10, ratioToEtcd: 3, atConcurrency: 50 }
 const PASSPHRASE = 'physarum registry benchmark'
-const SERVICE = 'bench-service'
+const SERVICE_PREFIX = 'bench-service-'
 
 const { values } = parseArgs({
   options: {
     requests: { type: 'string', default: '20000' },
     rounds: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '1,50' },
+    records: { type: 'string', default: '100' },
     warmup: { type: 'string', default: '3000' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
@@ -42,8 +50,9 @@ if (values.help) {
   console.log(USAGE)
   process.exit(0)
 }
-let requests: number, rounds: number, warmup: number, levels: number[]
+let requests: number, rounds: number, warmup: number, recordCount: number, levels: number[]
 try {
+  recordCount = parseCount('--records', values.records)
   requests = parseCount('--requests', values.requests)
   rounds = parseCount('--rounds', values.rounds)
   warmup = parseCount('--warmup', values.warmup, 0)
@@ -89,11 +98,16 @@ try {
   client = await createPhysarumNode({ psk: PreSharedKey.fromPassphrase(PASSPHRASE), listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [addr] })
   await client.start()
   const registry = createRegistryClient(client, { peers: [addr] })
-  await registry.add(sampleRecord(SERVICE))
-  const key = `${KEY_PREFIX}${SERVICE}`
+  const names = Array.from({ length: recordCount }, (_, i) => `${SERVICE_PREFIX}${i}`)
+  progress(`adding ${recordCount} records`)
+  for (const name of names) {
+    await registry.add(sampleRecord(name))
+  }
+  let next = 0
+  const nextName = (): string => names[next++ % names.length]!
   const kinds = {
-    overlay: async () => await registry.get(SERVICE, { fresh: true }),
-    etcd: async () => await direct.get(key).string()
+    overlay: async () => await registry.get(nextName(), { fresh: true }),
+    etcd: async () => await direct.get(`${KEY_PREFIX}${nextName()}`).string()
   }
 
   // warm at every concurrency measured: a burst's streams are opened here, not in the first round
@@ -148,7 +162,7 @@ try {
   if (values.json) {
     console.log(JSON.stringify({ results, verdicts, absolute, goals: GOALS }, null, 2))
   } else {
-    console.log(`## registry: Get of one record, ${rounds} interleaved rounds\n`)
+    console.log(`## registry: Get of one of ${recordCount} records, ${rounds} interleaved rounds\n`)
     console.log(markdownTable(['kind', 'concurrency', 'Gets', 'p50 ms', 'p99 ms', 'CPU µs per Get (median): client, registry-service'],
       results.map(r => [r.kind === 'overlay' ? 'overlay (client -> registry-service -> etcd)' : 'direct etcd3 Get', String(r.concurrency), String(r.count), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3),
         r.cpuUsPerGet == null ? '–' : `${fmt(r.cpuUsPerGet.client, 1)}, ${fmt(r.cpuUsPerGet.registryService, 1)}`])))

@@ -61,6 +61,11 @@ export class RpcFailureError extends Error {
     super(message)
     this.code = code
   }
+
+  /** The failure a peer answered: a code this version does not know is INTERNAL. */
+  static fromWire (code: string, message: string): RpcFailureError {
+    return new RpcFailureError((FAILURE_CODES as readonly string[]).includes(code) ? code as FailureCode : 'INTERNAL', message)
+  }
 }
 
 /** The remote peer broke the protocol: no answer, a malformed one, or a reset. */

@@ -3,7 +3,7 @@ import { InvalidDataLengthLengthError, lpStream, pbStream } from '@libp2p/utils'
 import * as varint from 'uint8-varint'
 import { DEFAULT_RPC_MAX_MESSAGE_BYTES, DEFAULT_RPC_TIMEOUT_MS, RPC_STREAM_CLIENT_IDLE_MS, RPC_STREAM_SERVER_IDLE_MS } from './constants.ts'
 import { deadline } from './deadline.ts'
-import { FAILURE_CODES, RpcFailureError, RpcProtocolError, RpcTimeoutError } from './errors.ts'
+import { RpcFailureError, RpcProtocolError, RpcTimeoutError } from './errors.ts'
 import type { FailureCode } from './errors.ts'
 import type { AbortOptions, Connection, Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -257,8 +257,7 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
   }
   const failure = spec.failureOf(response)
   if (failure != null) {
-    const code = (FAILURE_CODES as readonly string[]).includes(failure.code) ? failure.code as FailureCode : 'INTERNAL'
-    throw new RpcFailureError(code, failure.message)
+    throw RpcFailureError.fromWire(failure.code, failure.message)
   }
   return response
 }

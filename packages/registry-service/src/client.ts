@@ -3,13 +3,13 @@ import { isMultiaddr, multiaddr } from '@multiformats/multiaddr'
 import { callRpc, REGISTRY_TOPIC, RpcFailureError, RpcProtocolError, RpcTimeoutError } from '@physarum/p2p'
 import {
   DEFAULT_CACHE_TTL_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_CANDIDATES, DEFAULT_PEER_REFRESH_MS, DEFAULT_PEER_REST_MS,
-  DEFAULT_RTT_TIMEOUT_MS
+  DEFAULT_RTT_TIMEOUT_MS, MAX_GET_MANY
 } from './constants.ts'
 import { NoRegistryError } from './errors.ts'
 import { recordFromWire } from './protocol.ts'
 import { registryRpc } from './protocol.ts'
 import { sameContent, validateName, validateRecord, validateRevision } from './record.ts'
-import type { Request, Response } from './pb/registry.js'
+import type { GetResult, Request, Response } from './pb/registry.js'
 import type { ServiceRecord, ServiceRecordInput } from './record.ts'
 import type { ListPage } from './store.ts'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
@@ -48,6 +48,12 @@ export interface RankedRegistry {
 
 interface Candidate extends RankedRegistry {
   target: PeerId | Multiaddr
+}
+
+/** A caller waiting for the record of a name in a batch of Gets. */
+interface Waiter {
+  resolve: (record: ServiceRecord) => void
+  reject: (err: Error) => void
 }
 
 export interface WriteOptions extends AbortOptions {
@@ -100,6 +106,10 @@ export class RegistryClient {
   readonly #cache = new Map<string, { record: ServiceRecord, expires: number }>()
   /** Gets on the wire that callers without a signal of their own share, by name. */
   readonly #fetching = new Map<string, Promise<ServiceRecord>>()
+  /** The Gets asked for in this tick, by name: they go to the registry together. */
+  #batch?: Map<string, Waiter[]>
+  /** A registry refused a GetMany (one from before it existed): every Get goes alone. */
+  #singleGets = false
   readonly #rested = new Map<string, number>()
   #ranking?: { candidates: Candidate[], at: number }
   #ranking$?: Promise<Candidate[]>
@@ -142,10 +152,7 @@ export class RegistryClient {
     if (options.fresh !== true && cached != null && cached.expires > Date.now()) {
       return cached.record
     }
-    const fetch = async (): Promise<ServiceRecord> => {
-      const { response } = await this.#call({ get: { name } }, options)
-      return this.#remember(recordFromWire(response.record!))
-    }
+    const fetch = async (): Promise<ServiceRecord> => await this.#fetch(name, options.signal)
     // a busy proxy asks for the same record many times at once when its copy expires: one Get
     // answers them all (a caller with its own signal or asking fresh gets its own)
     if (options.fresh === true || options.signal != null) {
@@ -229,6 +236,90 @@ export class RegistryClient {
     const now = Date.now()
     const rested = (c: Candidate): boolean => (this.#rested.get(c.peerId.toString()) ?? 0) > now
     return [...candidates.filter(c => !rested(c)), ...candidates.filter(rested)]
+  }
+
+  /**
+   * The record of `name` from a registry. The Gets asked for in one tick (callers answered by one
+   * response ask again together) go in one GetMany, up to MAX_GET_MANY names, a lone one as a Get:
+   * one exchange instead of one each, and one etcd read on the other side either way. A caller
+   * whose `signal` aborts stops waiting; the others' exchange goes on.
+   */
+  async #fetch (name: string, signal?: AbortSignal): Promise<ServiceRecord> {
+    signal?.throwIfAborted()
+    return await new Promise<ServiceRecord>((resolve, reject) => {
+      let batch = this.#batch
+      if (batch == null || (batch.size >= MAX_GET_MANY && !batch.has(name))) {
+        const next = new Map<string, Waiter[]>()
+        this.#batch = batch = next
+        process.nextTick(() => { void this.#send(next) })
+      }
+      const abort = (): void => { reject(signal!.reason as Error) }
+      signal?.addEventListener('abort', abort, { once: true })
+      const waiter: Waiter = {
+        resolve: (record) => { signal?.removeEventListener('abort', abort); resolve(record) },
+        reject: (err) => { signal?.removeEventListener('abort', abort); reject(err) }
+      }
+      const waiting = batch.get(name)
+      if (waiting == null) {
+        batch.set(name, [waiter])
+      } else {
+        waiting.push(waiter)
+      }
+    })
+  }
+
+  async #send (batch: Map<string, Waiter[]>): Promise<void> {
+    if (this.#batch === batch) {
+      this.#batch = undefined
+    }
+    const names = [...batch.keys()]
+    if (names.length === 1 || this.#singleGets) {
+      await Promise.all(names.map(async name => { await this.#getAlone(name, batch.get(name)!) }))
+      return
+    }
+    let results: GetResult[]
+    try {
+      const { response } = await this.#call({ getMany: { names } }, {})
+      results = response.getMany?.results ?? []
+      if (results.length !== names.length) {
+        throw new RpcProtocolError(`A registry answered ${results.length} results to a GetMany of ${names.length} names`)
+      }
+    } catch (err) {
+      if (err instanceof RpcFailureError && err.code === 'BAD_REQUEST') {
+        // the names were checked here: only a registry that does not know GetMany refuses it
+        this.#singleGets = true
+        this.#options.log?.warn({ err: err.message }, 'a registry refused a GetMany; Gets go one by one from now on')
+        await this.#send(batch)
+        return
+      }
+      for (const waiters of batch.values()) {
+        for (const waiter of waiters) waiter.reject(err as Error)
+      }
+      return
+    }
+    names.forEach((name, i) => {
+      const { record, failure } = results[i]!
+      const waiters = batch.get(name)!
+      if (record != null) {
+        const found = this.#remember(recordFromWire(record))
+        for (const waiter of waiters) waiter.resolve(found)
+      } else {
+        const err = failure == null
+          ? new RpcProtocolError(`A registry answered neither a record nor a failure for ${name}`)
+          : RpcFailureError.fromWire(failure.code, failure.message)
+        for (const waiter of waiters) waiter.reject(err)
+      }
+    })
+  }
+
+  async #getAlone (name: string, waiters: Waiter[]): Promise<void> {
+    try {
+      const { response } = await this.#call({ get: { name } }, {})
+      const record = this.#remember(recordFromWire(response.record!))
+      for (const waiter of waiters) waiter.resolve(record)
+    } catch (err) {
+      for (const waiter of waiters) waiter.reject(err as Error)
+    }
   }
 
   #remember (record: ServiceRecord): ServiceRecord {

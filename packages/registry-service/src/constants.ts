@@ -26,6 +26,8 @@ export const MAX_INBOUND_STREAMS = 64
 
 export const DEFAULT_PAGE_SIZE = 50
 export const MAX_PAGE_SIZE = 100
+/** Most names one GetMany asks for: their records fit in a message however large they are. */
+export const MAX_GET_MANY = 100
 
 /** Bounds of a record. */
 export const MAX_NAME_LENGTH = 128

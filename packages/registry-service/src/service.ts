@@ -1,10 +1,10 @@
 import { handleRpc, REGISTRY_TOPIC, RpcFailureError } from '@physarum/p2p'
 import { Counter, Gauge, Histogram } from 'prom-client'
-import { MAX_INBOUND_STREAMS } from './constants.ts'
+import { MAX_GET_MANY, MAX_INBOUND_STREAMS } from './constants.ts'
 import { InvalidRecordError } from './errors.ts'
-import { registryRpc, recordFromWire, recordToWire } from './protocol.ts'
+import { Failure, registryRpc, recordFromWire, recordToWire } from './protocol.ts'
 import { validateName, validateRecord, validateRevision } from './record.ts'
-import type { Request, Response } from './pb/registry.js'
+import type { GetResult, Request, Response, ServiceRecord as WireRecord } from './pb/registry.js'
 import type { RegistryStore, StoreHealth } from './store.ts'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import type { Discovery, Logger, RpcContext } from '@physarum/p2p'
@@ -38,8 +38,8 @@ export interface RegistryService {
   health(): Promise<StoreHealth>
 }
 
-export type Operation = 'add' | 'get' | 'list' | 'delete' | 'join'
-const OPERATIONS: Operation[] = ['add', 'get', 'list', 'delete', 'join']
+export type Operation = 'add' | 'get' | 'getMany' | 'list' | 'delete' | 'join'
+const OPERATIONS: Operation[] = ['add', 'get', 'getMany', 'list', 'delete', 'join']
 const WRITES = new Set<Operation>(['add', 'delete', 'join'])
 
 const MEMBER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
@@ -50,6 +50,16 @@ function operationOf (request: Request): Operation {
     throw new RpcFailureError('BAD_REQUEST', `A Request sets exactly one of ${OPERATIONS.join(', ')}; this one sets ${set.length === 0 ? 'none' : set.join(' and ')}`)
   }
   return set[0]!
+}
+
+/** The outcome of each name of a GetMany: its result's, or the whole exchange's when it failed. */
+function getOutcomes (request: Request, outcome: string, response: Response | undefined): string[] {
+  const results = response?.getMany?.results
+  if (results != null) {
+    return results.map(result => result.failure?.code ?? 'ok')
+  }
+  const names = request.getMany!.names.length
+  return Array.from({ length: names > 0 && names <= MAX_GET_MANY ? names : 1 }, () => outcome)
 }
 
 function badRequest (err: unknown): unknown {
@@ -69,7 +79,7 @@ export function createRegistryService (components: RegistryServiceComponents, in
 
   const requests = new Counter({
     name: 'physarum_registry_requests_total',
-    help: 'Registry requests answered, by operation and outcome (ok or the failure code)',
+    help: 'Registry requests answered, by operation and outcome (ok or the failure code); each name of a GetMany counts as a get',
     labelNames: ['operation', 'outcome'] as const,
     registers: [registry]
   })
@@ -105,6 +115,30 @@ export function createRegistryService (components: RegistryServiceComponents, in
     }
   }
 
+  const getRecord = async (name: string): Promise<WireRecord> => {
+    const record = await store.get(validateName(name))
+    if (record == null) {
+      throw new RpcFailureError('NOT_FOUND', `No service named ${name}`)
+    }
+    return recordToWire(record)
+  }
+
+  /** One name of a GetMany: its record, or the failure a Get of it alone would answer. etcd being unreachable fails the whole exchange, so that the client asks another registry. */
+  const getResult = async (name: string): Promise<GetResult> => {
+    try {
+      return { record: await getRecord(name) }
+    } catch (err) {
+      const failure = badRequest(err)
+      if (!(failure instanceof RpcFailureError) || failure.code === 'UNAVAILABLE') {
+        throw failure
+      }
+      if (failure.code === 'INTERNAL') {
+        log.warn({ operation: 'get', name, err: failure.message }, 'registry request failed')
+      }
+      return { failure: { code: Failure.Code[failure.code], message: failure.message } }
+    }
+  }
+
   const serve = async (request: Request, operation: Operation): Promise<Response> => {
     switch (operation) {
       case 'add': {
@@ -117,13 +151,14 @@ export function createRegistryService (components: RegistryServiceComponents, in
         const record = await store.put(validateRecord(input), add.expectedRevision == null ? {} : { expectedRevision: validateRevision(add.expectedRevision) })
         return { record: recordToWire(record) }
       }
-      case 'get': {
-        const name = validateName(request.get!.name)
-        const record = await store.get(name)
-        if (record == null) {
-          throw new RpcFailureError('NOT_FOUND', `No service named ${name}`)
+      case 'get':
+        return { record: await getRecord(request.get!.name) }
+      case 'getMany': {
+        const names = request.getMany!.names
+        if (names.length === 0 || names.length > MAX_GET_MANY) {
+          throw new RpcFailureError('BAD_REQUEST', `A GetMany asks for 1 to ${MAX_GET_MANY} names, not ${names.length}`)
         }
-        return { record: recordToWire(record) }
+        return { getMany: { results: await Promise.all(names.map(getResult)) } }
       }
       case 'list': {
         const list = request.list!
@@ -155,10 +190,12 @@ export function createRegistryService (components: RegistryServiceComponents, in
     const started = performance.now()
     let operation: Operation | 'unknown' = 'unknown'
     let outcome = 'ok'
+    let response: Response | undefined
     try {
       operation = operationOf(request)
       authorize(operation, context.remotePeer)
-      return await serve(request, operation).catch((err: unknown) => { throw badRequest(err) })
+      response = await serve(request, operation).catch((err: unknown) => { throw badRequest(err) })
+      return response
     } catch (err) {
       outcome = err instanceof RpcFailureError ? err.code : 'INTERNAL'
       if (outcome === 'UNAUTHORIZED' || outcome === 'UNAVAILABLE' || outcome === 'INTERNAL') {
@@ -168,8 +205,17 @@ export function createRegistryService (components: RegistryServiceComponents, in
       }
       throw err
     } finally {
-      requests.inc({ operation, outcome })
-      duration.observe({ operation }, (performance.now() - started) / 1000)
+      const seconds = (performance.now() - started) / 1000
+      if (operation === 'getMany') {
+        // each name counts as the Get it stands for
+        for (const each of getOutcomes(request, outcome, response)) {
+          requests.inc({ operation: 'get', outcome: each })
+          duration.observe({ operation: 'get' }, seconds)
+        }
+      } else {
+        requests.inc({ operation, outcome })
+        duration.observe({ operation }, seconds)
+      }
     }
   }
 

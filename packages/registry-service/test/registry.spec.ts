@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { RpcFailureError } from '@physarum/p2p'
+import { callRpc, RpcFailureError } from '@physarum/p2p'
 import { Etcd3 } from 'etcd3'
-import { createRegistryClient, KEY_PREFIX, REGISTRY_PROTOCOL } from '../src/index.ts'
+import { createRegistryClient, KEY_PREFIX, recordFromWire, REGISTRY_PROTOCOL, registryRpc } from '../src/index.ts'
 import { Request, Response } from '../src/pb/registry.js'
 import { etcdSnapshot, eventually, sampleRecord, startClient, startNode, startRegistry, stopAll, TestEtcd } from './helpers.ts'
 import type { InProcessRegistry } from './helpers.ts'
@@ -177,7 +177,9 @@ describe('registry service and client, two registries sharing one etcd', () => {
       ['a missing record', [frame(Request.encode({ add: {} }))], /^record: is missing/],
       ['a bad page token', [frame(Request.encode({ list: { prefix: '', pageSize: 0, pageToken: 'nonsense' } }))], /^pageToken: /],
       ['a page too large', [frame(Request.encode({ list: { prefix: '', pageSize: 5000, pageToken: '' } }))], /^pageSize: /],
-      ['a bad join', [frame(Request.encode({ join: { memberName: 'x y', peerUrls: [] } }))], /^member_name: /]
+      ['a bad join', [frame(Request.encode({ join: { memberName: 'x y', peerUrls: [] } }))], /^member_name: /],
+      ['a GetMany of no names', [frame(Request.encode({ getMany: { names: [] } }))], /1 to 100 names, not 0/],
+      ['a GetMany of too many names', [frame(Request.encode({ getMany: { names: Array.from({ length: 101 }, (_, i) => `n-${i}`) } }))], /1 to 100 names, not 101/]
     ]
     for (const [what, bytes, message] of cases) {
       const response = await answer(bytes)
@@ -224,6 +226,32 @@ describe('registry service and client, two registries sharing one etcd', () => {
     assert.deepEqual(outcomes[1], { status: 'fulfilled', value: b })
     assert.match(((outcomes[2] as PromiseRejectedResult).reason as Error).message, /together-bad-server is not a service record/)
     assert.equal(await transactions() - before, 2, 'two transactions: 128 names, then the other 33')
+  })
+
+  it('answers each name of a GetMany on its own, in the order asked', async (t) => {
+    const a = await viaOne.add(sampleRecord('many-a-server'))
+    const b = await viaOne.add(sampleRecord('many-b-server', { softRttMs: 3 }))
+    const raw = new Etcd3({ hosts: etcd.endpoint })
+    t.after(async () => {
+      await raw.delete().key(`${KEY_PREFIX}many-bad-server`)
+      raw.close()
+    })
+    await raw.put(`${KEY_PREFIX}many-bad-server`).value('[]')
+    const metricsBefore = await two.registry.getSingleMetricAsString('physarum_registry_requests_total')
+    const count = (text: string, outcome: string): number => Number(new RegExp(`operation="get",outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? 0)
+
+    const names = [b.name, 'many-missing-server', 'Bad Name', a.name, 'many-bad-server', b.name]
+    const response = await callRpc(admin.node.libp2p, two.node.peerId, registryRpc, { getMany: { names } })
+    const results = response.getMany!.results
+    assert.deepEqual(results.map(r => r.record == null ? r.failure?.code : recordFromWire(r.record)),
+      [b, 'NOT_FOUND', 'BAD_REQUEST', a, 'INTERNAL', b])
+    assert.match(results[1]!.failure!.message, /No service named many-missing-server/)
+    assert.match(results[2]!.failure!.message, /^name: .*not a service name/)
+    assert.match(results[4]!.failure!.message, /many-bad-server is not a service record/)
+
+    // each name counts as a Get
+    const metricsAfter = await two.registry.getSingleMetricAsString('physarum_registry_requests_total')
+    assert.deepEqual(['ok', 'NOT_FOUND', 'BAD_REQUEST', 'INTERNAL'].map(outcome => count(metricsAfter, outcome) - count(metricsBefore, outcome)), [3, 1, 1, 1])
   })
 
   it('never loses an update among 20 concurrent writers', async () => {

@@ -134,6 +134,20 @@ export declare namespace GetRequest {
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetRequest>): GetRequest;
     function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetRequest>): Generator<GetRequestNameFieldEvent>;
 }
+export interface GetManyRequest {
+    names: string[];
+}
+export declare namespace GetManyRequest {
+    const codec: () => Codec<GetManyRequest>;
+    interface GetManyRequestNamesFieldEvent {
+        field: '$.names[]';
+        index: number;
+        value: string;
+    }
+    function encode(obj: Partial<GetManyRequest>): Uint8Array<ArrayBuffer>;
+    function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetManyRequest>): GetManyRequest;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetManyRequest>): Generator<GetManyRequestNamesFieldEvent>;
+}
 export interface ListRequest {
     prefix: string;
     pageSize: number;
@@ -200,6 +214,7 @@ export interface Request {
     list?: ListRequest;
     delete?: DeleteRequest;
     join?: JoinRequest;
+    getMany?: GetManyRequest;
 }
 export declare namespace Request {
     const codec: () => Codec<Request>;
@@ -284,9 +299,14 @@ export declare namespace Request {
         index: number;
         value: string;
     }
+    interface RequestGetManyNamesFieldEvent {
+        field: '$.getMany.names[]';
+        index: number;
+        value: string;
+    }
     function encode(obj: Partial<Request>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Request;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestAddRecordNameFieldEvent | RequestAddRecordContentHashFieldEvent | RequestAddRecordImageFieldEvent | RequestAddRecordSoftRttMsFieldEvent | RequestAddRecordHardRttMsFieldEvent | RequestAddRecordCpuFieldEvent | RequestAddRecordMemoryMbFieldEvent | RequestAddRecordProxyClientModeFieldEvent | RequestAddRecordCreatedAtFieldEvent | RequestAddRecordUpdatedAtFieldEvent | RequestAddRecordRevisionFieldEvent | RequestAddExpectedRevisionFieldEvent | RequestGetNameFieldEvent | RequestListPrefixFieldEvent | RequestListPageSizeFieldEvent | RequestListPageTokenFieldEvent | RequestDeleteNameFieldEvent | RequestDeleteExpectedRevisionFieldEvent | RequestJoinMemberNameFieldEvent | RequestJoinPeerUrlsFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestAddRecordNameFieldEvent | RequestAddRecordContentHashFieldEvent | RequestAddRecordImageFieldEvent | RequestAddRecordSoftRttMsFieldEvent | RequestAddRecordHardRttMsFieldEvent | RequestAddRecordCpuFieldEvent | RequestAddRecordMemoryMbFieldEvent | RequestAddRecordProxyClientModeFieldEvent | RequestAddRecordCreatedAtFieldEvent | RequestAddRecordUpdatedAtFieldEvent | RequestAddRecordRevisionFieldEvent | RequestAddExpectedRevisionFieldEvent | RequestGetNameFieldEvent | RequestListPrefixFieldEvent | RequestListPageSizeFieldEvent | RequestListPageTokenFieldEvent | RequestDeleteNameFieldEvent | RequestDeleteExpectedRevisionFieldEvent | RequestJoinMemberNameFieldEvent | RequestJoinPeerUrlsFieldEvent | RequestGetManyNamesFieldEvent>;
 }
 export interface ListResponse {
     records: ServiceRecord[];
@@ -357,6 +377,142 @@ export declare namespace ListResponse {
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ListResponse>): ListResponse;
     function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ListResponse>): Generator<ListResponseRecordsNameFieldEvent | ListResponseRecordsContentHashFieldEvent | ListResponseRecordsImageFieldEvent | ListResponseRecordsSoftRttMsFieldEvent | ListResponseRecordsHardRttMsFieldEvent | ListResponseRecordsCpuFieldEvent | ListResponseRecordsMemoryMbFieldEvent | ListResponseRecordsProxyClientModeFieldEvent | ListResponseRecordsCreatedAtFieldEvent | ListResponseRecordsUpdatedAtFieldEvent | ListResponseRecordsRevisionFieldEvent | ListResponseNextPageTokenFieldEvent>;
 }
+export interface GetResult {
+    record?: ServiceRecord;
+    failure?: Failure;
+}
+export declare namespace GetResult {
+    const codec: () => Codec<GetResult>;
+    interface GetResultRecordNameFieldEvent {
+        field: '$.record.name';
+        value: string;
+    }
+    interface GetResultRecordContentHashFieldEvent {
+        field: '$.record.contentHash';
+        value: string;
+    }
+    interface GetResultRecordImageFieldEvent {
+        field: '$.record.image';
+        value: string;
+    }
+    interface GetResultRecordSoftRttMsFieldEvent {
+        field: '$.record.softRttMs';
+        value: number;
+    }
+    interface GetResultRecordHardRttMsFieldEvent {
+        field: '$.record.hardRttMs';
+        value: number;
+    }
+    interface GetResultRecordCpuFieldEvent {
+        field: '$.record.cpu';
+        value: number;
+    }
+    interface GetResultRecordMemoryMbFieldEvent {
+        field: '$.record.memoryMb';
+        value: number;
+    }
+    interface GetResultRecordProxyClientModeFieldEvent {
+        field: '$.record.proxyClientMode';
+        value: boolean;
+    }
+    interface GetResultRecordCreatedAtFieldEvent {
+        field: '$.record.createdAt';
+        value: string;
+    }
+    interface GetResultRecordUpdatedAtFieldEvent {
+        field: '$.record.updatedAt';
+        value: string;
+    }
+    interface GetResultRecordRevisionFieldEvent {
+        field: '$.record.revision';
+        value: bigint;
+    }
+    interface GetResultFailureCodeFieldEvent {
+        field: '$.failure.code';
+        value: Failure.Code;
+    }
+    interface GetResultFailureMessageFieldEvent {
+        field: '$.failure.message';
+        value: string;
+    }
+    function encode(obj: Partial<GetResult>): Uint8Array<ArrayBuffer>;
+    function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetResult>): GetResult;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetResult>): Generator<GetResultRecordNameFieldEvent | GetResultRecordContentHashFieldEvent | GetResultRecordImageFieldEvent | GetResultRecordSoftRttMsFieldEvent | GetResultRecordHardRttMsFieldEvent | GetResultRecordCpuFieldEvent | GetResultRecordMemoryMbFieldEvent | GetResultRecordProxyClientModeFieldEvent | GetResultRecordCreatedAtFieldEvent | GetResultRecordUpdatedAtFieldEvent | GetResultRecordRevisionFieldEvent | GetResultFailureCodeFieldEvent | GetResultFailureMessageFieldEvent>;
+}
+export interface GetManyResponse {
+    results: GetResult[];
+}
+export declare namespace GetManyResponse {
+    const codec: () => Codec<GetManyResponse>;
+    interface GetManyResponseResultsRecordNameFieldEvent {
+        field: '$.results[].record.name';
+        value: string;
+        index: number;
+    }
+    interface GetManyResponseResultsRecordContentHashFieldEvent {
+        field: '$.results[].record.contentHash';
+        value: string;
+        index: number;
+    }
+    interface GetManyResponseResultsRecordImageFieldEvent {
+        field: '$.results[].record.image';
+        value: string;
+        index: number;
+    }
+    interface GetManyResponseResultsRecordSoftRttMsFieldEvent {
+        field: '$.results[].record.softRttMs';
+        value: number;
+        index: number;
+    }
+    interface GetManyResponseResultsRecordHardRttMsFieldEvent {
+        field: '$.results[].record.hardRttMs';
+        value: number;
+        index: number;
+    }
+    interface GetManyResponseResultsRecordCpuFieldEvent {
+        field: '$.results[].record.cpu';
+        value: number;
+        index: number;
+    }
+    interface GetManyResponseResultsRecordMemoryMbFieldEvent {
+        field: '$.results[].record.memoryMb';
+        value: number;
+        index: number;
+    }
+    interface GetManyResponseResultsRecordProxyClientModeFieldEvent {
+        field: '$.results[].record.proxyClientMode';
+        value: boolean;
+        index: number;
+    }
+    interface GetManyResponseResultsRecordCreatedAtFieldEvent {
+        field: '$.results[].record.createdAt';
+        value: string;
+        index: number;
+    }
+    interface GetManyResponseResultsRecordUpdatedAtFieldEvent {
+        field: '$.results[].record.updatedAt';
+        value: string;
+        index: number;
+    }
+    interface GetManyResponseResultsRecordRevisionFieldEvent {
+        field: '$.results[].record.revision';
+        value: bigint;
+        index: number;
+    }
+    interface GetManyResponseResultsFailureCodeFieldEvent {
+        field: '$.results[].failure.code';
+        value: Failure.Code;
+        index: number;
+    }
+    interface GetManyResponseResultsFailureMessageFieldEvent {
+        field: '$.results[].failure.message';
+        value: string;
+        index: number;
+    }
+    function encode(obj: Partial<GetManyResponse>): Uint8Array<ArrayBuffer>;
+    function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetManyResponse>): GetManyResponse;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetManyResponse>): Generator<GetManyResponseResultsRecordNameFieldEvent | GetManyResponseResultsRecordContentHashFieldEvent | GetManyResponseResultsRecordImageFieldEvent | GetManyResponseResultsRecordSoftRttMsFieldEvent | GetManyResponseResultsRecordHardRttMsFieldEvent | GetManyResponseResultsRecordCpuFieldEvent | GetManyResponseResultsRecordMemoryMbFieldEvent | GetManyResponseResultsRecordProxyClientModeFieldEvent | GetManyResponseResultsRecordCreatedAtFieldEvent | GetManyResponseResultsRecordUpdatedAtFieldEvent | GetManyResponseResultsRecordRevisionFieldEvent | GetManyResponseResultsFailureCodeFieldEvent | GetManyResponseResultsFailureMessageFieldEvent>;
+}
 export interface DeleteResponse {
     revision: bigint;
 }
@@ -395,6 +551,7 @@ export interface Response {
     delete?: DeleteResponse;
     join?: JoinResponse;
     failure?: Failure;
+    getMany?: GetManyResponse;
 }
 export declare namespace Response {
     const codec: () => Codec<Response>;
@@ -522,9 +679,74 @@ export declare namespace Response {
         field: '$.failure.message';
         value: string;
     }
+    interface ResponseGetManyResultsRecordNameFieldEvent {
+        field: '$.getMany.results[].record.name';
+        value: string;
+        index: number;
+    }
+    interface ResponseGetManyResultsRecordContentHashFieldEvent {
+        field: '$.getMany.results[].record.contentHash';
+        value: string;
+        index: number;
+    }
+    interface ResponseGetManyResultsRecordImageFieldEvent {
+        field: '$.getMany.results[].record.image';
+        value: string;
+        index: number;
+    }
+    interface ResponseGetManyResultsRecordSoftRttMsFieldEvent {
+        field: '$.getMany.results[].record.softRttMs';
+        value: number;
+        index: number;
+    }
+    interface ResponseGetManyResultsRecordHardRttMsFieldEvent {
+        field: '$.getMany.results[].record.hardRttMs';
+        value: number;
+        index: number;
+    }
+    interface ResponseGetManyResultsRecordCpuFieldEvent {
+        field: '$.getMany.results[].record.cpu';
+        value: number;
+        index: number;
+    }
+    interface ResponseGetManyResultsRecordMemoryMbFieldEvent {
+        field: '$.getMany.results[].record.memoryMb';
+        value: number;
+        index: number;
+    }
+    interface ResponseGetManyResultsRecordProxyClientModeFieldEvent {
+        field: '$.getMany.results[].record.proxyClientMode';
+        value: boolean;
+        index: number;
+    }
+    interface ResponseGetManyResultsRecordCreatedAtFieldEvent {
+        field: '$.getMany.results[].record.createdAt';
+        value: string;
+        index: number;
+    }
+    interface ResponseGetManyResultsRecordUpdatedAtFieldEvent {
+        field: '$.getMany.results[].record.updatedAt';
+        value: string;
+        index: number;
+    }
+    interface ResponseGetManyResultsRecordRevisionFieldEvent {
+        field: '$.getMany.results[].record.revision';
+        value: bigint;
+        index: number;
+    }
+    interface ResponseGetManyResultsFailureCodeFieldEvent {
+        field: '$.getMany.results[].failure.code';
+        value: Failure.Code;
+        index: number;
+    }
+    interface ResponseGetManyResultsFailureMessageFieldEvent {
+        field: '$.getMany.results[].failure.message';
+        value: string;
+        index: number;
+    }
     function encode(obj: Partial<Response>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Response;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseRecordNameFieldEvent | ResponseRecordContentHashFieldEvent | ResponseRecordImageFieldEvent | ResponseRecordSoftRttMsFieldEvent | ResponseRecordHardRttMsFieldEvent | ResponseRecordCpuFieldEvent | ResponseRecordMemoryMbFieldEvent | ResponseRecordProxyClientModeFieldEvent | ResponseRecordCreatedAtFieldEvent | ResponseRecordUpdatedAtFieldEvent | ResponseRecordRevisionFieldEvent | ResponseListRecordsNameFieldEvent | ResponseListRecordsContentHashFieldEvent | ResponseListRecordsImageFieldEvent | ResponseListRecordsSoftRttMsFieldEvent | ResponseListRecordsHardRttMsFieldEvent | ResponseListRecordsCpuFieldEvent | ResponseListRecordsMemoryMbFieldEvent | ResponseListRecordsProxyClientModeFieldEvent | ResponseListRecordsCreatedAtFieldEvent | ResponseListRecordsUpdatedAtFieldEvent | ResponseListRecordsRevisionFieldEvent | ResponseListNextPageTokenFieldEvent | ResponseDeleteRevisionFieldEvent | ResponseJoinInitialClusterFieldEvent | ResponseJoinClientUrlsFieldEvent | ResponseFailureCodeFieldEvent | ResponseFailureMessageFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseRecordNameFieldEvent | ResponseRecordContentHashFieldEvent | ResponseRecordImageFieldEvent | ResponseRecordSoftRttMsFieldEvent | ResponseRecordHardRttMsFieldEvent | ResponseRecordCpuFieldEvent | ResponseRecordMemoryMbFieldEvent | ResponseRecordProxyClientModeFieldEvent | ResponseRecordCreatedAtFieldEvent | ResponseRecordUpdatedAtFieldEvent | ResponseRecordRevisionFieldEvent | ResponseListRecordsNameFieldEvent | ResponseListRecordsContentHashFieldEvent | ResponseListRecordsImageFieldEvent | ResponseListRecordsSoftRttMsFieldEvent | ResponseListRecordsHardRttMsFieldEvent | ResponseListRecordsCpuFieldEvent | ResponseListRecordsMemoryMbFieldEvent | ResponseListRecordsProxyClientModeFieldEvent | ResponseListRecordsCreatedAtFieldEvent | ResponseListRecordsUpdatedAtFieldEvent | ResponseListRecordsRevisionFieldEvent | ResponseListNextPageTokenFieldEvent | ResponseDeleteRevisionFieldEvent | ResponseJoinInitialClusterFieldEvent | ResponseJoinClientUrlsFieldEvent | ResponseFailureCodeFieldEvent | ResponseFailureMessageFieldEvent | ResponseGetManyResultsRecordNameFieldEvent | ResponseGetManyResultsRecordContentHashFieldEvent | ResponseGetManyResultsRecordImageFieldEvent | ResponseGetManyResultsRecordSoftRttMsFieldEvent | ResponseGetManyResultsRecordHardRttMsFieldEvent | ResponseGetManyResultsRecordCpuFieldEvent | ResponseGetManyResultsRecordMemoryMbFieldEvent | ResponseGetManyResultsRecordProxyClientModeFieldEvent | ResponseGetManyResultsRecordCreatedAtFieldEvent | ResponseGetManyResultsRecordUpdatedAtFieldEvent | ResponseGetManyResultsRecordRevisionFieldEvent | ResponseGetManyResultsFailureCodeFieldEvent | ResponseGetManyResultsFailureMessageFieldEvent>;
 }
 export interface Failure {
     code: Failure.Code;

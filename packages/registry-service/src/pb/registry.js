@@ -383,6 +383,89 @@ export var GetRequest;
     }
     GetRequest.stream = stream;
 })(GetRequest || (GetRequest = {}));
+export var GetManyRequest;
+(function (GetManyRequest) {
+    let _codec;
+    GetManyRequest.codec = () => {
+        if (_codec == null) {
+            _codec = message((obj, w, opts = {}) => {
+                if (opts.lengthDelimited !== false) {
+                    w.fork();
+                }
+                if (obj.names != null && obj.names.length > 0) {
+                    for (const value of obj.names) {
+                        w.uint32(10);
+                        w.string(value);
+                    }
+                }
+                if (opts.lengthDelimited !== false) {
+                    w.ldelim();
+                }
+            }, (reader, length, opts = {}) => {
+                const obj = {
+                    names: []
+                };
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            if (opts.limits?.names != null && obj.names.length === opts.limits.names) {
+                                throw new MaxLengthError('Decode error - repeated field "names" had too many elements');
+                            }
+                            obj.names.push(reader.string());
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+                return obj;
+            }, function* (reader, length, prefix, opts = {}) {
+                const obj = {
+                    names: 0
+                };
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            if (opts.limits?.names != null && obj.names === opts.limits.names) {
+                                throw new MaxLengthError('Streaming decode error - repeated field "names" had too many elements');
+                            }
+                            yield {
+                                field: `${prefix}.names[]`,
+                                index: obj.names,
+                                value: reader.string()
+                            };
+                            obj.names++;
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        return _codec;
+    };
+    function encode(obj) {
+        return encodeMessage(obj, GetManyRequest.codec());
+    }
+    GetManyRequest.encode = encode;
+    function decode(buf, opts) {
+        return decodeMessage(buf, GetManyRequest.codec(), opts);
+    }
+    GetManyRequest.decode = decode;
+    function stream(buf, opts) {
+        return streamMessage(buf, GetManyRequest.codec(), opts);
+    }
+    GetManyRequest.stream = stream;
+})(GetManyRequest || (GetManyRequest = {}));
 export var ListRequest;
 (function (ListRequest) {
     let _codec;
@@ -698,6 +781,10 @@ export var Request;
                     w.uint32(42);
                     JoinRequest.codec().encode(obj.join, w);
                 }
+                if (obj.getMany != null) {
+                    w.uint32(50);
+                    GetManyRequest.codec().encode(obj.getMany, w);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
@@ -734,6 +821,12 @@ export var Request;
                         case 5: {
                             obj.join = JoinRequest.codec().decode(reader, reader.uint32(), {
                                 limits: opts.limits?.join
+                            });
+                            break;
+                        }
+                        case 6: {
+                            obj.getMany = GetManyRequest.codec().decode(reader, reader.uint32(), {
+                                limits: opts.limits?.getMany
                             });
                             break;
                         }
@@ -776,6 +869,12 @@ export var Request;
                         case 5: {
                             yield* JoinRequest.codec().stream(reader, reader.uint32(), `${prefix}.join`, {
                                 limits: opts.limits?.join
+                            });
+                            break;
+                        }
+                        case 6: {
+                            yield* GetManyRequest.codec().stream(reader, reader.uint32(), `${prefix}.getMany`, {
+                                limits: opts.limits?.getMany
                             });
                             break;
                         }
@@ -906,6 +1005,179 @@ export var ListResponse;
     }
     ListResponse.stream = stream;
 })(ListResponse || (ListResponse = {}));
+export var GetResult;
+(function (GetResult) {
+    let _codec;
+    GetResult.codec = () => {
+        if (_codec == null) {
+            _codec = message((obj, w, opts = {}) => {
+                if (opts.lengthDelimited !== false) {
+                    w.fork();
+                }
+                if (obj.record != null) {
+                    w.uint32(10);
+                    ServiceRecord.codec().encode(obj.record, w);
+                }
+                if (obj.failure != null) {
+                    w.uint32(18);
+                    Failure.codec().encode(obj.failure, w);
+                }
+                if (opts.lengthDelimited !== false) {
+                    w.ldelim();
+                }
+            }, (reader, length, opts = {}) => {
+                const obj = {};
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            obj.record = ServiceRecord.codec().decode(reader, reader.uint32(), {
+                                limits: opts.limits?.record
+                            });
+                            break;
+                        }
+                        case 2: {
+                            obj.failure = Failure.codec().decode(reader, reader.uint32(), {
+                                limits: opts.limits?.failure
+                            });
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+                return obj;
+            }, function* (reader, length, prefix, opts = {}) {
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            yield* ServiceRecord.codec().stream(reader, reader.uint32(), `${prefix}.record`, {
+                                limits: opts.limits?.record
+                            });
+                            break;
+                        }
+                        case 2: {
+                            yield* Failure.codec().stream(reader, reader.uint32(), `${prefix}.failure`, {
+                                limits: opts.limits?.failure
+                            });
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        return _codec;
+    };
+    function encode(obj) {
+        return encodeMessage(obj, GetResult.codec());
+    }
+    GetResult.encode = encode;
+    function decode(buf, opts) {
+        return decodeMessage(buf, GetResult.codec(), opts);
+    }
+    GetResult.decode = decode;
+    function stream(buf, opts) {
+        return streamMessage(buf, GetResult.codec(), opts);
+    }
+    GetResult.stream = stream;
+})(GetResult || (GetResult = {}));
+export var GetManyResponse;
+(function (GetManyResponse) {
+    let _codec;
+    GetManyResponse.codec = () => {
+        if (_codec == null) {
+            _codec = message((obj, w, opts = {}) => {
+                if (opts.lengthDelimited !== false) {
+                    w.fork();
+                }
+                if (obj.results != null && obj.results.length > 0) {
+                    for (const value of obj.results) {
+                        w.uint32(10);
+                        GetResult.codec().encode(value, w);
+                    }
+                }
+                if (opts.lengthDelimited !== false) {
+                    w.ldelim();
+                }
+            }, (reader, length, opts = {}) => {
+                const obj = {
+                    results: []
+                };
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            if (opts.limits?.results != null && obj.results.length === opts.limits.results) {
+                                throw new MaxLengthError('Decode error - repeated field "results" had too many elements');
+                            }
+                            obj.results.push(GetResult.codec().decode(reader, reader.uint32(), {
+                                limits: opts.limits?.results$
+                            }));
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+                return obj;
+            }, function* (reader, length, prefix, opts = {}) {
+                const obj = {
+                    results: 0
+                };
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            if (opts.limits?.results != null && obj.results === opts.limits.results) {
+                                throw new MaxLengthError('Streaming decode error - repeated field "results" had too many elements');
+                            }
+                            for (const evt of GetResult.codec().stream(reader, reader.uint32(), `${prefix}.results[]`, {
+                                limits: opts.limits?.results$
+                            })) {
+                                yield {
+                                    ...evt,
+                                    index: obj.results
+                                };
+                            }
+                            obj.results++;
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        return _codec;
+    };
+    function encode(obj) {
+        return encodeMessage(obj, GetManyResponse.codec());
+    }
+    GetManyResponse.encode = encode;
+    function decode(buf, opts) {
+        return decodeMessage(buf, GetManyResponse.codec(), opts);
+    }
+    GetManyResponse.decode = decode;
+    function stream(buf, opts) {
+        return streamMessage(buf, GetManyResponse.codec(), opts);
+    }
+    GetManyResponse.stream = stream;
+})(GetManyResponse || (GetManyResponse = {}));
 export var DeleteResponse;
 (function (DeleteResponse) {
     let _codec;
@@ -1104,6 +1376,10 @@ export var Response;
                     w.uint32(42);
                     Failure.codec().encode(obj.failure, w);
                 }
+                if (obj.getMany != null) {
+                    w.uint32(50);
+                    GetManyResponse.codec().encode(obj.getMany, w);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
@@ -1140,6 +1416,12 @@ export var Response;
                         case 5: {
                             obj.failure = Failure.codec().decode(reader, reader.uint32(), {
                                 limits: opts.limits?.failure
+                            });
+                            break;
+                        }
+                        case 6: {
+                            obj.getMany = GetManyResponse.codec().decode(reader, reader.uint32(), {
+                                limits: opts.limits?.getMany
                             });
                             break;
                         }
@@ -1182,6 +1464,12 @@ export var Response;
                         case 5: {
                             yield* Failure.codec().stream(reader, reader.uint32(), `${prefix}.failure`, {
                                 limits: opts.limits?.failure
+                            });
+                            break;
+                        }
+                        case 6: {
+                            yield* GetManyResponse.codec().stream(reader, reader.uint32(), `${prefix}.getMany`, {
+                                limits: opts.limits?.getMany
                             });
                             break;
                         }
