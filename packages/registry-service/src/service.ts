@@ -123,7 +123,10 @@ export function createRegistryService (components: RegistryServiceComponents, in
     return recordToWire(record)
   }
 
-  /** One name of a GetMany: its record, or the failure a Get of it alone would answer. etcd being unreachable fails the whole exchange, so that the client asks another registry. */
+  /**
+   * One name of a GetMany: its record, or the failure a Get of it alone would answer. etcd being
+   * unreachable fails the whole exchange instead, so that the client asks another registry.
+   */
   const getResult = async (name: string): Promise<GetResult> => {
     try {
       return { record: await getRecord(name) }
