@@ -5,10 +5,12 @@ import {
   DEFAULT_CACHE_TTL_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_CANDIDATES, DEFAULT_PEER_REFRESH_MS, DEFAULT_PEER_REST_MS,
   DEFAULT_RTT_TIMEOUT_MS, MAX_GET_MANY
 } from './constants.ts'
+import { Batcher, rejectAll } from './batcher.ts'
 import { NoRegistryError } from './errors.ts'
 import { recordFromWire } from './protocol.ts'
 import { registryRpc } from './protocol.ts'
 import { sameContent, validateName, validateRecord, validateRevision } from './record.ts'
+import type { Batch, Waiter } from './batcher.ts'
 import type { GetResult, Request, Response } from './pb/registry.js'
 import type { ServiceRecord, ServiceRecordInput } from './record.ts'
 import type { ListPage } from './store.ts'
@@ -48,12 +50,6 @@ export interface RankedRegistry {
 
 interface Candidate extends RankedRegistry {
   target: PeerId | Multiaddr
-}
-
-/** A caller waiting for the record of a name in a batch of Gets. */
-interface Waiter {
-  resolve: (record: ServiceRecord) => void
-  reject: (err: Error) => void
 }
 
 export interface WriteOptions extends AbortOptions {
@@ -106,8 +102,12 @@ export class RegistryClient {
   readonly #cache = new Map<string, { record: ServiceRecord, expires: number }>()
   /** Gets on the wire that callers without a signal of their own share, by name. */
   readonly #fetching = new Map<string, Promise<ServiceRecord>>()
-  /** The Gets asked for in this tick, by name: they go to the registry together. */
-  #batch?: Map<string, Waiter[]>
+  /**
+   * The Gets asked for in one tick (callers answered by one response ask again together) go in
+   * one GetMany, a lone one as a Get: one exchange instead of one each, and one etcd read on the
+   * other side either way.
+   */
+  readonly #gets = new Batcher<ServiceRecord>(MAX_GET_MANY, (run) => { process.nextTick(run) }, async (batch) => { await this.#send(batch) })
   /** A registry refused a GetMany (one from before it existed): every Get goes alone. */
   #singleGets = false
   readonly #rested = new Map<string, number>()
@@ -152,7 +152,7 @@ export class RegistryClient {
     if (options.fresh !== true && cached != null && cached.expires > Date.now()) {
       return cached.record
     }
-    const fetch = async (): Promise<ServiceRecord> => await this.#fetch(name, options.signal)
+    const fetch = async (): Promise<ServiceRecord> => await this.#gets.get(name, options.signal)
     // a busy proxy asks for the same record many times at once when its copy expires: one Get
     // answers them all (a caller with its own signal or asking fresh gets its own)
     if (options.fresh === true || options.signal != null) {
@@ -238,40 +238,8 @@ export class RegistryClient {
     return [...candidates.filter(c => !rested(c)), ...candidates.filter(rested)]
   }
 
-  /**
-   * The record of `name` from a registry. The Gets asked for in one tick (callers answered by one
-   * response ask again together) go in one GetMany, up to MAX_GET_MANY names, a lone one as a Get:
-   * one exchange instead of one each, and one etcd read on the other side either way. A caller
-   * whose `signal` aborts stops waiting; the others' exchange goes on.
-   */
-  async #fetch (name: string, signal?: AbortSignal): Promise<ServiceRecord> {
-    signal?.throwIfAborted()
-    return await new Promise<ServiceRecord>((resolve, reject) => {
-      let batch = this.#batch
-      if (batch == null || (batch.size >= MAX_GET_MANY && !batch.has(name))) {
-        const next = new Map<string, Waiter[]>()
-        this.#batch = batch = next
-        process.nextTick(() => { void this.#send(next) })
-      }
-      const abort = (): void => { reject(signal!.reason as Error) }
-      signal?.addEventListener('abort', abort, { once: true })
-      const waiter: Waiter = {
-        resolve: (record) => { signal?.removeEventListener('abort', abort); resolve(record) },
-        reject: (err) => { signal?.removeEventListener('abort', abort); reject(err) }
-      }
-      const waiting = batch.get(name)
-      if (waiting == null) {
-        batch.set(name, [waiter])
-      } else {
-        waiting.push(waiter)
-      }
-    })
-  }
-
-  async #send (batch: Map<string, Waiter[]>): Promise<void> {
-    if (this.#batch === batch) {
-      this.#batch = undefined
-    }
+  /** Asks a registry for the names of `batch` and settles their callers. */
+  async #send (batch: Batch<ServiceRecord>): Promise<void> {
     const names = [...batch.keys()]
     if (names.length === 1 || this.#singleGets) {
       await Promise.all(names.map(async name => { await this.#getAlone(name, batch.get(name)!) }))
@@ -292,9 +260,7 @@ export class RegistryClient {
         await this.#send(batch)
         return
       }
-      for (const waiters of batch.values()) {
-        for (const waiter of waiters) waiter.reject(err as Error)
-      }
+      rejectAll(batch, err as Error)
       return
     }
     names.forEach((name, i) => {
@@ -312,7 +278,7 @@ export class RegistryClient {
     })
   }
 
-  async #getAlone (name: string, waiters: Waiter[]): Promise<void> {
+  async #getAlone (name: string, waiters: Array<Waiter<ServiceRecord>>): Promise<void> {
     try {
       const { response } = await this.#call({ get: { name } }, {})
       const record = this.#remember(recordFromWire(response.record!))

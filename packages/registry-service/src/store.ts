@@ -1,8 +1,10 @@
 import { RpcFailureError } from '@physarum/p2p'
 import { Etcd3, isRecoverableError } from 'etcd3'
+import { Batcher, rejectAll } from './batcher.ts'
 import { DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_PAGE_SIZE, KEY_PREFIX, MAX_PAGE_SIZE } from './constants.ts'
 import { InvalidRecordError } from './errors.ts'
 import { fromStoredJson, toStoredJson, validateName } from './record.ts'
+import type { Batch } from './batcher.ts'
 import type { ServiceRecord, ServiceRecordInput } from './record.ts'
 import type { IKeyValue, IMember, IOptions, IRequestOp } from 'etcd3'
 
@@ -35,8 +37,6 @@ export interface StoreHealth {
 /** etcd's default bound on the operations of one transaction (--max-txn-ops). */
 const MAX_TXN_OPS = 128
 
-/** The Gets of one event-loop turn, by name. */
-type GetBatch = Map<string, { key: Buffer, callers: Array<{ resolve: (record: ServiceRecord | undefined) => void, reject: (err: unknown) => void }> }>
 
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>
 
@@ -117,7 +117,7 @@ export class RegistryStore {
   readonly #prefix: Buffer
   readonly #prefixText: string
   /** The Gets of this event-loop turn, read together once the turn ends. */
-  #gets: GetBatch | undefined
+  readonly #gets = new Batcher<ServiceRecord | undefined>(MAX_TXN_OPS, setImmediate, async (batch) => { await this.#readBatch(batch) })
 
   constructor (init: RegistryStoreInit) {
     if (init.endpoints.length === 0) {
@@ -180,58 +180,40 @@ export class RegistryStore {
    */
   async get (name: string): Promise<ServiceRecord | undefined> {
     validateName(name)
-    return await new Promise<ServiceRecord | undefined>((resolve, reject) => {
-      let batch = this.#gets
-      if (batch == null || batch.size >= MAX_TXN_OPS) {
-        batch = new Map()
-        this.#gets = batch
-        setImmediate(() => { void this.#readBatch(batch!) })
-      }
-      const caller = { resolve, reject }
-      const entry = batch.get(name)
-      if (entry == null) {
-        batch.set(name, { key: this.#key(name), callers: [caller] })
-      } else {
-        entry.callers.push(caller)
-      }
-    })
+    return await this.#gets.get(name)
   }
 
   /**
    * One read of every key in `batch`: a range for one key, a read-only transaction for more. Each
    * record is parsed once for all the callers that asked for it.
    */
-  async #readBatch (batch: GetBatch): Promise<void> {
-    if (this.#gets === batch) {
-      this.#gets = undefined
-    }
-    const keys = [...batch.values()]
+  async #readBatch (batch: Batch<ServiceRecord | undefined>): Promise<void> {
+    const keys = [...batch.keys()].map(name => this.#key(name))
     let found: Array<IKeyValue | undefined>
     try {
       found = keys.length === 1
-        ? [(await this.#call(async () => await this.#client.kv.range({ key: keys[0]!.key }))).kvs[0]]
+        ? [(await this.#call(async () => await this.#client.kv.range({ key: keys[0]! }))).kvs[0]]
         : (await this.#call(async () => await this.#client.kv.txn({
             compare: [],
-            success: keys.map(({ key }) => ({ request_range: { key } })),
+            success: keys.map(key => ({ request_range: { key } })),
             failure: []
           }))).responses.map(response => response.response_range?.kvs[0])
     } catch (err) {
-      for (const { callers } of keys) {
-        for (const caller of callers) caller.reject(err)
-      }
+      rejectAll(batch, err as Error)
       return
     }
-    keys.forEach(({ callers }, i) => {
-      const kv = found[i]
+    let i = 0
+    for (const callers of batch.values()) {
+      const kv = found[i++]
       let record: ServiceRecord | undefined
       try {
         record = kv == null ? undefined : this.#record(kv)
       } catch (err) {
-        for (const caller of callers) caller.reject(err)
-        return
+        for (const caller of callers) caller.reject(err as Error)
+        continue
       }
       for (const caller of callers) caller.resolve(record)
-    })
+    }
   }
 
   /**
