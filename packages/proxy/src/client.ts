@@ -665,12 +665,19 @@ function requestHeaders (req: IncomingMessage): Record<string, string | string[]
   if (headers.expect != null) {
     delete headers.expect
   }
+  // an HTTP/1.0 client may send none: the service sees the address it called, as HTTP/1.1 sends it
+  // (undici would otherwise put its pool's placeholder origin there)
+  headers.host ??= hostPort(req.socket.localAddress ?? '127.0.0.1', req.socket.localPort ?? 0)
   const client = req.socket.remoteAddress ?? 'unknown'
   const previous = req.headers['x-forwarded-for']
   headers['x-forwarded-for'] = previous == null ? client : `${String(previous)}, ${client}`
   const forwardedFor = client.includes(':') ? `"[${client}]"` : client
   headers.forwarded = req.headers.forwarded == null ? `for=${forwardedFor}` : `${req.headers.forwarded}, for=${forwardedFor}`
   return headers
+}
+
+function hostPort (address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
 }
 
 /**

@@ -187,7 +187,7 @@ describe('client proxy', { timeout: 300_000 }, () => {
     assert.equal(daemon.allocator.instances().filter(i => i.service === 'cold-server').length, 1)
   })
 
-  it('streams a POST body to the instance and back, and forwards without hop-by-hop headers', async () => {
+  it('streams a POST body to the instance and back, and forwards headers: hop-by-hop ones dropped, Host kept or filled in', async () => {
     const chunks = 64
     const chunk = Buffer.alloc(64 * 1024, 'x')
     const body = new ReadableStream<Uint8Array>({
@@ -225,6 +225,18 @@ describe('client proxy', { timeout: 300_000 }, () => {
     assert.equal(headers['keep-alive'], undefined)
     assert.equal(headers['x-forwarded-for'], '127.0.0.1')
     assert.equal(headers.forwarded, 'for=127.0.0.1')
+    assert.equal(headers.host, `127.0.0.1:${proxy.port}`)
+
+    // an HTTP/1.0 request with no Host: the service sees the address the client called
+    const socket = connect(proxy.port, '127.0.0.1')
+    socket.write('GET /hello-world-server/headers HTTP/1.0\r\n\r\n')
+    const parts: Buffer[] = []
+    socket.on('data', (part: Buffer) => { parts.push(part) })
+    await once(socket, 'close')
+    const answer = Buffer.concat(parts).toString('utf8')
+    assert.match(answer, /^HTTP\/1\.1 200 /)
+    const forwarded = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as Record<string, string>
+    assert.equal(forwarded.host, `127.0.0.1:${proxy.port}`)
   })
 
   it('answers bad input with JSON errors', async () => {
