@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { ConfigError, launchDaemon, metricsUrl, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { multiaddr } from '@multiformats/multiaddr'
 import { hideBin } from 'yargs/helpers'
 import {
@@ -147,6 +147,7 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
   if (allocator.networkMode === 'bridge' && (allocator.sidecarListen != null || allocator.sidecarAnnounce != null)) {
     throw new ConfigError('--network-mode bridge publishes each sidecar on a free host port at the allocator\'s own addresses: --sidecar-listen and --sidecar-announce are for host networking')
   }
+  checkPeerAddresses('--registry', args.registry ?? [])
   const node = await resolveNodeConfig(args, env, DEFAULTS)
   if (allocator.networkMode === 'bridge' && node.listen.every(addr => /^\/ip4\/127\.|^\/ip6\/::1\//.test(addr))) {
     throw new ConfigError(`--network-mode bridge: the sidecars cannot reach the allocator on loopback (--listen ${node.listen.join(' ')}): listen on another address too`)

@@ -10,7 +10,8 @@ const PROXY = new URL('../../proxy/bin/proxy.js', import.meta.url).pathname
 
 async function cli (bin: string, args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' } })
+    // a daemon that took bad input for good would run on: killed, it fails the assertions
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' }, timeout: 30_000 })
     return { code: 0, stdout, stderr }
   } catch (err) {
     const e = err as { code: number, stdout: string, stderr: string }
@@ -49,6 +50,18 @@ describe('allocator and sidecar CLIs', () => {
     const announce = await cli(ALLOCATOR, ['--announce', '/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWGRUVh5JLWYmmzTZ3wE8p2Bch4JPWgGa2s2DCWVxo4pEx', '--no-psk'])
     assert.equal(announce.code, 2)
     assert.match(announce.stderr, /--announce: .* names a peer id/)
+    const registry = await cli(ALLOCATOR, ['--registry', '/ip4/127.0.0.1/tcp/4001', '--no-psk'])
+    assert.equal(registry.code, 2)
+    assert.match(registry.stderr, /--registry: \/ip4\/127.0.0.1\/tcp\/4001 has no \/p2p\/<peer id>/)
+    const proxyRegistry = await cli(PROXY, ['4200', '--registry', 'registry-host:4001', '--no-psk'])
+    assert.equal(proxyRegistry.code, 2)
+    assert.match(proxyRegistry.stderr, /--registry: "registry-host:4001" is not a multiaddr/)
+    const port = await cli(PROXY, ['http', '--no-psk'])
+    assert.equal(port.code, 2)
+    assert.match(port.stderr, /<port>: "http" is not a port/)
+    const sidecarAllocator = await cli(PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--allocator', '/ip4/127.0.0.1/tcp/4001', '--no-psk'])
+    assert.equal(sidecarAllocator.code, 2)
+    assert.match(sidecarAllocator.stderr, /--allocator: \/ip4\/127.0.0.1\/tcp\/4001 has no \/p2p\/<peer id>/)
     const sidecar = await cli(PROXY, ['--sidecar', '--service', 'x', '--no-psk'])
     assert.equal(sidecar.code, 2)
     assert.match(sidecar.stderr, /--service-port/)

@@ -1,4 +1,4 @@
-import { BootstrapUnreachableError, createPhysarumNode, hostNameFromAgent, resolveNodeConfig, RpcFailureError, withNodeOptions } from '@physarum/p2p'
+import { BootstrapUnreachableError, checkPeerAddresses, createPhysarumNode, hostNameFromAgent, resolveNodeConfig, RpcFailureError, withNodeOptions } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
 import { pino } from 'pino'
 import { DEFAULT_TIMEOUT_MS, NAME } from './constants.ts'
@@ -51,6 +51,7 @@ export async function resolveCliNodeConfig (args: NodeArgs, env: Record<string, 
  * `fallbackBootstraps` (an image-conf's PerfConf.Bootstraps) count when no -bootstrap is given.
  */
 export async function openOverlay (args: OverlayArgs, env: Record<string, string | undefined>, fallbackBootstraps: string[] = []): Promise<Overlay> {
+  checkPeerAddresses('--registry', args.registry ?? [], { peerIdAlone: true })
   const config = await resolveCliNodeConfig(args, env)
   const bootstrap = config.bootstrap.length > 0 ? config.bootstrap : fallbackBootstraps
   if (bootstrap.length === 0) {

@@ -213,7 +213,8 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       [['add', 'a', 'b', 'c'], /Not enough non-option arguments/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), 'Bad/Name', 'hello'], /<image-name>: "Bad\/Name"/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'Hello World'], /<service-name>/],
-      [['list'], /No pre-shared key/]
+      [['list'], /No pre-shared key/],
+      [['list', '--registry', 'registry-host:4001', '--no-psk'], /--registry: "registry-host:4001" is neither a multiaddr with \/p2p\/<peer id> nor a peer id/]
     ]
     const results = await Promise.all(usage.map(async ([args]) => await runCli([...args, '--state-dir', dir.path])))
     for (const [i, [args, message]] of usage.entries()) {

@@ -1,5 +1,6 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError } from './errors.ts'
 import { loadOrCreateIdentity } from './identity.ts'
@@ -102,6 +103,44 @@ function nonEmpty (value: string | undefined): string | undefined {
 }
 
 /**
+ * Checks the peers a flag names: each a multiaddr with /p2p/<peer id>, or with `peerIdAlone` a
+ * bare peer id too (the peer store then knows where it is). Throws a ConfigError naming the flag
+ * and the value, so a typo stops the daemon at start instead of failing its first request.
+ */
+export function checkPeerAddresses (flag: string, values: readonly string[], options: { peerIdAlone?: boolean, hint?: string } = {}): void {
+  const hint = options.hint == null ? '' : `: ${options.hint}`
+  const isPeerId = (text: string | undefined): boolean => {
+    try {
+      peerIdFromString(text ?? '')
+      return true
+    } catch {
+      return false
+    }
+  }
+  for (const value of values) {
+    if (options.peerIdAlone === true && !value.startsWith('/')) {
+      if (!isPeerId(value)) {
+        throw new ConfigError(`${flag}: ${JSON.stringify(value)} is neither a multiaddr with /p2p/<peer id> nor a peer id${hint}`)
+      }
+      continue
+    }
+    let ma
+    try {
+      ma = multiaddr(value)
+    } catch {
+      throw new ConfigError(`${flag}: ${JSON.stringify(value)} is not a multiaddr${hint}`)
+    }
+    const peer = ma.getComponents().find(c => c.name === 'p2p')
+    if (peer == null) {
+      throw new ConfigError(`${flag}: ${value} has no /p2p/<peer id>${hint}`)
+    }
+    if (!isPeerId(peer.value)) {
+      throw new ConfigError(`${flag}: ${value}: ${JSON.stringify(peer.value)} is not a peer id${hint}`)
+    }
+  }
+}
+
+/**
  * Builds a node's configuration: flags, then environment, then defaults. Errors name the flag and
  * the bad value. Reads the key files and creates the identity when missing.
  */
@@ -111,17 +150,7 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
   const bootstrap = (args.bootstrap ?? []).length > 0
     ? args.bootstrap!
     : (nonEmpty(env.PHYSARUM_BOOTSTRAP) ?? nonEmpty(env.P2P_BOOTSTRAPS) ?? '').split(/\s+/).filter(Boolean)
-  for (const addr of bootstrap) {
-    let ma
-    try {
-      ma = multiaddr(addr)
-    } catch {
-      throw new ConfigError(`--bootstrap: ${JSON.stringify(addr)} is not a multiaddr`)
-    }
-    if (ma.getComponents().find(c => c.name === 'p2p') == null) {
-      throw new ConfigError(`--bootstrap: ${addr} has no /p2p/<peer id>: copy the full address the bootstrap printed at start`)
-    }
-  }
+  checkPeerAddresses('--bootstrap', bootstrap, { hint: 'copy the full address the bootstrap printed at start' })
 
   const listen = (args.listen ?? []).length > 0 ? args.listen! : [`/ip4/0.0.0.0/tcp/${defaults.p2pPort}`]
   for (const addr of listen) {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import yargs from 'yargs'
-import { PreSharedKey, parseHostPort, resolveNodeConfig, withNodeOptions } from '../src/index.ts'
+import { checkPeerAddresses, PreSharedKey, parseHostPort, resolveNodeConfig, withNodeOptions } from '../src/index.ts'
 import type { NodeArgs } from '../src/index.ts'
 
 const DEFAULTS = { name: 'test-daemon', p2pPort: 4001, metricsPort: 9100 }
@@ -74,6 +74,14 @@ describe('shared node options', () => {
     for (const [argv, caseEnv, message] of cases) {
       await assert.rejects(resolveNodeConfig(parse(argv), caseEnv, DEFAULTS), { message }, argv.join(' '))
     }
+    const peer = '12D3KooWGRUVh5JLWYmmzTZ3wE8p2Bch4JPWgGa2s2DCWVxo4pEx'
+    checkPeerAddresses('--registry', [`/ip4/127.0.0.1/tcp/4001/p2p/${peer}`, `/dns4/registry.example/tcp/4001/p2p/${peer}`])
+    checkPeerAddresses('--registry', [peer, `/ip6/::1/tcp/4001/p2p/${peer}`], { peerIdAlone: true })
+    assert.throws(() => { checkPeerAddresses('--registry', [peer]) }, { name: 'ConfigError', message: `--registry: "${peer}" is not a multiaddr` })
+    assert.throws(() => { checkPeerAddresses('--registry', ['12D3KooWnope'], { peerIdAlone: true }) }, { message: /--registry: "12D3KooWnope" is neither a multiaddr with \/p2p\/<peer id> nor a peer id/ })
+    assert.throws(() => { checkPeerAddresses('--registry', ['/ip4/127.0.0.1/tcp/4001'], { peerIdAlone: true, hint: 'see its log' }) }, { message: '--registry: /ip4/127.0.0.1/tcp/4001 has no /p2p/<peer id>: see its log' })
+    assert.throws(() => { checkPeerAddresses('--allocator', ['/ip4/127.0.0.1/tcp/4001/p2p/nonsense']) }, { message: /--allocator: \/ip4\/127.0.0.1\/tcp\/4001\/p2p\/nonsense: "nonsense" is not a peer id/ })
+
     const open = await resolveNodeConfig(parse(['--ephemeral', '--no-psk']), env, DEFAULTS)
     assert.equal(open.psk, null)
     assert.match(open.warnings.join(), /without a pre-shared key/)

@@ -1,5 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, launchDaemon, metricsUrl, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
+import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
 import { DEFAULT_STATS_INTERVAL_MS } from '@physarum/allocator/client'
 import { hideBin } from 'yargs/helpers'
 import {
@@ -15,7 +15,7 @@ import type { Argv } from 'yargs'
 const DEFAULTS = { name: NAME, p2pPort: DEFAULT_P2P_PORT, metricsPort: DEFAULT_METRICS_PORT }
 
 interface ProxyArgs extends NodeArgs {
-  port?: number
+  port?: string
   sidecar?: boolean
   service?: string
   'content-hash'?: string
@@ -37,7 +37,7 @@ export const describe = 'Run the client proxy (HTTP on 127.0.0.1:<port>) or, wit
 
 export function builder (argv: Argv): Argv<ProxyArgs> {
   return withNodeOptions(argv, DEFAULTS)
-    .positional('port', { type: 'number', describe: 'Client mode: the local HTTP port on 127.0.0.1 (4200 in the docs)' })
+    .positional('port', { type: 'string', describe: 'Client mode: the local HTTP port on 127.0.0.1 (4200 in the docs)' })
     .option('max-pending', { type: 'number', default: DEFAULT_MAX_PENDING, describe: 'Client: requests that may wait for one service\'s cold start; more get 503 with Retry-After' })
     .option('cold-start-timeout', { type: 'number', default: DEFAULT_COLD_START_TIMEOUT_MS, describe: 'Client: ms a request waits for a cold start before 504' })
     .option('upstream-timeout', { type: 'number', default: DEFAULT_UPSTREAM_TIMEOUT_MS, describe: 'Client: ms an instance may take to start its response before 504' })
@@ -74,17 +74,8 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
   if (portText == null || !Number.isInteger(servicePort) || servicePort < 1 || servicePort > 65535) {
     throw new ConfigError(`--service-port: ${JSON.stringify(portText ?? 'missing')} is not a port (1-65535)`)
   }
-  let allocator
-  if (args.allocator != null) {
-    try {
-      allocator = multiaddr(args.allocator)
-    } catch {
-      throw new ConfigError(`--allocator: ${JSON.stringify(args.allocator)} is not a multiaddr`)
-    }
-    if (allocator.getComponents().find(c => c.name === 'p2p') == null) {
-      throw new ConfigError(`--allocator: ${args.allocator} has no /p2p/<peer id>`)
-    }
-  }
+  checkPeerAddresses('--allocator', args.allocator == null ? [] : [args.allocator])
+  const allocator = args.allocator == null ? undefined : multiaddr(args.allocator)
   const clientPort = args['client-port']
   if (clientPort != null && (!Number.isInteger(clientPort) || clientPort < 1 || clientPort > 65535)) {
     throw new ConfigError(`--client-port: ${String(clientPort)} is not a port (1-65535)`)
@@ -124,10 +115,11 @@ function positiveMs (flag: string, value: number | undefined, fallback: number):
 }
 
 async function resolveClientConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): Promise<{ client: ClientDaemonConfig, logLevel: Awaited<ReturnType<typeof resolveNodeConfig>>['logLevel'], warnings: string[] }> {
-  const port = args.port
-  if (port == null || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(`<port>: ${JSON.stringify(port ?? 'missing')} is not a port (0-65535): run ${NAME} <port>, e.g. ${NAME} 4200`)
+  const port = Number(args.port)
+  if (args.port == null || args.port.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`<port>: ${JSON.stringify(args.port ?? 'missing')} is not a port (0-65535): run ${NAME} <port>, e.g. ${NAME} 4200`)
   }
+  checkPeerAddresses('--registry', args.registry ?? [])
   const maxPending = args['max-pending'] ?? DEFAULT_MAX_PENDING
   if (!Number.isInteger(maxPending) || maxPending < 1) {
     throw new ConfigError(`--max-pending: ${String(args['max-pending'])} is not a whole number of at least 1`)
