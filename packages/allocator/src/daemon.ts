@@ -1,4 +1,4 @@
-import { ALLOCATOR_TOPIC, createMetricsRegistry, createPhysarumNode, startMetricsServer } from '@physarum/p2p'
+import { ALLOCATOR_TOPIC, createMetricsRegistry, createPhysarumNode, nodeOptions, startMetricsServer } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
 import { Allocator } from './allocator.ts'
 import { NAME } from './constants.ts'
@@ -6,17 +6,10 @@ import { DockerRuntime } from './docker.ts'
 import { SidecarImageError } from './errors.ts'
 import { ensureSidecarImage } from './sidecar-image.ts'
 import type { AllocatorInit } from './allocator.ts'
-import type { PrivateKey } from '@libp2p/interface'
-import type { HostPort, Logger, MetricsServer, PhysarumNode, PreSharedKey } from '@physarum/p2p'
+import type { DaemonNodeOptions, HostPort, Logger, MetricsServer, PhysarumNode } from '@physarum/p2p'
 import type { Registry } from 'prom-client'
 
-export interface AllocatorDaemonConfig {
-  psk: PreSharedKey | null
-  privateKey?: PrivateKey
-  listen: string[]
-  /** Addresses to announce instead of the listen addresses (see PhysarumNodeInit). */
-  announce?: string[]
-  bootstrap: string[]
+export interface AllocatorDaemonConfig extends DaemonNodeOptions {
   metricsListen: HostPort
   /** unix:///path, tcp://host:port; else DOCKER_HOST, else the local socket. */
   dockerHost?: string
@@ -61,11 +54,7 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
   }
 
   const node = await createPhysarumNode({
-    psk: config.psk,
-    ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
-    listen: config.listen,
-    announce: config.announce,
-    bootstrap: config.bootstrap,
+    ...nodeOptions(config),
     dhtMode: 'server',
     role: NAME,
     ...(config.hostName == null ? {} : { hostName: config.hostName }),

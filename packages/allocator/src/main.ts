@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { checkPeerAddresses, ConfigError, launchDaemon, nodeAnnouncement, nodeOptions, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { multiaddr } from '@multiformats/multiaddr'
 import { hideBin } from 'yargs/helpers'
 import {
@@ -156,11 +156,7 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
   return {
     node,
     daemon: {
-      psk: node.psk,
-      ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
-      listen: node.listen,
-      announce: node.announce,
-      bootstrap: node.bootstrap,
+      ...nodeOptions(node),
       metricsListen: node.metricsListen,
       ...(args['docker-host'] ?? env.DOCKER_HOST) == null ? {} : { dockerHost: args['docker-host'] ?? env.DOCKER_HOST },
       nodeImage: args['node-image'],
@@ -184,22 +180,16 @@ export async function handler (args: AllocatorArgs): Promise<void> {
     start: async (config, log) => await startAllocatorDaemon(config.daemon, log),
     shutdownDeadlineMs: 30_000,
     announce: (daemon, config) => {
-      const addrs = daemon.node.multiaddrs().map(String)
-      const metrics = metricsUrl(daemon.metrics.address())
+      const node = nodeAnnouncement(daemon.node, daemon.metrics.address(), config.node)
       return {
         log: {
-          peerId: daemon.node.peerId.toString(),
-          addrs,
-          metrics,
-          pskSource: config.node.pskSource,
-          identity: config.node.identityPath ?? 'ephemeral',
+          ...node,
           stateDir: join(config.daemon.allocator.stateDir, 'instances'),
-          bootstrap: config.daemon.bootstrap,
           sidecarImage: daemon.sidecarImage,
           instances: daemon.allocator.instances().length,
           maxInstances: config.daemon.allocator.maxInstances
         },
-        stdout: [...addrs.map(addr => `${LISTENING_LINE} ${addr}`), `${METRICS_LINE} ${metrics}`]
+        stdout: [...node.addrs.map(addr => `${LISTENING_LINE} ${addr}`), `${METRICS_LINE} ${node.metrics}`]
       }
     }
   })

@@ -96,6 +96,30 @@ export interface NodeConfig {
   warnings: string[]
 }
 
+/** What a daemon's node takes from the command line: the overlay's key, its identity, addresses. */
+export interface DaemonNodeOptions {
+  psk: PreSharedKey | null
+  privateKey?: PrivateKey
+  listen: string[]
+  /** Addresses to announce instead of the listen addresses (see PhysarumNodeInit). */
+  announce?: string[]
+  bootstrap: string[]
+}
+
+/**
+ * The node options of a resolved configuration or of a daemon's configuration, and nothing else:
+ * what a daemon's configuration carries from its flags, and what it passes to createPhysarumNode.
+ */
+export function nodeOptions (from: DaemonNodeOptions): DaemonNodeOptions {
+  return {
+    psk: from.psk,
+    ...(from.privateKey == null ? {} : { privateKey: from.privateKey }),
+    listen: from.listen,
+    ...(from.announce == null ? {} : { announce: from.announce }),
+    bootstrap: from.bootstrap
+  }
+}
+
 type Env = Record<string, string | undefined>
 
 function nonEmpty (value: string | undefined): string | undefined {

@@ -3,8 +3,10 @@ import { ConfigError, InvalidPskError, MissingPskError } from './errors.ts'
 import { createLogger } from './logging.ts'
 import { PHYSARUM_VERSION } from './node.ts'
 import { onShutdown } from './shutdown.ts'
+import type { NodeConfig } from './cli.ts'
 import type { Logger, LogLevel } from './logging.ts'
 import type { HostPort } from './metrics.ts'
+import type { PhysarumNode } from './node.ts'
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs'
 
 /** Ends the process with `code` after one line on stderr: the message, never a stack. */
@@ -22,6 +24,21 @@ export function exitCodeOf (err: unknown): 1 | 2 {
 export function metricsUrl (address: HostPort): string {
   const host = address.host.includes(':') ? `[${address.host}]` : address.host
   return `http://${host}:${address.port}/metrics`
+}
+
+/**
+ * What a daemon's start-up line says of its node: its peer id, the addresses to give peers, its
+ * /metrics, where the key and the identity came from (never the key), its bootstraps.
+ */
+export function nodeAnnouncement (node: Pick<PhysarumNode, 'peerId' | 'multiaddrs'>, metrics: HostPort, config: NodeConfig): { peerId: string, addrs: string[], metrics: string, pskSource: NodeConfig['pskSource'], identity: string, bootstrap: string[] } {
+  return {
+    peerId: node.peerId.toString(),
+    addrs: node.multiaddrs().map(String),
+    metrics: metricsUrl(metrics),
+    pskSource: config.pskSource,
+    identity: config.identityPath ?? 'ephemeral',
+    bootstrap: config.bootstrap
+  }
 }
 
 export interface DaemonLaunch<C, D extends { stop(): Promise<void> }> {

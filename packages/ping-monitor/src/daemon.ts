@@ -1,11 +1,10 @@
-import { createMetricsRegistry, createPhysarumNode, startMetricsServer } from '@physarum/p2p'
+import { createMetricsRegistry, createPhysarumNode, nodeOptions, startMetricsServer } from '@physarum/p2p'
 import { NAME } from './constants.ts'
 import { createPingMonitor } from './index.ts'
 import { watchRefusals } from './refusals.ts'
 import type { PingMonitorOptions } from './index.ts'
 import type { PingMonitor } from './monitor.ts'
-import type { HostPort, Logger, MetricsServer, PhysarumNode, PreSharedKey } from '@physarum/p2p'
-import type { PrivateKey } from '@libp2p/interface'
+import type { DaemonNodeOptions, HostPort, Logger, MetricsServer, PhysarumNode } from '@physarum/p2p'
 import type { Registry } from 'prom-client'
 
 export interface ConnectionLimitFlags {
@@ -17,13 +16,7 @@ export interface ConnectionLimitFlags {
   maxPending: number
 }
 
-export interface PingMonitorDaemonConfig {
-  psk: PreSharedKey | null
-  privateKey?: PrivateKey
-  listen: string[]
-  /** Addresses to announce instead of the listen addresses (see PhysarumNodeInit). */
-  announce?: string[]
-  bootstrap: string[]
+export interface PingMonitorDaemonConfig extends DaemonNodeOptions {
   metricsListen: HostPort
   limits: ConnectionLimitFlags
   monitor: PingMonitorOptions
@@ -50,11 +43,7 @@ export interface PingMonitorDaemon {
 export async function startPingMonitorDaemon (config: PingMonitorDaemonConfig, log: Logger): Promise<PingMonitorDaemon> {
   const registry = config.registry ?? createMetricsRegistry()
   const node = await createPhysarumNode({
-    psk: config.psk,
-    ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
-    listen: config.listen,
-    announce: config.announce,
-    bootstrap: config.bootstrap,
+    ...nodeOptions(config),
     dhtMode: 'server',
     hostName: config.monitor.hostName,
     role: NAME,

@@ -1,5 +1,5 @@
 import { hostname, networkInterfaces } from 'node:os'
-import { ConfigError, launchDaemon, metricsUrl, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { ConfigError, launchDaemon, nodeAnnouncement, nodeOptions, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_CONCURRENCY, DEFAULT_FORGET_AFTER_MS, DEFAULT_INBOUND_RATE, DEFAULT_INTERVAL_MS, DEFAULT_MAX_CONNECTIONS,
@@ -87,11 +87,7 @@ async function resolveConfig (args: MonitorArgs, env: NodeJS.ProcessEnv): Promis
   return {
     node,
     daemon: {
-      psk: node.psk,
-      ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
-      listen: node.listen,
-      announce: node.announce,
-      bootstrap: node.bootstrap,
+      ...nodeOptions(node),
       metricsListen: node.metricsListen,
       limits,
       monitor
@@ -108,24 +104,18 @@ export async function handler (args: MonitorArgs): Promise<void> {
     },
     start: async (config, log) => await startPingMonitorDaemon(config.daemon, log),
     announce: (daemon, config) => {
-      const addrs = daemon.node.multiaddrs().map(String)
-      const metrics = metricsUrl(daemon.metrics.address())
+      const node = nodeAnnouncement(daemon.node, daemon.metrics.address(), config.node)
       return {
         log: {
-          peerId: daemon.node.peerId.toString(),
-          addrs,
-          metrics,
+          ...node,
           host: config.daemon.monitor.hostName,
-          pskSource: config.node.pskSource,
-          identity: config.node.identityPath ?? 'ephemeral',
-          bootstrap: config.daemon.bootstrap,
           intervalMs: config.daemon.monitor.intervalMs,
           pingTimeoutMs: config.daemon.monitor.pingTimeoutMs,
           concurrency: config.daemon.monitor.concurrency,
           forgetAfterMs: config.daemon.monitor.forgetAfterMs,
           limits: config.daemon.limits
         },
-        stdout: [...addrs.map(addr => `${LISTENING_LINE} ${addr}`), `${METRICS_LINE} ${metrics}`]
+        stdout: [...node.addrs.map(addr => `${LISTENING_LINE} ${addr}`), `${METRICS_LINE} ${node.metrics}`]
       }
     }
   })

@@ -1,19 +1,12 @@
-import { createMetricsRegistry, createPhysarumNode, startMetricsServer } from '@physarum/p2p'
+import { createMetricsRegistry, createPhysarumNode, nodeOptions, startMetricsServer } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
 import { startClientProxy } from './client.ts'
 import { NAME } from './constants.ts'
 import type { ClientProxy, ClientProxyInit } from './client.ts'
-import type { HostPort, Logger, MetricsServer, PhysarumNode, PreSharedKey } from '@physarum/p2p'
-import type { PrivateKey } from '@libp2p/interface'
+import type { DaemonNodeOptions, HostPort, Logger, MetricsServer, PhysarumNode } from '@physarum/p2p'
 import type { Registry } from 'prom-client'
 
-export interface ClientDaemonConfig {
-  psk: PreSharedKey | null
-  privateKey?: PrivateKey
-  listen: string[]
-  /** Addresses to announce instead of the listen addresses (see PhysarumNodeInit). */
-  announce?: string[]
-  bootstrap: string[]
+export interface ClientDaemonConfig extends DaemonNodeOptions {
   metricsListen: HostPort
   /** Registry-services to use instead of discovering them (multiaddrs with /p2p/). */
   registryPeers?: string[]
@@ -35,11 +28,7 @@ export interface ClientDaemon {
 export async function startClientDaemon (config: ClientDaemonConfig, log: Logger): Promise<ClientDaemon> {
   const registry = createMetricsRegistry()
   const node = await createPhysarumNode({
-    psk: config.psk,
-    ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
-    listen: config.listen,
-    announce: config.announce,
-    bootstrap: config.bootstrap,
+    ...nodeOptions(config),
     dhtMode: 'client',
     role: NAME,
     ...(config.hostName == null ? {} : { hostName: config.hostName }),

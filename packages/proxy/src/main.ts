@@ -1,5 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
+import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, nodeOptions, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
 import { DEFAULT_STATS_INTERVAL_MS } from '@physarum/allocator/client'
 import { hideBin } from 'yargs/helpers'
 import {
@@ -89,11 +89,7 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
     logLevel: node.logLevel,
     warnings: node.warnings,
     sidecar: {
-      psk: node.psk,
-      ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
-      listen: node.listen,
-      announce: node.announce,
-      bootstrap: node.bootstrap,
+      ...nodeOptions(node),
       service,
       contentHash: args['content-hash'] ?? service,
       servicePort,
@@ -137,11 +133,7 @@ async function resolveClientConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): Pr
     logLevel: node.logLevel,
     warnings: node.warnings,
     client: {
-      psk: node.psk,
-      ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
-      listen: node.listen,
-      announce: node.announce,
-      bootstrap: node.bootstrap,
+      ...nodeOptions(node),
       metricsListen: node.metricsListen,
       registryPeers: args.registry ?? [],
       ...(args.hostname == null ? {} : { hostName: args.hostname }),

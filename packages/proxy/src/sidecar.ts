@@ -1,22 +1,16 @@
 import { connect } from 'node:net'
-import { callRpc, createMetricsRegistry, createPhysarumNode, serviceTopic } from '@physarum/p2p'
+import { callRpc, createMetricsRegistry, createPhysarumNode, nodeOptions, serviceTopic } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
 import { CheckIn, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { CHECKIN_RETRY_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS } from './constants.ts'
 import { StreamDuplex } from './duplex.ts'
 import { startClientProxy } from './client.ts'
 import type { ClientProxy } from './client.ts'
-import type { Logger, PhysarumNode, PreSharedKey } from '@physarum/p2p'
-import type { PrivateKey, Stream } from '@libp2p/interface'
+import type { DaemonNodeOptions, Logger, PhysarumNode } from '@physarum/p2p'
+import type { Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-export interface SidecarConfig {
-  psk: PreSharedKey | null
-  privateKey?: PrivateKey
-  listen: string[]
-  /** Addresses to announce instead of the listen addresses (see PhysarumNodeInit). */
-  announce?: string[]
-  bootstrap: string[]
+export interface SidecarConfig extends DaemonNodeOptions {
   service: string
   contentHash: string
   servicePort: number
@@ -54,11 +48,7 @@ export interface Sidecar {
  */
 export async function startSidecar (config: SidecarConfig, log: Logger): Promise<Sidecar> {
   const node = await createPhysarumNode({
-    psk: config.psk,
-    ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
-    listen: config.listen,
-    announce: config.announce,
-    bootstrap: config.bootstrap,
+    ...nodeOptions(config),
     dhtMode: 'client',
     role: 'sidecar',
     ...(config.hostName == null ? {} : { hostName: config.hostName }),

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createMetricsRegistry, createPhysarumNode, RpcFailureError, RpcProtocolError, RpcTimeoutError, startMetricsServer } from '@physarum/p2p'
+import { createMetricsRegistry, createPhysarumNode, nodeOptions, RpcFailureError, RpcProtocolError, RpcTimeoutError, startMetricsServer } from '@physarum/p2p'
 import { createRegistryClient } from './client.ts'
 import { DEFAULT_JOIN_TIMEOUT_MS, NAME } from './constants.ts'
 import { JoinError, NoRegistryError } from './errors.ts'
@@ -10,8 +10,7 @@ import { RegistryStore } from './store.ts'
 import type { JoinAnswer, RegistryClient } from './client.ts'
 import type { EtcdStatus } from './etcd-process.ts'
 import type { RegistryService } from './service.ts'
-import type { PrivateKey } from '@libp2p/interface'
-import type { HostPort, Logger, MetricsServer, PhysarumNode, PreSharedKey } from '@physarum/p2p'
+import type { DaemonNodeOptions, HostPort, Logger, MetricsServer, PhysarumNode } from '@physarum/p2p'
 import type { Registry } from 'prom-client'
 
 /** How the registry gets its etcd. */
@@ -31,13 +30,7 @@ export interface ManagedEtcdConfig {
   env: Record<string, string | undefined>
 }
 
-export interface RegistryDaemonConfig {
-  psk: PreSharedKey | null
-  privateKey?: PrivateKey
-  listen: string[]
-  /** Addresses to announce instead of the listen addresses (see PhysarumNodeInit). */
-  announce?: string[]
-  bootstrap: string[]
+export interface RegistryDaemonConfig extends DaemonNodeOptions {
   metricsListen: HostPort
   etcd: EtcdMode
   etcdTimeoutMs: number
@@ -76,11 +69,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
 
   try {
     const node = await createPhysarumNode({
-      psk: config.psk,
-      ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
-      listen: config.listen,
-      announce: config.announce,
-      bootstrap: config.bootstrap,
+      ...nodeOptions(config),
       dhtMode: 'server',
       hostName: hostname().replace(/\s/g, '-') || 'unknown',
       role: NAME,

@@ -3,7 +3,7 @@ import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, launchDaemon, metricsUrl, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { ConfigError, launchDaemon, nodeAnnouncement, nodeOptions, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
@@ -178,11 +178,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
   return {
     node,
     daemon: {
-      psk: node.psk,
-      ...(node.privateKey == null ? {} : { privateKey: node.privateKey }),
-      listen: node.listen,
-      announce: node.announce,
-      bootstrap: node.bootstrap,
+      ...nodeOptions(node),
       metricsListen: node.metricsListen,
       etcd,
       etcdTimeoutMs: timeout,
@@ -206,22 +202,16 @@ export async function handler (args: RegistryArgs): Promise<void> {
     start: async (config, log) => await startRegistryDaemon(config.daemon, log),
     shutdownDeadlineMs: 15_000,
     announce: (daemon, config) => {
-      const addrs = daemon.node.multiaddrs().map(String)
-      const metrics = metricsUrl(daemon.metrics.address())
+      const node = nodeAnnouncement(daemon.node, daemon.metrics.address(), config.node)
       return {
         log: {
-          peerId: daemon.node.peerId.toString(),
-          addrs,
-          metrics,
-          pskSource: config.node.pskSource,
-          identity: config.node.identityPath ?? 'ephemeral',
-          bootstrap: config.daemon.bootstrap,
+          ...node,
           etcd: config.daemon.etcd.kind,
           etcdEndpoints: daemon.store.endpoints,
           admins: config.daemon.admins,
           openWrites: config.daemon.openWrites
         },
-        stdout: [...addrs.map(addr => `${LISTENING_LINE} ${addr}`), `${METRICS_LINE} ${metrics}`, `${ETCD_LINE} ${daemon.store.endpoints.join(',')}`]
+        stdout: [...node.addrs.map(addr => `${LISTENING_LINE} ${addr}`), `${METRICS_LINE} ${node.metrics}`, `${ETCD_LINE} ${daemon.store.endpoints.join(',')}`]
       }
     }
   })
