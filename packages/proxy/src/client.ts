@@ -7,7 +7,8 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS,
-  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, RETRY_AFTER_S, RETRY_DELAY_MS, STREAM_IDLE_TIMEOUT_MS
+  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, RETRY_AFTER_S, RETRY_DELAY_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
+  STREAM_IDLE_TIMEOUT_MS
 } from './constants.ts'
 import { StreamDuplex } from './duplex.ts'
 import { StreamOpenError, streamPool } from './pool.ts'
@@ -62,6 +63,12 @@ export interface Instance {
 interface KnownInstance extends Instance {
   /** Keep-alive streams to this instance (made with the first request to it). */
   pool?: Promise<Pool>
+  /** Requests sent to it that have no response head yet. */
+  waiting: number
+  /** When it last sent a response head, or when a request came to it while none waited (performance.now()). */
+  answeredAt: number
+  /** The ping asking whether it is still there while requests wait on it. */
+  probing?: Promise<void>
 }
 
 export interface ClientProxy {
@@ -148,7 +155,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const coldStarts = new Counter({ name: 'physarum_proxy_cold_starts_total', help: 'Allocations this proxy asked for, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
   const pending = new Gauge({ name: 'physarum_proxy_pending_requests', help: 'Requests waiting for a cold start', registers: [components.metrics] })
   const closerAllocations = new Counter({ name: 'physarum_proxy_closer_allocations_total', help: 'Allocations asked for in the background because the nearest instance was beyond the soft RTT, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
-  const upstreamFailures = new Counter({ name: 'physarum_proxy_upstream_failures_total', help: 'Requests whose instance failed before answering, by stage (stream: it could not be reached; request: it broke)', labelNames: ['service', 'stage'], registers: [components.metrics] })
+  const upstreamFailures = new Counter({ name: 'physarum_proxy_upstream_failures_total', help: 'Requests whose instance failed before answering, by stage (stream: it could not be reached; request: it broke), and instances that answered no ping while requests waited on them (stage ping)', labelNames: ['service', 'stage'], registers: [components.metrics] })
   const retries = new Counter({ name: 'physarum_proxy_retries_total', help: 'Requests sent again after their instance failed before answering', labelNames: ['service'], registers: [components.metrics] })
   const upstreamRtt = new Gauge({ name: 'physarum_proxy_upstream_rtt_seconds', help: 'RTT to the instance each service uses now', labelNames: ['service'], registers: [components.metrics] })
 
@@ -181,7 +188,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       known.rttMs = instance.rttMs ?? known.rttMs
       return known
     }
-    const added: KnownInstance = { ...instance }
+    const added: KnownInstance = { ...instance, waiting: 0, answeredAt: 0 }
     state.instances.set(key, added)
     return added
   }
@@ -386,6 +393,36 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   }
 
   /**
+   * An instance that sent no response head for STALL_PROBE_AFTER_MS while requests wait on it gets
+   * a ping; unanswered within STALL_PING_TIMEOUT_MS (or four RTTs), it is not chosen for a while,
+   * so new requests go elsewhere within seconds instead of waiting on a host that went silent
+   * (libp2p's liveness check drops such a connection only after about a minute). The requests
+   * already waiting on it keep waiting, up to the upstream timeout: on a busy host a ping can be
+   * late and the instance merely slow.
+   */
+  const probeStalled = (): void => {
+    const now = performance.now()
+    for (const [service, state] of services) {
+      for (const instance of state.instances.values()) {
+        if (instance.waiting === 0 || instance.probing != null || now - instance.answeredAt < STALL_PROBE_AFTER_MS) {
+          continue
+        }
+        const timeoutMs = Math.max(STALL_PING_TIMEOUT_MS, 4 * (instance.rttMs ?? 0))
+        instance.probing = node.measureRtt(instance.peerId, { signal: within(timeoutMs) }).then(() => {}, (err: Error) => {
+          if (controller.signal.aborted || state.instances.get(instance.peerId.toString()) !== instance) {
+            return
+          }
+          upstreamFailures.inc({ service, stage: 'ping' })
+          log.warn({ service, peer: instance.peerId.toString(), waiting: instance.waiting, err: err.message }, 'the instance answered no ping while requests waited on it: not chosen for a while')
+          rest(service, instance)
+        }).finally(() => { instance.probing = undefined })
+      }
+    }
+  }
+  const stallTimer = setInterval(probeStalled, STALL_PROBE_AFTER_MS)
+  stallTimer.unref()
+
+  /**
    * One attempt at the instance. Rejects with an UpstreamFailure when the request failed before a
    * response started (the caller may retry it elsewhere), with a ProxyError otherwise.
    */
@@ -398,6 +435,20 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       headersTimeoutMs: upstreamTimeoutMs
     })
     const pool = await instance.pool
+    if (instance.waiting++ === 0) {
+      instance.answeredAt = performance.now()
+    }
+    let waiting = true
+    /** This request no longer waits for the instance's response head (`heard`: the head came). */
+    const done = (heard: boolean): void => {
+      if (waiting) {
+        waiting = false
+        instance.waiting--
+        if (heard) {
+          instance.answeredAt = performance.now()
+        }
+      }
+    }
     return await new Promise<number>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined
       let answered = false
@@ -419,6 +470,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           }
         },
         onResponseStart: (_controller, statusCode, headers, statusMessage) => {
+          done(true)
           // 1xx where Node's server can send them: 102 and 103 (100 Continue it answered itself)
           if (statusCode < 200) {
             if (statusCode === 103) {
@@ -449,6 +501,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           res.end()
         },
         onResponseError: (_controller, err) => {
+          done(false)
           if (clientGone) {
             reject(new ProxyError(499, 'The client went away'))
             return
@@ -593,6 +646,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     },
     stop: async () => {
       controller.abort()
+      clearInterval(stallTimer)
       for (const state of services.values()) {
         for (const instance of state.instances.values()) {
           instance.pool?.then(async pool => { await pool.destroy() }).catch(() => {})

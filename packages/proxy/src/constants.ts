@@ -40,6 +40,14 @@ export const MAX_UNREACHED_ATTEMPTS = 4
 export const RETRY_DELAY_MS = 250
 /** Client mode: how long an instance that failed is not chosen again. */
 export const INSTANCE_REST_MS = 30_000
+/** Client mode: an instance that sent no response head for this long while requests wait on it gets a ping. */
+export const STALL_PROBE_AFTER_MS = 1_000
+/**
+ * Client mode: how long that ping may take (or four of the instance's RTTs, if longer) before the
+ * instance is not chosen for a while: it may be gone silently. A busy 2-core host answered pings
+ * behind a bulk transfer in up to half a second, and later still with no CPU to spare.
+ */
+export const STALL_PING_TIMEOUT_MS = 5_000
 /** Client mode: the Retry-After (s) of a 503. */
 export const RETRY_AFTER_S = 1
 /** Client mode: the response header of the requests that waited for a cold start (its ms). */

@@ -12,6 +12,7 @@ import {
 import { HTTP_PROTOCOL, LABELS } from '@physarum/allocator'
 import { startClientProxy } from '../src/client.ts'
 import { COLD_START_HEADER } from '../src/constants.ts'
+import { startTestProxy } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from '../../allocator/test/helpers.ts'
 import type { AllocatorDaemon } from '@physarum/allocator'
 import type { ClientProxy } from '../src/client.ts'
@@ -312,9 +313,7 @@ describe('client proxy', { timeout: 300_000 }, () => {
   })
 
   it('answers 503 with Retry-After past --max-pending, and 504 past --cold-start-timeout', async () => {
-    const limited = await startClientProxy({ node: overlay.client, registry: createRegistryClient(overlay.client, { peers: [overlay.registry.node.multiaddrs()[0]!] }), metrics: createMetricsRegistry(), log: silentLog }, {
-      host: '127.0.0.1', port: 0, discoveryTimeoutMs: 500, coldStartTimeoutMs: 1_500, maxPending: 2
-    })
+    const { proxy: limited } = await startTestProxy(overlay.client, overlay.registry.node.multiaddrs()[0]!, { discoveryTimeoutMs: 500, coldStartTimeoutMs: 1_500, maxPending: 2 })
     try {
       const answers = await Promise.all(Array.from({ length: 5 }, async () => {
         const response = await fetch(`http://127.0.0.1:${limited.port}/slow-server/`)
@@ -414,9 +413,7 @@ describe('client proxy', { timeout: 300_000 }, () => {
       assert.match((await broken.json() as { error: string }).error, /The instance of hello-world-server failed before answering/)
     }
 
-    const impatient = await startClientProxy({ node: overlay.client, registry: createRegistryClient(overlay.client, { peers: [overlay.registry.node.multiaddrs()[0]!] }), metrics: createMetricsRegistry(), log: silentLog }, {
-      host: '127.0.0.1', port: 0, discoveryTimeoutMs: 500, upstreamTimeoutMs: 500
-    })
+    const { proxy: impatient } = await startTestProxy(overlay.client, overlay.registry.node.multiaddrs()[0]!, { discoveryTimeoutMs: 500, upstreamTimeoutMs: 500 })
     try {
       const stalled = await fetch(`http://127.0.0.1:${impatient.port}/hello-world-server/stall`)
       assert.equal(stalled.status, 504)

@@ -1,12 +1,18 @@
 import { once } from 'node:events'
 import { createServer as createHttpServer } from 'node:http'
-import { sampleRecord, silentLog, startClient, startNode, startRegistry, stopAll, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
+import { createMetricsRegistry } from '@physarum/p2p'
+import { createRegistryClient } from '@physarum/registry-service'
+import { freePort, sampleRecord, silentLog, startClient, startNode, startRegistry, stopAll, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
+import { startClientProxy } from '../src/client.ts'
 import { startSidecar } from '../src/sidecar.ts'
 import type { AddressInfo } from 'node:net'
 import type { Server as HttpServer } from 'node:http'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
+import type { ClientProxy, ClientProxyInit } from '../src/client.ts'
 import type { Sidecar } from '../src/sidecar.ts'
+import type { Registry } from 'prom-client'
 
 export interface NamedServer {
   port: number
@@ -66,4 +72,44 @@ export async function startLocalInstance (service: string, name: string, service
       await etcd.remove()
     }
   }
+}
+
+/** A named HTTP service with a sidecar in front of it. */
+export interface NamedInstance {
+  server: NamedServer
+  sidecar: Sidecar
+}
+
+/**
+ * A named HTTP service and its sidecar (instance id and host name `name`), listening on a free
+ * port of 127.0.0.1 and joining through `bootstrap`. `announce(port)`, when given, is the address
+ * peers are told instead: a relay to that port, which makes the instance far or lets it go silent.
+ */
+export async function startNamedInstance (init: { service: string, contentHash: string, name: string, bootstrap: PhysarumNode, announce?: (port: number) => Promise<string> }): Promise<NamedInstance> {
+  const server = await startNamedServer(init.name)
+  const port = await freePort()
+  const sidecar = await startSidecar({
+    psk: TEST_PSK,
+    listen: [`/ip4/127.0.0.1/tcp/${port}`],
+    ...(init.announce == null ? {} : { announce: [await init.announce(port)] }),
+    bootstrap: [init.bootstrap.multiaddrs()[0]!.toString()],
+    service: init.service,
+    contentHash: init.contentHash,
+    servicePort: server.port,
+    instanceId: init.name,
+    hostName: init.name
+  }, silentLog)
+  return { server, sidecar }
+}
+
+/** A client proxy on a free port of 127.0.0.1 that asks the registry-service at `registry`, with a metrics registry of its own. */
+export async function startTestProxy (node: PhysarumNode, registry: Multiaddr, init: Partial<ClientProxyInit> = {}): Promise<{ proxy: ClientProxy, metrics: Registry }> {
+  const metrics = createMetricsRegistry()
+  const proxy = await startClientProxy({
+    node,
+    registry: createRegistryClient(node, { peers: [registry] }),
+    metrics,
+    log: silentLog
+  }, { host: '127.0.0.1', port: 0, discoveryTimeoutMs: 1_000, ...init })
+  return { proxy, metrics }
 }

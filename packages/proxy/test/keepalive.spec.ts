@@ -2,11 +2,8 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { createServer } from 'node:http'
 import { after, before, describe, it } from 'node:test'
-import { createMetricsRegistry } from '@physarum/p2p'
-import { createRegistryClient } from '@physarum/registry-service'
-import { eventually, silentLog, startNode, stopAll } from '../../registry-service/test/helpers.ts'
-import { startClientProxy } from '../src/client.ts'
-import { startLocalInstance } from './helpers.ts'
+import { eventually, startNode, stopAll } from '../../registry-service/test/helpers.ts'
+import { startLocalInstance, startTestProxy } from './helpers.ts'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { PhysarumNode } from '@physarum/p2p'
@@ -48,13 +45,9 @@ describe('client proxy: an instance that closes a connection under a request', {
     await once(service, 'listening')
     instance = await startLocalInstance(SERVICE, 'closing', (service.address() as AddressInfo).port)
     proxyNode = await startNode({ bootstrap: [instance.bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
-    metrics = createMetricsRegistry()
-    proxy = await startClientProxy({
-      node: proxyNode,
-      registry: createRegistryClient(proxyNode, { peers: [instance.registry.node.multiaddrs()[0]!] }),
-      metrics,
-      log: silentLog
-    }, { host: '127.0.0.1', port: 0, discoveryTimeoutMs: 1_000, idleStreamTimeoutMs: 30_000 })
+    const started = await startTestProxy(proxyNode, instance.registry.node.multiaddrs()[0]!, { idleStreamTimeoutMs: 30_000 })
+    proxy = started.proxy
+    metrics = started.metrics
     await eventually('the instance answers', async () => await post().catch(() => undefined) === 200 ? true : undefined, 30_000, 200)
   })
 

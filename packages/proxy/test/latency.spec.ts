@@ -1,22 +1,18 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { createRegistryClient } from '@physarum/registry-service'
-import { createMetricsRegistry, serviceTopic } from '@physarum/p2p'
+import { serviceTopic } from '@physarum/p2p'
 import {
-  buildServiceImage, ensureNodeImage, eventually, freePort, HELLO_SERVER, silentLog, startDocker, startImageRegistry, startNode,
-  startOverlay, startTestAllocator, stopAll, stopTestbed, tempDir, TEST_PSK, waitForAllocator
+  buildServiceImage, ensureNodeImage, eventually, HELLO_SERVER, startDocker, startImageRegistry, startNode, startOverlay,
+  startTestAllocator, stopAll, stopTestbed, tempDir, waitForAllocator
 } from '../../allocator/test/helpers.ts'
-import { startClientProxy } from '../src/client.ts'
-import { startSidecar } from '../src/sidecar.ts'
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
-import { startNamedServer } from './helpers.ts'
+import { startNamedInstance, startTestProxy } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from '../../allocator/test/helpers.ts'
 import type { AllocatorDaemon } from '@physarum/allocator'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { ClientProxy } from '../src/client.ts'
-import type { Sidecar } from '../src/sidecar.ts'
 import type { DelayRelay } from '../../p2p/test/helpers.ts'
-import type { NamedServer } from './helpers.ts'
+import type { NamedInstance } from './helpers.ts'
 import type { Registry } from 'prom-client'
 
 const SERVICE = 'latency-server'
@@ -35,8 +31,7 @@ describe('client proxy choosing by RTT', { timeout: 300_000 }, () => {
   let proxy: ClientProxy
   let metrics: Registry
   let relay: DelayRelay
-  const servers: NamedServer[] = []
-  const sidecars: Sidecar[] = []
+  const instances: NamedInstance[] = []
 
   const get = async (): Promise<string> => {
     const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`)
@@ -47,23 +42,8 @@ describe('client proxy choosing by RTT', { timeout: 300_000 }, () => {
   const closerAllocations = async (): Promise<string[]> => (await metrics.metrics()).split('\n')
     .filter(line => line.startsWith(`physarum_proxy_closer_allocations_total{service="${SERVICE}"`))
 
-  const startInstance = async (name: string, announce?: (port: number) => Promise<string>): Promise<Sidecar> => {
-    const server = await startNamedServer(name)
-    servers.push(server)
-    const port = await freePort()
-    const sidecar = await startSidecar({
-      psk: TEST_PSK,
-      listen: [`/ip4/127.0.0.1/tcp/${port}`],
-      ...(announce == null ? {} : { announce: [await announce(port)] }),
-      bootstrap: [overlay.bootstrap.multiaddrs()[0]!.toString()],
-      service: SERVICE,
-      contentHash: CONTENT_HASH,
-      servicePort: server.port,
-      instanceId: name,
-      hostName: name
-    }, silentLog)
-    sidecars.push(sidecar)
-    return sidecar
+  const startInstance = async (name: string, announce?: (port: number) => Promise<string>): Promise<void> => {
+    instances.push(await startNamedInstance({ service: SERVICE, contentHash: CONTENT_HASH, name, bootstrap: overlay.bootstrap, ...(announce == null ? {} : { announce }) }))
   }
 
   before(async () => {
@@ -90,22 +70,18 @@ describe('client proxy choosing by RTT', { timeout: 300_000 }, () => {
       }
       return found.length === 2 ? true : undefined
     }, 20_000)
-    metrics = createMetricsRegistry()
-    proxy = await startClientProxy({
-      node: proxyNode,
-      registry: createRegistryClient(proxyNode, { peers: [overlay.registry.node.multiaddrs()[0]!] }),
-      metrics,
-      log: silentLog
-    }, { host: '127.0.0.1', port: 0, discoveryTimeoutMs: 1_000 })
+    const started = await startTestProxy(proxyNode, overlay.registry.node.multiaddrs()[0]!)
+    proxy = started.proxy
+    metrics = started.metrics
   })
 
   after(async () => {
     await proxy?.stop()
-    await Promise.all(sidecars.map(async sidecar => { await sidecar.stop(0) }))
+    await Promise.all(instances.map(async ({ sidecar }) => { await sidecar.stop(0) }))
     await relay?.close()
-    for (const { server } of servers) {
-      server.closeAllConnections()
-      server.close()
+    for (const { server } of instances) {
+      server.server.closeAllConnections()
+      server.server.close()
     }
     await stopAll([proxyNode])
     await daemon?.stop()
@@ -116,15 +92,15 @@ describe('client proxy choosing by RTT', { timeout: 300_000 }, () => {
     for (let i = 0; i < 5; i++) {
       assert.equal(await get(), 'near\n')
     }
-    const far = sidecars[1]!.node.peerId.toString()
+    const far = instances[1]!.sidecar.node.peerId.toString()
     const farRtt = proxyNode.rtt.get(far)?.smoothedMs ?? 0
     assert.ok(farRtt >= 2 * DELAY_MS, `far RTT ${farRtt} ms`)
-    assert.ok((proxyNode.rtt.get(sidecars[0]!.node.peerId.toString())?.smoothedMs ?? Infinity) < SOFT_MS)
+    assert.ok((proxyNode.rtt.get(instances[0]!.sidecar.node.peerId.toString())?.smoothedMs ?? Infinity) < SOFT_MS)
     assert.deepEqual(await closerAllocations(), [])
   })
 
   it('uses the far one within hard when the near one is gone, and asks once for a closer one', async () => {
-    await sidecars[0]!.stop(0)
+    await instances[0]!.sidecar.stop(0)
     // far within hard, until the background allocation (on the allocator of this host, about
     // 1 ms away) is up and takes over
     const bodies = [await get()]
