@@ -69,6 +69,8 @@ interface KnownInstance extends Instance {
   answeredAt: number
   /** The ping asking whether it is still there while requests wait on it. */
   probing?: Promise<void>
+  /** Of the requests waiting on it, those that may go to another instance, each with its way there. */
+  movable: Set<(reason: Error) => void>
 }
 
 export interface ClientProxy {
@@ -188,7 +190,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       known.rttMs = instance.rttMs ?? known.rttMs
       return known
     }
-    const added: KnownInstance = { ...instance, waiting: 0, answeredAt: 0 }
+    const added: KnownInstance = { ...instance, waiting: 0, answeredAt: 0, movable: new Set() }
     state.instances.set(key, added)
     return added
   }
@@ -397,8 +399,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    * a ping; unanswered within STALL_PING_TIMEOUT_MS (or four RTTs), it is not chosen for a while,
    * so new requests go elsewhere within seconds instead of waiting on a host that went silent
    * (libp2p's liveness check drops such a connection only after about a minute). The requests
-   * already waiting on it keep waiting, up to the upstream timeout: on a busy host a ping can be
-   * late and the instance merely slow.
+   * waiting on it that may be sent twice go to another instance too; the others keep waiting, up
+   * to the upstream timeout: on a busy host a ping can be late and the instance merely slow.
    */
   const probeStalled = (): void => {
     const now = performance.now()
@@ -413,8 +415,12 @@ export async function startClientProxy (components: ClientProxyComponents, init:
             return
           }
           upstreamFailures.inc({ service, stage: 'ping' })
-          log.warn({ service, peer: instance.peerId.toString(), waiting: instance.waiting, err: err.message }, 'the instance answered no ping while requests waited on it: not chosen for a while')
+          log.warn({ service, peer: instance.peerId.toString(), waiting: instance.waiting, moved: instance.movable.size, err: err.message }, 'the instance answered no ping while requests waited on it: not chosen for a while')
           rest(service, instance)
+          const reason = new Error(`${instance.peerId.toString()} answered no ping within ${timeoutMs} ms`)
+          for (const moveAway of instance.movable) {
+            moveAway(reason)
+          }
         }).finally(() => { instance.probing = undefined })
       }
     }
@@ -424,9 +430,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
 
   /**
    * One attempt at the instance. Rejects with an UpstreamFailure when the request failed before a
-   * response started (the caller may retry it elsewhere), with a ProxyError otherwise.
+   * response started (the caller may retry it elsewhere), with a ProxyError otherwise. A `movable`
+   * request is given up, as failed, when the instance answers no ping while it waits.
    */
-  const forward = async (req: IncomingMessage, res: ServerResponse, record: ServiceRecord, path: string, resolved: Resolved, body: boolean): Promise<number> => {
+  const forward = async (req: IncomingMessage, res: ServerResponse, record: ServiceRecord, path: string, resolved: Resolved, body: boolean, movable: boolean): Promise<number> => {
     const { instance } = resolved
     instance.pool ??= streamPool({
       open: async () => await openStream(instance),
@@ -438,21 +445,30 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     if (instance.waiting++ === 0) {
       instance.answeredAt = performance.now()
     }
-    let waiting = true
-    /** This request no longer waits for the instance's response head (`heard`: the head came). */
-    const done = (heard: boolean): void => {
-      if (waiting) {
-        waiting = false
-        instance.waiting--
-        if (heard) {
-          instance.answeredAt = performance.now()
-        }
-      }
-    }
     return await new Promise<number>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined
       let answered = false
       let clientGone = false
+      let movedAway: Error | undefined
+      const moveAway = (reason: Error): void => {
+        movedAway = reason
+        controller?.abort(reason)
+      }
+      if (movable) {
+        instance.movable.add(moveAway)
+      }
+      let waiting = true
+      /** This request no longer waits for the instance's response head (`heard`: the head came). */
+      const done = (heard: boolean): void => {
+        if (waiting) {
+          waiting = false
+          instance.waiting--
+          instance.movable.delete(moveAway)
+          if (heard) {
+            instance.answeredAt = performance.now()
+          }
+        }
+      }
       // the client went away: stop the upstream request too
       res.on('close', () => {
         if (!res.writableFinished) {
@@ -467,6 +483,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           controller = started
           if (clientGone) {
             started.abort(new Error('The client went away'))
+          } else if (movedAway != null) {
+            started.abort(movedAway)
           }
         },
         onResponseStart: (_controller, statusCode, headers, statusMessage) => {
@@ -530,10 +548,11 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       const record = await lookUp(registry, target.service)
       service = record.name
       const body = hasBody(req)
+      const repeatable = !body && IDEMPOTENT_METHODS.has(req.method ?? '')
       for (let attempt = 1; ; attempt++) {
         const resolved = await resolve(record)
         try {
-          code = await forward(req, res, record, target.path, resolved, body)
+          code = await forward(req, res, record, target.path, resolved, body, repeatable && attempt === 1)
           break
         } catch (err) {
           if (!(err instanceof UpstreamFailure)) {
@@ -548,7 +567,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           // nothing reached an instance that could not be reached: any method may go again, a few
           // times (an allocator may still vouch for an instance that just died); a request that
           // reached its instance goes again once, and only when repeating it is harmless
-          const retry = !body && (stage === 'stream' ? attempt < MAX_UNREACHED_ATTEMPTS : attempt === 1 && IDEMPOTENT_METHODS.has(req.method ?? ''))
+          const retry = stage === 'stream' ? !body && attempt < MAX_UNREACHED_ATTEMPTS : repeatable && attempt === 1
           log.warn({ service, peer: resolved.instance.peerId.toString(), stage, err: err.message, retry }, 'the instance failed before answering')
           if (!retry) {
             throw new ProxyError(502, `The instance of ${record.name} failed before answering: ${err.message}`)

@@ -24,10 +24,11 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
   const instances: NamedInstance[] = []
   const relays: DelayRelay[] = []
 
-  const get = async (signal?: AbortSignal): Promise<{ status: number, body: string }> => {
-    const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`, signal == null ? {} : { signal })
+  const send = async (method: string, signal?: AbortSignal): Promise<{ status: number, body: string }> => {
+    const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`, { method, ...(signal == null ? {} : { signal }) })
     return { status: response.status, body: await response.text() }
   }
+  const get = async (signal?: AbortSignal): Promise<{ status: number, body: string }> => await send('GET', signal)
 
   /** An instance peers reach only through a relay that adds `delayMs` each way (and can go silent). */
   const startInstance = async (name: string, delayMs: number): Promise<DelayRelay> => {
@@ -72,16 +73,18 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     }
   })
 
-  it('sends new requests to another instance within seconds, after a ping the silent one does not answer', async (t) => {
+  it('sends requests to another instance within seconds, after a ping the silent one does not answer', async (t) => {
     const near = await startInstance('near', 0)
     await startInstance('far', 10)
     await eventually('requests to reach the near instance', async () => (await get().catch(() => undefined))?.body === 'near\n' ? true : undefined, 30_000, 200)
 
     near.hold()
     const heldAt = performance.now()
-    // this one waits on the silent host: it shows the proxy that a request gets no answer there
+    // these wait on the silent host: they show the proxy that requests get no answer there
+    const waitingGet = get()
     const stuck = new AbortController()
-    const waiting = get(stuck.signal).catch((err: Error) => err)
+    let postSettled = false
+    const waitingPost = send('POST', stuck.signal).catch((err: Error) => err).finally(() => { postSettled = true })
     // until the ping has failed, requests still go to the near instance and wait with the first
     const answered = await eventually('a request answered by the far instance', async () => {
       const attempt = await get(AbortSignal.timeout(1_000)).catch(() => undefined)
@@ -96,7 +99,10 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     const pings = (await metrics.metrics()).split('\n').filter(line => line.startsWith(`physarum_proxy_upstream_failures_total{service="${SERVICE}",stage="ping"}`))
     assert.deepEqual(pings.map(line => line.split(' ')[1]), ['1'])
 
+    // the GET that waited went to the other instance; the POST, which must not be sent twice, still waits
+    assert.deepEqual(await waitingGet, { status: 200, body: 'far\n' })
+    assert.equal(postSettled, false)
     stuck.abort()
-    assert.equal((await waiting as Error).name, 'AbortError')
+    assert.equal((await waitingPost as Error).name, 'AbortError')
   })
 })
