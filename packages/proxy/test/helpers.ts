@@ -1,8 +1,8 @@
 import { once } from 'node:events'
 import { createServer as createHttpServer } from 'node:http'
-import { createMetricsRegistry } from '@physarum/p2p'
+import { createMetricsRegistry, serviceTopic } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
-import { freePort, sampleRecord, silentLog, startClient, startNode, startRegistry, stopAll, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
+import { eventually, freePort, sampleRecord, silentLog, startClient, startNode, startRegistry, stopAll, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
 import { startClientProxy } from '../src/client.ts'
 import { startSidecar } from '../src/sidecar.ts'
 import type { AddressInfo } from 'node:net'
@@ -112,4 +112,15 @@ export async function startTestProxy (node: PhysarumNode, registry: Multiaddr, i
     log: silentLog
   }, { host: '127.0.0.1', port: 0, discoveryTimeoutMs: 1_000, ...init })
   return { proxy, metrics }
+}
+
+/** Waits until `node` finds `count` providers of the service topic of `contentHash` in the DHT. */
+export async function waitForProviders (node: PhysarumNode, contentHash: string, count: number): Promise<void> {
+  await eventually(`${count} instances to be found`, async () => {
+    const found = []
+    for await (const provider of node.discovery.findProviders(serviceTopic(contentHash), { signal: AbortSignal.timeout(1_000) })) {
+      found.push(provider)
+    }
+    return found.length === count ? true : undefined
+  }, 20_000)
 }

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { serviceTopic } from '@physarum/p2p'
 import {
   buildServiceImage, ensureNodeImage, eventually, HELLO_SERVER, startDocker, startImageRegistry, startNode, startOverlay,
   startTestAllocator, stopAll, stopTestbed, tempDir, waitForAllocator
 } from '../../allocator/test/helpers.ts'
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
-import { startNamedInstance, startTestProxy } from './helpers.ts'
+import { startNamedInstance, startTestProxy, waitForProviders } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from '../../allocator/test/helpers.ts'
 import type { AllocatorDaemon } from '@physarum/allocator'
 import type { PhysarumNode } from '@physarum/p2p'
@@ -63,13 +62,7 @@ describe('client proxy choosing by RTT', { timeout: 300_000 }, () => {
     })
     // like the proxy daemon, a DHT client: the sidecars' DHT walks never dial it directly
     proxyNode = await startNode({ bootstrap: [overlay.bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
-    await eventually('both instances are found', async () => {
-      const found = []
-      for await (const provider of proxyNode.discovery.findProviders(serviceTopic(CONTENT_HASH), { signal: AbortSignal.timeout(1_000) })) {
-        found.push(provider)
-      }
-      return found.length === 2 ? true : undefined
-    }, 20_000)
+    await waitForProviders(proxyNode, CONTENT_HASH, 2)
     const started = await startTestProxy(proxyNode, overlay.registry.node.multiaddrs()[0]!)
     proxy = started.proxy
     metrics = started.metrics

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { eventually, sampleRecord, startClient, startNode, startRegistry, stopAll, TestEtcd } from '../../registry-service/test/helpers.ts'
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
 import { STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS } from '../src/constants.ts'
-import { startNamedInstance, startTestProxy } from './helpers.ts'
+import { startNamedInstance, startTestProxy, waitForProviders } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
 import type { DelayRelay } from '../../p2p/test/helpers.ts'
@@ -76,6 +76,8 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
   it('sends requests to another instance within seconds, after a ping the silent one does not answer', async (t) => {
     const near = await startInstance('near', 0)
     await startInstance('far', 10)
+    // both known before the first request: a proxy that found only one would keep to it until its refresh
+    await waitForProviders(proxyNode, CONTENT_HASH, 2)
     await eventually('requests to reach the near instance', async () => (await get().catch(() => undefined))?.body === 'near\n' ? true : undefined, 30_000, 200)
 
     near.hold()
