@@ -442,9 +442,6 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       headersTimeoutMs: upstreamTimeoutMs
     })
     const pool = await instance.pool
-    if (instance.waiting++ === 0) {
-      instance.answeredAt = performance.now()
-    }
     return await new Promise<number>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined
       let answered = false
@@ -457,13 +454,30 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       if (movable) {
         instance.movable.add(moveAway)
       }
-      let waiting = true
+      // a request waits for the instance's response head once it is sent whole: an upload in
+      // progress is no stall
+      let waiting = false
+      let settled = false
+      const wait = (): void => {
+        if (!settled) {
+          waiting = true
+          if (instance.waiting++ === 0) {
+            instance.answeredAt = performance.now()
+          }
+        }
+      }
+      if (body && !req.readableEnded) {
+        req.once('end', wait)
+      } else {
+        wait()
+      }
       /** This request no longer waits for the instance's response head (`heard`: the head came). */
       const done = (heard: boolean): void => {
+        settled = true
+        instance.movable.delete(moveAway)
         if (waiting) {
           waiting = false
           instance.waiting--
-          instance.movable.delete(moveAway)
           if (heard) {
             instance.answeredAt = performance.now()
           }
