@@ -1,5 +1,5 @@
 import { ALLOCATOR_TOPIC, createMetricsRegistry, createPhysarumNode, nodeOptions, startMetricsServer } from '@physarum/p2p'
-import { createRegistryClient } from '@physarum/registry-service'
+import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { Allocator } from './allocator.ts'
 import { NAME } from './constants.ts'
 import { DockerRuntime } from './docker.ts'
@@ -61,7 +61,11 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
     metricsRegistry: registry
   })
   await node.start()
-  const registryClient = createRegistryClient(node, { ...(config.registryPeers == null || config.registryPeers.length === 0 ? {} : { peers: config.registryPeers }), log: log.child({ component: 'registry-client' }) })
+  const registryClient = createRegistryClient(node, {
+    ...(config.registryPeers == null || config.registryPeers.length === 0 ? {} : { peers: config.registryPeers }),
+    staleIfErrorMs: DAEMON_STALE_IF_ERROR_MS,
+    log: log.child({ component: 'registry-client' })
+  })
   const allocator = new Allocator({ node, runtime, registry: registryClient, logger: log.child({ component: 'allocator' }), metricsRegistry: registry }, {
     ...config.allocator,
     sidecarImage,

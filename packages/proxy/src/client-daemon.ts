@@ -1,5 +1,5 @@
 import { createMetricsRegistry, createPhysarumNode, nodeOptions, startMetricsServer } from '@physarum/p2p'
-import { createRegistryClient } from '@physarum/registry-service'
+import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { startClientProxy } from './client.ts'
 import { NAME } from './constants.ts'
 import type { ClientProxy, ClientProxyInit } from './client.ts'
@@ -36,6 +36,7 @@ export async function startClientDaemon (config: ClientDaemonConfig, log: Logger
   })
   await node.start()
   const registryClient = createRegistryClient(node, {
+    staleIfErrorMs: DAEMON_STALE_IF_ERROR_MS,
     ...(config.registryPeers == null || config.registryPeers.length === 0 ? {} : { peers: config.registryPeers }),
     ...(config.recordTtlMs == null ? {} : { cacheTtlMs: config.recordTtlMs }),
     log: log.child({ component: 'registry-client' })

@@ -1,6 +1,6 @@
 import { connect } from 'node:net'
 import { callRpc, createMetricsRegistry, createPhysarumNode, nodeOptions, serviceTopic } from '@physarum/p2p'
-import { createRegistryClient } from '@physarum/registry-service'
+import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { CheckIn, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { CHECKIN_RETRY_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS } from './constants.ts'
 import { StreamDuplex } from './duplex.ts'
@@ -117,7 +117,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     if (config.clientPort != null) {
       client = await startClientProxy({
         node,
-        registry: createRegistryClient(node, { log: log.child({ component: 'registry-client' }) }),
+        registry: createRegistryClient(node, { staleIfErrorMs: DAEMON_STALE_IF_ERROR_MS, log: log.child({ component: 'registry-client' }) }),
         metrics: createMetricsRegistry(),
         log: log.child({ component: 'client-proxy' })
       }, { host: '127.0.0.1', port: config.clientPort })

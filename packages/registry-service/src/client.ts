@@ -29,6 +29,14 @@ export interface RegistryClientOptions {
   peers?: Array<PeerId | Multiaddr | string>
   /** How long a Get result is served from the cache (default 10 s; 0: no cache). */
   cacheTtlMs?: number
+  /**
+   * When no registry answers a Get (none found, unavailable, no answer in time), the cached record
+   * is served instead if it was fetched at most this long ago (default 0: never), and kept for
+   * another `cacheTtlMs` before a registry is asked again. For daemons that route traffic by
+   * records: an outage of the registry then does not stop traffic to services already known.
+   * NOT_FOUND is an answer, not an outage: it is passed on.
+   */
+  staleIfErrorMs?: number
   /** How long one discovery of registry peers may take (default 5 s). */
   discoveryTimeoutMs?: number
   /** How many registry peers to rank at most (default 8). */
@@ -89,7 +97,8 @@ function isAmbiguous (err: unknown): boolean {
 /**
  * The registry's client: finds registry-services through the DHT (topic `physarum:registry`),
  * prefers the one with the lowest RTT, and moves on to the next when one fails or times out, so
- * a registry that dies costs the caller latency, not an error. Get results are cached for a TTL.
+ * a registry that dies costs the caller latency, not an error. Get results are cached for a TTL
+ * and, with `staleIfErrorMs`, served from the cache while no registry answers.
  *
  * Errors: `RpcFailureError` with the registry's code (NOT_FOUND, CONFLICT, UNAUTHORIZED,
  * BAD_REQUEST; UNAVAILABLE when every registry said so), `RpcTimeoutError` or `RpcProtocolError`
@@ -99,7 +108,8 @@ function isAmbiguous (err: unknown): boolean {
 export class RegistryClient {
   readonly #node: RegistryClientNode
   readonly #options: RegistryClientOptions
-  readonly #cache = new Map<string, { record: ServiceRecord, expires: number }>()
+  /** Get results: until when each is served, and when it was fetched. */
+  readonly #cache = new Map<string, { record: ServiceRecord, expires: number, fetchedAt: number }>()
   /** Gets on the wire that callers without a signal of their own share, by name. */
   readonly #fetching = new Map<string, Promise<ServiceRecord>>()
   /**
@@ -152,7 +162,13 @@ export class RegistryClient {
     if (options.fresh !== true && cached != null && cached.expires > Date.now()) {
       return cached.record
     }
-    const fetch = async (): Promise<ServiceRecord> => await this.#gets.get(name, options.signal)
+    const fetch = async (): Promise<ServiceRecord> => {
+      try {
+        return await this.#gets.get(name, options.signal)
+      } catch (err) {
+        return this.#staleFor(name, err, options)
+      }
+    }
     // a busy proxy asks for the same record many times at once when its copy expires: one Get
     // answers them all (a caller with its own signal or asking fresh gets its own)
     if (options.fresh === true || options.signal != null) {
@@ -288,11 +304,30 @@ export class RegistryClient {
     }
   }
 
+  /** The cached record of `name` if `err` says no registry answered and staleIfErrorMs allows it; else throws `err`. */
+  #staleFor (name: string, err: unknown, options: AbortOptions): ServiceRecord {
+    if (err instanceof RpcFailureError && err.code === 'NOT_FOUND') {
+      // gone from the registry: never served from a copy again
+      this.#cache.delete(name)
+    }
+    const cached = this.#cache.get(name)
+    const now = Date.now()
+    const outage = isFailover(err) || err instanceof NoRegistryError
+    if (!outage || options.signal?.aborted === true || cached == null || now - cached.fetchedAt > (this.#options.staleIfErrorMs ?? 0)) {
+      throw err
+    }
+    // asked again only after another TTL: an outage should not cost every request a round of failures
+    cached.expires = now + (this.#options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS)
+    this.#options.log?.warn({ service: name, fetchedAgoMs: now - cached.fetchedAt, err: (err as Error).message }, 'no registry answered: using the record fetched before')
+    return cached.record
+  }
+
   #remember (record: ServiceRecord): ServiceRecord {
     const ttl = this.#options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS
     if (ttl > 0) {
+      const now = Date.now()
       this.#cache.delete(record.name)
-      this.#cache.set(record.name, { record, expires: Date.now() + ttl })
+      this.#cache.set(record.name, { record, expires: now + ttl, fetchedAt: now })
       if (this.#cache.size > 10_000) {
         this.#cache.delete(this.#cache.keys().next().value!)
       }

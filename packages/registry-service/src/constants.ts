@@ -42,6 +42,11 @@ export const DEFAULT_CACHE_TTL_MS = 10_000
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 5_000
 export const DEFAULT_MAX_CANDIDATES = 8
 export const DEFAULT_PEER_REFRESH_MS = 60_000
+/**
+ * How old a cached record the daemons (proxy, allocator) still use while no registry answers: a
+ * registry outage does not stop the traffic to services already known (RegistryClientOptions).
+ */
+export const DAEMON_STALE_IF_ERROR_MS = 3_600_000
 /** A registry that failed is tried last for this long. */
 export const DEFAULT_PEER_REST_MS = 30_000
 export const DEFAULT_RTT_TIMEOUT_MS = 2_000

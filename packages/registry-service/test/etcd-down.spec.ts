@@ -69,6 +69,42 @@ describe('when etcd is down', () => {
     assert.equal((await eventually('the registry to serve again', async () => await writer.client.get('durable-server'), 10_000, 100)).softRttMs, 5)
   })
 
+  it('answers from a cached record while no registry can, to a client that allows it, and never for a deleted one', async () => {
+    const added = await writer.client.add(sampleRecord('cached-server'))
+    const peers = [registry.node.multiaddrs()[0]!]
+    const patient = createRegistryClient(writer.node, { peers, cacheTtlMs: 300, staleIfErrorMs: 60_000 })
+    const strict = createRegistryClient(writer.node, { peers, cacheTtlMs: 300 })
+    assert.deepEqual(await patient.get('cached-server'), added)
+    assert.deepEqual(await strict.get('cached-server'), added)
+    const unavailableGets = async (): Promise<number> => Number(/physarum_registry_requests_total\{operation="get",outcome="UNAVAILABLE"\} (\d+)/.exec(await registry.registry.metrics())?.[1] ?? 0)
+
+    await etcd.stop('SIGKILL')
+    try {
+      await new Promise(resolve => setTimeout(resolve, 400))
+      const before = await unavailableGets()
+      assert.deepEqual(await patient.get('cached-server'), added)
+      // served from the copy for another TTL without asking the registry again
+      assert.deepEqual(await patient.get('cached-server'), added)
+      assert.equal(await unavailableGets(), before + 1)
+      await assert.rejects(strict.get('cached-server'), { name: 'RpcFailureError', code: 'UNAVAILABLE' })
+      // a record it never fetched has no copy
+      await assert.rejects(patient.get('never-fetched-server'), { name: 'RpcFailureError', code: 'UNAVAILABLE' })
+    } finally {
+      await etcd.start()
+    }
+
+    // deleted meanwhile: NOT_FOUND drops the copy, so a later outage does not bring it back
+    await eventually('the registry to serve again', async () => await writer.client.delete('cached-server'), 10_000, 100)
+    await new Promise(resolve => setTimeout(resolve, 400))
+    await assert.rejects(patient.get('cached-server'), { name: 'RpcFailureError', code: 'NOT_FOUND' })
+    await etcd.stop('SIGKILL')
+    try {
+      await assert.rejects(patient.get('cached-server'), { name: 'RpcFailureError', code: 'UNAVAILABLE' })
+    } finally {
+      await etcd.start()
+    }
+  })
+
   it('lets a client fail over from a registry whose etcd is down to one whose etcd is up', async () => {
     const other = await TestEtcd.start()
     const healthy = await startRegistry(bootstrap, [other.endpoint], { openWrites: true })
