@@ -388,8 +388,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         state.rested.delete(peer)
       }
     }
-    state.rested.set(instance.peerId.toString(), now + INSTANCE_REST_MS)
-    state.instances.delete(instance.peerId.toString())
+    const key = instance.peerId.toString()
+    state.rested.set(key, now + INSTANCE_REST_MS)
+    // left already (each request moved off a silent instance fails on it once more): nothing to
+    // close again, and a newer entry for the same peer stays
+    if (state.instances.get(key) !== instance) {
+      return
+    }
+    state.instances.delete(key)
     // requests in flight finish; the streams close as they come free
     instance.pool?.then(async pool => { await pool.close() }).catch(() => {})
   }
