@@ -1,7 +1,7 @@
 import { deadline } from './deadline.ts'
 import { PingError } from './errors.ts'
 import type { RttMeter } from './rtt-meter.ts'
-import type { Connection, Libp2p, Logger } from '@libp2p/interface'
+import type { Connection, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
 export interface LivenessInit {
   /** How often each connection must show it is alive. */
@@ -24,6 +24,8 @@ export class Liveness {
   readonly #log: Logger
   /** Connections with a liveness ping in flight. */
   readonly #checking = new WeakSet<Connection>()
+  /** Told of each peer whose connection was aborted for a ping it did not answer. */
+  readonly #silentListeners = new Set<(peer: PeerId) => void>()
   #timer?: NodeJS.Timeout
   #controller = new AbortController()
 
@@ -45,6 +47,12 @@ export class Liveness {
     this.#controller.abort()
   }
 
+  /** Calls `listener` with each peer whose connection this aborts; returns what stops that. */
+  onSilentPeer (listener: (peer: PeerId) => void): () => void {
+    this.#silentListeners.add(listener)
+    return () => { this.#silentListeners.delete(listener) }
+  }
+
   /**
    * One round: pings every open connection that answered no ping in the last half interval (a
    * liveness ping answered just after the last round does not spare a connection this one).
@@ -64,6 +72,13 @@ export class Liveness {
         if (signal.aborted) {
           this.#log.error('%p answered no liveness ping within %d ms: aborting its connection %s', connection.remotePeer, this.#init.timeoutMs, connection.id)
           connection.abort(new PingError(`${connection.remotePeer.toString()} answered no liveness ping within ${this.#init.timeoutMs} ms`))
+          for (const listener of this.#silentListeners) {
+            try {
+              listener(connection.remotePeer)
+            } catch (listenerErr) {
+              this.#log.error('a listener failed on silent peer %p: %s', connection.remotePeer, (listenerErr as Error).message)
+            }
+          }
         } else {
           this.#log('liveness ping to %p failed: %s', connection.remotePeer, err.message)
         }

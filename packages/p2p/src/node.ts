@@ -112,6 +112,11 @@ export interface PhysarumNode {
   listenAddrs(): Multiaddr[]
   /** One ping round trip to a connected or dialable `peer` in ms, recorded in `rtt`. */
   measureRtt(peer: PeerId, options?: AbortOptions): Promise<number>
+  /**
+   * Calls `listener` with each peer whose connection liveness aborted because it answered no ping
+   * in time (a host gone silent: no FIN, no RST); returns a function that stops the calls.
+   */
+  onSilentPeer(listener: (peer: PeerId) => void): () => void
 }
 
 const AGENT_HOST = /\bhost=(\S+)/
@@ -220,6 +225,9 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     },
     async measureRtt (peer, options) {
       return await meter.measure(peer, options)
+    },
+    onSilentPeer (listener) {
+      return liveness.onSilentPeer(listener)
     }
   }
 }

@@ -54,7 +54,7 @@ describe('liveness (Yamux pings instead of ping streams, between real nodes on 1
     assert.equal(checker.rtt.get(peer.peerId.toString())?.samples, measured)
   })
 
-  it('aborts a connection whose peer went silent once its ping is unanswered for the timeout, and keeps the others', async () => {
+  it('aborts a connection whose peer went silent once its ping is unanswered for the timeout, tells listeners, and keeps the others', async () => {
     const timeoutMs = 1_000
     const checker = await startNode({ hostName: 'checker', liveness: { intervalMs: 200, timeoutMs } })
     const silent = await startNode({ hostName: 'silent', ...QUIET })
@@ -66,7 +66,10 @@ describe('liveness (Yamux pings instead of ping streams, between real nodes on 1
     const toAnswering = await checker.libp2p.dial(answering.multiaddrs()[0]!)
     const silentPings = countPings(toSilent)
     const answeringPings = countPings(toAnswering)
+    const told: string[] = []
+    checker.onSilentPeer(peer => { told.push(peer.toString()) })
     await eventually('liveness pings on both connections', () => silentPings.count >= 2 && answeringPings.count >= 2 ? true : undefined, 10_000)
+    assert.deepEqual(told, [])
 
     relay.hold()
     const heldAt = performance.now()
@@ -75,6 +78,7 @@ describe('liveness (Yamux pings instead of ping streams, between real nodes on 1
     // a liveness ping went out at most an interval after the hold and waited its whole timeout
     assert.ok(tookMs >= timeoutMs - 50, `aborted ${tookMs.toFixed(0)} ms after the peer went silent, before the ${timeoutMs} ms timeout`)
     assert.deepEqual(checker.libp2p.getConnections(silent.peerId), [])
+    assert.deepEqual(told, [silent.peerId.toString()], 'listeners hear of the silent peer, once')
 
     assert.equal(toAnswering.status, 'open')
     const pingsBefore = answeringPings.count

@@ -23,7 +23,7 @@ import type { Registry } from 'prom-client'
 import type { Dispatcher, Pool } from 'undici'
 
 /** What the client proxy needs of a node. */
-export type ClientProxyNode = Pick<PhysarumNode, 'libp2p' | 'discovery' | 'measureRtt' | 'rtt'>
+export type ClientProxyNode = Pick<PhysarumNode, 'libp2p' | 'discovery' | 'measureRtt' | 'rtt' | 'onSilentPeer'>
 
 export interface ClientProxyComponents {
   node: ClientProxyNode
@@ -157,7 +157,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const coldStarts = new Counter({ name: 'physarum_proxy_cold_starts_total', help: 'Allocations this proxy asked for, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
   const pending = new Gauge({ name: 'physarum_proxy_pending_requests', help: 'Requests waiting for a cold start', registers: [components.metrics] })
   const closerAllocations = new Counter({ name: 'physarum_proxy_closer_allocations_total', help: 'Allocations asked for in the background because the nearest instance was beyond the soft RTT, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
-  const upstreamFailures = new Counter({ name: 'physarum_proxy_upstream_failures_total', help: 'Requests whose instance failed before answering, by stage (stream: it could not be reached; request: it broke), and instances that answered no ping while requests waited on them (stage ping)', labelNames: ['service', 'stage'], registers: [components.metrics] })
+  const upstreamFailures = new Counter({ name: 'physarum_proxy_upstream_failures_total', help: 'Requests whose instance failed before answering, by stage (stream: it could not be reached; request: it broke), and instances that answered no ping while requests waited on them (stage ping) or no liveness ping (stage liveness)', labelNames: ['service', 'stage'], registers: [components.metrics] })
   const retries = new Counter({ name: 'physarum_proxy_retries_total', help: 'Requests sent again after their instance failed before answering', labelNames: ['service'], registers: [components.metrics] })
   const upstreamRtt = new Gauge({ name: 'physarum_proxy_upstream_rtt_seconds', help: 'RTT to the instance each service uses now', labelNames: ['service'], registers: [components.metrics] })
 
@@ -435,6 +435,27 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   stallTimer.unref()
 
   /**
+   * The node's liveness check aborted the connection to a peer that answered no ping: an instance
+   * there, idle meanwhile (no request waited to show the silence), is not chosen for a while
+   * either, so the next request goes elsewhere instead of waiting on it. Another open connection
+   * to the peer (answering, or not yet found silent) keeps it.
+   */
+  const stopSilentPeers = node.onSilentPeer((peer) => {
+    if (node.libp2p.getConnections(peer).some(connection => connection.status === 'open')) {
+      return
+    }
+    const key = peer.toString()
+    for (const [service, state] of services) {
+      const instance = state.instances.get(key)
+      if (instance != null) {
+        upstreamFailures.inc({ service, stage: 'liveness' })
+        log.warn({ service, peer: key }, 'the instance answered no liveness ping: not chosen for a while')
+        rest(service, instance)
+      }
+    }
+  })
+
+  /**
    * One attempt at the instance. Rejects with an UpstreamFailure when the request failed before a
    * response started (the caller may retry it elsewhere), with a ProxyError otherwise. A `movable`
    * request is given up, as failed, when the instance answers no ping while it waits.
@@ -686,6 +707,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     stop: async () => {
       controller.abort()
       clearInterval(stallTimer)
+      stopSilentPeers()
       for (const state of services.values()) {
         for (const instance of state.instances.values()) {
           instance.pool?.then(async pool => { await pool.destroy() }).catch(() => {})

@@ -13,6 +13,9 @@ import type { Registry } from 'prom-client'
 
 const SERVICE = 'silent-server'
 const CONTENT_HASH = 'hash-silent'
+/** The idle case's service, with a proxy of its own. */
+const IDLE_SERVICE = 'idle-server'
+const IDLE_CONTENT_HASH = 'hash-idle'
 
 describe('client proxy: an instance whose host goes silent', { timeout: 120_000 }, () => {
   let etcd: TestEtcd
@@ -23,19 +26,22 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
   let metrics: Registry
   const instances: NamedInstance[] = []
   const relays: DelayRelay[] = []
+  const proxies: ClientProxy[] = []
+  const nodes: PhysarumNode[] = []
 
-  const send = async (method: string, signal?: AbortSignal): Promise<{ status: number, body: string }> => {
-    const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`, { method, ...(signal == null ? {} : { signal }) })
+  const sendTo = async (through: ClientProxy, service: string, method: string, signal?: AbortSignal): Promise<{ status: number, body: string }> => {
+    const response = await fetch(`http://127.0.0.1:${through.port}/${service}/`, { method, ...(signal == null ? {} : { signal }) })
     return { status: response.status, body: await response.text() }
   }
+  const send = async (method: string, signal?: AbortSignal): Promise<{ status: number, body: string }> => await sendTo(proxy, SERVICE, method, signal)
   const get = async (signal?: AbortSignal): Promise<{ status: number, body: string }> => await send('GET', signal)
 
   /** An instance peers reach only through a relay that adds `delayMs` each way (and can go silent). */
-  const startInstance = async (name: string, delayMs: number): Promise<DelayRelay> => {
+  const startInstance = async (name: string, delayMs: number, service = SERVICE, contentHash = CONTENT_HASH): Promise<{ relay: DelayRelay, instance: NamedInstance }> => {
     let relay: DelayRelay | undefined
-    instances.push(await startNamedInstance({
-      service: SERVICE,
-      contentHash: CONTENT_HASH,
+    const instance = await startNamedInstance({
+      service,
+      contentHash,
       name,
       bootstrap,
       announce: async (port) => {
@@ -43,8 +49,9 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
         relays.push(relay)
         return `/ip4/127.0.0.1/tcp/${relay.port}`
       }
-    }))
-    return relay!
+    })
+    instances.push(instance)
+    return { relay: relay!, instance }
   }
 
   before(async () => {
@@ -53,6 +60,7 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     registry = await startRegistry(bootstrap, [etcd.endpoint], { openWrites: true })
     const admin = await startClient(bootstrap, { peers: [registry.node.multiaddrs()[0]!] })
     await admin.client.add(sampleRecord(SERVICE, { contentHash: CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
+    await admin.client.add(sampleRecord(IDLE_SERVICE, { contentHash: IDLE_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await stopAll([admin.node])
     proxyNode = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
     const started = await startTestProxy(proxyNode, registry.node.multiaddrs()[0]!)
@@ -61,11 +69,11 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
   })
 
   after(async () => {
-    await proxy?.stop()
+    await Promise.all([proxy, ...proxies].map(async one => { await one?.stop() }))
     await Promise.all(instances.map(async ({ sidecar }) => { await sidecar.stop(0) }))
     await Promise.all(relays.map(async relay => { await relay.close() }))
     await registry?.stop()
-    await stopAll([proxyNode, bootstrap].filter(node => node != null))
+    await stopAll([proxyNode, ...nodes, bootstrap].filter(node => node != null))
     await etcd?.remove()
     for (const { server } of instances) {
       server.server.closeAllConnections()
@@ -74,7 +82,7 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
   })
 
   it('sends requests to another instance within seconds, after a ping the silent one does not answer', async (t) => {
-    const near = await startInstance('near', 0)
+    const { relay: near } = await startInstance('near', 0)
     await startInstance('far', 10)
     // both known before the first request: a proxy that found only one would keep to it until its refresh
     await waitForProviders(proxyNode, CONTENT_HASH, 2)
@@ -106,5 +114,31 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     assert.equal(postSettled, false)
     stuck.abort()
     assert.equal((await waitingPost as Error).name, 'AbortError')
+  })
+
+  it('leaves an idle instance whose host went silent once liveness aborts its connection', async (t) => {
+    // a proxy whose node checks its connections every half second, with a service of its own
+    const livenessTimeoutMs = 1_000
+    const node = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client', liveness: { intervalMs: 500, timeoutMs: livenessTimeoutMs } })
+    nodes.push(node)
+    const started = await startTestProxy(node, registry.node.multiaddrs()[0]!)
+    proxies.push(started.proxy)
+    const { relay: near } = await startInstance('idle-near', 0, IDLE_SERVICE, IDLE_CONTENT_HASH)
+    const { instance: far } = await startInstance('idle-far', 10, IDLE_SERVICE, IDLE_CONTENT_HASH)
+    await waitForProviders(node, IDLE_CONTENT_HASH, 2)
+    await eventually('requests to reach the near instance', async () => (await sendTo(started.proxy, IDLE_SERVICE, 'GET').catch(() => undefined))?.body === 'idle-near\n' ? true : undefined, 30_000, 200)
+
+    // no request meanwhile: no stall to probe, only liveness sees the silence
+    near.hold()
+    const heldAt = performance.now()
+    const left = await eventually('the proxy to leave the silent instance', () => started.proxy.instanceOf(IDLE_SERVICE)?.peerId.equals(far.sidecar.node.peerId) === true ? performance.now() - heldAt : undefined, 20_000, 20)
+    t.diagnostic(`the silent instance was left ${left.toFixed(0)} ms after it went silent, with no request`)
+    const failures = (await started.metrics.metrics()).split('\n').filter(line => line.startsWith(`physarum_proxy_upstream_failures_total{service="${IDLE_SERVICE}"`))
+    assert.deepEqual(failures, [`physarum_proxy_upstream_failures_total{service="${IDLE_SERVICE}",stage="liveness"} 1`])
+
+    // a POST goes to the far instance at once: before, it went to the silent one first, whose new
+    // connection took about 6 s to fail to dial (and before liveness gave up, a POST waited the
+    // 30 s upstream timeout, as it still does)
+    assert.deepEqual(await sendTo(started.proxy, IDLE_SERVICE, 'POST', AbortSignal.timeout(4_000)), { status: 200, body: 'idle-far\n' })
   })
 })
