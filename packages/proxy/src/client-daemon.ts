@@ -10,8 +10,6 @@ export interface ClientDaemonConfig extends DaemonNodeOptions {
   metricsListen: HostPort
   /** Registry-services to use instead of discovering them (multiaddrs with /p2p/). */
   registryPeers?: string[]
-  /** How long a service record is cached (ms). */
-  recordTtlMs?: number
   hostName?: string
   proxy: ClientProxyInit
 }
@@ -37,8 +35,9 @@ export async function startClientDaemon (config: ClientDaemonConfig, log: Logger
   await node.start()
   const registryClient = createRegistryClient(node, {
     staleIfErrorMs: DAEMON_STALE_IF_ERROR_MS,
+    // every request looks its record up: none waits for a registry for a record the proxy has
+    revalidateInBackground: true,
     ...(config.registryPeers == null || config.registryPeers.length === 0 ? {} : { peers: config.registryPeers }),
-    ...(config.recordTtlMs == null ? {} : { cacheTtlMs: config.recordTtlMs }),
     log: log.child({ component: 'registry-client' })
   })
   let proxy: ClientProxy | undefined

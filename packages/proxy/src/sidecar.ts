@@ -117,7 +117,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     if (config.clientPort != null) {
       client = await startClientProxy({
         node,
-        registry: createRegistryClient(node, { staleIfErrorMs: DAEMON_STALE_IF_ERROR_MS, log: log.child({ component: 'registry-client' }) }),
+        registry: createRegistryClient(node, { staleIfErrorMs: DAEMON_STALE_IF_ERROR_MS, revalidateInBackground: true, log: log.child({ component: 'registry-client' }) }),
         metrics: createMetricsRegistry(),
         log: log.child({ component: 'client-proxy' })
       }, { host: '127.0.0.1', port: config.clientPort })

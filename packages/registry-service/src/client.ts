@@ -37,6 +37,14 @@ export interface RegistryClientOptions {
    * NOT_FOUND is an answer, not an outage: it is passed on.
    */
   staleIfErrorMs?: number
+  /**
+   * Serve an expired cached record fetched at most `staleIfErrorMs` ago at once, while one Get
+   * refreshes it in the background (default false). For the proxy, which looks a record up for
+   * every request: none of them then waits for a registry, not even for one whose host went
+   * silent and answers only with the RPC timeout. A record changed meanwhile is served as it was
+   * for one more moment; a NOT_FOUND drops the copy as ever.
+   */
+  revalidateInBackground?: boolean
   /** How long one discovery of registry peers may take (default 5 s). */
   discoveryTimeoutMs?: number
   /** How many registry peers to rank at most (default 8). */
@@ -159,7 +167,8 @@ export class RegistryClient {
   async get (name: string, options: GetOptions = {}): Promise<ServiceRecord> {
     validateName(name)
     const cached = this.#cache.get(name)
-    if (options.fresh !== true && cached != null && cached.expires > Date.now()) {
+    const now = Date.now()
+    if (options.fresh !== true && cached != null && cached.expires > now) {
       return cached.record
     }
     const fetch = async (): Promise<ServiceRecord> => {
@@ -174,12 +183,19 @@ export class RegistryClient {
     if (options.fresh === true || options.signal != null) {
       return await fetch()
     }
+    // the expired copy, when it may be served while the Get runs in the background
+    const stale = cached != null && this.#options.revalidateInBackground === true && now - cached.fetchedAt <= (this.#options.staleIfErrorMs ?? 0) ? cached.record : undefined
     let shared = this.#fetching.get(name)
     if (shared == null) {
       shared = fetch().finally(() => { this.#fetching.delete(name) })
       this.#fetching.set(name, shared)
+      if (stale != null) {
+        shared.catch((err: Error) => {
+          this.#options.log?.warn({ service: name, err: err.message }, 'refreshing a cached record failed')
+        })
+      }
     }
-    return await shared
+    return stale ?? await shared
   }
 
   /** Like `get`, but undefined when there is no such record. */

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createRegistryClient } from '../src/index.ts'
+import { RPC_TIMEOUT_MS } from '../src/constants.ts'
+import { startDelayRelay } from '../../p2p/test/helpers.ts'
 import { eventually, sampleRecord, startClient, startNode, startRegistry, stopAll, TestEtcd } from './helpers.ts'
 import type { InProcessRegistry } from './helpers.ts'
 import type { RegistryClient } from '../src/index.ts'
@@ -102,6 +105,53 @@ describe('when etcd is down', () => {
       await assert.rejects(patient.get('cached-server'), { name: 'RpcFailureError', code: 'UNAVAILABLE' })
     } finally {
       await etcd.start()
+    }
+  })
+
+  it('serves an expired copy at once while a Get refreshes it in the background, to a client that asks so, even from a silent registry', async () => {
+    const added = await writer.client.add(sampleRecord('revalidated-server'))
+    await writer.client.add(sampleRecord('dropped-server'))
+    // a node that reaches the registry only through a relay, which can make it silent
+    const port = Number(registry.node.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value)
+    const relay = await startDelayRelay({ target: { port }, delayMs: 0 })
+    const node = await startNode({ dhtMode: 'client' })
+    try {
+      const client = createRegistryClient(node, {
+        peers: [multiaddr(`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${registry.node.peerId.toString()}`)],
+        cacheTtlMs: 300,
+        staleIfErrorMs: 60_000,
+        revalidateInBackground: true
+      })
+      assert.deepEqual(await client.get('revalidated-server'), added)
+      await client.get('dropped-server')
+
+      // changed meanwhile: the expired copy is served once more, then what the refresh brought
+      const updated = await writer.client.add(sampleRecord('revalidated-server', { softRttMs: 7 }), { expectedRevision: added.revision })
+      await new Promise(resolve => setTimeout(resolve, 400))
+      assert.deepEqual(await client.get('revalidated-server'), added)
+      assert.deepEqual(await eventually('the refreshed record', async () => {
+        const record = await client.get('revalidated-server')
+        return record.softRttMs === 7 ? record : undefined
+      }), updated)
+
+      // deleted meanwhile: served once more, then NOT_FOUND, which dropped the copy
+      await writer.client.delete('dropped-server')
+      await new Promise(resolve => setTimeout(resolve, 400))
+      await client.get('dropped-server')
+      await eventually('NOT_FOUND for the deleted record', async () => await client.get('dropped-server').then(() => undefined, (err: RpcFailureError) => err.code === 'NOT_FOUND' ? true : undefined))
+
+      // the registry's host goes silent: the copy is served at once, not after the Get's timeout
+      relay.hold()
+      await new Promise(resolve => setTimeout(resolve, 400))
+      for (let i = 0; i < 3; i++) {
+        const started = performance.now()
+        assert.deepEqual(await client.get('revalidated-server'), updated)
+        const elapsed = performance.now() - started
+        assert.ok(elapsed < RPC_TIMEOUT_MS / 5, `answered in ${Math.round(elapsed)} ms, not after the ${RPC_TIMEOUT_MS} ms timeout`)
+      }
+    } finally {
+      await stopAll([node])
+      await relay.close()
     }
   })
 
