@@ -8,7 +8,7 @@ import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS,
   MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, RETRY_AFTER_S, RETRY_DELAY_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
-  STREAM_IDLE_TIMEOUT_MS
+  STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
 import { StreamDuplex } from './duplex.ts'
 import { StreamOpenError, streamPool } from './pool.ts'
@@ -71,6 +71,8 @@ interface KnownInstance extends Instance {
   probing?: Promise<void>
   /** Of the requests waiting on it, those that may go to another instance, each with its way there. */
   movable: Set<(reason: Error) => void>
+  /** Requests in a row that it sent no response head for within the upstream timeout. */
+  timeouts: number
 }
 
 export interface ClientProxy {
@@ -157,7 +159,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const coldStarts = new Counter({ name: 'physarum_proxy_cold_starts_total', help: 'Allocations this proxy asked for, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
   const pending = new Gauge({ name: 'physarum_proxy_pending_requests', help: 'Requests waiting for a cold start', registers: [components.metrics] })
   const closerAllocations = new Counter({ name: 'physarum_proxy_closer_allocations_total', help: 'Allocations asked for in the background because the nearest instance was beyond the soft RTT, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
-  const upstreamFailures = new Counter({ name: 'physarum_proxy_upstream_failures_total', help: 'Requests whose instance failed before answering, by stage (stream: it could not be reached; request: it broke), and instances that answered no ping while requests waited on them (stage ping) or no liveness ping (stage liveness)', labelNames: ['service', 'stage'], registers: [components.metrics] })
+  const upstreamFailures = new Counter({ name: 'physarum_proxy_upstream_failures_total', help: 'Requests whose instance failed before answering, by stage (stream: it could not be reached; request: it broke), and instances that answered no ping while requests waited on them (stage ping) or no liveness ping (stage liveness), and that answered several requests in a row not within the upstream timeout (stage timeout)', labelNames: ['service', 'stage'], registers: [components.metrics] })
   const retries = new Counter({ name: 'physarum_proxy_retries_total', help: 'Requests sent again after their instance failed before answering', labelNames: ['service'], registers: [components.metrics] })
   const upstreamRtt = new Gauge({ name: 'physarum_proxy_upstream_rtt_seconds', help: 'RTT to the instance each service uses now', labelNames: ['service'], registers: [components.metrics] })
 
@@ -190,7 +192,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       known.rttMs = instance.rttMs ?? known.rttMs
       return known
     }
-    const added: KnownInstance = { ...instance, waiting: 0, answeredAt: 0, movable: new Set() }
+    const added: KnownInstance = { ...instance, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0 }
     state.instances.set(key, added)
     return added
   }
@@ -400,6 +402,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     instance.pool?.then(async pool => { await pool.close() }).catch(() => {})
   }
 
+  /** Rests an instance that stopped answering, and sends the requests waiting on it that may go elsewhere to another instance. */
+  const leave = (service: string, instance: KnownInstance, reason: Error): void => {
+    rest(service, instance)
+    for (const moveAway of instance.movable) {
+      moveAway(reason)
+    }
+  }
+
   /**
    * An instance that sent no response head for STALL_PROBE_AFTER_MS while requests wait on it gets
    * a ping; unanswered within STALL_PING_TIMEOUT_MS (or four RTTs), it is not chosen for a while,
@@ -422,11 +432,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           }
           upstreamFailures.inc({ service, stage: 'ping' })
           log.warn({ service, peer: instance.peerId.toString(), waiting: instance.waiting, moved: instance.movable.size, err: err.message }, 'the instance answered no ping while requests waited on it: not chosen for a while')
-          rest(service, instance)
-          const reason = new Error(`${instance.peerId.toString()} answered no ping within ${timeoutMs} ms`)
-          for (const moveAway of instance.movable) {
-            moveAway(reason)
-          }
+          leave(service, instance, new Error(`${instance.peerId.toString()} answered no ping within ${timeoutMs} ms`))
         }).finally(() => { instance.probing = undefined })
       }
     }
@@ -530,6 +536,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         },
         onResponseStart: (_controller, statusCode, headers, statusMessage) => {
           done(true)
+          instance.timeouts = 0
           // 1xx where Node's server can send them: 102 and 103 (100 Continue it answered itself)
           if (statusCode < 200) {
             if (statusCode === 103) {
@@ -571,6 +578,12 @@ export async function startClientProxy (components: ClientProxyComponents, init:
             return
           }
           if ((err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT') {
+            // a hung service answers its host's pings: only its timeouts tell, once they repeat
+            if (++instance.timeouts === TIMEOUTS_BEFORE_REST && stateOf(record.name).instances.get(instance.peerId.toString()) === instance) {
+              upstreamFailures.inc({ service: record.name, stage: 'timeout' })
+              log.warn({ service: record.name, peer: instance.peerId.toString(), timeouts: instance.timeouts, waiting: instance.waiting, moved: instance.movable.size }, 'the instance answered no request in time, several in a row: not chosen for a while')
+              leave(record.name, instance, new Error(`${instance.peerId.toString()} answered ${instance.timeouts} requests in a row not within ${upstreamTimeoutMs} ms`))
+            }
             reject(new ProxyError(504, `The instance of ${record.name} did not answer within ${upstreamTimeoutMs} ms`))
             return
           }

@@ -48,6 +48,12 @@ export const STALL_PROBE_AFTER_MS = 1_000
  * behind a bulk transfer in up to half a second, and later still with no CPU to spare.
  */
 export const STALL_PING_TIMEOUT_MS = 5_000
+/**
+ * Client mode: requests in a row an instance sent no response head for within the upstream
+ * timeout, with no response between them, before it is not chosen for a while: its service hangs
+ * (its sidecar still answers pings). One alone may be a slow request.
+ */
+export const TIMEOUTS_BEFORE_REST = 3
 /** Client mode: the Retry-After (s) of a 503. */
 export const RETRY_AFTER_S = 1
 /** Client mode: the response header of the requests that waited for a cold start (its ms). */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { eventually, sampleRecord, startClient, startNode, startRegistry, stopAll, TestEtcd } from '../../registry-service/test/helpers.ts'
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
-import { STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS } from '../src/constants.ts'
+import { STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS, TIMEOUTS_BEFORE_REST } from '../src/constants.ts'
 import { startNamedInstance, startTestProxy, waitForProviders } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
@@ -16,6 +16,9 @@ const CONTENT_HASH = 'hash-silent'
 /** The idle case's service, with a proxy of its own. */
 const IDLE_SERVICE = 'idle-server'
 const IDLE_CONTENT_HASH = 'hash-idle'
+/** The hung service's case, with a proxy of its own. */
+const HUNG_SERVICE = 'hung-server'
+const HUNG_CONTENT_HASH = 'hash-hung'
 
 describe('client proxy: an instance whose host goes silent', { timeout: 120_000 }, () => {
   let etcd: TestEtcd
@@ -61,6 +64,7 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     const admin = await startClient(bootstrap, { peers: [registry.node.multiaddrs()[0]!] })
     await admin.client.add(sampleRecord(SERVICE, { contentHash: CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await admin.client.add(sampleRecord(IDLE_SERVICE, { contentHash: IDLE_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
+    await admin.client.add(sampleRecord(HUNG_SERVICE, { contentHash: HUNG_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await stopAll([admin.node])
     proxyNode = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
     const started = await startTestProxy(proxyNode, registry.node.multiaddrs()[0]!)
@@ -140,5 +144,42 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     // connection took about 6 s to fail to dial (and before liveness gave up, a POST waited the
     // 30 s upstream timeout, as it still does)
     assert.deepEqual(await sendTo(started.proxy, IDLE_SERVICE, 'POST', AbortSignal.timeout(4_000)), { status: 200, body: 'idle-far\n' })
+  })
+
+  it('leaves an instance whose service hangs once requests in a row get no answer in time, not after one', async (t) => {
+    const upstreamTimeoutMs = 500
+    const node = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
+    nodes.push(node)
+    const started = await startTestProxy(node, registry.node.multiaddrs()[0]!, { upstreamTimeoutMs })
+    proxies.push(started.proxy)
+    const { instance: near } = await startInstance('hung-near', 0, HUNG_SERVICE, HUNG_CONTENT_HASH)
+    await startInstance('hung-far', 10, HUNG_SERVICE, HUNG_CONTENT_HASH)
+    await waitForProviders(node, HUNG_CONTENT_HASH, 2)
+    const get = async (): Promise<{ status: number, body: string }> => await sendTo(started.proxy, HUNG_SERVICE, 'GET')
+    await eventually('requests to reach the near instance', async () => (await get().catch(() => undefined))?.body === 'hung-near\n' ? true : undefined, 30_000, 200)
+    // the near service accepts requests and never answers them; its host and sidecar answer pings
+    const answer = near.server.server.listeners('request')
+    const hang = (): void => {
+      near.server.server.removeAllListeners('request')
+      near.server.server.on('request', () => {})
+    }
+    const failures = async (): Promise<string[]> => (await started.metrics.metrics()).split('\n').filter(line => line.startsWith(`physarum_proxy_upstream_failures_total{service="${HUNG_SERVICE}"`))
+
+    // one slow request, then answers again: the instance stays the one used
+    hang()
+    assert.equal((await get()).status, 504)
+    near.server.server.removeAllListeners('request')
+    for (const listener of answer) {
+      near.server.server.on('request', listener as () => void)
+    }
+    assert.deepEqual(await get(), { status: 200, body: 'hung-near\n' })
+
+    // requests in a row with no answer: the instance is left, the next request goes to the far one
+    hang()
+    const timedOut = await Promise.all([get(), get(), get()])
+    assert.deepEqual(timedOut.map(({ status }) => status), [504, 504, 504])
+    assert.deepEqual(await failures(), [`physarum_proxy_upstream_failures_total{service="${HUNG_SERVICE}",stage="timeout"} 1`])
+    assert.deepEqual(await get(), { status: 200, body: 'hung-far\n' })
+    t.diagnostic(`left after ${TIMEOUTS_BEFORE_REST} requests in a row timed out`)
   })
 })
