@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { LABELS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
+import { LABELS, MAX_AVOID_PEERS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -169,7 +169,7 @@ export class Allocator {
       (err) => { this.#log.warn({ err: err.message }, 'Docker events') }, this.#controller.signal)
     await this.#adopt()
     const libp2p = this.#c.node.libp2p
-    await handleRpc(libp2p, allocRpc, async (request, { remotePeer }) => ({ allocated: await this.#allocateFor(request.service, remotePeer) }),
+    await handleRpc(libp2p, allocRpc, async (request, { remotePeer }) => ({ allocated: await this.#allocateFor(request.service, request.avoidPeers, remotePeer) }),
       { log: libp2p.logger.forComponent('physarum:alloc'), maxInboundStreams: 64, maxOutboundStreams: 8 })
     await handleRpc(libp2p, checkInRpc, async (request, { remotePeer }) => await Promise.resolve(this.#checkIn(request, remotePeer)),
       { log: libp2p.logger.forComponent('physarum:checkin'), maxInboundStreams: 8, maxOutboundStreams: 8 })
@@ -226,13 +226,8 @@ export class Allocator {
     }))
   }
 
-  /** Allocates for a caller in this process (the protocol handler's logic, without the wire). */
-  async allocate (service: string, caller = 'local'): Promise<AllocationAnswer> {
-    return await this.#allocate(service, caller)
-  }
-
-  async #allocateFor (service: string, remotePeer: PeerId): Promise<NonNullable<AllocateResponse['allocated']>> {
-    const answer = await this.#allocate(service, remotePeer.toString())
+  async #allocateFor (service: string, avoidPeers: string[], remotePeer: PeerId): Promise<NonNullable<AllocateResponse['allocated']>> {
+    const answer = await this.#allocate(service, avoidPeers, remotePeer.toString())
     return {
       peerId: answer.peerId,
       multiaddrs: answer.multiaddrs,
@@ -242,12 +237,21 @@ export class Allocator {
     }
   }
 
-  async #allocate (service: string, caller: string): Promise<AllocationAnswer> {
+  /**
+   * A ready instance of `service` if there is one, else one cold start shared by its callers. An
+   * instance whose sidecar is in `avoidPeers` (the caller found it failing: a hung service answers
+   * its pings) is not answered; a new one is started beside it.
+   */
+  async #allocate (service: string, avoidPeers: string[], caller: string): Promise<AllocationAnswer> {
     try {
       const problem = nameProblem(service)
       if (problem != null) {
         throw new RpcFailureError('BAD_REQUEST', `service ${problem}`)
       }
+      if (avoidPeers.length > MAX_AVOID_PEERS) {
+        throw new RpcFailureError('BAD_REQUEST', `at most ${MAX_AVOID_PEERS} instances to avoid, not ${avoidPeers.length}`)
+      }
+      const avoid = new Set(avoidPeers)
       const retryAfter = this.#limiter.take(caller)
       if (retryAfter != null) {
         throw new RpcFailureError('RATE_LIMITED', `Too many Allocate requests: try again in ${Math.ceil(retryAfter / 1000)} s`)
@@ -255,7 +259,7 @@ export class Allocator {
       if (this.#stopped) {
         throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
       }
-      const running = [...this.#instances.values()].find(i => i.service === service && i.state === 'ready' && i.checkedIn)
+      const running = [...this.#instances.values()].find(i => i.service === service && i.state === 'ready' && i.checkedIn && !avoid.has(i.sidecarPeer))
       if (running != null) {
         this.#metrics.allocations.inc({ outcome: 'reused' })
         return this.#answer(running, zeroPhases(), true)

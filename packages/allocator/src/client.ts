@@ -13,7 +13,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 
 export { allocRpc, checkInRpc, statusRpc, CheckIn, CheckInResponse, AllocateRequest, AllocateResponse } from './protocol.ts'
 export type { Capacity } from './protocol.ts'
-export { ALLOC_PROTOCOL, ALLOC_STATUS_PROTOCOL, CHECKIN_PROTOCOL, HTTP_PROTOCOL, DEFAULT_STATS_INTERVAL_MS, SIDECAR_SECRETS_DIR } from './constants.ts'
+export { ALLOC_PROTOCOL, ALLOC_STATUS_PROTOCOL, CHECKIN_PROTOCOL, HTTP_PROTOCOL, DEFAULT_STATS_INTERVAL_MS, MAX_AVOID_PEERS, SIDECAR_SECRETS_DIR } from './constants.ts'
 
 /** Milliseconds per step of a cold start. */
 export interface ColdStartPhases {
@@ -34,13 +34,18 @@ export interface Allocation {
   reused: boolean
 }
 
+export interface AllocateOptions extends AbortOptions {
+  /** Peer ids of the sidecars of instances found failing: the allocator answers with none of them (at most MAX_AVOID_PEERS). */
+  avoid?: string[]
+}
+
 /**
  * Asks the allocator `peer` for an instance of `service`. Throws `RpcFailureError` with the
  * allocator's code (NOT_FOUND, CAPACITY, IMAGE, TIMEOUT, RATE_LIMITED, BAD_REQUEST, INTERNAL),
  * `RpcTimeoutError` or `RpcProtocolError` otherwise.
  */
-export async function allocate (node: Pick<Libp2p, 'dialProtocol'>, peer: PeerId | Multiaddr, service: string, options: AbortOptions = {}): Promise<Allocation> {
-  const response = await callRpc(node, peer, allocRpc, { service }, options)
+export async function allocate (node: Pick<Libp2p, 'dialProtocol'>, peer: PeerId | Multiaddr, service: string, options: AllocateOptions = {}): Promise<Allocation> {
+  const response = await callRpc(node, peer, allocRpc, { service, avoidPeers: options.avoid ?? [] }, options)
   const allocated = response.allocated
   if (allocated == null) {
     throw new Error(`The allocator ${peer.toString()} answered without an allocation`)

@@ -30,6 +30,8 @@ export const LABELS = {
 export const ALLOC_MAX_MESSAGE_BYTES = 16 * 1024
 /** A cold start answers within the ready timeout plus a pull: the caller's deadline must cover both. */
 export const ALLOC_RPC_TIMEOUT_MS = 120_000
+/** Most instances an Allocate may ask not to be answered with (its `avoid_peers`). */
+export const MAX_AVOID_PEERS = 16
 export const CHECKIN_MAX_MESSAGE_BYTES = 16 * 1024
 export const CHECKIN_RPC_TIMEOUT_MS = 5_000
 

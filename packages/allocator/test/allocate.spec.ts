@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { allocate } from '../src/client.ts'
-import { LABELS } from '../src/constants.ts'
+import { LABELS, MAX_AVOID_PEERS } from '../src/constants.ts'
 import {
   buildServiceImage, containersOf, ensureNodeImage, HELLO_SERVER, httpThroughSidecar, stopTestbed, startDocker,
   startImageRegistry, startOverlay, startTestAllocator, tempDir, TEST_PSK
@@ -74,6 +74,30 @@ describe('Allocate', { timeout: 240_000 }, () => {
     const again = await allocate(overlay.client.libp2p, daemon.node.peerId, 'other-server')
     assert.equal(again.instanceId, answers[0]!.instanceId)
     assert.equal(again.reused, true)
+  })
+
+  it('starts another instance for a caller that names the running one to avoid', async () => {
+    const running = await allocate(overlay.client.libp2p, daemon.node.peerId, 'other-server')
+    assert.equal(running.reused, true)
+    // a caller found that instance failing (a hung service still answers its pings)
+    const fresh = await allocate(overlay.client.libp2p, daemon.node.peerId, 'other-server', { avoid: [running.peerId.toString()] })
+    assert.equal(fresh.reused, false)
+    assert.notEqual(fresh.instanceId, running.instanceId)
+    assert.notEqual(fresh.peerId.toString(), running.peerId.toString())
+    assert.equal(daemon.allocator.instances().filter(i => i.service === 'other-server').length, 2)
+    const answer = await httpThroughSidecar(overlay.client, fresh.multiaddrs, '/')
+    assert.match(answer.body, new RegExp(`^Hello, world from ${fresh.instanceId}`))
+    // avoiding one of the two: the other answers, nothing new starts
+    const other = await allocate(overlay.client.libp2p, daemon.node.peerId, 'other-server', { avoid: [fresh.peerId.toString()] })
+    assert.deepEqual([other.reused, other.instanceId], [true, running.instanceId])
+    assert.equal(daemon.allocator.instances().filter(i => i.service === 'other-server').length, 2)
+
+    const tooMany = Array.from({ length: MAX_AVOID_PEERS + 1 }, () => running.peerId.toString())
+    await assert.rejects(allocate(overlay.client.libp2p, daemon.node.peerId, 'other-server', { avoid: tooMany }), (err: Error & { code: string }) => {
+      assert.equal(err.code, 'BAD_REQUEST')
+      assert.match(err.message, new RegExp(`at most ${MAX_AVOID_PEERS} instances to avoid`))
+      return true
+    })
   })
 
   it('answers NOT_FOUND, IMAGE and BAD_REQUEST and leaves nothing running', async () => {

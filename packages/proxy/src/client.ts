@@ -1,7 +1,7 @@
 import { createServer, STATUS_CODES } from 'node:http'
 import { once } from 'node:events'
 import { ALLOCATOR_TOPIC, RpcFailureError, serviceTopic } from '@physarum/p2p'
-import { allocate, HTTP_PROTOCOL } from '@physarum/allocator/client'
+import { allocate, HTTP_PROTOCOL, MAX_AVOID_PEERS } from '@physarum/allocator/client'
 import { nameProblem } from '@physarum/registry-service'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import {
@@ -274,8 +274,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     return ranked.sort((a, b) => a.rttMs - b.rttMs)
   }
 
-  /** Asks the nearest allocator that answers for an instance; CAPACITY or a failure: the next. */
-  const allocateSomewhere = async (record: ServiceRecord, counter: Counter): Promise<Instance> => {
+  /**
+   * Asks the nearest allocator that answers for an instance; CAPACITY or a failure: the next. The
+   * instances resting here are named to avoid: the allocator of a hung service's only instance
+   * would otherwise answer with it again.
+   */
+  const allocateSomewhere = async (record: ServiceRecord, state: ServiceState, counter: Counter): Promise<Instance> => {
+    const now = Date.now()
+    const avoid = [...state.rested].filter(([, until]) => until > now).map(([peer]) => peer).slice(-MAX_AVOID_PEERS)
     const allocators = await findAllocators()
     if (allocators.length === 0) {
       throw new ProxyError(503, `No instance of ${record.name} is near enough and no allocator was found`, { 'retry-after': String(RETRY_AFTER_S) })
@@ -285,7 +291,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     const candidates = allocators.map(({ peerId, rttMs }) => ({ peer: peerId.toString(), rttMs: Number.isFinite(rttMs) ? rttMs : null }))
     for (const allocator of allocators) {
       try {
-        const allocation = await allocate(node.libp2p, allocator.peerId, record.name, { signal: within(coldStartTimeoutMs) })
+        const allocation = await allocate(node.libp2p, allocator.peerId, record.name, { signal: within(coldStartTimeoutMs), avoid })
         counter.inc({ service: record.name, outcome: allocation.reused ? 'reused' : 'started' })
         log.info({ service: record.name, allocator: allocator.peerId.toString(), instance: allocation.instanceId, phases: allocation.phases, reused: allocation.reused, candidates }, 'allocated')
         return { peerId: allocation.peerId, target: allocation.multiaddrs.length > 0 ? allocation.multiaddrs : allocation.peerId }
@@ -309,7 +315,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     }
     state.closerAt = Date.now()
     state.closer = (async () => {
-      const allocated = await allocateSomewhere(record, closerAllocations)
+      const allocated = await allocateSomewhere(record, state, closerAllocations)
       state.rested.delete(allocated.peerId.toString())
       const rttMs = await measure(allocated.peerId, record.hardRttMs).catch(() => undefined)
       know(state, { ...allocated, ...(rttMs == null ? {} : { rttMs }) })
@@ -360,7 +366,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       if (found != null) {
         return { instance: chosen(record, state, found) }
       }
-      const allocation = await allocateSomewhere(record, coldStarts)
+      const allocation = await allocateSomewhere(record, state, coldStarts)
       // the allocator vouches for what it answers, even an instance that failed here before
       state.rested.delete(allocation.peerId.toString())
       const allocated = know(state, allocation)

@@ -16,6 +16,8 @@ import type { Registry } from 'prom-client'
 
 const SERVICE = 'latency-server'
 const CONTENT_HASH = 'hash-latency'
+/** A service whose only instance the allocator runs, and which stops answering in time. */
+const HUNG_SERVICE = 'hung-alloc-server'
 /** Each way through the relay: the far instance is about 120 ms away, the near one about 1 ms. */
 const DELAY_MS = 60
 const SOFT_MS = 50
@@ -31,6 +33,7 @@ describe('client proxy choosing by RTT', { timeout: 300_000 }, () => {
   let metrics: Registry
   let relay: DelayRelay
   const instances: NamedInstance[] = []
+  const proxies: ClientProxy[] = []
 
   const get = async (): Promise<string> => {
     const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`)
@@ -53,6 +56,7 @@ describe('client proxy choosing by RTT', { timeout: 300_000 }, () => {
     const image = await buildServiceImage(engine, images, 'hello-latency', HELLO_SERVER)
     overlay = await startOverlay()
     await overlay.register(SERVICE, image, { contentHash: CONTENT_HASH, softRttMs: SOFT_MS, hardRttMs: 2_000 })
+    await overlay.register(HUNG_SERVICE, image, { contentHash: 'hash-hung-alloc', softRttMs: SOFT_MS, hardRttMs: 2_000 })
     daemon = await startTestAllocator(engine, overlay, state.path)
     await waitForAllocator(overlay, daemon)
     await startInstance('near')
@@ -69,7 +73,7 @@ describe('client proxy choosing by RTT', { timeout: 300_000 }, () => {
   })
 
   after(async () => {
-    await proxy?.stop()
+    await Promise.all([proxy, ...proxies].map(async one => { await one?.stop() }))
     await Promise.all(instances.map(async ({ sidecar }) => { await sidecar.stop(0) }))
     await relay?.close()
     for (const { server } of instances) {
@@ -106,5 +110,27 @@ describe('client proxy choosing by RTT', { timeout: 300_000 }, () => {
     assert.ok(bodies.slice(0, -1).every(body => body === 'far\n'), bodies.join(''))
     assert.deepEqual(await closerAllocations(), [`physarum_proxy_closer_allocations_total{service="${SERVICE}",outcome="started"} 1`])
     assert.equal(daemon.allocator.instances().filter(i => i.service === SERVICE).length, 1)
+  })
+
+  it('has a hung service\'s only instance replaced: the allocator is told to avoid it', async () => {
+    // a proxy that gives an instance 500 ms to answer
+    const strict = (await startTestProxy(proxyNode, overlay.registry.node.multiaddrs()[0]!, { upstreamTimeoutMs: 500 })).proxy
+    proxies.push(strict)
+    const fetchHung = async (path: string): Promise<{ status: number, body: string }> => {
+      const response = await fetch(`http://127.0.0.1:${strict.port}/${HUNG_SERVICE}${path}`)
+      return { status: response.status, body: await response.text() }
+    }
+    const first = await fetchHung('/')
+    const hungId = /^Hello, world from (\S+) /.exec(first.body)?.[1]
+    assert.ok(first.status === 200 && hungId != null, first.body)
+
+    // requests in a row that it does not answer in time (it takes 3 s): the proxy leaves it, and
+    // the allocator on its host, told to avoid it, starts another rather than answer with it
+    assert.deepEqual((await Promise.all([fetchHung('/slow?ms=3000'), fetchHung('/slow?ms=3000'), fetchHung('/slow?ms=3000')])).map(({ status }) => status), [504, 504, 504])
+    const next = await fetchHung('/')
+    assert.equal(next.status, 200, next.body)
+    const nextId = /^Hello, world from (\S+) /.exec(next.body)?.[1]
+    assert.ok(nextId != null && nextId !== hungId, `answered by ${nextId ?? next.body}, the instance left was ${hungId}`)
+    assert.deepEqual(daemon.allocator.instances().filter(i => i.service === HUNG_SERVICE).map(i => i.id).sort(), [hungId, nextId].sort())
   })
 })

@@ -2,6 +2,7 @@ import type { Codec, DecodeOptions } from 'protons-runtime';
 import type { Uint8ArrayList } from 'uint8arraylist';
 export interface AllocateRequest {
     service: string;
+    avoidPeers: string[];
 }
 export declare namespace AllocateRequest {
     const codec: () => Codec<AllocateRequest>;
@@ -9,9 +10,14 @@ export declare namespace AllocateRequest {
         field: '$.service';
         value: string;
     }
+    interface AllocateRequestAvoidPeersFieldEvent {
+        field: '$.avoidPeers[]';
+        index: number;
+        value: string;
+    }
     function encode(obj: Partial<AllocateRequest>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AllocateRequest>): AllocateRequest;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AllocateRequest>): Generator<AllocateRequestServiceFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AllocateRequest>): Generator<AllocateRequestServiceFieldEvent | AllocateRequestAvoidPeersFieldEvent>;
 }
 export interface Phases {
     pullMs: number;

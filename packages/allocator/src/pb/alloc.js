@@ -12,12 +12,19 @@ export var AllocateRequest;
                     w.uint32(10);
                     w.string(obj.service);
                 }
+                if (obj.avoidPeers != null && obj.avoidPeers.length > 0) {
+                    for (const value of obj.avoidPeers) {
+                        w.uint32(18);
+                        w.string(value);
+                    }
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
             }, (reader, length, opts = {}) => {
                 const obj = {
-                    service: ''
+                    service: '',
+                    avoidPeers: []
                 };
                 const end = length == null ? reader.len : reader.pos + length;
                 while (reader.pos < end) {
@@ -25,6 +32,13 @@ export var AllocateRequest;
                     switch (tag >>> 3) {
                         case 1: {
                             obj.service = reader.string();
+                            break;
+                        }
+                        case 2: {
+                            if (opts.limits?.avoidPeers != null && obj.avoidPeers.length === opts.limits.avoidPeers) {
+                                throw new MaxLengthError('Decode error - repeated field "avoidPeers" had too many elements');
+                            }
+                            obj.avoidPeers.push(reader.string());
                             break;
                         }
                         default: {
@@ -35,6 +49,9 @@ export var AllocateRequest;
                 }
                 return obj;
             }, function* (reader, length, prefix, opts = {}) {
+                const obj = {
+                    avoidPeers: 0
+                };
                 const end = length == null ? reader.len : reader.pos + length;
                 while (reader.pos < end) {
                     const tag = reader.uint32();
@@ -44,6 +61,18 @@ export var AllocateRequest;
                                 field: `${prefix}.service`,
                                 value: reader.string()
                             };
+                            break;
+                        }
+                        case 2: {
+                            if (opts.limits?.avoidPeers != null && obj.avoidPeers === opts.limits.avoidPeers) {
+                                throw new MaxLengthError('Streaming decode error - repeated field "avoidPeers" had too many elements');
+                            }
+                            yield {
+                                field: `${prefix}.avoidPeers[]`,
+                                index: obj.avoidPeers,
+                                value: reader.string()
+                            };
+                            obj.avoidPeers++;
                             break;
                         }
                         default: {
