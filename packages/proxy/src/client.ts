@@ -367,7 +367,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         return { instance: chosen(record, state, found) }
       }
       const allocation = await allocateSomewhere(record, state, coldStarts)
-      // the allocator vouches for what it answers, even an instance that failed here before
+      // the allocator vouches for what it answers; it was told to avoid the instances resting
+      // here, but an older allocator ignores that, and its answer is taken as before
       state.rested.delete(allocation.peerId.toString())
       const allocated = know(state, allocation)
       measure(allocated.peerId, record.hardRttMs).then(rttMs => { allocated.rttMs = rttMs }, () => {})
