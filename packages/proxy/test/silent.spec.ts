@@ -4,10 +4,10 @@ import { eventually, sampleRecord, startClient, startNode, startRegistry, stopAl
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
 import { STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS, TIMEOUTS_BEFORE_REST } from '../src/constants.ts'
 import { startNamedInstance, startTestProxy, waitForProviders } from './helpers.ts'
-import type { PhysarumNode } from '@physarum/p2p'
+import type { PhysarumNode, PhysarumNodeInit } from '@physarum/p2p'
 import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
 import type { DelayRelay } from '../../p2p/test/helpers.ts'
-import type { ClientProxy } from '../src/client.ts'
+import type { ClientProxy, ClientProxyInit } from '../src/client.ts'
 import type { NamedInstance } from './helpers.ts'
 import type { Registry } from 'prom-client'
 
@@ -57,6 +57,20 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     return { relay: relay!, instance }
   }
 
+  /** A client proxy on a node of its own (a DHT client, like the proxy daemon), stopped after the tests. */
+  const startOwnProxy = async (nodeInit: Partial<PhysarumNodeInit> = {}, init: Partial<ClientProxyInit> = {}): Promise<{ node: PhysarumNode, proxy: ClientProxy, metrics: Registry }> => {
+    const node = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client', ...nodeInit })
+    nodes.push(node)
+    const started = await startTestProxy(node, registry.node.multiaddrs()[0]!, init)
+    proxies.push(started.proxy)
+    return { node, ...started }
+  }
+
+  /** Waits until `through` sends the requests for `service` to the instance named `name`. */
+  const reach = async (through: ClientProxy, service: string, name: string): Promise<void> => {
+    await eventually(`requests to reach ${name}`, async () => (await sendTo(through, service, 'GET').catch(() => undefined))?.body === `${name}\n` ? true : undefined, 30_000, 200)
+  }
+
   before(async () => {
     etcd = await TestEtcd.start()
     bootstrap = await startNode()
@@ -66,18 +80,15 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     await admin.client.add(sampleRecord(IDLE_SERVICE, { contentHash: IDLE_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await admin.client.add(sampleRecord(HUNG_SERVICE, { contentHash: HUNG_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await stopAll([admin.node])
-    proxyNode = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
-    const started = await startTestProxy(proxyNode, registry.node.multiaddrs()[0]!)
-    proxy = started.proxy
-    metrics = started.metrics
+    ;({ node: proxyNode, proxy, metrics } = await startOwnProxy())
   })
 
   after(async () => {
-    await Promise.all([proxy, ...proxies].map(async one => { await one?.stop() }))
+    await Promise.all(proxies.map(async one => { await one.stop() }))
     await Promise.all(instances.map(async ({ sidecar }) => { await sidecar.stop(0) }))
     await Promise.all(relays.map(async relay => { await relay.close() }))
     await registry?.stop()
-    await stopAll([proxyNode, ...nodes, bootstrap].filter(node => node != null))
+    await stopAll([...nodes, bootstrap].filter(node => node != null))
     await etcd?.remove()
     for (const { server } of instances) {
       server.server.closeAllConnections()
@@ -90,7 +101,7 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     await startInstance('far', 10)
     // both known before the first request: a proxy that found only one would keep to it until its refresh
     await waitForProviders(proxyNode, CONTENT_HASH, 2)
-    await eventually('requests to reach the near instance', async () => (await get().catch(() => undefined))?.body === 'near\n' ? true : undefined, 30_000, 200)
+    await reach(proxy, SERVICE, 'near')
 
     near.hold()
     const heldAt = performance.now()
@@ -123,14 +134,11 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
   it('leaves an idle instance whose host went silent once liveness aborts its connection', async (t) => {
     // a proxy whose node checks its connections every half second, with a service of its own
     const livenessTimeoutMs = 1_000
-    const node = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client', liveness: { intervalMs: 500, timeoutMs: livenessTimeoutMs } })
-    nodes.push(node)
-    const started = await startTestProxy(node, registry.node.multiaddrs()[0]!)
-    proxies.push(started.proxy)
+    const started = await startOwnProxy({ liveness: { intervalMs: 500, timeoutMs: livenessTimeoutMs } })
     const { relay: near } = await startInstance('idle-near', 0, IDLE_SERVICE, IDLE_CONTENT_HASH)
     const { instance: far } = await startInstance('idle-far', 10, IDLE_SERVICE, IDLE_CONTENT_HASH)
-    await waitForProviders(node, IDLE_CONTENT_HASH, 2)
-    await eventually('requests to reach the near instance', async () => (await sendTo(started.proxy, IDLE_SERVICE, 'GET').catch(() => undefined))?.body === 'idle-near\n' ? true : undefined, 30_000, 200)
+    await waitForProviders(started.node, IDLE_CONTENT_HASH, 2)
+    await reach(started.proxy, IDLE_SERVICE, 'idle-near')
 
     // no request meanwhile: no stall to probe, only liveness sees the silence
     near.hold()
@@ -148,15 +156,12 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
 
   it('leaves an instance whose service hangs once requests in a row get no answer in time, not after one', async (t) => {
     const upstreamTimeoutMs = 500
-    const node = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
-    nodes.push(node)
-    const started = await startTestProxy(node, registry.node.multiaddrs()[0]!, { upstreamTimeoutMs })
-    proxies.push(started.proxy)
+    const started = await startOwnProxy({}, { upstreamTimeoutMs })
     const { instance: near } = await startInstance('hung-near', 0, HUNG_SERVICE, HUNG_CONTENT_HASH)
     await startInstance('hung-far', 10, HUNG_SERVICE, HUNG_CONTENT_HASH)
-    await waitForProviders(node, HUNG_CONTENT_HASH, 2)
+    await waitForProviders(started.node, HUNG_CONTENT_HASH, 2)
     const get = async (): Promise<{ status: number, body: string }> => await sendTo(started.proxy, HUNG_SERVICE, 'GET')
-    await eventually('requests to reach the near instance', async () => (await get().catch(() => undefined))?.body === 'hung-near\n' ? true : undefined, 30_000, 200)
+    await reach(started.proxy, HUNG_SERVICE, 'hung-near')
     // the near service accepts requests and never answers them; its host and sidecar answer pings
     const answer = near.server.server.listeners('request')
     const hang = (): void => {
