@@ -15,6 +15,14 @@ const DEFAULT_MAX_BUFFERED = 1024 * 1024
  */
 export async function sendBounded (stream: MessageStream, data: Uint8Array, options: BoundedSendOptions = {}): Promise<void> {
   stream.send(data)
+  await writeBufferBelow(stream, options)
+}
+
+/**
+ * Returns once at most `maxBufferedBytes` wait in the stream's write buffer: after `send()` returns
+ * a full buffer, for a sender that waits on its own (one that pauses a socket, say).
+ */
+export async function writeBufferBelow (stream: MessageStream, options: BoundedSendOptions = {}): Promise<void> {
   const limit = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED
   while (stream.writeBufferLength > limit) {
     await new Promise<void>((resolve, reject) => {

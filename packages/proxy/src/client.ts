@@ -10,7 +10,7 @@ import {
   MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, RETRY_AFTER_S, RETRY_DELAY_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
-import { StreamDuplex } from './duplex.ts'
+import { joinSocket } from './duplex.ts'
 import { StreamOpenError, streamPool } from './pool.ts'
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -140,7 +140,7 @@ interface ServiceState {
  * instance of `<service>` over `/physarum/http/1.0.0`, with `/<service>` stripped here (the
  * sidecar is a byte pipe). Instances come from the service topic, measured and chosen by RTT
  * within the record's hard limit; with none, one allocation (nearest allocator first) is shared
- * by every request that arrives meanwhile. Node's HTTP client runs over the libp2p stream, so
+ * by every request that arrives meanwhile. undici's HTTP client runs over the libp2p stream, so
  * bodies stream both ways with backpressure (StreamDuplex bounds the stream's buffers).
  */
 export async function startClientProxy (components: ClientProxyComponents, init: ClientProxyInit): Promise<ClientProxy> {
@@ -672,7 +672,6 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         rest(record.name, instance)
         throw new ProxyError(502, `Could not reach the instance of ${record.name}: ${(err as Error).message}`)
       }
-      const upstream = new StreamDuplex(stream)
       const headers = { ...requestHeaders(req), connection: 'upgrade', upgrade: req.headers.upgrade ?? '' }
       const lines = [`${req.method ?? 'GET'} ${target.path} HTTP/1.1`]
       for (const [name, value] of Object.entries(headers)) {
@@ -680,17 +679,15 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           lines.push(`${name}: ${String(one)}`)
         }
       }
-      upstream.write(`${lines.join('\r\n')}\r\n\r\n`)
+      stream.send(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`))
       if (head.length > 0) {
-        upstream.write(head)
+        stream.send(head)
       }
-      const close = (): void => { socket.destroy(); upstream.destroy() }
-      socket.on('error', close)
-      upstream.on('error', close)
-      socket.on('close', close)
-      upstream.on('close', close)
-      socket.pipe(upstream)
-      upstream.pipe(socket)
+      joinSocket(socket, stream, (err) => {
+        if (err != null) {
+          log.debug({ service, err: err.message }, 'an upgraded connection broke')
+        }
+      })
     } catch (err) {
       const failure = err instanceof ProxyError ? err : new ProxyError(502, (err as Error).message)
       code = failure.status

@@ -1,5 +1,5 @@
 import { Duplex } from 'node:stream'
-import { sendBounded } from '@physarum/p2p'
+import { writeBufferBelow } from '@physarum/p2p'
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 
 /** Bytes one direction may hold in the libp2p stream's write buffer before the writer waits. */
@@ -52,19 +52,8 @@ export class StreamDuplex extends Duplex {
   }
 
   readonly #onMessage = (evt: StreamMessageEvent): void => {
-    const data = evt.data
-    this.bytesRead += data.byteLength
-    let more = true
-    if (data instanceof Uint8Array) {
-      more = this.push(data)
-    } else {
-      for (const buf of data) {
-        more = this.push(buf)
-      }
-    }
-    if (!more && this.stream.status === 'open') {
-      this.stream.pause()
-    }
+    this.bytesRead += evt.data.byteLength
+    pauseWhenFull(this.stream, evt, buf => this.push(buf))
   }
 
   readonly #onEnd = (): void => {
@@ -86,7 +75,17 @@ export class StreamDuplex extends Duplex {
   }
 
   override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    sendBounded(this.stream, chunk, { maxBufferedBytes: this.#maxBuffered }).then(() => { callback() }, callback)
+    try {
+      this.stream.send(chunk)
+    } catch (err) {
+      callback(err as Error)
+      return
+    }
+    if (this.stream.writeBufferLength <= this.#maxBuffered) {
+      callback()
+    } else {
+      writeBufferBelow(this.stream, { maxBufferedBytes: this.#maxBuffered }).then(() => { callback() }, callback)
+    }
   }
 
   override _final (callback: (error?: Error | null) => void): void {
@@ -106,4 +105,102 @@ export class StreamDuplex extends Duplex {
     }
     callback(error)
   }
+}
+
+/** Hands a message's buffers to `take`, and pauses the stream if `take` said it holds enough. */
+function pauseWhenFull (stream: Stream, evt: StreamMessageEvent, take: (buf: Uint8Array) => boolean): void {
+  let more = true
+  if (evt.data instanceof Uint8Array) {
+    more = take(evt.data)
+  } else {
+    for (const buf of evt.data) {
+      more = take(buf) && more
+    }
+  }
+  if (!more && stream.status === 'open') {
+    stream.pause()
+  }
+}
+
+/**
+ * Joins a socket and a libp2p stream as a byte pipe, with backpressure both ways and no Node
+ * stream between them (a StreamDuplex and two pipes cost the sidecar about 7% more CPU per
+ * request: bench/README.md). The stream pauses while the socket's buffer is full; the socket
+ * pauses while more than `maxBufferedBytes` wait in the stream's. Each side's end half-closes the
+ * other, as TCP does. `onDone` is called once: with no error when the socket has ended and closed
+ * and the stream's writable end closed after everything the socket sent; with the error that
+ * broke either side, both torn down.
+ */
+export function joinSocket (socket: Duplex, stream: Stream, onDone: (err?: Error) => void, maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES): void {
+  stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER_BYTES)
+  let done = false
+  const finish = (err?: Error): void => {
+    if (done) {
+      return
+    }
+    done = true
+    socket.destroy()
+    if (stream.status === 'open' || stream.status === 'closing') {
+      if (err != null) {
+        stream.abort(err)
+      } else {
+        stream.close().catch((closeErr: Error) => { stream.abort(closeErr) })
+      }
+    }
+    onDone(err)
+  }
+  socket.on('error', finish)
+  stream.addEventListener('close', (evt) => {
+    if (evt.error != null) {
+      finish(evt.error)
+    } else {
+      socket.end()
+    }
+  })
+
+  // the stream's bytes to the socket
+  stream.addEventListener('message', (evt) => {
+    pauseWhenFull(stream, evt, buf => socket.write(buf))
+  })
+  socket.on('drain', () => {
+    if (stream.readStatus === 'paused') {
+      stream.resume()
+    }
+  })
+  stream.addEventListener('end', () => { socket.end() })
+  if (stream.readableEnded) {
+    socket.end()
+  }
+
+  // the socket's bytes to the stream
+  socket.on('data', (chunk: Buffer) => {
+    try {
+      stream.send(chunk)
+    } catch (err) {
+      finish(err as Error)
+      return
+    }
+    if (stream.writeBufferLength > maxBufferedBytes) {
+      socket.pause()
+      writeBufferBelow(stream, { maxBufferedBytes }).then(() => { socket.resume() }, finish)
+    }
+  })
+  let ended = false
+  let sent = false
+  socket.on('end', () => {
+    ended = true
+    stream.close().then(() => {
+      sent = true
+      if (socket.closed) {
+        finish()
+      }
+    }, finish)
+  })
+  socket.on('close', () => {
+    if (!ended) {
+      finish(new Error('The connection closed before it ended'))
+    } else if (sent) {
+      finish()
+    }
+  })
 }

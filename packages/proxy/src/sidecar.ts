@@ -3,7 +3,7 @@ import { callRpc, createMetricsRegistry, createPhysarumNode, nodeOptions, servic
 import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { CheckIn, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { CHECKIN_RETRY_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS } from './constants.ts'
-import { StreamDuplex } from './duplex.ts'
+import { joinSocket } from './duplex.ts'
 import { startClientProxy } from './client.ts'
 import type { ClientProxy } from './client.ts'
 import type { DaemonNodeOptions, Logger, PhysarumNode } from '@physarum/p2p'
@@ -76,35 +76,13 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
         }
       }
     }
-    const duplex = new StreamDuplex(stream)
     const socket = connect({ host: '127.0.0.1', port: config.servicePort, noDelay: true })
-    let done = false
-    const close = (err?: Error): void => {
-      if (done) {
-        return
-      }
-      done = true
+    joinSocket(socket, stream, (err) => {
       if (err != null) {
         log.debug({ err: err.message }, 'http stream failed')
       }
-      socket.destroy()
-      duplex.destroy(err)
       finished()
-    }
-    socket.on('error', close)
-    duplex.on('error', close)
-    // done once the service closed its connection and everything it sent reached the stream
-    let socketClosed = false
-    let sent = false
-    const maybeDone = (): void => {
-      if (socketClosed && sent) {
-        close()
-      }
-    }
-    socket.on('close', () => { socketClosed = true; maybeDone() })
-    duplex.on('finish', () => { sent = true; maybeDone() })
-    duplex.pipe(socket)
-    socket.pipe(duplex)
+    })
   }
 
   await node.libp2p.handle(HTTP_PROTOCOL, (stream) => {

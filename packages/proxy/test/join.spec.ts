@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { eventually, freePort, startNode, stopAll } from '../../p2p/test/helpers.ts'
+import { joinSocket } from '../src/duplex.ts'
+import type { AddressInfo, Server, Socket } from 'node:net'
+import type { Stream } from '@libp2p/interface'
+import type { PhysarumNode } from '@physarum/p2p'
+
+const PROTOCOL = '/physarum-test/join/1.0.0'
+
+/** Everything a stream receives until its remote end closes, as text. */
+async function readAll (stream: Stream): Promise<string> {
+  const parts: Buffer[] = []
+  for await (const chunk of stream) {
+    for (const part of chunk instanceof Uint8Array ? [chunk] : chunk) {
+      parts.push(Buffer.from(part))
+    }
+  }
+  return Buffer.concat(parts).toString()
+}
+
+describe('joinSocket: a socket and a libp2p stream as one byte pipe', () => {
+  let server: PhysarumNode
+  let client: PhysarumNode
+  let service: Server
+  /** The service's side of each connection the joined sockets made, in order. */
+  const accepted: Socket[] = []
+  /** What the handler's joinSocket reported, one entry per stream. */
+  let outcomes: Array<Promise<Error | undefined>> = []
+  let servicePort = 0
+
+  before(async () => {
+    server = await startNode()
+    client = await startNode()
+    // answers what it was sent, counted, once the other side half-closed
+    service = createServer({ allowHalfOpen: true }, socket => {
+      accepted.push(socket)
+      let bytes = 0
+      socket.on('data', (chunk: Buffer) => { bytes += chunk.byteLength })
+      socket.on('end', () => { socket.end(`got ${bytes} bytes`) })
+      socket.on('error', () => {})
+    })
+    service.listen(0, '127.0.0.1')
+    await once(service, 'listening')
+    servicePort = (service.address() as AddressInfo).port
+    await joinStreamsTo(servicePort)
+  })
+  after(async () => {
+    service.close()
+    await stopAll([client, server])
+  })
+
+  /** Joins each stream of PROTOCOL the server takes to a new connection to 127.0.0.1:<port>. */
+  const joinStreamsTo = async (port: number): Promise<void> => {
+    await server.libp2p.unhandle(PROTOCOL)
+    await server.libp2p.handle(PROTOCOL, (stream) => {
+      const outcome = Promise.withResolvers<Error | undefined>()
+      outcomes.push(outcome.promise)
+      joinSocket(connect({ host: '127.0.0.1', port }), stream, outcome.resolve)
+    })
+  }
+
+  const open = async (): Promise<Stream> => {
+    outcomes = []
+    return await client.libp2p.dialProtocol(server.libp2p.getMultiaddrs()[0]!, PROTOCOL)
+  }
+
+  it('carries bytes both ways and passes each side\'s end to the other, then reports done once', async () => {
+    const stream = await open()
+    stream.send(new TextEncoder().encode('hello, '))
+    stream.send(new TextEncoder().encode('service'))
+    const reply = readAll(stream)
+    await stream.close()
+    // the service answers only after the stream's end reached it as its socket's end
+    assert.equal(await reply, 'got 14 bytes')
+    assert.equal(await outcomes[0], undefined)
+    assert.equal(outcomes.length, 1)
+    await eventually('the service\'s socket to close', () => accepted.at(-1)!.closed ? true : undefined)
+  })
+
+  it('resets the stream when the service cannot be reached, and reports why', async () => {
+    await joinStreamsTo(await freePort())
+    try {
+      const stream = await open()
+      await assert.rejects(readAll(stream))
+      assert.match((await outcomes[0])?.message ?? '', /ECONNREFUSED/)
+    } finally {
+      await joinStreamsTo(servicePort)
+    }
+  })
+
+  it('tears the socket down when the stream is reset, and reports why', async () => {
+    const stream = await open()
+    stream.send(new TextEncoder().encode('part of a request'))
+    const before = accepted.length
+    await eventually('the service to accept the connection', () => accepted.length > before ? true : undefined)
+    const socket = accepted.at(-1)!
+    stream.abort(new Error('the client gave up'))
+    const err = await outcomes[0]
+    assert.equal(err?.name, 'StreamResetError', `the reset was reported as it came: ${err?.message}`)
+    await eventually('the service\'s socket to close', () => socket.closed ? true : undefined)
+  })
+
+  it('ends the stream with everything the service sent when the service closes first', async () => {
+    const stream = await open()
+    const before = accepted.length
+    await eventually('the service to accept the connection', () => accepted.length > before ? true : undefined)
+    const body = 'x'.repeat(1024 * 1024)
+    accepted.at(-1)!.end(body)
+    assert.equal((await readAll(stream)).length, body.length)
+    await stream.close()
+    assert.equal(await outcomes[0], undefined)
+  })
+})
