@@ -73,6 +73,7 @@ export interface AllocatorInit {
 }
 
 type InstanceState = 'starting' | 'ready' | 'adopting' | 'draining' | 'stopping'
+type ContainerRole = 'service' | 'sidecar'
 
 interface Instance {
   id: string
@@ -91,6 +92,10 @@ interface Instance {
   sidecarHostPort?: number
   /** The service container is being restarted to join its sidecar's new network namespace. */
   rejoining?: boolean
+  /** The instance's containers that died and wait for `restartTimer` to start them again. */
+  dead: Set<ContainerRole>
+  /** Starting again the containers that died, once the timer fired. */
+  restarting?: Promise<void>
   state: InstanceState
   multiaddrs: string[]
   idleMs: number
@@ -165,8 +170,13 @@ export class Allocator {
 
   async start (): Promise<void> {
     await mkdir(join(this.#init.stateDir, 'instances'), { recursive: true, mode: 0o700 })
-    this.#c.runtime.watch(LABELS.allocator, this.#allocatorId, (event) => { this.#onContainerEvent(event) },
-      (err) => { this.#log.warn({ err: err.message }, 'Docker events') }, this.#controller.signal)
+    this.#c.runtime.watch(LABELS.allocator, this.#allocatorId, {
+      onEvent: (event) => { this.#onContainerEvent(event) },
+      onError: (err) => { this.#log.warn({ err: err.message }, 'Docker events') },
+      onReopen: () => {
+        this.#reconcile().catch((err: Error) => { this.#log.warn({ err: err.message }, 'looking for containers that died while Docker\'s events were down failed') })
+      }
+    }, this.#controller.signal)
     await this.#adopt()
     const libp2p = this.#c.node.libp2p
     await handleRpc(libp2p, allocRpc, async (request, { remotePeer }) => ({ allocated: await this.#allocateFor(request.service, request.avoidPeers, remotePeer) }),
@@ -657,29 +667,74 @@ export class Allocator {
       instance.checkedIn = false
     }
     this.#log.warn({ event: 'restart', service: instance.service, instance: instance.id, container: role, exitCode: event.exitCode, backoffMs: backoff, restarts: instance.restarts.length }, `the ${role} container exited: restarting it`)
-    clearTimeout(instance.restartTimer)
+    instance.dead.add(role)
+    // a restart already waiting takes this container along (both die together when the engine restarts)
+    if (instance.restartTimer != null) {
+      return
+    }
     instance.restartTimer = setTimeout(() => {
+      instance.restartTimer = undefined
+      const roles = new Set(instance.dead)
+      instance.dead.clear()
       if (instance.state === 'stopping' || instance.state === 'draining') {
         return
       }
-      this.#metrics.restarts.inc({ service: instance.service, container: role })
-      this.#c.runtime.start(event.id).then(async () => {
-        // bridge networking: the service lost its network with the sidecar's namespace
-        if (role === 'sidecar' && this.#init.networkMode === 'bridge' && instance.serviceContainer != null) {
-          // only a running service dies on the restart; one that is down starts in the new namespace
-          if (await this.#c.runtime.running(instance.serviceContainer)) {
-            instance.rejoining = true
-            await this.#c.runtime.restart(instance.serviceContainer, STOP_TIMEOUT_S)
-          } else {
-            await this.#c.runtime.start(instance.serviceContainer)
-          }
-        }
-      }).catch((err: Error) => {
+      const restarted = this.#restart(instance, roles).catch((err: Error) => {
         this.#log.error({ instance: instance.id, err: err.message }, 'restart failed')
         void this.#remove(instance, `restart failed: ${err.message}`)
       })
+      instance.restarting = restarted
+      void restarted.finally(() => {
+        if (instance.restarting === restarted) {
+          instance.restarting = undefined
+        }
+      })
     }, backoff)
     instance.restartTimer.unref()
+  }
+
+  /** Starts the instance's containers that died again, the sidecar first. */
+  async #restart (instance: Instance, roles: Set<ContainerRole>): Promise<void> {
+    const { runtime } = this.#c
+    if (roles.has('sidecar') && instance.sidecarContainer != null) {
+      this.#metrics.restarts.inc({ service: instance.service, container: 'sidecar' })
+      await runtime.start(instance.sidecarContainer)
+      // bridge networking: a running service lost its network with the sidecar's namespace
+      if (this.#init.networkMode === 'bridge' && !roles.has('service') && instance.serviceContainer != null) {
+        if (await runtime.running(instance.serviceContainer)) {
+          instance.rejoining = true
+          await runtime.restart(instance.serviceContainer, STOP_TIMEOUT_S)
+        } else {
+          await runtime.start(instance.serviceContainer)
+        }
+      }
+    }
+    if (roles.has('service') && instance.serviceContainer != null) {
+      this.#metrics.restarts.inc({ service: instance.service, container: 'service' })
+      await runtime.start(instance.serviceContainer)
+    }
+  }
+
+  /**
+   * Docker's events stream broke and is open again (the engine restarted, its socket closed): a
+   * container that died meanwhile told nobody. Each container of a ready instance that is not
+   * running now, and not being restarted already, is handled as if its 'die' had come: restarted,
+   * or the instance removed.
+   */
+  async #reconcile (): Promise<void> {
+    const containers = await this.#c.runtime.list(LABELS.allocator, this.#allocatorId)
+    const running = new Set(containers.filter(container => container.State === 'running').map(container => container.Id))
+    for (const instance of this.#instances.values()) {
+      if (instance.state !== 'ready' || instance.restartTimer != null || instance.restarting != null) {
+        continue
+      }
+      for (const id of [instance.sidecarContainer, instance.serviceContainer]) {
+        if (id != null && !running.has(id)) {
+          this.#log.warn({ service: instance.service, instance: instance.id, container: id.slice(0, 12) }, 'a container stopped while Docker\'s events were down')
+          this.#onContainerEvent({ id, action: 'die', labels: {} })
+        }
+      }
+    }
   }
 
   /** Takes over the instances a previous run left (same allocator peer id); removes the rest. */
@@ -741,7 +796,7 @@ export class Allocator {
 
 /** An instance with what it knows when it starts or is adopted: no stats, no restarts, not ready. */
 function newInstance (known: Pick<Instance, 'id' | 'service' | 'contentHash' | 'cpu' | 'memoryMb' | 'servicePort' | 'sidecarPeer' | 'dir' | 'state' | 'serviceContainer' | 'sidecarContainer'>): Instance {
-  const instance: Instance = { ...known, multiaddrs: [], idleMs: 0, inFlight: 0, statsAt: Date.now(), restarts: [], ready: Promise.withResolvers<void>(), checkedIn: false }
+  const instance: Instance = { ...known, multiaddrs: [], idleMs: 0, inFlight: 0, statsAt: Date.now(), restarts: [], dead: new Set(), ready: Promise.withResolvers<void>(), checkedIn: false }
   // nobody may be waiting when an instance fails before it is ready
   instance.ready.promise.catch(() => {})
   return instance

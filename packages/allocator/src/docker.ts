@@ -85,6 +85,13 @@ export interface ContainerEvent {
   exitCode?: number
 }
 
+export interface WatchHandlers {
+  onEvent: (event: ContainerEvent) => void
+  onError: (err: Error) => void
+  /** The events stream is open again after it broke. */
+  onReopen: () => void
+}
+
 /** The Docker engine as the allocator uses it: images by digest, labelled containers, events. */
 export class DockerRuntime {
   readonly docker: Docker
@@ -229,13 +236,20 @@ export class DockerRuntime {
 
   /**
    * Calls `onEvent` for every container event of containers carrying `label=value` until the
-   * signal aborts; the stream is opened again when the engine closes it.
+   * signal aborts. The stream is opened again when it breaks (the engine restarted, the socket
+   * closed), and `onReopen` is called then: what happened while it was down was sent to nobody.
    */
-  watch (label: string, value: string, onEvent: (event: ContainerEvent) => void, onError: (err: Error) => void, signal: AbortSignal): void {
+  watch (label: string, value: string, handlers: WatchHandlers, signal: AbortSignal): void {
+    const { onEvent, onError, onReopen } = handlers
     const open = async (): Promise<void> => {
+      let opened = false
       while (!signal.aborted) {
         try {
           const stream = await this.docker.getEvents({ filters: { type: ['container'], label: [`${label}=${value}`], event: ['die', 'start', 'destroy'] }, abortSignal: signal })
+          if (opened) {
+            onReopen()
+          }
+          opened = true
           await new Promise<void>((resolve) => {
             let buffer = ''
             stream.on('data', (chunk: Buffer) => {

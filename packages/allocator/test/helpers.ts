@@ -1,5 +1,6 @@
 import { spawn, execFile } from 'node:child_process'
 import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,6 +19,7 @@ import type { PhysarumNode } from '@physarum/p2p'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { ChildProcess } from 'node:child_process'
+import type { Socket } from 'node:net'
 
 export { eventually, freePort, silentLog, startNode, stopAll, tempDir, TEST_PSK }
 
@@ -352,6 +354,68 @@ function decodeBody (head: string, body: string): string {
     }
     out += rest.slice(eol + 2, eol + 2 + size)
     rest = rest.slice(eol + 2 + size + 2)
+  }
+}
+
+/**
+ * A unix socket in front of the engine's whose connections a test can cut and let through again:
+ * Docker's API and its event stream gone for a while, as when the engine restarts.
+ */
+export interface EngineRelay {
+  /** What the allocator is given as its Docker host. */
+  host: string
+  /** Closes every connection through the relay and refuses new ones. */
+  cut(): void
+  /** Lets connections through again. */
+  restore(): void
+  stop(): Promise<void>
+}
+
+export async function startEngineRelay (engine: TestDocker): Promise<EngineRelay> {
+  if (!engine.host.startsWith('unix://')) {
+    throw new Error(`The engine relay needs a unix socket, not ${engine.host}`)
+  }
+  const target = engine.host.slice('unix://'.length)
+  const dir = await mkdtemp('/tmp/pr-')
+  const sockets = new Set<Socket>()
+  let open = true
+  const server = createServer(client => {
+    if (!open) {
+      client.destroy()
+      return
+    }
+    const upstream = connect(target)
+    const close = (): void => {
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on('error', close)
+      socket.on('close', close)
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  server.listen(join(dir, 'docker.sock'))
+  await once(server, 'listening')
+  const cut = (): void => {
+    open = false
+    for (const socket of sockets) {
+      socket.destroy()
+    }
+  }
+  return {
+    host: `unix://${join(dir, 'docker.sock')}`,
+    cut,
+    restore: () => { open = true },
+    stop: async () => {
+      cut()
+      await new Promise(resolve => server.close(resolve))
+      await rm(dir, { recursive: true, force: true })
+    }
   }
 }
 

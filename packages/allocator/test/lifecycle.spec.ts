@@ -4,7 +4,7 @@ import { allocate } from '../src/client.ts'
 import { LABELS } from '../src/constants.ts'
 import {
   buildServiceImage, containersOf, CRASHING_SERVER, ensureNodeImage, eventually, HELLO_SERVER, httpThroughSidecar, stopTestbed,
-  startDocker, startImageRegistry, startOverlay, startTestAllocator, tempDir
+  startDocker, startEngineRelay, startImageRegistry, startOverlay, startTestAllocator, tempDir
 } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
 
@@ -49,6 +49,37 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
       assert.match(await daemon.registry.metrics(), /physarum_alloc_restarts_total\{service="hello-world-server",container="service"\} 1/)
     } finally {
       await daemon.stop()
+      await dir.remove()
+    }
+  })
+
+  it('restarts the containers that died while Docker\'s events were down', async () => {
+    const dir = await tempDir('physarum-events-down')
+    const relay = await startEngineRelay(engine)
+    const daemon = await startTestAllocator({ ...engine, host: relay.host }, overlay, dir.path)
+    try {
+      const first = await allocate(overlay.client.libp2p, daemon.node.peerId, 'hello-world-server')
+      const containers = await containersOf(engine, daemon.node.peerId.toString())
+      assert.equal(containers.length, 2)
+      // both die while the allocator hears nothing from the engine, as when the engine restarts
+      relay.cut()
+      await Promise.all(containers.map(async container => { await engine.docker.getContainer(container.Id).kill({ signal: 'SIGKILL' }) }))
+      await eventually('both containers to be down', async () => (await containersOf(engine, daemon.node.peerId.toString())).every(c => c.State !== 'running') ? true : undefined)
+      relay.restore()
+      await eventually('both containers to run again', async () => (await containersOf(engine, daemon.node.peerId.toString())).every(c => c.State === 'running') ? true : undefined, 15_000)
+      // the restarted sidecar listens on a new port: the allocator answers with it once it checked in
+      await eventually('the sidecar to check in again', () => daemon.allocator.instances().every(i => i.checkedIn && i.restarts === 2) ? true : undefined, 15_000)
+      const again = await allocate(overlay.client.libp2p, daemon.node.peerId, 'hello-world-server')
+      assert.equal(again.peerId.toString(), first.peerId.toString(), 'the same instance, not a new one')
+      assert.equal(daemon.allocator.instances().length, 1)
+      const answer = await eventually('an answer after the restart', async () => await httpThroughSidecar(overlay.client, again.multiaddrs, '/again'), 15_000, 100)
+      assert.equal(answer.status, 200)
+      const metrics = await daemon.registry.metrics()
+      assert.match(metrics, /physarum_alloc_restarts_total\{service="hello-world-server",container="service"\} 1/)
+      assert.match(metrics, /physarum_alloc_restarts_total\{service="hello-world-server",container="sidecar"\} 1/)
+    } finally {
+      await daemon.stop()
+      await relay.stop()
       await dir.remove()
     }
   })
