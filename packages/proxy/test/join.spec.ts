@@ -29,6 +29,8 @@ describe('joinSocket: a socket and a libp2p stream as one byte pipe', () => {
   const accepted: Socket[] = []
   /** What the handler's joinSocket reported, one entry per stream. */
   let outcomes: Array<Promise<Error | undefined>> = []
+  /** How many times each stream's joinSocket called back. */
+  let calls: number[] = []
   let servicePort = 0
 
   before(async () => {
@@ -48,6 +50,9 @@ describe('joinSocket: a socket and a libp2p stream as one byte pipe', () => {
     await joinStreamsTo(servicePort)
   })
   after(async () => {
+    for (const socket of accepted) {
+      socket.destroy()
+    }
     service.close()
     await stopAll([client, server])
   })
@@ -57,13 +62,18 @@ describe('joinSocket: a socket and a libp2p stream as one byte pipe', () => {
     await server.libp2p.unhandle(PROTOCOL)
     await server.libp2p.handle(PROTOCOL, (stream) => {
       const outcome = Promise.withResolvers<Error | undefined>()
-      outcomes.push(outcome.promise)
-      joinSocket(connect({ host: '127.0.0.1', port }), stream, outcome.resolve)
+      const index = outcomes.push(outcome.promise) - 1
+      calls[index] = 0
+      joinSocket(connect({ host: '127.0.0.1', port }), stream, (err) => {
+        calls[index]!++
+        outcome.resolve(err)
+      })
     })
   }
 
   const open = async (): Promise<Stream> => {
     outcomes = []
+    calls = []
     return await client.libp2p.dialProtocol(server.libp2p.getMultiaddrs()[0]!, PROTOCOL)
   }
 
@@ -76,8 +86,9 @@ describe('joinSocket: a socket and a libp2p stream as one byte pipe', () => {
     // the service answers only after the stream's end reached it as its socket's end
     assert.equal(await reply, 'got 14 bytes')
     assert.equal(await outcomes[0], undefined)
-    assert.equal(outcomes.length, 1)
     await eventually('the service\'s socket to close', () => accepted.at(-1)!.closed ? true : undefined)
+    await eventually('the stream to close', () => stream.status === 'closed' ? true : undefined)
+    assert.deepEqual(calls, [1])
   })
 
   it('resets the stream when the service cannot be reached, and reports why', async () => {
