@@ -1,7 +1,7 @@
 import { ALLOCATOR_TOPIC, createMetricsRegistry, createPhysarumNode, nodeOptions, startMetricsServer } from '@physarum/p2p'
 import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { Allocator } from './allocator.ts'
-import { NAME } from './constants.ts'
+import { HEALTH_DOCKER_TIMEOUT_MS, NAME } from './constants.ts'
 import { DockerRuntime } from './docker.ts'
 import { SidecarImageError } from './errors.ts'
 import { ensureSidecarImage } from './sidecar-image.ts'
@@ -78,7 +78,11 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
     metrics = await startMetricsServer({
       listen: config.metricsListen,
       registry,
-      health: () => ({ ok: node.libp2p.status === 'started', peerId: node.peerId.toString(), instances: allocator.instances().length }),
+      // unhealthy while the engine does not answer: nothing can be started or restarted then
+      health: async () => {
+        const docker = await runtime.ping(AbortSignal.timeout(HEALTH_DOCKER_TIMEOUT_MS)).then(() => 'ok', (err: Error) => err.message)
+        return { ok: node.libp2p.status === 'started' && docker === 'ok', peerId: node.peerId.toString(), instances: allocator.instances().length, docker }
+      },
       routes: {
         '/instances': (_req, res) => {
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(allocator.instances(), null, 2))

@@ -100,9 +100,11 @@ export class DockerRuntime {
     this.docker = new Docker(dockerOptions(host))
   }
 
-  async ping (): Promise<void> {
+  async ping (signal?: AbortSignal): Promise<void> {
+    // dockerode's ping takes { abortSignal } as its other calls do; its types leave the options out
+    const ping = this.docker.ping.bind(this.docker) as (options: { abortSignal?: AbortSignal }) => Promise<unknown>
     try {
-      await this.docker.ping()
+      await ping(signal == null ? {} : { abortSignal: signal })
     } catch (err) {
       throw new DockerError(`The Docker engine does not answer: ${messageOf(err)}`)
     }

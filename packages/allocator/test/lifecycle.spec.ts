@@ -53,7 +53,7 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
     }
   })
 
-  it('restarts the containers that died while Docker\'s events were down', async () => {
+  it('restarts the containers that died while Docker\'s events were down, and /healthz follows the engine', async () => {
     const dir = await tempDir('physarum-events-down')
     const relay = await startEngineRelay(engine)
     const daemon = await startTestAllocator({ ...engine, host: relay.host }, overlay, dir.path)
@@ -61,11 +61,17 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
       const first = await allocate(overlay.client.libp2p, daemon.node.peerId, 'hello-world-server')
       const containers = await containersOf(engine, daemon.node.peerId.toString())
       assert.equal(containers.length, 2)
+      const health = `http://127.0.0.1:${daemon.metrics.address().port}/healthz`
+      assert.equal((await fetch(health)).status, 200)
       // both die while the allocator hears nothing from the engine, as when the engine restarts
       relay.cut()
       await Promise.all(containers.map(async container => { await engine.docker.getContainer(container.Id).kill({ signal: 'SIGKILL' }) }))
       await eventually('both containers to be down', async () => (await containersOf(engine, daemon.node.peerId.toString())).every(c => c.State !== 'running') ? true : undefined)
+      const down = await fetch(health)
+      assert.equal(down.status, 503)
+      assert.match(((await down.json()) as { docker: string }).docker, /The Docker engine does not answer/)
       relay.restore()
+      await eventually('/healthz to recover', async () => (await fetch(health)).status === 200 ? true : undefined, 10_000, 100)
       await eventually('both containers to run again', async () => (await containersOf(engine, daemon.node.peerId.toString())).every(c => c.State === 'running') ? true : undefined, 15_000)
       // the restarted sidecar listens on a new port: the allocator answers with it once it checked in
       await eventually('the sidecar to check in again', () => daemon.allocator.instances().every(i => i.checkedIn && i.restarts === 2) ? true : undefined, 15_000)
