@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { LABELS, MAX_AVOID_PEERS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
+import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -156,7 +156,7 @@ export class Allocator {
     this.#c = components
     this.#init = init
     this.#log = components.logger
-    this.#metrics = createAllocatorMetrics(components.metricsRegistry)
+    this.#metrics = createAllocatorMetrics(components.metricsRegistry, async () => await this.engineHealth() === 'ok')
     this.#limiter = new RateLimiter(init.rate)
     this.#metrics.capacityLimit.set({ resource: 'instances' }, init.maxInstances)
     this.#metrics.capacityLimit.set({ resource: 'cpu' }, init.cpuBudget)
@@ -219,6 +219,11 @@ export class Allocator {
     }
     await libp2p.unhandle(checkInRpc.protocol).catch(() => {})
     this.#controller.abort()
+  }
+
+  /** 'ok', or why the Docker engine did not answer a ping in time: nothing can be started or restarted then. */
+  async engineHealth (): Promise<string> {
+    return await this.#c.runtime.ping(AbortSignal.timeout(HEALTH_DOCKER_TIMEOUT_MS)).then(() => 'ok', (err: Error) => err.message)
   }
 
   /** The instances on this host now. */

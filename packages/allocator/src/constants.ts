@@ -51,7 +51,7 @@ export const DEFAULT_RATE_PER_SECOND = 5
 export const DEFAULT_RATE_BURST = 30
 export const RATE_BACKOFF_MIN_MS = 1_000
 export const RATE_BACKOFF_MAX_MS = 60_000
-/** How long /healthz waits for the Docker engine to answer a ping. */
+/** How long /healthz and physarum_alloc_docker_up wait for the Docker engine to answer a ping. */
 export const HEALTH_DOCKER_TIMEOUT_MS = 2_000
 /** How long a container may take to stop before it is killed, in seconds (docker stop -t). */
 export const STOP_TIMEOUT_S = 10

@@ -1,7 +1,7 @@
 import { ALLOCATOR_TOPIC, createMetricsRegistry, createPhysarumNode, nodeOptions, startMetricsServer } from '@physarum/p2p'
 import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { Allocator } from './allocator.ts'
-import { HEALTH_DOCKER_TIMEOUT_MS, NAME } from './constants.ts'
+import { NAME } from './constants.ts'
 import { DockerRuntime } from './docker.ts'
 import { SidecarImageError } from './errors.ts'
 import { ensureSidecarImage } from './sidecar-image.ts'
@@ -78,9 +78,8 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
     metrics = await startMetricsServer({
       listen: config.metricsListen,
       registry,
-      // unhealthy while the engine does not answer: nothing can be started or restarted then
       health: async () => {
-        const docker = await runtime.ping(AbortSignal.timeout(HEALTH_DOCKER_TIMEOUT_MS)).then(() => 'ok', (err: Error) => err.message)
+        const docker = await allocator.engineHealth()
         return { ok: node.libp2p.status === 'started' && docker === 'ok', peerId: node.peerId.toString(), instances: allocator.instances().length, docker }
       },
       routes: {

@@ -85,7 +85,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
       '',
       `Containers carry ${LABEL_PREFIX}* labels naming the allocator (its peer id: keep --identity across restarts), service and instance; the allocator never touches others. The PSK reaches the sidecar as a read-only mounted file, never in argv or env. <state-dir>/instances holds those files.`,
       '',
-      'HTTP on --metrics-listen: GET /metrics (physarum_alloc_instances{service,state}, physarum_alloc_allocations_total{outcome}, physarum_alloc_cold_start_seconds{phase}, physarum_alloc_restarts_total, physarum_alloc_reaps_total, physarum_alloc_failed_instances_total, physarum_alloc_capacity_used/limit{resource}, process and libp2p metrics), GET /healthz (503 while the Docker engine does not answer), GET /instances (JSON).',
+      'HTTP on --metrics-listen: GET /metrics (physarum_alloc_instances{service,state}, physarum_alloc_allocations_total{outcome}, physarum_alloc_cold_start_seconds{phase}, physarum_alloc_restarts_total, physarum_alloc_reaps_total, physarum_alloc_failed_instances_total, physarum_alloc_capacity_used/limit{resource}, physarum_alloc_docker_up, process and libp2p metrics), GET /healthz (503 while the Docker engine does not answer), GET /instances (JSON).',
       '',
       'Exit codes: 0 after a requested stop, 2 for a usage error, 1 for a failure, 128+n after signal n.'
     ].join('\n'))

@@ -15,7 +15,16 @@ export interface AllocatorMetrics {
   capacityLimit: Gauge<'resource'>
 }
 
-export function createAllocatorMetrics (registry: Registry): AllocatorMetrics {
+/** The allocator's metrics; `engineUp` answers physarum_alloc_docker_up at each scrape. */
+export function createAllocatorMetrics (registry: Registry, engineUp: () => Promise<boolean>): AllocatorMetrics {
+  const dockerUp = new Gauge({
+    name: 'physarum_alloc_docker_up',
+    help: '1 when the Docker engine answered a ping at this scrape, 0 otherwise',
+    registers: [registry],
+    collect: async () => {
+      dockerUp.set(await engineUp() ? 1 : 0)
+    }
+  })
   return {
     instances: new Gauge({ name: 'physarum_alloc_instances', help: 'Instances on this host by service and state', labelNames: ['service', 'state'], registers: [registry] }),
     allocations: new Counter({ name: 'physarum_alloc_allocations_total', help: 'Allocate requests by outcome (started, reused, shared, or the failure code)', labelNames: ['outcome'], registers: [registry] }),

@@ -70,6 +70,7 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
       const down = await fetch(health)
       assert.equal(down.status, 503)
       assert.match(((await down.json()) as { docker: string }).docker, /The Docker engine does not answer/)
+      assert.match(await daemon.registry.metrics(), /physarum_alloc_docker_up 0/)
       relay.restore()
       await eventually('/healthz to recover', async () => (await fetch(health)).status === 200 ? true : undefined, 10_000, 100)
       await eventually('both containers to run again', async () => (await containersOf(engine, daemon.node.peerId.toString())).every(c => c.State === 'running') ? true : undefined, 15_000)
@@ -81,6 +82,7 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
       const answer = await eventually('an answer after the restart', async () => await httpThroughSidecar(overlay.client, again.multiaddrs, '/again'), 15_000, 100)
       assert.equal(answer.status, 200)
       const metrics = await daemon.registry.metrics()
+      assert.match(metrics, /physarum_alloc_docker_up 1/)
       assert.match(metrics, /physarum_alloc_restarts_total\{service="hello-world-server",container="service"\} 1/)
       assert.match(metrics, /physarum_alloc_restarts_total\{service="hello-world-server",container="sidecar"\} 1/)
     } finally {
