@@ -1,4 +1,5 @@
 import { connect } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { callRpc, createMetricsRegistry, createPhysarumNode, nodeOptions, serviceTopic } from '@physarum/p2p'
 import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { CheckIn, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
@@ -147,7 +148,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
       } catch (err) {
         signal.throwIfAborted()
         log.warn({ err: (err as Error).message }, 'check-in failed; trying again')
-        await delay(CHECKIN_RETRY_MS, signal)
+        await sleep(CHECKIN_RETRY_MS, undefined, { signal })
       }
     }
   })()
@@ -213,13 +214,6 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
   }
 }
 
-async function delay (ms: number, signal: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener('abort', () => { clearTimeout(timer); reject(new Error('aborted')) }, { once: true })
-  })
-}
-
 /** Resolves once something accepts TCP connections on 127.0.0.1:<port>. */
 async function waitForPort (port: number, signal: AbortSignal): Promise<void> {
   for (;;) {
@@ -232,6 +226,6 @@ async function waitForPort (port: number, signal: AbortSignal): Promise<void> {
     if (open) {
       return
     }
-    await delay(SERVICE_POLL_INTERVAL_MS, signal)
+    await sleep(SERVICE_POLL_INTERVAL_MS, undefined, { signal })
   }
 }
