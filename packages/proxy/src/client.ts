@@ -482,6 +482,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       headersTimeoutMs: upstreamTimeoutMs
     })
     const pool = await instance.pool
+    // the client left while the request waited (for a cold start, a stream, a retry): nothing to send
+    if (res.destroyed) {
+      throw new ProxyError(499, 'The client went away')
+    }
     return await new Promise<number>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined
       let answered = false
@@ -547,7 +551,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           // 1xx where Node's server can send them: 102 and 103 (100 Continue it answered itself)
           if (statusCode < 200) {
             if (statusCode === 103) {
-              res.writeEarlyHints(responseHeaders(headers) as Record<string, string | string[]>)
+              earlyHints(res, headers)
             } else if (statusCode === 102) {
               res.writeProcessing()
             }
@@ -626,9 +630,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
             rest(record.name, resolved.instance)
           }
           // nothing reached an instance that could not be reached: any method may go again, a few
-          // times (an allocator may still vouch for an instance that just died); a request that
-          // reached its instance goes again once, and only when repeating it is harmless
-          const retry = stage === 'stream' ? !body && attempt < MAX_UNREACHED_ATTEMPTS : repeatable && attempt === 1
+          // times (an allocator may still vouch for an instance that just died), a body too while
+          // none of it was read; a request that reached its instance goes again once, and only
+          // when repeating it is harmless
+          const retry = stage === 'stream' ? !req.readableDidRead && attempt < MAX_UNREACHED_ATTEMPTS : repeatable && attempt === 1
           log.warn({ service, peer: resolved.instance.peerId.toString(), stage, err: err.message, retry }, 'the instance failed before answering')
           if (!retry) {
             throw new ProxyError(502, `The instance of ${record.name} failed before answering: ${err.message}`)
@@ -657,6 +662,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    * own, with the Upgrade and Connection headers kept, and from then on bytes pass both ways.
    */
   const handleUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    // Node's server stops handling the socket's errors once it is upgraded: a client that resets
+    // the connection while its instance is found must not crash the proxy
+    socket.on('error', (err) => { log.debug({ err: err.message }, 'an upgrading client\'s connection broke') })
     let service = 'unknown'
     let code = 101
     try {
@@ -682,6 +690,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       stream.send(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`))
       if (head.length > 0) {
         stream.send(head)
+      }
+      if (socket.destroyed) {
+        stream.abort(new Error('The client went away'))
+        throw new ProxyError(499, 'The client went away')
       }
       joinSocket(socket, stream, (err) => {
         if (err != null) {
@@ -835,6 +847,24 @@ function passed (incoming: IncomingHttpHeaders, drop: ReadonlySet<string>): Outg
     }
   }
   return headers
+}
+
+/**
+ * Passes a 103 on. The instance's Link values arrive joined into one string, which Node's
+ * `writeEarlyHints` refuses: they go as a list. Hints Node still refuses are dropped, as a client
+ * may ignore them anyway; the response that follows is what matters.
+ */
+function earlyHints (res: ServerResponse, incoming: IncomingHttpHeaders): void {
+  const hints = responseHeaders(incoming) as Record<string, string | string[]>
+  const link = hints.link
+  if (typeof link === 'string') {
+    hints.link = link.split(/,\s*(?=<)/)
+  }
+  try {
+    res.writeEarlyHints(hints)
+  } catch {
+    // not relayable: the response itself still goes
+  }
 }
 
 function sendError (res: ServerResponse, error: ProxyError): void {

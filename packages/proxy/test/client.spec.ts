@@ -35,7 +35,7 @@ const server = http.createServer((req, res) => {
     return
   }
   if (req.url.startsWith('/hints')) {
-    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' })
+    res.writeEarlyHints({ link: ['</style.css>; rel=preload; as=style', '</app.js>; rel=preload; as=script'] })
     res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' })
     res.write('a body with a trailer\\n')
     res.addTrailers({ 'x-checksum': 'abc123' })
@@ -132,8 +132,10 @@ describe('client proxy', { timeout: 300_000 }, () => {
     await overlay.register('cold-server', image, { contentHash: 'hash-cold', hardRttMs: 1_000 })
     await overlay.register('steady-server', image, { contentHash: 'hash-steady', hardRttMs: 1_000 })
     await overlay.register('slow-server', slowImage, { contentHash: 'hash-slow', hardRttMs: 1_000 })
+    await overlay.register('slow-leave', slowImage, { contentHash: 'hash-slow-leave', hardRttMs: 1_000 })
+    await overlay.register('post-server', image, { contentHash: 'hash-post', hardRttMs: 1_000 })
     await overlay.register('chain-front', chainImage, { contentHash: 'hash-chain', hardRttMs: 1_000, proxyClientMode: true })
-    daemon = await startTestAllocator(engine, overlay, state.path)
+    daemon = await startTestAllocator(engine, overlay, state.path, { maxInstances: 12 })
     await waitForAllocator(overlay, daemon)
     metrics = createMetricsRegistry()
     const registry = createRegistryClient(overlay.client, { peers: [overlay.registry.node.multiaddrs()[0]!], cacheTtlMs: 10_000 })
@@ -312,6 +314,39 @@ describe('client proxy', { timeout: 300_000 }, () => {
     assert.match((await series('physarum_proxy_retries_total', 'steady-server'))[0] ?? '', / [1-9]\d*$/)
   })
 
+  it('sends a request with a body to another instance when its instance is gone before the stream opens', async () => {
+    assert.equal((await fetch(`${base}/post-server/`)).status, 200)
+    const gone = proxy.instanceOf('post-server')!.peerId.toString()
+    const containers = (await containersOf(engine, daemon.node.peerId.toString())).filter(c => c.Labels[LABELS.service] === 'post-server')
+    await Promise.all(containers.map(async c => { await engine.docker.getContainer(c.Id).kill() }))
+    // its kept stream closed with the connection: the next request has to open one
+    await eventually('the proxy saw its instance go', () => httpStreams(gone) === 0 ? true : undefined, 5_000)
+    const response = await fetch(`${base}/post-server/echo`, { method: 'POST', body: 'sent once, arrived once' })
+    assert.equal(response.status, 200)
+    assert.equal(await response.text(), 'sent once, arrived once')
+  })
+
+  it('leaves nothing behind of clients that go away during a cold start: a request, an upgrade', async () => {
+    const leaving = request(`${base}/slow-leave/`)
+    leaving.on('error', () => {})
+    leaving.end()
+    const upgrading = connect({ host: '127.0.0.1', port: proxy.port })
+    await once(upgrading, 'connect')
+    upgrading.write('GET /slow-leave/ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+    await new Promise(resolve => setTimeout(resolve, 500))
+    leaving.destroy()
+    // a reset: the proxy's side of the connection gets ECONNRESET while it waits for the instance
+    upgrading.resetAndDestroy()
+    // the service listens 3 s after it starts
+    const later = await fetch(`${base}/slow-leave/`)
+    assert.equal(later.status, 200)
+    assert.equal(await later.text(), 'slow but there\n')
+    const peer = proxy.instanceOf('slow-leave')!.peerId.toString()
+    await eventually('no stream left to the instance', () => httpStreams(peer) === 0 ? true : undefined, 5_000)
+    const gone = await series('physarum_proxy_requests_total', 'slow-leave')
+    assert.ok(gone.some(line => /code="499"} 2$/.test(line)), gone.join('\n'))
+  })
+
   it('answers 503 with Retry-After past --max-pending, and 504 past --cold-start-timeout', async () => {
     const { proxy: limited } = await startTestProxy(overlay.client, overlay.registry.node.multiaddrs()[0]!, { discoveryTimeoutMs: 500, coldStartTimeoutMs: 1_500, maxPending: 2 })
     try {
@@ -395,7 +430,7 @@ describe('client proxy', { timeout: 300_000 }, () => {
       req.on('error', reject)
       req.end()
     })
-    assert.deepEqual(answer.hints, [{ statusCode: 103, link: '</style.css>; rel=preload; as=style' }])
+    assert.deepEqual(answer.hints, [{ statusCode: 103, link: '</style.css>; rel=preload; as=style, </app.js>; rel=preload; as=script' }])
     assert.equal(answer.body, 'a body with a trailer\n')
     assert.equal(answer.trailers['x-checksum'], 'abc123')
   })
