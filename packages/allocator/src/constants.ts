@@ -9,7 +9,11 @@ export const CHECKIN_PROTOCOL = `/${PROTOCOL_PREFIX}/checkin/1.0.0`
 /** The data plane a sidecar serves: HTTP/1.1 bytes on a libp2p stream. */
 export const HTTP_PROTOCOL = `/${PROTOCOL_PREFIX}/http/1.0.0`
 
-export const DEFAULT_P2P_PORT = 0
+/**
+ * A fixed port: each sidecar is told the allocator's address when it starts, and the instances an
+ * allocator adopts after a restart (--keep-instances) check in there again.
+ */
+export const DEFAULT_P2P_PORT = 4002
 export const DEFAULT_METRICS_PORT = 9101
 
 /** Docker labels: every container the allocator starts carries them, and it touches no other. */

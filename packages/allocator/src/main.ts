@@ -141,6 +141,9 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
     ...sidecarAddresses(args['sidecar-listen'], args['sidecar-announce'], args['max-instances']),
     sidecarLogLevel: args['log-level'] ?? env.PHYSARUM_LOG_LEVEL ?? 'info'
   }
+  if (allocator.idleTimeoutMs <= allocator.statsIntervalMs) {
+    throw new ConfigError(`--idle-timeout: ${args['idle-timeout']} is not longer than --stats-interval ${args['stats-interval']}: between two reports an instance in use would look idle`)
+  }
   if (allocator.restart.backoffMaxMs < allocator.restart.backoffMinMs) {
     throw new ConfigError(`--restart-backoff-max: ${args['restart-backoff-max']} is shorter than --restart-backoff-min ${args['restart-backoff-min']}`)
   }
@@ -151,6 +154,12 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
   const node = await resolveNodeConfig(args, env, DEFAULTS)
   if (allocator.networkMode === 'bridge' && node.listen.every(addr => /^\/ip4\/127\.|^\/ip6\/::1\//.test(addr))) {
     throw new ConfigError(`--network-mode bridge: the sidecars cannot reach the allocator on loopback (--listen ${node.listen.join(' ')}): listen on another address too`)
+  }
+  if (args['keep-instances'] === true) {
+    const free = node.listen.find(addr => multiaddr(addr).getComponents().some(c => c.name === 'tcp' && c.value === '0'))
+    if (free != null) {
+      throw new ConfigError(`--keep-instances: the kept instances' sidecars check in again at the allocator's address of before the restart, which a free port (--listen ${free}) does not keep: listen on a fixed port [default: ${DEFAULT_P2P_PORT}]`)
+    }
   }
   allocator.stateDir = node.stateDir
   return {

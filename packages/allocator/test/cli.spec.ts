@@ -26,6 +26,7 @@ describe('allocator and sidecar CLIs', () => {
     for (const flag of ['--idle-timeout', '--ready-timeout', '--max-instances', '--node-image', '--docker-host', '--keep-instances', '--announce', '--sidecar-announce']) {
       assert.ok(allocator.stdout.includes(flag), flag)
     }
+    assert.match(allocator.stdout, /\[default: \/ip4\/0\.0\.0\.0\/tcp\/4002\]/)
     const proxy = await cli(PROXY, ['--help'])
     assert.equal(proxy.code, 0)
     assert.match(proxy.stdout, /--sidecar/)
@@ -65,6 +66,24 @@ describe('allocator and sidecar CLIs', () => {
     const sidecar = await cli(PROXY, ['--sidecar', '--service', 'x', '--no-psk'])
     assert.equal(sidecar.code, 2)
     assert.match(sidecar.stderr, /--service-port/)
+  })
+
+  it('exit 2 for values that would not work as asked: a free port to keep instances on, timers past Node\'s reach, a flag of the other mode', async () => {
+    const refused: Array<[string, string[], RegExp]> = [
+      [ALLOCATOR, ['--keep-instances', '--listen', '/ip4/127.0.0.1/tcp/0'], /--keep-instances: .* a free port \(--listen \/ip4\/127\.0\.0\.1\/tcp\/0\) does not keep: listen on a fixed port/],
+      [ALLOCATOR, ['--idle-timeout', '1s', '--stats-interval', '2s'], /--idle-timeout: 1s is not longer than --stats-interval 2s/],
+      [ALLOCATOR, ['--ready-timeout', '700h'], /--ready-timeout: "700h" is too long/],
+      [PROXY, ['4200', '--cold-start-timeout', '3000000000'], /--cold-start-timeout: 3000000000 is not a number of ms from 1 to 2147483647/],
+      [PROXY, ['4200', '--service', 'x'], /--service: a sidecar option: add --sidecar/],
+      [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--max-pending', '5'], /--max-pending: a client mode option, not for --sidecar/],
+      [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--metrics-listen', ':9200'], /--metrics-listen: a client mode option/],
+      [PROXY, ['4200', '--sidecar', '--service', 'x', '--service-port', '8080'], /<port>: "4200": the sidecar serves no local port/]
+    ]
+    for (const [bin, args, message] of refused) {
+      const answer = await cli(bin, [...args, '--no-psk'])
+      assert.equal(answer.code, 2, `${args.join(' ')}: ${answer.stderr}`)
+      assert.match(answer.stderr, message)
+    }
   })
 })
 

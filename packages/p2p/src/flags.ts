@@ -3,9 +3,13 @@ import { ConfigError } from './errors.ts'
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }
 const PART = /(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)/y
 
+/** The longest delay Node's timers keep (about 24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
 /**
  * Parses a duration flag into milliseconds: plain seconds (`1`, `0.5`) or numbers with units
- * (`500ms`, `10s`, `10m`, `1h`, `1m30s`), at least `minMs`. The error names the flag and the value.
+ * (`500ms`, `10s`, `10m`, `1h`, `1m30s`), at least `minMs` and at most MAX_TIMER_MS. The error
+ * names the flag and the value.
  */
 export function parseDuration (flag: string, value: string | number, minMs = 0): number {
   const text = String(value).trim()
@@ -30,6 +34,9 @@ export function parseDuration (flag: string, value: string | number, minMs = 0):
   }
   if (ms < minMs) {
     throw new ConfigError(`${flag}: ${JSON.stringify(text)} is too short (at least ${minMs} ms)`)
+  }
+  if (ms > MAX_TIMER_MS) {
+    throw new ConfigError(`${flag}: ${JSON.stringify(text)} is too long (at most ${MAX_TIMER_MS} ms, about 24 days)`)
   }
   return Math.round(ms)
 }

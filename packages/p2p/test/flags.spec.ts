@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { formatDuration, parseDuration, parseNumber } from '../src/index.ts'
+import { formatDuration, MAX_TIMER_MS, parseDuration, parseNumber } from '../src/index.ts'
 
 describe('duration flags', () => {
   it('reads plain seconds and numbers with units', () => {
@@ -29,6 +29,12 @@ describe('duration flags', () => {
   it('refuses zero where a positive duration is needed', () => {
     assert.throws(() => parseDuration('--interval', '0', 1), { name: 'ConfigError', message: /^--interval: "0" is too short/ })
     assert.equal(parseDuration('--interval', '1ms', 1), 1)
+  })
+
+  it('refuses a duration Node\'s timers cannot wait for (they would fire at once)', () => {
+    assert.equal(parseDuration('--idle-timeout', '24h'), 86_400_000)
+    assert.equal(parseDuration('--idle-timeout', `${MAX_TIMER_MS}ms`), MAX_TIMER_MS)
+    assert.throws(() => parseDuration('--ready-timeout', '700h'), { name: 'ConfigError', message: /^--ready-timeout: "700h" is too long \(at most 2147483647 ms/ })
   })
 
   it('writes defaults in the largest unit that divides them', () => {

@@ -1,5 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, nodeOptions, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
+import { checkPeerAddresses, ConfigError, launchDaemon, MAX_TIMER_MS, metricsUrl, nodeOptions, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
 import { DEFAULT_STATS_INTERVAL_MS } from '@physarum/allocator/client'
 import { hideBin } from 'yargs/helpers'
 import {
@@ -38,10 +38,10 @@ export const describe = 'Run the client proxy (HTTP on 127.0.0.1:<port>) or, wit
 export function builder (argv: Argv): Argv<ProxyArgs> {
   return withNodeOptions(argv, DEFAULTS)
     .positional('port', { type: 'string', describe: 'Client mode: the local HTTP port on 127.0.0.1 (4200 in the docs)' })
-    .option('max-pending', { type: 'number', default: DEFAULT_MAX_PENDING, describe: 'Client: requests that may wait for one service\'s cold start; more get 503 with Retry-After' })
-    .option('cold-start-timeout', { type: 'number', default: DEFAULT_COLD_START_TIMEOUT_MS, describe: 'Client: ms a request waits for a cold start before 504' })
-    .option('upstream-timeout', { type: 'number', default: DEFAULT_UPSTREAM_TIMEOUT_MS, describe: 'Client: ms an instance may take to start its response before 504' })
-    .option('discovery-timeout', { type: 'number', default: DEFAULT_DISCOVERY_TIMEOUT_MS, describe: 'Client: ms one lookup of instances or allocators in the DHT may take' })
+    .option('max-pending', { type: 'number', describe: `Client: requests that may wait for one service's cold start; more get 503 with Retry-After [default: ${DEFAULT_MAX_PENDING}]` })
+    .option('cold-start-timeout', { type: 'number', describe: `Client: ms a request waits for a cold start before 504 [default: ${DEFAULT_COLD_START_TIMEOUT_MS}]` })
+    .option('upstream-timeout', { type: 'number', describe: `Client: ms an instance may take to start its response before 504 [default: ${DEFAULT_UPSTREAM_TIMEOUT_MS}]` })
+    .option('discovery-timeout', { type: 'number', describe: `Client: ms one lookup of instances or allocators in the DHT may take [default: ${DEFAULT_DISCOVERY_TIMEOUT_MS}]` })
     .option('registry', { type: 'string', array: true, describe: 'Client: multiaddr with /p2p/ of a registry-service to use instead of discovering one (repeatable)' })
     .group(['max-pending', 'cold-start-timeout', 'upstream-timeout', 'discovery-timeout', 'registry'], 'Client mode:')
     .option('sidecar', { type: 'boolean', describe: 'Run as the sidecar of one service instance (the allocator starts it)' })
@@ -50,12 +50,14 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
     .option('service-port', { type: 'number', describe: 'Sidecar: the service listens on 127.0.0.1:<service-port> (env SERVICE_PORT)' })
     .option('allocator', { type: 'string', describe: 'Sidecar: multiaddr with /p2p/<peer id> of the allocator to check in with' })
     .option('instance', { type: 'string', describe: 'Sidecar: the instance id the allocator gave' })
-    .option('stats-interval', { type: 'number', default: DEFAULT_STATS_INTERVAL_MS, describe: 'Sidecar: ms between two stats reports to the allocator' })
+    .option('stats-interval', { type: 'number', describe: `Sidecar: ms between two stats reports to the allocator [default: ${DEFAULT_STATS_INTERVAL_MS}]` })
     .option('hostname', { type: 'string', describe: 'The host name announced to peers [default: the OS host name]' })
     .option('client-port', { type: 'number', describe: 'Sidecar: also serve the client proxy on 127.0.0.1:<client-port> for the service\'s own calls (the record\'s ProxyClientMode; the service sees it as PROXY_PORT)' })
     .group(['sidecar', 'service', 'content-hash', 'service-port', 'allocator', 'instance', 'stats-interval', 'client-port'], 'Sidecar mode:')
     .epilogue([
       'Client mode: GET 127.0.0.1:<port>/<service>/<path> goes to <path> on the nearest instance of <service> (the /<service> prefix is stripped here), started on the nearest allocator when none is within the record\'s hard RTT. Errors are JSON: 400 bad path or name, 404 unknown service, 503 no instance and allocation failed (or too many waiting), 504 timeout, 502 the instance broke.',
+      '',
+      'Each mode refuses the other\'s options. The sidecar serves no metrics (many run on one host; their allocator reports on them): --metrics-listen is for client mode.',
       '',
       'Sidecar mode: serves /physarum/http/1.0.0 streams as byte pipes to the service on 127.0.0.1:<service-port>, checks in with its allocator on /physarum/checkin/1.0.0 as soon as it listens and the service accepts connections, provides its service topic, reports stats (idle time, requests in flight) and drains on the allocator\'s request or on SIGTERM (stops providing, finishes requests in flight).',
       '',
@@ -65,6 +67,7 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
 }
 
 async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): Promise<{ sidecar: SidecarConfig, logLevel: Awaited<ReturnType<typeof resolveNodeConfig>>['logLevel'], warnings: string[] }> {
+  refuseOtherMode(args)
   const service = args.service
   if (service == null || service === '') {
     throw new ConfigError('--service: missing: the sidecar needs the name of its service')
@@ -81,8 +84,8 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
     throw new ConfigError(`--client-port: ${String(clientPort)} is not a port (1-65535)`)
   }
   const interval = args['stats-interval'] ?? DEFAULT_STATS_INTERVAL_MS
-  if (!Number.isFinite(interval) || interval < 10) {
-    throw new ConfigError(`--stats-interval: ${interval} is not a number of ms (at least 10)`)
+  if (!Number.isFinite(interval) || interval < 10 || interval > MAX_TIMER_MS) {
+    throw new ConfigError(`--stats-interval: ${interval} is not a number of ms from 10 to ${MAX_TIMER_MS}`)
   }
   const node = await resolveNodeConfig({ ...args, ephemeral: args.identity == null ? true : args.ephemeral }, env, DEFAULTS)
   return {
@@ -104,13 +107,29 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
 
 function positiveMs (flag: string, value: number | undefined, fallback: number): number {
   const ms = value ?? fallback
-  if (!Number.isFinite(ms) || ms <= 0) {
-    throw new ConfigError(`--${flag}: ${String(value)} is not a positive number of ms`)
+  if (!Number.isFinite(ms) || ms <= 0 || ms > MAX_TIMER_MS) {
+    throw new ConfigError(`--${flag}: ${String(value)} is not a number of ms from 1 to ${MAX_TIMER_MS} (about 24 days)`)
   }
   return ms
 }
 
+const CLIENT_ONLY = ['max-pending', 'cold-start-timeout', 'upstream-timeout', 'discovery-timeout', 'registry', 'metrics-listen'] as const
+const SIDECAR_ONLY = ['service', 'content-hash', 'service-port', 'allocator', 'instance', 'stats-interval', 'client-port'] as const
+
+/** A flag of the other mode would be ignored: refused instead, naming it. */
+function refuseOtherMode (args: ProxyArgs): void {
+  const sidecar = args.sidecar === true
+  const other = sidecar ? CLIENT_ONLY.find(flag => args[flag] != null) : SIDECAR_ONLY.find(flag => args[flag] != null)
+  if (other != null) {
+    throw new ConfigError(sidecar ? `--${other}: a client mode option, not for --sidecar` : `--${other}: a sidecar option: add --sidecar, or leave it out for the client proxy`)
+  }
+  if (sidecar && args.port != null) {
+    throw new ConfigError(`<port>: ${JSON.stringify(args.port)}: the sidecar serves no local port of its own (--client-port serves the client proxy to its service)`)
+  }
+}
+
 async function resolveClientConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): Promise<{ client: ClientDaemonConfig, logLevel: Awaited<ReturnType<typeof resolveNodeConfig>>['logLevel'], warnings: string[] }> {
+  refuseOtherMode(args)
   const port = Number(args.port)
   if (args.port == null || args.port.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new ConfigError(`<port>: ${JSON.stringify(args.port ?? 'missing')} is not a port (0-65535): run ${NAME} <port>, e.g. ${NAME} 4200`)
