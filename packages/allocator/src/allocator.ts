@@ -119,6 +119,8 @@ export interface AllocationAnswer {
 export interface InstanceInfo {
   id: string
   service: string
+  /** The version of the service it runs (the record's content hash when it started). */
+  contentHash: string
   state: InstanceState
   peerId: string
   multiaddrs: string[]
@@ -231,6 +233,7 @@ export class Allocator {
     return [...this.#instances.values()].map(i => ({
       id: i.id,
       service: i.service,
+      contentHash: i.contentHash,
       state: i.state,
       peerId: i.sidecarPeer,
       multiaddrs: i.multiaddrs,
@@ -274,7 +277,21 @@ export class Allocator {
       if (this.#stopped) {
         throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
       }
-      const running = [...this.#instances.values()].find(i => i.service === service && i.state === 'ready' && i.checkedIn && !avoid.has(i.sidecarPeer))
+      // the record says which version runs: an instance of an older one (the service was added
+      // again with a new image) is not answered, and is reaped once idle. With no registry to
+      // ask, any instance of the service beats none.
+      let record: ServiceRecord
+      try {
+        record = await this.#lookup(service)
+      } catch (err) {
+        const any = err instanceof RpcFailureError && err.code === 'UNAVAILABLE' ? this.#serving(service, avoid) : undefined
+        if (any == null) {
+          throw err
+        }
+        this.#metrics.allocations.inc({ outcome: 'reused' })
+        return this.#answer(any, zeroPhases(), true)
+      }
+      const running = this.#serving(service, avoid, record.contentHash)
       if (running != null) {
         this.#metrics.allocations.inc({ outcome: 'reused' })
         return this.#answer(running, zeroPhases(), true)
@@ -285,7 +302,7 @@ export class Allocator {
         this.#metrics.allocations.inc({ outcome: 'shared' })
         return { ...answer, reused: true }
       }
-      const started = this.#coldStart(service).finally(() => { this.#pending.delete(service) })
+      const started = this.#coldStart(record).finally(() => { this.#pending.delete(service) })
       this.#pending.set(service, started)
       const answer = await started
       this.#metrics.allocations.inc({ outcome: 'started' })
@@ -298,6 +315,20 @@ export class Allocator {
       }
       throw err
     }
+  }
+
+  /**
+   * A ready instance of `service` (of `contentHash` when given) whose sidecar checked in, whose
+   * containers all run, and that the caller does not avoid.
+   */
+  #serving (service: string, avoid: ReadonlySet<string>, contentHash?: string): Instance | undefined {
+    for (const i of this.#instances.values()) {
+      if (i.service === service && i.state === 'ready' && i.checkedIn && i.dead.size === 0 && i.restarting == null &&
+        !avoid.has(i.sidecarPeer) && (contentHash == null || i.contentHash === contentHash)) {
+        return i
+      }
+    }
+    return undefined
   }
 
   #answer (instance: Instance, phases: Record<Phase, number>, reused: boolean): AllocationAnswer {
@@ -355,9 +386,9 @@ export class Allocator {
     }
   }
 
-  async #coldStart (service: string): Promise<AllocationAnswer> {
+  async #coldStart (record: ServiceRecord): Promise<AllocationAnswer> {
     const began = performance.now()
-    const record = await this.#lookup(service)
+    const service = record.name
     this.#checkCapacity(record)
     const id = randomBytes(6).toString('hex')
     const dir = join(this.#init.stateDir, 'instances', id)
@@ -390,24 +421,43 @@ export class Allocator {
 
       const { runtime } = this.#c
       mark = performance.now()
+      let serviceId: string
+      let sidecarId: string
       if (bridge) {
         // the service joins the sidecar's network namespace, so the sidecar comes first
-        instance.sidecarContainer = await runtime.create(this.#sidecarContainer(instance))
-        instance.serviceContainer = await runtime.create(this.#serviceContainer(instance, record))
+        sidecarId = await runtime.create(this.#sidecarContainer(instance))
+        instance.sidecarContainer = sidecarId
+        serviceId = await runtime.create(this.#serviceContainer(instance, record))
+        instance.serviceContainer = serviceId
       } else {
-        [instance.serviceContainer, instance.sidecarContainer] = await Promise.all([
+        const [serviceCreated, sidecarCreated] = await Promise.allSettled([
           runtime.create(this.#serviceContainer(instance, record)),
           runtime.create(this.#sidecarContainer(instance))
         ])
+        // the container created is kept when the other failed, for #remove to remove it
+        if (serviceCreated.status === 'fulfilled') {
+          instance.serviceContainer = serviceCreated.value
+        }
+        if (sidecarCreated.status === 'fulfilled') {
+          instance.sidecarContainer = sidecarCreated.value
+        }
+        if (serviceCreated.status === 'rejected') {
+          throw serviceCreated.reason
+        }
+        if (sidecarCreated.status === 'rejected') {
+          throw sidecarCreated.reason
+        }
+        serviceId = serviceCreated.value
+        sidecarId = sidecarCreated.value
       }
       phases.create = performance.now() - mark
 
       mark = performance.now()
       if (bridge) {
-        await runtime.start(instance.sidecarContainer)
-        await runtime.start(instance.serviceContainer)
+        await runtime.start(sidecarId)
+        await runtime.start(serviceId)
       } else {
-        await Promise.all([runtime.start(instance.serviceContainer), runtime.start(instance.sidecarContainer)])
+        await Promise.all([runtime.start(serviceId), runtime.start(sidecarId)])
       }
       phases.start = performance.now() - mark
 

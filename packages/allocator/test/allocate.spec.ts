@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { allocate } from '../src/client.ts'
 import { LABELS, MAX_AVOID_PEERS } from '../src/constants.ts'
 import {
-  buildServiceImage, containersOf, ensureNodeImage, HELLO_SERVER, httpThroughSidecar, stopTestbed, startDocker,
+  buildServiceImage, containersOf, ensureNodeImage, eventually, HELLO_SERVER, httpThroughSidecar, stopTestbed, startDocker,
   startImageRegistry, startOverlay, startTestAllocator, tempDir, TEST_PSK
 } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
@@ -27,6 +27,9 @@ describe('Allocate', { timeout: 240_000 }, () => {
     await overlay.register('hello-world-server', helloImage)
     await overlay.register('other-server', helloImage, { contentHash: 'hash-other' })
     await overlay.register('missing-image', `${images.host}/nothing@sha256:${'0'.repeat(64)}`)
+    // more cores than the host has: the engine refuses to run the service's container
+    await overlay.register('too-big', helloImage, { contentHash: 'hash-big', cpu: 64 })
+    await overlay.register('versioned-server', helloImage, { contentHash: 'hash-v1' })
     daemon = await startTestAllocator(engine, overlay, state.path)
   })
 
@@ -109,6 +112,11 @@ describe('Allocate', { timeout: 240_000 }, () => {
       assert.match(err.message, /nothing/)
       return true
     })
+    await assert.rejects(allocate(overlay.client.libp2p, daemon.node.peerId, 'too-big'), (err: Error & { code: string }) => {
+      assert.equal(err.code, 'INTERNAL')
+      assert.match(err.message, /CPU/i)
+      return true
+    })
     await assert.rejects(allocate(overlay.client.libp2p, daemon.node.peerId, 'Not A Name!'), { name: 'RpcFailureError', code: 'BAD_REQUEST' })
     await assert.rejects(allocate(overlay.client.libp2p, daemon.node.peerId, ''), { name: 'RpcFailureError', code: 'BAD_REQUEST' })
     assert.equal((await containersOf(engine, daemon.node.peerId.toString())).length, before)
@@ -116,6 +124,22 @@ describe('Allocate', { timeout: 240_000 }, () => {
     const metrics = await daemon.registry.metrics()
     assert.match(metrics, /physarum_alloc_allocations_total\{outcome="NOT_FOUND"\} 1/)
     assert.match(metrics, /physarum_alloc_allocations_total\{outcome="IMAGE"\} 1/)
+  })
+
+  it('answers an instance of the version registered now, not of the one before', async () => {
+    const first = await allocate(overlay.client.libp2p, daemon.node.peerId, 'versioned-server')
+    assert.equal(first.reused, false)
+    await overlay.register('versioned-server', helloImage, { contentHash: 'hash-v2' })
+    // once the allocator's copy of the record is refreshed
+    const second = await eventually('an instance of the new version', async () => {
+      const answer = await allocate(overlay.client.libp2p, daemon.node.peerId, 'versioned-server')
+      return answer.instanceId !== first.instanceId ? answer : undefined
+    }, 30_000, 500)
+    assert.equal(second.reused, false)
+    const hashes = Object.fromEntries(daemon.allocator.instances().filter(i => i.service === 'versioned-server').map(i => [i.id, i.contentHash]))
+    assert.deepEqual(hashes, { [first.instanceId]: 'hash-v1', [second.instanceId]: 'hash-v2' })
+    const again = await allocate(overlay.client.libp2p, daemon.node.peerId, 'versioned-server')
+    assert.deepEqual([again.reused, again.instanceId], [true, second.instanceId])
   })
 
   it('pulls an image by digest that the engine lacks', async () => {
