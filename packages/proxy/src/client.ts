@@ -116,6 +116,8 @@ interface Resolved {
 }
 
 interface ServiceState {
+  /** The version the instances run: the record's content hash when they were found. */
+  contentHash?: string
   /** Instances found through the service topic or allocated for us, by peer id. */
   instances: Map<string, KnownInstance>
   /** The one lookup (discovery, then Allocate when needed) that requests for this service share. */
@@ -248,7 +250,12 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const findInstances = async (record: ServiceRecord, state: ServiceState): Promise<void> => {
     state.foundAt = Date.now()
     const rested = (peer: PeerId): boolean => isRested(state, peer)
-    for (const { peerId, rttMs } of await measuredProviders(serviceTopic(record.contentHash), record.hardRttMs, Infinity, rested)) {
+    const found = await measuredProviders(serviceTopic(record.contentHash), record.hardRttMs, Infinity, rested)
+    // a new version was registered meanwhile: these run the old one
+    if (state.contentHash !== record.contentHash) {
+      return
+    }
+    for (const { peerId, rttMs } of found) {
       // rested meanwhile: a request failed on it while it was measured
       if (rttMs != null && !rested(peerId)) {
         know(state, { peerId, target: peerId, rttMs })
@@ -349,9 +356,28 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     return instance
   }
 
+  /**
+   * The service was added again with a new version (content hash): the instances known run the
+   * old one and are no longer chosen; their requests in flight finish and their streams close.
+   */
+  const newVersion = (state: ServiceState, record: ServiceRecord): void => {
+    if (state.contentHash != null) {
+      log.info({ service: record.name, from: state.contentHash, to: record.contentHash, left: state.instances.size }, 'a new version of the service: its instances are looked for')
+    }
+    state.contentHash = record.contentHash
+    for (const instance of state.instances.values()) {
+      instance.pool?.then(async pool => { await pool.close() }).catch(() => {})
+    }
+    state.instances.clear()
+    state.foundAt = 0
+  }
+
   /** The instance for this request: the nearest known, else one shared lookup, allocating when needed. */
   const resolve = async (record: ServiceRecord): Promise<Resolved> => {
     const state = stateOf(record.name)
+    if (state.contentHash !== record.contentHash) {
+      newVersion(state, record)
+    }
     const known = nearest(state, record.hardRttMs)
     if (known != null) {
       return { instance: chosen(record, state, known) }

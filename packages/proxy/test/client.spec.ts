@@ -101,6 +101,7 @@ process.on('SIGTERM', () => { process.exit(0) })
 describe('client proxy', { timeout: 300_000 }, () => {
   let engine: TestDocker
   let images: TestImageRegistry
+  let image: string
   let overlay: TestOverlay
   let daemon: AllocatorDaemon
   let state: { path: string, remove: () => Promise<void> }
@@ -124,7 +125,7 @@ describe('client proxy', { timeout: 300_000 }, () => {
     images = await startImageRegistry()
     state = await tempDir('physarum-proxy')
     await ensureNodeImage(engine)
-    const image = await buildServiceImage(engine, images, 'hello-echo', SERVER)
+    image = await buildServiceImage(engine, images, 'hello-echo', SERVER)
     const slowImage = await buildServiceImage(engine, images, 'slow-start', SLOW_SERVER)
     const chainImage = await buildServiceImage(engine, images, 'chain-front', CHAIN_SERVER)
     overlay = await startOverlay()
@@ -134,8 +135,9 @@ describe('client proxy', { timeout: 300_000 }, () => {
     await overlay.register('slow-server', slowImage, { contentHash: 'hash-slow', hardRttMs: 1_000 })
     await overlay.register('slow-leave', slowImage, { contentHash: 'hash-slow-leave', hardRttMs: 1_000 })
     await overlay.register('post-server', image, { contentHash: 'hash-post', hardRttMs: 1_000 })
+    await overlay.register('versioned-server', image, { contentHash: 'hash-v1', hardRttMs: 1_000 })
     await overlay.register('chain-front', chainImage, { contentHash: 'hash-chain', hardRttMs: 1_000, proxyClientMode: true })
-    daemon = await startTestAllocator(engine, overlay, state.path, { maxInstances: 12 })
+    daemon = await startTestAllocator(engine, overlay, state.path, { maxInstances: 16 })
     await waitForAllocator(overlay, daemon)
     metrics = createMetricsRegistry()
     const registry = createRegistryClient(overlay.client, { peers: [overlay.registry.node.multiaddrs()[0]!], cacheTtlMs: 10_000 })
@@ -324,6 +326,26 @@ describe('client proxy', { timeout: 300_000 }, () => {
     const response = await fetch(`${base}/post-server/echo`, { method: 'POST', body: 'sent once, arrived once' })
     assert.equal(response.status, 200)
     assert.equal(await response.text(), 'sent once, arrived once')
+  })
+
+  it('moves to the new version of a service once it is added again', async () => {
+    const instanceOf = async (): Promise<string> => {
+      const response = await fetch(`${base}/versioned-server/`)
+      assert.equal(response.status, 200)
+      return /^Hello, world from (\S+) /.exec(await response.text())![1]!
+    }
+    const first = await instanceOf()
+    await overlay.register('versioned-server', image, { contentHash: 'hash-v2', hardRttMs: 1_000 })
+    // once the proxy's and the allocator's copies of the record are refreshed
+    const second = await eventually('an instance of the new version', async () => {
+      const answering = await instanceOf()
+      return answering !== first ? answering : undefined
+    }, 30_000, 200)
+    const hashes = Object.fromEntries(daemon.allocator.instances().filter(i => i.service === 'versioned-server').map(i => [i.id, i.contentHash]))
+    assert.deepEqual(hashes, { [first]: 'hash-v1', [second]: 'hash-v2' })
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await instanceOf(), second)
+    }
   })
 
   it('leaves nothing behind of clients that go away during a cold start: a request, an upgrade', async () => {
