@@ -2,9 +2,9 @@ import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createMetricsRegistry, createPhysarumNode, nodeOptions, RpcFailureError, RpcProtocolError, RpcTimeoutError, startMetricsServer } from '@physarum/p2p'
 import { createRegistryClient } from './client.ts'
-import { DEFAULT_JOIN_TIMEOUT_MS, NAME } from './constants.ts'
+import { DEFAULT_JOIN_TIMEOUT_MS, ETCD_START_TIMEOUT_MS, NAME } from './constants.ts'
 import { JoinError, NoRegistryError } from './errors.ts'
-import { EtcdProcess, hasEtcdData } from './etcd-process.ts'
+import { discardFailedJoin, EtcdProcess, hasEtcdData } from './etcd-process.ts'
 import { createRegistryService } from './service.ts'
 import { RegistryStore } from './store.ts'
 import type { JoinAnswer, RegistryClient } from './client.ts'
@@ -96,6 +96,9 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
         log: log.child({ component: 'etcd' })
       }
       let joinedClientUrls: string[] = []
+      if (config.etcd.kind === 'join' && await discardFailedJoin(managed.dataDir)) {
+        log.warn({ dataDir: managed.dataDir }, 'removed what an etcd that never joined the cluster left in the data folder: joining again')
+      }
       if (config.etcd.kind === 'join' && !hasEtcdData(managed.dataDir)) {
         const peerUrl = new EtcdProcess({ ...init, clusterState: 'existing' }).peerUrl
         const client = createRegistryClient(node, { log: log.child({ component: 'join' }), ...(config.etcd.joinVia.length > 0 ? { peers: config.etcd.joinVia } : {}) })
@@ -114,12 +117,27 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       await etcd.start()
       const started = etcd
       cleanups.push(async () => { await started.stop() })
+      if (joinedClientUrls.length > 0) {
+        // added as a learner: a voter once it caught up with the leader
+        const cluster = new RegistryStore({ endpoints: joinedClientUrls, timeoutMs: 5_000 })
+        try {
+          await cluster.memberPromote(etcd.peerUrl, ETCD_START_TIMEOUT_MS)
+        } catch (err) {
+          throw new JoinError(`This etcd member (${managed.name}, ${etcd.peerUrl}) started as a learner but could not be made a voting member: ${(err as Error).message}`)
+        } finally {
+          cluster.close()
+        }
+        log.info({ name: managed.name }, 'promoted to a voting etcd member')
+      }
       endpoints = [etcd.clientUrl, ...joinedClientUrls]
       // every member's client URL: when the local etcd is down, requests go to the others
       const probe = new RegistryStore({ endpoints: [etcd.clientUrl], timeoutMs: 5_000 })
       try {
         endpoints.push(...(await probe.memberList()).flatMap(m => m.clientURLs))
       } catch (err) {
+        if (/learner/.test((err as Error).message)) {
+          throw new JoinError(`This etcd member (${managed.name}, ${etcd.peerUrl}) is still a learner, which serves no requests: its join was cut short before it was promoted. Promote it from another member: etcdctl --endpoints <its client URL> member promote <id>`)
+        }
         log.warn({ err: (err as Error).message }, 'could not list the etcd members; using the local one only')
       } finally {
         probe.close()
@@ -165,6 +183,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       stop: async () => {
         // stop taking work first (the protocol, the node), then the store, etcd and the HTTP server
         stopped ??= (async () => {
+          etcdProcess?.endSupervision()
           cleanups.length = 0
           cleanups.push(
             async () => { await metrics.close() },

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { get as httpGet } from 'node:http'
 import { dirname, join } from 'node:path'
@@ -30,7 +30,7 @@ export interface EtcdProcessInit {
   logFile?: string
   /** The running etcd's pid, to stop one left over by a killed registry-service (default: <dataDir>.pid). */
   pidFile?: string
-  /** etcd's environment; etcd takes further settings from ETCD_* variables. */
+  /** The environment etcd's own settings (ETCD_* variables) come from; nothing else of it passes but PATH, HOME and the locale. */
   env?: Record<string, string | undefined>
   log: Logger
   restartMinMs?: number
@@ -46,13 +46,35 @@ export interface EtcdStatus {
   peerUrl: string
 }
 
+/** The environment etcd gets: its own ETCD_* settings, and what it needs to find programs and home. */
+const ETCD_ENV = /^(ETCD_\w+|PATH|HOME|LANG|LC_\w+|TZ)$/
+
 export function hostUrl (ip: string, port: number): string {
   return `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`
 }
 
-/** Whether `dataDir` holds an etcd member already (then the initial-cluster flags are ignored). */
+/**
+ * Whether `dataDir` holds an etcd member already (then the initial-cluster flags are ignored): its
+ * write-ahead log. An etcd that could not reach the cluster it was to join leaves `member/` with
+ * a database but no log behind, and would fail the same way on every start: `discardFailedJoin`
+ * removes it.
+ */
 export function hasEtcdData (dataDir: string): boolean {
-  return existsSync(join(dataDir, 'member'))
+  try {
+    return readdirSync(join(dataDir, 'member', 'wal')).some(name => name.endsWith('.wal'))
+  } catch {
+    return false
+  }
+}
+
+/** Removes what an etcd that never joined left in `dataDir` (see hasEtcdData); true if there was some. */
+export async function discardFailedJoin (dataDir: string): Promise<boolean> {
+  const member = join(dataDir, 'member')
+  if (hasEtcdData(dataDir) || !existsSync(member)) {
+    return false
+  }
+  await rm(member, { recursive: true, force: true })
+  return true
 }
 
 /**
@@ -145,11 +167,13 @@ export class EtcdProcess {
     throw new EtcdStartError(`etcd at ${this.clientUrl} was not healthy within ${timeoutMs} ms (for a member joining, the cluster needs a quorum): ${this.#lastWords()}`)
   }
 
+  /** Starts etcd with only its own settings and what finds programs from the environment (never the overlay's key). */
   #spawn (): ChildProcess {
+    const env = Object.fromEntries(Object.entries(this.#init.env ?? {}).filter(([name]) => ETCD_ENV.test(name)))
     const fd = openSync(this.#logFile, 'a')
     let child: ChildProcess
     try {
-      child = spawn(this.#init.bin ?? 'etcd', this.#args(), { stdio: ['ignore', fd, fd], env: { ...this.#init.env } })
+      child = spawn(this.#init.bin ?? 'etcd', this.#args(), { stdio: ['ignore', fd, fd], env })
     } finally {
       closeSync(fd)
     }
@@ -161,7 +185,9 @@ export class EtcdProcess {
     if (child.pid != null) {
       void writeFile(this.#pidFile, `${child.pid}\n`).catch(() => {})
     }
-    child.once('exit', (code, signal) => {
+    // 'close' rather than 'exit': a restart that could not even start etcd (its binary gone in
+    // an upgrade) emits 'error' and 'close' only, and is tried again too
+    child.once('close', (code, signal) => {
       if (this.#child === child) {
         void rm(this.#pidFile, { force: true })
       }
@@ -171,17 +197,28 @@ export class EtcdProcess {
       if (Date.now() - startedAt > ETCD_STABLE_MS) {
         this.#backoffMs = this.#init.restartMinMs ?? ETCD_RESTART_MIN_MS
       }
-      const delay = this.#backoffMs
-      this.#backoffMs = Math.min(delay * 2, this.#init.restartMaxMs ?? ETCD_RESTART_MAX_MS)
-      this.#log.warn({ code, signal, restartInMs: delay, lastWords: this.#lastWords() }, 'etcd died; restarting it')
-      this.#restartTimer = setTimeout(() => {
-        if (!this.#stopping) {
-          this.#restarts++
-          this.#spawn()
-        }
-      }, delay)
+      this.#log.warn({ code, signal, restartInMs: this.#backoffMs, lastWords: this.#lastWords() }, 'etcd died; restarting it')
+      this.#restartLater()
     })
     return child
+  }
+
+  #restartLater (): void {
+    const delay = this.#backoffMs
+    this.#backoffMs = Math.min(delay * 2, this.#init.restartMaxMs ?? ETCD_RESTART_MAX_MS)
+    this.#restartTimer = setTimeout(() => {
+      if (this.#stopping) {
+        return
+      }
+      this.#restarts++
+      try {
+        this.#spawn()
+      } catch (err) {
+        // its log file could not be opened: no etcd this time, another try later
+        this.#log.error({ err: (err as Error).message, restartInMs: this.#backoffMs }, 'etcd could not be started; trying again')
+        this.#restartLater()
+      }
+    }, delay)
   }
 
   // node:http rather than fetch: fetch refuses "bad ports" (22, 25, ...) that etcd may be given
@@ -250,10 +287,18 @@ export class EtcdProcess {
     }
   }
 
-  /** Ends etcd and its supervision. */
-  async stop (): Promise<void> {
+  /**
+   * No more restarts: first thing on shutdown, as systemd (or a Ctrl-C) signals etcd together
+   * with the registry-service, and its exit is no failure then.
+   */
+  endSupervision (): void {
     this.#stopping = true
     clearTimeout(this.#restartTimer)
+  }
+
+  /** Ends etcd and its supervision. */
+  async stop (): Promise<void> {
+    this.endSupervision()
     const child = this.#child
     if (child == null || child.exitCode !== null || child.signalCode !== null) {
       return

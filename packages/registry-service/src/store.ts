@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { RpcFailureError } from '@physarum/p2p'
 import { Etcd3, isRecoverableError } from 'etcd3'
 import { Batcher, rejectAll } from './batcher.ts'
@@ -332,7 +333,12 @@ export class RegistryStore {
     }
   }
 
-  /** Adds an etcd member (the etcd member-add API); a member added before but never started is returned again. */
+  /**
+   * Adds an etcd member as a learner (etcd's member-add API): it counts towards no quorum until it
+   * is promoted, so a member whose etcd never starts (a wrong --etcd-ip, a port the firewall
+   * drops) cannot take the cluster's majority away. A member added before but never started is
+   * returned again.
+   */
   async memberAdd (peerUrls: string[]): Promise<{ member: IMember, members: IMember[] }> {
     const list = await this.#call(async () => await this.#client.cluster.memberList({}))
     const existing = list.members.find(m => m.peerURLs.some(url => peerUrls.includes(url)))
@@ -343,14 +349,47 @@ export class RegistryStore {
       return { member: existing, members: list.members }
     }
     try {
-      const response = await this.#client.cluster.memberAdd({ peerURLs: peerUrls }, { deadline: Date.now() + Math.max(this.#timeoutMs, 5_000) })
+      const response = await this.#client.cluster.memberAdd({ peerURLs: peerUrls, isLearner: true }, { deadline: Date.now() + Math.max(this.#timeoutMs, 5_000) })
       return { member: response.member, members: response.members }
     } catch (err) {
-      if (/unhealthy cluster/.test((err as Error).message)) {
-        // etcd adds a voting member only when every member has been connected for 5 s
+      const message = (err as Error).message
+      if (/unhealthy cluster/.test(message)) {
+        // etcd adds a member only when every member has been connected for 5 s
         throw new RpcFailureError('UNAVAILABLE', 'The etcd cluster cannot take a member yet (one joined less than 5 s ago, or one is down); try again shortly')
       }
+      if (/too many learner/.test(message)) {
+        const waiting = list.members.filter(m => m.isLearner).map(m => `${m.peerURLs.join(' ')} (id ${BigInt(m.ID).toString(16)})`)
+        throw new RpcFailureError('UNAVAILABLE', `The etcd cluster has a member not promoted yet: ${waiting.join(', ')}. Another registry-service is joining, or its join failed; if none is joining, remove it: etcdctl member remove <id>`)
+      }
       throw this.#unavailable(err)
+    }
+  }
+
+  /**
+   * Promotes the learner whose peer URL is `peerUrl` to a voting member once it has caught up
+   * with the leader (asked again every 250 ms until `timeoutMs`); nothing to do for a voter.
+   */
+  async memberPromote (peerUrl: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const list = await this.#call(async () => await this.#client.cluster.memberList({}))
+      const member = list.members.find(m => m.peerURLs.includes(peerUrl))
+      if (member == null) {
+        throw new RpcFailureError('NOT_FOUND', `No etcd member has the peer URL ${peerUrl}: it was removed`)
+      }
+      if (!member.isLearner) {
+        return
+      }
+      try {
+        await this.#client.cluster.memberPromote({ ID: member.ID })
+        return
+      } catch (err) {
+        // a learner is promoted only once it is in sync with the leader
+        if (!/in sync/.test((err as Error).message) || Date.now() > deadline) {
+          throw this.#unavailable(err)
+        }
+      }
+      await sleep(250)
     }
   }
 

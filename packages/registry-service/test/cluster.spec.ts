@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Etcd3 } from 'etcd3'
@@ -30,13 +31,15 @@ describe('three registry-services forming one etcd cluster', () => {
     await state?.remove()
   })
 
-  const start = async (name: string, mode: '--new-etcd-cluster' | '--join-etcd-cluster'): Promise<Member> => {
-    const clientPort = await freePort()
-    const cli = new Cli([
-      mode, '--etcd-ip', '127.0.0.1', '--etcd-client-port', String(clientPort), '--etcd-peer-port', String(await freePort()),
-      '--state-dir', join(state.path, name), '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0',
-      '-bootstrap', bootstrap.multiaddrs()[0]!.toString(), '--open-writes'
-    ], {})
+  const args = (name: string, mode: '--new-etcd-cluster' | '--join-etcd-cluster', clientPort: number, peerPort: number): string[] => [
+    mode, '--etcd-ip', '127.0.0.1', '--etcd-client-port', String(clientPort), '--etcd-peer-port', String(peerPort),
+    '--state-dir', join(state.path, name), '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0',
+    '-bootstrap', bootstrap.multiaddrs()[0]!.toString(), '--open-writes'
+  ]
+
+  const start = async (name: string, mode: '--new-etcd-cluster' | '--join-etcd-cluster', ports?: { client: number, peer: number }): Promise<Member> => {
+    const clientPort = ports?.client ?? await freePort()
+    const cli = new Cli(args(name, mode, clientPort, ports?.peer ?? await freePort()), {})
     const member: Member = { cli, peerId: '', addr: '', clientUrl: `http://127.0.0.1:${clientPort}` }
     members.push(member)
     member.addr = (await cli.line(/listening: (\S+)/, 45_000))[1]!
@@ -89,5 +92,47 @@ describe('three registry-services forming one etcd cluster', () => {
       await direct.add(sampleRecord(`written-via-${member.peerId.slice(-6).toLowerCase()}`))
     }
     assert.equal((await client.list()).records.length, 3)
+  })
+
+  it('keeps its majority when a joining etcd never starts, and lets the host join again once it can', async () => {
+    const first = await start('x', '--new-etcd-cluster')
+    const ports = { client: await freePort(), peer: await freePort() }
+    // an etcd that cannot reach the cluster: etcd 3.4 leaves member/ with a database and no log
+    const broken = join(state.path, 'broken-etcd.sh')
+    await writeFile(broken, [
+      '#!/bin/sh',
+      'while [ $# -gt 0 ]; do [ "$1" = --data-dir ] && dir=$2; shift; done',
+      'mkdir -p "$dir/member/snap" && touch "$dir/member/snap/db"',
+      'echo \'{"msg":"cannot fetch cluster info from peer urls"}\'',
+      'exit 1'
+    ].join('\n'), { mode: 0o755 })
+    const failed = new Cli([...args('y', '--join-etcd-cluster', ports.client, ports.peer), '--etcd-bin', broken], {})
+    const [code] = await failed.exited
+    assert.equal(code, 1, failed.lines.slice(-3).join('\n'))
+    assert.ok(failed.lines.some(line => /etcd .* exited with 1 before it was healthy/.test(line)), failed.lines.slice(-3).join('\n'))
+
+    // the member it was given waits as a learner: the first registry still has its majority
+    const direct = createRegistryClient(clientNode, { peers: [first.addr] })
+    await direct.add(sampleRecord('written-after-a-failed-join'), { signal: AbortSignal.timeout(5_000) })
+    const etcd = new Etcd3({ hosts: first.clientUrl })
+    try {
+      const waiting = (await etcd.cluster.memberList({})).members
+      assert.deepEqual(waiting.map(m => m.isLearner).sort(), [false, true])
+
+      const joined = await start('y', '--join-etcd-cluster', ports)
+      assert.ok(joined.cli.lines.some(line => /removed what an etcd that never joined/.test(line)))
+      const members = (await etcd.cluster.memberList({})).members
+      assert.deepEqual(members.map(m => [m.isLearner, m.clientURLs.length]), [[false, 1], [false, 1]], JSON.stringify(members))
+      const again = createRegistryClient(clientNode, { peers: [joined.addr] })
+      assert.equal((await again.get('written-after-a-failed-join')).name, 'written-after-a-failed-join')
+
+      // etcd gets its own settings from the environment, never the overlay's key
+      const pid = (await readFile(join(state.path, 'y', 'etcd.pid'), 'utf8')).trim()
+      const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')
+      assert.ok(environ.some(entry => entry.startsWith('ETCD_ELECTION_TIMEOUT=')), environ.join(' '))
+      assert.ok(!environ.some(entry => entry.startsWith('PHYSARUM_')), environ.join(' '))
+    } finally {
+      etcd.close()
+    }
   })
 })
