@@ -215,6 +215,9 @@ export class Allocator {
         await new Promise(resolve => setTimeout(resolve, Math.min(this.#init.drainDelayMs, this.#init.statsIntervalMs + 200)))
       }
       await Promise.all(all.map(async instance => { await this.#remove(instance, 'allocator stopping') }))
+      // a cold start under way created its containers after its instance was removed
+      await Promise.allSettled(this.#pending.values())
+      await this.#removeStrays()
     }
     for (const instance of this.#instances.values()) {
       clearTimeout(instance.restartTimer)
@@ -682,7 +685,8 @@ export class Allocator {
         .filter((c): c is string => c != null)
         .map(async id => { await runtime.remove(id) }))
     } catch (err) {
-      this.#log.error({ instance: instance.id, err: (err as Error).message }, 'removing containers failed')
+      // forgotten anyway: what is left goes once the engine's events are back (#reconcile)
+      this.#log.error({ instance: instance.id, err: (err as Error).message }, 'removing containers failed; they are removed when the engine answers again')
     }
     await rm(instance.dir, { recursive: true, force: true }).catch(() => {})
     this.#instances.delete(instance.id)
@@ -777,6 +781,7 @@ export class Allocator {
    * or the instance removed.
    */
   async #reconcile (): Promise<void> {
+    await this.#removeStrays()
     const containers = await this.#c.runtime.list(LABELS.allocator, this.#allocatorId)
     const running = new Set(containers.filter(container => container.State === 'running').map(container => container.Id))
     for (const instance of this.#instances.values()) {
@@ -788,6 +793,22 @@ export class Allocator {
           this.#log.warn({ service: instance.service, instance: instance.id, container: id.slice(0, 12) }, 'a container stopped while Docker\'s events were down')
           this.#onContainerEvent({ id, action: 'die', labels: {} })
         }
+      }
+    }
+  }
+
+  /**
+   * Removes this allocator's containers that belong to no instance it knows: those of an instance
+   * whose removal failed (the engine was down, as when its events broke), or that a cold start
+   * created after its instance was removed (the allocator stopping meanwhile).
+   */
+  async #removeStrays (): Promise<void> {
+    const runtime = this.#c.runtime
+    for (const container of await runtime.list(LABELS.allocator, this.#allocatorId)) {
+      const instance = container.Labels[LABELS.instance] ?? ''
+      if (!this.#instances.has(instance)) {
+        this.#log.warn({ instance, container: container.Id.slice(0, 12), state: container.State }, 'removing a container of no known instance')
+        await runtime.remove(container.Id).catch((err: Error) => { this.#log.warn({ container: container.Id.slice(0, 12), err: err.message }, 'removing a stray container failed') })
       }
     }
   }

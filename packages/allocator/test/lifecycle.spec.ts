@@ -92,6 +92,25 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
     }
   })
 
+  it('removes the containers of an instance reaped while the engine did not answer, once it answers again', async () => {
+    const dir = await tempDir('physarum-reap-down')
+    const relay = await startEngineRelay(engine)
+    const daemon = await startTestAllocator({ ...engine, host: relay.host }, overlay, dir.path, { idleTimeoutMs: 1_500 })
+    const peer = daemon.node.peerId.toString()
+    try {
+      await allocate(overlay.client.libp2p, daemon.node.peerId, 'idle-server')
+      relay.cut()
+      await eventually('the idle instance to be reaped', () => daemon.allocator.instances().length === 0 ? true : undefined, 15_000)
+      assert.equal((await containersOf(engine, peer)).length, 2, 'its containers stay while the engine does not answer')
+      relay.restore()
+      await eventually('its containers to be removed', async () => (await containersOf(engine, peer)).length === 0 ? true : undefined, 15_000)
+    } finally {
+      await daemon.stop()
+      await relay.stop()
+      await dir.remove()
+    }
+  })
+
   it('gives up on a service that dies at once every time, after the restart limit', async () => {
     const dir = await tempDir('physarum-giveup')
     const daemon = await startTestAllocator(engine, overlay, dir.path, { restart: { backoffMinMs: 50, backoffMaxMs: 200, maxRestarts: 3, windowMs: 60_000 } })
