@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
+import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PULL_STALL_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -68,6 +68,8 @@ export interface AllocatorInit {
   bootstrap?: string[]
   /** How long an instance found at start may take to check in again before it is removed. */
   adoptTimeoutMs?: number
+  /** A pull that reports no progress for this long fails (default PULL_STALL_MS). */
+  pullStallMs?: number
   /** The sidecars' log level. */
   sidecarLogLevel?: string
 }
@@ -498,7 +500,7 @@ export class Allocator {
       return
     }
     this.#log.info({ image }, 'pulling')
-    await this.#c.runtime.pull(image, this.#controller.signal)
+    await this.#c.runtime.pull(image, { signal: this.#controller.signal, stallMs: this.#init.pullStallMs ?? PULL_STALL_MS })
   }
 
   async #prepareSecrets (instance: Instance): Promise<void> {

@@ -59,6 +59,8 @@ export const RATE_BACKOFF_MAX_MS = 60_000
 export const HEALTH_DOCKER_TIMEOUT_MS = 2_000
 /** How long a container may take to stop before it is killed, in seconds (docker stop -t). */
 export const STOP_TIMEOUT_S = 10
+/** A pull whose engine reports no progress for this long is given up (IMAGE); the next Allocate pulls again. */
+export const PULL_STALL_MS = 60_000
 /** Where the sidecar finds its mounted files inside its container. */
 export const SIDECAR_SECRETS_DIR = '/run/physarum'
 /**

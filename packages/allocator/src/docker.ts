@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import type { Readable } from 'node:stream'
 import Docker from 'dockerode'
 import { ConfigError } from '@physarum/p2p'
 import { DockerError, ImageError } from './errors.ts'
@@ -134,24 +135,43 @@ export class DockerRuntime {
     }
   }
 
-  /** Pulls `ref` (by digest); ImageError when the registry does not have it or refuses. */
-  async pull (ref: string, signal?: AbortSignal): Promise<void> {
+  /**
+   * Pulls `ref` (by digest); ImageError when the registry does not have it or refuses, or when the
+   * engine reports no progress for `stallMs` (a registry that stopped sending mid-layer would
+   * otherwise hold the pull, and every allocation waiting on it, for good).
+   */
+  async pull (ref: string, options: { signal?: AbortSignal, stallMs?: number } = {}): Promise<void> {
     const auth = await authFor(registryHost(ref))
-    let stream: NodeJS.ReadableStream
+    let stream: Readable
     try {
-      stream = await this.docker.pull(ref, { ...(auth == null ? {} : { authconfig: auth }), abortSignal: signal })
+      // dockerode's types say NodeJS.ReadableStream; it is the HTTP response, a Readable
+      stream = await this.docker.pull(ref, { ...(auth == null ? {} : { authconfig: auth }), abortSignal: options.signal }) as Readable
     } catch (err) {
       throw new ImageError(`Pulling ${ref} failed: ${messageOf(err)}`)
     }
     await new Promise<void>((resolve, reject) => {
       let failure: string | undefined
+      let stall: NodeJS.Timeout | undefined
+      const progressed = (): void => {
+        const { stallMs } = options
+        if (stallMs != null) {
+          clearTimeout(stall)
+          stall = setTimeout(() => {
+            failure = `no progress for ${stallMs} ms: the registry stopped sending`
+            stream.destroy(new Error(failure))
+          }, stallMs)
+        }
+      }
+      progressed()
       this.docker.modem.followProgress(stream, (err: Error | null) => {
+        clearTimeout(stall)
         if (err != null || failure != null) {
           reject(new ImageError(`Pulling ${ref} failed: ${failure ?? messageOf(err)}`))
         } else {
           resolve()
         }
       }, (event: { error?: string, errorDetail?: { message?: string } }) => {
+        progressed()
         if (event.error != null) {
           failure = event.errorDetail?.message ?? event.error
         }

@@ -4,7 +4,7 @@ import { allocate } from '../src/client.ts'
 import { LABELS, MAX_AVOID_PEERS } from '../src/constants.ts'
 import {
   buildServiceImage, containersOf, ensureNodeImage, eventually, HELLO_SERVER, httpThroughSidecar, stopTestbed, startDocker,
-  startImageRegistry, startOverlay, startTestAllocator, tempDir, TEST_PSK
+  startImageRegistry, startOverlay, startRegistryRelay, startTestAllocator, tempDir, TEST_PSK
 } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
 import type { AllocatorDaemon } from '../src/daemon.ts'
@@ -152,6 +152,31 @@ describe('Allocate', { timeout: 240_000 }, () => {
     await engine.docker.getImage(image).inspect()
     const answer = await httpThroughSidecar(overlay.client, allocation.multiaddrs, '/')
     assert.match(answer.body, /^Pulled from/)
+  })
+
+  it('gives up a pull that makes no progress with IMAGE, and pulls again on the next Allocate', async () => {
+    const image = await buildServiceImage(engine, images, 'stalled', HELLO_SERVER.replace('Hello, world', 'Stalled'))
+    await engine.docker.getImage(image.replace(/@.*/, ':test')).remove({ force: true })
+    const relay = await startRegistryRelay(images)
+    const dir = await tempDir('physarum-alloc-stall')
+    const impatient = await startTestAllocator(engine, overlay, dir.path, { pullStallMs: 1_500 })
+    try {
+      await overlay.register('stalled-server', image.replace(images.host, relay.host), { contentHash: 'hash-stalled' })
+      await assert.rejects(allocate(overlay.client.libp2p, impatient.node.peerId, 'stalled-server'), (err: Error & { code: string }) => {
+        assert.equal(err.code, 'IMAGE')
+        assert.match(err.message, /no progress for 1500 ms: the registry stopped sending/)
+        return true
+      })
+      assert.equal(impatient.allocator.instances().length, 0)
+      relay.resume()
+      const allocation = await allocate(overlay.client.libp2p, impatient.node.peerId, 'stalled-server')
+      const answer = await httpThroughSidecar(overlay.client, allocation.multiaddrs, '/')
+      assert.match(answer.body, /^Stalled from/)
+    } finally {
+      await impatient.stop()
+      await relay.stop()
+      await dir.remove()
+    }
   })
 
   it('answers CAPACITY when the host is full', async () => {

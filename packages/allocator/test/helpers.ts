@@ -419,6 +419,71 @@ export async function startEngineRelay (engine: TestDocker): Promise<EngineRelay
   }
 }
 
+/**
+ * A TCP relay in front of the image registry. Until `resume()`, a connection that starts receiving
+ * a blob (the registry's application/octet-stream answers) passes nothing more: a registry that
+ * stops sending in the middle of a pull.
+ */
+export interface RegistryRelay {
+  /** host:port to put in image references instead of the registry's. */
+  host: string
+  /** Passes everything from now on, and closes the connections held (the engine connects again). */
+  resume(): void
+  stop(): Promise<void>
+}
+
+export async function startRegistryRelay (images: TestImageRegistry): Promise<RegistryRelay> {
+  const [registryHost, registryPort] = images.host.split(':') as [string, string]
+  const sockets = new Set<Socket>()
+  const held = new Set<Socket>()
+  let stalled = true
+  const relay: RegistryRelay = {
+    host: '',
+    resume: () => {
+      stalled = false
+      for (const socket of held) {
+        socket.destroy()
+      }
+    },
+    stop: async () => {
+      for (const socket of sockets) {
+        socket.destroy()
+      }
+      await new Promise(resolve => server.close(resolve))
+    }
+  }
+  const server = createServer(client => {
+    const upstream = connect(Number(registryPort), registryHost)
+    let holding = false
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on('error', () => { socket.destroy() })
+      // a held connection stays open and silent when the registry's side ends
+      socket.on('close', () => {
+        sockets.delete(socket)
+        if (socket === client || !holding) {
+          client.destroy()
+          upstream.destroy()
+        }
+      })
+    }
+    client.pipe(upstream)
+    upstream.on('data', (chunk: Buffer) => {
+      if (!holding && stalled && /content-type: application\/octet-stream/i.test(chunk.toString('latin1'))) {
+        holding = true
+        held.add(client)
+      }
+      if (!holding) {
+        client.write(chunk)
+      }
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  relay.host = `127.0.0.1:${(server.address() as { port: number }).port}`
+  return relay
+}
+
 /** The containers carrying this allocator's label. */
 export async function containersOf (engine: TestDocker, allocatorId: string): Promise<Docker.ContainerInfo[]> {
   return await engine.docker.listContainers({ all: true, filters: { label: [`${LABELS.allocator}=${allocatorId}`] } })
