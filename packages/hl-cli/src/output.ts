@@ -22,7 +22,12 @@ export async function runCommand (work: () => Promise<void>): Promise<void> {
   try {
     await work()
   } catch (err) {
-    const message = err instanceof RpcFailureError ? `${err.message} (${err.code})` : (err as Error).message ?? String(err)
+    const message = err instanceof RpcFailureError
+      ? `${err.message} (${err.code})`
+      : (err as Error).name === 'TimeoutError'
+          // AbortSignal.timeout's own words name neither what nor which limit
+          ? 'No answer from the overlay within --timeout: check that a registry-service runs and is reachable from here (hl-cli status), or give a longer --timeout'
+          : (err as Error).message ?? String(err)
     process.stderr.write(`${NAME}: ${message}\n`)
     process.exitCode = exitCodeFor(err)
   }

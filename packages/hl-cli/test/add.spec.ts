@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { mkdir, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { etcdSnapshot, startNode, startRegistry, stopAll, tempDir, TestEtcd } from '../../registry-service/test/helpers.ts'
@@ -7,6 +9,7 @@ import { ensureNodeImage, NODE_IMAGE, startDocker, startImageRegistry } from '..
 import { DEMOS, eventually, freePort, runCli, TEST_PASSPHRASE } from './helpers.ts'
 import type { AddSummary, StatusReport } from '../src/index.ts'
 import type { CliResult } from './helpers.ts'
+import type { AddressInfo } from 'node:net'
 import type { TestDocker, TestImageRegistry } from '../../allocator/test/helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
@@ -181,7 +184,10 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
   })
 
   it('status --json shows the bootstrap, the registry with RTTs, and the services', async () => {
-    const report = JSON.parse(ok(await runCli(['status', '--json', ...overlayArgs], env), 'status --json').stdout) as StatusReport
+    const answer = ok(await runCli(['status', '--json', ...overlayArgs], env), 'status --json')
+    // what it waits for goes to stderr as it goes
+    assert.match(answer.stderr, /Looking for registries and allocators\n.*Reading the services from the registry\n.*Looking for the instances of 1 service\n.*Measuring the RTT to \d+ peers/s)
+    const report = JSON.parse(answer.stdout) as StatusReport
     assert.equal(report.self.peerId, cliPeerId)
     const boot = report.peers.find(p => p.peerId === bootstrap!.peerId.toString())
     assert.ok(boot != null, 'the bootstrap is a peer')
@@ -227,6 +233,11 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
   it('fails clearly, with exit 1 and no record, when the image registry, the registry-service or the overlay cannot be reached, or the registry refuses', async () => {
     const before = await keysInEtcd()
     const closed = await freePort()
+    // a registry-service whose host went silent: connections open, nothing ever answers
+    const silent = createServer(() => {})
+    silent.listen(0, '127.0.0.1')
+    await once(silent, 'listening')
+    const silentRegistry = `/ip4/127.0.0.1/tcp/${(silent.address() as AddressInfo).port}/p2p/${lonelyBootstrap!.peerId.toString()}`
     const cases: Array<{ what: string, args: string[], env: Record<string, string>, message: RegExp, built: boolean }> = [
       {
         what: 'image registry unreachable',
@@ -240,6 +251,20 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
         args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-lonely', '--timeout', '3000', '-bootstrap', lonelyBootstrap!.multiaddrs()[0]!.toString(), '--listen', '/ip4/127.0.0.1/tcp/0'],
         env,
         message: /No registry-service was found in the overlay/,
+        built: false
+      },
+      {
+        what: 'a registry-service that does not answer',
+        args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-silent', '--timeout', '2000', '--registry', silentRegistry, ...overlayArgs],
+        env,
+        message: /\/hello@sha256:\w+ is pushed, but registering hello-silent got no answer within --timeout 2000 ms: the record may have been written or not\. See with hl-cli get hello-silent/,
+        built: true
+      },
+      {
+        what: 'a lookup that registry-service does not answer',
+        args: ['get', 'hello-world-server', '--timeout', '2000', '--registry', silentRegistry, ...overlayArgs],
+        env,
+        message: /No answer from the overlay within --timeout: check that a registry-service runs and is reachable from here/,
         built: false
       },
       {
@@ -264,6 +289,7 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
       assert.doesNotMatch(result.stderr, /at .*\.ts:\d+/, `${c.what}: no stack trace`)
       assert.equal(/Building /.test(result.stderr), c.built, `${c.what}: ${c.built ? 'built' : 'failed before building'}`)
     }
+    silent.close()
     assert.deepEqual(await keysInEtcd(), before, 'no record was written')
   })
 })

@@ -213,6 +213,8 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       [['add', 'a', 'b', 'c'], /Not enough non-option arguments/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), 'Bad/Name', 'hello'], /<image-name>: "Bad\/Name"/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'Hello World'], /<service-name>/],
+      [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'hello', '--cpu', '2000'], /--cpu: 2000 is not a number from 0 to 1024/],
+      [['status', '--max-services', '-1', '--no-psk'], /--max-services: -1 is not a whole number of at least 1/],
       [['list'], /No pre-shared key/],
       [['list', '--registry', 'registry-host:4001', '--no-psk'], /--registry: "registry-host:4001" is neither a multiaddr with \/p2p\/<peer id> nor a peer id/]
     ]

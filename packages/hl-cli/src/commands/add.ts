@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { validateName } from '@physarum/registry-service'
+import { MAX_CPU, MAX_MEMORY_MB, validateName } from '@physarum/registry-service'
 import Docker from 'dockerode'
 import { buildImage, createBuildContext } from '../build.ts'
 import { DEFAULT_FROM } from '../constants.ts'
@@ -85,9 +85,9 @@ export function builder (yargs: Argv): Argv<AddArgs> {
     .strictOptions()
 }
 
-function checkResource (flag: string, value: number, integer: boolean): void {
-  if (!Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
-    throw new UsageError(`--${flag}: ${value} is not ${integer ? 'a whole number' : 'a number'} ≥ 0`)
+function checkResource (flag: string, value: number, max: number, integer: boolean): void {
+  if (!Number.isFinite(value) || value < 0 || value > max || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${flag}: ${value} is not ${integer ? 'a whole number' : 'a number'} from 0 to ${max}`)
   }
 }
 
@@ -97,8 +97,8 @@ export async function handler (args: AddArgs): Promise<void> {
     // everything about the input first: nothing is built or pushed for a mistake in it
     const ref = parseImageRef(args['image-name'])
     const service = validateName(args['service-name'], '<service-name>')
-    checkResource('cpu', args.cpu, false)
-    checkResource('memory-mb', args['memory-mb'], true)
+    checkResource('cpu', args.cpu, MAX_CPU, false)
+    checkResource('memory-mb', args['memory-mb'], MAX_MEMORY_MB, true)
     if (args['content-id'] != null && !/^[A-Za-z0-9][A-Za-z0-9._:+=-]{0,127}$/.test(args['content-id'])) {
       throw new UsageError(`--content-id: ${JSON.stringify(args['content-id'])} may hold only letters, digits and . _ : + = - (at most 128)`)
     }
@@ -167,8 +167,12 @@ export async function handler (args: AddArgs): Promise<void> {
           proxyClientMode: conf.proxyClientMode
         }
         progress.line(`Registering ${service}`)
-        const stored = await overlay.client.add(record, { signal: AbortSignal.timeout(args.timeout) })
-          .catch((err: unknown) => { throw explainRegistryError(err, overlay?.node.peerId) })
+        const stored = await overlay.client.add(record, { signal: AbortSignal.timeout(args.timeout) }).catch((err: unknown) => {
+          if ((err as Error).name === 'TimeoutError') {
+            throw new Error(`${image} is pushed, but registering ${service} got no answer within --timeout ${args.timeout} ms: the record may have been written or not. See with hl-cli get ${service}; hl-cli add again registers it (the push finds the image there)`)
+          }
+          throw explainRegistryError(err, overlay?.node.peerId)
+        })
         summary.registered = true
         summary.revision = stored.revision
         if (registryPeer != null) {

@@ -2,8 +2,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { allocatorCapacity } from '@physarum/allocator/client'
 import { ALLOCATOR_TOPIC, REGISTRY_TOPIC, serviceTopic } from '@physarum/p2p'
 import { DEFAULT_RTT_TIMEOUT_MS, RTT_SAMPLES } from '../constants.ts'
+import { UsageError } from '../errors.ts'
 import { printJson, runCommand, table } from '../output.ts'
 import { describePeer, mapLimit, openOverlay, withOverlayOptions } from '../overlay.ts'
+import { createProgress } from '../progress.ts'
 import type { Overlay, OverlayArgs, PeerSummary } from '../overlay.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { Capacity } from '@physarum/allocator/client'
@@ -87,11 +89,19 @@ const rttText = (p: PeerSummary): string => p.rttMs == null ? 'unreachable' : `$
 
 export async function handler (args: StatusArgs): Promise<void> {
   await runCommand(async () => {
+    const maxServices = args['max-services']
+    if (!Number.isInteger(maxServices) || maxServices < 1) {
+      throw new UsageError(`--max-services: ${String(maxServices)} is not a whole number of at least 1`)
+    }
     const overlay = await openOverlay(args, process.env)
+    // each step may wait for silent peers: say what is under way (stderr; stdout keeps the report)
+    const progress = createProgress({ out: process.stderr })
     try {
       const lookup = Math.min(args.timeout, 5_000)
       const notes: string[] = []
+      progress.line('Looking for registries and allocators')
       const [registryIds, allocatorIds] = await Promise.all([providers(overlay, REGISTRY_TOPIC, lookup), providers(overlay, ALLOCATOR_TOPIC, lookup)])
+      progress.line('Reading the services from the registry')
       let records: ServiceRecord[] = []
       try {
         for await (const record of overlay.client.listAll({ signal: AbortSignal.timeout(args.timeout) })) {
@@ -100,12 +110,15 @@ export async function handler (args: StatusArgs): Promise<void> {
       } catch (err) {
         notes.push(`services: the registry could not be read (${(err as Error).message})`)
       }
-      if (records.length > args['max-services']) {
-        notes.push(`instances were looked up for the first ${args['max-services']} of ${records.length} services (--max-services)`)
-        records = records.slice(0, args['max-services'])
+      if (records.length > maxServices) {
+        notes.push(`instances were looked up for the first ${maxServices} of ${records.length} services (--max-services)`)
+        records = records.slice(0, maxServices)
       }
+      progress.line(`Looking for the instances of ${records.length} service${records.length === 1 ? '' : 's'}`)
       const instanceIds = await mapLimit(records, 4, async record => await providers(overlay, serviceTopic(record.contentHash), lookup))
-      const rtts = await measureAll(overlay, [...registryIds, ...allocatorIds, ...instanceIds.flat(), ...overlay.node.libp2p.getPeers()])
+      const toMeasure = [...registryIds, ...allocatorIds, ...instanceIds.flat(), ...overlay.node.libp2p.getPeers()]
+      progress.line(`Measuring the RTT to ${new Set(toMeasure.map(String)).size} peers`)
+      const rtts = await measureAll(overlay, toMeasure)
       // every peer this node knows by now: the connected ones, the providers found above among them
       const connected = overlay.node.libp2p.getPeers()
       await measureAll(overlay, connected, rtts)
