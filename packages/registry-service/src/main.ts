@@ -28,8 +28,8 @@ interface RegistryArgs extends NodeArgs {
   'join-etcd-cluster'?: boolean
   'etcd-endpoints'?: string
   'etcd-ip'?: string
-  'etcd-client-port': number
-  'etcd-peer-port': number
+  'etcd-client-port'?: number
+  'etcd-peer-port'?: number
   'etcd-bin'?: string
   'etcd-data-dir'?: string
   'etcd-name'?: string
@@ -48,8 +48,8 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .option('join-etcd-cluster', { type: 'boolean', describe: 'Ask a running registry-service (found through the DHT, or --join-via) to add this host as an etcd member, then run that member. Once the data folder holds a member, later starts just run it' })
     .option('etcd-endpoints', { type: 'string', describe: 'Use an etcd cluster run by someone else: client URLs, comma separated (env PHYSARUM_ETCD_ENDPOINTS)' })
     .option('etcd-ip', { type: 'string', describe: 'IP address the managed etcd listens on and advertises to its peers and clients (with --new-etcd-cluster or --join-etcd-cluster)' })
-    .option('etcd-client-port', { type: 'number', default: DEFAULT_ETCD_CLIENT_PORT, describe: 'The managed etcd\'s client port' })
-    .option('etcd-peer-port', { type: 'number', default: DEFAULT_ETCD_PEER_PORT, describe: 'The managed etcd\'s peer port' })
+    .option('etcd-client-port', { type: 'number', describe: `The managed etcd's client port [default: ${DEFAULT_ETCD_CLIENT_PORT}]` })
+    .option('etcd-peer-port', { type: 'number', describe: `The managed etcd's peer port [default: ${DEFAULT_ETCD_PEER_PORT}]` })
     .option('etcd-bin', { type: 'string', describe: 'The etcd binary [default: etcd from PATH]' })
     .option('etcd-data-dir', { type: 'string', describe: 'The managed etcd\'s data folder [default: <state-dir>/etcd]' })
     .option('etcd-name', { type: 'string', describe: 'The managed etcd member\'s name [default: etcd-<first 12 characters after 12D3KooW of the peer id>, kept in <state-dir>/etcd-name]' })
@@ -123,6 +123,16 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       ? 'Say where the records live: --new-etcd-cluster, --join-etcd-cluster or --etcd-endpoints'
       : `Give only one of --new-etcd-cluster, --join-etcd-cluster and --etcd-endpoints (got ${modes.join(', ')})`)
   }
+  // a flag the chosen mode does not use would be ignored: refused instead
+  if (modes[0] === '--etcd-endpoints') {
+    const managed = (['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'join-via'] as const).find(flag => args[flag] != null)
+    if (managed != null) {
+      throw new ConfigError(`--${managed}: for the etcd this process runs (--new-etcd-cluster, --join-etcd-cluster), not with --etcd-endpoints`)
+    }
+  }
+  if (modes[0] === '--new-etcd-cluster' && args['join-via'] != null) {
+    throw new ConfigError('--join-via: with --join-etcd-cluster only; --new-etcd-cluster starts a cluster of its own')
+  }
   const admins = list(args.admin, env.PHYSARUM_ADMINS)
   for (const admin of admins) {
     try {
@@ -169,8 +179,8 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       name: await memberName(args, node.stateDir, peerId),
       dataDir: args['etcd-data-dir'] ?? join(node.stateDir, 'etcd'),
       ip,
-      clientPort: port('etcd-client-port', args['etcd-client-port']),
-      peerPort: port('etcd-peer-port', args['etcd-peer-port']),
+      clientPort: port('etcd-client-port', args['etcd-client-port'] ?? DEFAULT_ETCD_CLIENT_PORT),
+      peerPort: port('etcd-peer-port', args['etcd-peer-port'] ?? DEFAULT_ETCD_PEER_PORT),
       env
     }
     etcd = modes[0] === '--new-etcd-cluster' ? { kind: 'new', etcd: managed } : { kind: 'join', etcd: managed, joinVia }
