@@ -105,6 +105,8 @@ interface Instance {
   statsAt: number
   restarts: number[]
   restartTimer?: NodeJS.Timeout
+  /** Gives the instance up when its restarted sidecar does not check in within the ready timeout. */
+  checkInTimer?: NodeJS.Timeout
   ready: PromiseWithResolvers<void>
   checkedIn: boolean
 }
@@ -223,6 +225,7 @@ export class Allocator {
     }
     for (const instance of this.#instances.values()) {
       clearTimeout(instance.restartTimer)
+      clearTimeout(instance.checkInTimer)
     }
     await libp2p.unhandle(checkInRpc.protocol).catch(() => {})
     this.#controller.abort()
@@ -676,6 +679,7 @@ export class Allocator {
     }
     instance.state = 'stopping'
     clearTimeout(instance.restartTimer)
+    clearTimeout(instance.checkInTimer)
     instance.ready.reject(new GaveUpError(`The instance was removed: ${reason}`))
     this.#updateGauges()
     const runtime = this.#c.runtime
@@ -754,12 +758,32 @@ export class Allocator {
     instance.restartTimer.unref()
   }
 
+  /**
+   * A restarted sidecar checks in once its service accepts connections again. When that does not
+   * happen within the ready timeout (the service came back but does not listen), the instance
+   * would stay 'ready' but unanswerable, never idle and holding its capacity: it is given up.
+   */
+  #awaitCheckIn (instance: Instance): void {
+    clearTimeout(instance.checkInTimer)
+    instance.checkInTimer = setTimeout(() => {
+      if (instance.checkedIn || instance.state !== 'ready' || instance.restartTimer != null || instance.dead.size > 0) {
+        return
+      }
+      this.#metrics.failed.inc({ service: instance.service })
+      const reason = `its sidecar did not check in within ${this.#init.readyTimeoutMs} ms of its restart: gave up`
+      this.#log.error({ event: 'failure', service: instance.service, instance: instance.id }, reason)
+      void this.#remove(instance, reason)
+    }, this.#init.readyTimeoutMs)
+    instance.checkInTimer.unref()
+  }
+
   /** Starts the instance's containers that died again, the sidecar first. */
   async #restart (instance: Instance, roles: Set<ContainerRole>): Promise<void> {
     const { runtime } = this.#c
     if (roles.has('sidecar') && instance.sidecarContainer != null) {
       this.#metrics.restarts.inc({ service: instance.service, container: 'sidecar' })
       await runtime.start(instance.sidecarContainer)
+      this.#awaitCheckIn(instance)
       // bridge networking: a running service lost its network with the sidecar's namespace
       if (this.#init.networkMode === 'bridge' && !roles.has('service') && instance.serviceContainer != null) {
         if (await runtime.running(instance.serviceContainer)) {

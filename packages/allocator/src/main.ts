@@ -59,7 +59,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .option('max-instances', { type: 'string', default: String(DEFAULT_MAX_INSTANCES), describe: 'Most instances on this host' })
     .option('cpu-budget', { type: 'string', default: '0', describe: 'CPU cores all instances may reserve together (records\' cpu); 0: no limit' })
     .option('memory-budget', { type: 'string', default: '0', describe: 'Memory in MiB all instances may reserve together (records\' memoryMb); 0: no limit' })
-    .option('ready-timeout', { type: 'string', default: formatDuration(DEFAULT_READY_TIMEOUT_MS), describe: 'How long a new instance may take to check in (answered TIMEOUT past it)' })
+    .option('ready-timeout', { type: 'string', default: formatDuration(DEFAULT_READY_TIMEOUT_MS), describe: 'How long a new instance may take to check in (answered TIMEOUT past it), and a restarted sidecar to check in again (the instance is given up past it)' })
     .option('idle-timeout', { type: 'string', default: formatDuration(DEFAULT_IDLE_TIMEOUT_MS), describe: 'An instance with no request for this long and none in flight is drained' })
     .option('drain-delay', { type: 'string', default: formatDuration(DEFAULT_DRAIN_DELAY_MS), describe: 'Between "stop providing" and stopping a drained instance' })
     .option('stats-interval', { type: 'string', default: formatDuration(DEFAULT_STATS_INTERVAL_MS), describe: 'How often the sidecars report their stats' })

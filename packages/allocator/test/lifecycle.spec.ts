@@ -8,6 +8,18 @@ import {
 } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
 
+/** Listens on its first start only: started again (same container, same files), it runs but never listens. */
+const ONCE_SERVER = `
+const fs = require('node:fs')
+if (fs.existsSync('/tmp/started')) {
+  setInterval(() => {}, 60_000)
+} else {
+  fs.writeFileSync('/tmp/started', '')
+  require('node:http').createServer((req, res) => { res.end('once\\n') }).listen(Number(process.env.SERVICE_PORT), '0.0.0.0')
+}
+process.on('SIGTERM', () => { process.exit(0) })
+`
+
 describe('instance lifecycle', { timeout: 240_000 }, () => {
   let engine: TestDocker
   let images: TestImageRegistry
@@ -21,11 +33,13 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
     await ensureNodeImage(engine)
     const hello = await buildServiceImage(engine, images, 'hello', HELLO_SERVER)
     const crashing = await buildServiceImage(engine, images, 'crashing', CRASHING_SERVER)
+    const once = await buildServiceImage(engine, images, 'once', ONCE_SERVER)
     overlay = await startOverlay()
     await overlay.register('hello-world-server', hello)
     await overlay.register('idle-server', hello, { contentHash: 'hash-idle' })
     await overlay.register('busy-server', hello, { contentHash: 'hash-busy' })
     await overlay.register('crashing-server', crashing)
+    await overlay.register('once-server', once, { contentHash: 'hash-once' })
   })
 
   after(async () => {
@@ -107,6 +121,24 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
     } finally {
       await daemon.stop()
       await relay.stop()
+      await dir.remove()
+    }
+  })
+
+  it('gives up an instance whose restarted sidecar does not check in within the ready timeout', async () => {
+    const dir = await tempDir('physarum-no-checkin')
+    const daemon = await startTestAllocator(engine, overlay, dir.path, { readyTimeoutMs: 3_000 })
+    const peer = daemon.node.peerId.toString()
+    try {
+      await allocate(overlay.client.libp2p, daemon.node.peerId, 'once-server')
+      const containers = await containersOf(engine, peer)
+      // both start again; the service does not listen any more, so the sidecar waits for it
+      await Promise.all(containers.map(async container => { await engine.docker.getContainer(container.Id).kill({ signal: 'SIGKILL' }) }))
+      await eventually('the instance to be given up', () => daemon.allocator.instances().length === 0 ? true : undefined, 20_000)
+      await eventually('its containers to be removed', async () => (await containersOf(engine, peer)).length === 0 ? true : undefined, 15_000)
+      assert.match(await daemon.registry.metrics(), /physarum_alloc_failed_instances_total\{service="once-server"\} 1/)
+    } finally {
+      await daemon.stop()
       await dir.remove()
     }
   })
