@@ -692,7 +692,6 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     // the connection while its instance is found must not crash the proxy
     socket.on('error', (err) => { log.debug({ err: err.message }, 'an upgrading client\'s connection broke') })
     let service = 'unknown'
-    let code = 101
     try {
       const target = splitPath(req.url ?? '')
       const record = await lookUp(registry, target.service)
@@ -721,22 +720,36 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         stream.abort(new Error('The client went away'))
         throw new ProxyError(499, 'The client went away')
       }
+      // counted with the status the instance answered (101, or its refusal), 502 if none came
+      let counted = false
+      const count = (code: string): void => {
+        if (!counted) {
+          counted = true
+          requests.inc({ service, code })
+        }
+      }
+      stream.addEventListener('message', (evt) => {
+        count(/^HTTP\/1\.[01] (\d{3})/.exec(Buffer.from(evt.data.subarray(0, 12)).toString('latin1'))?.[1] ?? '502')
+      }, { once: true })
       joinSocket(socket, stream, (err) => {
+        count('502')
         if (err != null) {
           log.debug({ service, err: err.message }, 'an upgraded connection broke')
         }
       })
     } catch (err) {
       const failure = err instanceof ProxyError ? err : new ProxyError(502, (err as Error).message)
-      code = failure.status
       const body = JSON.stringify({ error: failure.message, status: failure.status })
       const extra = Object.entries(failure.headers).map(([name, value]) => `${name}: ${String(value)}\r\n`).join('')
       socket.end(`HTTP/1.1 ${failure.status} ${STATUS_CODES[failure.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`)
+      requests.inc({ service, code: String(failure.status) })
     }
-    requests.inc({ service, code: String(code) })
   }
 
-  const server = createServer({ requestTimeout: 0 }, (req, res) => {
+  // only WebSocket upgrades become byte pipes to the instance: another protocol's upgrade (curl's
+  // h2c) is served as the plain HTTP/1.1 request it also is, its Upgrade header dropped (the
+  // instance may not speak that protocol, and a keep-alive connection stays the proxy's)
+  const server = createServer({ requestTimeout: 0, shouldUpgradeCallback: isWebSocket }, (req, res) => {
     handle(req, res).catch((err: Error) => {
       log.error({ err: err.message }, 'request handler failed')
       res.destroy()
@@ -813,6 +826,10 @@ async function lookUp (registry: Pick<RegistryClient, 'get'>, service: string): 
     }
     throw new ProxyError(503, `The registry did not answer for ${service}: ${(err as Error).message}`, { 'retry-after': String(RETRY_AFTER_S) })
   }
+}
+
+function isWebSocket (req: IncomingMessage): boolean {
+  return req.headers.upgrade?.toLowerCase() === 'websocket'
 }
 
 /** Whether the request carries a body (which the proxy streams, so cannot send twice). */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { request } from 'node:http'
+import { Agent, request } from 'node:http'
 import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { createRegistryClient } from '@physarum/registry-service'
@@ -52,6 +52,10 @@ const server = http.createServer((req, res) => {
 })
 // a WebSocket echo, small frames only
 server.on('upgrade', (req, socket) => {
+  if (req.url.startsWith('/refuse-ws')) {
+    socket.end('HTTP/1.1 403 Forbidden\\r\\ncontent-length: 0\\r\\nconnection: close\\r\\n\\r\\n')
+    return
+  }
   const accept = require('node:crypto').createHash('sha1').update(req.headers['sec-websocket-key'] + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
   socket.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Accept: ' + accept + '\\r\\n\\r\\n')
   let buffered = Buffer.alloc(0)
@@ -421,6 +425,38 @@ describe('client proxy', { timeout: 300_000 }, () => {
     await echoed
     assert.deepEqual(messages, ['one', 'two', 'three'])
     socket.close()
+
+    // an instance that refuses the upgrade: the client hears it, and it is counted as answered
+    const refused = new WebSocket(`ws://127.0.0.1:${proxy.port}/hello-world-server/refuse-ws`)
+    await new Promise(resolve => { refused.onerror = resolve })
+    const counted = await series('physarum_proxy_requests_total', 'hello-world-server')
+    assert.ok(counted.some(line => /code="101"} 1$/.test(line)) && counted.some(line => /code="403"} 1$/.test(line)), counted.join('\n'))
+  })
+
+  it('serves another protocol\'s upgrade request (h2c) as plain HTTP/1.1 on a connection that stays the proxy\'s', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    const get = async (path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string }> => await new Promise((resolve, reject) => {
+      request(`${base}${path}`, { agent, headers }, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (part: string) => { body += part })
+        res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }) })
+      }).on('error', reject).end()
+    })
+    try {
+      // what curl --http2 sends on http://
+      const upgrade = await get('/hello-world-server/headers', { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQCAAAAAAIAAAAA' })
+      assert.equal(upgrade.status, 200, upgrade.body)
+      const seen = JSON.parse(upgrade.body) as Record<string, string>
+      assert.equal(seen.upgrade, undefined)
+      assert.equal(seen['http2-settings'], undefined)
+      // the same connection, again through the proxy: the prefix is stripped
+      const next = await get('/hello-world-server/after-h2c')
+      assert.equal(next.status, 200)
+      assert.match(next.body, /^Hello, world from \S+ \/after-h2c\n$/)
+    } finally {
+      agent.destroy()
+    }
   })
 
   it('refuses a huge header, and closes the stream of a client that vanishes mid-request', async () => {
