@@ -13,7 +13,7 @@ import type { Capacity } from './protocol.ts'
 import { RateLimiter } from './rate-limit.ts'
 import type { ContainerEvent, DockerRuntime } from './docker.ts'
 import type { AllocatorMetrics, Phase } from './metrics.ts'
-import type { AllocateResponse, CheckInResponse } from './protocol.ts'
+import type { AllocateRequest, AllocateResponse, CheckInResponse } from './protocol.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { Logger, PhysarumNode, PreSharedKey } from '@physarum/p2p'
 import type { ServiceRecord } from '@physarum/registry-service'
@@ -24,7 +24,7 @@ export interface AllocatorComponents {
   node: Pick<PhysarumNode, 'libp2p' | 'peerId' | 'multiaddrs' | 'listenAddrs'>
   runtime: DockerRuntime
   /** Where service records come from (a RegistryClient). */
-  registry: { get(name: string, options?: { signal?: AbortSignal }): Promise<ServiceRecord> }
+  registry: { get(name: string, options?: { signal?: AbortSignal, fresh?: boolean }): Promise<ServiceRecord> }
   logger: Logger
   metricsRegistry: Registry
 }
@@ -117,6 +117,8 @@ export interface AllocationAnswer {
   instanceId: string
   phases: Record<Phase, number>
   reused: boolean
+  /** The version the instance runs (its record's content hash). */
+  contentHash: string
 }
 
 /** What an instance looks like from outside, for tests and /instances. */
@@ -185,7 +187,7 @@ export class Allocator {
     }, this.#controller.signal)
     await this.#adopt()
     const libp2p = this.#c.node.libp2p
-    await handleRpc(libp2p, allocRpc, async (request, { remotePeer }) => ({ allocated: await this.#allocateFor(request.service, request.avoidPeers, remotePeer) }),
+    await handleRpc(libp2p, allocRpc, async (request, { remotePeer }) => ({ allocated: await this.#allocateFor(request, remotePeer) }),
       { log: libp2p.logger.forComponent('physarum:alloc'), maxInboundStreams: 64, maxOutboundStreams: 8 })
     await handleRpc(libp2p, checkInRpc, async (request, { remotePeer }) => await Promise.resolve(this.#checkIn(request, remotePeer)),
       { log: libp2p.logger.forComponent('physarum:checkin'), maxInboundStreams: 8, maxOutboundStreams: 8 })
@@ -219,9 +221,11 @@ export class Allocator {
         await new Promise(resolve => setTimeout(resolve, Math.min(this.#init.drainDelayMs, this.#init.statsIntervalMs + 200)))
       }
       await Promise.all(all.map(async instance => { await this.#remove(instance, 'allocator stopping') }))
-      // a cold start under way created its containers after its instance was removed
+      // a cold start under way may create its containers after its instance was removed: its pull
+      // is ended, and what it made is removed once it gave up
+      this.#controller.abort()
       await Promise.allSettled(this.#pending.values())
-      await this.#removeStrays()
+      await this.#removeStrays().catch((err: Error) => { this.#log.warn({ err: err.message }, 'looking for containers left by a cold start failed') })
     }
     for (const instance of this.#instances.values()) {
       clearTimeout(instance.restartTimer)
@@ -252,13 +256,14 @@ export class Allocator {
     }))
   }
 
-  async #allocateFor (service: string, avoidPeers: string[], remotePeer: PeerId): Promise<NonNullable<AllocateResponse['allocated']>> {
-    const answer = await this.#allocate(service, avoidPeers, remotePeer.toString())
+  async #allocateFor (request: AllocateRequest, remotePeer: PeerId): Promise<NonNullable<AllocateResponse['allocated']>> {
+    const answer = await this.#allocate(request.service, request.avoidPeers, remotePeer.toString(), request.contentHash)
     return {
       peerId: answer.peerId,
       multiaddrs: answer.multiaddrs,
       instanceId: answer.instanceId,
       reused: answer.reused,
+      contentHash: answer.contentHash,
       phases: { pullMs: answer.phases.pull, createMs: answer.phases.create, startMs: answer.phases.start, readyMs: answer.phases.ready, totalMs: answer.phases.total }
     }
   }
@@ -266,9 +271,10 @@ export class Allocator {
   /**
    * A ready instance of `service` if there is one, else one cold start shared by its callers. An
    * instance whose sidecar is in `avoidPeers` (the caller found it failing: a hung service answers
-   * its pings) is not answered; a new one is started beside it.
+   * its pings) is not answered; a new one is started beside it. `wanted` is the content hash of
+   * the caller's record: when this allocator's copy names another, it reads the record again.
    */
-  async #allocate (service: string, avoidPeers: string[], caller: string): Promise<AllocationAnswer> {
+  async #allocate (service: string, avoidPeers: string[], caller: string, wanted = ''): Promise<AllocationAnswer> {
     try {
       const problem = nameProblem(service)
       if (problem != null) {
@@ -291,6 +297,9 @@ export class Allocator {
       let record: ServiceRecord
       try {
         record = await this.#lookup(service)
+        if (wanted !== '' && record.contentHash !== wanted) {
+          record = await this.#lookup(service, true)
+        }
       } catch (err) {
         const any = err instanceof RpcFailureError && err.code === 'UNAVAILABLE' ? this.#serving(service, avoid) : undefined
         if (any == null) {
@@ -304,14 +313,16 @@ export class Allocator {
         this.#metrics.allocations.inc({ outcome: 'reused' })
         return this.#answer(running, zeroPhases(), true)
       }
-      const pending = this.#pending.get(service)
+      // one cold start per version: a caller of the new one does not get the old one's
+      const key = `${service}\n${record.contentHash}`
+      const pending = this.#pending.get(key)
       if (pending != null) {
         const answer = await pending
         this.#metrics.allocations.inc({ outcome: 'shared' })
         return { ...answer, reused: true }
       }
-      const started = this.#coldStart(record).finally(() => { this.#pending.delete(service) })
-      this.#pending.set(service, started)
+      const started = this.#coldStart(record).finally(() => { this.#pending.delete(key) })
+      this.#pending.set(key, started)
       const answer = await started
       this.#metrics.allocations.inc({ outcome: 'started' })
       return answer
@@ -340,12 +351,13 @@ export class Allocator {
   }
 
   #answer (instance: Instance, phases: Record<Phase, number>, reused: boolean): AllocationAnswer {
-    return { peerId: instance.sidecarPeer, multiaddrs: instance.multiaddrs, instanceId: instance.id, phases, reused }
+    return { peerId: instance.sidecarPeer, multiaddrs: instance.multiaddrs, instanceId: instance.id, phases, reused, contentHash: instance.contentHash }
   }
 
-  async #lookup (service: string): Promise<ServiceRecord> {
+  /** The service's record: the registry client's copy (refreshed behind the callers once stale), or a `fresh` read. */
+  async #lookup (service: string, fresh = false): Promise<ServiceRecord> {
     try {
-      return await this.#c.registry.get(service, { signal: AbortSignal.timeout(10_000) })
+      return await this.#c.registry.get(service, fresh ? { fresh, signal: AbortSignal.timeout(10_000) } : {})
     } catch (err) {
       if (err instanceof RpcFailureError && (err.code === 'NOT_FOUND' || err.code === 'BAD_REQUEST')) {
         throw new RpcFailureError(err.code, err.code === 'NOT_FOUND' ? `No service named ${service} is registered` : err.message)
@@ -766,7 +778,12 @@ export class Allocator {
   #awaitCheckIn (instance: Instance): void {
     clearTimeout(instance.checkInTimer)
     instance.checkInTimer = setTimeout(() => {
-      if (instance.checkedIn || instance.state !== 'ready' || instance.restartTimer != null || instance.dead.size > 0) {
+      if (instance.checkedIn || instance.state !== 'ready') {
+        return
+      }
+      // a restart is under way (the service died meanwhile): the wait starts again after it
+      if (instance.restartTimer != null || instance.dead.size > 0 || instance.restarting != null) {
+        this.#awaitCheckIn(instance)
         return
       }
       this.#metrics.failed.inc({ service: instance.service })

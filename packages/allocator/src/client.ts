@@ -32,11 +32,15 @@ export interface Allocation {
   phases: ColdStartPhases
   /** An instance that was already running answered. */
   reused: boolean
+  /** The version the instance runs (its record's content hash; empty from an allocator that does not say). */
+  contentHash: string
 }
 
 export interface AllocateOptions extends AbortOptions {
   /** Peer ids of the sidecars of instances found failing: the allocator answers with none of them (at most MAX_AVOID_PEERS). */
   avoid?: string[]
+  /** The version wanted: the content hash of the caller's record (an allocator whose copy names another reads it again). */
+  contentHash?: string
 }
 
 /**
@@ -45,7 +49,7 @@ export interface AllocateOptions extends AbortOptions {
  * `RpcTimeoutError` or `RpcProtocolError` otherwise.
  */
 export async function allocate (node: Pick<Libp2p, 'dialProtocol'>, peer: PeerId | Multiaddr, service: string, options: AllocateOptions = {}): Promise<Allocation> {
-  const response = await callRpc(node, peer, allocRpc, { service, avoidPeers: options.avoid ?? [] }, options)
+  const response = await callRpc(node, peer, allocRpc, { service, avoidPeers: options.avoid ?? [], contentHash: options.contentHash ?? '' }, options)
   const allocated = response.allocated
   if (allocated == null) {
     throw new Error(`The allocator ${peer.toString()} answered without an allocation`)
@@ -56,6 +60,7 @@ export async function allocate (node: Pick<Libp2p, 'dialProtocol'>, peer: PeerId
     multiaddrs: allocated.multiaddrs.map(addr => multiaddr(addr)),
     instanceId: allocated.instanceId,
     reused: allocated.reused,
+    contentHash: allocated.contentHash,
     phases: {
       pullMs: phases?.pullMs ?? 0,
       createMs: phases?.createMs ?? 0,

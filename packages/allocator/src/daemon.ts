@@ -64,6 +64,9 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
   const registryClient = createRegistryClient(node, {
     ...(config.registryPeers == null || config.registryPeers.length === 0 ? {} : { peers: config.registryPeers }),
     staleIfErrorMs: DAEMON_STALE_IF_ERROR_MS,
+    // an Allocate answered by a running instance need not wait for a registry; a caller whose
+    // record names another version makes the allocator read it fresh (Allocator#allocate)
+    revalidateInBackground: true,
     log: log.child({ component: 'registry-client' })
   })
   const allocator = new Allocator({ node, runtime, registry: registryClient, logger: log.child({ component: 'allocator' }), metricsRegistry: registry }, {

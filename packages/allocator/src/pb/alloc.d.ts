@@ -3,6 +3,7 @@ import type { Uint8ArrayList } from 'uint8arraylist';
 export interface AllocateRequest {
     service: string;
     avoidPeers: string[];
+    contentHash: string;
 }
 export declare namespace AllocateRequest {
     const codec: () => Codec<AllocateRequest>;
@@ -15,9 +16,13 @@ export declare namespace AllocateRequest {
         index: number;
         value: string;
     }
+    interface AllocateRequestContentHashFieldEvent {
+        field: '$.contentHash';
+        value: string;
+    }
     function encode(obj: Partial<AllocateRequest>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AllocateRequest>): AllocateRequest;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AllocateRequest>): Generator<AllocateRequestServiceFieldEvent | AllocateRequestAvoidPeersFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AllocateRequest>): Generator<AllocateRequestServiceFieldEvent | AllocateRequestAvoidPeersFieldEvent | AllocateRequestContentHashFieldEvent>;
 }
 export interface Phases {
     pullMs: number;
@@ -58,6 +63,7 @@ export interface Allocated {
     phases?: Phases;
     instanceId: string;
     reused: boolean;
+    contentHash: string;
 }
 export declare namespace Allocated {
     const codec: () => Codec<Allocated>;
@@ -98,9 +104,13 @@ export declare namespace Allocated {
         field: '$.reused';
         value: boolean;
     }
+    interface AllocatedContentHashFieldEvent {
+        field: '$.contentHash';
+        value: string;
+    }
     function encode(obj: Partial<Allocated>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Allocated>): Allocated;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Allocated>): Generator<AllocatedPeerIdFieldEvent | AllocatedMultiaddrsFieldEvent | AllocatedPhasesPullMsFieldEvent | AllocatedPhasesCreateMsFieldEvent | AllocatedPhasesStartMsFieldEvent | AllocatedPhasesReadyMsFieldEvent | AllocatedPhasesTotalMsFieldEvent | AllocatedInstanceIdFieldEvent | AllocatedReusedFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Allocated>): Generator<AllocatedPeerIdFieldEvent | AllocatedMultiaddrsFieldEvent | AllocatedPhasesPullMsFieldEvent | AllocatedPhasesCreateMsFieldEvent | AllocatedPhasesStartMsFieldEvent | AllocatedPhasesReadyMsFieldEvent | AllocatedPhasesTotalMsFieldEvent | AllocatedInstanceIdFieldEvent | AllocatedReusedFieldEvent | AllocatedContentHashFieldEvent>;
 }
 export interface AllocateResponse {
     allocated?: Allocated;
@@ -145,6 +155,10 @@ export declare namespace AllocateResponse {
         field: '$.allocated.reused';
         value: boolean;
     }
+    interface AllocateResponseAllocatedContentHashFieldEvent {
+        field: '$.allocated.contentHash';
+        value: string;
+    }
     interface AllocateResponseFailureCodeFieldEvent {
         field: '$.failure.code';
         value: Failure.Code;
@@ -155,7 +169,7 @@ export declare namespace AllocateResponse {
     }
     function encode(obj: Partial<AllocateResponse>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AllocateResponse>): AllocateResponse;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AllocateResponse>): Generator<AllocateResponseAllocatedPeerIdFieldEvent | AllocateResponseAllocatedMultiaddrsFieldEvent | AllocateResponseAllocatedPhasesPullMsFieldEvent | AllocateResponseAllocatedPhasesCreateMsFieldEvent | AllocateResponseAllocatedPhasesStartMsFieldEvent | AllocateResponseAllocatedPhasesReadyMsFieldEvent | AllocateResponseAllocatedPhasesTotalMsFieldEvent | AllocateResponseAllocatedInstanceIdFieldEvent | AllocateResponseAllocatedReusedFieldEvent | AllocateResponseFailureCodeFieldEvent | AllocateResponseFailureMessageFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AllocateResponse>): Generator<AllocateResponseAllocatedPeerIdFieldEvent | AllocateResponseAllocatedMultiaddrsFieldEvent | AllocateResponseAllocatedPhasesPullMsFieldEvent | AllocateResponseAllocatedPhasesCreateMsFieldEvent | AllocateResponseAllocatedPhasesStartMsFieldEvent | AllocateResponseAllocatedPhasesReadyMsFieldEvent | AllocateResponseAllocatedPhasesTotalMsFieldEvent | AllocateResponseAllocatedInstanceIdFieldEvent | AllocateResponseAllocatedReusedFieldEvent | AllocateResponseAllocatedContentHashFieldEvent | AllocateResponseFailureCodeFieldEvent | AllocateResponseFailureMessageFieldEvent>;
 }
 export interface Failure {
     code: Failure.Code;

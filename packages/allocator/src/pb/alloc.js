@@ -18,13 +18,18 @@ export var AllocateRequest;
                         w.string(value);
                     }
                 }
+                if ((obj.contentHash != null && obj.contentHash !== '')) {
+                    w.uint32(26);
+                    w.string(obj.contentHash);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
             }, (reader, length, opts = {}) => {
                 const obj = {
                     service: '',
-                    avoidPeers: []
+                    avoidPeers: [],
+                    contentHash: ''
                 };
                 const end = length == null ? reader.len : reader.pos + length;
                 while (reader.pos < end) {
@@ -39,6 +44,10 @@ export var AllocateRequest;
                                 throw new MaxLengthError('Decode error - repeated field "avoidPeers" had too many elements');
                             }
                             obj.avoidPeers.push(reader.string());
+                            break;
+                        }
+                        case 3: {
+                            obj.contentHash = reader.string();
                             break;
                         }
                         default: {
@@ -73,6 +82,13 @@ export var AllocateRequest;
                                 value: reader.string()
                             };
                             obj.avoidPeers++;
+                            break;
+                        }
+                        case 3: {
+                            yield {
+                                field: `${prefix}.contentHash`,
+                                value: reader.string()
+                            };
                             break;
                         }
                         default: {
@@ -263,6 +279,10 @@ export var Allocated;
                     w.uint32(40);
                     w.bool(obj.reused);
                 }
+                if ((obj.contentHash != null && obj.contentHash !== '')) {
+                    w.uint32(50);
+                    w.string(obj.contentHash);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
@@ -271,7 +291,8 @@ export var Allocated;
                     peerId: '',
                     multiaddrs: [],
                     instanceId: '',
-                    reused: false
+                    reused: false,
+                    contentHash: ''
                 };
                 const end = length == null ? reader.len : reader.pos + length;
                 while (reader.pos < end) {
@@ -300,6 +321,10 @@ export var Allocated;
                         }
                         case 5: {
                             obj.reused = reader.bool();
+                            break;
+                        }
+                        case 6: {
+                            obj.contentHash = reader.string();
                             break;
                         }
                         default: {
@@ -353,6 +378,13 @@ export var Allocated;
                             yield {
                                 field: `${prefix}.reused`,
                                 value: reader.bool()
+                            };
+                            break;
+                        }
+                        case 6: {
+                            yield {
+                                field: `${prefix}.contentHash`,
+                                value: reader.string()
                             };
                             break;
                         }
