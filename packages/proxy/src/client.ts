@@ -60,6 +60,11 @@ export interface Instance {
   rttMs?: number
 }
 
+/** An instance an allocator answered with, and the version it runs (empty: the allocator did not say). */
+interface Allocated extends Instance {
+  contentHash: string
+}
+
 interface KnownInstance extends Instance {
   /** Keep-alive streams to this instance (made with the first request to it). */
   pool?: Promise<Pool>
@@ -118,6 +123,8 @@ interface Resolved {
 interface ServiceState {
   /** The version the instances run: the record's content hash when they were found. */
   contentHash?: string
+  /** That record's etcd revision: an older copy (a request's retry) does not move the version back. */
+  revision?: bigint
   /** Instances found through the service topic or allocated for us, by peer id. */
   instances: Map<string, KnownInstance>
   /** The one lookup (discovery, then Allocate when needed) that requests for this service share. */
@@ -185,6 +192,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     maxOutboundStreams: MAX_HTTP_STREAMS
   })
 
+  const unlisted = (instance: Instance): KnownInstance => ({ ...instance, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0 })
+
   /** Adds an instance (or gives the one known); its stream pool comes with its first request. */
   const know = (state: ServiceState, instance: Instance): KnownInstance => {
     const key = instance.peerId.toString()
@@ -194,10 +203,18 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       known.rttMs = instance.rttMs ?? known.rttMs
       return known
     }
-    const added: KnownInstance = { ...instance, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0 }
+    const added = unlisted(instance)
     state.instances.set(key, added)
     return added
   }
+
+  /**
+   * An allocated instance, known from now on when it runs the version known now (an allocator that
+   * does not say is trusted); one of another version (the record changed while it was allocated)
+   * serves the requests that waited for it and is not chosen again.
+   */
+  const keep = (state: ServiceState, allocated: Allocated): KnownInstance =>
+    allocated.contentHash === '' || allocated.contentHash === state.contentHash ? know(state, allocated) : unlisted(allocated)
 
   /** The nearest instance not resting, within the hard RTT (unknown RTT: just allocated for us, last). */
   const nearest = (state: ServiceState, hardRttMs: number): KnownInstance | undefined => {
@@ -286,7 +303,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    * instances resting here are named to avoid: the allocator of a hung service's only instance
    * would otherwise answer with it again.
    */
-  const allocateSomewhere = async (record: ServiceRecord, state: ServiceState, counter: Counter): Promise<Instance> => {
+  const allocateSomewhere = async (record: ServiceRecord, state: ServiceState, counter: Counter): Promise<Allocated> => {
     const now = Date.now()
     const avoid = [...state.rested].filter(([, until]) => until > now).map(([peer]) => peer).slice(-MAX_AVOID_PEERS)
     const allocators = await findAllocators()
@@ -298,10 +315,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     const candidates = allocators.map(({ peerId, rttMs }) => ({ peer: peerId.toString(), rttMs: Number.isFinite(rttMs) ? rttMs : null }))
     for (const allocator of allocators) {
       try {
-        const allocation = await allocate(node.libp2p, allocator.peerId, record.name, { signal: within(coldStartTimeoutMs), avoid })
+        const allocation = await allocate(node.libp2p, allocator.peerId, record.name, { signal: within(coldStartTimeoutMs), avoid, contentHash: state.contentHash ?? record.contentHash })
         counter.inc({ service: record.name, outcome: allocation.reused ? 'reused' : 'started' })
         log.info({ service: record.name, allocator: allocator.peerId.toString(), instance: allocation.instanceId, phases: allocation.phases, reused: allocation.reused, candidates }, 'allocated')
-        return { peerId: allocation.peerId, target: allocation.multiaddrs.length > 0 ? allocation.multiaddrs : allocation.peerId }
+        return { peerId: allocation.peerId, target: allocation.multiaddrs.length > 0 ? allocation.multiaddrs : allocation.peerId, contentHash: allocation.contentHash }
       } catch (err) {
         const code = err instanceof RpcFailureError ? err.code : (err as Error).name
         counter.inc({ service: record.name, outcome: err instanceof RpcFailureError ? err.code : 'ERROR' })
@@ -325,7 +342,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       const allocated = await allocateSomewhere(record, state, closerAllocations)
       state.rested.delete(allocated.peerId.toString())
       const rttMs = await measure(allocated.peerId, record.hardRttMs).catch(() => undefined)
-      know(state, { ...allocated, ...(rttMs == null ? {} : { rttMs }) })
+      keep(state, { ...allocated, ...(rttMs == null ? {} : { rttMs }) })
       log.info({ service: record.name, peer: allocated.peerId.toString(), rttMs }, 'a closer instance was asked for')
     })().catch((err: Error) => {
       log.warn({ service: record.name, err: err.message }, 'asking for a closer instance failed')
@@ -365,17 +382,20 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       log.info({ service: record.name, from: state.contentHash, to: record.contentHash, left: state.instances.size }, 'a new version of the service: its instances are looked for')
     }
     state.contentHash = record.contentHash
+    state.revision = revisionOf(record)
     for (const instance of state.instances.values()) {
       instance.pool?.then(async pool => { await pool.close() }).catch(() => {})
     }
     state.instances.clear()
     state.foundAt = 0
+    // a lookup under way for the old version serves the requests that wait on it, no new ones
+    state.resolving = undefined
   }
 
   /** The instance for this request: the nearest known, else one shared lookup, allocating when needed. */
   const resolve = async (record: ServiceRecord): Promise<Resolved> => {
     const state = stateOf(record.name)
-    if (state.contentHash !== record.contentHash) {
+    if (state.contentHash !== record.contentHash && (state.revision == null || revisionOf(record) > state.revision)) {
       newVersion(state, record)
     }
     const known = nearest(state, record.hardRttMs)
@@ -385,7 +405,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     if (state.waiting >= maxPending) {
       throw new ProxyError(503, `${maxPending} requests already wait for ${record.name} to start`, { 'retry-after': String(RETRY_AFTER_S) })
     }
-    state.resolving ??= (async () => {
+    const resolving = state.resolving ?? (async () => {
       const started = Date.now()
       await findInstances(record, state)
       const found = nearest(state, record.hardRttMs)
@@ -396,15 +416,20 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       // the allocator vouches for what it answers; it was told to avoid the instances resting
       // here, but an older allocator ignores that, and its answer is taken as before
       state.rested.delete(allocation.peerId.toString())
-      const allocated = know(state, allocation)
+      const allocated = keep(state, allocation)
       measure(allocated.peerId, record.hardRttMs).then(rttMs => { allocated.rttMs = rttMs }, () => {})
       return { instance: allocated, coldStartMs: Date.now() - started }
-    })().finally(() => { state.resolving = undefined })
+    })().finally(() => {
+      if (state.resolving === resolving) {
+        state.resolving = undefined
+      }
+    })
+    state.resolving = resolving
     state.waiting++
     pending.inc()
     let timer: NodeJS.Timeout | undefined
     try {
-      return await Promise.race([state.resolving, new Promise<never>((_resolve, reject) => {
+      return await Promise.race([resolving, new Promise<never>((_resolve, reject) => {
         timer = setTimeout(() => { reject(new ProxyError(504, `${record.name} did not start within ${coldStartTimeoutMs} ms`)) }, coldStartTimeoutMs)
       })])
     } finally {
@@ -785,6 +810,15 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       server.closeAllConnections()
       await closed
     }
+  }
+}
+
+/** A record's etcd revision, for ordering two copies of it. */
+function revisionOf (record: ServiceRecord): bigint {
+  try {
+    return BigInt(record.revision)
+  } catch {
+    return 0n
   }
 }
 
