@@ -14,7 +14,7 @@ for candidate in "${PHYSARUM_NODE:-}" /tmp/n24/node_modules/node/bin/node; do
   if [ -n "$candidate" ] && [ -x "$candidate" ]; then node_bin="$candidate"; break; fi
 done
 if [ -z "$node_bin" ]; then
-  # the toolchain brings Node >= 22.18 onto PATH (and installs the workspace's dependencies)
+  # the toolchain brings Node >= 24.9 onto PATH (and installs the workspace's dependencies)
   source "$root_dir/scripts/lib/toolchain.sh"
   node_bin="$(command -v node)"
 fi

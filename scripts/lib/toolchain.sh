@@ -10,9 +10,10 @@ PNPM_VERSION="$(sed -n 's/.*"packageManager": *"pnpm@\([^"]*\)".*/\1/p' "$PHYSAR
 
 log() { printf '[physarum] %s\n' "$*" >&2; }
 
-# Node >= 22.18 runs TypeScript sources directly (type stripping without a flag)
+# Node >= 24.9: TypeScript sources run directly (type stripping without a flag, from 22.18), and
+# the proxy's server chooses which upgrades it takes (shouldUpgradeCallback, from 24.9)
 node_ok() {
-  "$1" -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 18) ? 0 : 1)' 2>/dev/null
+  "$1" -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 24 || (a === 24 && b >= 9) ? 0 : 1)' 2>/dev/null
 }
 
 ensure_node() {

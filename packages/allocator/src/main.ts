@@ -156,6 +156,9 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
     throw new ConfigError(`--network-mode bridge: the sidecars cannot reach the allocator on loopback (--listen ${node.listen.join(' ')}): listen on another address too`)
   }
   if (args['keep-instances'] === true) {
+    if (args.ephemeral === true) {
+      throw new ConfigError('--keep-instances: the kept instances are adopted by the next run with the same identity, which --ephemeral does not keep')
+    }
     const free = node.listen.find(addr => multiaddr(addr).getComponents().some(c => c.name === 'tcp' && c.value === '0'))
     if (free != null) {
       throw new ConfigError(`--keep-instances: the kept instances' sidecars check in again at the allocator's address of before the restart, which a free port (--listen ${free}) does not keep: listen on a fixed port [default: ${DEFAULT_P2P_PORT}]`)

@@ -71,6 +71,7 @@ describe('allocator and sidecar CLIs', () => {
   it('exit 2 for values that would not work as asked: a free port to keep instances on, timers past Node\'s reach, a flag of the other mode', async () => {
     const refused: Array<[string, string[], RegExp]> = [
       [ALLOCATOR, ['--keep-instances', '--listen', '/ip4/127.0.0.1/tcp/0'], /--keep-instances: .* a free port \(--listen \/ip4\/127\.0\.0\.1\/tcp\/0\) does not keep: listen on a fixed port/],
+      [ALLOCATOR, ['--keep-instances', '--ephemeral'], /--keep-instances: .* same identity, which --ephemeral does not keep/],
       [ALLOCATOR, ['--idle-timeout', '1s', '--stats-interval', '2s'], /--idle-timeout: 1s is not longer than --stats-interval 2s/],
       [ALLOCATOR, ['--ready-timeout', '700h'], /--ready-timeout: "700h" is too long/],
       [PROXY, ['4200', '--cold-start-timeout', '3000000000'], /--cold-start-timeout: 3000000000 is not a number of ms from 1 to 2147483647/],

@@ -367,26 +367,26 @@ export class RegistryStore {
 
   /**
    * Promotes the learner whose peer URL is `peerUrl` to a voting member once it has caught up
-   * with the leader (asked again every 250 ms until `timeoutMs`); nothing to do for a voter.
+   * with the leader; nothing to do for a voter. Asked again every 250 ms until `timeoutMs` (a
+   * learner not in sync yet, a leader election, a member not answering), unless it was removed.
    */
   async memberPromote (peerUrl: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
-      const list = await this.#call(async () => await this.#client.cluster.memberList({}))
-      const member = list.members.find(m => m.peerURLs.includes(peerUrl))
-      if (member == null) {
-        throw new RpcFailureError('NOT_FOUND', `No etcd member has the peer URL ${peerUrl}: it was removed`)
-      }
-      if (!member.isLearner) {
-        return
-      }
       try {
-        await this.#client.cluster.memberPromote({ ID: member.ID })
+        const list = await this.#call(async () => await this.#client.cluster.memberList({}))
+        const member = list.members.find(m => m.peerURLs.includes(peerUrl))
+        if (member == null) {
+          throw new RpcFailureError('NOT_FOUND', `No etcd member has the peer URL ${peerUrl}: it was removed`)
+        }
+        if (!member.isLearner) {
+          return
+        }
+        await this.#call(async () => await this.#client.cluster.memberPromote({ ID: member.ID }))
         return
       } catch (err) {
-        // a learner is promoted only once it is in sync with the leader
-        if (!/in sync/.test((err as Error).message) || Date.now() > deadline) {
-          throw this.#unavailable(err)
+        if ((err instanceof RpcFailureError && err.code === 'NOT_FOUND') || Date.now() > deadline) {
+          throw err
         }
       }
       await sleep(250)
