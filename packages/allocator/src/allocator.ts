@@ -295,13 +295,17 @@ export class Allocator {
       // again with a new image) is not answered, and is reaped once idle. With no registry to
       // ask, any instance of the service beats none.
       let record: ServiceRecord
+      let fresh = false
       try {
         record = await this.#lookup(service)
         if (wanted !== '' && record.contentHash !== wanted) {
           record = await this.#lookup(service, true)
+          fresh = true
         }
       } catch (err) {
-        const any = err instanceof RpcFailureError && err.code === 'UNAVAILABLE' ? this.#serving(service, avoid) : undefined
+        const any = err instanceof RpcFailureError && err.code === 'UNAVAILABLE'
+          ? this.#serving(service, avoid, wanted === '' ? undefined : wanted) ?? this.#serving(service, avoid)
+          : undefined
         if (any == null) {
           throw err
         }
@@ -321,7 +325,9 @@ export class Allocator {
         this.#metrics.allocations.inc({ outcome: 'shared' })
         return { ...answer, reused: true }
       }
-      const started = this.#coldStart(record).finally(() => { this.#pending.delete(key) })
+      // containers start from the record as the registry has it now, not from a copy
+      const started = (async () => await this.#coldStart(fresh ? record : await this.#lookup(service, true)))()
+        .finally(() => { this.#pending.delete(key) })
       this.#pending.set(key, started)
       const answer = await started
       this.#metrics.allocations.inc({ outcome: 'started' })

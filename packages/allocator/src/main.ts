@@ -81,7 +81,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .epilogue([
       'Durations are seconds (1, 0.5) or numbers with a unit: 500ms, 10s, 10m, 1h.',
       '',
-      `Protocols: ${ALLOC_PROTOCOL} (Allocate{service} -> the sidecar's peer id, multiaddrs and cold-start phases, or NOT_FOUND, CAPACITY, IMAGE, TIMEOUT, RATE_LIMITED, BAD_REQUEST, INTERNAL) and ${CHECKIN_PROTOCOL} (the sidecars' Ready and Stats). The allocator provides the physarum:allocator topic.`,
+      `Protocols: ${ALLOC_PROTOCOL} (Allocate{service, the caller's content hash, sidecars to avoid} -> the sidecar's peer id, multiaddrs, the instance's content hash and cold-start phases, or NOT_FOUND, CAPACITY, IMAGE, TIMEOUT, RATE_LIMITED, BAD_REQUEST, UNAVAILABLE, INTERNAL; a running instance answers only when it runs the version the record names, and the record is read fresh before a cold start and when the caller's version differs) and ${CHECKIN_PROTOCOL} (the sidecars' Ready and Stats). The allocator provides the physarum:allocator topic.`,
       '',
       `Containers carry ${LABEL_PREFIX}* labels naming the allocator (its peer id: keep --identity across restarts), service and instance; the allocator never touches others. The PSK reaches the sidecar as a read-only mounted file, never in argv or env. <state-dir>/instances holds those files.`,
       '',

@@ -66,6 +66,8 @@ interface Allocated extends Instance {
 }
 
 interface KnownInstance extends Instance {
+  /** The version it runs (empty: not known, taken as the one wanted). */
+  contentHash: string
   /** Keep-alive streams to this instance (made with the first request to it). */
   pool?: Promise<Pool>
   /** Requests sent to it that have no response head yet. */
@@ -121,10 +123,8 @@ interface Resolved {
 }
 
 interface ServiceState {
-  /** The version the instances run: the record's content hash when they were found. */
+  /** The version wanted: the content hash of the record last looked up. */
   contentHash?: string
-  /** That record's etcd revision: an older copy (a request's retry) does not move the version back. */
-  revision?: bigint
   /** Instances found through the service topic or allocated for us, by peer id. */
   instances: Map<string, KnownInstance>
   /** The one lookup (discovery, then Allocate when needed) that requests for this service share. */
@@ -137,7 +137,7 @@ interface ServiceState {
   foundAt: number
   /** A lookup running in the background to refresh `instances`. */
   refreshing?: Promise<void>
-  /** The background allocation asked for because the nearest instance is beyond the soft RTT. */
+  /** The background allocation asked for because the nearest instance is beyond the soft RTT or of another version. */
   closer?: Promise<void>
   closerAt: number
   /** The RTT (ms) physarum_proxy_upstream_rtt_seconds last got for this service. */
@@ -167,7 +167,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const duration = new Histogram({ name: 'physarum_proxy_request_duration_seconds', help: 'Time to the response head, by service', labelNames: ['service'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [components.metrics] })
   const coldStarts = new Counter({ name: 'physarum_proxy_cold_starts_total', help: 'Allocations this proxy asked for, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
   const pending = new Gauge({ name: 'physarum_proxy_pending_requests', help: 'Requests waiting for a cold start', registers: [components.metrics] })
-  const closerAllocations = new Counter({ name: 'physarum_proxy_closer_allocations_total', help: 'Allocations asked for in the background because the nearest instance was beyond the soft RTT, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
+  const closerAllocations = new Counter({ name: 'physarum_proxy_closer_allocations_total', help: 'Allocations asked for in the background because the nearest instance was beyond the soft RTT or ran another version than the record names, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
   const upstreamFailures = new Counter({ name: 'physarum_proxy_upstream_failures_total', help: 'Requests whose instance failed before answering, by stage (stream: it could not be reached; request: it broke), and instances that answered no ping while requests waited on them (stage ping), no liveness ping (stage liveness), or several requests in a row not within the upstream timeout (stage timeout)', labelNames: ['service', 'stage'], registers: [components.metrics] })
   const retries = new Counter({ name: 'physarum_proxy_retries_total', help: 'Requests sent again after their instance failed before answering', labelNames: ['service'], registers: [components.metrics] })
   const upstreamRtt = new Gauge({ name: 'physarum_proxy_upstream_rtt_seconds', help: 'RTT to the instance each service uses now', labelNames: ['service'], registers: [components.metrics] })
@@ -192,10 +192,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     maxOutboundStreams: MAX_HTTP_STREAMS
   })
 
-  const unlisted = (instance: Instance): KnownInstance => ({ ...instance, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0 })
+  const wanted = (state: ServiceState, instance: KnownInstance): boolean => instance.contentHash === '' || instance.contentHash === state.contentHash
 
-  /** Adds an instance (or gives the one known); its stream pool comes with its first request. */
-  const know = (state: ServiceState, instance: Instance): KnownInstance => {
+  /**
+   * Adds an instance running `contentHash` (or gives the one known); its stream pool comes with its
+   * first request. One of the version wanted replaces those of another (which an allocator may
+   * answer with while it cannot read the record, or while a record changed under an allocation).
+   */
+  const know = (state: ServiceState, instance: Instance, contentHash: string): KnownInstance => {
     const key = instance.peerId.toString()
     const known = state.instances.get(key)
     if (known != null) {
@@ -203,20 +207,23 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       known.rttMs = instance.rttMs ?? known.rttMs
       return known
     }
-    const added = unlisted(instance)
+    const added: KnownInstance = { ...instance, contentHash, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0 }
     state.instances.set(key, added)
+    if (wanted(state, added)) {
+      for (const [peer, other] of state.instances) {
+        if (!wanted(state, other)) {
+          state.instances.delete(peer)
+          other.pool?.then(async pool => { await pool.close() }).catch(() => {})
+        }
+      }
+    }
     return added
   }
 
   /**
-   * An allocated instance, known from now on when it runs the version known now (an allocator that
-   * does not say is trusted); one of another version (the record changed while it was allocated)
-   * serves the requests that waited for it and is not chosen again.
+   * The nearest instance not resting, within the hard RTT (unknown RTT: just allocated for us,
+   * last), of the version wanted when there is one (else of another, meanwhile).
    */
-  const keep = (state: ServiceState, allocated: Allocated): KnownInstance =>
-    allocated.contentHash === '' || allocated.contentHash === state.contentHash ? know(state, allocated) : unlisted(allocated)
-
-  /** The nearest instance not resting, within the hard RTT (unknown RTT: just allocated for us, last). */
   const nearest = (state: ServiceState, hardRttMs: number): KnownInstance | undefined => {
     let best: KnownInstance | undefined
     for (const instance of state.instances.values()) {
@@ -224,7 +231,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       if (isRested(state, instance.peerId) || (instance.rttMs != null && rtt > hardRttMs)) {
         continue
       }
-      if (best == null || rtt < (best.rttMs ?? Infinity)) {
+      const better = best == null ||
+        (wanted(state, instance) && !wanted(state, best)) ||
+        (wanted(state, instance) === wanted(state, best) && rtt < (best.rttMs ?? Infinity))
+      if (better) {
         best = instance
       }
     }
@@ -275,7 +285,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     for (const { peerId, rttMs } of found) {
       // rested meanwhile: a request failed on it while it was measured
       if (rttMs != null && !rested(peerId)) {
-        know(state, { peerId, target: peerId, rttMs })
+        know(state, { peerId, target: peerId, rttMs }, record.contentHash)
       }
     }
   }
@@ -332,7 +342,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     throw new ProxyError(503, `No instance of ${record.name} is near enough and allocation failed (${failures.join('; ')})`, { 'retry-after': String(RETRY_AFTER_S) })
   }
 
-  /** The nearest instance is beyond the soft RTT: ask for a closer one, one at a time per service. */
+  /**
+   * The nearest instance is beyond the soft RTT, or runs another version than the one wanted: ask
+   * for another in the background, one at a time per service.
+   */
   const askCloser = (record: ServiceRecord, state: ServiceState): void => {
     if (state.closer != null || Date.now() - state.closerAt < CLOSER_ALLOCATION_INTERVAL_MS) {
       return
@@ -342,10 +355,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       const allocated = await allocateSomewhere(record, state, closerAllocations)
       state.rested.delete(allocated.peerId.toString())
       const rttMs = await measure(allocated.peerId, record.hardRttMs).catch(() => undefined)
-      keep(state, { ...allocated, ...(rttMs == null ? {} : { rttMs }) })
-      log.info({ service: record.name, peer: allocated.peerId.toString(), rttMs }, 'a closer instance was asked for')
+      know(state, { ...allocated, ...(rttMs == null ? {} : { rttMs }) }, allocated.contentHash)
+      log.info({ service: record.name, peer: allocated.peerId.toString(), rttMs, contentHash: allocated.contentHash }, 'another instance was asked for')
     })().catch((err: Error) => {
-      log.warn({ service: record.name, err: err.message }, 'asking for a closer instance failed')
+      log.warn({ service: record.name, err: err.message }, 'asking for another instance failed')
     }).finally(() => { state.closer = undefined })
   }
 
@@ -369,6 +382,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         askCloser(record, state)
       }
     }
+    if (!wanted(state, instance)) {
+      askCloser(record, state)
+    }
     refresh(record, state)
     return instance
   }
@@ -382,7 +398,6 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       log.info({ service: record.name, from: state.contentHash, to: record.contentHash, left: state.instances.size }, 'a new version of the service: its instances are looked for')
     }
     state.contentHash = record.contentHash
-    state.revision = revisionOf(record)
     for (const instance of state.instances.values()) {
       instance.pool?.then(async pool => { await pool.close() }).catch(() => {})
     }
@@ -395,7 +410,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   /** The instance for this request: the nearest known, else one shared lookup, allocating when needed. */
   const resolve = async (record: ServiceRecord): Promise<Resolved> => {
     const state = stateOf(record.name)
-    if (state.contentHash !== record.contentHash && (state.revision == null || revisionOf(record) > state.revision)) {
+    if (state.contentHash !== record.contentHash) {
       newVersion(state, record)
     }
     const known = nearest(state, record.hardRttMs)
@@ -416,7 +431,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       // the allocator vouches for what it answers; it was told to avoid the instances resting
       // here, but an older allocator ignores that, and its answer is taken as before
       state.rested.delete(allocation.peerId.toString())
-      const allocated = keep(state, allocation)
+      const allocated = know(state, allocation, allocation.contentHash)
       measure(allocated.peerId, record.hardRttMs).then(rttMs => { allocated.rttMs = rttMs }, () => {})
       return { instance: allocated, coldStartMs: Date.now() - started }
     })().finally(() => {
@@ -661,11 +676,15 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     let code: number
     try {
       const target = splitPath(req.url ?? '')
-      const record = await lookUp(registry, target.service)
+      let record = await lookUp(registry, target.service)
       service = record.name
       const body = hasBody(req)
       const repeatable = !body && IDEMPOTENT_METHODS.has(req.method ?? '')
       for (let attempt = 1; ; attempt++) {
+        // a retry takes the record as it is now: the one it began with may be of a version since replaced
+        if (attempt > 1) {
+          record = await lookUp(registry, target.service)
+        }
         const resolved = await resolve(record)
         try {
           code = await forward(req, res, record, target.path, resolved, body, repeatable && attempt === 1)
@@ -810,15 +829,6 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       server.closeAllConnections()
       await closed
     }
-  }
-}
-
-/** A record's etcd revision, for ordering two copies of it. */
-function revisionOf (record: ServiceRecord): bigint {
-  try {
-    return BigInt(record.revision)
-  } catch {
-    return 0n
   }
 }
 
