@@ -19,8 +19,8 @@ if [ -z "$node_bin" ]; then
   node_bin="$(command -v node)"
 fi
 node_bin="$(readlink -f "$node_bin")"
-"$node_bin" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)' ||
-  { log "$node_bin is older than Node 22"; exit 1; }
+"$node_bin" -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 24 || (a === 24 && b >= 9) ? 0 : 1)' ||
+  { log "$node_bin is older than Node 24.9"; exit 1; }
 
 # a static busybox: the shell and the few tools a container needs, with no library of its own
 static() { [ -x "$1" ] && ! ldd "$1" >/dev/null 2>&1; }
