@@ -99,12 +99,17 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       if (config.etcd.kind === 'join' && await discardFailedJoin(managed.dataDir)) {
         log.warn({ dataDir: managed.dataDir }, 'removed what an etcd that never joined the cluster left in the data folder: joining again')
       }
-      if (config.etcd.kind === 'join' && !hasEtcdData(managed.dataDir)) {
-        const peerUrl = new EtcdProcess({ ...init, clusterState: 'existing' }).peerUrl
-        const client = createRegistryClient(node, { log: log.child({ component: 'join' }), ...(config.etcd.joinVia.length > 0 ? { peers: config.etcd.joinVia } : {}) })
-        const answer = await joinCluster(client, managed.name, peerUrl, config.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS, log).catch((err: Error) => {
+      const joinVia = config.etcd.kind === 'join' ? config.etcd.joinVia : []
+      const peerUrl = new EtcdProcess({ ...init, clusterState: 'existing' }).peerUrl
+      /** Asks a running registry-service to add this member (or to tell the cluster of one it added before). */
+      const askToJoin = async (): Promise<JoinAnswer> => {
+        const client = createRegistryClient(node, { log: log.child({ component: 'join' }), ...(joinVia.length > 0 ? { peers: joinVia } : {}) })
+        return await joinCluster(client, managed.name, peerUrl, config.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS, log).catch((err: Error) => {
           throw new JoinError(`Asking a registry-service to add this etcd member (${managed.name}, ${peerUrl}) failed: ${err.message}${(err as { code?: string }).code === 'UNAUTHORIZED' ? `. Start that registry with --admin ${node.peerId.toString()}, or with --open-writes` : ''}`)
         })
+      }
+      if (config.etcd.kind === 'join' && !hasEtcdData(managed.dataDir)) {
+        const answer = await askToJoin()
         log.info({ initialCluster: answer.initialCluster }, 'added as an etcd member; starting etcd')
         etcd = new EtcdProcess({ ...init, clusterState: 'existing', initialCluster: answer.initialCluster })
         joinedClientUrls = answer.clientUrls
@@ -117,6 +122,16 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       await etcd.start()
       const started = etcd
       cleanups.push(async () => { await started.stop() })
+      // a member whose join was cut short before its promotion starts again as a learner, which
+      // serves no requests: it asks again, and is told the cluster's members to be promoted by
+      if (config.etcd.kind === 'join' && joinedClientUrls.length === 0) {
+        const local = new RegistryStore({ endpoints: [started.clientUrl], timeoutMs: 5_000 })
+        const learner = await local.memberList().then(() => false, (err: Error) => /learner/.test(err.message)).finally(() => { local.close() })
+        if (learner) {
+          log.warn({ name: managed.name }, 'this etcd member is still a learner (its join was cut short): asking to be promoted')
+          joinedClientUrls = (await askToJoin()).clientUrls.filter(url => url !== started.clientUrl)
+        }
+      }
       if (joinedClientUrls.length > 0) {
         // added as a learner: a voter once it caught up with the leader
         const cluster = new RegistryStore({ endpoints: joinedClientUrls, timeoutMs: 5_000 })
@@ -135,9 +150,6 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       try {
         endpoints.push(...(await probe.memberList()).flatMap(m => m.clientURLs))
       } catch (err) {
-        if (/learner/.test((err as Error).message)) {
-          throw new JoinError(`This etcd member (${managed.name}, ${etcd.peerUrl}) is still a learner, which serves no requests: its join was cut short before it was promoted. Promote it from another member: etcdctl --endpoints <its client URL> member promote <id>`)
-        }
         log.warn({ err: (err as Error).message }, 'could not list the etcd members; using the local one only')
       } finally {
         probe.close()

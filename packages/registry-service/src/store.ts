@@ -336,14 +336,15 @@ export class RegistryStore {
   /**
    * Adds an etcd member as a learner (etcd's member-add API): it counts towards no quorum until it
    * is promoted, so a member whose etcd never starts (a wrong --etcd-ip, a port the firewall
-   * drops) cannot take the cluster's majority away. A member added before but never started is
-   * returned again.
+   * drops) cannot take the cluster's majority away. A member added before but never started, or
+   * started but not promoted yet, is returned again.
    */
   async memberAdd (peerUrls: string[]): Promise<{ member: IMember, members: IMember[] }> {
     const list = await this.#call(async () => await this.#client.cluster.memberList({}))
     const existing = list.members.find(m => m.peerURLs.some(url => peerUrls.includes(url)))
     if (existing != null) {
-      if (existing.name !== '' && existing.clientURLs.length > 0) {
+      // a started learner asks again when its promotion was cut short: it is told the cluster
+      if (existing.name !== '' && existing.clientURLs.length > 0 && !existing.isLearner) {
         throw new RpcFailureError('CONFLICT', `${peerUrls.join(', ')} is already the peer URL of the started etcd member ${existing.name}; a member whose data is lost must be removed first (etcdctl member remove ${BigInt(existing.ID).toString(16)})`)
       }
       return { member: existing, members: list.members }

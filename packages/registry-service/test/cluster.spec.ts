@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Etcd3 } from 'etcd3'
 import { createRegistryClient } from '../src/index.ts'
-import { Cli, eventually, freePort, sampleRecord, startNode, stopAll, tempDir } from './helpers.ts'
+import { EtcdProcess } from '../src/etcd-process.ts'
+import { Cli, eventually, FAST_ETCD_ENV, freePort, sampleRecord, silentLog, startNode, stopAll, tempDir } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 
 interface Member {
@@ -37,9 +38,9 @@ describe('three registry-services forming one etcd cluster', () => {
     '-bootstrap', bootstrap.multiaddrs()[0]!.toString(), '--open-writes'
   ]
 
-  const start = async (name: string, mode: '--new-etcd-cluster' | '--join-etcd-cluster', ports?: { client: number, peer: number }): Promise<Member> => {
+  const start = async (name: string, mode: '--new-etcd-cluster' | '--join-etcd-cluster', ports?: { client: number, peer: number }, extra: string[] = []): Promise<Member> => {
     const clientPort = ports?.client ?? await freePort()
-    const cli = new Cli(args(name, mode, clientPort, ports?.peer ?? await freePort()), {})
+    const cli = new Cli([...args(name, mode, clientPort, ports?.peer ?? await freePort()), ...extra], {})
     const member: Member = { cli, peerId: '', addr: '', clientUrl: `http://127.0.0.1:${clientPort}` }
     members.push(member)
     member.addr = (await cli.line(/listening: (\S+)/, 45_000))[1]!
@@ -106,7 +107,8 @@ describe('three registry-services forming one etcd cluster', () => {
       'echo \'{"msg":"cannot fetch cluster info from peer urls"}\'',
       'exit 1'
     ].join('\n'), { mode: 0o755 })
-    const failed = new Cli([...args('y', '--join-etcd-cluster', ports.client, ports.peer), '--etcd-bin', broken], {})
+    // --join-via: the registries of the other test's cluster are in the overlay too
+    const failed = new Cli([...args('y', '--join-etcd-cluster', ports.client, ports.peer), '--etcd-bin', broken, '--join-via', first.addr], {})
     const [code] = await failed.exited
     assert.equal(code, 1, failed.lines.slice(-3).join('\n'))
     assert.ok(failed.lines.some(line => /etcd .* exited with 1 before it was healthy/.test(line)), failed.lines.slice(-3).join('\n'))
@@ -119,7 +121,7 @@ describe('three registry-services forming one etcd cluster', () => {
       const waiting = (await etcd.cluster.memberList({})).members
       assert.deepEqual(waiting.map(m => m.isLearner).sort(), [false, true])
 
-      const joined = await start('y', '--join-etcd-cluster', ports)
+      const joined = await start('y', '--join-etcd-cluster', ports, ['--join-via', first.addr])
       assert.ok(joined.cli.lines.some(line => /removed what an etcd that never joined/.test(line)))
       const members = (await etcd.cluster.memberList({})).members
       assert.deepEqual(members.map(m => [m.isLearner, m.clientURLs.length]), [[false, 1], [false, 1]], JSON.stringify(members))
@@ -131,6 +133,31 @@ describe('three registry-services forming one etcd cluster', () => {
       const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')
       assert.ok(environ.some(entry => entry.startsWith('ETCD_ELECTION_TIMEOUT=')), environ.join(' '))
       assert.ok(!environ.some(entry => entry.startsWith('PHYSARUM_')), environ.join(' '))
+    } finally {
+      etcd.close()
+    }
+  })
+
+  it('has a member whose join was cut short before its promotion promoted when it starts again', async () => {
+    const first = await start('p', '--new-etcd-cluster')
+    const ports = { client: await freePort(), peer: await freePort() }
+    const etcd = new Etcd3({ hosts: first.clientUrl })
+    try {
+      // what a join leaves when its process dies between its etcd's start and its promotion
+      const added = await etcd.cluster.memberAdd({ peerURLs: [`http://127.0.0.1:${ports.peer}`], isLearner: true })
+      const initialCluster = added.members.map(m => `${m.ID === added.member.ID ? 'q-member' : m.name}=${m.peerURLs[0]!}`).join(',')
+      const learner = new EtcdProcess({
+        name: 'q-member', dataDir: join(state.path, 'q', 'etcd'), ip: '127.0.0.1', clientPort: ports.client, peerPort: ports.peer,
+        clusterState: 'existing', initialCluster, env: FAST_ETCD_ENV, log: silentLog
+      })
+      await learner.start()
+      await learner.stop()
+
+      const joined = await start('q', '--join-etcd-cluster', ports, ['--etcd-name', 'q-member', '--join-via', first.addr])
+      assert.ok(joined.cli.lines.some(line => /still a learner .*asking to be promoted/.test(line)), joined.cli.lines.join('\n'))
+      const members = (await etcd.cluster.memberList({})).members
+      assert.deepEqual(members.map(m => m.isLearner), [false, false])
+      await createRegistryClient(clientNode, { peers: [joined.addr] }).add(sampleRecord('written-after-a-cut-short-join'))
     } finally {
       etcd.close()
     }
