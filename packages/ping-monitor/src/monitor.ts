@@ -246,7 +246,11 @@ export class PingMonitor implements Startable {
     try {
       ms = await this.#node.measureRtt(peer.id, { signal })
     } catch (err) {
-      if (this.#peers.get(peer.key) !== peer || this.#controller.signal.aborted) {
+      if (this.#peers.get(peer.key) !== peer) {
+        this.#forgotDuringPing(peer)
+        return
+      }
+      if (this.#controller.signal.aborted) {
         return
       }
       this.#failures.inc({ host: this.#init.hostName, target_peer: peer.key })
@@ -259,6 +263,7 @@ export class PingMonitor implements Startable {
       clear()
     }
     if (this.#peers.get(peer.key) !== peer) {
+      this.#forgotDuringPing(peer)
       return
     }
     peer.lastSeen = Math.max(peer.lastSeen, Date.now())
@@ -284,6 +289,16 @@ export class PingMonitor implements Startable {
     if (host != null && host !== peer.host) {
       this.#log.info({ peer: peer.key, targetHost: host }, 'peer announced its host name')
       peer.host = host
+    }
+  }
+
+  /**
+   * A ping of a peer forgotten meanwhile wrote to the node's RTT table after #forget cleared it:
+   * its entry goes again, unless the peer is tracked anew (it came back).
+   */
+  #forgotDuringPing (peer: TrackedPeer): void {
+    if (!this.#peers.has(peer.key)) {
+      this.#node.rtt.delete(peer.key)
     }
   }
 

@@ -220,4 +220,26 @@ describe('ping monitor scheduling (stubbed node)', () => {
     }
     assert.equal((await samples(registry, 'physarum_ping_tracked_peers'))[0]?.value, 1)
   })
+
+  it('leaves no RTT entry for a peer forgotten while its ping was running', async () => {
+    let answer: ((ms: number) => void) | undefined
+    let slow = false
+    const { node, monitor } = setUp(() => slow ? new Promise<number>(resolve => { answer = resolve }) : Promise.resolve(1), { forgetAfterMs: 1_000 })
+    const leaves = PEER_IDS[3]!
+    node.connected.push(leaves)
+    const t0 = Date.now()
+    monitor.tick(t0)
+    await eventually('a first answer', () => node.rtt.get(leaves.toString())?.samples === 1 ? true : undefined)
+    slow = true
+    node.connected.splice(0, 1)
+    monitor.tick(t0 + 500)
+    await eventually('a ping under way', () => answer)
+    // forgotten while that ping runs; it answers afterwards
+    monitor.tick(Date.now() + 1_001)
+    assert.deepEqual(await monitor.peers(), [])
+    answer!(2)
+    await new Promise(resolve => setTimeout(resolve, 20))
+    monitor.stop()
+    assert.equal(node.rtt.get(leaves.toString()), undefined)
+  })
 })

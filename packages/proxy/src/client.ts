@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS,
-  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, RETRY_AFTER_S, RETRY_DELAY_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
+  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
 import { joinSocket } from './duplex.ts'
@@ -512,6 +512,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   }
   const stallTimer = setInterval(probeStalled, STALL_PROBE_AFTER_MS)
   stallTimer.unref()
+  // every instance and allocator ever measured has an entry: those not measured for a while go
+  const forgetTimer = setInterval(() => { node.rtt.forgetUnseenSince(Date.now() - RTT_FORGET_AFTER_MS) }, 60_000)
+  forgetTimer.unref()
 
   /**
    * The node's liveness check aborted the connection to a peer that answered no ping: an instance
@@ -819,6 +822,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     stop: async () => {
       controller.abort()
       clearInterval(stallTimer)
+      clearInterval(forgetTimer)
       stopSilentPeers()
       for (const state of services.values()) {
         for (const instance of state.instances.values()) {

@@ -42,6 +42,8 @@ export const RETRY_DELAY_MS = 250
 export const INSTANCE_REST_MS = 30_000
 /** Client mode: an instance that sent no response head for this long while requests wait on it gets a ping. */
 export const STALL_PROBE_AFTER_MS = 1_000
+/** Client mode: the RTT table forgets peers not measured for this long (instances come and go); checked every minute. */
+export const RTT_FORGET_AFTER_MS = 10 * 60_000
 /**
  * Client mode: how long that ping may take (or four of the instance's RTTs, if longer) before the
  * instance is not chosen for a while: it may be gone silently. A busy 2-core host answered pings
