@@ -174,17 +174,26 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     }
   })
 
+  // stats once checked in, one report at a time: ticks while the allocator is away are skipped,
+  // not queued up to reach it all at once when it is back
   const interval = config.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS
+  let checkedIn = false
+  ready.then(() => { checkedIn = true }, () => {})
+  let reporting = false
   const stats = setInterval(() => {
-    ready.then(async () => {
-      if (await checkIn(CheckIn.Kind.STATS)) {
+    if (!checkedIn || reporting) {
+      return
+    }
+    reporting = true
+    checkIn(CheckIn.Kind.STATS).then(async (drainNow) => {
+      if (drainNow) {
         await drain('the allocator asked')
       }
     }).catch((err: Error) => {
       if (!signal.aborted) {
         log.debug({ err: err.message }, 'stats check-in failed')
       }
-    })
+    }).finally(() => { reporting = false })
   }, interval)
   stats.unref()
 
@@ -198,6 +207,9 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     stop: async (graceMs = DRAIN_GRACE_MS) => {
       stopping ??= (async () => {
         await drain('stopping')
+        // new streams are refused from now on: a client proxy sends their requests elsewhere, as
+        // nothing reached this instance; the streams open finish, within the grace time
+        await node.libp2p.unhandle(HTTP_PROTOCOL).catch(() => {})
         if (inFlight > 0) {
           await new Promise<void>(resolve => {
             const timer = setTimeout(resolve, graceMs)
