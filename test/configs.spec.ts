@@ -57,10 +57,10 @@ describe('configs/', () => {
     }
   })
 
-  it('the environment file sets the overlay\'s key, bootstrap and etcd address, and nothing on a command line', async () => {
+  it('the environment file sets the overlay\'s key, bootstrap, etcd address and registry admins, and nothing on a command line', async () => {
     const env = await readFile(join(CONFIGS, 'physarum.env.example'), 'utf8')
     const names = env.split('\n').filter(line => /^[A-Z_]+=/.test(line)).map(line => line.split('=')[0])
-    assert.deepEqual(names, ['PHYSARUM_PSK', 'PHYSARUM_BOOTSTRAP', 'PHYSARUM_ETCD_IP', 'PHYSARUM_LOG_LEVEL'])
+    assert.deepEqual(names, ['PHYSARUM_PSK', 'PHYSARUM_BOOTSTRAP', 'PHYSARUM_ETCD_IP', 'PHYSARUM_ADMINS', 'PHYSARUM_LOG_LEVEL'])
     for (const unit of await readdir(join(CONFIGS, 'systemd'))) {
       assert.doesNotMatch(await readFile(join(CONFIGS, 'systemd', unit), 'utf8'), /--psk\b/, `${unit} puts the key in argv`)
     }
