@@ -58,8 +58,10 @@ if [ "$background" -eq 1 ]; then
   while :; do
     lines="$(wc -l < "$output")"
     if [ "$lines" -gt "$shown" ]; then sed -n "$((shown + 1)),${lines}p" "$output"; shown="$lines"; fi
-    grep -q '^\[physarum\] stop: ' "$output" && break
-    kill -0 "$demo" 2>/dev/null || { rm -f "$output"; exit 1; }
+    # done once the last line has been shown here (not merely written: lines written after the
+    # count above would never be shown)
+    head -n "$shown" "$output" | grep -q '^\[physarum\] stop: ' && break
+    kill -0 "$demo" 2>/dev/null || { sed -n "$((shown + 1)),\$p" "$output"; rm -f "$output"; exit 1; }
     sleep 0.2
   done
   log "running in the background (pid $demo); its output goes on in $output"
