@@ -5,8 +5,13 @@ export const DEFAULT_P2P_PORT = 0
 export const DEFAULT_METRICS_PORT = 9103
 /** How often a sidecar polls its service's port until it accepts a connection. */
 export const SERVICE_POLL_INTERVAL_MS = 20
-/** How often a sidecar retries a check-in its allocator did not take. */
+/**
+ * How soon a sidecar retries a check-in its allocator did not take: doubling from the first to the
+ * second (an allocator away for long, or one that does not know the instance, is not asked, and
+ * logged, five times a second).
+ */
 export const CHECKIN_RETRY_MS = 200
+export const CHECKIN_RETRY_MAX_MS = 10_000
 /** Most HTTP streams a sidecar serves per connection at once, and a client opens (with room for streams still closing). */
 export const MAX_HTTP_STREAMS = 512
 /** On SIGTERM, how long a draining sidecar waits for requests in flight (Docker kills at 10 s). */

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { callRpc, createMetricsRegistry, createPhysarumNode, nodeOptions, serviceTopic } from '@physarum/p2p'
 import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { CheckIn, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
-import { CHECKIN_RETRY_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS } from './constants.ts'
+import { CHECKIN_RETRY_MAX_MS, CHECKIN_RETRY_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS } from './constants.ts'
 import { joinSocket } from './duplex.ts'
 import { startClientProxy } from './client.ts'
 import type { ClientProxy } from './client.ts'
@@ -138,7 +138,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     if (config.allocator == null) {
       return
     }
-    for (;;) {
+    for (let retryMs = CHECKIN_RETRY_MS; ; retryMs = Math.min(retryMs * 2, CHECKIN_RETRY_MAX_MS)) {
       try {
         const drainNow = await checkIn(CheckIn.Kind.READY)
         if (drainNow) {
@@ -147,8 +147,8 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
         return
       } catch (err) {
         signal.throwIfAborted()
-        log.warn({ err: (err as Error).message }, 'check-in failed; trying again')
-        await sleep(CHECKIN_RETRY_MS, undefined, { signal })
+        log.warn({ err: (err as Error).message, retryInMs: retryMs }, 'check-in failed; trying again')
+        await sleep(retryMs, undefined, { signal })
       }
     }
   })()
