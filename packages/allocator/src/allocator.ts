@@ -12,6 +12,7 @@ import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
 import type { Capacity } from './protocol.ts'
 import { RateLimiter } from './rate-limit.ts'
 import type { ContainerEvent, DockerRuntime } from './docker.ts'
+import type { ContainerInfo } from 'dockerode'
 import type { AllocatorMetrics, Phase } from './metrics.ts'
 import type { AllocateRequest, AllocateResponse, CheckInResponse } from './protocol.ts'
 import type { PeerId } from '@libp2p/interface'
@@ -225,7 +226,8 @@ export class Allocator {
       // is ended, and what it made is removed once it gave up
       this.#controller.abort()
       await Promise.allSettled(this.#pending.values())
-      await this.#removeStrays().catch((err: Error) => { this.#log.warn({ err: err.message }, 'looking for containers left by a cold start failed') })
+      await this.#c.runtime.list(LABELS.allocator, this.#allocatorId).then(async containers => { await this.#removeStrays(containers) })
+        .catch((err: Error) => { this.#log.warn({ err: err.message }, 'looking for containers left by a cold start failed') })
     }
     for (const instance of this.#instances.values()) {
       clearTimeout(instance.restartTimer)
@@ -304,7 +306,7 @@ export class Allocator {
         }
       } catch (err) {
         const any = err instanceof RpcFailureError && err.code === 'UNAVAILABLE'
-          ? this.#serving(service, avoid, wanted === '' ? undefined : wanted) ?? this.#serving(service, avoid)
+          ? (wanted === '' ? undefined : this.#serving(service, avoid, wanted)) ?? this.#serving(service, avoid)
           : undefined
         if (any == null) {
           throw err
@@ -830,8 +832,8 @@ export class Allocator {
    * or the instance removed.
    */
   async #reconcile (): Promise<void> {
-    await this.#removeStrays()
     const containers = await this.#c.runtime.list(LABELS.allocator, this.#allocatorId)
+    await this.#removeStrays(containers)
     const running = new Set(containers.filter(container => container.State === 'running').map(container => container.Id))
     for (const instance of this.#instances.values()) {
       if (instance.state !== 'ready' || instance.restartTimer != null || instance.restarting != null) {
@@ -851,9 +853,9 @@ export class Allocator {
    * whose removal failed (the engine was down, as when its events broke), or that a cold start
    * created after its instance was removed (the allocator stopping meanwhile).
    */
-  async #removeStrays (): Promise<void> {
+  async #removeStrays (containers: ContainerInfo[]): Promise<void> {
     const runtime = this.#c.runtime
-    for (const container of await runtime.list(LABELS.allocator, this.#allocatorId)) {
+    for (const container of containers) {
       const instance = container.Labels[LABELS.instance] ?? ''
       if (!this.#instances.has(instance)) {
         this.#log.warn({ instance, container: container.Id.slice(0, 12), state: container.State }, 'removing a container of no known instance')

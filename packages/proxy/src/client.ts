@@ -213,7 +213,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       for (const [peer, other] of state.instances) {
         if (!wanted(state, other)) {
           state.instances.delete(peer)
-          other.pool?.then(async pool => { await pool.close() }).catch(() => {})
+          closePool(other)
         }
       }
     }
@@ -399,7 +399,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     }
     state.contentHash = record.contentHash
     for (const instance of state.instances.values()) {
-      instance.pool?.then(async pool => { await pool.close() }).catch(() => {})
+      closePool(instance)
     }
     state.instances.clear()
     state.foundAt = 0
@@ -471,8 +471,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       return
     }
     state.instances.delete(key)
-    // requests in flight finish; the streams close as they come free
-    instance.pool?.then(async pool => { await pool.close() }).catch(() => {})
+    closePool(instance)
   }
 
   /** Rests an instance that stopped answering, and sends the requests waiting on it that may go elsewhere to another instance. */
@@ -834,6 +833,11 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       await closed
     }
   }
+}
+
+/** Requests in flight on the instance's streams finish; the streams close as they come free. */
+function closePool (instance: KnownInstance): void {
+  instance.pool?.then(async pool => { await pool.close() }).catch(() => {})
 }
 
 /** `/<service>/<rest>?<query>` -> the service name and `/<rest>?<query>` (the sidecar does not strip). */

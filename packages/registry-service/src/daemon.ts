@@ -4,7 +4,7 @@ import { createMetricsRegistry, createPhysarumNode, nodeOptions, RpcFailureError
 import { createRegistryClient } from './client.ts'
 import { DEFAULT_JOIN_TIMEOUT_MS, ETCD_START_TIMEOUT_MS, NAME } from './constants.ts'
 import { JoinError, NoRegistryError } from './errors.ts'
-import { discardFailedJoin, EtcdProcess, hasEtcdData } from './etcd-process.ts'
+import { discardFailedJoin, EtcdProcess, hasEtcdData, hostUrl } from './etcd-process.ts'
 import { createRegistryService } from './service.ts'
 import { RegistryStore } from './store.ts'
 import type { JoinAnswer, RegistryClient } from './client.ts'
@@ -100,7 +100,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
         log.warn({ dataDir: managed.dataDir }, 'removed what an etcd that never joined the cluster left in the data folder: joining again')
       }
       const joinVia = config.etcd.kind === 'join' ? config.etcd.joinVia : []
-      const peerUrl = new EtcdProcess({ ...init, clusterState: 'existing' }).peerUrl
+      const peerUrl = hostUrl(managed.ip, managed.peerPort)
       /** Asks a running registry-service to add this member (or to tell the cluster of one it added before). */
       const askToJoin = async (): Promise<JoinAnswer> => {
         const client = createRegistryClient(node, { log: log.child({ component: 'join' }), ...(joinVia.length > 0 ? { peers: joinVia } : {}) })
@@ -122,37 +122,44 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       await etcd.start()
       const started = etcd
       cleanups.push(async () => { await started.stop() })
-      // a member whose join was cut short before its promotion starts again as a learner, which
-      // serves no requests: it asks again, and is told the cluster's members to be promoted by
-      if (config.etcd.kind === 'join' && joinedClientUrls.length === 0) {
-        const local = new RegistryStore({ endpoints: [started.clientUrl], timeoutMs: 5_000 })
-        const learner = await local.memberList().then(() => false, (err: Error) => /learner/.test(err.message)).finally(() => { local.close() })
-        if (learner) {
-          log.warn({ name: managed.name }, 'this etcd member is still a learner (its join was cut short): asking to be promoted')
-          joinedClientUrls = (await askToJoin()).clientUrls.filter(url => url !== started.clientUrl)
-        }
-      }
-      if (joinedClientUrls.length > 0) {
-        // added as a learner: a voter once it caught up with the leader
-        const cluster = new RegistryStore({ endpoints: joinedClientUrls, timeoutMs: 5_000 })
+      /** Makes this member, added as a learner, a voter through the other members (`clientUrls`) once it caught up. */
+      const promote = async (clientUrls: string[]): Promise<void> => {
+        const cluster = new RegistryStore({ endpoints: clientUrls, timeoutMs: 5_000 })
         try {
-          await cluster.memberPromote(etcd.peerUrl, ETCD_START_TIMEOUT_MS)
+          await cluster.memberPromote(started.peerUrl, ETCD_START_TIMEOUT_MS)
         } catch (err) {
-          throw new JoinError(`This etcd member (${managed.name}, ${etcd.peerUrl}) started as a learner but could not be made a voting member: ${(err as Error).message}`)
+          throw new JoinError(`This etcd member (${managed.name}, ${started.peerUrl}) started as a learner but could not be made a voting member: ${(err as Error).message}`)
         } finally {
           cluster.close()
         }
         log.info({ name: managed.name }, 'promoted to a voting etcd member')
       }
-      endpoints = [etcd.clientUrl, ...joinedClientUrls]
+      /** Every member's client URL, from the local etcd (a learner lists none). */
+      const memberUrls = async (): Promise<string[]> => {
+        const probe = new RegistryStore({ endpoints: [started.clientUrl], timeoutMs: 5_000 })
+        try {
+          return (await probe.memberList()).flatMap(m => m.clientURLs)
+        } finally {
+          probe.close()
+        }
+      }
+      if (joinedClientUrls.length > 0) {
+        await promote(joinedClientUrls)
+      }
       // every member's client URL: when the local etcd is down, requests go to the others
-      const probe = new RegistryStore({ endpoints: [etcd.clientUrl], timeoutMs: 5_000 })
-      try {
-        endpoints.push(...(await probe.memberList()).flatMap(m => m.clientURLs))
-      } catch (err) {
-        log.warn({ err: (err as Error).message }, 'could not list the etcd members; using the local one only')
-      } finally {
-        probe.close()
+      let members = await memberUrls().catch((err: Error) => err)
+      if (members instanceof Error && config.etcd.kind === 'join' && /learner/.test(members.message)) {
+        // a join cut short before its promotion: asked again, the cluster names its members
+        log.warn({ name: managed.name }, 'this etcd member is still a learner (its join was cut short): asking to be promoted')
+        joinedClientUrls = (await askToJoin()).clientUrls.filter(url => url !== started.clientUrl)
+        await promote(joinedClientUrls)
+        members = await memberUrls().catch((err: Error) => err)
+      }
+      endpoints = [started.clientUrl, ...joinedClientUrls]
+      if (members instanceof Error) {
+        log.warn({ err: members.message }, 'could not list the etcd members; using the local one only')
+      } else {
+        endpoints.push(...members)
       }
       endpoints = [...new Set(endpoints)]
     }
