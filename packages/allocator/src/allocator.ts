@@ -6,7 +6,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
 import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PULL_STALL_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
-import { DockerError, ImageError } from './errors.ts'
+import { DockerError, ImageError, SidecarImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
 import type { Capacity } from './protocol.ts'
@@ -39,8 +39,14 @@ export interface RestartPolicy {
 }
 
 export interface AllocatorInit {
-  /** The sidecar image (physarum/sidecar:<version>), present in the engine. */
+  /** The sidecar image (physarum/sidecar:<version>), present in the engine at start. */
   sidecarImage: string
+  /**
+   * Called at a cold start that finds the sidecar image gone from the engine (an operator's
+   * `docker image prune -a` removes it while no instance runs): builds it again, or throws a
+   * SidecarImageError that says what to do.
+   */
+  restoreSidecarImage: () => Promise<unknown>
   /** Instances' mounted files (key, identity) live in <stateDir>/instances/<id>. */
   stateDir: string
   psk: PreSharedKey | null
@@ -156,6 +162,8 @@ export class Allocator {
   readonly #metrics: AllocatorMetrics
   readonly #instances = new Map<string, Instance>()
   readonly #pending = new Map<string, Promise<AllocationAnswer>>()
+  /** The sidecar image being restored, shared by the cold starts that found it gone. */
+  #restoring: Promise<unknown> | undefined
   readonly #limiter: RateLimiter
   readonly #controller = new AbortController()
   #sweep?: NodeJS.Timeout
@@ -438,8 +446,9 @@ export class Allocator {
     try {
       const bridge = this.#init.networkMode === 'bridge'
       let mark = performance.now()
-      const [, ports] = await Promise.all([
+      const [, , ports] = await Promise.all([
         this.#ensureImage(record.image),
+        this.#ensureSidecarImage(),
         Promise.all([freePort(), record.proxyClientMode ? freePort() : 0, bridge ? freePort() : 0, this.#prepareSecrets(instance)])
       ])
       instance.servicePort = ports[0]
@@ -508,7 +517,7 @@ export class Allocator {
       if (err instanceof ImageError) {
         throw new RpcFailureError('IMAGE', err.message)
       }
-      if (err instanceof GaveUpError) {
+      if (err instanceof GaveUpError || err instanceof SidecarImageError) {
         throw new RpcFailureError('INTERNAL', err.message)
       }
       if (err instanceof DockerError) {
@@ -524,6 +533,17 @@ export class Allocator {
     }
     this.#log.info({ image }, 'pulling')
     await this.#c.runtime.pull(image, { signal: this.#controller.signal, stallMs: this.#init.pullStallMs ?? PULL_STALL_MS })
+  }
+
+  async #ensureSidecarImage (): Promise<void> {
+    if (await this.#c.runtime.hasImage(this.#init.sidecarImage)) {
+      return
+    }
+    this.#restoring ??= (async () => {
+      this.#log.warn({ image: this.#init.sidecarImage }, 'the sidecar image is gone from the engine: restoring it')
+      await this.#init.restoreSidecarImage()
+    })().finally(() => { this.#restoring = undefined })
+    await this.#restoring
   }
 
   async #prepareSecrets (instance: Instance): Promise<void> {

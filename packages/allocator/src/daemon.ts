@@ -21,7 +21,7 @@ export interface AllocatorDaemonConfig extends DaemonNodeOptions {
   registryPeers?: string[]
   keepInstances: boolean
   hostName?: string
-  allocator: Omit<AllocatorInit, 'sidecarImage' | 'psk' | 'bootstrap'>
+  allocator: Omit<AllocatorInit, 'sidecarImage' | 'restoreSidecarImage' | 'psk' | 'bootstrap'>
   registry?: Registry
 }
 
@@ -39,19 +39,21 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
   const registry = config.registry ?? createMetricsRegistry()
   const runtime = new DockerRuntime(config.dockerHost)
   await runtime.ping()
-  let sidecarImage: string
-  if (config.sidecarImage != null) {
-    if (!await runtime.hasImage(config.sidecarImage)) {
-      throw new SidecarImageError(`The sidecar image ${config.sidecarImage} (--sidecar-image) is not in the engine`)
+  // at start, and again at a cold start that finds the image gone from the engine
+  const provideSidecarImage = async (): Promise<string> => {
+    if (config.sidecarImage != null) {
+      if (!await runtime.hasImage(config.sidecarImage)) {
+        throw new SidecarImageError(`The sidecar image ${config.sidecarImage} (--sidecar-image) is not in the engine`)
+      }
+      return config.sidecarImage
     }
-    sidecarImage = config.sidecarImage
-  } else {
     const image = await ensureSidecarImage(runtime, { nodeImage: config.nodeImage, ...(config.sidecarEntry == null ? {} : { entry: config.sidecarEntry }) })
     if (image.built) {
       log.info({ image: image.tag, nodeImage: config.nodeImage, bundle: image.bundleHash.slice(0, 12) }, 'built the sidecar image')
     }
-    sidecarImage = image.tag
+    return image.tag
   }
+  const sidecarImage = await provideSidecarImage()
 
   const node = await createPhysarumNode({
     ...nodeOptions(config),
@@ -72,6 +74,7 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
   const allocator = new Allocator({ node, runtime, registry: registryClient, logger: log.child({ component: 'allocator' }), metricsRegistry: registry }, {
     ...config.allocator,
     sidecarImage,
+    restoreSidecarImage: provideSidecarImage,
     psk: config.psk,
     bootstrap: config.bootstrap
   })

@@ -211,4 +211,35 @@ describe('Allocate', { timeout: 240_000 }, () => {
       await dir.remove()
     }
   })
+
+  it('builds the sidecar image again when a cold start finds it gone from the engine', async () => {
+    await overlay.register('after-prune', helloImage, { contentHash: 'hash-after-prune' })
+    // as `docker image prune -a` does while no instance runs
+    await engine.docker.getImage(daemon.sidecarImage).remove({ force: true })
+    await assert.rejects(engine.docker.getImage(daemon.sidecarImage).inspect())
+    const allocation = await allocate(overlay.client.libp2p, daemon.node.peerId, 'after-prune')
+    assert.equal(allocation.reused, false)
+    await engine.docker.getImage(daemon.sidecarImage).inspect()
+    const answer = await httpThroughSidecar(overlay.client, allocation.multiaddrs, '/')
+    assert.match(answer.body, new RegExp(`^Hello, world from ${allocation.instanceId}`))
+  })
+
+  it('answers INTERNAL naming --sidecar-image when the image given is gone, and leaves no container', async () => {
+    await engine.docker.getImage(daemon.sidecarImage).tag({ repo: 'physarum/sidecar-given', tag: 'test' })
+    const dir = await tempDir('physarum-alloc-given')
+    const given = await startTestAllocator(engine, overlay, dir.path, { sidecarImage: 'physarum/sidecar-given:test' })
+    try {
+      await engine.docker.getImage('physarum/sidecar-given:test').remove()
+      await assert.rejects(allocate(overlay.client.libp2p, given.node.peerId, 'hello-world-server'), (err: Error & { code: string }) => {
+        assert.equal(err.code, 'INTERNAL')
+        assert.match(err.message, /The sidecar image physarum\/sidecar-given:test \(--sidecar-image\) is not in the engine/)
+        return true
+      })
+      assert.equal(given.allocator.instances().length, 0)
+      assert.equal((await containersOf(engine, given.node.peerId.toString())).length, 0)
+    } finally {
+      await given.stop()
+      await dir.remove()
+    }
+  })
 })

@@ -271,12 +271,13 @@ export async function startOverlay (): Promise<TestOverlay> {
   }
 }
 
-export type TestAllocatorOptions = Partial<AllocatorDaemonConfig['allocator']> & { keepInstances?: boolean }
+export type TestAllocatorOptions = Partial<AllocatorDaemonConfig['allocator']> & { keepInstances?: boolean, sidecarImage?: string }
 
 /** An allocator daemon in this process, on 127.0.0.1, with fast lifecycle settings. */
 export async function startTestAllocator (engine: TestDocker, overlay: TestOverlay, stateDir: string, options: TestAllocatorOptions = {}): Promise<AllocatorDaemon> {
-  const { keepInstances, ...allocator } = options
+  const { keepInstances, sidecarImage, ...allocator } = options
   return await startAllocatorDaemon({
+    ...(sidecarImage == null ? {} : { sidecarImage }),
     psk: TEST_PSK,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: [overlay.bootstrap.multiaddrs()[0]!.toString()],
