@@ -271,11 +271,11 @@ export async function startOverlay (): Promise<TestOverlay> {
   }
 }
 
-export type TestAllocatorOptions = Partial<AllocatorDaemonConfig['allocator']> & { keepInstances?: boolean, sidecarImage?: string }
+export type TestAllocatorOptions = Partial<AllocatorDaemonConfig['allocator']> & Pick<Partial<AllocatorDaemonConfig>, 'keepInstances' | 'sidecarImage' | 'registryPeers'>
 
 /** An allocator daemon in this process, on 127.0.0.1, with fast lifecycle settings. */
 export async function startTestAllocator (engine: TestDocker, overlay: TestOverlay, stateDir: string, options: TestAllocatorOptions = {}): Promise<AllocatorDaemon> {
-  const { keepInstances, sidecarImage, ...allocator } = options
+  const { keepInstances, sidecarImage, registryPeers, ...allocator } = options
   return await startAllocatorDaemon({
     ...(sidecarImage == null ? {} : { sidecarImage }),
     psk: TEST_PSK,
@@ -284,7 +284,7 @@ export async function startTestAllocator (engine: TestDocker, overlay: TestOverl
     metricsListen: { host: '127.0.0.1', port: 0 },
     dockerHost: engine.host,
     nodeImage: NODE_IMAGE,
-    registryPeers: [overlay.registry.node.multiaddrs()[0]!.toString()],
+    registryPeers: registryPeers ?? [overlay.registry.node.multiaddrs()[0]!.toString()],
     keepInstances: keepInstances ?? false,
     hostName: 'test-host',
     allocator: {

@@ -49,6 +49,8 @@ export interface ClientProxyInit {
   maxAllocators?: number
   /** How long an idle keep-alive stream to an instance is kept. */
   idleStreamTimeoutMs?: number
+  /** At most one background allocation per service this often (default CLOSER_ALLOCATION_INTERVAL_MS). */
+  closerIntervalMs?: number
 }
 
 /** A sidecar of one service instance, as the proxy knows it. */
@@ -160,6 +162,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const upstreamTimeoutMs = init.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS
   const maxAllocators = init.maxAllocators ?? DEFAULT_MAX_ALLOCATORS
   const idleStreamTimeoutMs = init.idleStreamTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS
+  const closerIntervalMs = init.closerIntervalMs ?? CLOSER_ALLOCATION_INTERVAL_MS
   const services = new Map<string, ServiceState>()
   const controller = new AbortController()
 
@@ -347,7 +350,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    * for another in the background, one at a time per service.
    */
   const askCloser = (record: ServiceRecord, state: ServiceState): void => {
-    if (state.closer != null || Date.now() - state.closerAt < CLOSER_ALLOCATION_INTERVAL_MS) {
+    if (state.closer != null || Date.now() - state.closerAt < closerIntervalMs) {
       return
     }
     state.closerAt = Date.now()
