@@ -13,6 +13,18 @@ export interface DockerfileInit {
 // a command with no shell syntax beyond words and $VARIABLES can replace the shell (exec), so the
 // service is PID 1 and gets the stop signal itself
 const SIMPLE_COMMAND = /^[^;&|()<>`\n\\'"*?[\]{}#~]*$/
+/** Its leading variable assignments (`PORT=$SERVICE_PORT node server.js`): exec goes after them. */
+const ASSIGNMENTS = /^(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*/
+
+/** The command run by /bin/sh -c: a simple one as `exec`, unless it already is. */
+function shellCommand (cmd: string): string {
+  if (!SIMPLE_COMMAND.test(cmd)) {
+    return cmd
+  }
+  const assignments = ASSIGNMENTS.exec(cmd)![0]
+  const command = cmd.slice(assignments.length)
+  return command === '' || /^exec(\s|$)/.test(command) ? cmd : `${assignments}exec ${command}`
+}
 
 /**
  * The Dockerfile of a service: FROM, WORKDIR /app, each Copy, each Run (through /bin/sh -c), OCI
@@ -40,6 +52,6 @@ export function generateDockerfile (conf: ImageConf, init: DockerfileInit): stri
   }
   lines.push(`LABEL ${Object.entries(labels).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(' \\\n      ')}`)
   const cmd = conf.cmd.trim()
-  lines.push(`CMD ${JSON.stringify(['/bin/sh', '-c', SIMPLE_COMMAND.test(cmd) ? `exec ${cmd}` : cmd])}`)
+  lines.push(`CMD ${JSON.stringify(['/bin/sh', '-c', shellCommand(cmd)])}`)
   return `${lines.join('\n')}\n`
 }

@@ -4,6 +4,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_FROM } from './constants.ts'
 import { ImageConfError } from './errors.ts'
 
+/** What DockerConf.From and hl-cli add --from may hold: an image reference, nothing a Dockerfile line could break on. */
+export const BASE_IMAGE = /^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/
+
 /**
  * An image-conf.json in the seed's (PhysarumSM's) format, as hl-cli reads it:
  *
@@ -123,7 +126,7 @@ export function parseImageConf (text: string, file: string): ImageConf {
   })
 
   const from = found.get('DockerConf.From') as string | undefined
-  if (from != null && !/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/.test(from)) {
+  if (from != null && !BASE_IMAGE.test(from)) {
     throw new ImageConfError(file, 'DockerConf.From', `${JSON.stringify(from)} is not an image reference (e.g. ${DEFAULT_FROM})`)
   }
   const cmd = found.get('DockerConf.Cmd') as string
@@ -177,7 +180,7 @@ function walk (value: Json, schema: Schema, path: string, file: string, found: M
   }
   for (const [key, child] of Object.entries(value)) {
     const childPath = path === '' ? key : `${path}.${key}`
-    const type = schema[key]
+    const type = Object.hasOwn(schema, key) ? schema[key] : undefined
     if (type == null) {
       throw new ImageConfError(file, childPath, `unknown key; ${path === '' ? 'the top level' : path} has ${Object.keys(schema).join(', ')}`)
     }

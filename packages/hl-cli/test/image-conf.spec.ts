@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { promisify } from 'node:util'
 import { extract } from 'tar-stream'
 import { tempDir } from '../../registry-service/test/helpers.ts'
 import { createBuildContext } from '../src/build.ts'
@@ -11,6 +13,8 @@ import { loadImageConf, parseDuration, parseImageConf } from '../src/image-conf.
 import { imageByDigest, parseImageRef } from '../src/image-ref.ts'
 import { resolveRegistryAuth } from '../src/push.ts'
 import { DEMOS, runCli } from './helpers.ts'
+
+const run = promisify(execFile)
 
 const GOOD = {
   PerfConf: { Perf: { SoftReq: { RTT: 100 }, HardReq: { RTT: 1000 } }, Bootstraps: [] },
@@ -78,6 +82,8 @@ describe('image-conf.json', () => {
       [variant(c => { c.DockerConf.Cmnd = 'x' }), 'DockerConf.Cmnd', /unknown key/],
       [variant(c => { c.PerfConf.Perf.SoftReq.Latency = 1 }), 'PerfConf.Perf.SoftReq.Latency', /unknown key/],
       [variant(c => { c.Extra = {} }), 'Extra', /unknown key/],
+      [variant(c => { c.DockerConf = { ...c.DockerConf, constructor: 'x' } }), 'DockerConf.constructor', /unknown key/],
+      [variant(c => { c.PerfConf.Perf = { ...c.PerfConf.Perf, toString: 1 } }), 'PerfConf.Perf.toString', /unknown key/],
       [variant(c => { c.DockerConf.ProxyClientMode = 'yes' }), 'DockerConf.ProxyClientMode', /true or false, not string "yes"/],
       [variant(c => { c.DockerConf.Copy = [['server']] }), 'DockerConf.Copy[0]', /pair/],
       [variant(c => { c.DockerConf.Copy = [['server', 7]] }), 'DockerConf.Copy[0][1]', /a string, not number 7/],
@@ -141,6 +147,18 @@ describe('image-conf.json', () => {
     assert.equal(lines.at(-2), 'CMD ["/bin/sh","-c","exec ./server $SERVICE_PORT"]')
     assert.equal(generateDockerfile({ ...conf, cmd: 'a && b $SERVICE_PORT' }, { service: 's', from: 'physarum/node:24' }).split('\n').at(-2), 'CMD ["/bin/sh","-c","a && b $SERVICE_PORT"]')
     assert.equal(generateDockerfile(conf, { service: 's', from: 'physarum/node:24' }).split('\n')[0], 'FROM physarum/node:24', '--from wins')
+    // the shell replaced by the service also after variable assignments, never exec twice
+    for (const [cmd, shell] of [
+      ['PORT=$SERVICE_PORT A=1 env', 'PORT=$SERVICE_PORT A=1 exec env'],
+      ['exec env', 'exec env'],
+      ['A=1 exec env', 'A=1 exec env']
+    ] as const) {
+      const line = generateDockerfile({ ...conf, cmd }, { service: 's' }).split('\n').at(-2)!
+      const argv = JSON.parse(line.slice('CMD '.length)) as string[]
+      assert.deepEqual(argv, ['/bin/sh', '-c', shell])
+      const { stdout } = await run(argv[0]!, argv.slice(1), { env: { SERVICE_PORT: '7' } })
+      assert.match(stdout, cmd.startsWith('PORT') ? /^PORT=7$/m : /^SERVICE_PORT=7$/m, cmd)
+    }
 
     const context = await createBuildContext(join(dir.path, 'svc'), sources, dockerfile)
     const entries = new Map<string, { mode: number, body: string }>()
@@ -214,6 +232,7 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), 'Bad/Name', 'hello'], /<image-name>: "Bad\/Name"/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'Hello World'], /<service-name>/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'hello', '--cpu', '2000'], /--cpu: 2000 is not a number from 0 to 1024/],
+      [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'hello', '--from', 'node:24\nRUN rm -rf /'], /--from: "node:24\\nRUN rm -rf \/" is not an image reference/],
       [['status', '--max-services', '-1', '--no-psk'], /--max-services: -1 is not a whole number of at least 1/],
       [['list'], /No pre-shared key/],
       [['list', '--registry', 'registry-host:4001', '--no-psk'], /--registry: "registry-host:4001" is neither a multiaddr with \/p2p\/<peer id> nor a peer id/]

@@ -5,7 +5,7 @@ import { buildImage, createBuildContext } from '../build.ts'
 import { DEFAULT_FROM } from '../constants.ts'
 import { generateDockerfile } from '../dockerfile.ts'
 import { DockerUnavailableError, UsageError } from '../errors.ts'
-import { loadImageConf } from '../image-conf.ts'
+import { BASE_IMAGE, loadImageConf } from '../image-conf.ts'
 import { imageByDigest, parseImageRef } from '../image-ref.ts'
 import { printJson, runCommand } from '../output.ts'
 import { explainRegistryError, openOverlay, withOverlayOptions } from '../overlay.ts'
@@ -101,6 +101,9 @@ export async function handler (args: AddArgs): Promise<void> {
     checkResource('memory-mb', args['memory-mb'], MAX_MEMORY_MB, true)
     if (args['content-id'] != null && !/^[A-Za-z0-9][A-Za-z0-9._:+=-]{0,127}$/.test(args['content-id'])) {
       throw new UsageError(`--content-id: ${JSON.stringify(args['content-id'])} may hold only letters, digits and . _ : + = - (at most 128)`)
+    }
+    if (args.from != null && !BASE_IMAGE.test(args.from)) {
+      throw new UsageError(`--from: ${JSON.stringify(args.from)} is not an image reference (e.g. ${DEFAULT_FROM})`)
     }
     const confFile = resolve(args['image-conf'])
     const dir = resolve(args.dir)
