@@ -65,14 +65,22 @@ export async function startMetricsServer (init: MetricsServerInit): Promise<Metr
     ...init.routes
   }
   const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname
-    const route = routes[path]
+    let path: string
+    try {
+      path = new URL(req.url ?? '/', 'http://localhost').pathname
+    } catch {
+      // such as //x:99999, which anyone who reaches the port may send
+      sendJson(res, 400, { error: 'The request target is not a path' })
+      return
+    }
+    const route = Object.hasOwn(routes, path) ? routes[path] : undefined
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: `${req.method ?? ''} is not allowed here; use GET` })
     } else if (route == null) {
       sendJson(res, 404, { error: `No such path: ${path}`, paths: Object.keys(routes) })
     } else {
-      Promise.resolve(route(req, res)).catch((err: Error) => {
+      // a route that throws at once is answered 500 too, and never takes the daemon down
+      Promise.resolve().then(async () => { await route(req, res) }).catch((err: Error) => {
         if (!res.headersSent) {
           sendJson(res, 500, { error: err.message })
         } else {

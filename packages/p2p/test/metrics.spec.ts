@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { connect } from 'node:net'
 import { after, describe, it } from 'node:test'
 import { createMetricsRegistry, startMetricsServer } from '../src/index.ts'
 import { startNode, stopAll } from './helpers.ts'
@@ -37,6 +39,34 @@ describe('metrics server', () => {
     assert.equal(await (await fetch(`${base}/hello`)).text(), 'hi')
     assert.equal((await fetch(`${base}/nope`)).status, 404)
     assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405)
+  })
+
+  it('answers any request target, and a route that throws, without going down', async () => {
+    const server = await startMetricsServer({
+      listen: { host: '127.0.0.1', port: 0 },
+      registry: createMetricsRegistry(),
+      health: () => ({ ok: true }),
+      routes: { '/throws': () => { throw new Error('broken route') } }
+    })
+    servers.push(server)
+    const { port } = server.address()
+    /** The status line of the answer to a raw request for `target` (fetch would normalize it). */
+    const statusOf = async (target: string): Promise<string> => {
+      const socket = connect({ host: '127.0.0.1', port })
+      await once(socket, 'connect')
+      socket.end(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+      let answer = ''
+      for await (const chunk of socket) {
+        answer += (chunk as Buffer).toString('latin1')
+      }
+      return answer.split('\r\n')[0] ?? ''
+    }
+    for (const target of ['//x:99999', '//[', '//a:b@']) {
+      assert.equal(await statusOf(target), 'HTTP/1.1 400 Bad Request', target)
+    }
+    assert.equal(await statusOf('/constructor'), 'HTTP/1.1 404 Not Found')
+    assert.equal(await statusOf('/throws'), 'HTTP/1.1 500 Internal Server Error')
+    assert.equal(await statusOf('/healthz'), 'HTTP/1.1 200 OK')
   })
 
   it('says so when the port is taken', async () => {
