@@ -171,10 +171,13 @@ export function checkPeerAddresses (flag: string, values: readonly string[], opt
 export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: NodeDefaults): Promise<NodeConfig> {
   const warnings: string[] = []
 
-  const bootstrap = (args.bootstrap ?? []).length > 0
+  const fromFlags = (args.bootstrap ?? []).length > 0
+  const bootstrapEnv = nonEmpty(env.PHYSARUM_BOOTSTRAP) != null ? 'PHYSARUM_BOOTSTRAP' : 'P2P_BOOTSTRAPS'
+  const bootstrap = fromFlags
     ? args.bootstrap!
-    : (nonEmpty(env.PHYSARUM_BOOTSTRAP) ?? nonEmpty(env.P2P_BOOTSTRAPS) ?? '').split(/\s+/).filter(Boolean)
-  checkPeerAddresses('--bootstrap', bootstrap, { hint: 'copy the full address the bootstrap printed at start' })
+    : (nonEmpty(env[bootstrapEnv]) ?? '').split(/\s+/).filter(Boolean)
+  // an error names where the value came from: under systemd it is the environment file
+  checkPeerAddresses(fromFlags ? '--bootstrap' : bootstrapEnv, bootstrap, { hint: 'copy the full address the bootstrap printed at start' })
 
   const listen = (args.listen ?? []).length > 0 ? args.listen! : [`/ip4/0.0.0.0/tcp/${defaults.p2pPort}`]
   for (const addr of listen) {
@@ -227,7 +230,7 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
     pskSource = 'none'
     warnings.push('Running without a pre-shared key (--no-psk): any peer that reaches this node can join the overlay')
   } else {
-    const passphrase = args.psk ?? env.PHYSARUM_PSK ?? env.P2P_PSK
+    const passphrase = args.psk ?? nonEmpty(env.PHYSARUM_PSK) ?? nonEmpty(env.P2P_PSK)
     if (passphrase == null) {
       throw new ConfigError('No pre-shared key: set PHYSARUM_PSK, or give --psk-file, --swarm-key or --psk; --no-psk runs an open overlay')
     }

@@ -1,4 +1,5 @@
-import { mkdir, open, readFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { link, mkdir, open, readFile, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { IdentityError } from './errors.ts'
@@ -27,20 +28,26 @@ export async function loadOrCreateIdentity (path: string): Promise<PrivateKey> {
 
 async function createIdentity (path: string): Promise<PrivateKey> {
   const key = await generateKeyPair('Ed25519')
+  // written whole under another name first: a start cut short leaves no empty or partial key file
+  // behind, and the link never replaces a key another process put there in the meantime
+  const partial = `${path}.${randomBytes(6).toString('hex')}.partial`
   try {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 })
-    // 'wx': never overwrite a key another process wrote in the meantime
-    const file = await open(path, 'wx', 0o600)
+    const file = await open(partial, 'wx', 0o600)
     try {
       await file.writeFile(privateKeyToProtobuf(key))
+      await file.sync()
     } finally {
       await file.close()
     }
+    await link(partial, path)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       return await loadOrCreateIdentity(path)
     }
     throw new IdentityError(`Cannot create the identity key file ${path}: ${(err as Error).message}`)
+  } finally {
+    await rm(partial, { force: true })
   }
   return key
 }

@@ -66,7 +66,11 @@ export class PreSharedKey {
       throw new InvalidPskError(`${source} is not a swarm key: its first line must be ${SWARM_KEY_HEADER}`)
     }
     if (lines[1] !== BASE16_CODEC) {
-      throw new InvalidPskError(`${source} uses encoding ${JSON.stringify(lines[1] ?? '')}: only ${BASE16_CODEC} is supported`)
+      // the line is named only when it is an encoding: a file without one has the key there
+      const codec = lines[1] != null && /^\/[a-z0-9]{1,16}\/$/.test(lines[1]) ? lines[1] : undefined
+      throw new InvalidPskError(codec == null
+        ? `${source} has no ${BASE16_CODEC} line after its first line`
+        : `${source} uses encoding ${codec}: only ${BASE16_CODEC} is supported`)
     }
     const hex = lines[2] ?? ''
     if (!/^[0-9a-fA-F]{64}$/.test(hex) || lines.length > 3) {

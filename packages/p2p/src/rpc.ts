@@ -168,15 +168,25 @@ function keyOf (peer: PeerId | Multiaddr, protocol: string): string | undefined 
 }
 
 function takeKept (node: Dialer, key: string | undefined): KeptStream | undefined {
-  const kept = key == null ? undefined : keptStreams.get(node)?.get(key)
+  if (key == null) {
+    return undefined
+  }
+  const byKey = keptStreams.get(node)
+  const kept = byKey?.get(key)
+  let found: KeptStream | undefined
   for (let entry = kept?.pop(); entry != null; entry = kept?.pop()) {
     clearTimeout(entry.idle)
     if (entry.stream.status === 'open' && entry.stream.writeStatus === 'writable' && entry.stream.remoteWriteStatus === 'writable') {
-      return entry
+      found = entry
+      break
     }
     entry.stream.abort(new Error('closed while kept'))
   }
-  return undefined
+  // keep() makes the list again: a peer whose exchange then failed is not remembered for good
+  if (kept?.length === 0) {
+    byKey!.delete(key)
+  }
+  return found
 }
 
 /**

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import yargs from 'yargs'
-import { checkPeerAddresses, PreSharedKey, parseHostPort, resolveNodeConfig, withNodeOptions } from '../src/index.ts'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { checkPeerAddresses, loadOrCreateIdentity, PreSharedKey, parseHostPort, resolveNodeConfig, withNodeOptions } from '../src/index.ts'
 import type { NodeArgs } from '../src/index.ts'
 
 const DEFAULTS = { name: 'test-daemon', p2pPort: 4001, metricsPort: 9100 }
@@ -32,6 +33,8 @@ describe('shared node options', () => {
     const fromEnv = await resolveNodeConfig(parse(['--ephemeral']), env, DEFAULTS)
     assert.deepEqual(fromEnv.bootstrap, [peer, peer.replace('4001', '4002')])
     assert.ok(fromEnv.psk?.equals(PreSharedKey.fromPassphrase('physarum-test-network')))
+    // an emptied PHYSARUM_PSK (a placeholder cleared in the environment file) does not hide P2P_PSK
+    assert.ok((await resolveNodeConfig(parse(['--ephemeral']), { ...env, PHYSARUM_PSK: '' }, DEFAULTS)).psk?.equals(PreSharedKey.fromPassphrase('physarum-test-network')))
     assert.deepEqual(fromEnv.listen, ['/ip4/0.0.0.0/tcp/4001'])
     assert.deepEqual(fromEnv.metricsListen, { host: '0.0.0.0', port: 9100 })
     assert.deepEqual(fromEnv.warnings, [])
@@ -57,6 +60,14 @@ describe('shared node options', () => {
     assert.ok(fromFile.psk?.equals(PreSharedKey.fromPassphrase('physarum-test-network')))
   })
 
+  it('creates one identity for starts that race, and leaves only the key file', async () => {
+    const folder = join(await dir, 'race')
+    const keys = await Promise.all(Array.from({ length: 8 }, async () => await loadOrCreateIdentity(join(folder, 'identity.key'))))
+    assert.equal(new Set(keys.map(k => peerIdFromPrivateKey(k).toString())).size, 1)
+    assert.deepEqual(await readdir(folder), ['identity.key'])
+    assert.equal((await stat(join(folder, 'identity.key'))).mode & 0o777, 0o600)
+  })
+
   it('refuses bad input with an error naming the flag', async () => {
     const env = await base()
     const cases: Array<[string[], Record<string, string>, RegExp]> = [
@@ -65,6 +76,8 @@ describe('shared node options', () => {
       [['--ephemeral', '--psk', 'a', '--no-psk'], env, /only one of --psk/],
       [['--ephemeral', '--no-psk', '--bootstrap', 'nonsense'], env, /--bootstrap: "nonsense"/],
       [['--ephemeral', '--no-psk', '--bootstrap', '/ip4/127.0.0.1/tcp/4001'], env, /no \/p2p\/<peer id>/],
+      [['--ephemeral', '--no-psk'], { ...env, PHYSARUM_BOOTSTRAP: '/ip4/10.0.0.9/tcp/4001/p2p/12D3KooWReplaceMe' }, /^PHYSARUM_BOOTSTRAP: .*"12D3KooWReplaceMe" is not a peer id/],
+      [['--ephemeral'], { ...env, PHYSARUM_PSK: '', P2P_PSK: '' }, /No pre-shared key/],
       [['--ephemeral', '--no-psk', '--listen', 'tcp://x'], env, /--listen/],
       [['--ephemeral', '--no-psk', '--metrics-listen', 'localhost:http'], env, /--metrics-listen/],
       [['--ephemeral', '--no-psk', '--identity', 'x'], env, /either --identity or --ephemeral/],

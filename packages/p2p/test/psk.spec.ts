@@ -56,6 +56,12 @@ describe('pre-shared keys', () => {
     for (const [text, message] of cases) {
       assert.throws(() => PreSharedKey.fromSwarmKey(text), { name: 'InvalidPskError', message }, JSON.stringify(text))
     }
+    // without its encoding line, the key itself is the second line: never in the message
+    assert.throws(() => PreSharedKey.fromSwarmKey([good[0], good[2]].join('\n')), (err: Error) => {
+      assert.match(err.message, /has no \/base16\/ line/)
+      assert.ok(!err.message.includes(good[2]!), err.message)
+      return true
+    })
   })
 
   it('reads swarm key files and names the file in errors', async () => {

@@ -138,7 +138,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
     try {
       peerIdFromString(admin)
     } catch {
-      throw new ConfigError(`--admin: ${JSON.stringify(admin)} is not a peer id`)
+      throw new ConfigError(`${(args.admin ?? []).length > 0 ? '--admin' : 'PHYSARUM_ADMINS'}: ${JSON.stringify(admin)} is not a peer id`)
     }
   }
   const timeout = args['etcd-timeout']

@@ -48,6 +48,9 @@ describe('registry-service command line', () => {
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-peer-port', '2390'], /--etcd-peer-port: for the etcd this process runs .* not with --etcd-endpoints/],
       [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--join-via', '/ip4/127.0.0.1/tcp/4001'], /--join-via: with --join-etcd-cluster only/]
     ]
+    const fromEnv = await runToEnd(['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--state-dir', join(state.path, 'usage')], { PHYSARUM_ADMINS: '12D3KooWReplaceMe' })
+    assert.equal(fromEnv.code, 2, fromEnv.output)
+    assert.match(fromEnv.output, /PHYSARUM_ADMINS: "12D3KooWReplaceMe" is not a peer id/)
     for (const [args, message] of cases) {
       const { code, output } = await runToEnd([...args, '--state-dir', join(state.path, 'usage')])
       assert.equal(code, 2, `${args.join(' ')}: ${output}`)
