@@ -94,8 +94,8 @@ export function imageProblem (image: unknown): string | undefined {
 }
 
 function describe (value: unknown): string {
-  if (value === null) {
-    return 'null'
+  if (value === null || value === undefined) {
+    return String(value)
   }
   if (Array.isArray(value)) {
     return 'an array'
@@ -175,8 +175,14 @@ export function toStoredJson (record: Omit<ServiceRecord, 'revision'>): string {
 
 /** Reads a value from etcd. Throws when someone wrote something else under the registry's prefix. */
 export function fromStoredJson (json: string, revision: string): ServiceRecord {
-  const value = JSON.parse(json) as Record<string, unknown>
-  const { createdAt, updatedAt, ...input } = value
+  const value = JSON.parse(json) as unknown
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidRecordError('record', `must be an object, not ${describe(value)}`)
+  }
+  const { createdAt, updatedAt } = value as Record<string, unknown>
+  // fields a newer registry-service stores are left out, not refused: registries of two versions
+  // share one etcd during a rolling upgrade
+  const input = Object.fromEntries(INPUT_FIELDS.filter(field => Object.hasOwn(value, field)).map(field => [field, (value as Record<string, unknown>)[field]]))
   const record = validateRecord(input)
   if (typeof createdAt !== 'string' || typeof updatedAt !== 'string') {
     throw new InvalidRecordError('createdAt', 'the stored record has no timestamps')

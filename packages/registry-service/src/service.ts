@@ -166,6 +166,9 @@ export function createRegistryService (components: RegistryServiceComponents, in
       case 'list': {
         const list = request.list!
         const page = await store.list({ prefix: list.prefix, pageSize: list.pageSize, pageToken: list.pageToken })
+        for (const problem of page.unreadable) {
+          log.warn({ operation: 'list', err: problem }, 'a value under the records\' prefix is not a record: left out of the list')
+        }
         return { list: { records: page.records.map(recordToWire), nextPageToken: page.nextPageToken } }
       }
       case 'delete': {

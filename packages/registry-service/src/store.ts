@@ -30,6 +30,12 @@ export interface ListPage {
   nextPageToken: string
 }
 
+/** A page as the store reads it: the values under the prefix that are not records are left out, and said. */
+export interface StoredPage extends ListPage {
+  /** Why each value left out is not a record, naming its key. */
+  unreadable: string[]
+}
+
 export interface StoreHealth {
   ok: boolean
   error?: string
@@ -290,7 +296,7 @@ export class RegistryStore {
   }
 
   /** One page of the records whose names start with `prefix`, in name order. */
-  async list (options: ListOptions = {}): Promise<ListPage> {
+  async list (options: ListOptions = {}): Promise<StoredPage> {
     const prefix = options.prefix ?? ''
     if (prefix.length > 128 || /[^A-Za-z0-9._:-]/.test(prefix)) {
       throw new InvalidRecordError('prefix', `${JSON.stringify(prefix)} cannot start a service name`)
@@ -308,12 +314,22 @@ export class RegistryStore {
       ...(token == null ? {} : { revision: token.revision })
     }))
     const kvs = response.kvs.slice(0, pageSize)
-    const records = kvs.map(kv => this.#record(kv))
-    const last = records.at(-1)
+    // one value that is not a record (written by hand, or damaged) does not hide the others
+    const records: ServiceRecord[] = []
+    const unreadable: string[] = []
+    for (const kv of kvs) {
+      try {
+        records.push(this.#record(kv))
+      } catch (err) {
+        unreadable.push((err as Error).message)
+      }
+    }
+    const last = kvs.at(-1)
     const more = response.kvs.length > pageSize
     return {
       records,
-      nextPageToken: more && last != null ? encodeToken({ after: last.name, revision: token?.revision ?? response.header.revision }) : ''
+      unreadable,
+      nextPageToken: more && last != null ? encodeToken({ after: last.key.subarray(this.#prefix.length).toString(), revision: token?.revision ?? response.header.revision }) : ''
     }
   }
 

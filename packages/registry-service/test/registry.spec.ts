@@ -77,6 +77,26 @@ describe('registry service and client, two registries sharing one etcd', () => {
     await assert.rejects(viaOne.delete('calc-x'), { name: 'RpcFailureError', code: 'NOT_FOUND' })
   })
 
+  it('lists around a value that is not a record, and reads fields a newer registry stored', async () => {
+    const etcdClient = new Etcd3({ hosts: etcd.endpoint })
+    try {
+      await viaOne.add(sampleRecord('zz-newer'))
+      const stored = JSON.parse(await etcdClient.get(`${KEY_PREFIX}zz-newer`).string() ?? '') as Record<string, unknown>
+      await etcdClient.put(`${KEY_PREFIX}zz-newer`).value(JSON.stringify({ ...stored, placement: 'edge' }))
+      await etcdClient.put(`${KEY_PREFIX}zz-bad`).value('{"name":"zz-bad"}')
+      assert.equal((await viaTwo.get('zz-newer')).image, sampleRecord('zz-newer').image)
+      assert.deepEqual((await viaTwo.list({ prefix: 'zz-' })).records.map(r => r.name), ['zz-newer'])
+      // a page whose only value is not a record still leads to the next
+      const first = await viaOne.list({ prefix: 'zz-', pageSize: 1 })
+      assert.deepEqual([first.records.length, first.nextPageToken === ''], [0, false])
+      const second = await viaOne.list({ prefix: 'zz-', pageSize: 1, pageToken: first.nextPageToken })
+      assert.deepEqual(second.records.map(r => r.name), ['zz-newer'])
+    } finally {
+      await etcdClient.delete().prefix(`${KEY_PREFIX}zz-`)
+      etcdClient.close()
+    }
+  })
+
   it('compares and swaps on the revision', async () => {
     const created = await viaOne.add(sampleRecord('cas-server'), { expectedRevision: 0 })
     await assert.rejects(viaTwo.add(sampleRecord('cas-server'), { expectedRevision: 0 }), { name: 'RpcFailureError', code: 'CONFLICT', message: new RegExp(`revision is ${created.revision}`) })
