@@ -1,5 +1,4 @@
-import { lstat, readdir, readFile, realpath } from 'node:fs/promises'
-import { join } from 'node:path'
+import { lstat, readFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pack } from 'tar-stream'
 import { DOCKERFILE_NAME } from './constants.ts'
@@ -13,54 +12,23 @@ const EPOCH = new Date(0)
 
 /**
  * The build context: the generated Dockerfile and only the files the Copy entries name (folders
- * with everything in them). Symbolic links are followed, within the service folder only (checked
- * again here, for links inside copied folders).
+ * with everything in them), as loadImageConf found and checked them. Files are read as the engine
+ * takes the context.
  */
-export async function createBuildContext (root: string, sources: ContextSource[], dockerfile: string): Promise<Readable> {
+export function createBuildContext (files: ContextSource[], dockerfile: string): Readable {
   const tar = pack()
-  const realRoot = await realpath(root)
-  const added = new Set<string>()
-  const entries: Array<{ name: string, absolute: string, directory: boolean }> = []
-  const collect = async (name: string, absolute: string, directory: boolean): Promise<void> => {
-    if (added.has(name)) {
-      return
-    }
-    added.add(name)
-    entries.push({ name, absolute, directory })
-    if (!directory) {
-      return
-    }
-    for (const child of (await readdir(absolute)).sort()) {
-      const childPath = join(absolute, child)
-      let real = childPath
-      let info = await lstat(childPath)
-      if (info.isSymbolicLink()) {
-        real = await realpath(childPath).catch(() => { throw new BuildError(`${name}/${child} is a broken symbolic link`) })
-        if (real !== realRoot && !real.startsWith(`${realRoot}/`)) {
-          throw new BuildError(`${name}/${child} is a symbolic link out of the service folder (to ${real})`)
-        }
-        info = await lstat(real)
-      }
-      if (info.isDirectory() || info.isFile()) {
-        await collect(name === '.' ? child : `${name}/${child}`, real, info.isDirectory())
-      }
-    }
-  }
-  for (const source of sources) {
-    await collect(source.path, source.absolute, source.directory)
-  }
   const write = async (): Promise<void> => {
     tar.entry({ name: DOCKERFILE_NAME, mode: 0o644, mtime: EPOCH }, dockerfile)
-    for (const entry of entries) {
-      if (entry.name === '.') {
+    for (const entry of files) {
+      if (entry.path === '.') {
         continue
       }
       const info = await lstat(entry.absolute)
       if (entry.directory) {
-        tar.entry({ name: entry.name, type: 'directory', mode: info.mode & 0o7777, mtime: EPOCH })
+        tar.entry({ name: entry.path, type: 'directory', mode: info.mode & 0o7777, mtime: EPOCH })
       } else {
         // files are small service binaries and scripts: read whole, written in order
-        tar.entry({ name: entry.name, mode: info.mode & 0o7777, mtime: EPOCH }, await readFile(entry.absolute))
+        tar.entry({ name: entry.path, mode: info.mode & 0o7777, mtime: EPOCH }, await readFile(entry.absolute))
       }
     }
     tar.finalize()

@@ -1,5 +1,5 @@
-import { readFile, realpath, stat } from 'node:fs/promises'
-import { isAbsolute, relative, resolve, sep } from 'node:path'
+import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises'
+import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_FROM } from './constants.ts'
 import { ImageConfError } from './errors.ts'
@@ -241,8 +241,9 @@ function checkType (value: Json, type: 'rtt' | 'string' | 'string[]' | 'copy' | 
 }
 
 /** A file or folder to put in the build context: its path relative to the service folder. */
+/** A file or folder of the build context. */
 export interface ContextSource {
-  /** Relative to the service folder, with forward slashes. */
+  /** Its name in the context: relative to the service folder, with forward slashes. */
   path: string
   absolute: string
   directory: boolean
@@ -250,9 +251,11 @@ export interface ContextSource {
 
 /**
  * Reads and parses `file`, then checks every Copy source: inside `dir` (after resolving symbolic
- * links) and present. Throws ImageConfError naming the file and the key path; builds nothing.
+ * links) and present, and walks the folders copied, whose links must also stay inside and lead
+ * somewhere, and not to a folder that holds them. Throws ImageConfError naming the file and the
+ * key path; builds nothing. `files`: the whole build context, each entry once, folders first.
  */
-export async function loadImageConf (file: string, dir: string): Promise<{ conf: ImageConf, sources: ContextSource[] }> {
+export async function loadImageConf (file: string, dir: string): Promise<{ conf: ImageConf, sources: ContextSource[], files: ContextSource[] }> {
   let text: string
   try {
     text = await readFile(file, 'utf8')
@@ -270,6 +273,8 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
     throw new ImageConfError(file, '', `the service folder ${dir} cannot be used (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
   }
   const sources: ContextSource[] = []
+  const files: ContextSource[] = []
+  const added = new Set<string>()
   for (const [i, entry] of conf.copy.entries()) {
     for (const [j, source] of entry.sources.entries()) {
       const at = `DockerConf.Copy[${i}][${j}]`
@@ -293,10 +298,43 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
         throw new ImageConfError(file, at, `${JSON.stringify(source)} leads outside the service folder ${dir} (a symbolic link to ${real})`)
       }
       const path = relative(root, lexical).split(sep).join('/')
-      sources.push({ path: path === '' ? '.' : path, absolute: real, directory: (await stat(real)).isDirectory() })
+      const copied = { path: path === '' ? '.' : path, absolute: real, directory: (await stat(real)).isDirectory() }
+      sources.push(copied)
+      await walk(copied, new Set(), (problem) => new ImageConfError(file, at, problem))
     }
   }
-  return { conf, sources }
+  return { conf, sources, files }
+
+  /** Adds `entry` and, for a folder, everything in it; `within`: the real paths of the folders it is in. */
+  async function walk (entry: ContextSource, within: Set<string>, fail: (problem: string) => Error): Promise<void> {
+    if (added.has(entry.path)) {
+      return
+    }
+    added.add(entry.path)
+    files.push(entry)
+    if (!entry.directory) {
+      return
+    }
+    const inner = new Set(within).add(entry.absolute)
+    for (const child of (await readdir(entry.absolute)).sort()) {
+      const name = entry.path === '.' ? child : `${entry.path}/${child}`
+      let real = join(entry.absolute, child)
+      let info = await lstat(real)
+      if (info.isSymbolicLink()) {
+        real = await realpath(real).catch(() => { throw fail(`${name} is a broken symbolic link`) })
+        if (!inside(root, real)) {
+          throw fail(`${name} is a symbolic link out of the service folder ${dir} (to ${real})`)
+        }
+        info = await stat(real)
+        if (info.isDirectory() && inner.has(real)) {
+          throw fail(`${name} is a symbolic link to a folder that holds it (${real}): the copy would never end`)
+        }
+      }
+      if (info.isDirectory() || info.isFile()) {
+        await walk({ path: name, absolute: real, directory: info.isDirectory() }, inner, fail)
+      }
+    }
+  }
 }
 
 function inside (root: string, path: string): boolean {

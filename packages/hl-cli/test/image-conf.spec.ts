@@ -43,6 +43,13 @@ describe('image-conf.json', () => {
     await writeFile(join(dir.path, 'svc', 'secret.txt'), 'not for the image\n')
     await writeFile(join(dir.path, 'outside.txt'), 'outside\n')
     await symlink(join(dir.path, 'outside.txt'), join(dir.path, 'svc', 'escape'))
+    // copied folders whose links loop, lead nowhere or lead out
+    await mkdir(join(dir.path, 'svc', 'looped', 'sub'), { recursive: true })
+    await symlink('..', join(dir.path, 'svc', 'looped', 'sub', 'up'))
+    await mkdir(join(dir.path, 'svc', 'dangling'))
+    await symlink('nowhere', join(dir.path, 'svc', 'dangling', 'link'))
+    await mkdir(join(dir.path, 'svc', 'leaky'))
+    await symlink(join(dir.path, 'outside.txt'), join(dir.path, 'svc', 'leaky', 'out'))
   })
   after(async () => { await dir?.remove() })
 
@@ -116,7 +123,10 @@ describe('image-conf.json', () => {
       [[['server', '.'], ['/etc/passwd', '.']], 'DockerConf.Copy[1][0]', /absolute path/],
       [[['missing', '.']], 'DockerConf.Copy[0][0]', /does not exist/],
       [[['escape', '.']], 'DockerConf.Copy[0][0]', /leads outside the service folder/],
-      [[['*.js', '.']], 'DockerConf.Copy[0][0]', /wildcards/]
+      [[['*.js', '.']], 'DockerConf.Copy[0][0]', /wildcards/],
+      [[['server', '.'], ['looped', 'looped']], 'DockerConf.Copy[1][0]', /looped\/sub\/up is a symbolic link to a folder that holds it/],
+      [[['dangling', 'd']], 'DockerConf.Copy[0][0]', /dangling\/link is a broken symbolic link/],
+      [[['leaky', 'l']], 'DockerConf.Copy[0][0]', /leaky\/out is a symbolic link out of the service folder/]
     ]
     for (const [copy, keyPath, problem] of cases) {
       await writeFile(file, variant(c => { c.DockerConf.Copy = copy }))
@@ -133,7 +143,7 @@ describe('image-conf.json', () => {
   it('generates a Dockerfile whose Cmd runs in a shell, and a context of only the named files', async () => {
     const file = join(dir.path, 'good.json')
     await writeFile(file, variant(c => { c.DockerConf.Copy = [['server', '.'], ['lib', 'lib']]; c.DockerConf.Run = ['chmod +x server'] }))
-    const { conf, sources } = await loadImageConf(file, join(dir.path, 'svc'))
+    const { conf, files } = await loadImageConf(file, join(dir.path, 'svc'))
     const dockerfile = generateDockerfile(conf, { service: 'hello-world-server', version: '1.0' })
     const lines = dockerfile.split('\n')
     assert.equal(lines[0], 'FROM node:24-slim')
@@ -160,7 +170,7 @@ describe('image-conf.json', () => {
       assert.match(stdout, cmd.startsWith('PORT') ? /^PORT=7$/m : /^SERVICE_PORT=7$/m, cmd)
     }
 
-    const context = await createBuildContext(join(dir.path, 'svc'), sources, dockerfile)
+    const context = createBuildContext(files, dockerfile)
     const entries = new Map<string, { mode: number, body: string }>()
     const reader = extract()
     context.pipe(reader)

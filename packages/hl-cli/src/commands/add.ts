@@ -107,7 +107,7 @@ export async function handler (args: AddArgs): Promise<void> {
     }
     const confFile = resolve(args['image-conf'])
     const dir = resolve(args.dir)
-    const { conf, sources } = await loadImageConf(args['image-conf'], dir)
+    const { conf, sources, files } = await loadImageConf(args['image-conf'], dir)
     const password = args['registry-password-stdin'] === true ? await readSecret(`Password for ${ref.host}: `) : undefined
     const auth = await resolveRegistryAuth(ref.host, {
       ...(args['registry-user'] == null ? {} : { user: args['registry-user'] }),
@@ -149,7 +149,7 @@ export async function handler (args: AddArgs): Promise<void> {
       } else {
         const dockerfile = generateDockerfile(conf, { service, version: ref.tag, ...(args.from == null ? {} : { from: args.from }) })
         progress.line(`Building ${ref.local} from ${confFile} (${sources.length} Copy source(s))`)
-        const context = await createBuildContext(dir, sources, dockerfile)
+        const context = createBuildContext(files, dockerfile)
         imageId = await buildImage(docker, context, { tag: ref.local, ...(args['build-network'] == null ? {} : { network: args['build-network'] }) }, progress)
         progress.line(`Pushing ${ref.local} to ${ref.host}`)
         digest = await pushImage(docker, ref, auth, progress)
