@@ -57,10 +57,11 @@ describe('configs/', () => {
     }
   })
 
-  it('the environment file sets the overlay\'s key, bootstrap, etcd address and registry admins, and nothing on a command line', async () => {
+  it('the environment file sets the overlay\'s key and etcd address, shows the bootstrap and admins to fill in, and puts nothing on a command line', async () => {
     const env = await readFile(join(CONFIGS, 'physarum.env.example'), 'utf8')
-    const names = env.split('\n').filter(line => /^[A-Z_]+=/.test(line)).map(line => line.split('=')[0])
-    assert.deepEqual(names, ['PHYSARUM_PSK', 'PHYSARUM_BOOTSTRAP', 'PHYSARUM_ETCD_IP', 'PHYSARUM_ADMINS', 'PHYSARUM_LOG_LEVEL'])
+    const names = env.split('\n').filter(line => /^#?[A-Z_]+=/.test(line)).map(line => line.split('=')[0])
+    // the peer ids are known only once the first daemons ran: those two wait commented out
+    assert.deepEqual(names, ['PHYSARUM_PSK', '#PHYSARUM_BOOTSTRAP', 'PHYSARUM_ETCD_IP', '#PHYSARUM_ADMINS', 'PHYSARUM_LOG_LEVEL'])
     for (const unit of await readdir(join(CONFIGS, 'systemd'))) {
       assert.doesNotMatch(await readFile(join(CONFIGS, 'systemd', unit), 'utf8'), /--psk\b/, `${unit} puts the key in argv`)
     }
@@ -74,6 +75,8 @@ describe('configs/', () => {
       const text = await readFile(join(CONFIGS, 'systemd', unit), 'utf8')
       const daemon = unit.replace(/^physarum-|\.service$/g, '')
       assert.match(text, /^Restart=on-failure$/m, unit)
+      // the exit status of a stop by SIGTERM (test/install.spec.ts stops a daemon so)
+      assert.match(text, /^SuccessExitStatus=143$/m, unit)
       assert.match(text, new RegExp(`^StateDirectory=physarum/${daemon}$`, 'm'), unit)
       assert.match(text, /^EnvironmentFile=\/etc\/physarum\/physarum\.env$/m, unit)
       assert.match(text, new RegExp(`^ExecStart=/usr/local/bin/node /opt/physarum/packages/${daemon}/bin/${daemon === 'registry-service' ? 'registry-service' : daemon}\\.js .*--state-dir \\$\\{STATE_DIRECTORY\\}`, 'm'), unit)

@@ -41,6 +41,22 @@ export function parseDuration (flag: string, value: string | number, minMs = 0):
   return Math.round(ms)
 }
 
+/**
+ * Parses a flag counted in milliseconds: a plain number is milliseconds (`1500`), a number with a
+ * unit a duration as parseDuration reads it (`1.5s`, `2m`); from `minMs` to MAX_TIMER_MS.
+ */
+export function parseMilliseconds (flag: string, value: string | number, minMs = 1): number {
+  const text = String(value).trim()
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text)) {
+    return parseDuration(flag, text, minMs)
+  }
+  const ms = Number(text)
+  if (ms < minMs || ms > MAX_TIMER_MS) {
+    throw new ConfigError(`${flag}: ${text} ms is not from ${minMs} ms to ${MAX_TIMER_MS} ms (about 24 days)`)
+  }
+  return ms
+}
+
 /** Parses a number flag of at least `min` (a whole number when `integer`); the error names the flag. */
 export function parseNumber (flag: string, value: string | number, min: number, integer = false): number {
   const n = Number(value)

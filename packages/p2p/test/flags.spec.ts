@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { formatDuration, MAX_TIMER_MS, parseDuration, parseNumber } from '../src/index.ts'
+import { formatDuration, MAX_TIMER_MS, parseDuration, parseMilliseconds, parseNumber } from '../src/index.ts'
 
 describe('duration flags', () => {
   it('reads plain seconds and numbers with units', () => {
@@ -13,6 +13,16 @@ describe('duration flags', () => {
     assert.equal(parseDuration('--forget-after', '1h'), 3_600_000)
     assert.equal(parseDuration('--forget-after', '1m30s'), 90_000)
     assert.equal(parseDuration('--ping-timeout', '1.5s'), 1_500)
+  })
+
+  it('reads a flag counted in milliseconds as milliseconds, or with a unit', () => {
+    assert.equal(parseMilliseconds('--upstream-timeout', '1500'), 1_500)
+    assert.equal(parseMilliseconds('--upstream-timeout', 250), 250)
+    assert.equal(parseMilliseconds('--upstream-timeout', '1.5s'), 1_500)
+    assert.equal(parseMilliseconds('--cold-start-timeout', '2m'), 120_000)
+    assert.throws(() => parseMilliseconds('--upstream-timeout', '0'), { name: 'ConfigError', message: /^--upstream-timeout: 0 ms is not from 1 ms/ })
+    assert.throws(() => parseMilliseconds('--stats-interval', '5ms', 10), { name: 'ConfigError', message: /^--stats-interval: "5ms" is too short \(at least 10 ms\)/ })
+    assert.throws(() => parseMilliseconds('--upstream-timeout', '30 s'), { name: 'ConfigError', message: /^--upstream-timeout: "30 s" is not a duration/ })
   })
 
   it('names the flag and the value it cannot read', () => {
