@@ -1,6 +1,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { isMultiaddr, multiaddr } from '@multiformats/multiaddr'
 import { callRpc, REGISTRY_TOPIC, RpcFailureError, RpcProtocolError, RpcTimeoutError } from '@physarum/p2p'
+import { raceSignal } from 'race-signal'
 import {
   DEFAULT_CACHE_TTL_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_CANDIDATES, DEFAULT_PEER_REFRESH_MS, DEFAULT_PEER_REST_MS,
   DEFAULT_RTT_TIMEOUT_MS, MAX_GET_MANY
@@ -404,22 +405,23 @@ export class RegistryClient {
     if (!refresh && this.#ranking != null && this.#ranking.candidates.length > 0 && Date.now() - this.#ranking.at < refreshMs) {
       return this.#ranking.candidates
     }
-    this.#ranking$ ??= this.#rank(options).then(candidates => {
+    // shared by every caller meanwhile, so it runs on its own deadlines: one caller giving up
+    // does not fail the others
+    this.#ranking$ ??= this.#rank().then(candidates => {
       this.#ranking = { candidates, at: Date.now() }
       return candidates
     }).finally(() => { this.#ranking$ = undefined })
-    return await this.#ranking$
+    return await raceSignal(this.#ranking$, options.signal)
   }
 
-  async #rank (options: AbortOptions): Promise<Candidate[]> {
+  async #rank (): Promise<Candidate[]> {
     const found = this.#options.peers != null && this.#options.peers.length > 0
       ? await this.#staticPeers()
-      : await this.#discover(options)
+      : await this.#discover()
     const rttTimeout = this.#options.rttTimeoutMs ?? DEFAULT_RTT_TIMEOUT_MS
     const measured = await Promise.all(found.map(async (candidate): Promise<Candidate> => {
       try {
-        const signal = options.signal == null ? AbortSignal.timeout(rttTimeout) : AbortSignal.any([options.signal, AbortSignal.timeout(rttTimeout)])
-        return { ...candidate, rttMs: await this.#node.measureRtt(candidate.peerId, { signal }) }
+        return { ...candidate, rttMs: await this.#node.measureRtt(candidate.peerId, { signal: AbortSignal.timeout(rttTimeout) }) }
       } catch {
         return candidate
       }
@@ -446,11 +448,11 @@ export class RegistryClient {
     return candidates
   }
 
-  async #discover (options: AbortOptions): Promise<Candidate[]> {
+  async #discover (): Promise<Candidate[]> {
     const timeout = this.#options.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS
     const max = this.#options.maxCandidates ?? DEFAULT_MAX_CANDIDATES
     const stop = new AbortController()
-    const signals = [stop.signal, AbortSignal.timeout(timeout), ...(options.signal == null ? [] : [options.signal])]
+    const signals = [stop.signal, AbortSignal.timeout(timeout)]
     const candidates: Candidate[] = []
     let grace: NodeJS.Timeout | undefined
     try {
@@ -469,7 +471,6 @@ export class RegistryClient {
         grace ??= setTimeout(() => { stop.abort() }, 300)
       }
     } catch (err) {
-      options.signal?.throwIfAborted()
       if (candidates.length === 0 && !(err instanceof Error && err.name === 'AbortError') && !stop.signal.aborted) {
         this.#options.log?.warn({ err: (err as Error).message }, 'finding registry peers failed')
       }

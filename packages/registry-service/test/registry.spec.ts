@@ -97,6 +97,15 @@ describe('registry service and client, two registries sharing one etcd', () => {
     }
   })
 
+  it('lets one caller give up on finding the registries without failing another that waits for the same search', async () => {
+    await eventually('a registry found through the DHT', async () => (await createRegistryClient(admin.node).registries().catch(() => [])).length > 0 ? true : undefined, 15_000, 200)
+    const client = createRegistryClient(admin.node)
+    const impatient = client.registries({ signal: AbortSignal.timeout(1) })
+    const patient = client.registries()
+    await assert.rejects(impatient, { name: 'TimeoutError' })
+    assert.ok((await patient).length >= 1)
+  })
+
   it('compares and swaps on the revision', async () => {
     const created = await viaOne.add(sampleRecord('cas-server'), { expectedRevision: 0 })
     await assert.rejects(viaTwo.add(sampleRecord('cas-server'), { expectedRevision: 0 }), { name: 'RpcFailureError', code: 'CONFLICT', message: new RegExp(`revision is ${created.revision}`) })
