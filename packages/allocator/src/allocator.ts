@@ -79,6 +79,8 @@ export interface AllocatorInit {
   pullStallMs?: number
   /** The sidecars' log level. */
   sidecarLogLevel?: string
+  /** The registry-services trusted with the records, for this allocator and its sidecars (empty: any). */
+  registryIds?: string[]
 }
 
 type InstanceState = 'starting' | 'ready' | 'adopting' | 'draining' | 'stopping'
@@ -624,7 +626,8 @@ export class Allocator {
       ...(this.#init.psk == null ? ['--no-psk'] : ['--swarm-key', `${SIDECAR_SECRETS_DIR}/swarm.key`]),
       '--stats-interval', String(this.#init.statsIntervalMs),
       '--log-level', this.#init.sidecarLogLevel ?? 'info',
-      ...(instance.clientPort == null || instance.clientPort === 0 ? [] : ['--client-port', String(instance.clientPort)])
+      ...(instance.clientPort == null || instance.clientPort === 0 ? [] : ['--client-port', String(instance.clientPort)]),
+      ...(this.#init.registryIds ?? []).flatMap(id => ['--registry-id', id])
     ]
     const bridge = this.#init.networkMode === 'bridge'
     const listen = bridge ? [`/ip4/0.0.0.0/tcp/${SIDECAR_BRIDGE_PORT}`] : this.#init.sidecarListen ?? ['/ip4/0.0.0.0/tcp/0']

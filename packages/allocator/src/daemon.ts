@@ -65,6 +65,7 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
   await node.start()
   const registryClient = createRegistryClient(node, {
     ...(config.registryPeers == null || config.registryPeers.length === 0 ? {} : { peers: config.registryPeers }),
+    trusted: config.allocator.registryIds ?? [],
     staleIfErrorMs: DAEMON_STALE_IF_ERROR_MS,
     // an Allocate answered by a running instance need not wait for a registry; a caller whose
     // record names another version makes the allocator read it fresh (Allocator#allocate)

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { checkPeerAddresses, ConfigError, launchDaemon, nodeAnnouncement, nodeOptions, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { multiaddr } from '@multiformats/multiaddr'
+import { trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
 import { hideBin } from 'yargs/helpers'
 import {
   ALLOC_PROTOCOL, CHECKIN_PROTOCOL, DEFAULT_DRAIN_DELAY_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_RESTARTS, DEFAULT_METRICS_PORT,
@@ -10,6 +11,7 @@ import {
 import { startAllocatorDaemon } from './daemon.ts'
 import type { AllocatorDaemonConfig } from './daemon.ts'
 import type { NodeArgs, NodeConfig } from '@physarum/p2p'
+import type { RegistryTrustArgs } from '@physarum/registry-service'
 import type { Argv } from 'yargs'
 
 const DEFAULTS = { name: NAME, p2pPort: DEFAULT_P2P_PORT, metricsPort: DEFAULT_METRICS_PORT }
@@ -18,7 +20,7 @@ const DEFAULTS = { name: NAME, p2pPort: DEFAULT_P2P_PORT, metricsPort: DEFAULT_M
 export const LISTENING_LINE = `${NAME} listening:`
 export const METRICS_LINE = `${NAME} metrics:`
 
-interface AllocatorArgs extends NodeArgs {
+interface AllocatorArgs extends NodeArgs, RegistryTrustArgs {
   'docker-host'?: string
   'node-image': string
   'sidecar-image'?: string
@@ -48,7 +50,7 @@ export const command = '$0'
 export const describe = 'Run an allocator: start service instances on demand with Docker and look after them'
 
 export function builder (argv: Argv): Argv<AllocatorArgs> {
-  return withNodeOptions(argv, DEFAULTS)
+  return withRegistryTrust(withNodeOptions(argv, DEFAULTS))
     .option('docker-host', { type: 'string', describe: 'Docker engine: unix:///path/docker.sock or tcp://host:port [default: DOCKER_HOST, else /var/run/docker.sock]' })
     .option('node-image', { type: 'string', default: DEFAULT_NODE_IMAGE, describe: 'Node base image of the sidecar image (scripts/build-node-image.sh builds a local one)' })
     .option('sidecar-image', { type: 'string', describe: 'Use this sidecar image as it is [default: build physarum/sidecar:<version> from the proxy package when missing or different]' })
@@ -75,7 +77,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .group(['docker-host', 'node-image', 'sidecar-image', 'sidecar-entry', 'sidecar-listen', 'sidecar-announce', 'network-mode'], 'Docker:')
     .group(['max-instances', 'cpu-budget', 'memory-budget'], 'Capacity:')
     .group(['ready-timeout', 'idle-timeout', 'drain-delay', 'stats-interval', 'restart-backoff-min', 'restart-backoff-max', 'max-restarts', 'restart-window', 'keep-instances'], 'Lifecycle:')
-    .group(['rate-limit', 'rate-burst', 'registry', 'hostname'], 'Other:')
+    .group(['rate-limit', 'rate-burst', 'registry', 'registry-id', 'hostname'], 'Other:')
     .example('PHYSARUM_PSK=... $0 -bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW...', 'Run an allocator on this host (Docker on /var/run/docker.sock, metrics on :9101)')
     .example('scripts/build-node-image.sh && PHYSARUM_PSK=... $0 --node-image physarum/node:24 -bootstrap ...', 'Without an image registry: build a local Node base image first')
     .epilogue([
@@ -139,7 +141,8 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
     rate: { perSecond: parseNumber('--rate-limit', args['rate-limit'], 0.001), burst: parseNumber('--rate-burst', args['rate-burst'], 1, true) },
     networkMode: args['network-mode'] === 'bridge' ? 'bridge' as const : 'host' as const,
     ...sidecarAddresses(args['sidecar-listen'], args['sidecar-announce'], args['max-instances']),
-    sidecarLogLevel: args['log-level'] ?? env.PHYSARUM_LOG_LEVEL ?? 'info'
+    sidecarLogLevel: args['log-level'] ?? env.PHYSARUM_LOG_LEVEL ?? 'info',
+    registryIds: trustedRegistries(args, env)
   }
   if (allocator.idleTimeoutMs <= allocator.statsIntervalMs) {
     throw new ConfigError(`--idle-timeout: ${args['idle-timeout']} is not longer than --stats-interval ${args['stats-interval']}: between two reports an instance in use would look idle`)

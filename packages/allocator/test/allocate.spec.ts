@@ -62,6 +62,8 @@ describe('Allocate', { timeout: 240_000 }, () => {
     }
     const sidecar = await engine.docker.getContainer(containers.find(c => c.Labels[LABELS.role] === 'sidecar')!.Id).inspect()
     assert.ok(sidecar.Mounts.some(m => m.Destination === '/run/physarum' && m.RW === false))
+    // its client proxy (ProxyClientMode) trusts the registries the allocator trusts
+    assert.ok(sidecar.Args.join(' ').includes(`--registry-id ${overlay.registry.node.peerId.toString()}`), sidecar.Args.join(' '))
   })
 
   it('shares one instance among 20 concurrent Allocate requests', async () => {

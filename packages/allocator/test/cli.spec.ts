@@ -76,6 +76,8 @@ describe('allocator and sidecar CLIs', () => {
       [ALLOCATOR, ['--ready-timeout', '700h'], /--ready-timeout: "700h" is too long/],
       [PROXY, ['4200', '--cold-start-timeout', '3000000000'], /--cold-start-timeout: 3000000000 ms is not from 1 ms to 2147483647 ms/],
       [PROXY, ['4200', '--upstream-timeout', 'soon'], /--upstream-timeout: "soon" is not a duration/],
+      [ALLOCATOR, ['--registry-id', 'registry-1'], /--registry-id: "registry-1" is not a peer id/],
+      [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--registry-id', 'registry-1'], /--registry-id: "registry-1" is not a peer id/],
       [PROXY, ['4200', '--service', 'x'], /--service: a sidecar option: add --sidecar/],
       [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--max-pending', '5'], /--max-pending: a client mode option, not for --sidecar/],
       [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--metrics-listen', ':9200'], /--metrics-listen: a client mode option/],

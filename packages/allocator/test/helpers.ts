@@ -300,6 +300,7 @@ export async function startTestAllocator (engine: TestDocker, overlay: TestOverl
       rate: { perSecond: 50, burst: 100 },
       sidecarListen: ['/ip4/127.0.0.1/tcp/0'],
       sidecarLogLevel: 'warn',
+      registryIds: [overlay.registry.node.peerId.toString()],
       ...allocator
     }
   }, silentLog)

@@ -1,29 +1,29 @@
 import { BootstrapUnreachableError, checkPeerAddresses, createPhysarumNode, hostNameFromAgent, resolveNodeConfig, RpcFailureError, withNodeOptions } from '@physarum/p2p'
-import { createRegistryClient } from '@physarum/registry-service'
+import { createRegistryClient, trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
 import { pino } from 'pino'
 import { DEFAULT_TIMEOUT_MS, NAME } from './constants.ts'
 import { UsageError } from './errors.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { NodeArgs, NodeConfig, PhysarumNode } from '@physarum/p2p'
-import type { RegistryClient } from '@physarum/registry-service'
+import type { RegistryClient, RegistryTrustArgs } from '@physarum/registry-service'
 import type { Logger } from 'pino'
 import type { Argv } from 'yargs'
 
 export const NODE_DEFAULTS = { name: NAME, p2pPort: 0, metricsPort: 0 }
 
 /** The options of every command that talks to the overlay. */
-export interface OverlayArgs extends NodeArgs {
+export interface OverlayArgs extends NodeArgs, RegistryTrustArgs {
   timeout: number
   registry?: string[]
   json?: boolean
 }
 
 export function withOverlayOptions<T> (yargs: Argv<T>): Argv<T & OverlayArgs> {
-  return withNodeOptions(yargs, NODE_DEFAULTS)
+  return withRegistryTrust(withNodeOptions(yargs, NODE_DEFAULTS))
     .option('timeout', { type: 'number', default: DEFAULT_TIMEOUT_MS, describe: 'How long to wait for a bootstrap peer, and for the overlay to answer, in ms' })
     .option('registry', { type: 'string', array: true, describe: 'Multiaddr (with /p2p/<peer id>) or peer id of a registry-service to use instead of finding one through the DHT (repeatable)' })
     .option('json', { type: 'boolean', describe: 'Print JSON on stdout, for scripts' })
-    .group(['timeout', 'registry'], 'Overlay options:')
+    .group(['timeout', 'registry', 'registry-id'], 'Overlay options:')
     // a command has no metrics server
     .hide('metrics-listen')
 }
@@ -52,6 +52,7 @@ export async function resolveCliNodeConfig (args: NodeArgs, env: Record<string, 
  */
 export async function openOverlay (args: OverlayArgs, env: Record<string, string | undefined>, fallbackBootstraps: string[] = []): Promise<Overlay> {
   checkPeerAddresses('--registry', args.registry ?? [], { peerIdAlone: true })
+  const trusted = trustedRegistries(args, env)
   const config = await resolveCliNodeConfig(args, env)
   const bootstrap = config.bootstrap.length > 0 ? config.bootstrap : fallbackBootstraps
   if (bootstrap.length === 0) {
@@ -85,6 +86,7 @@ export async function openOverlay (args: OverlayArgs, env: Record<string, string
     cacheTtlMs: 0,
     discoveryTimeoutMs: Math.min(args.timeout, 10_000),
     ...(args.registry == null || args.registry.length === 0 ? {} : { peers: args.registry }),
+    trusted,
     log
   })
   return {

@@ -10,6 +10,8 @@ export interface ClientDaemonConfig extends DaemonNodeOptions {
   metricsListen: HostPort
   /** Registry-services to use instead of discovering them (multiaddrs with /p2p/). */
   registryPeers?: string[]
+  /** The registry-services trusted with the records (empty: any). */
+  registryIds?: string[]
   hostName?: string
   proxy: ClientProxyInit
 }
@@ -38,6 +40,7 @@ export async function startClientDaemon (config: ClientDaemonConfig, log: Logger
     // every request looks its record up: none waits for a registry for a record the proxy has
     revalidateInBackground: true,
     ...(config.registryPeers == null || config.registryPeers.length === 0 ? {} : { peers: config.registryPeers }),
+    trusted: config.registryIds ?? [],
     log: log.child({ component: 'registry-client' })
   })
   let proxy: ClientProxy | undefined

@@ -1,6 +1,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, nodeOptions, parseMilliseconds, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
 import { DEFAULT_STATS_INTERVAL_MS } from '@physarum/allocator/client'
+import { trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_PENDING, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, DEFAULT_UPSTREAM_TIMEOUT_MS, NAME
@@ -10,11 +11,12 @@ import { startClientDaemon } from './client-daemon.ts'
 import type { ClientDaemonConfig } from './client-daemon.ts'
 import type { SidecarConfig } from './sidecar.ts'
 import type { NodeArgs } from '@physarum/p2p'
+import type { RegistryTrustArgs } from '@physarum/registry-service'
 import type { Argv } from 'yargs'
 
 const DEFAULTS = { name: NAME, p2pPort: DEFAULT_P2P_PORT, metricsPort: DEFAULT_METRICS_PORT }
 
-interface ProxyArgs extends NodeArgs {
+interface ProxyArgs extends NodeArgs, RegistryTrustArgs {
   port?: string
   sidecar?: boolean
   service?: string
@@ -36,14 +38,14 @@ export const command = '$0 [port]'
 export const describe = 'Run the client proxy (HTTP on 127.0.0.1:<port>) or, with --sidecar, the sidecar next to a service instance'
 
 export function builder (argv: Argv): Argv<ProxyArgs> {
-  return withNodeOptions(argv, DEFAULTS)
+  return withRegistryTrust(withNodeOptions(argv, DEFAULTS))
     .positional('port', { type: 'string', describe: 'Client mode: the local HTTP port on 127.0.0.1 (4200 in the docs)' })
     .option('max-pending', { type: 'number', describe: `Client: requests that may wait for one service's cold start; more get 503 with Retry-After [default: ${DEFAULT_MAX_PENDING}]` })
     .option('cold-start-timeout', { type: 'string', describe: `Client: how long a request waits for a cold start before 504, in ms or with a unit (30s) [default: ${DEFAULT_COLD_START_TIMEOUT_MS}]` })
     .option('upstream-timeout', { type: 'string', describe: `Client: how long an instance may take to start its response before 504, in ms or with a unit [default: ${DEFAULT_UPSTREAM_TIMEOUT_MS}]` })
     .option('discovery-timeout', { type: 'string', describe: `Client: how long one lookup of instances or allocators in the DHT may take, in ms or with a unit [default: ${DEFAULT_DISCOVERY_TIMEOUT_MS}]` })
     .option('registry', { type: 'string', array: true, describe: 'Client: multiaddr with /p2p/ of a registry-service to use instead of discovering one (repeatable)' })
-    .group(['max-pending', 'cold-start-timeout', 'upstream-timeout', 'discovery-timeout', 'registry'], 'Client mode:')
+    .group(['max-pending', 'cold-start-timeout', 'upstream-timeout', 'discovery-timeout', 'registry', 'registry-id'], 'Client mode:')
     .option('sidecar', { type: 'boolean', describe: 'Run as the sidecar of one service instance (the allocator starts it)' })
     .option('service', { type: 'string', describe: 'Sidecar: the service name' })
     .option('content-hash', { type: 'string', describe: 'Sidecar: the service\'s content hash; the sidecar provides physarum:service:<content hash>' })
@@ -97,6 +99,7 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
       instanceId: args.instance ?? '',
       statsIntervalMs: interval,
       ...(clientPort == null ? {} : { clientPort }),
+      registryIds: trustedRegistries(args, env),
       ...(args.hostname == null ? {} : { hostName: args.hostname })
     }
   }
@@ -148,6 +151,7 @@ async function resolveClientConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): Pr
       ...nodeOptions(node),
       metricsListen: node.metricsListen,
       registryPeers: args.registry ?? [],
+      registryIds: trustedRegistries(args, env),
       ...(args.hostname == null ? {} : { hostName: args.hostname }),
       proxy
     }

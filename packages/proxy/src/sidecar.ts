@@ -25,6 +25,8 @@ export interface SidecarConfig extends DaemonNodeOptions {
    * PROXY_PORT), so the service calls other services as `/<service>/<path>` there.
    */
   clientPort?: number
+  /** The registry-services the client proxy trusts with the records (empty: any). */
+  registryIds?: string[]
 }
 
 export interface Sidecar {
@@ -96,7 +98,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     if (config.clientPort != null) {
       client = await startClientProxy({
         node,
-        registry: createRegistryClient(node, { staleIfErrorMs: DAEMON_STALE_IF_ERROR_MS, revalidateInBackground: true, log: log.child({ component: 'registry-client' }) }),
+        registry: createRegistryClient(node, { staleIfErrorMs: DAEMON_STALE_IF_ERROR_MS, revalidateInBackground: true, trusted: config.registryIds ?? [], log: log.child({ component: 'registry-client' }) }),
         metrics: createMetricsRegistry(),
         log: log.child({ component: 'client-proxy' })
       }, { host: '127.0.0.1', port: config.clientPort })

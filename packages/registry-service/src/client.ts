@@ -28,6 +28,12 @@ export interface RegistryClientOptions {
    * with /p2p/<peer id>. They are still ranked by RTT.
    */
   peers?: Array<PeerId | Multiaddr | string>
+  /**
+   * The peer ids of the registry-services trusted with the records: one found through the DHT
+   * with another id is not asked (every holder of the overlay's key can announce the registry
+   * topic). Empty or absent: any that announces it.
+   */
+  trusted?: string[]
   /** How long a Get result is served from the cache (default 10 s; 0: no cache). */
   cacheTtlMs?: number
   /**
@@ -453,11 +459,20 @@ export class RegistryClient {
     const max = this.#options.maxCandidates ?? DEFAULT_MAX_CANDIDATES
     const stop = new AbortController()
     const signals = [stop.signal, AbortSignal.timeout(timeout)]
+    const trusted = new Set(this.#options.trusted ?? [])
+    const untrusted = new Set<string>()
     const candidates: Candidate[] = []
     let grace: NodeJS.Timeout | undefined
     try {
       for await (const provider of this.#node.discovery.findProviders(REGISTRY_TOPIC, { signal: AbortSignal.any(signals) })) {
         if (provider.id.equals(this.#node.peerId)) {
+          continue
+        }
+        if (trusted.size > 0 && !trusted.has(provider.id.toString())) {
+          if (!untrusted.has(provider.id.toString())) {
+            untrusted.add(provider.id.toString())
+            this.#options.log?.warn({ peer: provider.id.toString() }, 'a peer that is not a trusted registry-service announces the registry topic: not asked')
+          }
           continue
         }
         if (provider.multiaddrs.length > 0) {
@@ -478,7 +493,8 @@ export class RegistryClient {
       clearTimeout(grace)
     }
     if (candidates.length === 0) {
-      throw new NoRegistryError(`No registry-service was found in the overlay within ${timeout} ms (topic ${REGISTRY_TOPIC})`)
+      const others = untrusted.size === 0 ? '' : `; ${untrusted.size} other peer(s) announce it, none of them a trusted registry (--registry-id)`
+      throw new NoRegistryError(`No registry-service was found in the overlay within ${timeout} ms (topic ${REGISTRY_TOPIC})${others}`)
     }
     return candidates
   }

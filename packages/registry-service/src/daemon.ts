@@ -36,6 +36,8 @@ export interface RegistryDaemonConfig extends DaemonNodeOptions {
   etcdTimeoutMs: number
   admins: string[]
   openWrites: boolean
+  /** The registry-services trusted to add this one as an etcd member when it joins (empty: any). */
+  registryIds?: string[]
   /** How long --join-etcd-cluster keeps asking while no registry is found or the cluster is not ready (default 2 min). */
   joinTimeoutMs?: number
   registry?: Registry
@@ -103,7 +105,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       const peerUrl = hostUrl(managed.ip, managed.peerPort)
       /** Asks a running registry-service to add this member (or to tell the cluster of one it added before). */
       const askToJoin = async (): Promise<JoinAnswer> => {
-        const client = createRegistryClient(node, { log: log.child({ component: 'join' }), ...(joinVia.length > 0 ? { peers: joinVia } : {}) })
+        const client = createRegistryClient(node, { log: log.child({ component: 'join' }), trusted: config.registryIds ?? [], ...(joinVia.length > 0 ? { peers: joinVia } : {}) })
         return await joinCluster(client, managed.name, peerUrl, config.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS, log).catch((err: Error) => {
           throw new JoinError(`Asking a registry-service to add this etcd member (${managed.name}, ${peerUrl}) failed: ${err.message}${(err as { code?: string }).code === 'UNAUTHORIZED' ? `. Start that registry with --admin ${node.peerId.toString()}, or with --open-writes` : ''}`)
         })

@@ -21,3 +21,5 @@ export { registryRpc, checkKnownFields, recordFromWire, recordToWire } from './p
 export type { ListPage } from './store.ts'
 export * from './constants.ts'
 export * from './errors.ts'
+export { trustedRegistries, withRegistryTrust } from './trust.ts'
+export type { RegistryTrustArgs } from './trust.ts'

@@ -10,8 +10,10 @@ import {
   REGISTRY_PROTOCOL
 } from './constants.ts'
 import { startRegistryDaemon } from './daemon.ts'
+import { trustedRegistries, withRegistryTrust } from './trust.ts'
 import type { EtcdMode, RegistryDaemonConfig } from './daemon.ts'
 import type { NodeArgs, NodeConfig } from '@physarum/p2p'
+import type { RegistryTrustArgs } from './trust.ts'
 import type { Argv } from 'yargs'
 
 const DEFAULTS = { name: NAME, p2pPort: DEFAULT_P2P_PORT, metricsPort: DEFAULT_METRICS_PORT }
@@ -23,7 +25,7 @@ export const METRICS_LINE = `${NAME} metrics:`
 /** Printed on stdout with the etcd client URLs the registry uses. */
 export const ETCD_LINE = `${NAME} etcd:`
 
-interface RegistryArgs extends NodeArgs {
+interface RegistryArgs extends NodeArgs, RegistryTrustArgs {
   'new-etcd-cluster'?: boolean
   'join-etcd-cluster'?: boolean
   'etcd-endpoints'?: string
@@ -43,7 +45,7 @@ export const command = '$0'
 export const describe = 'Run a registry-service: the etcd-backed registry of physarum services, served on the overlay'
 
 export function builder (argv: Argv): Argv<RegistryArgs> {
-  return withNodeOptions(argv, DEFAULTS)
+  return withRegistryTrust(withNodeOptions(argv, DEFAULTS))
     .option('new-etcd-cluster', { type: 'boolean', describe: 'Start a new one-member etcd cluster, run and supervised by this process (data in <state-dir>/etcd)' })
     .option('join-etcd-cluster', { type: 'boolean', describe: 'Ask a running registry-service (found through the DHT, or --join-via) to add this host as an etcd member, then run that member. Once the data folder holds a member, later starts just run it' })
     .option('etcd-endpoints', { type: 'string', describe: 'Use an etcd cluster run by someone else: client URLs, comma separated (env PHYSARUM_ETCD_ENDPOINTS)' })
@@ -190,7 +192,8 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       etcd,
       etcdTimeoutMs: timeout,
       admins,
-      openWrites: args['open-writes'] === true
+      openWrites: args['open-writes'] === true,
+      registryIds: trustedRegistries(args, env)
     }
   }
 }

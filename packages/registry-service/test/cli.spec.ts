@@ -52,6 +52,9 @@ describe('registry-service command line', () => {
     const fromEnv = await runToEnd(['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--state-dir', join(state.path, 'usage')], { PHYSARUM_ADMINS: '12D3KooWReplaceMe' })
     assert.equal(fromEnv.code, 2, fromEnv.output)
     assert.match(fromEnv.output, /PHYSARUM_ADMINS: "12D3KooWReplaceMe" is not a peer id/)
+    const trust = await runToEnd(['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--state-dir', join(state.path, 'usage')], { PHYSARUM_REGISTRY_IDS: 'registry-1' })
+    assert.equal(trust.code, 2, trust.output)
+    assert.match(trust.output, /PHYSARUM_REGISTRY_IDS: "registry-1" is not a peer id/)
     for (const [args, message] of cases) {
       const { code, output } = await runToEnd([...args, '--state-dir', join(state.path, 'usage')])
       assert.equal(code, 2, `${args.join(' ')}: ${output}`)
