@@ -122,7 +122,9 @@ export async function handler (args: AddArgs): Promise<void> {
       if (adding) {
         progress.line('Joining the overlay')
         overlay = await openOverlay(args, process.env, conf.bootstraps)
-        const ranked = await overlay.client.registries({ signal: AbortSignal.timeout(args.timeout) })
+        // the search has deadlines of its own (--timeout for the DHT, 2 s for each RTT); one that
+        // answers no ping is still ranked, last, and the write's --timeout tells what became of it
+        const ranked = await overlay.client.registries()
         registryPeer = ranked[0]?.peerId.toString()
         progress.line(`Registry-service: ${registryPeer ?? '?'}${ranked[0]?.rttMs == null ? '' : ` (${ranked[0].rttMs.toFixed(1)} ms)`}`)
       }
