@@ -7,7 +7,8 @@
 #   - the commands ping-monitor, registry-service, allocator, proxy and hl-cli in <prefix>/bin;
 #   - <etc>/physarum.env from configs/physarum.env.example (mode 0600), unless it exists;
 #   - the systemd units in <units>, pointed at this checkout and <prefix>/bin/node; none is
-#     enabled: which daemons run on which host is the operator's choice;
+#     enabled: which daemons run on which host is the operator's choice, and a host's own flags
+#     go in drop-ins (systemctl edit), which a later run leaves alone;
 #   - the system user physarum in the docker group, for the allocator's unit (where Docker is).
 # Running it again after `git pull` updates everything but an existing environment file.
 # Usage: scripts/install.sh [--prefix /usr/local] [--etc /etc/physarum] [--units /etc/systemd/system] [--no-user]
@@ -29,22 +30,39 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-source "$(dirname "$0")/lib/toolchain.sh"
+export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+# the units name these paths in ExecStart, where systemd splits on white space and reads % as a
+# specifier
+for path in "$root" "$prefix" "$etc"; do
+  if [[ "$path" =~ [[:space:]%\\|\&] ]]; then
+    echo "install.sh: $path: a path the units name may not hold white space or % \\ | &" >&2
+    exit 2
+  fi
+done
+if [[ "$root" == /root/* || "$root" == /home/* ]]; then
+  echo "install.sh: warning: the units cannot read $root (ProtectHome=yes hides /root and /home): clone physarum to /opt/physarum" >&2
+fi
+
+source "$root/scripts/lib/toolchain.sh"
 cd "$PHYSARUM_ROOT"
 
-# Node: the one the toolchain put on PATH, placed where every user can run it
+# Node: the one the toolchain found or brought, where every user can run it. One that only its
+# owner can reach (under /root, or a link there made by hand earlier) is copied out.
 node_bin="$prefix/bin/node"
 mkdir -p "$prefix/bin"
-found="$(command -v node)"
-if [[ "$found" == "$PHYSARUM_TOOLCHAIN"/* ]]; then
+found="$(readlink -f "$(command -v node)")"
+if setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$found"; then
+  if [ "$found" != "$(readlink -f "$node_bin" 2>/dev/null || true)" ]; then
+    ln -sfn "$found" "$node_bin"
+  fi
+else
   mkdir -p "$prefix/lib/physarum"
   install -m 0755 "$found" "$prefix/lib/physarum/node.new"
   mv -f "$prefix/lib/physarum/node.new" "$prefix/lib/physarum/node"
   ln -sfn "$prefix/lib/physarum/node" "$node_bin"
-elif [ "$(readlink -f "$found")" != "$(readlink -f "$node_bin" 2>/dev/null || true)" ]; then
-  ln -sfn "$found" "$node_bin"
 fi
-log "node: $node_bin ($("$node_bin" --version))"
+log "node: $node_bin -> $(readlink -f "$node_bin") ($("$node_bin" --version))"
 
 for daemon in ping-monitor registry-service allocator proxy hl-cli; do
   ln -sfn "$PHYSARUM_ROOT/packages/$daemon/bin/$daemon.js" "$prefix/bin/$daemon"
@@ -65,7 +83,7 @@ for unit in configs/systemd/*.service; do
   sed -e "s|/usr/local/bin/node|$node_bin|g" -e "s|/opt/physarum/|$PHYSARUM_ROOT/|g" \
     -e "s|/etc/physarum/physarum.env|$etc/physarum.env|g" "$unit" > "$units/$(basename "$unit")"
 done
-log "units: $units/physarum-*.service"
+log "units: $units/physarum-*.service (replaced at every run: keep a host's own flags in drop-ins, systemctl edit <unit>)"
 if [ "$units" = /etc/systemd/system ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
 fi

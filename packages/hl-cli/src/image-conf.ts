@@ -240,7 +240,6 @@ function checkType (value: Json, type: 'rtt' | 'string' | 'string[]' | 'copy' | 
   }
 }
 
-/** A file or folder to put in the build context: its path relative to the service folder. */
 /** A file or folder of the build context. */
 export interface ContextSource {
   /** Its name in the context: relative to the service folder, with forward slashes. */

@@ -201,6 +201,11 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
     const text = ok(await runCli(['status', ...overlayArgs], env), 'status').stdout
     assert.match(text, /Registries \(1\):/)
     assert.match(text, /hello-world-server \(soft 100 ms, hard 1000 ms\): no instances/)
+    // trusting another peer than the registry: it is listed, said to be untrusted, and not asked
+    const wary = ok(await runCli(['status', '--json', '--timeout', '3000', '--registry-id', cliPeerId, ...overlayArgs], env), 'status --registry-id').stdout
+    const notes = (JSON.parse(wary) as StatusReport).notes.join('\n')
+    assert.match(notes, new RegExp(`registry ${registry!.node.peerId.toString()} announces itself but is not trusted`))
+    assert.match(notes, /services: the registry could not be read \(No registry-service was found .* none of them a trusted registry/)
   })
 
   it('pushes to a registry that wants credentials: from --registry-user and stdin, or the Docker config file; never prompts without them', async () => {

@@ -28,8 +28,9 @@ export async function loadOrCreateIdentity (path: string): Promise<PrivateKey> {
 
 async function createIdentity (path: string): Promise<PrivateKey> {
   const key = await generateKeyPair('Ed25519')
-  // written whole under another name first: a start cut short leaves no empty or partial key file
-  // behind, and the link never replaces a key another process put there in the meantime
+  // written whole under another name first: a start cut short leaves no empty or partial key under
+  // the key's own name (at most a <name>.<hex>.partial file), and the link never replaces a key
+  // another process put there in the meantime
   const partial = `${path}.${randomBytes(6).toString('hex')}.partial`
   try {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 })
@@ -41,6 +42,13 @@ async function createIdentity (path: string): Promise<PrivateKey> {
       await file.close()
     }
     await link(partial, path)
+    // the new name is kept on disk too: a power loss must not bring the next start a new peer id
+    const folder = await open(dirname(path), 'r')
+    try {
+      await folder.sync()
+    } finally {
+      await folder.close()
+    }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       return await loadOrCreateIdentity(path)

@@ -73,7 +73,7 @@ export async function startMetricsServer (init: MetricsServerInit): Promise<Metr
       sendJson(res, 400, { error: 'The request target is not a path' })
       return
     }
-    const route = Object.hasOwn(routes, path) ? routes[path] : undefined
+    const route = routes[path]
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: `${req.method ?? ''} is not allowed here; use GET` })
     } else if (route == null) {

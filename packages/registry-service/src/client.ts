@@ -136,6 +136,8 @@ export class RegistryClient {
   /** A registry refused a GetMany (one from before it existed): every Get goes alone. */
   #singleGets = false
   readonly #rested = new Map<string, number>()
+  /** The untrusted peers announcing the registry topic that were logged: each once per client. */
+  readonly #warnedUntrusted = new Set<string>()
   #ranking?: { candidates: Candidate[], at: number }
   #ranking$?: Promise<Candidate[]>
 
@@ -460,7 +462,7 @@ export class RegistryClient {
     const stop = new AbortController()
     const signals = [stop.signal, AbortSignal.timeout(timeout)]
     const trusted = new Set(this.#options.trusted ?? [])
-    const untrusted = new Set<string>()
+    let untrusted = 0
     const candidates: Candidate[] = []
     let grace: NodeJS.Timeout | undefined
     try {
@@ -469,8 +471,9 @@ export class RegistryClient {
           continue
         }
         if (trusted.size > 0 && !trusted.has(provider.id.toString())) {
-          if (!untrusted.has(provider.id.toString())) {
-            untrusted.add(provider.id.toString())
+          untrusted++
+          if (!this.#warnedUntrusted.has(provider.id.toString())) {
+            this.#warnedUntrusted.add(provider.id.toString())
             this.#options.log?.warn({ peer: provider.id.toString() }, 'a peer that is not a trusted registry-service announces the registry topic: not asked')
           }
           continue
@@ -493,7 +496,7 @@ export class RegistryClient {
       clearTimeout(grace)
     }
     if (candidates.length === 0) {
-      const others = untrusted.size === 0 ? '' : `; ${untrusted.size} other peer(s) announce it, none of them a trusted registry (--registry-id)`
+      const others = untrusted === 0 ? '' : `; ${untrusted} other peer(s) announce it, none of them a trusted registry (--registry-id)`
       throw new NoRegistryError(`No registry-service was found in the overlay within ${timeout} ms (topic ${REGISTRY_TOPIC})${others}`)
     }
     return candidates

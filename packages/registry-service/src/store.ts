@@ -306,7 +306,9 @@ export class RegistryStore {
       throw new InvalidRecordError('pageSize', `must be a whole number from 1 to ${MAX_PAGE_SIZE}, not ${pageSize}`)
     }
     const token = options.pageToken == null || options.pageToken === '' ? undefined : decodeToken(options.pageToken)
-    const start = token == null ? this.#key(prefix) : Buffer.concat([this.#key(token.after), Buffer.from([0])])
+    // the token holds the last key's bytes after the prefix, one character a byte (latin1): a key
+    // written by hand that is not UTF-8 is passed, not met again (names are ASCII, alike either way)
+    const start = token == null ? this.#key(prefix) : Buffer.concat([this.#prefix, Buffer.from(token.after, 'latin1'), Buffer.from([0])])
     const response = await this.#call(async () => await this.#client.kv.range({
       key: start,
       range_end: prefixEnd(this.#key(prefix)),
@@ -329,7 +331,7 @@ export class RegistryStore {
     return {
       records,
       unreadable,
-      nextPageToken: more && last != null ? encodeToken({ after: last.key.subarray(this.#prefix.length).toString(), revision: token?.revision ?? response.header.revision }) : ''
+      nextPageToken: more && last != null ? encodeToken({ after: last.key.subarray(this.#prefix.length).toString('latin1'), revision: token?.revision ?? response.header.revision }) : ''
     }
   }
 

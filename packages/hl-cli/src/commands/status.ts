@@ -1,6 +1,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { allocatorCapacity } from '@physarum/allocator/client'
 import { ALLOCATOR_TOPIC, REGISTRY_TOPIC, serviceTopic } from '@physarum/p2p'
+import { trustedRegistries } from '@physarum/registry-service'
 import { DEFAULT_RTT_TIMEOUT_MS, RTT_SAMPLES } from '../constants.ts'
 import { UsageError } from '../errors.ts'
 import { printJson, runCommand, table } from '../output.ts'
@@ -134,6 +135,13 @@ export async function handler (args: StatusArgs): Promise<void> {
           instances: await summaries(overlay, instanceIds[i]!, rtts)
         })))
       ])
+      // listed all the same: one that announces itself without being trusted is worth seeing
+      const trusted = trustedRegistries(args, process.env)
+      for (const registry of registries) {
+        if (trusted.length > 0 && !trusted.includes(registry.peerId)) {
+          notes.push(`registry ${registry.peerId} announces itself but is not trusted (--registry-id, PHYSARUM_REGISTRY_IDS): it is not asked`)
+        }
+      }
       const report: StatusReport = {
         self: { peerId: overlay.node.peerId.toString(), addrs: overlay.node.multiaddrs().map(String) },
         peers,
