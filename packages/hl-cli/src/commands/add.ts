@@ -65,7 +65,7 @@ export function builder (yargs: Argv): Argv<AddArgs> {
     .option('cpu', { type: 'number', default: 0, describe: 'CPU cores for one instance (0: no limit)' })
     .option('memory-mb', { type: 'number', default: 0, describe: 'Memory for one instance in MiB (0: no limit)' })
     .option('registry-user', { type: 'string', describe: 'Image registry user (env PHYSARUM_REGISTRY_USER) [default: from the Docker config file]' })
-    .option('registry-password-stdin', { type: 'boolean', describe: 'Read the image registry password from stdin (env PHYSARUM_REGISTRY_PASSWORD)' })
+    .option('registry-password-stdin', { type: 'boolean', describe: 'Read the image registry password from stdin: to its end from a pipe or file (printf %s "$PW" | hl-cli add ...), one line typed on a terminal (env PHYSARUM_REGISTRY_PASSWORD)' })
     .option('quiet', { type: 'boolean', describe: 'No progress on stderr' })
     .group(['no-add', 'use-existing-image', 'content-id', 'from', 'build-network', 'cpu', 'memory-mb'], 'Build and register:')
     .group(['registry-user', 'registry-password-stdin'], 'Image registry:')
