@@ -57,5 +57,7 @@ export const ETCD_RESTART_MAX_MS = 30_000
 /** An etcd that ran this long before dying is restarted at the shortest backoff again. */
 export const ETCD_STABLE_MS = 30_000
 export const ETCD_START_TIMEOUT_MS = 60_000
+/** Deadline of each call that turns etcd's authentication on or checks it. */
+export const ETCD_AUTH_TIMEOUT_MS = 5_000
 export const ETCD_STOP_TIMEOUT_MS = 10_000
 export const DEFAULT_JOIN_TIMEOUT_MS = 120_000

@@ -2,7 +2,8 @@ import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createMetricsRegistry, createPhysarumNode, nodeOptions, RpcFailureError, RpcProtocolError, RpcTimeoutError, startMetricsServer } from '@physarum/p2p'
 import { createRegistryClient } from './client.ts'
-import { DEFAULT_JOIN_TIMEOUT_MS, ETCD_START_TIMEOUT_MS, NAME } from './constants.ts'
+import { DEFAULT_JOIN_TIMEOUT_MS, ETCD_AUTH_TIMEOUT_MS, ETCD_START_TIMEOUT_MS, NAME } from './constants.ts'
+import { ensureEtcdAuth, etcdAuthFor } from './etcd-auth.ts'
 import { JoinError, NoRegistryError } from './errors.ts'
 import { discardFailedJoin, EtcdProcess, hasEtcdData, hostUrl } from './etcd-process.ts'
 import { createRegistryService } from './service.ts'
@@ -83,6 +84,8 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
 
     let etcd: EtcdProcess | undefined
     let endpoints: string[]
+    // the etcd this process runs lets in only the holders of the overlay's key (an open overlay's: anyone)
+    const auth = config.etcd.kind !== 'external' && config.psk != null ? etcdAuthFor(config.psk) : undefined
     if (config.etcd.kind === 'external') {
       endpoints = config.etcd.endpoints
     } else {
@@ -126,7 +129,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       cleanups.push(async () => { await started.stop() })
       /** Makes this member, added as a learner, a voter through the other members (`clientUrls`) once it caught up. */
       const promote = async (clientUrls: string[]): Promise<void> => {
-        const cluster = new RegistryStore({ endpoints: clientUrls, timeoutMs: 5_000 })
+        const cluster = new RegistryStore({ endpoints: clientUrls, timeoutMs: 5_000, ...(auth == null ? {} : { auth }) })
         try {
           await cluster.memberPromote(started.peerUrl, ETCD_START_TIMEOUT_MS)
         } catch (err) {
@@ -138,12 +141,26 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       }
       /** Every member's client URL, from the local etcd (a learner lists none). */
       const memberUrls = async (): Promise<string[]> => {
-        const probe = new RegistryStore({ endpoints: [started.clientUrl], timeoutMs: 5_000 })
+        const probe = new RegistryStore({ endpoints: [started.clientUrl], timeoutMs: 5_000, ...(auth == null ? {} : { auth }) })
         try {
           return (await probe.memberList()).flatMap(m => m.clientURLs)
         } finally {
           probe.close()
         }
+      }
+      /**
+       * Turns etcd's authentication on unless it is (a new cluster at its first start, one made by
+       * an earlier version at the next start of a voting member); true when this call did.
+       */
+      const ensureAuth = async (): Promise<boolean> => {
+        if (auth == null || !await ensureEtcdAuth(started.clientUrl, auth, ETCD_AUTH_TIMEOUT_MS)) {
+          return false
+        }
+        log.info({ user: auth.username }, 'turned etcd\'s authentication on: only holders of the overlay\'s key get in')
+        return true
+      }
+      if (config.etcd.kind === 'new') {
+        await ensureAuth()
       }
       if (joinedClientUrls.length > 0) {
         await promote(joinedClientUrls)
@@ -157,6 +174,12 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
         await promote(joinedClientUrls)
         members = await memberUrls().catch((err: Error) => err)
       }
+      if (config.etcd.kind === 'join') {
+        // a voter by now; a member of a cluster an earlier version made reads the members again
+        if (await ensureAuth() && members instanceof Error) {
+          members = await memberUrls().catch((err: Error) => err)
+        }
+      }
       endpoints = [started.clientUrl, ...joinedClientUrls]
       if (members instanceof Error) {
         log.warn({ err: members.message }, 'could not list the etcd members; using the local one only')
@@ -166,7 +189,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       endpoints = [...new Set(endpoints)]
     }
 
-    const store = new RegistryStore({ endpoints, timeoutMs: config.etcdTimeoutMs })
+    const store = new RegistryStore({ endpoints, timeoutMs: config.etcdTimeoutMs, ...(auth == null ? {} : { auth }) })
     cleanups.push(() => { store.close() })
     const health = await store.health()
     if (!health.ok) {

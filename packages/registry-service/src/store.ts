@@ -7,6 +7,7 @@ import { InvalidRecordError } from './errors.ts'
 import { fromStoredJson, toStoredJson, validateName } from './record.ts'
 import type { Batch } from './batcher.ts'
 import type { ServiceRecord, ServiceRecordInput } from './record.ts'
+import type { EtcdAuth } from './etcd-auth.ts'
 import type { IKeyValue, IMember, IOptions, IRequestOp } from 'etcd3'
 
 export interface RegistryStoreInit {
@@ -16,6 +17,8 @@ export interface RegistryStoreInit {
   timeoutMs?: number
   /** Key prefix (default /physarum/v1/services/). */
   keyPrefix?: string
+  /** etcd's user and password, when its authentication is on (etcd-auth.ts). */
+  auth?: EtcdAuth
 }
 
 export interface ListOptions {
@@ -136,6 +139,7 @@ export class RegistryStore {
     this.#prefix = Buffer.from(this.#prefixText)
     this.#client = new Etcd3({
       hosts: this.endpoints,
+      ...(init.auth == null ? {} : { auth: init.auth }),
       dialTimeout: this.#timeoutMs,
       defaultCallOptions: (context) => context.isStream ? {} : { deadline: Date.now() + this.#timeoutMs },
       faultHandling: { host: () => noopPolicy(), global: nextHostPolicy(this.endpoints.length) },

@@ -4,8 +4,9 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Etcd3 } from 'etcd3'
 import { createRegistryClient } from '../src/index.ts'
+import { etcdAuthFor } from '../src/etcd-auth.ts'
 import { EtcdProcess } from '../src/etcd-process.ts'
-import { Cli, eventually, FAST_ETCD_ENV, freePort, sampleRecord, silentLog, startNode, stopAll, tempDir } from './helpers.ts'
+import { Cli, eventually, FAST_ETCD_ENV, freePort, sampleRecord, silentLog, startNode, stopAll, tempDir, TEST_PSK } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 
 interface Member {
@@ -53,7 +54,11 @@ describe('three registry-services forming one etcd cluster', () => {
     await start('b', '--join-etcd-cluster')
     await start('c', '--join-etcd-cluster')
 
-    const etcd = new Etcd3({ hosts: first.clientUrl })
+    // etcd lets in only holders of the overlay's key
+    const anonymous = new Etcd3({ hosts: first.clientUrl })
+    await assert.rejects(async () => await anonymous.put('/physarum/v1/services/intruder').value('{}'), /user name is empty/)
+    anonymous.close()
+    const etcd = new Etcd3({ hosts: first.clientUrl, auth: etcdAuthFor(TEST_PSK) })
     try {
       const list = await etcd.cluster.memberList({})
       assert.equal(list.members.length, 3)
@@ -116,7 +121,7 @@ describe('three registry-services forming one etcd cluster', () => {
     // the member it was given waits as a learner: the first registry still has its majority
     const direct = createRegistryClient(clientNode, { peers: [first.addr] })
     await direct.add(sampleRecord('written-after-a-failed-join'), { signal: AbortSignal.timeout(5_000) })
-    const etcd = new Etcd3({ hosts: first.clientUrl })
+    const etcd = new Etcd3({ hosts: first.clientUrl, auth: etcdAuthFor(TEST_PSK) })
     try {
       const waiting = (await etcd.cluster.memberList({})).members
       assert.deepEqual(waiting.map(m => m.isLearner).sort(), [false, true])
@@ -141,7 +146,7 @@ describe('three registry-services forming one etcd cluster', () => {
   it('has a member whose join was cut short before its promotion promoted when it starts again', async () => {
     const first = await start('p', '--new-etcd-cluster')
     const ports = { client: await freePort(), peer: await freePort() }
-    const etcd = new Etcd3({ hosts: first.clientUrl })
+    const etcd = new Etcd3({ hosts: first.clientUrl, auth: etcdAuthFor(TEST_PSK) })
     try {
       // what a join leaves when its process dies between its etcd's start and its promotion
       const added = await etcd.cluster.memberAdd({ peerURLs: [`http://127.0.0.1:${ports.peer}`], isLearner: true })

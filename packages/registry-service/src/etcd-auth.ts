@@ -1,0 +1,59 @@
+import { createHmac } from 'node:crypto'
+import { Etcd3, EtcdUserExistsError } from 'etcd3'
+import type { PreSharedKey } from '@physarum/p2p'
+
+/** The etcd user the registry-services act as. */
+export const ETCD_USER = 'root'
+
+export interface EtcdAuth {
+  username: string
+  password: string
+}
+
+/**
+ * The credentials of the etcd a registry-service runs, derived from the overlay's key: every
+ * registry host holds the key, so all of them know the password without it being handed around,
+ * and it is never in an argv, an environment or a file. Someone who reaches etcd's client port
+ * without the key is refused.
+ */
+export function etcdAuthFor (psk: PreSharedKey): EtcdAuth {
+  return { username: ETCD_USER, password: createHmac('sha256', psk.bytes()).update('physarum etcd root password').digest('hex') }
+}
+
+/**
+ * Turns etcd's authentication on with `auth` as its root user, unless it is on already; then
+ * checks that `auth` is let in (a cluster whose root password came from another key is not).
+ * Answers whether this call turned it on.
+ */
+export async function ensureEtcdAuth (endpoint: string, auth: EtcdAuth, timeoutMs: number): Promise<boolean> {
+  const options = { hosts: endpoint, dialTimeout: timeoutMs, defaultCallOptions: () => ({ deadline: Date.now() + timeoutMs }) }
+  const open = new Etcd3(options)
+  let enabled = false
+  try {
+    await open.user(auth.username).create(auth.password).catch((err: Error) => {
+      // a start cut short after the user was made: granted and enabled below all the same
+      if (!(err instanceof EtcdUserExistsError)) {
+        throw err
+      }
+    })
+    await open.user(auth.username).addRole('root')
+    await open.auth.authEnable({})
+    enabled = true
+  } catch (err) {
+    // with authentication on, an anonymous call is refused with this
+    if (!/user name is empty/.test((err as Error).message)) {
+      throw new Error(`Turning etcd's authentication on failed: ${(err as Error).message}`, { cause: err })
+    }
+  } finally {
+    open.close()
+  }
+  const authed = new Etcd3({ ...options, auth })
+  try {
+    await authed.kv.range({ key: Buffer.from('health'), count_only: true })
+  } catch (err) {
+    throw new Error(`etcd does not let this registry-service in (${(err as Error).message}): its root password was set from another overlay key; with etcdctl, as root, set it again or turn authentication off`, { cause: err })
+  } finally {
+    authed.close()
+  }
+  return enabled
+}
