@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PULL_STALL_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
+import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PULL_STALL_MS, REMOVE_RETRY_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError, SidecarImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -146,6 +146,10 @@ export interface InstanceInfo {
   containers: string[]
 }
 
+/** Instance ids: 6 random bytes in hex. */
+const INSTANCE_ID_BYTES = 6
+const INSTANCE_ID = /^[0-9a-f]{12}$/
+
 class GaveUpError extends Error {
   static override name = 'GaveUpError'
   override name = 'GaveUpError'
@@ -236,6 +240,8 @@ export class Allocator {
       // is ended, and what it made is removed once it gave up
       this.#controller.abort()
       await Promise.allSettled(this.#pending.values())
+      // one that reserved its instance after the list above was taken finished meanwhile
+      await Promise.all([...this.#instances.values()].map(async instance => { await this.#remove(instance, 'allocator stopping') }))
       await this.#c.runtime.list(LABELS.allocator, this.#allocatorId).then(async containers => { await this.#removeStrays(containers) })
         .catch((err: Error) => { this.#log.warn({ err: err.message }, 'looking for containers left by a cold start failed') })
     }
@@ -369,6 +375,9 @@ export class Allocator {
   }
 
   #answer (instance: Instance, phases: Record<Phase, number>, reused: boolean): AllocationAnswer {
+    // a caller is about to use it: not reaped as idle before its first request arrives
+    instance.idleMs = 0
+    instance.statsAt = Date.now()
     return { peerId: instance.sidecarPeer, multiaddrs: instance.multiaddrs, instanceId: instance.id, phases, reused, contentHash: instance.contentHash }
   }
 
@@ -427,8 +436,12 @@ export class Allocator {
   async #coldStart (record: ServiceRecord): Promise<AllocationAnswer> {
     const began = performance.now()
     const service = record.name
+    // stop() may have begun while the record was read: what it did not see would outlive it
+    if (this.#stopped) {
+      throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+    }
     this.#checkCapacity(record)
-    const id = randomBytes(6).toString('hex')
+    const id = randomBytes(INSTANCE_ID_BYTES).toString('hex')
     const dir = join(this.#init.stateDir, 'instances', id)
     const instance = newInstance({
       id,
@@ -448,11 +461,19 @@ export class Allocator {
     try {
       const bridge = this.#init.networkMode === 'bridge'
       let mark = performance.now()
-      const [, , ports] = await Promise.all([
+      // every step settles before a failure is thrown: #remove must not delete the instance's folder
+      // while its secrets are still being written into it
+      const [image, sidecarImage, prepared] = await Promise.allSettled([
         this.#ensureImage(record.image),
         this.#ensureSidecarImage(),
         Promise.all([freePort(), record.proxyClientMode ? freePort() : 0, bridge ? freePort() : 0, this.#prepareSecrets(instance)])
       ])
+      for (const step of [image, sidecarImage, prepared]) {
+        if (step.status === 'rejected') {
+          throw step.reason
+        }
+      }
+      const ports = (prepared as PromiseFulfilledResult<[number, number, number, void]>).value
       instance.servicePort = ports[0]
       instance.clientPort = ports[1]
       instance.sidecarHostPort = ports[2]
@@ -736,6 +757,12 @@ export class Allocator {
     } catch (err) {
       // forgotten anyway: what is left goes once the engine's events are back (#reconcile)
       this.#log.error({ instance: instance.id, err: (err as Error).message }, 'removing containers failed; they are removed when the engine answers again')
+      // and looked for again in a while, for an engine whose events never broke
+      setTimeout(() => {
+        if (!this.#stopped) {
+          this.#reconcile().catch((retry: Error) => { this.#log.warn({ err: retry.message }, 'removing containers left behind failed') })
+        }
+      }, REMOVE_RETRY_MS).unref()
     }
     await rm(instance.dir, { recursive: true, force: true }).catch(() => {})
     this.#instances.delete(instance.id)
@@ -759,6 +786,15 @@ export class Allocator {
       instance.rejoining = false
       return
     }
+    if (role === 'sidecar') {
+      instance.checkedIn = false
+    }
+    instance.dead.add(role)
+    // a restart already waiting takes this container along (both die together when the engine
+    // restarts): one event, one restart counted
+    if (instance.restartTimer != null) {
+      return
+    }
     const now = Date.now()
     instance.restarts = instance.restarts.filter(at => now - at < this.#init.restart.windowMs)
     if (instance.restarts.length >= this.#init.restart.maxRestarts) {
@@ -771,15 +807,7 @@ export class Allocator {
     }
     const backoff = Math.min(this.#init.restart.backoffMaxMs, this.#init.restart.backoffMinMs * 2 ** instance.restarts.length)
     instance.restarts.push(now)
-    if (role === 'sidecar') {
-      instance.checkedIn = false
-    }
     this.#log.warn({ event: 'restart', service: instance.service, instance: instance.id, container: role, exitCode: event.exitCode, backoffMs: backoff, restarts: instance.restarts.length }, `the ${role} container exited: restarting it`)
-    instance.dead.add(role)
-    // a restart already waiting takes this container along (both die together when the engine restarts)
-    if (instance.restartTimer != null) {
-      return
-    }
     instance.restartTimer = setTimeout(() => {
       instance.restartTimer = undefined
       const roles = new Set(instance.dead)
@@ -788,6 +816,7 @@ export class Allocator {
         return
       }
       const restarted = this.#restart(instance, roles).catch((err: Error) => {
+        this.#metrics.failed.inc({ service: instance.service })
         this.#log.error({ instance: instance.id, err: err.message }, 'restart failed')
         void this.#remove(instance, `restart failed: ${err.message}`)
       })
@@ -896,7 +925,22 @@ export class Allocator {
       groups.set(id, [...(groups.get(id) ?? []), container])
     }
     const deadline = this.#init.adoptTimeoutMs ?? Math.max(5_000, this.#init.statsIntervalMs * 3)
+    // an instance folder no container names is what a cold start cut short (or a container removed
+    // by hand) left, a copy of the key in it: removed
+    const instancesDir = join(this.#init.stateDir, 'instances')
+    for (const entry of await readdir(instancesDir).catch(() => [])) {
+      if (!groups.has(entry)) {
+        await rm(join(instancesDir, entry), { recursive: true, force: true }).catch(() => {})
+      }
+    }
     for (const [id, group] of groups) {
+      if (!INSTANCE_ID.test(id)) {
+        // not an instance this allocator made (its label was changed or left out): its containers
+        // go, and no folder is touched (an empty id would name the folder of them all)
+        this.#log.info({ instance: id, containers: group.map(c => c.Id.slice(0, 12)) }, 'removing containers with no instance id of this allocator')
+        await Promise.all(group.map(async c => { await this.#c.runtime.remove(c.Id).catch(() => {}) }))
+        continue
+      }
       const service = group.find(c => c.Labels[LABELS.role] === 'service')
       const sidecar = group.find(c => c.Labels[LABELS.role] === 'sidecar')
       const labels = (service ?? sidecar)?.Labels ?? {}
@@ -914,7 +958,7 @@ export class Allocator {
         state: 'adopting'
       })
       this.#instances.set(id, instance)
-      const whole = id !== '' && service?.State === 'running' && sidecar?.State === 'running' && group.length === 2
+      const whole = service?.State === 'running' && sidecar?.State === 'running' && group.length === 2
       if (!whole) {
         this.#log.info({ instance: id, containers: group.map(c => `${c.Labels[LABELS.role]}:${c.State}`) }, 'removing an orphaned instance of a previous run')
         void this.#remove(instance, 'orphan of a previous run')
@@ -922,6 +966,7 @@ export class Allocator {
       }
       const timer = setTimeout(() => {
         if (instance.state === 'adopting') {
+          this.#metrics.failed.inc({ service: instance.service })
           this.#log.info({ instance: id, service: instance.service }, 'an instance of a previous run did not check in: removing it')
           void this.#remove(instance, 'did not check in after a restart')
         }

@@ -59,6 +59,10 @@ export const RATE_BACKOFF_MAX_MS = 60_000
 export const HEALTH_DOCKER_TIMEOUT_MS = 2_000
 /** How long a container may take to stop before it is killed, in seconds (docker stop -t). */
 export const STOP_TIMEOUT_S = 10
+/** A removal of containers that failed is tried again this much later (#reconcile). */
+export const REMOVE_RETRY_MS = 30_000
+/** Deadline of one call to the Docker engine (a stop or restart also has its own grace time). */
+export const DOCKER_CALL_TIMEOUT_MS = 30_000
 /** A pull whose engine reports no progress for this long is given up (IMAGE); the next Allocate pulls again. */
 export const PULL_STALL_MS = 60_000
 /** Where the sidecar finds its mounted files inside its container. */

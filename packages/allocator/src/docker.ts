@@ -3,8 +3,10 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import Docker from 'dockerode'
+import { raceSignal } from 'race-signal'
 import { ConfigError } from '@physarum/p2p'
 import { DockerError, ImageError } from './errors.ts'
+import { DOCKER_CALL_TIMEOUT_MS } from './constants.ts'
 import type { ContainerCreateOptions, ContainerInfo } from 'dockerode'
 
 /** dockerode options for `--docker-host` (unix:///path, tcp://host:port, or a socket path). */
@@ -36,7 +38,18 @@ function statusOf (err: unknown): number | undefined {
 
 function messageOf (err: unknown): string {
   const e = err as StatusError
+  if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) {
+    return `the engine did not answer in time (${e.message})`
+  }
   return (e.json?.message ?? e.message ?? String(err)).trim()
+}
+
+/**
+ * The deadline of one call to the engine: a wedged dockerd (or a half-open tcp:// connection)
+ * must fail the call, not hold a cold start, and every Allocate waiting on it, for good.
+ */
+function deadline (extraMs = 0): AbortSignal {
+  return AbortSignal.timeout(DOCKER_CALL_TIMEOUT_MS + extraMs)
 }
 
 export interface RegistryAuth {
@@ -113,7 +126,8 @@ export class DockerRuntime {
 
   async hasImage (ref: string): Promise<boolean> {
     try {
-      await this.docker.getImage(ref).inspect()
+      // dockerode's image inspect takes no abort signal: the wait for it is cut instead
+      await raceSignal(this.docker.getImage(ref).inspect(), deadline())
       return true
     } catch (err) {
       if (statusOf(err) === 404) {
@@ -125,7 +139,7 @@ export class DockerRuntime {
 
   async imageLabels (ref: string): Promise<Record<string, string> | undefined> {
     try {
-      const info = await this.docker.getImage(ref).inspect()
+      const info = await raceSignal(this.docker.getImage(ref).inspect(), deadline())
       return info.Config?.Labels ?? {}
     } catch (err) {
       if (statusOf(err) === 404) {
@@ -184,7 +198,7 @@ export class DockerRuntime {
 
   async create (options: ContainerCreateOptions): Promise<string> {
     try {
-      const container = await this.docker.createContainer(options)
+      const container = await this.docker.createContainer({ ...options, abortSignal: deadline() })
       return container.id
     } catch (err) {
       throw new DockerError(`Creating the container ${options.name ?? ''} failed: ${messageOf(err)}`)
@@ -193,7 +207,7 @@ export class DockerRuntime {
 
   async start (id: string): Promise<void> {
     try {
-      await this.docker.getContainer(id).start()
+      await this.docker.getContainer(id).start({ abortSignal: deadline() })
     } catch (err) {
       if (statusOf(err) === 304) {
         return
@@ -205,7 +219,7 @@ export class DockerRuntime {
   /** Stops (SIGTERM, then SIGKILL after `timeoutS`); a container already stopped or gone is fine. */
   async stop (id: string, timeoutS: number): Promise<void> {
     try {
-      await this.docker.getContainer(id).stop({ t: timeoutS })
+      await this.docker.getContainer(id).stop({ t: timeoutS, abortSignal: deadline(timeoutS * 1000) })
     } catch (err) {
       if (statusOf(err) === 304 || statusOf(err) === 404) {
         return
@@ -217,7 +231,7 @@ export class DockerRuntime {
   /** Stops (SIGTERM, then SIGKILL after `timeoutS`) and starts a container again. */
   async restart (id: string, timeoutS: number): Promise<void> {
     try {
-      await this.docker.getContainer(id).restart({ t: timeoutS })
+      await this.docker.getContainer(id).restart({ t: timeoutS, abortSignal: deadline(2 * timeoutS * 1000) })
     } catch (err) {
       throw new DockerError(`Restarting the container ${id.slice(0, 12)} failed: ${messageOf(err)}`)
     }
@@ -226,7 +240,7 @@ export class DockerRuntime {
   /** Removes a container whatever its state; one already gone is fine. */
   async remove (id: string): Promise<void> {
     try {
-      await this.docker.getContainer(id).remove({ force: true, v: true })
+      await this.docker.getContainer(id).remove({ force: true, v: true, abortSignal: deadline() })
     } catch (err) {
       if (statusOf(err) === 404 || (statusOf(err) === 409 && /already in progress/.test(messageOf(err)))) {
         return
@@ -237,7 +251,7 @@ export class DockerRuntime {
 
   async running (id: string): Promise<boolean> {
     try {
-      const info = await this.docker.getContainer(id).inspect()
+      const info = await this.docker.getContainer(id).inspect({ abortSignal: deadline() })
       return info.State.Running
     } catch (err) {
       if (statusOf(err) === 404) {
@@ -250,7 +264,7 @@ export class DockerRuntime {
   /** Every container (running or not) carrying `label=value`. */
   async list (label: string, value: string): Promise<ContainerInfo[]> {
     try {
-      return await this.docker.listContainers({ all: true, filters: { label: [`${label}=${value}`] } })
+      return await this.docker.listContainers({ all: true, filters: { label: [`${label}=${value}`] }, abortSignal: deadline() })
     } catch (err) {
       throw new DockerError(`Listing containers failed: ${messageOf(err)}`)
     }
@@ -273,6 +287,9 @@ export class DockerRuntime {
           }
           opened = true
           await new Promise<void>((resolve) => {
+            // the listener goes with its stream: a stream the engine ends is not kept alive by it
+            const onAbort = (): void => { (stream as unknown as { destroy?: () => void }).destroy?.(); ended() }
+            const ended = (): void => { signal.removeEventListener('abort', onAbort); resolve() }
             let buffer = ''
             stream.on('data', (chunk: Buffer) => {
               buffer += chunk.toString('utf8')
@@ -293,10 +310,10 @@ export class DockerRuntime {
                 }
               }
             })
-            stream.on('error', () => { resolve() })
-            stream.on('end', () => { resolve() })
-            stream.on('close', () => { resolve() })
-            signal.addEventListener('abort', () => { (stream as unknown as { destroy?: () => void }).destroy?.(); resolve() }, { once: true })
+            stream.on('error', ended)
+            stream.on('end', ended)
+            stream.on('close', ended)
+            signal.addEventListener('abort', onAbort, { once: true })
           })
         } catch (err) {
           if (!signal.aborted) {

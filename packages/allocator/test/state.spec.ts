@@ -1,0 +1,189 @@
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { mkdir, readdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { callRpc, createMetricsRegistry, loadOrCreateIdentity } from '@physarum/p2p'
+import { Allocator } from '../src/allocator.ts'
+import { allocate, CheckIn, checkInRpc } from '../src/client.ts'
+import { LABELS } from '../src/constants.ts'
+import { SidecarImageError } from '../src/errors.ts'
+import { silentLog, startNode, stopAll, tempDir, TEST_PSK } from './helpers.ts'
+import type { AllocatorInit } from '../src/allocator.ts'
+import type { ContainerEvent, DockerRuntime } from '../src/docker.ts'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { ServiceRecord } from '@physarum/registry-service'
+import type { ContainerCreateOptions } from 'dockerode'
+
+interface StubContainer {
+  Id: string
+  State: string
+  Labels: Record<string, string>
+  options: ContainerCreateOptions
+}
+
+/**
+ * A Docker engine in memory: containers are records, and starting a sidecar starts a libp2p node
+ * with the identity the allocator mounted for it, which checks in as the real sidecar does. The
+ * rest (allocator, caller, check-ins) is real.
+ */
+class StubEngine {
+  readonly containers = new Map<string, StubContainer>()
+  readonly sidecars: PhysarumNode[] = []
+  images = new Set(['sidecar'])
+  stopDelayMs = 0
+  onEvent: (event: ContainerEvent) => void = () => {}
+  #next = 0
+
+  readonly allocatorNode: PhysarumNode
+
+  constructor (allocatorNode: PhysarumNode) {
+    this.allocatorNode = allocatorNode
+  }
+
+  async ping (): Promise<void> {}
+  async hasImage (ref: string): Promise<boolean> { return await Promise.resolve(!ref.startsWith('sidecar') || this.images.has(ref)) }
+  async pull (): Promise<void> {}
+  async create (options: ContainerCreateOptions): Promise<string> {
+    const id = String(++this.#next).padStart(64, '0')
+    this.containers.set(id, { Id: id, State: 'created', Labels: options.Labels ?? {}, options })
+    return await Promise.resolve(id)
+  }
+
+  async start (id: string): Promise<void> {
+    const container = this.containers.get(id)!
+    container.State = 'running'
+    if (container.Labels[LABELS.role] !== 'sidecar') {
+      return
+    }
+    const dir = container.options.HostConfig!.Binds![0]!.split(':')[0]!
+    const node = await startNode({ privateKey: await loadOrCreateIdentity(join(dir, 'identity.key')) })
+    this.sidecars.push(node)
+    await callRpc(node.libp2p, this.allocatorNode.multiaddrs()[0]!, checkInRpc, {
+      kind: CheckIn.Kind.READY, instanceId: container.Labels[LABELS.instance]!, multiaddrs: node.multiaddrs().map(String), idleMs: 0n, inFlight: 0, requestsTotal: 0n, draining: false
+    })
+  }
+
+  async stop (id: string): Promise<void> {
+    await sleep(this.stopDelayMs)
+    const container = this.containers.get(id)
+    if (container != null) {
+      container.State = 'exited'
+    }
+  }
+
+  async restart (): Promise<void> {}
+  async remove (id: string): Promise<void> { await Promise.resolve(this.containers.delete(id)) }
+  async running (id: string): Promise<boolean> { return await Promise.resolve(this.containers.get(id)?.State === 'running') }
+  async list (): Promise<StubContainer[]> { return await Promise.resolve([...this.containers.values()]) }
+  watch (_label: string, _value: string, handlers: { onEvent: (event: ContainerEvent) => void }): void { this.onEvent = handlers.onEvent }
+}
+
+function record (name: string): ServiceRecord {
+  return { name, contentHash: `hash-${name}`, image: `127.0.0.1:5000/x@sha256:${'ab'.repeat(32)}`, softRttMs: 20, hardRttMs: 100, cpu: 0, memoryMb: 0, proxyClientMode: false, createdAt: '', updatedAt: '', revision: '1' }
+}
+
+describe('allocator state against an engine in memory', { timeout: 60_000 }, () => {
+  const nodes: PhysarumNode[] = []
+  const dirs: Array<{ remove: () => Promise<void> }> = []
+  after(async () => {
+    await stopAll(nodes)
+    await Promise.all(dirs.map(async dir => { await dir.remove() }))
+  })
+
+  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string }> => {
+    const node = await startNode()
+    const caller = await startNode()
+    nodes.push(node, caller)
+    const engine = new StubEngine(node)
+    const dir = await tempDir('physarum-alloc-state')
+    dirs.push(dir)
+    const { lookupMs = 0, ...overrides } = init
+    const allocator = new Allocator({
+      node,
+      runtime: engine as unknown as DockerRuntime,
+      registry: { get: async (name: string) => { await sleep(lookupMs); return record(name) } },
+      logger: silentLog,
+      metricsRegistry: createMetricsRegistry()
+    }, {
+      sidecarImage: 'sidecar',
+      restoreSidecarImage: async () => { await Promise.reject(new SidecarImageError('The sidecar image sidecar (--sidecar-image) is not in the engine')) },
+      stateDir: dir.path,
+      psk: TEST_PSK,
+      maxInstances: 10,
+      cpuBudget: 0,
+      memoryBudgetMb: 0,
+      readyTimeoutMs: 10_000,
+      idleTimeoutMs: 60_000,
+      drainDelayMs: 50,
+      statsIntervalMs: 1_000,
+      restart: { backoffMinMs: 1_000, backoffMaxMs: 10_000, maxRestarts: 5, windowMs: 60_000 },
+      rate: { perSecond: 100, burst: 100 },
+      ...overrides
+    })
+    return { allocator, engine, caller, stateDir: dir.path }
+  }
+
+  it('leaves no instance folder, with its copy of the key, behind a cold start that fails at once', async () => {
+    const { allocator, engine, caller, stateDir } = await setUp()
+    await allocator.start()
+    nodes.push(...engine.sidecars)
+    engine.images.clear()
+    for (let i = 0; i < 10; i++) {
+      await assert.rejects(allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, `svc-${i}`), { code: 'INTERNAL', message: /--sidecar-image/ })
+    }
+    assert.deepEqual(await readdir(join(stateDir, 'instances')), [])
+    await allocator.stop()
+  })
+
+  it('removes at start the folders no container names and the containers no instance id names, and nothing else', async () => {
+    const { allocator, engine, stateDir } = await setUp({ adoptTimeoutMs: 60_000 })
+    const allocatorId = engine.allocatorNode.peerId.toString()
+    const kept = 'a1b2c3d4e5f6'
+    for (const role of ['service', 'sidecar']) {
+      const id = await engine.create({ Labels: { [LABELS.allocator]: allocatorId, [LABELS.instance]: kept, [LABELS.role]: role, [LABELS.service]: 'kept' } })
+      engine.containers.get(id)!.State = 'running'
+    }
+    const unnamed = await engine.create({ Labels: { [LABELS.allocator]: allocatorId } })
+    for (const folder of [kept, 'f00dfeedbeef']) {
+      await mkdir(join(stateDir, 'instances', folder), { recursive: true })
+      await writeFile(join(stateDir, 'instances', folder, 'swarm.key'), 'a copy of the key')
+    }
+    await allocator.start()
+    assert.ok(existsSync(join(stateDir, 'instances', kept, 'swarm.key')), 'the folder of an instance being adopted stays')
+    assert.ok(!existsSync(join(stateDir, 'instances', 'f00dfeedbeef')), 'a folder no container names goes')
+    assert.ok(!engine.containers.has(unnamed), 'a container with no instance id goes')
+    assert.deepEqual(allocator.instances().map(i => [i.id, i.state]), [[kept, 'adopting']])
+    await allocator.stop({ keepInstances: true })
+  })
+
+  it('lets no cold start outlive a stop() that began while its record was read', async () => {
+    const { allocator, engine, caller } = await setUp({ lookupMs: 300 })
+    await allocator.start()
+    engine.stopDelayMs = 500
+    const first = await allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-one')
+    nodes.push(...engine.sidecars)
+    const late = allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-two').then(() => 'answered', (err: Error & { code?: string }) => err.code)
+    await sleep(100)
+    await allocator.stop()
+    assert.deepEqual(allocator.instances(), [])
+    assert.deepEqual([...engine.containers.values()].map(c => c.Labels[LABELS.service]), [], `left behind, ${first.instanceId} was the first`)
+    assert.equal(await late, 'UNAVAILABLE')
+  })
+
+  it('counts one restart when both containers of an instance die together', async () => {
+    const { allocator, engine, caller } = await setUp()
+    await allocator.start()
+    const allocation = await allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-both')
+    nodes.push(...engine.sidecars)
+    const [info] = allocator.instances()
+    assert.equal(info!.id, allocation.instanceId)
+    // as when the engine restarts: both die at once
+    for (const id of info!.containers) {
+      engine.onEvent({ id, action: 'die', labels: {}, exitCode: 137 })
+    }
+    assert.equal(allocator.instances()[0]!.restarts, 1)
+    await allocator.stop()
+  })
+})
