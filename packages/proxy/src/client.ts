@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS,
-  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
+  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, MAX_UPGRADE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
 import { joinSocket } from './duplex.ts'
@@ -15,7 +15,7 @@ import { StreamOpenError, streamPool } from './pool.ts'
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { PeerId, Stream } from '@libp2p/interface'
+import type { PeerId, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger, PhysarumNode } from '@physarum/p2p'
 import type { RegistryClient, ServiceRecord } from '@physarum/registry-service'
@@ -82,6 +82,8 @@ interface KnownInstance extends Instance {
   movable: Set<(reason: Error) => void>
   /** Requests in a row that it sent no response head for within the upstream timeout. */
   timeouts: number
+  /** Upgraded connections (WebSockets) to it open now. */
+  upgraded: number
 }
 
 export interface ClientProxy {
@@ -210,7 +212,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       known.rttMs = instance.rttMs ?? known.rttMs
       return known
     }
-    const added: KnownInstance = { ...instance, contentHash, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0 }
+    const added: KnownInstance = { ...instance, contentHash, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0, upgraded: 0 }
     state.instances.set(key, added)
     if (wanted(state, added)) {
       for (const [peer, other] of state.instances) {
@@ -746,6 +748,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       const record = await lookUp(registry, target.service)
       service = record.name
       const { instance } = await resolve(record)
+      // WebSockets share the instance's streams with the request pool: they may not take them all
+      if (instance.upgraded >= MAX_UPGRADES_PER_INSTANCE) {
+        throw new ProxyError(503, `The instance of ${record.name} carries ${instance.upgraded} upgraded connections, the most it takes`, { 'retry-after': String(RETRY_AFTER_S) })
+      }
       let stream
       try {
         stream = await openStream(instance)
@@ -769,23 +775,29 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         stream.abort(new Error('The client went away'))
         throw new ProxyError(499, 'The client went away')
       }
-      // counted with the status the instance answered (101, or its refusal), 502 if none came
-      let counted = false
-      const count = (code: string): void => {
-        if (!counted) {
-          counted = true
-          requests.inc({ service, code })
-        }
-      }
-      stream.addEventListener('message', (evt) => {
-        count(/^HTTP\/1\.[01] (\d{3})/.exec(Buffer.from(evt.data.subarray(0, 12)).toString('latin1'))?.[1] ?? '502')
-      }, { once: true })
-      joinSocket(socket, stream, (err) => {
-        count('502')
-        if (err != null) {
-          log.debug({ service, err: err.message }, 'an upgraded connection broke')
-        }
+      const answer = await responseHead(stream, upstreamTimeoutMs).catch((err: Error) => {
+        stream.abort(err)
+        throw err instanceof ProxyError ? err : new ProxyError(502, `The instance of ${record.name} broke before answering the upgrade: ${err.message}`)
       })
+      // counted with the status the instance answered (101, or its refusal)
+      requests.inc({ service, code: String(answer.status) })
+      if (answer.status === 101) {
+        socket.write(answer.head)
+        if (answer.rest.byteLength > 0) {
+          socket.write(answer.rest)
+        }
+        instance.upgraded++
+        joinSocket(socket, stream, (err) => {
+          instance.upgraded--
+          if (err != null) {
+            log.debug({ service, err: err.message }, 'an upgraded connection broke')
+          }
+        })
+        return
+      }
+      // refused: the answer goes to the client, which must not send another request on this
+      // connection (it would reach this instance unrouted, its /<service> prefix still on)
+      relayRefusal(socket, stream, answer)
     } catch (err) {
       const failure = err instanceof ProxyError ? err : new ProxyError(502, (err as Error).message)
       const body = JSON.stringify({ error: failure.message, status: failure.status })
@@ -974,3 +986,85 @@ function sendError (res: ServerResponse, error: ProxyError): void {
   res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...error.headers })
   res.end(body)
 }
+
+/** The instance's answer to an upgrade request: its status, its head as sent, and what came after the head. */
+interface UpgradeAnswer {
+  status: number
+  head: Buffer
+  rest: Buffer
+}
+
+/**
+ * Reads the instance's response head from `stream` (its first bytes up to the blank line), within
+ * `timeoutMs` (504 past it). The stream's later messages are for whoever listens next.
+ */
+async function responseHead (stream: Stream, timeoutMs: number): Promise<UpgradeAnswer> {
+  return await new Promise<UpgradeAnswer>((resolve, reject) => {
+    let received = Buffer.alloc(0)
+    const done = (err?: Error, answer?: UpgradeAnswer): void => {
+      clearTimeout(timer)
+      stream.removeEventListener('message', onMessage)
+      stream.removeEventListener('close', onClose)
+      if (err != null) {
+        reject(err)
+      } else {
+        resolve(answer!)
+      }
+    }
+    const onMessage = (evt: StreamMessageEvent): void => {
+      received = Buffer.concat([received, evt.data.subarray()])
+      const end = received.indexOf('\r\n\r\n')
+      if (end < 0) {
+        if (received.byteLength > MAX_UPGRADE_HEAD_BYTES) {
+          done(new ProxyError(502, `The instance's answer to the upgrade has no end of its head within ${MAX_UPGRADE_HEAD_BYTES} bytes`))
+        }
+        return
+      }
+      const head = received.subarray(0, end + 4)
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head.subarray(0, 12).toString('latin1'))?.[1])
+      if (!Number.isInteger(status)) {
+        done(new ProxyError(502, 'The instance answered the upgrade with something that is not HTTP/1.1'))
+        return
+      }
+      done(undefined, { status, head, rest: received.subarray(end + 4) })
+    }
+    const onClose = (): void => { done(new Error('the stream closed')) }
+    const timer = setTimeout(() => { done(new ProxyError(504, `The instance did not answer the upgrade within ${timeoutMs} ms`)) }, timeoutMs)
+    stream.addEventListener('message', onMessage)
+    stream.addEventListener('close', onClose)
+  })
+}
+
+/**
+ * Relays an instance's refusal of an upgrade (a 403, 404, 426...) and its body to the client with
+ * `connection: close`, and never sends the instance anything more the client writes: the
+ * connection then ends with the answer instead of staying a pipe to this instance.
+ */
+function relayRefusal (socket: Duplex, stream: Stream, answer: UpgradeAnswer): void {
+  const head = answer.head.toString('latin1')
+  const lines = head.split('\r\n').filter(line => line !== '' && !/^(connection|keep-alive)\s*:/i.test(line))
+  socket.write(`${[...lines, 'connection: close'].join('\r\n')}\r\n\r\n`, 'latin1')
+  // a body of a known length ends the connection once it has passed; another ends with the stream
+  const length = /\r\ncontent-length:\s*(\d+)\r\n/i.exec(head)?.[1]
+  let left = length == null ? Infinity : Number(length)
+  const relay = (bytes: Uint8Array): void => {
+    const part = bytes.subarray(0, Math.min(bytes.byteLength, left))
+    left -= part.byteLength
+    socket.write(part)
+    if (left <= 0) {
+      socket.end()
+      stream.abort(new Error('The refused upgrade was answered'))
+    }
+  }
+  socket.on('data', () => {})
+  stream.addEventListener('message', (evt) => { relay(evt.data.subarray()) })
+  stream.addEventListener('end', () => { socket.end() })
+  stream.addEventListener('close', () => { socket.end() })
+  socket.on('close', () => {
+    if (stream.status === 'open' || stream.status === 'closing') {
+      stream.abort(new Error('The client closed the refused upgrade'))
+    }
+  })
+  relay(answer.rest)
+}
+

@@ -37,6 +37,10 @@ export const CLOSER_ALLOCATION_INTERVAL_MS = 60_000
 export const STREAM_IDLE_TIMEOUT_MS = 4_000
 /** Client mode: requests in flight per instance; more wait in the proxy for a stream to free. */
 export const MAX_STREAMS_PER_INSTANCE = 256
+/** Client mode: upgraded connections (WebSockets) to one instance at once; more get 503 (the streams left are the request pool's). */
+export const MAX_UPGRADES_PER_INSTANCE = 192
+/** Client mode: the most bytes of an instance's answer to an upgrade before the end of its head. */
+export const MAX_UPGRADE_HEAD_BYTES = 64 * 1024
 /** Client mode: methods sent again on another instance when the first failed before answering (RFC 9110 9.2.2). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 /** Client mode: attempts of a request whose instance could not be reached (nothing was sent). */

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { eventually, startNode, stopAll } from '../../registry-service/test/helpers.ts'
+import { startLocalInstance, startTestProxy } from './helpers.ts'
+import type { AddressInfo, Server, Socket } from 'node:net'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { ClientProxy } from '../src/client.ts'
+import type { LocalInstance } from './helpers.ts'
+import type { Registry } from 'prom-client'
+
+const SERVICE = 'socket-server'
+const UPSTREAM_TIMEOUT_MS = 1_000
+
+/**
+ * A service that speaks HTTP/1.1 by hand, as servers that keep a connection after refusing an
+ * upgrade do: /ws switches to an echo, /refuse answers 404 and keeps the connection for the next
+ * request, /hang never answers, anything else answers 200 with the path it got.
+ */
+function handBuiltService (): Server {
+  return createServer((socket) => {
+    let buffered = ''
+    let echoing = false
+    socket.on('data', (chunk: Buffer) => {
+      if (echoing) {
+        socket.write(chunk)
+        return
+      }
+      buffered += chunk.toString('latin1')
+      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0 && !echoing; end = buffered.indexOf('\r\n\r\n')) {
+        const path = buffered.slice(0, end).split(' ')[1] ?? ''
+        buffered = buffered.slice(end + 4)
+        if (path === '/ws') {
+          echoing = true
+          socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n')
+        } else if (path === '/refuse') {
+          socket.write('HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot here\n')
+        } else if (path !== '/hang') {
+          const body = `got ${path}\n`
+          socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
+        }
+      }
+    })
+    socket.on('error', () => {})
+  })
+}
+
+const UPGRADE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+
+describe('client proxy: upgrades the instance refuses or leaves unanswered', { timeout: 120_000 }, () => {
+  let service: Server
+  let instance: LocalInstance
+  let proxyNode: PhysarumNode
+  let proxy: ClientProxy
+  let metrics: Registry
+
+  /** A connection to the proxy; `received()` is all it got so far, `closed` settles once it closed. */
+  const open = async (): Promise<{ socket: Socket, received: () => string, closed: Promise<unknown> }> => {
+    const socket = connect({ host: '127.0.0.1', port: proxy.port })
+    const closed = new Promise(resolve => socket.once('close', resolve))
+    await once(socket, 'connect')
+    let text = ''
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
+    socket.on('error', () => {})
+    return { socket, received: () => text, closed }
+  }
+
+  before(async () => {
+    service = handBuiltService()
+    service.listen(0, '127.0.0.1')
+    await once(service, 'listening')
+    instance = await startLocalInstance(SERVICE, 'socket', (service.address() as AddressInfo).port)
+    proxyNode = await startNode({ bootstrap: [instance.bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
+    const started = await startTestProxy(proxyNode, instance.registry.node.multiaddrs()[0]!, { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS })
+    proxy = started.proxy
+    metrics = started.metrics
+    await eventually('the instance answers', async () => (await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/x`).catch(() => undefined))?.status === 200 ? true : undefined, 30_000, 200)
+  })
+
+  after(async () => {
+    await proxy?.stop()
+    await stopAll([proxyNode])
+    await instance?.stop()
+    service?.close()
+  })
+
+  it('switches to a byte pipe on 101', async () => {
+    const { socket, received } = await open()
+    socket.write(`GET /${SERVICE}/ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+    await eventually('the 101', () => received().includes('\r\n\r\n') ? true : undefined, 10_000, 20)
+    assert.match(received(), /^HTTP\/1\.1 101 /)
+    socket.write('ping over the pipe')
+    await eventually('the echo', () => received().endsWith('ping over the pipe') ? true : undefined, 10_000, 20)
+    socket.destroy()
+  })
+
+  it('relays a refusal with connection: close, and sends nothing more of that connection to the instance', async () => {
+    const { socket, received, closed } = await open()
+    socket.write(`GET /${SERVICE}/refuse HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+    await eventually('the refusal', () => received().endsWith('not here\n') ? true : undefined, 10_000, 20)
+    assert.match(received(), /^HTTP\/1\.1 404 Not Found\r\n/)
+    assert.match(received(), /\r\nconnection: close\r\n/)
+    // a client that reuses the connection anyway: its request must not reach the instance
+    // unrouted, and the proxy ends the connection once the refusal's body has passed
+    if (!socket.destroyed) {
+      socket.write(`GET /another-service/secret HTTP/1.1\r\nHost: x\r\n\r\n`)
+    }
+    await closed
+    assert.doesNotMatch(received(), /got \/another-service\/secret/)
+    assert.match(await metrics.metrics(), new RegExp(`physarum_proxy_requests_total\\{service="${SERVICE}",code="404"\\} 1`))
+  })
+
+  it('answers 504 to an upgrade the instance leaves unanswered past the upstream timeout', async () => {
+    const { socket, received, closed } = await open()
+    const began = performance.now()
+    socket.write(`GET /${SERVICE}/hang HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+    await closed
+    assert.match(received(), /^HTTP\/1\.1 504 /)
+    assert.ok(performance.now() - began >= UPSTREAM_TIMEOUT_MS - 50, 'not before the timeout')
+  })
+})
