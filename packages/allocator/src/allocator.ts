@@ -118,6 +118,8 @@ interface Instance {
   checkInTimer?: NodeJS.Timeout
   ready: PromiseWithResolvers<void>
   checkedIn: boolean
+  /** When it was last handed to a caller (Date.now()): idle since then at most. */
+  handedOutAt: number
 }
 
 export interface AllocationAnswer {
@@ -376,8 +378,7 @@ export class Allocator {
 
   #answer (instance: Instance, phases: Record<Phase, number>, reused: boolean): AllocationAnswer {
     // a caller is about to use it: not reaped as idle before its first request arrives
-    instance.idleMs = 0
-    instance.statsAt = Date.now()
+    instance.handedOutAt = Date.now()
     return { peerId: instance.sidecarPeer, multiaddrs: instance.multiaddrs, instanceId: instance.id, phases, reused, contentHash: instance.contentHash }
   }
 
@@ -720,7 +721,8 @@ export class Allocator {
       if (instance.state !== 'ready' || !instance.checkedIn || instance.inFlight > 0) {
         continue
       }
-      const idle = instance.idleMs + (now - instance.statsAt)
+      // the sidecar's idle time, unless a caller was handed the instance since
+      const idle = Math.min(instance.idleMs + (now - instance.statsAt), now - instance.handedOutAt)
       if (idle >= this.#init.idleTimeoutMs) {
         void this.#drain(instance, 'idle', idle)
       }
@@ -991,7 +993,7 @@ export class Allocator {
 
 /** An instance with what it knows when it starts or is adopted: no stats, no restarts, not ready. */
 function newInstance (known: Pick<Instance, 'id' | 'service' | 'contentHash' | 'cpu' | 'memoryMb' | 'servicePort' | 'sidecarPeer' | 'dir' | 'state' | 'serviceContainer' | 'sidecarContainer'>): Instance {
-  const instance: Instance = { ...known, multiaddrs: [], idleMs: 0, inFlight: 0, statsAt: Date.now(), restarts: [], dead: new Set(), ready: Promise.withResolvers<void>(), checkedIn: false }
+  const instance: Instance = { ...known, multiaddrs: [], idleMs: 0, inFlight: 0, statsAt: Date.now(), restarts: [], dead: new Set(), ready: Promise.withResolvers<void>(), checkedIn: false, handedOutAt: 0 }
   // nobody may be waiting when an instance fails before it is ready
   instance.ready.promise.catch(() => {})
   return instance

@@ -186,4 +186,19 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     assert.equal(allocator.instances()[0]!.restarts, 1)
     await allocator.stop()
   })
+
+  it('does not reap an idle instance just handed to a caller before the first request of that caller', async () => {
+    const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 1_500, statsIntervalMs: 200 })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    const started = await allocate(caller.libp2p, target, 'svc-idle')
+    nodes.push(...engine.sidecars)
+    await sleep(1_100)
+    // idle for 1.1 s by its sidecar's account, of the 1.5 s allowed: handed out once more
+    const again = await allocate(caller.libp2p, target, 'svc-idle')
+    assert.deepEqual([again.reused, again.instanceId], [true, started.instanceId])
+    await sleep(900)
+    assert.deepEqual(allocator.instances().map(i => i.state), ['ready'], 'reaped before its new caller could use it')
+    await allocator.stop()
+  })
 })
