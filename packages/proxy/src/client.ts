@@ -588,8 +588,20 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       } else {
         wait()
       }
+      // a request queued behind a pool whose streams are all busy waits for one at most the
+      // upstream timeout (undici's own starts once a stream has taken the request)
+      const queued = setTimeout(() => {
+        if (controller == null && !settled) {
+          const timedOut = new ProxyError(504, `No stream to the instance of ${record.name} came free within ${upstreamTimeoutMs} ms (all ${MAX_STREAMS_PER_INSTANCE} in use)`)
+          // sent nowhere: aborted when a stream would take it
+          movedAway = timedOut
+          done(false)
+          reject(timedOut)
+        }
+      }, upstreamTimeoutMs)
       /** This request no longer waits for the instance's response head (`heard`: the head came). */
       const done = (heard: boolean): void => {
+        clearTimeout(queued)
         settled = true
         instance.movable.delete(moveAway)
         if (waiting) {
@@ -612,6 +624,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       pool.dispatch({ method: req.method as Dispatcher.HttpMethod, path, headers: requestHeaders(req), body: body ? req : null }, {
         onRequestStart: (started) => {
           controller = started
+          clearTimeout(queued)
           if (clientGone) {
             started.abort(new Error('The client went away'))
           } else if (movedAway != null) {

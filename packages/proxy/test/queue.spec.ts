@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import { after, before, describe, it } from 'node:test'
+import { eventually, startNode, stopAll } from '../../registry-service/test/helpers.ts'
+import { MAX_STREAMS_PER_INSTANCE } from '../src/constants.ts'
+import { startLocalInstance, startTestProxy } from './helpers.ts'
+import type { Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { ClientProxy } from '../src/client.ts'
+import type { LocalInstance } from './helpers.ts'
+
+const SERVICE = 'streaming-server'
+const UPSTREAM_TIMEOUT_MS = 1_500
+
+describe('client proxy: a request queued behind an instance\'s busy streams', { timeout: 120_000 }, () => {
+  let service: Server
+  let instance: LocalInstance
+  let proxyNode: PhysarumNode
+  let proxy: ClientProxy
+  /** The responses /stream holds open, as a server of events does. */
+  const open = new Set<ServerResponse>()
+
+  before(async () => {
+    service = createServer((req, res) => {
+      if (req.url === '/stream') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        res.write('data: started\n\n')
+        open.add(res)
+        return
+      }
+      res.end('quick\n')
+    })
+    service.listen(0, '127.0.0.1')
+    await once(service, 'listening')
+    instance = await startLocalInstance(SERVICE, 'streaming', (service.address() as AddressInfo).port)
+    proxyNode = await startNode({ bootstrap: [instance.bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
+    proxy = (await startTestProxy(proxyNode, instance.registry.node.multiaddrs()[0]!, { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS })).proxy
+    await eventually('the instance answers', async () => (await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`).catch(() => undefined))?.status === 200 ? true : undefined, 30_000, 200)
+  })
+
+  after(async () => {
+    await proxy?.stop()
+    await stopAll([proxyNode])
+    await instance?.stop()
+    service?.closeAllConnections()
+    service?.close()
+  })
+
+  it('answers 504 once the upstream timeout passed without a stream coming free, not never', async () => {
+    const streams = new AbortController()
+    const held = Array.from({ length: MAX_STREAMS_PER_INSTANCE }, async () => {
+      const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/stream`, { signal: streams.signal })
+      await response.body?.getReader().read()
+    })
+    await Promise.all(held)
+    await eventually('every stream held', () => open.size === MAX_STREAMS_PER_INSTANCE ? true : undefined, 10_000, 50)
+    const began = performance.now()
+    const queued = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`, { signal: AbortSignal.timeout(4 * UPSTREAM_TIMEOUT_MS) })
+    assert.equal(queued.status, 504)
+    assert.match(await queued.text(), /No stream to the instance of streaming-server came free within 1500 ms/)
+    assert.ok(performance.now() - began >= UPSTREAM_TIMEOUT_MS - 50, 'not before the timeout')
+    // once streams come free, requests go again
+    streams.abort()
+    for (const res of open) {
+      res.end()
+    }
+    await eventually('a request answered again', async () => (await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`).catch(() => undefined))?.status === 200 ? true : undefined, 10_000, 100)
+  })
+})
