@@ -592,7 +592,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       // upstream timeout (undici's own starts once a stream has taken the request)
       const queued = setTimeout(() => {
         if (controller == null && !settled) {
-          const timedOut = new ProxyError(504, `No stream to the instance of ${record.name} came free within ${upstreamTimeoutMs} ms (all ${MAX_STREAMS_PER_INSTANCE} in use)`)
+          const timedOut = clientGone
+            ? new ProxyError(499, 'The client went away')
+            : new ProxyError(504, `No stream to the instance of ${record.name} came free within ${upstreamTimeoutMs} ms (all ${MAX_STREAMS_PER_INSTANCE} in use)`)
           // sent nowhere: aborted when a stream would take it
           movedAway = timedOut
           done(false)
