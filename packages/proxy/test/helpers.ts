@@ -1,11 +1,11 @@
 import { once } from 'node:events'
-import { createServer as createHttpServer } from 'node:http'
+import { createServer as createHttpServer, Server as HttpServerClass } from 'node:http'
 import { createMetricsRegistry, serviceTopic } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
 import { eventually, freePort, sampleRecord, silentLog, startClient, startNode, startRegistry, stopAll, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
 import { startClientProxy } from '../src/client.ts'
 import { startSidecar } from '../src/sidecar.ts'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Server as NetServer } from 'node:net'
 import type { Server as HttpServer } from 'node:http'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { PhysarumNode } from '@physarum/p2p'
@@ -70,6 +70,41 @@ export async function startLocalInstance (service: string, name: string, service
       await registry.stop()
       await stopAll([bootstrap])
       await etcd.remove()
+    }
+  }
+}
+
+/** A service's own server behind a local instance, and a client proxy on a node of that overlay. */
+export interface ProxiedService {
+  instance: LocalInstance
+  proxy: ClientProxy
+  metrics: Registry
+  /** Stops the proxy, its node, the instance and the server. */
+  stop: () => Promise<void>
+}
+
+/**
+ * Starts `server` on a free port of 127.0.0.1 as the service `service` (startLocalInstance, the
+ * sidecar named `name`), and a client proxy (startTestProxy with `init`) joined to that overlay.
+ */
+export async function startProxiedService (service: string, name: string, server: NetServer, init: Partial<ClientProxyInit> = {}): Promise<ProxiedService> {
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const instance = await startLocalInstance(service, name, (server.address() as AddressInfo).port)
+  const node = await startNode({ bootstrap: [instance.bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
+  const { proxy, metrics } = await startTestProxy(node, instance.registry.node.multiaddrs()[0]!, init)
+  return {
+    instance,
+    proxy,
+    metrics,
+    stop: async () => {
+      await proxy.stop()
+      await stopAll([node])
+      await instance.stop()
+      if (server instanceof HttpServerClass) {
+        server.closeAllConnections()
+      }
+      server.close()
     }
   }
 }

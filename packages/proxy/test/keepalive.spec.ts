@@ -1,22 +1,16 @@
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
 import { createServer } from 'node:http'
 import { after, before, describe, it } from 'node:test'
-import { eventually, startNode, stopAll } from '../../registry-service/test/helpers.ts'
-import { startLocalInstance, startTestProxy } from './helpers.ts'
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import type { PhysarumNode } from '@physarum/p2p'
+import { eventually } from '../../registry-service/test/helpers.ts'
+import { startProxiedService } from './helpers.ts'
 import type { ClientProxy } from '../src/client.ts'
-import type { LocalInstance } from './helpers.ts'
+import type { ProxiedService } from './helpers.ts'
 import type { Registry } from 'prom-client'
 
 const SERVICE = 'closing-server'
 
 describe('client proxy: an instance that closes a connection under a request', { timeout: 120_000 }, () => {
-  let service: Server
-  let instance: LocalInstance
-  let proxyNode: PhysarumNode
+  let proxied: ProxiedService
   let proxy: ClientProxy
   let metrics: Registry
   /** The service ends the connection of its next request without answering. */
@@ -31,7 +25,7 @@ describe('client proxy: an instance that closes a connection under a request', {
     .filter(line => line.startsWith(`physarum_proxy_upstream_failures_total{service="${SERVICE}"`))
 
   before(async () => {
-    service = createServer((req, res) => {
+    const service = createServer((req, res) => {
       if (closeNext) {
         closeNext = false
         // the whole request has been read: the connection ends cleanly (FIN), with no answer
@@ -41,23 +35,13 @@ describe('client proxy: an instance that closes a connection under a request', {
       req.resume()
       req.on('end', () => { res.end('ok') })
     })
-    service.listen(0, '127.0.0.1')
-    await once(service, 'listening')
-    instance = await startLocalInstance(SERVICE, 'closing', (service.address() as AddressInfo).port)
-    proxyNode = await startNode({ bootstrap: [instance.bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
-    const started = await startTestProxy(proxyNode, instance.registry.node.multiaddrs()[0]!, { idleStreamTimeoutMs: 30_000 })
-    proxy = started.proxy
-    metrics = started.metrics
+    proxied = await startProxiedService(SERVICE, 'closing', service, { idleStreamTimeoutMs: 30_000 })
+    proxy = proxied.proxy
+    metrics = proxied.metrics
     await eventually('the instance answers', async () => await post().catch(() => undefined) === 200 ? true : undefined, 30_000, 200)
   })
 
-  after(async () => {
-    await proxy?.stop()
-    await stopAll([proxyNode])
-    await instance?.stop()
-    service?.closeAllConnections()
-    service?.close()
-  })
+  after(async () => { await proxied?.stop() })
 
   it('takes it for a keep-alive race on a kept stream, and for a failing instance on a new one', async () => {
     assert.equal(await post(), 200)

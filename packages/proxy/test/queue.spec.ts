@@ -1,29 +1,24 @@
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
 import { createServer } from 'node:http'
 import { after, before, describe, it } from 'node:test'
-import { eventually, startNode, stopAll } from '../../registry-service/test/helpers.ts'
+import { eventually } from '../../registry-service/test/helpers.ts'
 import { MAX_STREAMS_PER_INSTANCE } from '../src/constants.ts'
-import { startLocalInstance, startTestProxy } from './helpers.ts'
-import type { Server, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import type { PhysarumNode } from '@physarum/p2p'
+import { startProxiedService } from './helpers.ts'
+import type { ServerResponse } from 'node:http'
 import type { ClientProxy } from '../src/client.ts'
-import type { LocalInstance } from './helpers.ts'
+import type { ProxiedService } from './helpers.ts'
 
 const SERVICE = 'streaming-server'
 const UPSTREAM_TIMEOUT_MS = 1_500
 
 describe('client proxy: a request queued behind an instance\'s busy streams', { timeout: 120_000 }, () => {
-  let service: Server
-  let instance: LocalInstance
-  let proxyNode: PhysarumNode
+  let proxied: ProxiedService
   let proxy: ClientProxy
   /** The responses /stream holds open, as a server of events does. */
   const open = new Set<ServerResponse>()
 
   before(async () => {
-    service = createServer((req, res) => {
+    const service = createServer((req, res) => {
       if (req.url === '/stream') {
         res.writeHead(200, { 'content-type': 'text/event-stream' })
         res.write('data: started\n\n')
@@ -32,21 +27,12 @@ describe('client proxy: a request queued behind an instance\'s busy streams', { 
       }
       res.end('quick\n')
     })
-    service.listen(0, '127.0.0.1')
-    await once(service, 'listening')
-    instance = await startLocalInstance(SERVICE, 'streaming', (service.address() as AddressInfo).port)
-    proxyNode = await startNode({ bootstrap: [instance.bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
-    proxy = (await startTestProxy(proxyNode, instance.registry.node.multiaddrs()[0]!, { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS })).proxy
+    proxied = await startProxiedService(SERVICE, 'streaming', service, { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS })
+    proxy = proxied.proxy
     await eventually('the instance answers', async () => (await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`).catch(() => undefined))?.status === 200 ? true : undefined, 30_000, 200)
   })
 
-  after(async () => {
-    await proxy?.stop()
-    await stopAll([proxyNode])
-    await instance?.stop()
-    service?.closeAllConnections()
-    service?.close()
-  })
+  after(async () => { await proxied?.stop() })
 
   it('answers 504 once the upstream timeout passed without a stream coming free, not never', async () => {
     const streams = new AbortController()

@@ -2,12 +2,11 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { eventually, startNode, stopAll } from '../../registry-service/test/helpers.ts'
-import { startLocalInstance, startTestProxy } from './helpers.ts'
-import type { AddressInfo, Server, Socket } from 'node:net'
-import type { PhysarumNode } from '@physarum/p2p'
+import { eventually } from '../../registry-service/test/helpers.ts'
+import { startProxiedService } from './helpers.ts'
+import type { Server, Socket } from 'node:net'
 import type { ClientProxy } from '../src/client.ts'
-import type { LocalInstance } from './helpers.ts'
+import type { ProxiedService } from './helpers.ts'
 import type { Registry } from 'prom-client'
 
 const SERVICE = 'socket-server'
@@ -49,9 +48,7 @@ function handBuiltService (): Server {
 const UPGRADE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
 
 describe('client proxy: upgrades the instance refuses or leaves unanswered', { timeout: 120_000 }, () => {
-  let service: Server
-  let instance: LocalInstance
-  let proxyNode: PhysarumNode
+  let proxied: ProxiedService
   let proxy: ClientProxy
   let metrics: Registry
 
@@ -67,23 +64,13 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered', { t
   }
 
   before(async () => {
-    service = handBuiltService()
-    service.listen(0, '127.0.0.1')
-    await once(service, 'listening')
-    instance = await startLocalInstance(SERVICE, 'socket', (service.address() as AddressInfo).port)
-    proxyNode = await startNode({ bootstrap: [instance.bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
-    const started = await startTestProxy(proxyNode, instance.registry.node.multiaddrs()[0]!, { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS })
-    proxy = started.proxy
-    metrics = started.metrics
+    proxied = await startProxiedService(SERVICE, 'socket', handBuiltService(), { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS })
+    proxy = proxied.proxy
+    metrics = proxied.metrics
     await eventually('the instance answers', async () => (await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/x`).catch(() => undefined))?.status === 200 ? true : undefined, 30_000, 200)
   })
 
-  after(async () => {
-    await proxy?.stop()
-    await stopAll([proxyNode])
-    await instance?.stop()
-    service?.close()
-  })
+  after(async () => { await proxied?.stop() })
 
   it('switches to a byte pipe on 101', async () => {
     const { socket, received } = await open()
