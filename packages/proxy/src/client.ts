@@ -468,15 +468,27 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         state.rested.delete(peer)
       }
     }
+    state.rested.set(instance.peerId.toString(), now + INSTANCE_REST_MS)
+    drop(service, state, instance)
+  }
+
+  /**
+   * No longer chooses `instance`; its requests in flight finish and its streams close. Left already
+   * (each request moved off a silent instance fails on it once more): nothing to close again, and
+   * a newer entry for the same peer stays.
+   */
+  const drop = (service: string, state: ServiceState, instance: KnownInstance): void => {
     const key = instance.peerId.toString()
-    state.rested.set(key, now + INSTANCE_REST_MS)
-    // left already (each request moved off a silent instance fails on it once more): nothing to
-    // close again, and a newer entry for the same peer stays
     if (state.instances.get(key) !== instance) {
       return
     }
     state.instances.delete(key)
     closePool(instance)
+    // the gauge is of the instance used now: with none left, there is no such RTT
+    if (state.instances.size === 0) {
+      upstreamRtt.remove({ service })
+      state.reportedRttMs = undefined
+    }
   }
 
   /** Rests an instance that stopped answering, and sends the requests waiting on it that may go elsewhere to another instance. */
@@ -540,6 +552,32 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       }
     }
   })
+
+  /**
+   * Every connection to a peer closed: an instance there may have stopped (scaled down, its host
+   * gone), and dialling it again would cost a request one attempt of the few it has, so it is
+   * forgotten, not rested. If it still runs, the next lookup of the service topic (in the
+   * background every INSTANCE_REFRESH_MS, or at once when no instance is left) finds it again.
+   * This waits a turn: when liveness aborted the connection, its listener above rests the
+   * instance first (a silent host is not looked for again at once, and is counted).
+   */
+  const onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const peer = evt.detail
+    setImmediate(() => {
+      if (node.libp2p.getConnections(peer).length > 0) {
+        return
+      }
+      const key = peer.toString()
+      for (const [service, state] of services) {
+        const instance = state.instances.get(key)
+        if (instance != null) {
+          log.info({ service, peer: key, waiting: instance.waiting }, 'the connection to an instance closed: it is looked up again before it is chosen')
+          drop(service, state, instance)
+        }
+      }
+    })
+  }
+  node.libp2p.addEventListener('peer:disconnect', onDisconnect)
 
   /**
    * One attempt at the instance. Rejects with an UpstreamFailure when the request failed before a
@@ -853,6 +891,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       clearInterval(stallTimer)
       clearInterval(forgetTimer)
       stopSilentPeers()
+      node.libp2p.removeEventListener('peer:disconnect', onDisconnect)
       for (const state of services.values()) {
         for (const instance of state.instances.values()) {
           instance.pool?.then(async pool => { await pool.destroy() }).catch(() => {})

@@ -35,6 +35,8 @@ export async function streamPool (init: StreamPoolInit): Promise<Pool> {
   return new Pool('http://instance', {
     connections: init.maxStreams,
     keepAliveTimeout: init.idleTimeoutMs,
+    // a longer hint from the instance (Node's servers send 5 s) does not lengthen it
+    keepAliveMaxTimeout: init.idleTimeoutMs,
     headersTimeout: init.headersTimeoutMs,
     // a response body may pause for as long as its service likes (a stream of events)
     bodyTimeout: 0,

@@ -320,12 +320,12 @@ describe('client proxy', { timeout: 300_000 }, () => {
     assert.match((await series('physarum_proxy_retries_total', 'steady-server'))[0] ?? '', / [1-9]\d*$/)
   })
 
-  it('sends a request with a body to another instance when its instance is gone before the stream opens', async () => {
+  it('sends a request with a body to a new instance when its instance is gone', async () => {
     assert.equal((await fetch(`${base}/post-server/`)).status, 200)
     const gone = proxy.instanceOf('post-server')!.peerId.toString()
     const containers = (await containersOf(engine, daemon.node.peerId.toString())).filter(c => c.Labels[LABELS.service] === 'post-server')
     await Promise.all(containers.map(async c => { await engine.docker.getContainer(c.Id).kill() }))
-    // its kept stream closed with the connection: the next request has to open one
+    // its kept stream closed with the connection, and the instance is forgotten with it
     await eventually('the proxy saw its instance go', () => httpStreams(gone) === 0 ? true : undefined, 5_000)
     const response = await fetch(`${base}/post-server/echo`, { method: 'POST', body: 'sent once, arrived once' })
     assert.equal(response.status, 200)
