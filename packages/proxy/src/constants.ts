@@ -6,6 +6,12 @@ export const DEFAULT_METRICS_PORT = 9103
 /** How often a sidecar polls its service's port until it accepts a connection. */
 export const SERVICE_POLL_INTERVAL_MS = 20
 /**
+ * How long a stream waits for the service to accept a connection when it refuses one: the service
+ * is restarting (its allocator starts it again after 1 s, then 2 s...) or the allocator handed the
+ * instance out just as it came back. Nothing has reached the service, so the request is not lost.
+ */
+export const SERVICE_REFUSED_WAIT_MS = 5_000
+/**
  * How soon a sidecar retries a check-in its allocator did not take: doubling from the first to the
  * second (an allocator away for long, or one that does not know the instance, is not asked, and
  * logged, five times a second).

@@ -3,11 +3,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { callRpc, createMetricsRegistry, createPhysarumNode, nodeOptions, serviceTopic } from '@physarum/p2p'
 import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { CheckIn, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
-import { CHECKIN_RETRY_MAX_MS, CHECKIN_RETRY_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS } from './constants.ts'
+import { CHECKIN_RETRY_MAX_MS, CHECKIN_RETRY_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS, SERVICE_REFUSED_WAIT_MS } from './constants.ts'
 import { joinSocket } from './duplex.ts'
 import { startClientProxy } from './client.ts'
 import type { ClientProxy } from './client.ts'
 import type { DaemonNodeOptions, Logger, PhysarumNode } from '@physarum/p2p'
+import type { Socket } from 'node:net'
 import type { Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -79,10 +80,24 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
         }
       }
     }
-    const socket = connect({ host: '127.0.0.1', port: config.servicePort, noDelay: true })
-    joinSocket(socket, stream, (err) => {
-      if (err != null) {
-        log.debug({ err: err.message }, 'http stream failed')
+    // what the stream carries meanwhile waits in its read buffer, which joinSocket then reads
+    connectToService(config.servicePort, stream, signal).then(socket => {
+      // the client gave up while the service was restarting
+      if (!isOpen(stream)) {
+        socket.destroy()
+        finished()
+        return
+      }
+      joinSocket(socket, stream, (err) => {
+        if (err != null) {
+          log.debug({ err: err.message }, 'http stream failed')
+        }
+        finished()
+      })
+    }, (err: Error) => {
+      log.warn({ err: err.message, port: config.servicePort }, 'the service accepts no connection')
+      if (isOpen(stream)) {
+        stream.abort(err)
       }
       finished()
     })
@@ -226,6 +241,35 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
       await stopping
     }
   }
+}
+
+/**
+ * A connection to the service on 127.0.0.1:<port>. While the service refuses connections (it is
+ * restarting), it is tried again for up to SERVICE_REFUSED_WAIT_MS, unless the stream that wants it
+ * closes or the sidecar stops; another error fails at once.
+ */
+async function connectToService (port: number, stream: Stream, stopping: AbortSignal): Promise<Socket> {
+  const deadline = performance.now() + SERVICE_REFUSED_WAIT_MS
+  for (;;) {
+    const socket = connect({ host: '127.0.0.1', port, noDelay: true })
+    const failure = await new Promise<Error | undefined>(resolve => {
+      socket.once('connect', () => { socket.off('error', resolve); resolve(undefined) })
+      socket.once('error', resolve)
+    })
+    if (failure == null) {
+      return socket
+    }
+    socket.destroy()
+    const refused = (failure as NodeJS.ErrnoException).code === 'ECONNREFUSED'
+    if (!refused || performance.now() >= deadline || stopping.aborted || !isOpen(stream)) {
+      throw new Error(refused ? `The service refused connections on port ${port} for ${SERVICE_REFUSED_WAIT_MS} ms: ${failure.message}` : failure.message, { cause: failure })
+    }
+    await sleep(SERVICE_POLL_INTERVAL_MS, undefined, { signal: stopping }).catch(() => {})
+  }
+}
+
+function isOpen (stream: Stream): boolean {
+  return stream.status === 'open' || stream.status === 'closing'
 }
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:<port>. */

@@ -78,6 +78,8 @@ export async function startLocalInstance (service: string, name: string, service
 export interface ProxiedService {
   instance: LocalInstance
   proxy: ClientProxy
+  /** The proxy's node. */
+  node: PhysarumNode
   metrics: Registry
   /** Stops the proxy, its node, the instance and the server. */
   stop: () => Promise<void>
@@ -96,6 +98,7 @@ export async function startProxiedService (service: string, name: string, server
   return {
     instance,
     proxy,
+    node,
     metrics,
     stop: async () => {
       await proxy.stop()
