@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PULL_STALL_MS, REMOVE_RETRY_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, STOP_TIMEOUT_S } from './constants.ts'
+import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PULL_STALL_MS, REMOVE_RETRY_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError, SidecarImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -75,6 +75,11 @@ export interface AllocatorInit {
   bootstrap?: string[]
   /** How long an instance found at start may take to check in again before it is removed. */
   adoptTimeoutMs?: number
+  /**
+   * A checked-in sidecar that sends no stats for this long is taken for wedged and its instance
+   * removed (default: SILENT_SIDECAR_INTERVALS stats intervals, at least SILENT_SIDECAR_MIN_MS).
+   */
+  silentSidecarMs?: number
   /** A pull that reports no progress for this long fails (default PULL_STALL_MS). */
   pullStallMs?: number
   /** The sidecars' log level. */
@@ -717,8 +722,22 @@ export class Allocator {
 
   #reapIdle (): void {
     const now = Date.now()
+    const silentAfterMs = this.#init.silentSidecarMs ?? Math.max(SILENT_SIDECAR_MIN_MS, SILENT_SIDECAR_INTERVALS * this.#init.statsIntervalMs)
     for (const instance of this.#instances.values()) {
-      if (instance.state !== 'ready' || !instance.checkedIn || instance.inFlight > 0) {
+      if (instance.state !== 'ready' || !instance.checkedIn) {
+        continue
+      }
+      // its running containers send no 'die': without this, one whose last report had a request
+      // in flight would never be idle, and would be handed out for good
+      const silentMs = now - instance.statsAt
+      if (silentMs >= silentAfterMs) {
+        this.#metrics.failed.inc({ service: instance.service })
+        const reason = `its sidecar sent no stats for ${Math.round(silentMs / 1000)} s: gave up`
+        this.#log.error({ event: 'failure', service: instance.service, instance: instance.id, silentMs }, reason)
+        void this.#remove(instance, reason)
+        continue
+      }
+      if (instance.inFlight > 0) {
         continue
       }
       // the sidecar's idle time, unless a caller was handed the instance since

@@ -46,6 +46,9 @@ export const DEFAULT_READY_TIMEOUT_MS = 30_000
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000
 export const DEFAULT_DRAIN_DELAY_MS = 5_000
 export const DEFAULT_STATS_INTERVAL_MS = 1_000
+/** A sidecar that misses this many stats intervals in a row (and at least SILENT_SIDECAR_MIN_MS) is taken for wedged. */
+export const SILENT_SIDECAR_INTERVALS = 10
+export const SILENT_SIDECAR_MIN_MS = 30_000
 export const DEFAULT_RESTART_BACKOFF_MIN_MS = 1_000
 export const DEFAULT_RESTART_BACKOFF_MAX_MS = 60_000
 export const DEFAULT_MAX_RESTARTS = 5

@@ -9,7 +9,7 @@ import { Allocator } from '../src/allocator.ts'
 import { allocate, CheckIn, checkInRpc } from '../src/client.ts'
 import { LABELS } from '../src/constants.ts'
 import { SidecarImageError } from '../src/errors.ts'
-import { silentLog, startNode, stopAll, tempDir, TEST_PSK } from './helpers.ts'
+import { eventually, silentLog, startNode, stopAll, tempDir, TEST_PSK } from './helpers.ts'
 import type { AllocatorInit } from '../src/allocator.ts'
 import type { ContainerEvent, DockerRuntime } from '../src/docker.ts'
 import type { PhysarumNode } from '@physarum/p2p'
@@ -199,6 +199,24 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     assert.deepEqual([again.reused, again.instanceId], [true, started.instanceId])
     await sleep(900)
     assert.deepEqual(allocator.instances().map(i => i.state), ['ready'], 'reaped before its new caller could use it')
+    await allocator.stop()
+  })
+
+  it('removes an instance whose sidecar stopped sending stats, a request in flight at its last report', async () => {
+    const { allocator, engine, caller } = await setUp({ statsIntervalMs: 100, silentSidecarMs: 2_000 })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    const { instanceId } = await allocate(caller.libp2p, target, 'svc-wedged')
+    const [sidecar] = engine.sidecars
+    nodes.push(sidecar!)
+    // its last report, then nothing: its containers keep running, so no 'die' comes
+    await callRpc(sidecar!.libp2p, target, checkInRpc, { kind: CheckIn.Kind.STATS, instanceId, multiaddrs: [], idleMs: 0n, inFlight: 1, requestsTotal: 1n, draining: false })
+    const reported = performance.now()
+    await sleep(1_000)
+    assert.deepEqual(allocator.instances().map(i => i.state), ['ready'], 'removed before it was silent for long')
+    await eventually('the instance removed', () => allocator.instances().length === 0 ? true : undefined, 10_000, 50)
+    assert.ok(performance.now() - reported >= 2_000 - 100, 'not before it was silent for 2 s')
+    assert.deepEqual([...engine.containers.values()].map(c => c.Labels[LABELS.service]), [])
     await allocator.stop()
   })
 })
