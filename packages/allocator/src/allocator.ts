@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PULL_STALL_MS, REMOVE_RETRY_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
+import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, PULL_STALL_MS, REMOVE_RETRY_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError, SidecarImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -180,6 +180,9 @@ export class Allocator {
   readonly #limiter: RateLimiter
   readonly #controller = new AbortController()
   #sweep?: NodeJS.Timeout
+  /** When the sweep last ran, and how often it should. */
+  #sweptAt = 0
+  #sweepMs = 0
   #stopped = false
 
   constructor (components: AllocatorComponents, init: AllocatorInit) {
@@ -215,8 +218,9 @@ export class Allocator {
       { log: libp2p.logger.forComponent('physarum:checkin'), maxInboundStreams: 8, maxOutboundStreams: 8 })
     await handleRpc(libp2p, statusRpc, async () => await Promise.resolve({ capacity: this.capacity() }),
       { log: libp2p.logger.forComponent('physarum:alloc-status'), maxInboundStreams: 8, maxOutboundStreams: 8 })
-    const sweepMs = Math.max(50, Math.min(1_000, this.#init.idleTimeoutMs / 4, this.#init.statsIntervalMs))
-    this.#sweep = setInterval(() => { this.#reapIdle() }, sweepMs)
+    this.#sweepMs = Math.max(50, Math.min(1_000, this.#init.idleTimeoutMs / 4, this.#init.statsIntervalMs))
+    this.#sweptAt = Date.now()
+    this.#sweep = setInterval(() => { this.#reapIdle() }, this.#sweepMs)
     this.#sweep.unref()
   }
 
@@ -723,6 +727,16 @@ export class Allocator {
   #reapIdle (): void {
     const now = Date.now()
     const silentAfterMs = this.#init.silentSidecarMs ?? Math.max(SILENT_SIDECAR_MIN_MS, SILENT_SIDECAR_INTERVALS * this.#init.statsIntervalMs)
+    // this process did not run for a while (suspended, its event loop blocked): the stats it did
+    // not take meanwhile were not the sidecars' silence
+    const pausedMs = now - this.#sweptAt - this.#sweepMs
+    this.#sweptAt = now
+    if (pausedMs > PAUSE_FORGIVEN_MS) {
+      this.#log.warn({ pausedMs }, 'this allocator did not run for a while: the sidecars\' stats are counted from now')
+      for (const instance of this.#instances.values()) {
+        instance.statsAt += pausedMs
+      }
+    }
     for (const instance of this.#instances.values()) {
       if (instance.state !== 'ready' || !instance.checkedIn) {
         continue

@@ -49,6 +49,8 @@ export const DEFAULT_STATS_INTERVAL_MS = 1_000
 /** A sidecar that misses this many stats intervals in a row (and at least SILENT_SIDECAR_MIN_MS) is taken for wedged. */
 export const SILENT_SIDECAR_INTERVALS = 10
 export const SILENT_SIDECAR_MIN_MS = 30_000
+/** The allocator's own sweep this late means the allocator did not run (not its sidecars): their stats are counted from then. */
+export const PAUSE_FORGIVEN_MS = 1_000
 export const DEFAULT_RESTART_BACKOFF_MIN_MS = 1_000
 export const DEFAULT_RESTART_BACKOFF_MAX_MS = 60_000
 export const DEFAULT_MAX_RESTARTS = 5

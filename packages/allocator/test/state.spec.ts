@@ -219,4 +219,23 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     assert.deepEqual([...engine.containers.values()].map(c => c.Labels[LABELS.service]), [])
     await allocator.stop()
   })
+
+  it('does not count the time the allocator itself did not run as its sidecars\' silence', async () => {
+    const { allocator, engine, caller } = await setUp({ statsIntervalMs: 100, silentSidecarMs: 2_000 })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    const { instanceId } = await allocate(caller.libp2p, target, 'svc-paused')
+    const [sidecar] = engine.sidecars
+    nodes.push(sidecar!)
+    await callRpc(sidecar!.libp2p, target, checkInRpc, { kind: CheckIn.Kind.STATS, instanceId, multiaddrs: [], idleMs: 0n, inFlight: 1, requestsTotal: 1n, draining: false })
+    // as if the process were suspended for 2.5 s: nothing of it runs
+    const until = performance.now() + 2_500
+    while (performance.now() < until) {
+      // blocked
+    }
+    await sleep(500)
+    assert.deepEqual(allocator.instances().map(i => i.state), ['ready'])
+    await eventually('the instance removed once silent for 2 s of the allocator\'s own time', () => allocator.instances().length === 0 ? true : undefined, 10_000, 50)
+    await allocator.stop()
+  })
 })
