@@ -355,11 +355,29 @@ export class Allocator {
         return { ...answer, reused: true }
       }
       // containers start from the record as the registry has it now, not from a copy
-      const started = (async () => await this.#coldStart(fresh ? record : await this.#lookup(service, true)))()
-        .finally(() => { this.#pending.delete(key) })
+      const started = (async () => {
+        const current = fresh ? record : await this.#lookup(service, true)
+        const currentKey = `${service}\n${current.contentHash}`
+        if (currentKey === key) {
+          return await this.#coldStart(current)
+        }
+        // the copy named an older version: the current one may be starting for a caller that
+        // named it, and the callers of the current one that come now share this cold start
+        const other = this.#pending.get(currentKey)
+        if (other != null) {
+          return { ...await other, reused: true }
+        }
+        const own = this.#coldStart(current)
+        this.#pending.set(currentKey, own)
+        try {
+          return await own
+        } finally {
+          this.#pending.delete(currentKey)
+        }
+      })().finally(() => { this.#pending.delete(key) })
       this.#pending.set(key, started)
       const answer = await started
-      this.#metrics.allocations.inc({ outcome: 'started' })
+      this.#metrics.allocations.inc({ outcome: answer.reused ? 'shared' : 'started' })
       return answer
     } catch (err) {
       const code = err instanceof RpcFailureError ? err.code : 'INTERNAL'

@@ -32,6 +32,7 @@ class StubEngine {
   readonly containers = new Map<string, StubContainer>()
   readonly sidecars: PhysarumNode[] = []
   images = new Set(['sidecar'])
+  startDelayMs = 0
   stopDelayMs = 0
   onEvent: (event: ContainerEvent) => void = () => {}
   #next = 0
@@ -52,6 +53,7 @@ class StubEngine {
   }
 
   async start (id: string): Promise<void> {
+    await sleep(this.startDelayMs)
     const container = this.containers.get(id)!
     container.State = 'running'
     if (container.Labels[LABELS.role] !== 'sidecar') {
@@ -92,18 +94,22 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await Promise.all(dirs.map(async dir => { await dir.remove() }))
   })
 
-  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string }> => {
+  /**
+   * An allocator over the engine in memory. Its registry answers each Get after `lookupMs` with
+   * `records` (default: the same record of each name, whatever the Get).
+   */
+  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string }> => {
     const node = await startNode()
     const caller = await startNode()
     nodes.push(node, caller)
     const engine = new StubEngine(node)
     const dir = await tempDir('physarum-alloc-state')
     dirs.push(dir)
-    const { lookupMs = 0, ...overrides } = init
+    const { lookupMs = 0, records = record, ...overrides } = init
     const allocator = new Allocator({
       node,
       runtime: engine as unknown as DockerRuntime,
-      registry: { get: async (name: string) => { await sleep(lookupMs); return record(name) } },
+      registry: { get: async (name: string, options?: { fresh?: boolean }) => { await sleep(lookupMs); return records(name, options?.fresh === true) } },
       logger: silentLog,
       metricsRegistry: createMetricsRegistry()
     }, {
@@ -170,6 +176,26 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     assert.deepEqual(allocator.instances(), [])
     assert.deepEqual([...engine.containers.values()].map(c => c.Labels[LABELS.service]), [], `left behind, ${first.instanceId} was the first`)
     assert.equal(await late, 'UNAVAILABLE')
+  })
+
+  it('starts a new version once when its callers came with the old copy of the record and with the new', async () => {
+    // this allocator's copy names v1; the registry has v2 since
+    const { allocator, engine, caller } = await setUp({ lookupMs: 300, records: (name, fresh) => ({ ...record(name), contentHash: fresh ? 'v2' : 'v1' }) })
+    await allocator.start()
+    // the cold start takes a while: the second caller comes during it
+    engine.startDelayMs = 500
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    // an older proxy names no version: the copy's v1 is checked, then the cold start reads v2
+    const old = allocate(caller.libp2p, target, 'svc-upgraded')
+    await sleep(100)
+    // a proxy that read the record since names v2: it reads the record again, and finds v2
+    const current = allocate(caller.libp2p, target, 'svc-upgraded', { contentHash: 'v2' })
+    const answers = await Promise.all([old, current])
+    nodes.push(...engine.sidecars)
+    assert.deepEqual(answers.map(a => a.contentHash), ['v2', 'v2'])
+    assert.equal(answers[0].instanceId, answers[1].instanceId)
+    assert.deepEqual(allocator.instances().map(i => i.contentHash), ['v2'])
+    await allocator.stop()
   })
 
   it('counts one restart when both containers of an instance die together', async () => {
