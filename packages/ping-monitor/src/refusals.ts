@@ -12,6 +12,8 @@ export type RefusalReason = 'max-pending' | 'inbound-rate' | 'max-connections'
 interface InternalConnectionManager {
   acceptIncomingConnection(maConn: { remoteAddr: Multiaddr }): boolean
   getConnections(): unknown[]
+  /** Counts each host's inbound connections in the current second (--inbound-rate). */
+  inboundConnectionRateLimiter?: { get(key: string): { consumedPoints: number } | undefined }
   incomingPendingConnections?: number
   maxIncomingPendingConnections?: number
   maxConnections?: number
@@ -63,9 +65,11 @@ export function watchRefusals (libp2p: Libp2p, init: RefusalWatchInit): () => vo
     const full = cm.getConnections().length >= (cm.maxConnections ?? Infinity)
     const accepted = original(maConn)
     if (!accepted) {
-      const reason: RefusalReason = pendingFull ? 'max-pending' : full ? 'max-connections' : 'inbound-rate'
-      refused.inc({ host: init.hostName, reason })
       const remoteHost = maConn.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value ?? maConn.remoteAddr.toString()
+      // the rate is checked before the connection count: past it, a full node refused for the rate
+      const overRate = (cm.inboundConnectionRateLimiter?.get(remoteHost)?.consumedPoints ?? 0) > inboundRate
+      const reason: RefusalReason = pendingFull ? 'max-pending' : overRate || !full ? 'inbound-rate' : 'max-connections'
+      refused.inc({ host: init.hostName, reason })
       const key = `${remoteHost} ${reason}`
       const now = Date.now()
       const last = lastLogged.get(key)

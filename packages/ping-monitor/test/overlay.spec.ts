@@ -160,6 +160,31 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     assert.match(warning.remoteAddr ?? '', /^\/ip4\/127\.0\.0\.1\/tcp\//)
   })
 
+  it('names the rate, not the connection count, when a full node refuses a host past its rate', async () => {
+    const daemon = await startDaemon({}, { inboundRate: 2, maxConnections: 1 })
+    daemons.push(daemon)
+    // one peer fills the node
+    nodes.push(await startNode({ bootstrap: [daemon.node.multiaddrs()[0]!.toString()] }))
+    await eventually('the node full', () => daemon.node.libp2p.getConnections().length === 1 ? true : undefined)
+    const port = Number(daemon.node.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value)
+    const sockets: Socket[] = []
+    cleanups.push(() => { for (const s of sockets) s.destroy() })
+    for (let i = 0; i < 6; i++) {
+      const socket = connect(port, '127.0.0.1')
+      socket.on('error', () => {})
+      sockets.push(socket)
+      await new Promise(resolve => { socket.once('connect', resolve).once('close', resolve) })
+    }
+    const counted = await eventually('six refusals counted', async () => {
+      const samples = (await scrape(daemon.metricsUrl)).filter(s => s.name === 'physarum_connections_refused_total')
+      const byReason: Record<string, number> = Object.fromEntries(samples.map(s => [s.labels.reason ?? '', s.value]))
+      return samples.reduce((sum, sample) => sum + sample.value, 0) >= 6 ? byReason : undefined
+    })
+    // 2 a second from 127.0.0.1, the peer's dial one of them: at least 3 of the 6 were over the rate
+    assert.ok((counted['inbound-rate'] ?? 0) >= 3, JSON.stringify(counted))
+    assert.ok((counted['max-connections'] ?? 0) >= 1, JSON.stringify(counted))
+  })
+
   it('reports RTTs within max(0.5 ms, 5%) of an independent ping on a warm connection, near and far', async (t) => {
     // no timer rounds: the test starts each round itself, so the two measurements never overlap
     const daemon = await startDaemon({ intervalMs: 3_600_000, forgetAfterMs: 3_600_000, pingTimeoutMs: 2_000 })
