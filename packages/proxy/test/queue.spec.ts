@@ -34,7 +34,7 @@ describe('client proxy: a request queued behind an instance\'s busy streams', { 
 
   after(async () => { await proxied?.stop() })
 
-  it('answers 504 once the upstream timeout passed without a stream coming free, not never', async () => {
+  it('answers 504 once the upstream timeout passed without a stream coming free, not never, and counts a client that left meanwhile as 499', async () => {
     const streams = new AbortController()
     const held = Array.from({ length: MAX_STREAMS_PER_INSTANCE }, async () => {
       const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/stream`, { signal: streams.signal })
@@ -43,10 +43,19 @@ describe('client proxy: a request queued behind an instance\'s busy streams', { 
     await Promise.all(held)
     await eventually('every stream held', () => open.size === MAX_STREAMS_PER_INSTANCE ? true : undefined, 10_000, 50)
     const began = performance.now()
+    // a client that gives up while queued is counted as gone, not as a timeout
+    const leaving = new AbortController()
+    const left = fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`, { signal: leaving.signal }).catch((err: Error) => err.name)
+    setTimeout(() => { leaving.abort() }, UPSTREAM_TIMEOUT_MS / 3)
     const queued = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`, { signal: AbortSignal.timeout(4 * UPSTREAM_TIMEOUT_MS) })
     assert.equal(queued.status, 504)
     assert.match(await queued.text(), /No stream to the instance of streaming-server came free within 1500 ms/)
     assert.ok(performance.now() - began >= UPSTREAM_TIMEOUT_MS - 50, 'not before the timeout')
+    assert.equal(await left, 'AbortError')
+    await eventually('the client that left counted', async () => {
+      const codes = (await proxied.metrics.metrics()).split('\n').filter(line => line.startsWith(`physarum_proxy_requests_total{service="${SERVICE}",code="`))
+      return codes.some(line => line.endsWith('code="499"} 1')) ? codes : undefined
+    }, 4 * UPSTREAM_TIMEOUT_MS, 50)
     // once streams come free, requests go again
     streams.abort()
     for (const res of open) {

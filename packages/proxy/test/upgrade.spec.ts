@@ -2,7 +2,9 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
+import { HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { eventually } from '../../registry-service/test/helpers.ts'
+import { MAX_UPGRADES_PER_INSTANCE } from '../src/constants.ts'
 import { startProxiedService } from './helpers.ts'
 import type { Server, Socket } from 'node:net'
 import type { ClientProxy } from '../src/client.ts'
@@ -96,6 +98,37 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered', { t
     await closed
     assert.doesNotMatch(received(), /got \/another-service\/secret/)
     assert.match(await metrics.metrics(), new RegExp(`physarum_proxy_requests_total\\{service="${SERVICE}",code="404"\\} 1`))
+  })
+
+  it('refuses upgrades past MAX_UPGRADES_PER_INSTANCE with 503, and takes them again once one closed', async () => {
+    const upgrade = async (): Promise<Awaited<ReturnType<typeof open>>> => {
+      const opened = await open()
+      opened.socket.write(`GET /${SERVICE}/ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+      await eventually('an answer', () => opened.received().includes('\r\n\r\n') ? true : undefined, 10_000, 20)
+      return opened
+    }
+    const held = []
+    for (let i = 0; i < MAX_UPGRADES_PER_INSTANCE; i++) {
+      held.push(await upgrade())
+    }
+    assert.ok(held.every(one => one.received().startsWith('HTTP/1.1 101 ')))
+    const refused = await upgrade()
+    assert.match(refused.received(), /^HTTP\/1\.1 503 /)
+    assert.match(refused.received(), /\r\nretry-after: \d+\r\n/)
+    assert.match(refused.received(), new RegExp(`carries ${MAX_UPGRADES_PER_INSTANCE} upgraded connections`))
+    // requests still have streams to the instance
+    assert.equal((await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/x`)).status, 200)
+    held.pop()!.socket.destroy()
+    await eventually('an upgrade taken again', async () => {
+      const again = await upgrade()
+      again.socket.destroy()
+      return again.received().startsWith('HTTP/1.1 101 ') ? true : undefined
+    }, 10_000, 100)
+    for (const one of held) {
+      one.socket.destroy()
+    }
+    // the next test's upgrade must find the instance free again
+    await eventually('the upgraded streams closed', () => proxied.node.libp2p.getConnections().flatMap(c => c.streams).filter(s => s.protocol === HTTP_PROTOCOL).length <= 1 ? true : undefined, 10_000, 50)
   })
 
   it('answers 504 to an upgrade the instance leaves unanswered past the upstream timeout', async () => {
