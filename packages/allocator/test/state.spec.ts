@@ -8,7 +8,7 @@ import { callRpc, createMetricsRegistry, loadOrCreateIdentity } from '@physarum/
 import { Allocator } from '../src/allocator.ts'
 import { allocate, CheckIn, checkInRpc } from '../src/client.ts'
 import { LABELS } from '../src/constants.ts'
-import { SidecarImageError } from '../src/errors.ts'
+import { DockerError, SidecarImageError } from '../src/errors.ts'
 import { eventually, silentLog, startNode, stopAll, tempDir, TEST_PSK } from './helpers.ts'
 import type { AllocatorInit } from '../src/allocator.ts'
 import type { ContainerEvent, DockerRuntime } from '../src/docker.ts'
@@ -34,6 +34,8 @@ class StubEngine {
   images = new Set(['sidecar'])
   startDelayMs = 0
   stopDelayMs = 0
+  /** Containers of this role fail to be created, as the engine fails them (a name taken, a bad mount). */
+  failCreating?: string
   onEvent: (event: ContainerEvent) => void = () => {}
   #next = 0
 
@@ -47,6 +49,9 @@ class StubEngine {
   async hasImage (ref: string): Promise<boolean> { return await Promise.resolve(!ref.startsWith('sidecar') || this.images.has(ref)) }
   async pull (): Promise<void> {}
   async create (options: ContainerCreateOptions): Promise<string> {
+    if (this.failCreating != null && options.Labels?.[LABELS.role] === this.failCreating) {
+      throw new DockerError(`Creating the container ${options.name ?? ''} failed: (HTTP code 409) conflict`)
+    }
     const id = String(++this.#next).padStart(64, '0')
     this.containers.set(id, { Id: id, State: 'created', Labels: options.Labels ?? {}, options })
     return await Promise.resolve(id)
@@ -140,6 +145,23 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
       await assert.rejects(allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, `svc-${i}`), { code: 'INTERNAL', message: /--sidecar-image/ })
     }
     assert.deepEqual(await readdir(join(stateDir, 'instances')), [])
+    await allocator.stop()
+  })
+
+  it('removes the container created when its partner could not be, frees the capacity and says why', async () => {
+    const { allocator, engine, caller, stateDir } = await setUp({ maxInstances: 1 })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    engine.failCreating = 'sidecar'
+    await assert.rejects(allocate(caller.libp2p, target, 'svc-create'), { code: 'INTERNAL', message: /Creating the container .* failed: \(HTTP code 409\) conflict/ })
+    assert.deepEqual([...engine.containers.values()], [], 'the service container created beside it was left')
+    assert.deepEqual(await readdir(join(stateDir, 'instances')), [])
+    assert.deepEqual(allocator.instances(), [])
+    // the one instance allowed is free again
+    engine.failCreating = undefined
+    const allocation = await allocate(caller.libp2p, target, 'svc-create')
+    nodes.push(...engine.sidecars)
+    assert.equal(allocation.reused, false)
     await allocator.stop()
   })
 
