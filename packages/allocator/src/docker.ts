@@ -44,14 +44,6 @@ function messageOf (err: unknown): string {
   return (e.json?.message ?? e.message ?? String(err)).trim()
 }
 
-/**
- * The deadline of one call to the engine: a wedged dockerd (or a half-open tcp:// connection)
- * must fail the call, not hold a cold start, and every Allocate waiting on it, for good.
- */
-function deadline (extraMs = 0): AbortSignal {
-  return AbortSignal.timeout(DOCKER_CALL_TIMEOUT_MS + extraMs)
-}
-
 export interface RegistryAuth {
   username?: string
   password?: string
@@ -109,9 +101,20 @@ export interface WatchHandlers {
 /** The Docker engine as the allocator uses it: images by digest, labelled containers, events. */
 export class DockerRuntime {
   readonly docker: Docker
+  readonly #callTimeoutMs: number
 
-  constructor (host?: string) {
+  /** `callTimeoutMs`: the deadline of each call (default DOCKER_CALL_TIMEOUT_MS). */
+  constructor (host?: string, options: { callTimeoutMs?: number } = {}) {
     this.docker = new Docker(dockerOptions(host))
+    this.#callTimeoutMs = options.callTimeoutMs ?? DOCKER_CALL_TIMEOUT_MS
+  }
+
+  /**
+   * The deadline of one call to the engine: a wedged dockerd (or a half-open tcp:// connection)
+   * must fail the call, not hold a cold start, and every Allocate waiting on it, for good.
+   */
+  #deadline (extraMs = 0): AbortSignal {
+    return AbortSignal.timeout(this.#callTimeoutMs + extraMs)
   }
 
   async ping (signal?: AbortSignal): Promise<void> {
@@ -127,7 +130,7 @@ export class DockerRuntime {
   async hasImage (ref: string): Promise<boolean> {
     try {
       // dockerode's image inspect takes no abort signal: the wait for it is cut instead
-      await raceSignal(this.docker.getImage(ref).inspect(), deadline())
+      await raceSignal(this.docker.getImage(ref).inspect(), this.#deadline())
       return true
     } catch (err) {
       if (statusOf(err) === 404) {
@@ -139,7 +142,7 @@ export class DockerRuntime {
 
   async imageLabels (ref: string): Promise<Record<string, string> | undefined> {
     try {
-      const info = await raceSignal(this.docker.getImage(ref).inspect(), deadline())
+      const info = await raceSignal(this.docker.getImage(ref).inspect(), this.#deadline())
       return info.Config?.Labels ?? {}
     } catch (err) {
       if (statusOf(err) === 404) {
@@ -198,7 +201,7 @@ export class DockerRuntime {
 
   async create (options: ContainerCreateOptions): Promise<string> {
     try {
-      const container = await this.docker.createContainer({ ...options, abortSignal: deadline() })
+      const container = await this.docker.createContainer({ ...options, abortSignal: this.#deadline() })
       return container.id
     } catch (err) {
       throw new DockerError(`Creating the container ${options.name ?? ''} failed: ${messageOf(err)}`)
@@ -207,7 +210,7 @@ export class DockerRuntime {
 
   async start (id: string): Promise<void> {
     try {
-      await this.docker.getContainer(id).start({ abortSignal: deadline() })
+      await this.docker.getContainer(id).start({ abortSignal: this.#deadline() })
     } catch (err) {
       if (statusOf(err) === 304) {
         return
@@ -219,7 +222,7 @@ export class DockerRuntime {
   /** Stops (SIGTERM, then SIGKILL after `timeoutS`); a container already stopped or gone is fine. */
   async stop (id: string, timeoutS: number): Promise<void> {
     try {
-      await this.docker.getContainer(id).stop({ t: timeoutS, abortSignal: deadline(timeoutS * 1000) })
+      await this.docker.getContainer(id).stop({ t: timeoutS, abortSignal: this.#deadline(timeoutS * 1000) })
     } catch (err) {
       if (statusOf(err) === 304 || statusOf(err) === 404) {
         return
@@ -231,7 +234,7 @@ export class DockerRuntime {
   /** Stops (SIGTERM, then SIGKILL after `timeoutS`) and starts a container again. */
   async restart (id: string, timeoutS: number): Promise<void> {
     try {
-      await this.docker.getContainer(id).restart({ t: timeoutS, abortSignal: deadline(2 * timeoutS * 1000) })
+      await this.docker.getContainer(id).restart({ t: timeoutS, abortSignal: this.#deadline(2 * timeoutS * 1000) })
     } catch (err) {
       throw new DockerError(`Restarting the container ${id.slice(0, 12)} failed: ${messageOf(err)}`)
     }
@@ -240,7 +243,7 @@ export class DockerRuntime {
   /** Removes a container whatever its state; one already gone is fine. */
   async remove (id: string): Promise<void> {
     try {
-      await this.docker.getContainer(id).remove({ force: true, v: true, abortSignal: deadline() })
+      await this.docker.getContainer(id).remove({ force: true, v: true, abortSignal: this.#deadline() })
     } catch (err) {
       if (statusOf(err) === 404 || (statusOf(err) === 409 && /already in progress/.test(messageOf(err)))) {
         return
@@ -251,7 +254,7 @@ export class DockerRuntime {
 
   async running (id: string): Promise<boolean> {
     try {
-      const info = await this.docker.getContainer(id).inspect({ abortSignal: deadline() })
+      const info = await this.docker.getContainer(id).inspect({ abortSignal: this.#deadline() })
       return info.State.Running
     } catch (err) {
       if (statusOf(err) === 404) {
@@ -264,7 +267,7 @@ export class DockerRuntime {
   /** Every container (running or not) carrying `label=value`. */
   async list (label: string, value: string): Promise<ContainerInfo[]> {
     try {
-      return await this.docker.listContainers({ all: true, filters: { label: [`${label}=${value}`] }, abortSignal: deadline() })
+      return await this.docker.listContainers({ all: true, filters: { label: [`${label}=${value}`] }, abortSignal: this.#deadline() })
     } catch (err) {
       throw new DockerError(`Listing containers failed: ${messageOf(err)}`)
     }
