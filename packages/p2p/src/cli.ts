@@ -1,5 +1,5 @@
 import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError } from './errors.ts'
@@ -241,7 +241,9 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
     }
   }
 
-  const stateDir = args['state-dir'] ?? nonEmpty(env.PHYSARUM_STATE_DIR) ?? join(nonEmpty(env.XDG_STATE_HOME) ?? join(homedir(), '.local', 'state'), 'physarum', defaults.name)
+  // absolute: the allocator mounts folders of it into containers, and the Docker API takes a
+  // relative source for the name of a volume
+  const stateDir = resolve(args['state-dir'] ?? nonEmpty(env.PHYSARUM_STATE_DIR) ?? join(nonEmpty(env.XDG_STATE_HOME) ?? join(homedir(), '.local', 'state'), 'physarum', defaults.name))
   if (args.ephemeral === true && args.identity != null) {
     throw new ConfigError('Give either --identity or --ephemeral, not both')
   }

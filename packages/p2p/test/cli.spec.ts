@@ -56,6 +56,9 @@ describe('shared node options', () => {
 
     const passphrase = join(await dir, 'passphrase')
     await writeFile(passphrase, 'physarum-test-network\n')
+    // a relative state folder is taken from the working folder, and kept absolute
+    assert.equal((await resolveNodeConfig(parse(['--swarm-key', swarm, '--ephemeral', '--state-dir', 'state']), await base(), DEFAULTS)).stateDir, join(process.cwd(), 'state'))
+
     const fromFile = await resolveNodeConfig(parse(['--psk-file', passphrase, '--ephemeral']), await base(), DEFAULTS)
     assert.ok(fromFile.psk?.equals(PreSharedKey.fromPassphrase('physarum-test-network')))
   })
