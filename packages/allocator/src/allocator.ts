@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, PULL_STALL_MS, REMOVE_RETRY_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
+import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, REMOVE_RETRY_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError, SidecarImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -80,7 +80,7 @@ export interface AllocatorInit {
    * removed (default: SILENT_SIDECAR_INTERVALS stats intervals, at least SILENT_SIDECAR_MIN_MS).
    */
   silentSidecarMs?: number
-  /** A pull that reports no progress for this long fails (default PULL_STALL_MS). */
+  /** A pull that reports no progress for this long fails (default STREAM_STALL_MS). */
   pullStallMs?: number
   /** The sidecars' log level. */
   sidecarLogLevel?: string
@@ -583,7 +583,7 @@ export class Allocator {
       return
     }
     this.#log.info({ image }, 'pulling')
-    await this.#c.runtime.pull(image, { signal: this.#controller.signal, stallMs: this.#init.pullStallMs ?? PULL_STALL_MS })
+    await this.#c.runtime.pull(image, { signal: this.#controller.signal, ...(this.#init.pullStallMs == null ? {} : { stallMs: this.#init.pullStallMs }) })
   }
 
   async #ensureSidecarImage (): Promise<void> {

@@ -68,8 +68,11 @@ export const STOP_TIMEOUT_S = 10
 export const REMOVE_RETRY_MS = 30_000
 /** Deadline of one call to the Docker engine (a stop or restart also has its own grace time). */
 export const DOCKER_CALL_TIMEOUT_MS = 30_000
-/** A pull whose engine reports no progress for this long is given up (IMAGE); the next Allocate pulls again. */
-export const PULL_STALL_MS = 60_000
+/**
+ * An image pull or build whose engine reports no progress for this long is given up (a pull with
+ * IMAGE: the next Allocate pulls again).
+ */
+export const STREAM_STALL_MS = 60_000
 /** Where the sidecar finds its mounted files inside its container. */
 export const SIDECAR_SECRETS_DIR = '/run/physarum'
 /**

@@ -6,7 +6,7 @@ import Docker from 'dockerode'
 import { raceSignal } from 'race-signal'
 import { ConfigError } from '@physarum/p2p'
 import { DockerError, ImageError } from './errors.ts'
-import { DOCKER_CALL_TIMEOUT_MS } from './constants.ts'
+import { DOCKER_CALL_TIMEOUT_MS, STREAM_STALL_MS } from './constants.ts'
 import type { ContainerCreateOptions, ContainerInfo } from 'dockerode'
 
 /** dockerode options for `--docker-host` (unix:///path, tcp://host:port, or a socket path). */
@@ -117,11 +117,11 @@ export class DockerRuntime {
     return AbortSignal.timeout(this.#callTimeoutMs + extraMs)
   }
 
-  async ping (signal?: AbortSignal): Promise<void> {
+  async ping (signal: AbortSignal = this.#deadline()): Promise<void> {
     // dockerode's ping takes { abortSignal } as its other calls do; its types leave the options out
     const ping = this.docker.ping.bind(this.docker) as (options: { abortSignal?: AbortSignal }) => Promise<unknown>
     try {
-      await ping(signal == null ? {} : { abortSignal: signal })
+      await ping({ abortSignal: signal })
     } catch (err) {
       throw new DockerError(`The Docker engine does not answer: ${messageOf(err)}`)
     }
@@ -154,48 +154,62 @@ export class DockerRuntime {
 
   /**
    * Pulls `ref` (by digest); ImageError when the registry does not have it or refuses, or when the
-   * engine reports no progress for `stallMs` (a registry that stopped sending mid-layer would
-   * otherwise hold the pull, and every allocation waiting on it, for good).
+   * engine reports no progress for `stallMs` (a registry that stopped sending would otherwise hold
+   * the pull, and every allocation waiting on it, for good).
    */
   async pull (ref: string, options: { signal?: AbortSignal, stallMs?: number } = {}): Promise<void> {
     const auth = await authFor(registryHost(ref))
-    let stream: Readable
     try {
-      // dockerode's types say NodeJS.ReadableStream; it is the HTTP response, a Readable
-      stream = await this.docker.pull(ref, { ...(auth == null ? {} : { authconfig: auth }), abortSignal: options.signal }) as Readable
+      await this.streamed(async (signal) => await this.docker.pull(ref, { ...(auth == null ? {} : { authconfig: auth }), abortSignal: signal }), options)
     } catch (err) {
-      throw new ImageError(`Pulling ${ref} failed: ${messageOf(err)}`)
+      throw new ImageError(`Pulling ${ref} failed: ${(err as Error).message}`)
     }
-    await new Promise<void>((resolve, reject) => {
-      let failure: string | undefined
-      let stall: NodeJS.Timeout | undefined
-      const progressed = (): void => {
-        const { stallMs } = options
-        if (stallMs != null) {
-          clearTimeout(stall)
-          stall = setTimeout(() => {
-            failure = `no progress for ${stallMs} ms: the registry stopped sending`
-            stream.destroy(new Error(failure))
-          }, stallMs)
-        }
-      }
-      progressed()
-      this.docker.modem.followProgress(stream, (err: Error | null) => {
-        clearTimeout(stall)
-        if (err != null || failure != null) {
-          reject(new ImageError(`Pulling ${ref} failed: ${failure ?? messageOf(err)}`))
-        } else {
-          resolve()
-        }
-      }, (event: { error?: string, errorDetail?: { message?: string } }) => {
-        progressed()
-        if (event.error != null) {
-          failure = event.errorDetail?.message ?? event.error
-        }
-      })
-    })
     if (!await this.hasImage(ref)) {
       throw new ImageError(`Pulling ${ref} finished but the engine does not have it`)
+    }
+  }
+
+  /**
+   * Runs a streamed call (a pull, a build) to its end: `start` sends the request with the signal
+   * given. It fails with the error an event of the stream reported, when `options.signal` aborts,
+   * or when the engine sends nothing for `stallMs` (STREAM_STALL_MS), counted from the request: the
+   * engine answers a pull only once it has the registry's manifest.
+   */
+  async streamed (start: (signal: AbortSignal) => Promise<NodeJS.ReadableStream>, options: { signal?: AbortSignal, stallMs?: number } = {}): Promise<void> {
+    const stallMs = options.stallMs ?? STREAM_STALL_MS
+    const stalled = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    const progressed = (): void => {
+      clearTimeout(timer)
+      timer = setTimeout(() => { stalled.abort(new Error(`no progress for ${stallMs} ms: the engine or the registry stopped sending`)) }, stallMs)
+    }
+    const signal = options.signal == null ? stalled.signal : AbortSignal.any([options.signal, stalled.signal])
+    progressed()
+    try {
+      // dockerode's types say NodeJS.ReadableStream; it is the HTTP response, a Readable
+      const stream = await start(signal) as Readable
+      await new Promise<void>((resolve, reject) => {
+        let failure: string | undefined
+        const onAbort = (): void => { stream.destroy(signal.reason as Error) }
+        signal.addEventListener('abort', onAbort, { once: true })
+        this.docker.modem.followProgress(stream, (err: Error | null) => {
+          signal.removeEventListener('abort', onAbort)
+          if (err != null || failure != null) {
+            reject(new Error(failure ?? messageOf(err)))
+          } else {
+            resolve()
+          }
+        }, (event: { error?: string, errorDetail?: { message?: string } }) => {
+          progressed()
+          if (event.error != null) {
+            failure = event.errorDetail?.message ?? event.error
+          }
+        })
+      })
+    } catch (err) {
+      throw new Error(stalled.signal.aborted ? (stalled.signal.reason as Error).message : messageOf(err), { cause: err })
+    } finally {
+      clearTimeout(timer)
     }
   }
 

@@ -88,26 +88,10 @@ export async function ensureSidecarImage (runtime: DockerRuntime, init: SidecarI
   tar.entry({ name: 'Dockerfile' }, dockerfile)
   tar.entry({ name: 'sidecar.mjs' }, Buffer.from(bundle.buffer, bundle.byteOffset, bundle.byteLength))
   tar.finalize()
-  const docker = runtime.docker
-  let stream: NodeJS.ReadableStream
   try {
-    stream = await docker.buildImage(tar as unknown as NodeJS.ReadableStream, { t: tag, rm: true, forcerm: true, pull: false })
+    await runtime.streamed(async (signal) => await runtime.docker.buildImage(tar as unknown as NodeJS.ReadableStream, { t: tag, rm: true, forcerm: true, pull: false, abortSignal: signal }))
   } catch (err) {
     throw new SidecarImageError(`Building ${tag} failed: ${(err as Error).message}`)
   }
-  await new Promise<void>((resolve, reject) => {
-    let failure: string | undefined
-    docker.modem.followProgress(stream, (err: Error | null) => {
-      if (err != null || failure != null) {
-        reject(new SidecarImageError(`Building ${tag} failed: ${failure ?? err?.message}`))
-      } else {
-        resolve()
-      }
-    }, (event: { error?: string, errorDetail?: { message?: string } }) => {
-      if (event.error != null) {
-        failure = event.errorDetail?.message ?? event.error
-      }
-    })
-  })
   return { tag, bundleHash, built: true }
 }

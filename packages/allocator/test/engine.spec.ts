@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { DockerRuntime } from '../src/docker.ts'
 import { tempDir } from './helpers.ts'
@@ -48,6 +49,22 @@ describe('DockerRuntime against a wedged engine (a socket that takes requests an
     ['running', async () => await runtime.running('c0ffee'), /Inspecting the container c0ffee failed/],
     ['list', async () => await runtime.list('io.physarum.allocator', 'x'), /Listing containers failed/]
   ]
+  it('fails a ping at the call deadline when given no signal', async () => {
+    const began = performance.now()
+    await assert.rejects(runtime.ping(), { name: 'DockerError', message: /The Docker engine does not answer: the engine did not answer in time/ })
+    assert.ok(performance.now() - began < CALL_TIMEOUT_MS + 5_000)
+  })
+
+  // the engine answers a pull only once it has the registry's manifest: the stall counts from the request
+  it('fails a pull, and a build, that get no answer at all once they stalled', async () => {
+    await assert.rejects(runtime.pull('127.0.0.1:5000/x@sha256:' + 'ab'.repeat(32), { stallMs: CALL_TIMEOUT_MS }), {
+      name: 'ImageError',
+      message: /Pulling 127\.0\.0\.1:5000\/x@sha256:a+b.* failed: no progress for 300 ms: the engine or the registry stopped sending/
+    })
+    const build = runtime.streamed(async (signal) => await runtime.docker.buildImage(Readable.from([Buffer.alloc(1024)]), { t: 'wedged', abortSignal: signal }), { stallMs: CALL_TIMEOUT_MS })
+    await assert.rejects(build, { message: /no progress for 300 ms/ })
+  })
+
   for (const [name, call, message] of calls) {
     it(`fails ${name} at its deadline, saying the engine did not answer`, async () => {
       const began = performance.now()
