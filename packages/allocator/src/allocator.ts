@@ -119,7 +119,10 @@ interface Instance {
   statsAt: number
   restarts: number[]
   restartTimer?: NodeJS.Timeout
-  /** Gives the instance up when its restarted sidecar does not check in within the ready timeout. */
+  /**
+   * Gives the instance up when its restarted sidecar does not check in within the ready timeout,
+   * or an adopted one within the adoption's.
+   */
   checkInTimer?: NodeJS.Timeout
   ready: PromiseWithResolvers<void>
   checkedIn: boolean
@@ -1017,14 +1020,14 @@ export class Allocator {
         void this.#remove(instance, 'orphan of a previous run')
         continue
       }
-      const timer = setTimeout(() => {
+      instance.checkInTimer = setTimeout(() => {
         if (instance.state === 'adopting') {
           this.#metrics.failed.inc({ service: instance.service })
           this.#log.info({ instance: id, service: instance.service }, 'an instance of a previous run did not check in: removing it')
           void this.#remove(instance, 'did not check in after a restart')
         }
       }, deadline)
-      timer.unref()
+      instance.checkInTimer.unref()
     }
     this.#updateGauges()
   }

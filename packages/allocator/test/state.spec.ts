@@ -186,6 +186,21 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.stop({ keepInstances: true })
   })
 
+  it('leaves the instances it is adopting alone once stopped to keep them', async () => {
+    const { allocator, engine } = await setUp({ adoptTimeoutMs: 300 })
+    const allocatorId = engine.allocatorNode.peerId.toString()
+    for (const role of ['service', 'sidecar']) {
+      const id = await engine.create({ Labels: { [LABELS.allocator]: allocatorId, [LABELS.instance]: 'b1c2d3e4f5a6', [LABELS.role]: role, [LABELS.service]: 'kept' } })
+      engine.containers.get(id)!.State = 'running'
+    }
+    await allocator.start()
+    assert.deepEqual(allocator.instances().map(i => i.state), ['adopting'])
+    // restarted again at once: the next run adopts them, this one must not remove them meanwhile
+    await allocator.stop({ keepInstances: true })
+    await sleep(600)
+    assert.equal(engine.containers.size, 2)
+  })
+
   it('lets no cold start outlive a stop() that began while its record was read', async () => {
     const { allocator, engine, caller } = await setUp({ lookupMs: 300 })
     await allocator.start()
