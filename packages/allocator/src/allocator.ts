@@ -75,6 +75,8 @@ export interface AllocatorInit {
   bootstrap?: string[]
   /** How long an instance found at start may take to check in again before it is removed. */
   adoptTimeoutMs?: number
+  /** How soon a removal the engine failed is tried again (default REMOVE_RETRY_MS). */
+  removeRetryMs?: number
   /**
    * A checked-in sidecar that sends no stats for this long is taken for wedged and its instance
    * removed (default: SILENT_SIDECAR_INTERVALS stats intervals, at least SILENT_SIDECAR_MIN_MS).
@@ -124,6 +126,8 @@ interface Instance {
    * or an adopted one within the adoption's.
    */
   checkInTimer?: NodeJS.Timeout
+  /** Tries again to remove the containers of a stopping instance the engine did not remove. */
+  removeTimer?: NodeJS.Timeout
   ready: PromiseWithResolvers<void>
   checkedIn: boolean
   /** When it was last handed to a caller (Date.now()): idle since then at most. */
@@ -262,6 +266,7 @@ export class Allocator {
     for (const instance of this.#instances.values()) {
       clearTimeout(instance.restartTimer)
       clearTimeout(instance.checkInTimer)
+      clearTimeout(instance.removeTimer)
     }
     await libp2p.unhandle(checkInRpc.protocol).catch(() => {})
     this.#controller.abort()
@@ -802,6 +807,15 @@ export class Allocator {
     clearTimeout(instance.checkInTimer)
     instance.ready.reject(new GaveUpError(`The instance was removed: ${reason}`))
     this.#updateGauges()
+    await this.#removeContainers(instance)
+  }
+
+  /**
+   * Removes a stopping instance's containers, then its folder and its entry. When the engine fails
+   * that, the instance stays, counted against the capacity, its sidecar told to drain when it
+   * checks in, and the removal is tried again every `removeRetryMs`.
+   */
+  async #removeContainers (instance: Instance): Promise<void> {
     const runtime = this.#c.runtime
     try {
       if (instance.sidecarContainer != null) {
@@ -811,14 +825,16 @@ export class Allocator {
         .filter((c): c is string => c != null)
         .map(async id => { await runtime.remove(id) }))
     } catch (err) {
-      // forgotten anyway: what is left goes once the engine's events are back (#reconcile)
-      this.#log.error({ instance: instance.id, err: (err as Error).message }, 'removing containers failed; they are removed when the engine answers again')
-      // and looked for again in a while, for an engine whose events never broke
-      setTimeout(() => {
-        if (!this.#stopped) {
-          this.#reconcile().catch((retry: Error) => { this.#log.warn({ err: retry.message }, 'removing containers left behind failed') })
-        }
-      }, REMOVE_RETRY_MS).unref()
+      const retryMs = this.#init.removeRetryMs ?? REMOVE_RETRY_MS
+      this.#log.error({ instance: instance.id, err: (err as Error).message, retryInMs: retryMs }, 'removing containers failed; trying again')
+      if (!this.#stopped) {
+        instance.removeTimer = setTimeout(() => {
+          instance.removeTimer = undefined
+          void this.#removeContainers(instance)
+        }, retryMs)
+        instance.removeTimer.unref()
+      }
+      return
     }
     await rm(instance.dir, { recursive: true, force: true }).catch(() => {})
     this.#instances.delete(instance.id)
@@ -937,11 +953,18 @@ export class Allocator {
    * Docker's events stream broke and is open again (the engine restarted, its socket closed): a
    * container that died meanwhile told nobody. Each container of a ready instance that is not
    * running now, and not being restarted already, is handled as if its 'die' had come: restarted,
-   * or the instance removed.
+   * or the instance removed. A removal that failed meanwhile is tried again now.
    */
   async #reconcile (): Promise<void> {
     const containers = await this.#c.runtime.list(LABELS.allocator, this.#allocatorId)
     await this.#removeStrays(containers)
+    for (const instance of this.#instances.values()) {
+      if (instance.state === 'stopping' && instance.removeTimer != null) {
+        clearTimeout(instance.removeTimer)
+        instance.removeTimer = undefined
+        void this.#removeContainers(instance)
+      }
+    }
     const running = new Set(containers.filter(container => container.State === 'running').map(container => container.Id))
     for (const instance of this.#instances.values()) {
       if (instance.state !== 'ready' || instance.restartTimer != null || instance.restarting != null) {

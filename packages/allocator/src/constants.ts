@@ -64,7 +64,7 @@ export const RATE_BACKOFF_MAX_MS = 60_000
 export const HEALTH_DOCKER_TIMEOUT_MS = 2_000
 /** How long a container may take to stop before it is killed, in seconds (docker stop -t). */
 export const STOP_TIMEOUT_S = 10
-/** A removal of containers that failed is tried again this much later (#reconcile). */
+/** A removal of containers that the engine failed is tried again this much later. */
 export const REMOVE_RETRY_MS = 30_000
 /** Deadline of one call to the Docker engine (a stop or restart also has its own grace time). */
 export const DOCKER_CALL_TIMEOUT_MS = 30_000

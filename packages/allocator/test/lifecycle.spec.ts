@@ -115,10 +115,12 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
     try {
       await allocate(overlay.client.libp2p, daemon.node.peerId, 'idle-server')
       relay.cut()
-      await eventually('the idle instance to be reaped', () => daemon.allocator.instances().length === 0 ? true : undefined, 15_000)
+      // reaped, but kept (and counted) while its containers cannot be removed
+      await eventually('the idle instance to be reaped', () => daemon.allocator.instances()[0]?.state === 'stopping' ? true : undefined, 15_000)
       assert.equal((await containersOf(engine, peer)).length, 2, 'its containers stay while the engine does not answer')
       relay.restore()
       await eventually('its containers to be removed', async () => (await containersOf(engine, peer)).length === 0 ? true : undefined, 15_000)
+      await eventually('the instance gone with them', () => daemon.allocator.instances().length === 0 ? true : undefined, 5_000)
     } finally {
       await daemon.stop()
       await relay.stop()

@@ -36,6 +36,8 @@ class StubEngine {
   stopDelayMs = 0
   /** Containers of this role fail to be created, as the engine fails them (a name taken, a bad mount). */
   failCreating?: string
+  /** Removals fail, as on an engine whose storage driver is stuck. */
+  failRemoving = false
   onEvent: (event: ContainerEvent) => void = () => {}
   #next = 0
 
@@ -81,7 +83,13 @@ class StubEngine {
   }
 
   async restart (): Promise<void> {}
-  async remove (id: string): Promise<void> { await Promise.resolve(this.containers.delete(id)) }
+  async remove (id: string): Promise<void> {
+    if (this.failRemoving) {
+      throw new DockerError(`Removing the container ${id.slice(0, 12)} failed: device or resource busy`)
+    }
+    await Promise.resolve(this.containers.delete(id))
+  }
+
   async running (id: string): Promise<boolean> { return await Promise.resolve(this.containers.get(id)?.State === 'running') }
   async list (): Promise<StubContainer[]> { return await Promise.resolve([...this.containers.values()]) }
   watch (_label: string, _value: string, handlers: { onEvent: (event: ContainerEvent) => void }): void { this.onEvent = handlers.onEvent }
@@ -162,6 +170,23 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     const allocation = await allocate(caller.libp2p, target, 'svc-create')
     nodes.push(...engine.sidecars)
     assert.equal(allocation.reused, false)
+    await allocator.stop()
+  })
+
+  it('keeps counting an instance whose containers the engine failed to remove, and removes them once it can', async () => {
+    const { allocator, engine, caller } = await setUp({ maxInstances: 1, idleTimeoutMs: 300, statsIntervalMs: 100, removeRetryMs: 300 })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    await allocate(caller.libp2p, target, 'svc-stuck')
+    nodes.push(...engine.sidecars)
+    engine.failRemoving = true
+    // reaped as idle, but its containers stay: so does its place on this host
+    await eventually('the removal failed', () => allocator.instances()[0]?.state === 'stopping' ? true : undefined, 5_000, 20)
+    await sleep(700)
+    assert.deepEqual(allocator.instances().map(i => [i.service, i.state]), [['svc-stuck', 'stopping']])
+    await assert.rejects(allocate(caller.libp2p, target, 'svc-next'), { code: 'CAPACITY' })
+    engine.failRemoving = false
+    await eventually('the containers removed on a later try', () => allocator.instances().length === 0 && engine.containers.size === 0 ? true : undefined, 5_000, 20)
     await allocator.stop()
   })
 
