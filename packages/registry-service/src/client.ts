@@ -104,9 +104,12 @@ function isFailover (err: unknown): boolean {
     (err instanceof RpcFailureError && FAILOVER_CODES.has(err.code))
 }
 
-/** A failure after which the request may have been carried out anyway. */
+/**
+ * A failure after which the request may have been carried out anyway: no answer, or a registry
+ * whose etcd did not answer a write in time (TIMEOUT).
+ */
 function isAmbiguous (err: unknown): boolean {
-  return err instanceof RpcTimeoutError || err instanceof RpcProtocolError
+  return err instanceof RpcTimeoutError || err instanceof RpcProtocolError || (err instanceof RpcFailureError && err.code === 'TIMEOUT')
 }
 
 /**

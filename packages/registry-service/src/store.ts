@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RpcFailureError } from '@physarum/p2p'
-import { Etcd3, isRecoverableError } from 'etcd3'
+import { Etcd3, GRPCDeadlineExceededError, isRecoverableError } from 'etcd3'
+import { raceSignal } from 'race-signal'
 import { Batcher, rejectAll } from './batcher.ts'
 import { DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_PAGE_SIZE, KEY_PREFIX, MAX_PAGE_SIZE } from './constants.ts'
 import { InvalidRecordError } from './errors.ts'
@@ -48,6 +49,12 @@ export interface StoreHealth {
 const MAX_TXN_OPS = 128
 
 
+/** The deadline of one store operation: for etcd3's calls, and for the wait. */
+interface Deadline {
+  at: number
+  signal: AbortSignal
+}
+
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>
 
 /** Runs the call once: failures are answered, not retried on the same host. */
@@ -68,7 +75,8 @@ function nextHostPolicy (hosts: number): Policy {
           return await fn({ signal: new AbortController().signal, attempt })
         } catch (err) {
           lastError = err
-          if (!isRecoverableError(err as Error)) {
+          // the operation's one deadline is spent; and a write may have been applied
+          if (!isRecoverableError(err as Error) || err instanceof GRPCDeadlineExceededError) {
             throw err
           }
         }
@@ -168,10 +176,27 @@ export class RegistryStore {
     return new RpcFailureError('INTERNAL', `etcd failed: ${message}`)
   }
 
-  async #call<T> (fn: () => Promise<T>): Promise<T> {
+  /** The deadline of one store operation, every etcd call of it (and their failover) included. */
+  #deadline (): Deadline {
+    return { at: Date.now() + this.#timeoutMs, signal: AbortSignal.timeout(this.#timeoutMs) }
+  }
+
+  /**
+   * One etcd call under `deadline` (a new one unless the operation has one): `fn` passes the call
+   * options to etcd3, and the wait ends at the deadline whatever etcd3 does (its authentication
+   * tries every host on its own deadlines). A write past its deadline may have been applied: it
+   * is answered TIMEOUT, which a client counts as ambiguous, not UNAVAILABLE.
+   */
+  async #call<T> (fn: (options: { deadline: number }) => Promise<T>, deadline = this.#deadline(), write = false): Promise<T> {
     try {
-      return await fn()
+      return await raceSignal(fn({ deadline: deadline.at }), deadline.signal)
     } catch (err) {
+      if (!(err instanceof RpcFailureError) && write && (deadline.signal.aborted || err instanceof GRPCDeadlineExceededError)) {
+        throw new RpcFailureError('TIMEOUT', `etcd did not answer within ${this.#timeoutMs} ms (${this.endpoints.join(', ')}): the write may or may not have been applied`)
+      }
+      if (!(err instanceof RpcFailureError) && deadline.signal.aborted) {
+        throw new RpcFailureError('UNAVAILABLE', `etcd is unreachable (${this.endpoints.join(', ')}): it did not answer within ${this.#timeoutMs} ms`)
+      }
       throw this.#unavailable(err)
     }
   }
@@ -203,12 +228,12 @@ export class RegistryStore {
     let found: Array<IKeyValue | undefined>
     try {
       found = keys.length === 1
-        ? [(await this.#call(async () => await this.#client.kv.range({ key: keys[0]! }))).kvs[0]]
-        : (await this.#call(async () => await this.#client.kv.txn({
+        ? [(await this.#call(async (options) => await this.#client.kv.range({ key: keys[0]! }, options))).kvs[0]]
+        : (await this.#call(async (options) => await this.#client.kv.txn({
             compare: [],
             success: keys.map(key => ({ request_range: { key } })),
             failure: []
-          }))).responses.map(response => response.response_range?.kvs[0])
+          }, options))).responses.map(response => response.response_range?.kvs[0])
     } catch (err) {
       rejectAll(batch, err as Error)
       return
@@ -235,8 +260,9 @@ export class RegistryStore {
    */
   async put (input: ServiceRecordInput, options: { expectedRevision?: string, now?: Date } = {}): Promise<ServiceRecord> {
     const key = this.#key(input.name)
+    const deadline = this.#deadline()
     for (let attempt = 0; ; attempt++) {
-      const current = await this.#call(async () => await this.#client.kv.range({ key }))
+      const current = await this.#call(async (callOptions) => await this.#client.kv.range({ key }, callOptions), deadline)
       const kv = current.kvs[0]
       const currentRevision = kv?.mod_revision ?? '0'
       if (options.expectedRevision != null && options.expectedRevision !== currentRevision) {
@@ -255,11 +281,11 @@ export class RegistryStore {
       const compare = kv == null
         ? { key, target: 'Create' as const, result: 'Equal' as const, create_revision: 0 }
         : { key, target: 'Mod' as const, result: 'Equal' as const, mod_revision: currentRevision }
-      const response = await this.#call(async () => await this.#client.kv.txn({
+      const response = await this.#call(async (callOptions) => await this.#client.kv.txn({
         compare: [compare],
         success: [{ request_put: { key, value: Buffer.from(toStoredJson(stored)) } }],
         failure: [{ request_range: { key } }]
-      }))
+      }, callOptions), deadline, true)
       if (response.succeeded) {
         return { ...stored, revision: response.header.revision }
       }
@@ -284,11 +310,11 @@ export class RegistryStore {
       ? { key, target: 'Create' as const, result: 'NotEqual' as const, create_revision: 0 }
       : { key, target: 'Mod' as const, result: 'Equal' as const, mod_revision: options.expectedRevision }
     const failure: IRequestOp[] = [{ request_range: { key } }]
-    const response = await this.#call(async () => await this.#client.kv.txn({
+    const response = await this.#call(async (callOptions) => await this.#client.kv.txn({
       compare: [compare],
       success: [{ request_delete_range: { key } }],
       failure
-    }))
+    }, callOptions), this.#deadline(), true)
     if (response.succeeded) {
       return response.header.revision
     }
@@ -313,12 +339,12 @@ export class RegistryStore {
     // the token holds the last key's bytes after the prefix, one character a byte (latin1): a key
     // written by hand that is not UTF-8 is passed, not met again (names are ASCII, alike either way)
     const start = token == null ? this.#key(prefix) : Buffer.concat([this.#prefix, Buffer.from(token.after, 'latin1'), Buffer.from([0])])
-    const response = await this.#call(async () => await this.#client.kv.range({
+    const response = await this.#call(async (callOptions) => await this.#client.kv.range({
       key: start,
       range_end: prefixEnd(this.#key(prefix)),
       limit: pageSize + 1,
       ...(token == null ? {} : { revision: token.revision })
-    }))
+    }, callOptions))
     const kvs = response.kvs.slice(0, pageSize)
     // one value that is not a record (written by hand, or damaged) does not hide the others
     const records: ServiceRecord[] = []
@@ -341,17 +367,17 @@ export class RegistryStore {
 
   /** How many records there are. */
   async count (): Promise<number> {
-    const response = await this.#call(async () => await this.#client.kv.range({ key: this.#prefix, range_end: prefixEnd(this.#prefix), count_only: true }))
+    const response = await this.#call(async (options) => await this.#client.kv.range({ key: this.#prefix, range_end: prefixEnd(this.#prefix), count_only: true }, options))
     return Number(response.count)
   }
 
   /** Whether etcd answers a linearizable read within the deadline (a quorum is there). */
   async health (): Promise<StoreHealth> {
     try {
-      await this.#client.kv.range({ key: Buffer.from('health'), count_only: true })
+      await this.#call(async (options) => await this.#client.kv.range({ key: Buffer.from('health'), count_only: true }, options))
       return { ok: true }
     } catch (err) {
-      return { ok: false, error: this.#unavailable(err).message }
+      return { ok: false, error: (err as Error).message }
     }
   }
 
@@ -362,7 +388,7 @@ export class RegistryStore {
    * started but not promoted yet, is returned again.
    */
   async memberAdd (peerUrls: string[]): Promise<{ member: IMember, members: IMember[] }> {
-    const list = await this.#call(async () => await this.#client.cluster.memberList({}))
+    const list = await this.#call(async (options) => await this.#client.cluster.memberList({}, options))
     const existing = list.members.find(m => m.peerURLs.some(url => peerUrls.includes(url)))
     if (existing != null) {
       // a started learner asks again when its promotion was cut short: it is told the cluster
@@ -397,7 +423,7 @@ export class RegistryStore {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       try {
-        const list = await this.#call(async () => await this.#client.cluster.memberList({}))
+        const list = await this.#call(async (options) => await this.#client.cluster.memberList({}, options))
         const member = list.members.find(m => m.peerURLs.includes(peerUrl))
         if (member == null) {
           throw new RpcFailureError('NOT_FOUND', `No etcd member has the peer URL ${peerUrl}: it was removed`)
@@ -405,7 +431,7 @@ export class RegistryStore {
         if (!member.isLearner) {
           return
         }
-        await this.#call(async () => await this.#client.cluster.memberPromote({ ID: member.ID }))
+        await this.#call(async (options) => await this.#client.cluster.memberPromote({ ID: member.ID }, options))
         return
       } catch (err) {
         if ((err instanceof RpcFailureError && err.code === 'NOT_FOUND') || Date.now() > deadline) {
@@ -417,7 +443,7 @@ export class RegistryStore {
   }
 
   async memberList (): Promise<IMember[]> {
-    const list = await this.#call(async () => await this.#client.cluster.memberList({}))
+    const list = await this.#call(async (options) => await this.#client.cluster.memberList({}, options))
     return list.members
   }
 

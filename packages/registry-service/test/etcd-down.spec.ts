@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createRegistryClient } from '../src/index.ts'
 import { RPC_TIMEOUT_MS } from '../src/constants.ts'
+import { RegistryStore } from '../src/store.ts'
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
 import { eventually, sampleRecord, startClient, startNode, startRegistry, stopAll, TestEtcd } from './helpers.ts'
+import type { AddressInfo, Socket } from 'node:net'
 import type { InProcessRegistry } from './helpers.ts'
 import type { RegistryClient } from '../src/index.ts'
 import type { PhysarumNode, RpcFailureError } from '@physarum/p2p'
@@ -60,16 +64,53 @@ describe('when etcd is down', () => {
     assert.equal(updated.softRttMs, 5)
 
     // an etcd that hangs (connections open, no answers) costs the etcd deadline, not a hang
+    await writer.client.add(sampleRecord('doomed-server'))
     await etcd.pause()
     try {
       const started = performance.now()
       await assert.rejects(writer.client.get('durable-server'), { name: 'RpcFailureError', code: 'UNAVAILABLE' })
       const elapsed = performance.now() - started
       assert.ok(elapsed >= 1_000 && elapsed < 3_000, `answered at the 1.5 s etcd deadline (${Math.round(elapsed)} ms)`)
+      // a write sent to etcd may have been applied when its deadline passed: the answer says so
+      // (a put first reads the record, and fails UNAVAILABLE there: nothing was sent)
+      await assert.rejects(writer.client.delete('doomed-server'), { name: 'RpcFailureError', code: 'TIMEOUT', message: /the write may or may not have been applied/ })
     } finally {
       etcd.resume()
     }
     assert.equal((await eventually('the registry to serve again', async () => await writer.client.get('durable-server'), 10_000, 100)).softRttMs, 5)
+  })
+
+  it('keeps each store call to one deadline across every etcd host and the login', async () => {
+    // three hosts that take connections and never answer, as a hung cluster does
+    const sockets: Socket[] = []
+    const hung = await Promise.all([0, 1, 2].map(async () => {
+      const server = createServer(socket => { sockets.push(socket); socket.on('error', () => {}) })
+      server.listen(0, '127.0.0.1')
+      await once(server, 'listening')
+      return server
+    }))
+    const store = new RegistryStore({
+      endpoints: hung.map(server => `http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+      timeoutMs: 400,
+      auth: { username: 'root', password: 'not asked' }
+    })
+    try {
+      for (const [call, code] of [[async () => await store.get('x'), 'UNAVAILABLE'], [async () => await store.delete('x'), 'TIMEOUT']] as const) {
+        const started = performance.now()
+        await assert.rejects(call(), { name: 'RpcFailureError', code })
+        const elapsed = performance.now() - started
+        assert.ok(elapsed < 1_000, `answered at the 400 ms deadline, not once per host and login (${Math.round(elapsed)} ms)`)
+      }
+      const started = performance.now()
+      const health = await store.health()
+      assert.equal(health.ok, false)
+      assert.match(health.error ?? '', /^etcd is unreachable/)
+      assert.ok(performance.now() - started < 1_000)
+    } finally {
+      store.close()
+      for (const socket of sockets) socket.destroy()
+      for (const server of hung) server.close()
+    }
   })
 
   it('answers from a cached record while no registry can, to a client that allows it, and never for a deleted one', async () => {
