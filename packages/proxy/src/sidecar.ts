@@ -80,7 +80,9 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
         }
       }
     }
-    // what the stream carries meanwhile waits in its read buffer, which joinSocket then reads
+    // paused meanwhile: what the stream carries waits in its read buffer, and the sender for
+    // window (an upload would otherwise fill the buffer past its limit, and the stream be reset)
+    stream.pause()
     connectToService(config.servicePort, stream, signal).then(socket => {
       // the client gave up while the service was restarting
       if (!isOpen(stream)) {
@@ -94,6 +96,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
         }
         finished()
       })
+      stream.resume()
     }, (err: Error) => {
       log.warn({ err: err.message, port: config.servicePort }, 'the service accepts no connection')
       if (isOpen(stream)) {

@@ -50,11 +50,15 @@ describe('sidecar: a service that restarts behind it', { timeout: 120_000 }, () 
   it('holds a request while the service refuses connections and sends it once the service is back', async () => {
     await stopService()
     const back = setTimeout(() => { service.listen(port, '127.0.0.1') }, AWAY_MS)
-    const answered = await post('sent while the service was away')
+    // an upload larger than a stream's read buffer (4 MiB) waits too, not reset
+    const upload = 'u'.repeat(8 * 1024 * 1024)
+    const [answered, uploaded] = await Promise.all([post('sent while the service was away'), post(upload)])
     clearTimeout(back)
     assert.equal(answered.status, 200, answered.body)
     assert.equal(answered.body, 'sent while the service was away')
     assert.ok(answered.ms >= AWAY_MS - 100, `answered after ${answered.ms} ms`)
+    assert.equal(uploaded.status, 200, uploaded.body.slice(0, 300))
+    assert.equal(uploaded.body.length, upload.length)
   })
 
   it('answers 502 once the service refused connections for longer than the sidecar waits', async () => {
