@@ -526,6 +526,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       }
     }
   }
+  /** Client connections upgraded (or upgrading) to an instance: Node's server does not close them when it stops. */
+  const upgrades = new Set<Duplex>()
+
   const stallTimer = setInterval(probeStalled, STALL_PROBE_AFTER_MS)
   stallTimer.unref()
   // every instance and allocator ever measured has an entry: those not measured for a while go
@@ -795,16 +798,32 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     // Node's server stops handling the socket's errors once it is upgraded: a client that resets
     // the connection while its instance is found must not crash the proxy
     socket.on('error', (err) => { log.debug({ err: err.message }, 'an upgrading client\'s connection broke') })
+    upgrades.add(socket)
+    socket.once('close', () => { upgrades.delete(socket) })
+    // read from now on: a client that closes its end while the instance is found and asked gets
+    // nothing joined (Node's server no longer reads it), and what it sends meanwhile is kept
+    let ended = false
+    const early: Buffer[] = []
+    const onData = (chunk: Buffer): void => { early.push(chunk) }
+    const onEnd = (): void => { ended = true }
+    socket.on('data', onData)
+    socket.on('end', onEnd)
+    const gone = (): boolean => ended || socket.destroyed
     let service = 'unknown'
+    /** The instance whose upgrade count this one holds until it is joined, or fails. */
+    let reserved: KnownInstance | undefined
     try {
       const target = splitPath(req.url ?? '')
       const record = await lookUp(registry, target.service)
       service = record.name
       const { instance } = await resolve(record)
       // WebSockets share the instance's streams with the request pool: they may not take them all
+      // (counted from here, so a burst of them cannot all pass before the first is joined)
       if (instance.upgraded >= MAX_UPGRADES_PER_INSTANCE) {
         throw new ProxyError(503, `The instance of ${record.name} carries ${instance.upgraded} upgraded connections, the most it takes`, { 'retry-after': String(RETRY_AFTER_S) })
       }
+      instance.upgraded++
+      reserved = instance
       let stream
       try {
         stream = await openStream(instance)
@@ -824,7 +843,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       if (head.length > 0) {
         stream.send(head)
       }
-      if (socket.destroyed) {
+      if (gone()) {
         stream.abort(new Error('The client went away'))
         throw new ProxyError(499, 'The client went away')
       }
@@ -832,14 +851,24 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         stream.abort(err)
         throw err instanceof ProxyError ? err : new ProxyError(502, `The instance of ${record.name} broke before answering the upgrade: ${err.message}`)
       })
+      if (gone()) {
+        stream.abort(new Error('The client went away'))
+        throw new ProxyError(499, 'The client went away')
+      }
       // counted with the status the instance answered (101, or its refusal)
       requests.inc({ service, code: String(answer.status) })
+      socket.off('data', onData)
+      socket.off('end', onEnd)
       if (answer.status === 101) {
         socket.write(answer.head)
         if (answer.rest.byteLength > 0) {
           socket.write(answer.rest)
         }
-        instance.upgraded++
+        for (const chunk of early) {
+          stream.send(chunk)
+        }
+        // held now by the pipe, until it ends
+        reserved = undefined
         joinSocket(socket, stream, (err) => {
           instance.upgraded--
           if (err != null) {
@@ -853,10 +882,18 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       relayRefusal(socket, stream, answer)
     } catch (err) {
       const failure = err instanceof ProxyError ? err : new ProxyError(502, (err as Error).message)
+      requests.inc({ service, code: String(failure.status) })
+      if (gone()) {
+        socket.destroy()
+        return
+      }
       const body = JSON.stringify({ error: failure.message, status: failure.status })
       const extra = Object.entries(failure.headers).map(([name, value]) => `${name}: ${String(value)}\r\n`).join('')
       socket.end(`HTTP/1.1 ${failure.status} ${STATUS_CODES[failure.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`)
-      requests.inc({ service, code: String(failure.status) })
+    } finally {
+      if (reserved != null) {
+        reserved.upgraded--
+      }
     }
   }
 
@@ -899,6 +936,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       }
       const closed = new Promise<void>(resolve => { server.close(() => { resolve() }) })
       server.closeAllConnections()
+      for (const socket of upgrades) {
+        socket.destroy()
+      }
       await closed
     }
   }

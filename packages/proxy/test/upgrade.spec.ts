@@ -13,6 +13,8 @@ import type { Registry } from 'prom-client'
 
 const SERVICE = 'socket-server'
 const UPSTREAM_TIMEOUT_MS = 1_000
+/** How long /slow-ws takes to answer 101. */
+const SLOW_101_MS = 500
 
 /**
  * A service that speaks HTTP/1.1 by hand, as servers that keep a connection after refusing an
@@ -35,6 +37,9 @@ function handBuiltService (): Server {
         if (path === '/ws') {
           echoing = true
           socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n')
+        } else if (path === '/slow-ws') {
+          echoing = true
+          setTimeout(() => { socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n') }, SLOW_101_MS)
         } else if (path === '/refuse') {
           socket.write('HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot here\n')
         } else if (path !== '/hang') {
@@ -131,6 +136,18 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered', { t
     await eventually('the upgraded streams closed', () => proxied.node.libp2p.getConnections().flatMap(c => c.streams).filter(s => s.protocol === HTTP_PROTOCOL).length <= 1 ? true : undefined, 10_000, 50)
   })
 
+  it('joins nothing for a client that closed its end before the 101 came, and keeps no stream', async () => {
+    const streams = (): number => proxied.node.libp2p.getConnections().flatMap(c => c.streams).filter(s => s.protocol === HTTP_PROTOCOL).length
+    const before = streams()
+    const { socket, closed } = await open()
+    socket.write(`GET /${SERVICE}/slow-ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+    // a tab closed while the instance was asked: a FIN, not a reset
+    setTimeout(() => { socket.end() }, SLOW_101_MS / 5)
+    await closed
+    await eventually('the stream to the instance closed', () => streams() <= before ? true : undefined, 5_000, 50)
+    await eventually('counted as gone', async () => (await metrics.metrics()).includes(`physarum_proxy_requests_total{service="${SERVICE}",code="499"} 1`) ? true : undefined, 5_000, 50)
+  })
+
   it('answers 504 to an upgrade the instance leaves unanswered past the upstream timeout', async () => {
     const { socket, received, closed } = await open()
     const began = performance.now()
@@ -138,5 +155,16 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered', { t
     await closed
     assert.match(received(), /^HTTP\/1\.1 504 /)
     assert.ok(performance.now() - began >= UPSTREAM_TIMEOUT_MS - 50, 'not before the timeout')
+  })
+
+  // last: it stops the proxy
+  it('stops at once with a WebSocket open, closing it', async () => {
+    const { socket, received, closed } = await open()
+    socket.write(`GET /${SERVICE}/ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+    await eventually('the 101', () => received().includes('\r\n\r\n') ? true : undefined, 10_000, 20)
+    const began = performance.now()
+    await proxy.stop()
+    assert.ok(performance.now() - began < 2_000, `stopped after ${Math.round(performance.now() - began)} ms`)
+    await closed
   })
 })
