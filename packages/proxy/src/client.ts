@@ -686,12 +686,21 @@ export async function startClientProxy (components: ClientProxyComponents, init:
             }
             return
           }
-          answered = true
           const sent = responseHeaders(headers)
           if (resolved.coldStartMs != null) {
             sent[COLD_START_HEADER] = String(resolved.coldStartMs)
           }
-          res.writeHead(statusCode, statusMessage, sent)
+          try {
+            writeHead(res, statusCode, statusMessage, sent)
+          } catch (err) {
+            // a head Node refuses to send: the instance's answer cannot be passed on
+            const refused = new ProxyError(502, `The instance of ${record.name} answered with a head that cannot be relayed: ${(err as Error).message}`)
+            movedAway = refused
+            controller?.abort(refused)
+            reject(refused)
+            return
+          }
+          answered = true
           resolve(statusCode)
         },
         onResponseData: (paused, chunk) => {
@@ -1068,6 +1077,23 @@ function earlyHints (res: ServerResponse, incoming: IncomingHttpHeaders): void {
     res.writeEarlyHints(hints)
   } catch {
     // not relayable: the response itself still goes
+  }
+}
+
+/**
+ * Writes the instance's response head. A Trailer header is dropped when Node sends the response
+ * unchunked (HEAD, 204, 304, a Content-Length, an HTTP/1.0 client): trailers cannot follow then,
+ * and Node refuses the header.
+ */
+function writeHead (res: ServerResponse, statusCode: number, statusMessage: string | undefined, headers: OutgoingHttpHeaders): void {
+  try {
+    res.writeHead(statusCode, statusMessage, headers)
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_HTTP_TRAILER_INVALID') {
+      throw err
+    }
+    delete headers.trailer
+    res.writeHead(statusCode, statusMessage, headers)
   }
 }
 

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { eventually } from '../../registry-service/test/helpers.ts'
+import { startProxiedService } from './helpers.ts'
+import type { Server } from 'node:net'
+import type { ProxiedService } from './helpers.ts'
+
+const SERVICE = 'trailer-server'
+
+/**
+ * A service that announces a trailer on every response, by hand (Node's server refuses to): with a
+ * length and none at /, chunked with it at /chunked.
+ */
+function trailerService (): Server {
+  return createServer((socket) => {
+    let buffered = ''
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('latin1')
+      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
+        const [method, path] = buffered.slice(0, end).split(' ')
+        buffered = buffered.slice(end + 4)
+        if (path === '/chunked') {
+          socket.write('HTTP/1.1 200 OK\r\ntrailer: x-checksum\r\ntransfer-encoding: chunked\r\n\r\nd\r\nchunked body\n\r\n0\r\nx-checksum: abc\r\n\r\n')
+        } else {
+          socket.write(`HTTP/1.1 200 OK\r\ntrailer: x-checksum\r\ncontent-length: 5\r\n\r\n${method === 'HEAD' ? '' : 'body\n'}`)
+        }
+      }
+    })
+    socket.on('error', () => {})
+  })
+}
+
+describe('client proxy: responses that announce a trailer', { timeout: 120_000 }, () => {
+  let proxied: ProxiedService
+
+  /** One raw request to the proxy; everything it answered, once it closed the connection. */
+  const raw = async (request: string): Promise<string> => {
+    const socket = connect(proxied.proxy.port, '127.0.0.1')
+    let text = ''
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
+    socket.write(request)
+    await once(socket, 'close')
+    return text
+  }
+
+  before(async () => {
+    proxied = await startProxiedService(SERVICE, 'trailer', trailerService())
+    await eventually('the instance answers', async () => (await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/`).catch(() => undefined))?.status === 200 ? true : undefined, 30_000, 200)
+  })
+
+  after(async () => { await proxied?.stop() })
+
+  it('relays them unchunked without the Trailer header, to HEAD, to HTTP/1.0 and with a length', async () => {
+    const head = await raw(`HEAD /${SERVICE}/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+    assert.match(head, /^HTTP\/1\.1 200 OK\r\n/)
+    assert.doesNotMatch(head, /\r\ntrailer:/i)
+
+    const old = await raw(`GET /${SERVICE}/ HTTP/1.0\r\n\r\n`)
+    assert.match(old, /^HTTP\/1\.1 200 OK\r\n/)
+    assert.match(old, /\r\n\r\nbody\n$/)
+
+    const sized = await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/`)
+    assert.equal(sized.status, 200)
+    assert.equal(sized.headers.get('trailer'), null)
+    assert.equal(await sized.text(), 'body\n')
+
+    // chunked to an HTTP/1.1 client: the header and the trailer pass
+    const chunked = await raw(`GET /${SERVICE}/chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+    assert.match(chunked, /\r\ntrailer: x-checksum\r\n/i)
+    assert.match(chunked, /\r\nx-checksum: abc\r\n/i)
+
+    const counted = (await proxied.metrics.metrics()).split('\n').filter(line => line.startsWith(`physarum_proxy_requests_total{service="${SERVICE}",code="200"}`))
+    // the readiness probe's requests, and these five
+    assert.ok(Number(counted[0]?.split(' ')[1]) >= 5, counted.join('\n'))
+  })
+})
