@@ -607,7 +607,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       let movedAway: Error | undefined
       const moveAway = (reason: Error): void => {
         movedAway = reason
-        controller?.abort(reason)
+        if (controller != null) {
+          controller.abort(reason)
+        } else if (!settled) {
+          // still waiting for a stream (one being opened to the silent host): nothing reached the
+          // instance, so it goes elsewhere now, and is aborted if a stream takes it later
+          done(false)
+          reject(new UpstreamFailure(new StreamOpenError(reason.message, { cause: reason }), false))
+        }
       }
       if (movable) {
         instance.movable.add(moveAway)
@@ -635,7 +642,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         if (controller == null && !settled) {
           const timedOut = clientGone
             ? new ProxyError(499, 'The client went away')
-            : new ProxyError(504, `No stream to the instance of ${record.name} came free within ${upstreamTimeoutMs} ms (all ${MAX_STREAMS_PER_INSTANCE} in use)`)
+            : new ProxyError(504, pool.stats.connected >= MAX_STREAMS_PER_INSTANCE
+              ? `No stream to the instance of ${record.name} came free within ${upstreamTimeoutMs} ms (all ${MAX_STREAMS_PER_INSTANCE} in use)`
+              : `No stream to the instance of ${record.name} could be opened within ${upstreamTimeoutMs} ms`)
           // sent nowhere: aborted when a stream would take it
           movedAway = timedOut
           done(false)

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { eventually, sampleRecord, startClient, startNode, startRegistry, stopAll, TestEtcd } from '../../registry-service/test/helpers.ts'
+import { HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
 import { STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS, TIMEOUTS_BEFORE_REST } from '../src/constants.ts'
 import { startNamedInstance, startTestProxy, waitForProviders } from './helpers.ts'
@@ -19,6 +20,9 @@ const IDLE_CONTENT_HASH = 'hash-idle'
 /** The hung service's case, with a proxy of its own. */
 const HUNG_SERVICE = 'hung-server'
 const HUNG_CONTENT_HASH = 'hash-hung'
+/** The case of a request that waits for a new stream, with a proxy of its own. */
+const FRESH_SERVICE = 'fresh-server'
+const FRESH_CONTENT_HASH = 'hash-fresh'
 
 describe('client proxy: an instance whose host goes silent', { timeout: 120_000 }, () => {
   let etcd: TestEtcd
@@ -79,6 +83,7 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     await admin.client.add(sampleRecord(SERVICE, { contentHash: CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await admin.client.add(sampleRecord(IDLE_SERVICE, { contentHash: IDLE_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await admin.client.add(sampleRecord(HUNG_SERVICE, { contentHash: HUNG_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
+    await admin.client.add(sampleRecord(FRESH_SERVICE, { contentHash: FRESH_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await stopAll([admin.node])
     ;({ node: proxyNode, proxy, metrics } = await startOwnProxy())
   })
@@ -129,6 +134,24 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     assert.equal(postSettled, false)
     stuck.abort()
     assert.equal((await waitingPost as Error).name, 'AbortError')
+  })
+
+  it('sends a GET waiting for a new stream to the silent host to another instance, not to a 504', async (t) => {
+    // kept streams close at once: the GET after the silence waits for a stream being opened
+    const started = await startOwnProxy({}, { idleStreamTimeoutMs: 200 })
+    const { relay: near, instance: nearInstance } = await startInstance('fresh-near', 0, FRESH_SERVICE, FRESH_CONTENT_HASH)
+    await startInstance('fresh-far', 10, FRESH_SERVICE, FRESH_CONTENT_HASH)
+    await waitForProviders(started.node, FRESH_CONTENT_HASH, 2)
+    await reach(started.proxy, FRESH_SERVICE, 'fresh-near')
+    const nearPeer = nearInstance.sidecar.node.peerId
+    await eventually('the kept streams to the near instance closed', () => started.node.libp2p.getConnections(nearPeer).flatMap(c => c.streams).some(s => s.protocol === HTTP_PROTOCOL) ? undefined : true, 5_000, 50)
+
+    near.hold()
+    const heldAt = performance.now()
+    assert.deepEqual(await sendTo(started.proxy, FRESH_SERVICE, 'GET'), { status: 200, body: 'fresh-far\n' })
+    const answered = performance.now() - heldAt
+    t.diagnostic(`answered by the far instance ${answered.toFixed(0)} ms after the near one went silent`)
+    assert.ok(answered < 2 * STALL_PROBE_AFTER_MS + STALL_PING_TIMEOUT_MS + 5_000, `answered after ${answered.toFixed(0)} ms`)
   })
 
   it('leaves an idle instance whose host went silent once liveness aborts its connection', async (t) => {
