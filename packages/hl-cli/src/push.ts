@@ -41,18 +41,22 @@ function configKeyHost (key: string): string {
 }
 
 /**
- * The credentials for `host`: `--registry-user` with the password from stdin, else
- * PHYSARUM_REGISTRY_USER and PHYSARUM_REGISTRY_PASSWORD, else the Docker config file
+ * The credentials for `host`: `--registry-user` with the password from stdin (or
+ * PHYSARUM_REGISTRY_PASSWORD), else PHYSARUM_REGISTRY_USER and PHYSARUM_REGISTRY_PASSWORD, else
+ * the Docker config file
  * ($DOCKER_CONFIG/config.json or ~/.docker/config.json: credHelpers, credsStore, then auths), else
  * none (anonymous push). Never prompts.
  */
 export async function resolveRegistryAuth (host: string, sources: AuthSources): Promise<{ auth: RegistryAuth, source: AuthSource }> {
   const serveraddress = host === 'docker.io' ? 'https://index.docker.io/v1/' : host
+  const envUser = sources.env.PHYSARUM_REGISTRY_USER
+  const envPassword = sources.env.PHYSARUM_REGISTRY_PASSWORD
   if (sources.user != null) {
-    if (sources.password == null) {
+    const password = sources.password ?? envPassword
+    if (password == null) {
       throw new UsageError('--registry-user: give the password on stdin with --registry-password-stdin (or set PHYSARUM_REGISTRY_PASSWORD)')
     }
-    return { auth: { username: sources.user, password: sources.password, serveraddress }, source: 'flags' }
+    return { auth: { username: sources.user, password, serveraddress }, source: 'flags' }
   }
   if (sources.password != null) {
     const user = sources.env.PHYSARUM_REGISTRY_USER
@@ -61,13 +65,14 @@ export async function resolveRegistryAuth (host: string, sources: AuthSources): 
     }
     return { auth: { username: user, password: sources.password, serveraddress }, source: 'flags' }
   }
-  const envUser = sources.env.PHYSARUM_REGISTRY_USER
-  const envPassword = sources.env.PHYSARUM_REGISTRY_PASSWORD
   if (envUser != null && envUser !== '') {
     if (envPassword == null) {
       throw new UsageError('PHYSARUM_REGISTRY_USER is set but PHYSARUM_REGISTRY_PASSWORD is not')
     }
     return { auth: { username: envUser, password: envPassword, serveraddress }, source: 'env' }
+  }
+  if (envPassword != null && envPassword !== '') {
+    throw new UsageError('PHYSARUM_REGISTRY_PASSWORD is set but no user: set PHYSARUM_REGISTRY_USER or give --registry-user')
   }
 
   const configDir = sources.env.DOCKER_CONFIG ?? join(sources.env.HOME ?? homedir(), '.docker')

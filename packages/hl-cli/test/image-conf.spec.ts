@@ -214,6 +214,9 @@ describe('image names and registry credentials', () => {
       assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', password: 'pw', env })).auth.username, 'carol')
       assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { env: { ...env, PHYSARUM_REGISTRY_USER: 'dave', PHYSARUM_REGISTRY_PASSWORD: 'pw' } })).source, 'env')
       await assert.rejects(resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', env }), { name: 'UsageError', message: /--registry-password-stdin/ })
+      // the flag's user with the environment's password; a password with no user is refused, not dropped
+      assert.deepEqual(await resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', env: { ...env, PHYSARUM_REGISTRY_PASSWORD: 'from-env' } }), { auth: { username: 'carol', password: 'from-env', serveraddress: '127.0.0.1:5000' }, source: 'flags' })
+      await assert.rejects(resolveRegistryAuth('127.0.0.1:5000', { env: { ...env, PHYSARUM_REGISTRY_PASSWORD: 'alone' } }), { name: 'UsageError', message: /PHYSARUM_REGISTRY_PASSWORD is set but no user/ })
       assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { env: { DOCKER_CONFIG: join(dir.path, 'none') } })).source, 'none')
     } finally {
       await dir.remove()

@@ -160,9 +160,10 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
   const node = await resolveNodeConfig(args, env, DEFAULTS)
   let etcd: EtcdMode
   if (modes[0] === '--etcd-endpoints') {
-    const endpoints = endpointsText!.split(',').map(e => e.trim()).filter(Boolean)
+    // a trailing slash is taken off: etcd3 would hand it to gRPC as part of the port
+    const endpoints = endpointsText!.split(',').map(e => e.trim().replace(/\/$/, '')).filter(Boolean)
     for (const endpoint of endpoints) {
-      if (!/^https?:\/\/[^/\s]+\/?$/.test(endpoint)) {
+      if (!/^https?:\/\/[^/\s]+$/.test(endpoint)) {
         throw new ConfigError(`--etcd-endpoints: ${JSON.stringify(endpoint)} is not a client URL like http://10.0.0.5:2379`)
       }
     }

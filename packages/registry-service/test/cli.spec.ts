@@ -127,7 +127,8 @@ describe('registry-service command line', () => {
       const cli = new Cli([
         '--state-dir', join(state.path, 'external'), '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0',
         '-bootstrap', bootstrap.multiaddrs()[0]!.toString()
-      ], { PHYSARUM_ETCD_ENDPOINTS: etcd.endpoint, PHYSARUM_ADMINS: `${clientNode.peerId.toString()} ${stranger.peerId.toString()}` })
+      // a trailing slash as operators copy URLs
+      ], { PHYSARUM_ETCD_ENDPOINTS: `${etcd.endpoint}/`, PHYSARUM_ADMINS: `${clientNode.peerId.toString()} ${stranger.peerId.toString()}` })
       running.push(cli)
       const addr = (await cli.line(/listening: (\S+)/))[1]!
       const metricsUrl = (await cli.line(/metrics: (http:\S+)\/metrics/))[1]!
