@@ -20,12 +20,22 @@ export function etcdAuthFor (psk: PreSharedKey): EtcdAuth {
   return { username: ETCD_USER, password: createHmac('sha256', psk.bytes()).update('physarum etcd root password').digest('hex') }
 }
 
+/** What ensureEtcdAuth did. */
+export interface EtcdAuthOutcome {
+  /** This call turned authentication on (else it was on already). */
+  turnedOn: boolean
+  /**
+   * Users and roles other than root found when it was turned on, and deleted: made by someone who
+   * reached the client port while it was open (a user with the root role would keep full access).
+   */
+  removed: string[]
+}
+
 /**
  * Turns etcd's authentication on with `auth` as its root user, unless it is on already; then
  * checks that `auth` is let in (a cluster whose root password came from another key is not).
- * Answers whether this call turned it on.
  */
-export async function ensureEtcdAuth (endpoint: string, auth: EtcdAuth, timeoutMs: number): Promise<boolean> {
+export async function ensureEtcdAuth (endpoint: string, auth: EtcdAuth, timeoutMs: number): Promise<EtcdAuthOutcome> {
   const options = { hosts: endpoint, dialTimeout: timeoutMs, defaultCallOptions: () => ({ deadline: Date.now() + timeoutMs }) }
   const open = new Etcd3(options)
   let enabled = false
@@ -48,12 +58,29 @@ export async function ensureEtcdAuth (endpoint: string, auth: EtcdAuth, timeoutM
     open.close()
   }
   const authed = new Etcd3({ ...options, auth })
+  const removed: string[] = []
   try {
-    await authed.kv.range({ key: Buffer.from('health'), count_only: true })
-  } catch (err) {
-    throw new Error(`etcd does not let this registry-service in (${(err as Error).message}): its root password was set from another overlay key; with etcdctl, as root, set it again or turn authentication off`, { cause: err })
+    try {
+      await authed.kv.range({ key: Buffer.from('health'), count_only: true })
+    } catch (err) {
+      throw new Error(`etcd does not let this registry-service in (${(err as Error).message}): its root password was set from another overlay key (registry-service --show-etcd-password with that key prints it); with etcdctl, as root, set it again or turn authentication off`, { cause: err })
+    }
+    if (enabled) {
+      for (const user of await authed.getUsers()) {
+        if (user.name !== ETCD_USER) {
+          await user.delete()
+          removed.push(`user ${user.name}`)
+        }
+      }
+      for (const role of await authed.getRoles()) {
+        if (role.name !== 'root') {
+          await role.delete()
+          removed.push(`role ${role.name}`)
+        }
+      }
+    }
   } finally {
     authed.close()
   }
-  return enabled
+  return { turnedOn: enabled, removed }
 }

@@ -3,13 +3,14 @@ import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, launchDaemon, nodeAnnouncement, nodeOptions, parseMilliseconds, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { ConfigError, exitCodeOf, exitWithError, launchDaemon, nodeAnnouncement, nodeOptions, parseMilliseconds, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
   REGISTRY_PROTOCOL
 } from './constants.ts'
 import { startRegistryDaemon } from './daemon.ts'
+import { etcdAuthFor } from './etcd-auth.ts'
 import { trustedRegistries, withRegistryTrust } from './trust.ts'
 import type { EtcdMode, RegistryDaemonConfig } from './daemon.ts'
 import type { NodeArgs, NodeConfig } from '@physarum/p2p'
@@ -39,6 +40,7 @@ interface RegistryArgs extends NodeArgs, RegistryTrustArgs {
   'join-via'?: string[]
   admin?: string[]
   'open-writes'?: boolean
+  'show-etcd-password'?: boolean
 }
 
 export const command = '$0'
@@ -59,9 +61,10 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .option('join-via', { type: 'string', array: true, describe: 'With --join-etcd-cluster: multiaddr (with /p2p/<peer id>) of the registry-service to ask, instead of finding one through the DHT (repeatable)' })
     .option('admin', { type: 'string', array: true, describe: 'Peer id allowed to Add and Delete records and to add etcd members (repeatable; env PHYSARUM_ADMINS, space or comma separated)' })
     .option('open-writes', { type: 'boolean', describe: 'Allow every overlay member to write and to add etcd members (logged as a warning)' })
+    .option('show-etcd-password', { type: 'boolean', describe: 'Print the password of the managed etcd\'s root user, derived from the overlay\'s key (as given by the usual flags and environment), and exit: for etcdctl, and for setting it again after the key changed' })
     .group(['new-etcd-cluster', 'join-etcd-cluster', 'etcd-endpoints'], 'etcd (exactly one of):')
     .group(['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'etcd-timeout', 'join-via'], 'Managed etcd:')
-    .group(['admin', 'open-writes'], 'Authorization:')
+    .group(['admin', 'open-writes', 'show-etcd-password'], 'Authorization:')
     .example('PHYSARUM_PSK=... $0 --new-etcd-cluster --etcd-ip 10.0.0.1 -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW... --admin 12D3KooW<hl-cli id>', 'Start the first registry with a new etcd cluster (etcd on 10.0.0.1:2379/2380)')
     .example('PHYSARUM_PSK=... $0 --join-etcd-cluster --etcd-ip 10.0.0.2 -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW... --admin 12D3KooW<hl-cli id>', 'On a second host: join the etcd cluster through a running registry (which must list this one\'s peer id with --admin, or run with --open-writes)')
     .example('PHYSARUM_PSK=... $0 --etcd-endpoints http://10.0.0.5:2379,http://10.0.0.6:2379 -bootstrap ...', 'Serve records from an etcd cluster run by someone else')
@@ -203,7 +206,21 @@ function peerIdFromPrivateKeyString (key: NonNullable<NodeConfig['privateKey']>)
   return peerIdFromPrivateKey(key).toString()
 }
 
+/** Prints the managed etcd's root password for the key the flags and environment give. */
+async function showEtcdPassword (args: RegistryArgs, env: NodeJS.ProcessEnv): Promise<void> {
+  // ephemeral: this creates no identity
+  const { psk } = await resolveNodeConfig({ ...args, ephemeral: true, identity: undefined }, env, DEFAULTS)
+  if (psk == null) {
+    throw new ConfigError('--show-etcd-password: an overlay without a key (--no-psk) gives its etcd no login')
+  }
+  process.stdout.write(`${etcdAuthFor(psk).password}\n`)
+}
+
 export async function handler (args: RegistryArgs): Promise<void> {
+  if (args['show-etcd-password'] === true) {
+    await showEtcdPassword(args, process.env).catch((err: Error) => { exitWithError(NAME, exitCodeOf(err), err.message) })
+    return
+  }
   await launchDaemon({
     name: NAME,
     resolve: async () => {

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { PreSharedKey } from '@physarum/p2p'
+import { etcdAuthFor } from '../src/etcd-auth.ts'
 import { createRegistryClient } from '../src/index.ts'
-import { Cli, eventually, freePort, sampleRecord, startNode, stopAll, tempDir, TestEtcd } from './helpers.ts'
+import { Cli, eventually, freePort, sampleRecord, startNode, stopAll, tempDir, TEST_PASSPHRASE, TestEtcd } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 
 async function runToEnd (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, output: string }> {
@@ -34,7 +36,7 @@ describe('registry-service command line', () => {
   it('explains itself with --help and refuses bad usage with exit code 2 and the message only', async () => {
     const help = await runToEnd(['--help'])
     assert.equal(help.code, 0)
-    for (const text of ['--new-etcd-cluster', '--join-etcd-cluster', '--etcd-endpoints', '--etcd-ip', '--admin', '--open-writes', 'Examples:', 'ETCD_HEARTBEAT_INTERVAL']) {
+    for (const text of ['--new-etcd-cluster', '--join-etcd-cluster', '--etcd-endpoints', '--etcd-ip', '--admin', '--open-writes', '--show-etcd-password', 'Examples:', 'ETCD_HEARTBEAT_INTERVAL']) {
       assert.ok(help.output.includes(text), `--help mentions ${text}`)
     }
     const cases: Array<[string[], RegExp]> = [
@@ -49,6 +51,13 @@ describe('registry-service command line', () => {
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-peer-port', '2390'], /--etcd-peer-port: for the etcd this process runs .* not with --etcd-endpoints/],
       [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--join-via', '/ip4/127.0.0.1/tcp/4001'], /--join-via: with --join-etcd-cluster only/]
     ]
+    // the etcd root password of the key given, and nothing else on stdout; no key, no password
+    const shown = await runToEnd(['--show-etcd-password', '--state-dir', join(state.path, 'show')])
+    assert.deepEqual(shown, { code: 0, output: etcdAuthFor(PreSharedKey.fromPassphrase(TEST_PASSPHRASE)).password })
+    assert.ok(!existsSync(join(state.path, 'show')), 'no identity or state made')
+    const noKey = await runToEnd(['--show-etcd-password', '--no-psk'])
+    assert.equal(noKey.code, 2, noKey.output)
+    assert.match(noKey.output, /--no-psk\) gives its etcd no login/)
     const fromEnv = await runToEnd(['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--state-dir', join(state.path, 'usage')], { PHYSARUM_ADMINS: '12D3KooWReplaceMe' })
     assert.equal(fromEnv.code, 2, fromEnv.output)
     assert.match(fromEnv.output, /PHYSARUM_ADMINS: "12D3KooWReplaceMe" is not a peer id/)

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { Etcd3 } from 'etcd3'
+import { ensureEtcdAuth, etcdAuthFor } from '../src/etcd-auth.ts'
+import { TEST_PSK, TestEtcd } from './helpers.ts'
+
+describe('etcd authentication turned on by a registry-service', () => {
+  let etcd: TestEtcd
+  before(async () => { etcd = await TestEtcd.start() })
+  after(async () => { await etcd?.remove() })
+
+  it('deletes the users and roles someone made while the client port had no login', async () => {
+    // what a host that reached port 2379 before the login was on could do: a user with full access
+    const open = new Etcd3({ hosts: etcd.endpoint })
+    try {
+      await open.user('intruder').create('their-password')
+      await open.role('sneaky').create()
+      await open.user('intruder').addRole('sneaky')
+      await open.role('sneaky').grant({ permission: 'Readwrite', range: open.range({ prefix: '' }) })
+    } finally {
+      open.close()
+    }
+    const auth = etcdAuthFor(TEST_PSK)
+    const outcome = await ensureEtcdAuth(etcd.endpoint, auth, 5_000)
+    assert.deepEqual(outcome, { turnedOn: true, removed: ['user intruder', 'role sneaky'] })
+
+    const intruder = new Etcd3({ hosts: etcd.endpoint, auth: { username: 'intruder', password: 'their-password' } })
+    try {
+      await assert.rejects(async () => await intruder.put('/physarum/v1/services/x').value('{}'))
+    } finally {
+      intruder.close()
+    }
+    // on already: nothing turned on, nothing removed
+    assert.deepEqual(await ensureEtcdAuth(etcd.endpoint, auth, 5_000), { turnedOn: false, removed: [] })
+  })
+})
