@@ -113,6 +113,15 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
           throw new JoinError(`Asking a registry-service to add this etcd member (${managed.name}, ${peerUrl}) failed: ${err.message}${(err as { code?: string }).code === 'UNAUTHORIZED' ? `. Start that registry with --admin ${node.peerId.toString()}, or with --open-writes` : ''}`)
         })
       }
+      if (config.etcd.kind === 'new' && !hasEtcdData(managed.dataDir)) {
+        // a unit with --new-etcd-cluster on a host whose etcd data was lost would otherwise start
+        // an empty cluster beside the real one, and answer NOT_FOUND for every service
+        const client = createRegistryClient(node, { trusted: config.registryIds ?? [] })
+        const running = (await client.registries().catch(() => [])).filter(found => found.rttMs != null)
+        if (running.length > 0) {
+          throw new JoinError(`--new-etcd-cluster with an empty etcd data folder (${managed.dataDir}), while registry-services already run in this overlay (${running.map(found => found.peerId.toString()).join(', ')}): a new cluster would have none of their records. If this host's etcd data was lost, remove its old member (etcdctl member list, member remove) and start it with --join-etcd-cluster`)
+        }
+      }
       if (config.etcd.kind === 'join' && !hasEtcdData(managed.dataDir)) {
         const answer = await askToJoin()
         log.info({ initialCluster: answer.initialCluster }, 'added as an etcd member; starting etcd')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { after, afterEach, before, describe, it } from 'node:test'
 import { Etcd3 } from 'etcd3'
 import { createRegistryClient } from '../src/index.ts'
 import { etcdAuthFor } from '../src/etcd-auth.ts'
@@ -27,8 +27,11 @@ describe('three registry-services forming one etcd cluster', () => {
     bootstrap = await startNode()
     clientNode = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
   })
+  // each test's cluster is alone in the overlay: a new cluster beside running registries is refused
+  afterEach(async () => {
+    await Promise.all(members.splice(0).map(async m => { await m.cli.kill('SIGKILL') }))
+  })
   after(async () => {
-    await Promise.all(members.map(async m => { await m.cli.kill('SIGKILL') }))
     await stopAll([clientNode, bootstrap])
     await state?.remove()
   })
@@ -53,6 +56,17 @@ describe('three registry-services forming one etcd cluster', () => {
     const first = await start('a', '--new-etcd-cluster')
     await start('b', '--join-etcd-cluster')
     await start('c', '--join-etcd-cluster')
+
+    // a host whose etcd data was lost, still started with --new-etcd-cluster: refused, not a
+    // second, empty cluster
+    const wiped = new Cli(args('wiped', '--new-etcd-cluster', await freePort(), await freePort()), {})
+    try {
+      const [code] = await Promise.race([wiped.exited, new Promise<[null]>(resolve => setTimeout(() => { resolve([null]) }, 30_000))])
+      assert.equal(code, 1, wiped.lines.join('\n'))
+      assert.match(wiped.lines.join('\n'), /--new-etcd-cluster with an empty etcd data folder .* while registry-services already run in this overlay/)
+    } finally {
+      await wiped.kill('SIGKILL')
+    }
 
     // etcd lets in only holders of the overlay's key
     const anonymous = new Etcd3({ hosts: first.clientUrl })
