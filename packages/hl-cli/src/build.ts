@@ -1,5 +1,7 @@
-import { lstat, readFile } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { lstat } from 'node:fs/promises'
 import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { pack } from 'tar-stream'
 import { DOCKERFILE_NAME } from './constants.ts'
 import { BuildError } from './errors.ts'
@@ -12,8 +14,9 @@ const EPOCH = new Date(0)
 
 /**
  * The build context: the generated Dockerfile and only the files the Copy entries name (folders
- * with everything in them), as loadImageConf found and checked them. Files are read as the engine
- * takes the context.
+ * with everything in them), as loadImageConf found and checked them. Files are streamed into it
+ * one after another as the engine takes the context, so a large one (a model) is never in memory
+ * whole. A file that cannot be read fails the stream with a BuildError naming it.
  */
 export function createBuildContext (files: ContextSource[], dockerfile: string): Readable {
   const tar = pack()
@@ -23,12 +26,15 @@ export function createBuildContext (files: ContextSource[], dockerfile: string):
       if (entry.path === '.') {
         continue
       }
-      const info = await lstat(entry.absolute)
-      if (entry.directory) {
-        tar.entry({ name: entry.path, type: 'directory', mode: info.mode & 0o7777, mtime: EPOCH })
-      } else {
-        // files are small service binaries and scripts: read whole, written in order
-        tar.entry({ name: entry.path, mode: info.mode & 0o7777, mtime: EPOCH }, await readFile(entry.absolute))
+      try {
+        const info = await lstat(entry.absolute)
+        if (entry.directory) {
+          tar.entry({ name: entry.path, type: 'directory', mode: info.mode & 0o7777, mtime: EPOCH })
+        } else {
+          await pipeline(createReadStream(entry.absolute), tar.entry({ name: entry.path, mode: info.mode & 0o7777, mtime: EPOCH, size: info.size }))
+        }
+      } catch (err) {
+        throw new BuildError(`Reading ${entry.path} for the build context failed: ${(err as Error).message}`)
       }
     }
     tar.finalize()
@@ -71,7 +77,8 @@ export async function buildImage (docker: Docker, context: NodeJS.ReadableStream
       ...(options.signal == null ? {} : { abortSignal: options.signal })
     })
   } catch (err) {
-    throw new BuildError(`The Docker engine refused the build: ${(err as Error).message}`)
+    // the context's own failure (a file that cannot be read) is not the engine's
+    throw err instanceof BuildError ? err : new BuildError(`The Docker engine refused the build: ${(err as Error).message}`)
   }
   let imageId: string | undefined
   let failure: string | undefined

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
@@ -184,6 +184,29 @@ describe('image-conf.json', () => {
     assert.deepEqual([...entries.keys()].sort(), ['.physarum.Dockerfile', 'lib', 'lib/a.js', 'server'])
     assert.equal(entries.get('.physarum.Dockerfile')!.body, dockerfile)
     assert.equal(entries.get('server')!.mode & 0o111, 0o111, 'the executable bit stays')
+  })
+})
+
+describe('the build context', () => {
+  it('streams a file larger than Node reads whole (2 GiB), and names a file that cannot be read', async () => {
+    const dir = await tempDir('hlc-context')
+    try {
+      // sparse: no disk space taken
+      const big = join(dir.path, 'model.bin')
+      const size = 2 ** 31 + 4096
+      await writeFile(big, '')
+      await truncate(big, size)
+      let bytes = 0
+      for await (const chunk of createBuildContext([{ path: 'model.bin', absolute: big, directory: false }], 'FROM scratch\n')) {
+        bytes += (chunk as Buffer).byteLength
+      }
+      assert.ok(bytes > size, `${bytes} bytes of context`)
+
+      const gone = createBuildContext([{ path: 'gone.txt', absolute: join(dir.path, 'gone.txt'), directory: false }], 'FROM scratch\n')
+      await assert.rejects(async () => { for await (const chunk of gone) { assert.ok(chunk != null) } }, { name: 'BuildError', message: /Reading gone\.txt for the build context failed: ENOENT/ })
+    } finally {
+      await dir.remove()
+    }
   })
 })
 
