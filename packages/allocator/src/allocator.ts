@@ -121,11 +121,10 @@ interface Instance {
   statsAt: number
   restarts: number[]
   restartTimer?: NodeJS.Timeout
-  /**
-   * Gives the instance up when its restarted sidecar does not check in within the ready timeout,
-   * or an adopted one within the adoption's.
-   */
+  /** Gives the instance up when its restarted sidecar does not check in within the ready timeout. */
   checkInTimer?: NodeJS.Timeout
+  /** Gives an instance of a previous run up when its sidecar does not check in within the adoption's timeout. */
+  adoptTimer?: NodeJS.Timeout
   /** Tries again to remove the containers of a stopping instance the engine did not remove. */
   removeTimer?: NodeJS.Timeout
   ready: PromiseWithResolvers<void>
@@ -266,6 +265,7 @@ export class Allocator {
     for (const instance of this.#instances.values()) {
       clearTimeout(instance.restartTimer)
       clearTimeout(instance.checkInTimer)
+      clearTimeout(instance.adoptTimer)
       clearTimeout(instance.removeTimer)
     }
     await libp2p.unhandle(checkInRpc.protocol).catch(() => {})
@@ -1043,14 +1043,14 @@ export class Allocator {
         void this.#remove(instance, 'orphan of a previous run')
         continue
       }
-      instance.checkInTimer = setTimeout(() => {
+      instance.adoptTimer = setTimeout(() => {
         if (instance.state === 'adopting') {
           this.#metrics.failed.inc({ service: instance.service })
           this.#log.info({ instance: id, service: instance.service }, 'an instance of a previous run did not check in: removing it')
           void this.#remove(instance, 'did not check in after a restart')
         }
       }, deadline)
-      instance.checkInTimer.unref()
+      instance.adoptTimer.unref()
     }
     this.#updateGauges()
   }

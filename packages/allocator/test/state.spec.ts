@@ -38,6 +38,8 @@ class StubEngine {
   failCreating?: string
   /** Removals fail, as on an engine whose storage driver is stuck. */
   failRemoving = false
+  /** Sidecars started from now on never check in (their process wedged at start). */
+  silentSidecars = false
   onEvent: (event: ContainerEvent) => void = () => {}
   #next = 0
 
@@ -64,6 +66,9 @@ class StubEngine {
     const container = this.containers.get(id)!
     container.State = 'running'
     if (container.Labels[LABELS.role] !== 'sidecar') {
+      return
+    }
+    if (this.silentSidecars) {
       return
     }
     const dir = container.options.HostConfig!.Binds![0]!.split(':')[0]!
@@ -226,6 +231,24 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     assert.equal(engine.containers.size, 2)
   })
 
+  it('removes an instance of a previous run whose sidecar died before it checked in', async () => {
+    // restarted (after 100 ms) well before the adoption's timeout
+    const { allocator, engine } = await setUp({ adoptTimeoutMs: 1_000, restart: { backoffMinMs: 100, backoffMaxMs: 100, maxRestarts: 5, windowMs: 60_000 } })
+    engine.silentSidecars = true
+    const allocatorId = engine.allocatorNode.peerId.toString()
+    const ids: string[] = []
+    for (const role of ['service', 'sidecar']) {
+      const id = await engine.create({ Labels: { [LABELS.allocator]: allocatorId, [LABELS.instance]: 'c1d2e3f4a5b6', [LABELS.role]: role, [LABELS.service]: 'crashed' } })
+      engine.containers.get(id)!.State = 'running'
+      ids.push(id)
+    }
+    await allocator.start()
+    // its sidecar dies while it is being adopted: restarted, and still never checks in
+    engine.onEvent({ id: ids[1]!, action: 'die', labels: {}, exitCode: 1 })
+    await eventually('the instance given up', () => allocator.instances().length === 0 ? true : undefined, 5_000, 50)
+    await allocator.stop()
+  })
+
   it('lets no cold start outlive a stop() that began while its record was read', async () => {
     const { allocator, engine, caller } = await setUp({ lookupMs: 300 })
     await allocator.start()
@@ -298,8 +321,9 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     const [sidecar] = engine.sidecars
     nodes.push(sidecar!)
     // its last report, then nothing: its containers keep running, so no 'die' comes
-    await callRpc(sidecar!.libp2p, target, checkInRpc, { kind: CheckIn.Kind.STATS, instanceId, multiaddrs: [], idleMs: 0n, inFlight: 1, requestsTotal: 1n, draining: false })
+    // taken before the report: the allocator counts from when it took it, a little later
     const reported = performance.now()
+    await callRpc(sidecar!.libp2p, target, checkInRpc, { kind: CheckIn.Kind.STATS, instanceId, multiaddrs: [], idleMs: 0n, inFlight: 1, requestsTotal: 1n, draining: false })
     await sleep(1_000)
     assert.deepEqual(allocator.instances().map(i => i.state), ['ready'], 'removed before it was silent for long')
     await eventually('the instance removed', () => allocator.instances().length === 0 ? true : undefined, 10_000, 50)
