@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RpcFailureError } from '@physarum/p2p'
 import { Etcd3, GRPCDeadlineExceededError, isRecoverableError } from 'etcd3'
@@ -55,6 +56,14 @@ interface Deadline {
   signal: AbortSignal
 }
 
+/** One etcd call of an operation, as its attempts on the hosts see it. */
+interface CallContext {
+  deadline: Deadline
+  write: boolean
+  /** Hosts not tried yet by this call (its login included). */
+  hostsLeft: number
+}
+
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>
 
 /** Runs the call once: failures are answered, not retried on the same host. */
@@ -64,9 +73,10 @@ function noopPolicy (): Policy {
 
 /**
  * Retries a call that failed for a reason of the connection (not of etcd's answer) on the next host,
- * once per host: with one member down, a call still lands on a live one within its deadline.
+ * once per host: with one member down or hung, a call still lands on a live one within its
+ * deadline. A write whose attempt passed its deadline is not sent again: it may have been applied.
  */
-function nextHostPolicy (hosts: number): Policy {
+function nextHostPolicy (hosts: number, writing: () => boolean): Policy {
   return {
     execute: async (fn: (context: { signal: AbortSignal, attempt: number }) => unknown) => {
       let lastError: unknown
@@ -75,8 +85,7 @@ function nextHostPolicy (hosts: number): Policy {
           return await fn({ signal: new AbortController().signal, attempt })
         } catch (err) {
           lastError = err
-          // the operation's one deadline is spent; and a write may have been applied
-          if (!isRecoverableError(err as Error) || err instanceof GRPCDeadlineExceededError) {
+          if (!isRecoverableError(err as Error) || (err instanceof GRPCDeadlineExceededError && writing())) {
             throw err
           }
         }
@@ -134,6 +143,8 @@ export class RegistryStore {
   readonly #timeoutMs: number
   readonly #prefix: Buffer
   readonly #prefixText: string
+  /** The etcd call under way, for etcd3's per-attempt options and retry policy. */
+  readonly #calls = new AsyncLocalStorage<CallContext>()
   /** The Gets of this event-loop turn, read together once the turn ends. */
   readonly #gets = new Batcher<ServiceRecord | undefined>(MAX_TXN_OPS, setImmediate, async (batch) => { await this.#readBatch(batch) })
 
@@ -149,8 +160,8 @@ export class RegistryStore {
       hosts: this.endpoints,
       ...(init.auth == null ? {} : { auth: init.auth }),
       dialTimeout: this.#timeoutMs,
-      defaultCallOptions: (context) => context.isStream ? {} : { deadline: Date.now() + this.#timeoutMs },
-      faultHandling: { host: () => noopPolicy(), global: nextHostPolicy(this.endpoints.length) },
+      defaultCallOptions: (context) => context.isStream ? {} : { deadline: this.#attemptDeadline() },
+      faultHandling: { host: () => noopPolicy(), global: nextHostPolicy(this.endpoints.length, () => this.#calls.getStore()?.write === true) },
       grpcOptions: {
         // a channel of its own, reconnecting soon after etcd comes back
         'grpc.use_local_subchannel_pool': 1,
@@ -182,14 +193,30 @@ export class RegistryStore {
   }
 
   /**
-   * One etcd call under `deadline` (a new one unless the operation has one): `fn` passes the call
-   * options to etcd3, and the wait ends at the deadline whatever etcd3 does (its authentication
-   * tries every host on its own deadlines). A write past its deadline may have been applied: it
-   * is answered TIMEOUT, which a client counts as ambiguous, not UNAVAILABLE.
+   * The deadline of one attempt on one host (etcd3 asks for it at each attempt and login). A read
+   * gives each host left its share of what remains of the operation's deadline, so a host that
+   * hangs costs its share and the next one gets the rest; a write, not sent twice, gets all of it.
    */
-  async #call<T> (fn: (options: { deadline: number }) => Promise<T>, deadline = this.#deadline(), write = false): Promise<T> {
+  #attemptDeadline (): number {
+    const call = this.#calls.getStore()
+    if (call == null) {
+      return Date.now() + this.#timeoutMs
+    }
+    const remaining = Math.max(1, call.deadline.at - Date.now())
+    const share = call.write ? remaining : remaining / call.hostsLeft
+    call.hostsLeft = Math.max(1, call.hostsLeft - 1)
+    return Date.now() + share
+  }
+
+  /**
+   * One etcd call under `deadline` (a new one unless the operation has one): the wait ends at the
+   * deadline whatever etcd3 does. A write past its deadline may have been applied: it is answered
+   * TIMEOUT, which a client counts as ambiguous, not UNAVAILABLE.
+   */
+  async #call<T> (fn: () => Promise<T>, deadline = this.#deadline(), write = false): Promise<T> {
     try {
-      return await raceSignal(fn({ deadline: deadline.at }), deadline.signal)
+      const context: CallContext = { deadline, write, hostsLeft: this.endpoints.length }
+      return await raceSignal(this.#calls.run(context, fn), deadline.signal)
     } catch (err) {
       if (!(err instanceof RpcFailureError) && write && (deadline.signal.aborted || err instanceof GRPCDeadlineExceededError)) {
         throw new RpcFailureError('TIMEOUT', `etcd did not answer within ${this.#timeoutMs} ms (${this.endpoints.join(', ')}): the write may or may not have been applied`)
@@ -228,12 +255,12 @@ export class RegistryStore {
     let found: Array<IKeyValue | undefined>
     try {
       found = keys.length === 1
-        ? [(await this.#call(async (options) => await this.#client.kv.range({ key: keys[0]! }, options))).kvs[0]]
-        : (await this.#call(async (options) => await this.#client.kv.txn({
+        ? [(await this.#call(async () => await this.#client.kv.range({ key: keys[0]! }))).kvs[0]]
+        : (await this.#call(async () => await this.#client.kv.txn({
             compare: [],
             success: keys.map(key => ({ request_range: { key } })),
             failure: []
-          }, options))).responses.map(response => response.response_range?.kvs[0])
+          }))).responses.map(response => response.response_range?.kvs[0])
     } catch (err) {
       rejectAll(batch, err as Error)
       return
@@ -262,7 +289,7 @@ export class RegistryStore {
     const key = this.#key(input.name)
     const deadline = this.#deadline()
     for (let attempt = 0; ; attempt++) {
-      const current = await this.#call(async (callOptions) => await this.#client.kv.range({ key }, callOptions), deadline)
+      const current = await this.#call(async () => await this.#client.kv.range({ key }), deadline)
       const kv = current.kvs[0]
       const currentRevision = kv?.mod_revision ?? '0'
       if (options.expectedRevision != null && options.expectedRevision !== currentRevision) {
@@ -281,11 +308,11 @@ export class RegistryStore {
       const compare = kv == null
         ? { key, target: 'Create' as const, result: 'Equal' as const, create_revision: 0 }
         : { key, target: 'Mod' as const, result: 'Equal' as const, mod_revision: currentRevision }
-      const response = await this.#call(async (callOptions) => await this.#client.kv.txn({
+      const response = await this.#call(async () => await this.#client.kv.txn({
         compare: [compare],
         success: [{ request_put: { key, value: Buffer.from(toStoredJson(stored)) } }],
         failure: [{ request_range: { key } }]
-      }, callOptions), deadline, true)
+      }), deadline, true)
       if (response.succeeded) {
         return { ...stored, revision: response.header.revision }
       }
@@ -310,11 +337,11 @@ export class RegistryStore {
       ? { key, target: 'Create' as const, result: 'NotEqual' as const, create_revision: 0 }
       : { key, target: 'Mod' as const, result: 'Equal' as const, mod_revision: options.expectedRevision }
     const failure: IRequestOp[] = [{ request_range: { key } }]
-    const response = await this.#call(async (callOptions) => await this.#client.kv.txn({
+    const response = await this.#call(async () => await this.#client.kv.txn({
       compare: [compare],
       success: [{ request_delete_range: { key } }],
       failure
-    }, callOptions), this.#deadline(), true)
+    }), this.#deadline(), true)
     if (response.succeeded) {
       return response.header.revision
     }
@@ -339,12 +366,12 @@ export class RegistryStore {
     // the token holds the last key's bytes after the prefix, one character a byte (latin1): a key
     // written by hand that is not UTF-8 is passed, not met again (names are ASCII, alike either way)
     const start = token == null ? this.#key(prefix) : Buffer.concat([this.#prefix, Buffer.from(token.after, 'latin1'), Buffer.from([0])])
-    const response = await this.#call(async (callOptions) => await this.#client.kv.range({
+    const response = await this.#call(async () => await this.#client.kv.range({
       key: start,
       range_end: prefixEnd(this.#key(prefix)),
       limit: pageSize + 1,
       ...(token == null ? {} : { revision: token.revision })
-    }, callOptions))
+    }))
     const kvs = response.kvs.slice(0, pageSize)
     // one value that is not a record (written by hand, or damaged) does not hide the others
     const records: ServiceRecord[] = []
@@ -367,14 +394,14 @@ export class RegistryStore {
 
   /** How many records there are. */
   async count (): Promise<number> {
-    const response = await this.#call(async (options) => await this.#client.kv.range({ key: this.#prefix, range_end: prefixEnd(this.#prefix), count_only: true }, options))
+    const response = await this.#call(async () => await this.#client.kv.range({ key: this.#prefix, range_end: prefixEnd(this.#prefix), count_only: true }))
     return Number(response.count)
   }
 
   /** Whether etcd answers a linearizable read within the deadline (a quorum is there). */
   async health (): Promise<StoreHealth> {
     try {
-      await this.#call(async (options) => await this.#client.kv.range({ key: Buffer.from('health'), count_only: true }, options))
+      await this.#call(async () => await this.#client.kv.range({ key: Buffer.from('health'), count_only: true }))
       return { ok: true }
     } catch (err) {
       return { ok: false, error: (err as Error).message }
@@ -388,7 +415,7 @@ export class RegistryStore {
    * started but not promoted yet, is returned again.
    */
   async memberAdd (peerUrls: string[]): Promise<{ member: IMember, members: IMember[] }> {
-    const list = await this.#call(async (options) => await this.#client.cluster.memberList({}, options))
+    const list = await this.#call(async () => await this.#client.cluster.memberList({}))
     const existing = list.members.find(m => m.peerURLs.some(url => peerUrls.includes(url)))
     if (existing != null) {
       // a started learner asks again when its promotion was cut short: it is told the cluster
@@ -423,7 +450,7 @@ export class RegistryStore {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       try {
-        const list = await this.#call(async (options) => await this.#client.cluster.memberList({}, options))
+        const list = await this.#call(async () => await this.#client.cluster.memberList({}))
         const member = list.members.find(m => m.peerURLs.includes(peerUrl))
         if (member == null) {
           throw new RpcFailureError('NOT_FOUND', `No etcd member has the peer URL ${peerUrl}: it was removed`)
@@ -431,7 +458,7 @@ export class RegistryStore {
         if (!member.isLearner) {
           return
         }
-        await this.#call(async (options) => await this.#client.cluster.memberPromote({ ID: member.ID }, options))
+        await this.#call(async () => await this.#client.cluster.memberPromote({ ID: member.ID }))
         return
       } catch (err) {
         if ((err instanceof RpcFailureError && err.code === 'NOT_FOUND') || Date.now() > deadline) {
@@ -443,7 +470,7 @@ export class RegistryStore {
   }
 
   async memberList (): Promise<IMember[]> {
-    const list = await this.#call(async (options) => await this.#client.cluster.memberList({}, options))
+    const list = await this.#call(async () => await this.#client.cluster.memberList({}))
     return list.members
   }
 

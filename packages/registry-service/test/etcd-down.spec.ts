@@ -113,6 +113,25 @@ describe('when etcd is down', () => {
     }
   })
 
+  it('still answers from a live etcd host when another one hangs', async () => {
+    const sockets: Socket[] = []
+    const hung = createServer(socket => { sockets.push(socket); socket.on('error', () => {}) })
+    hung.listen(0, '127.0.0.1')
+    await once(hung, 'listening')
+    // etcd3 picks a host at random for each call: the hung one is met first about half the time
+    const store = new RegistryStore({ endpoints: [`http://127.0.0.1:${(hung.address() as AddressInfo).port}`, etcd.endpoint], timeoutMs: 600 })
+    try {
+      for (let i = 0; i < 12; i++) {
+        assert.equal(typeof await store.count(), 'number')
+      }
+      assert.deepEqual(await store.health(), { ok: true })
+    } finally {
+      store.close()
+      for (const socket of sockets) socket.destroy()
+      hung.close()
+    }
+  })
+
   it('answers from a cached record while no registry can, to a client that allows it, and never for a deleted one', async () => {
     const added = await writer.client.add(sampleRecord('cached-server'))
     const peers = [registry.node.multiaddrs()[0]!]
