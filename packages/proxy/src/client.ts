@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS,
-  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_UNREACHED_ATTEMPTS, MAX_UPGRADE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
+  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_UPGRADE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
 import { joinSocket } from './duplex.ts'
@@ -822,7 +822,15 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     // nothing joined (Node's server no longer reads it), and what it sends meanwhile is kept
     let ended = false
     const early: Buffer[] = []
-    const onData = (chunk: Buffer): void => { early.push(chunk) }
+    let earlyBytes = 0
+    const onData = (chunk: Buffer): void => {
+      early.push(chunk)
+      earlyBytes += chunk.byteLength
+      // a client that sends more before the 101 waits for it, on TCP's backpressure
+      if (earlyBytes > MAX_EARLY_UPGRADE_BYTES) {
+        socket.pause()
+      }
+    }
     const onEnd = (): void => { ended = true }
     socket.on('data', onData)
     socket.on('end', onEnd)
@@ -861,18 +869,18 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       if (head.length > 0) {
         stream.send(head)
       }
-      if (gone()) {
-        stream.abort(new Error('The client went away'))
-        throw new ProxyError(499, 'The client went away')
+      const leftYet = (): void => {
+        if (gone()) {
+          stream.abort(new Error('The client went away'))
+          throw new ProxyError(499, 'The client went away')
+        }
       }
+      leftYet()
       const answer = await responseHead(stream, upstreamTimeoutMs).catch((err: Error) => {
         stream.abort(err)
         throw err instanceof ProxyError ? err : new ProxyError(502, `The instance of ${record.name} broke before answering the upgrade: ${err.message}`)
       })
-      if (gone()) {
-        stream.abort(new Error('The client went away'))
-        throw new ProxyError(499, 'The client went away')
-      }
+      leftYet()
       // counted with the status the instance answered (101, or its refusal)
       requests.inc({ service, code: String(answer.status) })
       socket.off('data', onData)
@@ -893,6 +901,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
             log.debug({ service, err: err.message }, 'an upgraded connection broke')
           }
         })
+        socket.resume()
         return
       }
       // refused: the answer goes to the client, which must not send another request on this

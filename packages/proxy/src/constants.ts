@@ -47,6 +47,8 @@ export const MAX_STREAMS_PER_INSTANCE = 256
 export const MAX_UPGRADES_PER_INSTANCE = 192
 /** Client mode: the most bytes of an instance's answer to an upgrade before the end of its head. */
 export const MAX_UPGRADE_HEAD_BYTES = 64 * 1024
+/** Client mode: the bytes a client's upgraded connection may send before the instance's 101 that are read; past them, it waits. */
+export const MAX_EARLY_UPGRADE_BYTES = 64 * 1024
 /** Client mode: methods sent again on another instance when the first failed before answering (RFC 9110 9.2.2). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 /** Client mode: attempts of a request whose instance could not be reached (nothing was sent). */

@@ -18,16 +18,22 @@ const SLOW_101_MS = 500
 
 /**
  * A service that speaks HTTP/1.1 by hand, as servers that keep a connection after refusing an
- * upgrade do: /ws switches to an echo, /refuse answers 404 and keeps the connection for the next
+ * upgrade do: /ws switches to an echo (/slow-ws after SLOW_101_MS), /refuse answers 404 and keeps the connection for the next
  * request, /hang never answers, anything else answers 200 with the path it got.
  */
 function handBuiltService (): Server {
   return createServer((socket) => {
     let buffered = ''
     let echoing = false
+    /** What came after a /slow-ws request, until its 101. */
+    let held: Buffer[] | undefined
     socket.on('data', (chunk: Buffer) => {
       if (echoing) {
         socket.write(chunk)
+        return
+      }
+      if (held != null) {
+        held.push(chunk)
         return
       }
       buffered += chunk.toString('latin1')
@@ -38,8 +44,18 @@ function handBuiltService (): Server {
           echoing = true
           socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n')
         } else if (path === '/slow-ws') {
-          echoing = true
-          setTimeout(() => { socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n') }, SLOW_101_MS)
+          // what comes before the 101 is echoed after it, as a WebSocket server would read it then
+          held = [Buffer.from(buffered, 'latin1')]
+          buffered = ''
+          setTimeout(() => {
+            socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n')
+            echoing = true
+            for (const part of held ?? []) {
+              socket.write(part)
+            }
+            held = undefined
+          }, SLOW_101_MS)
+          return
         } else if (path === '/refuse') {
           socket.write('HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot here\n')
         } else if (path !== '/hang') {
@@ -146,6 +162,20 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered', { t
     await closed
     await eventually('the stream to the instance closed', () => streams() <= before ? true : undefined, 5_000, 50)
     await eventually('counted as gone', async () => (await metrics.metrics()).includes(`physarum_proxy_requests_total{service="${SERVICE}",code="499"} 1`) ? true : undefined, 5_000, 50)
+  })
+
+  it('stops reading a client that sends more than a little before the 101, and passes it all after', async () => {
+    const { socket, received } = await open()
+    socket.write(`GET /${SERVICE}/slow-ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+    const early = Buffer.alloc(32 * 1024 * 1024, 'e')
+    socket.write(early)
+    // before the 101: what the proxy does not read waits in this socket's buffer, not in the proxy
+    await new Promise(resolve => setTimeout(resolve, SLOW_101_MS / 2))
+    assert.ok(socket.writableLength > early.byteLength / 2, `${socket.writableLength} bytes still to send`)
+    await eventually('the 101 and everything echoed', () => received().length >= early.byteLength ? true : undefined, 30_000, 50)
+    assert.match(received(), /^HTTP\/1\.1 101 /)
+    assert.equal(received().length - received().indexOf('\r\n\r\n') - 4, early.byteLength)
+    socket.destroy()
   })
 
   it('answers 504 to an upgrade the instance leaves unanswered past the upstream timeout', async () => {
