@@ -10,7 +10,7 @@ import {
   MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_UPGRADE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
-import { joinSocket } from './duplex.ts'
+import { isOpen, joinSocket } from './duplex.ts'
 import { StreamOpenError, streamPool } from './pool.ts'
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -127,6 +127,8 @@ interface Resolved {
 }
 
 interface ServiceState {
+  /** The service's name. */
+  name: string
   /** The version wanted: the content hash of the record last looked up. */
   contentHash?: string
   /** Instances found through the service topic or allocated for us, by peer id. */
@@ -180,7 +182,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const stateOf = (service: string): ServiceState => {
     let state = services.get(service)
     if (state == null) {
-      state = { instances: new Map(), waiting: 0, rested: new Map(), foundAt: 0, closerAt: 0 }
+      state = { name: service, instances: new Map(), waiting: 0, rested: new Map(), foundAt: 0, closerAt: 0 }
       services.set(service, state)
     }
     return state
@@ -215,10 +217,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     const added: KnownInstance = { ...instance, contentHash, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0, upgraded: 0 }
     state.instances.set(key, added)
     if (wanted(state, added)) {
-      for (const [peer, other] of state.instances) {
+      for (const other of [...state.instances.values()]) {
         if (!wanted(state, other)) {
-          state.instances.delete(peer)
-          closePool(other)
+          drop(state, other)
         }
       }
     }
@@ -403,10 +404,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       log.info({ service: record.name, from: state.contentHash, to: record.contentHash, left: state.instances.size }, 'a new version of the service: its instances are looked for')
     }
     state.contentHash = record.contentHash
-    for (const instance of state.instances.values()) {
-      closePool(instance)
+    for (const instance of [...state.instances.values()]) {
+      drop(state, instance)
     }
-    state.instances.clear()
     state.foundAt = 0
     // a lookup under way for the old version serves the requests that wait on it, no new ones
     state.resolving = undefined
@@ -469,7 +469,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       }
     }
     state.rested.set(instance.peerId.toString(), now + INSTANCE_REST_MS)
-    drop(service, state, instance)
+    drop(state, instance)
   }
 
   /**
@@ -477,7 +477,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    * (each request moved off a silent instance fails on it once more): nothing to close again, and
    * a newer entry for the same peer stays.
    */
-  const drop = (service: string, state: ServiceState, instance: KnownInstance): void => {
+  const drop = (state: ServiceState, instance: KnownInstance): void => {
     const key = instance.peerId.toString()
     if (state.instances.get(key) !== instance) {
       return
@@ -486,7 +486,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     closePool(instance)
     // the gauge is of the instance used now: with none left, there is no such RTT
     if (state.instances.size === 0) {
-      upstreamRtt.remove({ service })
+      upstreamRtt.remove({ service: state.name })
       state.reportedRttMs = undefined
     }
   }
@@ -575,7 +575,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         const instance = state.instances.get(key)
         if (instance != null) {
           log.info({ service, peer: key, waiting: instance.waiting }, 'the connection to an instance closed: it is looked up again before it is chosen')
-          drop(service, state, instance)
+          drop(state, instance)
         }
       }
     })
@@ -1199,7 +1199,7 @@ function relayRefusal (socket: Duplex, stream: Stream, answer: UpgradeAnswer): v
   stream.addEventListener('end', () => { socket.end() })
   stream.addEventListener('close', () => { socket.end() })
   socket.on('close', () => {
-    if (stream.status === 'open' || stream.status === 'closing') {
+    if (isOpen(stream)) {
       stream.abort(new Error('The client closed the refused upgrade'))
     }
   })

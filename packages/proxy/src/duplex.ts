@@ -96,7 +96,7 @@ export class StreamDuplex extends Duplex {
     this.stream.removeEventListener('message', this.#onMessage)
     this.stream.removeEventListener('end', this.#onEnd)
     this.stream.removeEventListener('close', this.#onClose)
-    if (this.stream.status === 'open' || this.stream.status === 'closing') {
+    if (isOpen(this.stream)) {
       if (error != null) {
         this.stream.abort(error)
       } else {
@@ -105,6 +105,11 @@ export class StreamDuplex extends Duplex {
     }
     callback(error)
   }
+}
+
+/** Whether the stream can still carry bytes (its writable end may be closing). */
+export function isOpen (stream: Stream): boolean {
+  return stream.status === 'open' || stream.status === 'closing'
 }
 
 /** Hands a message's buffers to `take`, and pauses the stream if `take` said it holds enough. */
@@ -140,7 +145,7 @@ export function joinSocket (socket: Duplex, stream: Stream, onDone: (err?: Error
     }
     done = true
     socket.destroy()
-    if (stream.status === 'open' || stream.status === 'closing') {
+    if (isOpen(stream)) {
       if (err != null) {
         stream.abort(err)
       } else {

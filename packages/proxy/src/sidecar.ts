@@ -4,7 +4,7 @@ import { callRpc, createMetricsRegistry, createPhysarumNode, nodeOptions, servic
 import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { CheckIn, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { CHECKIN_RETRY_MAX_MS, CHECKIN_RETRY_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS, SERVICE_REFUSED_WAIT_MS } from './constants.ts'
-import { joinSocket } from './duplex.ts'
+import { isOpen, joinSocket } from './duplex.ts'
 import { startClientProxy } from './client.ts'
 import type { ClientProxy } from './client.ts'
 import type { DaemonNodeOptions, Logger, PhysarumNode } from '@physarum/p2p'
@@ -246,6 +246,22 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
   }
 }
 
+/** One attempt at a connection to 127.0.0.1:<port>: the socket, or why it failed (its socket destroyed). */
+async function tryConnect (port: number): Promise<Socket | Error> {
+  const socket = connect({ host: '127.0.0.1', port, noDelay: true })
+  return await new Promise<Socket | Error>(resolve => {
+    const failed = (err: Error): void => {
+      socket.destroy()
+      resolve(err)
+    }
+    socket.once('error', failed)
+    socket.once('connect', () => {
+      socket.off('error', failed)
+      resolve(socket)
+    })
+  })
+}
+
 /**
  * A connection to the service on 127.0.0.1:<port>. While the service refuses connections (it is
  * restarting), it is tried again for up to SERVICE_REFUSED_WAIT_MS, unless the stream that wants it
@@ -254,37 +270,25 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
 async function connectToService (port: number, stream: Stream, stopping: AbortSignal): Promise<Socket> {
   const deadline = performance.now() + SERVICE_REFUSED_WAIT_MS
   for (;;) {
-    const socket = connect({ host: '127.0.0.1', port, noDelay: true })
-    const failure = await new Promise<Error | undefined>(resolve => {
-      socket.once('connect', () => { socket.off('error', resolve); resolve(undefined) })
-      socket.once('error', resolve)
-    })
-    if (failure == null) {
-      return socket
+    const attempt = await tryConnect(port)
+    if (!(attempt instanceof Error)) {
+      return attempt
     }
-    socket.destroy()
-    const refused = (failure as NodeJS.ErrnoException).code === 'ECONNREFUSED'
+    const refused = (attempt as NodeJS.ErrnoException).code === 'ECONNREFUSED'
     if (!refused || performance.now() >= deadline || stopping.aborted || !isOpen(stream)) {
-      throw new Error(refused ? `The service refused connections on port ${port} for ${SERVICE_REFUSED_WAIT_MS} ms: ${failure.message}` : failure.message, { cause: failure })
+      throw new Error(refused ? `The service refused connections on port ${port} for ${SERVICE_REFUSED_WAIT_MS} ms: ${attempt.message}` : attempt.message, { cause: attempt })
     }
     await sleep(SERVICE_POLL_INTERVAL_MS, undefined, { signal: stopping }).catch(() => {})
   }
-}
-
-function isOpen (stream: Stream): boolean {
-  return stream.status === 'open' || stream.status === 'closing'
 }
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:<port>. */
 async function waitForPort (port: number, signal: AbortSignal): Promise<void> {
   for (;;) {
     signal.throwIfAborted()
-    const open = await new Promise<boolean>(resolve => {
-      const socket = connect({ host: '127.0.0.1', port })
-      socket.once('connect', () => { socket.destroy(); resolve(true) })
-      socket.once('error', () => { socket.destroy(); resolve(false) })
-    })
-    if (open) {
+    const attempt = await tryConnect(port)
+    if (!(attempt instanceof Error)) {
+      attempt.destroy()
       return
     }
     await sleep(SERVICE_POLL_INTERVAL_MS, undefined, { signal })

@@ -76,7 +76,7 @@ export function builder (yargs: Argv): Argv<AddArgs> {
       '',
       'The record: the image by digest (host[:port]/repository@sha256:...), the RTTs of PerfConf.Perf, --cpu, --memory-mb, DockerConf.ProxyClientMode, and the content hash: the hex SHA-256 of the image manifest as pushed (the digest without "sha256:"), so it changes exactly when the image does; --content-id overrides it.',
       '',
-      'Image registry credentials: --registry-user with --registry-password-stdin, else PHYSARUM_REGISTRY_USER and PHYSARUM_REGISTRY_PASSWORD, else the Docker config file ($DOCKER_CONFIG/config.json or ~/.docker/config.json, credential helpers included), else none. hl-cli never prompts unless stdin is a terminal and --registry-password-stdin is given. The Docker engine is DOCKER_HOST (default /var/run/docker.sock).',
+      'Image registry credentials: --registry-user with --registry-password-stdin (or PHYSARUM_REGISTRY_PASSWORD), else PHYSARUM_REGISTRY_USER and PHYSARUM_REGISTRY_PASSWORD (the password alone is refused), else the Docker config file ($DOCKER_CONFIG/config.json or ~/.docker/config.json, credential helpers included), else none. hl-cli never prompts unless stdin is a terminal and --registry-password-stdin is given. The Docker engine is DOCKER_HOST (default /var/run/docker.sock).',
       '',
       'Order: the config and flags are checked, then the overlay is joined and a registry-service found (unless --no-add), then the image is built and pushed, and only then is the record written: a failure at any step leaves no record behind. Progress goes to stderr (plain lines when it is not a terminal); the summary (or --json) to stdout.',
       '',
