@@ -166,14 +166,13 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
           return false
         }
         const outcome = await ensureEtcdAuth(started.clientUrl, auth, ETCD_AUTH_TIMEOUT_MS)
-        if (!outcome.turnedOn) {
-          return false
-        }
-        log.info({ user: auth.username }, 'turned etcd\'s authentication on: only holders of the overlay\'s key get in')
         if (outcome.removed.length > 0) {
           log.warn({ removed: outcome.removed }, 'etcd had users or roles this registry-service did not make, made while its client port was open without a login: deleted')
         }
-        return true
+        if (outcome.turnedOn) {
+          log.info({ user: auth.username }, 'turned etcd\'s authentication on: only holders of the overlay\'s key get in')
+        }
+        return outcome.turnedOn
       }
       if (config.etcd.kind === 'new') {
         await ensureAuth()

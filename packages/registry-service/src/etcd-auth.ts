@@ -4,6 +4,8 @@ import type { PreSharedKey } from '@physarum/p2p'
 
 /** The etcd user the registry-services act as. */
 export const ETCD_USER = 'root'
+/** Written once the users and roles were checked with the login on: a start cut short before checks again. */
+const USERS_CHECKED_KEY = '/physarum/v1/etcd-users-checked'
 
 export interface EtcdAuth {
   username: string
@@ -25,8 +27,9 @@ export interface EtcdAuthOutcome {
   /** This call turned authentication on (else it was on already). */
   turnedOn: boolean
   /**
-   * Users and roles other than root found when it was turned on, and deleted: made by someone who
-   * reached the client port while it was open (a user with the root role would keep full access).
+   * Users and roles other than root found at the first start with the login on, and deleted: made
+   * by someone who reached the client port while it was open (a user with the root role would keep
+   * full access).
    */
   removed: string[]
 }
@@ -65,7 +68,8 @@ export async function ensureEtcdAuth (endpoint: string, auth: EtcdAuth, timeoutM
     } catch (err) {
       throw new Error(`etcd does not let this registry-service in (${(err as Error).message}): its root password was set from another overlay key (registry-service --show-etcd-password with that key prints it); with etcdctl, as root, set it again or turn authentication off`, { cause: err })
     }
-    if (enabled) {
+    // checked once, and again if a start was cut short before it was done
+    if (await authed.get(USERS_CHECKED_KEY).string() == null) {
       for (const user of await authed.getUsers()) {
         if (user.name !== ETCD_USER) {
           await user.delete()
@@ -78,6 +82,7 @@ export async function ensureEtcdAuth (endpoint: string, auth: EtcdAuth, timeoutM
           removed.push(`role ${role.name}`)
         }
       }
+      await authed.put(USERS_CHECKED_KEY).value(new Date().toISOString())
     }
   } finally {
     authed.close()

@@ -33,4 +33,25 @@ describe('etcd authentication turned on by a registry-service', () => {
     // on already: nothing turned on, nothing removed
     assert.deepEqual(await ensureEtcdAuth(etcd.endpoint, auth, 5_000), { turnedOn: false, removed: [] })
   })
+
+  it('deletes them at the next start when the one that turned the login on stopped before it did', async () => {
+    const other = await TestEtcd.start()
+    const auth = etcdAuthFor(TEST_PSK)
+    try {
+      // an intruder's user, then a start cut short right after it turned the login on
+      const open = new Etcd3({ hosts: other.endpoint })
+      try {
+        await open.user('intruder').create('their-password')
+        await open.user(auth.username).create(auth.password)
+        await open.user(auth.username).addRole('root')
+        await open.auth.authEnable({})
+      } finally {
+        open.close()
+      }
+      assert.deepEqual(await ensureEtcdAuth(other.endpoint, auth, 5_000), { turnedOn: false, removed: ['user intruder'] })
+      assert.deepEqual(await ensureEtcdAuth(other.endpoint, auth, 5_000), { turnedOn: false, removed: [] })
+    } finally {
+      await other.remove()
+    }
+  })
 })
