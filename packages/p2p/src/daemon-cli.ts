@@ -81,6 +81,12 @@ export async function launchDaemon<C, D extends { stop(): Promise<void> }> (laun
   const { log: details, stdout } = launch.announce(daemon, resolved.config)
   log.info({ version: PHYSARUM_VERSION, ...details }, `${launch.name} started`)
   if (stdout != null && stdout.length > 0) {
+    // a reader that left (| grep -m1 listening) does not take the daemon down
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') {
+        log.warn({ err: err.message }, 'writing to stdout failed')
+      }
+    })
     process.stdout.write(stdout.map(line => `${line}\n`).join(''))
   }
   return daemon

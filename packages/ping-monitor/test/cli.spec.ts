@@ -134,6 +134,18 @@ describe('ping-monitor CLI', { concurrency: 4 }, () => {
     }
   })
 
+  it('stops on SIGTERM once nothing reads its stdout any more (a pipe whose reader left, journald restarted)', async () => {
+    const monitor = await spawnMonitor(['--interval', '100ms'])
+    cleanups.push(async () => { await monitor.stop('SIGKILL') })
+    // the reader goes: every later line meets EPIPE
+    monitor.child.stdout?.destroy()
+    const began = performance.now()
+    monitor.child.kill('SIGTERM')
+    const [code] = await Promise.race([once(monitor.child, 'exit'), new Promise<[string]>(resolve => setTimeout(() => { resolve(['still running']) }, 8_000))])
+    assert.equal(code, 143)
+    assert.ok(performance.now() - began < 8_000)
+  })
+
   it('runs with its memory settings from the start, in the same process, an operator\'s own kept', async () => {
     const monitor = await spawnMonitor([], { MALLOC_ARENA_MAX: '4' })
     cleanups.push(async () => { await monitor.stop('SIGKILL') })
