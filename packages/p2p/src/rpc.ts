@@ -63,10 +63,14 @@ const PREFIX_GOES_ON = new RangeError('The length prefix goes on')
  * prebuilt RangeError while the prefix goes on, and refuses a prefix longer than
  * `maxDataLength` needs.
  */
-function messageFraming (maxDataLength: number): { maxDataLength: number, lengthDecoder: (data: Uint8ArrayList) => number } {
+function messageFraming (maxDataLength: number): { maxDataLength: number, maxBufferSize: number, lengthDecoder: (data: Uint8ArrayList) => number } {
   const maxLengthLength = varint.encodingLength(maxDataLength)
   return {
     maxDataLength,
+    // bytes received and not read yet: a message being handled and the next one (and room for an
+    // oversized one's start, refused with BAD_REQUEST), not the 4 MiB @libp2p/utils allows by
+    // default (yamux grants window as bytes arrive, not as they are read)
+    maxBufferSize: 2 * (maxLengthLength + maxDataLength) + 64 * 1024,
     lengthDecoder: (data) => {
       if ((data.get(data.byteLength - 1) & 0x80) === 0) {
         return varint.decode(data)

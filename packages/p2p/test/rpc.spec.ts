@@ -134,6 +134,19 @@ describe('request/response helper', () => {
     assert.match((await echo({ text: 'after' })).text, /^after/)
   })
 
+  it('resets a stream whose peer sends far more than the request being handled and the next', async () => {
+    const flood = await client.libp2p.dialProtocol(server.peerId, spec.protocol)
+    const messages = pbStream(flood)
+    await messages.write({ text: 'slow', delayMs: 300, replyBytes: 0 }, EchoRequest)
+    // requests pipelined while the first is handled: 200 KiB of them, never read by the server
+    for (let i = 0; i < 2_000; i++) {
+      await messages.write({ text: 'x'.repeat(100), delayMs: 0, replyBytes: 0 }, EchoRequest)
+    }
+    const answer = await answerTo(flood)
+    assert.ok(answer instanceof Error, `answered: ${JSON.stringify(answer)}`)
+    assert.match((await echo({ text: 'after the flood' })).text, /^after the flood/)
+  })
+
   it('keeps a stream for the next request, opens more only for requests at once, and closes them unused', async () => {
     const before = new Set(served())
     for (let i = 0; i < 20; i++) {
