@@ -97,9 +97,21 @@ export async function launchDaemon<C, D extends { stop(): Promise<void> }> (laun
  * that yargs finds, 1 for an error the handler throws.
  */
 export async function runCli<A> (name: string, module: { command: string, describe: string, builder: (argv: Argv) => Argv<A>, handler: (args: ArgumentsCamelCase<A>) => Promise<void> }, argv: string[]): Promise<void> {
+  // a flag of one value given twice (a drop-in adding a second --psk) would be joined into one
+  // value no other host has: refused instead, without its values (one may be the key)
+  const builder = (command: Argv): Argv<A> => module.builder(command).check((parsed) => {
+    // yargs' types leave getOptions out
+    const options = (command as unknown as { getOptions: () => { key: Record<string, unknown>, array: string[] } }).getOptions()
+    const arrays = new Set(options.array)
+    const repeated = Object.keys(options.key).filter(key => !arrays.has(key) && Array.isArray(parsed[key]))
+    if (repeated.length > 0) {
+      throw new Error(`${repeated.map(key => `--${key}`).join(', ')}: given more than once; it takes one value`)
+    }
+    return true
+  })
   await yargs(argv)
     .scriptName(name)
-    .command(module as unknown as CommandModule)
+    .command({ ...module, builder } as unknown as CommandModule)
     .version(PHYSARUM_VERSION)
     .help()
     .alias('help', 'h')

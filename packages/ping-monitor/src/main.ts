@@ -34,7 +34,7 @@ export const describe = 'Run the overlay\'s bootstrap node and measure the RTT t
 export function builder (argv: Argv): Argv<MonitorArgs> {
   return withNodeOptions(argv, DEFAULTS)
     .option('interval', { type: 'string', default: formatDuration(DEFAULT_INTERVAL_MS), describe: 'How often every peer is pinged (a Yamux ping frame on its connection, answered by its muxer)' })
-    .option('ping-timeout', { type: 'string', default: formatDuration(DEFAULT_PING_TIMEOUT_MS), describe: 'A ping not answered within this counts as a failure; a peer that does not answer is tried every 2, 4, 8... intervals, at most every 30 s' })
+    .option('ping-timeout', { type: 'string', default: formatDuration(DEFAULT_PING_TIMEOUT_MS), describe: 'A ping not answered within this counts as a failure; a peer that keeps failing is tried again after 1, 2, 4, 8... intervals, up to 30 s apart (never more often than --interval)' })
     .option('concurrency', { type: 'string', default: String(DEFAULT_CONCURRENCY), describe: 'Most pings in flight at once (pings go one after another; more start only when slow answers would make a round overrun)' })
     .option('forget-after', { type: 'string', default: formatDuration(DEFAULT_FORGET_AFTER_MS), describe: 'Remove the series of a peer neither connected nor answering for this long' })
     .option('hostname', { type: 'string', describe: 'This monitor\'s name: the "host" label of its metrics, and the host name it announces to peers [default: the OS host name]' })
@@ -50,7 +50,7 @@ export function builder (argv: Argv): Argv<MonitorArgs> {
       '',
       `At start, stdout gets one line "${LISTENING_LINE} <multiaddr>/p2p/<peer id>" per listen address (the addresses other nodes pass to -bootstrap) and one line "${METRICS_LINE} http://<host>:<port>/metrics"; everything else is JSON log lines (pino).`,
       '',
-      'HTTP on --metrics-listen: GET /metrics (Prometheus: physarum_ping_rtt_seconds, physarum_ping_rtt_ewma_seconds and physarum_ping_last_success_timestamp_seconds {host, target_peer, target_host}, physarum_ping_rtt_distribution_seconds, physarum_ping_failures_total{host, target_peer}, physarum_connected_peers, physarum_connections_refused_total{reason}, process and libp2p metrics); GET /healthz; GET /peers (JSON: every peer with its addresses, last and smoothed RTT in ms, last seen).',
+      'HTTP on --metrics-listen: GET /metrics (Prometheus: physarum_ping_rtt_seconds, physarum_ping_rtt_ewma_seconds and physarum_ping_last_success_timestamp_seconds {host, target_peer, target_host}, physarum_ping_rtt_distribution_seconds, physarum_ping_failures_total{host, target_peer}, physarum_connected_peers, physarum_connections_refused_total{host, reason}, process and libp2p metrics); GET /healthz; GET /peers (JSON: every peer with its addresses, last and smoothed RTT in ms, last seen).',
       '',
       `Without --listen the monitor listens on /ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}, and on /ip6/::/tcp/${DEFAULT_P2P_PORT} too when the host has IPv6. The identity is kept in <state-dir>/identity.key unless --identity or --ephemeral says otherwise. A bootstrap given with -bootstrap that does not answer is logged and dialed again; the monitor serves the overlay meanwhile.`,
       '',

@@ -47,7 +47,9 @@ describe('ping-monitor CLI', { concurrency: 4 }, () => {
     ['a bootstrap address without a peer id', ['--bootstrap', '/ip4/127.0.0.1/tcp/4001'], WITH_PSK, /--bootstrap: .*has no \/p2p\/<peer id>/],
     ['a metrics address it cannot read', ['--metrics-listen', 'localhost'], WITH_PSK, /--metrics-listen: "localhost"/],
     ['an unknown flag', ['--intervall', '2s'], WITH_PSK, /Unknown argument: intervall/],
-    ['no pre-shared key', [], {}, /No pre-shared key: set PHYSARUM_PSK/]
+    ['no pre-shared key', [], {}, /No pre-shared key: set PHYSARUM_PSK/],
+    // without the values: one of them may be the key
+    ['a flag of one value given twice', ['--psk', 'first-secret', '--psk', 'second-secret', '--hostname', 'a', '--hostname', 'b'], {}, /^ping-monitor: --psk, --hostname: given more than once; it takes one value\n(?![\s\S]*secret)/]
   ]
   for (const [what, args, env, message] of usageErrors) {
     it(`exits 2 naming the problem for ${what}`, async () => {
