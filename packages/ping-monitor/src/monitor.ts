@@ -59,7 +59,9 @@ export class PingMonitor implements Startable {
     // they cannot disagree with /peers and need no removing when a peer goes or is renamed
     const peers = this.#peers
     const table = this.#node.rtt
-    const perPeer = (metric: { name: string, help: string }, value: (entry: RttEntry) => number): Gauge =>
+    // `answering`: only while the peer's last ping was answered, so a graph of a host that went
+    // down shows a gap, not its last good RTT for --forget-after
+    const perPeer = (metric: { name: string, help: string }, value: (entry: RttEntry) => number, answering: boolean): Gauge =>
       new Gauge({
         ...metric,
         labelNames: ['host', 'target_peer', 'target_host'],
@@ -68,15 +70,15 @@ export class PingMonitor implements Startable {
           this.reset()
           for (const peer of peers.values()) {
             const entry = table.get(peer.key)
-            if (entry != null && entry.samples > 0) {
+            if (entry != null && entry.samples > 0 && (!answering || entry.consecutiveFailures === 0)) {
               this.set({ host, target_peer: peer.key, target_host: peer.host }, value(entry))
             }
           }
         }
       })
-    perPeer({ name: 'physarum_ping_rtt_seconds', help: 'Round-trip time of the last ping to the peer' }, entry => entry.lastMs / 1_000)
-    perPeer({ name: 'physarum_ping_rtt_ewma_seconds', help: 'Exponentially weighted moving average of the round-trip times to the peer' }, entry => entry.smoothedMs / 1_000)
-    perPeer({ name: 'physarum_ping_last_success_timestamp_seconds', help: 'When the peer last answered a ping (Unix time)' }, entry => Math.floor(entry.lastSeen / 1_000))
+    perPeer({ name: 'physarum_ping_rtt_seconds', help: 'Round-trip time of the last ping to the peer (none while its pings fail)' }, entry => entry.lastMs / 1_000, true)
+    perPeer({ name: 'physarum_ping_rtt_ewma_seconds', help: 'Exponentially weighted moving average of the round-trip times to the peer (none while its pings fail)' }, entry => entry.smoothedMs / 1_000, true)
+    perPeer({ name: 'physarum_ping_last_success_timestamp_seconds', help: 'When the peer last answered a ping (Unix time)' }, entry => Math.floor(entry.lastSeen / 1_000), false)
     this.#distribution = new Histogram({
       name: 'physarum_ping_rtt_distribution_seconds',
       help: 'Round-trip times of every ping to every peer',
