@@ -131,22 +131,27 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     assert.deepEqual(body.peers.map(p => p.peerId), [friend.peerId.toString()])
   })
 
-  it('logs and counts inbound connections a connection limit turns away', async () => {
-    const lines: string[] = []
-    const sink = new Writable({ write (chunk: Buffer, _encoding, done) { lines.push(...chunk.toString().split('\n').filter(Boolean)); done() } })
-    const daemon = await startDaemon({}, { inboundRate: 2 }, pino({ level: 'info' }, sink))
-    daemons.push(daemon)
+  /** Opens `count` plain TCP connections to the daemon's overlay port, one after another; closed after the test. */
+  const connectRaw = async (daemon: PingMonitorDaemon, count: number): Promise<void> => {
     const port = Number(daemon.node.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value)
-    // plain TCP connections count like any dial, whatever their key
     const sockets: Socket[] = []
     cleanups.push(() => { for (const s of sockets) s.destroy() })
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < count; i++) {
       const socket = connect(port, '127.0.0.1')
       socket.on('error', () => {})
       sockets.push(socket)
       // a refused connection may be reset before 'connect' is seen
       await new Promise(resolve => { socket.once('connect', resolve).once('close', resolve) })
     }
+  }
+
+  it('logs and counts inbound connections a connection limit turns away', async () => {
+    const lines: string[] = []
+    const sink = new Writable({ write (chunk: Buffer, _encoding, done) { lines.push(...chunk.toString().split('\n').filter(Boolean)); done() } })
+    const daemon = await startDaemon({}, { inboundRate: 2 }, pino({ level: 'info' }, sink))
+    daemons.push(daemon)
+    // plain TCP connections count like any dial, whatever their key
+    await connectRaw(daemon, 6)
     const refused = await eventually('a refused connection counted', async () => {
       const sample = (await scrape(daemon.metricsUrl)).find(s => s.name === 'physarum_connections_refused_total' && s.labels.reason === 'inbound-rate')
       return sample != null && sample.value >= 1 ? sample : undefined
@@ -166,15 +171,7 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     // one peer fills the node
     nodes.push(await startNode({ bootstrap: [daemon.node.multiaddrs()[0]!.toString()] }))
     await eventually('the node full', () => daemon.node.libp2p.getConnections().length === 1 ? true : undefined)
-    const port = Number(daemon.node.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value)
-    const sockets: Socket[] = []
-    cleanups.push(() => { for (const s of sockets) s.destroy() })
-    for (let i = 0; i < 6; i++) {
-      const socket = connect(port, '127.0.0.1')
-      socket.on('error', () => {})
-      sockets.push(socket)
-      await new Promise(resolve => { socket.once('connect', resolve).once('close', resolve) })
-    }
+    await connectRaw(daemon, 6)
     const counted = await eventually('six refusals counted', async () => {
       const samples = (await scrape(daemon.metricsUrl)).filter(s => s.name === 'physarum_connections_refused_total')
       const byReason: Record<string, number> = Object.fromEntries(samples.map(s => [s.labels.reason ?? '', s.value]))
