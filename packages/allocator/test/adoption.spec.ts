@@ -39,7 +39,10 @@ class AllocatorProcess {
         throw new Error(`the allocator exited with ${this.child.exitCode}: ${this.lines.slice(-5).join('\n')}`)
       }
       return this.lines.some(line => line.startsWith('allocator listening:')) ? true : undefined
-    }, 60_000, 50)
+    }, 60_000, 50).catch((err: Error) => {
+      // what it said meanwhile tells where it stood
+      throw new Error(`${err.message}; its output:\n${this.lines.join('\n')}`)
+    })
   }
 
   async kill (signal: NodeJS.Signals): Promise<void> {
@@ -82,7 +85,7 @@ describe('allocator restart', { timeout: 240_000 }, () => {
       '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--bootstrap', overlay.bootstrap.multiaddrs()[0]!.toString(),
       '--metrics-listen', '127.0.0.1:0', '--docker-host', engine.host, '--node-image', NODE_IMAGE,
       '--registry', overlay.registry.node.multiaddrs()[0]!.toString(), '--sidecar-listen', '/ip4/127.0.0.1/tcp/0',
-      '--stats-interval', '200ms', '--ready-timeout', '20s', '--log-level', 'warn'
+      '--stats-interval', '200ms', '--ready-timeout', '20s', '--log-level', 'info'
     ]
     const first = new AllocatorProcess(args)
     processes.push(first)
