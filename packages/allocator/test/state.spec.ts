@@ -313,17 +313,25 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.stop()
   })
 
-  it('removes an instance whose sidecar stopped sending stats, a request in flight at its last report', async () => {
+  /**
+   * An allocator taking a sidecar silent after 2 s, and an instance of `service` whose sidecar sent
+   * one report, a request in flight, then nothing (its containers keep running: no 'die' comes).
+   * `reported` is taken before the report: the allocator counts from when it took it, a little later.
+   */
+  const reportOnce = async (service: string): Promise<{ allocator: Allocator, engine: StubEngine, reported: number }> => {
     const { allocator, engine, caller } = await setUp({ statsIntervalMs: 100, silentSidecarMs: 2_000 })
     await allocator.start()
     const target = engine.allocatorNode.multiaddrs()[0]!
-    const { instanceId } = await allocate(caller.libp2p, target, 'svc-wedged')
+    const { instanceId } = await allocate(caller.libp2p, target, service)
     const [sidecar] = engine.sidecars
     nodes.push(sidecar!)
-    // its last report, then nothing: its containers keep running, so no 'die' comes
-    // taken before the report: the allocator counts from when it took it, a little later
     const reported = performance.now()
     await callRpc(sidecar!.libp2p, target, checkInRpc, { kind: CheckIn.Kind.STATS, instanceId, multiaddrs: [], idleMs: 0n, inFlight: 1, requestsTotal: 1n, draining: false })
+    return { allocator, engine, reported }
+  }
+
+  it('removes an instance whose sidecar stopped sending stats, a request in flight at its last report', async () => {
+    const { allocator, engine, reported } = await reportOnce('svc-wedged')
     await sleep(1_000)
     assert.deepEqual(allocator.instances().map(i => i.state), ['ready'], 'removed before it was silent for long')
     await eventually('the instance removed', () => allocator.instances().length === 0 ? true : undefined, 10_000, 50)
@@ -333,13 +341,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
   })
 
   it('does not count the time the allocator itself did not run as its sidecars\' silence', async () => {
-    const { allocator, engine, caller } = await setUp({ statsIntervalMs: 100, silentSidecarMs: 2_000 })
-    await allocator.start()
-    const target = engine.allocatorNode.multiaddrs()[0]!
-    const { instanceId } = await allocate(caller.libp2p, target, 'svc-paused')
-    const [sidecar] = engine.sidecars
-    nodes.push(sidecar!)
-    await callRpc(sidecar!.libp2p, target, checkInRpc, { kind: CheckIn.Kind.STATS, instanceId, multiaddrs: [], idleMs: 0n, inFlight: 1, requestsTotal: 1n, draining: false })
+    const { allocator } = await reportOnce('svc-paused')
     // as if the process were suspended for 2.5 s: nothing of it runs
     const until = performance.now() + 2_500
     while (performance.now() < until) {
