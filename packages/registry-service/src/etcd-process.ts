@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { get as httpGet } from 'node:http'
+import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
@@ -48,6 +49,22 @@ export interface EtcdStatus {
 
 /** The environment etcd gets: its own ETCD_* settings, and what it needs to find programs and home. */
 const ETCD_ENV = /^(ETCD_\w+|PATH|HOME|LANG|LC_\w+|TZ)$/
+
+/** Whether a TCP connection to ip:port is accepted within a second. */
+async function listening (ip: string, port: number): Promise<boolean> {
+  return await new Promise<boolean>(resolve => {
+    const socket = connect({ host: ip, port, timeout: 1_000 })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('timeout', () => {
+      socket.destroy()
+      resolve(false)
+    })
+    socket.once('error', () => { resolve(false) })
+  })
+}
 
 export function hostUrl (ip: string, port: number): string {
   return `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`
@@ -136,6 +153,7 @@ export class EtcdProcess {
     this.#stopping = false
     mkdirSync(dirname(this.#init.dataDir), { recursive: true })
     await this.#stopLeftover()
+    await this.#refuseTakenPorts()
     const child = this.#spawn()
     let spawnError: Error | undefined
     const exited = new Promise<'exited'>(resolve => {
@@ -240,6 +258,19 @@ export class EtcdProcess {
       request.on('timeout', () => { request.destroy() })
       request.on('error', () => { resolve(false) })
     })
+  }
+
+  /**
+   * Something else listening on etcd's ports (Debian's etcd-server starts an etcd on
+   * 127.0.0.1:2379) would answer the health check while this etcd fails to bind: the
+   * registry-service would then take that etcd for its own and turn its login on.
+   */
+  async #refuseTakenPorts (): Promise<void> {
+    for (const [flag, port] of [['--etcd-client-port', this.#init.clientPort], ['--etcd-peer-port', this.#init.peerPort]] as const) {
+      if (await listening(this.#init.ip, port)) {
+        throw new EtcdStartError(`something already listens on ${hostUrl(this.#init.ip, port)}, where this registry-service's etcd is to listen (another etcd? Debian's etcd-server starts one on 127.0.0.1:2379 and 2380): stop it, or give ${flag}`)
+      }
+    }
   }
 
   /** A killed registry-service leaves its etcd running on the ports: end it before starting anew. */

@@ -10,7 +10,7 @@ import type { PhysarumNode } from '@physarum/p2p'
 
 async function runToEnd (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, output: string }> {
   const cli = new Cli(args, env)
-  const [code] = await cli.exited
+  const code = await cli.ended()
   // the line reader may be a tick behind the exit
   await new Promise(resolve => setImmediate(resolve))
   return { code, output: cli.lines.join('\n') }
@@ -127,6 +127,24 @@ describe('registry-service command line', () => {
     assert.notEqual((await health()).etcd.process.pid, lingering)
     assert.deepEqual(await eventually('the registry after a kill', async () => await client.get('cli-server', { fresh: true }), 15_000, 200), added)
     assert.equal(await cli.stop(), 143)
+  })
+
+  it('refuses to start its etcd on ports where something listens already, leaving that etcd as it was', async () => {
+    const foreign = await TestEtcd.start()
+    try {
+      const common = ['--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0']
+      const onClient = await runToEnd([...common, '--state-dir', join(state.path, 'taken-client'), '--etcd-client-port', String(foreign.clientPort), '--etcd-peer-port', String(await freePort())])
+      assert.equal(onClient.code, 1, onClient.output)
+      assert.match(onClient.output, new RegExp(`something already listens on http://127.0.0.1:${foreign.clientPort}.*give --etcd-client-port`))
+      const onPeer = await runToEnd([...common, '--state-dir', join(state.path, 'taken-peer'), '--etcd-client-port', String(await freePort()), '--etcd-peer-port', String(foreign.peerPort)])
+      assert.equal(onPeer.code, 1, onPeer.output)
+      assert.match(onPeer.output, /give --etcd-peer-port/)
+      // the foreign etcd still takes calls without a login
+      const health = await (await fetch(`${foreign.endpoint}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('x').toString('base64') }) })).json() as { header?: unknown, error?: string }
+      assert.ok(health.header != null, JSON.stringify(health))
+    } finally {
+      await foreign.remove()
+    }
   })
 
   it('serves an etcd run by someone else (--etcd-endpoints), admins from the environment, /healthz following etcd', async () => {

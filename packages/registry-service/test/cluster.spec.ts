@@ -60,13 +60,8 @@ describe('three registry-services forming one etcd cluster', () => {
     // a host whose etcd data was lost, still started with --new-etcd-cluster: refused, not a
     // second, empty cluster
     const wiped = new Cli(args('wiped', '--new-etcd-cluster', await freePort(), await freePort()), {})
-    try {
-      const [code] = await Promise.race([wiped.exited, new Promise<[null]>(resolve => setTimeout(() => { resolve([null]) }, 30_000))])
-      assert.equal(code, 1, wiped.lines.join('\n'))
-      assert.match(wiped.lines.join('\n'), /--new-etcd-cluster with an empty etcd data folder .* while registry-services already run in this overlay/)
-    } finally {
-      await wiped.kill('SIGKILL')
-    }
+    assert.equal(await wiped.ended(), 1, wiped.lines.join('\n'))
+    assert.match(wiped.lines.join('\n'), /--new-etcd-cluster with an empty etcd data folder .* while registry-services already run in this overlay/)
 
     // etcd lets in only holders of the overlay's key
     const anonymous = new Etcd3({ hosts: first.clientUrl })
@@ -128,7 +123,7 @@ describe('three registry-services forming one etcd cluster', () => {
     ].join('\n'), { mode: 0o755 })
     // --join-via: the registries of the other test's cluster are in the overlay too
     const failed = new Cli([...args('y', '--join-etcd-cluster', ports.client, ports.peer), '--etcd-bin', broken, '--join-via', first.addr], {})
-    const [code] = await failed.exited
+    const code = await failed.ended()
     assert.equal(code, 1, failed.lines.slice(-3).join('\n'))
     assert.ok(failed.lines.some(line => /etcd .* exited with 1 before it was healthy/.test(line)), failed.lines.slice(-3).join('\n'))
 

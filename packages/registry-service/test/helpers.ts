@@ -239,6 +239,22 @@ export class Cli {
     }
   }
 
+  /** Its exit code, once it exited by itself; killed (with its etcd) and a failure when it runs past `timeoutMs`. */
+  async ended (timeoutMs = 30_000): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>(resolve => { timer = setTimeout(() => { resolve('late') }, timeoutMs) })
+    try {
+      const outcome = await Promise.race([this.exited, late])
+      if (outcome === 'late') {
+        await this.kill('SIGKILL')
+        throw new Error(`registry-service still ran after ${timeoutMs} ms: ${this.lines.slice(-5).join('\n')}`)
+      }
+      return outcome[0]
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   /** Stops the registry-service the way an operator does (SIGTERM) and returns its exit code. */
   async stop (): Promise<number | null> {
     if (this.child.exitCode == null && this.child.signalCode == null) {
