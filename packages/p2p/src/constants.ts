@@ -28,6 +28,12 @@ export const DEFAULT_RTT_SMOOTHING = 0.2
  * last half of that time (libp2p's connection monitor, off, opened a ping stream every 10 s).
  */
 export const LIVENESS_INTERVAL_MS = 30_000
+/**
+ * How long a node gathers changes of its own protocols and addresses before it pushes them to its
+ * peers (identify push; libp2p's default is 1 s): a stopping sidecar's client proxies stop sending
+ * it requests this soon after it drops its HTTP protocol.
+ */
+export const IDENTIFY_PUSH_DEBOUNCE_MS = 100
 /** How long a liveness ping may go unanswered before its connection is aborted. */
 export const LIVENESS_TIMEOUT_MS = 30_000
 /**

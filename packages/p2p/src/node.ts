@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
@@ -9,7 +9,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { bootstrapper } from './bootstrap.ts'
-import { DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, KAD_PROTOCOL, LIVENESS_INTERVAL_MS, LIVENESS_TIMEOUT_MS, MAX_EARLY_STREAMS } from './constants.ts'
+import { DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, IDENTIFY_PUSH_DEBOUNCE_MS, KAD_PROTOCOL, LIVENESS_INTERVAL_MS, LIVENESS_TIMEOUT_MS, MAX_EARLY_STREAMS } from './constants.ts'
 import { discovery } from './discovery.ts'
 import { ConfigError } from './errors.ts'
 import { Liveness } from './liveness.ts'
@@ -23,7 +23,7 @@ import type { Discovery } from './discovery.ts'
 import type { LivenessInit } from './liveness.ts'
 import type { PreSharedKey } from './psk.ts'
 import type { RttEntry } from './rtt.ts'
-import type { Identify } from '@libp2p/identify'
+import type { Identify, IdentifyPush } from '@libp2p/identify'
 import type { AbortOptions, Libp2p, Listener, PeerId, PrivateKey } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
@@ -82,6 +82,7 @@ export interface PhysarumNodeInit {
 // a type, not an interface: libp2p's ServiceMap needs an index signature
 export type PhysarumServices = {
   identify: Identify
+  identifyPush: IdentifyPush
   ping: Ping
   dht: KadDHT
   bootstrap: Bootstrapper
@@ -169,6 +170,8 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
       : { metrics: prometheusMetrics({ registry: init.metricsRegistry, preserveExistingMetrics: true, collectDefaultMetrics: false }) }),
     services: {
       identify: identify(),
+      // peers hear of a protocol handled or dropped (a sidecar that stops serving) within IDENTIFY_PUSH_DEBOUNCE_MS
+      identifyPush: identifyPush({ debounce: IDENTIFY_PUSH_DEBOUNCE_MS }),
       // /ipfs/ping/1.0.0 for libp2p tools and peers that check liveness with streams
       ping: ping(),
       dht: kadDHT({

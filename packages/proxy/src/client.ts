@@ -15,7 +15,7 @@ import { StreamOpenError, streamPool } from './pool.ts'
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { PeerId, Stream, StreamMessageEvent } from '@libp2p/interface'
+import type { PeerId, PeerUpdate, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger, PhysarumNode } from '@physarum/p2p'
 import type { RegistryClient, ServiceRecord } from '@physarum/registry-service'
@@ -283,7 +283,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const findInstances = async (record: ServiceRecord, state: ServiceState): Promise<void> => {
     state.foundAt = Date.now()
     const rested = (peer: PeerId): boolean => isRested(state, peer)
-    const found = await measuredProviders(serviceTopic(record.contentHash), record.hardRttMs, Infinity, rested)
+    const found = await measuredProviders(serviceTopic(record.contentHash), record.hardRttMs, Infinity, peer => rested(peer) || notServing.has(peer.toString()))
     // a new version was registered meanwhile: these run the old one
     if (state.contentHash !== record.contentHash) {
       return
@@ -556,6 +556,21 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     }
   })
 
+  /** Peers connected now that dropped the HTTP protocol: instances that stopped serving. */
+  const notServing = new Set<string>()
+
+  /** Drops the instances on `peer`, of every service. */
+  const forget = (peer: PeerId, why: string): void => {
+    const key = peer.toString()
+    for (const [service, state] of services) {
+      const instance = state.instances.get(key)
+      if (instance != null) {
+        log.info({ service, peer: key, waiting: instance.waiting }, why)
+        drop(state, instance)
+      }
+    }
+  }
+
   /**
    * Every connection to a peer closed: an instance there may have stopped (scaled down, its host
    * gone), and dialling it again would cost a request one attempt of the few it has, so it is
@@ -570,17 +585,30 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       if (node.libp2p.getConnections(peer).length > 0) {
         return
       }
-      const key = peer.toString()
-      for (const [service, state] of services) {
-        const instance = state.instances.get(key)
-        if (instance != null) {
-          log.info({ service, peer: key, waiting: instance.waiting }, 'the connection to an instance closed: it is looked up again before it is chosen')
-          drop(state, instance)
-        }
-      }
+      forget(peer, 'the connection to an instance closed: it is looked up again before it is chosen')
+      notServing.delete(peer.toString())
     })
   }
   node.libp2p.addEventListener('peer:disconnect', onDisconnect)
+
+  /**
+   * A sidecar that stops drops its HTTP protocol and tells its peers (identify push): its instance
+   * is forgotten, so new requests go elsewhere while the ones in flight finish and its kept
+   * streams close. Otherwise the kept streams would carry new requests until the sidecar's grace
+   * ran out, and the one in flight then was cut after it had reached the service.
+   */
+  const onPeerUpdate = (evt: CustomEvent<PeerUpdate>): void => {
+    const { peer, previous } = evt.detail
+    const key = peer.id.toString()
+    if (peer.protocols.includes(HTTP_PROTOCOL)) {
+      notServing.delete(key)
+    } else if (previous?.protocols.includes(HTTP_PROTOCOL) === true) {
+      // its provider record outlives it in the DHT: lookups pass it by while it is connected
+      notServing.add(key)
+      forget(peer.id, 'an instance stopped serving: no new requests are sent to it')
+    }
+  }
+  node.libp2p.addEventListener('peer:update', onPeerUpdate)
 
   /**
    * One attempt at the instance. Rejects with an UpstreamFailure when the request failed before a
@@ -956,6 +984,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       clearInterval(forgetTimer)
       stopSilentPeers()
       node.libp2p.removeEventListener('peer:disconnect', onDisconnect)
+      node.libp2p.removeEventListener('peer:update', onPeerUpdate)
       for (const state of services.values()) {
         for (const instance of state.instances.values()) {
           instance.pool?.then(async pool => { await pool.destroy() }).catch(() => {})
