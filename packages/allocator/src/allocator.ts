@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, REMOVE_RETRY_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
+import { ADOPT_TIMEOUT_MIN_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, REMOVE_RETRY_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError, SidecarImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -120,6 +120,8 @@ interface Instance {
   inFlight: number
   statsAt: number
   restarts: number[]
+  /** The last exit of one of its containers, for the messages of a cold start that then fails. */
+  lastExit?: string
   restartTimer?: NodeJS.Timeout
   /** Gives the instance up when its restarted sidecar does not check in within the ready timeout. */
   checkInTimer?: NodeJS.Timeout
@@ -716,7 +718,8 @@ export class Allocator {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => {
-        reject(new RpcFailureError('TIMEOUT', `The instance of ${instance.service} did not check in within ${this.#init.readyTimeoutMs} ms`))
+        const exited = instance.lastExit == null ? '' : ` (${instance.lastExit}, ${instance.restarts.length} restart(s))`
+        reject(new RpcFailureError('TIMEOUT', `The instance of ${instance.service} did not check in within ${this.#init.readyTimeoutMs} ms${exited}`))
       }, this.#init.readyTimeoutMs)
     })
     try {
@@ -746,6 +749,11 @@ export class Allocator {
         this.#updateGauges()
       }
       instance.ready.resolve()
+    }
+    // drained by an earlier run of this allocator (it stopped providing its topic): handed out
+    // again, it would never be found through the DHT; it goes as it was going
+    if (request.draining && instance.state === 'ready') {
+      void this.#drain(instance, 'drained before a restart')
     }
     return { drain: instance.state === 'draining' || instance.state === 'stopping' }
   }
@@ -861,6 +869,7 @@ export class Allocator {
     if (role === 'sidecar') {
       instance.checkedIn = false
     }
+    instance.lastExit = `its ${role} container exited with code ${event.exitCode ?? '?'} (docker logs ${this.#containerName(instance, role)})`
     instance.dead.add(role)
     // a restart already waiting takes this container along (both die together when the engine
     // restarts): one event, one restart counted
@@ -869,9 +878,13 @@ export class Allocator {
     }
     const now = Date.now()
     instance.restarts = instance.restarts.filter(at => now - at < this.#init.restart.windowMs)
-    if (instance.restarts.length >= this.#init.restart.maxRestarts) {
+    // the sidecar exits 2 for flags it refuses, which this allocator gave: no restart mends that
+    const refused = role === 'sidecar' && event.exitCode === 2
+    if (refused || instance.restarts.length >= this.#init.restart.maxRestarts) {
       this.#metrics.failed.inc({ service: instance.service })
-      const reason = `its ${role} exited (code ${event.exitCode ?? '?'}) after ${instance.restarts.length} restarts within ${Math.round(this.#init.restart.windowMs / 1000)} s: gave up`
+      const reason = refused
+        ? `its sidecar refused the flags it was given (exit code 2; docker logs ${this.#containerName(instance, role)}): gave up`
+        : `its ${role} exited (code ${event.exitCode ?? '?'}) after ${instance.restarts.length} restarts within ${Math.round(this.#init.restart.windowMs / 1000)} s: gave up`
       this.#log.error({ event: 'failure', service: instance.service, instance: instance.id, container: role, exitCode: event.exitCode }, reason)
       instance.ready.reject(new GaveUpError(`The instance of ${instance.service} failed: ${reason}`))
       void this.#remove(instance, reason)
@@ -1003,7 +1016,7 @@ export class Allocator {
       const id = container.Labels[LABELS.instance] ?? ''
       groups.set(id, [...(groups.get(id) ?? []), container])
     }
-    const deadline = this.#init.adoptTimeoutMs ?? Math.max(5_000, this.#init.statsIntervalMs * 3)
+    const deadline = this.#init.adoptTimeoutMs ?? Math.max(ADOPT_TIMEOUT_MIN_MS, this.#init.statsIntervalMs * 3)
     // an instance folder no container names is what a cold start cut short (or a container removed
     // by hand) left, a copy of the key in it: removed
     const instancesDir = join(this.#init.stateDir, 'instances')

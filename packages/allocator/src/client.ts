@@ -13,7 +13,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 
 export { allocRpc, checkInRpc, statusRpc, CheckIn, CheckInResponse, AllocateRequest, AllocateResponse } from './protocol.ts'
 export type { Capacity } from './protocol.ts'
-export { ALLOC_PROTOCOL, ALLOC_STATUS_PROTOCOL, CHECKIN_PROTOCOL, HTTP_PROTOCOL, DEFAULT_STATS_INTERVAL_MS, MAX_AVOID_PEERS, SIDECAR_SECRETS_DIR } from './constants.ts'
+export { ALLOC_PROTOCOL, ALLOC_STATUS_PROTOCOL, CHECKIN_PROTOCOL, CHECKIN_RETRY_MAX_MS, CHECKIN_RETRY_MS, HTTP_PROTOCOL, DEFAULT_STATS_INTERVAL_MS, MAX_AVOID_PEERS, SIDECAR_SECRETS_DIR } from './constants.ts'
 
 /** Milliseconds per step of a cold start. */
 export interface ColdStartPhases {

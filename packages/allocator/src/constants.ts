@@ -46,6 +46,16 @@ export const DEFAULT_READY_TIMEOUT_MS = 30_000
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000
 export const DEFAULT_DRAIN_DELAY_MS = 5_000
 export const DEFAULT_STATS_INTERVAL_MS = 1_000
+/**
+ * How soon a sidecar retries a Ready check-in its allocator did not take: doubling from the first
+ * to the second (an allocator away for long, or one that does not know the instance, is not asked,
+ * and logged, five times a second). An allocator back from a restart waits at least twice the
+ * second for the sidecars of a previous run (ADOPT_TIMEOUT_MIN_MS), so each gets a try in time.
+ */
+export const CHECKIN_RETRY_MS = 200
+export const CHECKIN_RETRY_MAX_MS = 2_000
+/** How long at least an allocator back from a restart waits for a sidecar of its previous run to check in. */
+export const ADOPT_TIMEOUT_MIN_MS = Math.max(5_000, 2 * CHECKIN_RETRY_MAX_MS)
 /** A sidecar that misses this many stats intervals in a row (and at least SILENT_SIDECAR_MIN_MS) is taken for wedged. */
 export const SILENT_SIDECAR_INTERVALS = 10
 export const SILENT_SIDECAR_MIN_MS = 30_000

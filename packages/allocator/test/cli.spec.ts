@@ -10,8 +10,10 @@ const PROXY = new URL('../../proxy/bin/proxy.js', import.meta.url).pathname
 
 async function cli (bin: string, args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   try {
-    // a daemon that took bad input for good would run on: killed, it fails the assertions
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp' }, timeout: 30_000 })
+    // a daemon that took bad input for good would run on: killed, it fails the assertions; an
+    // allocator would find no engine meanwhile, not the host's
+    const env = { PATH: process.env.PATH ?? '', HOME: '/tmp', DOCKER_HOST: 'unix:///nonexistent/docker.sock' }
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env, timeout: 30_000 })
     return { code: 0, stdout, stderr }
   } catch (err) {
     const e = err as { code: number, stdout: string, stderr: string }
@@ -81,7 +83,8 @@ describe('allocator and sidecar CLIs', () => {
       [PROXY, ['4200', '--service', 'x'], /--service: a sidecar option: add --sidecar/],
       [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--max-pending', '5'], /--max-pending: a client mode option, not for --sidecar/],
       [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--metrics-listen', ':9200'], /--metrics-listen: a client mode option/],
-      [PROXY, ['4200', '--sidecar', '--service', 'x', '--service-port', '8080'], /<port>: "4200": the sidecar serves no local port/]
+      [PROXY, ['4200', '--sidecar', '--service', 'x', '--service-port', '8080'], /<port>: "4200": the sidecar serves no local port/],
+      [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--allocator', '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWCZUdVGQYe5NexGkPxnhpPmr3dKyduQY3udYLeyZWqpGn'], /--instance: missing/]
     ]
     for (const [bin, args, message] of refused) {
       const answer = await cli(bin, [...args, '--no-psk'])

@@ -116,7 +116,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
    * An allocator over the engine in memory. Its registry answers each Get after `lookupMs` with
    * `records` (default: the same record of each name, whatever the Get).
    */
-  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string }> => {
+  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string, restarted: () => Allocator }> => {
     const node = await startNode()
     const caller = await startNode()
     nodes.push(node, caller)
@@ -124,7 +124,8 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     const dir = await tempDir('physarum-alloc-state')
     dirs.push(dir)
     const { lookupMs = 0, records = record, ...overrides } = init
-    const allocator = new Allocator({
+    // a run of the allocator over this node, engine and state folder (called again: a restart)
+    const restarted = (): Allocator => new Allocator({
       node,
       runtime: engine as unknown as DockerRuntime,
       registry: { get: async (name: string, options?: { fresh?: boolean }) => { await sleep(lookupMs); return records(name, options?.fresh === true) } },
@@ -146,7 +147,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
       rate: { perSecond: 100, burst: 100 },
       ...overrides
     })
-    return { allocator, engine, caller, stateDir: dir.path }
+    return { allocator: restarted(), engine, caller, stateDir: dir.path, restarted }
   }
 
   it('leaves no instance folder, with its copy of the key, behind a cold start that fails at once', async () => {
@@ -246,6 +247,50 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     // its sidecar dies while it is being adopted: restarted, and still never checks in
     engine.onEvent({ id: ids[1]!, action: 'die', labels: {}, exitCode: 1 })
     await eventually('the instance given up', () => allocator.instances().length === 0 ? true : undefined, 5_000, 50)
+    await allocator.stop()
+  })
+
+  it('lets an instance drained before a restart go on draining when its sidecar says so, instead of handing it out', async () => {
+    const { allocator, engine, caller, restarted } = await setUp({ adoptTimeoutMs: 60_000 })
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    await allocator.start()
+    const drained = await allocate(caller.libp2p, target, 'svc-drained')
+    nodes.push(...engine.sidecars)
+    await allocator.stop({ keepInstances: true })
+    // a restart ends the connections, and the RPC streams kept on them with the old run's handlers
+    const sidecar = engine.sidecars[0]!
+    await Promise.all([caller, sidecar].map(async node => { await node.libp2p.hangUp(engine.allocatorNode.peerId) }))
+    const next = restarted()
+    await next.start()
+    assert.deepEqual(next.instances().map(i => [i.id, i.state]), [[drained.instanceId, 'adopting']])
+    // the sidecar reports as one the first run had asked to drain
+    const answer = await callRpc(sidecar.libp2p, target, checkInRpc, {
+      kind: CheckIn.Kind.STATS, instanceId: drained.instanceId, multiaddrs: sidecar.multiaddrs().map(String), idleMs: 5_000n, inFlight: 0, requestsTotal: 1n, draining: true
+    })
+    assert.equal(answer.drain, true)
+    const fresh = await allocate(caller.libp2p, target, 'svc-drained')
+    nodes.push(...engine.sidecars)
+    assert.notEqual(fresh.instanceId, drained.instanceId)
+    assert.equal(fresh.reused, false)
+    await eventually('the drained instance removed', () => next.instances().some(i => i.id === drained.instanceId) ? undefined : true, 5_000, 20)
+    await next.stop()
+  })
+
+  it('says why a cold start failed when its sidecar exits: no restart for flags it refuses, the exit code in a timeout', async () => {
+    const { allocator, engine, caller } = await setUp({ readyTimeoutMs: 1_500, restart: { backoffMinMs: 100, backoffMaxMs: 100, maxRestarts: 5, windowMs: 60_000 } })
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    await allocator.start()
+    engine.silentSidecars = true
+    const sidecarOf = async (service: string): Promise<string> => await eventually(`the sidecar of ${service}`, () =>
+      [...engine.containers.values()].find(c => c.Labels[LABELS.service] === service && c.Labels[LABELS.role] === 'sidecar' && c.State === 'running')?.Id, 5_000, 10)
+
+    const refusing = allocate(caller.libp2p, target, 'svc-refused')
+    engine.onEvent({ id: await sidecarOf('svc-refused'), action: 'die', labels: {}, exitCode: 2 })
+    await assert.rejects(refusing, { code: 'INTERNAL', message: /its sidecar refused the flags it was given \(exit code 2; docker logs physarum-svc-refused-\w+-sidecar\)/ })
+
+    const crashing = allocate(caller.libp2p, target, 'svc-crashing')
+    engine.onEvent({ id: await sidecarOf('svc-crashing'), action: 'die', labels: {}, exitCode: 1 })
+    await assert.rejects(crashing, { code: 'TIMEOUT', message: /did not check in within 1500 ms \(its sidecar container exited with code 1 \(docker logs physarum-svc-crashing-\w+-sidecar\), 1 restart\(s\)\)/ })
     await allocator.stop()
   })
 

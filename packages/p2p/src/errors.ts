@@ -72,7 +72,7 @@ export class RpcFailureError extends Error {
 export class RpcProtocolError extends Error {
   static override name = 'RpcProtocolError'
   override name = 'RpcProtocolError'
-  constructor (message = 'The remote peer did not answer according to the protocol') { super(message) }
+  constructor (message = 'The remote peer did not answer according to the protocol', options?: ErrorOptions) { super(message, options) }
 }
 
 export class RpcTimeoutError extends Error {

@@ -265,7 +265,7 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
     if (signal.aborted) {
       throw new RpcTimeoutError(`${spec.protocol} to ${peer.toString()} got no answer within ${timeoutMs} ms`)
     }
-    throw new RpcProtocolError(`${spec.protocol} to ${peer.toString()} failed: ${(err as Error).message}`)
+    throw new RpcProtocolError(`${spec.protocol} to ${peer.toString()} failed: ${(err as Error).message}`, { cause: err })
   } finally {
     clear()
   }

@@ -12,12 +12,12 @@ export const SERVICE_POLL_INTERVAL_MS = 20
  */
 export const SERVICE_REFUSED_WAIT_MS = 5_000
 /**
- * How soon a sidecar retries a check-in its allocator did not take: doubling from the first to the
- * second (an allocator away for long, or one that does not know the instance, is not asked, and
- * logged, five times a second).
+ * How long a sidecar's allocator may refuse its check-ins as not its own (NOT_FOUND, UNAUTHORIZED),
+ * or another peer answer at its address (the allocator came back with a new identity), every
+ * check-in in a row, before the sidecar stops: no allocator would ever reap it, and it would serve
+ * and provide its topic for good. An allocator that is only down (connections refused) is waited for.
  */
-export const CHECKIN_RETRY_MS = 200
-export const CHECKIN_RETRY_MAX_MS = 10_000
+export const DISOWNED_AFTER_MS = 60_000
 /** Most HTTP streams a sidecar serves per connection at once, and a client opens (with room for streams still closing). */
 export const MAX_HTTP_STREAMS = 512
 /** On SIGTERM, how long a draining sidecar waits for requests in flight (Docker kills at 10 s). */

@@ -81,6 +81,9 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
   }
   checkPeerAddresses('--allocator', args.allocator == null ? [] : [args.allocator])
   const allocator = args.allocator == null ? undefined : multiaddr(args.allocator)
+  if (allocator != null && (args.instance ?? '') === '') {
+    throw new ConfigError('--instance: missing: the allocator knows its sidecars by instance id, and gives --instance with --allocator')
+  }
   const clientPort = args['client-port']
   if (clientPort != null && (!Number.isInteger(clientPort) || clientPort < 1 || clientPort > 65535)) {
     throw new ConfigError(`--client-port: ${String(clientPort)} is not a port (1-65535)`)
@@ -184,7 +187,12 @@ export async function handler (args: ProxyArgs): Promise<void> {
       const config = await resolveSidecarConfig(args, process.env)
       return { config, logLevel: config.logLevel, warnings: config.warnings }
     },
-    start: async (config, log) => await startSidecar(config.sidecar, log),
+    start: async (config, log) => {
+      const sidecar = await startSidecar(config.sidecar, log)
+      // stopped the way an operator stops it: no allocator would ever remove it
+      void sidecar.disowned.then(() => { process.kill(process.pid, 'SIGTERM') })
+      return sidecar
+    },
     shutdownDeadlineMs: 9_500,
     announce: (sidecar, config) => ({
       log: {

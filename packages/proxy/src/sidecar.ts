@@ -1,9 +1,9 @@
 import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { callRpc, createMetricsRegistry, createPhysarumNode, nodeOptions, serviceTopic } from '@physarum/p2p'
+import { callRpc, createMetricsRegistry, createPhysarumNode, nodeOptions, RpcFailureError, serviceTopic } from '@physarum/p2p'
 import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
-import { CheckIn, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
-import { CHECKIN_RETRY_MAX_MS, CHECKIN_RETRY_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS, SERVICE_REFUSED_WAIT_MS } from './constants.ts'
+import { CheckIn, CHECKIN_RETRY_MAX_MS, CHECKIN_RETRY_MS, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
+import { DISOWNED_AFTER_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS, SERVICE_REFUSED_WAIT_MS } from './constants.ts'
 import { isOpen, joinSocket } from './duplex.ts'
 import { startClientProxy } from './client.ts'
 import type { ClientProxy } from './client.ts'
@@ -28,6 +28,8 @@ export interface SidecarConfig extends DaemonNodeOptions {
   clientPort?: number
   /** The registry-services the client proxy trusts with the records (empty: any). */
   registryIds?: string[]
+  /** How long the allocator may disown the sidecar before `disowned` resolves (default DISOWNED_AFTER_MS). */
+  disownedAfterMs?: number
 }
 
 export interface Sidecar {
@@ -42,6 +44,21 @@ export interface Sidecar {
   drain(reason: string): Promise<void>
   /** Drains, waits for requests in flight (at most `graceMs`), stops the node. */
   stop(graceMs?: number): Promise<void>
+  /**
+   * Resolves, with why, once its allocator has refused its check-ins as not its own for
+   * `disownedAfterMs` in a row: the process should then stop, as nothing else would stop it.
+   */
+  disowned: Promise<string>
+}
+
+/** A check-in failure that says the allocator does not (or no longer) know this sidecar. */
+function disowning (err: Error): boolean {
+  if (err instanceof RpcFailureError) {
+    return err.code === 'NOT_FOUND' || err.code === 'UNAUTHORIZED'
+  }
+  // another peer at the allocator's address: its identity (or key) is not the one dialled, and the
+  // connection's handshake fails (libp2p's upgrader keeps only the message of why)
+  return (err.cause as Error | undefined)?.name === 'EncryptionFailedError'
 }
 
 /**
@@ -144,6 +161,23 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     return response.drain
   }
 
+  // since when every check-in was refused as not the allocator's; any other outcome resets it
+  let disownedSince: number | undefined
+  const disowned = Promise.withResolvers<string>()
+  const checkedInOrNot = (err?: Error): void => {
+    if (err == null || !disowning(err)) {
+      disownedSince = undefined
+      return
+    }
+    disownedSince ??= Date.now()
+    const forMs = Date.now() - disownedSince
+    if (forMs >= (config.disownedAfterMs ?? DISOWNED_AFTER_MS)) {
+      const reason = `the allocator has not known this instance for ${Math.round(forMs / 1000)} s: ${err.message}`
+      log.error({ instance: config.instanceId, allocator: config.allocator?.toString() }, `${reason}; stopping`)
+      disowned.resolve(reason)
+    }
+  }
+
   const drain = async (reason: string): Promise<void> => {
     if (draining) {
       return
@@ -161,12 +195,14 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     for (let retryMs = CHECKIN_RETRY_MS; ; retryMs = Math.min(retryMs * 2, CHECKIN_RETRY_MAX_MS)) {
       try {
         const drainNow = await checkIn(CheckIn.Kind.READY)
+        checkedInOrNot()
         if (drainNow) {
           await drain('the allocator asked')
         }
         return
       } catch (err) {
         signal.throwIfAborted()
+        checkedInOrNot(err as Error)
         log.warn({ err: (err as Error).message, retryInMs: retryMs }, 'check-in failed; trying again')
         await sleep(retryMs, undefined, { signal })
       }
@@ -206,11 +242,13 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     }
     reporting = true
     checkIn(CheckIn.Kind.STATS).then(async (drainNow) => {
+      checkedInOrNot()
       if (drainNow) {
         await drain('the allocator asked')
       }
     }).catch((err: Error) => {
       if (!signal.aborted) {
+        checkedInOrNot(err)
         log.debug({ err: err.message }, 'stats check-in failed')
       }
     }).finally(() => { reporting = false })
@@ -224,6 +262,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     ready,
     inFlight: () => inFlight,
     drain,
+    disowned: disowned.promise,
     stop: async (graceMs = DRAIN_GRACE_MS) => {
       stopping ??= (async () => {
         await drain('stopping')

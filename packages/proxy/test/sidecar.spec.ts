@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { handleRpc, RpcFailureError } from '@physarum/p2p'
+import { checkInRpc } from '@physarum/allocator/client'
+import { multiaddr } from '@multiformats/multiaddr'
+import { freePort, silentLog, startNode, stopAll, TEST_PSK } from '../../registry-service/test/helpers.ts'
+import { startSidecar } from '../src/sidecar.ts'
+import { startNamedServer } from './helpers.ts'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { NamedServer } from './helpers.ts'
+
+const DISOWNED_AFTER_MS = 600
+
+describe('sidecar: an allocator that does not know it', { timeout: 60_000 }, () => {
+  let service: NamedServer
+  let allocator: PhysarumNode
+  let stranger: PhysarumNode
+
+  before(async () => {
+    service = await startNamedServer('disowned')
+    // an allocator that knows no instance, as one whose state was lost answers
+    allocator = await startNode()
+    await handleRpc(allocator.libp2p, checkInRpc, async ({ instanceId }) => await Promise.reject(new RpcFailureError('NOT_FOUND', `No instance ${instanceId} here`)),
+      { log: allocator.libp2p.logger.forComponent('test:checkin') })
+    stranger = await startNode()
+  })
+
+  after(async () => {
+    await stopAll([allocator, stranger])
+    service?.server.close()
+  })
+
+  const sidecarOf = async (target: Multiaddr): Promise<Awaited<ReturnType<typeof startSidecar>>> => await startSidecar({
+    psk: TEST_PSK,
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [],
+    service: 'disowned-server',
+    contentHash: 'hash-disowned',
+    servicePort: service.port,
+    allocator: target,
+    instanceId: 'a1b2c3d4e5f6',
+    statsIntervalMs: 100,
+    disownedAfterMs: DISOWNED_AFTER_MS
+  }, silentLog)
+
+  for (const [what, target] of [
+    ['its allocator answers NOT_FOUND', () => allocator.multiaddrs()[0]!],
+    // the allocator's address now answers with another identity (its key was lost)
+    ['another peer answers at its allocator\'s address', () => multiaddr(`${stranger.multiaddrs()[0]!.decapsulateCode(421).toString()}/p2p/${allocator.peerId.toString()}`)]
+  ] as const) {
+    it(`says it is disowned once ${what} for a while`, async () => {
+      const sidecar = await sidecarOf(target())
+      try {
+        const startedAt = Date.now()
+        const reason = await Promise.race([sidecar.disowned, new Promise<string>((_resolve, reject) => setTimeout(() => { reject(new Error('not disowned within 20 s')) }, 20_000))])
+        assert.ok(Date.now() - startedAt >= DISOWNED_AFTER_MS, 'not before its time')
+        assert.match(reason, /the allocator has not known this instance for \d+ s/)
+      } finally {
+        await sidecar.stop(0)
+      }
+    })
+  }
+
+  it('waits for an allocator that is only down', async () => {
+    // nothing listens there: every check-in is refused by the host, not by an allocator
+    const sidecar = await sidecarOf(multiaddr(`/ip4/127.0.0.1/tcp/${await freePort()}/p2p/${allocator.peerId.toString()}`))
+    try {
+      const outcome = await Promise.race([sidecar.disowned, new Promise<string>(resolve => setTimeout(() => { resolve('still waiting') }, 4 * DISOWNED_AFTER_MS))])
+      assert.equal(outcome, 'still waiting')
+    } finally {
+      await sidecar.stop(0)
+    }
+  })
+})
