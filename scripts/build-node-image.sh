@@ -4,15 +4,14 @@
 # busybox shell, brought in with `docker import`. The allocator builds its sidecar image FROM it
 # (--node-image), and the tests build their service images FROM it.
 # Usage: scripts/build-node-image.sh [tag]   (default physarum/node:24; uses DOCKER_HOST if set)
+# The Node binary is $PHYSARUM_NODE when set, else the workspace toolchain's.
 set -euo pipefail
 tag="${1:-physarum/node:24}"
 root_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { printf '[physarum] %s\n' "$*" >&2; }
 
-node_bin=""
-for candidate in "${PHYSARUM_NODE:-}" /tmp/n24/node_modules/node/bin/node; do
-  if [ -n "$candidate" ] && [ -x "$candidate" ]; then node_bin="$candidate"; break; fi
-done
+node_bin="${PHYSARUM_NODE:-}"
+if [ -n "$node_bin" ] && [ ! -x "$node_bin" ]; then log "PHYSARUM_NODE=$node_bin is not an executable file"; exit 1; fi
 if [ -z "$node_bin" ]; then
   # the toolchain brings Node >= 24.9 onto PATH (and installs the workspace's dependencies)
   source "$root_dir/scripts/lib/toolchain.sh"

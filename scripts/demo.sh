@@ -69,6 +69,19 @@ if [ "$background" -eq 1 ]; then
 fi
 ensure_debian_packages dockerd:docker.io etcd:etcd-server docker-registry:docker-registry busybox:busybox-static curl:curl prometheus:prometheus
 
+# Debian's packages start their own etcd (2379, 2380), registry (5000) and Prometheus (9090) on a
+# host with systemd: the demo's would fail to bind while the checks below took the others for them
+in_use() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+taken=()
+for port in 2379 2380 4001 4200 5000 9090 9100 9101 9102 9103; do
+  if in_use "$port"; then taken+=("$port"); fi
+done
+if [ "${#taken[@]}" -gt 0 ]; then
+  log "127.0.0.1 port(s) ${taken[*]} already in use; the demo needs them free. Debian's packages start"
+  log "services of their own there: systemctl stop etcd docker-registry prometheus"
+  exit 1
+fi
+
 work="$(mktemp -d /tmp/physarum-demo.XXXXXX)"
 pids=()
 stop() {

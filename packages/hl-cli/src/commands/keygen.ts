@@ -13,7 +13,7 @@ export function builder (yargs: Argv): Argv<KeygenArgs> {
   return yargs
     .positional('file', { type: 'string', default: 'swarm.key', describe: 'Where to write the key' })
     .option('force', { type: 'boolean', describe: 'Replace the file if it exists' })
-    .example('$0 keygen /etc/physarum/swarm.key', 'Then give every node --swarm-key /etc/physarum/swarm.key')
+    .example('$0 keygen /etc/physarum/swarm.key', 'Then copy it to every host; a systemd unit reads it as a credential (docs/operations.md, "The overlay\'s key")')
     .strictOptions()
 }
 
@@ -35,6 +35,6 @@ export async function handler (args: KeygenArgs): Promise<void> {
     } finally {
       await file.close()
     }
-    process.stdout.write(`Wrote a new swarm key to ${args.file}; give it to every node with --swarm-key ${args.file}\n`)
+    process.stdout.write(`Wrote a new swarm key to ${args.file}. Copy it to every host (mode 0600); a daemon reads it with --swarm-key <file>, a systemd unit as a credential (docs/operations.md, "The overlay's key").\n`)
   })
 }
