@@ -6,8 +6,10 @@ source "$(dirname "$0")/lib/toolchain.sh"
 source "$(dirname "$0")/lib/system.sh"
 cd "$PHYSARUM_ROOT"
 
+# curl and ip: the quickstart and multi-host tests; python3: the bcrypt hash of the registry auth test
 ensure_debian_packages prometheus:prometheus promtool:prometheus etcd:etcd-server \
-  dockerd:docker.io docker-registry:docker-registry busybox:busybox-static
+  dockerd:docker.io docker-registry:docker-registry busybox:busybox-static \
+  curl:curl ip:iproute2 python3:python3
 
 log "type check"
 pnpm run --silent typecheck

@@ -19,6 +19,16 @@ const CORE_IP = `${NET}.1`
 const ALLOCATOR_PORT = 4001
 const SIDECAR_PORT = 4300
 
+/** Whether a process of this pid runs. */
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 /**
  * A host: a network namespace on the bridge, with its own dockerd and allocator. A far host is
  * reached through a delay relay in the core namespace: its allocator and sidecars announce the
@@ -173,7 +183,28 @@ describe('three hosts in network namespaces', { timeout: 600_000 }, () => {
     return stdout.split('\n').filter(Boolean).sort()
   }
 
+  /** Namespaces a killed run of this file left (its pid gone): their processes and the namespaces go. */
+  const sweepLeftovers = async (): Promise<void> => {
+    const { stdout } = await run('ip', ['netns', 'list'])
+    for (const name of stdout.split('\n').map(line => line.split(' ')[0] ?? '')) {
+      const pid = /^phm(\d+)-/.exec(name)?.[1]
+      if (pid == null || alive(Number(pid))) {
+        continue
+      }
+      const { stdout: pids } = await run('ip', ['netns', 'pids', name]).catch(() => ({ stdout: '' }))
+      for (const left of pids.split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(left), 'SIGKILL')
+        } catch {
+          // gone meanwhile
+        }
+      }
+      await ip('netns', 'del', name).catch(() => {})
+    }
+  }
+
   before(async () => {
+    await sweepLeftovers()
     // short: dockerd's unix socket path must stay under ~100 bytes
     dir = await mkdtemp('/tmp/phm-')
     logs = join(dir, 'logs')

@@ -210,7 +210,7 @@ const server = http.createServer((req, res) => {
     res.end('Hello, world from ' + process.env.PHYSARUM_INSTANCE + ' ' + req.url + '\\n')
   }, url.pathname === '/slow' ? ms : 0)
 })
-server.listen(Number(process.env.SERVICE_PORT), '0.0.0.0')
+server.listen(Number(process.env.SERVICE_PORT), '127.0.0.1')
 process.on('SIGTERM', () => { server.close(); process.exit(0) })
 `
 
@@ -496,13 +496,22 @@ export async function containersOf (engine: TestDocker, allocatorId: string): Pr
  * overlay, every container a test allocator left, the image registry, the engine, the folder.
  */
 export async function stopTestbed (parts: { overlay?: TestOverlay, engine?: TestDocker, images?: TestImageRegistry, state?: { remove(): Promise<void> } }): Promise<void> {
-  await parts.overlay?.stop()
-  if (parts.engine != null) {
-    await removeAllPhysarumContainers(parts.engine)
+  const engine = parts.engine
+  const steps = [
+    async () => { await parts.overlay?.stop() },
+    async () => { if (engine != null) await removeAllPhysarumContainers(engine) },
+    async () => { await parts.images?.stop() },
+    async () => { await engine?.stop() },
+    async () => { await parts.state?.remove() }
+  ]
+  // each step runs whatever the one before did: a failed one must not leave dockerd running
+  const failures: unknown[] = []
+  for (const step of steps) {
+    await step().catch((err: unknown) => { failures.push(err) })
   }
-  await parts.images?.stop()
-  await parts.engine?.stop()
-  await parts.state?.remove()
+  if (failures.length > 0) {
+    throw new AggregateError(failures, 'stopping the testbed failed')
+  }
 }
 
 /**

@@ -15,7 +15,7 @@ if (fs.existsSync('/tmp/started')) {
   setInterval(() => {}, 60_000)
 } else {
   fs.writeFileSync('/tmp/started', '')
-  require('node:http').createServer((req, res) => { res.end('once\\n') }).listen(Number(process.env.SERVICE_PORT), '0.0.0.0')
+  require('node:http').createServer((req, res) => { res.end('once\\n') }).listen(Number(process.env.SERVICE_PORT), '127.0.0.1')
 }
 process.on('SIGTERM', () => { process.exit(0) })
 `
@@ -52,10 +52,12 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
     try {
       const allocation = await allocate(overlay.client.libp2p, daemon.node.peerId, 'hello-world-server')
       const service = (await containersOf(engine, daemon.node.peerId.toString())).find(c => c.Labels[LABELS.role] === 'service')!
+      const firstStart = (await engine.docker.getContainer(service.Id).inspect()).State.StartedAt
       await engine.docker.getContainer(service.Id).kill({ signal: 'SIGKILL' })
+      // started again by the allocator (not by a Docker restart policy): a later start, the same container
       await eventually('the service to be restarted', async () => {
         const info = await engine.docker.getContainer(service.Id).inspect()
-        return info.State.Running && info.RestartCount === 0 && new Date(info.State.StartedAt).getTime() > Date.now() - 30_000 ? true : undefined
+        return info.State.Running && info.RestartCount === 0 && info.State.StartedAt > firstStart ? true : undefined
       }, 15_000)
       const answer = await eventually('an answer after the restart', async () => await httpThroughSidecar(overlay.client, allocation.multiaddrs, '/again'), 15_000, 100)
       assert.equal(answer.status, 200)
@@ -172,7 +174,7 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
       const idle = await allocate(overlay.client.libp2p, daemon.node.peerId, 'idle-server')
       const busy = await allocate(overlay.client.libp2p, daemon.node.peerId, 'busy-server')
       let slowEnded = false
-      const slow = httpThroughSidecar(overlay.client, busy.multiaddrs, '/slow?ms=5000', 20_000).finally(() => { slowEnded = true })
+      const slow = httpThroughSidecar(overlay.client, busy.multiaddrs, '/slow?ms=8000', 30_000).finally(() => { slowEnded = true })
       await eventually('the idle instance to be removed', () => daemon.allocator.instances().some(i => i.id === idle.instanceId) ? undefined : true, 15_000)
       const idleContainers = (await containersOf(engine, daemon.node.peerId.toString())).filter(c => c.Labels[LABELS.instance] === idle.instanceId)
       assert.equal(idleContainers.length, 0)

@@ -82,11 +82,9 @@ describe('PSK connections under load', () => {
         serverSide.reject(err)
       }
     })
-    const started = performance.now()
     const stream = await client.libp2p.dialProtocol(server.peerId, PROTOCOL)
     const [clientSent, clientReceived] = await Promise.all([sendAll(stream, 3), receiveAll(stream)])
     const { received: serverReceived, sent: serverSent } = await serverSide.promise
-    const seconds = (performance.now() - started) / 1000
 
     assert.equal(serverReceived.bytes, TOTAL)
     assert.equal(serverReceived.hash, clientSent.hash)
@@ -95,8 +93,6 @@ describe('PSK connections under load', () => {
     for (const maxBuffered of [clientSent.maxBuffered, serverSent.maxBuffered]) {
       assert.ok(maxBuffered <= MAX_BUFFERED + CHUNK, `a sender buffered ${maxBuffered} bytes`)
     }
-    const gbits = (2 * TOTAL * 8) / seconds / 1e9
-    assert.ok(gbits > 0.05, `${gbits.toFixed(2)} Gbit/s`)
   })
 
   it('opens and closes 700 PSK connections without growing memory', async () => {

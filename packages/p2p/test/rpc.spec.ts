@@ -19,10 +19,15 @@ const spec: RpcSpec<EchoRequest, EchoResponse> = {
 }
 
 /** What a raw stream got back: a decoded response, or the error that ended the stream. */
+/** The answer on `stream`, or the error its reset gave; fails when the server neither answers nor resets it within 5 s. */
 async function answerTo (stream: Stream): Promise<EchoResponse | Error> {
+  const signal = AbortSignal.timeout(5_000)
   try {
-    return await pbStream(stream).read(EchoResponse, { signal: AbortSignal.timeout(5_000) })
+    return await pbStream(stream).read(EchoResponse, { signal })
   } catch (err) {
+    if (signal.aborted) {
+      throw new Error('the server neither answered nor reset the stream within 5 s', { cause: err })
+    }
     return err as Error
   }
 }
@@ -90,21 +95,19 @@ describe('request/response helper', () => {
     const stalled = await open()
     stalled.send(Uint8Array.of(0x85))
 
-    // concurrent good requests are not held up by it
-    const during = performance.now()
+    // concurrent good requests are not held up by it: answered before its deadline reset it
     assert.match((await echo({ text: 'meanwhile' })).text, /^meanwhile/)
-    assert.ok(performance.now() - during < 900, 'a stalled peer held up another request')
+    assert.equal(stalled.status, 'open', 'a stalled peer held up another request')
 
     // a length prefix that goes on past the 2 bytes a 1 KiB message needs: refused at once, not
     // waited on until the deadline resets the stream
     const endless = await open()
-    const sentAt = performance.now()
     endless.send(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))
     const endlessAnswer = await answerTo(endless)
     assert.ok(!(endlessAnswer instanceof Error), `endless prefix: ${endlessAnswer instanceof Error ? endlessAnswer.message : ''}`)
     assert.equal(endlessAnswer.failure?.code, 'BAD_REQUEST')
+    // an answer, not the reset its deadline would have given
     assert.match(endlessAnswer.failure.message, /length prefix is too long: a message of at most 1024 bytes needs at most 2/)
-    assert.ok(performance.now() - sentAt < 500, 'the endless prefix was waited on')
 
     const garbage = await open()
     garbage.send(Uint8Array.from([0x05, 0xff, 0xff, 0xff, 0xff, 0xff]))

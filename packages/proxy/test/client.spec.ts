@@ -75,7 +75,7 @@ server.on('upgrade', (req, socket) => {
     }
   })
 })
-server.listen(Number(process.env.SERVICE_PORT), '0.0.0.0')
+server.listen(Number(process.env.SERVICE_PORT), '127.0.0.1')
 process.on('SIGTERM', () => { server.close(); process.exit(0) })
 `
 
@@ -83,7 +83,7 @@ process.on('SIGTERM', () => { server.close(); process.exit(0) })
 const SLOW_SERVER = `
 const http = require('node:http')
 const server = http.createServer((req, res) => { res.end('slow but there\\n') })
-setTimeout(() => { server.listen(Number(process.env.SERVICE_PORT), '0.0.0.0') }, 3000)
+setTimeout(() => { server.listen(Number(process.env.SERVICE_PORT), '127.0.0.1') }, 3000)
 process.on('SIGTERM', () => { process.exit(0) })
 `
 
@@ -98,7 +98,7 @@ const server = http.createServer((req, res) => {
     answer.on('end', () => { res.writeHead(answer.statusCode); res.end('front got: ' + body) })
   }).on('error', (err) => { res.writeHead(500); res.end(err.message) })
 })
-server.listen(Number(process.env.SERVICE_PORT), '0.0.0.0')
+server.listen(Number(process.env.SERVICE_PORT), '127.0.0.1')
 process.on('SIGTERM', () => { process.exit(0) })
 `
 

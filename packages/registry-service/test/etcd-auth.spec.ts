@@ -26,7 +26,7 @@ describe('etcd authentication turned on by a registry-service', () => {
 
     const intruder = new Etcd3({ hosts: etcd.endpoint, auth: { username: 'intruder', password: 'their-password' } })
     try {
-      await assert.rejects(async () => await intruder.put('/physarum/v1/services/x').value('{}'))
+      await assert.rejects(async () => await intruder.put('/physarum/v1/services/x').value('{}'), /authentication failed/)
     } finally {
       intruder.close()
     }

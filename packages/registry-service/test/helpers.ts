@@ -31,7 +31,7 @@ export function sampleRecord (name: string, overrides: Partial<ServiceRecordInpu
   return {
     name,
     contentHash: `hash-${name.replace(/[^a-z0-9]/g, '')}`,
-    image: `registry.example.com:5000/${name.split(':')[0]!}@sha256:${'ab'.repeat(32)}`,
+    image: `127.0.0.1:5000/${name.split(':')[0]!}@sha256:${'ab'.repeat(32)}`,
     softRttMs: 20,
     hardRttMs: 100,
     cpu: 0.5,
