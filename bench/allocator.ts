@@ -16,9 +16,10 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { allocate } from '../packages/allocator/src/client.ts'
 import { LABELS } from '../packages/allocator/src/constants.ts'
 import {
-  buildServiceImage, ensureNodeImage, freePort, HELLO_SERVER, httpThroughSidecar, removeAllPhysarumContainers, startDocker,
+  buildServiceImage, containersOf, ensureNodeImage, freePort, HELLO_SERVER, httpThroughSidecar, startDocker,
   startImageRegistry, startOverlay, startTestAllocator, tempDir
 } from '../packages/allocator/test/helpers.ts'
+import { onCleanup, stopAll } from './lib/children.ts'
 import { containerMemory } from './lib/containers.ts'
 import { fmt, markdownTable, max, median, parseCount, percentile } from './lib/stats.ts'
 import type { ColdStartPhases } from '../packages/allocator/src/client.ts'
@@ -102,43 +103,6 @@ function parseOptions (argv: string[]): Options {
 
 function progress (message: string): void {
   process.stderr.write(`[allocator ${(performance.now() / 1000).toFixed(1).padStart(6)}s] ${message}\n`)
-}
-
-// ---------------------------------------------------------------- cleanup, whatever way the run ends
-
-const cleanups: Array<{ name: string, run: () => Promise<void> }> = []
-let cleaning: Promise<void> | undefined
-
-/** Runs every registered cleanup once, newest first, each bounded by `eachMs`. */
-async function cleanUp (eachMs = 30_000): Promise<void> {
-  cleaning ??= (async () => {
-    for (const { name, run } of cleanups.reverse()) {
-      let timer: NodeJS.Timeout | undefined
-      try {
-        await Promise.race([run(), new Promise<void>((_resolve, reject) => {
-          timer = setTimeout(() => { reject(new Error(`took over ${eachMs / 1000} s`)) }, eachMs)
-        })])
-      } catch (err) {
-        progress(`cleanup of ${name} failed: ${(err as Error).message}`)
-      } finally {
-        clearTimeout(timer)
-      }
-    }
-  })()
-  await cleaning
-}
-
-function onCleanup (name: string, run: () => Promise<void>): void {
-  cleanups.push({ name, run })
-}
-
-for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
-  process.once(signal, () => {
-    progress(`${signal}: cleaning up`)
-    const force = setTimeout(() => { process.exit(128 + number) }, 60_000)
-    force.unref()
-    void cleanUp(15_000).finally(() => process.exit(128 + number))
-  })
 }
 
 // ---------------------------------------------------------------- the two ways to start an instance
@@ -377,7 +341,7 @@ async function main (): Promise<void> {
     progress(`abandoned after --max-seconds ${options.maxSeconds}: cleaning up`)
     const force = setTimeout(() => { process.exit(3) }, 60_000)
     force.unref()
-    void cleanUp(15_000).finally(() => process.exit(3))
+    void stopAll(3_000).finally(() => process.exit(3))
   }, options.maxSeconds * 1000)
   watchdog.unref()
 
@@ -386,8 +350,11 @@ async function main (): Promise<void> {
     progress('starting dockerd')
     const engine = await startDocker()
     onCleanup('dockerd', async () => { await engine.stop() })
+    // only what this run started: DOCKER_HOST may name an engine others use too
+    const started: { allocatorId?: string } = {}
     onCleanup('containers', async () => {
-      await removeAllPhysarumContainers(engine)
+      const instances = started.allocatorId == null ? [] : await containersOf(engine, started.allocatorId)
+      await Promise.all(instances.map(async c => { await engine.docker.getContainer(c.Id).remove({ force: true }).catch(() => {}) }))
       const plain = await engine.docker.listContainers({ all: true, filters: { label: [BENCH_LABEL] } })
       await Promise.all(plain.map(async c => { await engine.docker.getContainer(c.Id).remove({ force: true }).catch(() => {}) }))
     })
@@ -404,6 +371,7 @@ async function main (): Promise<void> {
     await overlay.register(SERVICE, image, { cpu: options.cpu, memoryMb: options.memoryMb })
     progress('starting the allocator')
     const daemon = await startTestAllocator(engine, overlay, state.path, { idleTimeoutMs: options.idleTimeoutMs, readyTimeoutMs: options.timeoutMs })
+    started.allocatorId = daemon.node.peerId.toString()
     // registered after the overlay's cleanup: runs before it
     onCleanup('allocator', async () => { await daemon.stop() })
 
@@ -429,7 +397,7 @@ async function main (): Promise<void> {
     }
   } finally {
     progress('cleaning up')
-    await cleanUp()
+    await stopAll(5_000)
   }
   progress('done')
   const results = summarize(options, rounds, load0)

@@ -33,7 +33,7 @@ const USAGE = `Usage: node bench/overlay.ts [options]   (Node 24: it runs the .t
   --bytes N          bytes per bulk transfer (default 256M; K/M/G suffixes are binary)
   --rounds N         interleaved rounds; throughput is the best and the median of them (default 3)
   --requests N       echo round trips per pair, spread over the rounds (default 5000)
-  --rpc-requests N   factory callRpc requests, a new stream each, spread over the rounds (default 2000)
+  --rpc-requests N   factory callRpc requests one after another (on the stream callRpc keeps), spread over the rounds (default 2000)
   --size N           echo/rpc message size in bytes (default 64)
   --chunk N          bulk sender's write size (default 64K)
   --max-buffered N   bulk sender waits for a drain past this many buffered bytes (default 4M)
@@ -446,7 +446,7 @@ function markdown (options: Options, summaries: Partial<Record<PairName, Summary
     rows.push([s.label, fmt(s.bulk?.bestGbits ?? Number.NaN), fmt(s.bulk?.medianGbits ?? Number.NaN),
       fmt(s.bulk?.cpuSecondsPerGiB ?? Number.NaN), fmt(s.rtt?.p50 ?? Number.NaN, 0), fmt(s.rtt?.p99 ?? Number.NaN, 0)])
     if (s.rpc != null) {
-      rows.push(['createPhysarumNode rpc (new stream each)', '–', '–', '–', fmt(s.rpc.p50, 0), fmt(s.rpc.p99, 0)])
+      rows.push(['createPhysarumNode rpc (kept stream)', '–', '–', '–', fmt(s.rpc.p50, 0), fmt(s.rpc.p99, 0)])
     }
   }
   const where = options.sameThread ? 'both ends in one thread' : 'listener in a worker thread'

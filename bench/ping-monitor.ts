@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { exited, stopChild, track, waitForExit } from './lib/children.ts'
+import { exited, stopAll, stopChild, track, waitForExit } from './lib/children.ts'
 import { summarizeProfile } from './lib/cpuprofile.ts'
 import { processCpuSeconds, processMemory, sumCpuSeconds } from './lib/procfs.ts'
 import { histogramQuantile, scrape, series, total, value } from './lib/prometheus.ts'
@@ -366,6 +366,7 @@ interface MetricsCheck {
   rttSeries: number
   /** Peers whose last successful ping is at most two intervals (or 5 s) older than the window's end. */
   freshPeers: number
+  /** Counted from scrape to scrape (a little longer than the window); pingsPerSecond over that span. */
   pings: number
   pingsPerSecond: number
   failures: number
@@ -375,7 +376,8 @@ interface MetricsCheck {
   /** Node's own metrics (prom-client's default ones). */
   heapUsedBytes: number
   eventLoopLagP99Ms: number
-  gcSeconds: number
+  /** GC time per second, over the scrape-to-scrape span. */
+  gcShare: number
 }
 
 interface MonitorWindow {
@@ -401,7 +403,7 @@ interface WindowResult {
   peers: PeersStats
 }
 
-function checkMetrics (before: readonly Sample[], after: readonly Sample[], seconds: number, freshSinceS: number): MetricsCheck {
+function checkMetrics (before: readonly Sample[], after: readonly Sample[], spanSeconds: number, freshSinceS: number): MetricsCheck {
   const pings = total(after, 'physarum_ping_rtt_distribution_seconds_count') - total(before, 'physarum_ping_rtt_distribution_seconds_count')
   return {
     connectedStart: value(before, 'physarum_connected_peers'),
@@ -410,13 +412,13 @@ function checkMetrics (before: readonly Sample[], after: readonly Sample[], seco
     rttSeries: series(after, 'physarum_ping_rtt_seconds').length,
     freshPeers: series(after, 'physarum_ping_last_success_timestamp_seconds').filter(s => s.value >= freshSinceS).length,
     pings,
-    pingsPerSecond: pings / seconds,
+    pingsPerSecond: pings / spanSeconds,
     failures: total(after, 'physarum_ping_failures_total') - total(before, 'physarum_ping_failures_total'),
     rttP50Ms: histogramQuantile(before, after, 'physarum_ping_rtt_distribution_seconds', 0.5) * 1000,
     rttP99Ms: histogramQuantile(before, after, 'physarum_ping_rtt_distribution_seconds', 0.99) * 1000,
     heapUsedBytes: value(after, 'nodejs_heap_size_used_bytes'),
     eventLoopLagP99Ms: value(after, 'nodejs_eventloop_lag_p99_seconds') * 1000,
-    gcSeconds: total(after, 'nodejs_gc_duration_seconds_sum') - total(before, 'nodejs_gc_duration_seconds_sum')
+    gcShare: (total(after, 'nodejs_gc_duration_seconds_sum') - total(before, 'nodejs_gc_duration_seconds_sum')) / spanSeconds
   }
 }
 
@@ -427,8 +429,13 @@ function intervalSeconds (text: string): number {
 
 async function measureWindow (options: Options, monitors: readonly Monitor[], peers: readonly PeerProcess[]): Promise<WindowResult> {
   const pids = peers.map(p => p.child.pid!).filter(pid => pid != null)
-  // scrape first, then read the clocks: the scrapes' own work stays out of the window
-  const before = await Promise.all(monitors.map(async m => await scrape(m.metricsUrl)))
+  // scrape first, then read the clocks: the scrapes' own work stays out of the window. The
+  // counters of /metrics span from scrape to scrape (a little longer): their rates use that span
+  const scrapeTimed = async (url: string): Promise<{ samples: Sample[], at: number }> => {
+    const samples = await scrape(url)
+    return { samples, at: performance.now() }
+  }
+  const before = await Promise.all(monitors.map(async m => await scrapeTimed(m.metricsUrl)))
   await sleep(200)
   const cpu0 = monitors.map(m => processCpuSeconds(m.pid))
   const rss0 = monitors.map(m => processMemory(m.pid).rss)
@@ -457,7 +464,7 @@ async function measureWindow (options: Options, monitors: readonly Monitor[], pe
   const seconds = (performance.now() - t0) / 1000
   const endUs = monotonicUs()
   const freshSinceS = Date.now() / 1000 - Math.max(5, 2 * intervalSeconds(options.interval))
-  const after = await Promise.all(monitors.map(async m => await scrape(m.metricsUrl)))
+  const after = await Promise.all(monitors.map(async m => await scrapeTimed(m.metricsUrl)))
   const peerCheck = await peerStats(peers)
   const result: Partial<Record<Role, MonitorWindow>> = {}
   monitors.forEach((m, i) => {
@@ -469,7 +476,7 @@ async function measureWindow (options: Options, monitors: readonly Monitor[], pe
       rssEnd: memory1[i]!.rss,
       rssPeak: Math.max(peaks[i]!, memory1[i]!.rss),
       hwm: memory1[i]!.hwm,
-      metrics: checkMetrics(before[i]!, after[i]!, seconds, freshSinceS)
+      metrics: checkMetrics(before[i]!.samples, after[i]!.samples, (after[i]!.at - before[i]!.at) / 1000, freshSinceS)
     }
   })
   return {
@@ -552,7 +559,9 @@ function summarize (options: Options, monitors: readonly Monitor[], windows: rea
     const ws = windows.map(w => w.monitors[role])
     const last = ws.at(-1)!
     const m = monitors.find(x => x.role === role)!
-    const pings = ws.reduce((a, w) => a + w.metrics.pings, 0)
+    // the metrics' rates over each window's own seconds, the clock the CPU figures use
+    const inWindows = (rate: (w: MonitorWindow) => number): number => windows.reduce((a, w) => a + rate(w.monitors[role]) * w.seconds, 0)
+    const pings = inWindows(w => w.metrics.pingsPerSecond)
     return {
       interval: m.interval,
       cpuShare: ws.reduce((a, w) => a + w.cpuSeconds, 0) / seconds,
@@ -568,7 +577,7 @@ function summarize (options: Options, monitors: readonly Monitor[], windows: rea
       rttP99Ms: max(ws.map(w => w.metrics.rttP99Ms).filter(Number.isFinite)),
       heapUsedBytes: last.metrics.heapUsedBytes,
       eventLoopLagP99Ms: max(ws.map(w => w.metrics.eventLoopLagP99Ms)),
-      gcShare: ws.reduce((a, w) => a + w.metrics.gcSeconds, 0) / seconds,
+      gcShare: inWindows(w => w.metrics.gcShare) / seconds,
       warnings: m.warnings
     }
   }
@@ -683,8 +692,8 @@ async function main (): Promise<void> {
   const options = parseOptions(process.argv.slice(2))
   const watchdog = setTimeout(() => {
     progress(`abandoned after --max-seconds ${options.maxSeconds}`)
-    // the 'exit' handler of lib/children.ts kills every child still running
-    process.exit(3)
+    // SIGTERM first: a monitor run with --cpu-prof writes its profile as it stops
+    void stopAll(3_000).finally(() => process.exit(3))
   }, options.maxSeconds * 1000)
   watchdog.unref()
 

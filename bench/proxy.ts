@@ -17,7 +17,7 @@ import autocannon from 'autocannon'
 import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
 import { freePort, sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
-import { startDaemon, stopAll, track } from './lib/children.ts'
+import { onCleanup, startDaemon, stopAll, track } from './lib/children.ts'
 import { processCpuSeconds } from './lib/procfs.ts'
 import { bulkSendStream, serveSink, SINK_PROTOCOL } from './lib/streams.ts'
 import { fmt, gbits, markdownTable, median, parseCount, parseSize, percentile } from './lib/stats.ts'
@@ -36,30 +36,36 @@ const PASSPHRASE = 'physarum proxy benchmark'
 const SERVICE = 'bench-proxy'
 const CONNECTIONS = 64
 
-const { values } = parseArgs({
-  options: {
-    requests: { type: 'string', default: '2000' },
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '5' },
-    bytes: { type: 'string', default: '256M' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false }
+/** The flags; a usage error (an unknown flag, a bad count) exits 2 with the usage. */
+function options (): { json: boolean, requests: number, rounds: number, duration: number, bytes: number } {
+  try {
+    const { values } = parseArgs({
+      options: {
+        requests: { type: 'string', default: '2000' },
+        rounds: { type: 'string', default: '3' },
+        duration: { type: 'string', default: '5' },
+        bytes: { type: 'string', default: '256M' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false }
+      }
+    })
+    if (values.help) {
+      console.log(USAGE)
+      process.exit(0)
+    }
+    return {
+      json: values.json,
+      requests: parseCount('requests', values.requests),
+      rounds: parseCount('rounds', values.rounds),
+      duration: parseCount('duration', values.duration),
+      bytes: parseSize('bytes', values.bytes)
+    }
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`)
+    process.exit(2)
   }
-})
-if (values.help) {
-  console.log(USAGE)
-  process.exit(0)
 }
-let requests: number, rounds: number, duration: number, bytes: number
-try {
-  requests = parseCount('--requests', values.requests)
-  rounds = parseCount('--rounds', values.rounds)
-  duration = parseCount('--duration', values.duration)
-  bytes = parseSize('--bytes', values.bytes)
-} catch (err) {
-  console.error(`${(err as Error).message}\n\n${USAGE}`)
-  process.exit(2)
-}
+const { json, requests, rounds, duration, bytes } = options()
 const progress = (message: string): void => { process.stderr.write(`[bench/proxy] ${message}\n`) }
 
 /** The service: a small answer at /, `n` bytes of zeros at /bytes?n=. */
@@ -143,6 +149,8 @@ const watchdog = setTimeout(() => {
 watchdog.unref()
 
 const etcd = await TestEtcd.start()
+// also when the watchdog or a signal ends the run (stopAll runs it)
+onCleanup('etcd', async () => { await etcd.remove() })
 const psk = PreSharedKey.fromPassphrase(PASSPHRASE)
 const nodes: Array<Awaited<ReturnType<typeof createPhysarumNode>>> = []
 try {
@@ -233,7 +241,7 @@ try {
     bulkGbits: { direct: median(bulk.direct), proxied: median(bulk.proxied), psk: median(bulk.psk), proxiedToPsk: bulkToPsk },
     goals: GOALS
   }
-  if (values.json) {
+  if (json) {
     console.log(JSON.stringify(results, null, 2))
   } else {
     console.log(`## proxy: ${rounds} interleaved rounds; ${requests} sequential requests, autocannon ${CONNECTIONS} connections × ${duration} s, ${fmt(bytes / 2 ** 20, 0)} MiB downloads per kind and round\n`)
@@ -248,6 +256,5 @@ try {
 } finally {
   await Promise.all(nodes.map(async node => { await node.stop() }))
   await stopAll(5_000)
-  await etcd.remove()
   clearTimeout(watchdog)
 }

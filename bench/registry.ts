@@ -14,7 +14,7 @@ import { BULK_SETTINGS, execWithSettings } from '@physarum/p2p/node-settings'
 import { createRegistryClient, KEY_PREFIX } from '@physarum/registry-service'
 import { Etcd3 } from 'etcd3'
 import { sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
-import { startDaemon, stopAll } from './lib/children.ts'
+import { onCleanup, startDaemon, stopAll } from './lib/children.ts'
 import { processCpuSeconds } from './lib/procfs.ts'
 import { fmt, markdownTable, median, parseCount, percentile } from './lib/stats.ts'
 
@@ -35,32 +35,38 @@ const GOALS = { p50Ms: 2, p99Ms: 10, ratioToEtcd: 3, atConcurrency: 50 }
 const PASSPHRASE = 'physarum registry benchmark'
 const SERVICE_PREFIX = 'bench-service-'
 
-const { values } = parseArgs({
-  options: {
-    requests: { type: 'string', default: '20000' },
-    rounds: { type: 'string', default: '4' },
-    concurrency: { type: 'string', default: '1,50' },
-    records: { type: 'string', default: '100' },
-    warmup: { type: 'string', default: '3000' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false }
+/** The flags; a usage error (an unknown flag, a bad count) exits 2 with the usage. */
+function options (): { json: boolean, requests: number, rounds: number, warmup: number, recordCount: number, levels: number[] } {
+  try {
+    const { values } = parseArgs({
+      options: {
+        requests: { type: 'string', default: '20000' },
+        rounds: { type: 'string', default: '4' },
+        concurrency: { type: 'string', default: '1,50' },
+        records: { type: 'string', default: '100' },
+        warmup: { type: 'string', default: '3000' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false }
+      }
+    })
+    if (values.help) {
+      console.log(USAGE)
+      process.exit(0)
+    }
+    return {
+      json: values.json,
+      recordCount: parseCount('records', values.records),
+      requests: parseCount('requests', values.requests),
+      rounds: parseCount('rounds', values.rounds),
+      warmup: parseCount('warmup', values.warmup, 0),
+      levels: values.concurrency.split(',').map(c => parseCount('concurrency', c))
+    }
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`)
+    process.exit(2)
   }
-})
-if (values.help) {
-  console.log(USAGE)
-  process.exit(0)
 }
-let requests: number, rounds: number, warmup: number, recordCount: number, levels: number[]
-try {
-  recordCount = parseCount('--records', values.records)
-  requests = parseCount('--requests', values.requests)
-  rounds = parseCount('--rounds', values.rounds)
-  warmup = parseCount('--warmup', values.warmup, 0)
-  levels = values.concurrency.split(',').map(c => parseCount('--concurrency', c))
-} catch (err) {
-  console.error(`${(err as Error).message}\n\n${USAGE}`)
-  process.exit(2)
-}
+const { json, requests, rounds, warmup, recordCount, levels } = options()
 const progress = (message: string): void => { process.stderr.write(`[bench/registry] ${message}\n`) }
 
 /** Runs `total` calls of `op` with `concurrency` in flight; the latency of each, in ms. */
@@ -85,6 +91,8 @@ const watchdog = setTimeout(() => {
 watchdog.unref()
 
 const etcd = await TestEtcd.start()
+// also when the watchdog or a signal ends the run (stopAll runs it)
+onCleanup('etcd', async () => { await etcd.remove() })
 let client: Awaited<ReturnType<typeof createPhysarumNode>> | undefined
 const direct = new Etcd3({ hosts: etcd.endpoint })
 try {
@@ -159,7 +167,7 @@ try {
   const goal = at('overlay', GOALS.atConcurrency)
   const absolute = goal == null ? undefined : { p50: goal.p50Ms <= GOALS.p50Ms, p99: goal.p99Ms <= GOALS.p99Ms }
 
-  if (values.json) {
+  if (json) {
     console.log(JSON.stringify({ results, verdicts, absolute, goals: GOALS }, null, 2))
   } else {
     console.log(`## registry: Get of one of ${recordCount} records, ${rounds} interleaved rounds\n`)
@@ -177,6 +185,5 @@ try {
   direct.close()
   await client?.stop()
   await stopAll(5_000)
-  await etcd.remove()
   clearTimeout(watchdog)
 }

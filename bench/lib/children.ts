@@ -3,14 +3,19 @@ import { createInterface } from 'node:readline'
 import type { ChildProcess } from 'node:child_process'
 
 /**
- * Child processes a benchmark started, so that none outlives it: whatever way it ends (normal
- * end, failure, watchdog, Ctrl-C or SIGTERM), each child still running is signalled by its pid.
+ * Child processes a benchmark started, and what else it must undo (folders, engines, processes it
+ * does not track), so that none outlives it: whatever way it ends (normal end, failure, watchdog,
+ * Ctrl-C or SIGTERM), each child still running is signalled by its pid and each cleanup runs once.
  * A SIGKILL of the benchmark itself cannot be caught: children that watch their IPC channel
  * (`process.on('disconnect')`) still go, others (daemons) would stay.
  */
 
 const running = new Map<ChildProcess, string>()
+const cleanups: Array<{ name: string, run: () => Promise<void> }> = []
+let cleaning: Promise<void> | undefined
 let installed = false
+/** How long one cleanup may take before the next one runs. */
+const CLEANUP_EACH_MS = 15_000
 
 /** Registers `child` (called `name` in messages) until it exits. */
 export function track (child: ChildProcess, name: string): ChildProcess {
@@ -68,9 +73,33 @@ export function killAll (signal: NodeJS.Signals): void {
   }
 }
 
-/** Stops every tracked child (SIGTERM, SIGKILL after `graceMs`). */
+/** Registers `run` (called `name` in messages), to undo when the benchmark ends: see stopAll. */
+export function onCleanup (name: string, run: () => Promise<void>): void {
+  installCleanup()
+  cleanups.push({ name, run })
+}
+
+/**
+ * Stops every tracked child (SIGTERM, SIGKILL after `graceMs`), then runs the cleanups once,
+ * newest first, each bounded by CLEANUP_EACH_MS.
+ */
 export async function stopAll (graceMs: number): Promise<void> {
   await Promise.all([...running.keys()].map(async child => { await stopChild(child, graceMs) }))
+  cleaning ??= (async () => {
+    for (const { name, run } of cleanups.reverse()) {
+      let timer: NodeJS.Timeout | undefined
+      try {
+        await Promise.race([run(), new Promise<void>((_resolve, reject) => {
+          timer = setTimeout(() => { reject(new Error(`took over ${CLEANUP_EACH_MS / 1000} s`)) }, CLEANUP_EACH_MS)
+        })])
+      } catch (err) {
+        process.stderr.write(`cleanup of ${name} failed: ${(err as Error).message}\n`)
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+  })()
+  await cleaning
 }
 
 function installCleanup (): void {
@@ -82,8 +111,8 @@ function installCleanup (): void {
   process.on('exit', () => { killAll('SIGKILL') })
   for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
     process.once(signal, () => {
-      process.stderr.write(`${signal}: stopping ${running.size} child process(es)\n`)
-      const force = setTimeout(() => { process.exit(128 + number) }, 5_000)
+      process.stderr.write(`${signal}: stopping ${running.size} child process(es) and cleaning up\n`)
+      const force = setTimeout(() => { process.exit(128 + number) }, 60_000)
       force.unref()
       void stopAll(3_000).finally(() => { process.exit(128 + number) })
     })
