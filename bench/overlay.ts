@@ -15,11 +15,10 @@ import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
 import { availableParallelism, cpus } from 'node:os'
 import { parseArgs } from 'node:util'
-import { Worker } from 'node:worker_threads'
 import { callRpc, createPhysarumNode, PreSharedKey } from '@physarum/p2p'
 import { multiaddr } from '@multiformats/multiaddr'
 import { benchRpcSpec } from './lib/rpc-codec.ts'
-import { createPlainNode, PAIR_NAMES, startServers } from './lib/overlay-server.ts'
+import { createPlainNode, PAIR_NAMES, startServers, startServersInWorker } from './lib/overlay-server.ts'
 import { cpuSeconds, fmt, gbits, markdownTable, max, median, parseCount, parseSize, percentile } from './lib/stats.ts'
 import { bulkSendSocket, bulkSendStream, ECHO_PROTOCOL, SINK_PROTOCOL, socketRoundTripper, streamRoundTripper } from './lib/streams.ts'
 import type { PairName, ServerAddrs, ServerInit, Servers } from './lib/overlay-server.ts'
@@ -142,36 +141,7 @@ function progress (message: string): void {
 // ---------------------------------------------------------------- the listening halves
 
 async function startListeners (init: ServerInit, sameThread: boolean): Promise<Servers> {
-  if (sameThread) {
-    return await startServers(init)
-  }
-  const worker = new Worker(new URL('./lib/overlay-worker.ts', import.meta.url), { workerData: init })
-  const ready = await new Promise<ServerAddrs>((resolve, reject) => {
-    worker.once('error', reject)
-    worker.once('exit', (code) => { reject(new Error(`the listener worker exited with code ${code}`)) })
-    worker.once('message', (msg: { type: string, addrs?: ServerAddrs, message?: string }) => {
-      if (msg.type === 'ready' && msg.addrs != null) {
-        resolve(msg.addrs)
-      } else {
-        reject(new Error(`the listener worker failed: ${msg.message ?? JSON.stringify(msg)}`))
-      }
-    })
-  })
-  worker.removeAllListeners()
-  worker.on('error', (err: Error) => { progress(`listener worker error: ${err.message}`) })
-  return {
-    addrs: ready,
-    async stop () {
-      const stopped = new Promise<void>(resolve => {
-        worker.once('message', () => { resolve() })
-        worker.once('exit', () => { resolve() })
-        setTimeout(resolve, 5000).unref()
-      })
-      worker.postMessage('stop')
-      await stopped
-      await worker.terminate()
-    }
-  }
+  return sameThread ? await startServers(init) : await startServersInWorker(init)
 }
 
 // ---------------------------------------------------------------- the dialing halves

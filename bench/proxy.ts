@@ -14,12 +14,14 @@ import { spawn } from 'node:child_process'
 import { Agent, get } from 'node:http'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
 import { freePort, sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
 import { onCleanup, startDaemon, stopAll, track } from './lib/children.ts'
+import { startServersInWorker } from './lib/overlay-server.ts'
 import { processCpuSeconds } from './lib/procfs.ts'
-import { bulkSendStream, serveSink, SINK_PROTOCOL } from './lib/streams.ts'
+import { bulkSendStream, SINK_PROTOCOL } from './lib/streams.ts'
 import { fmt, gbits, markdownTable, median, parseCount, parseSize, percentile } from './lib/stats.ts'
 
 const USAGE = `Usage: node bench/proxy.ts [options]   (Node 24)
@@ -192,14 +194,16 @@ try {
     }
   }
 
-  // the floor of the transport: one PSK stream between two factory nodes in this process
-  const sink = await createPhysarumNode({ psk, listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [registryAddr] })
+  // the floor of the transport: one PSK stream from a factory node here to one in a worker thread
+  // (its own event loop, as the proxied download has processes of its own)
+  const sink = await startServersInWorker({ pairs: ['factory'], passphrase: PASSPHRASE })
+  onCleanup('sink worker', async () => { await sink.stop() })
+  const sinkAddr = multiaddr(sink.addrs.factory ?? '')
   const sender = await createPhysarumNode({ psk, listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [registryAddr] })
-  nodes.push(sink, sender)
-  await sink.libp2p.handle(SINK_PROTOCOL, (stream) => { serveSink(stream) })
-  await Promise.all([sink.start(), sender.start()])
+  nodes.push(sender)
+  await sender.start()
   const pskBulk = async (): Promise<number> => {
-    const stream = await sender.libp2p.dialProtocol(sink.multiaddrs()[0]!, SINK_PROTOCOL)
+    const stream = await sender.libp2p.dialProtocol(sinkAddr, SINK_PROTOCOL)
     const result = await bulkSendStream(stream, bytes, { chunk: new Uint8Array(64 * 1024), maxBuffered: 4 * 1024 * 1024, signal: AbortSignal.timeout(300_000) })
     return gbits(result.bytes, result.seconds)
   }

@@ -1,4 +1,5 @@
 import { createServer } from 'node:net'
+import { Worker } from 'node:worker_threads'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { tcp } from '@libp2p/tcp'
@@ -10,8 +11,9 @@ import type { Libp2p } from '@libp2p/interface'
 import type { Server, Socket } from 'node:net'
 
 /**
- * The listening half of every pair of the overlay benchmark. It runs in a worker thread (its own
- * event loop, as on a second host) or, with --same-thread, in the benchmark's own thread.
+ * The listening half of every pair of the overlay benchmark (and of bench/proxy's transport
+ * floor). It runs in a worker thread (its own event loop, as on a second host) or, with
+ * bench/overlay's --same-thread, in the benchmark's own thread.
  */
 
 export type PairName = 'tcp' | 'plain' | 'psk' | 'factory'
@@ -139,4 +141,38 @@ export async function startServers (init: ServerInit): Promise<Servers> {
     throw err
   }
   return { addrs, stop }
+}
+
+/**
+ * startServers in a worker thread of its own (lib/overlay-worker.ts): its own event loop, as on a
+ * second host, so the dialling half and the listening half do not share one thread.
+ */
+export async function startServersInWorker (init: ServerInit): Promise<Servers> {
+  const worker = new Worker(new URL('./overlay-worker.ts', import.meta.url), { workerData: init })
+  const ready = await new Promise<ServerAddrs>((resolve, reject) => {
+    worker.once('error', reject)
+    worker.once('exit', (code) => { reject(new Error(`the listener worker exited with code ${code}`)) })
+    worker.once('message', (msg: { type: string, addrs?: ServerAddrs, message?: string }) => {
+      if (msg.type === 'ready' && msg.addrs != null) {
+        resolve(msg.addrs)
+      } else {
+        reject(new Error(`the listener worker failed: ${msg.message ?? JSON.stringify(msg)}`))
+      }
+    })
+  })
+  worker.removeAllListeners()
+  worker.on('error', (err: Error) => { process.stderr.write(`listener worker error: ${err.message}\n`) })
+  return {
+    addrs: ready,
+    async stop () {
+      const stopped = new Promise<void>(resolve => {
+        worker.once('message', () => { resolve() })
+        worker.once('exit', () => { resolve() })
+        setTimeout(resolve, 5000).unref()
+      })
+      worker.postMessage('stop')
+      await stopped
+      await worker.terminate()
+    }
+  }
 }
