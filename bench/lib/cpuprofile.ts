@@ -74,8 +74,8 @@ function top (totals: Map<string, number>, busyMs: number, n: number): Share[] {
     .slice(0, n)
 }
 
-/** Self time of the profile's samples taken between `fromUs` and `toUs` (CLOCK_MONOTONIC µs). */
-export function summarizeProfile (path: string, fromUs = -Infinity, toUs = Infinity, n = 12): ProfileSummary {
+/** Self time of the profile's samples taken within one of `spans`, each [from, to] in CLOCK_MONOTONIC µs. */
+export function summarizeProfile (path: string, spans: ReadonlyArray<readonly [number, number]> = [[-Infinity, Infinity]], n = 12): ProfileSummary {
   const profile = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile
   const nodes = new Map(profile.nodes.map(node => [node.id, node]))
   const packages = new Map<string, number>()
@@ -86,7 +86,7 @@ export function summarizeProfile (path: string, fromUs = -Infinity, toUs = Infin
   for (let i = 0; i < profile.samples.length; i++) {
     const delta = profile.timeDeltas[i] ?? 0
     t += delta
-    if (t < fromUs || t > toUs) {
+    if (!spans.some(([fromUs, toUs]) => t >= fromUs && t <= toUs)) {
       continue
     }
     // a sample stands for the time since the one before it
