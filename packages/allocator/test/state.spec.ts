@@ -113,10 +113,11 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
   })
 
   /**
-   * An allocator over the engine in memory. Its registry answers each Get after `lookupMs` with
+   * An allocator over the engine in memory. Its registry notes each Get's name in `lookups` when it
+   * starts, and answers it after `lookupMs` with
    * `records` (default: the same record of each name, whatever the Get).
    */
-  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string, restarted: () => Allocator }> => {
+  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string, restarted: () => Allocator, lookups: string[] }> => {
     const node = await startNode()
     const caller = await startNode()
     nodes.push(node, caller)
@@ -124,11 +125,18 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     const dir = await tempDir('physarum-alloc-state')
     dirs.push(dir)
     const { lookupMs = 0, records = record, ...overrides } = init
+    const lookups: string[] = []
     // a run of the allocator over this node, engine and state folder (called again: a restart)
     const restarted = (): Allocator => new Allocator({
       node,
       runtime: engine as unknown as DockerRuntime,
-      registry: { get: async (name: string, options?: { fresh?: boolean }) => { await sleep(lookupMs); return records(name, options?.fresh === true) } },
+      registry: {
+        get: async (name: string, options?: { fresh?: boolean }) => {
+          lookups.push(name)
+          await sleep(lookupMs)
+          return records(name, options?.fresh === true)
+        }
+      },
       logger: silentLog,
       metricsRegistry: createMetricsRegistry()
     }, {
@@ -147,7 +155,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
       rate: { perSecond: 100, burst: 100 },
       ...overrides
     })
-    return { allocator: restarted(), engine, caller, stateDir: dir.path, restarted }
+    return { allocator: restarted(), engine, caller, stateDir: dir.path, restarted, lookups }
   }
 
   it('leaves no instance folder, with its copy of the key, behind a cold start that fails at once', async () => {
@@ -295,13 +303,13 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
   })
 
   it('lets no cold start outlive a stop() that began while its record was read', async () => {
-    const { allocator, engine, caller } = await setUp({ lookupMs: 300 })
+    const { allocator, engine, caller, lookups } = await setUp({ lookupMs: 300 })
     await allocator.start()
     engine.stopDelayMs = 500
     const first = await allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-one')
     nodes.push(...engine.sidecars)
     const late = allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-two').then(() => 'answered', (err: Error & { code?: string }) => err.code)
-    await sleep(100)
+    await eventually('the record of svc-two being read', () => lookups.includes('svc-two') ? true : undefined, 5_000, 5)
     await allocator.stop()
     assert.deepEqual(allocator.instances(), [])
     assert.deepEqual([...engine.containers.values()].map(c => c.Labels[LABELS.service]), [], `left behind, ${first.instanceId} was the first`)
@@ -317,7 +325,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     const target = engine.allocatorNode.multiaddrs()[0]!
     // an older proxy names no version: the copy's v1 is checked, then the cold start reads v2
     const old = allocate(caller.libp2p, target, 'svc-upgraded')
-    await sleep(100)
+    await eventually('the cold start under way', () => engine.containers.size > 0 ? true : undefined, 5_000, 5)
     // a proxy that read the record since names v2: it reads the record again, and finds v2
     const current = allocate(caller.libp2p, target, 'svc-upgraded', { contentHash: 'v2' })
     const answers = await Promise.all([old, current])
@@ -344,16 +352,17 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
   })
 
   it('does not reap an idle instance just handed to a caller before the first request of that caller', async () => {
-    const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 1_500, statsIntervalMs: 200 })
+    // margins of most of a second each way: a loaded machine's pauses do not decide it
+    const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 3_000, statsIntervalMs: 200 })
     await allocator.start()
     const target = engine.allocatorNode.multiaddrs()[0]!
     const started = await allocate(caller.libp2p, target, 'svc-idle')
     nodes.push(...engine.sidecars)
-    await sleep(1_100)
-    // idle for 1.1 s by its sidecar's account, of the 1.5 s allowed: handed out once more
+    await sleep(2_000)
+    // idle for 2 s by its sidecar's account, of the 3 s allowed: handed out once more
     const again = await allocate(caller.libp2p, target, 'svc-idle')
     assert.deepEqual([again.reused, again.instanceId], [true, started.instanceId])
-    await sleep(900)
+    await sleep(1_800)
     assert.deepEqual(allocator.instances().map(i => i.state), ['ready'], 'reaped before its new caller could use it')
     await allocator.stop()
   })
