@@ -60,4 +60,6 @@ export const ETCD_START_TIMEOUT_MS = 60_000
 /** Deadline of each call that turns etcd's authentication on or checks it. */
 export const ETCD_AUTH_TIMEOUT_MS = 5_000
 export const ETCD_STOP_TIMEOUT_MS = 10_000
+/** How long the ports of a killed leftover etcd may take to close (its threads outlive its main one). */
+export const ETCD_LEFTOVER_RELEASE_MS = 5_000
 export const DEFAULT_JOIN_TIMEOUT_MS = 120_000

@@ -5,7 +5,7 @@ import { createRegistryClient } from './client.ts'
 import { DEFAULT_JOIN_TIMEOUT_MS, ETCD_AUTH_TIMEOUT_MS, ETCD_START_TIMEOUT_MS, NAME } from './constants.ts'
 import { ensureEtcdAuth, etcdAuthFor } from './etcd-auth.ts'
 import { JoinError, NoRegistryError } from './errors.ts'
-import { discardFailedJoin, EtcdProcess, hasEtcdData, hostUrl } from './etcd-process.ts'
+import { clearEtcdPorts, discardFailedJoin, EtcdProcess, hasEtcdData, hostUrl } from './etcd-process.ts'
 import { createRegistryService } from './service.ts'
 import { RegistryStore } from './store.ts'
 import type { JoinAnswer, RegistryClient } from './client.ts'
@@ -100,6 +100,8 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
         env: managed.env,
         log: log.child({ component: 'etcd' })
       }
+      // before anything asks a cluster to add this member: a start that cannot bind would leave it added
+      await clearEtcdPorts(init)
       let joinedClientUrls: string[] = []
       if (config.etcd.kind === 'join' && await discardFailedJoin(managed.dataDir)) {
         log.warn({ dataDir: managed.dataDir }, 'removed what an etcd that never joined the cluster left in the data folder: joining again')

@@ -7,7 +7,7 @@ import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  DEFAULT_ETCD_CLUSTER_TOKEN, ETCD_RESTART_MAX_MS, ETCD_RESTART_MIN_MS, ETCD_STABLE_MS, ETCD_START_TIMEOUT_MS, ETCD_STOP_TIMEOUT_MS
+  DEFAULT_ETCD_CLUSTER_TOKEN, ETCD_LEFTOVER_RELEASE_MS, ETCD_RESTART_MAX_MS, ETCD_RESTART_MIN_MS, ETCD_STABLE_MS, ETCD_START_TIMEOUT_MS, ETCD_STOP_TIMEOUT_MS
 } from './constants.ts'
 import { EtcdStartError } from './errors.ts'
 import type { Logger } from '@physarum/p2p'
@@ -66,6 +66,64 @@ async function listening (ip: string, port: number): Promise<boolean> {
   })
 }
 
+/** Where an etcd's pid is kept (to stop one left over by a killed registry-service). */
+function pidFileOf (init: Pick<EtcdProcessInit, 'dataDir' | 'pidFile'>): string {
+  return init.pidFile ?? `${init.dataDir}.pid`
+}
+
+/**
+ * Makes etcd's ports ready for this member, before it joins a cluster or starts: ends an etcd a
+ * killed registry-service left running on them (by its pid file), and refuses ports something
+ * else listens on. Debian's etcd-server starts an etcd on 127.0.0.1:2379: it would answer the
+ * health check while this etcd failed to bind, and the registry-service would take it for its own
+ * and turn its login on.
+ */
+export async function clearEtcdPorts (init: Pick<EtcdProcessInit, 'dataDir' | 'pidFile' | 'ip' | 'clientPort' | 'peerPort' | 'log'>): Promise<void> {
+  // a killed etcd's threads may hold its sockets a little after its main thread is gone
+  const waitUntil = Date.now() + (await stopLeftover(init) ? ETCD_LEFTOVER_RELEASE_MS : 0)
+  for (const [flag, port] of [['--etcd-client-port', init.clientPort], ['--etcd-peer-port', init.peerPort]] as const) {
+    while (await listening(init.ip, port) && Date.now() < waitUntil) {
+      await sleep(50)
+    }
+    if (await listening(init.ip, port)) {
+      throw new EtcdStartError(`something already listens on ${hostUrl(init.ip, port)}, where this registry-service's etcd is to listen (another etcd? Debian's etcd-server starts one on 127.0.0.1:2379 and 2380): stop it, or give ${flag}`)
+    }
+  }
+}
+
+/** A killed registry-service leaves its etcd running on the ports: ended by the pid it wrote. Whether there was one. */
+async function stopLeftover (init: Pick<EtcdProcessInit, 'dataDir' | 'pidFile' | 'log'>): Promise<boolean> {
+  const pidFile = pidFileOf(init)
+  let pid: number
+  try {
+    pid = Number((await readFile(pidFile, 'utf8')).trim())
+  } catch {
+    return false
+  }
+  let stopped = false
+  let cmdline = ''
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+  } catch {
+    // not running any more
+  }
+  if (Number.isInteger(pid) && pid > 0 && cmdline.includes(init.dataDir) && cmdline.includes('etcd')) {
+    init.log.warn({ pid }, 'stopping an etcd left over by an earlier run')
+    stopped = true
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // it ended meanwhile
+    }
+    const deadline = Date.now() + 5_000
+    while (Date.now() < deadline && existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')) {
+      await sleep(50)
+    }
+  }
+  await rm(pidFile, { force: true })
+  return stopped
+}
+
 export function hostUrl (ip: string, port: number): string {
   return `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`
 }
@@ -118,7 +176,7 @@ export class EtcdProcess {
     this.clientUrl = hostUrl(init.ip, init.clientPort)
     this.peerUrl = hostUrl(init.ip, init.peerPort)
     this.#logFile = init.logFile ?? `${init.dataDir}.log`
-    this.#pidFile = init.pidFile ?? `${init.dataDir}.pid`
+    this.#pidFile = pidFileOf(init)
     this.#backoffMs = init.restartMinMs ?? ETCD_RESTART_MIN_MS
   }
 
@@ -152,8 +210,7 @@ export class EtcdProcess {
   async start (timeoutMs = ETCD_START_TIMEOUT_MS): Promise<void> {
     this.#stopping = false
     mkdirSync(dirname(this.#init.dataDir), { recursive: true })
-    await this.#stopLeftover()
-    await this.#refuseTakenPorts()
+    await clearEtcdPorts(this.#init)
     const child = this.#spawn()
     let spawnError: Error | undefined
     const exited = new Promise<'exited'>(resolve => {
@@ -260,47 +317,6 @@ export class EtcdProcess {
     })
   }
 
-  /**
-   * Something else listening on etcd's ports (Debian's etcd-server starts an etcd on
-   * 127.0.0.1:2379) would answer the health check while this etcd fails to bind: the
-   * registry-service would then take that etcd for its own and turn its login on.
-   */
-  async #refuseTakenPorts (): Promise<void> {
-    for (const [flag, port] of [['--etcd-client-port', this.#init.clientPort], ['--etcd-peer-port', this.#init.peerPort]] as const) {
-      if (await listening(this.#init.ip, port)) {
-        throw new EtcdStartError(`something already listens on ${hostUrl(this.#init.ip, port)}, where this registry-service's etcd is to listen (another etcd? Debian's etcd-server starts one on 127.0.0.1:2379 and 2380): stop it, or give ${flag}`)
-      }
-    }
-  }
-
-  /** A killed registry-service leaves its etcd running on the ports: end it before starting anew. */
-  async #stopLeftover (): Promise<void> {
-    let pid: number
-    try {
-      pid = Number((await readFile(this.#pidFile, 'utf8')).trim())
-    } catch {
-      return
-    }
-    let cmdline = ''
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-    } catch {
-      // not running any more
-    }
-    if (Number.isInteger(pid) && pid > 0 && cmdline.includes(this.#init.dataDir) && cmdline.includes('etcd')) {
-      this.#log.warn({ pid }, 'stopping an etcd left over by an earlier run')
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {
-        // it ended meanwhile
-      }
-      const deadline = Date.now() + 5_000
-      while (Date.now() < deadline && existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')) {
-        await sleep(50)
-      }
-    }
-    await rm(this.#pidFile, { force: true })
-  }
 
   #lastWords (): string {
     try {
