@@ -737,6 +737,7 @@ export class Allocator {
     if (remotePeer.toString() !== instance.sidecarPeer) {
       throw new RpcFailureError('UNAUTHORIZED', `Instance ${request.instanceId} has another sidecar`)
     }
+    const adopted = instance.state === 'adopting'
     instance.multiaddrs = request.multiaddrs
     instance.idleMs = Number(request.idleMs)
     instance.inFlight = request.inFlight
@@ -751,8 +752,9 @@ export class Allocator {
       instance.ready.resolve()
     }
     // drained by an earlier run of this allocator (it stopped providing its topic): handed out
-    // again, it would never be found through the DHT; it goes as it was going
-    if (request.draining && instance.state === 'ready') {
+    // again, it would never be found through the DHT; it goes as it was going. (A sidecar of this
+    // run drains on SIGTERM, a docker stop: its container's 'die' then restarts it.)
+    if (request.draining && adopted) {
       void this.#drain(instance, 'drained before a restart')
     }
     return { drain: instance.state === 'draining' || instance.state === 'stopping' }
@@ -878,12 +880,12 @@ export class Allocator {
     }
     const now = Date.now()
     instance.restarts = instance.restarts.filter(at => now - at < this.#init.restart.windowMs)
-    // the sidecar exits 2 for flags it refuses, which this allocator gave: no restart mends that
+    // the sidecar exits 2 for flags or key files it refuses, which this allocator gave: no restart mends that
     const refused = role === 'sidecar' && event.exitCode === 2
     if (refused || instance.restarts.length >= this.#init.restart.maxRestarts) {
       this.#metrics.failed.inc({ service: instance.service })
       const reason = refused
-        ? `its sidecar refused the flags it was given (exit code 2; docker logs ${this.#containerName(instance, role)}): gave up`
+        ? `its sidecar refused its configuration, flags or key files (exit code 2; docker logs ${this.#containerName(instance, role)}): gave up`
         : `its ${role} exited (code ${event.exitCode ?? '?'}) after ${instance.restarts.length} restarts within ${Math.round(this.#init.restart.windowMs / 1000)} s: gave up`
       this.#log.error({ event: 'failure', service: instance.service, instance: instance.id, container: role, exitCode: event.exitCode }, reason)
       instance.ready.reject(new GaveUpError(`The instance of ${instance.service} failed: ${reason}`))

@@ -264,18 +264,21 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.start()
     const drained = await allocate(caller.libp2p, target, 'svc-drained')
     nodes.push(...engine.sidecars)
+    const sidecar = engine.sidecars[0]!
+    const draining = {
+      kind: CheckIn.Kind.STATS, instanceId: drained.instanceId, multiaddrs: sidecar.multiaddrs().map(String), idleMs: 5_000n, inFlight: 0, requestsTotal: 1n, draining: true
+    }
+    // a sidecar of this run drains on its own when stopped (docker stop): its 'die' restarts it
+    assert.equal((await callRpc(sidecar.libp2p, target, checkInRpc, draining)).drain, false)
+    assert.deepEqual(allocator.instances().map(i => i.state), ['ready'])
     await allocator.stop({ keepInstances: true })
     // a restart ends the connections, and the RPC streams kept on them with the old run's handlers
-    const sidecar = engine.sidecars[0]!
     await Promise.all([caller, sidecar].map(async node => { await node.libp2p.hangUp(engine.allocatorNode.peerId) }))
     const next = restarted()
     await next.start()
     assert.deepEqual(next.instances().map(i => [i.id, i.state]), [[drained.instanceId, 'adopting']])
     // the sidecar reports as one the first run had asked to drain
-    const answer = await callRpc(sidecar.libp2p, target, checkInRpc, {
-      kind: CheckIn.Kind.STATS, instanceId: drained.instanceId, multiaddrs: sidecar.multiaddrs().map(String), idleMs: 5_000n, inFlight: 0, requestsTotal: 1n, draining: true
-    })
-    assert.equal(answer.drain, true)
+    assert.equal((await callRpc(sidecar.libp2p, target, checkInRpc, draining)).drain, true)
     const fresh = await allocate(caller.libp2p, target, 'svc-drained')
     nodes.push(...engine.sidecars)
     assert.notEqual(fresh.instanceId, drained.instanceId)
@@ -294,7 +297,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
 
     const refusing = allocate(caller.libp2p, target, 'svc-refused')
     engine.onEvent({ id: await sidecarOf('svc-refused'), action: 'die', labels: {}, exitCode: 2 })
-    await assert.rejects(refusing, { code: 'INTERNAL', message: /its sidecar refused the flags it was given \(exit code 2; docker logs physarum-svc-refused-\w+-sidecar\)/ })
+    await assert.rejects(refusing, { code: 'INTERNAL', message: /its sidecar refused its configuration, flags or key files \(exit code 2; docker logs physarum-svc-refused-\w+-sidecar\)/ })
 
     const crashing = allocate(caller.libp2p, target, 'svc-crashing')
     engine.onEvent({ id: await sidecarOf('svc-crashing'), action: 'die', labels: {}, exitCode: 1 })

@@ -289,8 +289,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       return
     }
     for (const { peerId, rttMs } of found) {
-      // rested meanwhile: a request failed on it while it was measured
-      if (rttMs != null && !rested(peerId)) {
+      // rested meanwhile (a request failed on it while it was measured), or it stopped serving
+      if (rttMs != null && !rested(peerId) && !notServing.has(peerId.toString())) {
         know(state, { peerId, target: peerId, rttMs }, record.contentHash)
       }
     }
@@ -604,7 +604,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       notServing.delete(key)
     } else if (previous?.protocols.includes(HTTP_PROTOCOL) === true) {
       // its provider record outlives it in the DHT: lookups pass it by while it is connected
-      notServing.add(key)
+      // (an update read after its connection closed would leave the entry for good)
+      if (node.libp2p.getConnections(peer.id).length > 0) {
+        notServing.add(key)
+      }
       forget(peer.id, 'an instance stopped serving: no new requests are sent to it')
     }
   }

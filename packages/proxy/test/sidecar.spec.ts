@@ -51,12 +51,14 @@ describe('sidecar: an allocator that does not know it', { timeout: 60_000 }, () 
   ] as const) {
     it(`says it is disowned once ${what} for a while`, async () => {
       const sidecar = await sidecarOf(target())
+      let timer: NodeJS.Timeout | undefined
       try {
         const startedAt = Date.now()
-        const reason = await Promise.race([sidecar.disowned, new Promise<string>((_resolve, reject) => setTimeout(() => { reject(new Error('not disowned within 20 s')) }, 20_000))])
+        const reason = await Promise.race([sidecar.disowned, new Promise<string>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error('not disowned within 20 s')) }, 20_000) })])
         assert.ok(Date.now() - startedAt >= DISOWNED_AFTER_MS, 'not before its time')
         assert.match(reason, /the allocator has not known this instance for \d+ s/)
       } finally {
+        clearTimeout(timer)
         await sidecar.stop(0)
       }
     })
