@@ -12,7 +12,6 @@
  */
 import { spawn } from 'node:child_process'
 import { Agent, get } from 'node:http'
-import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
@@ -22,7 +21,7 @@ import { onCleanup, startDaemon, stopAll, track } from './lib/children.ts'
 import { startServersInWorker } from './lib/overlay-server.ts'
 import { processCpuSeconds } from './lib/procfs.ts'
 import { bulkSendStream, SINK_PROTOCOL } from './lib/streams.ts'
-import { fmt, gbits, markdownTable, median, parseCount, parseSize, percentile } from './lib/stats.ts'
+import { benchFlags, fmt, gbits, markdownTable, median, parseCount, parseSize, percentile } from './lib/stats.ts'
 
 const USAGE = `Usage: node bench/proxy.ts [options]   (Node 24)
 
@@ -38,36 +37,20 @@ const PASSPHRASE = 'physarum proxy benchmark'
 const SERVICE = 'bench-proxy'
 const CONNECTIONS = 64
 
-/** The flags; a usage error (an unknown flag, a bad count) exits 2 with the usage. */
-function options (): { json: boolean, requests: number, rounds: number, duration: number, bytes: number } {
-  try {
-    const { values } = parseArgs({
-      options: {
-        requests: { type: 'string', default: '2000' },
-        rounds: { type: 'string', default: '3' },
-        duration: { type: 'string', default: '5' },
-        bytes: { type: 'string', default: '256M' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false }
-      }
-    })
-    if (values.help) {
-      console.log(USAGE)
-      process.exit(0)
-    }
-    return {
-      json: values.json,
-      requests: parseCount('requests', values.requests),
-      rounds: parseCount('rounds', values.rounds),
-      duration: parseCount('duration', values.duration),
-      bytes: parseSize('bytes', values.bytes)
-    }
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`)
-    process.exit(2)
-  }
-}
-const { json, requests, rounds, duration, bytes } = options()
+const { json, requests, rounds, duration, bytes } = benchFlags(USAGE, {
+  requests: { type: 'string', default: '2000' },
+  rounds: { type: 'string', default: '3' },
+  duration: { type: 'string', default: '5' },
+  bytes: { type: 'string', default: '256M' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', default: false }
+}, values => ({
+  json: values.json,
+  requests: parseCount('requests', values.requests),
+  rounds: parseCount('rounds', values.rounds),
+  duration: parseCount('duration', values.duration),
+  bytes: parseSize('bytes', values.bytes)
+}))
 const progress = (message: string): void => { process.stderr.write(`[bench/proxy] ${message}\n`) }
 
 /** The service: a small answer at /, `n` bytes of zeros at /bytes?n=. */

@@ -8,7 +8,6 @@
  * it moves less than the latencies, so changes compare on it. The client runs with the proxy's
  * V8 flags, as the registry's busiest client does (bench/README.md).
  */
-import { parseArgs } from 'node:util'
 import { createPhysarumNode, PreSharedKey } from '@physarum/p2p'
 import { BULK_SETTINGS, execWithSettings } from '@physarum/p2p/node-settings'
 import { createRegistryClient, KEY_PREFIX } from '@physarum/registry-service'
@@ -16,7 +15,7 @@ import { Etcd3 } from 'etcd3'
 import { sampleRecord, TestEtcd } from '../packages/registry-service/test/helpers.ts'
 import { onCleanup, startDaemon, stopAll } from './lib/children.ts'
 import { processCpuSeconds } from './lib/procfs.ts'
-import { fmt, markdownTable, median, parseCount, percentile } from './lib/stats.ts'
+import { benchFlags, fmt, markdownTable, median, parseCount, percentile } from './lib/stats.ts'
 
 const USAGE = `Usage: node bench/registry.ts [options]   (Node 24)
 
@@ -35,38 +34,22 @@ const GOALS = { p50Ms: 2, p99Ms: 10, ratioToEtcd: 3, atConcurrency: 50 }
 const PASSPHRASE = 'physarum registry benchmark'
 const SERVICE_PREFIX = 'bench-service-'
 
-/** The flags; a usage error (an unknown flag, a bad count) exits 2 with the usage. */
-function options (): { json: boolean, requests: number, rounds: number, warmup: number, recordCount: number, levels: number[] } {
-  try {
-    const { values } = parseArgs({
-      options: {
-        requests: { type: 'string', default: '20000' },
-        rounds: { type: 'string', default: '4' },
-        concurrency: { type: 'string', default: '1,50' },
-        records: { type: 'string', default: '100' },
-        warmup: { type: 'string', default: '3000' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false }
-      }
-    })
-    if (values.help) {
-      console.log(USAGE)
-      process.exit(0)
-    }
-    return {
-      json: values.json,
-      recordCount: parseCount('records', values.records),
-      requests: parseCount('requests', values.requests),
-      rounds: parseCount('rounds', values.rounds),
-      warmup: parseCount('warmup', values.warmup, 0),
-      levels: values.concurrency.split(',').map(c => parseCount('concurrency', c))
-    }
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`)
-    process.exit(2)
-  }
-}
-const { json, requests, rounds, warmup, recordCount, levels } = options()
+const { json, requests, rounds, warmup, recordCount, levels } = benchFlags(USAGE, {
+  requests: { type: 'string', default: '20000' },
+  rounds: { type: 'string', default: '4' },
+  concurrency: { type: 'string', default: '1,50' },
+  records: { type: 'string', default: '100' },
+  warmup: { type: 'string', default: '3000' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', default: false }
+}, values => ({
+  json: values.json,
+  recordCount: parseCount('records', values.records),
+  requests: parseCount('requests', values.requests),
+  rounds: parseCount('rounds', values.rounds),
+  warmup: parseCount('warmup', values.warmup, 0),
+  levels: values.concurrency.split(',').map(c => parseCount('concurrency', c))
+}))
 const progress = (message: string): void => { process.stderr.write(`[bench/registry] ${message}\n`) }
 
 /** Runs `total` calls of `op` with `concurrency` in flight; the latency of each, in ms. */

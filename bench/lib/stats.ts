@@ -1,4 +1,6 @@
-/** Small statistics and formatting helpers shared by the benchmarks. */
+/** Small statistics, formatting and flag helpers shared by the benchmarks. */
+import { parseArgs } from 'node:util'
+import type { ParseArgsConfig } from 'node:util'
 
 /** The nearest-rank percentile `p` (0..100) of `samples`; NaN when there are none. */
 export function percentile (samples: readonly number[], p: number): number {
@@ -62,4 +64,24 @@ export function markdownTable (header: readonly string[], rows: ReadonlyArray<re
 export function cpuSeconds (): number {
   const usage = process.cpuUsage()
   return (usage.user + usage.system) / 1e6
+}
+
+type FlagOptions = NonNullable<ParseArgsConfig['options']>
+
+/**
+ * A benchmark's flags (`options` has a boolean `help`): --help prints `usage` and exits 0; an
+ * unknown flag, or a value `convert` throws for, prints the message and `usage` and exits 2.
+ */
+export function benchFlags<const O extends FlagOptions, R> (usage: string, options: O, convert: (values: ReturnType<typeof parseArgs<{ options: O }>>['values']) => R): R {
+  try {
+    const { values } = parseArgs({ options })
+    if ((values as { help?: boolean }).help === true) {
+      console.log(usage)
+      process.exit(0)
+    }
+    return convert(values)
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${usage}`)
+    process.exit(2)
+  }
 }
