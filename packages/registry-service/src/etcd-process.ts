@@ -206,11 +206,13 @@ export class EtcdProcess {
     ]
   }
 
-  /** Starts etcd and waits until it answers /health; throws EtcdStartError with etcd's last words. */
+  /**
+   * Starts etcd and waits until it answers /health; throws EtcdStartError with etcd's last words.
+   * The caller has cleared the ports first (clearEtcdPorts), before any join.
+   */
   async start (timeoutMs = ETCD_START_TIMEOUT_MS): Promise<void> {
     this.#stopping = false
     mkdirSync(dirname(this.#init.dataDir), { recursive: true })
-    await clearEtcdPorts(this.#init)
     const child = this.#spawn()
     let spawnError: Error | undefined
     const exited = new Promise<'exited'>(resolve => {
