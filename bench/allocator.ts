@@ -13,6 +13,7 @@ import { loadavg, availableParallelism, cpus } from 'node:os'
 import { setTimeout as delay } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { multiaddr } from '@multiformats/multiaddr'
+import { parseDuration } from '@physarum/p2p'
 import { allocate } from '../packages/allocator/src/client.ts'
 import { LABELS } from '../packages/allocator/src/constants.ts'
 import {
@@ -30,7 +31,7 @@ const USAGE = `Usage: node bench/allocator.ts [options]   (Node 24; needs root f
 
   --rounds N          measured rounds, each one cold Allocate and one plain run (default 10)
   --warmup N          unmeasured rounds first (default 1)
-  --idle-timeout MS   the allocator's idle timeout: how an instance is released between rounds (default 3000)
+  --idle-timeout D    the allocator's idle timeout: how an instance is released between rounds (default 3s)
   --poll-ms MS        the plain run's HTTP poll interval (default 20: the sidecar's own port poll)
   --cpu N             the service record's CPU share; the plain run gets the same limit (default 0.25)
   --memory-mb N       the service record's memory limit; the plain run gets the same (default 128)
@@ -67,7 +68,7 @@ function parseOptions (argv: string[]): Options {
       options: {
         rounds: { type: 'string', default: '10' },
         warmup: { type: 'string', default: '1' },
-        'idle-timeout': { type: 'string', default: '3000' },
+        'idle-timeout': { type: 'string', default: '3s' },
         'poll-ms': { type: 'string', default: '20' },
         cpu: { type: 'string', default: '0.25' },
         'memory-mb': { type: 'string', default: '128' },
@@ -88,7 +89,7 @@ function parseOptions (argv: string[]): Options {
     return {
       rounds: parseCount('rounds', values.rounds),
       warmup: parseCount('warmup', values.warmup, 0),
-      idleTimeoutMs: parseCount('idle-timeout', values['idle-timeout'], 200),
+      idleTimeoutMs: parseDuration('--idle-timeout', values['idle-timeout'], 200),
       pollMs: parseCount('poll-ms', values['poll-ms']),
       cpu,
       memoryMb: parseCount('memory-mb', values['memory-mb'], 0),

@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { parseDuration } from '@physarum/p2p'
 import { exited, stopAll, stopChild, track, waitForExit } from './lib/children.ts'
 import { summarizeProfile } from './lib/cpuprofile.ts'
 import { processCpuSeconds, processMemory, sumCpuSeconds } from './lib/procfs.ts'
@@ -89,9 +90,7 @@ function parseOptions (argv: string[]): Options {
 }
 
 function parseDurationFlag (flag: string, text: string): string {
-  if (!/^\d+(?:\.\d+)?(?:ms|s|m|h)?$/.test(text.trim())) {
-    throw new Error(`--${flag}: ${JSON.stringify(text)} is not a duration (e.g. 1s, 500ms, 1h)`)
-  }
+  parseDuration(`--${flag}`, text, 1)
   return text.trim()
 }
 
@@ -426,8 +425,7 @@ function checkMetrics (before: readonly Sample[], after: readonly Sample[], span
 }
 
 function intervalSeconds (text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text)!
-  return Number(match[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h']
+  return parseDuration('--interval', text) / 1000
 }
 
 async function measureWindow (options: Options, monitors: readonly Monitor[], peers: readonly PeerProcess[]): Promise<WindowResult> {

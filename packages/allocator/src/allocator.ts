@@ -683,7 +683,7 @@ export class Allocator {
       '--instance', instance.id,
       '--identity', `${SIDECAR_SECRETS_DIR}/identity.key`,
       ...(this.#init.psk == null ? ['--no-psk'] : ['--swarm-key', `${SIDECAR_SECRETS_DIR}/swarm.key`]),
-      '--stats-interval', String(this.#init.statsIntervalMs),
+      '--stats-interval', `${this.#init.statsIntervalMs}ms`,
       '--log-level', this.#init.sidecarLogLevel ?? 'info',
       ...(instance.clientPort == null || instance.clientPort === 0 ? [] : ['--client-port', String(instance.clientPort)]),
       ...(this.#init.registryIds ?? []).flatMap(id => ['--registry-id', id])

@@ -1,4 +1,4 @@
-import { BootstrapUnreachableError, checkPeerAddresses, createPhysarumNode, hostNameFromAgent, resolveNodeConfig, RpcFailureError, withNodeOptions } from '@physarum/p2p'
+import { BootstrapUnreachableError, checkPeerAddresses, createPhysarumNode, formatDuration, hostNameFromAgent, parseDuration, resolveNodeConfig, RpcFailureError, withNodeOptions } from '@physarum/p2p'
 import { createRegistryClient, trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
 import { pino } from 'pino'
 import { DEFAULT_TIMEOUT_MS, NAME } from './constants.ts'
@@ -13,6 +13,7 @@ export const NODE_DEFAULTS = { name: NAME, p2pPort: 0, metricsPort: 0 }
 
 /** The options of every command that talks to the overlay. */
 export interface OverlayArgs extends NodeArgs, RegistryTrustArgs {
+  /** --timeout, in milliseconds */
   timeout: number
   registry?: string[]
   json?: boolean
@@ -20,7 +21,12 @@ export interface OverlayArgs extends NodeArgs, RegistryTrustArgs {
 
 export function withOverlayOptions<T> (yargs: Argv<T>): Argv<T & OverlayArgs> {
   return withRegistryTrust(withNodeOptions(yargs, NODE_DEFAULTS))
-    .option('timeout', { type: 'number', default: DEFAULT_TIMEOUT_MS, describe: 'How long to wait for a bootstrap peer, and for the overlay to answer, in ms' })
+    .option('timeout', {
+      type: 'string',
+      default: formatDuration(DEFAULT_TIMEOUT_MS),
+      coerce: (text: string) => parseDuration('--timeout', text, 1),
+      describe: 'How long to wait for a bootstrap peer, and for the overlay to answer (15s, 500ms)'
+    })
     .option('registry', { type: 'string', array: true, describe: 'Multiaddr (with /p2p/<peer id>) or peer id of a registry-service to use instead of finding one through the DHT (repeatable)' })
     .option('json', { type: 'boolean', describe: 'Print JSON on stdout, for scripts' })
     .group(['timeout', 'registry', 'registry-id'], 'Overlay options:')
@@ -57,9 +63,6 @@ export async function openOverlay (args: OverlayArgs, env: Record<string, string
   const bootstrap = config.bootstrap.length > 0 ? config.bootstrap : fallbackBootstraps
   if (bootstrap.length === 0) {
     throw new UsageError('No bootstrap peer: give -bootstrap <multiaddr with /p2p/<peer id>> or set PHYSARUM_BOOTSTRAP (or PerfConf.Bootstraps in the image-conf.json)')
-  }
-  if (!Number.isFinite(args.timeout) || args.timeout <= 0) {
-    throw new UsageError(`--timeout: ${args.timeout} is not a positive number of milliseconds`)
   }
   const log = cliLogger(args['log-level'])
   for (const warning of config.warnings) {

@@ -77,7 +77,7 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
     overlayArgs = ['-bootstrap', bootstrap.multiaddrs()[0]!.toString(), '--listen', '/ip4/127.0.0.1/tcp/0']
     // the registry's provider record must be findable before a CLI looks for it
     await eventually('the registry-service in the DHT', async () => {
-      const result = await runCli(['list', '--json', '--timeout', '5000', ...overlayArgs], env)
+      const result = await runCli(['list', '--json', '--timeout', '5s', ...overlayArgs], env)
       return result.code === 0 ? true : undefined
     }, 30_000, 200)
   })
@@ -202,7 +202,7 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
     assert.match(text, /Registries \(1\):/)
     assert.match(text, /hello-world-server \(soft 100 ms, hard 1000 ms\): no instances/)
     // trusting another peer than the registry: it is listed, said to be untrusted, and not asked
-    const wary = ok(await runCli(['status', '--json', '--timeout', '3000', '--registry-id', cliPeerId, ...overlayArgs], env), 'status --registry-id').stdout
+    const wary = ok(await runCli(['status', '--json', '--timeout', '3s', '--registry-id', cliPeerId, ...overlayArgs], env), 'status --registry-id').stdout
     const notes = (JSON.parse(wary) as StatusReport).notes.join('\n')
     assert.match(notes, new RegExp(`registry ${registry!.node.peerId.toString()} announces itself but is not trusted`))
     assert.match(notes, /services: the registry could not be read \(No registry-service was found .* none of them a trusted registry/)
@@ -253,28 +253,28 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
       },
       {
         what: 'no registry-service in the overlay',
-        args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-lonely', '--timeout', '3000', '-bootstrap', lonelyBootstrap!.multiaddrs()[0]!.toString(), '--listen', '/ip4/127.0.0.1/tcp/0'],
+        args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-lonely', '--timeout', '3s', '-bootstrap', lonelyBootstrap!.multiaddrs()[0]!.toString(), '--listen', '/ip4/127.0.0.1/tcp/0'],
         env,
         message: /No registry-service was found in the overlay/,
         built: false
       },
       {
         what: 'a registry-service that does not answer',
-        args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-silent', '--timeout', '2000', '--registry', silentRegistry, ...overlayArgs],
+        args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-silent', '--timeout', '2s', '--registry', silentRegistry, ...overlayArgs],
         env,
-        message: /\/hello@sha256:\w+ is pushed, but registering hello-silent got no answer within --timeout 2000 ms: the record may have been written or not\. See with hl-cli get hello-silent/,
+        message: /\/hello@sha256:\w+ is pushed, but registering hello-silent got no answer within --timeout \(2s\): the record may have been written or not\. See with hl-cli get hello-silent/,
         built: true
       },
       {
         what: 'a lookup that registry-service does not answer',
-        args: ['get', 'hello-world-server', '--timeout', '2000', '--registry', silentRegistry, ...overlayArgs],
+        args: ['get', 'hello-world-server', '--timeout', '2s', '--registry', silentRegistry, ...overlayArgs],
         env,
         message: /No answer from the overlay within --timeout: check that a registry-service runs and is reachable from here/,
         built: false
       },
       {
         what: 'wrong PSK',
-        args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-wrong-psk', '--timeout', '3000', ...overlayArgs],
+        args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-wrong-psk', '--timeout', '3s', ...overlayArgs],
         env: { ...env, PHYSARUM_PSK: 'not the overlay\'s passphrase' },
         message: /No bootstrap peer could be reached within 3000 ms.*pre-shared key/,
         built: false

@@ -7,15 +7,19 @@ const PART = /(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)/y
 export const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
- * Parses a duration flag into milliseconds: plain seconds (`1`, `0.5`) or numbers with units
- * (`500ms`, `10s`, `10m`, `1h`, `1m30s`), at least `minMs` and at most MAX_TIMER_MS. The error
- * names the flag and the value.
+ * Parses a duration flag into milliseconds: a number with units (`500ms`, `10s`, `10m`, `1h`,
+ * `1m30s`), at least `minMs` and at most MAX_TIMER_MS. A bare number other than 0 is refused:
+ * `30` could be seconds or milliseconds, and a misread one is off a thousandfold. The error names
+ * the flag and the value.
  */
-export function parseDuration (flag: string, value: string | number, minMs = 0): number {
-  const text = String(value).trim()
+export function parseDuration (flag: string, value: string, minMs = 0): number {
+  const text = value.trim()
   let ms: number
   if (/^(\d+(\.\d*)?|\.\d+)$/.test(text)) {
-    ms = Number(text) * 1_000
+    if (Number(text) !== 0) {
+      throw new ConfigError(`${flag}: ${JSON.stringify(text)} has no unit: write ${text}s or ${text}ms (units: ms, s, m, h)`)
+    }
+    ms = 0
   } else {
     ms = 0
     PART.lastIndex = 0
@@ -30,31 +34,15 @@ export function parseDuration (flag: string, value: string | number, minMs = 0):
     }
   }
   if (!Number.isFinite(ms)) {
-    throw new ConfigError(`${flag}: ${JSON.stringify(text)} is not a duration (seconds, or a number with ms, s, m or h, e.g. 500ms, 10s, 10m)`)
+    throw new ConfigError(`${flag}: ${JSON.stringify(text)} is not a duration (a number with ms, s, m or h, e.g. 500ms, 10s, 10m, 1m30s)`)
   }
   if (ms < minMs) {
-    throw new ConfigError(`${flag}: ${JSON.stringify(text)} is too short (at least ${minMs} ms)`)
+    throw new ConfigError(`${flag}: ${JSON.stringify(text)} is too short (at least ${formatDuration(minMs)})`)
   }
   if (ms > MAX_TIMER_MS) {
-    throw new ConfigError(`${flag}: ${JSON.stringify(text)} is too long (at most ${MAX_TIMER_MS} ms, about 24 days)`)
+    throw new ConfigError(`${flag}: ${JSON.stringify(text)} is too long (at most ${MAX_TIMER_MS}ms, about 24 days)`)
   }
   return Math.round(ms)
-}
-
-/**
- * Parses a flag counted in milliseconds: a plain number is milliseconds (`1500`), a number with a
- * unit a duration as parseDuration reads it (`1.5s`, `2m`); from `minMs` to MAX_TIMER_MS.
- */
-export function parseMilliseconds (flag: string, value: string | number, minMs = 1): number {
-  const text = String(value).trim()
-  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text)) {
-    return parseDuration(flag, text, minMs)
-  }
-  const ms = Number(text)
-  if (ms < minMs || ms > MAX_TIMER_MS) {
-    throw new ConfigError(`${flag}: ${text} ms is not from ${minMs} ms to ${MAX_TIMER_MS} ms (about 24 days)`)
-  }
-  return ms
 }
 
 /** Parses a number flag of at least `min` (a whole number when `integer`); the error names the flag. */
@@ -68,6 +56,9 @@ export function parseNumber (flag: string, value: string | number, min: number, 
 
 /** A duration in the largest unit that divides it (for --help defaults): 1s, 10m, 250ms. */
 export function formatDuration (ms: number): string {
+  if (ms === 0) {
+    return '0s'
+  }
   for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
     if (ms % size === 0) {
       return `${ms / size}${unit}`

@@ -40,6 +40,7 @@ describe('ping-monitor CLI', { concurrency: 4 }, () => {
 
   const usageErrors: Array<[string, string[], Record<string, string>, RegExp]> = [
     ['a duration it cannot read', ['--interval', 'soon'], WITH_PSK, /--interval: "soon" is not a duration/],
+    ['a duration without a unit', ['--interval', '1'], WITH_PSK, /--interval: "1" has no unit: write 1s or 1ms/],
     ['a zero duration', ['--forget-after', '0'], WITH_PSK, /--forget-after: "0" is too short/],
     ['a bad count', ['--concurrency', 'lots'], WITH_PSK, /--concurrency: "lots"/],
     ['a bad connection limit', ['--inbound-rate', '0'], WITH_PSK, /--inbound-rate: "0"/],

@@ -1,5 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, nodeOptions, parseMilliseconds, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
+import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, formatDuration, nodeOptions, parseDuration, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
 import { DEFAULT_STATS_INTERVAL_MS } from '@physarum/allocator/client'
 import { trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
 import { hideBin } from 'yargs/helpers'
@@ -41,9 +41,9 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
   return withRegistryTrust(withNodeOptions(argv, DEFAULTS))
     .positional('port', { type: 'string', describe: 'Client mode: the local HTTP port on 127.0.0.1 (4200 in the docs)' })
     .option('max-pending', { type: 'number', describe: `Client: requests that may wait for one service's cold start; more get 503 with Retry-After [default: ${DEFAULT_MAX_PENDING}]` })
-    .option('cold-start-timeout', { type: 'string', describe: `Client: how long a request waits for a cold start before 504, in ms or with a unit (30s) [default: ${DEFAULT_COLD_START_TIMEOUT_MS}]` })
-    .option('upstream-timeout', { type: 'string', describe: `Client: how long an instance may take to start its response before 504, in ms or with a unit [default: ${DEFAULT_UPSTREAM_TIMEOUT_MS}]` })
-    .option('discovery-timeout', { type: 'string', describe: `Client: how long one lookup of instances or allocators in the DHT may take, in ms or with a unit [default: ${DEFAULT_DISCOVERY_TIMEOUT_MS}]` })
+    .option('cold-start-timeout', { type: 'string', describe: `Client: how long a request waits for a cold start before 504, with a unit (30s, 500ms) [default: ${formatDuration(DEFAULT_COLD_START_TIMEOUT_MS)}]` })
+    .option('upstream-timeout', { type: 'string', describe: `Client: how long an instance may take to start its response before 504, with a unit [default: ${formatDuration(DEFAULT_UPSTREAM_TIMEOUT_MS)}]` })
+    .option('discovery-timeout', { type: 'string', describe: `Client: how long one lookup of instances or allocators in the DHT may take, with a unit [default: ${formatDuration(DEFAULT_DISCOVERY_TIMEOUT_MS)}]` })
     .option('registry', { type: 'string', array: true, describe: 'Client: multiaddr with /p2p/ of a registry-service to use instead of discovering one (repeatable)' })
     .group(['max-pending', 'cold-start-timeout', 'upstream-timeout', 'discovery-timeout', 'registry', 'registry-id'], 'Client mode:')
     .option('sidecar', { type: 'boolean', describe: 'Run as the sidecar of one service instance (the allocator starts it)' })
@@ -52,7 +52,7 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
     .option('service-port', { type: 'number', describe: 'Sidecar: the service listens on 127.0.0.1:<service-port> (env SERVICE_PORT)' })
     .option('allocator', { type: 'string', describe: 'Sidecar: multiaddr with /p2p/<peer id> of the allocator to check in with' })
     .option('instance', { type: 'string', describe: 'Sidecar: the instance id the allocator gave' })
-    .option('stats-interval', { type: 'string', describe: `Sidecar: time between two stats reports to the allocator, in ms or with a unit [default: ${DEFAULT_STATS_INTERVAL_MS}]` })
+    .option('stats-interval', { type: 'string', describe: `Sidecar: time between two stats reports to the allocator, with a unit [default: ${formatDuration(DEFAULT_STATS_INTERVAL_MS)}]` })
     .option('hostname', { type: 'string', describe: 'The host name announced to peers [default: the OS host name]' })
     .option('client-port', { type: 'number', describe: 'Sidecar: also serve the client proxy on 127.0.0.1:<client-port> for the service\'s own calls (the record\'s ProxyClientMode; the service sees it as PROXY_PORT)' })
     .group(['sidecar', 'service', 'content-hash', 'service-port', 'allocator', 'instance', 'stats-interval', 'client-port'], 'Sidecar mode:')
@@ -88,7 +88,7 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
   if (clientPort != null && (!Number.isInteger(clientPort) || clientPort < 1 || clientPort > 65535)) {
     throw new ConfigError(`--client-port: ${String(clientPort)} is not a port (1-65535)`)
   }
-  const interval = parseMilliseconds('--stats-interval', args['stats-interval'] ?? DEFAULT_STATS_INTERVAL_MS, 10)
+  const interval = parseDuration('--stats-interval', args['stats-interval'] ?? formatDuration(DEFAULT_STATS_INTERVAL_MS), 10)
   const node = await resolveNodeConfig({ ...args, ephemeral: args.identity == null ? true : args.ephemeral }, env, DEFAULTS)
   return {
     logLevel: node.logLevel,
@@ -109,7 +109,7 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
 }
 
 function positiveMs (flag: string, value: string | undefined, fallback: number): number {
-  return parseMilliseconds(`--${flag}`, value ?? fallback)
+  return parseDuration(`--${flag}`, value ?? formatDuration(fallback), 1)
 }
 
 const CLIENT_ONLY = ['max-pending', 'cold-start-timeout', 'upstream-timeout', 'discovery-timeout', 'registry', 'metrics-listen'] as const

@@ -3,7 +3,7 @@ import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, exitCodeOf, exitWithError, launchDaemon, nodeAnnouncement, nodeOptions, parseMilliseconds, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { ConfigError, exitCodeOf, exitWithError, formatDuration, launchDaemon, nodeAnnouncement, nodeOptions, parseDuration, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
@@ -57,7 +57,7 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .option('etcd-bin', { type: 'string', describe: 'The etcd binary [default: etcd from PATH]' })
     .option('etcd-data-dir', { type: 'string', describe: 'The managed etcd\'s data folder [default: <state-dir>/etcd]' })
     .option('etcd-name', { type: 'string', describe: 'The managed etcd member\'s name [default: etcd-<first 12 characters after 12D3KooW of the peer id>, kept in <state-dir>/etcd-name]' })
-    .option('etcd-timeout', { type: 'string', default: String(DEFAULT_ETCD_TIMEOUT_MS), describe: 'Deadline of one etcd call, in ms or with a unit (2s): past it the request is answered UNAVAILABLE' })
+    .option('etcd-timeout', { type: 'string', default: formatDuration(DEFAULT_ETCD_TIMEOUT_MS), describe: 'Deadline of one etcd call (2s, 500ms): past it the request is answered UNAVAILABLE' })
     .option('join-via', { type: 'string', array: true, describe: 'With --join-etcd-cluster: multiaddr (with /p2p/<peer id>) of the registry-service to ask, instead of finding one through the DHT (repeatable)' })
     .option('admin', { type: 'string', array: true, describe: 'Peer id allowed to Add and Delete records and to add etcd members (repeatable; env PHYSARUM_ADMINS, space or comma separated)' })
     .option('open-writes', { type: 'boolean', describe: 'Allow every overlay member to write and to add etcd members (logged as a warning)' })
@@ -146,7 +146,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       throw new ConfigError(`${(args.admin ?? []).length > 0 ? '--admin' : 'PHYSARUM_ADMINS'}: ${JSON.stringify(admin)} is not a peer id`)
     }
   }
-  const timeout = parseMilliseconds('--etcd-timeout', args['etcd-timeout'])
+  const timeout = parseDuration('--etcd-timeout', args['etcd-timeout'], 1)
   const joinVia = args['join-via'] ?? []
   for (const addr of joinVia) {
     let ok = false

@@ -48,6 +48,7 @@ describe('registry-service command line', () => {
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--admin', 'bob'], /--admin: "bob" is not a peer id/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--no-such-flag'], /Unknown argument/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-timeout', '2x'], /--etcd-timeout: "2x" is not a duration/],
+      [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-timeout', '1500'], /--etcd-timeout: "1500" has no unit: write 1500s or 1500ms/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-peer-port', '2390'], /--etcd-peer-port: for the etcd this process runs .* not with --etcd-endpoints/],
       [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--join-via', '/ip4/127.0.0.1/tcp/4001'], /--join-via: with --join-etcd-cluster only/]
     ]

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import { formatDuration } from '@physarum/p2p'
 import { MAX_CPU, MAX_MEMORY_MB, validateName } from '@physarum/registry-service'
 import Docker from 'dockerode'
 import { buildImage, createBuildContext } from '../build.ts'
@@ -174,7 +175,7 @@ export async function handler (args: AddArgs): Promise<void> {
         progress.line(`Registering ${service}`)
         const stored = await overlay.client.add(record, { signal: AbortSignal.timeout(args.timeout) }).catch((err: unknown) => {
           if ((err as Error).name === 'TimeoutError') {
-            throw new Error(`${image} is pushed, but registering ${service} got no answer within --timeout ${args.timeout} ms: the record may have been written or not. See with hl-cli get ${service}; hl-cli add again registers it (the push finds the image there)`)
+            throw new Error(`${image} is pushed, but registering ${service} got no answer within --timeout (${formatDuration(args.timeout)}): the record may have been written or not. See with hl-cli get ${service}; hl-cli add again registers it (the push finds the image there)`)
           }
           throw explainRegistryError(err, overlay?.node.peerId)
         })
