@@ -18,8 +18,11 @@ export interface RegistryAuth {
 export interface AuthSources {
   /** `--registry-user`. */
   user?: string
-  /** The password read from stdin (`--registry-password-stdin`). */
-  password?: string
+  /**
+   * Reads the password from stdin (`--registry-password-stdin`); called only once the user name
+   * is known, so that nobody types a password for a command that is then refused.
+   */
+  readPassword?: () => Promise<string>
   /** PHYSARUM_REGISTRY_USER, PHYSARUM_REGISTRY_PASSWORD, DOCKER_CONFIG, HOME. */
   env: Record<string, string | undefined>
 }
@@ -51,19 +54,19 @@ export async function resolveRegistryAuth (host: string, sources: AuthSources): 
   const serveraddress = host === 'docker.io' ? 'https://index.docker.io/v1/' : host
   const envUser = sources.env.PHYSARUM_REGISTRY_USER
   const envPassword = sources.env.PHYSARUM_REGISTRY_PASSWORD
-  if (sources.user != null) {
-    const password = sources.password ?? envPassword
-    if (password == null) {
-      throw new UsageError('--registry-user: give the password on stdin with --registry-password-stdin (or set PHYSARUM_REGISTRY_PASSWORD)')
-    }
-    return { auth: { username: sources.user, password, serveraddress }, source: 'flags' }
-  }
-  if (sources.password != null) {
-    const user = sources.env.PHYSARUM_REGISTRY_USER
+  if (sources.readPassword != null || sources.user != null) {
+    const user = sources.user ?? envUser
     if (user == null || user === '') {
       throw new UsageError('--registry-password-stdin: give the user name with --registry-user (or PHYSARUM_REGISTRY_USER)')
     }
-    return { auth: { username: user, password: sources.password, serveraddress }, source: 'flags' }
+    const password = sources.readPassword == null ? envPassword : await sources.readPassword()
+    if (password == null) {
+      throw new UsageError('--registry-user: give the password on stdin with --registry-password-stdin (or set PHYSARUM_REGISTRY_PASSWORD)')
+    }
+    if (password === '') {
+      throw new UsageError(`${sources.readPassword == null ? 'PHYSARUM_REGISTRY_PASSWORD' : '--registry-password-stdin'}: the password is empty`)
+    }
+    return { auth: { username: user, password, serveraddress }, source: 'flags' }
   }
   if (envUser != null && envUser !== '') {
     if (envPassword == null) {
@@ -84,7 +87,9 @@ export async function resolveRegistryAuth (host: string, sources: AuthSources): 
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       return { auth: { serveraddress }, source: 'none' }
     }
-    throw new UsageError(`The Docker config file ${configPath} cannot be read: ${(err as Error).message}`)
+    // V8's words for bad JSON quote the text around the error: the credentials in the file
+    const why = err instanceof SyntaxError ? 'it is not valid JSON' : (err as Error).message
+    throw new UsageError(`The Docker config file ${configPath} cannot be read: ${why}`)
   }
   const keys = host === 'docker.io' ? HUB_KEYS : [host]
   const helper = Object.entries(config.credHelpers ?? {}).find(([key]) => keys.includes(configKeyHost(key)) || keys.includes(key))?.[1] ?? config.credsStore
@@ -127,12 +132,22 @@ async function credentialHelper (helper: string, server: string): Promise<{ user
         reject(new UsageError(`The Docker credential helper ${program} failed for ${server}: ${err.message}`))
       }
     })
+    // a helper that exits without reading its input makes the write fail (EPIPE): its exit
+    // status, above, tells what went wrong
+    child.stdin?.on('error', () => {})
     child.stdin?.end(server)
   })
   if (output == null) {
     return undefined
   }
-  const { Username, Secret } = JSON.parse(output) as { Username?: string, Secret?: string }
+  let answer: { Username?: string, Secret?: string }
+  try {
+    answer = JSON.parse(output) as { Username?: string, Secret?: string }
+  } catch {
+    // never quoted: the output holds the secret
+    throw new UsageError(`The Docker credential helper ${program} answered something other than JSON for ${server}`)
+  }
+  const { Username, Secret } = answer
   // a helper answers the user name "<token>" for an identity token
   return Username === '<token>' ? { identitytoken: Secret ?? '' } : { username: Username ?? '', password: Secret ?? '' }
 }

@@ -234,14 +234,56 @@ describe('image names and registry credentials', () => {
       assert.deepEqual(await resolveRegistryAuth('127.0.0.1:5000', { env }), { auth: { username: 'alice', password: 's3cret', serveraddress: '127.0.0.1:5000' }, source: 'docker-config' })
       assert.equal((await resolveRegistryAuth('docker.io', { env })).auth.username, 'bob')
       assert.deepEqual(await resolveRegistryAuth('127.0.0.1:6000', { env }), { auth: { serveraddress: '127.0.0.1:6000' }, source: 'none' })
-      assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', password: 'pw', env })).auth.username, 'carol')
+      assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', readPassword: () => Promise.resolve('pw'), env })).auth.username, 'carol')
+      assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { readPassword: () => Promise.resolve('pw'), env: { ...env, PHYSARUM_REGISTRY_USER: 'erin' } })).auth.username, 'erin')
       assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { env: { ...env, PHYSARUM_REGISTRY_USER: 'dave', PHYSARUM_REGISTRY_PASSWORD: 'pw' } })).source, 'env')
       await assert.rejects(resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', env }), { name: 'UsageError', message: /--registry-password-stdin/ })
       // the flag's user with the environment's password; a password with no user is refused, not dropped
       assert.deepEqual(await resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', env: { ...env, PHYSARUM_REGISTRY_PASSWORD: 'from-env' } }), { auth: { username: 'carol', password: 'from-env', serveraddress: '127.0.0.1:5000' }, source: 'flags' })
       await assert.rejects(resolveRegistryAuth('127.0.0.1:5000', { env: { ...env, PHYSARUM_REGISTRY_PASSWORD: 'alone' } }), { name: 'UsageError', message: /PHYSARUM_REGISTRY_PASSWORD is set but no user/ })
       assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { env: { DOCKER_CONFIG: join(dir.path, 'none') } })).source, 'none')
+      // with no user the password is not even asked for; an empty one is refused, not sent
+      let asked = false
+      await assert.rejects(resolveRegistryAuth('127.0.0.1:5000', { readPassword: () => { asked = true; return Promise.resolve('pw') }, env }), { name: 'UsageError', message: /--registry-password-stdin: give the user name/ })
+      assert.equal(asked, false, 'the password was read before the user name was checked')
+      await assert.rejects(resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', readPassword: () => Promise.resolve(''), env }), { name: 'UsageError', message: /--registry-password-stdin: the password is empty/ })
     } finally {
+      await dir.remove()
+    }
+  })
+
+  it('never quotes a broken Docker config file or a credential helper\'s answer: they hold secrets', async () => {
+    const dir = await tempDir('hlc-auth-bad')
+    const path = process.env.PATH
+    try {
+      const bad = join(dir.path, 'bad')
+      await mkdir(bad)
+      await writeFile(join(bad, 'config.json'), '{"auths":{"127.0.0.1:5000":{"auth":YWxpY2U6czNjcmV0}}}')
+      const broken = await resolveRegistryAuth('127.0.0.1:5000', { env: { DOCKER_CONFIG: bad } }).then(() => undefined, (err: Error) => err)
+      assert.equal(broken?.name, 'UsageError')
+      assert.match(broken.message, /config\.json cannot be read: it is not valid JSON/)
+      assert.doesNotMatch(broken.message, /YWxp/)
+
+      // helpers: one that fails without reading its input (its stdin is closed under the write),
+      // one that answers the secret as plain text
+      const bin = join(dir.path, 'bin')
+      await mkdir(bin)
+      await writeFile(join(bin, 'docker-credential-failing'), '#!/bin/sh\necho "helper: not configured" >&2\nexit 1\n', { mode: 0o755 })
+      await writeFile(join(bin, 'docker-credential-chatty'), '#!/bin/sh\ncat >/dev/null\necho "Secret=hunter2-top-secret"\n', { mode: 0o755 })
+      process.env.PATH = `${bin}:${path ?? ''}`
+      for (const [store, message] of [['failing', /credential helper docker-credential-failing failed for 127\.0\.0\.1:5000/], ['chatty', /docker-credential-chatty answered something other than JSON/]] as const) {
+        const configDir = join(dir.path, store)
+        await mkdir(configDir)
+        await writeFile(join(configDir, 'config.json'), JSON.stringify({ credsStore: store }))
+        for (let i = 0; i < 20; i++) {
+          const err = await resolveRegistryAuth('127.0.0.1:5000', { env: { DOCKER_CONFIG: configDir } }).then(() => undefined, (e: Error) => e)
+          assert.equal(err?.name, 'UsageError', store)
+          assert.match(err.message, message)
+          assert.doesNotMatch(err.message, /hunter2/)
+        }
+      }
+    } finally {
+      process.env.PATH = path
       await dir.remove()
     }
   })

@@ -109,10 +109,9 @@ export async function handler (args: AddArgs): Promise<void> {
     const confFile = resolve(args['image-conf'])
     const dir = resolve(args.dir)
     const { conf, sources, files } = await loadImageConf(args['image-conf'], dir)
-    const password = args['registry-password-stdin'] === true ? await readSecret(`Password for ${ref.host}: `) : undefined
     const auth = await resolveRegistryAuth(ref.host, {
       ...(args['registry-user'] == null ? {} : { user: args['registry-user'] }),
-      ...(password == null ? {} : { password }),
+      ...(args['registry-password-stdin'] === true ? { readPassword: async () => await readSecret(`Password for ${ref.host}: `) } : {}),
       env: process.env
     })
     const progress = createProgress({ out: process.stderr, quiet: args.quiet === true })
