@@ -144,6 +144,10 @@ export function parseImageConf (text: string, file: string): ImageConf {
       if (path === '' || path.includes('\n') || path.includes('\0')) {
         throw new ImageConfError(file, `DockerConf.Copy[${i}][${j}]`, `${JSON.stringify(path)} is not a path`)
       }
+      // Docker expands $NAME and ${NAME} in COPY, even in its JSON form: the path would change
+      if (path.includes('$')) {
+        throw new ImageConfError(file, `DockerConf.Copy[${i}][${j}]`, `${JSON.stringify(path)}: a $ is taken by Docker for a variable; rename the file`)
+      }
     })
     return { sources: entry.slice(0, -1), dest: entry.at(-1)! }
   })

@@ -1,15 +1,16 @@
-import { BootstrapUnreachableError, checkPeerAddresses, createPhysarumNode, formatDuration, hostNameFromAgent, parseDuration, resolveNodeConfig, RpcFailureError, withNodeOptions } from '@physarum/p2p'
-import { createRegistryClient, trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
+import { BootstrapUnreachableError, checkPeerAddresses, createPhysarumNode, formatDuration, hostNameFromAgent, nodeOptions, parseDuration, resolveNodeConfig, RpcFailureError, withNodeOptions } from '@physarum/p2p'
+import { createRegistryClient, isAmbiguous, trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
 import { pino } from 'pino'
 import { DEFAULT_TIMEOUT_MS, NAME } from './constants.ts'
 import { UsageError } from './errors.ts'
 import type { PeerId } from '@libp2p/interface'
-import type { NodeArgs, NodeConfig, PhysarumNode } from '@physarum/p2p'
+import type { LogLevel, NodeArgs, NodeConfig, NodeDefaults, PhysarumNode } from '@physarum/p2p'
 import type { RegistryClient, RegistryTrustArgs } from '@physarum/registry-service'
 import type { Logger } from 'pino'
 import type { Argv } from 'yargs'
 
-export const NODE_DEFAULTS = { name: NAME, p2pPort: 0, metricsPort: 0 }
+// a command's own lines are its output: libp2p's and the client's notes only when they warn
+export const NODE_DEFAULTS: NodeDefaults = { name: NAME, p2pPort: 0, metricsPort: 0, logLevel: 'warn' }
 
 /** The options of every command that talks to the overlay. */
 export interface OverlayArgs extends NodeArgs, RegistryTrustArgs {
@@ -42,9 +43,9 @@ export interface Overlay {
   close(): Promise<void>
 }
 
-/** The logger of a command: JSON lines on stderr, warnings and worse unless --log-level says otherwise. */
-export function cliLogger (level: string | undefined): Logger {
-  return pino({ name: NAME, level: level ?? 'warn', redact: { paths: ['psk', 'password', '*.password'], censor: '[redacted]' } }, pino.destination(2))
+/** The logger of a command: JSON lines on stderr, at the level of --log-level or PHYSARUM_LOG_LEVEL. */
+export function cliLogger (level: LogLevel): Logger {
+  return pino({ name: NAME, level, redact: { paths: ['psk', 'password', '*.password'], censor: '[redacted]' } }, pino.destination(2))
 }
 
 /** The node configuration of hl-cli: flags > env > defaults, with its persistent identity. */
@@ -64,14 +65,12 @@ export async function openOverlay (args: OverlayArgs, env: Record<string, string
   if (bootstrap.length === 0) {
     throw new UsageError('No bootstrap peer: give -bootstrap <multiaddr with /p2p/<peer id>> or set PHYSARUM_BOOTSTRAP (or PerfConf.Bootstraps in the image-conf.json)')
   }
-  const log = cliLogger(args['log-level'])
+  const log = cliLogger(config.logLevel)
   for (const warning of config.warnings) {
     log.warn(warning)
   }
   const node = await createPhysarumNode({
-    psk: config.psk,
-    ...(config.privateKey == null ? {} : { privateKey: config.privateKey }),
-    listen: config.listen,
+    ...nodeOptions(config),
     bootstrap,
     dhtMode: 'client',
     role: NAME,
@@ -99,6 +98,18 @@ export async function openOverlay (args: OverlayArgs, env: Record<string, string
     log,
     close: async () => { await node.stop() }
   }
+}
+
+/**
+ * Why a write ended without telling whether it was carried out (the caller's --timeout ran out,
+ * the last registry tried did not answer, or its etcd did not answer in time), or undefined when
+ * `err` says it was not.
+ */
+export function unansweredWrite (err: unknown, timeoutMs: number): string | undefined {
+  if ((err as Error).name === 'TimeoutError') {
+    return `no answer within --timeout (${formatDuration(timeoutMs)})`
+  }
+  return isAmbiguous(err) ? (err as Error).message : undefined
 }
 
 /** A registry's refusal, told so that the user knows what to do. */

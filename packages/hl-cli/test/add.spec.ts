@@ -201,9 +201,12 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
     const text = ok(await runCli(['status', ...overlayArgs], env), 'status').stdout
     assert.match(text, /Registries \(1\):/)
     assert.match(text, /hello-world-server \(soft 100 ms, hard 1000 ms\): no instances/)
-    // trusting another peer than the registry: it is listed, said to be untrusted, and not asked
-    const wary = ok(await runCli(['status', '--json', '--timeout', '3s', '--registry-id', cliPeerId, ...overlayArgs], env), 'status --registry-id').stdout
-    const notes = (JSON.parse(wary) as StatusReport).notes.join('\n')
+    // trusting another peer than the registry: it is listed, said to be untrusted, and not asked;
+    // --announce is what the node tells the others (an address of its own, never dialed here)
+    const announced = `/ip4/127.0.0.1/tcp/${await freePort()}`
+    const wary = JSON.parse(ok(await runCli(['status', '--json', '--timeout', '3s', '--registry-id', cliPeerId, '--announce', announced, ...overlayArgs], env), 'status --registry-id').stdout) as StatusReport
+    assert.deepEqual(wary.self.addrs.map(a => a.replace(/\/p2p\/.*$/, '')), [announced])
+    const notes = wary.notes.join('\n')
     assert.match(notes, new RegExp(`registry ${registry!.node.peerId.toString()} announces itself but is not trusted`))
     assert.match(notes, /services: the registry could not be read \(No registry-service was found .* none of them a trusted registry/)
   })
@@ -262,8 +265,23 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
         what: 'a registry-service that does not answer',
         args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-silent', '--timeout', '2s', '--registry', silentRegistry, ...overlayArgs],
         env,
-        message: /\/hello@sha256:\w+ is pushed, but registering hello-silent got no answer within --timeout \(2s\): the record may have been written or not\. See with hl-cli get hello-silent/,
+        message: /\/hello@sha256:\w+ is pushed, but registering hello-silent ended with no answer within --timeout \(2s\): the record may have been written or not\. See with hl-cli get hello-silent/,
         built: true
+      },
+      {
+        // past the deadline of one exchange (5 s), inside the default --timeout (15 s)
+        what: 'a registry-service that does not answer, with the default --timeout',
+        args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-silent', '--registry', silentRegistry, ...overlayArgs],
+        env,
+        message: /\/hello@sha256:\w+ is pushed, but registering hello-silent ended with .*got no answer within 5000 ms: the record may have been written or not/,
+        built: true
+      },
+      {
+        what: 'a deletion that registry-service does not answer',
+        args: ['delete', 'hello-world-server', '--registry', silentRegistry, ...overlayArgs],
+        env,
+        message: /Deleting hello-world-server ended with .*got no answer within 5000 ms: it may have been deleted or not/,
+        built: false
       },
       {
         what: 'a lookup that registry-service does not answer',
@@ -287,14 +305,17 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
         built: true
       }
     ]
-    for (const c of cases) {
-      const result = await runCli(c.args, c.env)
-      assert.equal(result.code, 1, `${c.what}: ${result.stderr}`)
-      assert.match(result.stderr, c.message, c.what)
-      assert.doesNotMatch(result.stderr, /at .*\.ts:\d+/, `${c.what}: no stack trace`)
-      assert.equal(/Building /.test(result.stderr), c.built, `${c.what}: ${c.built ? 'built' : 'failed before building'}`)
+    try {
+      for (const c of cases) {
+        const result = await runCli(c.args, c.env)
+        assert.equal(result.code, 1, `${c.what}: ${result.stderr}`)
+        assert.match(result.stderr, c.message, c.what)
+        assert.doesNotMatch(result.stderr, /at .*\.ts:\d+/, `${c.what}: no stack trace`)
+        assert.equal(/Building /.test(result.stderr), c.built, `${c.what}: ${c.built ? 'built' : 'failed before building'}`)
+      }
+    } finally {
+      silent.close()
     }
-    silent.close()
     assert.deepEqual(await keysInEtcd(), before, 'no record was written')
   })
 })

@@ -12,7 +12,7 @@ import { generateDockerfile } from '../src/dockerfile.ts'
 import { loadImageConf, parseDuration, parseImageConf } from '../src/image-conf.ts'
 import { imageByDigest, parseImageRef } from '../src/image-ref.ts'
 import { resolveRegistryAuth } from '../src/push.ts'
-import { DEMOS, runCli } from './helpers.ts'
+import { DEMOS, freePort, runCli } from './helpers.ts'
 
 const run = promisify(execFile)
 
@@ -124,6 +124,8 @@ describe('image-conf.json', () => {
       [[['missing', '.']], 'DockerConf.Copy[0][0]', /does not exist/],
       [[['escape', '.']], 'DockerConf.Copy[0][0]', /leads outside the service folder/],
       [[['*.js', '.']], 'DockerConf.Copy[0][0]', /wildcards/],
+      [[['price$list.txt', '.']], 'DockerConf.Copy[0][0]', /"price\$list\.txt": a \$ is taken by Docker for a variable/],
+      [[['server', '${HOME}/app']], 'DockerConf.Copy[0][1]', /a \$ is taken by Docker/],
       [[['server', '.'], ['looped', 'looped']], 'DockerConf.Copy[1][0]', /looped\/sub\/up is a symbolic link to a folder that holds it/],
       [[['dangling', 'd']], 'DockerConf.Copy[0][0]', /dangling\/link is a broken symbolic link/],
       [[['leaky', 'l']], 'DockerConf.Copy[0][0]', /leaky\/out is a symbolic link out of the service folder/]
@@ -315,7 +317,8 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       [['list'], /No pre-shared key/],
       [['list', '--timeout', '5000', '--no-psk'], /--timeout: "5000" has no unit: write 5000s or 5000ms/],
       [['list', '--registry', 'registry-host:4001', '--no-psk'], /--registry: "registry-host:4001" is neither a multiaddr with \/p2p\/<peer id> nor a peer id/],
-      [['list', '--registry-id', 'registry-1', '--no-psk'], /--registry-id: "registry-1" is not a peer id/]
+      [['list', '--registry-id', 'registry-1', '--no-psk'], /--registry-id: "registry-1" is not a peer id/],
+      [['id', '--ephemeral'], /--ephemeral: an ephemeral identity has no lasting peer id/]
     ]
     const results = await Promise.all(usage.map(async ([args]) => await runCli([...args, '--state-dir', dir.path])))
     for (const [i, [args, message]] of usage.entries()) {
@@ -324,6 +327,22 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       assert.match(stderr, message, args.join(' '))
       assert.doesNotMatch(stderr, /at .*\.ts:\d+/, 'no stack trace')
     }
+  })
+
+  it('logs at the level of PHYSARUM_LOG_LEVEL, warnings and worse without it', async () => {
+    const closed = `/ip4/127.0.0.1/tcp/${await freePort()}/p2p/12D3KooWGRUVh1Ddo1o4kgmrLdVZ7cE6ZD4VwvCG6ZGCr4JnCyD4`
+    const args = ['list', '--no-psk', '--timeout', '300ms', '-bootstrap', closed, '--state-dir', dir.path]
+    // --no-psk is logged as a warning (level 40), the bootstrap that cannot be reached as the error
+    const envs: Array<Record<string, string>> = [{}, { PHYSARUM_LOG_LEVEL: 'error' }, { PHYSARUM_LOG_LEVEL: 'debug' }]
+    const [plain, quiet, chatty] = await Promise.all(envs.map(async env => await runCli(args, env)))
+    for (const run of [plain, quiet, chatty]) {
+      assert.equal(run!.code, 1, run!.stderr)
+      assert.match(run!.stderr, /No bootstrap peer could be reached/)
+    }
+    assert.match(plain!.stderr, /"level":40.*Running without a pre-shared key/)
+    assert.doesNotMatch(plain!.stderr, /"level":(20|30)/)
+    assert.doesNotMatch(quiet!.stderr, /"level":40/)
+    assert.match(chatty!.stderr, /"level":40.*Running without a pre-shared key/)
   })
 
   it('fails on a broken image-conf.json before it touches Docker or the overlay', async () => {

@@ -29,7 +29,13 @@ describe('the seed\'s flow: hl-cli add, then the proxy reaches a freshly allocat
 
   before(async () => {
     state = await tempDir('physarum-seed-flow')
-    ;[builder, runner] = await Promise.all([startDocker(), startDocker()])
+    // each engine kept as soon as it is up: one that fails to start must not leave the other running
+    const engines = await Promise.allSettled([startDocker().then(d => (builder = d)), startDocker().then(d => (runner = d))])
+    for (const result of engines) {
+      if (result.status === 'rejected') {
+        throw result.reason
+      }
+    }
     images = await startImageRegistry()
     await Promise.all([ensureNodeImage(builder), ensureNodeImage(runner)])
     overlay = await startOverlay()

@@ -34,6 +34,8 @@ export interface NodeDefaults {
   /** TCP port for the overlay (0: any free port). */
   p2pPort: number
   metricsPort: number
+  /** The log level without --log-level or PHYSARUM_LOG_LEVEL [default: info]. */
+  logLevel?: LogLevel
 }
 
 /**
@@ -75,7 +77,7 @@ export function withNodeOptions<T> (yargs: Argv<T>, defaults: NodeDefaults): Arg
       alias: 'prom-listen-addr',
       describe: `Address for /metrics and /healthz: host:port, [v6]:port or :port [default: :${defaults.metricsPort}]`
     })
-    .option('log-level', { type: 'string', choices: LOG_LEVELS, describe: 'Log level (env PHYSARUM_LOG_LEVEL) [default: info]' })
+    .option('log-level', { type: 'string', choices: LOG_LEVELS, describe: `Log level (env PHYSARUM_LOG_LEVEL) [default: ${defaults.logLevel ?? 'info'}]` })
     .group(['bootstrap', 'psk', 'psk-file', 'swarm-key', 'no-psk', 'listen', 'announce', 'identity', 'ephemeral', 'state-dir', 'metrics-listen', 'log-level'], 'Overlay options:')
 }
 
@@ -252,7 +254,7 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
 
   const metricsListen = parseHostPort('--metrics-listen', args['metrics-listen'] ?? `:${defaults.metricsPort}`)
 
-  const logLevel = (args['log-level'] ?? nonEmpty(env.PHYSARUM_LOG_LEVEL) ?? 'info') as LogLevel
+  const logLevel = (args['log-level'] ?? nonEmpty(env.PHYSARUM_LOG_LEVEL) ?? defaults.logLevel ?? 'info') as LogLevel
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`PHYSARUM_LOG_LEVEL: ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`)
   }

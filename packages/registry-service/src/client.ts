@@ -108,7 +108,7 @@ function isFailover (err: unknown): boolean {
  * A failure after which the request may have been carried out anyway: no answer, or a registry
  * whose etcd did not answer a write in time (TIMEOUT).
  */
-function isAmbiguous (err: unknown): boolean {
+export function isAmbiguous (err: unknown): boolean {
   return err instanceof RpcTimeoutError || err instanceof RpcProtocolError || (err instanceof RpcFailureError && err.code === 'TIMEOUT')
 }
 

@@ -13,7 +13,7 @@
  * store in store.ts, the etcd supervisor in etcd-process.ts) stay inside the package.
  */
 
-export { RegistryClient, createRegistryClient } from './client.ts'
+export { RegistryClient, createRegistryClient, isAmbiguous } from './client.ts'
 export type { RegistryClientNode, RegistryClientOptions, RankedRegistry, WriteOptions, GetOptions, ListOptions, JoinAnswer } from './client.ts'
 export { validateRecord, validateName, validateRevision, nameProblem, imageProblem, sameContent } from './record.ts'
 export type { ServiceRecord, ServiceRecordInput } from './record.ts'

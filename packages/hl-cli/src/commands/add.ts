@@ -1,5 +1,4 @@
 import { resolve } from 'node:path'
-import { formatDuration } from '@physarum/p2p'
 import { MAX_CPU, MAX_MEMORY_MB, validateName } from '@physarum/registry-service'
 import Docker from 'dockerode'
 import { buildImage, createBuildContext } from '../build.ts'
@@ -9,7 +8,7 @@ import { DockerUnavailableError, UsageError } from '../errors.ts'
 import { BASE_IMAGE, loadImageConf } from '../image-conf.ts'
 import { imageByDigest, parseImageRef } from '../image-ref.ts'
 import { printJson, runCommand } from '../output.ts'
-import { explainRegistryError, openOverlay, withOverlayOptions } from '../overlay.ts'
+import { explainRegistryError, openOverlay, unansweredWrite, withOverlayOptions } from '../overlay.ts'
 import { createProgress } from '../progress.ts'
 import { pushImage, remoteDigest, resolveRegistryAuth } from '../push.ts'
 import { readSecret } from '../secret.ts'
@@ -173,8 +172,9 @@ export async function handler (args: AddArgs): Promise<void> {
         }
         progress.line(`Registering ${service}`)
         const stored = await overlay.client.add(record, { signal: AbortSignal.timeout(args.timeout) }).catch((err: unknown) => {
-          if ((err as Error).name === 'TimeoutError') {
-            throw new Error(`${image} is pushed, but registering ${service} got no answer within --timeout (${formatDuration(args.timeout)}): the record may have been written or not. See with hl-cli get ${service}; hl-cli add again registers it (the push finds the image there)`)
+          const unanswered = unansweredWrite(err, args.timeout)
+          if (unanswered != null) {
+            throw new Error(`${image} is pushed, but registering ${service} ended with ${unanswered}: the record may have been written or not. See with hl-cli get ${service}; hl-cli add again registers it (the push finds the image there)`)
           }
           throw explainRegistryError(err, overlay?.node.peerId)
         })

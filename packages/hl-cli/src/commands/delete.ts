@@ -1,5 +1,5 @@
 import { printJson, runCommand } from '../output.ts'
-import { explainRegistryError, openOverlay, withOverlayOptions } from '../overlay.ts'
+import { explainRegistryError, openOverlay, unansweredWrite, withOverlayOptions } from '../overlay.ts'
 import { notFound } from '../records.ts'
 import type { OverlayArgs } from '../overlay.ts'
 import type { Argv } from 'yargs'
@@ -19,8 +19,13 @@ export async function handler (args: DeleteArgs): Promise<void> {
   await runCommand(async () => {
     const overlay = await openOverlay(args, process.env)
     try {
-      const revision = await overlay.client.delete(args.name, { signal: AbortSignal.timeout(args.timeout) })
-        .catch((err: unknown) => { throw explainRegistryError(notFound(err, args.name), overlay.node.peerId) })
+      const revision = await overlay.client.delete(args.name, { signal: AbortSignal.timeout(args.timeout) }).catch((err: unknown) => {
+        const unanswered = unansweredWrite(err, args.timeout)
+        if (unanswered != null) {
+          throw new Error(`Deleting ${args.name} ended with ${unanswered}: it may have been deleted or not. See with hl-cli get ${args.name}; hl-cli delete again tells`)
+        }
+        throw explainRegistryError(notFound(err, args.name), overlay.node.peerId)
+      })
       if (args.json === true) {
         printJson({ deleted: args.name, revision })
       } else {

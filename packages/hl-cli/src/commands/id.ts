@@ -1,5 +1,6 @@
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { withNodeOptions } from '@physarum/p2p'
+import { UsageError } from '../errors.ts'
 import { NODE_DEFAULTS, resolveCliNodeConfig } from '../overlay.ts'
 import { printJson, runCommand } from '../output.ts'
 import type { NodeArgs } from '@physarum/p2p'
@@ -24,7 +25,7 @@ export async function handler (args: IdArgs): Promise<void> {
     // the identity needs no key: the PSK options are not read here
     const config = await resolveCliNodeConfig({ ...args, psk: undefined, 'psk-file': undefined, 'swarm-key': undefined, 'no-psk': true }, { ...process.env, PHYSARUM_PSK: undefined, P2P_PSK: undefined })
     if (config.privateKey == null) {
-      throw new Error('--ephemeral: an ephemeral identity has no lasting peer id to print')
+      throw new UsageError('--ephemeral: an ephemeral identity has no lasting peer id to print')
     }
     const peerId = peerIdFromPrivateKey(config.privateKey).toString()
     if (args.json === true) {

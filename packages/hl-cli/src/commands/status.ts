@@ -36,10 +36,12 @@ export function builder (yargs: Argv): Argv<StatusArgs> {
     .strictOptions()
 }
 
-async function providers (overlay: Overlay, topic: string, timeoutMs: number): Promise<PeerId[]> {
+/** The providers of `topic` found within `timeoutMs`; a lookup that fails otherwise adds a note. */
+async function providers (overlay: Overlay, topic: string, timeoutMs: number, notes: string[]): Promise<PeerId[]> {
   const found: PeerId[] = []
+  const signal = AbortSignal.timeout(timeoutMs)
   try {
-    for await (const provider of overlay.node.discovery.findProviders(topic, { signal: AbortSignal.timeout(timeoutMs) })) {
+    for await (const provider of overlay.node.discovery.findProviders(topic, { signal })) {
       if (!provider.id.equals(overlay.node.peerId)) {
         if (provider.multiaddrs.length > 0) {
           await overlay.node.libp2p.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
@@ -47,8 +49,11 @@ async function providers (overlay: Overlay, topic: string, timeoutMs: number): P
         found.push(provider.id)
       }
     }
-  } catch {
-    // the deadline: what was found so far is the answer
+  } catch (err) {
+    // at the deadline, what was found so far is the answer
+    if (!signal.aborted) {
+      notes.push(`${topic}: the lookup failed after ${found.length} found (${(err as Error).message})`)
+    }
   }
   return found
 }
@@ -101,7 +106,7 @@ export async function handler (args: StatusArgs): Promise<void> {
       const lookup = Math.min(args.timeout, 5_000)
       const notes: string[] = []
       progress.line('Looking for registries and allocators')
-      const [registryIds, allocatorIds] = await Promise.all([providers(overlay, REGISTRY_TOPIC, lookup), providers(overlay, ALLOCATOR_TOPIC, lookup)])
+      const [registryIds, allocatorIds] = await Promise.all([providers(overlay, REGISTRY_TOPIC, lookup, notes), providers(overlay, ALLOCATOR_TOPIC, lookup, notes)])
       progress.line('Reading the services from the registry')
       let records: ServiceRecord[] = []
       try {
@@ -116,7 +121,7 @@ export async function handler (args: StatusArgs): Promise<void> {
         records = records.slice(0, maxServices)
       }
       progress.line(`Looking for the instances of ${records.length} service${records.length === 1 ? '' : 's'}`)
-      const instanceIds = await mapLimit(records, 4, async record => await providers(overlay, serviceTopic(record.contentHash), lookup))
+      const instanceIds = await mapLimit(records, 4, async record => await providers(overlay, serviceTopic(record.contentHash), lookup, notes))
       const toMeasure = [...registryIds, ...allocatorIds, ...instanceIds.flat(), ...overlay.node.libp2p.getPeers()]
       progress.line(`Measuring the RTT to ${new Set(toMeasure.map(String)).size} peers`)
       const rtts = await measureAll(overlay, toMeasure)
