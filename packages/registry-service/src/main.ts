@@ -138,14 +138,14 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
   if (modes[0] === '--new-etcd-cluster' && args['join-via'] != null) {
     throw new ConfigError('--join-via: with --join-etcd-cluster only; --new-etcd-cluster starts a cluster of its own')
   }
-  const admins = list(args.admin, env.PHYSARUM_ADMINS)
-  for (const admin of admins) {
+  // in the form a caller's peer id is compared in (base58): a CID form given is matched too
+  const admins = list(args.admin, env.PHYSARUM_ADMINS).map(admin => {
     try {
-      peerIdFromString(admin)
+      return peerIdFromString(admin).toString()
     } catch {
       throw new ConfigError(`${(args.admin ?? []).length > 0 ? '--admin' : 'PHYSARUM_ADMINS'}: ${JSON.stringify(admin)} is not a peer id`)
     }
-  }
+  })
   const timeout = parseDuration('--etcd-timeout', args['etcd-timeout'], 1)
   const joinVia = args['join-via'] ?? []
   for (const addr of joinVia) {

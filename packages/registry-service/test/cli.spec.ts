@@ -148,15 +148,15 @@ describe('registry-service command line', () => {
     }
   })
 
-  it('serves an etcd run by someone else (--etcd-endpoints), admins from the environment, /healthz following etcd', async () => {
+  it('serves an etcd run by someone else (--etcd-endpoints), admins from the environment in either peer id form, /healthz following etcd', async () => {
     const etcd = await TestEtcd.start()
     const stranger = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
     try {
       const cli = new Cli([
         '--state-dir', join(state.path, 'external'), '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0',
         '-bootstrap', bootstrap.multiaddrs()[0]!.toString()
-      // a trailing slash as operators copy URLs
-      ], { PHYSARUM_ETCD_ENDPOINTS: `${etcd.endpoint}/`, PHYSARUM_ADMINS: `${clientNode.peerId.toString()} ${stranger.peerId.toString()}` })
+      // a trailing slash as operators copy URLs; a peer id in its CID form (bafz...), as some tools print it
+      ], { PHYSARUM_ETCD_ENDPOINTS: `${etcd.endpoint}/`, PHYSARUM_ADMINS: `${clientNode.peerId.toString()} ${stranger.peerId.toCID().toString()}` })
       running.push(cli)
       const addr = (await cli.line(/listening: (\S+)/))[1]!
       const metricsUrl = (await cli.line(/metrics: (http:\S+)\/metrics/))[1]!
