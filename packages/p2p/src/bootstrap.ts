@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BOOTSTRAP_BACKOFF_MAX_MS, BOOTSTRAP_BACKOFF_MIN_MS } from './constants.ts'
+import { BOOTSTRAP_BACKOFF_MAX_MS, BOOTSTRAP_BACKOFF_MIN_MS, BOOTSTRAP_STABLE_MS } from './constants.ts'
 import { BootstrapUnreachableError } from './errors.ts'
 import type { ComponentLogger, Libp2pEvents, Logger, PeerId, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
@@ -64,6 +64,10 @@ export class Bootstrapper implements Startable {
     if (this.#targets.length === 0) {
       this.#firstConnected.resolve()
     }
+  }
+
+  /** Dials once the transports have started: a dial before that fails ("Not started"). */
+  afterStart (): void {
     for (const target of this.#targets) {
       void this.#keepConnected(target, this.#controller.signal)
     }
@@ -97,15 +101,21 @@ export class Bootstrapper implements Startable {
       target.status.attempts++
       try {
         const connection = await this.#components.connectionManager.openConnection(target.addr, { signal })
+        const connectedAt = Date.now()
         target.status.connected = true
         delete target.status.lastError
-        backoff = this.#backoffMinMs
         this.#log('connected to bootstrap %a', target.addr)
         this.#firstConnected.resolve()
         await this.#disconnected(connection.remotePeer, signal)
         target.status.connected = false
         if (signal.aborted) {
           return
+        }
+        // a connection that lasted starts the redials from the shortest wait; one that the
+        // bootstrap dropped at once (it prunes, or is overloaded) backs off like a failed dial,
+        // or every peer would handshake with it several times a second
+        if (Date.now() - connectedAt >= BOOTSTRAP_STABLE_MS) {
+          backoff = this.#backoffMinMs
         }
         this.#log('lost bootstrap %a, redialing', target.addr)
       } catch (err) {

@@ -16,6 +16,8 @@ export const DEFAULT_PROVIDE_VALIDITY_S = 30 * 60
 export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 15_000
 export const BOOTSTRAP_BACKOFF_MIN_MS = 250
 export const BOOTSTRAP_BACKOFF_MAX_MS = 30_000
+/** A bootstrap connection that lasted this long starts its redials from the shortest wait. */
+export const BOOTSTRAP_STABLE_MS = 10_000
 export const DEFAULT_RPC_MAX_MESSAGE_BYTES = 64 * 1024
 export const DEFAULT_RPC_TIMEOUT_MS = 10_000
 /** How long a caller keeps an unused stream: well under what the serving side waits. */

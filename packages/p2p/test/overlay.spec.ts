@@ -62,6 +62,28 @@ describe('overlay membership by pre-shared key', () => {
     assert.ok(await friend.measureRtt(listener.peerId) > 0)
   })
 
+  it('reaches its bootstrap with the first dial, once the transports have started', async () => {
+    const bootstrap = await startNode()
+    nodes.push(bootstrap)
+    const node = await startNode({ bootstrap: [bootstrap.libp2p.getMultiaddrs()[0]!.toString()], dhtMode: 'client' })
+    nodes.push(node)
+    assert.deepEqual(node.libp2p.services.bootstrap.status().map(s => [s.connected, s.attempts, s.lastError]), [[true, 1, undefined]])
+  })
+
+  it('backs off from a bootstrap that drops it at once, as from one that does not answer', async () => {
+    const bootstrap = await startNode()
+    nodes.push(bootstrap)
+    // a bootstrap that prunes every new connection
+    bootstrap.libp2p.addEventListener('peer:connect', (evt) => { void bootstrap.libp2p.hangUp(evt.detail).catch(() => {}) })
+    const node = await startNode({ bootstrap: [bootstrap.libp2p.getMultiaddrs()[0]!.toString()], dhtMode: 'client', requireBootstrap: false })
+    nodes.push(node)
+    // redialed after 0.25, 0.5, 1, 2, 4 s (give or take a quarter) instead of every 0.25 s: the
+    // handshakes of 6 s stay a handful, where resetting after each connection made about 24
+    await new Promise(resolve => setTimeout(resolve, 6_000))
+    const attempts = node.libp2p.services.bootstrap.status()[0]!.attempts
+    assert.ok(attempts >= 2 && attempts <= 7, `${attempts} dials in 6 s`)
+  })
+
   it('fails to start with a clear error when no bootstrap answers', async () => {
     const node = await createPhysarumNode({
       psk: PreSharedKey.fromPassphrase('physarum-test-network'),
