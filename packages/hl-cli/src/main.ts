@@ -1,4 +1,4 @@
-import { PHYSARUM_VERSION } from '@physarum/p2p'
+import { dashedPassphrase, PHYSARUM_VERSION } from '@physarum/p2p'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import * as add from './commands/add.ts'
@@ -16,6 +16,10 @@ function usage (message: string): never {
 }
 
 export async function main (argv: string[]): Promise<void> {
+  const dashed = dashedPassphrase(argv)
+  if (dashed != null) {
+    usage(dashed)
+  }
   await yargs(argv)
     .scriptName(NAME)
     .usage(`$0 <command>\n\nBuild, push and register physarum services; inspect the overlay.`)

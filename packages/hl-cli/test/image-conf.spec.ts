@@ -318,7 +318,8 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       [['list', '--timeout', '5000', '--no-psk'], /--timeout: "5000" has no unit: write 5000s or 5000ms/],
       [['list', '--registry', 'registry-host:4001', '--no-psk'], /--registry: "registry-host:4001" is neither a multiaddr with \/p2p\/<peer id> nor a peer id/],
       [['list', '--registry-id', 'registry-1', '--no-psk'], /--registry-id: "registry-1" is not a peer id/],
-      [['id', '--ephemeral'], /--ephemeral: an ephemeral identity has no lasting peer id/]
+      [['id', '--ephemeral'], /--ephemeral: an ephemeral identity has no lasting peer id/],
+      [['list', '-psk', '--s3cr3t'], /^hl-cli: -psk: the value after it starts with "-"(?![\s\S]*s3cr3t)/]
     ]
     const results = await Promise.all(usage.map(async ([args]) => await runCli([...args, '--state-dir', dir.path])))
     for (const [i, [args, message]] of usage.entries()) {

@@ -39,6 +39,16 @@ export interface NodeDefaults {
 }
 
 /**
+ * A passphrase given as `--psk -x...` reads as a flag of its own, and the parser's "Unknown
+ * argument" error would print it. The words to say instead, without it; undefined when argv has
+ * no such thing.
+ */
+export function dashedPassphrase (argv: readonly string[]): string | undefined {
+  const at = argv.findIndex((arg, i) => (arg === '--psk' || arg === '-psk') && argv[i + 1]?.startsWith('-') === true)
+  return at < 0 ? undefined : `${argv[at]!}: the value after it starts with "-", which reads as a flag: give such a passphrase as --psk=<passphrase>, or better in PHYSARUM_PSK or a --psk-file`
+}
+
+/**
  * Adds the shared node options to a yargs command. The seed's single-dash spellings work
  * (`-bootstrap`, `-psk`, `-p2p-listen-addr`, `-prom-listen-addr`) because short-option groups are
  * off; `--no-psk` is an option of its own, not the negation of `--psk`.
@@ -225,7 +235,15 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
     } catch (err) {
       throw new ConfigError(`--psk-file: cannot read ${args['psk-file']}: ${(err as Error).message}`)
     }
-    psk = PreSharedKey.fromPassphrase(text.replace(/\r?\n$/, ''))
+    const passphrase = text.replace(/\r?\n$/, '')
+    // either would give a key no other node has, and connections that never finish
+    if (passphrase.startsWith('/key/swarm/psk/')) {
+      throw new ConfigError(`--psk-file: ${args['psk-file']} is a swarm.key: give it with --swarm-key`)
+    }
+    if (/[\r\n]/.test(passphrase)) {
+      throw new ConfigError(`--psk-file: ${args['psk-file']} holds more than one line: the passphrase is the file's one line`)
+    }
+    psk = PreSharedKey.fromPassphrase(passphrase)
     pskSource = 'psk-file'
   } else if (args['no-psk'] === true) {
     psk = null

@@ -1,4 +1,5 @@
 import yargs from 'yargs'
+import { dashedPassphrase } from './cli.ts'
 import { ConfigError, InvalidPskError, MissingPskError } from './errors.ts'
 import { createLogger } from './logging.ts'
 import { PHYSARUM_VERSION } from './node.ts'
@@ -97,6 +98,10 @@ export async function launchDaemon<C, D extends { stop(): Promise<void> }> (laun
  * that yargs finds, 1 for an error the handler throws.
  */
 export async function runCli<A> (name: string, module: { command: string, describe: string, builder: (argv: Argv) => Argv<A>, handler: (args: ArgumentsCamelCase<A>) => Promise<void> }, argv: string[]): Promise<void> {
+  const dashed = dashedPassphrase(argv)
+  if (dashed != null) {
+    exitWithError(name, 2, dashed)
+  }
   // a flag of one value given twice (a drop-in adding a second --psk) would be joined into one
   // value no other host has: refused instead, without its values (one may be the key)
   const builder = (command: Argv): Argv<A> => module.builder(command).check((parsed) => {

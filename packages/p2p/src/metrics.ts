@@ -12,6 +12,7 @@ export function createMetricsRegistry (): Registry {
 }
 
 export interface HostPort {
+  /** '' for every interface */
   host: string
   port: number
 }
@@ -27,7 +28,7 @@ export function parseHostPort (flag: string, value: string): HostPort {
     throw new ConfigError(`${flag}: ${JSON.stringify(value)} is not host:port, [ipv6]:port, :port or a port number (0-65535)`)
   }
   const host = match[1] ?? match[2] ?? ''
-  return { host: host === '' ? '0.0.0.0' : host, port }
+  return { host, port }
 }
 
 export interface HealthReport {
@@ -89,13 +90,15 @@ export async function startMetricsServer (init: MetricsServerInit): Promise<Metr
       })
     }
   })
+  const shown = init.listen.host.includes(':') ? `[${init.listen.host}]` : init.listen.host
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(new ConfigError(err.code === 'EADDRINUSE'
-        ? `The metrics address ${init.listen.host}:${init.listen.port} is in use by another process`
-        : `Cannot listen for metrics on ${init.listen.host}:${init.listen.port}: ${err.message}`))
+        ? `The metrics address ${shown}:${init.listen.port} is in use by another process`
+        : `Cannot listen for metrics on ${shown}:${init.listen.port}: ${err.message}`))
     })
-    server.listen(init.listen.port, init.listen.host, resolve)
+    // no host: every interface, IPv6 and IPv4 alike (Node binds :: where the host has IPv6)
+    server.listen(init.listen.port, init.listen.host === '' ? undefined : init.listen.host, resolve)
   })
   const bound = server.address() as AddressInfo
   return {

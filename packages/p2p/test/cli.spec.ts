@@ -36,7 +36,7 @@ describe('shared node options', () => {
     // an emptied PHYSARUM_PSK (a placeholder cleared in the environment file) does not hide P2P_PSK
     assert.ok((await resolveNodeConfig(parse(['--ephemeral']), { ...env, PHYSARUM_PSK: '' }, DEFAULTS)).psk?.equals(PreSharedKey.fromPassphrase('physarum-test-network')))
     assert.deepEqual(fromEnv.listen, ['/ip4/0.0.0.0/tcp/4001'])
-    assert.deepEqual(fromEnv.metricsListen, { host: '0.0.0.0', port: 9100 })
+    assert.deepEqual(fromEnv.metricsListen, { host: '', port: 9100 })
     assert.deepEqual(fromEnv.warnings, [])
 
     const fromFlags = await resolveNodeConfig(parse(['--ephemeral', '--psk', 'other', '--bootstrap', peer]), { ...env, PHYSARUM_BOOTSTRAP: 'ignored' }, DEFAULTS)
@@ -61,6 +61,11 @@ describe('shared node options', () => {
 
     const fromFile = await resolveNodeConfig(parse(['--psk-file', passphrase, '--ephemeral']), await base(), DEFAULTS)
     assert.ok(fromFile.psk?.equals(PreSharedKey.fromPassphrase('physarum-test-network')))
+    // a swarm.key, or a second line, would be hashed into a key no other node has
+    const twoLines = join(await dir, 'two-lines')
+    await writeFile(twoLines, 'physarum-test-network\n\n')
+    await assert.rejects(resolveNodeConfig(parse(['--psk-file', swarm, '--ephemeral']), await base(), DEFAULTS), { name: 'ConfigError', message: /--psk-file: .*swarm\.key is a swarm\.key: give it with --swarm-key/ })
+    await assert.rejects(resolveNodeConfig(parse(['--psk-file', twoLines, '--ephemeral']), await base(), DEFAULTS), { name: 'ConfigError', message: /--psk-file: .*two-lines holds more than one line/ })
   })
 
   it('creates one identity for starts that race, and leaves only the key file', async () => {
@@ -106,8 +111,8 @@ describe('shared node options', () => {
   it('parses listen addresses in every accepted form', () => {
     assert.deepEqual(parseHostPort('--x', '127.0.0.1:9100'), { host: '127.0.0.1', port: 9100 })
     assert.deepEqual(parseHostPort('--x', '[::1]:9100'), { host: '::1', port: 9100 })
-    assert.deepEqual(parseHostPort('--x', ':9100'), { host: '0.0.0.0', port: 9100 })
-    assert.deepEqual(parseHostPort('--x', '9100'), { host: '0.0.0.0', port: 9100 })
+    assert.deepEqual(parseHostPort('--x', ':9100'), { host: '', port: 9100 })
+    assert.deepEqual(parseHostPort('--x', '9100'), { host: '', port: 9100 })
     assert.throws(() => parseHostPort('--x', '127.0.0.1:70000'), { name: 'ConfigError', message: /--x/ })
   })
 })

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { connect } from 'node:net'
 import { after, describe, it } from 'node:test'
-import { createMetricsRegistry, startMetricsServer } from '../src/index.ts'
+import { createMetricsRegistry, parseHostPort, startMetricsServer } from '../src/index.ts'
 import { startNode, stopAll } from './helpers.ts'
 import type { MetricsServer, PhysarumNode } from '../src/index.ts'
 
@@ -66,6 +66,18 @@ describe('metrics server', () => {
     }
     assert.equal(await statusOf('/throws'), 'HTTP/1.1 500 Internal Server Error')
     assert.equal(await statusOf('/healthz'), 'HTTP/1.1 200 OK')
+  })
+
+  it('serves IPv6 and IPv4 on :port, as Go\'s servers do', async () => {
+    const server = await startMetricsServer({ listen: parseHostPort('--metrics-listen', ':0'), registry: createMetricsRegistry(), health: () => ({ ok: true }) })
+    try {
+      const { port } = server.address()
+      for (const host of ['127.0.0.1', '[::1]']) {
+        assert.equal((await fetch(`http://${host}:${port}/healthz`)).status, 200, host)
+      }
+    } finally {
+      await server.close()
+    }
   })
 
   it('says so when the port is taken', async () => {

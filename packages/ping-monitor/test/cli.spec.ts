@@ -50,6 +50,7 @@ describe('ping-monitor CLI', { concurrency: 4 }, () => {
     ['an unknown flag', ['--intervall', '2s'], WITH_PSK, /Unknown argument: intervall/],
     ['no pre-shared key', [], {}, /No pre-shared key: set PHYSARUM_PSK/],
     // without the values: one of them may be the key
+    ['a passphrase that starts with "-"', ['--psk', '-Xk9s3cr3t'], {}, /^ping-monitor: --psk: the value after it starts with "-".*--psk=<passphrase>(?![\s\S]*Xk9s3cr3t)/],
     ['a flag of one value given twice', ['--psk', 'first-secret', '--psk', 'second-secret', '--hostname', 'a', '--hostname', 'b'], {}, /^ping-monitor: --psk, --hostname: given more than once; it takes one value\n(?![\s\S]*secret)/]
   ]
   for (const [what, args, env, message] of usageErrors) {
