@@ -43,11 +43,13 @@ export async function ensureEtcdAuth (endpoint: string, auth: EtcdAuth, timeoutM
   const open = new Etcd3(options)
   let enabled = false
   try {
-    await open.user(auth.username).create(auth.password).catch((err: Error) => {
-      // a start cut short after the user was made: granted and enabled below all the same
+    await open.user(auth.username).create(auth.password).catch(async (err: Error) => {
       if (!(err instanceof EtcdUserExistsError)) {
         throw err
       }
+      // made by a start cut short, or by anyone who reached the client port while it had no
+      // login: the login must not be turned on with a password someone else chose
+      await open.user(auth.username).setPassword(auth.password)
     })
     await open.user(auth.username).addRole('root')
     await open.auth.authEnable({})

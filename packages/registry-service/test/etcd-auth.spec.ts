@@ -34,6 +34,33 @@ describe('etcd authentication turned on by a registry-service', () => {
     assert.deepEqual(await ensureEtcdAuth(etcd.endpoint, auth, 5_000), { turnedOn: false, removed: [] })
   })
 
+  it('takes over a root user someone made while the client port had no login', async () => {
+    const other = await TestEtcd.start()
+    const auth = etcdAuthFor(TEST_PSK)
+    try {
+      // a host that reached port 2379 first made root with its own password: the login must not take it
+      const open = new Etcd3({ hosts: other.endpoint })
+      try {
+        await open.user(auth.username).create('their-password')
+      } finally {
+        open.close()
+      }
+      assert.deepEqual(await ensureEtcdAuth(other.endpoint, auth, 5_000), { turnedOn: true, removed: [] })
+
+      const registry = new Etcd3({ hosts: other.endpoint, auth })
+      const intruder = new Etcd3({ hosts: other.endpoint, auth: { username: auth.username, password: 'their-password' } })
+      try {
+        await registry.put('/physarum/v1/services/x').value('{}')
+        await assert.rejects(async () => await intruder.put('/physarum/v1/services/x').value('{}'), /authentication failed/)
+      } finally {
+        registry.close()
+        intruder.close()
+      }
+    } finally {
+      await other.remove()
+    }
+  })
+
   it('deletes them at the next start when the one that turned the login on stopped before it did', async () => {
     const other = await TestEtcd.start()
     const auth = etcdAuthFor(TEST_PSK)
