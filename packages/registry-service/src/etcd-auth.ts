@@ -4,7 +4,11 @@ import type { PreSharedKey } from '@physarum/p2p'
 
 /** The etcd user the registry-services act as. */
 export const ETCD_USER = 'root'
-/** Written once the users and roles were checked with the login on: a start cut short before checks again. */
+/**
+ * Written once the users and roles were checked with the login on: a start cut short before checks
+ * again. Anyone could write it while etcd had no login, so only a value made from the overlay's key
+ * (usersCheckedMark) counts.
+ */
 const USERS_CHECKED_KEY = '/physarum/v1/etcd-users-checked'
 
 export interface EtcdAuth {
@@ -22,14 +26,19 @@ export function etcdAuthFor (psk: PreSharedKey): EtcdAuth {
   return { username: ETCD_USER, password: createHmac('sha256', psk.bytes()).update('physarum etcd root password').digest('hex') }
 }
 
+/** The value of USERS_CHECKED_KEY: an HMAC keyed with the derived password, which nobody without the overlay's key can make. */
+function usersCheckedMark (auth: EtcdAuth): string {
+  return createHmac('sha256', auth.password).update('physarum etcd users checked').digest('hex')
+}
+
 /** What ensureEtcdAuth did. */
 export interface EtcdAuthOutcome {
   /** This call turned authentication on (else it was on already). */
   turnedOn: boolean
   /**
-   * Users and roles other than root found at the first start with the login on, and deleted: made
-   * by someone who reached the client port while it was open (a user with the root role would keep
-   * full access).
+   * Users and roles other than root found by the start that turned the login on (or the next,
+   * when that one was cut short), and deleted: made by someone who reached the client port while
+   * it was open (a user with the root role would keep full access).
    */
   removed: string[]
 }
@@ -70,8 +79,10 @@ export async function ensureEtcdAuth (endpoint: string, auth: EtcdAuth, timeoutM
     } catch (err) {
       throw new Error(`etcd does not let this registry-service in (${(err as Error).message}): its root password was set from another overlay key (registry-service --show-etcd-password with that key prints it); with etcdctl, as root, set it again or turn authentication off`, { cause: err })
     }
-    // checked once, and again if a start was cut short before it was done
-    if (await authed.get(USERS_CHECKED_KEY).string() == null) {
+    // checked by the start that turns the login on, whatever etcd held while it had none; checked
+    // again by the next start when that one was cut short before it was done
+    const checkedMark = usersCheckedMark(auth)
+    if (enabled || await authed.get(USERS_CHECKED_KEY).string() !== checkedMark) {
       for (const user of await authed.getUsers()) {
         if (user.name !== ETCD_USER) {
           await user.delete()
@@ -84,7 +95,7 @@ export async function ensureEtcdAuth (endpoint: string, auth: EtcdAuth, timeoutM
           removed.push(`role ${role.name}`)
         }
       }
-      await authed.put(USERS_CHECKED_KEY).value(new Date().toISOString())
+      await authed.put(USERS_CHECKED_KEY).value(checkedMark)
     }
   } finally {
     authed.close()

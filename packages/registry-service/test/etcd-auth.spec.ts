@@ -61,6 +61,56 @@ describe('etcd authentication turned on by a registry-service', () => {
     }
   })
 
+  it('deletes them when it turns the login on even if etcd says they were checked', async () => {
+    const other = await TestEtcd.start()
+    const auth = etcdAuthFor(TEST_PSK)
+    try {
+      // a user with full access, and the note that the users were checked, forged while etcd was open
+      const open = new Etcd3({ hosts: other.endpoint })
+      try {
+        await open.user('bob').create('their-password')
+        await open.user('bob').addRole('root')
+        await open.put('/physarum/v1/etcd-users-checked').value(new Date().toISOString())
+      } finally {
+        open.close()
+      }
+      assert.deepEqual(await ensureEtcdAuth(other.endpoint, auth, 5_000), { turnedOn: true, removed: ['user bob'] })
+
+      const bob = new Etcd3({ hosts: other.endpoint, auth: { username: 'bob', password: 'their-password' } })
+      try {
+        await assert.rejects(async () => await bob.put('/physarum/v1/services/x').value('{}'), /authentication failed/)
+      } finally {
+        bob.close()
+      }
+    } finally {
+      await other.remove()
+    }
+  })
+
+  it('deletes them at a later start when the note that they were checked was not made with the overlay\'s key', async () => {
+    const other = await TestEtcd.start()
+    const auth = etcdAuthFor(TEST_PSK)
+    try {
+      // forged while etcd was open, then a start that turned the login on and stopped before checking
+      const open = new Etcd3({ hosts: other.endpoint })
+      try {
+        await open.user('bob').create('their-password')
+        await open.user('bob').addRole('root')
+        await open.put('/physarum/v1/etcd-users-checked').value(new Date().toISOString())
+        await open.user(auth.username).create(auth.password)
+        await open.user(auth.username).addRole('root')
+        await open.auth.authEnable({})
+      } finally {
+        open.close()
+      }
+      assert.deepEqual(await ensureEtcdAuth(other.endpoint, auth, 5_000), { turnedOn: false, removed: ['user bob'] })
+      // the note this call wrote is believed
+      assert.deepEqual(await ensureEtcdAuth(other.endpoint, auth, 5_000), { turnedOn: false, removed: [] })
+    } finally {
+      await other.remove()
+    }
+  })
+
   it('deletes them at the next start when the one that turned the login on stopped before it did', async () => {
     const other = await TestEtcd.start()
     const auth = etcdAuthFor(TEST_PSK)
