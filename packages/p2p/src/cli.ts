@@ -193,10 +193,16 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
 
   const listen = (args.listen ?? []).length > 0 ? args.listen! : [`/ip4/0.0.0.0/tcp/${defaults.p2pPort}`]
   for (const addr of listen) {
+    let names: string[]
     try {
-      multiaddr(addr)
+      names = multiaddr(addr).getComponents().map(c => c.name)
     } catch {
       throw new ConfigError(`--listen: ${JSON.stringify(addr)} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/4001)`)
+    }
+    // the overlay's only transport: libp2p would otherwise leave the address out with a bare
+    // "no transport" note
+    if (names.length !== 2 || !['ip4', 'ip6'].includes(names[0]!) || names[1] !== 'tcp') {
+      throw new ConfigError(`--listen: ${addr} is not an IP and TCP port: the overlay runs over TCP (e.g. /ip4/0.0.0.0/tcp/4001, /ip6/::/tcp/4001)`)
     }
   }
 

@@ -87,6 +87,8 @@ describe('shared node options', () => {
       [['--ephemeral', '--no-psk'], { ...env, PHYSARUM_BOOTSTRAP: '/ip4/10.0.0.9/tcp/4001/p2p/12D3KooWReplaceMe' }, /^PHYSARUM_BOOTSTRAP: .*"12D3KooWReplaceMe" is not a peer id/],
       [['--ephemeral'], { ...env, PHYSARUM_PSK: '', P2P_PSK: '' }, /No pre-shared key/],
       [['--ephemeral', '--no-psk', '--listen', 'tcp://x'], env, /--listen/],
+      [['--ephemeral', '--no-psk', '--listen', '/ip4/127.0.0.1/udp/4001/quic-v1'], env, /--listen: \/ip4\/127\.0\.0\.1\/udp\/4001\/quic-v1 is not an IP and TCP port/],
+      [['--ephemeral', '--no-psk', '--listen', '/dns4/localhost/tcp/4001'], env, /--listen: \/dns4\/localhost\/tcp\/4001 is not an IP and TCP port/],
       [['--ephemeral', '--no-psk', '--metrics-listen', 'localhost:http'], env, /--metrics-listen/],
       [['--ephemeral', '--no-psk', '--identity', 'x'], env, /either --identity or --ephemeral/],
       [['--ephemeral', '--swarm-key', '/nonexistent/swarm.key'], env, /nonexistent/],

@@ -95,7 +95,8 @@ export async function startPingMonitorDaemon (config: PingMonitorDaemonConfig, l
   }
   monitor.start()
 
-  if (config.bootstrap.length > 0) {
+  // its own address among the bootstraps (an environment file shared by every host) is left out
+  if (node.libp2p.services.bootstrap.status().length > 0) {
     node.libp2p.services.bootstrap.waitForFirst(config.bootstrapWaitMs ?? 15_000).then(
       () => { log.info({ bootstraps: node.libp2p.services.bootstrap.status().filter(s => s.connected).map(s => s.addr) }, 'joined the overlay through a bootstrap') },
       (err: Error) => { log.warn({ err: err.message }, 'no bootstrap reachable yet: serving as a bootstrap on our own and still dialing') }

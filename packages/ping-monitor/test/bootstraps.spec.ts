@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { join } from 'node:path'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { loadOrCreateIdentity } from '@physarum/p2p'
 import { startNode, stopAll } from '../../p2p/test/helpers.ts'
-import { eventually, getJson, spawnMonitor } from './helpers.ts'
+import { eventually, freePort, getJson, spawnMonitor, tempDir } from './helpers.ts'
 import type { SpawnedMonitor } from './helpers.ts'
 import type { PeerReport } from '../src/index.ts'
 import type { PhysarumNode } from '@physarum/p2p'
@@ -60,5 +62,22 @@ describe('two redundant bootstraps', () => {
       const peers = await peersOf(second)
       return [provider, joiner].every(n => peers.some(p => p.peerId === n.peerId.toString() && p.lastRttMs != null)) ? true : undefined
     }, 10_000)
+  })
+  it('does not say it joined through a bootstrap when the only one given is its own address', async () => {
+    const dir = await tempDir('pm-self')
+    try {
+      const identity = join(dir.path, 'identity.key')
+      const port = await freePort()
+      const self = `/ip4/127.0.0.1/tcp/${port}/p2p/${peerIdFromPrivateKey(await loadOrCreateIdentity(identity)).toString()}`
+      // the environment file every host shares names this host's monitor too
+      const monitor = await spawnMonitor(['--identity', identity, '--listen', `/ip4/127.0.0.1/tcp/${port}`], { PHYSARUM_BOOTSTRAP: self })
+      monitors.push(monitor)
+      assert.equal(monitor.peerId, self.split('/p2p/')[1])
+      // what it says of its bootstraps comes right after the start-up lines
+      await new Promise(resolve => setTimeout(resolve, 1_000))
+      assert.doesNotMatch(monitor.output(), /joined the overlay/)
+    } finally {
+      await dir.remove()
+    }
   })
 })
