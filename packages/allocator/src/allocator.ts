@@ -221,11 +221,11 @@ export class Allocator {
     await this.#adopt()
     const libp2p = this.#c.node.libp2p
     await handleRpc(libp2p, allocRpc, async (request, { remotePeer }) => ({ allocated: await this.#allocateFor(request, remotePeer) }),
-      { log: libp2p.logger.forComponent('physarum:alloc'), maxInboundStreams: 64, maxOutboundStreams: 8 })
+      { log: libp2p.logger.forComponent('physarum:alloc'), maxOutboundStreams: 8 })
     await handleRpc(libp2p, checkInRpc, async (request, { remotePeer }) => await Promise.resolve(this.#checkIn(request, remotePeer)),
-      { log: libp2p.logger.forComponent('physarum:checkin'), maxInboundStreams: 8, maxOutboundStreams: 8 })
+      { log: libp2p.logger.forComponent('physarum:checkin'), maxOutboundStreams: 8 })
     await handleRpc(libp2p, statusRpc, async () => await Promise.resolve({ capacity: this.capacity() }),
-      { log: libp2p.logger.forComponent('physarum:alloc-status'), maxInboundStreams: 8, maxOutboundStreams: 8 })
+      { log: libp2p.logger.forComponent('physarum:alloc-status'), maxOutboundStreams: 8 })
     this.#sweepMs = Math.max(50, Math.min(1_000, this.#init.idleTimeoutMs / 4, this.#init.statsIntervalMs))
     this.#sweptAt = Date.now()
     this.#sweep = setInterval(() => { this.#reapIdle() }, this.#sweepMs)

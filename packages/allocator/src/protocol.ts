@@ -11,6 +11,7 @@ export const allocRpc: RpcSpec<AllocateRequest, AllocateResponse> = {
   response: AllocateResponse,
   maxMessageBytes: ALLOC_MAX_MESSAGE_BYTES,
   timeoutMs: ALLOC_RPC_TIMEOUT_MS,
+  maxStreams: 64,
   failure: (code, message) => ({ failure: { code: AllocFailure.Code[code], message } }),
   failureOf: (response) => response.failure == null ? undefined : { code: String(response.failure.code), message: response.failure.message }
 }
@@ -22,6 +23,7 @@ export const checkInRpc: RpcSpec<CheckIn, CheckInResponse> = {
   response: CheckInResponse,
   maxMessageBytes: CHECKIN_MAX_MESSAGE_BYTES,
   timeoutMs: CHECKIN_RPC_TIMEOUT_MS,
+  maxStreams: 8,
   failure: (code, message) => ({ drain: false, failure: { code: CheckInFailure.Code[code], message } }),
   failureOf: (response) => response.failure == null ? undefined : { code: String(response.failure.code), message: response.failure.message }
 }
@@ -33,6 +35,7 @@ export const statusRpc: RpcSpec<StatusRequest, StatusResponse> = {
   response: StatusResponse,
   maxMessageBytes: ALLOC_MAX_MESSAGE_BYTES,
   timeoutMs: 10_000,
+  maxStreams: 8,
   failure: (code, message) => ({ failure: { code: StatusFailure.Code[code], message } }),
   failureOf: (response) => response.failure == null ? undefined : { code: String(response.failure.code), message: response.failure.message }
 }

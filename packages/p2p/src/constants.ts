@@ -20,6 +20,8 @@ export const BOOTSTRAP_BACKOFF_MAX_MS = 30_000
 export const BOOTSTRAP_STABLE_MS = 10_000
 export const DEFAULT_RPC_MAX_MESSAGE_BYTES = 64 * 1024
 export const DEFAULT_RPC_TIMEOUT_MS = 10_000
+/** Streams of one protocol a peer serves one caller at once, unless the protocol says otherwise. */
+export const DEFAULT_RPC_MAX_STREAMS = 32
 /** How long a caller keeps an unused stream: well under what the serving side waits. */
 export const RPC_STREAM_CLIENT_IDLE_MS = 10_000
 /** How long a serving side waits for the next request on a stream before it closes it. */

@@ -1,7 +1,7 @@
 import { isPeerId } from '@libp2p/interface'
 import { InvalidDataLengthLengthError, lpStream, pbStream } from '@libp2p/utils'
 import * as varint from 'uint8-varint'
-import { DEFAULT_RPC_MAX_MESSAGE_BYTES, DEFAULT_RPC_TIMEOUT_MS, RPC_STREAM_CLIENT_IDLE_MS, RPC_STREAM_SERVER_IDLE_MS } from './constants.ts'
+import { DEFAULT_RPC_MAX_MESSAGE_BYTES, DEFAULT_RPC_MAX_STREAMS, DEFAULT_RPC_TIMEOUT_MS, RPC_STREAM_CLIENT_IDLE_MS, RPC_STREAM_SERVER_IDLE_MS } from './constants.ts'
 import { deadline } from './deadline.ts'
 import { RpcFailureError, RpcProtocolError, RpcTimeoutError } from './errors.ts'
 import type { FailureCode } from './errors.ts'
@@ -29,6 +29,11 @@ export interface RpcSpec<Req, Res> {
   maxMessageBytes?: number
   /** Deadline for the whole exchange (default 10 s). */
   timeoutMs?: number
+  /**
+   * Streams a peer serves one caller at once (per connection; default 32): past them libp2p resets
+   * a new stream, so a caller with this many exchanges in flight to one peer queues the next.
+   */
+  maxStreams?: number
   /** The response that carries a failure. */
   failure(code: FailureCode, message: string): Res
   /** The failure a response carries, if it is one. */
@@ -45,7 +50,6 @@ export type RpcHandler<Req, Res> = (request: Req, context: RpcContext) => Promis
 
 export interface HandleRpcOptions {
   log: Logger
-  maxInboundStreams?: number
   maxOutboundStreams?: number
 }
 
@@ -129,7 +133,7 @@ export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, R
       stream.abort(err as Error)
     }
   }, {
-    maxInboundStreams: options.maxInboundStreams ?? 32,
+    maxInboundStreams: spec.maxStreams ?? DEFAULT_RPC_MAX_STREAMS,
     maxOutboundStreams: options.maxOutboundStreams ?? 32
   })
 }
@@ -224,9 +228,56 @@ function keep (node: Dialer, key: string | undefined, stream: Stream, messages: 
   byKey.set(key, kept)
 }
 
+/** Per node, per `<peer id> <protocol>`: the exchanges in flight, and the callers waiting for one to end. */
+const inFlight = new WeakMap<Dialer, Map<string, { running: number, waiting: Array<() => void> }>>()
+
+/**
+ * Waits until fewer than `max` exchanges to `key` are in flight (or `signal` aborts) and counts
+ * this one; returns what ends it, which hands its place to the caller that waited longest.
+ */
+async function enter (node: Dialer, key: string | undefined, max: number, signal: AbortSignal): Promise<() => void> {
+  if (key == null) {
+    return () => {}
+  }
+  const byKey = inFlight.get(node) ?? new Map<string, { running: number, waiting: Array<() => void> }>()
+  inFlight.set(node, byKey)
+  const slots = byKey.get(key) ?? { running: 0, waiting: [] }
+  byKey.set(key, slots)
+  if (slots.running < max) {
+    slots.running++
+  } else {
+    await new Promise<void>((resolve, reject) => {
+      const go = (): void => {
+        signal.removeEventListener('abort', giveUp)
+        resolve()
+      }
+      const giveUp = (): void => {
+        slots.waiting.splice(slots.waiting.indexOf(go), 1)
+        reject(new Error(`waited for one of the ${max} exchanges in flight to end`))
+      }
+      slots.waiting.push(go)
+      signal.addEventListener('abort', giveUp, { once: true })
+    })
+  }
+  let left = false
+  return () => {
+    if (left) {
+      return
+    }
+    left = true
+    const next = slots.waiting.shift()
+    if (next != null) {
+      next()
+    } else if (--slots.running === 0) {
+      byKey.delete(key)
+    }
+  }
+}
+
 /**
  * Sends one request and returns the response, on a stream kept from an earlier request to the
- * same peer when there is one. Throws `RpcFailureError` (with the remote's code) when the peer
+ * same peer when there is one; past `spec.maxStreams` exchanges in flight to that peer it waits
+ * for one to end (within the deadline). Throws `RpcFailureError` (with the remote's code) when the peer
  * answered with a failure, `RpcTimeoutError` past the deadline, `RpcProtocolError` for anything
  * else that went wrong on the wire.
  */
@@ -236,7 +287,9 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
   const key = keyOf(peer, spec.protocol)
   let response: Res
   let stream: Stream | undefined
+  let leave = (): void => {}
   try {
+    leave = await enter(node, key, spec.maxStreams ?? DEFAULT_RPC_MAX_STREAMS, signal)
     let kept = takeKept(node, key)
     for (;;) {
       // a new stream sends the request with the protocol name instead of a round trip after it
@@ -267,6 +320,7 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
     }
     throw new RpcProtocolError(`${spec.protocol} to ${peer.toString()} failed: ${(err as Error).message}`, { cause: err })
   } finally {
+    leave()
     clear()
   }
   const failure = spec.failureOf(response)

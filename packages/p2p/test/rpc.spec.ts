@@ -14,6 +14,7 @@ const spec: RpcSpec<EchoRequest, EchoResponse> = {
   response: EchoResponse,
   maxMessageBytes: 1024,
   timeoutMs: 1_000,
+  maxStreams: 64,
   failure: (code, message) => ({ text: '', failure: { code: code as Failure.Code, message } }),
   failureOf: (response) => response.failure
 }
@@ -51,7 +52,7 @@ describe('request/response helper', () => {
       await sleep(request.delayMs)
       const text = request.replyBytes > 0 ? 'x'.repeat(request.replyBytes) : `${request.text} from ${remotePeer.toString().slice(-6)}`
       return { text }
-    }, { log: server.libp2p.logger.forComponent('test:echo'), maxInboundStreams: 64 })
+    }, { log: server.libp2p.logger.forComponent('test:echo') })
   })
   after(async () => { await stopAll([client, server]) })
 
@@ -224,6 +225,25 @@ describe('request/response helper', () => {
     assert.ok(performance.now() - began >= 90, 'the request waited on the kept stream until its close')
     assert.equal(streams, 2)
     await server.libp2p.unhandle(protocol)
+  })
+
+  it('queues the requests past the streams the peer serves at once, instead of having them reset', async () => {
+    const narrow = { ...spec, protocol: '/physarum-test/echo-narrow/1.0.0', maxStreams: 8, timeoutMs: 5_000 }
+    let running = 0
+    let most = 0
+    await handleRpc(server.libp2p, narrow, async (request) => {
+      most = Math.max(most, ++running)
+      await sleep(20)
+      running--
+      return { text: request.text }
+    }, { log: server.libp2p.logger.forComponent('test:echo-narrow') })
+    try {
+      const answers = await Promise.all(Array.from({ length: 100 }, async (_, i) => (await callRpc(client.libp2p, server.peerId, narrow, { text: `n${i}`, delayMs: 0, replyBytes: 0 })).text))
+      assert.deepEqual(answers, Array.from({ length: 100 }, (_, i) => `n${i}`))
+      assert.equal(most, 8, 'exchanges served at once')
+    } finally {
+      await server.libp2p.unhandle(narrow.protocol)
+    }
   })
 
   it('serves many requests at once', async () => {

@@ -22,6 +22,7 @@ export const MAX_MESSAGE_BYTES = 256 * 1024
 export const RPC_TIMEOUT_MS = 5_000
 /** Deadline of one etcd call: past it the request is answered UNAVAILABLE. */
 export const DEFAULT_ETCD_TIMEOUT_MS = 1_500
+/** Exchanges one caller may have in flight with a registry at once; its client queues the rest. */
 export const MAX_INBOUND_STREAMS = 64
 
 export const DEFAULT_PAGE_SIZE = 50

@@ -1,4 +1,4 @@
-import { MAX_MESSAGE_BYTES, REGISTRY_PROTOCOL, RPC_TIMEOUT_MS } from './constants.ts'
+import { MAX_INBOUND_STREAMS, MAX_MESSAGE_BYTES, REGISTRY_PROTOCOL, RPC_TIMEOUT_MS } from './constants.ts'
 import { Failure, Request, Response } from './pb/registry.js'
 import type { ServiceRecord as WireRecord } from './pb/registry.js'
 import type { ServiceRecord } from './record.ts'
@@ -112,6 +112,7 @@ export const registryRpc: RpcSpec<Request, Response> = {
   response: Response,
   maxMessageBytes: MAX_MESSAGE_BYTES,
   timeoutMs: RPC_TIMEOUT_MS,
+  maxStreams: MAX_INBOUND_STREAMS,
   failure: (code, message) => ({ failure: { code: Failure.Code[code], message } }),
   failureOf: (response) => response.failure == null ? undefined : { code: String(response.failure.code), message: response.failure.message }
 }

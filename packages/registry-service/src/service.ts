@@ -1,6 +1,6 @@
 import { handleRpc, REGISTRY_TOPIC, RpcFailureError } from '@physarum/p2p'
 import { Counter, Gauge, Histogram } from 'prom-client'
-import { MAX_GET_MANY, MAX_INBOUND_STREAMS } from './constants.ts'
+import { MAX_GET_MANY } from './constants.ts'
 import { InvalidRecordError } from './errors.ts'
 import { Failure, registryRpc, recordFromWire, recordToWire } from './protocol.ts'
 import { validateName, validateRecord, validateRevision } from './record.ts'
@@ -28,7 +28,6 @@ export interface RegistryServiceInit {
   openWrites?: boolean
   /** Provide the registry topic (default true). */
   provide?: boolean
-  maxInboundStreams?: number
 }
 
 export interface RegistryService {
@@ -231,10 +230,7 @@ export function createRegistryService (components: RegistryServiceComponents, in
       if (started) {
         return
       }
-      await handleRpc(node.libp2p, registryRpc, handler, {
-        log: node.libp2p.logger.forComponent('physarum:registry'),
-        maxInboundStreams: init.maxInboundStreams ?? MAX_INBOUND_STREAMS
-      })
+      await handleRpc(node.libp2p, registryRpc, handler, { log: node.libp2p.logger.forComponent('physarum:registry') })
       started = true
       if (openWrites) {
         log.warn('--open-writes: every overlay member may add and delete records and add etcd members')
