@@ -89,7 +89,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
       '',
       'HTTP on --metrics-listen: GET /metrics (physarum_alloc_instances{service,state}, physarum_alloc_allocations_total{outcome}, physarum_alloc_cold_start_seconds{phase}, physarum_alloc_restarts_total, physarum_alloc_reaps_total, physarum_alloc_failed_instances_total, physarum_alloc_capacity_used/limit{resource}, physarum_alloc_docker_up, process and libp2p metrics), GET /healthz (503 while the Docker engine does not answer), GET /instances (JSON).',
       '',
-      'Exit codes: 0 after a requested stop, 2 for a usage error, 1 for a failure, 128+n after signal n.'
+      'Exit codes: 2 for a usage error, 1 for a failure (a stop past its deadline too), 128+n after signal n: 143 after SIGTERM, the usual stop.'
     ].join('\n'))
     .strictOptions()
 }

@@ -54,7 +54,7 @@ export function builder (argv: Argv): Argv<MonitorArgs> {
       '',
       `Without --listen the monitor listens on /ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}, and on /ip6/::/tcp/${DEFAULT_P2P_PORT} too when the host has IPv6. The identity is kept in <state-dir>/identity.key unless --identity or --ephemeral says otherwise. A bootstrap given with -bootstrap that does not answer is logged and dialed again; the monitor serves the overlay meanwhile.`,
       '',
-      'Exit codes: 0 after a requested stop, 2 for a usage error, 1 for a failure, 128+n after signal n (SIGTERM, SIGINT).'
+      'Exit codes: 2 for a usage error, 1 for a failure (a stop past its deadline too), 128+n after signal n: 143 after SIGTERM, the usual stop.'
     ].join('\n'))
     .strictOptions()
 }

@@ -63,7 +63,7 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
       '',
       'Sidecar mode: serves /physarum/http/1.0.0 streams as byte pipes to the service on 127.0.0.1:<service-port>, checks in with its allocator on /physarum/checkin/1.0.0 as soon as it listens and the service accepts connections, provides its service topic, reports stats (idle time, requests in flight) and drains on the allocator\'s request or on SIGTERM (stops providing, finishes requests in flight).',
       '',
-      'Exit codes: 0 after a requested stop, 2 for a usage error, 1 for a failure, 128+n after signal n.'
+      'Exit codes: 2 for a usage error, 1 for a failure (a stop past its deadline too), 128+n after signal n: 143 after SIGTERM, the usual stop.'
     ].join('\n'))
     .strictOptions()
 }

@@ -79,7 +79,7 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
       '',
       'HTTP on --metrics-listen: GET /metrics (physarum_registry_requests_total{operation,outcome}, physarum_registry_request_duration_seconds, physarum_registry_etcd_up, physarum_registry_records, process and libp2p metrics); GET /healthz (503 while etcd is unreachable).',
       '',
-      'Exit codes: 0 after a requested stop, 2 for a usage error, 1 for a failure, 128+n after signal n.'
+      'Exit codes: 2 for a usage error, 1 for a failure (a stop past its deadline too), 128+n after signal n: 143 after SIGTERM, the usual stop.'
     ].join('\n'))
     .strictOptions()
 }
