@@ -62,6 +62,8 @@ interface CallContext {
   write: boolean
   /** Hosts not tried yet by this call (its login included). */
   hostsLeft: number
+  /** Whether this attempt handed the call itself (not its login) to gRPC. */
+  sent: boolean
 }
 
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>
@@ -71,21 +73,37 @@ function noopPolicy (): Policy {
   return { execute: async (fn: (context: { signal: AbortSignal }) => unknown) => await fn({ signal: new AbortController().signal }) } as unknown as Policy
 }
 
+/** gRPC's answers for a call that it never put on a connection: nothing reached etcd. */
+const NOT_SENT = /No connection established|Channel closed before call started/
+
+/**
+ * Whether a write that failed with `err` may have been applied: a failure of the connection (not
+ * etcd's answer) after the write went to gRPC, unless gRPC says it never put it on a connection.
+ * A connection reset before etcd's answer arrived is one: etcd may have applied the write.
+ */
+function mayHaveBeenApplied (err: unknown, call: CallContext | undefined): boolean {
+  return call?.write === true && call.sent && err instanceof Error && isRecoverableError(err) && !NOT_SENT.test(err.message)
+}
+
 /**
  * Retries a call that failed for a reason of the connection (not of etcd's answer) on the next host,
  * once per host: with one member down or hung, a call still lands on a live one within its
- * deadline. A write whose attempt passed its deadline is not sent again: it may have been applied.
+ * deadline. A write is sent again only when it provably never reached etcd.
  */
-function nextHostPolicy (hosts: number, writing: () => boolean): Policy {
+function nextHostPolicy (hosts: number, call: () => CallContext | undefined): Policy {
   return {
     execute: async (fn: (context: { signal: AbortSignal, attempt: number }) => unknown) => {
       let lastError: unknown
       for (let attempt = 0; attempt < hosts; attempt++) {
+        const context = call()
+        if (context != null) {
+          context.sent = false
+        }
         try {
           return await fn({ signal: new AbortController().signal, attempt })
         } catch (err) {
           lastError = err
-          if (!isRecoverableError(err as Error) || (err instanceof GRPCDeadlineExceededError && writing())) {
+          if (!isRecoverableError(err as Error) || mayHaveBeenApplied(err, context)) {
             throw err
           }
         }
@@ -135,7 +153,8 @@ function decodeToken (text: string): PageToken {
 /**
  * The records in etcd. Every write is one etcd transaction conditioned on the key's mod revision,
  * so concurrent writers never overwrite each other unseen. Errors are `RpcFailureError`s ready to
- * answer: CONFLICT, NOT_FOUND, and UNAVAILABLE when etcd cannot be reached within the deadline.
+ * answer: CONFLICT, NOT_FOUND, UNAVAILABLE when etcd cannot be reached within the deadline, and
+ * TIMEOUT for a write that may have been applied without its answer arriving.
  */
 export class RegistryStore {
   readonly endpoints: string[]
@@ -160,8 +179,8 @@ export class RegistryStore {
       hosts: this.endpoints,
       ...(init.auth == null ? {} : { auth: init.auth }),
       dialTimeout: this.#timeoutMs,
-      defaultCallOptions: (context) => context.isStream ? {} : { deadline: this.#attemptDeadline() },
-      faultHandling: { host: () => noopPolicy(), global: nextHostPolicy(this.endpoints.length, () => this.#calls.getStore()?.write === true) },
+      defaultCallOptions: (context) => context.isStream ? {} : { deadline: this.#attemptDeadline(context.method) },
+      faultHandling: { host: () => noopPolicy(), global: nextHostPolicy(this.endpoints.length, () => this.#calls.getStore()) },
       grpcOptions: {
         // a channel of its own, reconnecting soon after etcd comes back
         'grpc.use_local_subchannel_pool': 1,
@@ -196,11 +215,15 @@ export class RegistryStore {
    * The deadline of one attempt on one host (etcd3 asks for it at each attempt and login). A read
    * gives each host left its share of what remains of the operation's deadline, so a host that
    * hangs costs its share and the next one gets the rest; a write, not sent twice, gets all of it.
+   * etcd3 asks right before it hands the call (`method`, or `authenticate` for the login) to gRPC.
    */
-  #attemptDeadline (): number {
+  #attemptDeadline (method: string): number {
     const call = this.#calls.getStore()
     if (call == null) {
       return Date.now() + this.#timeoutMs
+    }
+    if (method !== 'authenticate') {
+      call.sent = true
     }
     const remaining = Math.max(1, call.deadline.at - Date.now())
     const share = call.write ? remaining : remaining / call.hostsLeft
@@ -210,16 +233,20 @@ export class RegistryStore {
 
   /**
    * One etcd call under `deadline` (a new one unless the operation has one): the wait ends at the
-   * deadline whatever etcd3 does. A write past its deadline may have been applied: it is answered
-   * TIMEOUT, which a client counts as ambiguous, not UNAVAILABLE.
+   * deadline whatever etcd3 does. A write past its deadline, or whose connection failed after it
+   * was sent, may have been applied: it is answered TIMEOUT, which a client counts as ambiguous,
+   * not UNAVAILABLE.
    */
   async #call<T> (fn: () => Promise<T>, deadline = this.#deadline(), write = false): Promise<T> {
+    const context: CallContext = { deadline, write, hostsLeft: this.endpoints.length, sent: false }
     try {
-      const context: CallContext = { deadline, write, hostsLeft: this.endpoints.length }
       return await raceSignal(this.#calls.run(context, fn), deadline.signal)
     } catch (err) {
       if (!(err instanceof RpcFailureError) && write && (deadline.signal.aborted || err instanceof GRPCDeadlineExceededError)) {
         throw new RpcFailureError('TIMEOUT', `etcd did not answer within ${this.#timeoutMs} ms (${this.endpoints.join(', ')}): the write may or may not have been applied`)
+      }
+      if (mayHaveBeenApplied(err, context)) {
+        throw new RpcFailureError('TIMEOUT', `the connection to etcd failed after the write was sent (${this.endpoints.join(', ')}): ${(err as Error).message}; the write may or may not have been applied`)
       }
       if (!(err instanceof RpcFailureError) && deadline.signal.aborted) {
         throw new RpcFailureError('UNAVAILABLE', `etcd is unreachable (${this.endpoints.join(', ')}): it did not answer within ${this.#timeoutMs} ms`)

@@ -4,10 +4,10 @@ import { createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createRegistryClient } from '../src/index.ts'
-import { RPC_TIMEOUT_MS } from '../src/constants.ts'
+import { KEY_PREFIX, RPC_TIMEOUT_MS } from '../src/constants.ts'
 import { RegistryStore } from '../src/store.ts'
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
-import { eventually, sampleRecord, startClient, startNode, startRegistry, stopAll, TestEtcd } from './helpers.ts'
+import { etcdSnapshot, eventually, sampleRecord, startClient, startNode, startRegistry, startResettingRelay, stopAll, TestEtcd } from './helpers.ts'
 import type { AddressInfo, Socket } from 'node:net'
 import type { InProcessRegistry } from './helpers.ts'
 import type { RegistryClient } from '../src/index.ts'
@@ -129,6 +129,60 @@ describe('when etcd is down', () => {
       store.close()
       for (const socket of sockets) socket.destroy()
       hung.close()
+    }
+  })
+
+  it('answers TIMEOUT for a write whose connection to etcd broke after it was sent, and sends it to no other host', async () => {
+    // two etcd hosts (relays to the same etcd), each cutting the next answer it is sent
+    const relays = [await startResettingRelay(etcd.clientPort), await startResettingRelay(etcd.clientPort)] as const
+    const store = new RegistryStore({ endpoints: relays.map(relay => relay.endpoint) })
+    const single = new RegistryStore({ endpoints: [relays[0].endpoint] })
+    const key = `${KEY_PREFIX}reset-server`
+    try {
+      await store.put(sampleRecord('reset-server'))
+      for (const relay of relays) relay.cutAnswer(1)
+      await assert.rejects(store.delete('reset-server'), { name: 'RpcFailureError', code: 'TIMEOUT', message: /may or may not have been applied/ })
+      assert.equal(relays[0].cuts + relays[1].cuts, 1, 'the delete went to one etcd host only')
+      assert.equal((await etcdSnapshot(etcd.endpoint)).keys[key], undefined, 'etcd applied the delete')
+
+      // a compare-and-swap put reads, then writes: its write's answer is cut
+      for (const relay of relays) relay.cutAnswer(0)
+      relays[0].cutAnswer(2)
+      await assert.rejects(single.put(sampleRecord('reset-server'), { expectedRevision: '0' }), { name: 'RpcFailureError', code: 'TIMEOUT' })
+      assert.notEqual((await etcdSnapshot(etcd.endpoint)).keys[key], undefined, 'etcd applied the put')
+    } finally {
+      store.close()
+      single.close()
+      for (const relay of relays) await relay.close()
+    }
+  })
+
+  it('ends a client\'s Add and Delete with what etcd applied when the first registry lost its etcd connection after the write', async () => {
+    const relay = await startResettingRelay(etcd.clientPort)
+    const cut = await startRegistry(bootstrap, [relay.endpoint], { openWrites: true })
+    const direct = await startRegistry(bootstrap, [etcd.endpoint], { openWrites: true })
+    // the registry with its etcd behind the relay is the nearer one, so it is asked first
+    const port = Number(direct.node.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value)
+    const slow = await startDelayRelay({ target: { port }, delayMs: 20 })
+    const node = await startNode({ dhtMode: 'client' })
+    const peers = [cut.node.multiaddrs()[0]!, multiaddr(`/ip4/127.0.0.1/tcp/${slow.port}/p2p/${direct.node.peerId.toString()}`)]
+    const key = `${KEY_PREFIX}cut-server`
+    try {
+      relay.cutAnswer(2)
+      const added = await createRegistryClient(node, { peers, cacheTtlMs: 0 }).add(sampleRecord('cut-server'), { expectedRevision: '0' })
+      assert.equal(relay.cuts, 1)
+      assert.equal((await etcdSnapshot(etcd.endpoint)).keys[key]?.split(':')[0], added.revision, 'the record etcd holds, not a CONFLICT with the caller\'s own write')
+
+      relay.cutAnswer(1)
+      assert.equal(await createRegistryClient(node, { peers, cacheTtlMs: 0 }).delete('cut-server'), '0')
+      assert.equal(relay.cuts, 2)
+      assert.equal((await etcdSnapshot(etcd.endpoint)).keys[key], undefined, 'deleted, not NOT_FOUND')
+    } finally {
+      await stopAll([node])
+      await cut.stop()
+      await direct.stop()
+      await slow.close()
+      await relay.close()
     }
   })
 

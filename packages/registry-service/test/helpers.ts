@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -15,6 +16,7 @@ import type { RegistryClient, RegistryClientOptions, ServiceRecordInput } from '
 import type { RegistryService } from '../src/service.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { ChildProcess } from 'node:child_process'
+import type { AddressInfo, Socket } from 'node:net'
 
 export { eventually, freePort, startNode, stopAll, tempDir, TEST_PSK }
 
@@ -141,6 +143,75 @@ export async function etcdSnapshot (endpoint: string): Promise<{ revision: strin
     }
   } finally {
     client.close()
+  }
+}
+
+export interface ResettingRelay {
+  endpoint: string
+  /** Resets the client's connection instead of passing on the `nth` answer etcd starts from now on (1: the next). */
+  cutAnswer(nth: number): void
+  /** How many answers it cut. */
+  readonly cuts: number
+  close(): Promise<void>
+}
+
+/**
+ * A TCP relay in front of etcd that passes every request through and, once told to, resets the
+ * client's connection when etcd starts an answer, so that a write reaches etcd and its answer never
+ * reaches the client. It reads etcd's HTTP/2 frames: the HEADERS frame that opens a stream's
+ * answer is the sign.
+ */
+export async function startResettingRelay (etcdPort: number): Promise<ResettingRelay> {
+  const sockets = new Set<Socket>()
+  let untilCut = 0
+  let cuts = 0
+  const server = createServer((client) => {
+    const target = connect({ host: '127.0.0.1', port: etcdPort })
+    for (const socket of [client, target]) {
+      sockets.add(socket)
+      socket.on('close', () => { sockets.delete(socket) })
+      socket.on('error', () => { client.destroy(); target.destroy() })
+    }
+    client.pipe(target)
+    // etcd's side: the frames seen so far, each passed on whole, and the streams answered on it
+    let pending = Buffer.alloc(0)
+    let lastStream = 0
+    target.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk])
+      while (pending.length >= 9) {
+        const length = pending.readUIntBE(0, 3)
+        if (pending.length < 9 + length) {
+          break
+        }
+        const type = pending[3]!
+        const stream = pending.readUInt32BE(5) & 0x7fffffff
+        if (type === 0x1 && stream > lastStream) {
+          lastStream = stream
+          if (untilCut > 0 && --untilCut === 0) {
+            cuts++
+            client.resetAndDestroy()
+            target.destroy()
+            return
+          }
+        }
+        client.write(pending.subarray(0, 9 + length))
+        pending = pending.subarray(9 + length)
+      }
+    })
+    target.on('end', () => { client.end() })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cutAnswer: (nth) => { untilCut = nth },
+    get cuts () { return cuts },
+    close: async () => {
+      for (const socket of sockets) {
+        socket.destroy()
+      }
+      await new Promise<void>(resolve => { server.close(() => { resolve() }) })
+    }
   }
 }
 
