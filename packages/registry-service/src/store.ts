@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RpcFailureError } from '@physarum/p2p'
-import { Etcd3, GRPCDeadlineExceededError, isRecoverableError } from 'etcd3'
+import { Etcd3, GRPCDeadlineExceededError, GRPCInvalidArgumentError, GRPCOutOfRangeError, isRecoverableError } from 'etcd3'
 import { raceSignal } from 'race-signal'
 import { Batcher, rejectAll } from './batcher.ts'
 import { DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_PAGE_SIZE, KEY_PREFIX, MAX_PAGE_SIZE } from './constants.ts'
@@ -138,10 +138,13 @@ function encodeToken (token: PageToken): string {
   return Buffer.from(JSON.stringify(token)).toString('base64url')
 }
 
+/** etcd's revisions are int64s. */
+const MAX_REVISION = 2n ** 63n - 1n
+
 function decodeToken (text: string): PageToken {
   try {
     const token = JSON.parse(Buffer.from(text, 'base64url').toString()) as Partial<PageToken>
-    if (typeof token.after === 'string' && typeof token.revision === 'string' && /^[0-9]+$/.test(token.revision)) {
+    if (typeof token.after === 'string' && typeof token.revision === 'string' && /^[0-9]{1,19}$/.test(token.revision) && BigInt(token.revision) <= MAX_REVISION) {
       return { after: token.after, revision: token.revision }
     }
   } catch {
@@ -200,6 +203,11 @@ export class RegistryStore {
       return err
     }
     const message = (err as Error).message
+    if (err instanceof GRPCOutOfRangeError || err instanceof GRPCInvalidArgumentError) {
+      // what etcd was asked cannot be done (a revision it does not hold, a member URL it cannot
+      // parse): the caller's mistake, not a registry in trouble that its clients should leave
+      return new RpcFailureError('BAD_REQUEST', `etcd refused the request: ${message}`)
+    }
     if (err instanceof Error && (isRecoverableError(err) || /circuit|closed|deadline|unavailable|connect/i.test(message))) {
       return new RpcFailureError('UNAVAILABLE', `etcd is unreachable (${this.endpoints.join(', ')}): ${message}`)
     }
@@ -398,7 +406,13 @@ export class RegistryStore {
       range_end: prefixEnd(this.#key(prefix)),
       limit: pageSize + 1,
       ...(token == null ? {} : { revision: token.revision })
-    }))
+    })).catch((err: unknown) => {
+      if (token != null && err instanceof RpcFailureError && /compacted|future revision/.test(err.message)) {
+        const why = err.message.includes('compacted') ? 'etcd has compacted away' : 'etcd has not reached'
+        throw new InvalidRecordError('pageToken', `names revision ${token.revision}, which ${why}: start the listing again`)
+      }
+      throw err
+    })
     const kvs = response.kvs.slice(0, pageSize)
     // one value that is not a record (written by hand, or damaged) does not hide the others
     const records: ServiceRecord[] = []

@@ -202,6 +202,7 @@ describe('registry service and client, two registries sharing one etcd', () => {
       }
     }
     const frame = (body: Uint8Array): Uint8Array => Uint8Array.from([...varint(body.length), ...body])
+    const token = (revision: string): string => Buffer.from(JSON.stringify({ after: '', revision })).toString('base64url')
     const wire = (record: ServiceRecordInput): Request => ({ add: { record: { ...record, createdAt: '', updatedAt: '', revision: 0n } } })
 
     const cases: Array<[string, Uint8Array[], RegExp]> = [
@@ -218,6 +219,8 @@ describe('registry service and client, two registries sharing one etcd', () => {
       ['soft over hard', [frame(Request.encode(wire(sampleRecord('ok-name', { softRttMs: 500 }))))], /^softRttMs: /],
       ['a missing record', [frame(Request.encode({ add: {} }))], /^record: is missing/],
       ['a bad page token', [frame(Request.encode({ list: { prefix: '', pageSize: 0, pageToken: 'nonsense' } }))], /^pageToken: /],
+      ['a page token from the future', [frame(Request.encode({ list: { prefix: '', pageSize: 0, pageToken: token('1000000000000') } }))], /^pageToken: names revision 1000000000000, which etcd has not reached: start the listing again/],
+      ['a page token past any revision', [frame(Request.encode({ list: { prefix: '', pageSize: 0, pageToken: token('9'.repeat(30)) } }))], /^pageToken: is not a token/],
       ['a page too large', [frame(Request.encode({ list: { prefix: '', pageSize: 5000, pageToken: '' } }))], /^pageSize: /],
       ['a bad join', [frame(Request.encode({ join: { memberName: 'x y', peerUrls: [] } }))], /^member_name: /],
       ['a GetMany of no names', [frame(Request.encode({ getMany: { names: [] } }))], /1 to 100 names, not 0/],
