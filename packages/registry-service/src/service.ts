@@ -43,6 +43,22 @@ const WRITES = new Set<Operation>(['add', 'delete', 'join'])
 
 const MEMBER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
+/** An etcd peer URL: http or https, a host and a port, nothing else (no path, user or query). */
+function isPeerUrl (text: string): boolean {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    return false
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return false
+  }
+  // the parser drops a scheme's default port: put it back to compare with what was written
+  const port = url.port !== '' ? url.port : url.protocol === 'http:' ? '80' : '443'
+  return port !== '0' && text === `${url.protocol}//${url.hostname}:${port}`
+}
+
 function operationOf (request: Request): Operation {
   const set = OPERATIONS.filter(op => request[op] != null)
   if (set.length !== 1) {
@@ -180,7 +196,7 @@ export function createRegistryService (components: RegistryServiceComponents, in
         if (!MEMBER_NAME.test(join.memberName)) {
           throw new InvalidRecordError('member_name', `${JSON.stringify(join.memberName)} is not an etcd member name (letters, digits, . _ -, at most 64)`)
         }
-        if (join.peerUrls.length === 0 || join.peerUrls.length > 4 || join.peerUrls.some(url => !/^https?:\/\/[^/\s]+$/.test(url))) {
+        if (join.peerUrls.length === 0 || join.peerUrls.length > 4 || !join.peerUrls.every(isPeerUrl)) {
           throw new InvalidRecordError('peer_urls', `must be 1 to 4 URLs like http://10.0.0.2:2380, not ${JSON.stringify(join.peerUrls)}`)
         }
         const { member, members } = await store.memberAdd(join.peerUrls)

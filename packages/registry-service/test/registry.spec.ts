@@ -223,6 +223,7 @@ describe('registry service and client, two registries sharing one etcd', () => {
       ['a page token past any revision', [frame(Request.encode({ list: { prefix: '', pageSize: 0, pageToken: token('9'.repeat(30)) } }))], /^pageToken: is not a token/],
       ['a page too large', [frame(Request.encode({ list: { prefix: '', pageSize: 5000, pageToken: '' } }))], /^pageSize: /],
       ['a bad join', [frame(Request.encode({ join: { memberName: 'x y', peerUrls: [] } }))], /^member_name: /],
+      ['a join peer URL with two ports', [frame(Request.encode({ join: { memberName: 'x', peerUrls: ['http://a:b:c'] } }))], /^peer_urls: /],
       ['a GetMany of no names', [frame(Request.encode({ getMany: { names: [] } }))], /1 to 100 names, not 0/],
       ['a GetMany of too many names', [frame(Request.encode({ getMany: { names: Array.from({ length: 101 }, (_, i) => `n-${i}`) } }))], /1 to 100 names, not 101/]
     ]
