@@ -1,10 +1,11 @@
 import { createReadStream } from 'node:fs'
 import { lstat } from 'node:fs/promises'
-import { Readable } from 'node:stream'
+import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { pack } from 'tar-stream'
 import { DOCKERFILE_NAME } from './constants.ts'
 import { BuildError } from './errors.ts'
+import { formatBytes } from './progress.ts'
 import type { ContextSource } from './image-conf.ts'
 import type { Progress } from './progress.ts'
 import type Docker from 'dockerode'
@@ -63,11 +64,41 @@ export interface BuildOptions {
   signal?: AbortSignal
 }
 
+/** How often the bytes of the build context sent so far are told while the engine takes it. */
+const CONTEXT_REPORT_MS = 2_000
+
+/**
+ * `context` as it goes to the engine, its bytes told to `progress`: every CONTEXT_REPORT_MS and
+ * at its end. The engine says nothing until it has the whole context, which for a large file (a
+ * model) takes a while.
+ */
+function countedContext (context: NodeJS.ReadableStream, progress: Progress): Transform {
+  let sent = 0
+  let told = Date.now()
+  const counter = new Transform({
+    transform (chunk: Buffer, _encoding, done) {
+      sent += chunk.byteLength
+      if (Date.now() - told >= CONTEXT_REPORT_MS) {
+        told = Date.now()
+        progress.line(`  Sending the build context: ${formatBytes(sent)}`)
+      }
+      done(null, chunk)
+    },
+    flush (done) {
+      progress.line(`  Sent the build context: ${formatBytes(sent)}`)
+      done()
+    }
+  })
+  // a file that cannot be read ends the context with its BuildError, passed on to the engine's request
+  pipeline(context, counter).catch(() => {})
+  return counter
+}
+
 /** Builds the image from `context` and returns its id (`sha256:...`). Build output goes to `progress`. */
 export async function buildImage (docker: Docker, context: NodeJS.ReadableStream, options: BuildOptions, progress: Progress): Promise<string> {
   let stream: NodeJS.ReadableStream
   try {
-    stream = await docker.buildImage(context, {
+    stream = await docker.buildImage(countedContext(context, progress), {
       t: options.tag,
       dockerfile: DOCKERFILE_NAME,
       rm: true,

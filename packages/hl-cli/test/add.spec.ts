@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import { etcdSnapshot, startNode, startRegistry, stopAll, tempDir, TestEtcd } from '../../registry-service/test/helpers.ts'
 import { ensureNodeImage, NODE_IMAGE, startDocker, startImageRegistry } from '../../allocator/test/helpers.ts'
 import { DEMOS, eventually, freePort, runCli, TEST_PASSPHRASE } from './helpers.ts'
+import { buildImage, createBuildContext } from '../src/build.ts'
 import type { AddSummary, StatusReport } from '../src/index.ts'
 import type { CliResult } from './helpers.ts'
 import type { AddressInfo } from 'node:net'
@@ -95,8 +96,8 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
     const imageName = `${imageRegistry!.host}/hello:1.0`
     const added = ok(await runCli(['add', HELLO_CONF, HELLO_DIR, imageName, 'hello-world-server', '--json', ...overlayArgs], env), 'add')
     const summary = JSON.parse(added.stdout) as AddSummary
-    // progress went to stderr, as plain lines: build steps, layer states and bytes
-    assert.match(added.stderr, /Step 1\/\d+ : FROM node:24-slim/)
+    // progress went to stderr, as plain lines: the context sent, build steps, layer states and bytes
+    assert.match(added.stderr, /Sent the build context: \d+(\.\d)? (B|KiB)\n[\s\S]*Step 1\/\d+ : FROM node:24-slim/)
     assert.match(added.stderr, /: Pushed/)
     assert.match(added.stderr, /layers done, .* of /)
     assert.ok(!added.stderr.includes('\r') && !added.stderr.includes('\u001b['), 'no terminal control characters when stderr is not a TTY')
@@ -149,6 +150,13 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
     } finally {
       await container.remove({ force: true })
     }
+  })
+
+  it('names a file of the build context that cannot be read, as the engine takes the context', async () => {
+    const lines: string[] = []
+    const progress = { line: (text: string) => { lines.push(text) }, transfer: () => {}, done: () => {} }
+    const context = createBuildContext([{ path: 'gone.txt', absolute: join(state.path, 'gone.txt'), directory: false }], 'FROM scratch\nCOPY gone.txt /\n')
+    await assert.rejects(buildImage(engine!.docker, context, { tag: 'physarum-test/gone:1' }, progress), { name: 'BuildError', message: /Reading gone\.txt for the build context failed: ENOENT/ })
   })
 
   it('builds and pushes only (--no-add), registers later from the pushed image (--use-existing-image), and deletes', async () => {
