@@ -46,3 +46,15 @@ export const LIVENESS_TIMEOUT_MS = 30_000
  * instance (docs/decisions.md); this equals yamux's limit of inbound streams.
  */
 export const MAX_EARLY_STREAMS = 1_000
+/**
+ * How long the PSK protector waits for the other side's nonce: one one-way trip, milliseconds on a
+ * LAN. Anyone who reaches the port, key or not, holds one of libp2p's pending-upgrade slots
+ * for this long with a connection that sends nothing (docs/decisions.md).
+ */
+export const PSK_HANDSHAKE_TIMEOUT_MS = 3_000
+/**
+ * How long an inbound connection may take from accept to a muxed connection (PSK, Noise, Yamux;
+ * libp2p's default is 10 s). A nonce passes the protector whatever the key, so this, not the
+ * protector's deadline, bounds a connection that sends a nonce and then nothing.
+ */
+export const INBOUND_UPGRADE_TIMEOUT_MS = 5_000

@@ -1,6 +1,7 @@
 import { InvalidParametersError } from '@libp2p/interface'
 import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils'
 import { xsalsa20 } from '@noble/ciphers/salsa.js'
+import { PSK_HANDSHAKE_TIMEOUT_MS } from './constants.ts'
 import { KeystreamExhaustedError } from './errors.ts'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { PreSharedKey } from './psk.ts'
@@ -177,7 +178,10 @@ class ProtectedConnection extends AbstractMultiaddrConnection {
 
 export interface PskProtectorInit {
   psk: PreSharedKey
-  /** The nonce exchange must finish within this many milliseconds (default 5000). */
+  /**
+   * The nonce exchange must finish within this many milliseconds (default 3000), whatever longer
+   * deadline the caller gives (libp2p's upgrader always gives its own).
+   */
   handshakeTimeoutMs?: number
 }
 
@@ -188,14 +192,17 @@ class PskConnectionProtector implements ConnectionProtector {
 
   constructor (init: PskProtectorInit) {
     this.#key = init.psk.bytes()
-    this.#handshakeTimeoutMs = init.handshakeTimeoutMs ?? 5_000
+    this.#handshakeTimeoutMs = init.handshakeTimeoutMs ?? PSK_HANDSHAKE_TIMEOUT_MS
   }
 
   async protect (connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
     if (!('remoteAddr' in connection)) {
       throw new InvalidParametersError('The PSK protector needs a multiaddr connection')
     }
-    const signal = options?.signal ?? AbortSignal.timeout(this.#handshakeTimeoutMs)
+    // the caller's signal alone would let a silent socket hold an upgrade slot for libp2p's whole
+    // upgrade timeout
+    const timeout = AbortSignal.timeout(this.#handshakeTimeoutMs)
+    const signal = options?.signal == null ? timeout : AbortSignal.any([options.signal, timeout])
     const localNonce = crypto.getRandomValues(new Uint8Array(NONCE_LENGTH))
     const bytes = byteStream(connection as MultiaddrConnection)
     const [remoteNonce] = await Promise.all([
