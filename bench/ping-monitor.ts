@@ -199,7 +199,8 @@ async function startMonitor (role: Role, interval: string, options: Options): Pr
     '--interval', interval,
     '--max-connections', limit,
     '--inbound-rate', limit,
-    '--max-pending', limit
+    '--max-pending', limit,
+    '--max-pending-per-ip', limit
   ], { env, stdio: ['ignore', 'pipe', 'pipe'] }), `${role} monitor`)
   if (child.pid == null) {
     throw new Error(`the ${role} monitor did not start`)

@@ -26,6 +26,12 @@ export const DEFAULT_MAX_SPACING_MS = 50
 export const DEFAULT_MAX_CONNECTIONS = 1_000
 export const DEFAULT_INBOUND_RATE = 100
 export const DEFAULT_MAX_PENDING_CONNECTIONS = 100
+/**
+ * Of those being upgraded, how many may come from one address: a host that opens connections and
+ * sends nothing holds each for the PSK handshake's timeout, and must not hold them all. A
+ * handshake takes milliseconds, so peers behind one address rarely need more at once.
+ */
+export const DEFAULT_MAX_PENDING_PER_IP = 10
 
 /** The value of target_host for a peer that announced no host name (not a physarum node). */
 export const UNKNOWN_HOST = 'unknown'

@@ -14,6 +14,8 @@ export interface ConnectionLimitFlags {
   inboundRate: number
   /** --max-pending: most inbound connections being set up at once. */
   maxPending: number
+  /** --max-pending-per-ip: most of those from one IP address. */
+  maxPendingPerIp: number
 }
 
 export interface PingMonitorDaemonConfig extends DaemonNodeOptions {

@@ -3,7 +3,7 @@ import { ConfigError, launchDaemon, nodeAnnouncement, nodeOptions, runCli, forma
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_CONCURRENCY, DEFAULT_FORGET_AFTER_MS, DEFAULT_INBOUND_RATE, DEFAULT_INTERVAL_MS, DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, DEFAULT_PING_TIMEOUT_MS, NAME
+  DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_PENDING_PER_IP, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, DEFAULT_PING_TIMEOUT_MS, NAME
 } from './constants.ts'
 import { startPingMonitorDaemon } from './daemon.ts'
 import type { PingMonitorDaemonConfig } from './daemon.ts'
@@ -26,6 +26,7 @@ interface MonitorArgs extends NodeArgs {
   'max-connections': string
   'inbound-rate': string
   'max-pending': string
+  'max-pending-per-ip': string
 }
 
 export const command = '$0'
@@ -42,7 +43,8 @@ export function builder (argv: Argv): Argv<MonitorArgs> {
     .option('inbound-rate', { type: 'string', default: String(DEFAULT_INBOUND_RATE), describe: 'Most inbound connections per second from one IP address (libp2p\'s default: 5); many peers behind one address need more' })
     .option('max-pending', { type: 'string', default: String(DEFAULT_MAX_PENDING_CONNECTIONS), describe: 'Most inbound connections being set up (key exchange) at once (libp2p\'s default: 10)' })
     .group(['interval', 'ping-timeout', 'concurrency', 'forget-after', 'hostname'], 'Monitor options:')
-    .group(['max-connections', 'inbound-rate', 'max-pending'], 'Connection limits (a refused peer is logged as a warning):')
+    .option('max-pending-per-ip', { type: 'string', default: String(DEFAULT_MAX_PENDING_PER_IP), describe: 'Most of those from one IP address, so that one host cannot hold them all with connections that send nothing; many peers behind one address starting at once may need more' })
+    .group(['max-connections', 'inbound-rate', 'max-pending', 'max-pending-per-ip'], 'Connection limits (a refused peer is logged as a warning):')
     .example('PHYSARUM_PSK=... $0', 'Start the first bootstrap on TCP 4001, metrics on :9100')
     .example('PHYSARUM_PSK=... $0 -bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW...', 'Start a second, redundant bootstrap that joins the first')
     .epilogue([
@@ -78,7 +80,8 @@ async function resolveConfig (args: MonitorArgs, env: NodeJS.ProcessEnv): Promis
   const limits = {
     maxConnections: parseNumber('--max-connections', args['max-connections'], 1, true),
     inboundRate: parseNumber('--inbound-rate', args['inbound-rate'], 1, true),
-    maxPending: parseNumber('--max-pending', args['max-pending'], 1, true)
+    maxPending: parseNumber('--max-pending', args['max-pending'], 1, true),
+    maxPendingPerIp: parseNumber('--max-pending-per-ip', args['max-pending-per-ip'], 1, true)
   }
   const listen = (args.listen ?? []).length > 0
     ? args.listen

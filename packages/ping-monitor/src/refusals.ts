@@ -6,11 +6,14 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Registry } from 'prom-client'
 
 /** Which connection limit turned an inbound connection away, named by the flag that sets it. */
-export type RefusalReason = 'max-pending' | 'inbound-rate' | 'max-connections'
+export type RefusalReason = 'max-pending' | 'max-pending-per-ip' | 'inbound-rate' | 'max-connections'
+
+interface InboundConnection { remoteAddr: Multiaddr }
 
 /** The parts of libp2p 3's DefaultConnectionManager read here: not public API. */
 interface InternalConnectionManager {
-  acceptIncomingConnection(maConn: { remoteAddr: Multiaddr }): boolean
+  /** Called by the upgrader at the start of each inbound upgrade; true takes a pending slot. */
+  acceptIncomingConnection(maConn: InboundConnection): boolean
   getConnections(): unknown[]
   /** Counts each host's inbound connections in the current second (--inbound-rate). */
   inboundConnectionRateLimiter?: { get(key: string): { consumedPoints: number } | undefined }
@@ -19,33 +22,64 @@ interface InternalConnectionManager {
   maxConnections?: number
 }
 
+/** The part of libp2p 3's Upgrader used here: its promise settles when the upgrade ends, either way. */
+interface InternalUpgrader {
+  upgradeInbound(maConn: InboundConnection, opts: unknown): Promise<void>
+}
+
 export interface RefusalWatchInit {
   log: Logger
   registry: Registry
   hostName: string
-  limits: { maxConnections: number, inboundRate: number, maxPending: number }
+  limits: { maxConnections: number, inboundRate: number, maxPending: number, maxPendingPerIp: number }
+}
+
+function remoteHostOf (maConn: InboundConnection): string {
+  return maConn.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value ?? maConn.remoteAddr.toString()
+}
+
+/** Replaces `object[name]` with `replacement`; returns a function that puts the original back. */
+function replaceMethod<T extends object, K extends keyof T> (object: T, name: K, replacement: T[K]): () => void {
+  const own = Object.getOwnPropertyDescriptor(object, name)
+  object[name] = replacement
+  return () => {
+    if (own != null) {
+      Object.defineProperty(object, name, own)
+    } else {
+      // back to the class's method
+      delete object[name]
+    }
+  }
 }
 
 /**
  * Logs (and counts) every inbound connection libp2p's connection manager turns away because of a
- * limit, which libp2p itself only reports under DEBUG. libp2p offers no event for it, so this wraps
- * the connection manager's `acceptIncomingConnection`; when that internal shape is missing it says
- * so once and does nothing. Returns a function that undoes the wrapping.
+ * limit, which libp2p itself only reports under DEBUG, and adds the limit libp2p lacks: at most
+ * `maxPendingPerIp` of the connections being upgraded may come from one address, so that one host
+ * opening connections that never finish their handshake cannot take every pending slot
+ * (--max-pending) from the peers that hold the key. libp2p offers no event or hook for either,
+ * so this wraps the connection manager's `acceptIncomingConnection` (the upgrader asks it at the
+ * start of each inbound upgrade) and the upgrader's `upgradeInbound` (whose end, success or failure,
+ * frees the address's slot); when that internal shape is missing it says so once and does
+ * nothing. Returns a function that undoes the wrapping.
  */
 export function watchRefusals (libp2p: Libp2p, init: RefusalWatchInit): () => void {
   let manager: InternalConnectionManager | undefined
+  let upgrader: InternalUpgrader | undefined
   try {
-    manager = (libp2p as unknown as { components?: { connectionManager?: InternalConnectionManager } }).components?.connectionManager
+    const components = (libp2p as unknown as { components?: { connectionManager?: InternalConnectionManager, upgrader?: InternalUpgrader } }).components
+    manager = components?.connectionManager
+    upgrader = components?.upgrader
   } catch {
     // the components proxy throws for a missing component: handled below
   }
-  if (manager == null || typeof manager.acceptIncomingConnection !== 'function') {
-    init.log.warn('Cannot watch the connection manager of this libp2p version: refused connections are not logged')
+  if (manager == null || typeof manager.acceptIncomingConnection !== 'function' || upgrader == null || typeof upgrader.upgradeInbound !== 'function') {
+    init.log.warn('Cannot watch the connection manager of this libp2p version: refused connections are not logged and --max-pending-per-ip is not applied')
     return () => {}
   }
   const cm = manager
   const original = cm.acceptIncomingConnection.bind(cm)
-  const ownMethod = Object.getOwnPropertyDescriptor(cm, 'acceptIncomingConnection')
+  const originalUpgrade = upgrader.upgradeInbound.bind(upgrader)
   const refused = new Counter({
     name: 'physarum_connections_refused_total',
     help: 'Inbound connections turned away by a connection limit, by the flag that sets it',
@@ -53,45 +87,72 @@ export function watchRefusals (libp2p: Libp2p, init: RefusalWatchInit): () => vo
     registers: [init.registry]
   })
   const lastLogged = new Map<string, { at: number, suppressed: number }>()
-  const { maxConnections, inboundRate, maxPending } = init.limits
+  const { maxConnections, inboundRate, maxPending, maxPendingPerIp } = init.limits
   const explain: Record<RefusalReason, string> = {
     'max-pending': `${maxPending} inbound connections were already being set up (--max-pending)`,
+    'max-pending-per-ip': `${maxPendingPerIp} inbound connections from this address were already being set up (--max-pending-per-ip)`,
     'inbound-rate': `more than ${inboundRate} inbound connections per second came from this host (--inbound-rate)`,
     'max-connections': `${maxConnections} connections are open (--max-connections)`
   }
+  /** Upgrades under way per remote address, and the address each accepted connection counts under. */
+  const pendingByHost = new Map<string, number>()
+  const countedUnder = new WeakMap<InboundConnection, string>()
 
-  cm.acceptIncomingConnection = function (maConn) {
+  const refuse = (maConn: InboundConnection, remoteHost: string, reason: RefusalReason): void => {
+    refused.inc({ host: init.hostName, reason })
+    const key = `${remoteHost} ${reason}`
+    const now = Date.now()
+    const last = lastLogged.get(key)
+    if (last != null && now - last.at < REFUSAL_LOG_INTERVAL_MS) {
+      last.suppressed++
+    } else {
+      init.log.warn({ remoteAddr: maConn.remoteAddr.toString(), reason, alsoRefusedSinceLastLog: last?.suppressed ?? 0 },
+        `refused an inbound connection: ${explain[reason]}`)
+      lastLogged.set(key, { at: now, suppressed: 0 })
+      if (lastLogged.size > 1_000) {
+        lastLogged.delete(lastLogged.keys().next().value!)
+      }
+    }
+  }
+
+  const restoreAccept = replaceMethod(cm, 'acceptIncomingConnection', (maConn) => {
+    const remoteHost = remoteHostOf(maConn)
+    const pendingFromHost = pendingByHost.get(remoteHost) ?? 0
+    if (pendingFromHost >= maxPendingPerIp) {
+      refuse(maConn, remoteHost, 'max-pending-per-ip')
+      return false
+    }
     const pendingFull = cm.incomingPendingConnections != null && cm.incomingPendingConnections >= (cm.maxIncomingPendingConnections ?? Infinity)
     const full = cm.getConnections().length >= (cm.maxConnections ?? Infinity)
     const accepted = original(maConn)
-    if (!accepted) {
-      const remoteHost = maConn.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value ?? maConn.remoteAddr.toString()
+    if (accepted) {
+      pendingByHost.set(remoteHost, pendingFromHost + 1)
+      countedUnder.set(maConn, remoteHost)
+    } else {
       // the rate is checked before the connection count: past it, a full node refused for the rate
       const overRate = (cm.inboundConnectionRateLimiter?.get(remoteHost)?.consumedPoints ?? 0) > inboundRate
-      const reason: RefusalReason = pendingFull ? 'max-pending' : overRate || !full ? 'inbound-rate' : 'max-connections'
-      refused.inc({ host: init.hostName, reason })
-      const key = `${remoteHost} ${reason}`
-      const now = Date.now()
-      const last = lastLogged.get(key)
-      if (last != null && now - last.at < REFUSAL_LOG_INTERVAL_MS) {
-        last.suppressed++
-      } else {
-        init.log.warn({ remoteAddr: maConn.remoteAddr.toString(), reason, alsoRefusedSinceLastLog: last?.suppressed ?? 0 },
-          `refused an inbound connection: ${explain[reason]}`)
-        lastLogged.set(key, { at: now, suppressed: 0 })
-        if (lastLogged.size > 1_000) {
-          lastLogged.delete(lastLogged.keys().next().value!)
+      refuse(maConn, remoteHost, pendingFull ? 'max-pending' : overRate || !full ? 'inbound-rate' : 'max-connections')
+    }
+    return accepted
+  })
+  const restoreUpgrade = replaceMethod(upgrader, 'upgradeInbound', async (maConn, opts) => {
+    try {
+      await originalUpgrade(maConn, opts)
+    } finally {
+      const remoteHost = countedUnder.get(maConn)
+      if (remoteHost != null) {
+        countedUnder.delete(maConn)
+        const left = (pendingByHost.get(remoteHost) ?? 1) - 1
+        if (left === 0) {
+          pendingByHost.delete(remoteHost)
+        } else {
+          pendingByHost.set(remoteHost, left)
         }
       }
     }
-    return accepted
-  }
+  })
   return () => {
-    if (ownMethod != null) {
-      Object.defineProperty(cm, 'acceptIncomingConnection', ownMethod)
-    } else {
-      // back to the class's method
-      delete (cm as Partial<InternalConnectionManager>).acceptIncomingConnection
-    }
+    restoreAccept()
+    restoreUpgrade()
   }
 }

@@ -32,7 +32,7 @@ describe('ping-monitor CLI', { concurrency: 4 }, () => {
     const { code, stdout } = await runCli(['--help'])
     assert.equal(code, 0)
     for (const text of ['--interval', '--ping-timeout', '--concurrency', '--forget-after', '--hostname', '--max-connections',
-      '--inbound-rate', '--bootstrap', '--listen', 'p2p-listen-addr', '--metrics-listen', 'prom-listen-addr', '--identity',
+      '--inbound-rate', '--max-pending-per-ip', '--bootstrap', '--listen', 'p2p-listen-addr', '--metrics-listen', 'prom-listen-addr', '--identity',
       '--state-dir', 'ping-monitor listening: <multiaddr>', '/peers', 'physarum_ping_rtt_seconds', 'Exit codes', '500ms']) {
       assert.ok(stdout.includes(text), `--help does not mention ${text}`)
     }

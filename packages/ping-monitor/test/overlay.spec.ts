@@ -5,6 +5,7 @@ import { afterEach, describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLogger, createPhysarumNode, PreSharedKey } from '@physarum/p2p'
 import { pino } from 'pino'
+import { DEFAULT_INBOUND_RATE, DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_PENDING_PER_IP } from '../src/constants.ts'
 import { startPingMonitorDaemon } from '../src/index.ts'
 import { startDelayRelay, startNode, stopAll, TEST_PSK } from '../../p2p/test/helpers.ts'
 import { byPeer, eventually, getJson, scrape } from './helpers.ts'
@@ -21,7 +22,7 @@ async function startDaemon (monitor: Partial<PingMonitorDaemonConfig['monitor']>
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: [],
     metricsListen: { host: '127.0.0.1', port: 0 },
-    limits: { maxConnections: 100, inboundRate: 1_000, maxPending: 100, ...limits },
+    limits: { maxConnections: 100, inboundRate: 1_000, maxPending: 100, maxPendingPerIp: DEFAULT_MAX_PENDING_PER_IP, ...limits },
     monitor: { hostName: 'mon-test', intervalMs: 100, pingTimeoutMs: 500, concurrency: 8, forgetAfterMs: 1_500, ...monitor }
   }, log)
   const base = `http://127.0.0.1:${daemon.metrics.address().port}`
@@ -180,6 +181,58 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     // 2 a second from 127.0.0.1, the peer's dial one of them: at least 3 of the 6 were over the rate
     assert.ok((counted['inbound-rate'] ?? 0) >= 3, JSON.stringify(counted))
     assert.ok((counted['max-connections'] ?? 0) >= 1, JSON.stringify(counted))
+  })
+
+  it('lets a PSK peer in while another host keeps opening silent connections (default limits)', async () => {
+    const daemon = await startDaemon({}, { inboundRate: DEFAULT_INBOUND_RATE, maxPending: DEFAULT_MAX_PENDING_CONNECTIONS })
+    daemons.push(daemon)
+    const port = Number(daemon.node.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value)
+    // 80 connections a second from 127.0.0.2, under --inbound-rate, none of them sending a byte:
+    // without a cap per address they fill --max-pending within 1.25 s and keep it full
+    const silent: Socket[] = []
+    const opener = setInterval(() => {
+      for (let i = 0; i < 2; i++) {
+        const socket = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' })
+        socket.on('error', () => {})
+        silent.push(socket)
+      }
+    }, 25)
+    cleanups.push(() => {
+      clearInterval(opener)
+      for (const socket of silent) socket.destroy()
+    })
+    await eventually(`${DEFAULT_MAX_PENDING_CONNECTIONS} silent connections opened`, () => silent.length >= DEFAULT_MAX_PENDING_CONNECTIONS ? true : undefined)
+
+    // startNode fails unless its bootstrap (the monitor) accepts it within 5 s
+    const peer = await startNode({ hostName: 'peer-beside-silence', bootstrap: [daemon.node.multiaddrs()[0]!.toString()] })
+    nodes.push(peer)
+    // the dialer is done first: the monitor may still be finishing its side of the upgrade
+    await eventually('the peer connected at the monitor', () => daemon.node.libp2p.getConnections(peer.peerId).length > 0 ? true : undefined, 2_000)
+    const refused: Record<string, number> = Object.fromEntries((await scrape(daemon.metricsUrl))
+      .filter(s => s.name === 'physarum_connections_refused_total').map(s => [s.labels.reason ?? '', s.value]))
+    assert.ok((refused['max-pending-per-ip'] ?? 0) >= 1, JSON.stringify(refused))
+    assert.equal(refused['max-pending'] ?? 0, 0, 'one host filled --max-pending')
+  })
+
+  it('frees an address\'s --max-pending-per-ip slot when its upgrade ends, failed or done', async () => {
+    const daemon = await startDaemon({}, { maxPendingPerIp: 1 })
+    daemons.push(daemon)
+    const bootstrap = [daemon.node.multiaddrs()[0]!.toString()]
+    const port = Number(daemon.node.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value)
+    // upgrades that fail: the connection goes away during the nonce exchange (while one is under
+    // way, the next may be refused)
+    for (let i = 0; i < 3; i++) {
+      const socket = connect(port, '127.0.0.1')
+      socket.on('error', () => {})
+      await new Promise(resolve => { socket.once('connect', resolve).once('close', resolve) })
+      socket.destroy()
+    }
+    // then upgrades that succeed, one after another from the same address: a slot never given
+    // back would turn each later one away
+    for (let i = 1; i <= 3; i++) {
+      nodes.push(await startNode({ hostName: `one-at-a-time-${i}`, bootstrap }))
+    }
+    await eventually('3 peers at the monitor', () => daemon.node.libp2p.getPeers().length === 3 ? true : undefined, 2_000)
   })
 
   it('reports RTTs within max(0.5 ms, 5%) of an independent ping on a warm connection, near and far', async (t) => {
