@@ -163,8 +163,13 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
 
   // since when every check-in was refused as not the allocator's; any other outcome resets it
   let disownedSince: number | undefined
+  let disownedSaid = false
   const disowned = Promise.withResolvers<string>()
   const checkedInOrNot = (err?: Error): void => {
+    if (disownedSaid) {
+      // said once: the stop it asked for is under way, its stats ticks meanwhile say nothing new
+      return
+    }
     if (err == null || !disowning(err)) {
       disownedSince = undefined
       return
@@ -174,6 +179,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     if (forMs >= (config.disownedAfterMs ?? DISOWNED_AFTER_MS)) {
       const reason = `the allocator has not known this instance for ${Math.round(forMs / 1000)} s: ${err.message}`
       log.error({ instance: config.instanceId, allocator: config.allocator?.toString() }, `${reason}; stopping`)
+      disownedSaid = true
       disowned.resolve(reason)
     }
   }

@@ -5,9 +5,11 @@ import { checkInRpc } from '@physarum/allocator/client'
 import { multiaddr } from '@multiformats/multiaddr'
 import { freePort, silentLog, startNode, stopAll, TEST_PSK } from '../../registry-service/test/helpers.ts'
 import { startSidecar } from '../src/sidecar.ts'
+import { pino } from 'pino'
 import { startNamedServer } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from 'pino'
 import type { NamedServer } from './helpers.ts'
 
 const DISOWNED_AFTER_MS = 600
@@ -31,7 +33,7 @@ describe('sidecar: an allocator that does not know it', { timeout: 60_000 }, () 
     service?.server.close()
   })
 
-  const sidecarOf = async (target: Multiaddr): Promise<Awaited<ReturnType<typeof startSidecar>>> => await startSidecar({
+  const sidecarOf = async (target: Multiaddr, log: Logger = silentLog): Promise<Awaited<ReturnType<typeof startSidecar>>> => await startSidecar({
     psk: TEST_PSK,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: [],
@@ -42,21 +44,25 @@ describe('sidecar: an allocator that does not know it', { timeout: 60_000 }, () 
     instanceId: 'a1b2c3d4e5f6',
     statsIntervalMs: 100,
     disownedAfterMs: DISOWNED_AFTER_MS
-  }, silentLog)
+  }, log)
 
   for (const [what, target] of [
     ['its allocator answers NOT_FOUND', () => allocator.multiaddrs()[0]!],
     // the allocator's address now answers with another identity (its key was lost)
     ['another peer answers at its allocator\'s address', () => multiaddr(`${stranger.multiaddrs()[0]!.decapsulateCode(421).toString()}/p2p/${allocator.peerId.toString()}`)]
   ] as const) {
-    it(`says it is disowned once ${what} for a while`, async () => {
-      const sidecar = await sidecarOf(target())
+    it(`says it is disowned once ${what} for a while, and says it once`, async () => {
+      const errors: string[] = []
+      const sidecar = await sidecarOf(target(), pino({ level: 'error' }, { write: (line: string) => { errors.push(line) } }))
       let timer: NodeJS.Timeout | undefined
       try {
         const startedAt = Date.now()
         const reason = await Promise.race([sidecar.disowned, new Promise<string>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error('not disowned within 20 s')) }, 20_000) })])
         assert.ok(Date.now() - startedAt >= DISOWNED_AFTER_MS, 'not before its time')
         assert.match(reason, /the allocator has not known this instance for \d+ s/)
+        // the stats ticks of the stop's grace (every 100 ms here) are refused too
+        await new Promise(resolve => setTimeout(resolve, 1_000))
+        assert.equal(errors.filter(line => line.includes('stopping')).length, 1, errors.join(''))
       } finally {
         clearTimeout(timer)
         await sidecar.stop(0)
