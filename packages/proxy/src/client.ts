@@ -852,8 +852,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     // read from now on: a client that closes its end while the instance is found and asked gets
     // nothing joined (Node's server no longer reads it), and what it sends meanwhile is kept
     let ended = false
-    const early: Buffer[] = []
-    let earlyBytes = 0
+    // what came behind the request head, in its read, goes with the rest: to the instance only
+    // once it switched protocols (a refusing instance would read it as another request, unrouted)
+    const early: Buffer[] = head.length > 0 ? [head] : []
+    let earlyBytes = head.length
     const onData = (chunk: Buffer): void => {
       early.push(chunk)
       earlyBytes += chunk.byteLength
@@ -897,9 +899,6 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         }
       }
       stream.send(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`))
-      if (head.length > 0) {
-        stream.send(head)
-      }
       const leftYet = (): void => {
         if (gone()) {
           stream.abort(new Error('The client went away'))

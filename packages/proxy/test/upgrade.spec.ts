@@ -21,7 +21,7 @@ const SLOW_101_MS = 500
  * upgrade do: /ws switches to an echo (/slow-ws after SLOW_101_MS), /refuse answers 404 and keeps the connection for the next
  * request, /hang never answers, anything else answers 200 with the path it got.
  */
-function handBuiltService (): Server {
+function handBuiltService (seen: string[]): Server {
   return createServer((socket) => {
     let buffered = ''
     let echoing = false
@@ -39,6 +39,7 @@ function handBuiltService (): Server {
       buffered += chunk.toString('latin1')
       for (let end = buffered.indexOf('\r\n\r\n'); end >= 0 && !echoing; end = buffered.indexOf('\r\n\r\n')) {
         const path = buffered.slice(0, end).split(' ')[1] ?? ''
+        seen.push(path)
         buffered = buffered.slice(end + 4)
         if (path === '/ws') {
           echoing = true
@@ -74,6 +75,8 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered', { t
   let proxied: ProxiedService
   let proxy: ClientProxy
   let metrics: Registry
+  /** The request paths the service read, in order. */
+  const seen: string[] = []
 
   /** A connection to the proxy; `received()` is all it got so far, `closed` settles once it closed. */
   const open = async (): Promise<{ socket: Socket, received: () => string, closed: Promise<unknown> }> => {
@@ -87,7 +90,7 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered', { t
   }
 
   before(async () => {
-    proxied = await startProxiedService(SERVICE, 'socket', handBuiltService(), { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS })
+    proxied = await startProxiedService(SERVICE, 'socket', handBuiltService(seen), { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS })
     proxy = proxied.proxy
     metrics = proxied.metrics
     await eventually('the instance answers', async () => (await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/x`).catch(() => undefined))?.status === 200 ? true : undefined, 30_000, 200)
@@ -115,6 +118,9 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered', { t
     assert.match(received(), /\r\nconnection: close\r\n/)
     await closed
     assert.doesNotMatch(received(), /got \/another-service\/secret/)
+    // nor did the instance read it: it would have bypassed the routing and the forwarding headers
+    assert.ok(seen.includes('/refuse'))
+    assert.ok(!seen.includes('/another-service/secret'), `the instance read ${seen.join(', ')}`)
     assert.match(await metrics.metrics(), new RegExp(`physarum_proxy_requests_total\\{service="${SERVICE}",code="404"\\} 1`))
   })
 
