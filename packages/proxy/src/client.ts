@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS,
-  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_UPGRADE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
+  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
 import { isOpen, joinSocket } from './duplex.ts'
@@ -105,6 +105,15 @@ class UpstreamFailure extends Error {
     super(cause.message, { cause })
     this.reusedStream = reusedStream
   }
+}
+
+/**
+ * undici's errors for a response head it read and refused: larger than MAX_RESPONSE_HEAD_BYTES,
+ * not HTTP (llhttp's HPE_ codes), or a 100 Continue nobody asked for ("bad response").
+ */
+function unreadableAnswer (err: Error): boolean {
+  const code = (err as { code?: string }).code ?? ''
+  return code === 'UND_ERR_HEADERS_OVERFLOW' || code.startsWith('HPE_') || err.message === 'bad response'
 }
 
 /** An HTTP error the proxy answers itself, as JSON. */
@@ -624,7 +633,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       open: async () => await openStream(instance),
       idleTimeoutMs: idleStreamTimeoutMs,
       maxStreams: MAX_STREAMS_PER_INSTANCE,
-      headersTimeoutMs: upstreamTimeoutMs
+      headersTimeoutMs: upstreamTimeoutMs,
+      maxHeadBytes: MAX_RESPONSE_HEAD_BYTES
     })
     const pool = await instance.pool
     // the client left while the request waited (for a cold start, a stream, a retry): nothing to send
@@ -774,6 +784,13 @@ export async function startClientProxy (components: ClientProxyComponents, init:
               leave(record.name, instance, new Error(`${instance.peerId.toString()} answered ${instance.timeouts} requests in a row not within ${upstreamTimeoutMs} ms`))
             }
             reject(new ProxyError(504, `The instance of ${record.name} did not answer within ${upstreamTimeoutMs} ms`))
+            return
+          }
+          if (unreadableAnswer(err)) {
+            // the instance is up and answered; this request's answer cannot be passed on, and the
+            // same request would get the same answer elsewhere
+            log.warn({ service: record.name, peer: instance.peerId.toString(), err: err.message }, 'the instance answered with a response head the proxy cannot pass on')
+            reject(new ProxyError(502, `The instance of ${record.name} answered with a response the proxy cannot pass on: ${err.message}`))
             return
           }
           reject(new UpstreamFailure(err, onKeptStream(err)))
@@ -1184,8 +1201,8 @@ async function responseHead (stream: Stream, timeoutMs: number): Promise<Upgrade
       received = Buffer.concat([received, evt.data.subarray()])
       const end = received.indexOf('\r\n\r\n')
       if (end < 0) {
-        if (received.byteLength > MAX_UPGRADE_HEAD_BYTES) {
-          done(new ProxyError(502, `The instance's answer to the upgrade has no end of its head within ${MAX_UPGRADE_HEAD_BYTES} bytes`))
+        if (received.byteLength > MAX_RESPONSE_HEAD_BYTES) {
+          done(new ProxyError(502, `The instance's answer to the upgrade has no end of its head within ${MAX_RESPONSE_HEAD_BYTES} bytes`))
         }
         return
       }

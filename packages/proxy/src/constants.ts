@@ -45,8 +45,11 @@ export const STREAM_IDLE_TIMEOUT_MS = 4_000
 export const MAX_STREAMS_PER_INSTANCE = 256
 /** Client mode: upgraded connections (WebSockets) to one instance at once; more get 503 (the streams left are the request pool's). */
 export const MAX_UPGRADES_PER_INSTANCE = 192
-/** Client mode: the most bytes of an instance's answer to an upgrade before the end of its head. */
-export const MAX_UPGRADE_HEAD_BYTES = 64 * 1024
+/**
+ * Client mode: the most bytes of an instance's response head, an upgrade's answer too (undici's
+ * default, 16 KiB, is less than a few large cookies); a larger one is answered 502.
+ */
+export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 /** Client mode: the bytes a client's upgraded connection may send before the instance's 101 that are read; past them, it waits. */
 export const MAX_EARLY_UPGRADE_BYTES = 64 * 1024
 /** Client mode: methods sent again on another instance when the first failed before answering (RFC 9110 9.2.2). */

@@ -18,6 +18,8 @@ export interface StreamPoolInit {
   maxStreams: number
   /** How long the instance may take to send a response's head. */
   headersTimeoutMs: number
+  /** The largest response head taken. */
+  maxHeadBytes: number
 }
 
 /**
@@ -38,6 +40,7 @@ export async function streamPool (init: StreamPoolInit): Promise<Pool> {
     // a longer hint from the instance (Node's servers send 5 s) does not lengthen it
     keepAliveMaxTimeout: init.idleTimeoutMs,
     headersTimeout: init.headersTimeoutMs,
+    maxHeaderSize: init.maxHeadBytes,
     // a response body may pause for as long as its service likes (a stream of events)
     bodyTimeout: 0,
     connect: (_options, callback) => {

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { request } from 'node:http'
 import { connect, createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { eventually } from '../../registry-service/test/helpers.ts'
-import { MAX_UPGRADES_PER_INSTANCE } from '../src/constants.ts'
+import { MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE } from '../src/constants.ts'
 import { startProxiedService } from './helpers.ts'
+import type { IncomingMessage } from 'node:http'
 import type { Server, Socket } from 'node:net'
 import type { ClientProxy } from '../src/client.ts'
 import type { ProxiedService } from './helpers.ts'
@@ -57,6 +59,15 @@ function handBuiltService (seen: string[]): Server {
             held = undefined
           }, SLOW_101_MS)
           return
+        } else if (path.startsWith('/head-of/')) {
+          // a response whose head is this many bytes, in cookies of at most 8 KiB
+          const cookies = []
+          for (let left = Number(path.slice('/head-of/'.length)); left > 0; left -= 8_192) {
+            cookies.push(`set-cookie: c${cookies.length}=${'x'.repeat(Math.min(left, 8_192))}\r\n`)
+          }
+          socket.write(`HTTP/1.1 200 OK\r\n${cookies.join('')}content-length: 3\r\n\r\nok\n`)
+        } else if (path === '/unasked-continue') {
+          socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n')
         } else if (path === '/refuse') {
           socket.write('HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot here\n')
         } else if (path !== '/hang') {
@@ -71,7 +82,7 @@ function handBuiltService (seen: string[]): Server {
 
 const UPGRADE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
 
-describe('client proxy: upgrades the instance refuses or leaves unanswered', { timeout: 120_000 }, () => {
+describe('client proxy: upgrades the instance refuses or leaves unanswered, and answers it cannot pass on', { timeout: 120_000 }, () => {
   let proxied: ProxiedService
   let proxy: ClientProxy
   let metrics: Registry
@@ -122,6 +133,29 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered', { t
     assert.ok(seen.includes('/refuse'))
     assert.ok(!seen.includes('/another-service/secret'), `the instance read ${seen.join(', ')}`)
     assert.match(await metrics.metrics(), new RegExp(`physarum_proxy_requests_total\\{service="${SERVICE}",code="404"\\} 1`))
+  })
+
+  it('passes a large response head on, answers 502 for one it cannot pass on, and keeps the instance', async () => {
+    // a client that takes large heads (fetch's limit is 16 KiB)
+    const get = async (path: string): Promise<{ status: number, text: string }> => {
+      const [answer] = await once(request(`http://127.0.0.1:${proxy.port}/${SERVICE}${path}`, { maxHeaderSize: 2 * MAX_RESPONSE_HEAD_BYTES }).end(), 'response') as [IncomingMessage]
+      let text = ''
+      for await (const chunk of answer) {
+        text += (chunk as Buffer).toString()
+      }
+      return { status: answer.statusCode ?? 0, text }
+    }
+    // larger than undici's 16 KiB default: a few big cookies
+    assert.deepEqual(await get('/head-of/40000'), { status: 200, text: 'ok\n' })
+    const tooLarge = await get(`/head-of/${MAX_RESPONSE_HEAD_BYTES + 1_000}`)
+    assert.equal(tooLarge.status, 502)
+    assert.match(tooLarge.text, /answered with a response the proxy cannot pass on/)
+    assert.equal((await get('/unasked-continue')).status, 502)
+    // the instance was neither rested nor asked twice: the next request is its, at once
+    const before = seen.length
+    assert.deepEqual(await get('/x'), { status: 200, text: 'got /x\n' })
+    assert.deepEqual(seen.slice(before), ['/x'])
+    assert.doesNotMatch(await metrics.metrics(), new RegExp(`physarum_proxy_upstream_failures_total[{]service="${SERVICE}"`))
   })
 
   it('refuses upgrades past MAX_UPGRADES_PER_INSTANCE with 503, and takes them again once one closed', async () => {
