@@ -69,7 +69,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .option('restart-backoff-max', { type: 'string', default: formatDuration(DEFAULT_RESTART_BACKOFF_MAX_MS), describe: 'Longest wait before a restart' })
     .option('max-restarts', { type: 'string', default: String(DEFAULT_MAX_RESTARTS), describe: 'Restarts of one instance within --restart-window; one more exit and it is removed' })
     .option('restart-window', { type: 'string', default: formatDuration(DEFAULT_RESTART_WINDOW_MS), describe: 'The window of --max-restarts' })
-    .option('rate-limit', { type: 'string', default: String(DEFAULT_RATE_PER_SECOND), describe: 'Allocate requests per second one peer may make (answered RATE_LIMITED past it, with a backoff that doubles)' })
+    .option('rate-limit', { type: 'string', default: String(DEFAULT_RATE_PER_SECOND), describe: 'Allocate requests per second one peer may make (answered RATE_LIMITED past it for a backoff, twice the last each time the peer empties its burst again)' })
     .option('rate-burst', { type: 'string', default: String(DEFAULT_RATE_BURST), describe: 'Allocate requests one peer may make at once' })
     .option('keep-instances', { type: 'boolean', describe: 'On SIGTERM, leave the instances running (the next start adopts them)' })
     .option('registry', { type: 'string', array: true, describe: 'Multiaddr (with /p2p/) of a registry-service to ask (repeatable) [default: found through the DHT]' })

@@ -19,9 +19,11 @@ interface PeerState {
 }
 
 /**
- * A token bucket per peer; a peer that empties its bucket is refused for a backoff that doubles
- * (from `backoffMinMs` up to `backoffMaxMs`) each time it comes back too early, and resets once
- * it has kept to the rate long enough to refill half its bucket.
+ * A token bucket per peer; a peer that empties its bucket is refused for a backoff. Requests
+ * while it lasts are refused with what is left of it, without lengthening it: a peer that waits
+ * it out gets in. A peer that empties its bucket again gets twice the last backoff (from
+ * `backoffMinMs` up to `backoffMaxMs`), reset once it has kept to the rate long enough to refill
+ * half its bucket.
  */
 export class RateLimiter {
   readonly #init: Required<RateLimitInit>
@@ -47,9 +49,7 @@ export class RateLimiter {
     state.tokens = Math.min(burst, state.tokens + (now - state.at) / 1000 * perSecond)
     state.at = now
     if (now < state.blockedUntil) {
-      state.backoffMs = Math.min(backoffMaxMs, state.backoffMs * 2)
-      state.blockedUntil = now + state.backoffMs
-      return state.backoffMs
+      return state.blockedUntil - now
     }
     if (state.tokens >= 1) {
       state.tokens -= 1

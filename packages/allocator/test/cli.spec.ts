@@ -98,18 +98,35 @@ describe('allocator and sidecar CLIs', () => {
 })
 
 describe('per-peer rate limit', () => {
-  it('allows a burst, then refuses with a backoff that doubles and resets after calm', () => {
+  it('allows a burst, then refuses for a backoff that doubles while the bucket is emptied again, and resets after calm', () => {
     const limiter = new RateLimiter({ perSecond: 1, burst: 3, backoffMinMs: 1_000, backoffMaxMs: 8_000 })
     const t = 1_000_000
-    assert.equal(limiter.take('a', t), undefined)
-    assert.equal(limiter.take('a', t), undefined)
-    assert.equal(limiter.take('a', t), undefined)
-    assert.equal(limiter.take('a', t), 1_000)
-    assert.equal(limiter.take('a', t + 500), 2_000, 'coming back early doubles the backoff')
-    assert.equal(limiter.take('a', t + 600), 4_000)
-    assert.equal(limiter.take('a', t + 700), 8_000)
-    assert.equal(limiter.take('a', t + 800), 8_000, 'bounded')
+    const takes = (at: number, n: number): Array<number | undefined> => Array.from({ length: n }, () => limiter.take('a', at))
+    assert.deepEqual(takes(t, 4), [undefined, undefined, undefined, 1_000])
+    assert.equal(limiter.take('a', t + 600), 400, 'coming back early: what is left of the backoff')
     assert.equal(limiter.take('b', t), undefined, 'peers are limited separately')
-    assert.equal(limiter.take('a', t + 60_000), undefined, 'allowed again after the backoff')
+    // the backoff over, the tokens it brought back are taken, and the next backoff is twice the last
+    assert.deepEqual(takes(t + 1_000, 2), [undefined, 2_000])
+    assert.deepEqual(takes(t + 3_000, 3), [undefined, undefined, 4_000])
+    // 4 s brought the bucket back past half: calm, the backoff starts over
+    assert.deepEqual(takes(t + 7_000, 4), [undefined, undefined, undefined, 1_000])
+  })
+
+  it('lets in a peer that waits out its backoff, however often it asked during it', () => {
+    const limiter = new RateLimiter({ perSecond: 5, burst: 30, backoffMinMs: 1_000, backoffMaxMs: 60_000 })
+    let t = 1_000_000
+    for (let i = 0; i < 30; i++) {
+      assert.equal(limiter.take('a', t), undefined)
+    }
+    // hammering: every refusal names the time left, never more
+    assert.equal(limiter.take('a', t), 1_000)
+    for (let i = 1; i <= 9; i++) {
+      assert.equal(limiter.take('a', t + i * 100), 1_000 - i * 100)
+    }
+    // then one request every 30 s, far below the rate: each one is let in
+    for (let i = 0; i < 40; i++) {
+      t += 30_000
+      assert.equal(limiter.take('a', t), undefined, `request ${i} of one every 30 s`)
+    }
   })
 })
