@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { ADOPT_TIMEOUT_MIN_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, REMOVE_RETRY_MS, SIDECAR_BRIDGE_PORT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
+import { ADOPT_TIMEOUT_MIN_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, REMOVE_RETRY_MS, SERVICE_PIDS_LIMIT, SIDECAR_BRIDGE_PORT, SIDECAR_PIDS_LIMIT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError, SidecarImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -646,7 +646,8 @@ export class Allocator {
       HostConfig: {
         NetworkMode: this.#init.networkMode === 'bridge' ? `container:${instance.sidecarContainer ?? ''}` : 'host',
         ...(record.cpu > 0 ? { NanoCpus: Math.round(record.cpu * 1e9) } : {}),
-        ...(record.memoryMb > 0 ? { Memory: record.memoryMb * 1024 * 1024 } : {})
+        ...(record.memoryMb > 0 ? { Memory: record.memoryMb * 1024 * 1024 } : {}),
+        PidsLimit: SERVICE_PIDS_LIMIT
       }
     }
   }
@@ -709,7 +710,8 @@ export class Allocator {
       HostConfig: {
         NetworkMode: bridge ? 'bridge' : 'host',
         ...(bridge ? { PortBindings: { [`${SIDECAR_BRIDGE_PORT}/tcp`]: [{ HostPort: String(instance.sidecarHostPort) }] } } : {}),
-        Binds: [`${instance.dir}:${SIDECAR_SECRETS_DIR}:ro`]
+        Binds: [`${instance.dir}:${SIDECAR_SECRETS_DIR}:ro`],
+        PidsLimit: SIDECAR_PIDS_LIMIT
       }
     }
   }

@@ -79,6 +79,16 @@ export const REMOVE_RETRY_MS = 30_000
 /** Deadline of one call to the Docker engine (a stop or restart also has its own grace time). */
 export const DOCKER_CALL_TIMEOUT_MS = 30_000
 /**
+ * Log rotation of the containers an allocator creates, where the engine's default driver is
+ * json-file (Docker's default), which never rotates: a chatty service that is never idle would
+ * fill the disk. Other drivers are left as the operator set them.
+ */
+export const JSON_FILE_LOG_ROTATION = { 'max-size': '10m', 'max-file': '3' }
+/** Processes and threads a service container may run (a fork bomb stops there, a JVM fits). */
+export const SERVICE_PIDS_LIMIT = 4_096
+/** Processes and threads of a sidecar (Node uses about a dozen). */
+export const SIDECAR_PIDS_LIMIT = 256
+/**
  * An image pull or build whose engine reports no progress for this long is given up (a pull with
  * IMAGE: the next Allocate pulls again).
  */

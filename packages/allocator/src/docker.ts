@@ -6,7 +6,7 @@ import Docker from 'dockerode'
 import { raceSignal } from 'race-signal'
 import { ConfigError } from '@physarum/p2p'
 import { DockerError, ImageError } from './errors.ts'
-import { DOCKER_CALL_TIMEOUT_MS, STREAM_STALL_MS } from './constants.ts'
+import { DOCKER_CALL_TIMEOUT_MS, JSON_FILE_LOG_ROTATION, STREAM_STALL_MS } from './constants.ts'
 import type { ContainerCreateOptions, ContainerInfo } from 'dockerode'
 
 /** dockerode options for `--docker-host` (unix:///path, tcp://host:port, or a socket path). */
@@ -213,9 +213,25 @@ export class DockerRuntime {
     }
   }
 
+  /** The engine's default log driver is json-file: asked once, again after a failed ask. */
+  #jsonFileLogs?: Promise<boolean>
+
+  /**
+   * Creates a container; where the engine's default log driver is json-file, one that rotates
+   * (JSON_FILE_LOG_ROTATION) unless `options` name a driver.
+   */
   async create (options: ContainerCreateOptions): Promise<string> {
+    let rotate = false
+    if (options.HostConfig?.LogConfig == null) {
+      // dockerode's info takes { abortSignal } as its other calls do; its types leave the options out
+      const info = this.docker.info.bind(this.docker) as (options: { abortSignal?: AbortSignal }) => Promise<{ LoggingDriver?: string }>
+      this.#jsonFileLogs ??= info({ abortSignal: this.#deadline() }).then(answer => answer.LoggingDriver === 'json-file')
+      // not known: the engine's default, and the next create asks again
+      rotate = await this.#jsonFileLogs.catch(() => { this.#jsonFileLogs = undefined; return false })
+    }
     try {
-      const container = await this.docker.createContainer({ ...options, abortSignal: this.#deadline() })
+      const hostConfig = rotate ? { ...options.HostConfig, LogConfig: { Type: 'json-file', Config: JSON_FILE_LOG_ROTATION } } : options.HostConfig
+      const container = await this.docker.createContainer({ ...options, ...(hostConfig == null ? {} : { HostConfig: hostConfig }), abortSignal: this.#deadline() })
       return container.id
     } catch (err) {
       throw new DockerError(`Creating the container ${options.name ?? ''} failed: ${messageOf(err)}`)

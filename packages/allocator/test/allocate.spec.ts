@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { allocate } from '../src/client.ts'
-import { LABELS, MAX_AVOID_PEERS } from '../src/constants.ts'
+import { LABELS, MAX_AVOID_PEERS, SERVICE_PIDS_LIMIT, SIDECAR_PIDS_LIMIT } from '../src/constants.ts'
 import {
   buildServiceImage, containersOf, ensureNodeImage, HELLO_SERVER, httpThroughSidecar, stopTestbed, startDocker,
   startImageRegistry, startOverlay, startRegistryRelay, startTestAllocator, tempDir, TEST_PSK
@@ -56,6 +56,9 @@ describe('Allocate', { timeout: 240_000 }, () => {
     const secret = TEST_PSK.toSwarmKey().trim().split('\n').at(-1)!
     for (const container of containers) {
       const info = await engine.docker.getContainer(container.Id).inspect()
+      // the test engine logs with json-file, Docker's default, which rotates only when asked
+      assert.deepEqual(info.HostConfig.LogConfig, { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } })
+      assert.equal(info.HostConfig.PidsLimit, container.Labels[LABELS.role] === 'sidecar' ? SIDECAR_PIDS_LIMIT : SERVICE_PIDS_LIMIT)
       const visible = JSON.stringify([info.Args, info.Config.Env, info.Config.Cmd, info.Config.Entrypoint])
       assert.ok(!visible.includes(secret), 'the PSK is visible in a container\'s argv or env')
       assert.doesNotMatch(visible, /--psk\b|PHYSARUM_PSK|P2P_PSK/)
