@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { ADOPT_TIMEOUT_MIN_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, REMOVE_RETRY_MS, SERVICE_PIDS_LIMIT, SIDECAR_BRIDGE_PORT, SIDECAR_PIDS_LIMIT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
+import { ADOPT_TIMEOUT_MIN_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, RECONCILE_INTERVAL_MS, REMOVE_RETRY_MS, SERVICE_PIDS_LIMIT, SIDECAR_BRIDGE_PORT, SIDECAR_PIDS_LIMIT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError, SidecarImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -77,6 +77,8 @@ export interface AllocatorInit {
   adoptTimeoutMs?: number
   /** How soon a removal the engine failed is tried again (default REMOVE_RETRY_MS). */
   removeRetryMs?: number
+  /** How often the containers are checked against the instances (default RECONCILE_INTERVAL_MS). */
+  reconcileIntervalMs?: number
   /**
    * A checked-in sidecar that sends no stats for this long is taken for wedged and its instance
    * removed (default: SILENT_SIDECAR_INTERVALS stats intervals, at least SILENT_SIDECAR_MIN_MS).
@@ -188,6 +190,7 @@ export class Allocator {
   readonly #limiter: RateLimiter
   readonly #controller = new AbortController()
   #sweep?: NodeJS.Timeout
+  #reconciling?: NodeJS.Timeout
   /** When the sweep last ran, and how often it should. */
   #sweptAt = 0
   #sweepMs = 0
@@ -230,6 +233,10 @@ export class Allocator {
     this.#sweptAt = Date.now()
     this.#sweep = setInterval(() => { this.#reapIdle() }, this.#sweepMs)
     this.#sweep.unref()
+    this.#reconciling = setInterval(() => {
+      this.#reconcile().catch((err: Error) => { this.#log.warn({ err: err.message }, 'checking the containers against the instances failed') })
+    }, this.#init.reconcileIntervalMs ?? RECONCILE_INTERVAL_MS)
+    this.#reconciling.unref()
   }
 
   /**
@@ -242,6 +249,7 @@ export class Allocator {
     }
     this.#stopped = true
     clearInterval(this.#sweep)
+    clearInterval(this.#reconciling)
     const libp2p = this.#c.node.libp2p
     await libp2p.unhandle(allocRpc.protocol).catch(() => {})
     await libp2p.unhandle(statusRpc.protocol).catch(() => {})
@@ -973,6 +981,9 @@ export class Allocator {
    * or the instance removed. A removal that failed meanwhile is tried again now.
    */
   async #reconcile (): Promise<void> {
+    // an instance whose containers changed while the engine was asked (a restart) is not judged
+    const idsOf = (instance: Instance): string => `${instance.sidecarContainer ?? ''} ${instance.serviceContainer ?? ''}`
+    const asked = new Map([...this.#instances.values()].map(instance => [instance, idsOf(instance)]))
     const containers = await this.#c.runtime.list(LABELS.allocator, this.#allocatorId)
     await this.#removeStrays(containers)
     for (const instance of this.#instances.values()) {
@@ -984,12 +995,12 @@ export class Allocator {
     }
     const running = new Set(containers.filter(container => container.State === 'running').map(container => container.Id))
     for (const instance of this.#instances.values()) {
-      if (instance.state !== 'ready' || instance.restartTimer != null || instance.restarting != null) {
+      if (instance.state !== 'ready' || instance.restartTimer != null || instance.restarting != null || asked.get(instance) !== idsOf(instance)) {
         continue
       }
       for (const id of [instance.sidecarContainer, instance.serviceContainer]) {
         if (id != null && !running.has(id)) {
-          this.#log.warn({ service: instance.service, instance: instance.id, container: id.slice(0, 12) }, 'a container stopped while Docker\'s events were down')
+          this.#log.warn({ service: instance.service, instance: instance.id, container: id.slice(0, 12) }, 'a container stopped unseen (Docker\'s events did not tell)')
           this.#onContainerEvent({ id, action: 'die', labels: {} })
         }
       }

@@ -76,6 +76,12 @@ export const HEALTH_DOCKER_TIMEOUT_MS = 2_000
 export const STOP_TIMEOUT_S = 10
 /** A removal of containers that the engine failed is tried again this much later. */
 export const REMOVE_RETRY_MS = 30_000
+/**
+ * How often the allocator's containers are checked against its instances besides the events:
+ * containers of no instance it knows (a create the engine carried out after its call had timed
+ * out) are removed, and a container that stopped unseen is handled as if it had died.
+ */
+export const RECONCILE_INTERVAL_MS = 60_000
 /** Deadline of one call to the Docker engine (a stop or restart also has its own grace time). */
 export const DOCKER_CALL_TIMEOUT_MS = 30_000
 /**

@@ -36,6 +36,8 @@ class StubEngine {
   stopDelayMs = 0
   /** Containers of this role fail to be created, as the engine fails them (a name taken, a bad mount). */
   failCreating?: string
+  /** Containers of this role are created, but the call times out before the engine says so. */
+  createTimesOut?: string
   /** Removals fail, as on an engine whose storage driver is stuck. */
   failRemoving = false
   /** Sidecars started from now on never check in (their process wedged at start). */
@@ -58,6 +60,9 @@ class StubEngine {
     }
     const id = String(++this.#next).padStart(64, '0')
     this.containers.set(id, { Id: id, State: 'created', Labels: options.Labels ?? {}, options })
+    if (this.createTimesOut != null && options.Labels?.[LABELS.role] === this.createTimesOut) {
+      throw new DockerError(`Creating the container ${options.name ?? ''} failed: the engine did not answer in time`)
+    }
     return await Promise.resolve(id)
   }
 
@@ -184,6 +189,16 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     const allocation = await allocate(caller.libp2p, target, 'svc-create')
     nodes.push(...engine.sidecars)
     assert.equal(allocation.reused, false)
+    await allocator.stop()
+  })
+
+  it('removes the containers a create that timed out left, which no instance knows', async () => {
+    const { allocator, engine, caller } = await setUp({ maxInstances: 1, reconcileIntervalMs: 200 })
+    await allocator.start()
+    engine.createTimesOut = 'sidecar'
+    await assert.rejects(allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-slow-create'), { code: 'INTERNAL', message: /did not answer in time/ })
+    assert.deepEqual(allocator.instances(), [])
+    await eventually('the sidecar container the engine made after all to be removed', () => engine.containers.size === 0 ? true : undefined, 5_000, 20)
     await allocator.stop()
   })
 
