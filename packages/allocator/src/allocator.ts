@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -470,6 +471,10 @@ export class Allocator {
     const { maxInstances, cpuBudget, memoryBudgetMb } = this.#init
     if (used.instances + 1 > maxInstances) {
       throw new RpcFailureError('CAPACITY', `This host runs ${used.instances} of at most ${maxInstances} instances`)
+    }
+    // the engine would refuse the container's limit, after the pull
+    if (record.cpu > availableParallelism()) {
+      throw new RpcFailureError('CAPACITY', `${record.name} needs ${record.cpu} CPU cores; this host has ${availableParallelism()}`)
     }
     if (cpuBudget > 0 && used.cpu + record.cpu > cpuBudget + 1e-9) {
       throw new RpcFailureError('CAPACITY', `${record.name} needs ${record.cpu} CPU cores; ${round(cpuBudget - used.cpu)} of ${cpuBudget} are free`)

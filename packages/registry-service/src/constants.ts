@@ -36,6 +36,9 @@ export const MAX_CONTENT_HASH_LENGTH = 128
 export const MAX_IMAGE_LENGTH = 512
 export const MAX_RTT_MS = 3_600_000
 export const MAX_CPU = 1024
+/** The least CPU (cores) and memory (MiB) a limit may be, other than 0 for none: Docker's own floors. */
+export const MIN_CPU = 0.01
+export const MIN_MEMORY_MB = 6
 export const MAX_MEMORY_MB = 1024 * 1024
 
 /** Client defaults. */

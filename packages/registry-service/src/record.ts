@@ -1,5 +1,5 @@
 import {
-  MAX_CONTENT_HASH_LENGTH, MAX_CPU, MAX_IMAGE_LENGTH, MAX_MEMORY_MB, MAX_NAME_LENGTH, MAX_RTT_MS
+  MAX_CONTENT_HASH_LENGTH, MAX_CPU, MAX_IMAGE_LENGTH, MAX_MEMORY_MB, MAX_NAME_LENGTH, MAX_RTT_MS, MIN_CPU, MIN_MEMORY_MB
 } from './constants.ts'
 import { InvalidRecordError } from './errors.ts'
 
@@ -157,6 +157,13 @@ export function validateRecord (input: unknown): ServiceRecordInput {
   }
   const cpu = record.cpu === undefined ? 0 : numberField(record, 'cpu', 0, MAX_CPU)
   const memoryMb = record.memoryMb === undefined ? 0 : numberField(record, 'memoryMb', 0, MAX_MEMORY_MB, { integer: true })
+  // below these, every engine refuses to start the container, after the image was pulled
+  if (cpu > 0 && cpu < MIN_CPU) {
+    throw new InvalidRecordError('cpu', `must be 0 (no limit) or at least ${MIN_CPU}, not ${cpu}`)
+  }
+  if (memoryMb > 0 && memoryMb < MIN_MEMORY_MB) {
+    throw new InvalidRecordError('memoryMb', `must be 0 (no limit) or at least ${MIN_MEMORY_MB}, not ${memoryMb}`)
+  }
   const proxyClientMode = record.proxyClientMode ?? false
   if (typeof proxyClientMode !== 'boolean') {
     throw new InvalidRecordError('proxyClientMode', `must be true or false, not ${describe(proxyClientMode)}`)

@@ -50,6 +50,9 @@ describe('record validation', () => {
       [{ cpu: -1 }, 'cpu', /at least 0/],
       [{ cpu: 5000 }, 'cpu', /at most 1024/],
       [{ memoryMb: 1.5 }, 'memoryMb', /whole number/],
+      // limits every engine refuses, found only after the pull
+      [{ cpu: 0.001 }, 'cpu', /0 \(no limit\) or at least 0\.01, not 0\.001/],
+      [{ memoryMb: 4 }, 'memoryMb', /0 \(no limit\) or at least 6, not 4/],
       [{ proxyClientMode: 'yes' }, 'proxyClientMode', /true or false/],
       [{ colour: 'blue' }, 'colour', /unknown field/]
     ]
