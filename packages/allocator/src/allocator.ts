@@ -621,11 +621,17 @@ export class Allocator {
   }
 
   async #prepareSecrets (instance: Instance): Promise<void> {
-    await mkdir(instance.dir, { recursive: true, mode: 0o700 })
-    const key = await loadOrCreateIdentity(join(instance.dir, 'identity.key'))
-    instance.sidecarPeer = peerIdFromPrivateKey(key).toString()
-    if (this.#init.psk != null) {
-      await writeFile(join(instance.dir, 'swarm.key'), this.#init.psk.toSwarmKey(), { mode: 0o600 })
+    try {
+      await mkdir(instance.dir, { recursive: true, mode: 0o700 })
+      const key = await loadOrCreateIdentity(join(instance.dir, 'identity.key'))
+      instance.sidecarPeer = peerIdFromPrivateKey(key).toString()
+      if (this.#init.psk != null) {
+        await writeFile(join(instance.dir, 'swarm.key'), this.#init.psk.toSwarmKey(), { mode: 0o600 })
+      }
+    } catch (err) {
+      // a full disk or a state folder it may not write: the caller learns that much, not just
+      // that the allocator failed
+      throw new RpcFailureError('INTERNAL', `Writing the instance's files under ${this.#init.stateDir} failed: ${(err as Error).message}`)
     }
   }
 

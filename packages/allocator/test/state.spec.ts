@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdir, readdir, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -189,6 +189,20 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     const allocation = await allocate(caller.libp2p, target, 'svc-create')
     nodes.push(...engine.sidecars)
     assert.equal(allocation.reused, false)
+    await allocator.stop()
+  })
+
+  it('says so when it cannot write an instance\'s files in its state folder', async () => {
+    const { allocator, engine, caller, stateDir } = await setUp()
+    await allocator.start()
+    // the folder of the instances is a file now, as a damaged or full state folder would fail
+    await rm(join(stateDir, 'instances'), { recursive: true })
+    await writeFile(join(stateDir, 'instances'), '')
+    await assert.rejects(allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-no-room'), {
+      code: 'INTERNAL',
+      message: new RegExp(`Writing the instance's files under ${stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} failed: ENOTDIR`)
+    })
+    assert.deepEqual(allocator.instances(), [])
     await allocator.stop()
   })
 
