@@ -422,7 +422,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   }
 
   /** The instance for this request: the nearest known, else one shared lookup, allocating when needed. */
-  const resolve = async (record: ServiceRecord): Promise<Resolved> => {
+  /** `left`: the client went away; a request waiting for a cold start then gives its place up. */
+  const resolve = async (record: ServiceRecord, left: AbortSignal): Promise<Resolved> => {
     const state = stateOf(record.name)
     if (state.contentHash !== record.contentHash) {
       newVersion(state, record)
@@ -457,12 +458,21 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     state.waiting++
     pending.inc()
     let timer: NodeJS.Timeout | undefined
+    let onLeft: (() => void) | undefined
     try {
       return await Promise.race([resolving, new Promise<never>((_resolve, reject) => {
         timer = setTimeout(() => { reject(new ProxyError(504, `${record.name} did not start within ${coldStartTimeoutMs} ms`)) }, coldStartTimeoutMs)
+        onLeft = () => { reject(new ProxyError(499, 'The client went away')) }
+        if (left.aborted) {
+          onLeft()
+        }
+        left.addEventListener('abort', onLeft, { once: true })
       })])
     } finally {
       clearTimeout(timer)
+      if (onLeft != null) {
+        left.removeEventListener('abort', onLeft)
+      }
       state.waiting--
       pending.dec()
     }
@@ -803,7 +813,15 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     const started = performance.now()
     let service = 'unknown'
     let code: number
+    const left = new AbortController()
+    const onClose = (): void => {
+      if (!res.writableFinished) {
+        left.abort()
+      }
+    }
+    res.once('close', onClose)
     try {
+      checkHost(req.headers.host)
       const target = splitPath(req.url ?? '')
       let record = await lookUp(registry, target.service)
       service = record.name
@@ -814,7 +832,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         if (attempt > 1) {
           record = await lookUp(registry, target.service)
         }
-        const resolved = await resolve(record)
+        const resolved = await resolve(record, left.signal)
         try {
           code = await forward(req, res, record, target.path, resolved, body, repeatable && attempt === 1)
           break
@@ -850,6 +868,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       sendError(res, failure)
       req.resume()
     }
+    res.off('close', onClose)
     requests.inc({ service, code: String(code) })
     if (service !== 'unknown') {
       duration.observe({ service }, (performance.now() - started) / 1000)
@@ -865,7 +884,11 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     // the connection while its instance is found must not crash the proxy
     socket.on('error', (err) => { log.debug({ err: err.message }, 'an upgrading client\'s connection broke') })
     upgrades.add(socket)
-    socket.once('close', () => { upgrades.delete(socket) })
+    const left = new AbortController()
+    socket.once('close', () => {
+      upgrades.delete(socket)
+      left.abort()
+    })
     // read from now on: a client that closes its end while the instance is found and asked gets
     // nothing joined (Node's server no longer reads it), and what it sends meanwhile is kept
     let ended = false
@@ -889,10 +912,11 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     /** The instance whose upgrade count this one holds until it is joined, or fails. */
     let reserved: KnownInstance | undefined
     try {
+      checkHost(req.headers.host)
       const target = splitPath(req.url ?? '')
       const record = await lookUp(registry, target.service)
       service = record.name
-      const { instance } = await resolve(record)
+      const { instance } = await resolve(record, left.signal)
       // WebSockets share the instance's streams with the request pool: they may not take them all
       // (counted from here, so a burst of them cannot all pass before the first is joined)
       if (instance.upgraded >= MAX_UPGRADES_PER_INSTANCE) {
@@ -1025,6 +1049,21 @@ function closePool (instance: KnownInstance): void {
 }
 
 /** `/<service>/<rest>?<query>` -> the service name and `/<rest>?<query>` (the sidecar does not strip). */
+/**
+ * The proxy listens on loopback: a request names it as 127.0.0.1, [::1] or localhost (or names
+ * nothing, as HTTP/1.0 may). Any other Host is a web page of another site that a browser on this
+ * host was led to send here (DNS rebinding): it must not reach the overlay's services.
+ */
+function checkHost (host: string | undefined): void {
+  if (host == null) {
+    return
+  }
+  const name = host.replace(/:\d*$/, '').toLowerCase()
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(name)) {
+    throw new ProxyError(421, `The proxy serves requests to 127.0.0.1, [::1] or localhost, not to ${JSON.stringify(host.slice(0, 100))}`)
+  }
+}
+
 export function splitPath (url: string): { service: string, path: string } {
   if (!url.startsWith('/')) {
     throw new ProxyError(400, `${JSON.stringify(url.slice(0, 100))} is not a path of the form /<service>/<path>`)

@@ -12,7 +12,7 @@ import {
 import { HTTP_PROTOCOL, LABELS } from '@physarum/allocator'
 import { startClientProxy } from '../src/client.ts'
 import { COLD_START_HEADER } from '../src/constants.ts'
-import { startTestProxy } from './helpers.ts'
+import { rawRequest, startTestProxy } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from '../../allocator/test/helpers.ts'
 import type { AllocatorDaemon } from '@physarum/allocator'
 import type { ClientProxy } from '../src/client.ts'
@@ -138,6 +138,7 @@ describe('client proxy', { timeout: 300_000 }, () => {
     await overlay.register('steady-server', image, { contentHash: 'hash-steady', hardRttMs: 1_000 })
     await overlay.register('slow-server', slowImage, { contentHash: 'hash-slow', hardRttMs: 1_000 })
     await overlay.register('slow-leave', slowImage, { contentHash: 'hash-slow-leave', hardRttMs: 1_000 })
+    await overlay.register('slow-queue', slowImage, { contentHash: 'hash-slow-queue', hardRttMs: 1_000 })
     await overlay.register('post-server', image, { contentHash: 'hash-post', hardRttMs: 1_000 })
     await overlay.register('versioned-server', image, { contentHash: 'hash-v1', hardRttMs: 1_000 })
     await overlay.register('chain-front', chainImage, { contentHash: 'hash-chain', hardRttMs: 1_000, proxyClientMode: true })
@@ -246,6 +247,21 @@ describe('client proxy', { timeout: 300_000 }, () => {
     assert.match(answer, /^HTTP\/1\.1 200 /)
     const forwarded = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as Record<string, string>
     assert.equal(forwarded.host, `127.0.0.1:${proxy.port}`)
+  })
+
+  it('answers 421 to a request or an upgrade named for another host (a web page led here by DNS rebinding)', async () => {
+    for (const host of ['localhost', '[::1]', `LOCALHOST:${proxy.port}`]) {
+      const answer = await rawRequest(proxy.port, `GET /hello-world-server/x HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n\r\n`)
+      assert.match(answer, /^HTTP\/1\.1 200 /, host)
+    }
+    for (const head of [
+      `GET /hello-world-server/x HTTP/1.1\r\nhost: attacker.example:${proxy.port}\r\nconnection: close\r\n\r\n`,
+      `GET /hello-world-server/ws HTTP/1.1\r\nhost: 10.0.0.9\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`
+    ]) {
+      const answer = await rawRequest(proxy.port, head)
+      assert.match(answer, /^HTTP\/1\.1 421 /, head)
+      assert.match(answer, /serves requests to 127\.0\.0\.1, \[::1\] or localhost, not to \W+(attacker\.example:\d+|10\.0\.0\.9)\W/)
+    }
   })
 
   it('answers bad input with JSON errors', async () => {
@@ -358,7 +374,7 @@ describe('client proxy', { timeout: 300_000 }, () => {
     leaving.end()
     const upgrading = connect({ host: '127.0.0.1', port: proxy.port })
     await once(upgrading, 'connect')
-    upgrading.write('GET /slow-leave/ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+    upgrading.write('GET /slow-leave/ws HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
     await new Promise(resolve => setTimeout(resolve, 500))
     leaving.destroy()
     // a reset: the proxy's side of the connection gets ECONNRESET while it waits for the instance
@@ -371,6 +387,30 @@ describe('client proxy', { timeout: 300_000 }, () => {
     await eventually('no stream left to the instance', () => httpStreams(peer) === 0 ? true : undefined, 5_000)
     const gone = await series('physarum_proxy_requests_total', 'slow-leave')
     assert.ok(gone.some(line => /code="499"} 2$/.test(line)), gone.join('\n'))
+  })
+
+  it('gives the places in a cold start\'s queue of clients that left to the next ones', async () => {
+    const { proxy: limited, metrics: limitedMetrics } = await startTestProxy(overlay.client, overlay.registry.node.multiaddrs()[0]!, { discoveryTimeoutMs: 500, coldStartTimeoutMs: 20_000, maxPending: 2 })
+    const url = `http://127.0.0.1:${limited.port}/slow-queue/`
+    const pending = async (): Promise<number> => (await limitedMetrics.getSingleMetric('physarum_proxy_pending_requests')!.get()).values[0]?.value ?? 0
+    try {
+      // two clients wait for the cold start, and leave long before --cold-start-timeout
+      await Promise.all(Array.from({ length: 2 }, async () => { await fetch(url, { signal: AbortSignal.timeout(300) }).catch(() => undefined) }))
+      await eventually('their places given up', async () => await pending() === 0 ? true : undefined, 5_000, 20)
+      // two more take the places, a third is refused
+      const waiting = Array.from({ length: 2 }, () => new AbortController())
+      const admitted = waiting.map(async controller => await fetch(url, { signal: controller.signal }).catch(() => undefined))
+      await eventually('the two admitted', async () => await pending() === 2 ? true : undefined, 5_000, 20)
+      const refused = await fetch(url)
+      assert.equal(refused.status, 503)
+      assert.match((await refused.json() as { error: string }).error, /2 requests already wait for slow-queue/)
+      for (const controller of waiting) {
+        controller.abort()
+      }
+      await Promise.all(admitted)
+    } finally {
+      await limited.stop()
+    }
   })
 
   it('answers 503 with Retry-After past --max-pending, and 504 past --cold-start-timeout', async () => {
@@ -466,7 +506,7 @@ describe('client proxy', { timeout: 300_000 }, () => {
     await eventually('no stream left', () => httpStreams(peer) === 0 ? true : undefined, 5_000)
     const socket = connect({ host: '127.0.0.1', port: proxy.port })
     await once(socket, 'connect')
-    socket.write('POST /hello-world-server/echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\nonly a part')
+    socket.write('POST /hello-world-server/echo HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 100000\r\n\r\nonly a part')
     await eventually('the request reached the instance', () => httpStreams(peer) === 1 ? true : undefined, 5_000, 10)
     socket.destroy()
     await eventually('its stream closed', () => httpStreams(peer) === 0 ? true : undefined, 5_000)

@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import { createServer as createHttpServer, Server as HttpServerClass } from 'node:http'
+import { connect } from 'node:net'
 import { createMetricsRegistry, serviceTopic } from '@physarum/p2p'
 import { createRegistryClient } from '@physarum/registry-service'
 import { eventually, freePort, sampleRecord, silentLog, startClient, startNode, startRegistry, stopAll, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
@@ -161,4 +162,14 @@ export async function waitForProviders (node: PhysarumNode, contentHash: string,
     }
     return found.length === count ? true : undefined
   }, 20_000)
+}
+
+/** One raw request to 127.0.0.1:`port`; everything it answered, once it closed the connection. */
+export async function rawRequest (port: number, request: string): Promise<string> {
+  const socket = connect(port, '127.0.0.1')
+  let text = ''
+  socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
+  socket.write(request)
+  await once(socket, 'close')
+  return text
 }

@@ -111,7 +111,7 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
 
   it('switches to a byte pipe on 101', async () => {
     const { socket, received } = await open()
-    socket.write(`GET /${SERVICE}/ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+    socket.write(`GET /${SERVICE}/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE}\r\n`)
     await eventually('the 101', () => received().includes('\r\n\r\n') ? true : undefined, 10_000, 20)
     assert.match(received(), /^HTTP\/1\.1 101 /)
     socket.write('ping over the pipe')
@@ -123,7 +123,7 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
     const { socket, received, closed } = await open()
     // a client that sends another request on the connection right behind: it must not reach the
     // instance unrouted, and the proxy ends the connection once the refusal's body has passed
-    socket.write(`GET /${SERVICE}/refuse HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\nGET /another-service/secret HTTP/1.1\r\nHost: x\r\n\r\n`)
+    socket.write(`GET /${SERVICE}/refuse HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE}\r\nGET /another-service/secret HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
     await eventually('the refusal', () => received().endsWith('not here\n') ? true : undefined, 10_000, 20)
     assert.match(received(), /^HTTP\/1\.1 404 Not Found\r\n/)
     assert.match(received(), /\r\nconnection: close\r\n/)
@@ -161,7 +161,7 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
   it('refuses upgrades past MAX_UPGRADES_PER_INSTANCE with 503, and takes them again once one closed', async () => {
     const upgrade = async (): Promise<Awaited<ReturnType<typeof open>>> => {
       const opened = await open()
-      opened.socket.write(`GET /${SERVICE}/ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+      opened.socket.write(`GET /${SERVICE}/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE}\r\n`)
       await eventually('an answer', () => opened.received().includes('\r\n\r\n') ? true : undefined, 10_000, 20)
       return opened
     }
@@ -193,7 +193,7 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
     const streams = (): number => proxied.node.libp2p.getConnections().flatMap(c => c.streams).filter(s => s.protocol === HTTP_PROTOCOL).length
     const before = streams()
     const { socket, closed } = await open()
-    socket.write(`GET /${SERVICE}/slow-ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+    socket.write(`GET /${SERVICE}/slow-ws HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE}\r\n`)
     // a tab closed while the instance was asked: a FIN, not a reset
     setTimeout(() => { socket.end() }, SLOW_101_MS / 5)
     await closed
@@ -203,7 +203,7 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
 
   it('stops reading a client that sends more than a little before the 101, and passes it all after', async () => {
     const { socket, received } = await open()
-    socket.write(`GET /${SERVICE}/slow-ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+    socket.write(`GET /${SERVICE}/slow-ws HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE}\r\n`)
     const early = Buffer.alloc(32 * 1024 * 1024, 'e')
     socket.write(early)
     // before the 101: what the proxy does not read waits in this socket's buffer, not in the proxy
@@ -218,7 +218,7 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
   it('answers 504 to an upgrade the instance leaves unanswered past the upstream timeout', async () => {
     const { socket, received, closed } = await open()
     const began = performance.now()
-    socket.write(`GET /${SERVICE}/hang HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+    socket.write(`GET /${SERVICE}/hang HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE}\r\n`)
     await closed
     assert.match(received(), /^HTTP\/1\.1 504 /)
     assert.ok(performance.now() - began >= UPSTREAM_TIMEOUT_MS - 50, 'not before the timeout')
@@ -227,7 +227,7 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
   // last: it stops the proxy
   it('stops at once with a WebSocket open, closing it', async () => {
     const { socket, received, closed } = await open()
-    socket.write(`GET /${SERVICE}/ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`)
+    socket.write(`GET /${SERVICE}/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE}\r\n`)
     await eventually('the 101', () => received().includes('\r\n\r\n') ? true : undefined, 10_000, 20)
     const began = performance.now()
     await proxy.stop()
