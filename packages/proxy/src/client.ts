@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS,
-  MAX_HTTP_STREAMS, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
+  MAX_HTTP_STREAMS, MAX_QUEUED_PER_INSTANCE, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
 import { isOpen, joinSocket } from './duplex.ts'
@@ -650,6 +650,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     // the client left while the request waited (for a cold start, a stream, a retry): nothing to send
     if (res.destroyed) {
       throw new ProxyError(499, 'The client went away')
+    }
+    if (pool.stats.pending >= MAX_QUEUED_PER_INSTANCE) {
+      throw new ProxyError(503, `The instance of ${record.name} has all its ${MAX_STREAMS_PER_INSTANCE} streams busy and ${pool.stats.pending} requests waiting for one`, { 'retry-after': String(RETRY_AFTER_S) })
     }
     return await new Promise<number>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined

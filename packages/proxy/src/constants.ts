@@ -43,6 +43,11 @@ export const CLOSER_ALLOCATION_INTERVAL_MS = 60_000
 export const STREAM_IDLE_TIMEOUT_MS = 4_000
 /** Client mode: requests in flight per instance; more wait in the proxy for a stream to free. */
 export const MAX_STREAMS_PER_INSTANCE = 256
+/**
+ * Client mode: requests that may wait for a stream to one instance; more get 503 with Retry-After
+ * (its streams held by long responses, a queue without end would hold every client that came).
+ */
+export const MAX_QUEUED_PER_INSTANCE = 256
 /** Client mode: upgraded connections (WebSockets) to one instance at once; more get 503 (the streams left are the request pool's). */
 export const MAX_UPGRADES_PER_INSTANCE = 192
 /**

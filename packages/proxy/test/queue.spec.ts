@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { eventually } from '../../registry-service/test/helpers.ts'
-import { MAX_STREAMS_PER_INSTANCE } from '../src/constants.ts'
+import { MAX_QUEUED_PER_INSTANCE, MAX_STREAMS_PER_INSTANCE } from '../src/constants.ts'
 import { startProxiedService } from './helpers.ts'
 import type { ServerResponse } from 'node:http'
 import type { ClientProxy } from '../src/client.ts'
@@ -56,6 +56,15 @@ describe('client proxy: a request queued behind an instance\'s busy streams', { 
       const codes = (await proxied.metrics.metrics()).split('\n').filter(line => line.startsWith(`physarum_proxy_requests_total{service="${SERVICE}",code="`))
       return codes.some(line => line.endsWith('code="499"} 1')) ? codes : undefined
     }, 4 * UPSTREAM_TIMEOUT_MS, 50)
+    // the queue behind the busy streams is bounded: past it, 503 at once, with Retry-After
+    const crowd = await Promise.all(Array.from({ length: MAX_QUEUED_PER_INSTANCE + 20 }, async () => {
+      const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`, { signal: AbortSignal.timeout(4 * UPSTREAM_TIMEOUT_MS) })
+      return { status: response.status, retryAfter: response.headers.get('retry-after'), text: await response.text() }
+    }))
+    const refused = crowd.filter(answer => answer.status === 503)
+    assert.ok(refused.length >= 20, `${refused.length} refused`)
+    assert.ok(refused.every(answer => answer.retryAfter != null && /has all its 256 streams busy and \d+ requests waiting for one/.test(answer.text)), JSON.stringify(refused[0]))
+    assert.equal(crowd.filter(answer => answer.status === 504).length, crowd.length - refused.length)
     // once streams come free, requests go again
     streams.abort()
     for (const res of open) {
