@@ -1007,6 +1007,23 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       res.destroy()
     })
   })
+  // Expect: 100-continue: the body is asked for once the request can go somewhere, so that a
+  // client does not send a large upload to an unknown service or another host's name first
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    (async () => {
+      checkHost(req.headers.host)
+      await lookUp(registry, splitPath(req.url ?? '').service)
+    })().then(() => {
+      res.writeContinue()
+      server.emit('request', req, res)
+    }, (err: unknown) => {
+      const failure = err instanceof ProxyError ? err : new ProxyError(502, (err as Error).message)
+      requests.inc({ service: 'unknown', code: String(failure.status) })
+      // the body the client held back must not be read as the next request
+      res.shouldKeepAlive = false
+      sendError(res, failure)
+    })
+  })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     handleUpgrade(req, socket, head).catch((err: Error) => {
       log.error({ err: err.message }, 'upgrade handler failed')

@@ -264,6 +264,22 @@ describe('client proxy', { timeout: 300_000 }, () => {
     }
   })
 
+  it('asks for the body of an Expect: 100-continue request only once the service is known', async () => {
+    const refused = await rawRequest(proxy.port, 'POST /no-such-service/x HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 1000000000\r\nexpect: 100-continue\r\n\r\n')
+    assert.match(refused, /^HTTP\/1\.1 404 /)
+    assert.match(refused, /\r\nconnection: close\r\n/i)
+    assert.match(refused, /No service named no-such-service/)
+    // a known service: 100, then the body, then the answer
+    const socket = connect(proxy.port, '127.0.0.1')
+    let text = ''
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
+    socket.write('POST /hello-world-server/echo HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 5\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n')
+    await eventually('the 100', () => text.startsWith('HTTP/1.1 100 Continue\r\n\r\n') ? true : undefined, 10_000, 10)
+    socket.write('hello')
+    await once(socket, 'close')
+    assert.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 [\s\S]*\r\n\r\n(5\r\n)?hello/)
+  })
+
   it('answers bad input with JSON errors', async () => {
     const cases: Array<[string, number, RegExp]> = [
       ['/no-such-service/x', 404, /No service named no-such-service/],
