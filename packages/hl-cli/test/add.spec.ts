@@ -250,7 +250,7 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
     const before = await keysInEtcd()
     const closed = await freePort()
     // a registry-service whose host went silent: connections open, nothing ever answers
-    const silent = createServer(() => {})
+    const silent = createServer((socket) => { socket.on('error', () => {}) })
     silent.listen(0, '127.0.0.1')
     await once(silent, 'listening')
     const silentRegistry = `/ip4/127.0.0.1/tcp/${(silent.address() as AddressInfo).port}/p2p/${lonelyBootstrap!.peerId.toString()}`
@@ -277,18 +277,18 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
         built: true
       },
       {
-        // past the deadline of one exchange (5 s), inside the default --timeout (15 s)
+        // past the PSK handshake's deadline (3 s), inside the default --timeout (15 s)
         what: 'a registry-service that does not answer, with the default --timeout',
         args: ['add', HELLO_CONF, HELLO_DIR, `${imageRegistry!.host}/hello:1.0`, 'hello-silent', '--registry', silentRegistry, ...overlayArgs],
         env,
-        message: /\/hello@sha256:\w+ is pushed, but registering hello-silent ended with .*got no answer within 5000 ms: the record may have been written or not/,
+        message: /\/hello@sha256:\w+ is pushed, but registering hello-silent ended with .*sent no PSK handshake within 3000 ms: .*: the record may have been written or not/,
         built: true
       },
       {
         what: 'a deletion that registry-service does not answer',
         args: ['delete', 'hello-world-server', '--registry', silentRegistry, ...overlayArgs],
         env,
-        message: /Deleting hello-world-server ended with .*got no answer within 5000 ms: it may have been deleted or not/,
+        message: /Deleting hello-world-server ended with .*sent no PSK handshake within 3000 ms: .*: it may have been deleted or not/,
         built: false
       },
       {

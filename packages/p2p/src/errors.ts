@@ -38,6 +38,12 @@ export class KeystreamExhaustedError extends Error {
   constructor (message = 'The connection carried 256 GiB in one direction, the most one XSalsa20 nonce covers here; it is closed and will be dialed again') { super(message) }
 }
 
+/** The peer sent no PSK nonce in time: it is not a physarum node, or it is one in trouble. */
+export class PskHandshakeTimeoutError extends Error {
+  static override name = 'PskHandshakeTimeoutError'
+  override name = 'PskHandshakeTimeoutError'
+}
+
 /** A round-trip measurement could not be made on the connection to a peer. */
 export class PingError extends Error {
   static override name = 'PingError'

@@ -2,7 +2,7 @@ import { InvalidParametersError } from '@libp2p/interface'
 import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils'
 import { xsalsa20 } from '@noble/ciphers/salsa.js'
 import { PSK_HANDSHAKE_TIMEOUT_MS } from './constants.ts'
-import { KeystreamExhaustedError } from './errors.ts'
+import { KeystreamExhaustedError, PskHandshakeTimeoutError } from './errors.ts'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { PreSharedKey } from './psk.ts'
 import type { AbortOptions, ConnectionProtector, MessageStream, MultiaddrConnection } from '@libp2p/interface'
@@ -208,7 +208,12 @@ class PskConnectionProtector implements ConnectionProtector {
     const [remoteNonce] = await Promise.all([
       bytes.read({ bytes: NONCE_LENGTH, signal }),
       bytes.write(localNonce, { signal })
-    ])
+    ]).catch((err: unknown) => {
+      if (timeout.aborted && options?.signal?.aborted !== true) {
+        throw new PskHandshakeTimeoutError(`${String(connection.remoteAddr)} sent no PSK handshake within ${this.#handshakeTimeoutMs} ms: it is not a physarum node, or not one that answers`)
+      }
+      throw err
+    })
     return new ProtectedConnection(bytes.unwrap(), this.#key, localNonce, remoteNonce.subarray())
   }
 }
