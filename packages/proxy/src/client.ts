@@ -84,6 +84,12 @@ interface KnownInstance extends Instance {
   timeouts: number
   /** Upgraded connections (WebSockets) to it open now. */
   upgraded: number
+  /**
+   * Requests handed to its pool that no stream has taken yet (one that timed out waiting stays
+   * in the pool's queue until a stream takes it and drops it). Counted here: the pool's own
+   * count walks all its connections.
+   */
+  queued: number
 }
 
 export interface ClientProxy {
@@ -223,7 +229,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       known.rttMs = instance.rttMs ?? known.rttMs
       return known
     }
-    const added: KnownInstance = { ...instance, contentHash, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0, upgraded: 0 }
+    const added: KnownInstance = { ...instance, contentHash, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0, upgraded: 0, queued: 0 }
     state.instances.set(key, added)
     if (wanted(state, added)) {
       for (const other of [...state.instances.values()]) {
@@ -422,8 +428,11 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   }
 
   /** The instance for this request: the nearest known, else one shared lookup, allocating when needed. */
-  /** `left`: the client went away; a request waiting for a cold start then gives its place up. */
-  const resolve = async (record: ServiceRecord, left: AbortSignal): Promise<Resolved> => {
+  /**
+   * `client`: the response or upgraded socket of the request, whose 'close' while a cold start is
+   * awaited means the client went away; the request then gives its place up.
+   */
+  const resolve = async (record: ServiceRecord, client: { destroyed: boolean, once: (event: 'close', listener: () => void) => unknown, off: (event: 'close', listener: () => void) => unknown }): Promise<Resolved> => {
     const state = stateOf(record.name)
     if (state.contentHash !== record.contentHash) {
       newVersion(state, record)
@@ -463,15 +472,15 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       return await Promise.race([resolving, new Promise<never>((_resolve, reject) => {
         timer = setTimeout(() => { reject(new ProxyError(504, `${record.name} did not start within ${coldStartTimeoutMs} ms`)) }, coldStartTimeoutMs)
         onLeft = () => { reject(new ProxyError(499, 'The client went away')) }
-        if (left.aborted) {
+        if (client.destroyed) {
           onLeft()
         }
-        left.addEventListener('abort', onLeft, { once: true })
+        client.once('close', onLeft)
       })])
     } finally {
       clearTimeout(timer)
       if (onLeft != null) {
-        left.removeEventListener('abort', onLeft)
+        client.off('close', onLeft)
       }
       state.waiting--
       pending.dec()
@@ -651,8 +660,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     if (res.destroyed) {
       throw new ProxyError(499, 'The client went away')
     }
-    if (pool.stats.pending >= MAX_QUEUED_PER_INSTANCE) {
-      throw new ProxyError(503, `The instance of ${record.name} has all its ${MAX_STREAMS_PER_INSTANCE} streams busy and ${pool.stats.pending} requests waiting for one`, { 'retry-after': String(RETRY_AFTER_S) })
+    if (instance.queued >= MAX_QUEUED_PER_INSTANCE) {
+      throw new ProxyError(503, `The instance of ${record.name} has all its ${MAX_STREAMS_PER_INSTANCE} streams busy and ${instance.queued} requests waiting for one`, { 'retry-after': String(RETRY_AFTER_S) })
     }
     return await new Promise<number>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined
@@ -727,8 +736,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       })
       // the response pauses while the client's socket is full
       res.on('drain', () => { controller?.resume() })
+      instance.queued++
       pool.dispatch({ method: req.method as Dispatcher.HttpMethod, path, headers: requestHeaders(req), body: body ? req : null }, {
         onRequestStart: (started) => {
+          instance.queued--
           controller = started
           clearTimeout(queued)
           if (clientGone) {
@@ -779,6 +790,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           res.end()
         },
         onResponseError: (_controller, err) => {
+          if (controller == null) {
+            instance.queued--
+          }
           done(false)
           if (clientGone) {
             reject(new ProxyError(499, 'The client went away'))
@@ -816,13 +830,6 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     const started = performance.now()
     let service = 'unknown'
     let code: number
-    const left = new AbortController()
-    const onClose = (): void => {
-      if (!res.writableFinished) {
-        left.abort()
-      }
-    }
-    res.once('close', onClose)
     try {
       checkHost(req.headers.host)
       const target = splitPath(req.url ?? '')
@@ -835,7 +842,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         if (attempt > 1) {
           record = await lookUp(registry, target.service)
         }
-        const resolved = await resolve(record, left.signal)
+        const resolved = await resolve(record, res)
         try {
           code = await forward(req, res, record, target.path, resolved, body, repeatable && attempt === 1)
           break
@@ -871,7 +878,6 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       sendError(res, failure)
       req.resume()
     }
-    res.off('close', onClose)
     requests.inc({ service, code: String(code) })
     if (service !== 'unknown') {
       duration.observe({ service }, (performance.now() - started) / 1000)
@@ -887,11 +893,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     // the connection while its instance is found must not crash the proxy
     socket.on('error', (err) => { log.debug({ err: err.message }, 'an upgrading client\'s connection broke') })
     upgrades.add(socket)
-    const left = new AbortController()
-    socket.once('close', () => {
-      upgrades.delete(socket)
-      left.abort()
-    })
+    socket.once('close', () => { upgrades.delete(socket) })
     // read from now on: a client that closes its end while the instance is found and asked gets
     // nothing joined (Node's server no longer reads it), and what it sends meanwhile is kept
     let ended = false
@@ -919,7 +921,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       const target = splitPath(req.url ?? '')
       const record = await lookUp(registry, target.service)
       service = record.name
-      const { instance } = await resolve(record, left.signal)
+      const { instance } = await resolve(record, socket)
       // WebSockets share the instance's streams with the request pool: they may not take them all
       // (counted from here, so a burst of them cannot all pass before the first is joined)
       if (instance.upgraded >= MAX_UPGRADES_PER_INSTANCE) {
