@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { ADOPT_TIMEOUT_MIN_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, RECONCILE_INTERVAL_MS, REMOVE_RETRY_MS, SERVICE_PIDS_LIMIT, SIDECAR_BRIDGE_PORT, SIDECAR_PIDS_LIMIT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
+import { ADOPT_TIMEOUT_MIN_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, PORT_PICK_TRIES, RECONCILE_INTERVAL_MS, REMOVE_RETRY_MS, SERVICE_PIDS_LIMIT, SIDECAR_BRIDGE_PORT, SIDECAR_PIDS_LIMIT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError, SidecarImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -80,6 +80,8 @@ export interface AllocatorInit {
   removeRetryMs?: number
   /** How often the containers are checked against the instances (default RECONCILE_INTERVAL_MS). */
   reconcileIntervalMs?: number
+  /** For tests: picks a port the kernel calls free (default: listen on port 0 and close). */
+  freePort?: () => Promise<number>
   /**
    * A checked-in sidecar that sends no stats for this long is taken for wedged and its instance
    * removed (default: SILENT_SIDECAR_INTERVALS stats intervals, at least SILENT_SIDECAR_MIN_MS).
@@ -517,17 +519,13 @@ export class Allocator {
       const [image, sidecarImage, prepared] = await Promise.allSettled([
         this.#ensureImage(record.image),
         this.#ensureSidecarImage(),
-        Promise.all([freePort(), record.proxyClientMode ? freePort() : 0, bridge ? freePort() : 0, this.#prepareSecrets(instance)])
+        Promise.all([this.#reservePorts(instance, record.proxyClientMode, bridge), this.#prepareSecrets(instance)])
       ])
       for (const step of [image, sidecarImage, prepared]) {
         if (step.status === 'rejected') {
           throw step.reason
         }
       }
-      const ports = (prepared as PromiseFulfilledResult<[number, number, number, void]>).value
-      instance.servicePort = ports[0]
-      instance.clientPort = ports[1]
-      instance.sidecarHostPort = ports[2]
       phases.pull = performance.now() - mark
 
       const { runtime } = this.#c
@@ -618,6 +616,27 @@ export class Allocator {
       await this.#init.restoreSidecarImage()
     })().finally(() => { this.#restoring = undefined })
     await this.#restoring
+  }
+
+  /**
+   * Picks the instance's ports and holds them at once in its record: nothing else holds a port
+   * until the service binds it, after the pull, and the kernel hands recently freed ports out
+   * again, so a port another instance of this allocator holds is picked anew.
+   */
+  async #reservePorts (instance: Instance, clientPort: boolean, bridge: boolean): Promise<void> {
+    const pick = async (): Promise<number> => {
+      for (let tries = 0; tries < PORT_PICK_TRIES; tries++) {
+        const port = await (this.#init.freePort ?? freePort)()
+        const held = [...this.#instances.values()].some(other => [other.servicePort, other.clientPort, other.sidecarHostPort].includes(port))
+        if (!held) {
+          return port
+        }
+      }
+      throw new RpcFailureError('INTERNAL', `No free port that no instance holds in ${PORT_PICK_TRIES} tries`)
+    }
+    instance.servicePort = await pick()
+    instance.clientPort = clientPort ? await pick() : 0
+    instance.sidecarHostPort = bridge ? await pick() : 0
   }
 
   async #prepareSecrets (instance: Instance): Promise<void> {

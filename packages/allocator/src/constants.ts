@@ -82,6 +82,8 @@ export const REMOVE_RETRY_MS = 30_000
  * out) are removed, and a container that stopped unseen is handled as if it had died.
  */
 export const RECONCILE_INTERVAL_MS = 60_000
+/** Ports asked of the kernel for one of an instance's before the cold start gives up. */
+export const PORT_PICK_TRIES = 20
 /** Deadline of one call to the Docker engine (a stop or restart also has its own grace time). */
 export const DOCKER_CALL_TIMEOUT_MS = 30_000
 /**

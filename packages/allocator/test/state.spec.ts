@@ -192,6 +192,20 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.stop()
   })
 
+  it('picks anew a port the kernel hands out while another instance holds it', async () => {
+    // the kernel gives back a port freed a moment ago: here, the first instance's
+    const ports = [40_000, 40_000, 40_001]
+    const { allocator, engine, caller } = await setUp({ freePort: async () => await Promise.resolve(ports.shift() ?? 40_002) })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    await allocate(caller.libp2p, target, 'svc-port-a')
+    await allocate(caller.libp2p, target, 'svc-port-b')
+    nodes.push(...engine.sidecars)
+    const servicePorts = [...engine.containers.values()].filter(c => c.Labels[LABELS.role] === 'service').map(c => c.options.Env?.find(e => e.startsWith('SERVICE_PORT=')))
+    assert.deepEqual(servicePorts.sort(), ['SERVICE_PORT=40000', 'SERVICE_PORT=40001'])
+    await allocator.stop()
+  })
+
   it('says so when it cannot write an instance\'s files in its state folder', async () => {
     const { allocator, engine, caller, stateDir } = await setUp()
     await allocator.start()
