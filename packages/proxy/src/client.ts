@@ -831,8 +831,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     let service = 'unknown'
     let code: number
     try {
-      checkHost(req.headers.host)
-      const target = splitPath(req.url ?? '')
+      const target = targetOf(req)
       let record = await lookUp(registry, target.service)
       service = record.name
       const body = hasBody(req)
@@ -917,8 +916,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     /** The instance whose upgrade count this one holds until it is joined, or fails. */
     let reserved: KnownInstance | undefined
     try {
-      checkHost(req.headers.host)
-      const target = splitPath(req.url ?? '')
+      const target = targetOf(req)
       const record = await lookUp(registry, target.service)
       service = record.name
       const { instance } = await resolve(record, socket)
@@ -1013,8 +1011,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   // client does not send a large upload to an unknown service or another host's name first
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     (async () => {
-      checkHost(req.headers.host)
-      await lookUp(registry, splitPath(req.url ?? '').service)
+      await lookUp(registry, targetOf(req).service)
     })().then(() => {
       res.writeContinue()
       server.emit('request', req, res)
@@ -1084,6 +1081,23 @@ function checkHost (host: string | undefined): void {
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(name)) {
     throw new ProxyError(421, `The proxy serves requests to 127.0.0.1, [::1] or localhost, not to ${JSON.stringify(host.slice(0, 100))}`)
   }
+}
+
+/**
+ * The request's /<service>/<path>, its host checked. An absolute-form target (`GET
+ * http://127.0.0.1:4200/<service>/x`, as a client told to use an HTTP proxy sends) names the host
+ * in itself, and its path is taken as it is written.
+ */
+function targetOf (req: IncomingMessage): { service: string, path: string } {
+  const url = req.url ?? ''
+  const absolute = /^https?:\/\/([^/?#]*)(.*)$/i.exec(url)
+  if (absolute == null) {
+    checkHost(req.headers.host)
+    return splitPath(url)
+  }
+  checkHost(absolute[1])
+  const rest = absolute[2]!
+  return splitPath(rest.startsWith('/') ? rest : `/${rest}`)
 }
 
 export function splitPath (url: string): { service: string, path: string } {
