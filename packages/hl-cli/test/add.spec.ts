@@ -233,7 +233,12 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
       assert.match(wrong.stderr, /credentials: env/)
       assert.equal(await guarded.digest('hello', '1.0', alice), undefined, 'nothing pushed yet')
 
-      const pushed = JSON.parse(ok(await runCli([...args, '--registry-user', 'alice', '--registry-password-stdin'], base, { stdin: 's3cret\n' }), 'add with --registry-password-stdin').stdout) as AddSummary
+      // with the Docker client's debug output asked for too: it would print the credentials
+      const debugged = ok(await runCli([...args, '--registry-user', 'alice', '--registry-password-stdin'], { ...base, DEBUG: '*' }, { stdin: 's3cret\n' }), 'add with --registry-password-stdin')
+      // in the clear, or in the X-Registry-Auth header's base64
+      const header = Buffer.from(JSON.stringify({ username: 'alice', password: 's3cret' })).toString('base64').slice(0, 16)
+      assert.ok(!debugged.stderr.includes('s3cret') && !/x-registry-auth|authconfig/i.test(debugged.stderr) && !debugged.stderr.includes(header), 'the credentials are in the debug output')
+      const pushed = JSON.parse(debugged.stdout) as AddSummary
       assert.equal(pushed.digest, await guarded.digest('hello', '1.0', alice))
 
       const dockerConfig = join(state.path, 'docker-config')
