@@ -232,12 +232,17 @@ function keep (node: Dialer, key: string | undefined, stream: Stream, messages: 
 const inFlight = new WeakMap<Dialer, Map<string, { running: number, waiting: Array<() => void> }>>()
 
 /**
- * Waits until fewer than `max` exchanges to `key` are in flight (or `signal` aborts) and counts
- * this one; returns what ends it, which hands its place to the caller that waited longest.
+ * Waits until fewer than `max` exchanges to `key` are in flight (or `signal` aborts: with the
+ * caller's reason when the caller's `callerSignal` did) and counts this one; returns what ends it,
+ * which hands its place to the caller that waited longest.
  */
-async function enter (node: Dialer, key: string | undefined, max: number, signal: AbortSignal): Promise<() => void> {
+async function enter (node: Dialer, key: string | undefined, max: number, signal: AbortSignal, callerSignal?: AbortSignal): Promise<() => void> {
   if (key == null) {
     return () => {}
+  }
+  const aborted = (): Error => callerSignal?.aborted === true && callerSignal.reason instanceof Error ? callerSignal.reason : new Error(`waited for one of the ${max} exchanges in flight to end`)
+  if (signal.aborted) {
+    throw aborted()
   }
   const byKey = inFlight.get(node) ?? new Map<string, { running: number, waiting: Array<() => void> }>()
   inFlight.set(node, byKey)
@@ -253,7 +258,7 @@ async function enter (node: Dialer, key: string | undefined, max: number, signal
       }
       const giveUp = (): void => {
         slots.waiting.splice(slots.waiting.indexOf(go), 1)
-        reject(new Error(`waited for one of the ${max} exchanges in flight to end`))
+        reject(aborted())
       }
       slots.waiting.push(go)
       signal.addEventListener('abort', giveUp, { once: true })
@@ -289,7 +294,7 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
   let stream: Stream | undefined
   let leave = (): void => {}
   try {
-    leave = await enter(node, key, spec.maxStreams ?? DEFAULT_RPC_MAX_STREAMS, signal)
+    leave = await enter(node, key, spec.maxStreams ?? DEFAULT_RPC_MAX_STREAMS, signal, options.signal)
     let kept = takeKept(node, key)
     for (;;) {
       // a new stream sends the request with the protocol name instead of a round trip after it

@@ -238,8 +238,12 @@ describe('request/response helper', () => {
       return { text: request.text }
     }, { log: server.libp2p.logger.forComponent('test:echo-narrow') })
     try {
-      const answers = await Promise.all(Array.from({ length: 100 }, async (_, i) => (await callRpc(client.libp2p, server.peerId, narrow, { text: `n${i}`, delayMs: 0, replyBytes: 0 })).text))
-      assert.deepEqual(answers, Array.from({ length: 100 }, (_, i) => `n${i}`))
+      const call = async (text: string, signal?: AbortSignal): Promise<string> => (await callRpc(client.libp2p, server.peerId, narrow, { text, delayMs: 0, replyBytes: 0 }, signal == null ? {} : { signal })).text
+      const answers = Promise.all(Array.from({ length: 100 }, async (_, i) => await call(`n${i}`)))
+      // a caller that gives up while queued, or came already given up, leaves with its own reason
+      await assert.rejects(call('already', AbortSignal.abort(new Error('given up before'))), { message: 'given up before' })
+      await assert.rejects(call('impatient', AbortSignal.timeout(10)), { name: 'TimeoutError' })
+      assert.deepEqual(await answers, Array.from({ length: 100 }, (_, i) => `n${i}`))
       assert.equal(most, 8, 'exchanges served at once')
     } finally {
       await server.libp2p.unhandle(narrow.protocol)

@@ -44,7 +44,7 @@ const WRITES = new Set<Operation>(['add', 'delete', 'join'])
 const MEMBER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
 /** An etcd peer URL: http or https, a host and a port, nothing else (no path, user or query). */
-function isPeerUrl (text: string): boolean {
+export function isPeerUrl (text: string): boolean {
   let url: URL
   try {
     url = new URL(text)
@@ -54,9 +54,9 @@ function isPeerUrl (text: string): boolean {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return false
   }
-  // the parser drops a scheme's default port: put it back to compare with what was written
-  const port = url.port !== '' ? url.port : url.protocol === 'http:' ? '80' : '443'
-  return port !== '0' && text === `${url.protocol}//${url.hostname}:${port}`
+  // written as scheme://host:port and nothing more (the parser would drop a path, a user, a query,
+  // and rewrites an IPv6 address, so the text itself is checked for them); the port written out
+  return /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[^/?#@[\]:]+):\d+$/.test(text) && url.hostname !== '' && url.port !== '0'
 }
 
 function operationOf (request: Request): Operation {

@@ -4,6 +4,22 @@ import { Etcd3 } from 'etcd3'
 import { ensureEtcdAuth, etcdAuthFor } from '../src/etcd-auth.ts'
 import { TEST_PSK, TestEtcd } from './helpers.ts'
 
+/**
+ * What anyone who reached an etcd with no login could leave: a user with full access, and the
+ * note that the users were checked; then `more`.
+ */
+async function forgeAccess (endpoint: string, more: (open: Etcd3) => Promise<void> = async () => { await Promise.resolve() }): Promise<void> {
+  const open = new Etcd3({ hosts: endpoint })
+  try {
+    await open.user('bob').create('their-password')
+    await open.user('bob').addRole('root')
+    await open.put('/physarum/v1/etcd-users-checked').value(new Date().toISOString())
+    await more(open)
+  } finally {
+    open.close()
+  }
+}
+
 describe('etcd authentication turned on by a registry-service', () => {
   let etcd: TestEtcd
   before(async () => { etcd = await TestEtcd.start() })
@@ -65,15 +81,7 @@ describe('etcd authentication turned on by a registry-service', () => {
     const other = await TestEtcd.start()
     const auth = etcdAuthFor(TEST_PSK)
     try {
-      // a user with full access, and the note that the users were checked, forged while etcd was open
-      const open = new Etcd3({ hosts: other.endpoint })
-      try {
-        await open.user('bob').create('their-password')
-        await open.user('bob').addRole('root')
-        await open.put('/physarum/v1/etcd-users-checked').value(new Date().toISOString())
-      } finally {
-        open.close()
-      }
+      await forgeAccess(other.endpoint)
       assert.deepEqual(await ensureEtcdAuth(other.endpoint, auth, 5_000), { turnedOn: true, removed: ['user bob'] })
 
       const bob = new Etcd3({ hosts: other.endpoint, auth: { username: 'bob', password: 'their-password' } })
@@ -92,17 +100,11 @@ describe('etcd authentication turned on by a registry-service', () => {
     const auth = etcdAuthFor(TEST_PSK)
     try {
       // forged while etcd was open, then a start that turned the login on and stopped before checking
-      const open = new Etcd3({ hosts: other.endpoint })
-      try {
-        await open.user('bob').create('their-password')
-        await open.user('bob').addRole('root')
-        await open.put('/physarum/v1/etcd-users-checked').value(new Date().toISOString())
+      await forgeAccess(other.endpoint, async (open) => {
         await open.user(auth.username).create(auth.password)
         await open.user(auth.username).addRole('root')
         await open.auth.authEnable({})
-      } finally {
-        open.close()
-      }
+      })
       assert.deepEqual(await ensureEtcdAuth(other.endpoint, auth, 5_000), { turnedOn: false, removed: ['user bob'] })
       // the note this call wrote is believed
       assert.deepEqual(await ensureEtcdAuth(other.endpoint, auth, 5_000), { turnedOn: false, removed: [] })

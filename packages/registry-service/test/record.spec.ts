@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { checkKnownFields, validateRecord, validateRevision } from '../src/index.ts'
 import { Request } from '../src/pb/registry.js'
+import { isPeerUrl } from '../src/service.ts'
 import { sampleRecord } from './helpers.ts'
 import type { InvalidRecordError } from '../src/index.ts'
 
@@ -66,6 +67,15 @@ describe('record validation', () => {
       })
     }
     assert.throws(() => validateRecord(null), { name: 'InvalidRecordError', message: /record: must be an object/ })
+  })
+
+  it('takes an etcd peer URL as scheme://host:port, an IPv6 address however it is written', () => {
+    for (const url of ['http://10.0.0.2:2380', 'https://etcd-1.example:2380', 'http://[fd00::2]:2380', 'http://[2001:DB8::1]:2380', 'http://[fd00:0:0::2]:2380', 'http://[::ffff:10.0.0.2]:2380', 'http://10.0.0.2:80']) {
+      assert.equal(isPeerUrl(url), true, url)
+    }
+    for (const url of ['http://a:b:c', 'http://10.0.0.2', 'http://10.0.0.2:0', 'http://10.0.0.2:2380/path', 'http://user@10.0.0.2:2380', 'http://10.0.0.2:2380?x', 'ftp://10.0.0.2:2380', 'http://[fd00::2:2380', '10.0.0.2:2380']) {
+      assert.equal(isPeerUrl(url), false, url)
+    }
   })
 
   it('checks revisions', () => {
