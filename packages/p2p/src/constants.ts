@@ -58,3 +58,9 @@ export const PSK_HANDSHAKE_TIMEOUT_MS = 3_000
  * protector's deadline, bounds a connection that sends a nonce and then nothing.
  */
 export const INBOUND_UPGRADE_TIMEOUT_MS = 5_000
+/**
+ * Inbound connections being upgraded at once (libp2p's default is 10). A host may open 5 a second
+ * (libp2p's rate per address), each held at most INBOUND_UPGRADE_TIMEOUT_MS: one address that
+ * never finishes its handshakes holds about 25, and no longer every slot.
+ */
+export const MAX_INCOMING_PENDING_CONNECTIONS = 100

@@ -9,7 +9,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { bootstrapper } from './bootstrap.ts'
-import { DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, IDENTIFY_PUSH_DEBOUNCE_MS, INBOUND_UPGRADE_TIMEOUT_MS, KAD_PROTOCOL, LIVENESS_INTERVAL_MS, LIVENESS_TIMEOUT_MS, MAX_EARLY_STREAMS } from './constants.ts'
+import { DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, IDENTIFY_PUSH_DEBOUNCE_MS, INBOUND_UPGRADE_TIMEOUT_MS, KAD_PROTOCOL, LIVENESS_INTERVAL_MS, LIVENESS_TIMEOUT_MS, MAX_EARLY_STREAMS, MAX_INCOMING_PENDING_CONNECTIONS } from './constants.ts'
 import { discovery } from './discovery.ts'
 import { ConfigError } from './errors.ts'
 import { Liveness } from './liveness.ts'
@@ -162,7 +162,7 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     // through it (Yamux's keep-alive only logs a failed ping)
     streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS, enableKeepAlive: false })],
     ...(init.psk == null ? {} : { connectionProtector: pskProtector({ psk: init.psk }) }),
-    connectionManager: { inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS, ...init.connectionLimits },
+    connectionManager: { inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS, maxIncomingPendingConnections: MAX_INCOMING_PENDING_CONNECTIONS, ...init.connectionLimits },
     // a ping stream per connection each time; Liveness checks with Yamux pings (docs/decisions.md)
     connectionMonitor: { enabled: false },
     ...(init.metricsRegistry == null

@@ -6,11 +6,12 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-import { NONCE_LENGTH, pskProtector } from '../src/index.ts'
+import { createPhysarumNode, NONCE_LENGTH, pskProtector } from '../src/index.ts'
 import { startNode, stopAll, TEST_PSK } from './helpers.ts'
 import type { PhysarumNode } from '../src/index.ts'
 import type { Libp2p } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Socket } from 'node:net'
 
 /** libp2p's own limit for a whole inbound upgrade, which used to be the only one. */
 const LIBP2P_UPGRADE_TIMEOUT_MS = 10_000
@@ -83,5 +84,32 @@ describe('inbound connections that stall before or during the upgrade', () => {
     ])
     assert.ok(silent < 0.8 * LIBP2P_UPGRADE_TIMEOUT_MS, `silent: closed after ${silent.toFixed(0)} ms`)
     assert.ok(afterNonce < 0.8 * LIBP2P_UPGRADE_TIMEOUT_MS, `after the nonce: closed after ${afterNonce.toFixed(0)} ms`)
+  })
+  it('lets a PSK peer in, with the daemons\' defaults, while another host holds every unfinished connection its rate allows', async () => {
+    // the limits every daemon but the ping-monitor runs with: no connectionLimits of its own
+    const node = await createPhysarumNode({ psk: TEST_PSK, listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'server', hostName: 'target' })
+    nodes.push(node)
+    await node.start()
+    const port = Number(node.listenAddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value)
+    // 127.0.0.2 opens connections that send a nonce and then nothing, 20 a second, for 8 s
+    const sockets: Socket[] = []
+    const opening = setInterval(() => {
+      const socket = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' })
+      socket.on('error', () => {})
+      socket.on('connect', () => { socket.write(crypto.getRandomValues(new Uint8Array(NONCE_LENGTH))) })
+      sockets.push(socket)
+    }, 50)
+    try {
+      await new Promise(resolve => setTimeout(resolve, 6_000))
+      // past the point where each of those is held to its deadline: a peer with the key joins
+      const peer = await startNode({ bootstrap: [node.multiaddrs()[0]!.toString()], dhtMode: 'client', bootstrapTimeoutMs: 5_000 })
+      nodes.push(peer)
+      assert.equal(peer.libp2p.getConnections(node.peerId).length, 1)
+    } finally {
+      clearInterval(opening)
+      for (const socket of sockets) {
+        socket.destroy()
+      }
+    }
   })
 })
