@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { eventually, sampleRecord, startClient, startNode, startRegistry, stopAll, TestEtcd } from '../../registry-service/test/helpers.ts'
 import { HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
-import { STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS, TIMEOUTS_BEFORE_REST } from '../src/constants.ts'
+import { INSTANCE_REFRESH_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS, TIMEOUTS_BEFORE_REST } from '../src/constants.ts'
 import { startNamedInstance, startTestProxy, waitForProviders } from './helpers.ts'
 import type { PhysarumNode, PhysarumNodeInit } from '@physarum/p2p'
 import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
@@ -70,9 +70,13 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     return { node, ...started }
   }
 
-  /** Waits until `through` sends the requests for `service` to the instance named `name`. */
+  /**
+   * Waits until `through` sends the requests for `service` to the instance named `name`: on a busy
+   * host the first ping of an instance can go unanswered within the hard RTT, and the proxy then
+   * finds it again at its next refresh of the instances.
+   */
   const reach = async (through: ClientProxy, service: string, name: string): Promise<void> => {
-    await eventually(`requests to reach ${name}`, async () => (await sendTo(through, service, 'GET').catch(() => undefined))?.body === `${name}\n` ? true : undefined, 30_000, 200)
+    await eventually(`requests to reach ${name}`, async () => (await sendTo(through, service, 'GET').catch(() => undefined))?.body === `${name}\n` ? true : undefined, INSTANCE_REFRESH_MS + 15_000, 200)
   }
 
   before(async () => {
