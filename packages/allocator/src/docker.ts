@@ -223,9 +223,11 @@ export class DockerRuntime {
   async create (options: ContainerCreateOptions): Promise<string> {
     let rotate = false
     if (options.HostConfig?.LogConfig == null) {
-      // dockerode's info takes { abortSignal } as its other calls do; its types leave the options out
-      const info = this.docker.info.bind(this.docker) as (options: { abortSignal?: AbortSignal }) => Promise<{ LoggingDriver?: string }>
-      this.#jsonFileLogs ??= info({ abortSignal: this.#deadline() }).then(answer => answer.LoggingDriver === 'json-file')
+      if (this.#jsonFileLogs == null) {
+        // dockerode's info takes { abortSignal } as its other calls do; its types leave the options out
+        const info = this.docker.info.bind(this.docker) as (options: { abortSignal?: AbortSignal }) => Promise<{ LoggingDriver?: string }>
+        this.#jsonFileLogs = info({ abortSignal: this.#deadline() }).then(answer => answer.LoggingDriver === 'json-file')
+      }
       // not known: the engine's default, and the next create asks again
       rotate = await this.#jsonFileLogs.catch(() => { this.#jsonFileLogs = undefined; return false })
     }

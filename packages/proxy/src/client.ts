@@ -427,10 +427,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     state.resolving = undefined
   }
 
-  /** The instance for this request: the nearest known, else one shared lookup, allocating when needed. */
   /**
-   * `client`: the response or upgraded socket of the request, whose 'close' while a cold start is
-   * awaited means the client went away; the request then gives its place up.
+   * The instance for this request: the nearest known, else one shared lookup, allocating when
+   * needed. `client` is the request's response or upgraded socket: its 'close' while a cold start
+   * is awaited means the client went away, and the request gives its place up.
    */
   const resolve = async (record: ServiceRecord, client: { destroyed: boolean, once: (event: 'close', listener: () => void) => unknown, off: (event: 'close', listener: () => void) => unknown }): Promise<Resolved> => {
     const state = stateOf(record.name)
@@ -1067,7 +1067,6 @@ function closePool (instance: KnownInstance): void {
   instance.pool?.then(async pool => { await pool.close() }).catch(() => {})
 }
 
-/** `/<service>/<rest>?<query>` -> the service name and `/<rest>?<query>` (the sidecar does not strip). */
 /**
  * The proxy listens on loopback: a request names it as 127.0.0.1, [::1] or localhost (or names
  * nothing, as HTTP/1.0 may). Any other Host is a web page of another site that a browser on this
@@ -1100,6 +1099,7 @@ function targetOf (req: IncomingMessage): { service: string, path: string } {
   return splitPath(rest.startsWith('/') ? rest : `/${rest}`)
 }
 
+/** `/<service>/<rest>?<query>` -> the service name and `/<rest>?<query>` (the sidecar does not strip). */
 export function splitPath (url: string): { service: string, path: string } {
   if (!url.startsWith('/')) {
     throw new ProxyError(400, `${JSON.stringify(url.slice(0, 100))} is not a path of the form /<service>/<path>`)
