@@ -74,6 +74,11 @@ export interface DelayRelayInit {
   delayMs: number
   /** Where the relay listens (default 127.0.0.1, a free port). */
   listen?: { host?: string, port?: number }
+  /**
+   * How long each new connection waits before the relay connects it on (its bytes are held
+   * meanwhile): a host whose dials are slow to complete, though its round trips are short.
+   */
+  acceptDelayMs?: number
 }
 
 /**
@@ -127,7 +132,7 @@ export async function startDelayRelay (init: DelayRelayInit): Promise<DelayRelay
     from.on('data', (chunk: Buffer) => { hold(chunk) })
     from.on('end', () => { hold(null) })
   }
-  const server: Server = createServer((client) => {
+  const relay = (client: Socket): void => {
     const target = connect({ host: init.target.host ?? '127.0.0.1', port: init.target.port })
     for (const socket of [client, target]) {
       // small messages such as pings go on at once, not held for the previous one's ACK
@@ -138,6 +143,21 @@ export async function startDelayRelay (init: DelayRelayInit): Promise<DelayRelay
     }
     delayed(client, target)
     delayed(target, client)
+  }
+  const server: Server = createServer((client) => {
+    if (init.acceptDelayMs == null) {
+      relay(client)
+      return
+    }
+    // not flowing until relayed: its bytes wait in the socket
+    sockets.add(client)
+    client.on('close', () => { sockets.delete(client) })
+    client.on('error', () => { client.destroy() })
+    setTimeout(() => {
+      if (!client.destroyed) {
+        relay(client)
+      }
+    }, init.acceptDelayMs)
   })
   server.listen(init.listen?.port ?? 0, init.listen?.host ?? '127.0.0.1')
   await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])

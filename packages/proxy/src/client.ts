@@ -303,9 +303,18 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     if (state.contentHash !== record.contentHash) {
       return
     }
+    // rested meanwhile (a request failed on it while it was measured), or it stopped serving
+    const usable = (peerId: PeerId): boolean => state.contentHash === record.contentHash && !rested(peerId) && !notServing.has(peerId.toString())
     for (const { peerId, rttMs } of found) {
-      // rested meanwhile (a request failed on it while it was measured), or it stopped serving
-      if (rttMs != null && !rested(peerId) && !notServing.has(peerId.toString())) {
+      if (rttMs == null) {
+        // its new connection may only have been slow to open (a busy host): measured again in the
+        // background, with a dial of its own length, rather than left out until the next refresh
+        measure(peerId, Math.max(STALL_PING_TIMEOUT_MS, 2 * record.hardRttMs)).then(lateRttMs => {
+          if (lateRttMs <= record.hardRttMs && usable(peerId)) {
+            know(state, { peerId, target: peerId, rttMs: lateRttMs }, record.contentHash)
+          }
+        }, () => {})
+      } else if (usable(peerId)) {
         know(state, { peerId, target: peerId, rttMs }, record.contentHash)
       }
     }

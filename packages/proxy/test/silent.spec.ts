@@ -23,6 +23,9 @@ const HUNG_CONTENT_HASH = 'hash-hung'
 /** The case of a request that waits for a new stream, with a proxy of its own. */
 const FRESH_SERVICE = 'fresh-server'
 const FRESH_CONTENT_HASH = 'hash-fresh'
+/** The case of an instance whose first dial is slower than the hard RTT, with a proxy of its own. */
+const SLOW_DIAL_SERVICE = 'slow-dial-server'
+const SLOW_DIAL_CONTENT_HASH = 'hash-slow-dial'
 
 describe('client proxy: an instance whose host goes silent', { timeout: 120_000 }, () => {
   let etcd: TestEtcd
@@ -43,8 +46,11 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
   const send = async (method: string, signal?: AbortSignal): Promise<{ status: number, body: string }> => await sendTo(proxy, SERVICE, method, signal)
   const get = async (signal?: AbortSignal): Promise<{ status: number, body: string }> => await send('GET', signal)
 
-  /** An instance peers reach only through a relay that adds `delayMs` each way (and can go silent). */
-  const startInstance = async (name: string, delayMs: number, service = SERVICE, contentHash = CONTENT_HASH): Promise<{ relay: DelayRelay, instance: NamedInstance }> => {
+  /**
+   * An instance peers reach only through a relay that adds `delayMs` each way (and can go silent),
+   * its connections held `acceptDelayMs` before they go through, if given.
+   */
+  const startInstance = async (name: string, delayMs: number, service = SERVICE, contentHash = CONTENT_HASH, acceptDelayMs?: number): Promise<{ relay: DelayRelay, instance: NamedInstance }> => {
     let relay: DelayRelay | undefined
     const instance = await startNamedInstance({
       service,
@@ -52,7 +58,7 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
       name,
       bootstrap,
       announce: async (port) => {
-        relay = await startDelayRelay({ target: { port }, delayMs })
+        relay = await startDelayRelay({ target: { port }, delayMs, ...(acceptDelayMs == null ? {} : { acceptDelayMs }) })
         relays.push(relay)
         return `/ip4/127.0.0.1/tcp/${relay.port}`
       }
@@ -73,10 +79,10 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
   /**
    * Waits until `through` sends the requests for `service` to the instance named `name`: on a busy
    * host the first ping of an instance can go unanswered within the hard RTT, and the proxy then
-   * finds it again at its next refresh of the instances.
+   * knows it only once a ping of up to STALL_PING_TIMEOUT_MS in the background was answered.
    */
   const reach = async (through: ClientProxy, service: string, name: string): Promise<void> => {
-    await eventually(`requests to reach ${name}`, async () => (await sendTo(through, service, 'GET').catch(() => undefined))?.body === `${name}\n` ? true : undefined, INSTANCE_REFRESH_MS + 15_000, 200)
+    await eventually(`requests to reach ${name}`, async () => (await sendTo(through, service, 'GET').catch(() => undefined))?.body === `${name}\n` ? true : undefined, STALL_PING_TIMEOUT_MS + 15_000, 200)
   }
 
   before(async () => {
@@ -88,6 +94,7 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     await admin.client.add(sampleRecord(IDLE_SERVICE, { contentHash: IDLE_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await admin.client.add(sampleRecord(HUNG_SERVICE, { contentHash: HUNG_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await admin.client.add(sampleRecord(FRESH_SERVICE, { contentHash: FRESH_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
+    await admin.client.add(sampleRecord(SLOW_DIAL_SERVICE, { contentHash: SLOW_DIAL_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await stopAll([admin.node])
     ;({ node: proxyNode, proxy, metrics } = await startOwnProxy())
   })
@@ -156,6 +163,22 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     const answered = performance.now() - heldAt
     t.diagnostic(`answered by the far instance ${answered.toFixed(0)} ms after the near one went silent`)
     assert.ok(answered < 2 * STALL_PROBE_AFTER_MS + STALL_PING_TIMEOUT_MS + 5_000, `answered after ${answered.toFixed(0)} ms`)
+  })
+
+  it('finds an instance whose first dial took longer than the hard RTT within seconds, not at the next refresh', async (t) => {
+    const started = await startOwnProxy()
+    const acceptDelayMs = 1_500
+    await startInstance('slow-dial-near', 0, SLOW_DIAL_SERVICE, SLOW_DIAL_CONTENT_HASH, acceptDelayMs)
+    await startInstance('slow-dial-far', 10, SLOW_DIAL_SERVICE, SLOW_DIAL_CONTENT_HASH)
+    await waitForProviders(started.node, SLOW_DIAL_CONTENT_HASH, 2)
+    const get = async (): Promise<{ status: number, body: string }> => await sendTo(started.proxy, SLOW_DIAL_SERVICE, 'GET')
+
+    // the near instance's new connection is not up within the hard RTT of the first lookup
+    assert.deepEqual(await get(), { status: 200, body: 'slow-dial-far\n' })
+    const firstAt = performance.now()
+    const reached = await eventually('requests to reach the near instance', async () => (await get()).body === 'slow-dial-near\n' ? performance.now() - firstAt : undefined, INSTANCE_REFRESH_MS - 10_000, 100)
+    t.diagnostic(`the near instance answered ${reached.toFixed(0)} ms after the first request, its connection held ${acceptDelayMs} ms`)
+    assert.deepEqual(await get(), { status: 200, body: 'slow-dial-near\n' })
   })
 
   it('leaves an idle instance whose host went silent once liveness aborts its connection', async (t) => {
