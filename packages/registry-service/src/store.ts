@@ -241,16 +241,17 @@ export class RegistryStore {
 
   /**
    * One etcd call under `deadline` (a new one unless the operation has one): the wait ends at the
-   * deadline whatever etcd3 does. A write past its deadline, or whose connection failed after it
-   * was sent, may have been applied: it is answered TIMEOUT, which a client counts as ambiguous,
-   * not UNAVAILABLE.
+   * deadline whatever etcd3 does. A write sent and then past its deadline, or whose connection
+   * failed after it was sent, may have been applied: it is answered TIMEOUT, which a client counts
+   * as ambiguous, not UNAVAILABLE. One whose login never ended was not sent: UNAVAILABLE.
    */
   async #call<T> (fn: () => Promise<T>, deadline = this.#deadline(), write = false): Promise<T> {
     const context: CallContext = { deadline, write, hostsLeft: this.endpoints.length, sent: false }
     try {
       return await raceSignal(this.#calls.run(context, fn), deadline.signal)
     } catch (err) {
-      if (!(err instanceof RpcFailureError) && write && (deadline.signal.aborted || err instanceof GRPCDeadlineExceededError)) {
+      // a deadline that passed while the login still waited: the write itself was never sent
+      if (!(err instanceof RpcFailureError) && write && context.sent && (deadline.signal.aborted || err instanceof GRPCDeadlineExceededError)) {
         throw new RpcFailureError('TIMEOUT', `etcd did not answer within ${this.#timeoutMs} ms (${this.endpoints.join(', ')}): the write may or may not have been applied`)
       }
       if (mayHaveBeenApplied(err, context)) {
