@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { ADOPT_TIMEOUT_MIN_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, PAUSE_FORGIVEN_MS, PORT_PICK_TRIES, RECONCILE_INTERVAL_MS, REMOVE_RETRY_MS, SERVICE_PIDS_LIMIT, SIDECAR_BRIDGE_PORT, SIDECAR_PIDS_LIMIT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
+import { ADOPT_TIMEOUT_MIN_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, NO_NEW_PRIVILEGES, PAUSE_FORGIVEN_MS, PORT_PICK_TRIES, RECONCILE_INTERVAL_MS, REMOVE_RETRY_MS, SERVICE_CAP_DROP, SERVICE_PIDS_LIMIT, SIDECAR_BRIDGE_PORT, SIDECAR_PIDS_LIMIT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError, SidecarImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -685,7 +685,9 @@ export class Allocator {
         NetworkMode: this.#init.networkMode === 'bridge' ? `container:${instance.sidecarContainer ?? ''}` : 'host',
         ...(record.cpu > 0 ? { NanoCpus: Math.round(record.cpu * 1e9) } : {}),
         ...(record.memoryMb > 0 ? { Memory: record.memoryMb * 1024 * 1024 } : {}),
-        PidsLimit: SERVICE_PIDS_LIMIT
+        PidsLimit: SERVICE_PIDS_LIMIT,
+        CapDrop: SERVICE_CAP_DROP,
+        SecurityOpt: [NO_NEW_PRIVILEGES]
       }
     }
   }
@@ -743,13 +745,19 @@ export class Allocator {
       name: this.#containerName(instance, 'sidecar'),
       Image: this.#init.sidecarImage,
       Cmd: args,
+      // the allocator's own user, which owns the mounted key files (mode 0600): the sidecar reads
+      // them with no capability, and it needs none else (its ports are above 1024), nor to write
+      User: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
       Labels: this.#labels(instance, 'sidecar'),
       ...(bridge ? { ExposedPorts: { [`${SIDECAR_BRIDGE_PORT}/tcp`]: {} } } : {}),
       HostConfig: {
         NetworkMode: bridge ? 'bridge' : 'host',
         ...(bridge ? { PortBindings: { [`${SIDECAR_BRIDGE_PORT}/tcp`]: [{ HostPort: String(instance.sidecarHostPort) }] } } : {}),
         Binds: [`${instance.dir}:${SIDECAR_SECRETS_DIR}:ro`],
-        PidsLimit: SIDECAR_PIDS_LIMIT
+        PidsLimit: SIDECAR_PIDS_LIMIT,
+        CapDrop: ['ALL'],
+        SecurityOpt: [NO_NEW_PRIVILEGES],
+        ReadonlyRootfs: true
       }
     }
   }

@@ -97,6 +97,15 @@ export const SERVICE_PIDS_LIMIT = 4_096
 /** Processes and threads of a sidecar (Node uses about a dozen). */
 export const SIDECAR_PIDS_LIMIT = 256
 /**
+ * The capabilities of Docker's default set a service container goes without. On the host's
+ * network (the default) they would reach past the container: NET_RAW reads and forges the host's
+ * traffic (the etcd login crosses it in the clear), NET_BIND_SERVICE takes the host's ports below
+ * 1024. A service listens on its SERVICE_PORT, a high port, and needs neither.
+ */
+export const SERVICE_CAP_DROP = ['NET_RAW', 'NET_BIND_SERVICE']
+/** No process of a container gains privileges through setuid or file capabilities. */
+export const NO_NEW_PRIVILEGES = 'no-new-privileges:true'
+/**
  * An image pull or build whose engine reports no progress for this long is given up (a pull with
  * IMAGE: the next Allocate pulls again).
  */

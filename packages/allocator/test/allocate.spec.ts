@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { after, before, describe, it } from 'node:test'
 import { allocate } from '../src/client.ts'
@@ -9,6 +10,17 @@ import {
 } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
 import type { AllocatorDaemon } from '../src/daemon.ts'
+
+/** Capability numbers of linux/capability.h. */
+const CAP_CHOWN = 0n
+const CAP_NET_BIND_SERVICE = 10n
+const CAP_NET_RAW = 13n
+
+/** The fields of /proc/<pid>/status, by name. */
+async function processStatus (pid: number): Promise<Record<string, string>> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8')
+  return Object.fromEntries(text.split('\n').filter(Boolean).map(line => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]))
+}
 
 describe('Allocate', { timeout: 240_000 }, () => {
   let engine: TestDocker
@@ -66,6 +78,18 @@ describe('Allocate', { timeout: 240_000 }, () => {
     }
     const sidecar = await engine.docker.getContainer(containers.find(c => c.Labels[LABELS.role] === 'sidecar')!.Id).inspect()
     assert.ok(sidecar.Mounts.some(m => m.Destination === '/run/physarum' && m.RW === false))
+    // what the kernel gives each container's first process (the engine is on this host)
+    const service = await engine.docker.getContainer(containers.find(c => c.Labels[LABELS.role] === 'service')!.Id).inspect()
+    const serviceStatus = await processStatus(service.State.Pid)
+    assert.equal(serviceStatus.NoNewPrivs, '1')
+    const serviceCaps = BigInt(`0x${serviceStatus.CapEff!}`)
+    assert.equal(serviceCaps & (1n << CAP_NET_RAW), 0n, 'a service on the host network can open raw sockets')
+    assert.equal(serviceCaps & (1n << CAP_NET_BIND_SERVICE), 0n, 'a service can take the host\'s ports below 1024')
+    assert.notEqual(serviceCaps & (1n << CAP_CHOWN), 0n, 'the service keeps the rest of Docker\'s default set')
+    // the sidecar has no capability, its root filesystem is read-only, and it runs as the allocator's user
+    const sidecarStatus = await processStatus(sidecar.State.Pid)
+    assert.deepEqual([sidecarStatus.CapEff, sidecarStatus.NoNewPrivs, sidecarStatus.Uid!.split('\t')[0]], ['0000000000000000', '1', String(process.getuid!())])
+    assert.equal(sidecar.HostConfig.ReadonlyRootfs, true)
     // its client proxy (ProxyClientMode) trusts the registries the allocator trusts
     assert.ok(sidecar.Args.join(' ').includes(`--registry-id ${overlay.registry.node.peerId.toString()}`), sidecar.Args.join(' '))
   })
