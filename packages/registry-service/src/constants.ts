@@ -64,6 +64,13 @@ export const ETCD_START_TIMEOUT_MS = 60_000
 /** Deadline of each call that turns etcd's authentication on or checks it. */
 export const ETCD_AUTH_TIMEOUT_MS = 5_000
 export const ETCD_STOP_TIMEOUT_MS = 10_000
+/**
+ * etcd 3.4 neither rotates its log nor reaches the journal from a file: past this size its log
+ * file is copied to <log>.1 (the one before dropped) and emptied, as logrotate's copytruncate does.
+ */
+export const ETCD_LOG_MAX_BYTES = 10 * 1024 * 1024
+/** How often the size of etcd's log file is checked. */
+export const ETCD_LOG_CHECK_MS = 60_000
 /** How long the ports of a killed leftover etcd may take to close (its threads outlive its main one). */
 export const ETCD_LEFTOVER_RELEASE_MS = 5_000
 export const DEFAULT_JOIN_TIMEOUT_MS = 120_000

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs'
+import { copyFile, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { get as httpGet } from 'node:http'
 import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  DEFAULT_ETCD_CLUSTER_TOKEN, ETCD_LEFTOVER_RELEASE_MS, ETCD_RESTART_MAX_MS, ETCD_RESTART_MIN_MS, ETCD_STABLE_MS, ETCD_START_TIMEOUT_MS, ETCD_STOP_TIMEOUT_MS
+  DEFAULT_ETCD_CLUSTER_TOKEN, ETCD_LEFTOVER_RELEASE_MS, ETCD_LOG_CHECK_MS, ETCD_LOG_MAX_BYTES, ETCD_RESTART_MAX_MS, ETCD_RESTART_MIN_MS, ETCD_STABLE_MS, ETCD_START_TIMEOUT_MS, ETCD_STOP_TIMEOUT_MS
 } from './constants.ts'
 import { EtcdStartError } from './errors.ts'
 import type { Logger } from '@physarum/p2p'
@@ -29,6 +29,10 @@ export interface EtcdProcessInit {
   clusterToken?: string
   /** etcd's own output goes here (default: <dataDir>.log). */
   logFile?: string
+  /** Past this size the log file is copied to <logFile>.1 and emptied (default ETCD_LOG_MAX_BYTES). */
+  logMaxBytes?: number
+  /** How often its size is checked (default ETCD_LOG_CHECK_MS). */
+  logCheckMs?: number
   /** The running etcd's pid, to stop one left over by a killed registry-service (default: <dataDir>.pid). */
   pidFile?: string
   /** The environment etcd's own settings (ETCD_* variables) come from; nothing else of it passes but PATH, HOME and the locale. */
@@ -49,6 +53,22 @@ export interface EtcdStatus {
 
 /** The environment etcd gets: its own ETCD_* settings, and what it needs to find programs and home. */
 const ETCD_ENV = /^(ETCD_\w+|PATH|HOME|LANG|LC_\w+|TZ)$/
+
+/** How much of the end of etcd's log is read for its last words. */
+const LAST_WORDS_BYTES = 16 * 1024
+
+/** The last `bytes` of a file, as text. */
+function tailOf (path: string, bytes: number): string {
+  const fd = openSync(path, 'r')
+  try {
+    const size = fstatSync(fd).size
+    const buffer = Buffer.alloc(Math.min(size, bytes))
+    const read = readSync(fd, buffer, 0, buffer.length, size - buffer.length)
+    return buffer.subarray(0, read).toString('utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
 
 /** Whether a TCP connection to ip:port is accepted within a second. */
 async function listening (ip: string, port: number): Promise<boolean> {
@@ -169,6 +189,9 @@ export class EtcdProcess {
   #restarts = 0
   #backoffMs: number
   #restartTimer?: NodeJS.Timeout
+  #logTimer?: NodeJS.Timeout
+  /** Whether the last trim of the log failed (said once, not at every check). */
+  #trimFailed = false
 
   constructor (init: EtcdProcessInit) {
     this.#init = init
@@ -213,6 +236,10 @@ export class EtcdProcess {
   async start (timeoutMs = ETCD_START_TIMEOUT_MS): Promise<void> {
     this.#stopping = false
     mkdirSync(dirname(this.#init.dataDir), { recursive: true })
+    await this.#trimLog()
+    clearInterval(this.#logTimer)
+    this.#logTimer = setInterval(() => { void this.#trimLog() }, this.#init.logCheckMs ?? ETCD_LOG_CHECK_MS)
+    this.#logTimer.unref()
     const child = this.#spawn()
     let spawnError: Error | undefined
     const exited = new Promise<'exited'>(resolve => {
@@ -231,8 +258,7 @@ export class EtcdProcess {
       }
       if (outcome === 'exited' || this.#stopping) {
         // no restarts for an etcd that never came up: the caller hears why instead
-        this.#stopping = true
-        clearTimeout(this.#restartTimer)
+        this.endSupervision()
         if (spawnError != null) {
           throw new EtcdStartError(`etcd (${this.#init.bin ?? 'etcd'}) could not be started: ${spawnError.message}${(spawnError as NodeJS.ErrnoException).code === 'ENOENT' ? '; install etcd (Debian: etcd-server) or give --etcd-bin' : ''}`)
         }
@@ -322,7 +348,7 @@ export class EtcdProcess {
 
   #lastWords (): string {
     try {
-      const lines = readFileSync(this.#logFile, 'utf8').trim().split('\n').slice(-3)
+      const lines = tailOf(this.#logFile, LAST_WORDS_BYTES).trim().split('\n').slice(-3)
       return lines.map(line => {
         try {
           const entry = JSON.parse(line) as { msg?: string, error?: string }
@@ -343,6 +369,29 @@ export class EtcdProcess {
   endSupervision (): void {
     this.#stopping = true
     clearTimeout(this.#restartTimer)
+    clearInterval(this.#logTimer)
+  }
+
+  /**
+   * Keeps etcd's log file below its size: past it, the file is copied to <log>.1 and emptied.
+   * etcd appends (the file is opened with O_APPEND), so its next line starts the emptied file;
+   * what it writes between the copy and the emptying is lost.
+   */
+  async #trimLog (): Promise<void> {
+    const file = this.#logFile
+    try {
+      if ((await stat(file)).size <= (this.#init.logMaxBytes ?? ETCD_LOG_MAX_BYTES)) {
+        return
+      }
+      await copyFile(file, `${file}.1`)
+      await truncate(file, 0)
+      this.#trimFailed = false
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !this.#trimFailed) {
+        this.#trimFailed = true
+        this.#log.warn({ err: (err as Error).message, file }, 'etcd\'s log file could not be kept to its size')
+      }
+    }
   }
 
   /** Ends etcd and its supervision. */
