@@ -123,7 +123,13 @@ interface Instance {
   multiaddrs: string[]
   idleMs: number
   inFlight: number
+  /** When its sidecar last reported (performance.now(): a step of the host's clock moves neither). */
   statsAt: number
+  /**
+   * Its sidecar said it is draining (it was told to stop: a docker stop) while this run counts it
+   * ready: not handed out until it checks in ready again, after its container's restart.
+   */
+  sidecarDraining: boolean
   restarts: number[]
   /** The last exit of one of its containers, for the messages of a cold start that then fails. */
   lastExit?: string
@@ -136,7 +142,7 @@ interface Instance {
   removeTimer?: NodeJS.Timeout
   ready: PromiseWithResolvers<void>
   checkedIn: boolean
-  /** When it was last handed to a caller (Date.now()): idle since then at most. */
+  /** When it was last handed to a caller (performance.now(); -Infinity: never): idle since then at most. */
   handedOutAt: number
 }
 
@@ -233,7 +239,7 @@ export class Allocator {
     await handleRpc(libp2p, statusRpc, async () => await Promise.resolve({ capacity: this.capacity() }),
       { log: libp2p.logger.forComponent('physarum:alloc-status'), maxOutboundStreams: 8 })
     this.#sweepMs = Math.max(50, Math.min(1_000, this.#init.idleTimeoutMs / 4, this.#init.statsIntervalMs))
-    this.#sweptAt = Date.now()
+    this.#sweptAt = performance.now()
     this.#sweep = setInterval(() => { this.#reapIdle() }, this.#sweepMs)
     this.#sweep.unref()
     this.#reconciling = setInterval(() => {
@@ -416,7 +422,7 @@ export class Allocator {
    */
   #serving (service: string, avoid: ReadonlySet<string>, contentHash?: string): Instance | undefined {
     for (const i of this.#instances.values()) {
-      if (i.service === service && i.state === 'ready' && i.checkedIn && i.dead.size === 0 && i.restarting == null &&
+      if (i.service === service && i.state === 'ready' && i.checkedIn && !i.sidecarDraining && i.dead.size === 0 && i.restarting == null &&
         !avoid.has(i.sidecarPeer) && (contentHash == null || i.contentHash === contentHash)) {
         return i
       }
@@ -426,7 +432,7 @@ export class Allocator {
 
   #answer (instance: Instance, phases: Record<Phase, number>, reused: boolean): AllocationAnswer {
     // a caller is about to use it: not reaped as idle before its first request arrives
-    instance.handedOutAt = Date.now()
+    instance.handedOutAt = performance.now()
     return { peerId: instance.sidecarPeer, multiaddrs: instance.multiaddrs, instanceId: instance.id, phases, reused, contentHash: instance.contentHash }
   }
 
@@ -787,9 +793,11 @@ export class Allocator {
     }
     const adopted = instance.state === 'adopting'
     instance.multiaddrs = request.multiaddrs
-    instance.idleMs = Number(request.idleMs)
+    // a sidecar whose clock stepped back sent a negative idle time, which the uint64 wrapped
+    instance.idleMs = request.idleMs >= 2n ** 63n ? 0 : Number(request.idleMs)
     instance.inFlight = request.inFlight
-    instance.statsAt = Date.now()
+    instance.statsAt = performance.now()
+    instance.sidecarDraining = request.draining && request.kind !== CheckIn.Kind.READY
     if (!instance.checkedIn || request.kind === CheckIn.Kind.READY) {
       instance.checkedIn = true
       if (instance.state === 'adopting') {
@@ -809,7 +817,7 @@ export class Allocator {
   }
 
   #reapIdle (): void {
-    const now = Date.now()
+    const now = performance.now()
     const silentAfterMs = this.#init.silentSidecarMs ?? Math.max(SILENT_SIDECAR_MIN_MS, SILENT_SIDECAR_INTERVALS * this.#init.statsIntervalMs)
     // this process did not run for a while (suspended, its event loop blocked): the stats it did
     // not take meanwhile were not the sidecars' silence
@@ -1136,7 +1144,7 @@ export class Allocator {
 
 /** An instance with what it knows when it starts or is adopted: no stats, no restarts, not ready. */
 function newInstance (known: Pick<Instance, 'id' | 'service' | 'contentHash' | 'cpu' | 'memoryMb' | 'servicePort' | 'sidecarPeer' | 'dir' | 'state' | 'serviceContainer' | 'sidecarContainer'>): Instance {
-  const instance: Instance = { ...known, multiaddrs: [], idleMs: 0, inFlight: 0, statsAt: Date.now(), restarts: [], dead: new Set(), ready: Promise.withResolvers<void>(), checkedIn: false, handedOutAt: 0 }
+  const instance: Instance = { ...known, multiaddrs: [], idleMs: 0, inFlight: 0, statsAt: performance.now(), sidecarDraining: false, restarts: [], dead: new Set(), ready: Promise.withResolvers<void>(), checkedIn: false, handedOutAt: -Infinity }
   // nobody may be waiting when an instance fails before it is ready
   instance.ready.promise.catch(() => {})
   return instance

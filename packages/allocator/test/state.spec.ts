@@ -413,6 +413,51 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.stop()
   })
 
+  it('keeps a busy instance whose sidecar reported a negative idle time, its clock stepped back', async () => {
+    const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 3_000, statsIntervalMs: 200 })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    const { instanceId } = await allocate(caller.libp2p, target, 'svc-clock')
+    const [sidecar] = engine.sidecars
+    nodes.push(sidecar!)
+    const stats = async (idleMs: bigint): Promise<void> => {
+      await callRpc(sidecar!.libp2p, target, checkInRpc, { kind: CheckIn.Kind.STATS, instanceId, multiaddrs: [], idleMs, inFlight: 0, requestsTotal: 1n, draining: false })
+    }
+    // requests all along, longer than the idle timeout since it was handed out
+    const until = performance.now() + 3_500
+    while (performance.now() < until) {
+      await stats(50n)
+      await sleep(100)
+    }
+    // -250 ms, as BigInt(-250) goes on the wire as a uint64
+    await stats(2n ** 64n - 250n)
+    await sleep(600)
+    assert.deepEqual(allocator.instances().map(i => i.state), ['ready'])
+    await allocator.stop()
+  })
+
+  it('hands out no instance whose sidecar said it drains, until it checks in ready again', async () => {
+    const { allocator, engine, caller } = await setUp()
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    const first = await allocate(caller.libp2p, target, 'svc-stopping')
+    const [sidecar] = engine.sidecars
+    nodes.push(sidecar!)
+    const report = async (kind: CheckIn.Kind, draining: boolean): Promise<void> => {
+      await callRpc(sidecar!.libp2p, target, checkInRpc, { kind, instanceId: first.instanceId, multiaddrs: sidecar!.multiaddrs().map(String), idleMs: 0n, inFlight: 0, requestsTotal: 1n, draining })
+    }
+    // a docker stop: the sidecar drains before its container dies
+    await report(CheckIn.Kind.STATS, true)
+    const second = await allocate(caller.libp2p, target, 'svc-stopping')
+    nodes.push(...engine.sidecars)
+    assert.deepEqual([second.reused, second.instanceId === first.instanceId], [false, false])
+    // its container started again: its new sidecar checks in ready, and it is handed out again
+    await report(CheckIn.Kind.READY, false)
+    const third = await allocate(caller.libp2p, target, 'svc-stopping', { avoid: [second.peerId.toString()] })
+    assert.deepEqual([third.reused, third.instanceId], [true, first.instanceId])
+    await allocator.stop()
+  })
+
   /**
    * An allocator taking a sidecar silent after 2 s, and an instance of `service` whose sidecar sent
    * one report, a request in flight, then nothing (its containers keep running: no 'die' comes).

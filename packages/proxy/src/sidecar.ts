@@ -80,17 +80,18 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
   const signal = controller.signal
   let inFlight = 0
   let requestsTotal = 0n
-  let lastActivity = Date.now()
+  // performance.now(): a step of the host's clock (NTP, a resumed VM) must not make it idle
+  let lastActivity = performance.now()
   let draining = false
   const idleWaiters = new Set<() => void>()
 
   const serve = (stream: Stream): void => {
     inFlight++
     requestsTotal++
-    lastActivity = Date.now()
+    lastActivity = performance.now()
     const finished = (): void => {
       inFlight--
-      lastActivity = Date.now()
+      lastActivity = performance.now()
       if (inFlight === 0) {
         for (const wake of idleWaiters) {
           wake()
@@ -153,7 +154,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
       kind,
       instanceId: config.instanceId,
       multiaddrs: addrs(),
-      idleMs: BigInt(inFlight > 0 ? 0 : Date.now() - lastActivity),
+      idleMs: BigInt(inFlight > 0 ? 0 : Math.round(performance.now() - lastActivity)),
       inFlight,
       requestsTotal,
       draining
@@ -174,8 +175,8 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
       disownedSince = undefined
       return
     }
-    disownedSince ??= Date.now()
-    const forMs = Date.now() - disownedSince
+    disownedSince ??= performance.now()
+    const forMs = performance.now() - disownedSince
     if (forMs >= (config.disownedAfterMs ?? DISOWNED_AFTER_MS)) {
       const reason = `the allocator has not known this instance for ${Math.round(forMs / 1000)} s: ${err.message}`
       log.error({ instance: config.instanceId, allocator: config.allocator?.toString() }, `${reason}; stopping`)
@@ -272,6 +273,10 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     stop: async (graceMs = DRAIN_GRACE_MS) => {
       stopping ??= (async () => {
         await drain('stopping')
+        // told at once rather than at the next stats: it hands this instance out no more meanwhile
+        if (checkedIn) {
+          checkIn(CheckIn.Kind.STATS).catch((err: Error) => { log.debug({ err: err.message }, 'the check-in saying it drains failed') })
+        }
         // new streams are refused from now on: a client proxy sends their requests elsewhere, as
         // nothing reached this instance; the streams open finish, within the grace time
         await node.libp2p.unhandle(HTTP_PROTOCOL).catch(() => {})
