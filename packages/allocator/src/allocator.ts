@@ -884,8 +884,12 @@ export class Allocator {
   async #removeContainers (instance: Instance): Promise<void> {
     const runtime = this.#c.runtime
     try {
-      if (instance.sidecarContainer != null) {
-        await runtime.stop(instance.sidecarContainer, STOP_TIMEOUT_S).catch(() => {})
+      // the sidecar first, which finishes the requests in flight; then the service, which has
+      // none left, gets its SIGTERM too (a forced removal would kill it, nothing flushed or closed)
+      for (const id of [instance.sidecarContainer, instance.serviceContainer]) {
+        if (id != null) {
+          await runtime.stop(id, STOP_TIMEOUT_S).catch(() => {})
+        }
       }
       await Promise.all([instance.sidecarContainer, instance.serviceContainer]
         .filter((c): c is string => c != null)

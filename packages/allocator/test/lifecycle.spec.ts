@@ -172,12 +172,24 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
     const daemon = await startTestAllocator(engine, overlay, dir.path, { idleTimeoutMs: 1_500, drainDelayMs: 200 })
     try {
       const idle = await allocate(overlay.client.libp2p, daemon.node.peerId, 'idle-server')
+      const deaths = await engine.docker.getEvents({ filters: { event: ['die'], label: [`${LABELS.instance}=${idle.instanceId}`] } })
+      const exits = new Map<string, string>()
+      deaths.on('data', (chunk: Buffer) => {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) {
+          const event = JSON.parse(line) as { Actor: { Attributes: Record<string, string> } }
+          exits.set(event.Actor.Attributes[LABELS.role]!, event.Actor.Attributes.exitCode!)
+        }
+      })
       const busy = await allocate(overlay.client.libp2p, daemon.node.peerId, 'busy-server')
       let slowEnded = false
       const slow = httpThroughSidecar(overlay.client, busy.multiaddrs, '/slow?ms=8000', 30_000).finally(() => { slowEnded = true })
       await eventually('the idle instance to be removed', () => daemon.allocator.instances().some(i => i.id === idle.instanceId) ? undefined : true, 15_000)
       const idleContainers = (await containersOf(engine, daemon.node.peerId.toString())).filter(c => c.Labels[LABELS.instance] === idle.instanceId)
       assert.equal(idleContainers.length, 0)
+      // the service was stopped, not killed: its SIGTERM handler ended it with 0, not SIGKILL's 137
+      await eventually('both containers\' exits', () => exits.size === 2 ? true : undefined, 5_000)
+      assert.deepEqual(Object.fromEntries(exits), { service: '0', sidecar: '143' })
+      ;(deaths as unknown as { destroy: () => void }).destroy()
       assert.ok(!slowEnded, 'the idle instance went away while the slow request was still in flight')
       assert.ok(daemon.allocator.instances().some(i => i.id === busy.instanceId && i.state === 'ready'), 'the busy instance was reaped with a request in flight')
       const answer = await slow
