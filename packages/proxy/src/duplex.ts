@@ -132,9 +132,11 @@ function pauseWhenFull (stream: Stream, evt: StreamMessageEvent, take: (buf: Uin
  * stream between them (a StreamDuplex and two pipes cost the sidecar about 7% more CPU per
  * request: bench/README.md). The stream pauses while the socket's buffer is full; the socket
  * pauses while more than `maxBufferedBytes` wait in the stream's. Each side's end half-closes the
- * other, as TCP does. `onDone` is called once: with no error when the socket has ended and closed
- * and the stream's writable end closed after everything the socket sent; with the error that
- * broke either side, both torn down.
+ * other, as TCP does. Once the socket's peer has ended, a write to it that fails (the peer closed
+ * for good, or the socket does not allow half-open connections) only drops what the stream sends
+ * from then on: everything the peer sent still goes out. `onDone` is called once: with no error
+ * when the socket has ended and closed and the stream's writable end closed after everything the
+ * socket sent; with the error that broke either side, both torn down.
  */
 export function joinSocket (socket: Duplex, stream: Stream, onDone: (err?: Error) => void, maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES): void {
   stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER_BYTES)
@@ -154,7 +156,14 @@ export function joinSocket (socket: Duplex, stream: Stream, onDone: (err?: Error
     }
     onDone(err)
   }
-  socket.on('error', finish)
+  let ended = false
+  let sent = false
+  socket.on('error', (err) => {
+    // its peer sent everything and reads no more: what the stream still sends has no reader
+    if (!ended) {
+      finish(err)
+    }
+  })
   stream.addEventListener('close', (evt) => {
     if (evt.error != null) {
       finish(evt.error)
@@ -165,7 +174,7 @@ export function joinSocket (socket: Duplex, stream: Stream, onDone: (err?: Error
 
   // the stream's bytes to the socket
   stream.addEventListener('message', (evt) => {
-    pauseWhenFull(stream, evt, buf => socket.write(buf))
+    pauseWhenFull(stream, evt, buf => socket.writable ? socket.write(buf) : true)
   })
   socket.on('drain', () => {
     if (stream.readStatus === 'paused') {
@@ -190,8 +199,6 @@ export function joinSocket (socket: Duplex, stream: Stream, onDone: (err?: Error
       writeBufferBelow(stream, { maxBufferedBytes }).then(() => { socket.resume() }, finish)
     }
   })
-  let ended = false
-  let sent = false
   socket.on('end', () => {
     ended = true
     stream.close().then(() => {

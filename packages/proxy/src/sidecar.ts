@@ -298,7 +298,8 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
 
 /** One attempt at a connection to 127.0.0.1:<port>: the socket, or why it failed (its socket destroyed). */
 async function tryConnect (port: number): Promise<Socket | Error> {
-  const socket = connect({ host: '127.0.0.1', port, noDelay: true })
+  // half-open allowed: a service that answered and ended its side may still read the rest of an upload
+  const socket = connect({ host: '127.0.0.1', port, noDelay: true, allowHalfOpen: true })
   return await new Promise<Socket | Error>(resolve => {
     const failed = (err: Error): void => {
       socket.destroy()

@@ -114,6 +114,45 @@ describe('joinSocket: a socket and a libp2p stream as one byte pipe', () => {
     await eventually('the service\'s socket to close', () => socket.closed ? true : undefined)
   })
 
+  it('ends the stream with everything a service sent that closed while the stream still sent', async () => {
+    // answers the first bytes of an upload with a large refusal and closes, as a server does
+    // (its sockets are not half-open: the stream's next bytes are refused)
+    const body = Buffer.alloc(4 * 1024 * 1024, 'r')
+    const refusing = createServer(socket => {
+      socket.on('error', () => {})
+      socket.on('data', () => {})
+      socket.once('data', () => { socket.end(body) })
+    })
+    refusing.listen(0, '127.0.0.1')
+    await once(refusing, 'listening')
+    await joinStreamsTo((refusing.address() as AddressInfo).port)
+    try {
+      for (let round = 0; round < 3; round++) {
+        const stream = await open()
+        const upload = new Uint8Array(64 * 1024)
+        const sending = setInterval(() => {
+          try {
+            stream.send(upload)
+          } catch {
+            clearInterval(sending)
+          }
+        }, 2)
+        try {
+          assert.equal((await readAll(stream)).length, body.length, `round ${round}: the answer was cut`)
+          // and more after the answer's end: no reader for them, and no failure either
+          await new Promise(resolve => setTimeout(resolve, 100))
+        } finally {
+          clearInterval(sending)
+        }
+        assert.equal(await outcomes[0], undefined, `round ${round}`)
+        stream.abort(new Error('done'))
+      }
+    } finally {
+      refusing.close()
+      await joinStreamsTo(servicePort)
+    }
+  })
+
   it('ends the stream with everything the service sent when the service closes first', async () => {
     const stream = await open()
     const before = accepted.length

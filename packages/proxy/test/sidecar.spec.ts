@@ -1,14 +1,17 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { handleRpc, RpcFailureError } from '@physarum/p2p'
-import { checkInRpc } from '@physarum/allocator/client'
+import { checkInRpc, HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { multiaddr } from '@multiformats/multiaddr'
-import { freePort, silentLog, startNode, stopAll, TEST_PSK } from '../../registry-service/test/helpers.ts'
+import { eventually, freePort, silentLog, startNode, stopAll, TEST_PSK } from '../../registry-service/test/helpers.ts'
 import { startSidecar } from '../src/sidecar.ts'
 import { pino } from 'pino'
 import { startNamedServer } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import type { NamedServer } from './helpers.ts'
 
@@ -78,6 +81,48 @@ describe('sidecar: an allocator that does not know it', { timeout: 60_000 }, () 
       assert.equal(outcome, 'still waiting')
     } finally {
       await sidecar.stop(0)
+    }
+  })
+})
+
+describe('sidecar: a service that ends its side of a connection first', { timeout: 60_000 }, () => {
+  it('still passes it the rest of what the client sends', async () => {
+    // answers at once and ends its side, then reads the upload to its end
+    const received: number[] = []
+    const service = createServer({ allowHalfOpen: true }, socket => {
+      let bytes = 0
+      socket.on('error', () => {})
+      socket.on('data', (chunk: Buffer) => { bytes += chunk.byteLength })
+      socket.on('end', () => { received.push(bytes) })
+      socket.end('early\n')
+    })
+    service.listen(0, '127.0.0.1')
+    await once(service, 'listening')
+    const client = await startNode()
+    const sidecar = await startSidecar({
+      psk: TEST_PSK, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], service: 'half-server', contentHash: 'hash-half',
+      servicePort: (service.address() as AddressInfo).port, instanceId: 'b1c2d3e4f5a6'
+    }, silentLog)
+    try {
+      const stream = await client.libp2p.dialProtocol(sidecar.node.multiaddrs()[0]!, HTTP_PROTOCOL)
+      let answer = ''
+      for await (const chunk of stream) {
+        answer += new TextDecoder().decode(chunk instanceof Uint8Array ? chunk : chunk.subarray())
+        break
+      }
+      assert.equal(answer, 'early\n')
+      // the upload goes on after the answer ended
+      const upload = new Uint8Array(64 * 1024)
+      for (let i = 0; i < 16; i++) {
+        stream.send(upload)
+      }
+      await stream.close()
+      await eventually('the service to read the upload to its end', () => received.length > 0 ? true : undefined, 5_000)
+      assert.deepEqual(received, [16 * upload.byteLength])
+    } finally {
+      await sidecar.stop(0)
+      await stopAll([client])
+      service.close()
     }
   })
 })
