@@ -28,6 +28,12 @@ export const RPC_STREAM_CLIENT_IDLE_MS = 10_000
 export const RPC_STREAM_SERVER_IDLE_MS = 60_000
 export const DEFAULT_RTT_SMOOTHING = 0.2
 /**
+ * How many first samples of a peer's RTT entry set its smoothed RTT to their minimum before the
+ * moving average takes over: the first pings of a new connection wait behind its identify and DHT
+ * traffic (a loopback peer of 0.5 ms answered them in 18 to 33 ms).
+ */
+export const RTT_SEED_SAMPLES = 5
+/**
  * How often each connection must show it is alive: a Yamux ping unless it answered one in the
  * last half of that time (libp2p's connection monitor, off, opened a ping stream every 10 s).
  */

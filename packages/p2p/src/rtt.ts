@@ -1,9 +1,12 @@
-import { DEFAULT_RTT_SMOOTHING } from './constants.ts'
+import { DEFAULT_RTT_SMOOTHING, RTT_SEED_SAMPLES } from './constants.ts'
 
 export interface RttEntry {
   /** The last measured round-trip time, in milliseconds. */
   lastMs: number
-  /** Exponentially weighted moving average of the round-trip time, in milliseconds. */
+  /**
+   * The smoothed round-trip time, in milliseconds: the least of the first RTT_SEED_SAMPLES
+   * samples, then their exponentially weighted moving average.
+   */
   smoothedMs: number
   /** When the last successful measurement finished (ms since the epoch). */
   lastSeen: number
@@ -16,6 +19,13 @@ export interface RttEntry {
 /**
  * Round-trip times per peer: the last sample, an EWMA (alpha = weight of a new sample) and the
  * time it was last seen, so callers can rank peers and forget those gone quiet.
+ *
+ * The EWMA starts from the least of an entry's first RTT_SEED_SAMPLES samples, not from the
+ * first one: those are a new connection's first pings, which wait behind its identify and DHT
+ * streams. Seeded by the first, the average of a 0.5 ms loopback peer was still 10.7 ms after 3
+ * samples, and the client proxy, which compares it with its soft RTT, asked for another instance
+ * it did not need. Queueing only ever adds to a round trip, so the least sample is the closest
+ * to the path's own.
  */
 export class RttTable {
   readonly #alpha: number
@@ -35,13 +45,25 @@ export class RttTable {
       : {
           ...previous,
           lastMs: rttMs,
-          smoothedMs: previous.samples === 0 ? rttMs : previous.smoothedMs + this.#alpha * (rttMs - previous.smoothedMs),
+          smoothedMs: this.#smooth(previous, rttMs),
           lastSeen: now,
           samples: previous.samples + 1,
           consecutiveFailures: 0
         }
     this.#entries.set(peer, entry)
     return entry
+  }
+
+  /** The smoothed RTT of `previous` with one more sample, `rttMs`. */
+  #smooth (previous: RttEntry, rttMs: number): number {
+    if (previous.samples === 0) {
+      // an entry of failures only: its smoothedMs is NaN
+      return rttMs
+    }
+    if (previous.samples < RTT_SEED_SAMPLES) {
+      return Math.min(previous.smoothedMs, rttMs)
+    }
+    return previous.smoothedMs + this.#alpha * (rttMs - previous.smoothedMs)
   }
 
   recordFailure (peer: string): RttEntry {
