@@ -20,12 +20,21 @@ interface PingingMuxer {
  * stops waiting, the ping stays in flight until it is answered or the connection closes, and the
  * next measurement on that connection waits for it first. Nothing else may ping through the
  * muxer: physarum nodes turn Yamux's own keep-alive pings off and check liveness through here.
+ *
+ * So a measurement goes through the connection least likely to hold it up: one with no ping in
+ * flight, the newest first, else the one whose ping was sent last. A peer whose host vanished
+ * without a FIN or RST and came back with the same identity dials anew; its old connection, open
+ * here until liveness aborts it (30 to 60 s), answers no ping, and every measurement that waited
+ * behind the ping stuck on it failed.
  */
 export class RttMeter {
   readonly #libp2p: Libp2p
   readonly #table: RttTable
-  /** By connection: settles when the ping in flight on it is answered or the connection closes. */
-  readonly #inFlight = new WeakMap<Connection, Promise<void>>()
+  /**
+   * By connection, the ping in flight on it: `settled` when it is answered or the connection
+   * closes; `sentAt` its `performance.now()` time.
+   */
+  readonly #inFlight = new WeakMap<Connection, { settled: Promise<void>, sentAt: number }>()
   readonly #answeredAt = new WeakMap<Connection, number>()
 
   constructor (libp2p: Libp2p, table: RttTable) {
@@ -37,8 +46,7 @@ export class RttMeter {
   async measure (peer: PeerId, options: AbortOptions = {}): Promise<number> {
     const key = peer.toString()
     try {
-      const connection = this.#libp2p.getConnections(peer).find(c => c.status === 'open') ??
-        await this.#libp2p.dial(peer, options)
+      const connection = this.#connectionTo(peer) ?? await this.#libp2p.dial(peer, options)
       const ms = await this.roundTrip(connection, options)
       this.#table.record(key, ms)
       return ms
@@ -48,13 +56,33 @@ export class RttMeter {
     }
   }
 
+  /** The open connection to `peer` to measure on (see the class doc), if any. */
+  #connectionTo (peer: PeerId): Connection | undefined {
+    let idle: Connection | undefined
+    let pinging: Connection | undefined
+    for (const connection of this.#libp2p.getConnections(peer)) {
+      if (connection.status !== 'open') {
+        continue
+      }
+      const ping = this.#inFlight.get(connection)
+      if (ping == null) {
+        if (idle == null || connection.timeline.open > idle.timeline.open) {
+          idle = connection
+        }
+      } else if (pinging == null || ping.sentAt > this.#inFlight.get(pinging)!.sentAt) {
+        pinging = connection
+      }
+    }
+    return idle ?? pinging
+  }
+
   /**
    * One round trip on `connection`, in milliseconds, sent once the ping in flight on it (if any)
    * was answered; not recorded in the RTT table.
    */
   async roundTrip (connection: Connection, options: AbortOptions = {}): Promise<number> {
     for (let earlier = this.#inFlight.get(connection); earlier != null; earlier = this.#inFlight.get(connection)) {
-      await raceSignal(earlier, options.signal)
+      await raceSignal(earlier.settled, options.signal)
     }
     return await raceSignal(this.#ping(connection), options.signal)
   }
@@ -81,10 +109,11 @@ export class RttMeter {
       this.#answeredAt.set(connection, now)
       resolve(now - start)
     }, reject)
-    this.#inFlight.set(connection, promise.then(() => {}, () => {}).finally(() => {
+    const settled = promise.then(() => {}, () => {}).finally(() => {
       connection.removeEventListener('close', onClose)
       this.#inFlight.delete(connection)
-    }))
+    })
+    this.#inFlight.set(connection, { settled, sentAt: start })
     return promise
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
-import { startDelayRelay, startNode, stopAll } from './helpers.ts'
+import { eventually, startDelayRelay, startNode, stopAll } from './helpers.ts'
 import type { DelayRelay } from './helpers.ts'
 import type { PhysarumNode } from '../src/index.ts'
 
@@ -43,6 +43,36 @@ describe('RTT meter (Yamux pings between real nodes, through a delaying relay on
     const entry = near.rtt.get(key)
     assert.equal(entry?.samples, 3)
     assert.equal(entry.failures, 1)
+  })
+
+  it('measures on a peer\'s new connection, not behind the ping stuck on its old one gone silent', async () => {
+    const far = await startNode({ hostName: 'far' })
+    const near = await startNode({ hostName: 'near' })
+    nodes.push(far, near)
+    const relay = await startDelayRelay({ target: { port: Number(far.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value) }, delayMs: 0 })
+    relays.push(relay)
+    const old = await near.libp2p.dial(multiaddr(`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${far.peerId.toString()}`))
+    await near.measureRtt(far.peerId, { signal: AbortSignal.timeout(5_000) })
+
+    // the far host vanishes without a FIN or RST: the old connection stays open, its ping unanswered
+    relay.hold()
+    await assert.rejects(near.measureRtt(far.peerId, { signal: AbortSignal.timeout(200) }), (err: Error) => err.name === 'TimeoutError')
+    // and comes back with the same identity, dialing anew
+    const fresh = await far.libp2p.dial(near.multiaddrs()[0]!, { force: true })
+    const ids = await eventually('the new connection beside the old one', () => {
+      const open = near.libp2p.getConnections(far.peerId).filter(c => c.status === 'open').map(c => c.id)
+      return open.length === 2 ? open : undefined
+    })
+    assert.ok(ids.includes(old.id))
+
+    // liveness (30 s) has not aborted the old connection: the meter passes it by
+    for (let i = 0; i < 3; i++) {
+      const ms = await near.measureRtt(far.peerId, { signal: AbortSignal.timeout(2_000) })
+      assert.ok(ms < 1_000, `RTT ${ms} ms on loopback`)
+    }
+    assert.equal(old.status, 'open')
+    assert.equal(fresh.status, 'open')
+    assert.equal(near.rtt.get(far.peerId.toString())?.samples, 4)
   })
 
   it('fails at once for a peer it cannot reach, and counts the failure', async () => {
