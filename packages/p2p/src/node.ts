@@ -159,7 +159,8 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     transports: [tcp()],
     connectionEncrypters: [withCheapFrameLengths(noise())],
     // the RTT meter pings through Yamux and must be the muxer's only pinger; liveness goes
-    // through it (Yamux's keep-alive only logs a failed ping)
+    // through it (Yamux's keep-alive only logs a failed ping) and, like the keep-alive, pings
+    // each new connection at once for the RTT that grows Yamux's receive windows
     streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS, enableKeepAlive: false })],
     ...(init.psk == null ? {} : { connectionProtector: pskProtector({ psk: init.psk }) }),
     connectionManager: { inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS, maxIncomingPendingConnections: MAX_INCOMING_PENDING_CONNECTIONS, ...init.connectionLimits },

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
+import { sendBounded } from '../src/index.ts'
 import { eventually, startDelayRelay, startNode, stopAll } from './helpers.ts'
 import type { DelayRelay } from './helpers.ts'
 import type { PhysarumNode } from '../src/index.ts'
@@ -16,6 +17,11 @@ function countPings (connection: Connection): { readonly count: number } {
     return await ping()
   }
   return counter
+}
+
+/** The RTT `connection`'s Yamux muxer knows, in whole ms; -1 until it was pinged. */
+function muxerRtt (connection: Connection): number {
+  return (connection as Connection & { muxer: { rtt: number } }).muxer.rtt
 }
 
 /** A node that checks nothing itself while a test runs. */
@@ -87,5 +93,44 @@ describe('liveness (Yamux pings instead of ping streams, between real nodes on 1
     await new Promise(resolve => setTimeout(resolve, 600))
     assert.ok(answeringPings.count > pingsBefore, 'the answering peer is still checked')
     assert.equal(toAnswering.status, 'open')
+  })
+
+  it('pings a new connection at once, so the muxers know the RTT that grows a stream\'s receive window', async () => {
+    const delayMs = 25
+    const initialWindow = 256 * 1024
+    const receiver = await startNode({ hostName: 'receiver', ...QUIET })
+    const sender = await startNode({ hostName: 'sender', ...QUIET })
+    nodes.push(receiver, sender)
+    const relay = await startDelayRelay({ target: { port: Number(receiver.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value) }, delayMs })
+    relays.push(relay)
+    const protocol = '/physarum-test/upload/1.0.0'
+    const received = Promise.withResolvers<{ bytes: number, window: number }>()
+    await receiver.libp2p.handle(protocol, async (stream) => {
+      let bytes = 0
+      for await (const chunk of stream) {
+        bytes += chunk.byteLength
+      }
+      received.resolve({ bytes, window: (stream as unknown as { recvWindow: number }).recvWindow })
+      await stream.close()
+    })
+
+    const toReceiver = await sender.libp2p.dial(multiaddr(`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${receiver.peerId.toString()}`))
+    // neither node measures the other, and their liveness rounds are an hour away
+    const toSender = await eventually('both muxers to know the RTT', () => {
+      const connection = receiver.libp2p.getConnections(sender.peerId)[0]
+      return connection != null && muxerRtt(connection) >= 0 && muxerRtt(toReceiver) >= 0 ? connection : undefined
+    }, 2_000, 10)
+    assert.ok(muxerRtt(toSender) >= 2 * delayMs, `the receiver's muxer knows an RTT of ${muxerRtt(toSender)} ms`)
+    assert.equal(receiver.rtt.get(sender.peerId.toString()), undefined, 'liveness pings are no RTT samples')
+
+    const total = 4 * 1024 * 1024
+    const stream = await toReceiver.newStream(protocol)
+    for (let sent = 0; sent < total; sent += 64 * 1024) {
+      await sendBounded(stream, new Uint8Array(64 * 1024))
+    }
+    await stream.close()
+    const { bytes, window } = await received.promise
+    assert.equal(bytes, total)
+    assert.ok(window > initialWindow, `the receiving stream's window stayed at ${window} bytes`)
   })
 })
