@@ -22,15 +22,24 @@ export interface DiscoveryComponents {
   logger: ComponentLogger
 }
 
+/** A topic this node provides; `stopped` aborts its provides in flight when it stops. */
+interface ProvidedTopic {
+  cid: CID
+  stopped: AbortController
+}
+
 /**
  * Topics this node provides through DHT provider records. Each is provided again on an interval
  * and whenever the node comes back from having no connection at all (a bootstrap that dropped).
+ * Stopping a topic aborts its provides in flight: a provide (a DHT round, about a second, longer
+ * on a slow path) that went on sent ADD_PROVIDER after the drain that stopped it, renewing the
+ * records that were to expire.
  */
 export class Discovery implements Startable {
   readonly #components: DiscoveryComponents
   readonly #log: Logger
   readonly #intervalMs: number
-  readonly #topics = new Map<string, CID>()
+  readonly #topics = new Map<string, ProvidedTopic>()
   #timer?: NodeJS.Timeout
   #controller = new AbortController()
 
@@ -69,19 +78,35 @@ export class Discovery implements Startable {
 
   /**
    * Starts providing `topic`: the local record at once, the network's when the returned promise
-   * resolves. It is provided again after every interval and reconnect until `stopProviding`.
+   * resolves. It is provided again after every interval and reconnect until `stopProviding`,
+   * which also ends this promise early, without an error: the caller asked for that.
    */
   async provide (topic: string, options?: AbortOptions): Promise<void> {
     const cid = await topicCid(topic)
-    this.#topics.set(topic, cid)
-    await this.#components.contentRouting.provide(cid, { signal: anySignal(this.#controller.signal, options?.signal) })
+    let provided = this.#topics.get(topic)
+    if (provided == null) {
+      provided = { cid, stopped: new AbortController() }
+      this.#topics.set(topic, provided)
+    }
+    const { stopped } = provided
+    try {
+      await this.#components.contentRouting.provide(cid, { signal: AbortSignal.any([this.#controller.signal, stopped.signal, ...(options?.signal == null ? [] : [options.signal])]) })
+    } catch (err) {
+      if (!stopped.signal.aborted) {
+        throw err
+      }
+    }
   }
 
-  /** Stops providing `topic` from here; records other peers hold expire on their own. */
+  /**
+   * Stops providing `topic` from here, aborting its provides in flight; records other peers hold
+   * expire on their own.
+   */
   async stopProviding (topic: string, options?: AbortOptions): Promise<void> {
-    const cid = this.#topics.get(topic) ?? await topicCid(topic)
+    const provided = this.#topics.get(topic)
     this.#topics.delete(topic)
-    await this.#components.contentRouting.cancelReprovide(cid, options)
+    provided?.stopped.abort()
+    await this.#components.contentRouting.cancelReprovide(provided?.cid ?? await topicCid(topic), options)
   }
 
   /** The peers providing `topic`, each once, as they are found. */
@@ -98,17 +123,19 @@ export class Discovery implements Startable {
   }
 
   #provideAll (reason: string): void {
-    for (const [topic, cid] of this.#topics) {
-      this.#components.contentRouting.provide(cid, { signal: this.#controller.signal }).then(
+    for (const [topic, { cid, stopped }] of this.#topics) {
+      this.#components.contentRouting.provide(cid, { signal: AbortSignal.any([this.#controller.signal, stopped.signal]) }).then(
         () => { this.#log('provided %s (%s)', topic, reason) },
-        (err: Error) => { this.#log.error('providing %s (%s) failed: %s', topic, reason, err.message) }
+        (err: Error) => {
+          if (stopped.signal.aborted) {
+            this.#log('stopped providing %s (%s) before it was provided', topic, reason)
+          } else {
+            this.#log.error('providing %s (%s) failed: %s', topic, reason, err.message)
+          }
+        }
       )
     }
   }
-}
-
-function anySignal (a: AbortSignal, b?: AbortSignal): AbortSignal {
-  return b == null ? a : AbortSignal.any([a, b])
 }
 
 export function discovery (init: DiscoveryInit = {}): (components: DiscoveryComponents) => Discovery {

@@ -1,7 +1,30 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { eventually, startNode, stopAll } from './helpers.ts'
+import { topicCid } from '../src/index.ts'
+import { eventually, startDelayRelay, startNode, stopAll } from './helpers.ts'
+import type { DelayRelay } from './helpers.ts'
 import type { PhysarumNode } from '../src/index.ts'
+
+/** A provide the node's content routing started: its key and, once it settled, how. */
+interface Provide {
+  key: string
+  outcome?: PromiseSettledResult<void>
+  settled: Promise<unknown>
+}
+
+/** Records every provide `node` starts through its content routing (the DHT), by whomever. */
+function recordProvides (node: PhysarumNode): Provide[] {
+  const routing = node.libp2p.contentRouting
+  const provide = routing.provide.bind(routing)
+  const provides: Provide[] = []
+  routing.provide = async (cid, options) => {
+    const started = provide(cid, options)
+    const record: Provide = { key: cid.toString(), settled: Promise.allSettled([started]).then(([outcome]) => { record.outcome = outcome }) }
+    provides.push(record)
+    await started
+  }
+  return provides
+}
 
 /** The peer ids found providing `topic` within `ms`. */
 /**
@@ -77,5 +100,51 @@ describe('discovery through one bootstrap', () => {
     await eventually('the stopped provider to expire', async () => {
       return (await providersOf(seeker, 'test:crash', 1_000)).length === 0 ? true : undefined
     }, 15_000, 500)
+  })
+})
+
+describe('stopping a topic', () => {
+  const nodes: PhysarumNode[] = []
+  const relays: DelayRelay[] = []
+  after(async () => {
+    await stopAll(nodes)
+    await Promise.all(relays.map(async relay => { await relay.close() }))
+  })
+
+  it('aborts the provides of that topic in flight, the caller\'s and the reprovides, and no other topic\'s', async () => {
+    const bootstrap = await startNode()
+    nodes.push(bootstrap)
+    // 100 ms each round trip to the bootstrap: a provide (a second or so) stays in flight well
+    // beyond the reprovide interval
+    const relay = await startDelayRelay({ target: { port: Number(bootstrap.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value) }, delayMs: 50 })
+    relays.push(relay)
+    const provider = await startNode({ bootstrap: [`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${bootstrap.peerId.toString()}`], reprovideIntervalMs: 100 })
+    nodes.push(provider)
+    const provides = recordProvides(provider)
+    const goes = (await topicCid('test:goes')).toString()
+    const kept = (await topicCid('test:kept')).toString()
+
+    const keptCaller = provider.discovery.provide('test:kept')
+    const caller = provider.discovery.provide('test:goes')
+    const inFlight = (key: string): Provide[] => provides.filter(p => p.key === key && p.outcome == null)
+    await eventually('a reprovide of each topic in flight beside the callers\' provides', () => inFlight(goes).length >= 2 && inFlight(kept).length >= 2 ? true : undefined)
+    const stopped = inFlight(goes)
+    const going = inFlight(kept)
+    const startedBeforeStop = provides.filter(p => p.key === goes).length
+    await provider.discovery.stopProviding('test:goes')
+
+    // the caller asked for the stop: its provide ends, without an error
+    await caller
+    await Promise.all(stopped.map(async p => { await p.settled }))
+    for (const { outcome } of stopped) {
+      assert.ok(outcome?.status === 'rejected', 'a provide of the stopped topic went on')
+      assert.equal((outcome.reason as Error).name, 'AbortError')
+    }
+    // the other topic's provides go on and reach the bootstrap
+    await keptCaller
+    await Promise.all(going.map(async p => { await p.settled }))
+    assert.deepEqual(going.map(p => p.outcome?.status), going.map(() => 'fulfilled'))
+    assert.equal(provides.filter(p => p.key === goes).length, startedBeforeStop, 'the stopped topic was provided again')
+    assert.deepEqual(provider.discovery.topics(), ['test:kept'])
   })
 })

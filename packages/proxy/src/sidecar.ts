@@ -228,7 +228,10 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     await ready
     if (!draining) {
       await node.discovery.provide(topic, { signal })
-      log.info({ topic }, 'providing the service topic')
+      // a drain meanwhile ended the provide early
+      if (!draining) {
+        log.info({ topic }, 'providing the service topic')
+      }
     }
   })()
   provide.catch((err: Error) => {
