@@ -1,5 +1,6 @@
 import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { raceSignal } from 'race-signal'
 import { callRpc, createMetricsRegistry, createPhysarumNode, nodeOptions, RpcFailureError, serviceTopic } from '@physarum/p2p'
 import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { CheckIn, CHECKIN_RETRY_MAX_MS, CHECKIN_RETRY_MS, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
@@ -84,6 +85,20 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
   let lastActivity = performance.now()
   let draining = false
   const idleWaiters = new Set<() => void>()
+  const servicePort = new ServicePort(config.servicePort, signal)
+  // a restarting service fails every stream that waited for it: one line for them all
+  const refusals = {
+    saidAt: -Infinity,
+    since: 0,
+    say (err: Error): void {
+      this.since++
+      if (performance.now() - this.saidAt >= SERVICE_REFUSED_WAIT_MS) {
+        log.warn({ err: err.message, port: config.servicePort, streams: this.since }, 'the service accepts no connection')
+        this.saidAt = performance.now()
+        this.since = 0
+      }
+    }
+  }
 
   const serve = (stream: Stream): void => {
     inFlight++
@@ -101,7 +116,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     // paused meanwhile: what the stream carries waits in its read buffer, and the sender for
     // window (an upload would otherwise fill the buffer past its limit, and the stream be reset)
     stream.pause()
-    connectToService(config.servicePort, stream, signal).then(socket => {
+    connectToService(servicePort, stream, signal).then(socket => {
       // the client gave up while the service was restarting
       if (!isOpen(stream)) {
         socket.destroy()
@@ -116,7 +131,11 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
       })
       stream.resume()
     }, (err: Error) => {
-      log.warn({ err: err.message, port: config.servicePort }, 'the service accepts no connection')
+      if (err instanceof ServiceWaitEnded) {
+        log.debug({ err: err.message }, 'a stream gave up waiting for the service')
+      } else {
+        refusals.say(err)
+      }
       if (isOpen(stream)) {
         stream.abort(err)
       }
@@ -316,23 +335,82 @@ async function tryConnect (port: number): Promise<Socket | Error> {
   })
 }
 
+/** Why a stream got no connection to its service other than the service's own refusal: not the service's fault. */
+class ServiceWaitEnded extends Error {
+  static override name = 'ServiceWaitEnded'
+  override name = 'ServiceWaitEnded'
+}
+
 /**
- * A connection to the service on 127.0.0.1:<port>. While the service refuses connections (it is
- * restarting), it is tried again for up to SERVICE_REFUSED_WAIT_MS, unless the stream that wants it
- * closes or the sidecar stops; another error fails at once.
+ * Waits for the service's port to accept connections again, for every stream that found it
+ * refusing them (the service is restarting): one poll every SERVICE_POLL_INTERVAL_MS for all of
+ * them, not one each (250 streams polling on their own took 80% of a core from the service
+ * starting up), and none once no stream waits.
  */
-async function connectToService (port: number, stream: Stream, stopping: AbortSignal): Promise<Socket> {
-  const deadline = performance.now() + SERVICE_REFUSED_WAIT_MS
-  for (;;) {
-    const attempt = await tryConnect(port)
-    if (!(attempt instanceof Error)) {
-      return attempt
+class ServicePort {
+  readonly port: number
+  readonly #stopping: AbortSignal
+  #waiters = 0
+  #back?: Promise<void>
+
+  constructor (port: number, stopping: AbortSignal) {
+    this.port = port
+    this.#stopping = stopping
+  }
+
+  /** Resolves once the port accepts a connection, or rejects when `signal` aborts first. */
+  async back (signal: AbortSignal): Promise<void> {
+    this.#waiters++
+    try {
+      this.#back ??= this.#poll().finally(() => { this.#back = undefined })
+      await raceSignal(this.#back, signal)
+    } finally {
+      this.#waiters--
     }
-    const refused = (attempt as NodeJS.ErrnoException).code === 'ECONNREFUSED'
-    if (!refused || performance.now() >= deadline || stopping.aborted || !isOpen(stream)) {
-      throw new Error(refused ? `The service refused connections on port ${port} for ${SERVICE_REFUSED_WAIT_MS} ms: ${attempt.message}` : attempt.message, { cause: attempt })
+  }
+
+  async #poll (): Promise<void> {
+    while (this.#waiters > 0 && !this.#stopping.aborted) {
+      await sleep(SERVICE_POLL_INTERVAL_MS, undefined, { signal: this.#stopping }).catch(() => {})
+      const attempt = await tryConnect(this.port)
+      if (!(attempt instanceof Error)) {
+        attempt.destroy()
+        return
+      }
     }
-    await sleep(SERVICE_POLL_INTERVAL_MS, undefined, { signal: stopping }).catch(() => {})
+  }
+}
+
+/**
+ * A connection to the service. While the service refuses connections (it is restarting), the
+ * stream waits for its port for up to SERVICE_REFUSED_WAIT_MS, unless it closes or the sidecar
+ * stops (ServiceWaitEnded); another error fails at once.
+ */
+async function connectToService (service: ServicePort, stream: Stream, stopping: AbortSignal): Promise<Socket> {
+  const closed = new AbortController()
+  const onClose = (): void => { closed.abort() }
+  stream.addEventListener('close', onClose)
+  const deadline = AbortSignal.timeout(SERVICE_REFUSED_WAIT_MS)
+  try {
+    for (;;) {
+      const attempt = await tryConnect(service.port)
+      if (!(attempt instanceof Error)) {
+        return attempt
+      }
+      if ((attempt as NodeJS.ErrnoException).code !== 'ECONNREFUSED') {
+        throw attempt
+      }
+      try {
+        await service.back(AbortSignal.any([deadline, stopping, closed.signal]))
+      } catch {
+        if (deadline.aborted) {
+          throw new Error(`The service refused connections on port ${service.port} for ${SERVICE_REFUSED_WAIT_MS} ms: ${attempt.message}`, { cause: attempt })
+        }
+        throw new ServiceWaitEnded(stopping.aborted ? 'the sidecar is stopping' : 'the client left while the service refused connections')
+      }
+    }
+  } finally {
+    stream.removeEventListener('close', onClose)
   }
 }
 

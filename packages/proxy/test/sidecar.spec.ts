@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { handleRpc, RpcFailureError } from '@physarum/p2p'
@@ -11,7 +12,7 @@ import { pino } from 'pino'
 import { startNamedServer } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, connect as netConnect, Server } from 'node:net'
 import type { Logger } from 'pino'
 import type { NamedServer } from './helpers.ts'
 
@@ -123,6 +124,55 @@ describe('sidecar: a service that ends its side of a connection first', { timeou
       await sidecar.stop(0)
       await stopAll([client])
       service.close()
+    }
+  })
+})
+
+describe('sidecar: a service that refuses connections for a while', { timeout: 60_000 }, () => {
+  it('has its streams wait for one poll of the port, and serves them all once it listens', async () => {
+    const port = await freePort()
+    // every connection the sidecar attempts to the service's port (node:net's own, seen by the ESM import too)
+    const net = createRequire(import.meta.url)('node:net') as { connect: typeof netConnect }
+    const realConnect = net.connect
+    let attempts = 0
+    net.connect = ((...args: Parameters<typeof realConnect>) => {
+      if ((args[0] as { port?: number }).port === port) {
+        attempts++
+      }
+      return realConnect(...args)
+    }) as typeof realConnect
+    syncBuiltinESMExports()
+    const client = await startNode()
+    const sidecar = await startSidecar({
+      psk: TEST_PSK, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], service: 'restarting-server', contentHash: 'hash-restarting',
+      servicePort: port, instanceId: 'c1d2e3f4a5b6'
+    }, silentLog)
+    let service: Server | undefined
+    try {
+      const streams = await Promise.all(Array.from({ length: 50 }, async () => await client.libp2p.dialProtocol(sidecar.node.multiaddrs()[0]!, HTTP_PROTOCOL)))
+      await eventually('every stream to wait for the service', () => sidecar.inFlight() === streams.length ? true : undefined, 5_000)
+      const before = attempts
+      await new Promise(resolve => setTimeout(resolve, 1_000))
+      // one poll every 20 ms for all of them (and the check-in's own), not one each: 2500 a second
+      const perSecond = attempts - before
+      assert.ok(perSecond < 250, `${perSecond} connection attempts in a second`)
+
+      service = createServer(socket => { socket.on('error', () => {}); socket.end('back\n') })
+      service.listen(port, '127.0.0.1')
+      const answers = await Promise.all(streams.map(async stream => {
+        let text = ''
+        for await (const chunk of stream) {
+          text += new TextDecoder().decode(chunk instanceof Uint8Array ? chunk : chunk.subarray())
+        }
+        return text
+      }))
+      assert.deepEqual(new Set(answers), new Set(['back\n']))
+    } finally {
+      net.connect = realConnect
+      syncBuiltinESMExports()
+      await sidecar.stop(0)
+      await stopAll([client])
+      service?.close()
     }
   })
 })
