@@ -235,7 +235,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     }
   })()
   ready.then(() => {
-    log.info({ addrs: addrs(), service: config.service, instance: config.instanceId }, 'checked in')
+    log.info({ addrs: addrs(), service: config.service, instance: config.instanceId }, config.allocator == null ? 'serving (no --allocator to check in with)' : 'checked in')
   }, (err: Error) => {
     if (!signal.aborted) {
       log.error({ err: err.message }, 'never checked in')
