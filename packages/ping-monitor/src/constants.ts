@@ -41,5 +41,3 @@ export const RTT_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
 
 /** At most one "connection refused" log line per remote host and reason in this time. */
 export const REFUSAL_LOG_INTERVAL_MS = 10_000
-/** How often a peer's announced host name is read again once known (a peer may restart under another name). */
-export const HOST_REREAD_MS = 60_000

@@ -37,7 +37,7 @@ export type PingMonitorOptions = Partial<PingMonitorInit> & Pick<PingMonitorInit
 
 /** What the monitor needs of a physarum node (a `PhysarumNode` has it all). */
 export interface MonitoredNode {
-  libp2p: Pick<Libp2p, 'getPeers' | 'getConnections' | 'peerStore'>
+  libp2p: Pick<Libp2p, 'getPeers' | 'getConnections' | 'peerStore' | 'addEventListener' | 'removeEventListener'>
   rtt: Pick<RttTable, 'get' | 'delete'>
   measureRtt(peer: PeerId, options?: AbortOptions): Promise<number>
 }

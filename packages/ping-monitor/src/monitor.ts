@@ -1,15 +1,21 @@
 import { deadline, hostNameFromAgent } from '@physarum/p2p'
 import { Counter, Gauge, Histogram } from 'prom-client'
-import { HOST_REREAD_MS, MAX_BACKOFF_MS, PING_SPREAD as SPREAD, RTT_BUCKETS_SECONDS, UNKNOWN_HOST } from './constants.ts'
+import { MAX_BACKOFF_MS, PING_SPREAD as SPREAD, RTT_BUCKETS_SECONDS, UNKNOWN_HOST } from './constants.ts'
 import type { MonitoredNode, PeerReport, PingMonitorComponents, PingMonitorInit } from './index.ts'
 import type { Logger, RttEntry } from '@physarum/p2p'
-import type { PeerId, Startable } from '@libp2p/interface'
+import type { IdentifyResult, PeerId, Startable } from '@libp2p/interface'
 
 interface TrackedPeer {
   readonly id: PeerId
   readonly key: string
   /** target_host of this peer's series; UNKNOWN_HOST until identify told us. */
   host: string
+  /**
+   * The peer store was read for the announced host name (at the first answer: the peer may have
+   * been identified before it was tracked), or identify told it. Not read again: identify says
+   * when it changes, on each new connection and each push.
+   */
+  hostKnown: boolean
   /** Last time the peer answered a ping or was connected (ms since the epoch). */
   lastSeen: number
   /** Queued or in flight: never two pings to one peer at once. */
@@ -18,8 +24,6 @@ interface TrackedPeer {
   failures: number
   /** No ping before this time (ms since the epoch). */
   notBefore: number
-  /** When the announced host name was last read from the peer store (ms since the epoch). */
-  hostReadAt: number
 }
 
 const decoder = new TextDecoder()
@@ -113,6 +117,7 @@ export class PingMonitor implements Startable {
 
   start (): void {
     this.#controller = new AbortController()
+    this.#node.libp2p.addEventListener('peer:identify', this.#onIdentify)
     this.#timer = setInterval(() => { this.tick() }, this.#init.intervalMs)
     // the node's sockets keep a daemon alive; this timer alone must not
     this.#timer.unref()
@@ -120,6 +125,7 @@ export class PingMonitor implements Startable {
   }
 
   stop (): void {
+    this.#node.libp2p.removeEventListener('peer:identify', this.#onIdentify)
     clearInterval(this.#timer)
     clearTimeout(this.#pacer)
     this.#pacer = undefined
@@ -150,7 +156,7 @@ export class PingMonitor implements Startable {
       const key = id.toString()
       let peer = this.#peers.get(key)
       if (peer == null) {
-        peer = { id, key, host: UNKNOWN_HOST, lastSeen: now, busy: false, failures: 0, notBefore: 0, hostReadAt: 0 }
+        peer = { id, key, host: UNKNOWN_HOST, lastSeen: now, busy: false, failures: 0, notBefore: 0, hostKnown: false }
         this.#peers.set(key, peer)
         // a counter that exists from the start makes rate() and increase() right from the first failure
         this.#failures.inc({ host: this.#init.hostName, target_peer: key }, 0)
@@ -272,24 +278,41 @@ export class PingMonitor implements Startable {
     peer.failures = 0
     peer.notBefore = 0
     // reading the peer store after every ping cost 7% of the monitor's CPU with 200 peers
-    if (peer.host === UNKNOWN_HOST || Date.now() - peer.hostReadAt > HOST_REREAD_MS) {
-      await this.#resolveHost(peer)
+    if (!peer.hostKnown) {
+      await this.#readHost(peer)
     }
     this.#distribution.observe({ host: this.#init.hostName }, ms / 1_000)
   }
 
-  /** Reads the host name the peer announced; a changed name moves its series to the new label. */
-  async #resolveHost (peer: TrackedPeer): Promise<void> {
+  /** Reads the host name the peer announced from the peer store. */
+  async #readHost (peer: TrackedPeer): Promise<void> {
     let host: string | undefined
     try {
       const agent = (await this.#node.libp2p.peerStore.get(peer.id)).metadata.get('AgentVersion')
       host = hostNameFromAgent(agent == null ? undefined : decoder.decode(agent))
     } catch {
-      // not identified yet: keep the name we have
+      // not in the peer store: identify will tell
     }
-    peer.hostReadAt = Date.now()
-    if (host != null && host !== peer.host) {
-      this.#log.info({ peer: peer.key, targetHost: host }, 'peer announced its host name')
+    // an identify event that came during the read is newer than what was read
+    if (!peer.hostKnown) {
+      peer.hostKnown = true
+      this.#setHost(peer, host ?? UNKNOWN_HOST)
+    }
+  }
+
+  /** A tracked peer (re)identified, on a new connection or by a push: it may announce another name. */
+  readonly #onIdentify = ({ detail }: CustomEvent<IdentifyResult>): void => {
+    const peer = this.#peers.get(detail.peerId.toString())
+    if (peer != null && detail.agentVersion != null) {
+      peer.hostKnown = true
+      this.#setHost(peer, hostNameFromAgent(detail.agentVersion) ?? UNKNOWN_HOST)
+    }
+  }
+
+  /** A changed name moves the peer's series to the new label. */
+  #setHost (peer: TrackedPeer, host: string): void {
+    if (host !== peer.host) {
+      this.#log.info({ peer: peer.key, targetHost: host, was: peer.host }, 'peer announced its host name')
       peer.host = host
     }
   }

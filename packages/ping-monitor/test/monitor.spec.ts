@@ -18,25 +18,44 @@ const PEER_IDS = [
 
 type Measure = (peer: PeerId, options: AbortOptions) => Promise<number>
 
+interface StubNode extends MonitoredNode {
+  connected: PeerId[]
+  agents: Map<string, string>
+  /** Peer store reads, by peer. */
+  reads: Map<string, number>
+  /** What libp2p's identify does when a peer connects or pushes: its agent, then the event. */
+  identify(peer: PeerId, agent: string): void
+}
+
 /** A node whose connected peers, announced agents and ping answers the test decides. */
-function stubNode (measure: Measure): MonitoredNode & { connected: PeerId[], agents: Map<string, string> } {
+function stubNode (measure: Measure): StubNode {
   const rtt = new RttTable()
   const connected: PeerId[] = []
   const agents = new Map<string, string>()
+  const reads = new Map<string, number>()
+  const events = new EventTarget()
   const stub = {
     connected,
     agents,
+    reads,
     rtt,
+    identify (peer: PeerId, agent: string) {
+      agents.set(peer.toString(), agent)
+      events.dispatchEvent(new CustomEvent('peer:identify', { detail: { peerId: peer, agentVersion: agent } }))
+    },
     libp2p: {
       getPeers: () => [...connected],
       // the monitor tracks the peers of all connections; /peers' connection details stay empty
       getConnections: (peer?: PeerId) => peer == null ? connected.map(remotePeer => ({ remotePeer })) : [],
       peerStore: {
         get: (peer: PeerId) => {
+          reads.set(peer.toString(), (reads.get(peer.toString()) ?? 0) + 1)
           const agent = agents.get(peer.toString())
           return Promise.resolve({ id: peer, addresses: [], protocols: [], tags: new Map(), metadata: new Map(agent == null ? [] : [['AgentVersion', new TextEncoder().encode(agent)]]) })
         }
-      }
+      },
+      addEventListener: events.addEventListener.bind(events),
+      removeEventListener: events.removeEventListener.bind(events)
     },
     async measureRtt (peer: PeerId, options: AbortOptions = {}) {
       try {
@@ -49,10 +68,10 @@ function stubNode (measure: Measure): MonitoredNode & { connected: PeerId[], age
       }
     }
   }
-  return stub as unknown as MonitoredNode & { connected: PeerId[], agents: Map<string, string> }
+  return stub as unknown as StubNode
 }
 
-function setUp (measure: Measure, init: Partial<PingMonitorInit> = {}): { node: ReturnType<typeof stubNode>, registry: Registry, monitor: ReturnType<typeof createPingMonitor> } {
+function setUp (measure: Measure, init: Partial<PingMonitorInit> = {}): { node: StubNode, registry: Registry, monitor: ReturnType<typeof createPingMonitor> } {
   const node = stubNode(measure)
   const registry = new Registry()
   // an interval no test reaches: the tests call tick() themselves
@@ -172,25 +191,45 @@ describe('ping monitor scheduling (stubbed node)', () => {
     assert.equal(calls.filter(c => c === alive.toString()).length, 6)
   })
 
-  it('labels series with the announced host name, moving them when it becomes known', async () => {
+  it('labels series with the announced host name, moving them when identify tells another', async () => {
     const { node, registry, monitor } = setUp(() => Promise.resolve(2.5))
     const peer = PEER_IDS[1]!
     node.connected.push(peer)
-    monitor.tick()
+    monitor.start()
     await eventually('a first sample', () => node.rtt.get(peer.toString())?.samples === 1 ? true : undefined)
     await eventually('the series', async () => (await samples(registry, 'physarum_ping_rtt_seconds')).length === 1 ? true : undefined)
     assert.deepEqual((await samples(registry, 'physarum_ping_rtt_seconds'))[0]!.labels, { host: 'mon', target_peer: peer.toString(), target_host: 'unknown' })
 
-    node.agents.set(peer.toString(), 'physarum/0.1.0 allocator host=box-7')
+    node.identify(peer, 'physarum/0.1.0 allocator host=box-7')
+    assert.deepEqual((await samples(registry, 'physarum_ping_rtt_seconds')).map(s => s.labels.target_host), ['box-7'])
+    // a restart under another name: a new connection, identified again
+    node.identify(peer, 'physarum/0.1.0 allocator host=box-8')
     monitor.tick()
     await eventually('a second sample', () => node.rtt.get(peer.toString())?.samples === 2 ? true : undefined)
     monitor.stop()
     const rtt = await samples(registry, 'physarum_ping_rtt_seconds')
-    assert.deepEqual(rtt.map(s => s.labels.target_host), ['box-7'])
+    assert.deepEqual(rtt.map(s => s.labels.target_host), ['box-8'])
     assert.equal(rtt[0]!.value, 0.0025)
-    assert.deepEqual((await samples(registry, 'physarum_ping_rtt_ewma_seconds')).map(s => s.labels.target_host), ['box-7'])
+    assert.deepEqual((await samples(registry, 'physarum_ping_rtt_ewma_seconds')).map(s => s.labels.target_host), ['box-8'])
     const count = (await samples(registry, 'physarum_ping_rtt_distribution_seconds_count'))[0]
     assert.equal(count?.value, 2)
+  })
+
+  it('reads a peer\'s host name from the peer store once, also when it announces none', async () => {
+    const { node, registry, monitor } = setUp(() => Promise.resolve(1))
+    const [physarum, other] = [PEER_IDS[1]!, PEER_IDS[2]!]
+    node.agents.set(physarum.toString(), 'physarum/0.1.0 proxy host=box-1')
+    node.agents.set(other.toString(), 'go-libp2p/0.36.2')
+    node.connected.push(physarum, other)
+    for (let round = 1; round <= 5; round++) {
+      monitor.tick()
+      await eventually(`round ${round} answered`, () => node.rtt.get(other.toString())?.samples === round && node.rtt.get(physarum.toString())?.samples === round && monitor.pending === 0 ? true : undefined)
+    }
+    monitor.stop()
+    assert.deepEqual(Object.fromEntries((await samples(registry, 'physarum_ping_rtt_seconds')).map(s => [s.labels.target_peer, s.labels.target_host])), {
+      [physarum.toString()]: 'box-1', [other.toString()]: 'unknown'
+    })
+    assert.deepEqual(Object.fromEntries(node.reads), { [physarum.toString()]: 1, [other.toString()]: 1 })
   })
 
   it('keeps pinging a peer that left, and forgets it and its series after --forget-after', async () => {
