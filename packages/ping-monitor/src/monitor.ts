@@ -16,6 +16,12 @@ interface TrackedPeer {
    * when it changes, on each new connection and each push.
    */
   hostKnown: boolean
+  /**
+   * The id of the connection it was last seen on. When that one closed and another is open, the
+   * peer is back (restarted, or its network healed): its backoff, which was about the closed
+   * connection, starts over.
+   */
+  connection: string
   /** Last time the peer answered a ping or was connected (ms since the epoch). */
   lastSeen: number
   /** Queued or in flight: never two pings to one peer at once. */
@@ -151,16 +157,26 @@ export class PingMonitor implements Startable {
    */
   tick (now = Date.now()): void {
     this.#rounds++
+    const back: TrackedPeer[] = []
     // a connection's peer id keeps its string form; getPeers() builds new ids, each encoded again
-    for (const { remotePeer: id } of this.#node.libp2p.getConnections()) {
+    for (const { id: connection, remotePeer: id } of this.#node.libp2p.getConnections()) {
       const key = id.toString()
       let peer = this.#peers.get(key)
       if (peer == null) {
-        peer = { id, key, host: UNKNOWN_HOST, lastSeen: now, busy: false, failures: 0, notBefore: 0, hostKnown: false }
+        peer = { id, key, host: UNKNOWN_HOST, hostKnown: false, connection, lastSeen: now, busy: false, failures: 0, notBefore: 0 }
         this.#peers.set(key, peer)
         // a counter that exists from the start makes rate() and increase() right from the first failure
         this.#failures.inc({ host: this.#init.hostName, target_peer: key }, 0)
         this.#log.info({ peer: key }, 'tracking peer')
+      } else if (peer.connection !== connection) {
+        const known = peer.connection
+        // a peer may have two connections at once (both dialled): only a closed one makes it new
+        if (!this.#node.libp2p.getConnections(id).some(c => c.id === known)) {
+          peer.connection = connection
+          peer.failures = 0
+          peer.notBefore = 0
+          back.push(peer)
+        }
       }
       peer.lastSeen = Math.max(peer.lastSeen, now)
     }
@@ -180,6 +196,12 @@ export class PingMonitor implements Startable {
       }
     }
     this.#queue.push(...failing)
+    // a peer that is back goes first, so that its series return at once (unless its ping is under way)
+    for (const peer of back) {
+      if (this.#unqueue(peer)) {
+        this.#queue.unshift(peer)
+      }
+    }
     this.#nextStartAt = performance.now()
     this.#spacingMs = Math.min(this.#init.maxSpacingMs, SPREAD * this.#init.intervalMs / Math.max(1, this.#queue.length))
     this.#pump()
@@ -331,10 +353,17 @@ export class PingMonitor implements Startable {
     this.#peers.delete(peer.key)
     this.#failures.remove({ host: this.#init.hostName, target_peer: peer.key })
     this.#node.rtt.delete(peer.key)
-    const queued = this.#queue.indexOf(peer)
-    if (queued >= 0) {
-      this.#queue.splice(queued, 1)
-    }
+    this.#unqueue(peer)
     this.#log.info({ peer: peer.key, targetHost: peer.host, unseenMs: Date.now() - peer.lastSeen }, 'forgot peer: neither connected nor answering for --forget-after')
+  }
+
+  /** Takes the peer's ping out of the queue; false when none was queued. */
+  #unqueue (peer: TrackedPeer): boolean {
+    const queued = this.#queue.indexOf(peer)
+    if (queued < 0) {
+      return false
+    }
+    this.#queue.splice(queued, 1)
+    return true
   }
 }

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterEach, describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLogger, createPhysarumNode, PreSharedKey } from '@physarum/p2p'
+import { createLogger, createPhysarumNode, loadOrCreateIdentity, PreSharedKey } from '@physarum/p2p'
 import { pino } from 'pino'
 import { DEFAULT_INBOUND_RATE, DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_PENDING_PER_IP } from '../src/constants.ts'
 import { startPingMonitorDaemon } from '../src/index.ts'
 import { startDelayRelay, startNode, stopAll, TEST_PSK } from '../../p2p/test/helpers.ts'
-import { byPeer, eventually, getJson, scrape } from './helpers.ts'
+import { byPeer, eventually, getJson, scrape, tempDir } from './helpers.ts'
 import type { PeerReport, PingMonitorDaemon, PingMonitorDaemonConfig } from '../src/index.ts'
 import type { Connection, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { Logger, PhysarumNode } from '@physarum/p2p'
@@ -103,6 +104,30 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     }
     const after = await getJson<PeersBody>(daemon.peersUrl)
     assert.deepEqual(after.peers.map(p => p.peerId).toSorted(), staying.toSorted())
+  })
+
+  it('pings a peer back on a new connection at once, whatever its backoff, under the host name it announces now', async () => {
+    const daemon = await startDaemon({ forgetAfterMs: 60_000 })
+    daemons.push(daemon)
+    const dir = await tempDir('physarum-identity')
+    cleanups.push(dir.remove)
+    const privateKey = await loadOrCreateIdentity(join(dir.path, 'identity.key'))
+    const bootstrap = [daemon.node.multiaddrs()[0]!.toString()]
+    const before = await startNode({ hostName: 'before', privateKey, bootstrap })
+    nodes.push(before)
+    const id = before.peerId.toString()
+    await eventually('an RTT series of the peer', async () => byPeer(await scrape(daemon.metricsUrl), 'physarum_ping_rtt_seconds').get(id)?.labels.target_host === 'before' ? true : undefined)
+
+    // a clean stop: each ping dials it and fails at once. After the 7th failure the monitor waits
+    // up to 64 intervals (6.4 s) before the next try
+    await before.stop()
+    await eventually('7 failed pings', async () => (byPeer(await scrape(daemon.metricsUrl), 'physarum_ping_failures_total').get(id)?.value ?? 0) >= 7 ? true : undefined, 20_000)
+    const after = await startNode({ hostName: 'after', privateKey, bootstrap })
+    nodes.push(after)
+    const connected = performance.now()
+    await eventually('the RTT series back, under the new name', async () => byPeer(await scrape(daemon.metricsUrl), 'physarum_ping_rtt_seconds').get(id)?.labels.target_host === 'after' ? true : undefined, 10_000, 20)
+    const ms = performance.now() - connected
+    assert.ok(ms < 2_000, `the series came back ${ms.toFixed(0)} ms after the peer reconnected`)
   })
 
   it('never shows a peer with another key or none, and still shows the right ones', async () => {
