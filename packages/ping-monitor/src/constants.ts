@@ -16,6 +16,11 @@ export const DEFAULT_FORGET_AFTER_MS = 10 * 60_000
 export const PING_SPREAD = 0.8
 /** The longest wait between two pings to a peer that does not answer. */
 export const MAX_BACKOFF_MS = 30_000
+/**
+ * The share of --concurrency that pings to peers whose last ping failed may hold (at least one
+ * slot): each may hold its slot until --ping-timeout.
+ */
+export const RETRY_SHARE = 0.25
 export const DEFAULT_MAX_SPACING_MS = 50
 
 /**

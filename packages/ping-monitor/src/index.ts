@@ -21,7 +21,10 @@ export interface PingMonitorInit {
   intervalMs: number
   /** A ping not answered within this counts as a failure. */
   pingTimeoutMs: number
-  /** Most pings in flight at once. */
+  /**
+   * Most pings holding a slot at once; retries to failing peers hold a quarter at most, and a ping
+   * unanswered for an interval gives its slot up (see PingMonitor).
+   */
   concurrency: number
   /** A peer neither connected nor answering for this long is forgotten, with its series. */
   forgetAfterMs: number

@@ -1,6 +1,6 @@
 import { deadline, hostNameFromAgent } from '@physarum/p2p'
 import { Counter, Gauge, Histogram } from 'prom-client'
-import { MAX_BACKOFF_MS, PING_SPREAD as SPREAD, RTT_BUCKETS_SECONDS, UNKNOWN_HOST } from './constants.ts'
+import { MAX_BACKOFF_MS, PING_SPREAD as SPREAD, RETRY_SHARE, RTT_BUCKETS_SECONDS, UNKNOWN_HOST } from './constants.ts'
 import type { MonitoredNode, PeerReport, PingMonitorComponents, PingMonitorInit } from './index.ts'
 import type { Logger, RttEntry } from '@physarum/p2p'
 import type { IdentifyResult, PeerId, Startable } from '@libp2p/interface'
@@ -37,16 +37,35 @@ const decoder = new TextDecoder()
 /**
  * Pings every connected peer (and every peer that left less than `forgetAfterMs` ago) once per
  * interval, at most `concurrency` at a time, each with a timeout, and keeps the RTT metrics of
- * each. A peer that does not answer is tried less and less often (every 2, 4, ... intervals, at
- * most every MAX_BACKOFF_MS), after the peers that answer. A peer neither connected nor answering for `forgetAfterMs` is forgotten: its series are
- * removed, so the label sets stay bounded by the overlay's recent members.
+ * each. A peer that does not answer is tried less and less often (after 1, 2, 4, ... intervals,
+ * at most MAX_BACKOFF_MS), after the peers that answer and in a share of the slots only, so that
+ * peers gone silent never hold up the measurements of the others. A peer neither connected nor
+ * answering for `forgetAfterMs` is forgotten: its series are removed, so the label sets stay
+ * bounded by the overlay's recent members.
  */
 export class PingMonitor implements Startable {
   readonly #node: MonitoredNode
   readonly #log: Logger
   readonly #init: Required<PingMonitorInit>
   readonly #peers = new Map<string, TrackedPeer>()
+  /** Pings to peers that answered their last ping (or have had none yet), in order. */
   readonly #queue: TrackedPeer[] = []
+  /** Pings to peers whose last ping failed: they start after #queue's, at most #retrySlots at once. */
+  readonly #retries: TrackedPeer[] = []
+  readonly #retrySlots: number
+  /** Retries in flight: each holds a slot until it settles. */
+  #retrying = 0
+  /**
+   * Pings of #queue in flight that hold a slot, by start (ms since the epoch), oldest first. One
+   * unanswered for an interval gives its slot up, though it waits for its timeout: its peer is
+   * probably gone, and peers that went silent together must not hold every slot the others need.
+   * Checked each round, and by #overdue while every slot is held.
+   */
+  readonly #holding = new Map<TrackedPeer, number>()
+  #overdue?: NodeJS.Timeout
+  /** The ping of #queue started last: the next starts at once when it was answered (or overdue). */
+  #last?: TrackedPeer
+  /** Every ping in flight, with slot or without. */
   #inFlight = 0
   #timer?: NodeJS.Timeout
   /** Pacing: when the next ping may start, and the gap between starts in this round. */
@@ -63,6 +82,7 @@ export class PingMonitor implements Startable {
     this.#node = components.node
     this.#log = components.logger
     this.#init = { ...init }
+    this.#retrySlots = Math.ceil(init.concurrency * RETRY_SHARE)
     const registers = [components.registry]
     const host = init.hostName
     // A peer's series are filled in at each scrape from the RTT table and the tracked peers, so
@@ -135,15 +155,17 @@ export class PingMonitor implements Startable {
     clearInterval(this.#timer)
     clearTimeout(this.#pacer)
     this.#pacer = undefined
+    clearTimeout(this.#overdue)
+    this.#overdue = undefined
     this.#controller.abort(new Error('The ping monitor stopped'))
-    for (const peer of this.#queue.splice(0)) {
+    for (const peer of [...this.#queue.splice(0), ...this.#retries.splice(0)]) {
       peer.busy = false
     }
   }
 
   /** Pings queued or in flight. */
   get pending (): number {
-    return this.#queue.length + this.#inFlight
+    return this.#queue.length + this.#retries.length + this.#inFlight
   }
 
   /** How many times `tick` ran: a round of pings was started (for /healthz and tests). */
@@ -180,22 +202,20 @@ export class PingMonitor implements Startable {
       }
       peer.lastSeen = Math.max(peer.lastSeen, now)
     }
+    this.#releaseOverdue(now)
     const forgetBefore = now - this.#init.forgetAfterMs
-    const failing: TrackedPeer[] = []
     for (const peer of [...this.#peers.values()]) {
       if (peer.lastSeen < forgetBefore) {
         this.#forget(peer)
       } else if (!peer.busy && now >= peer.notBefore) {
         peer.busy = true
-        // peers that answer go first: a dead one may hold its slot until the timeout
         if (peer.failures > 0) {
-          failing.push(peer)
+          this.#retries.push(peer)
         } else {
           this.#queue.push(peer)
         }
       }
     }
-    this.#queue.push(...failing)
     // a peer that is back goes first, so that its series return at once (unless its ping is under way)
     for (const peer of back) {
       if (this.#unqueue(peer)) {
@@ -237,34 +257,70 @@ export class PingMonitor implements Startable {
   }
 
   /**
-   * Starts queued pings, at most `concurrency` in flight. A ping starts at once when none is in
-   * flight, so while answers come quickly a round's pings go one after another, each sent when the
-   * one before was answered: no answer waits behind the work of another ping (encryption, framing,
-   * which on a LAN or loopback is as much as the RTT itself), and the wake-up for an answer also
-   * sends the next ping, its code and data still in the caches (docs/decisions.md has the
-   * figures). Pings start in parallel only while the round is behind an even spread over the
-   * interval (a far or silent peer holds its ping): one every `#spacingMs`.
+   * Starts queued pings, at most `concurrency` holding a slot. A ping of #queue starts at once
+   * when the one started before it was answered, so while answers come quickly a round's pings go
+   * one after another: no answer waits behind the work of another ping (encryption, framing, which
+   * on a LAN or loopback is as much as the RTT itself), and the wake-up for an answer also sends
+   * the next ping, its code and data still in the caches (docs/decisions.md has the figures).
+   * While that one is unanswered (a far or silent peer), the next waits for an even spread of the
+   * round over the interval: one every `#spacingMs`, in parallel up to the free slots. Retries
+   * start once #queue is empty, on at most #retrySlots slots, each held until the answer or the
+   * timeout. While every slot is held, #overdue frees the oldest of #queue's once it is unanswered
+   * for an interval.
    */
   #pump (): void {
-    while (this.#inFlight < this.#init.concurrency && this.#queue.length > 0) {
-      const now = performance.now()
-      if (this.#inFlight > 0 && now < this.#nextStartAt) {
-        this.#pacer ??= setTimeout(() => {
-          this.#pacer = undefined
-          this.#pump()
-        }, this.#nextStartAt - now)
+    while (this.#holding.size + this.#retrying < this.#init.concurrency) {
+      if (this.#queue.length > 0) {
+        const now = performance.now()
+        if (this.#last != null && this.#holding.has(this.#last) && now < this.#nextStartAt) {
+          this.#pacer ??= setTimeout(() => {
+            this.#pacer = undefined
+            this.#pump()
+          }, this.#nextStartAt - now)
+          return
+        }
+        // keep the average pace when a timer fires late, but never start two at once to catch up
+        this.#nextStartAt = Math.max(this.#nextStartAt, now - this.#spacingMs / 2) + this.#spacingMs
+        const peer = this.#queue.shift()!
+        this.#last = peer
+        this.#holding.set(peer, Date.now())
+        this.#start(peer, () => { this.#holding.delete(peer) })
+      } else if (this.#retries.length > 0 && this.#retrying < this.#retrySlots) {
+        this.#retrying++
+        this.#start(this.#retries.shift()!, () => { this.#retrying-- })
+      } else {
         return
       }
-      // keep the average pace when a timer fires late, but never start two at once to catch up
-      this.#nextStartAt = Math.max(this.#nextStartAt, now - this.#spacingMs / 2) + this.#spacingMs
-      const peer = this.#queue.shift()!
-      this.#inFlight++
-      void this.#ping(peer).finally(() => {
-        this.#inFlight--
-        peer.busy = false
-        this.#pump()
-      })
     }
+    if (this.#queue.length > 0 && this.#holding.size > 0) {
+      const [oldest] = this.#holding.values()
+      this.#overdue ??= setTimeout(() => {
+        this.#overdue = undefined
+        this.#releaseOverdue(Date.now())
+        this.#pump()
+      }, Math.max(0, oldest! + this.#init.intervalMs - Date.now()))
+    }
+  }
+
+  /** Pings of #queue unanswered for an interval give their slots up (see #holding). */
+  #releaseOverdue (now: number): void {
+    for (const [peer, startedAt] of this.#holding) {
+      if (now - startedAt < this.#init.intervalMs) {
+        return
+      }
+      this.#holding.delete(peer)
+    }
+  }
+
+  /** Pings `peer`; `release` gives its slot back when the ping settles. */
+  #start (peer: TrackedPeer, release: () => void): void {
+    this.#inFlight++
+    void this.#ping(peer).finally(() => {
+      this.#inFlight--
+      release()
+      peer.busy = false
+      this.#pump()
+    })
   }
 
   async #ping (peer: TrackedPeer): Promise<void> {
@@ -285,7 +341,10 @@ export class PingMonitor implements Startable {
       }
       this.#failures.inc({ host: this.#init.hostName, target_peer: peer.key })
       peer.failures++
-      peer.notBefore = Date.now() + Math.min(MAX_BACKOFF_MS, this.#init.intervalMs * 2 ** (peer.failures - 1)) - this.#init.intervalMs
+      // peers that failed together (a rack gone) must not retry together: each wait is cut by up
+      // to half at random. The tick that queues the retry comes up to an interval after notBefore
+      const wait = Math.min(MAX_BACKOFF_MS, this.#init.intervalMs * 2 ** (peer.failures - 1)) * (1 - Math.random() / 2)
+      peer.notBefore = Date.now() + wait - this.#init.intervalMs
       const reason = signal.aborted ? `no answer within ${this.#init.pingTimeoutMs} ms` : (err as Error).message
       this.#log.debug({ peer: peer.key, targetHost: peer.host, err: reason }, 'ping failed')
       return
@@ -357,13 +416,15 @@ export class PingMonitor implements Startable {
     this.#log.info({ peer: peer.key, targetHost: peer.host, unseenMs: Date.now() - peer.lastSeen }, 'forgot peer: neither connected nor answering for --forget-after')
   }
 
-  /** Takes the peer's ping out of the queue; false when none was queued. */
+  /** Takes the peer's ping out of its queue; false when none was queued. */
   #unqueue (peer: TrackedPeer): boolean {
-    const queued = this.#queue.indexOf(peer)
-    if (queued < 0) {
-      return false
+    for (const queue of [this.#queue, this.#retries]) {
+      const queued = queue.indexOf(peer)
+      if (queued >= 0) {
+        queue.splice(queued, 1)
+        return true
+      }
     }
-    this.#queue.splice(queued, 1)
-    return true
+    return false
   }
 }

@@ -166,7 +166,9 @@ describe('ping monitor scheduling (stubbed node)', () => {
     assert.deepEqual(await samples(registry, 'physarum_ping_rtt_seconds'), [])
   })
 
-  it('tries a peer that does not answer less and less often, after the peers that answer', async () => {
+  it('tries a peer that does not answer less and less often, after the peers that answer', async (t) => {
+    // the waits at their longest: each is cut by up to half at random
+    t.mock.method(Math, 'random', () => 0)
     const calls: string[] = []
     const dead = PEER_IDS[4]!
     const { node, monitor } = setUp((peer) => {
@@ -189,6 +191,59 @@ describe('ping monitor scheduling (stubbed node)', () => {
     monitor.stop()
     assert.equal(calls.filter(c => c === dead.toString()).length, 4)
     assert.equal(calls.filter(c => c === alive.toString()).length, 6)
+  })
+
+  it('keeps measuring the answering peers when more peers than --concurrency go silent at once', async () => {
+    const [silent, answering] = [PEER_IDS.slice(0, 5), PEER_IDS.slice(5)]
+    let silence = false
+    // when each answering peer was last pinged, the longest gap since the silence began, and retries in flight
+    const lastPing = new Map<string, number>()
+    let longestGap = 0
+    const failed = new Set<string>()
+    let retrying = 0
+    let mostRetrying = 0
+    const { node, monitor } = setUp(async (peer, { signal }) => {
+      const key = peer.toString()
+      if (silence && silent.some(p => p.equals(peer))) {
+        const retry = failed.has(key)
+        if (retry) {
+          mostRetrying = Math.max(mostRetrying, ++retrying)
+        }
+        try {
+          return await new Promise<number>((_resolve, reject) => { signal!.addEventListener('abort', () => { reject(new Error('no answer')) }) })
+        } finally {
+          failed.add(key)
+          if (retry) {
+            retrying--
+          }
+        }
+      }
+      if (silence) {
+        const now = performance.now()
+        longestGap = Math.max(longestGap, now - lastPing.get(key)!)
+        lastPing.set(key, now)
+      }
+      await new Promise(resolve => setTimeout(resolve, 1))
+      return 1
+    }, { intervalMs: 100, pingTimeoutMs: 1_500, concurrency: 4 })
+    node.connected.push(...PEER_IDS)
+    monitor.start()
+    await eventually('every peer answered', () => PEER_IDS.every(p => (node.rtt.get(p.toString())?.samples ?? 0) >= 2) ? true : undefined)
+    const silenceAt = performance.now()
+    for (const peer of answering) {
+      lastPing.set(peer.toString(), silenceAt)
+    }
+    silence = true
+    // over two timeouts: the silent peers' first pings time out, then their retries do
+    await new Promise(resolve => setTimeout(resolve, 3_500))
+    monitor.stop()
+    for (const at of lastPing.values()) {
+      longestGap = Math.max(longestGap, silenceAt + 3_500 - at)
+    }
+    assert.ok(failed.size === silent.length, `${failed.size} of the silent peers failed`)
+    // every 100 ms; while the silent peers' first pings hold every slot, up to an interval more
+    assert.ok(longestGap < 500, `an answering peer went ${longestGap.toFixed(0)} ms without a ping`)
+    assert.equal(mostRetrying, 1, 'retries in flight at once (a quarter of --concurrency)')
   })
 
   it('labels series with the announced host name, moving them when identify tells another', async () => {
