@@ -32,6 +32,15 @@ interface TrackedPeer {
   notBefore: number
 }
 
+/**
+ * Why a ping failed, the `reason` of physarum_ping_failures_total: `ping` when the peer had an open
+ * connection as the ping started (a peer gone silent, a network cut: worth an alert), `dial` when
+ * it had none and the meter dialled it (a peer that left, as every hl-cli run and drained sidecar
+ * does, or one whose process died).
+ */
+type FailureReason = 'ping' | 'dial'
+const FAILURE_REASONS: FailureReason[] = ['ping', 'dial']
+
 const decoder = new TextDecoder()
 
 /**
@@ -76,7 +85,7 @@ export class PingMonitor implements Startable {
   #rounds = 0
 
   readonly #distribution: Histogram<'host'>
-  readonly #failures: Counter<'host' | 'target_peer'>
+  readonly #failures: Counter<'host' | 'target_peer' | 'reason'>
 
   constructor (components: PingMonitorComponents, init: PingMonitorInit) {
     this.#node = components.node
@@ -118,8 +127,8 @@ export class PingMonitor implements Startable {
     })
     this.#failures = new Counter({
       name: 'physarum_ping_failures_total',
-      help: 'Pings to the peer that failed or timed out',
-      labelNames: ['host', 'target_peer'],
+      help: 'Pings to the peer that failed: reason="ping" on an open connection (unanswered within --ping-timeout), reason="dial" with no connection, which could not be opened (a peer that left)',
+      labelNames: ['host', 'target_peer', 'reason'],
       registers
     })
     const node = this.#node
@@ -188,7 +197,9 @@ export class PingMonitor implements Startable {
         peer = { id, key, host: UNKNOWN_HOST, hostKnown: false, connection, lastSeen: now, busy: false, failures: 0, notBefore: 0 }
         this.#peers.set(key, peer)
         // a counter that exists from the start makes rate() and increase() right from the first failure
-        this.#failures.inc({ host: this.#init.hostName, target_peer: key }, 0)
+        for (const reason of FAILURE_REASONS) {
+          this.#failures.inc({ host: this.#init.hostName, target_peer: key, reason }, 0)
+        }
         this.#log.info({ peer: key }, 'tracking peer')
       } else if (peer.connection !== connection) {
         const known = peer.connection
@@ -328,6 +339,7 @@ export class PingMonitor implements Startable {
       return
     }
     const { signal, clear } = deadline(this.#init.pingTimeoutMs, this.#controller.signal)
+    const reason: FailureReason = this.#node.libp2p.getConnections(peer.id).some(c => c.status === 'open') ? 'ping' : 'dial'
     let ms: number
     try {
       ms = await this.#node.measureRtt(peer.id, { signal })
@@ -339,14 +351,14 @@ export class PingMonitor implements Startable {
       if (this.#controller.signal.aborted) {
         return
       }
-      this.#failures.inc({ host: this.#init.hostName, target_peer: peer.key })
+      this.#failures.inc({ host: this.#init.hostName, target_peer: peer.key, reason })
       peer.failures++
       // peers that failed together (a rack gone) must not retry together: each wait is cut by up
       // to half at random. The tick that queues the retry comes up to an interval after notBefore
       const wait = Math.min(MAX_BACKOFF_MS, this.#init.intervalMs * 2 ** (peer.failures - 1)) * (1 - Math.random() / 2)
       peer.notBefore = Date.now() + wait - this.#init.intervalMs
-      const reason = signal.aborted ? `no answer within ${this.#init.pingTimeoutMs} ms` : (err as Error).message
-      this.#log.debug({ peer: peer.key, targetHost: peer.host, err: reason }, 'ping failed')
+      const cause = signal.aborted ? `no answer within ${this.#init.pingTimeoutMs} ms` : (err as Error).message
+      this.#log.debug({ peer: peer.key, targetHost: peer.host, reason, err: cause }, 'ping failed')
       return
     } finally {
       clear()
@@ -410,7 +422,9 @@ export class PingMonitor implements Startable {
 
   #forget (peer: TrackedPeer): void {
     this.#peers.delete(peer.key)
-    this.#failures.remove({ host: this.#init.hostName, target_peer: peer.key })
+    for (const reason of FAILURE_REASONS) {
+      this.#failures.remove({ host: this.#init.hostName, target_peer: peer.key, reason })
+    }
     this.#node.rtt.delete(peer.key)
     this.#unqueue(peer)
     this.#log.info({ peer: peer.key, targetHost: peer.host, unseenMs: Date.now() - peer.lastSeen }, 'forgot peer: neither connected nor answering for --forget-after')

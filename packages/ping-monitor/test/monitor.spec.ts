@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createLogger, RttTable } from '@physarum/p2p'
 import { Registry } from 'prom-client'
 import { createPingMonitor } from '../src/index.ts'
@@ -45,8 +46,9 @@ function stubNode (measure: Measure): StubNode {
     },
     libp2p: {
       getPeers: () => [...connected],
-      // the monitor tracks the peers of all connections; /peers' connection details stay empty
-      getConnections: (peer?: PeerId) => peer == null ? connected.map(remotePeer => ({ remotePeer })) : [],
+      // one open connection to each connected peer
+      getConnections: (peer?: PeerId) => connected.filter(p => peer == null || p.equals(peer))
+        .map(remotePeer => ({ id: `to ${remotePeer.toString()}`, remotePeer, status: 'open', remoteAddr: multiaddr('/ip4/127.0.0.1/tcp/4001') })),
       peerStore: {
         get: (peer: PeerId) => {
           reads.set(peer.toString(), (reads.get(peer.toString()) ?? 0) + 1)
@@ -155,14 +157,17 @@ describe('ping monitor scheduling (stubbed node)', () => {
     monitor.tick()
     monitor.tick()
     const failures = await eventually('a failure', async () => {
-      const [failure] = await samples(registry, 'physarum_ping_failures_total')
-      return failure != null && failure.value > 0 ? failure : undefined
+      const failures = await samples(registry, 'physarum_ping_failures_total')
+      return failures.some(s => s.value > 0) ? failures : undefined
     })
     monitor.stop()
     assert.ok(Date.now() - started >= 100, 'failed before the timeout')
     assert.equal(calls, 1)
-    assert.deepEqual(failures.labels, { host: 'mon', target_peer: PEER_IDS[0]!.toString() })
-    assert.equal(failures.value, 1)
+    // on its open connection: reason="ping"
+    assert.deepEqual(failures.map(s => [s.labels, s.value]), [
+      [{ host: 'mon', target_peer: PEER_IDS[0]!.toString(), reason: 'ping' }, 1],
+      [{ host: 'mon', target_peer: PEER_IDS[0]!.toString(), reason: 'dial' }, 0]
+    ])
     assert.deepEqual(await samples(registry, 'physarum_ping_rtt_seconds'), [])
   })
 
@@ -287,7 +292,7 @@ describe('ping monitor scheduling (stubbed node)', () => {
     assert.deepEqual(Object.fromEntries(node.reads), { [physarum.toString()]: 1, [other.toString()]: 1 })
   })
 
-  it('keeps pinging a peer that left, and forgets it and its series after --forget-after', async () => {
+  it('keeps pinging a peer that left, counts its failures apart, and forgets it and its series after --forget-after', async () => {
     let answering = true
     const { node, registry, monitor } = setUp(() => answering ? Promise.resolve(1) : Promise.reject(new Error('connection refused')), { forgetAfterMs: 1_000 })
     const [stays, leaves] = [PEER_IDS[2]!, PEER_IDS[3]!]
@@ -300,8 +305,10 @@ describe('ping monitor scheduling (stubbed node)', () => {
     node.connected.splice(1, 1)
     monitor.tick(t0 + 500)
     await eventually('failures of both', () => node.rtt.get(leaves.toString())?.failures === 1 && node.rtt.get(stays.toString())?.failures === 1 ? true : undefined)
-    const failures = new Map((await samples(registry, 'physarum_ping_failures_total')).map(s => [s.labels.target_peer, s.value]))
-    assert.equal(failures.get(leaves.toString()), 1)
+    // the peer that left failed to be dialled; the one still connected did not answer on its connection
+    const failures = new Map((await samples(registry, 'physarum_ping_failures_total')).map(s => [`${s.labels.target_peer} ${s.labels.reason}`, s.value]))
+    const [gone, here] = [leaves.toString(), stays.toString()]
+    assert.deepEqual([`${gone} dial`, `${gone} ping`, `${here} dial`, `${here} ping`].map(k => failures.get(k)), [1, 0, 0, 1])
     assert.equal((await monitor.peers()).length, 2)
     // no RTT while the pings fail (a graph shows a gap, not the last good value); when they last answered, still
     for (const name of ['physarum_ping_rtt_seconds', 'physarum_ping_rtt_ewma_seconds']) {
@@ -315,7 +322,7 @@ describe('ping monitor scheduling (stubbed node)', () => {
     assert.deepEqual((await monitor.peers()).map(p => p.peerId), [stays.toString()])
     assert.equal(node.rtt.get(leaves.toString()), undefined)
     for (const name of ['physarum_ping_failures_total', 'physarum_ping_last_success_timestamp_seconds']) {
-      assert.deepEqual((await samples(registry, name)).map(s => s.labels.target_peer), [stays.toString()], name)
+      assert.deepEqual([...new Set((await samples(registry, name)).map(s => s.labels.target_peer))], [stays.toString()], name)
     }
     assert.equal((await samples(registry, 'physarum_ping_tracked_peers'))[0]?.value, 1)
   })

@@ -11,6 +11,7 @@ import { startPingMonitorDaemon } from '../src/index.ts'
 import { startDelayRelay, startNode, stopAll, TEST_PSK } from '../../p2p/test/helpers.ts'
 import { byPeer, eventually, getJson, scrape, tempDir } from './helpers.ts'
 import type { PeerReport, PingMonitorDaemon, PingMonitorDaemonConfig } from '../src/index.ts'
+import type { Sample } from './helpers.ts'
 import type { Connection, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { Logger, PhysarumNode } from '@physarum/p2p'
 import type { Socket } from 'node:net'
@@ -30,6 +31,11 @@ async function startDaemon (monitor: Partial<PingMonitorDaemonConfig['monitor']>
   return Object.assign(daemon, { metricsUrl: `${base}/metrics`, peersUrl: `${base}/peers` })
 }
 
+/** physarum_ping_failures_total of one reason, by target_peer. */
+function failures (samples: Sample[], reason: 'dial' | 'ping'): Map<string, Sample> {
+  return byPeer(samples.filter(s => s.labels.reason === reason), 'physarum_ping_failures_total')
+}
+
 function median (values: number[]): number {
   const sorted = values.toSorted((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
@@ -46,7 +52,7 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     for (const cleanup of cleanups.splice(0)) await cleanup()
   })
 
-  it('reports every peer that joins, counts failures of one that stops, then forgets its series', async () => {
+  it('reports every peer that joins, counts failed dials of one that stops, then forgets its series', async () => {
     const daemon = await startDaemon()
     daemons.push(daemon)
     const bootstrap = [daemon.node.multiaddrs()[0]!.toString()]
@@ -83,15 +89,17 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
       assert.ok(Math.abs(Date.parse(peer.lastSeen) - Date.now()) < 5_000)
     }
 
-    // the first peer stops: its pings fail, the others keep answering
+    // the first peer stops: its connection closes and dialling it fails, the others keep answering
     const [gone, ...staying] = ids as [string, ...string[]]
     await peers[0]!.stop()
-    const failed = await eventually('failures of the stopped peer', async () => {
-      const failures = byPeer(await scrape(daemon.metricsUrl), 'physarum_ping_failures_total')
-      return (failures.get(gone)?.value ?? 0) >= 2 ? failures : undefined
+    const failed = await eventually('failed dials of the stopped peer', async () => {
+      const samples = await scrape(daemon.metricsUrl)
+      return (failures(samples, 'dial').get(gone)?.value ?? 0) >= 2 ? samples : undefined
     }, 5_000)
     for (const id of staying) {
-      assert.equal(failed.get(id)?.value, 0, `a peer still there had failures: ${id}`)
+      for (const reason of ['dial', 'ping'] as const) {
+        assert.equal(failures(failed, reason).get(id)?.value, 0, `a peer still there had ${reason} failures: ${id}`)
+      }
     }
 
     // past --forget-after (1.5 s), none of its series is left; the others' are
@@ -121,7 +129,7 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     // a clean stop: each ping dials it and fails at once. After the 7th failure the monitor waits
     // up to 64 intervals (6.4 s) before the next try
     await before.stop()
-    await eventually('7 failed pings', async () => (byPeer(await scrape(daemon.metricsUrl), 'physarum_ping_failures_total').get(id)?.value ?? 0) >= 7 ? true : undefined, 20_000)
+    await eventually('7 failed pings', async () => (failures(await scrape(daemon.metricsUrl), 'dial').get(id)?.value ?? 0) >= 7 ? true : undefined, 20_000)
     const after = await startNode({ hostName: 'after', privateKey, bootstrap })
     nodes.push(after)
     const connected = performance.now()
