@@ -41,8 +41,12 @@ export const DEFAULT_MAX_PENDING_PER_IP = 10
 /** The value of target_host for a peer that announced no host name (not a physarum node). */
 export const UNKNOWN_HOST = 'unknown'
 
-/** Buckets of physarum_ping_rtt_distribution_seconds: loopback (0.1 ms) to intercontinental (2.5 s). */
-export const RTT_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+/**
+ * Buckets of physarum_ping_rtt_distribution_seconds: loopback (0.1 ms) to the default
+ * --ping-timeout (5 s), after which no answer counts; only a longer --ping-timeout puts answers in
+ * +Inf.
+ */
+export const RTT_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
 /** At most one "connection refused" log line per remote host and reason in this time. */
 export const REFUSAL_LOG_INTERVAL_MS = 10_000

@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLogger, RttTable } from '@physarum/p2p'
 import { Registry } from 'prom-client'
-import { createPingMonitor } from '../src/index.ts'
+import { createPingMonitor, DEFAULT_PING_TIMEOUT_MS } from '../src/index.ts'
 import { eventually, parseMetrics } from './helpers.ts'
 import type { MonitoredNode, PingMonitorInit } from '../src/index.ts'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
@@ -249,6 +249,19 @@ describe('ping monitor scheduling (stubbed node)', () => {
     // every 100 ms; while the silent peers' first pings hold every slot, up to an interval more
     assert.ok(longestGap < 500, `an answering peer went ${longestGap.toFixed(0)} ms without a ping`)
     assert.equal(mostRetrying, 1, 'retries in flight at once (a quarter of --concurrency)')
+  })
+
+  it('puts an answer up to the default --ping-timeout in a bucket of its own, not in +Inf', async () => {
+    const { node, registry, monitor } = setUp(() => Promise.resolve(DEFAULT_PING_TIMEOUT_MS * 0.8))
+    node.connected.push(PEER_IDS[0]!)
+    monitor.tick()
+    await eventually('an answer', () => node.rtt.get(PEER_IDS[0]!.toString())?.samples === 1 ? true : undefined)
+    monitor.stop()
+    const buckets = new Map((await samples(registry, 'physarum_ping_rtt_distribution_seconds_bucket')).map(s => [s.labels.le, s.value]))
+    const finite = [...buckets.keys()].filter(le => le !== '+Inf').map(Number)
+    assert.equal(Math.max(...finite), DEFAULT_PING_TIMEOUT_MS / 1_000)
+    assert.equal(buckets.get('2.5'), 0)
+    assert.equal(buckets.get(String(DEFAULT_PING_TIMEOUT_MS / 1_000)), 1)
   })
 
   it('labels series with the announced host name, moving them when identify tells another', async () => {
