@@ -28,6 +28,12 @@ interface TrackedPeer {
   busy: boolean
   /** Failed pings in a row; each doubles the wait before the next try, up to MAX_BACKOFF_MS. */
   failures: number
+  /**
+   * When the pings started failing (ms since the epoch), until one is answered: one log line when
+   * a peer starts failing and one when it answers again, whatever came between (a reconnect
+   * resets `failures`, not this).
+   */
+  failingSince?: number
   /** No ping before this time (ms since the epoch). */
   notBefore: number
 }
@@ -352,12 +358,20 @@ export class PingMonitor implements Startable {
         return
       }
       this.#failures.inc({ host: this.#init.hostName, target_peer: peer.key, reason })
+      const cause = signal.aborted ? `no answer within ${this.#init.pingTimeoutMs} ms` : (err as Error).message
+      if (peer.failingSince == null) {
+        peer.failingSince = Date.now()
+        if (reason === 'ping') {
+          this.#log.warn({ peer: peer.key, targetHost: peer.host, err: cause }, 'peer stopped answering pings on its open connection')
+        } else {
+          this.#log.info({ peer: peer.key, targetHost: peer.host, err: cause }, 'peer unreachable: no connection, and the dial failed (it left, or its process died)')
+        }
+      }
       peer.failures++
       // peers that failed together (a rack gone) must not retry together: each wait is cut by up
       // to half at random. The tick that queues the retry comes up to an interval after notBefore
       const wait = Math.min(MAX_BACKOFF_MS, this.#init.intervalMs * 2 ** (peer.failures - 1)) * (1 - Math.random() / 2)
       peer.notBefore = Date.now() + wait - this.#init.intervalMs
-      const cause = signal.aborted ? `no answer within ${this.#init.pingTimeoutMs} ms` : (err as Error).message
       this.#log.debug({ peer: peer.key, targetHost: peer.host, reason, err: cause }, 'ping failed')
       return
     } finally {
@@ -370,6 +384,10 @@ export class PingMonitor implements Startable {
     peer.lastSeen = Math.max(peer.lastSeen, Date.now())
     peer.failures = 0
     peer.notBefore = 0
+    if (peer.failingSince != null) {
+      this.#log.info({ peer: peer.key, targetHost: peer.host, failingMs: Date.now() - peer.failingSince }, 'peer answers again')
+      peer.failingSince = undefined
+    }
     // reading the peer store after every ping cost 7% of the monitor's CPU with 200 peers
     if (!peer.hostKnown) {
       await this.#readHost(peer)

@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict'
+import { Writable } from 'node:stream'
 import { describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLogger, RttTable } from '@physarum/p2p'
+import { pino } from 'pino'
 import { Registry } from 'prom-client'
 import { createPingMonitor, DEFAULT_PING_TIMEOUT_MS } from '../src/index.ts'
 import { eventually, parseMetrics } from './helpers.ts'
 import type { MonitoredNode, PingMonitorInit } from '../src/index.ts'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
+import type { Logger } from '@physarum/p2p'
 
 const PEER_IDS = [
   '12D3KooWT2jLeASWrZsL2d6RscxSQ3hmWVbMGeAYNV5QXTiKRkHQ', '12D3KooWAU5c4hjMB2S3P26gcURZLQi1g76jzmZKVChuSYrSBBNq',
@@ -73,11 +76,11 @@ function stubNode (measure: Measure): StubNode {
   return stub as unknown as StubNode
 }
 
-function setUp (measure: Measure, init: Partial<PingMonitorInit> = {}): { node: StubNode, registry: Registry, monitor: ReturnType<typeof createPingMonitor> } {
+function setUp (measure: Measure, init: Partial<PingMonitorInit> = {}, logger: Logger = createLogger('test', 'silent')): { node: StubNode, registry: Registry, monitor: ReturnType<typeof createPingMonitor> } {
   const node = stubNode(measure)
   const registry = new Registry()
   // an interval no test reaches: the tests call tick() themselves
-  const monitor = createPingMonitor({ node, registry, logger: createLogger('test', 'silent') }, { hostName: 'mon', intervalMs: 3_600_000, maxSpacingMs: 0, ...init })
+  const monitor = createPingMonitor({ node, registry, logger }, { hostName: 'mon', intervalMs: 3_600_000, maxSpacingMs: 0, ...init })
   return { node, registry, monitor }
 }
 
@@ -262,6 +265,36 @@ describe('ping monitor scheduling (stubbed node)', () => {
     assert.equal(Math.max(...finite), DEFAULT_PING_TIMEOUT_MS / 1_000)
     assert.equal(buckets.get('2.5'), 0)
     assert.equal(buckets.get(String(DEFAULT_PING_TIMEOUT_MS / 1_000)), 1)
+  })
+
+  it('logs one line when a peer starts failing and one when it answers again, not one per failure', async () => {
+    const lines: Array<{ level: number, msg: string, peer?: string }> = []
+    const sink = new Writable({ write (chunk: Buffer, _encoding, done) { lines.push(...chunk.toString().split('\n').filter(Boolean).map(l => JSON.parse(l) as typeof lines[number])); done() } })
+    const [silent, left] = [PEER_IDS[0]!, PEER_IDS[1]!]
+    let answering = true
+    const { node, monitor } = setUp(peer => answering && node.connected.some(p => p.equals(peer)) ? Promise.resolve(1) : Promise.reject(new Error('no answer')), {}, pino({ level: 'info' }, sink))
+    node.connected.push(silent, left)
+    const round = async (): Promise<void> => {
+      const rounds = monitor.rounds
+      monitor.tick()
+      await eventually(`round ${rounds + 1} done`, () => monitor.pending === 0 ? true : undefined)
+    }
+    await round()
+    answering = false
+    node.connected.splice(1, 1)
+    for (let i = 0; i < 4; i++) {
+      await round()
+    }
+    answering = true
+    await round()
+    await round()
+    monitor.stop()
+    assert.equal(node.rtt.get(left.toString())?.consecutiveFailures, 6)
+    assert.deepEqual(lines.filter(l => l.msg !== 'tracking peer').map(l => [l.level, l.msg, l.peer]), [
+      [40, 'peer stopped answering pings on its open connection', silent.toString()],
+      [30, 'peer unreachable: no connection, and the dial failed (it left, or its process died)', left.toString()],
+      [30, 'peer answers again', silent.toString()]
+    ])
   })
 
   it('labels series with the announced host name, moving them when identify tells another', async () => {
