@@ -75,11 +75,13 @@ export async function startPingMonitorDaemon (config: PingMonitorDaemonConfig, l
       registry,
       health: () => {
         const bootstraps = node.libp2p.services.bootstrap.status()
+        const pinging = monitor.health()
         return {
-          ok: node.libp2p.status === 'started',
+          ok: node.libp2p.status === 'started' && pinging.ok,
           peerId: node.peerId.toString(),
           connectedPeers: node.libp2p.getPeers().length,
-          bootstraps
+          bootstraps,
+          monitor: pinging
         }
       },
       routes: {

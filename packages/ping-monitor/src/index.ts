@@ -73,6 +73,17 @@ export interface PeerReport {
   lastAnswer: string | null
 }
 
+/** The monitor's part of GET /healthz. */
+export interface PingMonitorHealth {
+  /** A round had all its pings started within the last 3 intervals and a ping timeout. */
+  ok: boolean
+  rounds: number
+  /** Pings queued or in flight. */
+  pending: number
+  /** When a round last had all its pings started (ISO 8601), null before the first. */
+  caughtUpAt: string | null
+}
+
 /** Builds a ping monitor; it pings nothing before `start()`. */
 export function createPingMonitor (components: PingMonitorComponents, init: PingMonitorOptions): PingMonitor {
   return new PingMonitor(components, {

@@ -1,7 +1,7 @@
 import { deadline, hostNameFromAgent } from '@physarum/p2p'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { MAX_BACKOFF_MS, PING_SPREAD as SPREAD, RETRY_SHARE, RTT_BUCKETS_SECONDS, UNKNOWN_HOST } from './constants.ts'
-import type { MonitoredNode, PeerReport, PingMonitorComponents, PingMonitorInit } from './index.ts'
+import type { MonitoredNode, PeerReport, PingMonitorComponents, PingMonitorHealth, PingMonitorInit } from './index.ts'
 import type { Logger, RttEntry } from '@physarum/p2p'
 import type { IdentifyResult, PeerId, Startable } from '@libp2p/interface'
 
@@ -89,6 +89,8 @@ export class PingMonitor implements Startable {
   #pacer?: NodeJS.Timeout
   #controller = new AbortController()
   #rounds = 0
+  /** When the pings of a round had last all started (ms since the epoch), for /healthz. */
+  #caughtUpAt = 0
 
   readonly #distribution: Histogram<'host'>
   readonly #failures: Counter<'host' | 'target_peer' | 'reason'>
@@ -189,6 +191,20 @@ export class PingMonitor implements Startable {
   }
 
   /**
+   * For /healthz: not ok once no round had all its pings started for 3 intervals and a ping timeout
+   * (a round may wait that long for slots held by pings that time out): the monitor stopped, or
+   * cannot keep up with its peers.
+   */
+  health (now = Date.now()): PingMonitorHealth {
+    return {
+      ok: now - this.#caughtUpAt <= 3 * this.#init.intervalMs + this.#init.pingTimeoutMs,
+      rounds: this.#rounds,
+      pending: this.pending,
+      caughtUpAt: this.#caughtUpAt > 0 ? new Date(this.#caughtUpAt).toISOString() : null
+    }
+  }
+
+  /**
    * One round: track every connected peer, forget those unseen for too long, and queue a ping to
    * every tracked peer that has none queued or in flight. Runs every interval; tests may call it.
    */
@@ -238,6 +254,9 @@ export class PingMonitor implements Startable {
       if (this.#unqueue(peer)) {
         this.#queue.unshift(peer)
       }
+    }
+    if (this.#queue.length === 0) {
+      this.#caughtUpAt = Date.now()
     }
     this.#nextStartAt = performance.now()
     this.#spacingMs = Math.min(this.#init.maxSpacingMs, SPREAD * this.#init.intervalMs / Math.max(1, this.#queue.length))
@@ -299,6 +318,9 @@ export class PingMonitor implements Startable {
         // keep the average pace when a timer fires late, but never start two at once to catch up
         this.#nextStartAt = Math.max(this.#nextStartAt, now - this.#spacingMs / 2) + this.#spacingMs
         const peer = this.#queue.shift()!
+        if (this.#queue.length === 0) {
+          this.#caughtUpAt = Date.now()
+        }
         this.#last = peer
         this.#holding.set(peer, Date.now())
         this.#start(peer, () => { this.#holding.delete(peer) })

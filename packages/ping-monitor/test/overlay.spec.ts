@@ -10,7 +10,7 @@ import { DEFAULT_INBOUND_RATE, DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_PEND
 import { startPingMonitorDaemon } from '../src/index.ts'
 import { startDelayRelay, startNode, stopAll, TEST_PSK } from '../../p2p/test/helpers.ts'
 import { byPeer, eventually, getJson, scrape, tempDir } from './helpers.ts'
-import type { PeerReport, PingMonitorDaemon, PingMonitorDaemonConfig } from '../src/index.ts'
+import type { PeerReport, PingMonitorDaemon, PingMonitorDaemonConfig, PingMonitorHealth } from '../src/index.ts'
 import type { Sample } from './helpers.ts'
 import type { Connection, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { Logger, PhysarumNode } from '@physarum/p2p'
@@ -136,6 +136,32 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     await eventually('the RTT series back, under the new name', async () => byPeer(await scrape(daemon.metricsUrl), 'physarum_ping_rtt_seconds').get(id)?.labels.target_host === 'after' ? true : undefined, 10_000, 20)
     const ms = performance.now() - connected
     assert.ok(ms < 2_000, `the series came back ${ms.toFixed(0)} ms after the peer reconnected`)
+  })
+
+  it('answers /healthz 503 once the monitor makes no round for 3 intervals and a ping timeout', async () => {
+    const daemon = await startDaemon()
+    daemons.push(daemon)
+    const peer = await startNode({ hostName: 'peer', bootstrap: [daemon.node.multiaddrs()[0]!.toString()] })
+    nodes.push(peer)
+    const health = daemon.metricsUrl.replace('/metrics', '/healthz')
+    type Health = { ok: boolean, monitor: PingMonitorHealth }
+    const healthy = await eventually('a round pinging the peer', async () => {
+      const res = await fetch(health)
+      const body = await res.json() as Health
+      return res.status === 200 && body.monitor.rounds > 1 && daemon.node.rtt.get(peer.peerId.toString()) != null ? body : undefined
+    })
+    assert.equal(healthy.monitor.ok, true)
+
+    daemon.monitor.stop()
+    const stopped = performance.now()
+    const unhealthy = await eventually('/healthz 503', async () => {
+      const res = await fetch(health)
+      return res.status === 503 ? await res.json() as Health : undefined
+    }, 5_000)
+    // 3 x 100 ms + 500 ms after the last round
+    assert.ok(performance.now() - stopped > 500, `503 after ${(performance.now() - stopped).toFixed(0)} ms`)
+    assert.equal(unhealthy.ok, false)
+    assert.equal(unhealthy.monitor.ok, false)
   })
 
   it('never shows a peer with another key or none, and still shows the right ones', async () => {
