@@ -34,6 +34,12 @@ export const DEFAULT_RTT_SMOOTHING = 0.2
  */
 export const RTT_SEED_SAMPLES = 5
 /**
+ * The seed takes only the samples within this long of the first: a peer measured rarely (a client proxy pings
+ * an instance at each refresh, 30 s apart) would otherwise keep the least of minutes of samples,
+ * and a path that grew slow meanwhile would still show its old figure.
+ */
+export const RTT_SEED_WINDOW_MS = 10_000
+/**
  * How often each connection must show it is alive: a Yamux ping unless it answered one in the
  * last half of that time (libp2p's connection monitor, off, opened a ping stream every 10 s).
  */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { RTT_SEED_SAMPLES, RttTable } from '../src/index.ts'
+import { RTT_SEED_SAMPLES, RTT_SEED_WINDOW_MS, RttTable } from '../src/index.ts'
 
 describe('RTT table', () => {
   it('smooths from the least of the first samples, not from the first: a new connection\'s first pings wait behind its other traffic', () => {
@@ -16,6 +16,16 @@ describe('RTT table', () => {
     assert.equal(entry.smoothedMs, 0.5 + 0.2 * 5)
     assert.equal(entry.lastMs, 5.5)
     assert.equal(entry.samples, RTT_SEED_SAMPLES + 1)
+  })
+
+  it('seeds only from the first samples close in time: a peer measured rarely whose path grew slow shows it', () => {
+    const table = new RttTable(0.2)
+    // a client proxy pings an instance at each refresh of its instances, 30 s apart
+    const start = 1_000_000
+    table.record('peer', 20, start)
+    const later = table.record('peer', 800, start + RTT_SEED_WINDOW_MS)
+    assert.equal(later.smoothedMs, 20 + 0.2 * 780)
+    assert.equal(table.record('peer', 800, start + 3 * RTT_SEED_WINDOW_MS).smoothedMs, later.smoothedMs + 0.2 * (800 - later.smoothedMs))
   })
 
   it('starts from the first sample after failures only', () => {
