@@ -81,7 +81,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .example('PHYSARUM_PSK=... $0 -bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW...', 'Run an allocator on this host (Docker on /var/run/docker.sock, metrics on :9101)')
     .example('scripts/build-node-image.sh && PHYSARUM_PSK=... $0 --node-image physarum/node:24 -bootstrap ...', 'Without an image registry: build a local Node base image first')
     .epilogue([
-      'Durations are seconds (1, 0.5) or numbers with a unit: 500ms, 10s, 10m, 1h.',
+      'Durations take a unit: 500ms, 10s, 10m, 1h, 1m30s (a bare number other than 0 is refused: it could be seconds or milliseconds).',
       '',
       `Protocols: ${ALLOC_PROTOCOL} (Allocate{service, the caller's content hash, sidecars to avoid} -> the sidecar's peer id, multiaddrs, the instance's content hash and cold-start phases, or NOT_FOUND, CAPACITY, IMAGE, TIMEOUT, RATE_LIMITED, BAD_REQUEST, UNAVAILABLE, INTERNAL; a running instance answers only when it runs the version the record names, and the record is read fresh before a cold start and when the caller's version differs) and ${CHECKIN_PROTOCOL} (the sidecars' Ready and Stats). The allocator provides the physarum:allocator topic.`,
       '',

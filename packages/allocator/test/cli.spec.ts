@@ -29,6 +29,9 @@ describe('allocator and sidecar CLIs', () => {
       assert.ok(allocator.stdout.includes(flag), flag)
     }
     assert.match(allocator.stdout, /\[default: \/ip4\/0\.0\.0\.0\/tcp\/4002\]/)
+    // a bare number is refused (see the duration errors below): the help may not offer one
+    assert.match(allocator.stdout, /Durations take a unit/)
+    assert.doesNotMatch(allocator.stdout, /seconds \(1, 0\.5\)|are seconds/)
     const proxy = await cli(PROXY, ['--help'])
     assert.equal(proxy.code, 0)
     assert.match(proxy.stdout, /--sidecar/)

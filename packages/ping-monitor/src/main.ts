@@ -48,7 +48,7 @@ export function builder (argv: Argv): Argv<MonitorArgs> {
     .example('PHYSARUM_PSK=... $0', 'Start the first bootstrap on TCP 4001, metrics on :9100')
     .example('PHYSARUM_PSK=... $0 -bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW...', 'Start a second, redundant bootstrap that joins the first')
     .epilogue([
-      'Durations are seconds (1, 0.5) or numbers with a unit: 500ms, 10s, 10m, 1h.',
+      'Durations take a unit: 500ms, 10s, 10m, 1h, 1m30s (a bare number other than 0 is refused: it could be seconds or milliseconds).',
       '',
       `At start, stdout gets one line "${LISTENING_LINE} <multiaddr>/p2p/<peer id>" per listen address (the addresses other nodes pass to -bootstrap) and one line "${METRICS_LINE} http://<host>:<port>/metrics"; everything else is JSON log lines (pino).`,
       '',

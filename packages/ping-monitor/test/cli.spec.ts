@@ -36,6 +36,9 @@ describe('ping-monitor CLI', { concurrency: 4 }, () => {
       '--state-dir', 'ping-monitor listening: <multiaddr>', '/peers', 'physarum_ping_rtt_seconds', 'Exit codes', '500ms']) {
       assert.ok(stdout.includes(text), `--help does not mention ${text}`)
     }
+    // a bare number is refused (see the usage errors below): the help may not offer one
+    assert.match(stdout, /Durations take a unit/)
+    assert.doesNotMatch(stdout, /seconds \(1, 0\.5\)|are seconds/)
   })
 
   const usageErrors: Array<[string, string[], Record<string, string>, RegExp]> = [
