@@ -65,6 +65,20 @@ describe('allocator and sidecar CLIs', () => {
     const port = await cli(PROXY, ['http', '--no-psk'])
     assert.equal(port.code, 2)
     assert.match(port.stderr, /<port>: "http" is not a port/)
+    // what was given, or that nothing was: never a value the parser made up ("missing", NaN)
+    const noPort = await cli(PROXY, ['--no-psk'])
+    assert.equal(noPort.code, 2)
+    assert.match(noPort.stderr, /^proxy: <port>: missing: the client proxy's local HTTP port: run proxy <port>, e.g. proxy 4200$/m)
+    for (const [args, message] of [
+      [['4200', '--max-pending', 'abc'], /--max-pending: "abc" is not a whole number of at least 1/],
+      [['--sidecar', '--service', 'x', '--service-port', '8080', '--client-port', 'abc'], /--client-port: "abc" is not a port \(1-65535\)/],
+      [['--sidecar', '--service', 'x', '--service-port', 'abc'], /--service-port: "abc" is not a port \(1-65535\)/]
+    ] as const) {
+      const bad = await cli(PROXY, [...args, '--no-psk'])
+      assert.equal(bad.code, 2, bad.stderr)
+      assert.match(bad.stderr, message)
+      assert.doesNotMatch(bad.stderr, /NaN|null/)
+    }
     const sidecarAllocator = await cli(PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--allocator', '/ip4/127.0.0.1/tcp/4001', '--no-psk'])
     assert.equal(sidecarAllocator.code, 2)
     assert.match(sidecarAllocator.stderr, /--allocator: \/ip4\/127.0.0.1\/tcp\/4001 has no \/p2p\/<peer id>/)

@@ -1,5 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, formatDuration, nodeOptions, parseDuration, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
+import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, formatDuration, nodeOptions, parseDuration, parseNumber, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
 import { DEFAULT_STATS_INTERVAL_MS } from '@physarum/allocator/client'
 import { trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
 import { hideBin } from 'yargs/helpers'
@@ -21,13 +21,13 @@ interface ProxyArgs extends NodeArgs, RegistryTrustArgs {
   sidecar?: boolean
   service?: string
   'content-hash'?: string
-  'service-port'?: number
+  'service-port'?: string
   allocator?: string
   instance?: string
   'stats-interval'?: string
-  'client-port'?: number
+  'client-port'?: string
   hostname?: string
-  'max-pending'?: number
+  'max-pending'?: string
   'cold-start-timeout'?: string
   'upstream-timeout'?: string
   'discovery-timeout'?: string
@@ -40,7 +40,7 @@ export const describe = 'Run the client proxy (HTTP on 127.0.0.1:<port>) or, wit
 export function builder (argv: Argv): Argv<ProxyArgs> {
   return withRegistryTrust(withNodeOptions(argv, DEFAULTS))
     .positional('port', { type: 'string', describe: 'Client mode: the local HTTP port on 127.0.0.1 (4200 in the docs)' })
-    .option('max-pending', { type: 'number', describe: `Client: requests that may wait for one service's cold start; more get 503 with Retry-After [default: ${DEFAULT_MAX_PENDING}]` })
+    .option('max-pending', { type: 'string', describe: `Client: requests that may wait for one service's cold start; more get 503 with Retry-After [default: ${DEFAULT_MAX_PENDING}]` })
     .option('cold-start-timeout', { type: 'string', describe: `Client: how long a request waits for a cold start before 504, with a unit (30s, 500ms) [default: ${formatDuration(DEFAULT_COLD_START_TIMEOUT_MS)}]` })
     .option('upstream-timeout', { type: 'string', describe: `Client: how long an instance may take to start its response before 504, with a unit [default: ${formatDuration(DEFAULT_UPSTREAM_TIMEOUT_MS)}]` })
     .option('discovery-timeout', { type: 'string', describe: `Client: how long one lookup of instances or allocators in the DHT may take, with a unit [default: ${formatDuration(DEFAULT_DISCOVERY_TIMEOUT_MS)}]` })
@@ -49,12 +49,12 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
     .option('sidecar', { type: 'boolean', describe: 'Run as the sidecar of one service instance (the allocator starts it)' })
     .option('service', { type: 'string', describe: 'Sidecar: the service name' })
     .option('content-hash', { type: 'string', describe: 'Sidecar: the service\'s content hash; the sidecar provides physarum:service:<content hash>' })
-    .option('service-port', { type: 'number', describe: 'Sidecar: the service listens on 127.0.0.1:<service-port> (env SERVICE_PORT)' })
+    .option('service-port', { type: 'string', describe: 'Sidecar: the service listens on 127.0.0.1:<service-port> (env SERVICE_PORT)' })
     .option('allocator', { type: 'string', describe: 'Sidecar: multiaddr with /p2p/<peer id> of the allocator to check in with' })
     .option('instance', { type: 'string', describe: 'Sidecar: the instance id the allocator gave' })
     .option('stats-interval', { type: 'string', describe: `Sidecar: time between two stats reports to the allocator, with a unit [default: ${formatDuration(DEFAULT_STATS_INTERVAL_MS)}]` })
     .option('hostname', { type: 'string', describe: 'The host name announced to peers [default: the OS host name]' })
-    .option('client-port', { type: 'number', describe: 'Sidecar: also serve the client proxy on 127.0.0.1:<client-port> for the service\'s own calls (the record\'s ProxyClientMode; the service sees it as PROXY_PORT)' })
+    .option('client-port', { type: 'string', describe: 'Sidecar: also serve the client proxy on 127.0.0.1:<client-port> for the service\'s own calls (the record\'s ProxyClientMode; the service sees it as PROXY_PORT)' })
     .group(['sidecar', 'service', 'content-hash', 'service-port', 'allocator', 'instance', 'stats-interval', 'client-port'], 'Sidecar mode:')
     .epilogue([
       'Client mode: GET 127.0.0.1:<port>/<service>/<path> goes to <path> on the nearest instance of <service> (the /<service> prefix is stripped here), started on the nearest allocator when none is within the record\'s hard RTT. Errors are JSON: 400 bad path or name, 404 unknown service, 503 no instance and allocation failed (or too many waiting), 504 timeout, 502 the instance broke.',
@@ -74,20 +74,13 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
   if (service == null || service === '') {
     throw new ConfigError('--service: missing: the sidecar needs the name of its service')
   }
-  const portText = args['service-port'] ?? env.SERVICE_PORT
-  const servicePort = Number(portText)
-  if (portText == null || !Number.isInteger(servicePort) || servicePort < 1 || servicePort > 65535) {
-    throw new ConfigError(`--service-port: ${JSON.stringify(portText ?? 'missing')} is not a port (1-65535)`)
-  }
+  const servicePort = parsePort('--service-port', args['service-port'] ?? env.SERVICE_PORT, 1, 'the port the service listens on (or env SERVICE_PORT)')
   checkPeerAddresses('--allocator', args.allocator == null ? [] : [args.allocator])
   const allocator = args.allocator == null ? undefined : multiaddr(args.allocator)
   if (allocator != null && (args.instance ?? '') === '') {
     throw new ConfigError('--instance: missing: the allocator knows its sidecars by instance id, and gives --instance with --allocator')
   }
-  const clientPort = args['client-port']
-  if (clientPort != null && (!Number.isInteger(clientPort) || clientPort < 1 || clientPort > 65535)) {
-    throw new ConfigError(`--client-port: ${String(clientPort)} is not a port (1-65535)`)
-  }
+  const clientPort = args['client-port'] == null ? undefined : parsePort('--client-port', args['client-port'], 1)
   const interval = parseDuration('--stats-interval', args['stats-interval'] ?? formatDuration(DEFAULT_STATS_INTERVAL_MS), 10)
   const node = await resolveNodeConfig({ ...args, ephemeral: args.identity == null ? true : args.ephemeral }, env, DEFAULTS)
   return {
@@ -106,6 +99,21 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
       ...(args.hostname == null ? {} : { hostName: args.hostname })
     }
   }
+}
+
+/**
+ * A port given as text (yargs would turn "abc" into NaN, and the message lose what was typed);
+ * the error names the flag and the value, or says it is missing and what it is for.
+ */
+function parsePort (flag: string, value: string | undefined, min: 0 | 1, purpose?: string): number {
+  if (value == null) {
+    throw new ConfigError(`${flag}: missing${purpose == null ? '' : `: ${purpose}`}`)
+  }
+  const port = Number(value)
+  if (value.trim() === '' || !Number.isInteger(port) || port < min || port > 65535) {
+    throw new ConfigError(`${flag}: ${JSON.stringify(value)} is not a port (${min}-65535)${purpose == null ? '' : `: ${purpose}`}`)
+  }
+  return port
 }
 
 function positiveMs (flag: string, value: string | undefined, fallback: number): number {
@@ -129,15 +137,9 @@ function refuseOtherMode (args: ProxyArgs): void {
 
 async function resolveClientConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): Promise<{ client: ClientDaemonConfig, logLevel: Awaited<ReturnType<typeof resolveNodeConfig>>['logLevel'], warnings: string[] }> {
   refuseOtherMode(args)
-  const port = Number(args.port)
-  if (args.port == null || args.port.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(`<port>: ${JSON.stringify(args.port ?? 'missing')} is not a port (0-65535): run ${NAME} <port>, e.g. ${NAME} 4200`)
-  }
+  const port = parsePort('<port>', args.port, 0, `the client proxy's local HTTP port: run ${NAME} <port>, e.g. ${NAME} 4200`)
   checkPeerAddresses('--registry', args.registry ?? [])
-  const maxPending = args['max-pending'] ?? DEFAULT_MAX_PENDING
-  if (!Number.isInteger(maxPending) || maxPending < 1) {
-    throw new ConfigError(`--max-pending: ${String(args['max-pending'])} is not a whole number of at least 1`)
-  }
+  const maxPending = parseNumber('--max-pending', args['max-pending'] ?? String(DEFAULT_MAX_PENDING), 1, true)
   const proxy = {
     host: '127.0.0.1',
     port,
