@@ -8,9 +8,10 @@
 # Usage: scripts/demo.sh [--duration SECONDS]   in the foreground, until Ctrl-C (or SECONDS)
 #        scripts/demo.sh --background           returns once it answers; the daemons keep running
 #        scripts/demo.sh stop                   stops a running demo and removes all it made
-source "$(dirname "$0")/lib/toolchain.sh"
-source "$(dirname "$0")/lib/system.sh"
-cd "$PHYSARUM_ROOT"
+set -euo pipefail
+# --help, a bad argument and a user other than root are answered before the toolchain is set up
+# (which may fetch Node and the dependencies)
+log() { printf '[physarum] %s\n' "$*" >&2; }
 
 pidfile=/run/physarum-demo.pid
 output=/run/physarum-demo.out
@@ -67,6 +68,9 @@ if [ "$background" -eq 1 ]; then
   log "running in the background (pid $demo); its output goes on in $output"
   exit 0
 fi
+source "$(dirname "$0")/lib/toolchain.sh"
+source "$(dirname "$0")/lib/system.sh"
+cd "$PHYSARUM_ROOT"
 ensure_debian_packages dockerd:docker.io etcd:etcd-server docker-registry:docker-registry busybox:busybox-static curl:curl prometheus:prometheus
 
 # Debian's packages start their own etcd (2379, 2380), registry (5000) and Prometheus (9090) on a

@@ -1,14 +1,24 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { chmod, mkdtemp, rm, symlink } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { promisify } from 'node:util'
 
 const ROOT = new URL('../', import.meta.url).pathname
 
-/** Runs scripts/demo.sh with `args`: its exit code and all it printed. */
-async function demo (args: string[]): Promise<{ code: number | null, output: string }> {
-  const child = spawn('bash', [join(ROOT, 'scripts/demo.sh'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Where `program` is on this process's PATH. */
+async function which (program: string): Promise<string> {
+  const { stdout } = await promisify(execFile)('bash', ['-c', 'command -v "$1"', 'which', program])
+  return stdout.trim()
+}
+
+/** Runs scripts/demo.sh with `args` (with `as`, a command that runs it as another user): its exit code and all it printed. */
+async function demo (args: string[], options: { env?: NodeJS.ProcessEnv, as?: string[] } = {}): Promise<{ code: number | null, output: string }> {
+  const [command, ...prefix] = [...options.as ?? [], 'bash']
+  const child = spawn(command, [...prefix, join(ROOT, 'scripts/demo.sh'), ...args], { cwd: ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (part: Buffer) => { output += part.toString('utf8') })
   child.stderr.on('data', (part: Buffer) => { output += part.toString('utf8') })
@@ -24,6 +34,30 @@ async function demo (args: string[]): Promise<{ code: number | null, output: str
  * then `scripts/demo.sh stop` removes everything.
  */
 describe('the quickstart (scripts/demo.sh)', { timeout: 600_000 }, () => {
+  it('answers --help, a bad argument and a user other than root before it sets up the toolchain', async () => {
+    // a PATH with the few programs those answers need, and no Node or npm: setting up the
+    // toolchain would fail (without reaching the npm registry)
+    const bin = await mkdtemp(join(tmpdir(), 'physarum-demo-bin-'))
+    try {
+      await chmod(bin, 0o755)
+      for (const program of ['bash', 'dirname', 'sed', 'id', 'setpriv']) {
+        await symlink(await which(program), join(bin, program))
+      }
+      const env = { PATH: bin, HOME: bin, PHYSARUM_TOOLCHAIN: '/dev/null/toolchain' }
+      const help = await demo(['--help'], { env })
+      assert.equal(help.code, 0, help.output)
+      assert.match(help.output, /^# Usage: scripts\/demo\.sh/m)
+      const bad = await demo(['--later'], { env })
+      assert.equal(bad.code, 2, bad.output)
+      assert.equal(bad.output, '[physarum] unknown argument: --later (see --help)\n')
+      const notRoot = await demo(['--background'], { env, as: process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [] })
+      assert.equal(notRoot.code, 1, notRoot.output)
+      assert.match(notRoot.output, /^\[physarum\] the demo starts its own dockerd: run it as root: sudo .*demo\.sh --background\n$/)
+    } finally {
+      await rm(bin, { recursive: true, force: true })
+    }
+  })
+
   // as root, like the other tests that start a private dockerd (demo.sh says so when it is not)
   it('answers "Hello, world" through the proxy from a container on the allocator\'s engine; its stop command leaves nothing behind', async () => {
     const { code, output } = await demo(['--background'])
