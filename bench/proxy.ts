@@ -158,7 +158,7 @@ try {
   const proxyPort = await freePort()
   const clientProxy = await startDaemon('proxy', 'packages/proxy/bin/proxy.js', [
     String(proxyPort), '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', registryAddr, '--registry', registryAddr,
-    '--metrics-listen', '127.0.0.1:0', '--log-level', 'info'
+    '--metrics-listen', '127.0.0.1:0', '--log-level', 'info', '--ephemeral'
   ], { PHYSARUM_PSK: PASSPHRASE }, /"msg":"proxy started"/)
 
   const direct = `http://127.0.0.1:${servicePort}`

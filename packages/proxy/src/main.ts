@@ -59,6 +59,8 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
     .epilogue([
       'Client mode: GET 127.0.0.1:<port>/<service>/<path> goes to <path> on the nearest instance of <service> (the /<service> prefix is stripped here), started on the nearest allocator when none is within the record\'s hard RTT. Errors are JSON: 400 bad path or name, 404 unknown service, 503 no instance and allocation failed (or too many waiting), 504 timeout, 502 the instance broke.',
       '',
+      'The client proxy keeps its identity (its peer id) in <state-dir>/identity.key unless --identity or --ephemeral says otherwise; a sidecar uses the key its allocator gives with --identity, and a new identity at every start without one.',
+      '',
       'Each mode refuses the other\'s options. The sidecar serves no metrics (many run on one host; their allocator reports on them): --metrics-listen is for client mode.',
       '',
       'Sidecar mode: serves /physarum/http/1.0.0 streams as byte pipes to the service on 127.0.0.1:<service-port>, checks in with its allocator on /physarum/checkin/1.0.0 as soon as it listens and the service accepts connections, provides its service topic, reports stats (idle time, requests in flight) and drains on the allocator\'s request or on SIGTERM (stops providing, finishes requests in flight).',
@@ -82,6 +84,7 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
   }
   const clientPort = args['client-port'] == null ? undefined : parsePort('--client-port', args['client-port'], 1)
   const interval = parseDuration('--stats-interval', args['stats-interval'] ?? formatDuration(DEFAULT_STATS_INTERVAL_MS), 10)
+  // a sidecar's identity is its allocator's to give (--identity): without one it writes no key
   const node = await resolveNodeConfig({ ...args, ephemeral: args.identity == null ? true : args.ephemeral }, env, DEFAULTS)
   return {
     logLevel: node.logLevel,
@@ -148,7 +151,7 @@ async function resolveClientConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): Pr
     upstreamTimeoutMs: positiveMs('upstream-timeout', args['upstream-timeout'], DEFAULT_UPSTREAM_TIMEOUT_MS),
     discoveryTimeoutMs: positiveMs('discovery-timeout', args['discovery-timeout'], DEFAULT_DISCOVERY_TIMEOUT_MS)
   }
-  const node = await resolveNodeConfig({ ...args, ephemeral: args.identity == null ? true : args.ephemeral }, env, DEFAULTS)
+  const node = await resolveNodeConfig(args, env, DEFAULTS)
   return {
     logLevel: node.logLevel,
     warnings: node.warnings,

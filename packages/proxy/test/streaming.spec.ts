@@ -104,7 +104,9 @@ describe('client proxy streaming 1 GiB each way (the proxy is the real CLI in it
     const port = await freePort()
     proxy = spawn(process.execPath, [PROXY_BIN, String(port),
       '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', instance.bootstrap.multiaddrs()[0]!.toString(),
-      '--registry', instance.registry.node.multiaddrs()[0]!.toString(), '--metrics-listen', '127.0.0.1:0', '--log-level', 'warn'
+      '--registry', instance.registry.node.multiaddrs()[0]!.toString(), '--metrics-listen', '127.0.0.1:0', '--log-level', 'warn',
+      // a client proxy keeps its identity in its state folder: none is written for the test
+      '--ephemeral'
     ], { env: { ...process.env, PHYSARUM_PSK: TEST_PASSPHRASE }, stdio: ['ignore', 'ignore', 'inherit'] })
     base = `http://127.0.0.1:${port}/${SERVICE}`
     await eventually('the proxy serves', async () => {
