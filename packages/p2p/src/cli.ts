@@ -1,3 +1,4 @@
+import { readFile, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -177,6 +178,19 @@ export function checkPeerAddresses (flag: string, values: readonly string[], opt
 }
 
 /**
+ * A warning when users other than its owner may read or change a key file (any of 0o077 in its
+ * mode): one who reads it holds the overlay's key or this node's identity. Nothing when the file
+ * is its owner's alone, or cannot be looked at (it was read just before).
+ */
+async function keyFileWarnings (flag: string, path: string): Promise<string[]> {
+  const mode = await stat(path).then(stats => stats.mode & 0o777, () => 0)
+  if ((mode & 0o077) === 0) {
+    return []
+  }
+  return [`${flag}: ${path} has mode ${mode.toString(8).padStart(4, '0')}, so users other than its owner may read or change it: chmod 600 ${path}`]
+}
+
+/**
  * Builds a node's configuration: flags, then environment, then defaults. Errors name the flag and
  * the bad value. Reads the key files and creates the identity when missing.
  */
@@ -233,8 +247,8 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
   if (args['swarm-key'] != null) {
     psk = await PreSharedKey.fromSwarmKeyFile(args['swarm-key'])
     pskSource = 'swarm-key'
+    warnings.push(...await keyFileWarnings('--swarm-key', args['swarm-key']))
   } else if (args['psk-file'] != null) {
-    const { readFile } = await import('node:fs/promises')
     let text: string
     try {
       text = await readFile(args['psk-file'], 'utf8')
@@ -251,6 +265,7 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
     }
     psk = PreSharedKey.fromPassphrase(passphrase)
     pskSource = 'psk-file'
+    warnings.push(...await keyFileWarnings('--psk-file', args['psk-file']))
   } else if (args['no-psk'] === true) {
     psk = null
     pskSource = 'none'
@@ -275,6 +290,9 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
   }
   const identityPath = args.ephemeral === true ? undefined : args.identity ?? join(stateDir, 'identity.key')
   const privateKey = identityPath == null ? undefined : await loadOrCreateIdentity(identityPath)
+  if (identityPath != null) {
+    warnings.push(...await keyFileWarnings(args.identity == null ? 'the identity key' : '--identity', identityPath))
+  }
 
   const metricsListen = parseHostPort('--metrics-listen', args['metrics-listen'] ?? `:${defaults.metricsPort}`)
 

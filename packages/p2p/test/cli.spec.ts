@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -66,6 +66,30 @@ describe('shared node options', () => {
     await writeFile(twoLines, 'physarum-test-network\n\n')
     await assert.rejects(resolveNodeConfig(parse(['--psk-file', swarm, '--ephemeral']), await base(), DEFAULTS), { name: 'ConfigError', message: /--psk-file: .*swarm\.key is a swarm\.key: give it with --swarm-key/ })
     await assert.rejects(resolveNodeConfig(parse(['--psk-file', twoLines, '--ephemeral']), await base(), DEFAULTS), { name: 'ConfigError', message: /--psk-file: .*two-lines holds more than one line/ })
+  })
+
+  it('warns about a key file that users other than its owner may read or change, naming the file and the fix', async () => {
+    const folder = join(await dir, 'modes')
+    await mkdir(folder)
+    const swarm = join(folder, 'swarm.key')
+    await writeFile(swarm, PreSharedKey.generate().toSwarmKey())
+    await chmod(swarm, 0o644)
+    const passphrase = join(folder, 'passphrase')
+    await writeFile(passphrase, 'physarum-test-network\n')
+    await chmod(passphrase, 0o640)
+    const identity = join(folder, 'identity.key')
+    await loadOrCreateIdentity(identity)
+    await chmod(identity, 0o604)
+    const env = { PHYSARUM_STATE_DIR: join(folder, 'state') }
+    const warnings = async (argv: string[]): Promise<string[]> => (await resolveNodeConfig(parse(argv), env, DEFAULTS)).warnings
+    assert.deepEqual(await warnings(['--swarm-key', swarm, '--ephemeral']), [`--swarm-key: ${swarm} has mode 0644, so users other than its owner may read or change it: chmod 600 ${swarm}`])
+    assert.deepEqual(await warnings(['--psk-file', passphrase, '--ephemeral']), [`--psk-file: ${passphrase} has mode 0640, so users other than its owner may read or change it: chmod 600 ${passphrase}`])
+    assert.deepEqual(await warnings(['--no-psk', '--identity', identity]).then(w => w.slice(1)), [`--identity: ${identity} has mode 0604, so users other than its owner may read or change it: chmod 600 ${identity}`])
+    // the default identity key too; a key the node creates is its owner's alone
+    await chmod(swarm, 0o600)
+    assert.deepEqual(await warnings(['--swarm-key', swarm]), [])
+    await chmod(join(folder, 'state', 'identity.key'), 0o620)
+    assert.match((await warnings(['--swarm-key', swarm])).join('\n'), /^the identity key: .*\/state\/identity\.key has mode 0620, .*: chmod 600 /)
   })
 
   it('creates one identity for starts that race, and leaves only the key file', async () => {
