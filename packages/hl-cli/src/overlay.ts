@@ -1,4 +1,4 @@
-import { BootstrapUnreachableError, checkPeerAddresses, createPhysarumNode, formatDuration, hostNameFromAgent, nodeOptions, parseDuration, resolveNodeConfig, RpcFailureError, withNodeOptions } from '@physarum/p2p'
+import { BootstrapUnreachableError, checkPeerAddresses, createPhysarumNode, formatDuration, hostNameFromAgent, nodeOptions, parseDuration, resolveNodeConfig, RpcFailureError, withNodeOptions, withOtherKeyHint } from '@physarum/p2p'
 import { createRegistryClient, isAmbiguous, trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
 import { pino } from 'pino'
 import { DEFAULT_TIMEOUT_MS, NAME } from './constants.ts'
@@ -80,7 +80,7 @@ export async function openOverlay (args: OverlayArgs, env: Record<string, string
     await node.start()
   } catch (err) {
     if (err instanceof BootstrapUnreachableError) {
-      throw new BootstrapUnreachableError(`${err.message}. Check the bootstrap address, and that the pre-shared key is the overlay's: with another key no connection can finish`)
+      throw withOtherKeyHint(err)
     }
     throw err
   }

@@ -28,6 +28,34 @@ export interface BootstrapStatus {
 interface Target {
   addr: Multiaddr
   status: BootstrapStatus
+  /** Whether the last failed dial failed as it does against a peer with another key. */
+  otherKey: boolean
+}
+
+const OTHER_KEY_HINT = 'Check the bootstrap address, and that the pre-shared key is the overlay\'s: with another key no connection can finish'
+
+/**
+ * `err` with what to check when the bootstraps may hold another pre-shared key, said once: the
+ * bootstrapper adds it when its dials failed as they do then, hl-cli to every such error of its
+ * own (its --timeout may end before the first dial does).
+ */
+export function withOtherKeyHint (err: BootstrapUnreachableError): BootstrapUnreachableError {
+  return err.message.endsWith(OTHER_KEY_HINT) ? err : new BootstrapUnreachableError(`${err.message}. ${OTHER_KEY_HINT}`)
+}
+
+/**
+ * Whether a dial failed as it does against a peer with another pre-shared key. The protector
+ * cannot tell (the nonces are random either way): the Noise handshake after it reads garbage, and
+ * whichever side notices first fails it or resets the connection; a peer without a key sends no
+ * nonce at all. libp2p's upgrader keeps only the message of a failed handshake, and the one
+ * failure there with the right key, another peer id at the address, says so itself.
+ */
+function looksLikeOtherKey (err: unknown): boolean {
+  const { name, message, code, syscall } = err as Partial<NodeJS.ErrnoException>
+  if (name === 'PskHandshakeTimeoutError' || (code === 'ECONNRESET' && syscall === 'read')) {
+    return true
+  }
+  return name === 'EncryptionFailedError' && !/does not match expected remote identity key/.test(message ?? '')
 }
 
 /**
@@ -51,7 +79,7 @@ export class Bootstrapper implements Startable {
     const self = components.peerId.toString()
     this.#targets = init.addrs
       .filter(addr => addr.getComponents().find(c => c.name === 'p2p')?.value !== self)
-      .map(addr => ({ addr, status: { addr: addr.toString(), connected: false, attempts: 0 } }))
+      .map(addr => ({ addr, status: { addr: addr.toString(), connected: false, attempts: 0 }, otherKey: false }))
   }
 
   readonly [Symbol.toStringTag] = '@physarum/p2p/bootstrapper'
@@ -82,13 +110,17 @@ export class Bootstrapper implements Startable {
     return this.#targets.map(target => ({ ...target.status }))
   }
 
-  /** Resolves once any bootstrap is connected; fails naming every address and its last error. */
+  /**
+   * Resolves once any bootstrap is connected; fails naming every address and its last error, and
+   * what to check when those look like another pre-shared key.
+   */
   async waitForFirst (timeoutMs: number): Promise<void> {
     const timeout = AbortSignal.timeout(timeoutMs)
     const timedOut = new Promise<never>((_resolve, reject) => {
       timeout.addEventListener('abort', () => {
         const detail = this.#targets.map(t => `${t.status.addr} (${t.status.lastError ?? 'no answer yet'})`).join('; ')
-        reject(new BootstrapUnreachableError(`No bootstrap peer could be reached within ${timeoutMs} ms: ${detail}`))
+        const err = new BootstrapUnreachableError(`No bootstrap peer could be reached within ${timeoutMs} ms: ${detail}`)
+        reject(this.#targets.some(t => t.otherKey) ? withOtherKeyHint(err) : err)
       })
     })
     timedOut.catch(() => {})
@@ -104,6 +136,7 @@ export class Bootstrapper implements Startable {
         const connectedAt = Date.now()
         target.status.connected = true
         delete target.status.lastError
+        target.otherKey = false
         this.#log('connected to bootstrap %a', target.addr)
         this.#firstConnected.resolve()
         await this.#disconnected(connection.remotePeer, signal)
@@ -123,6 +156,7 @@ export class Bootstrapper implements Startable {
           return
         }
         target.status.lastError = (err as Error).message
+        target.otherKey = looksLikeOtherKey(err)
         this.#log('bootstrap %a unreachable (%s), next try in %d ms', target.addr, target.status.lastError, backoff)
       }
       try {

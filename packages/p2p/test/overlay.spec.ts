@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { createPhysarumNode, hostNameFromAgent, PreSharedKey } from '../src/index.ts'
-import { eventually, startNode, stopAll } from './helpers.ts'
+import { eventually, startNode, stopAll, TEST_PSK } from './helpers.ts'
 import type { PhysarumNode } from '../src/index.ts'
 
 describe('overlay membership by pre-shared key', () => {
@@ -63,6 +63,31 @@ describe('overlay membership by pre-shared key', () => {
     assert.ok(await friend.measureRtt(listener.peerId) > 0)
   })
 
+  it('says to check the key when its dials fail as they do against another key, and only then', async () => {
+    const listener = await startNode()
+    nodes.push(listener)
+    const open = await startNode({ psk: null })
+    nodes.push(open)
+    const hint = /\. Check the bootstrap address, and that the pre-shared key is the overlay's: with another key no connection can finish$/
+    const cases: Array<[string, PreSharedKey | null, string, boolean]> = [
+      // the handshake after the nonces may wait for the peer's upgrade deadline (5 s) before it fails
+      ['another key', PreSharedKey.fromPassphrase('another network'), listener.multiaddrs()[0]!.toString(), true],
+      ['no key', null, listener.multiaddrs()[0]!.toString(), true],
+      ['a bootstrap without a key', TEST_PSK, open.multiaddrs()[0]!.toString(), true],
+      ['another peer id at the address', TEST_PSK, listener.multiaddrs()[0]!.toString().replace(/\/p2p\/.*$/, `/p2p/${open.peerId.toString()}`), false]
+    ]
+    await Promise.all(cases.map(async ([what, psk, target, hinted]) => {
+      const node = await createPhysarumNode({ psk, listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client', bootstrap: [target], bootstrapTimeoutMs: 8_000 })
+      await assert.rejects(node.start(), (err: Error) => {
+        assert.equal(err.name, 'BootstrapUnreachableError', what)
+        assert.match(err.message, /^No bootstrap peer could be reached within 8000 ms: .*\((?!no answer yet)/, what)
+        assert.equal(hint.test(err.message), hinted, `${what}: ${err.message}`)
+        return true
+      })
+      await node.stop()
+    }))
+  })
+
   it('reaches its bootstrap with the first dial, once the transports have started', async () => {
     const bootstrap = await startNode()
     nodes.push(bootstrap)
@@ -97,6 +122,8 @@ describe('overlay membership by pre-shared key', () => {
     await assert.rejects(node.start(), (err: Error) => {
       assert.equal(err.name, 'BootstrapUnreachableError')
       assert.match(err.message, /127\.0\.0\.1\/tcp\/1/)
+      // a refused connection is no sign of another key
+      assert.doesNotMatch(err.message, /pre-shared key/)
       return true
     })
   })
