@@ -30,6 +30,8 @@ export function dockerOptions (host: string | undefined): Docker.DockerOptions {
 interface StatusError extends Error {
   statusCode?: number
   json?: { message?: string }
+  code?: string
+  syscall?: string
 }
 
 function statusOf (err: unknown): number | undefined {
@@ -40,6 +42,9 @@ function messageOf (err: unknown): string {
   const e = err as StatusError
   if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) {
     return `the engine did not answer in time (${e.message})`
+  }
+  if (e.code === 'EACCES' && e.syscall === 'connect') {
+    return `${e.message}: this user may not use the engine's socket; run the allocator as root or in the socket's group (docker: usermod -aG docker <user>; its unit has SupplementaryGroups=docker)`
   }
   return (e.json?.message ?? e.message ?? String(err)).trim()
 }

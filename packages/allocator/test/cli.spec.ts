@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import { once } from 'node:events'
+import { chmod, chown } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { RateLimiter } from '../src/rate-limit.ts'
+import { tempDir } from './helpers.ts'
 
 const run = promisify(execFile)
 const ALLOCATOR = new URL('../bin/allocator.js', import.meta.url).pathname
@@ -110,6 +115,34 @@ describe('allocator and sidecar CLIs', () => {
       const answer = await cli(bin, [...args, '--no-psk'])
       assert.equal(answer.code, 2, `${args.join(' ')}: ${answer.stderr}`)
       assert.match(answer.stderr, message)
+    }
+  })
+})
+
+describe('allocator start', () => {
+  it('says that this user needs access to the Docker socket when it may not use it', async () => {
+    const dir = await tempDir('physarum-socket-access')
+    const socket = join(dir.path, 'docker.sock')
+    const engine = createServer()
+    try {
+      engine.listen(socket)
+      await once(engine, 'listening')
+      // a socket of another user's, as /var/run/docker.sock is root's and the docker group's; root
+      // is refused too once it lacks the capability that passes by file modes
+      const asRoot = process.getuid?.() === 0
+      if (asRoot) {
+        await chown(socket, 65534, 65534)
+      }
+      await chmod(socket, asRoot ? 0o600 : 0)
+      const command = [...asRoot ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search'] : [], process.execPath, ALLOCATOR,
+        '--docker-host', `unix://${socket}`, '--no-psk', '--ephemeral', '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0']
+      const answer = await run(command[0]!, command.slice(1), { env: { PATH: process.env.PATH ?? '', HOME: dir.path }, timeout: 30_000 })
+        .then(() => ({ code: 0, stderr: '' }), (err: { code: number, stderr: string }) => err)
+      assert.equal(answer.code, 1, answer.stderr)
+      assert.match(answer.stderr, new RegExp(`^allocator: The Docker engine does not answer: connect EACCES ${socket}: this user may not use the engine's socket; run the allocator as root or in the socket's group \\(docker: usermod -aG docker <user>`, 'm'))
+    } finally {
+      engine.close()
+      await dir.remove()
     }
   })
 })
