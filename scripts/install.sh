@@ -8,7 +8,7 @@
 #   - <etc>/physarum.env from configs/physarum.env.example (mode 0600), unless it exists;
 #   - the systemd units in <units>, pointed at this checkout and <prefix>/bin/node; none is
 #     enabled: which daemons run on which host is the operator's choice, and a host's own flags
-#     go in drop-ins (systemctl edit), which a later run leaves alone;
+#     go in the environment file (PHYSARUM_<DAEMON>_ARGS), which a later run leaves alone;
 #   - the system user physarum in the docker group, for the allocator's unit (where Docker is).
 # Running it again after `git pull` updates everything but an existing environment file.
 # Usage: scripts/install.sh [--prefix /usr/local] [--etc /etc/physarum] [--units /etc/systemd/system] [--no-user]
@@ -83,7 +83,7 @@ for unit in configs/systemd/*.service; do
   sed -e "s|/usr/local/bin/node|$node_bin|g" -e "s|/opt/physarum/|$PHYSARUM_ROOT/|g" \
     -e "s|/etc/physarum/physarum.env|$etc/physarum.env|g" "$unit" > "$units/$(basename "$unit")"
 done
-log "units: $units/physarum-*.service (replaced at every run: keep a host's own flags in drop-ins, systemctl edit <unit>)"
+log "units: $units/physarum-*.service (replaced at every run: keep a host's own flags in PHYSARUM_<DAEMON>_ARGS in $etc/physarum.env)"
 if [ "$units" = /etc/systemd/system ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
 fi

@@ -62,7 +62,12 @@ describe('configs/', () => {
     const names = env.split('\n').filter(line => /^#?[A-Z_]+=/.test(line)).map(line => line.split('=')[0])
     // the key is the operator's to choose, and the peer ids are known only once the first daemons
     // ran: those wait commented out (a daemon refuses to start without a key)
-    assert.deepEqual(names, ['#PHYSARUM_PSK', '#PHYSARUM_BOOTSTRAP', 'PHYSARUM_ETCD_IP', '#PHYSARUM_ADMINS', '#PHYSARUM_REGISTRY_IDS', 'PHYSARUM_LOG_LEVEL'])
+    assert.deepEqual(names, ['#PHYSARUM_PSK', '#PHYSARUM_BOOTSTRAP', 'PHYSARUM_ETCD_IP', '#PHYSARUM_ETCD_CLUSTER', '#PHYSARUM_ADMINS', '#PHYSARUM_REGISTRY_IDS', 'PHYSARUM_LOG_LEVEL',
+      'PHYSARUM_PING_MONITOR_ARGS', 'PHYSARUM_REGISTRY_SERVICE_ARGS', 'PHYSARUM_ALLOCATOR_ARGS', 'PHYSARUM_PROXY_ARGS'])
+    // a host's own flags: none until the operator adds them
+    for (const line of env.split('\n').filter(line => /^PHYSARUM_\w+_ARGS=/.test(line))) {
+      assert.match(line, /^PHYSARUM_\w+_ARGS=$/)
+    }
     for (const unit of await readdir(join(CONFIGS, 'systemd'))) {
       assert.doesNotMatch(await readFile(join(CONFIGS, 'systemd', unit), 'utf8'), /--psk\b/, `${unit} puts the key in argv`)
     }
@@ -81,6 +86,19 @@ describe('configs/', () => {
       assert.match(text, new RegExp(`^StateDirectory=physarum/${daemon}$`, 'm'), unit)
       assert.match(text, /^EnvironmentFile=\/etc\/physarum\/physarum\.env$/m, unit)
       assert.match(text, new RegExp(`^ExecStart=/usr/local/bin/node /opt/physarum/packages/${daemon}/bin/${daemon === 'registry-service' ? 'registry-service' : daemon}\\.js .*--state-dir \\$\\{STATE_DIRECTORY\\}`, 'm'), unit)
+      // the host's own flags from the environment file, last and unquoted (systemd splits $VAR at
+      // white space, and an empty one adds no argument), so a host needs no copy of ExecStart=;
+      // a flag of one value may not also be in the unit, where the daemon would refuse it twice
+      const args = `PHYSARUM_${daemon.toUpperCase().replace('-', '_')}_ARGS`
+      const execStart = /^ExecStart=(.*)$/m.exec(text)![1]!
+      assert.ok(execStart.endsWith(` $${args}`), `${unit}: ${execStart}`)
+      assert.match(await readFile(join(CONFIGS, 'physarum.env.example'), 'utf8'), new RegExp(`^${args}=$`, 'm'))
+      assert.doesNotMatch(execStart, /--(metrics-listen|listen|announce|hostname|bootstrap|swarm-key|psk-file|identity)\b/, unit)
+      if (daemon === 'registry-service') {
+        // a new etcd cluster unless the environment file, which wins over Environment=, says join
+        assert.match(text, /^Environment=PHYSARUM_ETCD_CLUSTER=new\nEnvironmentFile=/m)
+        assert.match(execStart, / --\$\{PHYSARUM_ETCD_CLUSTER\}-etcd-cluster /)
+      }
       if (!verify) {
         continue
       }
