@@ -99,6 +99,13 @@ describe('configs/', () => {
         assert.match(text, /^Environment=PHYSARUM_ETCD_CLUSTER=new\nEnvironmentFile=/m)
         assert.match(execStart, / --\$\{PHYSARUM_ETCD_CLUSTER\}-etcd-cluster /)
       }
+      // the sandbox every daemon runs in (Node's JIT needs write-and-execute memory: no MemoryDenyWriteExecute)
+      for (const directive of ['NoNewPrivileges=yes', 'ProtectHome=yes', 'PrivateTmp=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes',
+        'ProtectControlGroups=yes', 'LockPersonality=yes', 'RestrictNamespaces=yes', 'RestrictRealtime=yes', 'RestrictSUIDSGID=yes',
+        'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK', 'SystemCallArchitectures=native', 'UMask=0077']) {
+        assert.ok(text.split('\n').includes(directive), `${unit}: no ${directive}`)
+      }
+      assert.doesNotMatch(text, /MemoryDenyWriteExecute/, unit)
       if (!verify) {
         continue
       }
