@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs physarum on this host from this checkout, as root (docs/operations.md):
-#   - Node >= 24.9 as <prefix>/bin/node: the host's own when new enough, else a copy of Node 24
-#     from the npm registry in <prefix>/lib/physarum (readable by the units' service users,
-#     unlike a cache under /root);
+#   - Node >= 24.9 as <prefix>/lib/physarum/node: a link to the host's own when new enough, else
+#     a copy of Node 24 from the npm registry (readable by the units' service users, unlike a
+#     cache under /root). <prefix>/bin/node, the host's own or none, is left alone;
 #   - the workspace's dependencies (pnpm install --frozen-lockfile);
-#   - the commands ping-monitor, registry-service, allocator, proxy and hl-cli in <prefix>/bin;
+#   - the commands ping-monitor, registry-service, allocator, proxy and hl-cli in <prefix>/bin:
+#     small scripts that run this checkout with that Node, whatever Node is first on PATH. A file
+#     of that name that is not one of them stops the install before it changes anything;
 #   - <etc>/physarum.env from configs/physarum.env.example (mode 0600), unless it exists;
-#   - the systemd units in <units>, pointed at this checkout and <prefix>/bin/node; none is
-#     enabled: which daemons run on which host is the operator's choice, and a host's own flags
-#     go in the environment file (PHYSARUM_<DAEMON>_ARGS), which a later run leaves alone;
+#   - the systemd units in <units>, pointed at this checkout and <prefix>/lib/physarum/node; none
+#     is enabled: which daemons run on which host is the operator's choice, and a host's own
+#     flags go in the environment file (PHYSARUM_<DAEMON>_ARGS), which a later run leaves alone;
 #   - the system user physarum in the docker group, for the allocator's unit (where Docker is).
 # Running it again after `git pull` updates everything but an existing environment file.
+# docs/operations.md, "Uninstall", lists what to remove to take it all away.
 # Usage: scripts/install.sh [--prefix /usr/local] [--etc /etc/physarum] [--units /etc/systemd/system] [--no-user]
 set -euo pipefail
 
@@ -44,30 +47,54 @@ if [[ "$root" == /root/* || "$root" == /home/* ]]; then
   echo "install.sh: warning: the units cannot read $root (ProtectHome=yes hides /root and /home): clone physarum to /opt/physarum" >&2
 fi
 
+commands=(ping-monitor registry-service allocator proxy hl-cli)
+# A command in <prefix>/bin is ours when this script wrote it (its second line says so), or when an
+# earlier version linked it to a checkout's bin file; anything else is the operator's, and stays.
+marker() { printf "# physarum's %s, written by scripts/install.sh (run it again to update it)" "$1"; }
+ours() {
+  local file="$prefix/bin/$1"
+  if [ -L "$file" ]; then
+    [[ "$(readlink "$file")" == */packages/"$1"/bin/"$1".js ]]
+  else
+    [ ! -e "$file" ] || [ "$(sed -n 2p "$file" 2>/dev/null)" = "$(marker "$1")" ]
+  fi
+}
+foreign=()
+for command in "${commands[@]}"; do
+  ours "$command" || foreign+=("$prefix/bin/$command")
+done
+if [ ${#foreign[@]} -gt 0 ]; then
+  echo "install.sh: ${foreign[*]}: not installed by physarum, and left as they are; nothing was installed. Move them away (or give another --prefix), then run this again" >&2
+  exit 1
+fi
+
 source "$root/scripts/lib/toolchain.sh"
 cd "$PHYSARUM_ROOT"
 
 # Node: the one the toolchain found or brought, where every user can run it. One that only its
-# owner can reach (under /root, or a link there made by hand earlier) is copied out.
-node_bin="$prefix/bin/node"
-mkdir -p "$prefix/bin"
+# owner can reach (under /root) is copied out.
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+node_bin="$prefix/lib/physarum/node"
+mkdir -p "$prefix/lib/physarum" "$prefix/bin"
 found="$(readlink -f "$(command -v node)")"
-if setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$found"; then
-  if [ "$found" != "$(readlink -f "$node_bin" 2>/dev/null || true)" ]; then
-    ln -sfn "$found" "$node_bin"
-  fi
+if [ "$found" = "$(readlink -f "$node_bin" 2>/dev/null || true)" ]; then
+  :
+elif as_nobody test -x "$found"; then
+  ln -sfn "$found" "$node_bin"
 else
-  mkdir -p "$prefix/lib/physarum"
-  install -m 0755 "$found" "$prefix/lib/physarum/node.new"
-  mv -f "$prefix/lib/physarum/node.new" "$prefix/lib/physarum/node"
-  ln -sfn "$prefix/lib/physarum/node" "$node_bin"
+  install -m 0755 "$found" "$node_bin.new"
+  mv -f "$node_bin.new" "$node_bin"
 fi
 log "node: $node_bin -> $(readlink -f "$node_bin") ($("$node_bin" --version))"
 
-for daemon in ping-monitor registry-service allocator proxy hl-cli; do
-  ln -sfn "$PHYSARUM_ROOT/packages/$daemon/bin/$daemon.js" "$prefix/bin/$daemon"
+# written whole under another name first: a command is never half there, and an earlier version's
+# link is replaced, not written through
+for command in "${commands[@]}"; do
+  printf '#!/bin/sh\n%s\nexec '"'%s' '%s'"' "$@"\n' "$(marker "$command")" "$node_bin" "$PHYSARUM_ROOT/packages/$command/bin/$command.js" > "$prefix/bin/$command.new"
+  chmod 0755 "$prefix/bin/$command.new"
+  mv -f "$prefix/bin/$command.new" "$prefix/bin/$command"
 done
-log "commands: $prefix/bin/{ping-monitor,registry-service,allocator,proxy,hl-cli}"
+log "commands: $prefix/bin/{ping-monitor,registry-service,allocator,proxy,hl-cli}, run with $node_bin"
 
 mkdir -p "$etc"
 chmod 0700 "$etc"
@@ -80,7 +107,7 @@ fi
 
 mkdir -p "$units"
 for unit in configs/systemd/*.service; do
-  sed -e "s|/usr/local/bin/node|$node_bin|g" -e "s|/opt/physarum/|$PHYSARUM_ROOT/|g" \
+  sed -e "s|/usr/local/lib/physarum/node|$node_bin|g" -e "s|/opt/physarum/|$PHYSARUM_ROOT/|g" \
     -e "s|/etc/physarum/physarum.env|$etc/physarum.env|g" "$unit" > "$units/$(basename "$unit")"
 done
 log "units: $units/physarum-*.service (replaced at every run: keep a host's own flags in PHYSARUM_<DAEMON>_ARGS in $etc/physarum.env)"

@@ -85,7 +85,7 @@ describe('configs/', () => {
       assert.match(text, /^SuccessExitStatus=143$/m, unit)
       assert.match(text, new RegExp(`^StateDirectory=physarum/${daemon}$`, 'm'), unit)
       assert.match(text, /^EnvironmentFile=\/etc\/physarum\/physarum\.env$/m, unit)
-      assert.match(text, new RegExp(`^ExecStart=/usr/local/bin/node /opt/physarum/packages/${daemon}/bin/${daemon === 'registry-service' ? 'registry-service' : daemon}\\.js .*--state-dir \\$\\{STATE_DIRECTORY\\}`, 'm'), unit)
+      assert.match(text, new RegExp(`^ExecStart=/usr/local/lib/physarum/node /opt/physarum/packages/${daemon}/bin/${daemon === 'registry-service' ? 'registry-service' : daemon}\\.js .*--state-dir \\$\\{STATE_DIRECTORY\\}`, 'm'), unit)
       // the host's own flags from the environment file, last and unquoted (systemd splits $VAR at
       // white space, and an empty one adds no argument), so a host needs no copy of ExecStart=;
       // a flag of one value may not also be in the unit, where the daemon would refuse it twice
@@ -110,7 +110,7 @@ describe('configs/', () => {
         continue
       }
       // verify checks that the programs exist: point the unit at this checkout and this Node
-      const local = text.replaceAll('/usr/local/bin/node', process.execPath).replaceAll('/opt/physarum/', ROOT).replaceAll('/etc/physarum/physarum.env', join(CONFIGS, 'physarum.env.example'))
+      const local = text.replaceAll('/usr/local/lib/physarum/node', process.execPath).replaceAll('/opt/physarum/', ROOT).replaceAll('/etc/physarum/physarum.env', join(CONFIGS, 'physarum.env.example'))
       await writeFile(join(dir, unit), local)
       const { stderr } = await run('systemd-analyze', ['verify', join(dir, unit)]).catch((err: Error & { stderr?: string }) => ({ stderr: err.stderr ?? err.message }))
       // a container without systemd as PID 1 cannot look up the docker group or start a bus: not the unit's fault
