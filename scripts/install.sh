@@ -3,7 +3,8 @@
 #   - Node >= 24.9 as <prefix>/lib/physarum/node: a link to the host's own when new enough, else
 #     a copy of Node 24 from the npm registry (readable by the units' service users, unlike a
 #     cache under /root). <prefix>/bin/node, the host's own or none, is left alone;
-#   - the workspace's dependencies (pnpm install --frozen-lockfile);
+#   - the workspace's dependencies (pnpm install --frozen-lockfile), checked to be readable by an
+#     unprivileged user as the units' users must read them;
 #   - the commands ping-monitor, registry-service, allocator, proxy and hl-cli in <prefix>/bin:
 #     small scripts that run this checkout with that Node, whatever Node is first on PATH. A file
 #     of that name that is not one of them stops the install before it changes anything;
@@ -68,6 +69,9 @@ if [ ${#foreign[@]} -gt 0 ]; then
   exit 1
 fi
 
+# what it writes (the dependencies among it) must be readable by the units' users, whatever root's
+# umask; files that must not be are given their mode
+umask 022
 source "$root/scripts/lib/toolchain.sh"
 cd "$PHYSARUM_ROOT"
 
@@ -86,6 +90,16 @@ else
   mv -f "$node_bin.new" "$node_bin"
 fi
 log "node: $node_bin -> $(readlink -f "$node_bin") ($("$node_bin" --version))"
+
+# The units' users (DynamicUser, or physarum) can read no more than nobody can: a checkout cloned,
+# or its dependencies installed, under a umask such as 027 would make every daemon fail at start
+for command in "${commands[@]}"; do
+  if ! failed="$(as_nobody "$node_bin" "$PHYSARUM_ROOT/packages/$command/bin/$command.js" --help 2>&1 >/dev/null)"; then
+    echo "install.sh: an unprivileged user (nobody, as the units' users) cannot run $command from $PHYSARUM_ROOT: $(grep -m1 -E 'Error|EACCES' <<< "$failed" || echo "$failed")" >&2
+    echo "install.sh: make the checkout and its folders readable by every user (chmod -R o+rX $PHYSARUM_ROOT, and o+x on the folders above it), then run this again" >&2
+    exit 1
+  fi
+done
 
 # written whole under another name first: a command is never half there, and an earlier version's
 # link is replaced, not written through

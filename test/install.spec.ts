@@ -153,4 +153,19 @@ describe('scripts/install.sh', { timeout: 300_000 }, () => {
       child.kill('SIGKILL')
     }
   })
+
+  it('stops with what to do when an unprivileged user cannot read the dependencies, as under root\'s umask 027', async () => {
+    const store = join(ROOT, 'node_modules', '.pnpm')
+    const mode = (await stat(store)).mode & 0o7777
+    await chmod(store, 0o750)
+    try {
+      const unreadable = await install()
+      assert.equal(unreadable.code, 1, unreadable.stderr)
+      assert.match(unreadable.stderr, new RegExp(`^install\\.sh: an unprivileged user \\(nobody, as the units' users\\) cannot run ping-monitor from ${ROOT}: .+$`, 'm'))
+      assert.match(unreadable.stderr, new RegExp(`^install\\.sh: make the checkout and its folders readable by every user \\(chmod -R o\\+rX ${ROOT}, .*then run this again$`, 'm'))
+      assert.doesNotMatch(unreadable.stderr, /installed;/)
+    } finally {
+      await chmod(store, mode)
+    }
+  })
 })
