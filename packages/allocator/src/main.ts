@@ -112,6 +112,11 @@ function sidecarAddresses (listen: string[] = [], announce: string[] = [], maxIn
     return Number(tcp.value)
   }
   const fixed = listen.filter(addr => port('--sidecar-listen', addr) !== 0)
+  // a sidecar runs with no capability (docs/operations.md): a port below 1024 is not its to take
+  const privileged = listen.find(addr => port('--sidecar-listen', addr) > 0 && port('--sidecar-listen', addr) < 1024)
+  if (privileged != null) {
+    throw new ConfigError(`--sidecar-listen: ${privileged} has a port below 1024, which a sidecar (no capabilities) cannot listen on: give one from 1024`)
+  }
   announce.forEach(addr => port('--sidecar-announce', addr))
   if (fixed.length > 0 && Number(maxInstances) !== 1) {
     throw new ConfigError(`--sidecar-listen: ${fixed[0]} has a fixed port, which only one sidecar can listen on: give --max-instances 1`)
