@@ -51,6 +51,8 @@ export interface ClientProxyInit {
   idleStreamTimeoutMs?: number
   /** At most one background allocation per service this often (default CLOSER_ALLOCATION_INTERVAL_MS). */
   closerIntervalMs?: number
+  /** How often the instances of a service in use are looked up and measured again (default INSTANCE_REFRESH_MS). */
+  refreshIntervalMs?: number
 }
 
 /** A sidecar of one service instance, as the proxy knows it. */
@@ -182,6 +184,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const maxAllocators = init.maxAllocators ?? DEFAULT_MAX_ALLOCATORS
   const idleStreamTimeoutMs = init.idleStreamTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS
   const closerIntervalMs = init.closerIntervalMs ?? CLOSER_ALLOCATION_INTERVAL_MS
+  const refreshIntervalMs = init.refreshIntervalMs ?? INSTANCE_REFRESH_MS
   const services = new Map<string, ServiceState>()
   const controller = new AbortController()
 
@@ -394,7 +397,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
 
   /** Keeps the instance list fresh in the background: new instances, RTTs that changed. */
   const refresh = (record: ServiceRecord, state: ServiceState): void => {
-    if (state.refreshing != null || Date.now() - state.foundAt < INSTANCE_REFRESH_MS) {
+    if (state.refreshing != null || Date.now() - state.foundAt < refreshIntervalMs) {
       return
     }
     state.refreshing = findInstances(record, state).catch((err: Error) => {
