@@ -60,7 +60,10 @@ export interface Instance {
   peerId: PeerId
   /** Where to dial it: the Allocate answer's addresses, or the peer id (the peer store knows it). */
   target: PeerId | Multiaddr[]
-  /** Smoothed RTT from the node's RTT table; unknown right after an allocation, until measured. */
+  /**
+   * Smoothed RTT from the node's RTT table, or the last sample when that is beyond the service's
+   * hard RTT (see knownRtt); unknown after an allocation until measured within hard (see vouchedFor).
+   */
   rttMs?: number
 }
 
@@ -72,6 +75,8 @@ interface Allocated extends Instance {
 interface KnownInstance extends Instance {
   /** The version it runs (empty: not known, taken as the one wanted). */
   contentHash: string
+  /** When an allocator last answered with it (ms since the epoch; 0: never). */
+  allocatedAt: number
   /** Keep-alive streams to this instance (made with the first request to it). */
   pool?: Promise<Pool>
   /** Requests sent to it that have no response head yet. */
@@ -232,7 +237,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       known.rttMs = instance.rttMs ?? known.rttMs
       return known
     }
-    const added: KnownInstance = { ...instance, contentHash, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0, upgraded: 0, queued: 0 }
+    const added: KnownInstance = { ...instance, contentHash, allocatedAt: 0, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0, upgraded: 0, queued: 0 }
     state.instances.set(key, added)
     if (wanted(state, added)) {
       for (const other of [...state.instances.values()]) {
@@ -265,25 +270,38 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     return best
   }
 
-  /** Measures `peer` and keeps the smoothed RTT of the node's table. */
-  const measure = async (peer: PeerId, timeoutMs: number): Promise<number> => {
-    const last = await node.measureRtt(peer, { signal: within(timeoutMs) })
-    return node.rtt.get(peer.toString())?.smoothedMs ?? last
+  /**
+   * Measures `peer`: this ping's own sample, and the smoothed RTT of the node's table. The
+   * smoothed figure ranks peers; whether a peer is within the hard RTT is the last sample's to say:
+   * the smoothed one (the least of the first samples, then a slow average) stays low for minutes
+   * after an instance moved far away, and an instance beyond hard would go on being chosen.
+   */
+  const measure = async (peer: PeerId, timeoutMs: number): Promise<{ lastMs: number, smoothedMs: number }> => {
+    const lastMs = await node.measureRtt(peer, { signal: within(timeoutMs) })
+    return { lastMs, smoothedMs: node.rtt.get(peer.toString())?.smoothedMs ?? lastMs }
   }
 
   /**
-   * Providers of `topic` found before the discovery deadline (at most `limit`, those `skip` names
-   * left out), each pinged: its RTT, or undefined when it did not answer within `pingTimeoutMs`.
+   * The RTT an instance is known by after a measurement: the smoothed one while both it and the
+   * last sample are within `hardRttMs`, else the last sample (beyond hard, nearest() passes it by;
+   * or within, where a smoothed figure still beyond would keep out an instance that came near).
    */
-  const measuredProviders = async (topic: string, pingTimeoutMs: number, limit: number, skip: (peer: PeerId) => boolean = () => false): Promise<Array<{ peerId: PeerId, rttMs?: number }>> => {
+  const knownRtt = ({ lastMs, smoothedMs }: { lastMs: number, smoothedMs: number }, hardRttMs: number): number =>
+    lastMs <= hardRttMs && smoothedMs <= hardRttMs ? smoothedMs : lastMs
+
+  /**
+   * Providers of `topic` found before the discovery deadline (at most `limit`, those `skip` names
+   * left out), each pinged: its measurement, or none when it did not answer within `pingTimeoutMs`.
+   */
+  const measuredProviders = async (topic: string, pingTimeoutMs: number, limit: number, skip: (peer: PeerId) => boolean = () => false): Promise<Array<{ peerId: PeerId, rtt?: { lastMs: number, smoothedMs: number } }>> => {
     const signal = within(discoveryTimeoutMs)
-    const measured: Array<Promise<{ peerId: PeerId, rttMs?: number }>> = []
+    const measured: Array<Promise<{ peerId: PeerId, rtt?: { lastMs: number, smoothedMs: number } }>> = []
     try {
       for await (const provider of node.discovery.findProviders(topic, { signal })) {
         if (skip(provider.id)) {
           continue
         }
-        measured.push(measure(provider.id, pingTimeoutMs).then(rttMs => ({ peerId: provider.id, rttMs }), () => ({ peerId: provider.id })))
+        measured.push(measure(provider.id, pingTimeoutMs).then(rtt => ({ peerId: provider.id, rtt }), () => ({ peerId: provider.id })))
         if (measured.length >= limit) {
           break
         }
@@ -297,9 +315,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     return await Promise.all(measured)
   }
 
-  /** Looks the service topic up and measures what it finds (within the hard RTT) into `state`. */
+  /**
+   * Looks the service topic up and measures what it finds into `state`: those within the hard RTT
+   * are added or updated; a known instance now beyond it keeps that figure, so nearest() passes it
+   * by (unless an allocator answered with it since the measurement began, see vouchedFor).
+   */
   const findInstances = async (record: ServiceRecord, state: ServiceState): Promise<void> => {
-    state.foundAt = Date.now()
+    const started = Date.now()
+    state.foundAt = started
     const rested = (peer: PeerId): boolean => isRested(state, peer)
     const found = await measuredProviders(serviceTopic(record.contentHash), record.hardRttMs, Infinity, peer => rested(peer) || notServing.has(peer.toString()))
     // a new version was registered meanwhile: these run the old one
@@ -308,17 +331,27 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     }
     // rested meanwhile (a request failed on it while it was measured), or it stopped serving
     const usable = (peerId: PeerId): boolean => state.contentHash === record.contentHash && !rested(peerId) && !notServing.has(peerId.toString())
-    for (const { peerId, rttMs } of found) {
-      if (rttMs == null) {
-        // its new connection may only have been slow to open (a busy host): measured again in the
-        // background, with a dial of its own length, rather than left out until the next refresh
-        measure(peerId, Math.max(STALL_PING_TIMEOUT_MS, 2 * record.hardRttMs)).then(lateRttMs => {
-          if (lateRttMs <= record.hardRttMs && usable(peerId)) {
-            know(state, { peerId, target: peerId, rttMs: lateRttMs }, record.contentHash)
-          }
-        }, () => {})
-      } else if (usable(peerId)) {
+    const take = (peerId: PeerId, rtt: { lastMs: number, smoothedMs: number }): void => {
+      if (!usable(peerId)) {
+        return
+      }
+      const rttMs = knownRtt(rtt, record.hardRttMs)
+      if (rttMs <= record.hardRttMs) {
         know(state, { peerId, target: peerId, rttMs }, record.contentHash)
+        return
+      }
+      const known = state.instances.get(peerId.toString())
+      if (known != null && known.allocatedAt < started) {
+        known.rttMs = rttMs
+      }
+    }
+    for (const { peerId, rtt } of found) {
+      if (rtt == null) {
+        // beyond hard, or its new connection was only slow to open (a busy host): measured again in
+        // the background, with a dial of its own length, rather than left out until the next refresh
+        measure(peerId, Math.max(STALL_PING_TIMEOUT_MS, 2 * record.hardRttMs)).then(lateRtt => { take(peerId, lateRtt) }, () => {})
+      } else {
+        take(peerId, rtt)
       }
     }
   }
@@ -331,12 +364,12 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    */
   const findAllocators = async (): Promise<Array<{ peerId: PeerId, rttMs: number }>> => {
     const found = await measuredProviders(ALLOCATOR_TOPIC, discoveryTimeoutMs, maxAllocators)
-    const ranked = await Promise.all(found.map(async ({ peerId, rttMs }) => {
-      if (rttMs == null) {
+    const ranked = await Promise.all(found.map(async ({ peerId, rtt }) => {
+      if (rtt == null) {
         return { peerId, rttMs: Infinity }
       }
       const again = await node.measureRtt(peerId, { signal: within(discoveryTimeoutMs) }).catch(() => Infinity)
-      return { peerId, rttMs: Math.min(rttMs, again) }
+      return { peerId, rttMs: Math.min(rtt.smoothedMs, again) }
     }))
     return ranked.sort((a, b) => a.rttMs - b.rttMs)
   }
@@ -376,6 +409,33 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   }
 
   /**
+   * An allocator answered with `allocation`: it is known (or updated) and measured. The allocator
+   * ranks its instances nearest first and vouches for the one it answers with, so a figure beyond
+   * the hard RTT held for it is forgotten, and one measured now beyond hard is not kept: with its
+   * RTT unknown it is chosen while nothing within hard is known, until a refresh of the service
+   * topic (every refreshIntervalMs) measures it beyond hard again. When every instance is far,
+   * that is at most one allocation per refresh; were it kept beyond hard, nearest() would find
+   * none for every request, and each would ask an allocator, to get the same answer.
+   * `measured` gives the RTT it is known by after the measurement (undefined: none within hard).
+   */
+  const vouchedFor = (record: ServiceRecord, state: ServiceState, allocation: Allocated): { instance: KnownInstance, measured: Promise<number | undefined> } => {
+    const instance = know(state, allocation, allocation.contentHash)
+    instance.allocatedAt = Date.now()
+    if (instance.rttMs != null && instance.rttMs > record.hardRttMs) {
+      instance.rttMs = undefined
+    }
+    const measured = measure(instance.peerId, record.hardRttMs).then(rtt => {
+      const rttMs = knownRtt(rtt, record.hardRttMs)
+      if (rttMs > record.hardRttMs) {
+        return undefined
+      }
+      instance.rttMs = rttMs
+      return rttMs
+    }, () => undefined)
+    return { instance, measured }
+  }
+
+  /**
    * The nearest instance is beyond the soft RTT, or runs another version than the one wanted: ask
    * for another in the background, one at a time per service.
    */
@@ -387,8 +447,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     state.closer = (async () => {
       const allocated = await allocateSomewhere(record, state, closerAllocations)
       state.rested.delete(allocated.peerId.toString())
-      const rttMs = await measure(allocated.peerId, record.hardRttMs).catch(() => undefined)
-      know(state, { ...allocated, ...(rttMs == null ? {} : { rttMs }) }, allocated.contentHash)
+      const rttMs = await vouchedFor(record, state, allocated).measured
       log.info({ service: record.name, peer: allocated.peerId.toString(), rttMs, contentHash: allocated.contentHash }, 'another instance was asked for')
     })().catch((err: Error) => {
       log.warn({ service: record.name, err: err.message }, 'asking for another instance failed')
@@ -467,9 +526,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       // the allocator vouches for what it answers; it was told to avoid the instances resting
       // here, but an older allocator ignores that, and its answer is taken as before
       state.rested.delete(allocation.peerId.toString())
-      const allocated = know(state, allocation, allocation.contentHash)
-      measure(allocated.peerId, record.hardRttMs).then(rttMs => { allocated.rttMs = rttMs }, () => {})
-      return { instance: allocated, coldStartMs: Date.now() - started }
+      return { instance: vouchedFor(record, state, allocation).instance, coldStartMs: Date.now() - started }
     })().finally(() => {
       if (state.resolving === resolving) {
         state.resolving = undefined

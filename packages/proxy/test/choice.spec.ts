@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { ALLOCATOR_TOPIC, createMetricsRegistry, handleRpc } from '@physarum/p2p'
+import { allocRpc } from '@physarum/allocator/client'
+import { startDelayRelay } from '../../p2p/test/helpers.ts'
+import { eventually, freePort, sampleRecord, silentLog, startNode, stopAll } from '../../registry-service/test/helpers.ts'
+import { startClientProxy } from '../src/client.ts'
+import { startNamedInstance, waitForProviders } from './helpers.ts'
+import type { AllocateRequest, AllocateResponse } from '@physarum/allocator/client'
+import type { PhysarumNode } from '@physarum/p2p'
+import type { ServiceRecord } from '@physarum/registry-service'
+import type { ClientProxy, ClientProxyInit } from '../src/client.ts'
+import type { DelayRelayInit } from '../../p2p/test/helpers.ts'
+import type { Registry } from 'prom-client'
+
+/** An instance behind a relay whose delay (each way) the test may change. */
+interface FarInstance {
+  peerId: string
+  /** Its address through the relay, as an allocator answers it. */
+  multiaddr: string
+  relay: DelayRelayInit
+}
+
+/** A node that provides the allocator topic and answers Allocate with `answer`, behind a relay of `delayMs` each way. */
+interface FakeAllocator {
+  calls: AllocateRequest[]
+}
+
+/**
+ * A bootstrap node, a proxy node, and a client proxy whose registry is a stub holding `record`
+ * (the test may replace it). What a test starts is stopped by `stop`, even when the test failed.
+ */
+async function overlay (record: ServiceRecord, init: Partial<ClientProxyInit> = {}): Promise<{
+  record: { current: ServiceRecord }
+  proxy: ClientProxy
+  metrics: Registry
+  proxyNode: PhysarumNode
+  instance: (name: string, delayMs: number, contentHash?: string) => Promise<FarInstance>
+  allocator: (delayMs: number, answer: (request: AllocateRequest) => Promise<AllocateResponse>) => Promise<FakeAllocator>
+  get: () => Promise<{ status: number, body: string, retryAfter: string | null }>
+  closerAllocations: () => Promise<Record<string, number>>
+  stop: () => Promise<void>
+}> {
+  const cleanup: Array<() => Promise<void>> = []
+  const bootstrap = await startNode()
+  cleanup.push(async () => { await stopAll([bootstrap]) })
+  const proxyNode = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
+  cleanup.push(async () => { await stopAll([proxyNode]) })
+  const held = { current: record }
+  const metrics = createMetricsRegistry()
+  const proxy = await startClientProxy({ node: proxyNode, registry: { get: async () => await Promise.resolve(held.current) }, metrics, log: silentLog }, {
+    host: '127.0.0.1', port: 0, discoveryTimeoutMs: 500, ...init
+  })
+  cleanup.push(async () => { await proxy.stop() })
+  return {
+    record: held,
+    proxy,
+    metrics,
+    proxyNode,
+    instance: async (name, delayMs, contentHash = record.contentHash) => {
+      const relay: DelayRelayInit = { target: { port: 0 }, delayMs }
+      let close = async (): Promise<void> => {}
+      let relayPort = 0
+      const started = await startNamedInstance({
+        service: record.name,
+        contentHash,
+        name,
+        bootstrap,
+        announce: async (port) => {
+          relay.target.port = port
+          const running = await startDelayRelay(relay)
+          close = async () => { await running.close() }
+          relayPort = running.port
+          return `/ip4/127.0.0.1/tcp/${running.port}`
+        }
+      })
+      cleanup.push(async () => {
+        await started.sidecar.stop(0)
+        await close()
+        started.server.server.closeAllConnections()
+        started.server.server.close()
+      })
+      const peerId = started.sidecar.node.peerId.toString()
+      return { peerId, multiaddr: `/ip4/127.0.0.1/tcp/${relayPort}/p2p/${peerId}`, relay }
+    },
+    allocator: async (delayMs, answer) => {
+      const port = await freePort()
+      const relay = await startDelayRelay({ target: { port }, delayMs })
+      const node = await startNode({ listen: [`/ip4/127.0.0.1/tcp/${port}`], announce: [`/ip4/127.0.0.1/tcp/${relay.port}`], bootstrap: [bootstrap.multiaddrs()[0]!.toString()] })
+      cleanup.push(async () => {
+        await stopAll([node])
+        await relay.close()
+      })
+      const calls: AllocateRequest[] = []
+      await handleRpc(node.libp2p, allocRpc, async (request) => {
+        calls.push(request)
+        return await answer(request)
+      }, { log: node.libp2p.logger.forComponent('test:allocator') })
+      await node.discovery.provide(ALLOCATOR_TOPIC)
+      await eventually('the allocator to be found', async () => {
+        for await (const provider of proxyNode.discovery.findProviders(ALLOCATOR_TOPIC, { signal: AbortSignal.timeout(1_000) })) {
+          if (provider.id.equals(node.peerId)) {
+            return true
+          }
+        }
+        return undefined
+      }, 20_000, 100)
+      return { calls }
+    },
+    get: async () => {
+      const response = await fetch(`http://127.0.0.1:${proxy.port}/${record.name}/`)
+      return { status: response.status, body: (await response.text()).trim(), retryAfter: response.headers.get('retry-after') }
+    },
+    closerAllocations: async () => Object.fromEntries((await metrics.metrics()).split('\n')
+      .filter(line => line.startsWith('physarum_proxy_closer_allocations_total{'))
+      .map(line => [/outcome="([^"]+)"/.exec(line)![1]!, Number(line.split(' ').at(-1))])),
+    stop: async () => {
+      for (const step of cleanup.reverse()) {
+        await step().catch(() => {})
+      }
+    }
+  }
+}
+
+/** What an allocator answers when it runs `instance` (of version `contentHash`). */
+function allocated (instance: FarInstance, contentHash: string, reused = true): AllocateResponse {
+  return {
+    allocated: {
+      peerId: instance.peerId,
+      multiaddrs: [instance.multiaddr],
+      instanceId: instance.peerId,
+      reused,
+      contentHash,
+      phases: { pullMs: 0, createMs: 0, startMs: 0, readyMs: 0, totalMs: 0 }
+    }
+  }
+}
+
+function serviceRecord (name: string, init: { contentHash: string, softRttMs: number, hardRttMs: number }): ServiceRecord {
+  return { ...sampleRecord(name, init), createdAt: '', updatedAt: '' } as ServiceRecord
+}
+
+describe('client proxy: which instance it chooses', { timeout: 120_000 }, () => {
+  it('stops choosing an instance that moved beyond the hard RTT once a refresh measures it there', async () => {
+    const record = serviceRecord('moved-server', { contentHash: 'hash-moved', softRttMs: 100, hardRttMs: 300 })
+    const o = await overlay(record, { refreshIntervalMs: 1_000 })
+    try {
+      const near = await o.instance('near', 0)
+      await o.instance('next', 20)
+      await waitForProviders(o.proxyNode, record.contentHash, 2)
+      await eventually('the near instance to answer', async () => (await o.get()).body === 'near' ? true : undefined, 20_000, 100)
+      // now about 2 s away, beyond hard; its smoothed RTT (from samples of about 1 ms) rises past
+      // hard in one step, and was then kept at its old figure for good
+      near.relay.delayMs = 1_000
+      const body = await eventually('the next instance to answer', async () => {
+        const { body } = await o.get()
+        return body === 'next' ? body : undefined
+      }, 15_000, 200)
+      assert.equal(body, 'next')
+      assert.equal((await o.get()).body, 'next')
+    } finally {
+      await o.stop()
+    }
+  })
+
+  it('serves the only instance, beyond hard, that an allocator answers with, and asks again once a refresh measured it there', async () => {
+    const record = serviceRecord('far-server', { contentHash: 'hash-far', softRttMs: 50, hardRttMs: 100 })
+    const refreshIntervalMs = 1_000
+    const o = await overlay(record, { refreshIntervalMs })
+    try {
+      // about 200 ms away; the one the allocator answers with later is not found on the service topic
+      const far = await o.instance('far', 100)
+      const near = await o.instance('near', 0, 'hash-not-looked-up')
+      let answer = far
+      const allocator = await o.allocator(0, async () => await Promise.resolve(allocated(answer, record.contentHash)))
+      const started = performance.now()
+      let requests = 0
+      while (performance.now() - started < 3_000) {
+        assert.deepEqual(await o.get(), { status: 200, body: 'far', retryAfter: null })
+        requests++
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      // not one allocation per request: one per refresh at most
+      const elapsed = performance.now() - started
+      assert.ok(allocator.calls.length <= 1 + Math.ceil(elapsed / refreshIntervalMs), `${allocator.calls.length} allocations for ${requests} requests in ${Math.round(elapsed)} ms`)
+      // an allocator now has a nearer one: asked again, as the far one was measured beyond hard
+      answer = near
+      await eventually('the nearer instance to answer', async () => (await o.get()).body === 'near' ? true : undefined, 10_000, 100)
+    } finally {
+      await o.stop()
+    }
+  })
+})
