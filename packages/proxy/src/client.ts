@@ -70,6 +70,8 @@ export interface Instance {
 /** An instance an allocator answered with, and the version it runs (empty: the allocator did not say). */
 interface Allocated extends Instance {
   contentHash: string
+  /** It is one of the instances the allocator was told to avoid (an older allocator ignores that list). */
+  avoided: boolean
 }
 
 interface KnownInstance extends Instance {
@@ -394,7 +396,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         const allocation = await allocate(node.libp2p, allocator.peerId, record.name, { signal: within(coldStartTimeoutMs), avoid, contentHash: state.contentHash ?? record.contentHash })
         counter.inc({ service: record.name, outcome: allocation.reused ? 'reused' : 'started' })
         log.info({ service: record.name, allocator: allocator.peerId.toString(), instance: allocation.instanceId, phases: allocation.phases, reused: allocation.reused, candidates }, 'allocated')
-        return { peerId: allocation.peerId, target: allocation.multiaddrs.length > 0 ? allocation.multiaddrs : allocation.peerId, contentHash: allocation.contentHash }
+        return { peerId: allocation.peerId, target: allocation.multiaddrs.length > 0 ? allocation.multiaddrs : allocation.peerId, contentHash: allocation.contentHash, avoided: avoid.includes(allocation.peerId.toString()) }
       } catch (err) {
         const code = err instanceof RpcFailureError ? err.code : (err as Error).name
         counter.inc({ service: record.name, outcome: err instanceof RpcFailureError ? err.code : 'ERROR' })
@@ -417,8 +419,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    * that is at most one allocation per refresh; were it kept beyond hard, nearest() would find
    * none for every request, and each would ask an allocator, to get the same answer.
    * `measured` gives the RTT it is known by after the measurement (undefined: none within hard).
+   * The allocator was told to avoid the instances resting here; an older one ignores that, and
+   * an instance it answers with from that list is taken as before, no longer resting. One rested
+   * while the allocation was under way was not on the list: it failed since, and stays rested.
    */
   const vouchedFor = (record: ServiceRecord, state: ServiceState, allocation: Allocated): { instance: KnownInstance, measured: Promise<number | undefined> } => {
+    if (allocation.avoided) {
+      state.rested.delete(allocation.peerId.toString())
+    }
     const instance = know(state, allocation, allocation.contentHash)
     instance.allocatedAt = Date.now()
     if (instance.rttMs != null && instance.rttMs > record.hardRttMs) {
@@ -446,7 +454,6 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     state.closerAt = Date.now()
     state.closer = (async () => {
       const allocated = await allocateSomewhere(record, state, closerAllocations)
-      state.rested.delete(allocated.peerId.toString())
       const rttMs = await vouchedFor(record, state, allocated).measured
       log.info({ service: record.name, peer: allocated.peerId.toString(), rttMs, contentHash: allocated.contentHash }, 'another instance was asked for')
     })().catch((err: Error) => {
@@ -523,9 +530,6 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         return { instance: chosen(record, state, found) }
       }
       const allocation = await allocateSomewhere(record, state, coldStarts)
-      // the allocator vouches for what it answers; it was told to avoid the instances resting
-      // here, but an older allocator ignores that, and its answer is taken as before
-      state.rested.delete(allocation.peerId.toString())
       return { instance: vouchedFor(record, state, allocation).instance, coldStartMs: Date.now() - started }
     })().finally(() => {
       if (state.resolving === resolving) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ALLOCATOR_TOPIC, createMetricsRegistry, handleRpc } from '@physarum/p2p'
+import { ALLOCATOR_TOPIC, createMetricsRegistry, handleRpc, RpcFailureError } from '@physarum/p2p'
 import { allocRpc } from '@physarum/allocator/client'
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
 import { eventually, freePort, sampleRecord, silentLog, startNode, stopAll } from '../../registry-service/test/helpers.ts'
@@ -11,6 +11,7 @@ import type { PhysarumNode } from '@physarum/p2p'
 import type { ServiceRecord } from '@physarum/registry-service'
 import type { ClientProxy, ClientProxyInit } from '../src/client.ts'
 import type { DelayRelayInit } from '../../p2p/test/helpers.ts'
+import type { Server as HttpServer } from 'node:http'
 import type { Registry } from 'prom-client'
 
 /** An instance behind a relay whose delay (each way) the test may change. */
@@ -19,6 +20,8 @@ interface FarInstance {
   /** Its address through the relay, as an allocator answers it. */
   multiaddr: string
   relay: DelayRelayInit
+  /** The service's own server. */
+  server: HttpServer
 }
 
 /** A node that provides the allocator topic and answers Allocate with `answer`, behind a relay of `delayMs` each way. */
@@ -81,7 +84,7 @@ async function overlay (record: ServiceRecord, init: Partial<ClientProxyInit> = 
         started.server.server.close()
       })
       const peerId = started.sidecar.node.peerId.toString()
-      return { peerId, multiaddr: `/ip4/127.0.0.1/tcp/${relayPort}/p2p/${peerId}`, relay }
+      return { peerId, multiaddr: `/ip4/127.0.0.1/tcp/${relayPort}/p2p/${peerId}`, relay, server: started.server.server }
     },
     allocator: async (delayMs, answer) => {
       const port = await freePort()
@@ -186,6 +189,32 @@ describe('client proxy: which instance it chooses', { timeout: 120_000 }, () => 
       // an allocator now has a nearer one: asked again, as the far one was measured beyond hard
       answer = near
       await eventually('the nearer instance to answer', async () => (await o.get()).body === 'near' ? true : undefined, 10_000, 100)
+    } finally {
+      await o.stop()
+    }
+  })
+
+  it('keeps an instance rested that failed while a background allocation was under way, when the allocator answers with it', async () => {
+    const record = serviceRecord('rested-server', { contentHash: 'hash-rested', softRttMs: 20, hardRttMs: 1_000 })
+    const o = await overlay(record, { upstreamTimeoutMs: 300 })
+    try {
+      // about 40 ms away, beyond soft: a closer instance is asked for as it is first chosen
+      const slow = await o.instance('slow', 20)
+      await o.allocator(0, async (request) => {
+        if (request.avoidPeers.includes(slow.peerId)) {
+          throw new RpcFailureError('CAPACITY', 'no room (test)')
+        }
+        await new Promise(resolve => setTimeout(resolve, 2_000))
+        return allocated(slow, record.contentHash)
+      })
+      await waitForProviders(o.proxyNode, record.contentHash, 1)
+      assert.equal((await o.get()).body, 'slow')
+      // its service hangs: requests in a row time out, and it rests, while the allocation runs
+      slow.server.removeAllListeners('request')
+      assert.deepEqual((await Promise.all([o.get(), o.get(), o.get()])).map(r => r.status), [504, 504, 504])
+      assert.equal(o.proxy.instanceOf(record.name), undefined)
+      await eventually('the allocator to answer', async () => (await o.closerAllocations()).reused === 1 ? true : undefined, 10_000, 50)
+      assert.equal(o.proxy.instanceOf(record.name), undefined)
     } finally {
       await o.stop()
     }
