@@ -226,6 +226,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
 
   const wanted = (state: ServiceState, instance: KnownInstance): boolean => instance.contentHash === '' || instance.contentHash === state.contentHash
 
+  /** An instance running `contentHash`, as yet without requests. */
+  const newInstance = (instance: Instance, contentHash: string): KnownInstance =>
+    ({ ...instance, contentHash, allocatedAt: 0, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0, upgraded: 0, queued: 0 })
+
   /**
    * Adds an instance running `contentHash` (or gives the one known); its stream pool comes with its
    * first request. One of the version wanted replaces those of another (which an allocator may
@@ -239,7 +243,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       known.rttMs = instance.rttMs ?? known.rttMs
       return known
     }
-    const added: KnownInstance = { ...instance, contentHash, allocatedAt: 0, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0, upgraded: 0, queued: 0 }
+    const added = newInstance(instance, contentHash)
     state.instances.set(key, added)
     if (wanted(state, added)) {
       for (const other of [...state.instances.values()]) {
@@ -481,7 +485,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         askCloser(record, state)
       }
     }
-    if (!wanted(state, instance)) {
+    // a lookup under way is for the version wanted: it may allocate one already
+    if (!wanted(state, instance) && state.resolving == null) {
       askCloser(record, state)
     }
     refresh(record, state)
@@ -530,6 +535,12 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         return { instance: chosen(record, state, found) }
       }
       const allocation = await allocateSomewhere(record, state, coldStarts)
+      // a new version was registered meanwhile: the instance serves the requests that waited for
+      // it, and no others (known, nearest() would choose it while the new version is allocated,
+      // and chosen() would ask for another allocation of that version beside the one under way)
+      if (state.contentHash !== record.contentHash) {
+        return { instance: newInstance(allocation, allocation.contentHash), coldStartMs: Date.now() - started }
+      }
       return { instance: vouchedFor(record, state, allocation).instance, coldStartMs: Date.now() - started }
     })().finally(() => {
       if (state.resolving === resolving) {

@@ -219,4 +219,32 @@ describe('client proxy: which instance it chooses', { timeout: 120_000 }, () => 
       await o.stop()
     }
   })
+
+  it('gives an allocation of a version since replaced to its own requests only', async () => {
+    const record = serviceRecord('versioned-server', { contentHash: 'hash-v1', softRttMs: 50, hardRttMs: 1_000 })
+    const o = await overlay(record)
+    try {
+      // not found on the service topics: only the allocator's answers lead to them
+      const v1 = await o.instance('v1', 0, 'hash-v1-hidden')
+      const v2 = await o.instance('v2', 0, 'hash-v2-hidden')
+      // version 2 takes longer to start: version 1's answer comes first
+      const allocator = await o.allocator(0, async (request) => {
+        const first = request.contentHash === 'hash-v1'
+        await new Promise(resolve => setTimeout(resolve, first ? 1_000 : 3_000))
+        return first ? allocated(v1, 'hash-v1', false) : allocated(v2, 'hash-v2', false)
+      })
+      const first = o.get()
+      await eventually('the first allocation to be asked for', () => allocator.calls.length === 1 ? true : undefined, 5_000, 20)
+      o.record.current = { ...record, contentHash: 'hash-v2' }
+      const second = o.get()
+      assert.equal((await first).body, 'v1')
+      // the version-1 instance is not chosen for the next request, which waits for version 2
+      assert.equal((await o.get()).body, 'v2')
+      assert.equal((await second).body, 'v2')
+      assert.equal((await o.get()).body, 'v2')
+      assert.deepEqual(allocator.calls.map(call => call.contentHash), ['hash-v1', 'hash-v2'])
+    } finally {
+      await o.stop()
+    }
+  })
 })
