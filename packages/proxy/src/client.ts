@@ -626,7 +626,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         if (instance.waiting === 0 || instance.probing != null || now - instance.answeredAt < STALL_PROBE_AFTER_MS) {
           continue
         }
-        const timeoutMs = Math.max(STALL_PING_TIMEOUT_MS, 4 * (instance.rttMs ?? 0))
+        // whole ms: AbortSignal.timeout throws on a fraction, here in a timer, which would end the process
+        const timeoutMs = Math.max(STALL_PING_TIMEOUT_MS, Math.ceil(4 * (instance.rttMs ?? 0)))
         instance.probing = node.measureRtt(instance.peerId, { signal: within(timeoutMs) }).then(() => {}, (err: Error) => {
           if (controller.signal.aborted || state.instances.get(instance.peerId.toString()) !== instance) {
             return
