@@ -199,7 +199,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const duration = new Histogram({ name: 'physarum_proxy_request_duration_seconds', help: 'Time to the response head, by service', labelNames: ['service'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [components.metrics] })
   const coldStarts = new Counter({ name: 'physarum_proxy_cold_starts_total', help: 'Allocations this proxy asked for, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
   const pending = new Gauge({ name: 'physarum_proxy_pending_requests', help: 'Requests waiting for a cold start', registers: [components.metrics] })
-  const closerAllocations = new Counter({ name: 'physarum_proxy_closer_allocations_total', help: 'Allocations asked for in the background because the nearest instance was beyond the soft RTT or ran another version than the record names, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
+  const closerAllocations = new Counter({ name: 'physarum_proxy_closer_allocations_total', help: 'Allocations asked for in the background because the nearest instance was beyond the soft RTT or ran another version than the record names, by outcome (none_nearer: none asked, no allocator being nearer than that instance)', labelNames: ['service', 'outcome'], registers: [components.metrics] })
   const upstreamFailures = new Counter({ name: 'physarum_proxy_upstream_failures_total', help: 'Requests whose instance failed before answering, by stage (stream: it could not be reached; request: it broke), and instances that answered no ping while requests waited on them (stage ping), no liveness ping (stage liveness), or several requests in a row not within the upstream timeout (stage timeout)', labelNames: ['service', 'stage'], registers: [components.metrics] })
   const retries = new Counter({ name: 'physarum_proxy_retries_total', help: 'Requests sent again after their instance failed before answering', labelNames: ['service'], registers: [components.metrics] })
   const upstreamRtt = new Gauge({ name: 'physarum_proxy_upstream_rtt_seconds', help: 'RTT to the instance each service uses now', labelNames: ['service'], registers: [components.metrics] })
@@ -381,14 +381,13 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   }
 
   /**
-   * Asks the nearest allocator that answers for an instance; CAPACITY or a failure: the next. The
-   * instances resting here are named to avoid: the allocator of a hung service's only instance
-   * would otherwise answer with it again.
+   * Asks the nearest of `allocators` (findAllocators) that answers for an instance; CAPACITY or a
+   * failure: the next. The instances resting here are named to avoid: the allocator of a hung
+   * service's only instance would otherwise answer with it again.
    */
-  const allocateSomewhere = async (record: ServiceRecord, state: ServiceState, counter: Counter): Promise<Allocated> => {
+  const allocateSomewhere = async (record: ServiceRecord, state: ServiceState, counter: Counter, allocators: Array<{ peerId: PeerId, rttMs: number }>): Promise<Allocated> => {
     const now = Date.now()
     const avoid = [...state.rested].filter(([, until]) => until > now).map(([peer]) => peer).slice(-MAX_AVOID_PEERS)
-    const allocators = await findAllocators()
     if (allocators.length === 0) {
       throw new ProxyError(503, `No instance of ${record.name} is near enough and no allocator was found`, { 'retry-after': String(RETRY_AFTER_S) })
     }
@@ -448,16 +447,25 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   }
 
   /**
-   * The nearest instance is beyond the soft RTT, or runs another version than the one wanted: ask
-   * for another in the background, one at a time per service.
+   * The nearest instance, `instance`, is beyond the soft RTT, or runs another version than the one
+   * wanted: ask for another in the background, one at a time per service. For a nearer one only
+   * when an allocator is nearer than `instance`: an allocator starts its instances on its own host,
+   * so a farther one would start one farther still, every interval, never used.
    */
-  const askCloser = (record: ServiceRecord, state: ServiceState): void => {
+  const askCloser = (record: ServiceRecord, state: ServiceState, instance: KnownInstance): void => {
     if (state.closer != null || Date.now() - state.closerAt < closerIntervalMs) {
       return
     }
     state.closerAt = Date.now()
     state.closer = (async () => {
-      const allocated = await allocateSomewhere(record, state, closerAllocations)
+      const allocators = await findAllocators()
+      const nearestMs = allocators[0]?.rttMs ?? Infinity
+      if (wanted(state, instance) && instance.rttMs != null && nearestMs >= instance.rttMs) {
+        closerAllocations.inc({ service: record.name, outcome: 'none_nearer' })
+        log.debug({ service: record.name, rttMs: instance.rttMs, allocatorRttMs: Number.isFinite(nearestMs) ? nearestMs : null }, 'no allocator is nearer than the instance in use: no other instance is asked for')
+        return
+      }
+      const allocated = await allocateSomewhere(record, state, closerAllocations, allocators)
       const rttMs = await vouchedFor(record, state, allocated).measured
       log.info({ service: record.name, peer: allocated.peerId.toString(), rttMs, contentHash: allocated.contentHash }, 'another instance was asked for')
     })().catch((err: Error) => {
@@ -482,12 +490,12 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         state.reportedRttMs = instance.rttMs
       }
       if (instance.rttMs > record.softRttMs) {
-        askCloser(record, state)
+        askCloser(record, state, instance)
       }
     }
     // a lookup under way is for the version wanted: it may allocate one already
     if (!wanted(state, instance) && state.resolving == null) {
-      askCloser(record, state)
+      askCloser(record, state, instance)
     }
     refresh(record, state)
     return instance
@@ -534,7 +542,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       if (found != null) {
         return { instance: chosen(record, state, found) }
       }
-      const allocation = await allocateSomewhere(record, state, coldStarts)
+      const allocation = await allocateSomewhere(record, state, coldStarts, await findAllocators())
       // a new version was registered meanwhile: the instance serves the requests that waited for
       // it, and no others (known, nearest() would choose it while the new version is allocated,
       // and chosen() would ask for another allocation of that version beside the one under way)

@@ -247,4 +247,25 @@ describe('client proxy: which instance it chooses', { timeout: 120_000 }, () => 
       await o.stop()
     }
   })
+
+  it('asks for no closer instance while no allocator is nearer than the instance in use', async () => {
+    const record = serviceRecord('closer-server', { contentHash: 'hash-closer', softRttMs: 20, hardRttMs: 1_000 })
+    const o = await overlay(record, { closerIntervalMs: 500 })
+    try {
+      // about 40 ms away, beyond soft; the only allocator is about 200 ms away
+      await o.instance('beyond-soft', 20)
+      const farther = await o.instance('farther', 100, 'hash-not-looked-up')
+      const allocator = await o.allocator(100, async () => await Promise.resolve(allocated(farther, record.contentHash, false)))
+      await waitForProviders(o.proxyNode, record.contentHash, 1)
+      const started = performance.now()
+      while (performance.now() - started < 2_500) {
+        assert.equal((await o.get()).body, 'beyond-soft')
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      assert.equal(allocator.calls.length, 0)
+      assert.ok(((await o.closerAllocations()).none_nearer ?? 0) >= 2, JSON.stringify(await o.closerAllocations()))
+    } finally {
+      await o.stop()
+    }
+  })
 })
