@@ -1,12 +1,13 @@
 import { createServer, STATUS_CODES } from 'node:http'
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { ALLOCATOR_TOPIC, RpcFailureError, serviceTopic } from '@physarum/p2p'
 import { allocate, HTTP_PROTOCOL, MAX_AVOID_PEERS } from '@physarum/allocator/client'
 import { nameProblem } from '@physarum/registry-service'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
-  DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS,
+  DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS, LATE_DIAL_WAIT_RTTS,
   MAX_HTTP_STREAMS, MAX_QUEUED_PER_INSTANCE, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
@@ -324,42 +325,47 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   /**
    * Looks the service topic up and measures what it finds into `state`: those within the hard RTT
    * are added or updated; a known instance now beyond it keeps that figure, so nearest() passes it
-   * by (unless an allocator answered with it since the measurement began, see vouchedFor).
+   * by (unless an allocator answered with it since the measurement began, see vouchedFor). Returns
+   * the measurements still under way of those that did not answer within the hard RTT, each true
+   * once it added an instance within it.
    */
-  const findInstances = async (record: ServiceRecord, state: ServiceState): Promise<void> => {
+  const findInstances = async (record: ServiceRecord, state: ServiceState): Promise<Array<Promise<boolean>>> => {
     const started = Date.now()
     state.foundAt = started
     const rested = (peer: PeerId): boolean => isRested(state, peer)
     const found = await measuredProviders(serviceTopic(record.contentHash), record.hardRttMs, Infinity, peer => rested(peer) || notServing.has(peer.toString()))
     // a new version was registered meanwhile: these run the old one
     if (state.contentHash !== record.contentHash) {
-      return
+      return []
     }
     // rested meanwhile (a request failed on it while it was measured), or it stopped serving
     const usable = (peerId: PeerId): boolean => state.contentHash === record.contentHash && !rested(peerId) && !notServing.has(peerId.toString())
-    const take = (peerId: PeerId, rtt: { lastMs: number, smoothedMs: number }): void => {
+    const take = (peerId: PeerId, rtt: { lastMs: number, smoothedMs: number }): boolean => {
       if (!usable(peerId)) {
-        return
+        return false
       }
       const rttMs = knownRtt(rtt, record.hardRttMs)
       if (rttMs <= record.hardRttMs) {
         know(state, { peerId, target: peerId, rttMs }, record.contentHash)
-        return
+        return true
       }
       const known = state.instances.get(peerId.toString())
       if (known != null && known.allocatedAt < started) {
         known.rttMs = rttMs
       }
+      return false
     }
+    const late: Array<Promise<boolean>> = []
     for (const { peerId, rtt } of found) {
       if (rtt == null) {
-        // beyond hard, or its new connection was only slow to open (a busy host): measured again in
-        // the background, with a dial of its own length, rather than left out until the next refresh
-        measure(peerId, Math.max(STALL_PING_TIMEOUT_MS, 2 * record.hardRttMs)).then(lateRtt => { take(peerId, lateRtt) }, () => {})
+        // beyond hard, or its new connection only took longer to open (its handshakes are several
+        // round trips, a busy host slower still): measured again with a dial of its own length
+        late.push(measure(peerId, Math.max(STALL_PING_TIMEOUT_MS, 2 * record.hardRttMs)).then(lateRtt => take(peerId, lateRtt), () => false))
       } else {
         take(peerId, rtt)
       }
     }
+    return late
   }
 
   /**
@@ -478,7 +484,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     if (state.refreshing != null || Date.now() - state.foundAt < refreshIntervalMs) {
       return
     }
-    state.refreshing = findInstances(record, state).catch((err: Error) => {
+    state.refreshing = findInstances(record, state).then(() => {}, (err: Error) => {
       log.debug({ service: record.name, err: err.message }, 'refreshing the instances failed')
     }).finally(() => { state.refreshing = undefined })
   }
@@ -537,8 +543,19 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     }
     const resolving = state.resolving ?? (async () => {
       const started = Date.now()
-      await findInstances(record, state)
-      const found = nearest(state, record.hardRttMs)
+      const late = await findInstances(record, state)
+      let found = nearest(state, record.hardRttMs)
+      if (found == null && late.length > 0) {
+        // an instance whose new connection took longer than the hard RTT to open (its handshakes
+        // take several round trips) may be within it once connected: a while longer for the first
+        // of those to say so, rather than an allocation (or a 503) beside a near instance
+        const waited = new AbortController()
+        await Promise.race([
+          Promise.any(late.map(async near => { if (!await near) throw new Error('not near') })),
+          sleep(LATE_DIAL_WAIT_RTTS * record.hardRttMs, undefined, { signal: AbortSignal.any([waited.signal, controller.signal]) })
+        ]).catch(() => {}).finally(() => { waited.abort() })
+        found = nearest(state, record.hardRttMs)
+      }
       if (found != null) {
         return { instance: chosen(record, state, found) }
       }

@@ -38,7 +38,7 @@ async function overlay (record: ServiceRecord, init: Partial<ClientProxyInit> = 
   proxy: ClientProxy
   metrics: Registry
   proxyNode: PhysarumNode
-  instance: (name: string, delayMs: number, contentHash?: string) => Promise<FarInstance>
+  instance: (name: string, delayMs: number, contentHash?: string, acceptDelayMs?: number) => Promise<FarInstance>
   allocator: (delayMs: number, answer: (request: AllocateRequest) => Promise<AllocateResponse>) => Promise<FakeAllocator>
   get: () => Promise<{ status: number, body: string, retryAfter: string | null }>
   closerAllocations: () => Promise<Record<string, number>>
@@ -60,8 +60,8 @@ async function overlay (record: ServiceRecord, init: Partial<ClientProxyInit> = 
     proxy,
     metrics,
     proxyNode,
-    instance: async (name, delayMs, contentHash = record.contentHash) => {
-      const relay: DelayRelayInit = { target: { port: 0 }, delayMs }
+    instance: async (name, delayMs, contentHash = record.contentHash, acceptDelayMs) => {
+      const relay: DelayRelayInit = { target: { port: 0 }, delayMs, ...(acceptDelayMs == null ? {} : { acceptDelayMs }) }
       let close = async (): Promise<void> => {}
       let relayPort = 0
       const started = await startNamedInstance({
@@ -243,6 +243,22 @@ describe('client proxy: which instance it chooses', { timeout: 120_000 }, () => 
       assert.equal((await second).body, 'v2')
       assert.equal((await o.get()).body, 'v2')
       assert.deepEqual(allocator.calls.map(call => call.contentHash), ['hash-v1', 'hash-v2'])
+    } finally {
+      await o.stop()
+    }
+  })
+
+  it('serves a cold request from an instance whose new connection took longer than the hard RTT to open, allocating nothing', async () => {
+    const record = serviceRecord('slow-dial-server', { contentHash: 'hash-slow-dial', softRttMs: 200, hardRttMs: 300 })
+    const o = await overlay(record)
+    try {
+      // its round trips are short, but its connections take twice the hard RTT to open, as a dial's
+      // five or so round trips do for an instance a little farther than a fifth of the hard RTT
+      await o.instance('slow-dial', 0, record.contentHash, 600)
+      const allocator = await o.allocator(0, async () => await Promise.reject(new RpcFailureError('CAPACITY', 'full')))
+      await waitForProviders(o.proxyNode, record.contentHash, 1)
+      assert.deepEqual(await o.get(), { status: 200, body: 'slow-dial', retryAfter: null })
+      assert.equal(allocator.calls.length, 0)
     } finally {
       await o.stop()
     }
