@@ -387,16 +387,17 @@ class ServicePort {
  * stops (ServiceWaitEnded); another error fails at once.
  */
 async function connectToService (service: ServicePort, stream: Stream, stopping: AbortSignal): Promise<Socket> {
+  let attempt = await tryConnect(service.port)
+  if (!(attempt instanceof Error)) {
+    return attempt
+  }
+  // refused: the stream waits, until the port is back, its time is up, it closes or the sidecar stops
   const closed = new AbortController()
   const onClose = (): void => { closed.abort() }
   stream.addEventListener('close', onClose)
   const deadline = AbortSignal.timeout(SERVICE_REFUSED_WAIT_MS)
   try {
     for (;;) {
-      const attempt = await tryConnect(service.port)
-      if (!(attempt instanceof Error)) {
-        return attempt
-      }
       if ((attempt as NodeJS.ErrnoException).code !== 'ECONNREFUSED') {
         throw attempt
       }
@@ -407,6 +408,10 @@ async function connectToService (service: ServicePort, stream: Stream, stopping:
           throw new Error(`The service refused connections on port ${service.port} for ${SERVICE_REFUSED_WAIT_MS} ms: ${attempt.message}`, { cause: attempt })
         }
         throw new ServiceWaitEnded(stopping.aborted ? 'the sidecar is stopping' : 'the client left while the service refused connections')
+      }
+      attempt = await tryConnect(service.port)
+      if (!(attempt instanceof Error)) {
+        return attempt
       }
     }
   } finally {
