@@ -552,7 +552,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         const waited = new AbortController()
         await Promise.race([
           Promise.any(late.map(async near => { if (!await near) throw new Error('not near') })),
-          sleep(LATE_DIAL_WAIT_RTTS * record.hardRttMs, undefined, { signal: AbortSignal.any([waited.signal, controller.signal]) })
+          sleep(Math.min(LATE_DIAL_WAIT_RTTS * record.hardRttMs, STALL_PING_TIMEOUT_MS), undefined, { signal: AbortSignal.any([waited.signal, controller.signal]) })
         ]).catch(() => {}).finally(() => { waited.abort() })
         found = nearest(state, record.hardRttMs)
       }

@@ -77,7 +77,7 @@ export const RTT_FORGET_AFTER_MS = 10 * 60_000
 export const STALL_PING_TIMEOUT_MS = 5_000
 /**
  * Client mode: a cold lookup that found no instance within the hard RTT waits at most this many
- * hard RTTs more for one whose new connection was still opening: TCP's, the PSK's, Noise's and the
+ * hard RTTs more (and at most STALL_PING_TIMEOUT_MS) for one whose new connection was still opening: TCP's, the PSK's, Noise's and the
  * protocol negotiation's round trips put a dial at about five RTTs, beyond the hard RTT for any
  * instance farther than a fifth of it. A provider whose host is silent costs this much.
  */
