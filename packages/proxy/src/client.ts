@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { PeerId, PeerUpdate, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { Logger, PhysarumNode } from '@physarum/p2p'
+import type { Logger, PhysarumNode, RttEntry } from '@physarum/p2p'
 import type { RegistryClient, ServiceRecord } from '@physarum/registry-service'
 import type { Registry } from 'prom-client'
 import type { Dispatcher, Pool } from 'undici'
@@ -74,6 +74,9 @@ interface Allocated extends Instance {
   /** It is one of the instances the allocator was told to avoid (an older allocator ignores that list). */
   avoided: boolean
 }
+
+/** One ping's own sample and the peer's smoothed RTT after it (the node's RTT table). */
+type Measurement = Pick<RttEntry, 'lastMs' | 'smoothedMs'>
 
 interface KnownInstance extends Instance {
   /** The version it runs (empty: not known, taken as the one wanted). */
@@ -283,7 +286,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    * the smoothed one (the least of the first samples, then a slow average) stays low for minutes
    * after an instance moved far away, and an instance beyond hard would go on being chosen.
    */
-  const measure = async (peer: PeerId, timeoutMs: number): Promise<{ lastMs: number, smoothedMs: number }> => {
+  const measure = async (peer: PeerId, timeoutMs: number): Promise<Measurement> => {
     const lastMs = await node.measureRtt(peer, { signal: within(timeoutMs) })
     return { lastMs, smoothedMs: node.rtt.get(peer.toString())?.smoothedMs ?? lastMs }
   }
@@ -293,16 +296,16 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    * last sample are within `hardRttMs`, else the last sample (beyond hard, nearest() passes it by;
    * or within, where a smoothed figure still beyond would keep out an instance that came near).
    */
-  const knownRtt = ({ lastMs, smoothedMs }: { lastMs: number, smoothedMs: number }, hardRttMs: number): number =>
+  const knownRtt = ({ lastMs, smoothedMs }: Measurement, hardRttMs: number): number =>
     lastMs <= hardRttMs && smoothedMs <= hardRttMs ? smoothedMs : lastMs
 
   /**
    * Providers of `topic` found before the discovery deadline (at most `limit`, those `skip` names
    * left out), each pinged: its measurement, or none when it did not answer within `pingTimeoutMs`.
    */
-  const measuredProviders = async (topic: string, pingTimeoutMs: number, limit: number, skip: (peer: PeerId) => boolean = () => false): Promise<Array<{ peerId: PeerId, rtt?: { lastMs: number, smoothedMs: number } }>> => {
+  const measuredProviders = async (topic: string, pingTimeoutMs: number, limit: number, skip: (peer: PeerId) => boolean = () => false): Promise<Array<{ peerId: PeerId, rtt?: Measurement }>> => {
     const signal = within(discoveryTimeoutMs)
-    const measured: Array<Promise<{ peerId: PeerId, rtt?: { lastMs: number, smoothedMs: number } }>> = []
+    const measured: Array<Promise<{ peerId: PeerId, rtt?: Measurement }>> = []
     try {
       for await (const provider of node.discovery.findProviders(topic, { signal })) {
         if (skip(provider.id)) {
@@ -340,7 +343,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     }
     // rested meanwhile (a request failed on it while it was measured), or it stopped serving
     const usable = (peerId: PeerId): boolean => state.contentHash === record.contentHash && !rested(peerId) && !notServing.has(peerId.toString())
-    const take = (peerId: PeerId, rtt: { lastMs: number, smoothedMs: number }): boolean => {
+    const take = (peerId: PeerId, rtt: Measurement): boolean => {
       if (!usable(peerId)) {
         return false
       }
