@@ -8,7 +8,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS, LATE_DIAL_WAIT_RTTS,
-  MAX_HTTP_STREAMS, MAX_QUEUED_PER_INSTANCE, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
+  MAX_HTTP_STREAMS, MAX_QUEUED_PER_INSTANCE, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, COLD_START_FAILURE_HOLD_MS, COLD_START_FAILURE_MAX_HOLD_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
 import { isOpen, joinSocket } from './duplex.ts'
@@ -176,6 +176,8 @@ interface ServiceState {
   closerAt: number
   /** The RTT (ms) physarum_proxy_upstream_rtt_seconds last got for this service. */
   reportedRttMs?: number
+  /** The last cold start failed: its 503, answered at once until `until`, and the failures in a row. */
+  failed?: { error: ProxyError, until: number, times: number }
 }
 
 /**
@@ -523,6 +525,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       drop(state, instance)
     }
     state.foundAt = 0
+    state.failed = undefined
     // a lookup under way for the old version serves the requests that wait on it, no new ones
     state.resolving = undefined
   }
@@ -544,6 +547,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     if (state.waiting >= maxPending) {
       throw new ProxyError(503, `${maxPending} requests already wait for ${record.name} to start`, { 'retry-after': String(RETRY_AFTER_S) })
     }
+    const held = state.resolving == null ? heldFailure(state) : undefined
+    if (held != null) {
+      throw held
+    }
     const resolving = state.resolving ?? (async () => {
       const started = Date.now()
       const late = await findInstances(record, state)
@@ -562,7 +569,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       if (found != null) {
         return { instance: chosen(record, state, found) }
       }
-      const allocation = await allocateSomewhere(record, state, coldStarts, await findAllocators())
+      const allocation = await allocateSomewhere(record, state, coldStarts, await findAllocators()).catch((err: unknown) => {
+        if (err instanceof ProxyError && state.contentHash === record.contentHash) {
+          const times = (state.failed?.times ?? 0) + 1
+          state.failed = { error: err, until: Date.now() + Math.min(COLD_START_FAILURE_HOLD_MS * 2 ** (times - 1), COLD_START_FAILURE_MAX_HOLD_MS), times }
+        }
+        throw err
+      })
+      state.failed = undefined
       // a new version was registered meanwhile: the instance serves the requests that waited for
       // it, and no others (known, nearest() would choose it while the new version is allocated,
       // and chosen() would ask for another allocation of that version beside the one under way)
@@ -597,6 +611,18 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       state.waiting--
       pending.dec()
     }
+  }
+
+  /**
+   * The 503 of the cold start that failed last, while it holds, with the seconds left as its
+   * Retry-After; undefined once it no longer holds (the next request looks and allocates again).
+   */
+  const heldFailure = (state: ServiceState): ProxyError | undefined => {
+    const left = (state.failed?.until ?? 0) - Date.now()
+    if (state.failed == null || left <= 0) {
+      return undefined
+    }
+    return new ProxyError(503, state.failed.error.message, { ...state.failed.error.headers, 'retry-after': String(Math.ceil(left / 1_000)) })
   }
 
   /** The instance failed: not chosen again for a while, its idle streams closed. */

@@ -90,6 +90,14 @@ export const LATE_DIAL_WAIT_RTTS = 4
 export const TIMEOUTS_BEFORE_REST = 3
 /** Client mode: the Retry-After (s) of a 503. */
 export const RETRY_AFTER_S = 1
+/**
+ * Client mode: after a cold start found no allocator or every allocator refused, the same 503 is
+ * answered at once for this long (ms) before the next lookup and Allocate, doubled after each
+ * failure in a row up to COLD_START_FAILURE_MAX_HOLD_MS, so clients that retry at once (or after
+ * Retry-After) do not sweep every allocator each time. A new version of the record ends the hold.
+ */
+export const COLD_START_FAILURE_HOLD_MS = 1_000
+export const COLD_START_FAILURE_MAX_HOLD_MS = 10_000
 /** Client mode: the response header of the requests that waited for a cold start (its ms). */
 export const COLD_START_HEADER = 'x-physarum-cold-start-ms'
 /**

@@ -264,6 +264,39 @@ describe('client proxy: which instance it chooses', { timeout: 120_000 }, () => 
     }
   })
 
+  it('answers a failed cold start\'s 503 at once for a while, longer after each failure, until a new version', async () => {
+    const record = serviceRecord('full-server', { contentHash: 'hash-full', softRttMs: 50, hardRttMs: 1_000 })
+    const o = await overlay(record)
+    try {
+      // not found on the service topic: only the allocator's answer leads to it
+      const late = await o.instance('late', 0, 'hash-full-hidden')
+      let room = false
+      const allocator = await o.allocator(0, async (request) => await (room
+        ? Promise.resolve(allocated(late, request.contentHash, false))
+        : Promise.reject(new RpcFailureError('CAPACITY', 'no room (test)'))))
+      const first = await o.get()
+      assert.equal(first.status, 503)
+      assert.match(first.body, /allocation failed .*CAPACITY: no room \(test\)/)
+      // clients that retry at once get the same answer, and no allocator is asked again
+      const held = await Promise.all([o.get(), o.get(), o.get()])
+      assert.deepEqual(held, Array.from({ length: 3 }, () => ({ ...first, retryAfter: '1' })))
+      assert.equal(allocator.calls.length, 1)
+      await new Promise(resolve => setTimeout(resolve, 1_100))
+      assert.equal((await o.get()).status, 503)
+      assert.equal(allocator.calls.length, 2)
+      // the second failure in a row holds twice as long
+      assert.deepEqual(await o.get(), { ...first, retryAfter: '2' })
+      assert.equal(allocator.calls.length, 2)
+      // a new version is looked for and allocated at once
+      room = true
+      o.record.current = { ...record, contentHash: 'hash-full-v2' }
+      assert.deepEqual(await o.get(), { status: 200, body: 'late', retryAfter: null })
+      assert.deepEqual(allocator.calls.map(call => call.contentHash), ['hash-full', 'hash-full', 'hash-full-v2'])
+    } finally {
+      await o.stop()
+    }
+  })
+
   it('asks for no closer instance while no allocator is nearer than the instance in use', async () => {
     const record = serviceRecord('closer-server', { contentHash: 'hash-closer', softRttMs: 20, hardRttMs: 1_000 })
     const o = await overlay(record, { closerIntervalMs: 500 })
