@@ -60,7 +60,8 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
     dhtMode: 'server',
     role: NAME,
     ...(config.hostName == null ? {} : { hostName: config.hostName }),
-    metricsRegistry: registry
+    metricsRegistry: registry,
+    log
   })
   await node.start()
   const registryClient = createRegistryClient(node, {

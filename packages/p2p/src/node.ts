@@ -77,6 +77,11 @@ export interface PhysarumNodeInit {
   liveness?: Partial<LivenessInit>
   /** libp2p's own metrics go to this Registry (one per process). */
   metricsRegistry?: Registry
+  /**
+   * The daemon's log: each connection liveness aborts is said there (a warning), where libp2p's
+   * own log says it only under DEBUG.
+   */
+  log?: { warn: (fields: Record<string, unknown>, message: string) => void }
 }
 
 // a type, not an interface: libp2p's ServiceMap needs an index signature
@@ -194,7 +199,12 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
   libp2p.addEventListener('transport:close', (event) => { listeners.delete(event.detail) })
   const rtt = new RttTable()
   const meter = new RttMeter(libp2p, rtt)
-  const liveness = new Liveness(libp2p, meter, { intervalMs: LIVENESS_INTERVAL_MS, timeoutMs: LIVENESS_TIMEOUT_MS, ...init.liveness })
+  const livenessInit = { intervalMs: LIVENESS_INTERVAL_MS, timeoutMs: LIVENESS_TIMEOUT_MS, ...init.liveness }
+  const liveness = new Liveness(libp2p, meter, livenessInit)
+  const { log } = init
+  if (log != null) {
+    liveness.onSilentPeer(peer => { log.warn({ peer: peer.toString(), timeoutMs: livenessInit.timeoutMs }, 'a peer answered no liveness ping in time: its connection was aborted') })
+  }
   return {
     libp2p,
     peerId: libp2p.peerId,

@@ -64,7 +64,8 @@ describe('liveness (Yamux pings instead of ping streams, between real nodes on 1
 
   it('aborts a connection whose peer went silent once its ping is unanswered for the timeout, tells listeners, and keeps the others', async () => {
     const timeoutMs = 1_000
-    const checker = await startNode({ hostName: 'checker', liveness: { intervalMs: 200, timeoutMs } })
+    const warned: Array<Record<string, unknown>> = []
+    const checker = await startNode({ hostName: 'checker', liveness: { intervalMs: 200, timeoutMs }, log: { warn: (fields) => { warned.push(fields) } } })
     const silent = await startNode({ hostName: 'silent', ...QUIET })
     const answering = await startNode({ hostName: 'answering', ...QUIET })
     nodes.push(checker, silent, answering)
@@ -87,6 +88,7 @@ describe('liveness (Yamux pings instead of ping streams, between real nodes on 1
     assert.ok(tookMs >= timeoutMs - 50, `aborted ${tookMs.toFixed(0)} ms after the peer went silent, before the ${timeoutMs} ms timeout`)
     assert.deepEqual(checker.libp2p.getConnections(silent.peerId), [])
     assert.deepEqual(told, [silent.peerId.toString()], 'listeners hear of the silent peer, once')
+    assert.deepEqual(warned, [{ peer: silent.peerId.toString(), timeoutMs }], 'the daemon\'s log says it, once')
 
     assert.equal(toAnswering.status, 'open')
     const pingsBefore = answeringPings.count

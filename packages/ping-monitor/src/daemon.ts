@@ -55,7 +55,8 @@ export async function startPingMonitorDaemon (config: PingMonitorDaemonConfig, l
       inboundConnectionThreshold: config.limits.inboundRate,
       maxIncomingPendingConnections: config.limits.maxPending
     },
-    metricsRegistry: registry
+    metricsRegistry: registry,
+    log
   })
   const unwatch = watchRefusals(node.libp2p, { log: log.child({ component: 'limits' }), registry, hostName: config.monitor.hostName, limits: config.limits })
 

@@ -32,7 +32,8 @@ export async function startClientDaemon (config: ClientDaemonConfig, log: Logger
     dhtMode: 'client',
     role: NAME,
     ...(config.hostName == null ? {} : { hostName: config.hostName }),
-    metricsRegistry: registry
+    metricsRegistry: registry,
+    log
   })
   await node.start()
   const registryClient = createRegistryClient(node, {

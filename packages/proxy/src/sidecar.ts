@@ -74,7 +74,8 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     dhtMode: 'client',
     role: 'sidecar',
     ...(config.hostName == null ? {} : { hostName: config.hostName }),
-    requireBootstrap: false
+    requireBootstrap: false,
+    log
   })
   const topic = serviceTopic(config.contentHash)
   const controller = new AbortController()

@@ -76,7 +76,8 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       dhtMode: 'server',
       hostName: hostname().replace(/\s/g, '-') || 'unknown',
       role: NAME,
-      metricsRegistry: registry
+      metricsRegistry: registry,
+      log
     })
     await node.start()
     cleanups.push(async () => { await node.stop() })
