@@ -130,6 +130,7 @@ interface Instance {
    * ready: not handed out until it checks in ready again, after its container's restart.
    */
   sidecarDraining: boolean
+  /** When its containers were restarted (performance.now()). */
   restarts: number[]
   /** The last exit of one of its containers, for the messages of a cold start that then fails. */
   lastExit?: string
@@ -938,7 +939,8 @@ export class Allocator {
     if (instance.restartTimer != null) {
       return
     }
-    const now = Date.now()
+    // monotonic: a step of the host's clock would otherwise forget the restarts in the window, or keep them for good
+    const now = performance.now()
     instance.restarts = instance.restarts.filter(at => now - at < this.#init.restart.windowMs)
     // the sidecar exits 2 for flags or key files it refuses, which this allocator gave: no restart mends that
     const refused = role === 'sidecar' && event.exitCode === 2

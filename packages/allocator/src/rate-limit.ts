@@ -33,8 +33,12 @@ export class RateLimiter {
     this.#init = { backoffMinMs: RATE_BACKOFF_MIN_MS, backoffMaxMs: RATE_BACKOFF_MAX_MS, maxPeers: 10_000, ...init }
   }
 
-  /** Takes a token for `peer`: undefined when allowed, else the ms after which to come back. */
-  take (peer: string, now = Date.now()): number | undefined {
+  /**
+   * Takes a token for `peer`: undefined when allowed, else the ms after which to come back. `now`
+   * is monotonic (performance.now()): the host's clock stepped back would make the time since a
+   * peer's last request negative, and its bucket refill only once the clock caught up again.
+   */
+  take (peer: string, now = performance.now()): number | undefined {
     const { perSecond, burst, backoffMinMs, backoffMaxMs, maxPeers } = this.#init
     let state = this.#peers.get(peer)
     if (state == null) {

@@ -165,6 +165,19 @@ describe('per-peer rate limit', () => {
     assert.deepEqual(takes(t + 7_000, 4), [undefined, undefined, undefined, 1_000])
   })
 
+  it('keeps letting a peer in when the host\'s clock steps back', (t) => {
+    const limiter = new RateLimiter({ perSecond: 5, burst: 30 })
+    let wall = Date.now()
+    t.mock.method(Date, 'now', () => wall)
+    assert.equal(limiter.take('a'), undefined)
+    // an hour back (an operator's date -s, NTP correcting a clock that ran ahead): the peer's
+    // bucket must not be an hour from refilling
+    wall -= 3_600_000
+    for (let i = 0; i < 10; i++) {
+      assert.equal(limiter.take('a'), undefined, `request ${i} after the step`)
+    }
+  })
+
   it('lets in a peer that waits out its backoff, however often it asked during it', () => {
     const limiter = new RateLimiter({ perSecond: 5, burst: 30, backoffMinMs: 1_000, backoffMaxMs: 60_000 })
     let t = 1_000_000

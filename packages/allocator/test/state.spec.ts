@@ -397,6 +397,24 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.stop()
   })
 
+  it('gives up an instance that exits again within the restart window, whatever the host\'s clock does', async (t) => {
+    const { allocator, engine, caller } = await setUp({ restart: { backoffMinMs: 50, backoffMaxMs: 50, maxRestarts: 1, windowMs: 60_000 } })
+    await allocator.start()
+    await allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-clock-step')
+    nodes.push(...engine.sidecars)
+    const service = [...engine.containers.values()].find(c => c.Labels[LABELS.role] === 'service')!
+    engine.onEvent({ id: service.Id, action: 'die', labels: {}, exitCode: 1 })
+    service.State = 'exited'
+    await eventually('the service restarted once', () => service.State === 'running' ? true : undefined, 5_000, 10)
+    // the clock steps two hours ahead (NTP correcting a clock that ran behind) just as it exits again
+    const wall = Date.now() + 2 * 3_600_000
+    const now = t.mock.method(Date, 'now', () => wall)
+    engine.onEvent({ id: service.Id, action: 'die', labels: {}, exitCode: 1 })
+    now.mock.restore()
+    assert.deepEqual(allocator.instances().map(i => [i.state, i.restarts]), [['stopping', 1]], 'its restart of a moment ago was forgotten')
+    await allocator.stop()
+  })
+
   it('does not reap an idle instance just handed to a caller before the first request of that caller', async () => {
     // margins of most of a second each way: a loaded machine's pauses do not decide it
     const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 3_000, statsIntervalMs: 200 })
