@@ -522,13 +522,14 @@ export class Allocator {
       const bridge = this.#init.networkMode === 'bridge'
       let mark = performance.now()
       // every step settles before a failure is thrown: #remove must not delete the instance's folder
-      // while its secrets are still being written into it
-      const [image, sidecarImage, prepared] = await Promise.allSettled([
+      // while its secrets are still being written into it (they would come back, owned by nobody)
+      const steps = await Promise.allSettled([
         this.#ensureImage(record.image),
         this.#ensureSidecarImage(),
-        Promise.all([this.#reservePorts(instance, record.proxyClientMode, bridge), this.#prepareSecrets(instance)])
+        this.#reservePorts(instance, record.proxyClientMode, bridge),
+        this.#prepareSecrets(instance)
       ])
-      for (const step of [image, sidecarImage, prepared]) {
+      for (const step of steps) {
         if (step.status === 'rejected') {
           throw step.reason
         }
@@ -633,7 +634,13 @@ export class Allocator {
   async #reservePorts (instance: Instance, clientPort: boolean, bridge: boolean): Promise<void> {
     const pick = async (): Promise<number> => {
       for (let tries = 0; tries < PORT_PICK_TRIES; tries++) {
-        const port = await (this.#init.freePort ?? freePort)()
+        let port: number
+        try {
+          port = await (this.#init.freePort ?? freePort)()
+        } catch (err) {
+          // the kernel refused (EMFILE: out of file descriptors): the caller learns why, not just that the allocator failed
+          throw new RpcFailureError('INTERNAL', `Asking the kernel for a free port for the instance failed: ${(err as Error).message}`)
+        }
         const held = [...this.#instances.values()].some(other => [other.servicePort, other.clientPort, other.sidecarHostPort].includes(port))
         if (!held) {
           return port

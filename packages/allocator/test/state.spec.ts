@@ -175,6 +175,21 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.stop()
   })
 
+  it('leaves no instance folder behind a cold start whose port reservation fails at once, and says why', async () => {
+    const { allocator, engine, caller, stateDir } = await setUp({ freePort: async () => await Promise.reject(new Error('listen EMFILE: too many open files 0.0.0.0')) })
+    await allocator.start()
+    for (let i = 0; i < 10; i++) {
+      await assert.rejects(allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, `svc-no-port-${i}`), {
+        code: 'INTERNAL',
+        message: /Asking the kernel for a free port for the instance failed: listen EMFILE: too many open files/
+      })
+      // its files were still being written when the reservation failed: they must not outlive it
+      assert.deepEqual(await readdir(join(stateDir, 'instances')), [], `after cold start ${i}`)
+    }
+    assert.deepEqual(allocator.instances(), [])
+    await allocator.stop()
+  })
+
   it('removes the container created when its partner could not be, frees the capacity and says why', async () => {
     const { allocator, engine, caller, stateDir } = await setUp({ maxInstances: 1 })
     await allocator.start()
