@@ -62,10 +62,15 @@ export function registryHost (image: string): string {
   return image.split('/')[0]!
 }
 
+/** The names an image reference gives Docker Hub. */
+const HUB_HOSTS = ['docker.io', 'index.docker.io', 'registry-1.docker.io']
+/** Where `docker login` keeps Docker Hub's credentials in config.json, whatever name the image gives it. */
+const HUB_CONFIG_KEY = 'https://index.docker.io/v1/'
+
 /**
  * Credentials for `host` from the Docker client's config ($DOCKER_CONFIG/config.json, else
- * ~/.docker/config.json): `auths.<host>.auth` (base64 user:password) or an identity token.
- * Credential helpers are not run.
+ * ~/.docker/config.json): `auths.<host>.auth` (base64 user:password) or an identity token, for
+ * Docker Hub `auths["https://index.docker.io/v1/"]`. Credential helpers are not run.
  */
 export async function authFor (host: string, configDir = process.env.DOCKER_CONFIG ?? join(homedir(), '.docker')): Promise<RegistryAuth | undefined> {
   let config: { auths?: Record<string, { auth?: string, identitytoken?: string }> }
@@ -74,7 +79,9 @@ export async function authFor (host: string, configDir = process.env.DOCKER_CONF
   } catch {
     return undefined
   }
-  const entry = config.auths?.[host] ?? config.auths?.[`https://${host}`] ?? config.auths?.[`http://${host}`]
+  const hub = HUB_HOSTS.includes(host)
+  const keys = [...(hub ? [HUB_CONFIG_KEY] : []), ...(hub ? HUB_HOSTS : [host]).flatMap(name => [name, `https://${name}`, `http://${name}`])]
+  const entry = keys.map(key => config.auths?.[key]).find(found => found != null)
   if (entry == null) {
     return undefined
   }

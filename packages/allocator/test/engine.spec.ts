@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
-import { DockerRuntime } from '../src/docker.ts'
+import { authFor, DockerRuntime, registryHost } from '../src/docker.ts'
 import { tempDir } from './helpers.ts'
 import type { Server, Socket } from 'node:net'
 
@@ -78,4 +79,23 @@ describe('DockerRuntime against a wedged engine (a socket that takes requests an
       assert.ok(ms >= CALL_TIMEOUT_MS - 20 && ms < CALL_TIMEOUT_MS + 5_000, `failed after ${ms.toFixed(0)} ms`)
     })
   }
+})
+
+describe('registry credentials from the Docker client\'s config.json', () => {
+  it('finds Docker Hub\'s under the key docker login writes, whatever name the image gives the Hub', async () => {
+    const dir = await tempDir('physarum-docker-config')
+    try {
+      const basic = (user: string): string => Buffer.from(`${user}:secret`).toString('base64')
+      // as `docker login` (the Hub) and `docker login 127.0.0.1:5000` write them
+      await writeFile(join(dir.path, 'config.json'), JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth: basic('hub-user') }, '127.0.0.1:5000': { auth: basic('local-user') } } }))
+      for (const image of [`docker.io/library/node@sha256:${'ab'.repeat(32)}`, 'index.docker.io/library/node:24-slim', 'registry-1.docker.io/library/node:24-slim']) {
+        const auth = await authFor(registryHost(image), dir.path)
+        assert.deepEqual([auth?.username, auth?.password], ['hub-user', 'secret'], image)
+      }
+      assert.equal((await authFor('127.0.0.1:5000', dir.path))?.username, 'local-user')
+      assert.equal(await authFor('ghcr.io', dir.path), undefined)
+    } finally {
+      await dir.remove()
+    }
+  })
 })
