@@ -675,7 +675,10 @@ export class Allocator {
       [LABELS.instance]: instance.id,
       [LABELS.role]: role,
       [LABELS.sidecarPeer]: instance.sidecarPeer,
+      // the ports it holds: the next run, adopting it after a restart, hands none of them out again
       [LABELS.servicePort]: String(instance.servicePort),
+      [LABELS.clientPort]: String(instance.clientPort ?? 0),
+      [LABELS.sidecarHostPort]: String(instance.sidecarHostPort ?? 0),
       [LABELS.cpu]: String(instance.cpu),
       [LABELS.memoryMb]: String(instance.memoryMb),
       [LABELS.contentHash]: instance.contentHash
@@ -1117,6 +1120,9 @@ export class Allocator {
         cpu: Number(labels[LABELS.cpu] ?? 0) || 0,
         memoryMb: Number(labels[LABELS.memoryMb] ?? 0) || 0,
         servicePort: Number(labels[LABELS.servicePort] ?? 0),
+        // containers of an older version carry no label for these: 0, as for a port not asked for
+        clientPort: Number(labels[LABELS.clientPort] ?? 0) || 0,
+        sidecarHostPort: Number(labels[LABELS.sidecarHostPort] ?? 0) || 0,
         sidecarPeer: labels[LABELS.sidecarPeer] ?? '',
         dir: join(this.#init.stateDir, 'instances', id),
         ...(service == null ? {} : { serviceContainer: service.Id }),
@@ -1156,7 +1162,7 @@ export class Allocator {
 }
 
 /** An instance with what it knows when it starts or is adopted: no stats, no restarts, not ready. */
-function newInstance (known: Pick<Instance, 'id' | 'service' | 'contentHash' | 'cpu' | 'memoryMb' | 'servicePort' | 'sidecarPeer' | 'dir' | 'state' | 'serviceContainer' | 'sidecarContainer'>): Instance {
+function newInstance (known: Pick<Instance, 'id' | 'service' | 'contentHash' | 'cpu' | 'memoryMb' | 'servicePort' | 'clientPort' | 'sidecarHostPort' | 'sidecarPeer' | 'dir' | 'state' | 'serviceContainer' | 'sidecarContainer'>): Instance {
   const instance: Instance = { ...known, multiaddrs: [], idleMs: 0, inFlight: 0, statsAt: performance.now(), sidecarDraining: false, restarts: [], dead: new Set(), ready: Promise.withResolvers<void>(), checkedIn: false, handedOutAt: -Infinity }
   // nobody may be waiting when an instance fails before it is ready
   instance.ready.promise.catch(() => {})

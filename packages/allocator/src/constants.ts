@@ -25,6 +25,8 @@ export const LABELS = {
   role: `${LABEL_PREFIX}role`,
   sidecarPeer: `${LABEL_PREFIX}sidecar-peer`,
   servicePort: `${LABEL_PREFIX}service-port`,
+  clientPort: `${LABEL_PREFIX}client-port`,
+  sidecarHostPort: `${LABEL_PREFIX}sidecar-host-port`,
   cpu: `${LABEL_PREFIX}cpu`,
   memoryMb: `${LABEL_PREFIX}memory-mb`,
   contentHash: `${LABEL_PREFIX}content-hash`,

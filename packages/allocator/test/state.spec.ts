@@ -221,6 +221,37 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.stop()
   })
 
+  it('hands out none of the ports an instance adopted after a restart holds', async () => {
+    // the kernel hands out again the three ports of the first instance (service, client proxy, published sidecar)
+    const ports = [40_100, 40_101, 40_102, 40_100, 40_101, 40_102]
+    let next = 40_103
+    const { allocator, engine, caller, restarted } = await setUp({
+      networkMode: 'bridge',
+      adoptTimeoutMs: 60_000,
+      freePort: async () => await Promise.resolve(ports.shift() ?? next++),
+      records: name => ({ ...record(name), proxyClientMode: true })
+    })
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    const portsOf = (instanceId: string): number[] => [...engine.containers.values()].filter(c => c.Labels[LABELS.instance] === instanceId).flatMap(c => [
+      ...(c.options.Env ?? []).filter(e => /^(SERVICE|PROXY)_PORT=/.test(e)).map(e => Number(e.split('=')[1])),
+      ...Object.values((c.options.HostConfig?.PortBindings ?? {}) as Record<string, Array<{ HostPort: string }>>).flat().map(binding => Number(binding.HostPort))
+    ]).sort((a, b) => a - b)
+    await allocator.start()
+    const first = await allocate(caller.libp2p, target, 'svc-ports-a')
+    nodes.push(...engine.sidecars)
+    assert.deepEqual(portsOf(first.instanceId), [40_100, 40_101, 40_102])
+    await allocator.stop({ keepInstances: true })
+    // a restart ends the connections, and the RPC streams kept on them with the old run's handlers
+    await caller.libp2p.hangUp(engine.allocatorNode.peerId)
+    const adopting = restarted()
+    await adopting.start()
+    assert.deepEqual(adopting.instances().map(i => [i.id, i.state]), [[first.instanceId, 'adopting']])
+    const second = await allocate(caller.libp2p, target, 'svc-ports-b')
+    nodes.push(...engine.sidecars)
+    assert.deepEqual(portsOf(second.instanceId), [40_103, 40_104, 40_105])
+    await adopting.stop()
+  })
+
   it('says so when it cannot write an instance\'s files in its state folder', async () => {
     const { allocator, engine, caller, stateDir } = await setUp()
     await allocator.start()
