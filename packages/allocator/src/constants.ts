@@ -36,6 +36,12 @@ export const LABELS = {
 export const ALLOC_MAX_MESSAGE_BYTES = 16 * 1024
 /** A cold start answers within the ready timeout plus a pull: the caller's deadline must cover both. */
 export const ALLOC_RPC_TIMEOUT_MS = 120_000
+/**
+ * The longest --ready-timeout: the rest of ALLOC_RPC_TIMEOUT_MS is for the pull and the containers'
+ * create and start. A cold start that waits longer for its sidecar is cut by the caller's deadline
+ * first, and the caller learns nothing of why (no TIMEOUT, no exit code).
+ */
+export const MAX_READY_TIMEOUT_MS = ALLOC_RPC_TIMEOUT_MS - 30_000
 /** Most instances an Allocate may ask not to be answered with (its `avoid_peers`). */
 export const MAX_AVOID_PEERS = 16
 export const CHECKIN_MAX_MESSAGE_BYTES = 16 * 1024

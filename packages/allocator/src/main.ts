@@ -4,9 +4,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
 import { hideBin } from 'yargs/helpers'
 import {
-  ALLOC_PROTOCOL, CHECKIN_PROTOCOL, DEFAULT_DRAIN_DELAY_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_RESTARTS, DEFAULT_METRICS_PORT,
+  ALLOC_PROTOCOL, ALLOC_RPC_TIMEOUT_MS, CHECKIN_PROTOCOL, DEFAULT_DRAIN_DELAY_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_RESTARTS, DEFAULT_METRICS_PORT,
   DEFAULT_NODE_IMAGE, DEFAULT_P2P_PORT, DEFAULT_RATE_BURST, DEFAULT_RATE_PER_SECOND, DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MAX_MS,
-  DEFAULT_RESTART_BACKOFF_MIN_MS, DEFAULT_RESTART_WINDOW_MS, DEFAULT_STATS_INTERVAL_MS, LABEL_PREFIX, NAME
+  DEFAULT_RESTART_BACKOFF_MIN_MS, DEFAULT_RESTART_WINDOW_MS, DEFAULT_STATS_INTERVAL_MS, LABEL_PREFIX, MAX_READY_TIMEOUT_MS, NAME
 } from './constants.ts'
 import { startAllocatorDaemon } from './daemon.ts'
 import type { AllocatorDaemonConfig } from './daemon.ts'
@@ -61,7 +61,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .option('max-instances', { type: 'string', default: String(DEFAULT_MAX_INSTANCES), describe: 'Most instances on this host' })
     .option('cpu-budget', { type: 'string', default: '0', describe: 'CPU cores all instances may reserve together (records\' cpu); 0: no limit' })
     .option('memory-budget', { type: 'string', default: '0', describe: 'Memory in MiB all instances may reserve together (records\' memoryMb); 0: no limit' })
-    .option('ready-timeout', { type: 'string', default: formatDuration(DEFAULT_READY_TIMEOUT_MS), describe: 'How long a new instance may take to check in (answered TIMEOUT past it), and a restarted sidecar to check in again (the instance is given up past it)' })
+    .option('ready-timeout', { type: 'string', default: formatDuration(DEFAULT_READY_TIMEOUT_MS), describe: `How long a new instance may take to check in (answered TIMEOUT past it), and a restarted sidecar to check in again (the instance is given up past it); at most ${formatDuration(MAX_READY_TIMEOUT_MS)}, the rest of the callers' ${formatDuration(ALLOC_RPC_TIMEOUT_MS)} Allocate deadline being for the pull and the containers' start` })
     .option('idle-timeout', { type: 'string', default: formatDuration(DEFAULT_IDLE_TIMEOUT_MS), describe: 'An instance with no request for this long and none in flight is drained' })
     .option('drain-delay', { type: 'string', default: formatDuration(DEFAULT_DRAIN_DELAY_MS), describe: 'Between "stop providing" and stopping a drained instance' })
     .option('stats-interval', { type: 'string', default: formatDuration(DEFAULT_STATS_INTERVAL_MS), describe: 'How often the sidecars report their stats' })
@@ -151,6 +151,9 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
   }
   if (allocator.idleTimeoutMs <= allocator.statsIntervalMs) {
     throw new ConfigError(`--idle-timeout: ${args['idle-timeout']} is not longer than --stats-interval ${args['stats-interval']}: between two reports an instance in use would look idle`)
+  }
+  if (allocator.readyTimeoutMs > MAX_READY_TIMEOUT_MS) {
+    throw new ConfigError(`--ready-timeout: ${args['ready-timeout']} is longer than ${formatDuration(MAX_READY_TIMEOUT_MS)}: a cold start answers within the ${formatDuration(ALLOC_RPC_TIMEOUT_MS)} deadline of its caller's Allocate, pull and containers' start included, or the caller gets the call's timeout instead of the reason`)
   }
   if (allocator.restart.backoffMaxMs < allocator.restart.backoffMinMs) {
     throw new ConfigError(`--restart-backoff-max: ${args['restart-backoff-max']} is shorter than --restart-backoff-min ${args['restart-backoff-min']}`)

@@ -36,6 +36,7 @@ describe('allocator and sidecar CLIs', () => {
     assert.match(allocator.stdout, /\[default: \/ip4\/0\.0\.0\.0\/tcp\/4002\]/)
     // a bare number is refused (see the duration errors below): the help may not offer one
     assert.match(allocator.stdout, /Durations take a unit/)
+    assert.match(allocator.stdout.replace(/\s+/g, ' '), /--ready-timeout .* at most 90s, the rest of the callers' 2m Allocate deadline/)
     assert.doesNotMatch(allocator.stdout, /seconds \(1, 0\.5\)|are seconds/)
     const proxy = await cli(PROXY, ['--help'])
     assert.equal(proxy.code, 0)
@@ -95,12 +96,13 @@ describe('allocator and sidecar CLIs', () => {
     assert.match(sidecar.stderr, /--service-port/)
   })
 
-  it('exit 2 for values that would not work as asked: a free port to keep instances on, timers past Node\'s reach, a flag of the other mode', async () => {
+  it('exit 2 for values that would not work as asked: a free port to keep instances on, timers past Node\'s reach, a ready timeout past the callers\' deadline, a flag of the other mode', async () => {
     const refused: Array<[string, string[], RegExp]> = [
       [ALLOCATOR, ['--keep-instances', '--listen', '/ip4/127.0.0.1/tcp/0'], /--keep-instances: .* a free port \(--listen \/ip4\/127\.0\.0\.1\/tcp\/0\) does not keep: listen on a fixed port/],
       [ALLOCATOR, ['--keep-instances', '--ephemeral'], /--keep-instances: .* same identity, which --ephemeral does not keep/],
       [ALLOCATOR, ['--idle-timeout', '1s', '--stats-interval', '2s'], /--idle-timeout: 1s is not longer than --stats-interval 2s/],
       [ALLOCATOR, ['--ready-timeout', '700h'], /--ready-timeout: "700h" is too long/],
+      [ALLOCATOR, ['--ready-timeout', '3m'], /--ready-timeout: 3m is longer than 90s: a cold start answers within the 2m deadline of its caller's Allocate/],
       [PROXY, ['4200', '--cold-start-timeout', '3000000s'], /--cold-start-timeout: "3000000s" is too long \(at most 2147483647ms/],
       [PROXY, ['4200', '--cold-start-timeout', '30'], /--cold-start-timeout: "30" has no unit: write 30s or 30ms/],
       [ALLOCATOR, ['--idle-timeout', '60'], /--idle-timeout: "60" has no unit: write 60s or 60ms/],
