@@ -141,6 +141,8 @@ interface Instance {
   adoptTimer?: NodeJS.Timeout
   /** Tries again to remove the containers of a stopping instance the engine did not remove. */
   removeTimer?: NodeJS.Timeout
+  /** The last removal of its containers begun (it may be under way still). */
+  removal?: Promise<void>
   ready: PromiseWithResolvers<void>
   checkedIn: boolean
   /** When it was last handed to a caller (performance.now(); -Infinity: never): idle since then at most. */
@@ -266,13 +268,17 @@ export class Allocator {
     if (options.keepInstances !== true) {
       const all = [...this.#instances.values()]
       for (const instance of all) {
-        instance.state = 'draining'
+        // one being removed stays so: set back to draining, its removal would run a second time beside the first
+        if (instance.state !== 'stopping') {
+          instance.state = 'draining'
+        }
       }
       // the sidecars hear "drain" with their next stats; then each finishes what is in flight
       if (all.length > 0) {
         await new Promise(resolve => setTimeout(resolve, Math.min(this.#init.drainDelayMs, this.#init.statsIntervalMs + 200)))
       }
-      await Promise.all(all.map(async instance => { await this.#remove(instance, 'allocator stopping') }))
+      // a removal the engine failed is tried once more now: its timer does not outlive the stop
+      await Promise.all(all.map(async instance => { await (instance.removeTimer == null ? this.#remove(instance, 'allocator stopping') : this.#removeAgain(instance)) }))
       // a cold start under way may create its containers after its instance was removed: its pull
       // is ended, and what it made is removed once it gave up
       this.#controller.abort()
@@ -874,9 +880,13 @@ export class Allocator {
     await this.#remove(instance, reason)
   }
 
-  /** Stops (sidecar first, so it finishes what is in flight) and removes an instance's containers. */
+  /**
+   * Stops (sidecar first, so it finishes what is in flight) and removes an instance's containers.
+   * Of an instance being removed already, waits for that removal.
+   */
   async #remove (instance: Instance, reason: string): Promise<void> {
     if (instance.state === 'stopping') {
+      await instance.removal
       return
     }
     instance.state = 'stopping'
@@ -884,7 +894,16 @@ export class Allocator {
     clearTimeout(instance.checkInTimer)
     instance.ready.reject(new GaveUpError(`The instance was removed: ${reason}`))
     this.#updateGauges()
-    await this.#removeContainers(instance)
+    instance.removal = this.#removeContainers(instance)
+    await instance.removal
+  }
+
+  /** Tries again now to remove the containers of a stopping instance the engine did not remove. */
+  async #removeAgain (instance: Instance): Promise<void> {
+    clearTimeout(instance.removeTimer)
+    instance.removeTimer = undefined
+    instance.removal = this.#removeContainers(instance)
+    await instance.removal
   }
 
   /**
@@ -909,10 +928,7 @@ export class Allocator {
       const retryMs = this.#init.removeRetryMs ?? REMOVE_RETRY_MS
       this.#log.error({ instance: instance.id, err: (err as Error).message, retryInMs: retryMs }, 'removing containers failed; trying again')
       if (!this.#stopped) {
-        instance.removeTimer = setTimeout(() => {
-          instance.removeTimer = undefined
-          void this.#removeContainers(instance)
-        }, retryMs)
+        instance.removeTimer = setTimeout(() => { void this.#removeAgain(instance) }, retryMs)
         instance.removeTimer.unref()
       }
       return
@@ -1050,9 +1066,7 @@ export class Allocator {
     await this.#removeStrays(containers)
     for (const instance of this.#instances.values()) {
       if (instance.state === 'stopping' && instance.removeTimer != null) {
-        clearTimeout(instance.removeTimer)
-        instance.removeTimer = undefined
-        void this.#removeContainers(instance)
+        void this.#removeAgain(instance)
       }
     }
     const running = new Set(containers.filter(container => container.State === 'running').map(container => container.Id))

@@ -293,6 +293,37 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.stop()
   })
 
+  it('waits at stop for the removal of an instance under way, without removing it a second time', async () => {
+    const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 300, statsIntervalMs: 100 })
+    await allocator.start()
+    await allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-reaped')
+    nodes.push(...engine.sidecars)
+    const stopped: string[] = []
+    const stop = engine.stop.bind(engine)
+    engine.stop = async (id: string) => { stopped.push(id); await stop(id) }
+    // each container takes a while to stop: the stop() below comes while the reaped instance's removal is under way
+    engine.stopDelayMs = 500
+    await eventually('the idle instance being removed', () => allocator.instances()[0]?.state === 'stopping' ? true : undefined, 5_000, 5)
+    await allocator.stop()
+    assert.equal(stopped.length, new Set(stopped).size, 'a container was stopped twice')
+    assert.deepEqual([allocator.instances(), [...engine.containers.values()]], [[], []], 'stop() returned before the removal was done')
+  })
+
+  it('tries once more at stop a removal the engine failed, rather than leave its containers', async () => {
+    const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 300, statsIntervalMs: 100, removeRetryMs: 60_000 })
+    await allocator.start()
+    await allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-stuck-at-stop')
+    nodes.push(...engine.sidecars)
+    let refused = 0
+    const remove = engine.remove.bind(engine)
+    engine.remove = async (id: string) => { refused += engine.failRemoving ? 1 : 0; await remove(id) }
+    engine.failRemoving = true
+    await eventually('the removal failed', () => refused > 0 ? true : undefined, 5_000, 20)
+    engine.failRemoving = false
+    await allocator.stop()
+    assert.deepEqual([allocator.instances(), [...engine.containers.values()]], [[], []])
+  })
+
   it('removes at start the folders no container names and the containers no instance id names, and nothing else', async () => {
     const { allocator, engine, stateDir } = await setUp({ adoptTimeoutMs: 60_000 })
     const allocatorId = engine.allocatorNode.peerId.toString()
