@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { chmod, chown } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { describe, it } from 'node:test'
+import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { RateLimiter } from '../src/rate-limit.ts'
 import { tempDir } from './helpers.ts'
@@ -13,11 +13,17 @@ const run = promisify(execFile)
 const ALLOCATOR = new URL('../bin/allocator.js', import.meta.url).pathname
 const PROXY = new URL('../../proxy/bin/proxy.js', import.meta.url).pathname
 
+// the HOME of the CLIs run here: what they write under it (the identity key an allocator makes
+// before it refuses --keep-instances) goes with it, never into a folder other runs share
+let home: { path: string, remove: () => Promise<void> }
+before(async () => { home = await tempDir('physarum-cli-home') })
+after(async () => { await home.remove() })
+
 async function cli (bin: string, args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   try {
     // a daemon that took bad input for good would run on: killed, it fails the assertions; an
     // allocator would find no engine meanwhile, not the host's
-    const env = { PATH: process.env.PATH ?? '', HOME: '/tmp', DOCKER_HOST: 'unix:///nonexistent/docker.sock' }
+    const env = { PATH: process.env.PATH ?? '', HOME: home.path, DOCKER_HOST: 'unix:///nonexistent/docker.sock' }
     const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env, timeout: 30_000 })
     return { code: 0, stdout, stderr }
   } catch (err) {
