@@ -10,6 +10,11 @@ import type { PrivateKey } from '@libp2p/interface'
  * with mode 0600 when the file does not exist, so a node keeps its peer id across restarts.
  */
 export async function loadOrCreateIdentity (path: string): Promise<PrivateKey> {
+  return await readIdentity(path) ?? await createIdentity(path)
+}
+
+/** The key in `path`; undefined when there is no such file. */
+async function readIdentity (path: string): Promise<PrivateKey | undefined> {
   let bytes: Uint8Array
   try {
     bytes = await readFile(path)
@@ -17,7 +22,7 @@ export async function loadOrCreateIdentity (path: string): Promise<PrivateKey> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new IdentityError(`Cannot read the identity key file ${path}: ${(err as Error).message}`)
     }
-    return await createIdentity(path)
+    return undefined
   }
   try {
     return privateKeyFromProtobuf(bytes)
@@ -51,7 +56,13 @@ async function createIdentity (path: string): Promise<PrivateKey> {
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      return await loadOrCreateIdentity(path)
+      // another start linked its key first; read once, not again and again: a name that exists
+      // and reads as missing is a symbolic link whose target is missing
+      const raced = await readIdentity(path)
+      if (raced == null) {
+        throw new IdentityError(`The identity key file ${path} is a symbolic link to a file that does not exist: point it at the key, or remove it to create a new identity`)
+      }
+      return raced
     }
     throw new IdentityError(`Cannot create the identity key file ${path}: ${(err as Error).message}`)
   } finally {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -98,6 +98,14 @@ describe('shared node options', () => {
     assert.equal(new Set(keys.map(k => peerIdFromPrivateKey(k).toString())).size, 1)
     assert.deepEqual(await readdir(folder), ['identity.key'])
     assert.equal((await stat(join(folder, 'identity.key'))).mode & 0o777, 0o600)
+  })
+
+  it('refuses an identity key that is a symbolic link to nothing, leaving nothing behind', async () => {
+    const folder = join(await dir, 'dangling')
+    await mkdir(folder)
+    await symlink(join(folder, 'not-mounted', 'identity.key'), join(folder, 'identity.key'))
+    await assert.rejects(loadOrCreateIdentity(join(folder, 'identity.key')), { name: 'IdentityError', message: /identity\.key is a symbolic link to a file that does not exist/ })
+    assert.deepEqual(await readdir(folder), ['identity.key'])
   })
 
   it('refuses bad input with an error naming the flag', async () => {
