@@ -11,7 +11,11 @@ export function serviceTopic (contentHash: string): string {
 }
 
 export const DEFAULT_REPROVIDE_INTERVAL_MS = 10 * 60_000
-/** How long provider records stay valid on the peers that store them. */
+/**
+ * How long provider records stay valid on the peers that store them: the DHT drops an expired one
+ * at its next sweep, a quarter of this later at most, so a provider that stopped is found for up
+ * to 37.5 min (the client proxy skips one that says it stopped serving, see identify push).
+ */
 export const DEFAULT_PROVIDE_VALIDITY_S = 30 * 60
 export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 15_000
 export const BOOTSTRAP_BACKOFF_MIN_MS = 250

@@ -1,13 +1,18 @@
+import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
+import { create as createDigest } from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { DEFAULT_REPROVIDE_INTERVAL_MS } from './constants.ts'
 import type { AbortOptions, ComponentLogger, ContentRouting, Libp2pEvents, Logger, PeerId, PeerInfo, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 
-/** The DHT key of a topic: CIDv1(raw, sha256(UTF-8 topic)). */
-export async function topicCid (topic: string): Promise<CID> {
-  return CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(topic)))
+/**
+ * The DHT key of a topic: CIDv1(raw, sha256(UTF-8 topic)). Synchronous: provide() records its
+ * topic before it awaits anything, so a stopProviding() right after it always finds the topic.
+ */
+export function topicCid (topic: string): CID {
+  return CID.createV1(raw.code, createDigest(sha256.code, createHash('sha256').update(topic, 'utf8').digest()))
 }
 
 export interface DiscoveryInit {
@@ -82,15 +87,14 @@ export class Discovery implements Startable {
    * which also ends this promise early, without an error: the caller asked for that.
    */
   async provide (topic: string, options?: AbortOptions): Promise<void> {
-    const cid = await topicCid(topic)
     let provided = this.#topics.get(topic)
     if (provided == null) {
-      provided = { cid, stopped: new AbortController() }
+      provided = { cid: topicCid(topic), stopped: new AbortController() }
       this.#topics.set(topic, provided)
     }
     const { stopped } = provided
     try {
-      await this.#components.contentRouting.provide(cid, { signal: AbortSignal.any([this.#controller.signal, stopped.signal, ...(options?.signal == null ? [] : [options.signal])]) })
+      await this.#components.contentRouting.provide(provided.cid, { signal: AbortSignal.any([this.#controller.signal, stopped.signal, ...(options?.signal == null ? [] : [options.signal])]) })
     } catch (err) {
       if (!stopped.signal.aborted) {
         throw err
@@ -106,14 +110,13 @@ export class Discovery implements Startable {
     const provided = this.#topics.get(topic)
     this.#topics.delete(topic)
     provided?.stopped.abort()
-    await this.#components.contentRouting.cancelReprovide(provided?.cid ?? await topicCid(topic), options)
+    await this.#components.contentRouting.cancelReprovide(provided?.cid ?? topicCid(topic), options)
   }
 
   /** The peers providing `topic`, each once, as they are found. */
   async * findProviders (topic: string, options?: AbortOptions): AsyncGenerator<PeerInfo> {
     const seen = new Set<string>()
-    const cid = await topicCid(topic)
-    for await (const provider of this.#components.contentRouting.findProviders(cid, options)) {
+    for await (const provider of this.#components.contentRouting.findProviders(topicCid(topic), options)) {
       const id = provider.id.toString()
       if (!seen.has(id)) {
         seen.add(id)

@@ -186,7 +186,8 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
         // the default mapper drops private and loopback addresses: a LAN overlay then finds
         // providers it cannot dial
         peerInfoMapper: passthroughMapper,
-        providers: { provideValidity, cleanupInterval: Math.max(1, Math.min(provideValidity, 600)) },
+        // kad-dht 16 reads no `providers` options: records other peers stored expire only on the
+        // reprovider's sweep (every `interval`), so they are served for up to validity + interval
         reprovide: { validity: provideValidity * 1000, threshold: Math.floor(provideValidity * 500), interval: Math.max(1000, Math.floor(provideValidity * 250)) }
       }),
       bootstrap: bootstrapper({ addrs: bootstrapAddrs }),

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { topicCid } from '../src/index.ts'
 import { eventually, startDelayRelay, startNode, stopAll } from './helpers.ts'
 import type { DelayRelay } from './helpers.ts'
@@ -121,8 +124,8 @@ describe('stopping a topic', () => {
     const provider = await startNode({ bootstrap: [`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${bootstrap.peerId.toString()}`], reprovideIntervalMs: 100 })
     nodes.push(provider)
     const provides = recordProvides(provider)
-    const goes = (await topicCid('test:goes')).toString()
-    const kept = (await topicCid('test:kept')).toString()
+    const goes = topicCid('test:goes').toString()
+    const kept = topicCid('test:kept').toString()
 
     const keptCaller = provider.discovery.provide('test:kept')
     const caller = provider.discovery.provide('test:goes')
@@ -146,5 +149,22 @@ describe('stopping a topic', () => {
     assert.deepEqual(going.map(p => p.outcome?.status), going.map(() => 'fulfilled'))
     assert.equal(provides.filter(p => p.key === goes).length, startedBeforeStop, 'the stopped topic was provided again')
     assert.deepEqual(provider.discovery.topics(), ['test:kept'])
+  })
+
+  it('stops a topic whose provide was called just before, in the same turn', async () => {
+    const node = await startNode({ reprovideIntervalMs: 100 })
+    nodes.push(node)
+    const provides = recordProvides(node)
+    const caller = node.discovery.provide('test:at-once')
+    await node.discovery.stopProviding('test:at-once')
+    await caller
+    assert.deepEqual(node.discovery.topics(), [])
+    const started = provides.length
+    await new Promise(resolve => setTimeout(resolve, 400))
+    assert.equal(provides.length, started, 'the stopped topic was provided again')
+  })
+
+  it('keys a topic as CIDv1(raw, sha256 of the topic), as every version of physarum did', async () => {
+    assert.equal(topicCid('physarum:allocator').toString(), CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode('physarum:allocator'))).toString())
   })
 })
