@@ -399,6 +399,11 @@ export class RegistryStore {
       throw new InvalidRecordError('pageSize', `must be a whole number from 1 to ${MAX_PAGE_SIZE}, not ${pageSize}`)
     }
     const token = options.pageToken == null || options.pageToken === '' ? undefined : decodeToken(options.pageToken)
+    // the page starts after the token's key but ends with the prefix: a token of a listing with
+    // another prefix would start outside it and return names that do not have the prefix
+    if (token != null && !token.after.startsWith(prefix)) {
+      throw new InvalidRecordError('pageToken', `continues a listing of names after ${JSON.stringify(token.after)}, which does not start with the prefix ${JSON.stringify(prefix)}: give the prefix the previous page was asked with, or start the listing again`)
+    }
     // the token holds the last key's bytes after the prefix, one character a byte (latin1): a key
     // written by hand that is not UTF-8 is passed, not met again (names are ASCII, alike either way)
     const start = token == null ? this.#key(prefix) : Buffer.concat([this.#prefix, Buffer.from(token.after, 'latin1'), Buffer.from([0])])

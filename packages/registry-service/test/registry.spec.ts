@@ -65,6 +65,9 @@ describe('registry service and client, two registries sharing one etcd', () => {
     const second = await viaOne.list({ prefix: 'calc-', pageSize: 2, pageToken: first.nextPageToken })
     assert.deepEqual(second.records.map(r => r.name), ['calc-server:2.0', 'calc-x'])
     assert.equal(second.nextPageToken, '')
+    // a token continues only a listing of its own prefix: another prefix's does not read past it
+    await assert.rejects(viaOne.list({ prefix: 'other', pageSize: 2, pageToken: first.nextPageToken }),
+      { name: 'RpcFailureError', code: 'BAD_REQUEST', message: /^pageToken: continues a listing of names after "calc-server:1\.1", which does not start with the prefix "other"/ })
     const all = []
     for await (const record of viaTwo.listAll({ pageSize: 3 })) {
       all.push(record.name)
