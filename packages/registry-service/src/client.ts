@@ -350,9 +350,16 @@ export class RegistryClient {
     return cached.record
   }
 
+  /** Caches `record` and returns it, or the newer revision of it already cached. */
   #remember (record: ServiceRecord): ServiceRecord {
     const ttl = this.#options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS
     if (ttl > 0) {
+      // a Get answered before a write landed may arrive after the write's own answer: its older
+      // record would otherwise be served for a whole TTL
+      const cached = this.#cache.get(record.name)
+      if (cached != null && BigInt(cached.record.revision) > BigInt(record.revision)) {
+        return cached.record
+      }
       const now = Date.now()
       this.#cache.delete(record.name)
       this.#cache.set(record.name, { record, expires: now + ttl, fetchedAt: now })

@@ -128,6 +128,36 @@ describe('registry service and client, two registries sharing one etcd', () => {
     await assert.rejects(viaOne.get('cas-server'), { code: 'NOT_FOUND' })
   })
 
+  it('keeps the newer record cached when a Get read before a write is answered after it', async () => {
+    const client = createRegistryClient(admin.node, { peers: [one.node.multiaddrs()[0]!], cacheTtlMs: 60_000 })
+    const first = await client.add(sampleRecord('racing-server'))
+    // the registry reads the record at once and holds its answer, as a slow path would
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    let readDone!: () => void
+    const readOld = new Promise<void>(resolve => { readDone = resolve })
+    const read = one.store.get.bind(one.store)
+    one.store.get = async (name) => {
+      const record = await read(name)
+      readDone()
+      await held
+      return record
+    }
+    try {
+      const slow = client.get('racing-server', { fresh: true })
+      await readOld
+      const second = await client.add(sampleRecord('racing-server', { softRttMs: 60 }))
+      release()
+      const late = await slow
+      assert.ok(BigInt(second.revision) > BigInt(first.revision))
+      assert.deepEqual(await client.get('racing-server'), second, 'the cache keeps the newer record')
+      assert.deepEqual(late, second, 'the late answer gives way to the newer record')
+    } finally {
+      release()
+      one.store.get = read
+    }
+  })
+
   it('finds both registries through the DHT, ranks them by RTT, and caches Get for its TTL', async () => {
     // a client keeps its ranking for a minute, even one that a loaded host made from one answer:
     // each attempt is a new client, which walks the DHT afresh
