@@ -255,6 +255,24 @@ export class RegistryClient {
     }
   }
 
+  /**
+   * Asks a registry whether this node may write (Add, Delete, Join), before work that ends in a
+   * write: true when it may, RpcFailureError UNAUTHORIZED when it may not, false when the registry
+   * cannot tell (one from before the question refuses it with BAD_REQUEST) and the write will.
+   */
+  async mayWrite (options: AbortOptions = {}): Promise<boolean> {
+    try {
+      await this.#call({ mayWrite: {} }, options)
+      return true
+    } catch (err) {
+      // the request has nothing else a registry could refuse
+      if (err instanceof RpcFailureError && err.code === 'BAD_REQUEST') {
+        return false
+      }
+      throw err
+    }
+  }
+
   /** Asks a registry to add an etcd member (used by `registry-service --join-etcd-cluster`). */
   async join (memberName: string, peerUrls: string[], options: AbortOptions = {}): Promise<JoinAnswer> {
     const { response } = await this.#call({ join: { memberName, peerUrls } }, options)

@@ -36,7 +36,8 @@ const REQUEST: MessageSchema = {
   3: { name: 'list', wire: 2, message: { 1: { name: 'prefix', wire: 2 }, 2: { name: 'page_size', wire: 0 }, 3: { name: 'page_token', wire: 2 } } },
   4: { name: 'delete', wire: 2, message: { 1: { name: 'name', wire: 2 }, 2: { name: 'expected_revision', wire: 0 } } },
   5: { name: 'join', wire: 2, message: { 1: { name: 'member_name', wire: 2 }, 2: { name: 'peer_urls', wire: 2 } } },
-  6: { name: 'get_many', wire: 2, message: { 1: { name: 'names', wire: 2 } } }
+  6: { name: 'get_many', wire: 2, message: { 1: { name: 'names', wire: 2 } } },
+  7: { name: 'may_write', wire: 2, message: {} }
 }
 
 function readVarint (bytes: Uint8Array, at: { pos: number }): number {

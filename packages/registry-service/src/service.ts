@@ -37,9 +37,10 @@ export interface RegistryService {
   health(): Promise<StoreHealth>
 }
 
-export type Operation = 'add' | 'get' | 'getMany' | 'list' | 'delete' | 'join'
-const OPERATIONS: Operation[] = ['add', 'get', 'getMany', 'list', 'delete', 'join']
-const WRITES = new Set<Operation>(['add', 'delete', 'join'])
+export type Operation = 'add' | 'get' | 'getMany' | 'list' | 'delete' | 'join' | 'mayWrite'
+const OPERATIONS: Operation[] = ['add', 'get', 'getMany', 'list', 'delete', 'join', 'mayWrite']
+// MayWrite asks whether the others would be allowed: it is authorized as they are
+const WRITES = new Set<Operation>(['add', 'delete', 'join', 'mayWrite'])
 
 const MEMBER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
@@ -84,7 +85,8 @@ function badRequest (err: unknown): unknown {
 /**
  * The registry's protocol handler: Add, Get, List, Delete and Join, over the store. Writes (and
  * Join, which admits a new etcd member) only from `admins`, or from anyone with `openWrites`;
- * reads from any overlay member (the PSK already keeps everyone else out).
+ * reads from any overlay member (the PSK already keeps everyone else out). MayWrite tells a
+ * caller whether it may write before it does work that ends in a write.
  */
 export function createRegistryService (components: RegistryServiceComponents, init: RegistryServiceInit = {}): RegistryService {
   const { node, store, registry } = components
@@ -126,7 +128,7 @@ export function createRegistryService (components: RegistryServiceComponents, in
 
   const authorize = (operation: Operation, peer: PeerId): void => {
     if (WRITES.has(operation) && !openWrites && !admins.has(peer.toString())) {
-      throw new RpcFailureError('UNAUTHORIZED', `${peer.toString()} may not ${operation}: writes are allowed only from the registry's --admin peers`)
+      throw new RpcFailureError('UNAUTHORIZED', `${peer.toString()} may not ${operation === 'mayWrite' ? 'write' : operation}: writes are allowed only from the registry's --admin peers`)
     }
   }
 
@@ -204,6 +206,8 @@ export function createRegistryService (components: RegistryServiceComponents, in
         log.info({ memberName: join.memberName, peerUrls: join.peerUrls, memberId: member.ID }, 'added an etcd member')
         return { join: { initialCluster, clientUrls: members.flatMap(m => m.clientURLs) } }
       }
+      case 'mayWrite':
+        return { mayWrite: {} }
     }
   }
 

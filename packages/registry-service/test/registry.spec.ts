@@ -208,6 +208,10 @@ describe('registry service and client, two registries sharing one etcd', () => {
     await assert.rejects(stranger.client.add(sampleRecord('intruder')), { code: 'UNAUTHORIZED' })
     await assert.rejects(stranger.client.delete('guarded-server'), { code: 'UNAUTHORIZED' })
     await assert.rejects(stranger.client.join('intruder', ['http://127.0.0.1:1']), { code: 'UNAUTHORIZED' })
+    // asked before the work that ends in a write: refused the same way, allowed for an admin
+    await assert.rejects(stranger.client.mayWrite(), { name: 'RpcFailureError', code: 'UNAUTHORIZED', message: new RegExp(`${stranger.node.peerId.toString()} may not write: writes are allowed only from the registry's --admin peers`) })
+    assert.equal(await viaOne.mayWrite(), true)
+    assert.match(await one.registry.metrics(), /physarum_registry_requests_total\{operation="mayWrite",outcome="UNAUTHORIZED"\} 1/)
     assert.equal((await stranger.client.get('guarded-server')).softRttMs, 20)
     assert.ok((await stranger.client.list()).records.some(r => r.name === 'guarded-server'))
     assert.deepEqual(await etcdSnapshot(etcd.endpoint), before)

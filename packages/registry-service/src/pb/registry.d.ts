@@ -148,6 +148,14 @@ export declare namespace GetManyRequest {
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetManyRequest>): GetManyRequest;
     function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetManyRequest>): Generator<GetManyRequestNamesFieldEvent>;
 }
+export interface MayWriteRequest {
+}
+export declare namespace MayWriteRequest {
+    const codec: () => Codec<MayWriteRequest>;
+    function encode(obj: Partial<MayWriteRequest>): Uint8Array<ArrayBuffer>;
+    function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<MayWriteRequest>): MayWriteRequest;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<MayWriteRequest>): Generator<{}>;
+}
 export interface ListRequest {
     prefix: string;
     pageSize: number;
@@ -215,6 +223,7 @@ export interface Request {
     delete?: DeleteRequest;
     join?: JoinRequest;
     getMany?: GetManyRequest;
+    mayWrite?: MayWriteRequest;
 }
 export declare namespace Request {
     const codec: () => Codec<Request>;
@@ -513,6 +522,14 @@ export declare namespace GetManyResponse {
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetManyResponse>): GetManyResponse;
     function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetManyResponse>): Generator<GetManyResponseResultsRecordNameFieldEvent | GetManyResponseResultsRecordContentHashFieldEvent | GetManyResponseResultsRecordImageFieldEvent | GetManyResponseResultsRecordSoftRttMsFieldEvent | GetManyResponseResultsRecordHardRttMsFieldEvent | GetManyResponseResultsRecordCpuFieldEvent | GetManyResponseResultsRecordMemoryMbFieldEvent | GetManyResponseResultsRecordProxyClientModeFieldEvent | GetManyResponseResultsRecordCreatedAtFieldEvent | GetManyResponseResultsRecordUpdatedAtFieldEvent | GetManyResponseResultsRecordRevisionFieldEvent | GetManyResponseResultsFailureCodeFieldEvent | GetManyResponseResultsFailureMessageFieldEvent>;
 }
+export interface MayWriteResponse {
+}
+export declare namespace MayWriteResponse {
+    const codec: () => Codec<MayWriteResponse>;
+    function encode(obj: Partial<MayWriteResponse>): Uint8Array<ArrayBuffer>;
+    function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<MayWriteResponse>): MayWriteResponse;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<MayWriteResponse>): Generator<{}>;
+}
 export interface DeleteResponse {
     revision: bigint;
 }
@@ -552,6 +569,7 @@ export interface Response {
     join?: JoinResponse;
     failure?: Failure;
     getMany?: GetManyResponse;
+    mayWrite?: MayWriteResponse;
 }
 export declare namespace Response {
     const codec: () => Codec<Response>;

@@ -1,3 +1,4 @@
+/* eslint-disable require-yield */
 import { decodeMessage, encodeMessage, enumeration, MaxLengthError, message, streamMessage } from 'protons-runtime';
 export var ServiceRecord;
 (function (ServiceRecord) {
@@ -466,6 +467,59 @@ export var GetManyRequest;
     }
     GetManyRequest.stream = stream;
 })(GetManyRequest || (GetManyRequest = {}));
+export var MayWriteRequest;
+(function (MayWriteRequest) {
+    let _codec;
+    MayWriteRequest.codec = () => {
+        if (_codec == null) {
+            _codec = message((obj, w, opts = {}) => {
+                if (opts.lengthDelimited !== false) {
+                    w.fork();
+                }
+                if (opts.lengthDelimited !== false) {
+                    w.ldelim();
+                }
+            }, (reader, length, opts = {}) => {
+                const obj = {};
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+                return obj;
+            }, function* (reader, length, prefix, opts = {}) {
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        return _codec;
+    };
+    function encode(obj) {
+        return encodeMessage(obj, MayWriteRequest.codec());
+    }
+    MayWriteRequest.encode = encode;
+    function decode(buf, opts) {
+        return decodeMessage(buf, MayWriteRequest.codec(), opts);
+    }
+    MayWriteRequest.decode = decode;
+    function stream(buf, opts) {
+        return streamMessage(buf, MayWriteRequest.codec(), opts);
+    }
+    MayWriteRequest.stream = stream;
+})(MayWriteRequest || (MayWriteRequest = {}));
 export var ListRequest;
 (function (ListRequest) {
     let _codec;
@@ -785,6 +839,10 @@ export var Request;
                     w.uint32(50);
                     GetManyRequest.codec().encode(obj.getMany, w);
                 }
+                if (obj.mayWrite != null) {
+                    w.uint32(58);
+                    MayWriteRequest.codec().encode(obj.mayWrite, w);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
@@ -827,6 +885,12 @@ export var Request;
                         case 6: {
                             obj.getMany = GetManyRequest.codec().decode(reader, reader.uint32(), {
                                 limits: opts.limits?.getMany
+                            });
+                            break;
+                        }
+                        case 7: {
+                            obj.mayWrite = MayWriteRequest.codec().decode(reader, reader.uint32(), {
+                                limits: opts.limits?.mayWrite
                             });
                             break;
                         }
@@ -875,6 +939,12 @@ export var Request;
                         case 6: {
                             yield* GetManyRequest.codec().stream(reader, reader.uint32(), `${prefix}.getMany`, {
                                 limits: opts.limits?.getMany
+                            });
+                            break;
+                        }
+                        case 7: {
+                            yield* MayWriteRequest.codec().stream(reader, reader.uint32(), `${prefix}.mayWrite`, {
+                                limits: opts.limits?.mayWrite
                             });
                             break;
                         }
@@ -1178,6 +1248,59 @@ export var GetManyResponse;
     }
     GetManyResponse.stream = stream;
 })(GetManyResponse || (GetManyResponse = {}));
+export var MayWriteResponse;
+(function (MayWriteResponse) {
+    let _codec;
+    MayWriteResponse.codec = () => {
+        if (_codec == null) {
+            _codec = message((obj, w, opts = {}) => {
+                if (opts.lengthDelimited !== false) {
+                    w.fork();
+                }
+                if (opts.lengthDelimited !== false) {
+                    w.ldelim();
+                }
+            }, (reader, length, opts = {}) => {
+                const obj = {};
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+                return obj;
+            }, function* (reader, length, prefix, opts = {}) {
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        return _codec;
+    };
+    function encode(obj) {
+        return encodeMessage(obj, MayWriteResponse.codec());
+    }
+    MayWriteResponse.encode = encode;
+    function decode(buf, opts) {
+        return decodeMessage(buf, MayWriteResponse.codec(), opts);
+    }
+    MayWriteResponse.decode = decode;
+    function stream(buf, opts) {
+        return streamMessage(buf, MayWriteResponse.codec(), opts);
+    }
+    MayWriteResponse.stream = stream;
+})(MayWriteResponse || (MayWriteResponse = {}));
 export var DeleteResponse;
 (function (DeleteResponse) {
     let _codec;
@@ -1380,6 +1503,10 @@ export var Response;
                     w.uint32(50);
                     GetManyResponse.codec().encode(obj.getMany, w);
                 }
+                if (obj.mayWrite != null) {
+                    w.uint32(58);
+                    MayWriteResponse.codec().encode(obj.mayWrite, w);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
@@ -1422,6 +1549,12 @@ export var Response;
                         case 6: {
                             obj.getMany = GetManyResponse.codec().decode(reader, reader.uint32(), {
                                 limits: opts.limits?.getMany
+                            });
+                            break;
+                        }
+                        case 7: {
+                            obj.mayWrite = MayWriteResponse.codec().decode(reader, reader.uint32(), {
+                                limits: opts.limits?.mayWrite
                             });
                             break;
                         }
@@ -1470,6 +1603,12 @@ export var Response;
                         case 6: {
                             yield* GetManyResponse.codec().stream(reader, reader.uint32(), `${prefix}.getMany`, {
                                 limits: opts.limits?.getMany
+                            });
+                            break;
+                        }
+                        case 7: {
+                            yield* MayWriteResponse.codec().stream(reader, reader.uint32(), `${prefix}.mayWrite`, {
+                                limits: opts.limits?.mayWrite
                             });
                             break;
                         }
