@@ -311,7 +311,7 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       [['add', 'a', 'b', 'c'], /Not enough non-option arguments/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), 'Bad/Name', 'hello'], /<image-name>: "Bad\/Name"/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'Hello World'], /<service-name>/],
-      [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'hello', '--cpu', '2000'], /--cpu: 2000 is not a number from 0 to 1024/],
+      [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'hello', '--cpu', '2000'], /--cpu: 2000 is not 0 \(no limit\) or a number from 0\.01 to 1024/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'hello', '--from', 'node:24\nRUN rm -rf /'], /--from: "node:24\\nRUN rm -rf \/" is not an image reference/],
       [['status', '--max-services', '-1', '--no-psk'], /--max-services: -1 is not a whole number of at least 1/],
       [['list'], /No pre-shared key/],

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { MAX_CPU, MAX_MEMORY_MB, validateName } from '@physarum/registry-service'
+import { InvalidRecordError, MAX_CPU, MAX_MEMORY_MB, MIN_CPU, MIN_MEMORY_MB, validateName, validateRecord } from '@physarum/registry-service'
 import Docker from 'dockerode'
 import { buildImage, createBuildContext } from '../build.ts'
 import { DEFAULT_FROM } from '../constants.ts'
@@ -62,8 +62,8 @@ export function builder (yargs: Argv): Argv<AddArgs> {
     .option('content-id', { type: 'string', describe: 'The content hash to register instead of the one computed from the image digest' })
     .option('from', { type: 'string', describe: `Base image instead of DockerConf.From [default: DockerConf.From, else ${DEFAULT_FROM}]` })
     .option('build-network', { type: 'string', describe: 'Network for the Run steps (docker build --network), e.g. host on an engine without a bridge' })
-    .option('cpu', { type: 'number', default: 0, describe: 'CPU cores for one instance (0: no limit)' })
-    .option('memory-mb', { type: 'number', default: 0, describe: 'Memory for one instance in MiB (0: no limit)' })
+    .option('cpu', { type: 'number', default: 0, describe: `CPU cores for one instance: 0 (no limit) or ${MIN_CPU} to ${MAX_CPU}` })
+    .option('memory-mb', { type: 'number', default: 0, describe: `Memory for one instance in MiB: 0 (no limit) or ${MIN_MEMORY_MB} to ${MAX_MEMORY_MB}` })
     .option('registry-user', { type: 'string', describe: 'Image registry user (env PHYSARUM_REGISTRY_USER) [default: from the Docker config file]' })
     .option('registry-password-stdin', { type: 'boolean', describe: 'Read the image registry password from stdin: to its end from a pipe or file (printf %s "$PW" | hl-cli add ...), one line typed on a terminal (env PHYSARUM_REGISTRY_PASSWORD)' })
     .option('quiet', { type: 'boolean', describe: 'No progress on stderr' })
@@ -85,9 +85,25 @@ export function builder (yargs: Argv): Argv<AddArgs> {
     .strictOptions()
 }
 
-function checkResource (flag: string, value: number, max: number, integer: boolean): void {
-  if (!Number.isFinite(value) || value < 0 || value > max || (integer && !Number.isInteger(value))) {
-    throw new UsageError(`--${flag}: ${value} is not ${integer ? 'a whole number' : 'a number'} from 0 to ${max}`)
+function checkResource (flag: string, value: number, min: number, max: number, integer: boolean): void {
+  // below the minimum every engine refuses to start the container, after the image was pulled
+  if (!Number.isFinite(value) || (value !== 0 && (value < min || value > max)) || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${flag}: ${value} is not 0 (no limit) or ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`)
+  }
+}
+
+/** The flag or argument each field of the record comes from; the image-conf.json's were checked with it. */
+const RECORD_SOURCES: Record<string, string> = { name: '<service-name>', contentHash: '--content-id', image: '<image-name>', cpu: '--cpu', memoryMb: '--memory-mb' }
+
+/** Checks the record as the registry will: a record it refuses is refused before the build and the push. */
+function checkRecord (record: ServiceRecordInput): void {
+  try {
+    validateRecord(record)
+  } catch (err) {
+    if (err instanceof InvalidRecordError) {
+      throw new UsageError(`${RECORD_SOURCES[err.field] ?? err.field}: the record's ${err.message}`)
+    }
+    throw err
   }
 }
 
@@ -97,8 +113,8 @@ export async function handler (args: AddArgs): Promise<void> {
     // everything about the input first: nothing is built or pushed for a mistake in it
     const ref = parseImageRef(args['image-name'])
     const service = validateName(args['service-name'], '<service-name>')
-    checkResource('cpu', args.cpu, MAX_CPU, false)
-    checkResource('memory-mb', args['memory-mb'], MAX_MEMORY_MB, true)
+    checkResource('cpu', args.cpu, MIN_CPU, MAX_CPU, false)
+    checkResource('memory-mb', args['memory-mb'], MIN_MEMORY_MB, MAX_MEMORY_MB, true)
     if (args['content-id'] != null && !/^[A-Za-z0-9][A-Za-z0-9._:+=-]{0,127}$/.test(args['content-id'])) {
       throw new UsageError(`--content-id: ${JSON.stringify(args['content-id'])} may hold only letters, digits and . _ : + = - (at most 128)`)
     }
@@ -108,6 +124,20 @@ export async function handler (args: AddArgs): Promise<void> {
     const confFile = resolve(args['image-conf'])
     const dir = resolve(args.dir)
     const { conf, sources, files } = await loadImageConf(args['image-conf'], dir)
+    const recordFor = (digest: string): ServiceRecordInput => ({
+      name: service,
+      contentHash: args['content-id'] ?? digest.slice('sha256:'.length),
+      image: imageByDigest(ref, digest),
+      softRttMs: conf.softRttMs,
+      hardRttMs: conf.hardRttMs,
+      cpu: args.cpu,
+      memoryMb: args['memory-mb'],
+      proxyClientMode: conf.proxyClientMode
+    })
+    if (adding) {
+      // with a stand-in digest: the pushed image's has the same form
+      checkRecord(recordFor(`sha256:${'0'.repeat(64)}`))
+    }
     const auth = await resolveRegistryAuth(ref.host, {
       ...(args['registry-user'] == null ? {} : { user: args['registry-user'] }),
       ...(args['registry-password-stdin'] === true ? { readPassword: async () => await readSecret(`Password for ${ref.host}: `) } : {}),
@@ -155,21 +185,11 @@ export async function handler (args: AddArgs): Promise<void> {
         progress.line(`Pushing ${ref.local} to ${ref.host}`)
         digest = await pushImage(docker, ref, auth, progress)
       }
-      const image = imageByDigest(ref, digest)
-      const contentHash = args['content-id'] ?? digest.slice('sha256:'.length)
+      const record = recordFor(digest)
+      const { image, contentHash } = record
 
       const summary: AddSummary = { name: service, image, digest, contentHash, ...(imageId == null ? {} : { imageId }), registered: false }
       if (overlay != null) {
-        const record: ServiceRecordInput = {
-          name: service,
-          contentHash,
-          image,
-          softRttMs: conf.softRttMs,
-          hardRttMs: conf.hardRttMs,
-          cpu: args.cpu,
-          memoryMb: args['memory-mb'],
-          proxyClientMode: conf.proxyClientMode
-        }
         progress.line(`Registering ${service}`)
         const stored = await overlay.client.add(record, { signal: AbortSignal.timeout(args.timeout) }).catch((err: unknown) => {
           const unanswered = unansweredWrite(err, args.timeout)
