@@ -2,8 +2,11 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { etcdSnapshot, startNode, startRegistry, stopAll, tempDir, TestEtcd } from '../../registry-service/test/helpers.ts'
-import { FakeEngine } from './fake-engine.ts'
+import { handleRpc, RpcFailureError } from '@physarum/p2p'
+import { registryRpc } from '@physarum/registry-service'
+import { FAKE_DIGEST, FakeEngine } from './fake-engine.ts'
 import { DEMOS, runCli, TEST_PASSPHRASE } from './helpers.ts'
+import type { AddSummary } from '../src/index.ts'
 import type { CliResult } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { InProcessRegistry } from '../../registry-service/test/helpers.ts'
@@ -66,4 +69,58 @@ describe('hl-cli add checks what it can before it builds', { timeout: 120_000 },
     assert.match(help.stdout, /--cpu .*: 0 \(no limit\) or 0\.01 to 1024/)
     assert.match(help.stdout, /--memory-mb .*: 0 \(no limit\) or 6 to 1048576/)
   })
+
+  it('asks the registry whether it may write before it builds: an identity it does not know fails at once, an admin builds, pushes and registers', async () => {
+    const args = ['add', HELLO_CONF, HELLO_DIR, '127.0.0.1:5000/hello:1.0', 'hello-world-server', ...overlayArgs]
+    engine!.requests.length = 0
+    const intruder = await runCli([...args, '--ephemeral'], env)
+    assert.equal(intruder.code, 1, intruder.stderr)
+    assert.match(intruder.stderr, /The registry refused the write: 12D3\w+ may not write: writes are allowed only from the registry's --admin peers\. This hl-cli's peer id is 12D3\w+: start registry-service with --admin <that id>/)
+    assert.doesNotMatch(intruder.stderr, /Building /)
+    assert.deepEqual(engine!.asked(), [], 'nothing was built or pushed')
+    assert.deepEqual(await keysInEtcd(), [])
+
+    const admin = await runCli([...args, '--json'], env)
+    assert.equal(admin.code, 0, admin.stderr)
+    assert.deepEqual(engine!.asked(), ['GET /_ping', 'POST /build', 'POST /images/127.0.0.1:5000/hello/push'])
+    assert.equal((JSON.parse(admin.stdout) as AddSummary).image, `127.0.0.1:5000/hello@${FAKE_DIGEST}`)
+    assert.deepEqual(await keysInEtcd(), ['/physarum/v1/services/hello-world-server'])
+  })
+
+  it('goes on as before with a registry from before MayWrite: the write itself tells', async () => {
+    const older = await startNode({ bootstrap: [bootstrap!.multiaddrs()[0]!.toString()] })
+    const asked: string[] = []
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    await handleRpc(older.libp2p, registryRpc, async (request) => {
+      if (request.add?.record != null) {
+        asked.push(`add ${request.add.record.name}`)
+        if (request.add.record.name === 'hello-silent') {
+          await held
+        }
+        return { record: { ...request.add.record, createdAt: '2026-11-25T00:00:00.000Z', updatedAt: '2026-11-25T00:00:00.000Z', revision: 5n } }
+      }
+      asked.push(Object.keys(request).join(','))
+      // what a registry from before it answers a request with its field
+      throw new RpcFailureError('BAD_REQUEST', 'Malformed request: unknown field 7 in Request')
+    }, { log: older.libp2p.logger.forComponent('test:older-registry') })
+    try {
+      const args = (name: string): string[] => ['add', HELLO_CONF, HELLO_DIR, '127.0.0.1:5000/hello:1.0', name, '-bootstrap', bootstrap!.multiaddrs()[0]!.toString(), '--listen', '/ip4/127.0.0.1/tcp/0', '--registry', older.multiaddrs()[0]!.toString()]
+      engine!.requests.length = 0
+      const added = await runCli(args('hello-world-server'), env)
+      assert.equal(added.code, 0, added.stderr)
+      assert.deepEqual(asked.splice(0), ['mayWrite', 'add hello-world-server'])
+      assert.deepEqual(engine!.asked(), ['GET /_ping', 'POST /build', 'POST /images/127.0.0.1:5000/hello/push'])
+
+      // a registry that takes the write and never answers: the record may be there or not
+      const silent = await runCli([...args('hello-silent'), '--timeout', '2s'], env)
+      assert.equal(silent.code, 1, silent.stderr)
+      assert.match(silent.stderr, new RegExp(`127\\.0\\.0\\.1:5000/hello@${FAKE_DIGEST} is pushed, but registering hello-silent ended with no answer within --timeout \\(2s\\): the record may have been written or not\\. See with hl-cli get hello-silent`))
+      assert.deepEqual(asked, ['mayWrite', 'add hello-silent'])
+    } finally {
+      release()
+      await older.stop()
+    }
+  })
 })
+

@@ -78,7 +78,7 @@ export function builder (yargs: Argv): Argv<AddArgs> {
       '',
       'Image registry credentials: --registry-user with --registry-password-stdin (or PHYSARUM_REGISTRY_PASSWORD), else PHYSARUM_REGISTRY_USER and PHYSARUM_REGISTRY_PASSWORD (the password alone is refused), else the Docker config file ($DOCKER_CONFIG/config.json or ~/.docker/config.json, credential helpers included), else none. hl-cli never prompts unless stdin is a terminal and --registry-password-stdin is given. The Docker engine is DOCKER_HOST (default /var/run/docker.sock).',
       '',
-      'Order: the config and flags are checked, then the overlay is joined and a registry-service found (unless --no-add), then the image is built and pushed, and only then is the record written: a failure at any step leaves no record behind. Progress goes to stderr (plain lines when it is not a terminal); the summary (or --json) to stdout.',
+      'Order: the config, flags and record are checked, then the overlay is joined, a registry-service found and asked whether this hl-cli may write (unless --no-add), then the image is built and pushed, and only then is the record written: a failure at any step leaves no record behind. Progress goes to stderr (plain lines when it is not a terminal); the summary (or --json) to stdout.',
       '',
       'Exit codes: 0 done, 1 failure, 2 usage or a bad image-conf.json.'
     ].join('\n'))
@@ -156,6 +156,11 @@ export async function handler (args: AddArgs): Promise<void> {
         const ranked = await overlay.client.registries()
         registryPeer = ranked[0]?.peerId.toString()
         progress.line(`Registry-service: ${registryPeer ?? '?'}${ranked[0]?.rttMs == null ? '' : ` (${ranked[0].rttMs.toFixed(1)} ms)`}`)
+        // the write comes after the build and the push: a refusal then would waste both. A
+        // registry from before this question cannot tell, and the write says it as before
+        await overlay.client.mayWrite({ signal: AbortSignal.timeout(args.timeout) }).catch((err: unknown) => {
+          throw explainRegistryError(err, overlay?.node.peerId)
+        })
       }
 
       const docker = new Docker()
