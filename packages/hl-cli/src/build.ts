@@ -138,7 +138,8 @@ export async function buildImage (docker: Docker, context: NodeJS.ReadableStream
       }
     })
   }).catch((err: Error) => { throw new BuildError(`The build stopped: ${err.message}`) })
-  progress.done()
+    // a stream that broke too: on a terminal its error would go on the end of the status line
+    .finally(() => { progress.done() })
   if (failure != null) {
     throw new BuildError(`The build failed: ${failure}`)
   }

@@ -209,7 +209,8 @@ export async function pushImage (docker: Docker, ref: ImageRef, auth: { auth: Re
       }
     })
   }).catch((err: Error) => { throw new PushError(`The push of ${ref.local} stopped: ${explain(err.message, ref, auth.source)}`) })
-  progress.done()
+    // a stream that broke too: on a terminal its error would go on the end of the status line
+    .finally(() => { progress.done() })
   if (failure != null) {
     throw new PushError(`The push of ${ref.local} failed: ${explain(failure, ref, auth.source)}`)
   }

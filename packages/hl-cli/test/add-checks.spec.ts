@@ -5,7 +5,7 @@ import { etcdSnapshot, startNode, startRegistry, stopAll, tempDir, TestEtcd } fr
 import { handleRpc, RpcFailureError } from '@physarum/p2p'
 import { registryRpc } from '@physarum/registry-service'
 import { FAKE_DIGEST, FakeEngine } from './fake-engine.ts'
-import { DEMOS, runCli, TEST_PASSPHRASE } from './helpers.ts'
+import { BIN, DEMOS, runCli, TEST_PASSPHRASE } from './helpers.ts'
 import type { AddSummary } from '../src/index.ts'
 import type { CliResult } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
@@ -124,3 +124,28 @@ describe('hl-cli add checks what it can before it builds', { timeout: 120_000 },
   })
 })
 
+describe('hl-cli add on a terminal', { timeout: 60_000 }, () => {
+  it('ends the transfers\' status line before the error when a build or a push breaks mid-stream', async () => {
+    const state = await tempDir('hlc-tty')
+    const engine = await FakeEngine.start()
+    try {
+      // under script(1), stdout and stderr are a terminal: the transfers share one redrawn line
+      const add = async (): Promise<string[]> => {
+        const result = await runCli(['-qec', [process.execPath, BIN, 'add', HELLO_CONF, HELLO_DIR, '127.0.0.1:5000/hello:1.0', 'hello-world-server', '--no-add'].map(arg => `'${arg}'`).join(' '), '/dev/null'],
+          { DOCKER_HOST: engine.host, DOCKER_CONFIG: join(state.path, 'no-docker-config'), PHYSARUM_STATE_DIR: state.path }, { program: 'script' })
+        assert.equal(result.code, 1, result.stdout)
+        return result.stdout.split('\r\n')
+      }
+      engine.breaks = 'build'
+      const build = await add()
+      assert.ok(build.some(line => line.startsWith('hl-cli: The build stopped: ')), `the error on a line of its own: ${JSON.stringify(build)}`)
+      assert.ok(build.some(line => line.endsWith('0/1 layers done, 512 B of 4.0 KiB')), 'the status line was drawn')
+      engine.breaks = 'push'
+      const push = await add()
+      assert.ok(push.some(line => line.startsWith('hl-cli: The push of 127.0.0.1:5000/hello:1.0 stopped: ')), `the error on a line of its own: ${JSON.stringify(push)}`)
+    } finally {
+      await engine.stop()
+      await state.remove()
+    }
+  })
+})

@@ -16,12 +16,12 @@ export interface EngineRequest {
 /**
  * A Docker engine API on 127.0.0.1 (for DOCKER_HOST=tcp://...) that answers what `hl-cli add`
  * asks, ping, build and push, with the messages a real engine streams, without building anything;
- * it records every request. With `breakStreams`, a build or push sends one layer's progress and
- * then ends the connection mid-stream.
+ * it records every request.
  */
 export class FakeEngine {
   readonly requests: EngineRequest[] = []
-  breakStreams = false
+  /** This one sends one layer's progress and then ends the connection mid-stream. */
+  breaks?: 'build' | 'push'
   readonly #server: Server
 
   private constructor (server: Server) {
@@ -67,14 +67,14 @@ export class FakeEngine {
       if (path === '/_ping') {
         res.end('OK')
       } else if (req.method === 'POST' && path === '/build') {
-        this.#stream(res, [
+        this.#stream(res, this.breaks === 'build', [
           { status: 'Downloading', id: 'base-layer', progressDetail: { current: 512, total: 4096 } },
           { stream: 'Step 1/1 : FROM scratch\n' },
           { aux: { ID: `sha256:${'1d'.repeat(32)}` } },
           { stream: 'Successfully built 1d1d1d1d1d1d\n' }
         ])
       } else if (req.method === 'POST' && /^\/images\/.+\/push$/.test(path)) {
-        this.#stream(res, [
+        this.#stream(res, this.breaks === 'push', [
           { status: 'Pushing', id: 'base-layer', progressDetail: { current: 512, total: 4096 } },
           { status: 'Pushed', id: 'base-layer' },
           { status: `1.0: digest: ${FAKE_DIGEST} size: 528` },
@@ -86,9 +86,9 @@ export class FakeEngine {
     })
   }
 
-  #stream (res: ServerResponse, messages: object[]): void {
+  #stream (res: ServerResponse, broken: boolean, messages: object[]): void {
     res.writeHead(200, { 'content-type': 'application/json' })
-    if (this.breakStreams) {
+    if (broken) {
       res.write(`${JSON.stringify(messages[0])}\r\n`, () => { res.destroy() })
       return
     }

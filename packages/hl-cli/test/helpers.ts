@@ -18,9 +18,10 @@ export interface CliResult {
 /**
  * Runs the real CLI to its end: `node bin/hl-cli.js ...args`, with this environment minus any
  * physarum settings, plus `env` (the PSK only ever through PHYSARUM_PSK). Killed after `timeoutMs`.
+ * With `program`, runs that with `args` instead (script(1), to give the CLI a terminal).
  */
-export async function runCli (args: string[], env: Record<string, string> = {}, options: { stdin?: string, timeoutMs?: number } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [BIN, ...args], {
+export async function runCli (args: string[], env: Record<string, string> = {}, options: { stdin?: string, timeoutMs?: number, program?: string } = {}): Promise<CliResult> {
+  const child = spawn(options.program ?? process.execPath, options.program == null ? [BIN, ...args] : args, {
     env: { ...cleanEnv(), ...env },
     stdio: [options.stdin == null ? 'ignore' : 'pipe', 'pipe', 'pipe']
   })
