@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { childEnv, PHYSARUM_ENV } from '@physarum/registry-service'
 import { PushError, UsageError } from './errors.ts'
 import type { ImageRef } from './image-ref.ts'
 import type { Progress } from './progress.ts'
@@ -23,7 +24,7 @@ export interface AuthSources {
    * is known, so that nobody types a password for a command that is then refused.
    */
   readPassword?: () => Promise<string>
-  /** PHYSARUM_REGISTRY_USER, PHYSARUM_REGISTRY_PASSWORD, DOCKER_CONFIG, HOME. */
+  /** PHYSARUM_REGISTRY_USER, PHYSARUM_REGISTRY_PASSWORD, DOCKER_CONFIG, HOME; a credential helper runs with it, without physarum's settings. */
   env: Record<string, string | undefined>
 }
 
@@ -94,7 +95,7 @@ export async function resolveRegistryAuth (host: string, sources: AuthSources): 
   const keys = host === 'docker.io' ? HUB_KEYS : [host]
   const helper = Object.entries(config.credHelpers ?? {}).find(([key]) => keys.includes(configKeyHost(key)) || keys.includes(key))?.[1] ?? config.credsStore
   if (helper != null && helper !== '') {
-    const fromHelper = await credentialHelper(helper, host === 'docker.io' ? serveraddress : host)
+    const fromHelper = await credentialHelper(helper, host === 'docker.io' ? serveraddress : host, sources.env)
     if (fromHelper != null) {
       return { auth: { ...fromHelper, serveraddress }, source: 'credential-helper' }
     }
@@ -119,11 +120,14 @@ export async function resolveRegistryAuth (host: string, sources: AuthSources): 
   return { auth: { serveraddress }, source: 'none' }
 }
 
-/** Asks `docker-credential-<helper>` for `server`'s credentials; undefined when it has none. */
-async function credentialHelper (helper: string, server: string): Promise<{ username?: string, password?: string, identitytoken?: string } | undefined> {
+/**
+ * Asks `docker-credential-<helper>` for `server`'s credentials; undefined when it has none. The
+ * helper, someone else's program, gets `env` without physarum's settings: not the overlay's key.
+ */
+async function credentialHelper (helper: string, server: string, env: Record<string, string | undefined>): Promise<{ username?: string, password?: string, identitytoken?: string } | undefined> {
   const program = `docker-credential-${helper}`
   const output = await new Promise<string | undefined>((resolve, reject) => {
-    const child = execFile(program, ['get'], { timeout: 30_000 }, (err, stdout) => {
+    const child = execFile(program, ['get'], { timeout: 30_000, env: childEnv(env, name => !PHYSARUM_ENV.test(name)) }, (err, stdout) => {
       if (err == null) {
         resolve(stdout)
       } else if (/credentials not found/i.test(stdout) || /credentials not found/i.test(String((err as { stderr?: string }).stderr ?? ''))) {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { etcdSnapshot, startNode, startRegistry, stopAll, tempDir, TestEtcd } from '../../registry-service/test/helpers.ts'
@@ -124,28 +125,58 @@ describe('hl-cli add checks what it can before it builds', { timeout: 120_000 },
   })
 })
 
-describe('hl-cli add on a terminal', { timeout: 60_000 }, () => {
+/** `hl-cli add --no-add` (no overlay) against the fake engine. */
+describe('hl-cli add --no-add, its credential helper and its terminal', { timeout: 60_000 }, () => {
+  let state: Awaited<ReturnType<typeof tempDir>>
+  let engine: FakeEngine | undefined
+  const args = ['add', HELLO_CONF, HELLO_DIR, '127.0.0.1:5000/hello:1.0', 'hello-world-server', '--no-add']
+
+  before(async () => {
+    state = await tempDir('hlc-no-add')
+    engine = await FakeEngine.start()
+  })
+  after(async () => {
+    await engine?.stop()
+    await state?.remove()
+  })
+
+  it('runs the Docker credential helper without physarum\'s settings: it never sees the overlay\'s key', async () => {
+    const bin = join(state.path, 'bin')
+    const seen = join(state.path, 'helper-env')
+    await mkdir(bin)
+    await writeFile(join(bin, 'docker-credential-physarumtest'), `#!/bin/sh\nenv > '${seen}'\ncat >/dev/null\necho '{"Username":"alice","Secret":"s3cret"}'\n`, { mode: 0o755 })
+    const dockerConfig = join(state.path, 'docker-config')
+    await mkdir(dockerConfig)
+    await writeFile(join(dockerConfig, 'config.json'), JSON.stringify({ credsStore: 'physarumtest' }))
+    const result = await runCli(args, {
+      PHYSARUM_PSK: TEST_PASSPHRASE,
+      P2P_PSK: TEST_PASSPHRASE,
+      PHYSARUM_STATE_DIR: state.path,
+      DOCKER_HOST: engine!.host,
+      DOCKER_CONFIG: dockerConfig,
+      PATH: `${bin}:${process.env.PATH ?? ''}`
+    })
+    assert.equal(result.code, 0, result.stderr)
+    const env = await readFile(seen, 'utf8')
+    assert.doesNotMatch(env, /PHYSARUM_|P2P_PSK|physarum-test-network/, 'the helper got the overlay\'s key')
+    assert.match(env, new RegExp(`^DOCKER_CONFIG=${dockerConfig}$`, 'm'), 'the rest of the environment')
+    assert.deepEqual(engine!.requests.find(r => r.path.endsWith('/push'))?.auth, { username: 'alice', password: 's3cret', serveraddress: '127.0.0.1:5000' })
+  })
+
   it('ends the transfers\' status line before the error when a build or a push breaks mid-stream', async () => {
-    const state = await tempDir('hlc-tty')
-    const engine = await FakeEngine.start()
-    try {
-      // under script(1), stdout and stderr are a terminal: the transfers share one redrawn line
-      const add = async (): Promise<string[]> => {
-        const result = await runCli(['-qec', [process.execPath, BIN, 'add', HELLO_CONF, HELLO_DIR, '127.0.0.1:5000/hello:1.0', 'hello-world-server', '--no-add'].map(arg => `'${arg}'`).join(' '), '/dev/null'],
-          { DOCKER_HOST: engine.host, DOCKER_CONFIG: join(state.path, 'no-docker-config'), PHYSARUM_STATE_DIR: state.path }, { program: 'script' })
-        assert.equal(result.code, 1, result.stdout)
-        return result.stdout.split('\r\n')
-      }
-      engine.breaks = 'build'
-      const build = await add()
-      assert.ok(build.some(line => line.startsWith('hl-cli: The build stopped: ')), `the error on a line of its own: ${JSON.stringify(build)}`)
-      assert.ok(build.some(line => line.endsWith('0/1 layers done, 512 B of 4.0 KiB')), 'the status line was drawn')
-      engine.breaks = 'push'
-      const push = await add()
-      assert.ok(push.some(line => line.startsWith('hl-cli: The push of 127.0.0.1:5000/hello:1.0 stopped: ')), `the error on a line of its own: ${JSON.stringify(push)}`)
-    } finally {
-      await engine.stop()
-      await state.remove()
+    // under script(1), stdout and stderr are a terminal: the transfers share one redrawn line
+    const add = async (): Promise<string[]> => {
+      const result = await runCli(['-qec', [process.execPath, BIN, ...args].map(arg => `'${arg}'`).join(' '), '/dev/null'],
+        { DOCKER_HOST: engine!.host, DOCKER_CONFIG: join(state.path, 'no-docker-config'), PHYSARUM_STATE_DIR: state.path }, { program: 'script' })
+      assert.equal(result.code, 1, result.stdout)
+      return result.stdout.split('\r\n')
     }
+    engine!.breaks = 'build'
+    const build = await add()
+    assert.ok(build.some(line => line.startsWith('hl-cli: The build stopped: ')), `the error on a line of its own: ${JSON.stringify(build)}`)
+    assert.ok(build.some(line => line.endsWith('0/1 layers done, 512 B of 4.0 KiB')), 'the status line was drawn')
+    engine!.breaks = 'push'
+    const push = await add()
+    assert.ok(push.some(line => line.startsWith('hl-cli: The push of 127.0.0.1:5000/hello:1.0 stopped: ')), `the error on a line of its own: ${JSON.stringify(push)}`)
   })
 })

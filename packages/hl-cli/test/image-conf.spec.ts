@@ -256,7 +256,6 @@ describe('image names and registry credentials', () => {
 
   it('never quotes a broken Docker config file or a credential helper\'s answer: they hold secrets', async () => {
     const dir = await tempDir('hlc-auth-bad')
-    const path = process.env.PATH
     try {
       const bad = join(dir.path, 'bad')
       await mkdir(bad)
@@ -272,20 +271,19 @@ describe('image names and registry credentials', () => {
       await mkdir(bin)
       await writeFile(join(bin, 'docker-credential-failing'), '#!/bin/sh\necho "helper: not configured" >&2\nexit 1\n', { mode: 0o755 })
       await writeFile(join(bin, 'docker-credential-chatty'), '#!/bin/sh\ncat >/dev/null\necho "Secret=hunter2-top-secret"\n', { mode: 0o755 })
-      process.env.PATH = `${bin}:${path ?? ''}`
       for (const [store, message] of [['failing', /credential helper docker-credential-failing failed for 127\.0\.0\.1:5000/], ['chatty', /docker-credential-chatty answered something other than JSON/]] as const) {
         const configDir = join(dir.path, store)
         await mkdir(configDir)
         await writeFile(join(configDir, 'config.json'), JSON.stringify({ credsStore: store }))
         for (let i = 0; i < 20; i++) {
-          const err = await resolveRegistryAuth('127.0.0.1:5000', { env: { DOCKER_CONFIG: configDir } }).then(() => undefined, (e: Error) => e)
+          // the helpers are found on the PATH of the environment given, which they run with
+          const err = await resolveRegistryAuth('127.0.0.1:5000', { env: { DOCKER_CONFIG: configDir, PATH: `${bin}:${process.env.PATH ?? ''}` } }).then(() => undefined, (e: Error) => e)
           assert.equal(err?.name, 'UsageError', store)
           assert.match(err.message, message)
           assert.doesNotMatch(err.message, /hunter2/)
         }
       }
     } finally {
-      process.env.PATH = path
       await dir.remove()
     }
   })

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import {
   DEFAULT_ETCD_CLUSTER_TOKEN, ETCD_LEFTOVER_RELEASE_MS, ETCD_LOG_CHECK_MS, ETCD_LOG_MAX_BYTES, ETCD_RESTART_MAX_MS, ETCD_RESTART_MIN_MS, ETCD_STABLE_MS, ETCD_START_TIMEOUT_MS, ETCD_STOP_TIMEOUT_MS
 } from './constants.ts'
+import { childEnv } from './child-env.ts'
 import { EtcdStartError } from './errors.ts'
 import type { Logger } from '@physarum/p2p'
 import type { ChildProcess } from 'node:child_process'
@@ -272,7 +273,7 @@ export class EtcdProcess {
 
   /** Starts etcd with only its own settings and what finds programs from the environment (never the overlay's key). */
   #spawn (): ChildProcess {
-    const env = Object.fromEntries(Object.entries(this.#init.env ?? {}).filter(([name]) => ETCD_ENV.test(name)))
+    const env = childEnv(this.#init.env ?? {}, name => ETCD_ENV.test(name))
     const fd = openSync(this.#logFile, 'a')
     let child: ChildProcess
     try {
