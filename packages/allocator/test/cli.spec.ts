@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { once } from 'node:events'
-import { chmod, chown } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { RateLimiter } from '../src/rate-limit.ts'
+import { refusingSocket } from '../../p2p/test/helpers.ts'
 import { tempDir } from './helpers.ts'
 
 const run = promisify(execFile)
@@ -134,18 +132,9 @@ describe('allocator start', () => {
   it('says that this user needs access to the Docker socket when it may not use it', async () => {
     const dir = await tempDir('physarum-socket-access')
     const socket = join(dir.path, 'docker.sock')
-    const engine = createServer()
+    const engine = await refusingSocket(socket)
     try {
-      engine.listen(socket)
-      await once(engine, 'listening')
-      // a socket of another user's, as /var/run/docker.sock is root's and the docker group's; root
-      // is refused too once it lacks the capability that passes by file modes
-      const asRoot = process.getuid?.() === 0
-      if (asRoot) {
-        await chown(socket, 65534, 65534)
-      }
-      await chmod(socket, asRoot ? 0o600 : 0)
-      const command = [...asRoot ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search'] : [], process.execPath, ALLOCATOR,
+      const command = [...engine.prefix, process.execPath, ALLOCATOR,
         '--docker-host', `unix://${socket}`, '--no-psk', '--ephemeral', '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0']
       const answer = await run(command[0]!, command.slice(1), { env: { PATH: process.env.PATH ?? '', HOME: dir.path }, timeout: 30_000 })
         .then(() => ({ code: 0, stderr: '' }), (err: { code: number, stderr: string }) => err)

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test'
 import { etcdSnapshot, startNode, startRegistry, stopAll, tempDir, TestEtcd } from '../../registry-service/test/helpers.ts'
 import { handleRpc, RpcFailureError } from '@physarum/p2p'
 import { registryRpc } from '@physarum/registry-service'
+import { refusingSocket } from '../../p2p/test/helpers.ts'
 import { FAKE_DIGEST, FakeEngine } from './fake-engine.ts'
 import { BIN, DEMOS, runCli, TEST_PASSPHRASE } from './helpers.ts'
 import type { AddSummary } from '../src/index.ts'
@@ -178,5 +179,24 @@ describe('hl-cli add --no-add, its credential helper and its terminal', { timeou
     engine!.breaks = 'push'
     const push = await add()
     assert.ok(push.some(line => line.startsWith('hl-cli: The push of 127.0.0.1:5000/hello:1.0 stopped: ')), `the error on a line of its own: ${JSON.stringify(push)}`)
+  })
+})
+
+describe('hl-cli add and the Docker engine\'s socket', () => {
+  it('says that this user needs access to the socket when it may not use it', async () => {
+    const dir = await tempDir('hlc-socket-access')
+    const socket = join(dir.path, 'docker.sock')
+    const engine = await refusingSocket(socket)
+    try {
+      const args = ['add', HELLO_CONF, HELLO_DIR, '127.0.0.1:5000/hello:1.0', 'hello-world-server', '--no-add', '--quiet']
+      const env = { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir.path, 'no-docker-config') }
+      const [program, ...prefix] = engine.prefix
+      const result = await runCli(program == null ? args : [...prefix, process.execPath, BIN, ...args], env, program == null ? {} : { program })
+      assert.equal(result.code, 1, result.stderr)
+      assert.match(result.stderr, /^hl-cli: This user may not use the Docker engine's socket \(connect EACCES .*docker\.sock\): run hl-cli as root or as a member of the socket's group/)
+    } finally {
+      engine.close()
+      await dir.remove()
+    }
   })
 })

@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, chown, mkdtemp, rm } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -171,4 +171,22 @@ export async function startDelayRelay (init: DelayRelayInit): Promise<DelayRelay
       await new Promise<void>(resolve => { server.close(() => { resolve() }) })
     }
   }
+}
+
+/**
+ * A Unix socket listening at `path` that the processes a test starts may not open, as
+ * /var/run/docker.sock is for a user outside the docker group: another user's with mode 0600.
+ * Root passes file modes by its capabilities: `prefix` is then the command that starts a program
+ * without them (empty for another user). The caller closes the socket.
+ */
+export async function refusingSocket (path: string): Promise<{ prefix: string[], close: () => void }> {
+  const server = createServer()
+  server.listen(path)
+  await once(server, 'listening')
+  const asRoot = process.getuid?.() === 0
+  if (asRoot) {
+    await chown(path, 65534, 65534)
+  }
+  await chmod(path, asRoot ? 0o600 : 0)
+  return { prefix: asRoot ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search'] : [], close: () => { server.close() } }
 }

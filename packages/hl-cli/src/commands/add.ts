@@ -167,7 +167,11 @@ export async function handler (args: AddArgs): Promise<void> {
       try {
         await docker.ping()
       } catch (err) {
-        throw new DockerUnavailableError(`The Docker engine cannot be reached (${(err as Error).message}); is dockerd running, and DOCKER_HOST right?`)
+        const { code, message } = err as NodeJS.ErrnoException
+        // a running engine whose socket this user may not open: not a stopped dockerd
+        throw new DockerUnavailableError(code === 'EACCES'
+          ? `This user may not use the Docker engine's socket (${message}): run hl-cli as root or as a member of the socket's group (docker: usermod -aG docker <user>, then log in again)`
+          : `The Docker engine cannot be reached (${message}); is dockerd running, and DOCKER_HOST right?`)
       }
 
       let imageId: string | undefined
