@@ -84,7 +84,7 @@ export interface AllocatorInit {
   freePort?: () => Promise<number>
   /**
    * A checked-in sidecar that sends no stats for this long is taken for wedged and its instance
-   * removed (default: SILENT_SIDECAR_INTERVALS stats intervals, at least SILENT_SIDECAR_MIN_MS).
+   * removed (default: SILENT_SIDECAR_INTERVALS of its sidecar's stats intervals, at least SILENT_SIDECAR_MIN_MS).
    */
   silentSidecarMs?: number
   /** A pull that reports no progress for this long fails (default STREAM_STALL_MS). */
@@ -108,6 +108,11 @@ interface Instance {
   /** Where the sidecar serves the client proxy to its service (PROXY_PORT) when the record asks; 0 otherwise. */
   clientPort?: number
   sidecarPeer: string
+  /**
+   * How often its sidecar reports: the --stats-interval it was started with, which an instance
+   * adopted after a restart keeps whatever this run's setting is.
+   */
+  statsIntervalMs: number
   dir: string
   serviceContainer?: string
   sidecarContainer?: string
@@ -517,6 +522,7 @@ export class Allocator {
       memoryMb: record.memoryMb,
       servicePort: 0,
       sidecarPeer: '',
+      statsIntervalMs: this.#init.statsIntervalMs,
       dir,
       state: 'starting'
     })
@@ -687,7 +693,9 @@ export class Allocator {
       [LABELS.sidecarHostPort]: String(instance.sidecarHostPort ?? 0),
       [LABELS.cpu]: String(instance.cpu),
       [LABELS.memoryMb]: String(instance.memoryMb),
-      [LABELS.contentHash]: instance.contentHash
+      [LABELS.contentHash]: instance.contentHash,
+      // the next run waits for the sidecar's check-in as long as this interval calls for
+      [LABELS.statsIntervalMs]: String(instance.statsIntervalMs)
     }
   }
 
@@ -747,7 +755,7 @@ export class Allocator {
       '--instance', instance.id,
       '--identity', `${SIDECAR_SECRETS_DIR}/identity.key`,
       ...(this.#init.psk == null ? ['--no-psk'] : ['--swarm-key', `${SIDECAR_SECRETS_DIR}/swarm.key`]),
-      '--stats-interval', `${this.#init.statsIntervalMs}ms`,
+      '--stats-interval', `${instance.statsIntervalMs}ms`,
       '--log-level', this.#init.sidecarLogLevel ?? 'info',
       ...(instance.clientPort == null || instance.clientPort === 0 ? [] : ['--client-port', String(instance.clientPort)]),
       ...(this.#init.registryIds ?? []).flatMap(id => ['--registry-id', id])
@@ -835,7 +843,6 @@ export class Allocator {
 
   #reapIdle (): void {
     const now = performance.now()
-    const silentAfterMs = this.#init.silentSidecarMs ?? Math.max(SILENT_SIDECAR_MIN_MS, SILENT_SIDECAR_INTERVALS * this.#init.statsIntervalMs)
     // this process did not run for a while (suspended, its event loop blocked): the stats it did
     // not take meanwhile were not the sidecars' silence
     const pausedMs = now - this.#sweptAt - this.#sweepMs
@@ -851,7 +858,9 @@ export class Allocator {
         continue
       }
       // its running containers send no 'die': without this, one whose last report had a request
-      // in flight would never be idle, and would be handed out for good
+      // in flight would never be idle, and would be handed out for good. Counted in its own
+      // sidecar's intervals: one adopted after a restart may report less often than this run's
+      const silentAfterMs = this.#init.silentSidecarMs ?? Math.max(SILENT_SIDECAR_MIN_MS, SILENT_SIDECAR_INTERVALS * instance.statsIntervalMs)
       const silentMs = now - instance.statsAt
       if (silentMs >= silentAfterMs) {
         this.#metrics.failed.inc({ service: instance.service })
@@ -1107,7 +1116,6 @@ export class Allocator {
       const id = container.Labels[LABELS.instance] ?? ''
       groups.set(id, [...(groups.get(id) ?? []), container])
     }
-    const deadline = this.#init.adoptTimeoutMs ?? Math.max(ADOPT_TIMEOUT_MIN_MS, this.#init.statsIntervalMs * 3)
     // an instance folder no container names is what a cold start cut short (or a container removed
     // by hand) left, a copy of the key in it: removed
     const instancesDir = join(this.#init.stateDir, 'instances')
@@ -1138,6 +1146,8 @@ export class Allocator {
         clientPort: Number(labels[LABELS.clientPort] ?? 0) || 0,
         sidecarHostPort: Number(labels[LABELS.sidecarHostPort] ?? 0) || 0,
         sidecarPeer: labels[LABELS.sidecarPeer] ?? '',
+        // containers of an older version carry no label for it: most likely started with the current setting
+        statsIntervalMs: Number(labels[LABELS.statsIntervalMs] ?? 0) || this.#init.statsIntervalMs,
         dir: join(this.#init.stateDir, 'instances', id),
         ...(service == null ? {} : { serviceContainer: service.Id }),
         ...(sidecar == null ? {} : { sidecarContainer: sidecar.Id }),
@@ -1150,6 +1160,9 @@ export class Allocator {
         void this.#remove(instance, 'orphan of a previous run')
         continue
       }
+      // its sidecar checks in with its next stats, at the interval it was started with: a shorter
+      // one set since would give it up though it is healthy
+      const deadline = this.#init.adoptTimeoutMs ?? Math.max(ADOPT_TIMEOUT_MIN_MS, instance.statsIntervalMs * 3)
       instance.adoptTimer = setTimeout(() => {
         if (instance.state === 'adopting') {
           this.#metrics.failed.inc({ service: instance.service })
@@ -1176,7 +1189,7 @@ export class Allocator {
 }
 
 /** An instance with what it knows when it starts or is adopted: no stats, no restarts, not ready. */
-function newInstance (known: Pick<Instance, 'id' | 'service' | 'contentHash' | 'cpu' | 'memoryMb' | 'servicePort' | 'clientPort' | 'sidecarHostPort' | 'sidecarPeer' | 'dir' | 'state' | 'serviceContainer' | 'sidecarContainer'>): Instance {
+function newInstance (known: Pick<Instance, 'id' | 'service' | 'contentHash' | 'cpu' | 'memoryMb' | 'servicePort' | 'clientPort' | 'sidecarHostPort' | 'sidecarPeer' | 'statsIntervalMs' | 'dir' | 'state' | 'serviceContainer' | 'sidecarContainer'>): Instance {
   const instance: Instance = { ...known, multiaddrs: [], idleMs: 0, inFlight: 0, statsAt: performance.now(), sidecarDraining: false, restarts: [], dead: new Set(), ready: Promise.withResolvers<void>(), checkedIn: false, handedOutAt: -Infinity }
   // nobody may be waiting when an instance fails before it is ready
   instance.ready.promise.catch(() => {})

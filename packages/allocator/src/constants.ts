@@ -30,6 +30,7 @@ export const LABELS = {
   cpu: `${LABEL_PREFIX}cpu`,
   memoryMb: `${LABEL_PREFIX}memory-mb`,
   contentHash: `${LABEL_PREFIX}content-hash`,
+  statsIntervalMs: `${LABEL_PREFIX}stats-interval-ms`,
   bundle: `${LABEL_PREFIX}sidecar-bundle`
 } as const
 

@@ -122,7 +122,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
    * starts, and answers it after `lookupMs` with
    * `records` (default: the same record of each name, whatever the Get).
    */
-  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string, restarted: () => Allocator, lookups: string[] }> => {
+  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string, restarted: (changed?: Partial<AllocatorInit>) => Allocator, lookups: string[] }> => {
     const node = await startNode()
     const caller = await startNode()
     nodes.push(node, caller)
@@ -131,8 +131,9 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     dirs.push(dir)
     const { lookupMs = 0, records = record, ...overrides } = init
     const lookups: string[] = []
-    // a run of the allocator over this node, engine and state folder (called again: a restart)
-    const restarted = (): Allocator => new Allocator({
+    // a run of the allocator over this node, engine and state folder (called again: a restart,
+    // with the settings `changed` since)
+    const restarted = (changed: Partial<AllocatorInit> = {}): Allocator => new Allocator({
       node,
       runtime: engine as unknown as DockerRuntime,
       registry: {
@@ -158,7 +159,8 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
       statsIntervalMs: 1_000,
       restart: { backoffMinMs: 1_000, backoffMaxMs: 10_000, maxRestarts: 5, windowMs: 60_000 },
       rate: { perSecond: 100, burst: 100 },
-      ...overrides
+      ...overrides,
+      ...changed
     })
     return { allocator: restarted(), engine, caller, stateDir: dir.path, restarted, lookups }
   }
@@ -404,6 +406,29 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     assert.notEqual(fresh.instanceId, drained.instanceId)
     assert.equal(fresh.reused, false)
     await eventually('the drained instance removed', () => next.instances().some(i => i.id === drained.instanceId) ? undefined : true, 5_000, 20)
+    await next.stop()
+  })
+
+  it('waits for an adopted sidecar as long as the stats interval it was started with calls for, not a shorter one set since', async () => {
+    const { allocator, engine, caller, restarted } = await setUp({ statsIntervalMs: 3_000 })
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    await allocator.start()
+    const kept = await allocate(caller.libp2p, target, 'svc-slow-stats')
+    nodes.push(...engine.sidecars)
+    const sidecar = engine.sidecars[0]!
+    await allocator.stop({ keepInstances: true })
+    // a restart ends the connections, and the RPC streams kept on them with the old run's handlers
+    await Promise.all([caller, sidecar].map(async node => { await node.libp2p.hangUp(engine.allocatorNode.peerId) }))
+    // restarted with a shorter interval: the sidecar still reports every 3 s, 9 s for three reports
+    const next = restarted({ statsIntervalMs: 100 })
+    await next.start()
+    // past the 5 s that would be allowed for a sidecar of this run's interval
+    await sleep(6_000)
+    assert.deepEqual(next.instances().map(i => [i.id, i.state]), [[kept.instanceId, 'adopting']], 'given up though its sidecar reports every 3 s')
+    await callRpc(sidecar.libp2p, target, checkInRpc, {
+      kind: CheckIn.Kind.STATS, instanceId: kept.instanceId, multiaddrs: sidecar.multiaddrs().map(String), idleMs: 0n, inFlight: 0, requestsTotal: 1n, draining: false
+    })
+    assert.deepEqual(next.instances().map(i => [i.id, i.state]), [[kept.instanceId, 'ready']])
     await next.stop()
   })
 
