@@ -240,7 +240,7 @@ export class Allocator {
     }, this.#controller.signal)
     await this.#adopt()
     const libp2p = this.#c.node.libp2p
-    await handleRpc(libp2p, allocRpc, async (request, { remotePeer }) => ({ allocated: await this.#allocateFor(request, remotePeer) }),
+    await handleRpc(libp2p, allocRpc, async (request, { remotePeer, signal }) => ({ allocated: await this.#allocateFor(request, remotePeer, signal) }),
       { log: libp2p.logger.forComponent('physarum:alloc'), maxOutboundStreams: 8 })
     await handleRpc(libp2p, checkInRpc, async (request, { remotePeer }) => await Promise.resolve(this.#checkIn(request, remotePeer)),
       { log: libp2p.logger.forComponent('physarum:checkin'), maxOutboundStreams: 8 })
@@ -324,8 +324,8 @@ export class Allocator {
     }))
   }
 
-  async #allocateFor (request: AllocateRequest, remotePeer: PeerId): Promise<NonNullable<AllocateResponse['allocated']>> {
-    const answer = await this.#allocate(request.service, request.avoidPeers, remotePeer.toString(), request.contentHash)
+  async #allocateFor (request: AllocateRequest, remotePeer: PeerId, signal: AbortSignal): Promise<NonNullable<AllocateResponse['allocated']>> {
+    const answer = await this.#allocate(request.service, request.avoidPeers, remotePeer.toString(), signal, request.contentHash)
     return {
       peerId: answer.peerId,
       multiaddrs: answer.multiaddrs,
@@ -341,8 +341,9 @@ export class Allocator {
    * instance whose sidecar is in `avoidPeers` (the caller found it failing: a hung service answers
    * its pings) is not answered; a new one is started beside it. `wanted` is the content hash of
    * the caller's record: when this allocator's copy names another, it reads the record again.
+   * `signal` ends with the caller's deadline.
    */
-  async #allocate (service: string, avoidPeers: string[], caller: string, wanted = ''): Promise<AllocationAnswer> {
+  async #allocate (service: string, avoidPeers: string[], caller: string, signal: AbortSignal, wanted = ''): Promise<AllocationAnswer> {
     try {
       const problem = nameProblem(service)
       if (problem != null) {
@@ -372,7 +373,7 @@ export class Allocator {
         }
       } catch (err) {
         const any = err instanceof RpcFailureError && err.code === 'UNAVAILABLE'
-          ? (wanted === '' ? undefined : this.#serving(service, avoid, wanted)) ?? this.#serving(service, avoid)
+          ? (wanted === '' ? undefined : await this.#servingOrAdopted(service, avoid, signal, wanted)) ?? await this.#servingOrAdopted(service, avoid, signal)
           : undefined
         if (any == null) {
           throw err
@@ -380,7 +381,7 @@ export class Allocator {
         this.#metrics.allocations.inc({ outcome: 'reused' })
         return this.#answer(any, zeroPhases(), true)
       }
-      const running = this.#serving(service, avoid, record.contentHash)
+      const running = await this.#servingOrAdopted(service, avoid, signal, record.contentHash)
       if (running != null) {
         this.#metrics.allocations.inc({ outcome: 'reused' })
         return this.#answer(running, zeroPhases(), true)
@@ -440,6 +441,45 @@ export class Allocator {
       }
     }
     return undefined
+  }
+
+  /**
+   * #serving, or else an instance of the previous run (adopted at this start) that the caller
+   * does not avoid, of `contentHash` when given, once its sidecar checked in. Until then it is
+   * 'adopting', and a cold start meanwhile, right after a restart with --keep-instances, would
+   * run a second instance beside it. The wait ends at the adoption's deadline (the instance is
+   * removed then), the caller's, or this allocator's stop (one that keeps the instances leaves
+   * them adopting).
+   */
+  async #servingOrAdopted (service: string, avoid: ReadonlySet<string>, signal: AbortSignal, contentHash?: string): Promise<Instance | undefined> {
+    const ended = AbortSignal.any([signal, this.#controller.signal])
+    for (;;) {
+      const serving = this.#serving(service, avoid, contentHash)
+      if (serving != null) {
+        return serving
+      }
+      const adopted = [...this.#instances.values()].find(i => i.service === service && i.state === 'adopting' &&
+        !avoid.has(i.sidecarPeer) && (contentHash == null || i.contentHash === contentHash))
+      if (adopted == null) {
+        return undefined
+      }
+      if (this.#stopped) {
+        throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+      }
+      if (signal.aborted) {
+        throw new RpcFailureError('TIMEOUT', `The instance of ${service} this allocator's previous run left did not check in before the caller's deadline`)
+      }
+      // settled by its check-in, or by its removal (the adoption's deadline passed, its sidecar
+      // refused its flags): either way it is no longer adopting
+      await new Promise<void>(resolve => {
+        const done = (): void => {
+          ended.removeEventListener('abort', done)
+          resolve()
+        }
+        ended.addEventListener('abort', done)
+        adopted.ready.promise.then(done, done)
+      })
+    }
   }
 
   #answer (instance: Instance, phases: Record<Phase, number>, reused: boolean): AllocationAnswer {

@@ -11,6 +11,7 @@ import { LABELS } from '../src/constants.ts'
 import { DockerError, SidecarImageError } from '../src/errors.ts'
 import { eventually, silentLog, startNode, stopAll, tempDir, TEST_PSK } from './helpers.ts'
 import type { AllocatorInit } from '../src/allocator.ts'
+import type { Allocation } from '../src/client.ts'
 import type { ContainerEvent, DockerRuntime } from '../src/docker.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { ServiceRecord } from '@physarum/registry-service'
@@ -429,6 +430,69 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
       kind: CheckIn.Kind.STATS, instanceId: kept.instanceId, multiaddrs: sidecar.multiaddrs().map(String), idleMs: 0n, inFlight: 0, requestsTotal: 1n, draining: false
     })
     assert.deepEqual(next.instances().map(i => [i.id, i.state]), [[kept.instanceId, 'ready']])
+    await next.stop()
+  })
+
+  it('answers an Allocate that comes before an adopted instance checked in with that instance, unless the caller avoids it', async () => {
+    let registryUp = true
+    const { allocator, engine, caller, restarted, lookups } = await setUp({
+      adoptTimeoutMs: 60_000,
+      records: name => {
+        if (!registryUp) {
+          throw new Error('no registry-service answers')
+        }
+        return record(name)
+      }
+    })
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    await allocator.start()
+    const services = ['svc-adopted', 'svc-adopted-avoided', 'svc-adopted-no-registry']
+    const kept = new Map<string, Allocation>()
+    for (const service of services) {
+      kept.set(service, await allocate(caller.libp2p, target, service))
+    }
+    nodes.push(...engine.sidecars)
+    const sidecars = [...engine.sidecars]
+    await allocator.stop({ keepInstances: true })
+    // a restart ends the connections, and the RPC streams kept on them with the old run's handlers
+    await Promise.all([caller, ...sidecars].map(async node => { await node.libp2p.hangUp(engine.allocatorNode.peerId) }))
+    const next = restarted()
+    await next.start()
+    assert.deepEqual(next.instances().map(i => i.state), ['adopting', 'adopting', 'adopting'])
+    // the adopted sidecar's next stats, as it sends them once its allocator is back
+    const checkIn = async (service: string): Promise<void> => {
+      const { instanceId, peerId } = kept.get(service)!
+      const sidecar = sidecars.find(node => node.peerId.equals(peerId))!
+      await callRpc(sidecar.libp2p, target, checkInRpc, {
+        kind: CheckIn.Kind.STATS, instanceId, multiaddrs: sidecar.multiaddrs().map(String), idleMs: 0n, inFlight: 0, requestsTotal: 1n, draining: false
+      })
+    }
+    const countOf = (service: string): number => next.instances().filter(i => i.service === service).length
+    // an Allocate of `service`, once it reached the allocator (its record is being read)
+    const askFor = async (service: string): Promise<{ answer: Promise<Allocation> }> => {
+      const before = lookups.filter(name => name === service).length
+      const answer = allocate(caller.libp2p, target, service)
+      await eventually(`the Allocate of ${service}`, () => lookups.filter(name => name === service).length > before ? true : undefined, 5_000, 5)
+      return { answer }
+    }
+
+    let settled = false
+    const waiting = (await askFor('svc-adopted')).answer.finally(() => { settled = true })
+    // an instance the caller avoids is not waited for: a new one starts at once
+    const avoiding = await allocate(caller.libp2p, target, 'svc-adopted-avoided', { avoid: [kept.get('svc-adopted-avoided')!.peerId.toString()] })
+    nodes.push(...engine.sidecars.filter(node => !nodes.includes(node)))
+    assert.deepEqual([avoiding.reused, avoiding.instanceId === kept.get('svc-adopted-avoided')!.instanceId], [false, false])
+    assert.deepEqual([settled, countOf('svc-adopted')], [false, 1], 'a second instance started beside the one being adopted')
+    await checkIn('svc-adopted')
+    const answer = await waiting
+    assert.deepEqual([answer.reused, answer.instanceId], [true, kept.get('svc-adopted')!.instanceId])
+
+    // with no registry to ask, the instance being adopted beats none
+    registryUp = false
+    const unlisted = (await askFor('svc-adopted-no-registry')).answer
+    await checkIn('svc-adopted-no-registry')
+    assert.equal((await unlisted).instanceId, kept.get('svc-adopted-no-registry')!.instanceId)
+    assert.deepEqual(services.map(countOf), [1, 2, 1])
     await next.stop()
   })
 
