@@ -401,8 +401,12 @@ export class Allocator {
         if (currentKey === key) {
           return await this.#coldStart(current)
         }
-        // the copy named an older version: the current one may be starting for a caller that
-        // named it, and the callers of the current one that come now share this cold start
+        // the copy named an older version: the current one may run already, or be starting, for
+        // a caller that named it; the callers of the current one that come now share this cold start
+        const ready = await this.#servingOrAdopted(service, avoid, this.#controller.signal, current.contentHash)
+        if (ready != null) {
+          return this.#answer(ready, zeroPhases(), true)
+        }
         const other = this.#pending.get(currentKey)
         if (other != null) {
           return { ...await other, reused: true }

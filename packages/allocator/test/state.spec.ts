@@ -548,6 +548,21 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.stop()
   })
 
+  it('answers a caller with the old copy of the record with the ready instance of the new version, not a second one', async () => {
+    // this allocator's copy names v1; the registry has v2 since
+    const { allocator, engine, caller } = await setUp({ records: (name, fresh) => ({ ...record(name), contentHash: fresh ? 'v2' : 'v1' }) })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    // a proxy that read the record since names v2: v2 starts
+    const current = await allocate(caller.libp2p, target, 'svc-upgraded-ready', { contentHash: 'v2' })
+    // an older proxy names no version: the copy's v1 runs nowhere, and the fresh read finds v2 running
+    const old = await allocate(caller.libp2p, target, 'svc-upgraded-ready')
+    nodes.push(...engine.sidecars)
+    assert.deepEqual([old.contentHash, old.instanceId, old.reused], ['v2', current.instanceId, true])
+    assert.deepEqual(allocator.instances().map(i => i.contentHash), ['v2'])
+    await allocator.stop()
+  })
+
   it('counts one restart when both containers of an instance die together', async () => {
     const { allocator, engine, caller } = await setUp()
     await allocator.start()
