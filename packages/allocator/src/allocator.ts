@@ -636,6 +636,11 @@ export class Allocator {
 
       mark = performance.now()
       await this.#waitReady(instance)
+      // stop() drains the instances being started too: one whose sidecar checked in during the
+      // drain is removed a moment later, and no caller may be handed it
+      if (instance.state !== 'starting') {
+        throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+      }
       phases.ready = performance.now() - mark
       phases.total = performance.now() - began
       instance.state = 'ready'

@@ -528,6 +528,21 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     assert.equal(await late, 'UNAVAILABLE')
   })
 
+  it('hands no caller an instance whose sidecar checked in while stop() drained it', async () => {
+    // stop() waits 1.2 s for the sidecars to hear "drain"; the sidecar checks in meanwhile
+    const { allocator, engine, caller } = await setUp({ drainDelayMs: 5_000, statsIntervalMs: 1_000 })
+    await allocator.start()
+    engine.startDelayMs = 300
+    const late = allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-late').then(() => 'answered', (err: Error & { code?: string }) => err.code)
+    await eventually('the cold start under way', () => engine.containers.size > 0 ? true : undefined, 5_000, 5)
+    const stopped = allocator.stop()
+    assert.equal(await late, 'UNAVAILABLE')
+    assert.equal(engine.sidecars.length, 1, 'its sidecar never started')
+    nodes.push(...engine.sidecars)
+    await stopped
+    assert.deepEqual([allocator.instances(), [...engine.containers.values()]], [[], []])
+  })
+
   it('starts a new version once when its callers came with the old copy of the record and with the new', async () => {
     // this allocator's copy names v1; the registry has v2 since
     const { allocator, engine, caller } = await setUp({ lookupMs: 300, records: (name, fresh) => ({ ...record(name), contentHash: fresh ? 'v2' : 'v1' }) })
