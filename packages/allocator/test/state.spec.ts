@@ -123,7 +123,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
    * starts, and answers it after `lookupMs` with
    * `records` (default: the same record of each name, whatever the Get).
    */
-  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string, restarted: (changed?: Partial<AllocatorInit>) => Allocator, lookups: string[] }> => {
+  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string, keepAndRestart: (changed?: Partial<AllocatorInit>) => Promise<Allocator>, lookups: string[] }> => {
     const node = await startNode()
     const caller = await startNode()
     nodes.push(node, caller)
@@ -163,7 +163,24 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
       ...overrides,
       ...changed
     })
-    return { allocator: restarted(), engine, caller, stateDir: dir.path, restarted, lookups }
+    const allocator = restarted()
+    // stops the first run, keeping its instances, and starts the next with the settings `changed` since
+    const keepAndRestart = async (changed: Partial<AllocatorInit> = {}): Promise<Allocator> => {
+      await allocator.stop({ keepInstances: true })
+      // a restart ends the connections, and the RPC streams kept on them with the old run's handlers
+      await Promise.all([caller, ...engine.sidecars].map(async peer => { await peer.libp2p.hangUp(node.peerId) }))
+      const next = restarted(changed)
+      await next.start()
+      return next
+    }
+    return { allocator, engine, caller, stateDir: dir.path, keepAndRestart, lookups }
+  }
+
+  /** A stats report of `sidecar`'s instance, as a sidecar sends one every stats interval. */
+  const reportStats = async (engine: StubEngine, sidecar: PhysarumNode, instanceId: string): Promise<void> => {
+    await callRpc(sidecar.libp2p, engine.allocatorNode.multiaddrs()[0]!, checkInRpc, {
+      kind: CheckIn.Kind.STATS, instanceId, multiaddrs: sidecar.multiaddrs().map(String), idleMs: 0n, inFlight: 0, requestsTotal: 1n, draining: false
+    })
   }
 
   it('leaves no instance folder, with its copy of the key, behind a cold start that fails at once', async () => {
@@ -228,7 +245,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     // the kernel hands out again the three ports of the first instance (service, client proxy, published sidecar)
     const ports = [40_100, 40_101, 40_102, 40_100, 40_101, 40_102]
     let next = 40_103
-    const { allocator, engine, caller, restarted } = await setUp({
+    const { allocator, engine, caller, keepAndRestart } = await setUp({
       networkMode: 'bridge',
       adoptTimeoutMs: 60_000,
       freePort: async () => await Promise.resolve(ports.shift() ?? next++),
@@ -243,11 +260,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     const first = await allocate(caller.libp2p, target, 'svc-ports-a')
     nodes.push(...engine.sidecars)
     assert.deepEqual(portsOf(first.instanceId), [40_100, 40_101, 40_102])
-    await allocator.stop({ keepInstances: true })
-    // a restart ends the connections, and the RPC streams kept on them with the old run's handlers
-    await caller.libp2p.hangUp(engine.allocatorNode.peerId)
-    const adopting = restarted()
-    await adopting.start()
+    const adopting = await keepAndRestart()
     assert.deepEqual(adopting.instances().map(i => [i.id, i.state]), [[first.instanceId, 'adopting']])
     const second = await allocate(caller.libp2p, target, 'svc-ports-b')
     nodes.push(...engine.sidecars)
@@ -382,7 +395,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
   })
 
   it('lets an instance drained before a restart go on draining when its sidecar says so, instead of handing it out', async () => {
-    const { allocator, engine, caller, restarted } = await setUp({ adoptTimeoutMs: 60_000 })
+    const { allocator, engine, caller, keepAndRestart } = await setUp({ adoptTimeoutMs: 60_000 })
     const target = engine.allocatorNode.multiaddrs()[0]!
     await allocator.start()
     const drained = await allocate(caller.libp2p, target, 'svc-drained')
@@ -394,11 +407,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     // a sidecar of this run drains on its own when stopped (docker stop): its 'die' restarts it
     assert.equal((await callRpc(sidecar.libp2p, target, checkInRpc, draining)).drain, false)
     assert.deepEqual(allocator.instances().map(i => i.state), ['ready'])
-    await allocator.stop({ keepInstances: true })
-    // a restart ends the connections, and the RPC streams kept on them with the old run's handlers
-    await Promise.all([caller, sidecar].map(async node => { await node.libp2p.hangUp(engine.allocatorNode.peerId) }))
-    const next = restarted()
-    await next.start()
+    const next = await keepAndRestart()
     assert.deepEqual(next.instances().map(i => [i.id, i.state]), [[drained.instanceId, 'adopting']])
     // the sidecar reports as one the first run had asked to drain
     assert.equal((await callRpc(sidecar.libp2p, target, checkInRpc, draining)).drain, true)
@@ -411,31 +420,25 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
   })
 
   it('waits for an adopted sidecar as long as the stats interval it was started with calls for, not a shorter one set since', async () => {
-    const { allocator, engine, caller, restarted } = await setUp({ statsIntervalMs: 3_000 })
+    const { allocator, engine, caller, keepAndRestart } = await setUp({ statsIntervalMs: 3_000 })
     const target = engine.allocatorNode.multiaddrs()[0]!
     await allocator.start()
     const kept = await allocate(caller.libp2p, target, 'svc-slow-stats')
     nodes.push(...engine.sidecars)
     const sidecar = engine.sidecars[0]!
-    await allocator.stop({ keepInstances: true })
-    // a restart ends the connections, and the RPC streams kept on them with the old run's handlers
-    await Promise.all([caller, sidecar].map(async node => { await node.libp2p.hangUp(engine.allocatorNode.peerId) }))
     // restarted with a shorter interval: the sidecar still reports every 3 s, 9 s for three reports
-    const next = restarted({ statsIntervalMs: 100 })
-    await next.start()
+    const next = await keepAndRestart({ statsIntervalMs: 100 })
     // past the 5 s that would be allowed for a sidecar of this run's interval
     await sleep(6_000)
     assert.deepEqual(next.instances().map(i => [i.id, i.state]), [[kept.instanceId, 'adopting']], 'given up though its sidecar reports every 3 s')
-    await callRpc(sidecar.libp2p, target, checkInRpc, {
-      kind: CheckIn.Kind.STATS, instanceId: kept.instanceId, multiaddrs: sidecar.multiaddrs().map(String), idleMs: 0n, inFlight: 0, requestsTotal: 1n, draining: false
-    })
+    await reportStats(engine, sidecar, kept.instanceId)
     assert.deepEqual(next.instances().map(i => [i.id, i.state]), [[kept.instanceId, 'ready']])
     await next.stop()
   })
 
   it('answers an Allocate that comes before an adopted instance checked in with that instance, unless the caller avoids it', async () => {
     let registryUp = true
-    const { allocator, engine, caller, restarted, lookups } = await setUp({
+    const { allocator, engine, caller, keepAndRestart, lookups } = await setUp({
       adoptTimeoutMs: 60_000,
       records: name => {
         if (!registryUp) {
@@ -453,19 +456,12 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     }
     nodes.push(...engine.sidecars)
     const sidecars = [...engine.sidecars]
-    await allocator.stop({ keepInstances: true })
-    // a restart ends the connections, and the RPC streams kept on them with the old run's handlers
-    await Promise.all([caller, ...sidecars].map(async node => { await node.libp2p.hangUp(engine.allocatorNode.peerId) }))
-    const next = restarted()
-    await next.start()
+    const next = await keepAndRestart()
     assert.deepEqual(next.instances().map(i => i.state), ['adopting', 'adopting', 'adopting'])
     // the adopted sidecar's next stats, as it sends them once its allocator is back
     const checkIn = async (service: string): Promise<void> => {
       const { instanceId, peerId } = kept.get(service)!
-      const sidecar = sidecars.find(node => node.peerId.equals(peerId))!
-      await callRpc(sidecar.libp2p, target, checkInRpc, {
-        kind: CheckIn.Kind.STATS, instanceId, multiaddrs: sidecar.multiaddrs().map(String), idleMs: 0n, inFlight: 0, requestsTotal: 1n, draining: false
-      })
+      await reportStats(engine, sidecars.find(node => node.peerId.equals(peerId))!, instanceId)
     }
     const countOf = (service: string): number => next.instances().filter(i => i.service === service).length
     // an Allocate of `service`, once it reached the allocator (its record is being read)
