@@ -176,7 +176,7 @@ interface ServiceState {
   closerAt: number
   /** The RTT (ms) physarum_proxy_upstream_rtt_seconds last got for this service. */
   reportedRttMs?: number
-  /** The last cold start failed: its 503, answered at once until `until`, and the failures in a row. */
+  /** The last cold start failed: its 503, answered at once until `until` (performance.now()), and the failures in a row. */
   failed?: { error: ProxyError, until: number, times: number }
 }
 
@@ -572,7 +572,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       const allocation = await allocateSomewhere(record, state, coldStarts, await findAllocators()).catch((err: unknown) => {
         if (err instanceof ProxyError && state.contentHash === record.contentHash) {
           const times = (state.failed?.times ?? 0) + 1
-          state.failed = { error: err, until: Date.now() + Math.min(COLD_START_FAILURE_HOLD_MS * 2 ** (times - 1), COLD_START_FAILURE_MAX_HOLD_MS), times }
+          state.failed = { error: err, until: performance.now() + Math.min(COLD_START_FAILURE_HOLD_MS * 2 ** (times - 1), COLD_START_FAILURE_MAX_HOLD_MS), times }
         }
         throw err
       })
@@ -618,7 +618,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    * Retry-After; undefined once it no longer holds (the next request looks and allocates again).
    */
   const heldFailure = (state: ServiceState): ProxyError | undefined => {
-    const left = (state.failed?.until ?? 0) - Date.now()
+    const left = (state.failed?.until ?? 0) - performance.now()
     if (state.failed == null || left <= 0) {
       return undefined
     }
