@@ -26,6 +26,18 @@ const FRESH_CONTENT_HASH = 'hash-fresh'
 /** The case of an instance whose first dial is slower than the hard RTT, with a proxy of its own. */
 const SLOW_DIAL_SERVICE = 'slow-dial-server'
 const SLOW_DIAL_CONTENT_HASH = 'hash-slow-dial'
+/**
+ * The far instances' relay delay, each way: about 100 ms of round trip above the near ones', which
+ * no noisy first sample of a near instance (behind its new connection's identify and DHT streams)
+ * makes up for, so the proxy ranks the near one first; within the services' hard RTT (1 s).
+ */
+const FAR_DELAY_MS = 50
+/**
+ * The refresh of the proxies whose tests need not wait for the default one: should a first
+ * measurement rank the far instance first all the same, the near one is measured again within
+ * seconds, not at INSTANCE_REFRESH_MS (30 s), most of `reach`'s wait.
+ */
+const QUICK_REFRESH_MS = 2_000
 
 describe('client proxy: an instance whose host goes silent', { timeout: 120_000 }, () => {
   let etcd: TestEtcd
@@ -80,9 +92,16 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
    * Waits until `through` sends the requests for `service` to the instance named `name`: on a busy
    * host the first ping of an instance can go unanswered within the hard RTT, and the proxy then
    * knows it once a ping in the background was answered within it, or else at its next refresh.
+   * Timed out, it says what the last request got.
    */
   const reach = async (through: ClientProxy, service: string, name: string): Promise<void> => {
-    await eventually(`requests to reach ${name}`, async () => (await sendTo(through, service, 'GET').catch(() => undefined))?.body === `${name}\n` ? true : undefined, INSTANCE_REFRESH_MS + 15_000, 200)
+    await eventually(`requests to reach ${name}`, async () => {
+      const got = await sendTo(through, service, 'GET').catch((err: Error) => err)
+      if (got instanceof Error || got.body !== `${name}\n`) {
+        throw new Error(`the last request got ${got instanceof Error ? `${got.name}: ${got.message}` : `${got.status} ${JSON.stringify(got.body)}`}`)
+      }
+      return true
+    }, INSTANCE_REFRESH_MS + 15_000, 200)
   }
 
   before(async () => {
@@ -96,7 +115,7 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
     await admin.client.add(sampleRecord(FRESH_SERVICE, { contentHash: FRESH_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await admin.client.add(sampleRecord(SLOW_DIAL_SERVICE, { contentHash: SLOW_DIAL_CONTENT_HASH, softRttMs: 50, hardRttMs: 1_000 }))
     await stopAll([admin.node])
-    ;({ node: proxyNode, proxy, metrics } = await startOwnProxy())
+    ;({ node: proxyNode, proxy, metrics } = await startOwnProxy({}, { refreshIntervalMs: QUICK_REFRESH_MS }))
   })
 
   after(async () => {
@@ -114,7 +133,7 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
 
   it('sends requests to another instance within seconds, after a ping the silent one does not answer', async (t) => {
     const { relay: near } = await startInstance('near', 0)
-    await startInstance('far', 10)
+    await startInstance('far', FAR_DELAY_MS)
     // both known before the first request: a proxy that found only one would keep to it until its refresh
     await waitForProviders(proxyNode, CONTENT_HASH, 2)
     await reach(proxy, SERVICE, 'near')
@@ -149,9 +168,9 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
 
   it('sends a GET waiting for a new stream to the silent host to another instance, not to a 504', async (t) => {
     // kept streams close at once: the GET after the silence waits for a stream being opened
-    const started = await startOwnProxy({}, { idleStreamTimeoutMs: 200 })
+    const started = await startOwnProxy({}, { idleStreamTimeoutMs: 200, refreshIntervalMs: QUICK_REFRESH_MS })
     const { relay: near, instance: nearInstance } = await startInstance('fresh-near', 0, FRESH_SERVICE, FRESH_CONTENT_HASH)
-    await startInstance('fresh-far', 10, FRESH_SERVICE, FRESH_CONTENT_HASH)
+    await startInstance('fresh-far', FAR_DELAY_MS, FRESH_SERVICE, FRESH_CONTENT_HASH)
     await waitForProviders(started.node, FRESH_CONTENT_HASH, 2)
     await reach(started.proxy, FRESH_SERVICE, 'fresh-near')
     const nearPeer = nearInstance.sidecar.node.peerId
@@ -166,10 +185,13 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
   })
 
   it('finds an instance whose first dial took longer than the hard RTT within seconds, not at the next refresh', async (t) => {
+    // the default refresh: the near instance must be found before it
     const started = await startOwnProxy()
-    const acceptDelayMs = 1_500
+    // well beyond the far instance's dial (five or so of its 100 ms round trips), which answers the
+    // first request, and well within the 5 s the near one's measurement waits for its dial
+    const acceptDelayMs = 2_000
     await startInstance('slow-dial-near', 0, SLOW_DIAL_SERVICE, SLOW_DIAL_CONTENT_HASH, acceptDelayMs)
-    await startInstance('slow-dial-far', 10, SLOW_DIAL_SERVICE, SLOW_DIAL_CONTENT_HASH)
+    await startInstance('slow-dial-far', FAR_DELAY_MS, SLOW_DIAL_SERVICE, SLOW_DIAL_CONTENT_HASH)
     await waitForProviders(started.node, SLOW_DIAL_CONTENT_HASH, 2)
     const get = async (): Promise<{ status: number, body: string }> => await sendTo(started.proxy, SLOW_DIAL_SERVICE, 'GET')
 
@@ -182,17 +204,22 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
   })
 
   it('leaves an idle instance whose host went silent once liveness aborts its connection', async (t) => {
-    // a proxy whose node checks its connections every half second, with a service of its own
-    const livenessTimeoutMs = 1_000
-    const started = await startOwnProxy({ liveness: { intervalMs: 500, timeoutMs: livenessTimeoutMs } })
+    // a proxy whose node checks its connections every second, with a service of its own. Its
+    // timeout is no event-loop pause of a busy host (every node of the test runs in this process):
+    // liveness that aborted a healthy connection to the near instance rested it for 30 s, beyond
+    // reach's wait, and one that aborted the far one's would count a second failure below
+    const livenessTimeoutMs = 4_000
+    const started = await startOwnProxy({ liveness: { intervalMs: 1_000, timeoutMs: livenessTimeoutMs } }, { refreshIntervalMs: QUICK_REFRESH_MS })
     const { relay: near } = await startInstance('idle-near', 0, IDLE_SERVICE, IDLE_CONTENT_HASH)
-    const { instance: far } = await startInstance('idle-far', 10, IDLE_SERVICE, IDLE_CONTENT_HASH)
+    const { instance: far } = await startInstance('idle-far', FAR_DELAY_MS, IDLE_SERVICE, IDLE_CONTENT_HASH)
     await waitForProviders(started.node, IDLE_CONTENT_HASH, 2)
     await reach(started.proxy, IDLE_SERVICE, 'idle-near')
 
     // no request meanwhile: no stall to probe, only liveness sees the silence
     near.hold()
     const heldAt = performance.now()
+    // a liveness round within a second, then its ping's timeout: about 5 s (with no liveness, an
+    // idle proxy would never leave it)
     const left = await eventually('the proxy to leave the silent instance', () => started.proxy.instanceOf(IDLE_SERVICE)?.peerId.equals(far.sidecar.node.peerId) === true ? performance.now() - heldAt : undefined, 20_000, 20)
     t.diagnostic(`the silent instance was left ${left.toFixed(0)} ms after it went silent, with no request`)
     const failures = (await started.metrics.metrics()).split('\n').filter(line => line.startsWith(`physarum_proxy_upstream_failures_total{service="${IDLE_SERVICE}"`))
@@ -206,8 +233,10 @@ describe('client proxy: an instance whose host goes silent', { timeout: 120_000 
 
   it('leaves an instance whose service hangs once requests in a row get no answer in time, not after one', async (t) => {
     const upstreamTimeoutMs = 500
-    const started = await startOwnProxy({}, { upstreamTimeoutMs })
+    const started = await startOwnProxy({}, { upstreamTimeoutMs, refreshIntervalMs: QUICK_REFRESH_MS })
     const { instance: near } = await startInstance('hung-near', 0, HUNG_SERVICE, HUNG_CONTENT_HASH)
+    // nearer than the other tests' far instances: its answer, on a new stream, must come within
+    // the upstream timeout; the quick refresh ranks the near one first should one sample not
     await startInstance('hung-far', 10, HUNG_SERVICE, HUNG_CONTENT_HASH)
     await waitForProviders(started.node, HUNG_CONTENT_HASH, 2)
     const get = async (): Promise<{ status: number, body: string }> => await sendTo(started.proxy, HUNG_SERVICE, 'GET')
