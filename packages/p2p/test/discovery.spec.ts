@@ -85,8 +85,9 @@ describe('discovery through one bootstrap', () => {
       return (await providersOf(seeker, 'test:goes', 5_000, true)).length === 0 ? true : undefined
     }, 15_000, 500)
 
-    // the topic still provided is provided again before it expires
-    assert.deepEqual(await providersOf(other, 'test:stays'), [provider.peerId.toString()])
+    // the topic still provided is provided again before it expires: a lookup that finished finds
+    // it (one a busy host cut short at its deadline is asked again; it says nothing)
+    assert.deepEqual(await eventually('a lookup of the topic still provided to finish', async () => await providersOf(other, 'test:stays', 5_000, true)), [provider.peerId.toString()])
   })
 
   it('stops returning a provider that stopped, once its records expire', async () => {
@@ -101,7 +102,7 @@ describe('discovery through one bootstrap', () => {
     await eventually('the provider', async () => (await providersOf(seeker, 'test:crash')).length > 0 ? true : undefined)
     await provider.stop()
     await eventually('the stopped provider to expire', async () => {
-      return (await providersOf(seeker, 'test:crash', 1_000)).length === 0 ? true : undefined
+      return (await providersOf(seeker, 'test:crash', 5_000, true)).length === 0 ? true : undefined
     }, 15_000, 500)
   })
 })
