@@ -60,13 +60,15 @@ describe('ping monitor scraped by a real Prometheus', () => {
       assert.equal(s.metric.host, 'mon-prom')
       assert.equal(s.metric.target_host, `peer-${i + 1}`)
       const seconds = Number(s.value[1])
-      // loopback between processes: above 1 µs, under 100 ms
-      assert.ok(seconds > 1e-6 && seconds < 0.1, `RTT to peer-${i + 1}: ${seconds} s`)
+      // loopback between processes: above 1 µs, and under the 1 s --ping-timeout that bounds every
+      // answered ping, so seconds, not µs. Not the machine's speed: on a busy host a ping waits
+      // behind whatever else runs, past 100 ms at times
+      assert.ok(seconds > 1e-6 && seconds < 1, `RTT to peer-${i + 1}: ${seconds} s`)
     }
     const ewma = await queryPrometheus(prometheus!.url, 'physarum_ping_rtt_ewma_seconds{job="ping-monitor"}')
     assert.deepEqual(ewma.map(s => s.metric.target_peer).toSorted(), ids.toSorted())
     for (const s of ewma) {
-      assert.ok(Number(s.value[1]) > 1e-6 && Number(s.value[1]) < 0.1, `EWMA ${s.value[1]} s`)
+      assert.ok(Number(s.value[1]) > 1e-6 && Number(s.value[1]) < 1, `EWMA ${s.value[1]} s`)
     }
     const connected = await queryPrometheus(prometheus!.url, 'physarum_connected_peers{job="ping-monitor"}')
     assert.equal(Number(connected[0]?.value[1]), PEERS)
