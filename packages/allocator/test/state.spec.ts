@@ -608,17 +608,20 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
   })
 
   it('does not reap an idle instance just handed to a caller before the first request of that caller', async () => {
-    // margins of most of a second each way: a loaded machine's pauses do not decide it
-    const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 3_000, statsIntervalMs: 200 })
+    // margins of two seconds each way, a third of the idle timeout each: a loaded machine's pauses
+    // do not decide it
+    const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 6_000, statsIntervalMs: 200 })
     await allocator.start()
     const target = engine.allocatorNode.multiaddrs()[0]!
     const started = await allocate(caller.libp2p, target, 'svc-idle')
     nodes.push(...engine.sidecars)
-    await sleep(2_000)
-    // idle for 2 s by its sidecar's account, of the 3 s allowed: handed out once more
+    await sleep(4_000)
+    // idle for 4 s by its sidecar's account, of the 6 s allowed: handed out once more
     const again = await allocate(caller.libp2p, target, 'svc-idle')
     assert.deepEqual([again.reused, again.instanceId], [true, started.instanceId])
-    await sleep(1_800)
+    await sleep(4_000)
+    // idle for 8 s by its sidecar's account, past the 6 s (reaped, were that all that counted), and
+    // 4 s since it was handed out again
     assert.deepEqual(allocator.instances().map(i => i.state), ['ready'], 'reaped before its new caller could use it')
     await allocator.stop()
   })
