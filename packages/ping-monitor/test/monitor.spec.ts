@@ -233,7 +233,7 @@ describe('ping monitor scheduling (stubbed node)', () => {
       }
       await new Promise(resolve => setTimeout(resolve, 1))
       return 1
-    }, { intervalMs: 100, pingTimeoutMs: 1_500, concurrency: 4 })
+    }, { intervalMs: 100, pingTimeoutMs: 3_000, concurrency: 4 })
     node.connected.push(...PEER_IDS)
     monitor.start()
     await eventually('every peer answered', () => PEER_IDS.every(p => (node.rtt.get(p.toString())?.samples ?? 0) >= 2) ? true : undefined)
@@ -243,14 +243,16 @@ describe('ping monitor scheduling (stubbed node)', () => {
     }
     silence = true
     // over two timeouts: the silent peers' first pings time out, then their retries do
-    await new Promise(resolve => setTimeout(resolve, 3_500))
+    await new Promise(resolve => setTimeout(resolve, 7_000))
     monitor.stop()
     for (const at of lastPing.values()) {
-      longestGap = Math.max(longestGap, silenceAt + 3_500 - at)
+      longestGap = Math.max(longestGap, silenceAt + 7_000 - at)
     }
     assert.ok(failed.size === silent.length, `${failed.size} of the silent peers failed`)
-    // every 100 ms; while the silent peers' first pings hold every slot, up to an interval more
-    assert.ok(longestGap < 500, `an answering peer went ${longestGap.toFixed(0)} ms without a ping`)
+    // every 100 ms; while the silent peers' first pings hold every slot, up to an interval more. A
+    // busy host's timers may be late by most of a second; pings that waited for the slots the
+    // silent peers held would go 3 s (the ping timeout) without one
+    assert.ok(longestGap < 1_500, `an answering peer went ${longestGap.toFixed(0)} ms without a ping`)
     assert.equal(mostRetrying, 1, 'retries in flight at once (a quarter of --concurrency)')
   })
 
