@@ -20,7 +20,8 @@ const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const
 /**
  * Runs the close steps once, in order, on SIGTERM or SIGINT, then exits 128+n. A failing step is
  * logged and the next one still runs; a second signal ends the process at once (128+n), and so
- * does the deadline (1: the stop failed).
+ * does the deadline (1: the stop failed). The deadline's timer keeps the process alive: a step
+ * that waits for what never comes, once the servers closed, would otherwise let it end with 0.
  */
 export function onShutdown (steps: ShutdownStep[], options: ShutdownOptions): void {
   const exit = options.exit ?? ((code: number) => process.exit(code))
@@ -33,7 +34,6 @@ export function onShutdown (steps: ShutdownStep[], options: ShutdownOptions): vo
       options.log.error({ deadlineMs: options.deadlineMs ?? 10_000 }, 'shutdown took too long, exiting now')
       exit(1)
     }, options.deadlineMs ?? 10_000)
-    deadline.unref()
     for (const step of steps) {
       try {
         await step.run()

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
-import { EventEmitter } from 'node:events'
+import { spawn } from 'node:child_process'
+import { EventEmitter, once } from 'node:events'
 import { describe, it } from 'node:test'
 import { pino } from 'pino'
 import { onShutdown } from '../src/index.ts'
+import { eventually } from './helpers.ts'
 
 describe('shutdown', () => {
   const log = pino({ level: 'silent' })
@@ -33,5 +35,27 @@ describe('shutdown', () => {
     onShutdown([{ name: 'hangs', run: async () => await new Promise(() => {}) }], { log, deadlineMs: 50, exit: exited.resolve, signals })
     signals.emit('SIGTERM')
     assert.equal(await exited.promise, 1)
+  })
+
+  it('exits 1, not 0, when a step hangs once nothing else keeps the process alive', async () => {
+    // a daemon's servers close in its first steps: a later step that waits for what never comes
+    // leaves the process nothing to do but the deadline
+    const script = `
+      import { createServer } from 'node:net'
+      import { pino } from 'pino'
+      import { onShutdown } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)}
+      const server = createServer().listen(0, '127.0.0.1', () => { process.stdout.write('ready\\n') })
+      onShutdown([
+        { name: 'close the server', run: () => { server.close() } },
+        { name: 'hangs', run: async () => await new Promise(() => {}) }
+      ], { log: pino({ base: undefined }), deadlineMs: 300 })`
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url), stdio: ['ignore', 'pipe', 'inherit'] })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    await eventually('the child to start', () => output.includes('ready') ? true : undefined, 10_000, 20)
+    child.kill('SIGTERM')
+    const [code] = await once(child, 'exit') as [number | null]
+    assert.equal(code, 1, output)
+    assert.match(output, /shutdown took too long, exiting now/)
   })
 })
