@@ -25,6 +25,8 @@ export async function sendBounded (stream: MessageStream, data: Uint8Array, opti
 export async function writeBufferBelow (stream: MessageStream, options: BoundedSendOptions = {}): Promise<void> {
   const limit = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED
   while (stream.writeBufferLength > limit) {
+    // aborted already: its 'abort' event is gone, and the wait below would last as long as the peer's
+    options.signal?.throwIfAborted()
     await new Promise<void>((resolve, reject) => {
       const cleanup = (): void => {
         stream.removeEventListener('idle', onIdle)

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import { setImmediate } from 'node:timers/promises'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { sendBounded } from '../src/index.ts'
+import { sendBounded, writeBufferBelow } from '../src/index.ts'
 import { startNode, stopAll } from './helpers.ts'
 import type { PhysarumNode } from '../src/index.ts'
 import type { Stream } from '@libp2p/interface'
@@ -92,6 +92,23 @@ describe('PSK connections under load', () => {
     assert.equal(clientReceived.hash, serverSent.hash)
     for (const maxBuffered of [clientSent.maxBuffered, serverSent.maxBuffered]) {
       assert.ok(maxBuffered <= MAX_BUFFERED + CHUNK, `a sender buffered ${maxBuffered} bytes`)
+    }
+  })
+
+  it('stops waiting for a full write buffer at once when the wait\'s signal was aborted before it began', async () => {
+    // a peer that reads nothing: the sender's buffer fills and stays full
+    await server.libp2p.handle('/physarum-test/unread/1.0.0', (stream) => { stream.pause() })
+    const stream = await client.libp2p.dialProtocol(server.peerId, '/physarum-test/unread/1.0.0')
+    try {
+      while (stream.send(new Uint8Array(CHUNK))) {
+        // until send() says the buffer is full
+      }
+      const controller = new AbortController()
+      controller.abort(new Error('the caller left'))
+      await assert.rejects(writeBufferBelow(stream, { maxBufferedBytes: 0, signal: controller.signal }), { message: 'the caller left' })
+    } finally {
+      stream.abort(new Error('test over'))
+      await server.libp2p.unhandle('/physarum-test/unread/1.0.0')
     }
   })
 
