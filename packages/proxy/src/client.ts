@@ -1234,6 +1234,8 @@ function targetOf (req: IncomingMessage): { service: string, path: string } {
     return splitPath(url)
   }
   checkHost(absolute[1])
+  // the target's authority is the host (RFC 9112 3.2.2): a Host header beside it is not passed on
+  req.headers.host = absolute[1]
   const rest = absolute[2]!
   return splitPath(rest.startsWith('/') ? rest : `/${rest}`)
 }
@@ -1290,7 +1292,9 @@ function hasBody (req: IncomingMessage): boolean {
 
 /** The headers not passed on: the hop-by-hop ones, and those the Connection header names. */
 function hopByHop (headers: IncomingHttpHeaders): ReadonlySet<string> {
-  const named = (headers.connection ?? '').split(',').map(name => name.trim().toLowerCase()).filter(name => name !== '' && !HOP_BY_HOP_HEADERS.has(name))
+  // an instance's response with two Connection lines has them as an array (undici's headers)
+  const connection = headers.connection as string | string[] | undefined
+  const named = (Array.isArray(connection) ? connection.join(',') : connection ?? '').split(',').map(name => name.trim().toLowerCase()).filter(name => name !== '' && !HOP_BY_HOP_HEADERS.has(name))
   return named.length === 0 ? HOP_BY_HOP_HEADERS : new Set([...HOP_BY_HOP_HEADERS, ...named])
 }
 

@@ -10,7 +10,8 @@ const SERVICE = 'trailer-server'
 
 /**
  * A service that announces a trailer on every response, by hand (Node's server refuses to): with a
- * length and none at /, chunked with it at /chunked.
+ * length and none at /, chunked with it at /chunked; at /two-connection-lines, a response whose
+ * Connection header comes in two lines, the second naming a header not to pass on.
  */
 function trailerService (): Server {
   return createServer((socket) => {
@@ -20,7 +21,9 @@ function trailerService (): Server {
       for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
         const [method, path] = buffered.slice(0, end).split(' ')
         buffered = buffered.slice(end + 4)
-        if (path === '/chunked') {
+        if (path === '/two-connection-lines') {
+          socket.write('HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nconnection: x-secret\r\nx-secret: hidden\r\ncontent-length: 3\r\n\r\nok\n')
+        } else if (path === '/chunked') {
           socket.write('HTTP/1.1 200 OK\r\ntrailer: x-checksum\r\ntransfer-encoding: chunked\r\n\r\nd\r\nchunked body\n\r\n0\r\nx-checksum: abc\r\n\r\n')
         } else {
           socket.write(`HTTP/1.1 200 OK\r\ntrailer: x-checksum\r\ncontent-length: 5\r\n\r\n${method === 'HEAD' ? '' : 'body\n'}`)
@@ -31,7 +34,7 @@ function trailerService (): Server {
   })
 }
 
-describe('client proxy: responses that announce a trailer', { timeout: 120_000 }, () => {
+describe('client proxy: responses that announce a trailer, or have two Connection lines', { timeout: 120_000 }, () => {
   let proxied: ProxiedService
 
   const raw = async (request: string): Promise<string> => await rawRequest(proxied.proxy.port, request)
@@ -65,5 +68,15 @@ describe('client proxy: responses that announce a trailer', { timeout: 120_000 }
     const counted = (await proxied.metrics.metrics()).split('\n').filter(line => line.startsWith(`physarum_proxy_requests_total{service="${SERVICE}",code="200"}`))
     // the readiness probe's requests, and these five
     assert.ok(Number(counted[0]?.split(' ')[1]) >= 5, counted.join('\n'))
+  })
+
+  it('drops what two Connection lines name, and keeps the instance that sent them', async () => {
+    const answer = await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/two-connection-lines`)
+    assert.equal(answer.status, 200)
+    assert.equal(answer.headers.get('x-secret'), null)
+    assert.equal(await answer.text(), 'ok\n')
+    assert.notEqual(proxied.proxy.instanceOf(SERVICE), undefined)
+    const failures = (await proxied.metrics.metrics()).split('\n').filter(line => line.startsWith('physarum_proxy_upstream_failures_total{'))
+    assert.deepEqual(failures, [])
   })
 })
