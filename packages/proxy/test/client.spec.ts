@@ -254,9 +254,11 @@ describe('client proxy', { timeout: 300_000 }, () => {
       const answer = await rawRequest(proxy.port, `GET /hello-world-server/x HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n\r\n`)
       assert.match(answer, /^HTTP\/1\.1 200 /, host)
     }
-    // absolute-form, as a client told to use an HTTP proxy sends it: its own host is the one checked
-    const absolute = await rawRequest(proxy.port, `GET http://127.0.0.1:${proxy.port}/hello-world-server/headers?x=1 HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`)
+    // absolute-form, as a client told to use an HTTP proxy sends it: its own host is the one
+    // checked, and the one the service sees, whatever the Host header says (RFC 9112 3.2.2)
+    const absolute = await rawRequest(proxy.port, `GET http://127.0.0.1:${proxy.port}/hello-world-server/headers?x=1 HTTP/1.1\r\nhost: elsewhere.example\r\nconnection: close\r\n\r\n`)
     assert.match(absolute, /^HTTP\/1\.1 200 /)
+    assert.equal((JSON.parse(absolute.slice(absolute.indexOf('\r\n\r\n') + 4)) as Record<string, string>).host, `127.0.0.1:${proxy.port}`)
     const foreign = await rawRequest(proxy.port, `GET http://attacker.example/hello-world-server/x HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`)
     assert.match(foreign, /^HTTP\/1\.1 421 /)
     for (const head of [
