@@ -9,8 +9,10 @@ import { clearEtcdPorts, discardFailedJoin, EtcdProcess, hasEtcdData, hostUrl } 
 import { createRegistryService } from './service.ts'
 import { RegistryStore } from './store.ts'
 import type { JoinAnswer, RegistryClient } from './client.ts'
+import type { EtcdAuth } from './etcd-auth.ts'
 import type { EtcdStatus } from './etcd-process.ts'
 import type { RegistryService } from './service.ts'
+import type { EtcdTls } from './store.ts'
 import type { DaemonNodeOptions, HostPort, Logger, MetricsServer, PhysarumNode } from '@physarum/p2p'
 import type { Registry } from 'prom-client'
 
@@ -18,7 +20,7 @@ import type { Registry } from 'prom-client'
 export type EtcdMode =
   | { kind: 'new', etcd: ManagedEtcdConfig }
   | { kind: 'join', etcd: ManagedEtcdConfig, joinVia: string[] }
-  | { kind: 'external', endpoints: string[] }
+  | { kind: 'external', endpoints: string[], auth?: EtcdAuth, tls?: EtcdTls }
 
 export interface ManagedEtcdConfig {
   bin: string
@@ -85,8 +87,10 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
 
     let etcd: EtcdProcess | undefined
     let endpoints: string[]
-    // the etcd this process runs lets in only the holders of the overlay's key (an open overlay's: anyone)
-    const auth = config.etcd.kind !== 'external' && config.psk != null ? etcdAuthFor(config.psk) : undefined
+    // the etcd this process runs lets in only the holders of the overlay's key (an open overlay's:
+    // anyone); an external one takes the login its operator gave
+    const auth = config.etcd.kind === 'external' ? config.etcd.auth : config.psk == null ? undefined : etcdAuthFor(config.psk)
+    const tls = config.etcd.kind === 'external' ? config.etcd.tls : undefined
     if (config.etcd.kind === 'external') {
       endpoints = config.etcd.endpoints
     } else {
@@ -207,9 +211,14 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       endpoints = [...new Set(endpoints)]
     }
 
-    const store = new RegistryStore({ endpoints, timeoutMs: config.etcdTimeoutMs, ...(auth == null ? {} : { auth }) })
+    const store = new RegistryStore({ endpoints, timeoutMs: config.etcdTimeoutMs, ...(auth == null ? {} : { auth }), ...(tls == null ? {} : { tls }) })
     cleanups.push(() => { store.close() })
     const health = await store.health()
+    // an etcd that is down may come back, but a wrong login or certificate stays wrong: the
+    // registry would answer UNAVAILABLE for ever with the reason in a log line nobody reads
+    if (!health.ok && config.etcd.kind === 'external' && health.error != null && REFUSED.test(health.error)) {
+      throw new Error(`etcd (${endpoints.join(', ')}) does not let this registry-service in (check --etcd-user and --etcd-password-file; for https://, --etcd-ca, --etcd-cert and --etcd-key): ${health.error}`)
+    }
     if (!health.ok) {
       log.warn({ endpoints, err: health.error }, 'etcd is not reachable yet; requests are answered UNAVAILABLE until it is')
     }
@@ -264,6 +273,9 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
     throw err
   }
 }
+
+/** etcd's answers to a login it refuses, and TLS's to a certificate it cannot verify. */
+const REFUSED = /authentication failed|user name is empty|permission denied|certificate|SSL routines/
 
 /**
  * Asks for membership until it is granted or refused for good: while no registry is found yet (the

@@ -1,6 +1,8 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { X509Certificate } from 'node:crypto'
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
+import { createSecureContext } from 'node:tls'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError, exitCodeOf, exitWithError, formatDuration, launchDaemon, nodeAnnouncement, nodeOptions, parseDuration, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
@@ -13,6 +15,8 @@ import { startRegistryDaemon } from './daemon.ts'
 import { etcdAuthFor } from './etcd-auth.ts'
 import { trustedRegistries, withRegistryTrust } from './trust.ts'
 import type { EtcdMode, RegistryDaemonConfig } from './daemon.ts'
+import type { EtcdAuth } from './etcd-auth.ts'
+import type { EtcdTls } from './store.ts'
 import type { NodeArgs, NodeConfig } from '@physarum/p2p'
 import type { RegistryTrustArgs } from './trust.ts'
 import type { Argv } from 'yargs'
@@ -37,6 +41,11 @@ interface RegistryArgs extends NodeArgs, RegistryTrustArgs {
   'etcd-data-dir'?: string
   'etcd-name'?: string
   'etcd-timeout': string
+  'etcd-user'?: string
+  'etcd-password-file'?: string
+  'etcd-ca'?: string
+  'etcd-cert'?: string
+  'etcd-key'?: string
   'join-via'?: string[]
   admin?: string[]
   'open-writes'?: boolean
@@ -58,16 +67,23 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .option('etcd-data-dir', { type: 'string', describe: 'The managed etcd\'s data folder [default: <state-dir>/etcd]' })
     .option('etcd-name', { type: 'string', describe: 'The managed etcd member\'s name [default: etcd-<first 12 characters after 12D3KooW of the peer id>, kept in <state-dir>/etcd-name]' })
     .option('etcd-timeout', { type: 'string', default: formatDuration(DEFAULT_ETCD_TIMEOUT_MS), describe: 'Deadline of one etcd call (2s, 500ms): past it the request is answered UNAVAILABLE' })
+    .option('etcd-user', { type: 'string', describe: 'With --etcd-endpoints: the etcd user to log in as, when the cluster\'s authentication is on (env PHYSARUM_ETCD_USER)' })
+    .option('etcd-password-file', { type: 'string', describe: 'With --etcd-user: file holding that user\'s password (one line; keep it chmod 600). Never given in argv, where every user could read it (env PHYSARUM_ETCD_PASSWORD_FILE)' })
+    .option('etcd-ca', { type: 'string', describe: 'With https:// --etcd-endpoints: PEM file of the CA that signed the etcd servers\' certificates [default: the system\'s CAs]' })
+    .option('etcd-cert', { type: 'string', describe: 'With https:// --etcd-endpoints: PEM file of the client certificate, for an etcd with --client-cert-auth (with --etcd-key)' })
+    .option('etcd-key', { type: 'string', describe: 'The private key of --etcd-cert (PEM file; keep it chmod 600)' })
     .option('join-via', { type: 'string', array: true, describe: 'With --join-etcd-cluster: multiaddr (with /p2p/<peer id>) of the registry-service to ask, instead of finding one through the DHT (repeatable)' })
     .option('admin', { type: 'string', array: true, describe: 'Peer id allowed to Add and Delete records and to add etcd members (repeatable; env PHYSARUM_ADMINS, space or comma separated)' })
     .option('open-writes', { type: 'boolean', describe: 'Allow every overlay member to write and to add etcd members (logged as a warning)' })
     .option('show-etcd-password', { type: 'boolean', describe: 'Print the password of the managed etcd\'s root user, derived from the overlay\'s key (as given by the usual flags and environment), and exit: for etcdctl, and for setting it again after the key changed' })
     .group(['new-etcd-cluster', 'join-etcd-cluster', 'etcd-endpoints'], 'etcd (exactly one of):')
+    .group(['etcd-user', 'etcd-password-file', 'etcd-ca', 'etcd-cert', 'etcd-key'], 'External etcd (--etcd-endpoints):')
     .group(['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'etcd-timeout', 'join-via'], 'Managed etcd:')
     .group(['admin', 'open-writes', 'show-etcd-password'], 'Authorization:')
     .example('PHYSARUM_PSK=... $0 --new-etcd-cluster --etcd-ip 10.0.0.1 -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW... --admin 12D3KooW<hl-cli id>', 'Start the first registry with a new etcd cluster (etcd on 10.0.0.1:2379/2380)')
     .example('PHYSARUM_PSK=... $0 --join-etcd-cluster --etcd-ip 10.0.0.2 -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW... --admin 12D3KooW<hl-cli id>', 'On a second host: join the etcd cluster through a running registry (which must list this one\'s peer id with --admin, or run with --open-writes)')
     .example('PHYSARUM_PSK=... $0 --etcd-endpoints http://10.0.0.5:2379,http://10.0.0.6:2379 -bootstrap ...', 'Serve records from an etcd cluster run by someone else')
+    .example('PHYSARUM_PSK=... $0 --etcd-endpoints https://10.0.0.5:2379 --etcd-ca ca.pem --etcd-cert client.pem --etcd-key client-key.pem --etcd-user physarum --etcd-password-file /etc/physarum/etcd-password -bootstrap ...', 'The same, over TLS with a client certificate and a login')
     .epilogue([
       `Protocol ${REGISTRY_PROTOCOL} (protobuf, src/pb/registry.proto): Add (create or replace; optional expected revision for compare-and-swap), Get, GetMany (up to 100 Gets in one exchange), List (by prefix, paged), Delete, and Join (add an etcd member). Records are JSON in etcd under ${KEY_PREFIX}<name>; a write that names the revision it read is an etcd transaction on it, and fails with CONFLICT instead of losing a concurrent writer's change; a write without one replaces the record, the last one winning. Reads are open to overlay members; Add, Delete and Join only to --admin peers unless --open-writes.`,
       '',
@@ -116,7 +132,7 @@ function port (flag: string, value: number): number {
 }
 
 /** Everything the flags and environment say, validated; throws ConfigError naming the flag. */
-async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promise<{ node: NodeConfig, daemon: RegistryDaemonConfig }> {
+async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promise<{ node: NodeConfig, warnings: string[], daemon: RegistryDaemonConfig }> {
   const modes = (['new-etcd-cluster', 'join-etcd-cluster'] as const).filter(flag => args[flag] === true).map(flag => `--${flag}`)
   // the environment's endpoints count only when no flag says where the records live
   const endpointsText = args['etcd-endpoints'] ?? (modes.length === 0 ? env.PHYSARUM_ETCD_ENDPOINTS : undefined)
@@ -133,6 +149,12 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
     const managed = (['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'join-via'] as const).find(flag => args[flag] != null)
     if (managed != null) {
       throw new ConfigError(`--${managed}: for the etcd this process runs (--new-etcd-cluster, --join-etcd-cluster), not with --etcd-endpoints`)
+    }
+  } else {
+    // their PHYSARUM_* variables, like PHYSARUM_ETCD_ENDPOINTS, are left for the units that use them
+    const external = (['etcd-user', 'etcd-password-file', 'etcd-ca', 'etcd-cert', 'etcd-key'] as const).find(flag => args[flag] != null)
+    if (external != null) {
+      throw new ConfigError(`--${external}: for an etcd given with --etcd-endpoints, not with ${modes[0]!}: the etcd this process runs takes the login derived from the overlay's key`)
     }
   }
   if (modes[0] === '--new-etcd-cluster' && args['join-via'] != null) {
@@ -161,6 +183,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
   }
 
   const node = await resolveNodeConfig(args, env, DEFAULTS)
+  const warnings = [...node.warnings]
   let etcd: EtcdMode
   if (modes[0] === '--etcd-endpoints') {
     // a trailing slash is taken off: etcd3 would hand it to gRPC as part of the port
@@ -170,7 +193,14 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
         throw new ConfigError(`--etcd-endpoints: ${JSON.stringify(endpoint)} is not a client URL like http://10.0.0.5:2379`)
       }
     }
-    etcd = { kind: 'external', endpoints }
+    const secure = endpoints.filter(endpoint => endpoint.startsWith('https:'))
+    if (secure.length > 0 && secure.length < endpoints.length) {
+      // etcd3 connects to every host with the same credentials: TLS to all or to none
+      throw new ConfigError(`--etcd-endpoints: ${endpoints.join(',')} mixes https:// and http:// URLs; give all of one kind`)
+    }
+    const access = await externalEtcdAccess(args, env, secure.length > 0)
+    warnings.push(...access.warnings)
+    etcd = { kind: 'external', endpoints, ...(access.auth == null ? {} : { auth: access.auth }), ...(access.tls == null ? {} : { tls: access.tls }) }
   } else {
     const ip = args['etcd-ip']
     if (ip == null || isIP(ip) === 0 || ip === '0.0.0.0' || ip === '::') {
@@ -190,6 +220,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
   }
   return {
     node,
+    warnings,
     daemon: {
       ...nodeOptions(node),
       metricsListen: node.metricsListen,
@@ -200,6 +231,85 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       registryIds: trustedRegistries(args, env)
     }
   }
+}
+
+/**
+ * A file's content for `flag`; a ConfigError naming the flag and the path when it cannot be read
+ * (never its content: it may be a password or a private key). A `secret` file that users other
+ * than its owner may read adds a warning.
+ */
+async function readEtcdFile (flag: string, path: string, warnings: string[], secret = false): Promise<Buffer> {
+  let content: Buffer
+  try {
+    content = await readFile(path)
+  } catch (err) {
+    throw new ConfigError(`${flag}: cannot read ${path}: ${(err as Error).message}`)
+  }
+  const mode = secret ? (await stat(path)).mode & 0o777 : 0
+  if ((mode & 0o077) !== 0) {
+    warnings.push(`${flag}: ${path} has mode ${mode.toString(8).padStart(4, '0')}, so users other than its owner may read it: chmod 600 ${path}`)
+  }
+  return content
+}
+
+/**
+ * The login and TLS files for an etcd given with --etcd-endpoints (`secure`: its endpoints are
+ * https://), read and checked at start: a wrong path or a key that does not fit its certificate
+ * is a usage error now, not a registry that answers UNAVAILABLE later.
+ */
+async function externalEtcdAccess (args: RegistryArgs, env: NodeJS.ProcessEnv, secure: boolean): Promise<{ auth?: EtcdAuth, tls?: EtcdTls, warnings: string[] }> {
+  const warnings: string[] = []
+  const user = args['etcd-user'] ?? env.PHYSARUM_ETCD_USER ?? ''
+  const passwordFile = args['etcd-password-file'] ?? env.PHYSARUM_ETCD_PASSWORD_FILE ?? ''
+  const userFlag = args['etcd-user'] != null ? '--etcd-user' : 'PHYSARUM_ETCD_USER'
+  const passwordFlag = args['etcd-password-file'] != null ? '--etcd-password-file' : 'PHYSARUM_ETCD_PASSWORD_FILE'
+  if (user !== '' && passwordFile === '') {
+    throw new ConfigError(`${userFlag}: ${JSON.stringify(user)} needs --etcd-password-file <file> holding its password`)
+  }
+  if (user === '' && passwordFile !== '') {
+    throw new ConfigError(`${passwordFlag}: ${passwordFile} needs --etcd-user, the etcd user whose password it holds`)
+  }
+  let auth: EtcdAuth | undefined
+  if (user !== '') {
+    // one line, as `echo` or an editor leaves it
+    const password = (await readEtcdFile(passwordFlag, passwordFile, warnings, true)).toString('utf8').replace(/\r?\n$/, '')
+    if (password === '') {
+      throw new ConfigError(`${passwordFlag}: ${passwordFile} is empty`)
+    }
+    auth = { username: user, password }
+  }
+
+  const [caFile, certFile, keyFile] = [args['etcd-ca'], args['etcd-cert'], args['etcd-key']]
+  if ((certFile == null) !== (keyFile == null)) {
+    throw new ConfigError(certFile == null ? `--etcd-key: ${keyFile!} needs --etcd-cert, the client certificate it is the key of` : `--etcd-cert: ${certFile} needs --etcd-key, its private key`)
+  }
+  const given = caFile != null ? '--etcd-ca' : certFile != null ? '--etcd-cert' : undefined
+  if (given == null) {
+    return { ...(auth == null ? {} : { auth }), warnings }
+  }
+  if (!secure) {
+    throw new ConfigError(`${given}: the etcd endpoints are http://, which take no TLS: give https:// URLs with --etcd-endpoints`)
+  }
+  const tls: EtcdTls = {
+    ...(caFile == null ? {} : { ca: await readEtcdFile('--etcd-ca', caFile, warnings) }),
+    ...(certFile == null ? {} : { cert: await readEtcdFile('--etcd-cert', certFile, warnings) }),
+    ...(keyFile == null ? {} : { key: await readEtcdFile('--etcd-key', keyFile, warnings, true) })
+  }
+  // OpenSSL's reasons only: they quote nothing of the files
+  if (tls.ca != null) {
+    try {
+      // TLS would skip what is not a certificate, and trust nothing
+      new X509Certificate(tls.ca)
+    } catch (err) {
+      throw new ConfigError(`--etcd-ca: ${caFile!} is not a PEM certificate: ${(err as Error).message}`)
+    }
+  }
+  try {
+    createSecureContext(tls)
+  } catch (err) {
+    throw new ConfigError(`--etcd-cert, --etcd-key: ${certFile!} and ${keyFile!} are not a PEM certificate and its private key: ${(err as Error).message}`)
+  }
+  return { ...(auth == null ? {} : { auth }), tls, warnings }
 }
 
 function peerIdFromPrivateKeyString (key: NonNullable<NodeConfig['privateKey']>): string {
@@ -225,7 +335,7 @@ export async function handler (args: RegistryArgs): Promise<void> {
     name: NAME,
     resolve: async () => {
       const config = await resolveConfig(args, process.env)
-      return { config, logLevel: config.node.logLevel, warnings: config.node.warnings }
+      return { config, logLevel: config.node.logLevel, warnings: config.warnings }
     },
     start: async (config, log) => await startRegistryDaemon(config.daemon, log),
     shutdownDeadlineMs: 15_000,

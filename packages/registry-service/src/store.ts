@@ -13,7 +13,7 @@ import type { EtcdAuth } from './etcd-auth.ts'
 import type { IKeyValue, IMember, IOptions, IRequestOp } from 'etcd3'
 
 export interface RegistryStoreInit {
-  /** etcd client URLs, http://host:port. */
+  /** etcd client URLs, http://host:port, or all https:// (etcd3 connects to every host alike). */
   endpoints: string[]
   /** Deadline of each etcd call (default 1.5 s): past it the caller gets UNAVAILABLE. */
   timeoutMs?: number
@@ -21,6 +21,15 @@ export interface RegistryStoreInit {
   keyPrefix?: string
   /** etcd's user and password, when its authentication is on (etcd-auth.ts). */
   auth?: EtcdAuth
+  /** For https:// endpoints: the CA to trust instead of the system's, and a client certificate. */
+  tls?: EtcdTls
+}
+
+/** PEM contents, read from the files --etcd-ca, --etcd-cert and --etcd-key name. */
+export interface EtcdTls {
+  ca?: Buffer
+  cert?: Buffer
+  key?: Buffer
 }
 
 export interface ListOptions {
@@ -181,6 +190,8 @@ export class RegistryStore {
     this.#client = new Etcd3({
       hosts: this.endpoints,
       ...(init.auth == null ? {} : { auth: init.auth }),
+      // etcd3 types the CA as required, but gRPC takes a missing one as its default roots
+      ...(init.tls == null ? {} : { credentials: { rootCertificate: init.tls.ca!, ...(init.tls.key == null ? {} : { privateKey: init.tls.key }), ...(init.tls.cert == null ? {} : { certChain: init.tls.cert }) } }),
       dialTimeout: this.#timeoutMs,
       defaultCallOptions: (context) => context.isStream ? {} : { deadline: this.#attemptDeadline(context.method) },
       faultHandling: { host: () => noopPolicy(), global: nextHostPolicy(this.endpoints.length, () => this.#calls.getStore()) },
@@ -448,7 +459,8 @@ export class RegistryStore {
   /** Whether etcd answers a linearizable read within the deadline (a quorum is there). */
   async health (): Promise<StoreHealth> {
     try {
-      await this.#call(async () => await this.#client.kv.range({ key: Buffer.from('health'), count_only: true }))
+      // a key under the prefix: an external etcd's user may be granted the registry's keys only
+      await this.#call(async () => await this.#client.kv.range({ key: this.#prefix, count_only: true }))
       return { ok: true }
     } catch (err) {
       return { ok: false, error: (err as Error).message }

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { PreSharedKey } from '@physarum/p2p'
 import { etcdAuthFor } from '../src/etcd-auth.ts'
-import { createRegistryClient } from '../src/index.ts'
-import { Cli, eventually, freePort, sampleRecord, startNode, stopAll, tempDir, TEST_PASSPHRASE, TestEtcd } from './helpers.ts'
+import { createRegistryClient, KEY_PREFIX } from '../src/index.ts'
+import { Cli, eventually, freePort, makeTestCertificates, sampleRecord, startNode, stopAll, tempDir, TEST_PASSPHRASE, TestEtcd } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 
 async function runToEnd (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, output: string }> {
@@ -36,10 +37,26 @@ describe('registry-service command line', () => {
   it('explains itself with --help and refuses bad usage with exit code 2 and the message only', async () => {
     const help = await runToEnd(['--help'])
     assert.equal(help.code, 0)
-    for (const text of ['--new-etcd-cluster', '--join-etcd-cluster', '--etcd-endpoints', '--etcd-ip', '--admin', '--open-writes', '--show-etcd-password', 'Examples:', 'ETCD_HEARTBEAT_INTERVAL']) {
+    for (const text of ['--new-etcd-cluster', '--join-etcd-cluster', '--etcd-endpoints', '--etcd-ip', '--admin', '--open-writes', '--show-etcd-password', '--etcd-user', '--etcd-password-file', '--etcd-ca', '--etcd-cert', '--etcd-key', 'Examples:', 'ETCD_HEARTBEAT_INTERVAL']) {
       assert.ok(help.output.includes(text), `--help mentions ${text}`)
     }
+    const emptyFile = join(state.path, 'empty')
+    const notPem = join(state.path, 'not-pem')
+    await writeFile(emptyFile, '\n', { mode: 0o600 })
+    await writeFile(notPem, 'not a certificate\n')
+    const external = ['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1']
     const cases: Array<[string[], RegExp]> = [
+      [[...external, '--etcd-user', 'bob'], /--etcd-user: "bob" needs --etcd-password-file/],
+      [[...external, '--etcd-password-file', emptyFile], /--etcd-password-file: .*empty needs --etcd-user/],
+      [[...external, '--etcd-user', 'bob', '--etcd-password-file', '/nonexistent/password'], /--etcd-password-file: cannot read \/nonexistent\/password: ENOENT/],
+      [[...external, '--etcd-user', 'bob', '--etcd-password-file', emptyFile], /--etcd-password-file: .*empty is empty/],
+      [[...external, '--etcd-ca', notPem], /--etcd-ca: the etcd endpoints are http:\/\/, which take no TLS/],
+      [[...external, '--etcd-cert', notPem], /--etcd-cert: .* needs --etcd-key/],
+      [[...external, '--etcd-key', notPem], /--etcd-key: .* needs --etcd-cert/],
+      [['--ephemeral', '--etcd-endpoints', 'https://127.0.0.1:1,http://127.0.0.1:2'], /--etcd-endpoints: .* mixes https:\/\/ and http:\/\/ URLs/],
+      [['--ephemeral', '--etcd-endpoints', 'https://127.0.0.1:1', '--etcd-ca', notPem], /--etcd-ca: .*not-pem is not a PEM certificate/],
+      [['--ephemeral', '--etcd-endpoints', 'https://127.0.0.1:1', '--etcd-cert', notPem, '--etcd-key', notPem], /--etcd-cert, --etcd-key: .*not-pem are not a PEM certificate and its private key/],
+      [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--etcd-user', 'bob'], /--etcd-user: for an etcd given with --etcd-endpoints, not with --new-etcd-cluster/],
       [['--ephemeral'], /Say where the records live/],
       [['--ephemeral', '--new-etcd-cluster', '--etcd-endpoints', 'http://127.0.0.1:1'], /only one of/],
       [['--ephemeral', '--new-etcd-cluster'], /--etcd-ip: missing/],
@@ -62,6 +79,9 @@ describe('registry-service command line', () => {
     const fromEnv = await runToEnd(['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--state-dir', join(state.path, 'usage')], { PHYSARUM_ADMINS: '12D3KooWReplaceMe' })
     assert.equal(fromEnv.code, 2, fromEnv.output)
     assert.match(fromEnv.output, /PHYSARUM_ADMINS: "12D3KooWReplaceMe" is not a peer id/)
+    const userFromEnv = await runToEnd([...external, '--state-dir', join(state.path, 'usage')], { PHYSARUM_ETCD_USER: 'bob' })
+    assert.equal(userFromEnv.code, 2, userFromEnv.output)
+    assert.match(userFromEnv.output, /PHYSARUM_ETCD_USER: "bob" needs --etcd-password-file/)
     const trust = await runToEnd(['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--state-dir', join(state.path, 'usage')], { PHYSARUM_REGISTRY_IDS: 'registry-1' })
     assert.equal(trust.code, 2, trust.output)
     assert.match(trust.output, /PHYSARUM_REGISTRY_IDS: "registry-1" is not a peer id/)
@@ -175,6 +195,82 @@ describe('registry-service command line', () => {
     } finally {
       await stranger.stop()
       await etcd.remove()
+    }
+  })
+
+  it('logs in to an external etcd with --etcd-user and --etcd-password-file, and refuses to start with a wrong login', async () => {
+    const etcd = await TestEtcd.start()
+    try {
+      // a user allowed the registry's keys only, as an operator would make it
+      const open = etcd.client()
+      try {
+        await open.user('root').create('root-password')
+        await open.user('root').addRole('root')
+        await open.role('physarum').create()
+        await open.role('physarum').grant({ permission: 'Readwrite', range: open.range({ prefix: KEY_PREFIX }) })
+        await open.user('physarum').create('the-etcd-password')
+        await open.user('physarum').addRole('physarum')
+        await open.auth.authEnable({})
+      } finally {
+        open.close()
+      }
+      const passwordFile = join(state.path, 'etcd-password')
+      const wrongFile = join(state.path, 'wrong-password')
+      // readable by others: started, with a warning
+      await writeFile(passwordFile, 'the-etcd-password\n', { mode: 0o644 })
+      await writeFile(wrongFile, 'not-the-password\n', { mode: 0o600 })
+      const common = ['--etcd-endpoints', etcd.endpoint, '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0', '-bootstrap', bootstrap.multiaddrs()[0]!.toString()]
+      const cli = new Cli([...common, '--state-dir', join(state.path, 'login'), '--etcd-user', 'physarum', '--etcd-password-file', passwordFile, '--admin', clientNode.peerId.toString()], {})
+      running.push(cli)
+      const addr = (await cli.line(/listening: (\S+)/))[1]!
+      await cli.line(/chmod 600 .*etcd-password/)
+      const client = createRegistryClient(clientNode, { peers: [addr], cacheTtlMs: 0 })
+      const added = await client.add(sampleRecord('login-server'))
+      assert.deepEqual(await client.get('login-server'), added)
+      assert.equal(await cli.stop(), 143)
+      assert.doesNotMatch(cli.lines.join('\n'), /the-etcd-password/, 'the password is never logged')
+
+      // refused logins end the start with the reason, instead of a registry answering UNAVAILABLE
+      for (const [login, reason] of [[['--etcd-user', 'physarum', '--etcd-password-file', wrongFile], /authentication failed/], [[], /user name is empty/]] as const) {
+        const refused = await runToEnd([...common, '--state-dir', join(state.path, 'login'), ...login])
+        assert.equal(refused.code, 1, refused.output)
+        assert.match(refused.output, /does not let this registry-service in/)
+        assert.match(refused.output, reason)
+        assert.doesNotMatch(refused.output, /not-the-password/)
+      }
+    } finally {
+      await etcd.remove()
+    }
+  })
+
+  it('reaches an external etcd over TLS with a client certificate (--etcd-ca, --etcd-cert, --etcd-key), and refuses to start without the CA', async () => {
+    const certs = await tempDir('physarum-etcd-tls')
+    const tls = await makeTestCertificates(certs.path)
+    const etcd = await TestEtcd.start({ tls })
+    try {
+      const common = ['--etcd-endpoints', etcd.endpoint, '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0', '-bootstrap', bootstrap.multiaddrs()[0]!.toString(), '--state-dir', join(state.path, 'tls')]
+      const clientCert = ['--etcd-cert', tls.clientCert, '--etcd-key', tls.clientKey]
+      const cli = new Cli([...common, '--etcd-ca', tls.ca, ...clientCert, '--admin', clientNode.peerId.toString()], {})
+      running.push(cli)
+      const addr = (await cli.line(/listening: (\S+)/))[1]!
+      const metricsUrl = (await cli.line(/metrics: (http:\S+)\/metrics/))[1]!
+      assert.equal((await fetch(`${metricsUrl}/healthz`)).status, 200)
+      const client = createRegistryClient(clientNode, { peers: [addr], cacheTtlMs: 0 })
+      const added = await client.add(sampleRecord('tls-server'))
+      assert.deepEqual(await client.get('tls-server'), added)
+      assert.equal(await cli.stop(), 143)
+
+      // the system's CAs do not know the test CA
+      const untrusted = await runToEnd([...common, ...clientCert])
+      assert.equal(untrusted.code, 1, untrusted.output)
+      assert.match(untrusted.output, /does not let this registry-service in .*unable to verify the first certificate/)
+      // etcd asks for a client certificate
+      const anonymous = await runToEnd([...common, '--etcd-ca', tls.ca])
+      assert.equal(anonymous.code, 1, anonymous.output)
+      assert.match(anonymous.output, /does not let this registry-service in .*bad certificate/)
+    } finally {
+      await etcd.remove()
+      await certs.remove()
     }
   })
 })

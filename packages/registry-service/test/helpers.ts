@@ -1,10 +1,12 @@
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { promisify } from 'node:util'
 import { Etcd3 } from 'etcd3'
 import { pino } from 'pino'
 import { Registry } from 'prom-client'
@@ -43,25 +45,53 @@ export function sampleRecord (name: string, overrides: Partial<ServiceRecordInpu
   }
 }
 
+/** PEM files made by makeTestCertificates. */
+export interface TestCertificates {
+  ca: string
+  serverCert: string
+  serverKey: string
+  clientCert: string
+  clientKey: string
+}
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate signed by it, in `dir`. */
+export async function makeTestCertificates (dir: string): Promise<TestCertificates> {
+  const openssl = async (...args: string[]): Promise<void> => { await promisify(execFile)('openssl', args, { cwd: dir }) }
+  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  await openssl('req', '-x509', ...newKey, '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=physarum test CA')
+  for (const [name, extensions] of [['server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth'], ['client', 'extendedKeyUsage=clientAuth']] as const) {
+    await writeFile(join(dir, `${name}.ext`), `${extensions}\n`)
+    await openssl('req', ...newKey, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${name}`)
+    await openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`)
+  }
+  const path = (name: string): string => join(dir, name)
+  return { ca: path('ca.pem'), serverCert: path('server.pem'), serverKey: path('server-key.pem'), clientCert: path('client.pem'), clientKey: path('client-key.pem') }
+}
+
 /**
  * One etcd on free loopback ports with a temporary data folder, started directly (not through the
  * code under test). `stop()` ends it and keeps the data; `remove()` ends it and deletes the folder.
+ * With `tls` it serves https:// and takes only clients with a certificate its CA signed.
  */
 export class TestEtcd {
   readonly dir: string
   readonly clientPort: number
   readonly peerPort: number
+  readonly tls?: TestCertificates
   #child?: ChildProcess
 
-  private constructor (dir: string, clientPort: number, peerPort: number) {
+  private constructor (dir: string, clientPort: number, peerPort: number, tls?: TestCertificates) {
     this.dir = dir
     this.clientPort = clientPort
     this.peerPort = peerPort
+    if (tls != null) {
+      this.tls = tls
+    }
   }
 
-  static async start (): Promise<TestEtcd> {
+  static async start (options: { tls?: TestCertificates } = {}): Promise<TestEtcd> {
     const dir = await mkdtemp(join(tmpdir(), 'physarum-etcd-'))
-    const etcd = new TestEtcd(dir, await freePort(), await freePort())
+    const etcd = new TestEtcd(dir, await freePort(), await freePort(), options.tls)
     try {
       await etcd.start()
     } catch (err) {
@@ -72,7 +102,17 @@ export class TestEtcd {
   }
 
   get endpoint (): string {
-    return `http://127.0.0.1:${this.clientPort}`
+    return `${this.tls == null ? 'http' : 'https'}://127.0.0.1:${this.clientPort}`
+  }
+
+  /** A client of this etcd (with the client certificate when it serves TLS); the caller closes it. */
+  client (auth?: { username: string, password: string }): Etcd3 {
+    const tls = this.tls
+    return new Etcd3({
+      hosts: this.endpoint,
+      ...(auth == null ? {} : { auth }),
+      ...(tls == null ? {} : { credentials: { rootCertificate: readFileSync(tls.ca), certChain: readFileSync(tls.clientCert), privateKey: readFileSync(tls.clientKey) } })
+    })
   }
 
   async start (): Promise<void> {
@@ -81,12 +121,23 @@ export class TestEtcd {
       '--name', 'test', '--data-dir', join(this.dir, 'data'),
       '--listen-client-urls', this.endpoint, '--advertise-client-urls', this.endpoint,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `test=${peer}`,
-      '--heartbeat-interval', '25', '--election-timeout', '250', '--logger', 'zap', '--log-outputs', join(this.dir, 'etcd.log')
+      '--heartbeat-interval', '25', '--election-timeout', '250', '--logger', 'zap', '--log-outputs', join(this.dir, 'etcd.log'),
+      ...(this.tls == null ? [] : ['--cert-file', this.tls.serverCert, '--key-file', this.tls.serverKey, '--trusted-ca-file', this.tls.ca, '--client-cert-auth'])
     ], { stdio: 'ignore' })
     this.#child = child
     await eventually(`etcd on ${this.endpoint}`, async () => {
       if (child.exitCode != null) {
         throw new Error(`etcd exited with ${child.exitCode}`)
+      }
+      if (this.tls != null) {
+        // fetch() has no client certificate to show
+        const client = this.client()
+        try {
+          await client.maintenance.status({ deadline: Date.now() + 500 })
+          return true
+        } finally {
+          client.close()
+        }
       }
       const response = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(500) })
       return ((await response.json()) as { health?: string }).health === 'true' ? true : undefined
