@@ -1441,7 +1441,7 @@ async function responseHead (stream: Stream, timeoutMs: number): Promise<Upgrade
 
 /**
  * Relays an instance's refusal of an upgrade (a 403, 404, 426...) and its body to the client with
- * `connection: close`, and never sends the instance anything more the client writes: the
+ * `connection: close`, at the pace the client reads it, and never sends the instance anything more the client writes: the
  * connection then ends with the answer instead of staying a pipe to this instance.
  */
 function relayRefusal (socket: Duplex, stream: Stream, answer: UpgradeAnswer): void {
@@ -1454,13 +1454,17 @@ function relayRefusal (socket: Duplex, stream: Stream, answer: UpgradeAnswer): v
   const relay = (bytes: Uint8Array): void => {
     const part = bytes.subarray(0, Math.min(bytes.byteLength, left))
     left -= part.byteLength
-    socket.write(part)
+    // a client that reads slowly holds the instance back, as a proxied response's does
+    if (!socket.write(part)) {
+      stream.pause()
+    }
     if (left <= 0) {
       socket.end()
       stream.abort(new Error('The refused upgrade was answered'))
     }
   }
   socket.on('data', () => {})
+  socket.on('drain', () => { stream.resume() })
   stream.addEventListener('message', (evt) => { relay(evt.data.subarray()) })
   stream.addEventListener('end', () => { socket.end() })
   stream.addEventListener('close', () => { socket.end() })

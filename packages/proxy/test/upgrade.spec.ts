@@ -17,13 +17,16 @@ const SERVICE = 'socket-server'
 const UPSTREAM_TIMEOUT_MS = 1_000
 /** How long /slow-ws takes to answer 101. */
 const SLOW_101_MS = 500
+/** The body of /refuse-big's refusal: far more than the buffers between the service and a client. */
+const REFUSAL_BODY_BYTES = 512 * 2 ** 20
 
 /**
  * A service that speaks HTTP/1.1 by hand, as servers that keep a connection after refusing an
  * upgrade do: /ws switches to an echo (/slow-ws after SLOW_101_MS), /refuse answers 404 and keeps the connection for the next
- * request, /hang never answers, anything else answers 200 with the path it got.
+ * request, /refuse-big answers 403 with a body of REFUSAL_BODY_BYTES (counted in `refusalSent` as
+ * its socket takes them), /hang never answers, anything else answers 200 with the path it got.
  */
-function handBuiltService (seen: string[]): Server {
+function handBuiltService (seen: string[], refusalSent: { bytes: number }): Server {
   return createServer((socket) => {
     let buffered = ''
     let echoing = false
@@ -68,6 +71,19 @@ function handBuiltService (seen: string[]): Server {
           socket.write(`HTTP/1.1 200 OK\r\n${cookies.join('')}content-length: 3\r\n\r\nok\n`)
         } else if (path === '/unasked-continue') {
           socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n')
+        } else if (path === '/refuse-big') {
+          socket.write(`HTTP/1.1 403 Forbidden\r\ncontent-length: ${REFUSAL_BODY_BYTES}\r\n\r\n`)
+          const chunk = Buffer.alloc(64 * 1024, 'x')
+          const more = (): void => {
+            while (refusalSent.bytes < REFUSAL_BODY_BYTES && !socket.destroyed) {
+              refusalSent.bytes += chunk.byteLength
+              if (!socket.write(chunk)) {
+                socket.once('drain', more)
+                return
+              }
+            }
+          }
+          more()
         } else if (path === '/refuse') {
           socket.write('HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot here\n')
         } else if (path !== '/hang') {
@@ -88,6 +104,7 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
   let metrics: Registry
   /** The request paths the service read, in order. */
   const seen: string[] = []
+  const refusalSent = { bytes: 0 }
 
   /** A connection to the proxy; `received()` is all it got so far, `closed` settles once it closed. */
   const open = async (): Promise<{ socket: Socket, received: () => string, closed: Promise<unknown> }> => {
@@ -101,7 +118,7 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
   }
 
   before(async () => {
-    proxied = await startProxiedService(SERVICE, 'socket', handBuiltService(seen), { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS })
+    proxied = await startProxiedService(SERVICE, 'socket', handBuiltService(seen, refusalSent), { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS })
     proxy = proxied.proxy
     metrics = proxied.metrics
     await eventually('the instance answers', async () => (await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/x`).catch(() => undefined))?.status === 200 ? true : undefined, 30_000, 200)
@@ -133,6 +150,31 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
     assert.ok(seen.includes('/refuse'))
     assert.ok(!seen.includes('/another-service/secret'), `the instance read ${seen.join(', ')}`)
     assert.match(await metrics.metrics(), new RegExp(`physarum_proxy_requests_total\\{service="${SERVICE}",code="404"\\} 1`))
+  })
+
+  it('passes a refusal\'s body on at the pace its client reads it', async () => {
+    const socket = connect({ host: '127.0.0.1', port: proxy.port })
+    socket.on('error', () => {})
+    try {
+      await once(socket, 'connect')
+      // a client that reads nothing of the answer
+      socket.pause()
+      socket.write(`GET /${SERVICE}/refuse-big HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE}\r\n`)
+      await eventually('the service to begin its body', () => refusalSent.bytes > 0 ? true : undefined, 10_000, 20)
+      // until the buffers between them are full: the service's count stops growing
+      let last = -1
+      await eventually('the service to be held back', async () => {
+        const now = refusalSent.bytes
+        const held = now === last
+        last = now
+        await new Promise(resolve => setTimeout(resolve, 500))
+        return held ? true : undefined
+      }, 20_000, 0)
+      // the sockets' and the stream's buffers, tens of MiB, not the whole body
+      assert.ok(refusalSent.bytes < REFUSAL_BODY_BYTES / 4, `the service sent ${(refusalSent.bytes / 2 ** 20).toFixed(1)} MiB to a client that read nothing`)
+    } finally {
+      socket.destroy()
+    }
   })
 
   it('passes a large response head on, answers 502 for one it cannot pass on, and keeps the instance', async () => {
