@@ -806,6 +806,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       let controller: Dispatcher.DispatchController | undefined
       let answered = false
       let clientGone = false
+      let stalled: ProxyError | undefined
       let movedAway: Error | undefined
       const moveAway = (reason: Error): void => {
         movedAway = reason
@@ -835,6 +836,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       }
       if (body && !req.readableEnded) {
         req.once('end', wait)
+        watchUpload()
       } else {
         wait()
       }
@@ -865,6 +867,35 @@ export async function startClientProxy (components: ClientProxyComponents, init:
             instance.answeredAt = performance.now()
           }
         }
+      }
+      /**
+       * A client that stops sending its body would hold the stream, and its place among the
+       * instance's, for good: one that sent nothing of it for the upstream timeout, with none of
+       * it waiting here for the stream to take it (then the instance is the slow one), gets 408.
+       */
+      function watchUpload (): void {
+        let read = req.socket?.bytesRead ?? 0
+        const watch = setInterval(() => {
+          const now = req.socket?.bytesRead ?? 0
+          if (now !== read || req.readableLength > 0) {
+            read = now
+            return
+          }
+          clearInterval(watch)
+          // the rest of the body will not come: the connection ends with the answer
+          stalled = new ProxyError(408, `The client sent nothing of its request body for ${upstreamTimeoutMs} ms`, { connection: 'close' })
+          if (controller != null) {
+            controller.abort(stalled)
+          } else if (!settled) {
+            // still waiting for a stream: aborted when one takes it
+            movedAway = stalled
+            done(false)
+            reject(stalled)
+          }
+        }, upstreamTimeoutMs)
+        const stop = (): void => { clearInterval(watch) }
+        req.once('end', stop)
+        req.once('close', stop)
       }
       // the client went away: stop the upstream request too
       res.on('close', () => {
@@ -935,6 +966,15 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           done(false)
           if (clientGone) {
             reject(new ProxyError(499, 'The client went away'))
+            return
+          }
+          if (stalled != null) {
+            // an instance that answered before the whole body came (an echo) has its response cut
+            if (answered) {
+              res.destroy()
+            } else {
+              reject(stalled)
+            }
             return
           }
           if (answered) {

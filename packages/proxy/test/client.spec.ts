@@ -18,13 +18,22 @@ import type { AllocatorDaemon } from '@physarum/allocator'
 import type { ClientProxy } from '../src/client.ts'
 import type { Registry } from 'prom-client'
 
-/** hello-world, plus POST /echo that streams the body back and GET /headers that shows what arrived. */
+/**
+ * hello-world, plus POST /echo that streams the body back, POST /sink that answers once the whole
+ * body came, and GET /headers that shows what arrived.
+ */
 const SERVER = `
 const http = require('node:http')
 const server = http.createServer((req, res) => {
   if (req.method === 'POST' && req.url.startsWith('/echo')) {
     res.writeHead(200, { 'content-type': 'application/octet-stream' })
     req.pipe(res)
+    return
+  }
+  if (req.method === 'POST' && req.url.startsWith('/sink')) {
+    let bytes = 0
+    req.on('data', (chunk) => { bytes += chunk.length })
+    req.on('end', () => { res.end('got ' + bytes + ' bytes\\n') })
     return
   }
   if (req.url.startsWith('/break')) {
@@ -258,7 +267,7 @@ describe('client proxy', { timeout: 300_000 }, () => {
     // checked, and the one the service sees, whatever the Host header says (RFC 9112 3.2.2)
     const absolute = await rawRequest(proxy.port, `GET http://127.0.0.1:${proxy.port}/hello-world-server/headers?x=1 HTTP/1.1\r\nhost: elsewhere.example\r\nconnection: close\r\n\r\n`)
     assert.match(absolute, /^HTTP\/1\.1 200 /)
-    assert.equal((JSON.parse(absolute.slice(absolute.indexOf('\r\n\r\n') + 4)) as Record<string, string>).host, `127.0.0.1:${proxy.port}`)
+    assert.equal((JSON.parse(/\{.*\}/s.exec(absolute)![0]) as Record<string, string>).host, `127.0.0.1:${proxy.port}`)
     const foreign = await rawRequest(proxy.port, `GET http://attacker.example/hello-world-server/x HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`)
     assert.match(foreign, /^HTTP\/1\.1 421 /)
     for (const head of [
@@ -574,6 +583,22 @@ describe('client proxy', { timeout: 300_000 }, () => {
       const stalled = await fetch(`http://127.0.0.1:${impatient.port}/hello-world-server/stall`)
       assert.equal(stalled.status, 504)
       assert.match((await stalled.json() as { error: string }).error, /did not answer within 500 ms/)
+
+      // a client that stops sending its body is answered 408 once it sent nothing for the upstream
+      // timeout, its stream closed and its instance kept: the stream was the client's to hold
+      const peer = impatient.instanceOf('hello-world-server')!.peerId.toString()
+      await eventually('no stream left', () => httpStreams(peer) === 0 ? true : undefined, 5_000)
+      const socket = connect({ host: '127.0.0.1', port: impatient.port })
+      let answer = ''
+      socket.on('data', (part: Buffer) => { answer += part.toString('latin1') })
+      await once(socket, 'connect')
+      socket.write('POST /hello-world-server/sink HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 1000\r\n\r\nten bytes.')
+      await once(socket, 'close')
+      assert.match(answer, /^HTTP\/1\.1 408 /)
+      assert.match(answer, /\r\nconnection: close\r\n/i)
+      assert.match(answer, /sent nothing of its request body for 500 ms/)
+      await eventually('its stream closed', () => httpStreams(peer) === 0 ? true : undefined, 5_000)
+      assert.equal(impatient.instanceOf('hello-world-server')?.peerId.toString(), peer)
     } finally {
       await impatient.stop()
     }
