@@ -42,7 +42,7 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
     .positional('port', { type: 'string', describe: 'Client mode: the local HTTP port on 127.0.0.1 (4200 in the docs)' })
     .option('max-pending', { type: 'string', describe: `Client: requests that may wait for one service's cold start; more get 503 with Retry-After [default: ${DEFAULT_MAX_PENDING}]` })
     .option('cold-start-timeout', { type: 'string', describe: `Client: how long a request waits for a cold start before 504, with a unit (30s, 500ms) [default: ${formatDuration(DEFAULT_COLD_START_TIMEOUT_MS)}]` })
-    .option('upstream-timeout', { type: 'string', describe: `Client: how long an instance may take to start its response before 504, with a unit [default: ${formatDuration(DEFAULT_UPSTREAM_TIMEOUT_MS)}]` })
+    .option('upstream-timeout', { type: 'string', describe: `Client: how long an instance may take to start its response before 504, and a client may pause while sending a request body before 408, with a unit [default: ${formatDuration(DEFAULT_UPSTREAM_TIMEOUT_MS)}]` })
     .option('discovery-timeout', { type: 'string', describe: `Client: how long one lookup of instances or allocators in the DHT may take, with a unit [default: ${formatDuration(DEFAULT_DISCOVERY_TIMEOUT_MS)}]` })
     .option('registry', { type: 'string', array: true, describe: 'Client: multiaddr with /p2p/ of a registry-service to use instead of discovering one (repeatable)' })
     .group(['max-pending', 'cold-start-timeout', 'upstream-timeout', 'discovery-timeout', 'registry', 'registry-id'], 'Client mode:')
