@@ -178,11 +178,11 @@ export function checkPeerAddresses (flag: string, values: readonly string[], opt
 }
 
 /**
- * A warning when users other than its owner may read or change a key file (any of 0o077 in its
- * mode): one who reads it holds the overlay's key or this node's identity. Nothing when the file
- * is its owner's alone, or cannot be looked at (it was read just before).
+ * A warning when users other than its owner may read or change a secret file (any of 0o077 in its
+ * mode): the overlay's key, this node's identity, a password or a private key. Nothing when the
+ * file is its owner's alone, or cannot be looked at (it was read just before).
  */
-async function keyFileWarnings (flag: string, path: string): Promise<string[]> {
+export async function keyFileWarnings (flag: string, path: string): Promise<string[]> {
   const mode = await stat(path).then(stats => stats.mode & 0o777, () => 0)
   if ((mode & 0o077) === 0) {
     return []

@@ -1,11 +1,11 @@
 import { X509Certificate } from 'node:crypto'
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, exitCodeOf, exitWithError, formatDuration, launchDaemon, nodeAnnouncement, nodeOptions, parseDuration, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { ConfigError, exitCodeOf, exitWithError, formatDuration, keyFileWarnings, launchDaemon, nodeAnnouncement, nodeOptions, parseDuration, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
@@ -245,9 +245,8 @@ async function readEtcdFile (flag: string, path: string, warnings: string[], sec
   } catch (err) {
     throw new ConfigError(`${flag}: cannot read ${path}: ${(err as Error).message}`)
   }
-  const mode = secret ? (await stat(path)).mode & 0o777 : 0
-  if ((mode & 0o077) !== 0) {
-    warnings.push(`${flag}: ${path} has mode ${mode.toString(8).padStart(4, '0')}, so users other than its owner may read it: chmod 600 ${path}`)
+  if (secret) {
+    warnings.push(...await keyFileWarnings(flag, path))
   }
   return content
 }
