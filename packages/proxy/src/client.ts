@@ -1015,6 +1015,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       service = record.name
       const body = hasBody(req)
       const repeatable = !body && IDEMPOTENT_METHODS.has(req.method ?? '')
+      // times this request broke on a stream opened for it (a kept stream that broke may have been
+      // closed by its instance as it was taken: keep-alive's race, no sign of a failing instance)
+      let broke = 0
       for (let attempt = 1; ; attempt++) {
         // a retry takes the record as it is now: the one it began with may be of a version since replaced
         if (attempt > 1) {
@@ -1022,7 +1025,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         }
         const resolved = await resolve(record, res)
         try {
-          code = await forward(req, res, record, target.path, resolved, body, repeatable && attempt === 1)
+          code = await forward(req, res, record, target.path, resolved, body, repeatable && broke === 0)
           break
         } catch (err) {
           if (!(err instanceof UpstreamFailure)) {
@@ -1033,12 +1036,18 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           // a kept stream the instance closed meanwhile is a race of keep-alive, not a failing instance
           if (!err.reusedStream) {
             rest(record.name, resolved.instance)
+            if (stage === 'request') {
+              broke++
+            }
           }
           // nothing reached an instance that could not be reached: any method may go again, a few
           // times (an allocator may still vouch for an instance that just died), a body too while
-          // none of it was read; a request that reached its instance goes again once, and only
-          // when repeating it is harmless
-          const retry = stage === 'stream' ? !req.readableDidRead && attempt < MAX_UNREACHED_ATTEMPTS : repeatable && attempt === 1
+          // none of it was read; a request that reached its instance goes again only when
+          // repeating it is harmless, after keep-alive's race on the same instance, and once after
+          // that instance broke it on a new stream (an instance killed under traffic does both)
+          const retry = stage === 'stream'
+            ? !req.readableDidRead && attempt < MAX_UNREACHED_ATTEMPTS
+            : repeatable && broke <= 1 && attempt < MAX_UNREACHED_ATTEMPTS
           log.warn({ service, peer: resolved.instance.peerId.toString(), stage, err: err.message, retry }, 'the instance failed before answering')
           if (!retry) {
             throw new ProxyError(502, `The instance of ${record.name} failed before answering: ${err.message}`)

@@ -59,7 +59,7 @@ export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 export const MAX_EARLY_UPGRADE_BYTES = 64 * 1024
 /** Client mode: methods sent again on another instance when the first failed before answering (RFC 9110 9.2.2). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
-/** Client mode: attempts of a request whose instance could not be reached (nothing was sent). */
+/** Client mode: attempts of one request at most: instances that could not be reached (nothing was sent), kept streams closed as they were taken, and one instance that broke it. */
 export const MAX_UNREACHED_ATTEMPTS = 4
 /** Client mode: the pause before a request's third attempt (the second goes at once), doubled before each next one. */
 export const RETRY_DELAY_MS = 250

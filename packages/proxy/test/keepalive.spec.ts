@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import { after, before, describe, it } from 'node:test'
+import { startDelayRelay } from '../../p2p/test/helpers.ts'
 import { eventually } from '../../registry-service/test/helpers.ts'
-import { startProxiedService } from './helpers.ts'
+import { startNamedInstance, startProxiedService, waitForProviders } from './helpers.ts'
+import type { DelayRelay } from '../../p2p/test/helpers.ts'
 import type { ClientProxy } from '../src/client.ts'
-import type { ProxiedService } from './helpers.ts'
+import type { NamedInstance, ProxiedService } from './helpers.ts'
 import type { Registry } from 'prom-client'
 
 const SERVICE = 'closing-server'
@@ -58,5 +60,64 @@ describe('client proxy: an instance that closes a connection under a request', {
     assert.equal(await post(), 502)
     assert.equal(proxy.instanceOf(SERVICE), undefined, 'an instance that failed a new stream is rested')
     assert.deepEqual(await failures(), [`physarum_proxy_upstream_failures_total{service="${SERVICE}",stage="request"} 2`])
+  })
+})
+
+describe('client proxy: an instance killed under a GET on a kept stream', { timeout: 120_000 }, () => {
+  let proxied: ProxiedService
+  let far: NamedInstance
+  let relay: DelayRelay
+  /** The service ends the connections of this many next requests without answering. */
+  let closing = 0
+
+  before(async () => {
+    const service = createServer((req, res) => {
+      if (closing > 0) {
+        closing--
+        req.socket.end()
+        return
+      }
+      res.end('near\n')
+    })
+    proxied = await startProxiedService(SERVICE, 'closing', service, { idleStreamTimeoutMs: 30_000 })
+    const get = async (): Promise<string | undefined> => {
+      const response = await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/`)
+      return response.status === 200 ? await response.text() : undefined
+    }
+    // the near instance is the one known, and its stream is kept
+    await eventually('the near instance answers', async () => await get().catch(() => undefined) === 'near\n' ? true : undefined, 30_000, 200)
+    // a second instance, 10 ms away: within the record's soft 50 ms, so no allocation is asked for
+    far = await startNamedInstance({
+      service: SERVICE,
+      contentHash: 'hash-closing',
+      name: 'far',
+      bootstrap: proxied.instance.bootstrap,
+      announce: async (port) => {
+        relay = await startDelayRelay({ target: { port }, delayMs: 10 })
+        return `/ip4/127.0.0.1/tcp/${relay.port}`
+      }
+    })
+    await waitForProviders(proxied.node, 'hash-closing', 2)
+    assert.equal(await get(), 'near\n')
+  })
+
+  after(async () => {
+    await far?.sidecar.stop(0)
+    await relay?.close()
+    far?.server.server.close()
+    await proxied?.stop()
+  })
+
+  it('sends it again on the same instance after the kept stream, then once on another', async () => {
+    // what a killed instance does: its kept stream closes under the request, and so does the new
+    // stream the request goes again on
+    closing = 2
+    const response = await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/`)
+    assert.equal(response.status, 200)
+    assert.equal(await response.text(), 'far\n')
+    assert.equal(closing, 0)
+    const lines = (await proxied.metrics.metrics()).split('\n')
+    assert.ok(lines.includes(`physarum_proxy_upstream_failures_total{service="${SERVICE}",stage="request"} 2`), lines.join('\n'))
+    assert.ok(lines.includes(`physarum_proxy_retries_total{service="${SERVICE}"} 2`), lines.join('\n'))
   })
 })
