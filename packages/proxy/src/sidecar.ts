@@ -102,6 +102,22 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
   }
 
   const serve = (stream: Stream): void => {
+    // the client may reset a stream while libp2p is still getting it ready (it updates the peer
+    // store before it calls the handler): such a stream is not served, nor counted, as pause()
+    // throws on it and a count taken before would never be given back
+    if (!isOpen(stream)) {
+      log.debug({ status: stream.status }, 'a stream closed before it was served')
+      return
+    }
+    // paused meanwhile: what the stream carries waits in its read buffer, and the sender for
+    // window (an upload would otherwise fill the buffer past its limit, and the stream be reset)
+    try {
+      stream.pause()
+    } catch (err) {
+      log.debug({ err: (err as Error).message }, 'a stream closed before it was served')
+      stream.abort(err as Error)
+      return
+    }
     inFlight++
     requestsTotal++
     lastActivity = performance.now()
@@ -114,9 +130,6 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
         }
       }
     }
-    // paused meanwhile: what the stream carries waits in its read buffer, and the sender for
-    // window (an upload would otherwise fill the buffer past its limit, and the stream be reset)
-    stream.pause()
     connectToService(servicePort, stream, signal).then(socket => {
       // the client gave up while the service was restarting
       if (!isOpen(stream)) {

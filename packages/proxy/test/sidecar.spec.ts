@@ -176,3 +176,55 @@ describe('sidecar: a service that refuses connections for a while', { timeout: 6
     }
   })
 })
+
+describe('sidecar: streams reset before they reach its handler', { timeout: 60_000 }, () => {
+  it('counts none of them, and its stop waits for none', async () => {
+    const service = await startNamedServer('early-reset')
+    const client = await startNode()
+    const sidecar = await startSidecar({
+      psk: TEST_PSK, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], service: 'early-reset-server', contentHash: 'hash-early-reset',
+      servicePort: service.port, instanceId: 'd1e2f3a4b5c6'
+    }, silentLog)
+    // libp2p records a stream's protocol in the peer store before it calls the handler: held
+    // there until the test lets go, once the client's resets have reached the sidecar
+    const peerStore = sidecar.node.libp2p.peerStore
+    const realMerge = peerStore.merge.bind(peerStore)
+    const release = Promise.withResolvers<void>()
+    let held = 0
+    let merged = 0
+    peerStore.merge = async (peer, data, options) => {
+      if (data.protocols?.includes(HTTP_PROTOCOL) !== true) {
+        return await realMerge(peer, data, options)
+      }
+      held++
+      await release.promise
+      const result = await realMerge(peer, data, options)
+      merged++
+      return result
+    }
+    const openHttpStreams = (): number => sidecar.node.libp2p.getConnections().flatMap(connection => connection.streams)
+      .filter(stream => stream.protocol === HTTP_PROTOCOL && stream.status === 'open').length
+    try {
+      const streams = await Promise.all(Array.from({ length: 5 }, async () => await client.libp2p.dialProtocol(sidecar.node.multiaddrs()[0]!, HTTP_PROTOCOL)))
+      await eventually('every stream to wait for the peer store', () => held === streams.length ? true : undefined, 10_000)
+      for (const stream of streams) {
+        stream.abort(new Error('the client gave up'))
+      }
+      await eventually('the resets to reach the sidecar', () => openHttpStreams() === 0 ? true : undefined, 10_000)
+      release.resolve()
+      await eventually('the handler to be called for every stream', () => merged === streams.length ? true : undefined, 10_000)
+      // the handler runs in the microtasks after the peer store's update: all done by the next macrotask
+      await new Promise(resolve => setImmediate(resolve))
+      assert.equal(sidecar.inFlight(), 0)
+      const startedAt = performance.now()
+      await sidecar.stop(10_000)
+      const stopMs = performance.now() - startedAt
+      assert.ok(stopMs < 5_000, `the stop took ${Math.round(stopMs)} ms of its 10 s grace`)
+    } finally {
+      release.resolve()
+      await sidecar.stop(0)
+      await stopAll([client])
+      service.server.close()
+    }
+  })
+})
