@@ -12,6 +12,15 @@ export const SERVICE_POLL_INTERVAL_MS = 20
  */
 export const SERVICE_REFUSED_WAIT_MS = 5_000
 /**
+ * How long one connection attempt to the service may take. On loopback a connect is accepted or
+ * refused at once, unless the service's accept queue is full (it hangs, or has not yet taken a
+ * burst): the kernel then drops the SYN and sends it again after 1, 3 and 7 s, for about two
+ * minutes in all. A busy service gets those three retries; a hung one fails the stream after them
+ * (the client proxy takes it as the instance failing) rather than hold the stream, its count in
+ * flight (the allocator reaps no instance with requests in flight) and a socket for two minutes.
+ */
+export const SERVICE_CONNECT_TIMEOUT_MS = 10_000
+/**
  * How long a sidecar's allocator may refuse its check-ins as not its own (NOT_FOUND, UNAUTHORIZED),
  * or another peer answer at its address (the allocator came back with a new identity), every
  * check-in in a row, before the sidecar stops: no allocator would ever reap it, and it would serve

@@ -4,7 +4,7 @@ import { raceSignal } from 'race-signal'
 import { callRpc, createMetricsRegistry, createPhysarumNode, nodeOptions, RpcFailureError, serviceTopic } from '@physarum/p2p'
 import { createRegistryClient, DAEMON_STALE_IF_ERROR_MS } from '@physarum/registry-service'
 import { CheckIn, CHECKIN_RETRY_MAX_MS, CHECKIN_RETRY_MS, checkInRpc, DEFAULT_STATS_INTERVAL_MS, HTTP_PROTOCOL } from '@physarum/allocator/client'
-import { DISOWNED_AFTER_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_POLL_INTERVAL_MS, SERVICE_REFUSED_WAIT_MS } from './constants.ts'
+import { DISOWNED_AFTER_MS, DRAIN_GRACE_MS, MAX_HTTP_STREAMS, SERVICE_CONNECT_TIMEOUT_MS, SERVICE_POLL_INTERVAL_MS, SERVICE_REFUSED_WAIT_MS } from './constants.ts'
 import { isOpen, joinSocket } from './duplex.ts'
 import { startClientProxy } from './client.ts'
 import type { ClientProxy } from './client.ts'
@@ -332,24 +332,53 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
   }
 }
 
-/** One attempt at a connection to 127.0.0.1:<port>: the socket, or why it failed (its socket destroyed). */
-async function tryConnect (port: number): Promise<Socket | Error> {
+/**
+ * One attempt at a connection to 127.0.0.1:<port>: the socket, or why it failed (its socket
+ * destroyed): the signal's reason when it aborted first, ServiceConnectTimeout after
+ * SERVICE_CONNECT_TIMEOUT_MS. A service whose accept queue is full (it hangs) leaves a connect
+ * neither done nor failed for about two minutes, as the kernel sends the SYN again and again.
+ */
+async function tryConnect (port: number, signal: AbortSignal): Promise<Socket | Error> {
+  if (signal.aborted) {
+    return abortReason(signal)
+  }
   // half-open allowed: a service that answered and ended its side may still read the rest of an upload
   const socket = connect({ host: '127.0.0.1', port, noDelay: true, allowHalfOpen: true })
   return await new Promise<Socket | Error>(resolve => {
+    const settled = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', aborted)
+      socket.off('error', failed)
+    }
     const failed = (err: Error): void => {
+      settled()
       socket.destroy()
       resolve(err)
     }
+    const aborted = (): void => { failed(abortReason(signal)) }
+    const timer = setTimeout(() => {
+      failed(new ServiceConnectTimeout(`The service accepted no connection on port ${port} within ${SERVICE_CONNECT_TIMEOUT_MS} ms: it hangs, or its accept queue is full`))
+    }, SERVICE_CONNECT_TIMEOUT_MS)
+    signal.addEventListener('abort', aborted, { once: true })
     socket.once('error', failed)
     socket.once('connect', () => {
-      socket.off('error', failed)
+      settled()
       resolve(socket)
     })
   })
 }
 
-/** Why a stream got no connection to its service other than the service's own refusal: not the service's fault. */
+function abortReason (signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason))
+}
+
+/** A connection to the service neither accepted nor refused in time: the service is at fault. */
+class ServiceConnectTimeout extends Error {
+  static override name = 'ServiceConnectTimeout'
+  override name = 'ServiceConnectTimeout'
+}
+
+/** Why a stream got no connection to its service other than the service's own failure: not the service's fault. */
 class ServiceWaitEnded extends Error {
   static override name = 'ServiceWaitEnded'
   override name = 'ServiceWaitEnded'
@@ -386,7 +415,7 @@ class ServicePort {
   async #poll (): Promise<void> {
     while (this.#waiters > 0 && !this.#stopping.aborted) {
       await sleep(SERVICE_POLL_INTERVAL_MS, undefined, { signal: this.#stopping }).catch(() => {})
-      const attempt = await tryConnect(this.port)
+      const attempt = await tryConnect(this.port, this.#stopping)
       if (!(attempt instanceof Error)) {
         attempt.destroy()
         return
@@ -396,36 +425,44 @@ class ServicePort {
 }
 
 /**
- * A connection to the service. While the service refuses connections (it is restarting), the
- * stream waits for its port for up to SERVICE_REFUSED_WAIT_MS, unless it closes or the sidecar
- * stops (ServiceWaitEnded); another error fails at once.
+ * A connection to the service. An attempt ends when the stream closes or the sidecar stops
+ * (ServiceWaitEnded), or fails after SERVICE_CONNECT_TIMEOUT_MS (a hung service). While the
+ * service refuses connections (it is restarting), the stream waits for its port for up to
+ * SERVICE_REFUSED_WAIT_MS; another error fails at once.
  */
 async function connectToService (service: ServicePort, stream: Stream, stopping: AbortSignal): Promise<Socket> {
-  let attempt = await tryConnect(service.port)
-  if (!(attempt instanceof Error)) {
-    return attempt
-  }
-  // refused: the stream waits, until the port is back, its time is up, it closes or the sidecar stops
+  // watched from the first attempt on: a client that resets its stream while that attempt hangs
+  // (or is refused) leaves at once
   const closed = new AbortController()
   const onClose = (): void => { closed.abort() }
   stream.addEventListener('close', onClose)
-  const deadline = AbortSignal.timeout(SERVICE_REFUSED_WAIT_MS)
+  if (!isOpen(stream)) {
+    closed.abort()
+  }
+  const ended = AbortSignal.any([closed.signal, stopping])
+  const waitEnded = (): ServiceWaitEnded => new ServiceWaitEnded(stopping.aborted ? 'the sidecar is stopping' : 'the client left before the service accepted a connection')
+  let deadline: AbortSignal | undefined
   try {
     for (;;) {
+      const attempt = await tryConnect(service.port, ended)
+      if (!(attempt instanceof Error)) {
+        return attempt
+      }
+      if (ended.aborted) {
+        throw waitEnded()
+      }
       if ((attempt as NodeJS.ErrnoException).code !== 'ECONNREFUSED') {
         throw attempt
       }
+      // refused: the stream waits, until the port is back, its time is up, it closes or the sidecar stops
+      deadline ??= AbortSignal.timeout(SERVICE_REFUSED_WAIT_MS)
       try {
-        await service.back(AbortSignal.any([deadline, stopping, closed.signal]))
+        await service.back(AbortSignal.any([deadline, ended]))
       } catch {
-        if (deadline.aborted) {
-          throw new Error(`The service refused connections on port ${service.port} for ${SERVICE_REFUSED_WAIT_MS} ms: ${attempt.message}`, { cause: attempt })
+        if (ended.aborted) {
+          throw waitEnded()
         }
-        throw new ServiceWaitEnded(stopping.aborted ? 'the sidecar is stopping' : 'the client left while the service refused connections')
-      }
-      attempt = await tryConnect(service.port)
-      if (!(attempt instanceof Error)) {
-        return attempt
+        throw new Error(`The service refused connections on port ${service.port} for ${SERVICE_REFUSED_WAIT_MS} ms: ${attempt.message}`, { cause: attempt })
       }
     }
   } finally {
@@ -437,7 +474,7 @@ async function connectToService (service: ServicePort, stream: Stream, stopping:
 async function waitForPort (port: number, signal: AbortSignal): Promise<void> {
   for (;;) {
     signal.throwIfAborted()
-    const attempt = await tryConnect(port)
+    const attempt = await tryConnect(port, signal)
     if (!(attempt instanceof Error)) {
       attempt.destroy()
       return

@@ -1,20 +1,25 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
+import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import { handleRpc, RpcFailureError } from '@physarum/p2p'
 import { checkInRpc, HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { multiaddr } from '@multiformats/multiaddr'
 import { eventually, freePort, silentLog, startNode, stopAll, TEST_PSK } from '../../registry-service/test/helpers.ts'
+import { SERVICE_CONNECT_TIMEOUT_MS } from '../src/constants.ts'
 import { startSidecar } from '../src/sidecar.ts'
 import { pino } from 'pino'
 import { startNamedServer } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { AddressInfo, connect as netConnect, Server } from 'node:net'
+import type { ChildProcess } from 'node:child_process'
+import type { AddressInfo, connect as netConnect, Server, Socket } from 'node:net'
 import type { Logger } from 'pino'
 import type { NamedServer } from './helpers.ts'
+import type { Stream } from '@libp2p/interface'
 
 const DISOWNED_AFTER_MS = 600
 
@@ -225,6 +230,126 @@ describe('sidecar: streams reset before they reach its handler', { timeout: 60_0
       await sidecar.stop(0)
       await stopAll([client])
       service.server.close()
+    }
+  })
+})
+
+describe('sidecar: a service that hangs with its accept queue full', { timeout: 120_000 }, () => {
+  // a service that listens with room for one connection in its accept queue (two on Linux), then
+  // blocks its event loop for good: it accepts nothing, and a connect to it neither succeeds nor
+  // fails (the kernel drops the SYN and sends it again for about two minutes)
+  const HUNG_SERVICE = `
+    const server = require('node:net').createServer()
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(server.address().port + '\\n')
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
+    })`
+  let service: ChildProcess
+  let port: number
+  const filling: Socket[] = []
+  let client: PhysarumNode
+  // every connection the sidecars attempt to the service (node:net's own, seen by the ESM import too)
+  const net = createRequire(import.meta.url)('node:net') as { connect: typeof netConnect }
+  const realConnect = net.connect
+  let attempts: Socket[] = []
+
+  before(async () => {
+    service = spawn(process.execPath, ['-e', HUNG_SERVICE], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const [line] = await once(createInterface({ input: service.stdout! }), 'line') as [string]
+    port = Number(line)
+    // the queue filled here, whatever its length: the first connect that hangs for 2 s says it is full
+    for (let i = 0; ; i++) {
+      assert.ok(i < 8, 'the service\'s accept queue never filled')
+      const socket = connect({ host: '127.0.0.1', port })
+      socket.on('error', () => {})
+      const connected = await Promise.race([once(socket, 'connect').then(() => true), new Promise<false>(resolve => setTimeout(() => { resolve(false) }, 2_000))])
+      filling.push(socket)
+      if (!connected) {
+        break
+      }
+    }
+    net.connect = ((...args: Parameters<typeof realConnect>) => {
+      const socket = realConnect(...args)
+      if ((args[0] as { port?: number }).port === port) {
+        attempts.push(socket)
+      }
+      return socket
+    }) as typeof realConnect
+    syncBuiltinESMExports()
+    client = await startNode()
+  })
+
+  after(async () => {
+    net.connect = realConnect
+    syncBuiltinESMExports()
+    await stopAll([client])
+    for (const socket of filling) {
+      socket.destroy()
+    }
+    service?.kill('SIGKILL')
+  })
+
+  const sidecarOf = async (log: Logger = silentLog): Promise<Awaited<ReturnType<typeof startSidecar>>> => {
+    attempts = []
+    return await startSidecar({
+      psk: TEST_PSK, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], service: 'hung-server', contentHash: 'hash-hung',
+      servicePort: port, instanceId: 'e1f2a3b4c5d6'
+    }, log)
+  }
+  const streamsTo = async (sidecar: Awaited<ReturnType<typeof startSidecar>>, count: number): Promise<Stream[]> =>
+    await Promise.all(Array.from({ length: count }, async () => await client.libp2p.dialProtocol(sidecar.node.multiaddrs()[0]!, HTTP_PROTOCOL)))
+  const pendingAttempts = (): number => attempts.filter(socket => !socket.destroyed).length
+
+  it('notices at once the streams whose clients give up waiting for a connection', async () => {
+    const sidecar = await sidecarOf()
+    try {
+      const streams = await streamsTo(sidecar, 10)
+      await eventually('every stream to wait for a connection', () => sidecar.inFlight() === streams.length ? true : undefined, 10_000)
+      for (const stream of streams) {
+        stream.abort(new Error('the client gave up'))
+      }
+      // well within the connect timeout: the resets end the attempts, not the timeout
+      const promptMs = SERVICE_CONNECT_TIMEOUT_MS / 2
+      await eventually('the sidecar to count no stream in flight', () => sidecar.inFlight() === 0 ? true : undefined, promptMs)
+      // but the sidecar's own, one at a time, to learn when the service listens
+      await eventually('every connection attempt of the streams to end', () => pendingAttempts() <= 1 ? true : undefined, promptMs)
+      const startedAt = performance.now()
+      await sidecar.stop(5_000)
+      const stopMs = performance.now() - startedAt
+      assert.ok(stopMs < 2_500, `the stop took ${Math.round(stopMs)} ms of its 5 s grace`)
+    } finally {
+      await sidecar.stop(0)
+    }
+  })
+
+  it('ends the connection attempts of the streams still waiting when it stops', async () => {
+    const sidecar = await sidecarOf()
+    try {
+      const streams = await streamsTo(sidecar, 5)
+      await eventually('every stream to wait for a connection', () => sidecar.inFlight() === streams.length ? true : undefined, 10_000)
+      assert.ok(pendingAttempts() >= streams.length)
+      await sidecar.stop(0)
+      await eventually('the sidecar to count no stream in flight', () => sidecar.inFlight() === 0 ? true : undefined, 5_000)
+      await eventually('every connection attempt to end', () => pendingAttempts() === 0 ? true : undefined, 5_000)
+    } finally {
+      await sidecar.stop(0)
+    }
+  })
+
+  it(`fails a stream the service accepts no connection for within ${SERVICE_CONNECT_TIMEOUT_MS} ms, and says so`, async () => {
+    const warnings: string[] = []
+    const sidecar = await sidecarOf(pino({ level: 'warn' }, { write: (line: string) => { warnings.push(line) } }))
+    try {
+      const startedAt = performance.now()
+      const [stream] = await streamsTo(sidecar, 1)
+      await eventually('the sidecar to reset the stream', () => stream!.status === 'open' ? undefined : stream!.status, SERVICE_CONNECT_TIMEOUT_MS + 20_000, 100)
+      const waitedMs = performance.now() - startedAt
+      assert.equal(stream!.status, 'reset')
+      assert.ok(waitedMs >= SERVICE_CONNECT_TIMEOUT_MS - 50, `reset after ${Math.round(waitedMs)} ms`)
+      assert.equal(sidecar.inFlight(), 0)
+      assert.ok(warnings.some(line => line.includes('the service accepts no connection') && line.includes(`within ${SERVICE_CONNECT_TIMEOUT_MS} ms`)), warnings.join(''))
+    } finally {
+      await sidecar.stop(0)
     }
   })
 })
