@@ -45,6 +45,11 @@ describe('allocator and sidecar CLIs', () => {
     const proxy = await cli(PROXY, ['--help'])
     assert.equal(proxy.code, 0)
     assert.match(proxy.stdout, /--sidecar/)
+    // --registry-id is for both modes: a sidecar passes it to its --client-port client proxy
+    const clientMode = proxy.stdout.slice(proxy.stdout.indexOf('\nClient mode:\n'), proxy.stdout.indexOf('\nSidecar mode:\n'))
+    assert.match(clientMode, /--registry /)
+    assert.doesNotMatch(clientMode, /--registry-id/)
+    assert.match(proxy.stdout.replace(/\s+/g, ' '), /--registry-id Peer id of a registry-service .* Both modes: a sidecar passes it to its --client-port client proxy/)
   })
 
   it('exit 2 naming the flag for a usage error', async () => {
