@@ -80,6 +80,11 @@ describe('allocator and sidecar CLIs', () => {
     const proxyRegistry = await cli(PROXY, ['4200', '--registry', 'registry-host:4001', '--no-psk'])
     assert.equal(proxyRegistry.code, 2)
     assert.match(proxyRegistry.stderr, /--registry: "registry-host:4001" is not a multiaddr/)
+    // a repeatable flag takes one value: the port after -bootstrap is the proxy's (the error is
+    // the next check's, past the port)
+    const afterBootstrap = await cli(PROXY, ['-bootstrap', '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWCZUdVGQYe5NexGkPxnhpPmr3dKyduQY3udYLeyZWqpGn', '4200', '--upstream-timeout', 'soon', '--no-psk'])
+    assert.equal(afterBootstrap.code, 2)
+    assert.match(afterBootstrap.stderr, /^proxy: --upstream-timeout: "soon" is not a duration/m)
     const port = await cli(PROXY, ['http', '--no-psk'])
     assert.equal(port.code, 2)
     assert.match(port.stderr, /<port>: "http" is not a port/)

@@ -315,6 +315,8 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       [['list'], /No pre-shared key/],
       [['list', '--timeout', '5000', '--no-psk'], /--timeout: "5000" has no unit: write 5000s or 5000ms/],
       [['list', '--registry', 'registry-host:4001', '--no-psk'], /--registry: "registry-host:4001" is neither a multiaddr with \/p2p\/<peer id> nor a peer id/],
+      // a repeatable flag takes one value: the name after -bootstrap is get's (the error is the next check's)
+      [['get', '-bootstrap', '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWCZUdVGQYe5NexGkPxnhpPmr3dKyduQY3udYLeyZWqpGn', 'hello-world-server', '--registry', 'registry-host:4001', '--no-psk'], /^hl-cli: --registry: "registry-host:4001" is neither/],
       [['list', '--registry-id', 'registry-1', '--no-psk'], /--registry-id: "registry-1" is not a peer id/],
       [['id', '--ephemeral'], /--ephemeral: an ephemeral identity has no lasting peer id/],
       [['list', '-psk', '--s3cr3t'], /^hl-cli: -psk: the value after it starts with "-"(?![\s\S]*s3cr3t)/]

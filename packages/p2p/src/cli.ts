@@ -52,11 +52,13 @@ export function dashedPassphrase (argv: readonly string[]): string | undefined {
 /**
  * Adds the shared node options to a yargs command. The seed's single-dash spellings work
  * (`-bootstrap`, `-psk`, `-p2p-listen-addr`, `-prom-listen-addr`) because short-option groups are
- * off; `--no-psk` is an option of its own, not the negation of `--psk`.
+ * off; `--no-psk` is an option of its own, not the negation of `--psk`. A repeatable flag takes one
+ * value each time it is given (not greedy): in `proxy -bootstrap <addr> 4200` the port is the
+ * proxy's, not a second bootstrap.
  */
 export function withNodeOptions<T> (yargs: Argv<T>, defaults: NodeDefaults): Argv<T & NodeArgs> {
   return yargs
-    .parserConfiguration({ 'short-option-groups': false, 'boolean-negation': false })
+    .parserConfiguration({ 'short-option-groups': false, 'boolean-negation': false, 'greedy-arrays': false })
     .option('bootstrap', {
       type: 'string',
       array: true,

@@ -26,6 +26,11 @@ describe('shared node options', () => {
     assert.equal(args.psk, 'x')
     assert.deepEqual(args.listen, ['/ip4/127.0.0.1/tcp/0'])
     assert.equal(args['metrics-listen'], ':9200')
+    // a repeatable flag takes one value each time: the word after it is the command's own
+    const port = parse(['-bootstrap', peer, '4200', '--listen', '/ip4/127.0.0.1/tcp/0', 'hello'])
+    assert.deepEqual(port.bootstrap, [peer])
+    assert.deepEqual(port.listen, ['/ip4/127.0.0.1/tcp/0'])
+    assert.deepEqual((port as NodeArgs & { _: unknown[] })._, [4200, 'hello'])
   })
 
   it('resolves flags over environment over defaults', async () => {
