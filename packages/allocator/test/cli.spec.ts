@@ -85,6 +85,16 @@ describe('allocator and sidecar CLIs', () => {
     const afterBootstrap = await cli(PROXY, ['-bootstrap', '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWCZUdVGQYe5NexGkPxnhpPmr3dKyduQY3udYLeyZWqpGn', '4200', '--upstream-timeout', 'soon', '--no-psk'])
     assert.equal(afterBootstrap.code, 2)
     assert.match(afterBootstrap.stderr, /^proxy: --upstream-timeout: "soon" is not a duration/m)
+    // one port: a second is refused, as is any word no option takes
+    for (const [bin, args, message] of [
+      [PROXY, ['4200', '4201'], /^proxy: "4201": an argument that no option takes$/m],
+      [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '4201', '4202'], /^proxy: "4202": an argument that no option takes$/m],
+      [ALLOCATOR, ['--max-instances', '2', 'extra'], /^allocator: "extra": an argument that no option takes$/m]
+    ] as const) {
+      const stray = await cli(bin, [...args, '--no-psk'])
+      assert.equal(stray.code, 2, stray.stderr)
+      assert.match(stray.stderr, message)
+    }
     const port = await cli(PROXY, ['http', '--no-psk'])
     assert.equal(port.code, 2)
     assert.match(port.stderr, /<port>: "http" is not a port/)

@@ -1,4 +1,4 @@
-import { dashedPassphrase, PHYSARUM_VERSION } from '@physarum/p2p'
+import { dashedPassphrase, PHYSARUM_VERSION, refuseStrayArguments } from '@physarum/p2p'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import * as add from './commands/add.ts'
@@ -9,6 +9,13 @@ import * as keygen from './commands/keygen.ts'
 import * as list from './commands/list.ts'
 import * as status from './commands/status.ts'
 import { NAME } from './constants.ts'
+import type { Argv, CommandModule } from 'yargs'
+
+/** Each command, refusing words that none of its parameters takes after the command's name. */
+const COMMANDS = [add, list, get, del, status, id, keygen].map(module => ({
+  ...module,
+  builder: (argv: Argv) => refuseStrayArguments(module.builder(argv) as Argv, 1)
+})) as CommandModule[]
 
 function usage (message: string): never {
   process.stderr.write(`${NAME}: ${message}\nRun ${NAME} --help (or ${NAME} <command> --help) for the options.\n`)
@@ -23,13 +30,7 @@ export async function main (argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName(NAME)
     .usage(`$0 <command>\n\nBuild, push and register physarum services; inspect the overlay.`)
-    .command(add)
-    .command(list)
-    .command(get)
-    .command(del)
-    .command(status)
-    .command(id)
-    .command(keygen)
+    .command(COMMANDS)
     .demandCommand(1, 'Give a command')
     .strictCommands()
     .version(PHYSARUM_VERSION)

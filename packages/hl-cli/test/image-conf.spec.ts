@@ -305,6 +305,9 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       [[], /Give a command/],
       [['frobnicate'], /Unknown command/],
       [['get'], /Not enough non-option arguments/],
+      [['get', 'hello-world-server', 'calc-server', '--no-psk'], /^hl-cli: "calc-server": an argument that no option takes$/m],
+      // without the words: they may be the rest of the passphrase
+      [['list', '--psk', 'correct', 'horse', 'battery'], /^hl-cli: 2 arguments that no option takes, not shown(?![\s\S]*(horse|battery))/m],
       [['list', '--no-such-flag'], /Unknown argument/],
       [['add', 'a', 'b', 'c'], /Not enough non-option arguments/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), 'Bad/Name', 'hello'], /<image-name>: "Bad\/Name"/],
@@ -328,6 +331,11 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       assert.match(stderr, message, args.join(' '))
       assert.doesNotMatch(stderr, /at .*\.ts:\d+/, 'no stack trace')
     }
+    // keygen, which takes no overlay options: a second file is refused, and nothing is written
+    const keygen = await runCli(['keygen', join(dir.path, 'first.key'), join(dir.path, 'second.key')])
+    assert.equal(keygen.code, 2, keygen.stderr)
+    assert.match(keygen.stderr, /^hl-cli: ".*second\.key": an argument that no option takes$/m)
+    assert.deepEqual((await readdir(dir.path)).filter(file => /^(first|second)\.key$/.test(file)), [])
   })
 
   it('logs at the level of PHYSARUM_LOG_LEVEL, warnings and worse without it', async () => {

@@ -50,15 +50,39 @@ export function dashedPassphrase (argv: readonly string[]): string | undefined {
 }
 
 /**
+ * Refuses the words that no option or parameter of a command takes, which yargs' strictOptions lets
+ * through: `registry-service --psk my secret phrase` ran with the key "my", and `proxy 4200 4201`
+ * ignored 4201. `commandWords`: how many words name the command (1 for hl-cli's `get`), before
+ * them. The words are named, unless --psk is on the command line: they may be the rest of a
+ * passphrase given without quotes, and are only counted.
+ */
+export function refuseStrayArguments<T> (yargs: Argv<T>, commandWords: number): Argv<T> {
+  // yargs' strictCommands, which hl-cli sets for its command names, would call them unknown
+  // commands, and name them
+  return yargs.strictCommands(false).check((parsed) => {
+    const stray = parsed._.slice(commandWords).map(String)
+    if (stray.length === 0) {
+      return true
+    }
+    const many = stray.length > 1
+    if ((parsed as { psk?: unknown }).psk != null) {
+      throw new ConfigError(`${stray.length} ${many ? 'arguments' : 'argument'} that no option takes, not shown: with --psk on the command line ${many ? 'they' : 'it'} may be part of the passphrase. A passphrase with spaces needs quotes, and is better kept off the command line, in PHYSARUM_PSK or a --psk-file`)
+    }
+    throw new ConfigError(`${stray.map(word => JSON.stringify(word)).join(', ')}: ${many ? 'arguments' : 'an argument'} that no option takes`)
+  })
+}
+
+/**
  * Adds the shared node options to a yargs command. The seed's single-dash spellings work
  * (`-bootstrap`, `-psk`, `-p2p-listen-addr`, `-prom-listen-addr`) because short-option groups are
  * off; `--no-psk` is an option of its own, not the negation of `--psk`. A repeatable flag takes one
  * value each time it is given (not greedy): in `proxy -bootstrap <addr> 4200` the port is the
- * proxy's, not a second bootstrap.
+ * proxy's, not a second bootstrap. Other words stay as typed (`007` is not the number 7), for the
+ * messages that quote them.
  */
 export function withNodeOptions<T> (yargs: Argv<T>, defaults: NodeDefaults): Argv<T & NodeArgs> {
   return yargs
-    .parserConfiguration({ 'short-option-groups': false, 'boolean-negation': false, 'greedy-arrays': false })
+    .parserConfiguration({ 'short-option-groups': false, 'boolean-negation': false, 'greedy-arrays': false, 'parse-positional-numbers': false })
     .option('bootstrap', {
       type: 'string',
       array: true,

@@ -30,7 +30,7 @@ describe('shared node options', () => {
     const port = parse(['-bootstrap', peer, '4200', '--listen', '/ip4/127.0.0.1/tcp/0', 'hello'])
     assert.deepEqual(port.bootstrap, [peer])
     assert.deepEqual(port.listen, ['/ip4/127.0.0.1/tcp/0'])
-    assert.deepEqual((port as NodeArgs & { _: unknown[] })._, [4200, 'hello'])
+    assert.deepEqual((port as NodeArgs & { _: unknown[] })._, ['4200', 'hello'])
   })
 
   it('resolves flags over environment over defaults', async () => {

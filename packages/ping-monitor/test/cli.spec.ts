@@ -51,6 +51,9 @@ describe('ping-monitor CLI', { concurrency: 4 }, () => {
     ['a bootstrap address without a peer id', ['--bootstrap', '/ip4/127.0.0.1/tcp/4001'], WITH_PSK, /--bootstrap: .*has no \/p2p\/<peer id>/],
     ['a metrics address it cannot read', ['--metrics-listen', 'localhost'], WITH_PSK, /--metrics-listen: "localhost"/],
     ['an unknown flag', ['--intervall', '2s'], WITH_PSK, /Unknown argument: intervall/],
+    ['a word no option takes', ['--interval', '2s', 'extra'], WITH_PSK, /^ping-monitor: "extra": an argument that no option takes$/m],
+    // without the words: they may be the rest of the passphrase
+    ['a passphrase in words without quotes', ['--psk', 's3cret', 'extra'], {}, /^ping-monitor: 1 argument that no option takes, not shown(?![\s\S]*extra)/],
     ['no pre-shared key', [], {}, /No pre-shared key: set PHYSARUM_PSK/],
     // without the values: one of them may be the key
     ['a passphrase that starts with "-"', ['--psk', '-Xk9s3cr3t'], {}, /^ping-monitor: --psk: the value after it starts with "-".*--psk=<passphrase>(?![\s\S]*Xk9s3cr3t)/],

@@ -64,6 +64,9 @@ describe('registry-service command line', () => {
       [['--ephemeral', '--etcd-endpoints', '127.0.0.1:2379'], /--etcd-endpoints: "127.0.0.1:2379"/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--admin', 'bob'], /--admin: "bob" is not a peer id/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--no-such-flag'], /Unknown argument/],
+      [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', 'extra'], /^registry-service: "extra": an argument that no option takes$/m],
+      // a passphrase in words without quotes: refused, and its words not shown
+      [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--psk', 'correct', 'horse', 'battery'], /^registry-service: 2 arguments that no option takes, not shown(?![\s\S]*(horse|battery))/m],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-timeout', '2x'], /--etcd-timeout: "2x" is not a duration/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-timeout', '1500'], /--etcd-timeout: "1500" has no unit: write 1500s or 1500ms/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-peer-port', '2390'], /--etcd-peer-port: for the etcd this process runs .* not with --etcd-endpoints/],
