@@ -56,8 +56,8 @@ describe('hl-cli add checks what it can before it builds', { timeout: 120_000 },
   it('refuses --cpu and --memory-mb below the engines\' minimums, and a record the registry would refuse, before joining the overlay or building', async () => {
     const add = async (imageName: string, flags: string[]): Promise<CliResult> => await runCli(['add', HELLO_CONF, HELLO_DIR, imageName, 'hello-world-server', ...flags, ...overlayArgs], env)
     const cases: Array<[string, CliResult, RegExp]> = [
-      ['--cpu 0.001', await add('127.0.0.1:5000/hello:1.0', ['--cpu', '0.001']), /^hl-cli: --cpu: 0\.001 is not 0 \(no limit\) or a number from 0\.01 to 1024\n$/],
-      ['--memory-mb 4', await add('127.0.0.1:5000/hello:1.0', ['--memory-mb', '4']), /^hl-cli: --memory-mb: 4 is not 0 \(no limit\) or a whole number from 6 to 1048576\n$/],
+      ['--cpu 0.001', await add('127.0.0.1:5000/hello:1.0', ['--cpu', '0.001']), /^hl-cli: --cpu: "0\.001" is not 0 \(no limit\) or a number from 0\.01 to 1024\n$/],
+      ['--memory-mb 4', await add('127.0.0.1:5000/hello:1.0', ['--memory-mb', '4']), /^hl-cli: --memory-mb: "4" is not 0 \(no limit\) or a whole number from 6 to 1048576\n$/],
       ['an image name too long for a record', await add(`127.0.0.1:5000/${'a'.repeat(480)}:1.0`, []), /^hl-cli: <image-name>: the record's image: is 567 characters long, more than 512\n$/]
     ]
     for (const [what, result, message] of cases) {

@@ -54,6 +54,21 @@ export function parseNumber (flag: string, value: string | number, min: number, 
   return n
 }
 
+/**
+ * Parses a port flag given as text (yargs would turn "abc" into NaN, and the message lose what was
+ * typed); the error names the flag and the value, or says it is missing and what it is for.
+ */
+export function parsePort (flag: string, value: string | undefined, min: 0 | 1, purpose?: string): number {
+  if (value == null) {
+    throw new ConfigError(`${flag}: missing${purpose == null ? '' : `: ${purpose}`}`)
+  }
+  const port = Number(value)
+  if (value.trim() === '' || !Number.isInteger(port) || port < min || port > 65535) {
+    throw new ConfigError(`${flag}: ${JSON.stringify(value)} is not a port (${min}-65535)${purpose == null ? '' : `: ${purpose}`}`)
+  }
+  return port
+}
+
 /** A duration in the largest unit that divides it (for --help defaults): 1s, 10m, 250ms. */
 export function formatDuration (ms: number): string {
   if (ms === 0) {

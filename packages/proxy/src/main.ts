@@ -1,5 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, formatDuration, nodeOptions, parseDuration, parseNumber, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
+import { checkPeerAddresses, ConfigError, launchDaemon, metricsUrl, formatDuration, nodeOptions, parseDuration, parseNumber, parsePort, resolveNodeConfig, runCli, withNodeOptions } from '@physarum/p2p'
 import { DEFAULT_STATS_INTERVAL_MS } from '@physarum/allocator/client'
 import { trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
 import { hideBin } from 'yargs/helpers'
@@ -103,21 +103,6 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
       ...(args.hostname == null ? {} : { hostName: args.hostname })
     }
   }
-}
-
-/**
- * A port given as text (yargs would turn "abc" into NaN, and the message lose what was typed);
- * the error names the flag and the value, or says it is missing and what it is for.
- */
-function parsePort (flag: string, value: string | undefined, min: 0 | 1, purpose?: string): number {
-  if (value == null) {
-    throw new ConfigError(`${flag}: missing${purpose == null ? '' : `: ${purpose}`}`)
-  }
-  const port = Number(value)
-  if (value.trim() === '' || !Number.isInteger(port) || port < min || port > 65535) {
-    throw new ConfigError(`${flag}: ${JSON.stringify(value)} is not a port (${min}-65535)${purpose == null ? '' : `: ${purpose}`}`)
-  }
-  return port
 }
 
 function positiveMs (flag: string, value: string | undefined, fallback: number): number {

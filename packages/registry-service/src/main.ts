@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, exitCodeOf, exitWithError, formatDuration, keyFileWarnings, launchDaemon, nodeAnnouncement, nodeOptions, parseDuration, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { ConfigError, exitCodeOf, exitWithError, formatDuration, keyFileWarnings, launchDaemon, nodeAnnouncement, nodeOptions, parseDuration, parsePort, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
@@ -35,8 +35,8 @@ interface RegistryArgs extends NodeArgs, RegistryTrustArgs {
   'join-etcd-cluster'?: boolean
   'etcd-endpoints'?: string
   'etcd-ip'?: string
-  'etcd-client-port'?: number
-  'etcd-peer-port'?: number
+  'etcd-client-port'?: string
+  'etcd-peer-port'?: string
   'etcd-bin'?: string
   'etcd-data-dir'?: string
   'etcd-name'?: string
@@ -61,8 +61,8 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .option('join-etcd-cluster', { type: 'boolean', describe: 'Ask a running registry-service (found through the DHT, or --join-via) to add this host as an etcd member, then run that member. Once the data folder holds a member, later starts just run it' })
     .option('etcd-endpoints', { type: 'string', describe: 'Use an etcd cluster run by someone else: client URLs, comma separated (env PHYSARUM_ETCD_ENDPOINTS)' })
     .option('etcd-ip', { type: 'string', describe: 'IP address the managed etcd listens on and advertises to its peers and clients (with --new-etcd-cluster or --join-etcd-cluster)' })
-    .option('etcd-client-port', { type: 'number', describe: `The managed etcd's client port [default: ${DEFAULT_ETCD_CLIENT_PORT}]` })
-    .option('etcd-peer-port', { type: 'number', describe: `The managed etcd's peer port [default: ${DEFAULT_ETCD_PEER_PORT}]` })
+    .option('etcd-client-port', { type: 'string', describe: `The managed etcd's client port [default: ${DEFAULT_ETCD_CLIENT_PORT}]` })
+    .option('etcd-peer-port', { type: 'string', describe: `The managed etcd's peer port [default: ${DEFAULT_ETCD_PEER_PORT}]` })
     .option('etcd-bin', { type: 'string', describe: 'The etcd binary [default: etcd from PATH]' })
     .option('etcd-data-dir', { type: 'string', describe: 'The managed etcd\'s data folder [default: <state-dir>/etcd]' })
     .option('etcd-name', { type: 'string', describe: 'The managed etcd member\'s name [default: etcd-<first 12 characters after 12D3KooW of the peer id>, kept in <state-dir>/etcd-name]' })
@@ -122,13 +122,6 @@ async function memberName (args: RegistryArgs, stateDir: string, peerId: string 
   await mkdir(stateDir, { recursive: true })
   await writeFile(file, `${name}\n`)
   return name
-}
-
-function port (flag: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1 || value > 65535) {
-    throw new ConfigError(`--${flag}: ${value} is not a port (1-65535)`)
-  }
-  return value
 }
 
 /** Everything the flags and environment say, validated; throws ConfigError naming the flag. */
@@ -212,8 +205,8 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       name: await memberName(args, node.stateDir, peerId),
       dataDir: args['etcd-data-dir'] ?? join(node.stateDir, 'etcd'),
       ip,
-      clientPort: port('etcd-client-port', args['etcd-client-port'] ?? DEFAULT_ETCD_CLIENT_PORT),
-      peerPort: port('etcd-peer-port', args['etcd-peer-port'] ?? DEFAULT_ETCD_PEER_PORT),
+      clientPort: parsePort('--etcd-client-port', args['etcd-client-port'] ?? String(DEFAULT_ETCD_CLIENT_PORT), 1),
+      peerPort: parsePort('--etcd-peer-port', args['etcd-peer-port'] ?? String(DEFAULT_ETCD_PEER_PORT), 1),
       env
     }
     etcd = modes[0] === '--new-etcd-cluster' ? { kind: 'new', etcd: managed } : { kind: 'join', etcd: managed, joinVia }

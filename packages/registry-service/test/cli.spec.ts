@@ -61,6 +61,9 @@ describe('registry-service command line', () => {
       [['--ephemeral', '--new-etcd-cluster', '--etcd-endpoints', 'http://127.0.0.1:1'], /only one of/],
       [['--ephemeral', '--new-etcd-cluster'], /--etcd-ip: missing/],
       [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '0.0.0.0'], /--etcd-ip: "0.0.0.0"/],
+      // what was typed, never NaN
+      [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--etcd-client-port', 'abc'], /^registry-service: --etcd-client-port: "abc" is not a port \(1-65535\)$/m],
+      [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--etcd-peer-port', '65536'], /^registry-service: --etcd-peer-port: "65536" is not a port \(1-65535\)$/m],
       [['--ephemeral', '--etcd-endpoints', '127.0.0.1:2379'], /--etcd-endpoints: "127.0.0.1:2379"/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--admin', 'bob'], /--admin: "bob" is not a peer id/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--no-such-flag'], /Unknown argument/],

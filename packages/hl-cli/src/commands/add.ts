@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import { parseNumber } from '@physarum/p2p'
 import { InvalidRecordError, MAX_CPU, MAX_MEMORY_MB, MIN_CPU, MIN_MEMORY_MB, validateName, validateRecord } from '@physarum/registry-service'
 import Docker from 'dockerode'
 import { buildImage, createBuildContext } from '../build.ts'
@@ -26,8 +27,8 @@ interface AddArgs extends OverlayArgs {
   'content-id'?: string
   from?: string
   'build-network'?: string
-  cpu: number
-  'memory-mb': number
+  cpu: string
+  'memory-mb': string
   'registry-user'?: string
   'registry-password-stdin'?: boolean
   quiet?: boolean
@@ -62,8 +63,8 @@ export function builder (yargs: Argv): Argv<AddArgs> {
     .option('content-id', { type: 'string', describe: 'The content hash to register instead of the one computed from the image digest' })
     .option('from', { type: 'string', describe: `Base image instead of DockerConf.From [default: DockerConf.From, else ${DEFAULT_FROM}]` })
     .option('build-network', { type: 'string', describe: 'Network for the Run steps (docker build --network), e.g. host on an engine without a bridge' })
-    .option('cpu', { type: 'number', default: 0, describe: `CPU cores for one instance: 0 (no limit) or ${MIN_CPU} to ${MAX_CPU}` })
-    .option('memory-mb', { type: 'number', default: 0, describe: `Memory for one instance in MiB: 0 (no limit) or ${MIN_MEMORY_MB} to ${MAX_MEMORY_MB}` })
+    .option('cpu', { type: 'string', default: '0', describe: `CPU cores for one instance: 0 (no limit) or ${MIN_CPU} to ${MAX_CPU}` })
+    .option('memory-mb', { type: 'string', default: '0', describe: `Memory for one instance in MiB: 0 (no limit) or ${MIN_MEMORY_MB} to ${MAX_MEMORY_MB}` })
     .option('registry-user', { type: 'string', describe: 'Image registry user (env PHYSARUM_REGISTRY_USER) [default: from the Docker config file]' })
     .option('registry-password-stdin', { type: 'boolean', describe: 'Read the image registry password from stdin: to its end from a pipe or file (printf %s "$PW" | hl-cli add ...), one line typed on a terminal (env PHYSARUM_REGISTRY_PASSWORD)' })
     .option('quiet', { type: 'boolean', describe: 'No progress on stderr' })
@@ -85,11 +86,13 @@ export function builder (yargs: Argv): Argv<AddArgs> {
     .strictOptions()
 }
 
-function checkResource (flag: string, value: number, min: number, max: number, integer: boolean): void {
+function parseResource (flag: string, text: string, min: number, max: number, integer: boolean): number {
+  const value = parseNumber(flag, text, 0, integer)
   // below the minimum every engine refuses to start the container, after the image was pulled
-  if (!Number.isFinite(value) || (value !== 0 && (value < min || value > max)) || (integer && !Number.isInteger(value))) {
-    throw new UsageError(`--${flag}: ${value} is not 0 (no limit) or ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`)
+  if (value !== 0 && (value < min || value > max)) {
+    throw new UsageError(`${flag}: ${JSON.stringify(text)} is not 0 (no limit) or ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`)
   }
+  return value
 }
 
 /** The flag or argument each field of the record comes from; the image-conf.json's were checked with it. */
@@ -113,8 +116,8 @@ export async function handler (args: AddArgs): Promise<void> {
     // everything about the input first: nothing is built or pushed for a mistake in it
     const ref = parseImageRef(args['image-name'])
     const service = validateName(args['service-name'], '<service-name>')
-    checkResource('cpu', args.cpu, MIN_CPU, MAX_CPU, false)
-    checkResource('memory-mb', args['memory-mb'], MIN_MEMORY_MB, MAX_MEMORY_MB, true)
+    const cpu = parseResource('--cpu', args.cpu, MIN_CPU, MAX_CPU, false)
+    const memoryMb = parseResource('--memory-mb', args['memory-mb'], MIN_MEMORY_MB, MAX_MEMORY_MB, true)
     if (args['content-id'] != null && !/^[A-Za-z0-9][A-Za-z0-9._:+=-]{0,127}$/.test(args['content-id'])) {
       throw new UsageError(`--content-id: ${JSON.stringify(args['content-id'])} may hold only letters, digits and . _ : + = - (at most 128)`)
     }
@@ -130,8 +133,8 @@ export async function handler (args: AddArgs): Promise<void> {
       image: imageByDigest(ref, digest),
       softRttMs: conf.softRttMs,
       hardRttMs: conf.hardRttMs,
-      cpu: args.cpu,
-      memoryMb: args['memory-mb'],
+      cpu,
+      memoryMb,
       proxyClientMode: conf.proxyClientMode
     })
     if (adding) {

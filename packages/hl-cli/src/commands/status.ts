@@ -1,9 +1,8 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { allocatorCapacity } from '@physarum/allocator/client'
-import { ALLOCATOR_TOPIC, REGISTRY_TOPIC, serviceTopic } from '@physarum/p2p'
+import { ALLOCATOR_TOPIC, parseNumber, REGISTRY_TOPIC, serviceTopic } from '@physarum/p2p'
 import { trustedRegistries } from '@physarum/registry-service'
 import { DEFAULT_RTT_TIMEOUT_MS, RTT_SAMPLES } from '../constants.ts'
-import { UsageError } from '../errors.ts'
 import { printJson, runCommand, table } from '../output.ts'
 import { describePeer, mapLimit, openOverlay, withOverlayOptions } from '../overlay.ts'
 import { createProgress } from '../progress.ts'
@@ -13,7 +12,7 @@ import type { Capacity } from '@physarum/allocator/client'
 import type { ServiceRecord } from '@physarum/registry-service'
 import type { Argv } from 'yargs'
 
-interface StatusArgs extends OverlayArgs { 'max-services': number }
+interface StatusArgs extends OverlayArgs { 'max-services': string }
 
 /** `status --json`: the overlay as seen from this hl-cli. */
 export interface StatusReport {
@@ -32,7 +31,7 @@ export const describe = 'The overlay as it looks from here: peers with RTT (the 
 
 export function builder (yargs: Argv): Argv<StatusArgs> {
   return withOverlayOptions(yargs)
-    .option('max-services', { type: 'number', default: 50, describe: 'Look up instances of at most this many services' })
+    .option('max-services', { type: 'string', default: '50', describe: 'Look up instances of at most this many services' })
     .strictOptions()
 }
 
@@ -95,10 +94,7 @@ const rttText = (p: PeerSummary): string => p.rttMs == null ? 'unreachable' : `$
 
 export async function handler (args: StatusArgs): Promise<void> {
   await runCommand(async () => {
-    const maxServices = args['max-services']
-    if (!Number.isInteger(maxServices) || maxServices < 1) {
-      throw new UsageError(`--max-services: ${String(maxServices)} is not a whole number of at least 1`)
-    }
+    const maxServices = parseNumber('--max-services', args['max-services'], 1, true)
     const overlay = await openOverlay(args, process.env)
     // each step may wait for silent peers: say what is under way (stderr; stdout keeps the report)
     const progress = createProgress({ out: process.stderr })
