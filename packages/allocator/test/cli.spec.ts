@@ -50,6 +50,10 @@ describe('allocator and sidecar CLIs', () => {
     assert.match(clientMode, /--registry /)
     assert.doesNotMatch(clientMode, /--registry-id/)
     assert.match(proxy.stdout.replace(/\s+/g, ' '), /--registry-id Peer id of a registry-service .* Both modes: a sidecar passes it to its --client-port client proxy/)
+    // every status the client proxy answers with itself
+    for (const status of ['400', '404', '408', '421', '502', '503', '504']) {
+      assert.match(proxy.stdout, new RegExp(`\\b${status}\\s`), `proxy --help names ${status}`)
+    }
   })
 
   it('exit 2 naming the flag for a usage error', async () => {

@@ -58,7 +58,7 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
     .option('client-port', { type: 'string', describe: 'Sidecar: also serve the client proxy on 127.0.0.1:<client-port> for the service\'s own calls (the record\'s ProxyClientMode; the service sees it as PROXY_PORT)' })
     .group(['sidecar', 'service', 'content-hash', 'service-port', 'allocator', 'instance', 'stats-interval', 'client-port'], 'Sidecar mode:')
     .epilogue([
-      'Client mode: GET 127.0.0.1:<port>/<service>/<path> goes to <path> on the nearest instance of <service> (the /<service> prefix is stripped here), started on the nearest allocator when none is within the record\'s hard RTT. Errors are JSON: 400 bad path or name, 404 unknown service, 503 no instance and allocation failed (or too many waiting), 504 timeout, 502 the instance broke.',
+      'Client mode: GET 127.0.0.1:<port>/<service>/<path> goes to <path> on the nearest instance of <service> (the /<service> prefix is stripped here), started on the nearest allocator when none is within the record\'s hard RTT. Errors are JSON: 400 bad path or name, 404 unknown service, 408 the client sent nothing of its request body for --upstream-timeout, 421 a Host header other than 127.0.0.1, [::1] or localhost (what a web page has a browser send through DNS rebinding), 503 no instance and allocation failed (or too many waiting), 504 timeout, 502 the instance broke.',
       '',
       'The client proxy keeps its identity (its peer id) in <state-dir>/identity.key unless --identity or --ephemeral says otherwise; a sidecar uses the key its allocator gives with --identity, and a new identity at every start without one.',
       '',
