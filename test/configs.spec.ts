@@ -62,7 +62,7 @@ describe('configs/', () => {
     const names = env.split('\n').filter(line => /^#?[A-Z_]+=/.test(line)).map(line => line.split('=')[0])
     // the key is the operator's to choose, and the peer ids are known only once the first daemons
     // ran: those wait commented out (a daemon refuses to start without a key)
-    assert.deepEqual(names, ['#PHYSARUM_PSK', '#PHYSARUM_BOOTSTRAP', 'PHYSARUM_ETCD_IP', '#PHYSARUM_ETCD_CLUSTER', '#PHYSARUM_ADMINS', '#PHYSARUM_REGISTRY_IDS', 'PHYSARUM_LOG_LEVEL',
+    assert.deepEqual(names, ['#PHYSARUM_PSK', '#PHYSARUM_BOOTSTRAP', 'PHYSARUM_ETCD_IP', '#PHYSARUM_ETCD_CLUSTER', '#PHYSARUM_ETCD_ENDPOINTS', '#PHYSARUM_ADMINS', '#PHYSARUM_REGISTRY_IDS', 'PHYSARUM_LOG_LEVEL',
       'PHYSARUM_PING_MONITOR_ARGS', 'PHYSARUM_REGISTRY_SERVICE_ARGS', 'PHYSARUM_ALLOCATOR_ARGS', 'PHYSARUM_PROXY_ARGS'])
     // a host's own flags: none until the operator adds them
     for (const line of env.split('\n').filter(line => /^PHYSARUM_\w+_ARGS=/.test(line))) {
@@ -96,8 +96,10 @@ describe('configs/', () => {
       assert.doesNotMatch(execStart, /--(metrics-listen|listen|announce|hostname|bootstrap|swarm-key|psk-file|identity)\b/, unit)
       if (daemon === 'registry-service') {
         // a new etcd cluster unless the environment file, which wins over Environment=, says join
+        // or external; the registry-service reads it from its environment, so the unit passes no
+        // etcd flag, each of which one kind or another refuses
         assert.match(text, /^Environment=PHYSARUM_ETCD_CLUSTER=new\nEnvironmentFile=/m)
-        assert.match(execStart, / --\$\{PHYSARUM_ETCD_CLUSTER\}-etcd-cluster /)
+        assert.doesNotMatch(execStart, /--(new-etcd-cluster|join-etcd-cluster|etcd-[a-z-]+)\b|\$\{?PHYSARUM_ETCD/)
       }
       // the sandbox every daemon runs in (Node's JIT needs write-and-execute memory: no MemoryDenyWriteExecute)
       for (const directive of ['NoNewPrivileges=yes', 'ProtectHome=yes', 'PrivateTmp=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes',

@@ -57,10 +57,10 @@ export const describe = 'Run a registry-service: the etcd-backed registry of phy
 
 export function builder (argv: Argv): Argv<RegistryArgs> {
   return withRegistryTrust(withNodeOptions(argv, DEFAULTS))
-    .option('new-etcd-cluster', { type: 'boolean', describe: 'Start a new one-member etcd cluster, run and supervised by this process (data in <state-dir>/etcd)' })
-    .option('join-etcd-cluster', { type: 'boolean', describe: 'Ask a running registry-service (found through the DHT, or --join-via) to add this host as an etcd member, then run that member. Once the data folder holds a member, later starts just run it' })
-    .option('etcd-endpoints', { type: 'string', describe: 'Use an etcd cluster run by someone else: client URLs, comma separated (env PHYSARUM_ETCD_ENDPOINTS)' })
-    .option('etcd-ip', { type: 'string', describe: 'IP address the managed etcd listens on and advertises to its peers and clients (with --new-etcd-cluster or --join-etcd-cluster)' })
+    .option('new-etcd-cluster', { type: 'boolean', describe: 'Start a new one-member etcd cluster, run and supervised by this process (data in <state-dir>/etcd; env PHYSARUM_ETCD_CLUSTER=new)' })
+    .option('join-etcd-cluster', { type: 'boolean', describe: 'Ask a running registry-service (found through the DHT, or --join-via) to add this host as an etcd member, then run that member. Once the data folder holds a member, later starts just run it (env PHYSARUM_ETCD_CLUSTER=join)' })
+    .option('etcd-endpoints', { type: 'string', describe: 'Use an etcd cluster run by someone else: client URLs, comma separated (env PHYSARUM_ETCD_ENDPOINTS, with PHYSARUM_ETCD_CLUSTER=external or unset)' })
+    .option('etcd-ip', { type: 'string', describe: 'IP address the managed etcd listens on and advertises to its peers and clients (with --new-etcd-cluster or --join-etcd-cluster; env PHYSARUM_ETCD_IP)' })
     .option('etcd-client-port', { type: 'string', describe: `The managed etcd's client port [default: ${DEFAULT_ETCD_CLIENT_PORT}]` })
     .option('etcd-peer-port', { type: 'string', describe: `The managed etcd's peer port [default: ${DEFAULT_ETCD_PEER_PORT}]` })
     .option('etcd-bin', { type: 'string', describe: 'The etcd binary [default: etcd from PATH]' })
@@ -76,7 +76,7 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .option('admin', { type: 'string', array: true, describe: 'Peer id allowed to Add and Delete records and to add etcd members (repeatable; env PHYSARUM_ADMINS, space or comma separated)' })
     .option('open-writes', { type: 'boolean', describe: 'Allow every overlay member to write and to add etcd members (logged as a warning)' })
     .option('show-etcd-password', { type: 'boolean', describe: 'Print the password of the managed etcd\'s root user, derived from the overlay\'s key (as given by the usual flags and environment), and exit: for etcdctl, and for setting it again after the key changed' })
-    .group(['new-etcd-cluster', 'join-etcd-cluster', 'etcd-endpoints'], 'etcd (exactly one of):')
+    .group(['new-etcd-cluster', 'join-etcd-cluster', 'etcd-endpoints'], 'etcd (one of, or env PHYSARUM_ETCD_CLUSTER):')
     .group(['etcd-user', 'etcd-password-file', 'etcd-ca', 'etcd-cert', 'etcd-key'], 'External etcd (--etcd-endpoints):')
     .group(['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'etcd-timeout', 'join-via'], 'Managed etcd:')
     .group(['admin', 'open-writes', 'show-etcd-password'], 'Authorization:')
@@ -86,6 +86,8 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .example('PHYSARUM_PSK=... $0 --etcd-endpoints https://10.0.0.5:2379 --etcd-ca ca.pem --etcd-cert client.pem --etcd-key client-key.pem --etcd-user physarum --etcd-password-file /etc/physarum/etcd-password -bootstrap ...', 'The same, over TLS with a client certificate and a login')
     .epilogue([
       `Protocol ${REGISTRY_PROTOCOL} (protobuf, src/pb/registry.proto): Add (create or replace; optional expected revision for compare-and-swap), Get, GetMany (up to 100 Gets in one exchange), List (by prefix, paged), Delete, Join (add an etcd member), and MayWrite (whether the caller may write, asked before work that ends in a write). Records are JSON in etcd under ${KEY_PREFIX}<name>; a write that names the revision it read is an etcd transaction on it, and fails with CONFLICT instead of losing a concurrent writer's change; a write without one replaces the record, the last one winning. Reads are open to overlay members; Add, Delete and Join only to --admin peers unless --open-writes.`,
+      '',
+      'Where the records live: without --new-etcd-cluster, --join-etcd-cluster or --etcd-endpoints, env PHYSARUM_ETCD_CLUSTER says it (new, join or external: how the systemd unit is told), or PHYSARUM_ETCD_ENDPOINTS alone (external). PHYSARUM_ETCD_ENDPOINTS with new or join is refused rather than ignored.',
       '',
       'Three registries on three hosts: start the first with --new-etcd-cluster, then the second with --join-etcd-cluster and, once it is up, the third the same way. The first must allow the joiners: --admin <their peer id> (each prints its peer id at start, and a refused join names it) or --open-writes. Join one at a time: a two-member cluster needs both members up.',
       '',
@@ -124,34 +126,79 @@ async function memberName (args: RegistryArgs, stateDir: string, peerId: string 
   return name
 }
 
+type EtcdKind = EtcdMode['kind']
+const MODE_FLAGS: Record<EtcdKind, string> = { new: '--new-etcd-cluster', join: '--join-etcd-cluster', external: '--etcd-endpoints' }
+
+function fromEnv (env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name]
+  return value == null || value.trim() === '' ? undefined : value.trim()
+}
+
+/**
+ * Where the records live: the one flag given of --new-etcd-cluster, --join-etcd-cluster and
+ * --etcd-endpoints, else PHYSARUM_ETCD_CLUSTER (new, join or external: how the systemd unit is
+ * told, from the environment file), else PHYSARUM_ETCD_ENDPOINTS alone. `source` names what chose
+ * it, for the errors; `endpoints` the client URLs of an external etcd and where they came from.
+ */
+function etcdKind (args: RegistryArgs, env: NodeJS.ProcessEnv): { kind: EtcdKind, source: string, endpoints?: { text: string, source: string } } {
+  const flags = (['new', 'join', 'external'] as const).filter(kind => kind === 'external' ? (args['etcd-endpoints'] ?? '') !== '' : args[`${kind}-etcd-cluster`] === true)
+  if (flags.length > 1) {
+    throw new ConfigError(`Give only one of --new-etcd-cluster, --join-etcd-cluster and --etcd-endpoints (got ${flags.map(kind => MODE_FLAGS[kind]).join(', ')})`)
+  }
+  const cluster = fromEnv(env, 'PHYSARUM_ETCD_CLUSTER')
+  const envEndpoints = fromEnv(env, 'PHYSARUM_ETCD_ENDPOINTS')
+  let kind: EtcdKind
+  let source: string
+  if (flags.length === 1) {
+    kind = flags[0]!
+    source = MODE_FLAGS[kind]
+  } else if (cluster != null) {
+    if (cluster !== 'new' && cluster !== 'join' && cluster !== 'external') {
+      throw new ConfigError(`PHYSARUM_ETCD_CLUSTER: ${JSON.stringify(cluster)} is not new, join or external`)
+    }
+    kind = cluster
+    source = `PHYSARUM_ETCD_CLUSTER=${cluster}`
+  } else if (envEndpoints != null) {
+    kind = 'external'
+    source = 'PHYSARUM_ETCD_ENDPOINTS'
+  } else {
+    throw new ConfigError('Say where the records live: --new-etcd-cluster, --join-etcd-cluster or --etcd-endpoints (or PHYSARUM_ETCD_CLUSTER=new, join or external)')
+  }
+  if (kind !== 'external') {
+    // the operator meant one etcd or the other: not both, and not one picked silently
+    if (envEndpoints != null) {
+      throw new ConfigError(`PHYSARUM_ETCD_ENDPOINTS is set, but ${source} runs an etcd of this process's own: to use the etcd at PHYSARUM_ETCD_ENDPOINTS, set PHYSARUM_ETCD_CLUSTER=external (or give --etcd-endpoints) instead; to run this one, unset PHYSARUM_ETCD_ENDPOINTS`)
+    }
+    return { kind, source }
+  }
+  const endpoints = (args['etcd-endpoints'] ?? '') !== ''
+    ? { text: args['etcd-endpoints']!, source: '--etcd-endpoints' }
+    : envEndpoints == null ? undefined : { text: envEndpoints, source: 'PHYSARUM_ETCD_ENDPOINTS' }
+  if (endpoints == null) {
+    throw new ConfigError(`${source}: the records live in an etcd run by someone else: give its client URLs with --etcd-endpoints or PHYSARUM_ETCD_ENDPOINTS`)
+  }
+  return { kind, source, endpoints }
+}
+
 /** Everything the flags and environment say, validated; throws ConfigError naming the flag. */
 async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promise<{ node: NodeConfig, warnings: string[], daemon: RegistryDaemonConfig }> {
-  const modes = (['new-etcd-cluster', 'join-etcd-cluster'] as const).filter(flag => args[flag] === true).map(flag => `--${flag}`)
-  // the environment's endpoints count only when no flag says where the records live
-  const endpointsText = args['etcd-endpoints'] ?? (modes.length === 0 ? env.PHYSARUM_ETCD_ENDPOINTS : undefined)
-  if (endpointsText != null && endpointsText !== '') {
-    modes.push('--etcd-endpoints')
-  }
-  if (modes.length !== 1) {
-    throw new ConfigError(modes.length === 0
-      ? 'Say where the records live: --new-etcd-cluster, --join-etcd-cluster or --etcd-endpoints'
-      : `Give only one of --new-etcd-cluster, --join-etcd-cluster and --etcd-endpoints (got ${modes.join(', ')})`)
-  }
-  // a flag the chosen mode does not use would be ignored: refused instead
-  if (modes[0] === '--etcd-endpoints') {
+  const { kind, source, endpoints: given } = etcdKind(args, env)
+  // a flag the chosen kind does not use would be ignored: refused instead
+  if (kind === 'external') {
     const managed = (['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'join-via'] as const).find(flag => args[flag] != null)
     if (managed != null) {
-      throw new ConfigError(`--${managed}: for the etcd this process runs (--new-etcd-cluster, --join-etcd-cluster), not with --etcd-endpoints`)
+      throw new ConfigError(`--${managed}: for the etcd this process runs (--new-etcd-cluster, --join-etcd-cluster), not with ${source}`)
     }
   } else {
-    // their PHYSARUM_* variables, like PHYSARUM_ETCD_ENDPOINTS, are left for the units that use them
+    // PHYSARUM_ETCD_USER and PHYSARUM_ETCD_PASSWORD_FILE are not refused: unlike
+    // PHYSARUM_ETCD_ENDPOINTS, they cannot make an operator believe the records are elsewhere
     const external = (['etcd-user', 'etcd-password-file', 'etcd-ca', 'etcd-cert', 'etcd-key'] as const).find(flag => args[flag] != null)
     if (external != null) {
-      throw new ConfigError(`--${external}: for an etcd given with --etcd-endpoints, not with ${modes[0]!}: the etcd this process runs takes the login derived from the overlay's key`)
+      throw new ConfigError(`--${external}: for an etcd given with --etcd-endpoints, not with ${source}: the etcd this process runs takes the login derived from the overlay's key`)
     }
   }
-  if (modes[0] === '--new-etcd-cluster' && args['join-via'] != null) {
-    throw new ConfigError('--join-via: with --join-etcd-cluster only; --new-etcd-cluster starts a cluster of its own')
+  if (kind === 'new' && args['join-via'] != null) {
+    throw new ConfigError(`--join-via: with --join-etcd-cluster only; ${source} starts a cluster of its own`)
   }
   // in the form a caller's peer id is compared in (base58): a CID form given is matched too
   const admins = list(args.admin, env.PHYSARUM_ADMINS).map(admin => {
@@ -178,26 +225,28 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
   const node = await resolveNodeConfig(args, env, DEFAULTS)
   const warnings = [...node.warnings]
   let etcd: EtcdMode
-  if (modes[0] === '--etcd-endpoints') {
+  if (given != null) {
     // a trailing slash is taken off: etcd3 would hand it to gRPC as part of the port
-    const endpoints = endpointsText!.split(',').map(e => e.trim().replace(/\/$/, '')).filter(Boolean)
+    const endpoints = given.text.split(',').map(e => e.trim().replace(/\/$/, '')).filter(Boolean)
     for (const endpoint of endpoints) {
       if (!/^https?:\/\/[^/\s]+$/.test(endpoint)) {
-        throw new ConfigError(`--etcd-endpoints: ${JSON.stringify(endpoint)} is not a client URL like http://10.0.0.5:2379`)
+        throw new ConfigError(`${given.source}: ${JSON.stringify(endpoint)} is not a client URL like http://10.0.0.5:2379`)
       }
     }
     const secure = endpoints.filter(endpoint => endpoint.startsWith('https:'))
     if (secure.length > 0 && secure.length < endpoints.length) {
       // etcd3 connects to every host with the same credentials: TLS to all or to none
-      throw new ConfigError(`--etcd-endpoints: ${endpoints.join(',')} mixes https:// and http:// URLs; give all of one kind`)
+      throw new ConfigError(`${given.source}: ${endpoints.join(',')} mixes https:// and http:// URLs; give all of one kind`)
     }
     const access = await externalEtcdAccess(args, env, secure.length > 0)
     warnings.push(...access.warnings)
     etcd = { kind: 'external', endpoints, ...(access.auth == null ? {} : { auth: access.auth }), ...(access.tls == null ? {} : { tls: access.tls }) }
   } else {
-    const ip = args['etcd-ip']
+    // PHYSARUM_ETCD_IP only here: the environment file gives it to a registry host of any kind
+    const ip = args['etcd-ip'] ?? fromEnv(env, 'PHYSARUM_ETCD_IP')
     if (ip == null || isIP(ip) === 0 || ip === '0.0.0.0' || ip === '::') {
-      throw new ConfigError(`--etcd-ip: ${ip == null ? 'missing' : JSON.stringify(ip)}: ${modes[0]} needs the IP address of this host that the other etcd members and registries reach (not 0.0.0.0)`)
+      const what = ip == null ? '--etcd-ip: missing' : `${args['etcd-ip'] != null ? '--etcd-ip' : 'PHYSARUM_ETCD_IP'}: ${JSON.stringify(ip)}`
+      throw new ConfigError(`${what}: ${source} needs the IP address of this host that the other etcd members and registries reach (not 0.0.0.0), in --etcd-ip or PHYSARUM_ETCD_IP`)
     }
     const peerId = node.privateKey == null ? undefined : peerIdFromPrivateKeyString(node.privateKey)
     const managed = {
@@ -209,7 +258,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       peerPort: parsePort('--etcd-peer-port', args['etcd-peer-port'] ?? String(DEFAULT_ETCD_PEER_PORT), 1),
       env
     }
-    etcd = modes[0] === '--new-etcd-cluster' ? { kind: 'new', etcd: managed } : { kind: 'join', etcd: managed, joinVia }
+    etcd = kind === 'new' ? { kind: 'new', etcd: managed } : { kind: 'join', etcd: managed, joinVia }
   }
   return {
     node,

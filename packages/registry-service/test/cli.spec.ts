@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { PreSharedKey } from '@physarum/p2p'
@@ -15,6 +15,32 @@ async function runToEnd (args: string[], env: Record<string, string> = {}): Prom
   // the line reader may be a tick behind the exit
   await new Promise(resolve => setImmediate(resolve))
   return { code, output: cli.lines.join('\n') }
+}
+
+const CONFIGS = new URL('../../../configs/', import.meta.url).pathname
+
+/**
+ * The registry-service's arguments and environment as its systemd unit gives them, with `env` in
+ * the environment file (the example's settings, then these): the unit's Environment= lines, then
+ * the file's, which win; in ExecStart `${NAME}` replaced within a word, and `$NAME` a word of its
+ * own split at white space (none when empty).
+ */
+async function asUnit (env: Record<string, string>): Promise<{ args: string[], env: Record<string, string> }> {
+  const unit = await readFile(join(CONFIGS, 'systemd', 'physarum-registry-service.service'), 'utf8')
+  const environment: Record<string, string> = {}
+  const assignments = [...unit.matchAll(/^Environment=(.*)$/gm)].map(match => match[1]!)
+  const file = (await readFile(join(CONFIGS, 'physarum.env.example'), 'utf8')).split('\n').filter(line => /^[A-Z_]+=/.test(line))
+  for (const line of [...assignments, ...file]) {
+    const at = line.indexOf('=')
+    environment[line.slice(0, at)] = line.slice(at + 1)
+  }
+  Object.assign(environment, env)
+  const words = (/^ExecStart=(.*)$/m.exec(unit)?.[1] ?? '').split(' ')
+  assert.match(words[1] ?? '', /\/registry-service\.js$/, 'the unit runs the registry-service')
+  const args = words.slice(2).flatMap(word => /^\$\w+$/.test(word)
+    ? (environment[word.slice(1)] ?? '').split(/\s+/).filter(Boolean)
+    : [word.replace(/\$\{(\w+)\}/g, (_match, name: string) => environment[name] ?? '')])
+  return { args, env: environment }
 }
 
 describe('registry-service command line', () => {
@@ -37,7 +63,7 @@ describe('registry-service command line', () => {
   it('explains itself with --help and refuses bad usage with exit code 2 and the message only', async () => {
     const help = await runToEnd(['--help'])
     assert.equal(help.code, 0)
-    for (const text of ['--new-etcd-cluster', '--join-etcd-cluster', '--etcd-endpoints', '--etcd-ip', '--admin', '--open-writes', '--show-etcd-password', '--etcd-user', '--etcd-password-file', '--etcd-ca', '--etcd-cert', '--etcd-key', 'Examples:', 'ETCD_HEARTBEAT_INTERVAL']) {
+    for (const text of ['--new-etcd-cluster', '--join-etcd-cluster', '--etcd-endpoints', '--etcd-ip', '--admin', '--open-writes', '--show-etcd-password', '--etcd-user', '--etcd-password-file', '--etcd-ca', '--etcd-cert', '--etcd-key', 'Examples:', 'ETCD_HEARTBEAT_INTERVAL', 'PHYSARUM_ETCD_CLUSTER', 'PHYSARUM_ETCD_IP']) {
       assert.ok(help.output.includes(text), `--help mentions ${text}`)
     }
     const emptyFile = join(state.path, 'empty')
@@ -96,6 +122,24 @@ describe('registry-service command line', () => {
       assert.equal(code, 2, `${args.join(' ')}: ${output}`)
       assert.match(output, message, args.join(' '))
       assert.doesNotMatch(output, /at .*\.ts:\d+/, 'no stack trace')
+    }
+    // where the records live, from the environment (as the systemd unit has it) when no flag says
+    const endpoints = { PHYSARUM_ETCD_ENDPOINTS: 'http://127.0.0.1:1' }
+    const envCases: Array<[string[], Record<string, string>, RegExp]> = [
+      [[], { PHYSARUM_ETCD_CLUSTER: 'primary' }, /^registry-service: PHYSARUM_ETCD_CLUSTER: "primary" is not new, join or external$/m],
+      [[], { PHYSARUM_ETCD_CLUSTER: 'external' }, /^registry-service: PHYSARUM_ETCD_CLUSTER=external: .*give its client URLs with --etcd-endpoints or PHYSARUM_ETCD_ENDPOINTS$/m],
+      [[], { PHYSARUM_ETCD_CLUSTER: 'new' }, /^registry-service: --etcd-ip: missing: PHYSARUM_ETCD_CLUSTER=new needs the IP address .*in --etcd-ip or PHYSARUM_ETCD_IP$/m],
+      [[], { PHYSARUM_ETCD_CLUSTER: 'join', PHYSARUM_ETCD_IP: '0.0.0.0' }, /^registry-service: PHYSARUM_ETCD_IP: "0.0.0.0": PHYSARUM_ETCD_CLUSTER=join needs/m],
+      [[], { PHYSARUM_ETCD_CLUSTER: 'external', PHYSARUM_ETCD_ENDPOINTS: '127.0.0.1:2379' }, /^registry-service: PHYSARUM_ETCD_ENDPOINTS: "127.0.0.1:2379" is not a client URL/m],
+      [['--etcd-bin', '/usr/bin/etcd'], { PHYSARUM_ETCD_CLUSTER: 'external', ...endpoints }, /^registry-service: --etcd-bin: for the etcd this process runs .*not with PHYSARUM_ETCD_CLUSTER=external$/m],
+      // endpoints with an etcd of its own: refused, naming both, rather than one of them ignored
+      [[], { PHYSARUM_ETCD_CLUSTER: 'new', PHYSARUM_ETCD_IP: '127.0.0.1', ...endpoints }, /^registry-service: PHYSARUM_ETCD_ENDPOINTS is set, but PHYSARUM_ETCD_CLUSTER=new runs an etcd of this process's own: .*set PHYSARUM_ETCD_CLUSTER=external/m],
+      [['--join-etcd-cluster', '--etcd-ip', '127.0.0.1'], endpoints, /^registry-service: PHYSARUM_ETCD_ENDPOINTS is set, but --join-etcd-cluster runs an etcd of this process's own/m]
+    ]
+    for (const [args, env, message] of envCases) {
+      const { code, output } = await runToEnd(['--ephemeral', ...args, '--state-dir', join(state.path, 'usage')], env)
+      assert.equal(code, 2, `${JSON.stringify(env)}: ${output}`)
+      assert.match(output, message, JSON.stringify(env))
     }
   })
 
@@ -200,6 +244,45 @@ describe('registry-service command line', () => {
       assert.equal(await cli.stop(), 143)
     } finally {
       await stranger.stop()
+      await etcd.remove()
+    }
+  })
+
+  it('starts from its systemd unit\'s command line in the etcd kind the environment file says: external, or a new cluster of its own', async () => {
+    const etcd = await TestEtcd.start()
+    try {
+      const host = {
+        PHYSARUM_BOOTSTRAP: bootstrap.multiaddrs()[0]!.toString(),
+        PHYSARUM_REGISTRY_SERVICE_ARGS: '--listen /ip4/127.0.0.1/tcp/0 --metrics-listen 127.0.0.1:0'
+      }
+      // an etcd run by someone else; the example's PHYSARUM_ETCD_IP, for an etcd of its own, is not read
+      const external = await asUnit({ ...host, PHYSARUM_ETCD_CLUSTER: 'external', PHYSARUM_ETCD_ENDPOINTS: etcd.endpoint, STATE_DIRECTORY: join(state.path, 'unit-external') })
+      assert.equal(external.env.PHYSARUM_ETCD_IP, '10.0.0.9')
+      let cli = new Cli(external.args, external.env)
+      running.push(cli)
+      assert.equal((await cli.line(/^registry-service etcd: (\S+)$/))[1], etcd.endpoint)
+      assert.equal(await cli.stop(), 143)
+
+      // the unit's default, a new cluster, at PHYSARUM_ETCD_IP with the etcd on PATH
+      const clientPort = await freePort()
+      const managed = await asUnit({
+        ...host,
+        PHYSARUM_ETCD_IP: '127.0.0.1',
+        PHYSARUM_REGISTRY_SERVICE_ARGS: `${host.PHYSARUM_REGISTRY_SERVICE_ARGS} --etcd-client-port ${clientPort} --etcd-peer-port ${await freePort()}`,
+        STATE_DIRECTORY: join(state.path, 'unit-new')
+      })
+      assert.equal(managed.env.PHYSARUM_ETCD_CLUSTER, 'new')
+      cli = new Cli(managed.args, managed.env)
+      running.push(cli)
+      assert.equal((await cli.line(/^registry-service etcd: (\S+)$/))[1], `http://127.0.0.1:${clientPort}`)
+      assert.equal(await cli.stop(), 143)
+
+      // endpoints in the file without PHYSARUM_ETCD_CLUSTER=external: the unit's default, new, is refused with them
+      const both = await asUnit({ ...host, PHYSARUM_ETCD_ENDPOINTS: etcd.endpoint, STATE_DIRECTORY: join(state.path, 'unit-both') })
+      const refused = await runToEnd(both.args, both.env)
+      assert.equal(refused.code, 2, refused.output)
+      assert.match(refused.output, /PHYSARUM_ETCD_ENDPOINTS is set, but PHYSARUM_ETCD_CLUSTER=new runs an etcd of this process's own/)
+    } finally {
       await etcd.remove()
     }
   })
