@@ -39,10 +39,12 @@ interface TrackedPeer {
 }
 
 /**
- * Why a ping failed, the `reason` of physarum_ping_failures_total: `ping` when the peer had an open
- * connection as the ping started (a peer gone silent, a network cut: worth an alert), `dial` when
- * it had none and the meter dialled it (a peer that left, as every hl-cli run and drained sidecar
- * does, or one whose process died).
+ * Why a ping failed, the `reason` of physarum_ping_failures_total: `ping` when it went unanswered on
+ * a connection that was open as it started and still is (a peer gone silent, a network cut: worth
+ * an alert), `dial` when the peer had no open connection and the meter dialled it (a peer that
+ * left, as every hl-cli run and drained sidecar does, or one whose process died). A ping whose
+ * connection closed under it is neither: the peer closed it, as one that leaves does, and the next
+ * round, which dials it, tells whether it left.
  */
 type FailureReason = 'ping' | 'dial'
 const FAILURE_REASONS: FailureReason[] = ['ping', 'dial']
@@ -135,7 +137,7 @@ export class PingMonitor implements Startable {
     })
     this.#failures = new Counter({
       name: 'physarum_ping_failures_total',
-      help: 'Pings to the peer that failed: reason="ping" on an open connection (unanswered within --ping-timeout), reason="dial" with no connection, which could not be opened (a peer that left)',
+      help: 'Pings to the peer that failed: reason="ping" on an open connection (unanswered within --ping-timeout, the connection still open), reason="dial" with no connection, which could not be opened (a peer that left; one that closes its connection during a ping counts here once the next ping\'s dial fails)',
       labelNames: ['host', 'target_peer', 'reason'],
       registers
     })
@@ -367,7 +369,8 @@ export class PingMonitor implements Startable {
       return
     }
     const { signal, clear } = deadline(this.#init.pingTimeoutMs, this.#controller.signal)
-    const reason: FailureReason = this.#node.libp2p.getConnections(peer.id).some(c => c.status === 'open') ? 'ping' : 'dial'
+    // the meter pings on one of these, or dials when there is none
+    const open = this.#node.libp2p.getConnections(peer.id).filter(c => c.status === 'open')
     let ms: number
     try {
       ms = await this.#node.measureRtt(peer.id, { signal })
@@ -379,8 +382,15 @@ export class PingMonitor implements Startable {
       if (this.#controller.signal.aborted) {
         return
       }
-      this.#failures.inc({ host: this.#init.hostName, target_peer: peer.key, reason })
       const cause = signal.aborted ? `no answer within ${this.#init.pingTimeoutMs} ms` : (err as Error).message
+      // decided now, not as the ping started: a peer that stops cleanly closes its connection under
+      // the ping, and must not count as one that stopped answering on it
+      const reason: FailureReason | undefined = open.length === 0 ? 'dial' : open.some(c => c.status === 'open') ? 'ping' : undefined
+      if (reason == null) {
+        this.#log.debug({ peer: peer.key, targetHost: peer.host, err: cause }, 'the connection closed during the ping: the next round tells whether the peer left')
+        return
+      }
+      this.#failures.inc({ host: this.#init.hostName, target_peer: peer.key, reason })
       if (peer.failingSince == null) {
         peer.failingSince = Date.now()
         if (reason === 'ping') {

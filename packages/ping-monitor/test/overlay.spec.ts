@@ -142,6 +142,43 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     assert.ok(ms < 10_000, `the series came back ${ms.toFixed(0)} ms after the peer reconnected`)
   })
 
+  it('counts a peer that closes its connection under a ping as one that left, not one that stopped answering', async () => {
+    const lines: Array<{ level: number, msg: string, peer?: string }> = []
+    const sink = new Writable({ write (chunk: Buffer, _encoding, done) { lines.push(...chunk.toString().split('\n').filter(Boolean).map(l => JSON.parse(l) as typeof lines[number])); done() } })
+    // the ping timeout far beyond the stops: no ping here goes unanswered on an open connection
+    const daemon = await startDaemon({ intervalMs: 100, pingTimeoutMs: 10_000, forgetAfterMs: 60_000 }, {}, pino({ level: 'info' }, sink))
+    daemons.push(daemon)
+    // peers 300 ms away (a relay holds each chunk 150 ms each way), so that a ping is in flight
+    // as each stops; only the monitor dials them, through their relays
+    const peers = await Promise.all([1, 2, 3].map(async i => await startNode({ hostName: `leaving-${i}` })))
+    nodes.push(...peers)
+    for (const peer of peers) {
+      const relay = await startDelayRelay({ target: { port: Number(peer.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value) }, delayMs: 150 })
+      cleanups.push(async () => { await relay.close() })
+      await daemon.node.libp2p.dial(multiaddr(`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${peer.peerId.toString()}`))
+    }
+    const ids = peers.map(p => p.peerId.toString())
+    await eventually('an answer from each peer', () => ids.every(id => (daemon.node.rtt.get(id)?.samples ?? 0) > 0) ? true : undefined, 10_000)
+    // each stops (a clean stop, as hl-cli's and a drained sidecar's) just as a ping to it starts
+    const measure = daemon.node.measureRtt.bind(daemon.node)
+    const stopping: Array<Promise<void>> = []
+    daemon.node.measureRtt = async (peer, options) => {
+      const index = peers.findIndex(p => p.peerId.equals(peer))
+      if (index >= 0 && stopping[index] == null) {
+        stopping[index] = peers[index]!.stop()
+      }
+      return await measure(peer, options)
+    }
+    await eventually('every peer stopped', () => stopping.filter(Boolean).length === peers.length ? true : undefined, 10_000)
+    await Promise.all(stopping)
+    const samples = await eventually('failed dials of every peer that left', async () => {
+      const samples = await scrape(daemon.metricsUrl)
+      return ids.every(id => (failures(samples, 'dial').get(id)?.value ?? 0) >= 1) ? samples : undefined
+    }, 10_000)
+    assert.deepEqual(ids.map(id => failures(samples, 'ping').get(id)?.value), ids.map(() => 0), 'a peer that left counted as one that stopped answering on its open connection')
+    assert.deepEqual(lines.filter(l => l.level >= 40).map(l => l.msg), [])
+  })
+
   it('answers /healthz 503 once the monitor makes no round for 3 intervals and a ping timeout', async () => {
     const daemon = await startDaemon()
     daemons.push(daemon)
