@@ -18,7 +18,8 @@ export const PING_SPREAD = 0.8
 export const MAX_BACKOFF_MS = 30_000
 /**
  * The share of --concurrency that pings to peers whose last ping failed may hold (at least one
- * slot): each may hold its slot until --ping-timeout.
+ * slot). Each gives its slot up once unanswered for an --interval, as every ping does: at
+ * --concurrency 1 to 3 that one slot is all of them.
  */
 export const RETRY_SHARE = 0.25
 export const DEFAULT_MAX_SPACING_MS = 50

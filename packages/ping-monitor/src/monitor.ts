@@ -67,18 +67,19 @@ export class PingMonitor implements Startable {
   readonly #peers = new Map<string, TrackedPeer>()
   /** Pings to peers that answered their last ping (or have had none yet), in order. */
   readonly #queue: TrackedPeer[] = []
-  /** Pings to peers whose last ping failed: they start after #queue's, at most #retrySlots at once. */
+  /** Pings to peers whose last ping failed: they start after #queue's, on at most #retrySlots slots. */
   readonly #retries: TrackedPeer[] = []
   readonly #retrySlots: number
-  /** Retries in flight: each holds a slot until it settles. */
+  /** Retries among #holding. */
   #retrying = 0
   /**
-   * Pings of #queue in flight that hold a slot, by start (ms since the epoch), oldest first. One
-   * unanswered for an interval gives its slot up, though it waits for its timeout: its peer is
+   * Pings in flight that hold a slot, by start (ms since the epoch), oldest first, retries marked.
+   * One unanswered for an interval gives its slot up, though it waits for its timeout: its peer is
    * probably gone, and peers that went silent together must not hold every slot the others need.
-   * Checked each round, and by #overdue while every slot is held.
+   * A retry too: at --concurrency 1 its share is the one slot, which it must not hold until the
+   * timeout. Checked each round, and by #overdue while pings wait for a slot.
    */
-  readonly #holding = new Map<TrackedPeer, number>()
+  readonly #holding = new Map<TrackedPeer, { since: number, retry: boolean }>()
   #overdue?: NodeJS.Timeout
   /** The ping of #queue started last: the next starts at once when it was answered (or overdue). */
   #last?: TrackedPeer
@@ -302,12 +303,11 @@ export class PingMonitor implements Startable {
    * the next ping, its code and data still in the caches (docs/decisions.md has the figures).
    * While that one is unanswered (a far or silent peer), the next waits for an even spread of the
    * round over the interval: one every `#spacingMs`, in parallel up to the free slots. Retries
-   * start once #queue is empty, on at most #retrySlots slots, each held until the answer or the
-   * timeout. While every slot is held, #overdue frees the oldest of #queue's once it is unanswered
-   * for an interval.
+   * start once #queue is empty, on at most #retrySlots slots. While pings wait for a slot, #overdue
+   * frees the oldest once it is unanswered for an interval.
    */
   #pump (): void {
-    while (this.#holding.size + this.#retrying < this.#init.concurrency) {
+    while (this.#holding.size < this.#init.concurrency) {
       if (this.#queue.length > 0) {
         const now = performance.now()
         if (this.#last != null && this.#holding.has(this.#last) && now < this.#nextStartAt) {
@@ -324,41 +324,53 @@ export class PingMonitor implements Startable {
           this.#caughtUpAt = Date.now()
         }
         this.#last = peer
-        this.#holding.set(peer, Date.now())
-        this.#start(peer, () => { this.#holding.delete(peer) })
+        this.#start(peer, false)
       } else if (this.#retries.length > 0 && this.#retrying < this.#retrySlots) {
-        this.#retrying++
-        this.#start(this.#retries.shift()!, () => { this.#retrying-- })
+        this.#start(this.#retries.shift()!, true)
       } else {
-        return
+        break
       }
     }
-    if (this.#queue.length > 0 && this.#holding.size > 0) {
+    if ((this.#queue.length > 0 || this.#retries.length > 0) && this.#holding.size > 0) {
       const [oldest] = this.#holding.values()
       this.#overdue ??= setTimeout(() => {
         this.#overdue = undefined
         this.#releaseOverdue(Date.now())
         this.#pump()
-      }, Math.max(0, oldest! + this.#init.intervalMs - Date.now()))
+      }, Math.max(0, oldest!.since + this.#init.intervalMs - Date.now()))
     }
   }
 
-  /** Pings of #queue unanswered for an interval give their slots up (see #holding). */
+  /** Pings unanswered for an interval give their slots up (see #holding). */
   #releaseOverdue (now: number): void {
-    for (const [peer, startedAt] of this.#holding) {
-      if (now - startedAt < this.#init.intervalMs) {
+    for (const [peer, { since }] of this.#holding) {
+      if (now - since < this.#init.intervalMs) {
         return
       }
-      this.#holding.delete(peer)
+      this.#release(peer)
     }
   }
 
-  /** Pings `peer`; `release` gives its slot back when the ping settles. */
-  #start (peer: TrackedPeer, release: () => void): void {
+  #release (peer: TrackedPeer): void {
+    const slot = this.#holding.get(peer)
+    if (slot != null) {
+      this.#holding.delete(peer)
+      if (slot.retry) {
+        this.#retrying--
+      }
+    }
+  }
+
+  /** Pings `peer` on a slot, given back when the ping settles (or is overdue). */
+  #start (peer: TrackedPeer, retry: boolean): void {
+    this.#holding.set(peer, { since: Date.now(), retry })
+    if (retry) {
+      this.#retrying++
+    }
     this.#inFlight++
     void this.#ping(peer).finally(() => {
       this.#inFlight--
-      release()
+      this.#release(peer)
       peer.busy = false
       this.#pump()
     })

@@ -201,60 +201,66 @@ describe('ping monitor scheduling (stubbed node)', () => {
     assert.equal(calls.filter(c => c === alive.toString()).length, 6)
   })
 
-  it('keeps measuring the answering peers when more peers than --concurrency go silent at once', async () => {
-    const [silent, answering] = [PEER_IDS.slice(0, 5), PEER_IDS.slice(5)]
-    let silence = false
-    // when each answering peer was last pinged, the longest gap since the silence began, and retries in flight
-    const lastPing = new Map<string, number>()
-    let longestGap = 0
-    const failed = new Set<string>()
-    let retrying = 0
-    let mostRetrying = 0
-    const { node, monitor } = setUp(async (peer, { signal }) => {
-      const key = peer.toString()
-      if (silence && silent.some(p => p.equals(peer))) {
-        const retry = failed.has(key)
-        if (retry) {
-          mostRetrying = Math.max(mostRetrying, ++retrying)
-        }
-        try {
-          return await new Promise<number>((_resolve, reject) => { signal!.addEventListener('abort', () => { reject(new Error('no answer')) }) })
-        } finally {
-          failed.add(key)
+  // at --concurrency 1 the retries' share, a quarter rounded up, is the one slot
+  for (const [concurrency, silentCount] of [[4, 5], [1, 2]] as const) {
+    it(`keeps measuring the answering peers when more peers than --concurrency go silent at once (--concurrency ${concurrency})`, async () => {
+      const intervalMs = 100
+      const [silent, answering] = [PEER_IDS.slice(0, silentCount), PEER_IDS.slice(5)]
+      let silence = false
+      // when each answering peer was last pinged, the longest gap since the silence began
+      const lastPing = new Map<string, number>()
+      let longestGap = 0
+      const failed = new Set<string>()
+      // retries in flight, by start; the most of them at once that started within half an
+      // interval, none of which can have given its slot up yet
+      const retries = new Map<string, number>()
+      let mostHolding = 0
+      const { node, monitor } = setUp(async (peer, { signal }) => {
+        const key = peer.toString()
+        if (silence && silent.some(p => p.equals(peer))) {
+          const retry = failed.has(key)
           if (retry) {
-            retrying--
+            const now = performance.now()
+            retries.set(key, now)
+            mostHolding = Math.max(mostHolding, [...retries.values()].filter(at => now - at < intervalMs / 2).length)
+          }
+          try {
+            return await new Promise<number>((_resolve, reject) => { signal!.addEventListener('abort', () => { reject(new Error('no answer')) }) })
+          } finally {
+            failed.add(key)
+            retries.delete(key)
           }
         }
+        if (silence) {
+          const now = performance.now()
+          longestGap = Math.max(longestGap, now - lastPing.get(key)!)
+          lastPing.set(key, now)
+        }
+        await new Promise(resolve => setTimeout(resolve, 1))
+        return 1
+      }, { intervalMs, pingTimeoutMs: 3_000, concurrency })
+      node.connected.push(...silent, ...answering)
+      monitor.start()
+      await eventually('every peer answered', () => node.connected.every(p => (node.rtt.get(p.toString())?.samples ?? 0) >= 2) ? true : undefined)
+      const silenceAt = performance.now()
+      for (const peer of answering) {
+        lastPing.set(peer.toString(), silenceAt)
       }
-      if (silence) {
-        const now = performance.now()
-        longestGap = Math.max(longestGap, now - lastPing.get(key)!)
-        lastPing.set(key, now)
+      silence = true
+      // over two timeouts: the silent peers' first pings time out, then their retries do
+      await new Promise(resolve => setTimeout(resolve, 7_000))
+      monitor.stop()
+      for (const at of lastPing.values()) {
+        longestGap = Math.max(longestGap, silenceAt + 7_000 - at)
       }
-      await new Promise(resolve => setTimeout(resolve, 1))
-      return 1
-    }, { intervalMs: 100, pingTimeoutMs: 3_000, concurrency: 4 })
-    node.connected.push(...PEER_IDS)
-    monitor.start()
-    await eventually('every peer answered', () => PEER_IDS.every(p => (node.rtt.get(p.toString())?.samples ?? 0) >= 2) ? true : undefined)
-    const silenceAt = performance.now()
-    for (const peer of answering) {
-      lastPing.set(peer.toString(), silenceAt)
-    }
-    silence = true
-    // over two timeouts: the silent peers' first pings time out, then their retries do
-    await new Promise(resolve => setTimeout(resolve, 7_000))
-    monitor.stop()
-    for (const at of lastPing.values()) {
-      longestGap = Math.max(longestGap, silenceAt + 7_000 - at)
-    }
-    assert.ok(failed.size === silent.length, `${failed.size} of the silent peers failed`)
-    // every 100 ms; while the silent peers' first pings hold every slot, up to an interval more. A
-    // busy host's timers may be late by most of a second; pings that waited for the slots the
-    // silent peers held would go 3 s (the ping timeout) without one
-    assert.ok(longestGap < 1_500, `an answering peer went ${longestGap.toFixed(0)} ms without a ping`)
-    assert.equal(mostRetrying, 1, 'retries in flight at once (a quarter of --concurrency)')
-  })
+      assert.ok(failed.size === silent.length, `${failed.size} of the silent peers failed`)
+      // every 100 ms; while the silent peers' pings hold every slot, up to an interval more each. A
+      // busy host's timers may be late by most of a second; pings that waited for the slots the
+      // silent peers held would go 3 s (the ping timeout) without one
+      assert.ok(longestGap < 1_500, `an answering peer went ${longestGap.toFixed(0)} ms without a ping`)
+      assert.equal(mostHolding, 1, 'retries holding a slot at once (a quarter of --concurrency, at least one)')
+    })
+  }
 
   it('puts an answer up to the default --ping-timeout in a bucket of its own, not in +Inf', async () => {
     const { node, registry, monitor } = setUp(() => Promise.resolve(DEFAULT_PING_TIMEOUT_MS * 0.8))
