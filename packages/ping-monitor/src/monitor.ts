@@ -22,19 +22,19 @@ interface TrackedPeer {
    * connection, starts over.
    */
   connection: string
-  /** Last time the peer answered a ping or was connected (ms since the epoch). */
+  /** Last time the peer answered a ping or was connected (performance.now() time). */
   lastSeen: number
   /** Queued or in flight: never two pings to one peer at once. */
   busy: boolean
   /** Failed pings in a row; each doubles the wait before the next try, up to MAX_BACKOFF_MS. */
   failures: number
   /**
-   * When the pings started failing (ms since the epoch), until one is answered: one log line when
+   * When the pings started failing (performance.now() time), until one is answered: one log line when
    * a peer starts failing and one when it answers again, whatever came between (a reconnect
    * resets `failures`, not this).
    */
   failingSince?: number
-  /** No ping before this time (ms since the epoch). */
+  /** No ping before this time (performance.now() time). */
   notBefore: number
 }
 
@@ -50,6 +50,11 @@ type FailureReason = 'ping' | 'dial'
 const FAILURE_REASONS: FailureReason[] = ['ping', 'dial']
 
 const decoder = new TextDecoder()
+
+/** A performance.now() time as the wall clock dates it now (ISO 8601), for what is reported. */
+function wallClock (monotonic: number): string {
+  return new Date(Date.now() - (performance.now() - monotonic)).toISOString()
+}
 
 /**
  * Pings every connected peer (and every peer that left less than `forgetAfterMs` ago) once per
@@ -73,7 +78,7 @@ export class PingMonitor implements Startable {
   /** Retries among #holding. */
   #retrying = 0
   /**
-   * Pings in flight that hold a slot, by start (ms since the epoch), oldest first, retries marked.
+   * Pings in flight that hold a slot, by start (performance.now() time), oldest first, retries marked.
    * One unanswered for an interval gives its slot up, though it waits for its timeout: its peer is
    * probably gone, and peers that went silent together must not hold every slot the others need.
    * A retry too: at --concurrency 1 its share is the one slot, which it must not hold until the
@@ -92,8 +97,13 @@ export class PingMonitor implements Startable {
   #pacer?: NodeJS.Timeout
   #controller = new AbortController()
   #rounds = 0
-  /** When the pings of a round had last all started (ms since the epoch), for /healthz. */
-  #caughtUpAt = 0
+  /**
+   * When the pings of a round had last all started, for /healthz. Like every time the monitor
+   * schedules by, a performance.now() time: a step of the host's clock (date -s, NTP correcting
+   * one that ran ahead) must neither stop the retries and forgetting nor hide a stalled monitor.
+   * The wall clock only dates what is reported.
+   */
+  #caughtUpAt?: number
 
   readonly #distribution: Histogram<'host'>
   readonly #failures: Counter<'host' | 'target_peer' | 'reason'>
@@ -198,12 +208,12 @@ export class PingMonitor implements Startable {
    * (a round may wait that long for slots held by pings that time out): the monitor stopped, or
    * cannot keep up with its peers.
    */
-  health (now = Date.now()): PingMonitorHealth {
+  health (now = performance.now()): PingMonitorHealth {
     return {
-      ok: now - this.#caughtUpAt <= 3 * this.#init.intervalMs + this.#init.pingTimeoutMs,
+      ok: this.#caughtUpAt != null && now - this.#caughtUpAt <= 3 * this.#init.intervalMs + this.#init.pingTimeoutMs,
       rounds: this.#rounds,
       pending: this.pending,
-      caughtUpAt: this.#caughtUpAt > 0 ? new Date(this.#caughtUpAt).toISOString() : null
+      caughtUpAt: this.#caughtUpAt != null ? wallClock(this.#caughtUpAt) : null
     }
   }
 
@@ -211,7 +221,7 @@ export class PingMonitor implements Startable {
    * One round: track every connected peer, forget those unseen for too long, and queue a ping to
    * every tracked peer that has none queued or in flight. Runs every interval; tests may call it.
    */
-  tick (now = Date.now()): void {
+  tick (now = performance.now()): void {
     this.#rounds++
     const back: TrackedPeer[] = []
     // a connection's peer id keeps its string form; getPeers() builds new ids, each encoded again
@@ -259,7 +269,7 @@ export class PingMonitor implements Startable {
       }
     }
     if (this.#queue.length === 0) {
-      this.#caughtUpAt = Date.now()
+      this.#caughtUpAt = performance.now()
     }
     this.#nextStartAt = performance.now()
     this.#spacingMs = Math.min(this.#init.maxSpacingMs, SPREAD * this.#init.intervalMs / Math.max(1, this.#queue.length))
@@ -289,7 +299,7 @@ export class PingMonitor implements Startable {
         samples: entry?.samples ?? 0,
         failures: entry?.failures ?? 0,
         consecutiveFailures: entry?.consecutiveFailures ?? 0,
-        lastSeen: new Date(peer.lastSeen).toISOString(),
+        lastSeen: wallClock(peer.lastSeen),
         lastAnswer: hasSample ? new Date(entry.lastSeen).toISOString() : null
       }
     }))
@@ -321,7 +331,7 @@ export class PingMonitor implements Startable {
         this.#nextStartAt = Math.max(this.#nextStartAt, now - this.#spacingMs / 2) + this.#spacingMs
         const peer = this.#queue.shift()!
         if (this.#queue.length === 0) {
-          this.#caughtUpAt = Date.now()
+          this.#caughtUpAt = now
         }
         this.#last = peer
         this.#start(peer, false)
@@ -335,9 +345,9 @@ export class PingMonitor implements Startable {
       const [oldest] = this.#holding.values()
       this.#overdue ??= setTimeout(() => {
         this.#overdue = undefined
-        this.#releaseOverdue(Date.now())
+        this.#releaseOverdue(performance.now())
         this.#pump()
-      }, Math.max(0, oldest!.since + this.#init.intervalMs - Date.now()))
+      }, Math.max(0, oldest!.since + this.#init.intervalMs - performance.now()))
     }
   }
 
@@ -363,7 +373,7 @@ export class PingMonitor implements Startable {
 
   /** Pings `peer` on a slot, given back when the ping settles (or is overdue). */
   #start (peer: TrackedPeer, retry: boolean): void {
-    this.#holding.set(peer, { since: Date.now(), retry })
+    this.#holding.set(peer, { since: performance.now(), retry })
     if (retry) {
       this.#retrying++
     }
@@ -404,7 +414,7 @@ export class PingMonitor implements Startable {
       }
       this.#failures.inc({ host: this.#init.hostName, target_peer: peer.key, reason })
       if (peer.failingSince == null) {
-        peer.failingSince = Date.now()
+        peer.failingSince = performance.now()
         if (reason === 'ping') {
           this.#log.warn({ peer: peer.key, targetHost: peer.host, err: cause }, 'peer stopped answering pings on its open connection')
         } else {
@@ -415,7 +425,7 @@ export class PingMonitor implements Startable {
       // peers that failed together (a rack gone) must not retry together: each wait is cut by up
       // to half at random. The tick that queues the retry comes up to an interval after notBefore
       const wait = Math.min(MAX_BACKOFF_MS, this.#init.intervalMs * 2 ** (peer.failures - 1)) * (1 - Math.random() / 2)
-      peer.notBefore = Date.now() + wait - this.#init.intervalMs
+      peer.notBefore = performance.now() + wait - this.#init.intervalMs
       this.#log.debug({ peer: peer.key, targetHost: peer.host, reason, err: cause }, 'ping failed')
       return
     } finally {
@@ -425,11 +435,11 @@ export class PingMonitor implements Startable {
       this.#forgotDuringPing(peer)
       return
     }
-    peer.lastSeen = Math.max(peer.lastSeen, Date.now())
+    peer.lastSeen = Math.max(peer.lastSeen, performance.now())
     peer.failures = 0
     peer.notBefore = 0
     if (peer.failingSince != null) {
-      this.#log.info({ peer: peer.key, targetHost: peer.host, failingMs: Date.now() - peer.failingSince }, 'peer answers again')
+      this.#log.info({ peer: peer.key, targetHost: peer.host, failingMs: Math.round(performance.now() - peer.failingSince) }, 'peer answers again')
       peer.failingSince = undefined
     }
     // reading the peer store after every ping cost 7% of the monitor's CPU with 200 peers
@@ -489,7 +499,7 @@ export class PingMonitor implements Startable {
     }
     this.#node.rtt.delete(peer.key)
     this.#unqueue(peer)
-    this.#log.info({ peer: peer.key, targetHost: peer.host, unseenMs: Date.now() - peer.lastSeen }, 'forgot peer: neither connected nor answering for --forget-after')
+    this.#log.info({ peer: peer.key, targetHost: peer.host, unseenMs: Math.round(performance.now() - peer.lastSeen) }, 'forgot peer: neither connected nor answering for --forget-after')
   }
 
   /** Takes the peer's ping out of its queue; false when none was queued. */

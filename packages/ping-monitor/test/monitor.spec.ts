@@ -186,7 +186,7 @@ describe('ping monitor scheduling (stubbed node)', () => {
     const alive = PEER_IDS[5]!
     node.connected.push(dead, alive)
     const round = async (at: number, expectedCalls: number): Promise<void> => {
-      monitor.tick(Date.now() + at)
+      monitor.tick(performance.now() + at)
       await eventually(`${expectedCalls} pings (${calls.length} so far)`, () => calls.length === expectedCalls && monitor.pending === 0 ? true : undefined)
     }
     await round(0, 2) // both, the dead one first (no failure yet)
@@ -199,6 +199,38 @@ describe('ping monitor scheduling (stubbed node)', () => {
     monitor.stop()
     assert.equal(calls.filter(c => c === dead.toString()).length, 4)
     assert.equal(calls.filter(c => c === alive.toString()).length, 6)
+  })
+
+  it('keeps retrying, forgetting and watching its own health when the host\'s clock steps back', async (t) => {
+    // the shortest waits: each is cut by up to half at random
+    t.mock.method(Math, 'random', () => 0.999)
+    const [dead, alive, leaves] = [PEER_IDS[6]!, PEER_IDS[7]!, PEER_IDS[8]!]
+    const tries = new Map<string, number>()
+    const { node, monitor } = setUp((peer) => {
+      tries.set(peer.toString(), (tries.get(peer.toString()) ?? 0) + 1)
+      return peer.equals(dead) || !node.connected.some(p => p.equals(peer)) ? Promise.reject(new Error('no answer')) : Promise.resolve(1)
+    }, { intervalMs: 100, pingTimeoutMs: 200, forgetAfterMs: 500 })
+    const triesOf = (peer: PeerId): number => tries.get(peer.toString()) ?? 0
+    node.connected.push(dead, alive, leaves)
+    monitor.start()
+    await eventually('a failed ping, and its retry scheduled', () => triesOf(dead) >= 1 && triesOf(leaves) >= 1 ? true : undefined, 10_000, 5)
+    // an hour back (an operator's date -s, NTP correcting a clock that ran ahead), between two
+    // waits: eventually() reads the same clock
+    const wall = Date.now.bind(Date)
+    let stepMs = 3_600_000
+    t.mock.method(Date, 'now', () => wall() - stepMs)
+    node.connected.splice(node.connected.indexOf(leaves), 1)
+    const before = triesOf(dead)
+    // backoffs of 1, 2 and 4 intervals, halved: well within the wait, nowhere near the hour
+    await eventually('3 more tries of the peer that fails', () => triesOf(dead) >= before + 3 ? true : undefined, 10_000)
+    await eventually('the peer that left forgotten after --forget-after', async () => (await monitor.peers()).some(p => p.peerId === leaves.toString()) ? undefined : true, 10_000)
+    assert.ok(triesOf(alive) > before, 'the answering peer is pinged too')
+    assert.equal(monitor.health().ok, true)
+
+    // the monitor stalls, and the clock steps back once more: /healthz must still say so
+    monitor.stop()
+    stepMs += 3_600_000
+    await eventually('health not ok 3 intervals and a ping timeout after the last round', () => monitor.health().ok ? undefined : true, 10_000)
   })
 
   // at --concurrency 1 the retries' share, a quarter rounded up, is the one slot
@@ -351,7 +383,7 @@ describe('ping monitor scheduling (stubbed node)', () => {
     const { node, registry, monitor } = setUp(() => answering ? Promise.resolve(1) : Promise.reject(new Error('connection refused')), { forgetAfterMs: 1_000 })
     const [stays, leaves] = [PEER_IDS[2]!, PEER_IDS[3]!]
     node.connected.push(stays, leaves)
-    const t0 = Date.now()
+    const t0 = performance.now()
     monitor.tick(t0)
     await eventually('both answered', () => node.rtt.get(leaves.toString())?.samples === 1 && node.rtt.get(stays.toString())?.samples === 1 ? true : undefined)
 
@@ -371,7 +403,7 @@ describe('ping monitor scheduling (stubbed node)', () => {
     assert.equal((await samples(registry, 'physarum_ping_last_success_timestamp_seconds')).length, 2)
 
     // past --forget-after: only the connected peer is left, in every series
-    monitor.tick(Date.now() + 1_001)
+    monitor.tick(performance.now() + 1_001)
     monitor.stop()
     assert.deepEqual((await monitor.peers()).map(p => p.peerId), [stays.toString()])
     assert.equal(node.rtt.get(leaves.toString()), undefined)
@@ -387,7 +419,7 @@ describe('ping monitor scheduling (stubbed node)', () => {
     const { node, monitor } = setUp(() => slow ? new Promise<number>(resolve => { answer = resolve }) : Promise.resolve(1), { forgetAfterMs: 1_000 })
     const leaves = PEER_IDS[3]!
     node.connected.push(leaves)
-    const t0 = Date.now()
+    const t0 = performance.now()
     monitor.tick(t0)
     await eventually('a first answer', () => node.rtt.get(leaves.toString())?.samples === 1 ? true : undefined)
     slow = true
@@ -395,7 +427,7 @@ describe('ping monitor scheduling (stubbed node)', () => {
     monitor.tick(t0 + 500)
     await eventually('a ping under way', () => answer)
     // forgotten while that ping runs; it answers afterwards
-    monitor.tick(Date.now() + 1_001)
+    monitor.tick(performance.now() + 1_001)
     assert.deepEqual(await monitor.peers(), [])
     answer!(2)
     await new Promise(resolve => setTimeout(resolve, 20))
