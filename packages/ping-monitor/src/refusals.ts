@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client'
 
 /** Which connection limit turned an inbound connection away, named by the flag that sets it. */
 export type RefusalReason = 'max-pending' | 'max-pending-per-ip' | 'inbound-rate' | 'max-connections'
+const REFUSAL_REASONS: RefusalReason[] = ['max-pending', 'max-pending-per-ip', 'inbound-rate', 'max-connections']
 
 interface InboundConnection { remoteAddr: Multiaddr }
 
@@ -86,6 +87,11 @@ export function watchRefusals (libp2p: Libp2p, init: RefusalWatchInit): () => vo
     labelNames: ['host', 'reason'],
     registers: [init.registry]
   })
+  // every series from the start (host is this monitor's name): increase() and rate() see the first
+  // burst of refusals, which a series born with it would hide
+  for (const reason of REFUSAL_REASONS) {
+    refused.inc({ host: init.hostName, reason }, 0)
+  }
   const lastLogged = new Map<string, { at: number, suppressed: number }>()
   const { maxConnections, inboundRate, maxPending, maxPendingPerIp } = init.limits
   const explain: Record<RefusalReason, string> = {

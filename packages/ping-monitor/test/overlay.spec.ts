@@ -246,6 +246,14 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     }
   }
 
+  it('has a refusal count of 0 for every limit before any connection, so that increase() sees the first refusals', async () => {
+    const daemon = await startDaemon()
+    daemons.push(daemon)
+    const refused = (await scrape(daemon.metricsUrl)).filter(s => s.name === 'physarum_connections_refused_total')
+    assert.deepEqual(refused.map(s => [s.labels.reason, s.labels.host, s.value]).toSorted(),
+      ['inbound-rate', 'max-connections', 'max-pending', 'max-pending-per-ip'].map(reason => [reason, 'mon-test', 0]))
+  })
+
   it('logs and counts inbound connections a connection limit turns away', async () => {
     const lines: string[] = []
     const sink = new Writable({ write (chunk: Buffer, _encoding, done) { lines.push(...chunk.toString().split('\n').filter(Boolean)); done() } })
