@@ -51,3 +51,8 @@ export const RTT_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
 
 /** At most one "connection refused" log line per remote host and reason in this time. */
 export const REFUSAL_LOG_INTERVAL_MS = 10_000
+/**
+ * And at most this many in all in that time, then one line counting the rest: a source with many
+ * addresses (an IPv6 prefix, a botnet) gets past the per-host limit with each new address.
+ */
+export const REFUSAL_LOG_LINES = 20

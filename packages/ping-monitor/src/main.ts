@@ -3,7 +3,8 @@ import { ConfigError, launchDaemon, nodeAnnouncement, nodeOptions, runCli, forma
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_CONCURRENCY, DEFAULT_FORGET_AFTER_MS, DEFAULT_INBOUND_RATE, DEFAULT_INTERVAL_MS, DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_PENDING_PER_IP, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, DEFAULT_PING_TIMEOUT_MS, NAME
+  DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_PENDING_PER_IP, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, DEFAULT_PING_TIMEOUT_MS, NAME,
+  REFUSAL_LOG_INTERVAL_MS, REFUSAL_LOG_LINES
 } from './constants.ts'
 import { startPingMonitorDaemon } from './daemon.ts'
 import type { PingMonitorDaemonConfig } from './daemon.ts'
@@ -44,7 +45,7 @@ export function builder (argv: Argv): Argv<MonitorArgs> {
     .option('max-pending', { type: 'string', default: String(DEFAULT_MAX_PENDING_CONNECTIONS), describe: 'Most inbound connections being set up (key exchange) at once (libp2p\'s default: 10)' })
     .group(['interval', 'ping-timeout', 'concurrency', 'forget-after', 'hostname'], 'Monitor options:')
     .option('max-pending-per-ip', { type: 'string', default: String(DEFAULT_MAX_PENDING_PER_IP), describe: 'Most of those from one IP address, so that one host cannot hold them all with connections that send nothing; many peers behind one address starting at once may need more' })
-    .group(['max-connections', 'inbound-rate', 'max-pending', 'max-pending-per-ip'], 'Connection limits (a refused peer is logged as a warning):')
+    .group(['max-connections', 'inbound-rate', 'max-pending', 'max-pending-per-ip'], `Connection limits (a refused peer is logged as a warning, one line per address and limit and at most ${REFUSAL_LOG_LINES} in all per ${REFUSAL_LOG_INTERVAL_MS / 1_000} s, then one counting the rest):`)
     .example('PHYSARUM_PSK=... $0', 'Start the first bootstrap on TCP 4001, metrics on :9100')
     .example('PHYSARUM_PSK=... $0 -bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW...', 'Start a second, redundant bootstrap that joins the first')
     .epilogue([

@@ -1,5 +1,5 @@
 import { Counter } from 'prom-client'
-import { REFUSAL_LOG_INTERVAL_MS } from './constants.ts'
+import { REFUSAL_LOG_INTERVAL_MS, REFUSAL_LOG_LINES } from './constants.ts'
 import type { Logger } from '@physarum/p2p'
 import type { Libp2p } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -33,7 +33,12 @@ export interface RefusalWatchInit {
   registry: Registry
   hostName: string
   limits: { maxConnections: number, inboundRate: number, maxPending: number, maxPendingPerIp: number }
+  /** The window of the log lines' limits (default REFUSAL_LOG_INTERVAL_MS; tests shorten it). */
+  logIntervalMs?: number
 }
+
+/** Addresses counted apart in the summary of the refusals left out of the log, at most. */
+const MAX_COUNTED_ADDRESSES = 1_000
 
 function remoteHostOf (maConn: InboundConnection): string {
   return maConn.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value ?? maConn.remoteAddr.toString()
@@ -54,8 +59,10 @@ function replaceMethod<T extends object, K extends keyof T> (object: T, name: K,
 }
 
 /**
- * Logs (and counts) every inbound connection libp2p's connection manager turns away because of a
- * limit, which libp2p itself only reports under DEBUG, and adds the limit libp2p lacks: at most
+ * Counts every inbound connection libp2p's connection manager turns away because of a limit, which
+ * libp2p itself only reports under DEBUG, and logs them (per REFUSAL_LOG_INTERVAL_MS, one line per
+ * address and reason and REFUSAL_LOG_LINES in all, then one counting the rest); and adds the limit
+ * libp2p lacks: at most
  * `maxPendingPerIp` of the connections being upgraded may come from one address, so that one host
  * opening connections that never finish their handshake cannot take every pending slot
  * (--max-pending) from the peers that hold the key. libp2p offers no event or hook for either,
@@ -92,7 +99,28 @@ export function watchRefusals (libp2p: Libp2p, init: RefusalWatchInit): () => vo
   for (const reason of REFUSAL_REASONS) {
     refused.inc({ host: init.hostName, reason }, 0)
   }
+  const logIntervalMs = init.logIntervalMs ?? REFUSAL_LOG_INTERVAL_MS
+  /** By remote host and reason: when its last line was logged (performance.now()), and refusals since. */
   const lastLogged = new Map<string, { at: number, suppressed: number }>()
+  /**
+   * The window of REFUSAL_LOG_LINES lines (performance.now() time), its lines, and the refusals
+   * left out of it, said in one line at its end.
+   */
+  let windowStart = -Infinity
+  let lines = 0
+  const leftOut = new Map<RefusalReason, number>()
+  const leftOutFrom = new Set<string>()
+  let summary: NodeJS.Timeout | undefined
+  const summarize = (): void => {
+    clearTimeout(summary)
+    summary = undefined
+    const count = [...leftOut.values()].reduce((sum, n) => sum + n, 0)
+    const addresses = `${leftOutFrom.size}${leftOutFrom.size >= MAX_COUNTED_ADDRESSES ? ' or more' : ''}`
+    init.log.warn({ leftOut: count, byReason: Object.fromEntries(leftOut), addresses },
+      `refused ${count} more inbound connections from ${addresses} addresses without a line each (at most ${REFUSAL_LOG_LINES} lines per ${logIntervalMs / 1_000} s); physarum_connections_refused_total counts every one`)
+    leftOut.clear()
+    leftOutFrom.clear()
+  }
   const { maxConnections, inboundRate, maxPending, maxPendingPerIp } = init.limits
   const explain: Record<RefusalReason, string> = {
     'max-pending': `${maxPending} inbound connections were already being set up (--max-pending)`,
@@ -107,17 +135,31 @@ export function watchRefusals (libp2p: Libp2p, init: RefusalWatchInit): () => vo
   const refuse = (maConn: InboundConnection, remoteHost: string, reason: RefusalReason): void => {
     refused.inc({ host: init.hostName, reason })
     const key = `${remoteHost} ${reason}`
-    const now = Date.now()
+    const now = performance.now()
     const last = lastLogged.get(key)
-    if (last != null && now - last.at < REFUSAL_LOG_INTERVAL_MS) {
+    if (last != null && now - last.at < logIntervalMs) {
       last.suppressed++
-    } else {
-      init.log.warn({ remoteAddr: maConn.remoteAddr.toString(), reason, alsoRefusedSinceLastLog: last?.suppressed ?? 0 },
-        `refused an inbound connection: ${explain[reason]}`)
-      lastLogged.set(key, { at: now, suppressed: 0 })
-      if (lastLogged.size > 1_000) {
-        lastLogged.delete(lastLogged.keys().next().value!)
+      return
+    }
+    if (now - windowStart >= logIntervalMs) {
+      windowStart = now
+      lines = 0
+    }
+    if (lines >= REFUSAL_LOG_LINES) {
+      leftOut.set(reason, (leftOut.get(reason) ?? 0) + 1)
+      if (leftOutFrom.size < MAX_COUNTED_ADDRESSES) {
+        leftOutFrom.add(remoteHost)
       }
+      // the process's sockets keep it alive, not this
+      summary ??= setTimeout(summarize, windowStart + logIntervalMs - now).unref()
+      return
+    }
+    lines++
+    init.log.warn({ remoteAddr: maConn.remoteAddr.toString(), reason, alsoRefusedSinceLastLog: last?.suppressed ?? 0 },
+      `refused an inbound connection: ${explain[reason]}`)
+    lastLogged.set(key, { at: now, suppressed: 0 })
+    if (lastLogged.size > 1_000) {
+      lastLogged.delete(lastLogged.keys().next().value!)
     }
   }
 
@@ -160,5 +202,8 @@ export function watchRefusals (libp2p: Libp2p, init: RefusalWatchInit): () => vo
   return () => {
     restoreAccept()
     restoreUpgrade()
+    if (summary != null) {
+      summarize()
+    }
   }
 }
