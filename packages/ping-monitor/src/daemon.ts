@@ -100,15 +100,20 @@ export async function startPingMonitorDaemon (config: PingMonitorDaemonConfig, l
   }
   monitor.start()
 
+  let stopped: Promise<void> | undefined
   // its own address among the bootstraps (an environment file shared by every host) is left out
   if (node.libp2p.services.bootstrap.status().length > 0) {
     node.libp2p.services.bootstrap.waitForFirst(config.bootstrapWaitMs ?? 15_000).then(
       () => { log.info({ bootstraps: node.libp2p.services.bootstrap.status().filter(s => s.connected).map(s => s.addr) }, 'joined the overlay through a bootstrap') },
-      (err: Error) => { log.warn({ err: err.message }, 'no bootstrap reachable yet: serving as a bootstrap on our own and still dialing') }
+      (err: Error) => {
+        // a stop ends the wait too: nothing to warn of then
+        if (stopped == null) {
+          log.warn({ err: err.message }, 'no bootstrap reachable yet: serving as a bootstrap on our own and still dialing')
+        }
+      }
     )
   }
 
-  let stopped: Promise<void> | undefined
   return {
     node,
     monitor,

@@ -9,7 +9,7 @@ import { pino } from 'pino'
 import { DEFAULT_INBOUND_RATE, DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_PENDING_PER_IP } from '../src/constants.ts'
 import { startPingMonitorDaemon } from '../src/index.ts'
 import { startDelayRelay, startNode, stopAll, TEST_PSK } from '../../p2p/test/helpers.ts'
-import { byPeer, eventually, getJson, scrape, tempDir } from './helpers.ts'
+import { byPeer, eventually, freePort, getJson, scrape, tempDir } from './helpers.ts'
 import type { PeerReport, PingMonitorDaemon, PingMonitorDaemonConfig, PingMonitorHealth } from '../src/index.ts'
 import type { Sample } from './helpers.ts'
 import type { Connection, Stream, StreamMessageEvent } from '@libp2p/interface'
@@ -18,14 +18,15 @@ import type { Socket } from 'node:net'
 
 interface PeersBody { host: string, peerId: string, peers: PeerReport[] }
 
-async function startDaemon (monitor: Partial<PingMonitorDaemonConfig['monitor']> = {}, limits: Partial<PingMonitorDaemonConfig['limits']> = {}, log: Logger = createLogger('ping-monitor', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent')): Promise<PingMonitorDaemon & { metricsUrl: string, peersUrl: string }> {
+async function startDaemon (monitor: Partial<PingMonitorDaemonConfig['monitor']> = {}, limits: Partial<PingMonitorDaemonConfig['limits']> = {}, log: Logger = createLogger('ping-monitor', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent'), config: Partial<PingMonitorDaemonConfig> = {}): Promise<PingMonitorDaemon & { metricsUrl: string, peersUrl: string }> {
   const daemon = await startPingMonitorDaemon({
     psk: TEST_PSK,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: [],
     metricsListen: { host: '127.0.0.1', port: 0 },
     limits: { maxConnections: 100, inboundRate: 1_000, maxPending: 100, maxPendingPerIp: DEFAULT_MAX_PENDING_PER_IP, ...limits },
-    monitor: { hostName: 'mon-test', intervalMs: 100, pingTimeoutMs: 500, concurrency: 8, forgetAfterMs: 1_500, ...monitor }
+    monitor: { hostName: 'mon-test', intervalMs: 100, pingTimeoutMs: 500, concurrency: 8, forgetAfterMs: 1_500, ...monitor },
+    ...config
   }, log)
   const base = `http://127.0.0.1:${daemon.metrics.address().port}`
   return Object.assign(daemon, { metricsUrl: `${base}/metrics`, peersUrl: `${base}/peers` })
@@ -203,6 +204,27 @@ describe('ping monitor in an overlay (in process, real nodes on 127.0.0.1)', () 
     assert.ok(performance.now() - stopped > 500, `503 after ${(performance.now() - stopped).toFixed(0)} ms`)
     assert.equal(unhealthy.ok, false)
     assert.equal(unhealthy.monitor.ok, false)
+  })
+
+  it('warns of an unreached bootstrap when its wait ends, not when it is stopped before', async () => {
+    // nothing listens there
+    const unreached = `/ip4/127.0.0.1/tcp/${await freePort()}/p2p/12D3KooWT2jLeASWrZsL2d6RscxSQ3hmWVbMGeAYNV5QXTiKRkHQ`
+    const start = async (bootstrapWaitMs?: number): Promise<{ daemon: PingMonitorDaemon, warnings: () => string[] }> => {
+      const lines: Array<{ level: number, msg: string }> = []
+      const sink = new Writable({ write (chunk: Buffer, _encoding, done) { lines.push(...chunk.toString().split('\n').filter(Boolean).map(l => JSON.parse(l) as typeof lines[number])); done() } })
+      const daemon = await startDaemon({}, {}, pino({ level: 'info' }, sink), { bootstrap: [unreached], bootstrapWaitMs })
+      daemons.push(daemon)
+      return { daemon, warnings: () => lines.filter(l => l.level >= 40).map(l => l.msg) }
+    }
+    const waited = await start(200)
+    await eventually('the warning once the wait ended', () => waited.warnings().some(m => m.startsWith('no bootstrap reachable yet')) ? true : undefined, 10_000)
+
+    // stopped within the default wait of 15 s
+    const stopped = await start()
+    await stopped.daemon.stop()
+    // whatever the stop set off has run
+    await new Promise(resolve => setImmediate(resolve))
+    assert.deepEqual(stopped.warnings(), [])
   })
 
   it('never shows a peer with another key or none, and still shows the right ones', async () => {
