@@ -35,6 +35,8 @@ export const describe = 'Run the overlay\'s bootstrap node and measure the RTT t
 
 export function builder (argv: Argv): Argv<MonitorArgs> {
   return withNodeOptions(argv, DEFAULTS)
+    // the shared description names the IPv4 default only: this daemon listens on IPv6 as well
+    .describe('listen', `Multiaddr to listen on for the overlay, IPv4 or IPv6 (repeatable) [default: /ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}, and /ip6/::/tcp/${DEFAULT_P2P_PORT} when the host has IPv6]`)
     .option('interval', { type: 'string', default: formatDuration(DEFAULT_INTERVAL_MS), describe: 'How often every peer is pinged (a Yamux ping frame on its connection, answered by its muxer)' })
     .option('ping-timeout', { type: 'string', default: formatDuration(DEFAULT_PING_TIMEOUT_MS), describe: 'A ping not answered within this counts as a failure. A peer that keeps failing is due again at most 1, 2, 4, 8... intervals after its last failure, never more than 30 s after it (each wait cut by up to half at random, so that peers that failed together do not retry together); retries hold at most a quarter of the --concurrency slots (one when that is less), and like any ping each gives its slot up once unanswered for an --interval' })
     .option('concurrency', { type: 'string', default: String(DEFAULT_CONCURRENCY), describe: 'Most pings holding a slot at once (pings go one after another; more start only when slow answers would make a round overrun). A ping unanswered for an --interval gives its slot up while it waits for --ping-timeout, so that peers gone silent together do not hold up the others' })

@@ -36,6 +36,8 @@ describe('ping-monitor CLI', { concurrency: 4 }, () => {
       '--state-dir', 'ping-monitor listening: <multiaddr>', '/peers', 'physarum_ping_rtt_seconds', 'Exit codes', '500ms']) {
       assert.ok(stdout.includes(text), `--help does not mention ${text}`)
     }
+    // both defaults of --listen, as the monitor listens on IPv6 too when the host has it
+    assert.match(stdout, /--listen, --p2p-listen-addr[^[]*\[default: \/ip4\/0\.0\.0\.0\/tcp\/4001,\s+and\s+\/ip6\/::\/tcp\/4001\s+when\s+the\s+host\s+has\s+IPv6\]/)
     // a bare number is refused (see the usage errors below): the help may not offer one
     assert.match(stdout, /Durations take a unit/)
     assert.doesNotMatch(stdout, /seconds \(1, 0\.5\)|are seconds/)
