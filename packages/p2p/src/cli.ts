@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises'
-import { homedir } from 'node:os'
+import { homedir, networkInterfaces } from 'node:os'
 import { join, resolve } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -37,6 +37,8 @@ export interface NodeDefaults {
   metricsPort: number
   /** The log level without --log-level or PHYSARUM_LOG_LEVEL [default: info]. */
   logLevel?: LogLevel
+  /** Without --listen, on /ip6/::/tcp/<p2pPort> too when the host has IPv6 (the bootstrap, which every host dials). */
+  ipv6?: boolean
 }
 
 /**
@@ -99,7 +101,7 @@ export function withNodeOptions<T> (yargs: Argv<T>, defaults: NodeDefaults): Arg
       type: 'string',
       array: true,
       alias: 'p2p-listen-addr',
-      describe: `Multiaddr to listen on for the overlay, IPv4 or IPv6 (repeatable) [default: /ip4/0.0.0.0/tcp/${defaults.p2pPort}]`
+      describe: `Multiaddr to listen on for the overlay, IPv4 or IPv6 (repeatable) [default: /ip4/0.0.0.0/tcp/${defaults.p2pPort}${defaults.ipv6 === true ? `, and /ip6/::/tcp/${defaults.p2pPort} when the host has IPv6` : ''}]`
     })
     .option('announce', {
       type: 'string',
@@ -231,7 +233,9 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
   // an error names where the value came from: under systemd it is the environment file
   checkPeerAddresses(fromFlags ? '--bootstrap' : bootstrapEnv, bootstrap, { hint: 'copy the full address the bootstrap printed at start' })
 
-  const listen = (args.listen ?? []).length > 0 ? args.listen! : [`/ip4/0.0.0.0/tcp/${defaults.p2pPort}`]
+  const listen = (args.listen ?? []).length > 0
+    ? args.listen!
+    : [`/ip4/0.0.0.0/tcp/${defaults.p2pPort}`, ...(defaults.ipv6 === true && hasIpv6() ? [`/ip6/::/tcp/${defaults.p2pPort}`] : [])]
   for (const addr of listen) {
     let names: string[]
     try {
@@ -340,4 +344,8 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
     stateDir,
     warnings
   }
+}
+
+function hasIpv6 (): boolean {
+  return Object.values(networkInterfaces()).some(addrs => addrs?.some(a => a.family === 'IPv6') ?? false)
 }

@@ -1,4 +1,4 @@
-import { hostname, networkInterfaces } from 'node:os'
+import { hostname } from 'node:os'
 import { ConfigError, launchDaemon, nodeAnnouncement, nodeOptions, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
@@ -11,7 +11,7 @@ import type { PingMonitorDaemonConfig } from './daemon.ts'
 import type { NodeArgs } from '@physarum/p2p'
 import type { Argv } from 'yargs'
 
-const DEFAULTS = { name: NAME, p2pPort: DEFAULT_P2P_PORT, metricsPort: DEFAULT_METRICS_PORT }
+const DEFAULTS = { name: NAME, p2pPort: DEFAULT_P2P_PORT, metricsPort: DEFAULT_METRICS_PORT, ipv6: true }
 
 /** Printed on stdout once per listen address, besides the JSON logs: what others pass to -bootstrap. */
 export const LISTENING_LINE = `${NAME} listening:`
@@ -35,8 +35,6 @@ export const describe = 'Run the overlay\'s bootstrap node and measure the RTT t
 
 export function builder (argv: Argv): Argv<MonitorArgs> {
   return withNodeOptions(argv, DEFAULTS)
-    // the shared description names the IPv4 default only: this daemon listens on IPv6 as well
-    .describe('listen', `Multiaddr to listen on for the overlay, IPv4 or IPv6 (repeatable) [default: /ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}, and /ip6/::/tcp/${DEFAULT_P2P_PORT} when the host has IPv6]`)
     .option('interval', { type: 'string', default: formatDuration(DEFAULT_INTERVAL_MS), describe: 'How often every peer is pinged (a Yamux ping frame on its connection, answered by its muxer)' })
     .option('ping-timeout', { type: 'string', default: formatDuration(DEFAULT_PING_TIMEOUT_MS), describe: 'A ping not answered within this counts as a failure. A peer that keeps failing is due again at most 1, 2, 4, 8... intervals after its last failure, never more than 30 s after it (each wait cut by up to half at random, so that peers that failed together do not retry together); retries hold at most a quarter of the --concurrency slots (one when that is less), and like any ping each gives its slot up once unanswered for an --interval' })
     .option('concurrency', { type: 'string', default: String(DEFAULT_CONCURRENCY), describe: 'Most pings holding a slot at once (pings go one after another; more start only when slow answers would make a round overrun). A ping unanswered for an --interval gives its slot up while it waits for --ping-timeout, so that peers gone silent together do not hold up the others' })
@@ -57,15 +55,11 @@ export function builder (argv: Argv): Argv<MonitorArgs> {
       '',
       'HTTP on --metrics-listen: GET /metrics (Prometheus: physarum_ping_rtt_seconds, physarum_ping_rtt_ewma_seconds and physarum_ping_last_success_timestamp_seconds {host, target_peer, target_host}, physarum_ping_rtt_distribution_seconds, physarum_ping_failures_total{host, target_peer, reason} (reason "ping": unanswered on a connection still open, a peer gone silent, worth an alert; "dial": no connection and the dial failed, as for every peer that left, until --forget-after; a peer that closes its connection during a ping, as one that stops does, is a "dial" failure once the next ping\'s dial fails), physarum_connected_peers, physarum_connections_refused_total{host, reason}, process and libp2p metrics); GET /healthz (503 when the node stopped, or no round of pings could all start for 3 intervals and a ping timeout); GET /peers (JSON: every peer with its addresses, last and smoothed RTT in ms, last seen).',
       '',
-      `Without --listen the monitor listens on /ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}, and on /ip6/::/tcp/${DEFAULT_P2P_PORT} too when the host has IPv6. The identity is kept in <state-dir>/identity.key unless --identity or --ephemeral says otherwise. A bootstrap given with -bootstrap that does not answer is logged and dialed again; the monitor serves the overlay meanwhile.`,
+      `The identity is kept in <state-dir>/identity.key unless --identity or --ephemeral says otherwise. A bootstrap given with -bootstrap that does not answer is logged and dialed again; the monitor serves the overlay meanwhile.`,
       '',
       'Exit codes: 2 for a usage error, 1 for a failure (a stop past its deadline too), 128+n after signal n: 143 after SIGTERM, the usual stop.'
     ].join('\n'))
     .strictOptions()
-}
-
-function hasIpv6 (): boolean {
-  return Object.values(networkInterfaces()).some(addrs => addrs?.some(a => a.family === 'IPv6') ?? false)
 }
 
 /** Everything the flags and environment say, validated; throws ConfigError naming the flag. */
@@ -86,10 +80,7 @@ async function resolveConfig (args: MonitorArgs, env: NodeJS.ProcessEnv): Promis
     maxPending: parseNumber('--max-pending', args['max-pending'], 1, true),
     maxPendingPerIp: parseNumber('--max-pending-per-ip', args['max-pending-per-ip'], 1, true)
   }
-  const listen = (args.listen ?? []).length > 0
-    ? args.listen
-    : [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`, ...(hasIpv6() ? [`/ip6/::/tcp/${DEFAULT_P2P_PORT}`] : [])]
-  const node = await resolveNodeConfig({ ...args, listen }, env, DEFAULTS)
+  const node = await resolveNodeConfig(args, env, DEFAULTS)
   return {
     node,
     daemon: {
