@@ -142,6 +142,8 @@ interface Instance {
   restartTimer?: NodeJS.Timeout
   /** Gives the instance up when its restarted sidecar does not check in within the ready timeout. */
   checkInTimer?: NodeJS.Timeout
+  /** The engine is being asked whether the containers of a silent sidecar's instance still run. */
+  askingEngine?: boolean
   /** Gives an instance of a previous run up when its sidecar does not check in within the adoption's timeout. */
   adoptTimer?: NodeJS.Timeout
   /** Tries again to remove the containers of a stopping instance the engine did not remove. */
@@ -912,10 +914,7 @@ export class Allocator {
       const silentAfterMs = this.#init.silentSidecarMs ?? Math.max(SILENT_SIDECAR_MIN_MS, SILENT_SIDECAR_INTERVALS * instance.statsIntervalMs)
       const silentMs = now - instance.statsAt
       if (silentMs >= silentAfterMs) {
-        this.#metrics.failed.inc({ service: instance.service })
-        const reason = `its sidecar sent no stats for ${Math.round(silentMs / 1000)} s: gave up`
-        this.#log.error({ event: 'failure', service: instance.service, instance: instance.id, silentMs }, reason)
-        void this.#remove(instance, reason)
+        void this.#judgeSilence(instance, silentAfterMs)
         continue
       }
       if (instance.inFlight > 0) {
@@ -927,6 +926,46 @@ export class Allocator {
         void this.#drain(instance, 'idle', idle)
       }
     }
+  }
+
+  /**
+   * A sidecar silent for `silentAfterMs` is wedged only if its containers still run: ones that
+   * exited while Docker's events were down sent no 'die', and are restarted as if it had come
+   * (the reconcile that would find them runs a minute apart at most, later than this). An engine
+   * that does not answer leaves the verdict to a later sweep.
+   */
+  async #judgeSilence (instance: Instance, silentAfterMs: number): Promise<void> {
+    if (instance.askingEngine === true) {
+      return
+    }
+    instance.askingEngine = true
+    const ids = [instance.sidecarContainer, instance.serviceContainer].filter((id): id is string => id != null)
+    let running: boolean[]
+    try {
+      running = await Promise.all(ids.map(async id => await this.#c.runtime.running(id)))
+    } catch (err) {
+      this.#log.warn({ service: instance.service, instance: instance.id, err: (err as Error).message }, 'a sidecar is silent, and the engine did not say whether its containers run: asking again later')
+      return
+    } finally {
+      instance.askingEngine = false
+    }
+    // judged on what holds now: a report, a 'die' or a removal may have come while the engine was asked
+    const silentMs = performance.now() - instance.statsAt
+    if (instance.state !== 'ready' || !instance.checkedIn || silentMs < silentAfterMs || instance.restartTimer != null || instance.restarting != null) {
+      return
+    }
+    const stopped = ids.filter((_id, i) => running[i] !== true)
+    if (stopped.length > 0) {
+      for (const id of stopped) {
+        this.#log.warn({ service: instance.service, instance: instance.id, container: id.slice(0, 12) }, 'a container stopped unseen (its sidecar went silent, Docker\'s events did not tell)')
+        this.#onContainerEvent({ id, action: 'die', labels: {} })
+      }
+      return
+    }
+    this.#metrics.failed.inc({ service: instance.service })
+    const reason = `its sidecar sent no stats for ${Math.round(silentMs / 1000)} s: gave up`
+    this.#log.error({ event: 'failure', service: instance.service, instance: instance.id, silentMs }, reason)
+    void this.#remove(instance, reason)
   }
 
   async #drain (instance: Instance, reason: string, idleMs?: number): Promise<void> {

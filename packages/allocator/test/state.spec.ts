@@ -41,6 +41,8 @@ class StubEngine {
   createTimesOut?: string
   /** Removals fail, as on an engine whose storage driver is stuck. */
   failRemoving = false
+  /** Asking whether a container runs fails, as on an engine that does not answer. */
+  failInspecting = false
   /** Sidecars started from now on never check in (their process wedged at start). */
   silentSidecars = false
   onEvent: (event: ContainerEvent) => void = () => {}
@@ -101,7 +103,13 @@ class StubEngine {
     await Promise.resolve(this.containers.delete(id))
   }
 
-  async running (id: string): Promise<boolean> { return await Promise.resolve(this.containers.get(id)?.State === 'running') }
+  async running (id: string): Promise<boolean> {
+    if (this.failInspecting) {
+      throw new DockerError(`Inspecting the container ${id.slice(0, 12)} failed: the engine did not answer in time`)
+    }
+    return await Promise.resolve(this.containers.get(id)?.State === 'running')
+  }
+
   async list (): Promise<StubContainer[]> { return await Promise.resolve([...this.containers.values()]) }
   watch (_label: string, _value: string, handlers: { onEvent: (event: ContainerEvent) => void }): void { this.onEvent = handlers.onEvent }
 }
@@ -695,6 +703,35 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await eventually('the instance removed', () => allocator.instances().length === 0 ? true : undefined, 10_000, 50)
     assert.ok(performance.now() - reported >= 2_000 - 100, 'not before it was silent for 2 s')
     assert.deepEqual([...engine.containers.values()].map(c => c.Labels[LABELS.service]), [])
+    await allocator.stop()
+  })
+
+  it('restarts, not removes as wedged, an instance whose containers exited unseen while Docker\'s events were down', async () => {
+    const { allocator, engine } = await reportOnce('svc-unseen-exit')
+    const [info] = allocator.instances()
+    // the engine restarted with its events stream down: both containers exited, and no 'die' came
+    await engine.sidecars[0]!.stop()
+    for (const container of engine.containers.values()) {
+      container.State = 'exited'
+    }
+    // silent for 2 s, then a restart after a 1 s backoff, whose new sidecar checks in ready
+    const settled = await eventually('the instance restarted or removed', () => {
+      const now = allocator.instances()
+      return now.length === 0 || now[0]!.state !== 'ready' || (now[0]!.restarts > 0 && now[0]!.checkedIn && [...engine.containers.values()].every(c => c.State === 'running')) ? now : undefined
+    }, 20_000, 50)
+    nodes.push(...engine.sidecars)
+    assert.deepEqual(settled.map(i => [i.id, i.state, i.restarts, i.checkedIn]), [[info!.id, 'ready', 1, true]])
+    await allocator.stop()
+  })
+
+  it('removes a silent sidecar\'s instance only once the engine says its containers run', async () => {
+    const { allocator, engine, reported } = await reportOnce('svc-silent-engine-down')
+    engine.failInspecting = true
+    await sleep(3_500)
+    assert.deepEqual(allocator.instances().map(i => i.state), ['ready'], 'removed while the engine did not answer')
+    engine.failInspecting = false
+    await eventually('the instance removed', () => allocator.instances().length === 0 ? true : undefined, 10_000, 50)
+    assert.ok(performance.now() - reported >= 3_500, 'not before the engine answered')
     await allocator.stop()
   })
 
