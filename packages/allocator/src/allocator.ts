@@ -396,7 +396,9 @@ export class Allocator {
         this.#metrics.allocations.inc({ outcome: 'shared' })
         return { ...answer, reused: true }
       }
-      // containers start from the record as the registry has it now, not from a copy
+      // containers start from the record as the registry has it now, not from a copy. The fresh
+      // read may find the current version running: this caller reuses it, shares no cold start
+      let foundRunning = false
       const started = (async () => {
         const current = fresh ? record : await this.#lookup(service, true)
         const currentKey = `${service}\n${current.contentHash}`
@@ -407,6 +409,7 @@ export class Allocator {
         // a caller that named it; the callers of the current one that come now share this cold start
         const ready = await this.#servingOrAdopted(service, avoid, this.#controller.signal, current.contentHash)
         if (ready != null) {
+          foundRunning = true
           return this.#answer(ready, zeroPhases(), true)
         }
         const other = this.#pending.get(currentKey)
@@ -423,7 +426,7 @@ export class Allocator {
       })().finally(() => { this.#pending.delete(key) })
       this.#pending.set(key, started)
       const answer = await started
-      this.#metrics.allocations.inc({ outcome: answer.reused ? 'shared' : 'started' })
+      this.#metrics.allocations.inc({ outcome: foundRunning ? 'reused' : answer.reused ? 'shared' : 'started' })
       return answer
     } catch (err) {
       const code = err instanceof RpcFailureError ? err.code : 'INTERNAL'

@@ -14,6 +14,7 @@ import type { AllocatorInit } from '../src/allocator.ts'
 import type { Allocation } from '../src/client.ts'
 import type { ContainerEvent, DockerRuntime } from '../src/docker.ts'
 import type { PhysarumNode } from '@physarum/p2p'
+import type { Registry } from 'prom-client'
 import type { ServiceRecord } from '@physarum/registry-service'
 import type { ContainerCreateOptions } from 'dockerode'
 
@@ -131,7 +132,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
    * starts, and answers it after `lookupMs` with
    * `records` (default: the same record of each name, whatever the Get).
    */
-  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string, keepAndRestart: (changed?: Partial<AllocatorInit>) => Promise<Allocator>, lookups: string[] }> => {
+  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string, keepAndRestart: (changed?: Partial<AllocatorInit>) => Promise<Allocator>, lookups: string[], metrics: Registry }> => {
     const node = await startNode()
     const caller = await startNode()
     nodes.push(node, caller)
@@ -140,6 +141,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     dirs.push(dir)
     const { lookupMs = 0, records = record, ...overrides } = init
     const lookups: string[] = []
+    const registries: Registry[] = []
     // a run of the allocator over this node, engine and state folder (called again: a restart,
     // with the settings `changed` since)
     const restarted = (changed: Partial<AllocatorInit> = {}): Allocator => new Allocator({
@@ -153,7 +155,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
         }
       },
       logger: silentLog,
-      metricsRegistry: createMetricsRegistry()
+      metricsRegistry: registries[registries.push(createMetricsRegistry()) - 1]!
     }, {
       sidecarImage: 'sidecar',
       restoreSidecarImage: async () => { await Promise.reject(new SidecarImageError('The sidecar image sidecar (--sidecar-image) is not in the engine')) },
@@ -181,7 +183,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
       await next.start()
       return next
     }
-    return { allocator, engine, caller, stateDir: dir.path, keepAndRestart, lookups }
+    return { allocator, engine, caller, stateDir: dir.path, keepAndRestart, lookups, metrics: registries[0]! }
   }
 
   /** A stats report of `sidecar`'s instance, as a sidecar sends one every stats interval. */
@@ -569,7 +571,7 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
 
   it('answers a caller with the old copy of the record with the ready instance of the new version, not a second one', async () => {
     // this allocator's copy names v1; the registry has v2 since
-    const { allocator, engine, caller } = await setUp({ records: (name, fresh) => ({ ...record(name), contentHash: fresh ? 'v2' : 'v1' }) })
+    const { allocator, engine, caller, metrics } = await setUp({ records: (name, fresh) => ({ ...record(name), contentHash: fresh ? 'v2' : 'v1' }) })
     await allocator.start()
     const target = engine.allocatorNode.multiaddrs()[0]!
     // a proxy that read the record since names v2: v2 starts
@@ -579,6 +581,9 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     nodes.push(...engine.sidecars)
     assert.deepEqual([old.contentHash, old.instanceId, old.reused], ['v2', current.instanceId, true])
     assert.deepEqual(allocator.instances().map(i => i.contentHash), ['v2'])
+    // the second caller reused the running instance: it shared no cold start
+    const outcomes = (await metrics.getSingleMetric('physarum_alloc_allocations_total')!.get()).values.map(v => [v.labels.outcome, v.value])
+    assert.deepEqual(outcomes.sort(), [['reused', 1], ['started', 1]])
     await allocator.stop()
   })
 
