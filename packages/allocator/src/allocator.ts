@@ -904,7 +904,8 @@ export class Allocator {
     if (pausedMs > PAUSE_FORGIVEN_MS) {
       this.#log.warn({ pausedMs }, 'this allocator did not run for a while: the sidecars\' stats are counted from now')
       for (const instance of this.#instances.values()) {
-        instance.statsAt += pausedMs
+        // not past now: a report taken after the pause, before this sweep, was no silence to forgive
+        instance.statsAt = Math.min(instance.statsAt + pausedMs, now)
       }
     }
     for (const instance of this.#instances.values()) {

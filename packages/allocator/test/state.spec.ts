@@ -711,6 +711,36 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.stop()
   })
 
+  it('counts a sidecar\'s silence from its report taken after a pause, not from later', async (t) => {
+    const { allocator, engine, caller } = await setUp({ statsIntervalMs: 100, silentSidecarMs: 2_000 })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    const { instanceId } = await allocate(caller.libp2p, target, 'svc-report-after-pause')
+    const [sidecar] = engine.sidecars
+    nodes.push(sidecar!)
+    // the process does not run for 4 s just as the report arrives: it is taken after the pause,
+    // before the sweep that notices the pause
+    const now = performance.now.bind(performance)
+    let paused = false
+    t.mock.method(performance, 'now', () => {
+      if (!paused && new Error().stack?.includes('#checkIn') === true) {
+        paused = true
+        const until = now() + 4_000
+        while (now() < until) {
+          // blocked
+        }
+      }
+      return now()
+    })
+    await callRpc(sidecar!.libp2p, target, checkInRpc, { kind: CheckIn.Kind.STATS, instanceId, multiaddrs: [], idleMs: 0n, inFlight: 1, requestsTotal: 1n, draining: false })
+    const resumed = now()
+    assert.equal(paused, true)
+    // silent for 2 s from its report; 4 s later still, had the pause been forgiven it too
+    await eventually('the instance removed', () => allocator.instances().length === 0 ? true : undefined, 10_000, 50)
+    assert.ok(now() - resumed < 4_000, `removed ${Math.round(now() - resumed)} ms after its report, not about 2 s`)
+    await allocator.stop()
+  })
+
   it('restarts, not removes as wedged, an instance whose containers exited unseen while Docker\'s events were down', async () => {
     const { allocator, engine } = await reportOnce('svc-unseen-exit')
     const [info] = allocator.instances()
