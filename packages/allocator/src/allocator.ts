@@ -135,6 +135,11 @@ interface Instance {
    * ready: not handed out until it checks in ready again, after its container's restart.
    */
   sidecarDraining: boolean
+  /**
+   * Its service was restarted while its sidecar ran on: not handed out until the sidecar checks in
+   * ready again, which it does once the service accepts connections (told so in the answers to its stats).
+   */
+  awaitingService: boolean
   /** When its containers were restarted (performance.now()). */
   restarts: number[]
   /** The last exit of one of its containers, for the messages of a cold start that then fails. */
@@ -444,7 +449,7 @@ export class Allocator {
    */
   #serving (service: string, avoid: ReadonlySet<string>, contentHash?: string): Instance | undefined {
     for (const i of this.#instances.values()) {
-      if (i.service === service && i.state === 'ready' && i.checkedIn && !i.sidecarDraining && i.dead.size === 0 && i.restarting == null &&
+      if (i.service === service && i.state === 'ready' && i.checkedIn && !i.sidecarDraining && !i.awaitingService && i.dead.size === 0 && i.restarting == null &&
         !avoid.has(i.sidecarPeer) && (contentHash == null || i.contentHash === contentHash)) {
         return i
       }
@@ -877,6 +882,9 @@ export class Allocator {
     instance.inFlight = request.inFlight
     instance.statsAt = performance.now()
     instance.sidecarDraining = request.draining && request.kind !== CheckIn.Kind.READY
+    if (request.kind === CheckIn.Kind.READY) {
+      instance.awaitingService = false
+    }
     if (!instance.checkedIn || request.kind === CheckIn.Kind.READY) {
       instance.checkedIn = true
       if (instance.state === 'adopting') {
@@ -892,7 +900,7 @@ export class Allocator {
     if (request.draining && adopted) {
       void this.#drain(instance, 'drained before a restart')
     }
-    return { drain: instance.state === 'draining' || instance.state === 'stopping' }
+    return { drain: instance.state === 'draining' || instance.state === 'stopping', awaitService: instance.awaitingService }
   }
 
   #reapIdle (): void {
@@ -1107,14 +1115,15 @@ export class Allocator {
   }
 
   /**
-   * A restarted sidecar checks in once its service accepts connections again. When that does not
-   * happen within the ready timeout (the service came back but does not listen), the instance
-   * would stay 'ready' but unanswerable, never idle and holding its capacity: it is given up.
+   * A restarted sidecar checks in once its service accepts connections again, and so does a
+   * running one told its service was restarted. When that does not happen within the ready
+   * timeout (the service came back but does not listen), the instance would stay 'ready' but
+   * unanswerable, never idle and holding its capacity: it is given up.
    */
   #awaitCheckIn (instance: Instance): void {
     clearTimeout(instance.checkInTimer)
     instance.checkInTimer = setTimeout(() => {
-      if (instance.checkedIn || instance.state !== 'ready') {
+      if ((instance.checkedIn && !instance.awaitingService) || instance.state !== 'ready') {
         return
       }
       // a restart is under way (the service died meanwhile): the wait starts again after it
@@ -1123,7 +1132,9 @@ export class Allocator {
         return
       }
       this.#metrics.failed.inc({ service: instance.service })
-      const reason = `its sidecar did not check in within ${this.#init.readyTimeoutMs} ms of its restart: gave up`
+      const reason = instance.checkedIn
+        ? `its service did not accept connections within ${this.#init.readyTimeoutMs} ms of its restart: gave up`
+        : `its sidecar did not check in within ${this.#init.readyTimeoutMs} ms of its restart: gave up`
       this.#log.error({ event: 'failure', service: instance.service, instance: instance.id }, reason)
       void this.#remove(instance, reason)
     }, this.#init.readyTimeoutMs)
@@ -1149,7 +1160,15 @@ export class Allocator {
     }
     if (roles.has('service') && instance.serviceContainer != null) {
       this.#metrics.restarts.inc({ service: instance.service, container: 'service' })
+      // a running sidecar sent its ready once, for the service before: it is told with the answer
+      // to its next stats to say when this one accepts connections (a restarted one waits anyway)
+      if (!roles.has('sidecar')) {
+        instance.awaitingService = true
+      }
       await runtime.start(instance.serviceContainer)
+      if (!roles.has('sidecar')) {
+        this.#awaitCheckIn(instance)
+      }
     }
   }
 
@@ -1282,7 +1301,7 @@ export class Allocator {
 
 /** An instance with what it knows when it starts or is adopted: no stats, no restarts, not ready. */
 function newInstance (known: Pick<Instance, 'id' | 'service' | 'contentHash' | 'cpu' | 'memoryMb' | 'servicePort' | 'clientPort' | 'sidecarHostPort' | 'sidecarPeer' | 'statsIntervalMs' | 'dir' | 'state' | 'serviceContainer' | 'sidecarContainer'>): Instance {
-  const instance: Instance = { ...known, multiaddrs: [], idleMs: 0, inFlight: 0, statsAt: performance.now(), sidecarDraining: false, restarts: [], dead: new Set(), ready: Promise.withResolvers<void>(), checkedIn: false, handedOutAt: -Infinity }
+  const instance: Instance = { ...known, multiaddrs: [], idleMs: 0, inFlight: 0, statsAt: performance.now(), sidecarDraining: false, awaitingService: false, restarts: [], dead: new Set(), ready: Promise.withResolvers<void>(), checkedIn: false, handedOutAt: -Infinity }
   // nobody may be waiting when an instance fails before it is ready
   instance.ready.promise.catch(() => {})
   return instance

@@ -37,7 +37,7 @@ export function createAllocatorMetrics (registry: Registry, engineUp: () => Prom
     }),
     restarts: new Counter({ name: 'physarum_alloc_restarts_total', help: 'Containers restarted after they exited', labelNames: ['service', 'container'], registers: [registry] }),
     reaps: new Counter({ name: 'physarum_alloc_reaps_total', help: 'Instances drained and removed, by reason', labelNames: ['reason'], registers: [registry] }),
-    failed: new Counter({ name: 'physarum_alloc_failed_instances_total', help: 'Instances given up on: too many restarts, a restarted sidecar that did not check in within the ready timeout, or a sidecar that stopped sending stats', labelNames: ['service'], registers: [registry] }),
+    failed: new Counter({ name: 'physarum_alloc_failed_instances_total', help: 'Instances given up on: too many restarts, a restarted sidecar that did not check in within the ready timeout, a restarted service its sidecar did not find listening within it, or a sidecar that stopped sending stats', labelNames: ['service'], registers: [registry] }),
     capacityUsed: new Gauge({ name: 'physarum_alloc_capacity_used', help: 'Capacity in use: instances, cpu (cores), memory_bytes', labelNames: ['resource'], registers: [registry] }),
     capacityLimit: new Gauge({ name: 'physarum_alloc_capacity_limit', help: 'Capacity limits (0: none): instances, cpu (cores), memory_bytes', labelNames: ['resource'], registers: [registry] })
   }

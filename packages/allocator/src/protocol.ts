@@ -16,7 +16,7 @@ export const allocRpc: RpcSpec<AllocateRequest, AllocateResponse> = {
   failureOf: (response) => response.failure == null ? undefined : { code: String(response.failure.code), message: response.failure.message }
 }
 
-/** `/physarum/checkin/1.0.0`: a sidecar's Ready or Stats -> whether it should drain. */
+/** `/physarum/checkin/1.0.0`: a sidecar's Ready or Stats -> whether it should drain, or check in Ready again once its restarted service listens. */
 export const checkInRpc: RpcSpec<CheckIn, CheckInResponse> = {
   protocol: CHECKIN_PROTOCOL,
   request: CheckIn,
@@ -24,7 +24,7 @@ export const checkInRpc: RpcSpec<CheckIn, CheckInResponse> = {
   maxMessageBytes: CHECKIN_MAX_MESSAGE_BYTES,
   timeoutMs: CHECKIN_RPC_TIMEOUT_MS,
   maxStreams: 8,
-  failure: (code, message) => ({ drain: false, failure: { code: CheckInFailure.Code[code], message } }),
+  failure: (code, message) => ({ drain: false, awaitService: false, failure: { code: CheckInFailure.Code[code], message } }),
   failureOf: (response) => response.failure == null ? undefined : { code: String(response.failure.code), message: response.failure.message }
 }
 

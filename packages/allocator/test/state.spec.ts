@@ -620,6 +620,45 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await allocator.stop()
   })
 
+  it('hands out an instance whose service was restarted only once its sidecar says the service listens again', async () => {
+    const { allocator, engine, caller, metrics } = await setUp({ readyTimeoutMs: 2_000, restart: { backoffMinMs: 50, backoffMaxMs: 50, maxRestarts: 5, windowMs: 60_000 } })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    // the service dies and is restarted; its sidecar runs on, and sent its ready long ago
+    const restartService = async (service: string): Promise<{ first: Allocation, report: (kind: CheckIn.Kind) => Promise<boolean> }> => {
+      const first = await allocate(caller.libp2p, target, service)
+      const sidecar = engine.sidecars.at(-1)!
+      nodes.push(sidecar)
+      const container = [...engine.containers.values()].find(c => c.Labels[LABELS.instance] === first.instanceId && c.Labels[LABELS.role] === 'service')!
+      container.State = 'exited'
+      engine.onEvent({ id: container.Id, action: 'die', labels: {}, exitCode: 1 })
+      await eventually(`the service of ${service} restarted`, () => container.State === 'running' ? true : undefined, 5_000, 10)
+      const report = async (kind: CheckIn.Kind): Promise<boolean> => (await callRpc(sidecar.libp2p, target, checkInRpc, {
+        kind, instanceId: first.instanceId, multiaddrs: sidecar.multiaddrs().map(String), idleMs: 0n, inFlight: 0, requestsTotal: 1n, draining: false
+      })).awaitService
+      return { first, report }
+    }
+
+    // its sidecar hears with its stats to check in ready once the service listens, and does
+    const back = await restartService('svc-listens-again')
+    assert.equal(await back.report(CheckIn.Kind.STATS), true)
+    const meanwhile = await allocate(caller.libp2p, target, 'svc-listens-again')
+    nodes.push(...engine.sidecars.filter(node => !nodes.includes(node)))
+    assert.notEqual(meanwhile.instanceId, back.first.instanceId, 'handed out before its service listened again')
+    assert.equal(await back.report(CheckIn.Kind.READY), false)
+    const again = await allocate(caller.libp2p, target, 'svc-listens-again', { avoid: [meanwhile.peerId.toString()] })
+    assert.deepEqual([again.reused, again.instanceId], [true, back.first.instanceId])
+
+    // the sidecar of a service that never listens again never says so: given up after the ready timeout
+    const never = await restartService('svc-never-listens')
+    assert.equal(await never.report(CheckIn.Kind.STATS), true)
+    await eventually('the instance given up', () => allocator.instances().some(i => i.id === never.first.instanceId && i.state !== 'stopping') ? undefined : true, 10_000, 50)
+    const failed = (await metrics.getSingleMetric('physarum_alloc_failed_instances_total')!.get()).values.map(v => [v.labels.service, v.value])
+    assert.deepEqual(failed, [['svc-never-listens', 1]])
+    assert.deepEqual(allocator.instances().find(i => i.id === back.first.instanceId)?.state, 'ready')
+    await allocator.stop()
+  })
+
   it('does not reap an idle instance just handed to a caller before the first request of that caller', async () => {
     // margins of two seconds each way, a third of the idle timeout each: a loaded machine's pauses
     // do not decide it

@@ -12,6 +12,7 @@ import type { DaemonNodeOptions, Logger, PhysarumNode } from '@physarum/p2p'
 import type { Socket } from 'node:net'
 import type { Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { CheckInResponse } from '@physarum/allocator/client'
 
 export interface SidecarConfig extends DaemonNodeOptions {
   service: string
@@ -179,9 +180,9 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
 
   const addrs = (): string[] => node.multiaddrs().map(String)
 
-  const checkIn = async (kind: CheckIn.Kind): Promise<boolean> => {
+  const checkIn = async (kind: CheckIn.Kind): Promise<CheckInResponse> => {
     if (config.allocator == null) {
-      return false
+      return { drain: false, awaitService: false }
     }
     const response = await callRpc(node.libp2p, config.allocator, checkInRpc, {
       kind,
@@ -192,7 +193,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
       requestsTotal,
       draining
     }, { signal })
-    return response.drain
+    return response
   }
 
   // since when every check-in was refused as not the allocator's; any other outcome resets it
@@ -227,16 +228,16 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
     await node.discovery.stopProviding(topic).catch((err: Error) => { log.warn({ err: err.message }, 'stopProviding failed') })
   }
 
-  const ready = (async () => {
+  const checkInReady = async (): Promise<void> => {
     await waitForPort(config.servicePort, signal)
     if (config.allocator == null) {
       return
     }
     for (let retryMs = CHECKIN_RETRY_MS; ; retryMs = Math.min(retryMs * 2, CHECKIN_RETRY_MAX_MS)) {
       try {
-        const drainNow = await checkIn(CheckIn.Kind.READY)
+        const response = await checkIn(CheckIn.Kind.READY)
         checkedInOrNot()
-        if (drainNow) {
+        if (response.drain) {
           await drain('the allocator asked')
         }
         return
@@ -247,7 +248,8 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
         await sleep(retryMs, undefined, { signal })
       }
     }
-  })()
+  }
+  const ready = checkInReady()
   ready.then(() => {
     log.info({ addrs: addrs(), service: config.service, instance: config.instanceId }, config.allocator == null ? 'serving (no --allocator to check in with)' : 'checked in')
   }, (err: Error) => {
@@ -279,14 +281,33 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
   let checkedIn = false
   ready.then(() => { checkedIn = true }, () => {})
   let reporting = false
+  // the allocator restarted the service, and hands this instance out again only once this sidecar
+  // checks in ready again: as at start, once the service accepts connections; one wait at a time
+  let readyingAgain: Promise<void> | undefined
+  const readyAgain = (): void => {
+    if (readyingAgain != null) {
+      return
+    }
+    log.info({ port: config.servicePort }, 'the allocator restarted the service: checking in ready once it accepts connections')
+    readyingAgain = checkInReady().then(() => {
+      log.info({ service: config.service, instance: config.instanceId }, 'checked in again')
+    }, (err: Error) => {
+      if (!signal.aborted) {
+        log.warn({ err: err.message }, 'checking in again failed')
+      }
+    }).finally(() => { readyingAgain = undefined })
+  }
   const stats = setInterval(() => {
     if (!checkedIn || reporting) {
       return
     }
     reporting = true
-    checkIn(CheckIn.Kind.STATS).then(async (drainNow) => {
+    checkIn(CheckIn.Kind.STATS).then(async (response) => {
       checkedInOrNot()
-      if (drainNow) {
+      if (response.awaitService) {
+        readyAgain()
+      }
+      if (response.drain) {
         await drain('the allocator asked')
       }
     }).catch((err: Error) => {

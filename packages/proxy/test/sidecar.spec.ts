@@ -6,7 +6,7 @@ import { connect, createServer } from 'node:net'
 import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import { handleRpc, RpcFailureError } from '@physarum/p2p'
-import { checkInRpc, HTTP_PROTOCOL } from '@physarum/allocator/client'
+import { CheckIn, checkInRpc, HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { multiaddr } from '@multiformats/multiaddr'
 import { eventually, freePort, silentLog, startNode, stopAll, TEST_PSK } from '../../registry-service/test/helpers.ts'
 import { SERVICE_CONNECT_TIMEOUT_MS } from '../src/constants.ts'
@@ -350,6 +350,50 @@ describe('sidecar: a service that hangs with its accept queue full', { timeout: 
       assert.ok(warnings.some(line => line.includes('the service accepts no connection') && line.includes(`within ${SERVICE_CONNECT_TIMEOUT_MS} ms`)), warnings.join(''))
     } finally {
       await sidecar.stop(0)
+    }
+  })
+})
+
+describe('sidecar: a service its allocator restarted', { timeout: 60_000 }, () => {
+  it('checks in ready again once the service accepts connections, when its allocator asks', async () => {
+    const listen = async (port = 0): Promise<Server> => {
+      const server = createServer(socket => { socket.end() })
+      server.listen(port, '127.0.0.1')
+      await once(server, 'listening')
+      return server
+    }
+    let service = await listen()
+    const port = (service.address() as AddressInfo).port
+    // an allocator that says the service was restarted while `awaitService`, until a ready comes
+    const allocator = await startNode()
+    const kinds: string[] = []
+    let awaitService = false
+    await handleRpc(allocator.libp2p, checkInRpc, async ({ kind }) => {
+      kinds.push(kind === CheckIn.Kind.READY ? 'ready' : 'stats')
+      if (kind === CheckIn.Kind.READY) {
+        awaitService = false
+      }
+      return await Promise.resolve({ drain: false, awaitService })
+    }, { log: allocator.libp2p.logger.forComponent('test:checkin') })
+    const sidecar = await startSidecar({
+      psk: TEST_PSK, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], service: 'restarted-server', contentHash: 'hash-restarted',
+      servicePort: port, allocator: allocator.multiaddrs()[0]!, instanceId: 'c1d2e3f4a5b6', statsIntervalMs: 100
+    }, silentLog)
+    try {
+      await sidecar.ready
+      // the service died, and was started again by the allocator, but does not listen yet
+      service.close()
+      await once(service, 'close')
+      awaitService = true
+      const since = kinds.length
+      await eventually('stats answered with "await the service"', () => kinds.length >= since + 5 ? true : undefined, 10_000, 20)
+      assert.deepEqual(kinds.slice(since).filter(kind => kind === 'ready'), [], 'ready while the service refused connections')
+      service = await listen(port)
+      await eventually('a ready once the service listens', () => kinds.slice(since).includes('ready') ? true : undefined, 10_000, 20)
+    } finally {
+      await sidecar.stop(0)
+      await stopAll([allocator])
+      service.close()
     }
   })
 })

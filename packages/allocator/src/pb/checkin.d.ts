@@ -54,6 +54,7 @@ export declare namespace CheckIn {
 export interface CheckInResponse {
     drain: boolean;
     failure?: Failure;
+    awaitService: boolean;
 }
 export declare namespace CheckInResponse {
     const codec: () => Codec<CheckInResponse>;
@@ -69,9 +70,13 @@ export declare namespace CheckInResponse {
         field: '$.failure.message';
         value: string;
     }
+    interface CheckInResponseAwaitServiceFieldEvent {
+        field: '$.awaitService';
+        value: boolean;
+    }
     function encode(obj: Partial<CheckInResponse>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CheckInResponse>): CheckInResponse;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CheckInResponse>): Generator<CheckInResponseDrainFieldEvent | CheckInResponseFailureCodeFieldEvent | CheckInResponseFailureMessageFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CheckInResponse>): Generator<CheckInResponseDrainFieldEvent | CheckInResponseFailureCodeFieldEvent | CheckInResponseFailureMessageFieldEvent | CheckInResponseAwaitServiceFieldEvent>;
 }
 export interface Failure {
     code: Failure.Code;

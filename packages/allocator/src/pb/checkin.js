@@ -210,12 +210,17 @@ export var CheckInResponse;
                     w.uint32(18);
                     Failure.codec().encode(obj.failure, w);
                 }
+                if ((obj.awaitService != null && obj.awaitService !== false)) {
+                    w.uint32(24);
+                    w.bool(obj.awaitService);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
             }, (reader, length, opts = {}) => {
                 const obj = {
-                    drain: false
+                    drain: false,
+                    awaitService: false
                 };
                 const end = length == null ? reader.len : reader.pos + length;
                 while (reader.pos < end) {
@@ -229,6 +234,10 @@ export var CheckInResponse;
                             obj.failure = Failure.codec().decode(reader, reader.uint32(), {
                                 limits: opts.limits?.failure
                             });
+                            break;
+                        }
+                        case 3: {
+                            obj.awaitService = reader.bool();
                             break;
                         }
                         default: {
@@ -254,6 +263,13 @@ export var CheckInResponse;
                             yield* Failure.codec().stream(reader, reader.uint32(), `${prefix}.failure`, {
                                 limits: opts.limits?.failure
                             });
+                            break;
+                        }
+                        case 3: {
+                            yield {
+                                field: `${prefix}.awaitService`,
+                                value: reader.bool()
+                            };
                             break;
                         }
                         default: {
