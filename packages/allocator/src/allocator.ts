@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
-import { ADOPT_TIMEOUT_MIN_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, NO_NEW_PRIVILEGES, PAUSE_FORGIVEN_MS, PORT_PICK_TRIES, RECONCILE_INTERVAL_MS, REMOVE_RETRY_MS, SERVICE_CAP_DROP, SERVICE_PIDS_LIMIT, SIDECAR_BRIDGE_PORT, SIDECAR_PIDS_LIMIT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
+import { ADOPT_TIMEOUT_MIN_MS, DRAIN_IN_FLIGHT_MAX_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, NO_NEW_PRIVILEGES, PAUSE_FORGIVEN_MS, PORT_PICK_TRIES, RECONCILE_INTERVAL_MS, REMOVE_RETRY_MS, SERVICE_CAP_DROP, SERVICE_PIDS_LIMIT, SIDECAR_BRIDGE_PORT, SIDECAR_PIDS_LIMIT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
 import { DockerError, ImageError, SidecarImageError } from './errors.ts'
 import { createAllocatorMetrics, PHASES } from './metrics.ts'
 import { CheckIn, allocRpc, checkInRpc, statusRpc } from './protocol.ts'
@@ -986,6 +986,14 @@ export class Allocator {
     this.#metrics.reaps.inc({ reason })
     this.#log.info({ event: 'reap', service: instance.service, instance: instance.id, reason, idleMs }, 'draining an instance')
     await new Promise(resolve => setTimeout(resolve, this.#init.drainDelayMs).unref())
+    // requests still in flight by the sidecar's latest stats finish first, for a while at most
+    const until = performance.now() + DRAIN_IN_FLIGHT_MAX_MS
+    if (instance.state === 'draining' && instance.inFlight > 0) {
+      this.#log.info({ service: instance.service, instance: instance.id, inFlight: instance.inFlight }, 'a drained instance has requests in flight: waiting for them')
+    }
+    while (instance.state === 'draining' && instance.inFlight > 0 && performance.now() < until) {
+      await new Promise(resolve => setTimeout(resolve, Math.min(instance.statsIntervalMs, until - performance.now())).unref())
+    }
     await this.#remove(instance, reason)
   }
 

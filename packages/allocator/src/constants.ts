@@ -54,6 +54,12 @@ export const DEFAULT_MAX_INSTANCES = 32
 export const DEFAULT_READY_TIMEOUT_MS = 30_000
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000
 export const DEFAULT_DRAIN_DELAY_MS = 5_000
+/**
+ * How long past its drain delay a drained instance waits for the requests its sidecar still reports
+ * in flight: ones a client proxy sent before it heard of the drain (the idle verdict may be a stats
+ * interval old, and a proxy that had the instance keeps it). At removal the sidecar has 9 s more.
+ */
+export const DRAIN_IN_FLIGHT_MAX_MS = 30_000
 export const DEFAULT_STATS_INTERVAL_MS = 1_000
 /**
  * How soon a sidecar retries a Ready check-in its allocator did not take: doubling from the first

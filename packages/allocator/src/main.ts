@@ -4,7 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { trustedRegistries, withRegistryTrust } from '@physarum/registry-service'
 import { hideBin } from 'yargs/helpers'
 import {
-  ALLOC_PROTOCOL, ALLOC_RPC_TIMEOUT_MS, CHECKIN_PROTOCOL, DEFAULT_DRAIN_DELAY_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_RESTARTS, DEFAULT_METRICS_PORT,
+  ALLOC_PROTOCOL, ALLOC_RPC_TIMEOUT_MS, CHECKIN_PROTOCOL, DEFAULT_DRAIN_DELAY_MS, DRAIN_IN_FLIGHT_MAX_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_RESTARTS, DEFAULT_METRICS_PORT,
   DEFAULT_NODE_IMAGE, DEFAULT_P2P_PORT, DEFAULT_RATE_BURST, DEFAULT_RATE_PER_SECOND, DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MAX_MS,
   DEFAULT_RESTART_BACKOFF_MIN_MS, DEFAULT_RESTART_WINDOW_MS, DEFAULT_STATS_INTERVAL_MS, LABEL_PREFIX, MAX_READY_TIMEOUT_MS, NAME
 } from './constants.ts'
@@ -63,7 +63,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .option('memory-budget', { type: 'string', default: '0', describe: 'Memory in MiB all instances may reserve together (records\' memoryMb); 0: no limit' })
     .option('ready-timeout', { type: 'string', default: formatDuration(DEFAULT_READY_TIMEOUT_MS), describe: `How long a new instance may take to check in (answered TIMEOUT past it), and a restarted sidecar to check in again or a restarted service to listen again (the instance is given up past it); at most ${formatDuration(MAX_READY_TIMEOUT_MS)}, the rest of the callers' ${formatDuration(ALLOC_RPC_TIMEOUT_MS)} Allocate deadline being for the pull and the containers' start` })
     .option('idle-timeout', { type: 'string', default: formatDuration(DEFAULT_IDLE_TIMEOUT_MS), describe: 'An instance with no request for this long and none in flight is drained' })
-    .option('drain-delay', { type: 'string', default: formatDuration(DEFAULT_DRAIN_DELAY_MS), describe: 'Between "stop providing" and stopping a drained instance' })
+    .option('drain-delay', { type: 'string', default: formatDuration(DEFAULT_DRAIN_DELAY_MS), describe: `Between "stop providing" and stopping a drained instance; requests its sidecar still reports in flight then get up to ${formatDuration(DRAIN_IN_FLIGHT_MAX_MS)} more` })
     .option('stats-interval', { type: 'string', default: formatDuration(DEFAULT_STATS_INTERVAL_MS), describe: 'How often the sidecars report their stats' })
     .option('restart-backoff-min', { type: 'string', default: formatDuration(DEFAULT_RESTART_BACKOFF_MIN_MS), describe: 'First wait before restarting an exited container (doubles each time)' })
     .option('restart-backoff-max', { type: 'string', default: formatDuration(DEFAULT_RESTART_BACKOFF_MAX_MS), describe: 'Longest wait before a restart' })

@@ -119,7 +119,7 @@ function record (name: string): ServiceRecord {
   return { name, contentHash: `hash-${name}`, image: `127.0.0.1:5000/x@sha256:${'ab'.repeat(32)}`, softRttMs: 20, hardRttMs: 100, cpu: 0, memoryMb: 0, proxyClientMode: false, createdAt: '', updatedAt: '', revision: '1' }
 }
 
-describe('allocator state against an engine in memory', { timeout: 60_000 }, () => {
+describe('allocator state against an engine in memory', { timeout: 180_000 }, () => {
   const nodes: PhysarumNode[] = []
   const dirs: Array<{ remove: () => Promise<void> }> = []
   after(async () => {
@@ -720,6 +720,34 @@ describe('allocator state against an engine in memory', { timeout: 60_000 }, () 
     await report(CheckIn.Kind.READY, false)
     const third = await allocate(caller.libp2p, target, 'svc-stopping', { avoid: [second.peerId.toString()] })
     assert.deepEqual([third.reused, third.instanceId], [true, first.instanceId])
+    await allocator.stop()
+  })
+
+  it('lets the requests a drained instance still has in flight finish before it is removed', async () => {
+    const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 1_000, statsIntervalMs: 100, drainDelayMs: 500 })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    const { instanceId } = await allocate(caller.libp2p, target, 'svc-late-request')
+    const [sidecar] = engine.sidecars
+    nodes.push(sidecar!)
+    const stats = async (idleMs: bigint, inFlight: number): Promise<void> => {
+      await callRpc(sidecar!.libp2p, target, checkInRpc, { kind: CheckIn.Kind.STATS, instanceId, multiaddrs: [], idleMs, inFlight, requestsTotal: 1n, draining: false })
+    }
+    await eventually('the idle instance drained', async () => {
+      await stats(5_000n, 0)
+      return allocator.instances().map(i => i.state).join() === 'draining' ? true : undefined
+    }, 10_000, 100)
+    // a client proxy that still had the instance sent a request as the drain began: it is in
+    // flight for four times the drain delay
+    const until = performance.now() + 2_000
+    while (performance.now() < until) {
+      await stats(0n, 1)
+      await sleep(100)
+    }
+    assert.deepEqual(allocator.instances().map(i => i.state), ['draining'], 'removed with a request in flight')
+    assert.equal(engine.containers.size, 2)
+    await stats(0n, 0)
+    await eventually('the instance removed once its request finished', () => allocator.instances().length === 0 ? true : undefined, 5_000, 50)
     await allocator.stop()
   })
 
