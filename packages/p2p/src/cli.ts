@@ -163,7 +163,8 @@ export function nodeOptions (from: DaemonNodeOptions): DaemonNodeOptions {
 
 type Env = Record<string, string | undefined>
 
-function nonEmpty (value: string | undefined): string | undefined {
+/** An environment variable's value, unless unset or only white space (an environment file's `NAME=`). */
+export function nonEmpty (value: string | undefined): string | undefined {
   return value == null || value.trim() === '' ? undefined : value
 }
 

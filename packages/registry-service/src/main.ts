@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, exitCodeOf, exitWithError, formatDuration, keyFileWarnings, launchDaemon, nodeAnnouncement, nodeOptions, parseDuration, parsePort, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { ConfigError, exitCodeOf, exitWithError, formatDuration, keyFileWarnings, launchDaemon, nodeAnnouncement, nodeOptions, nonEmpty, parseDuration, parsePort, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
@@ -129,11 +129,6 @@ async function memberName (args: RegistryArgs, stateDir: string, peerId: string 
 type EtcdKind = EtcdMode['kind']
 const MODE_FLAGS: Record<EtcdKind, string> = { new: '--new-etcd-cluster', join: '--join-etcd-cluster', external: '--etcd-endpoints' }
 
-function fromEnv (env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const value = env[name]
-  return value == null || value.trim() === '' ? undefined : value.trim()
-}
-
 /**
  * Where the records live: the one flag given of --new-etcd-cluster, --join-etcd-cluster and
  * --etcd-endpoints, else PHYSARUM_ETCD_CLUSTER (new, join or external: how the systemd unit is
@@ -145,8 +140,8 @@ function etcdKind (args: RegistryArgs, env: NodeJS.ProcessEnv): { kind: EtcdKind
   if (flags.length > 1) {
     throw new ConfigError(`Give only one of --new-etcd-cluster, --join-etcd-cluster and --etcd-endpoints (got ${flags.map(kind => MODE_FLAGS[kind]).join(', ')})`)
   }
-  const cluster = fromEnv(env, 'PHYSARUM_ETCD_CLUSTER')
-  const envEndpoints = fromEnv(env, 'PHYSARUM_ETCD_ENDPOINTS')
+  const cluster = nonEmpty(env.PHYSARUM_ETCD_CLUSTER)?.trim()
+  const envEndpoints = nonEmpty(env.PHYSARUM_ETCD_ENDPOINTS)?.trim()
   let kind: EtcdKind
   let source: string
   if (flags.length === 1) {
@@ -243,7 +238,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
     etcd = { kind: 'external', endpoints, ...(access.auth == null ? {} : { auth: access.auth }), ...(access.tls == null ? {} : { tls: access.tls }) }
   } else {
     // PHYSARUM_ETCD_IP only here: the environment file gives it to a registry host of any kind
-    const ip = args['etcd-ip'] ?? fromEnv(env, 'PHYSARUM_ETCD_IP')
+    const ip = args['etcd-ip'] ?? nonEmpty(env.PHYSARUM_ETCD_IP)?.trim()
     if (ip == null || isIP(ip) === 0 || ip === '0.0.0.0' || ip === '::') {
       const what = ip == null ? '--etcd-ip: missing' : `${args['etcd-ip'] != null ? '--etcd-ip' : 'PHYSARUM_ETCD_IP'}: ${JSON.stringify(ip)}`
       throw new ConfigError(`${what}: ${source} needs the IP address of this host that the other etcd members and registries reach (not 0.0.0.0), in --etcd-ip or PHYSARUM_ETCD_IP`)
