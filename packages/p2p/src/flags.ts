@@ -45,10 +45,14 @@ export function parseDuration (flag: string, value: string, minMs = 0): number {
   return Math.round(ms)
 }
 
-/** Parses a number flag of at least `min` (a whole number when `integer`); the error names the flag. */
+/**
+ * Parses a number flag of at least `min` (a whole number when `integer`), written in decimal:
+ * `0x10`, `1e3` or `Infinity` are refused, as an operator reading the config would not take them
+ * for 16, 1000 or no limit. The error names the flag.
+ */
 export function parseNumber (flag: string, value: string | number, min: number, integer = false): number {
   const n = Number(value)
-  if (String(value).trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+  if (!/^\s*-?(\d+(\.\d*)?|\.\d+)\s*$/.test(String(value)) || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
     throw new ConfigError(`${flag}: ${JSON.stringify(String(value))} is not ${integer ? 'a whole number' : 'a number'} of at least ${min}`)
   }
   return n

@@ -54,7 +54,8 @@ describe('duration flags', () => {
     assert.equal(parseNumber('--cpu-budget', '1.5', 0), 1.5)
     assert.throws(() => parseNumber('--cpu-budget', '-1', 0), { name: 'ConfigError', message: /^--cpu-budget: / })
     assert.equal(parseNumber('--concurrency', '8', 1, true), 8)
-    for (const bad of ['0', '-3', '1.5', 'many', '']) {
+    assert.equal(parseNumber('--concurrency', ' 16 ', 1, true), 16)
+    for (const bad of ['0', '-3', '1.5', 'many', '', '0x10', '0b11', '1e3', '16 8', 'Infinity']) {
       assert.throws(() => parseNumber('--concurrency', bad, 1, true), { name: 'ConfigError', message: /^--concurrency: / })
     }
   })
