@@ -137,7 +137,7 @@ export class PingMonitor implements Startable {
         }
       })
     perPeer({ name: 'physarum_ping_rtt_seconds', help: 'Round-trip time of the last ping to the peer (none while its pings fail)' }, entry => entry.lastMs / 1_000, true)
-    perPeer({ name: 'physarum_ping_rtt_ewma_seconds', help: 'Exponentially weighted moving average of the round-trip times to the peer (none while its pings fail)' }, entry => entry.smoothedMs / 1_000, true)
+    perPeer({ name: 'physarum_ping_rtt_ewma_seconds', help: 'Smoothed round-trip time to the peer: an exponentially weighted moving average that starts from the least of its first samples, not the first one, which a new connection delays (none while its pings fail)' }, entry => entry.smoothedMs / 1_000, true)
     perPeer({ name: 'physarum_ping_last_success_timestamp_seconds', help: 'When the peer last answered a ping (Unix time)' }, entry => Math.floor(entry.lastSeen / 1_000), false)
     this.#distribution = new Histogram({
       name: 'physarum_ping_rtt_distribution_seconds',
