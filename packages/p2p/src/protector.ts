@@ -102,6 +102,16 @@ class ProtectedConnection extends AbstractMultiaddrConnection {
     inner.addEventListener('drain', () => {
       this.onMuxerDrain()
     })
+    // libp2p closes a connection by closing its muxer and then the transport's connection, this
+    // one's inner, not this one: what the turn queued (the muxer's last frames, the ends of its
+    // streams, their last data) would be dropped, and the remote would see the socket end instead
+    const closeInner = inner.close.bind(inner)
+    inner.close = async (options?: AbortOptions): Promise<void> => {
+      if (inner.status === 'open') {
+        this.#flushQueued()
+      }
+      await closeInner(options)
+    }
     inner.addEventListener('close', (evt) => {
       if (evt.error == null) {
         this.onTransportClosed()

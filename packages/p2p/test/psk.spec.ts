@@ -10,6 +10,8 @@ import { multiaddrConnectionPair } from '@libp2p/utils'
 import { xsalsa20 } from '@noble/ciphers/salsa.js'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { Keystream, PreSharedKey, pskProtector } from '../src/index.ts'
+import { startNode, stopAll } from './helpers.ts'
+import type { PhysarumNode } from '../src/index.ts'
 import type { MessageStream, MultiaddrConnection } from '@libp2p/interface'
 
 // computed independently with Python: hashlib.sha3_256(passphrase.encode()).hexdigest()
@@ -209,5 +211,40 @@ describe('PSK-protected connection', () => {
     await nextTurn()
     await nextTurn()
     assert.deepEqual(writes, [64])
+  })
+})
+
+describe('PSK connections that libp2p closes', () => {
+  let server: PhysarumNode | undefined
+  let client: PhysarumNode | undefined
+  after(async () => { await stopAll([client, server]) })
+
+  it('send what their streams sent in the turn the connection closed, and their ends', async () => {
+    server = await startNode()
+    client = await startNode({ bootstrap: [server.multiaddrs()[0]!.toString()] })
+    // libp2p closes a connection's muxer and then the transport's own connection, under the
+    // protector: messages the protector queued in that turn must still reach the socket
+    const protocol = '/physarum-test/last-words/1.0.0'
+    const parts = [randomBytes(100), randomBytes(200), randomBytes(300)]
+    await server.libp2p.handle(protocol, async (stream, connection) => {
+      // once the caller has sent a byte, so that it is done negotiating the protocol
+      await new Promise(resolve => { stream.addEventListener('message', resolve, { once: true }) })
+      for (const part of parts) {
+        stream.send(part)
+      }
+      await connection.close()
+    })
+    const stream = await client.libp2p.dialProtocol(server.peerId, protocol)
+    const bytes = new Uint8ArrayList()
+    const signal = AbortSignal.timeout(5_000)
+    const ended = new Promise<Error | undefined>(resolve => { stream.addEventListener('close', (evt) => { resolve(evt.error) }) })
+    stream.addEventListener('message', (evt) => { bytes.append(evt.data) })
+    // the stream's end as the server's muxer closed it, not the socket's
+    let finished = false
+    stream.addEventListener('remoteCloseWrite', () => { finished = true })
+    stream.send(Uint8Array.of(1))
+    await Promise.race([ended, new Promise((_resolve, reject) => { signal.addEventListener('abort', () => { reject(new Error('the stream did not end')) }) })])
+    assert.equal(hex(bytes.subarray()), hex(Buffer.concat(parts)))
+    assert.ok(finished, 'the stream ended with the socket, not with its own end')
   })
 })
