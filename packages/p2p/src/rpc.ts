@@ -101,6 +101,20 @@ export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, R
 
   await node.handle(spec.protocol, async (stream: Stream, connection: Connection) => {
     const frames = lpStream(stream, messageFraming(maxDataLength))
+    // A caller sends a request again on a new stream when its kept stream ends before the answer,
+    // taking the end for a peer that closed the stream unread. libp2p closing the connection (a
+    // stop, the connection manager pruning) closes every stream, this one too while its request
+    // is handled: the caller would have the request carried out twice. It is reset instead, which
+    // the caller takes for a failure that may have happened after the request was acted on.
+    let handling = false
+    const close = stream.close.bind(stream)
+    stream.close = async (closeOptions?: AbortOptions) => {
+      if (handling) {
+        stream.abort(new Error('The connection closed while the request was being handled'))
+        return
+      }
+      await close(closeOptions)
+    }
     try {
       for (let served = 0; ; served++) {
         // the first request comes with the stream; a kept stream waits for the caller's next one
@@ -120,10 +134,15 @@ export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, R
         } finally {
           waiting.clear()
         }
+        if (stream.writeStatus !== 'writable') {
+          break // closed as the request arrived: its caller saw the end before any answer, and sends it again
+        }
+        handling = true
         const exchange = deadline(timeoutMs)
         try {
           await frames.write(await answer(handler, request, { remotePeer: connection.remotePeer, connection, signal: exchange.signal }, spec, log), { signal: exchange.signal })
         } finally {
+          handling = false
           exchange.clear()
         }
       }

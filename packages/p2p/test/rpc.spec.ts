@@ -227,6 +227,47 @@ describe('request/response helper', () => {
     await server.libp2p.unhandle(protocol)
   })
 
+  it('does not send a request again when the serving side closes the connection while handling it', async () => {
+    // libp2p closes every stream of a connection it closes (a stop, the connection manager
+    // pruning), and refuses new ones only once all have closed: a stream whose peer reads nothing
+    // holds that up, so a copy of the request sent on a new stream meanwhile would be handled
+    const protocol = '/physarum-test/echo-closing/1.0.0'
+    const sink = '/physarum-test/sink/1.0.0'
+    const handled: string[] = []
+    let handling = Promise.withResolvers<void>()
+    await handleRpc(server.libp2p, { ...spec, protocol }, async (request) => {
+      handled.push(request.text)
+      handling.resolve()
+      await sleep(request.delayMs)
+      return { text: request.text }
+    }, { log: server.libp2p.logger.forComponent('test:echo-closing') })
+    await server.libp2p.handle(sink, (stream) => { stream.send(new Uint8Array(1024 * 1024)) })
+    const connections = client.libp2p.getConnections(server.peerId)
+    try {
+      const unread = await client.libp2p.dialProtocol(server.peerId, sink)
+      unread.pause()
+      const call = async (text: string, delayMs: number): Promise<EchoResponse> => await callRpc(client.libp2p, server.peerId, { ...spec, protocol }, { text, delayMs, replyBytes: 0 })
+      // the next request goes on the stream kept from this one
+      assert.equal((await call('first', 0)).text, 'first')
+      handling = Promise.withResolvers<void>()
+      // its failure is taken at once: it may come while the connection is still closing
+      const second = call('second', 300).then(response => response.text, (err: Error) => err)
+      await handling.promise
+      // the unread stream never lets the close finish: it gives up after libp2p's close timeout
+      const closed = Promise.all(server.libp2p.getConnections(client.peerId).map(async connection => { await connection.close().catch((err: Error) => { connection.abort(err) }) }))
+      const outcome = await second
+      assert.ok(outcome instanceof Error, `answered ${outcome}: the request was sent again`)
+      assert.equal(outcome.name, 'RpcProtocolError')
+      await closed
+      assert.deepEqual(handled, ['first', 'second'])
+    } finally {
+      await server.libp2p.unhandle([protocol, sink])
+    }
+    // the next tests use a new connection (the caller's bootstrapper dials one too)
+    await eventually('the caller to see the connection closed', () => connections.every(connection => connection.status !== 'open') ? true : undefined)
+    await client.libp2p.dial(server.peerId)
+  })
+
   it('queues the requests past the streams the peer serves at once, instead of having them reset', async () => {
     const narrow = { ...spec, protocol: '/physarum-test/echo-narrow/1.0.0', maxStreams: 8, timeoutMs: 5_000 }
     let running = 0
