@@ -88,6 +88,19 @@ function messageFraming (maxDataLength: number): { maxDataLength: number, maxBuf
 }
 
 /**
+ * What went wrong, as an error. @libp2p/utils waits for a stream's drain and idle with p-event,
+ * which rejects with the stream's 'close' event itself when the stream closes meanwhile: its
+ * `message` is undefined, and its error (a reset, an abort) is its `error`.
+ */
+function errorOf (err: unknown): Error {
+  if (err instanceof Error) {
+    return err
+  }
+  const cause = (err as { error?: unknown } | undefined)?.error
+  return cause instanceof Error ? cause : new Error('The stream closed')
+}
+
+/**
  * Serves `spec` on `node`, request after request on each stream until the caller closes it or
  * leaves it idle. A malformed, oversized or wrong request is answered BAD_REQUEST and ends the
  * stream; a peer that does not finish its first request in time has its stream reset; a handler
@@ -147,9 +160,10 @@ export async function handleRpc<Req, Res> (node: Registrar, spec: RpcSpec<Req, R
         }
       }
       await stream.close({ signal: AbortSignal.timeout(timeoutMs) })
-    } catch (err) {
-      log('%s from %p failed: %s', spec.protocol, connection.remotePeer, (err as Error).message)
-      stream.abort(err as Error)
+    } catch (thrown) {
+      const err = errorOf(thrown)
+      log('%s from %p failed: %s', spec.protocol, connection.remotePeer, err.message)
+      stream.abort(err)
     }
   }, {
     maxInboundStreams: spec.maxStreams ?? DEFAULT_RPC_MAX_STREAMS,
@@ -224,7 +238,7 @@ function takeKept (node: Dialer, key: string | undefined): KeptStream | undefine
  */
 function keep (node: Dialer, key: string | undefined, stream: Stream, messages: KeptStream['messages']): void {
   if (key == null) {
-    stream.close().catch((err: Error) => { stream.abort(err) })
+    stream.close().catch((err: unknown) => { stream.abort(errorOf(err)) })
     return
   }
   const byKey = keptStreams.get(node) ?? new Map<string, KeptStream[]>()
@@ -239,7 +253,7 @@ function keep (node: Dialer, key: string | undefined, stream: Stream, messages: 
     if (kept.length === 0) {
       byKey.delete(key)
     }
-    stream.close().catch((err: Error) => { stream.abort(err) })
+    stream.close().catch((err: unknown) => { stream.abort(errorOf(err)) })
   }, RPC_STREAM_CLIENT_IDLE_MS)
   idle.unref()
   const entry: KeptStream = { stream, messages, idle }
@@ -334,15 +348,16 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
         kept = undefined
       }
     }
-  } catch (err) {
-    stream?.abort(err as Error)
+  } catch (thrown) {
+    const err = errorOf(thrown)
+    stream?.abort(err)
     if (options.signal?.aborted === true) {
-      throw err
+      throw thrown
     }
     if (signal.aborted) {
       throw new RpcTimeoutError(`${spec.protocol} to ${peer.toString()} got no answer within ${timeoutMs} ms`)
     }
-    throw new RpcProtocolError(`${spec.protocol} to ${peer.toString()} failed: ${(err as Error).message}`, { cause: err })
+    throw new RpcProtocolError(`${spec.protocol} to ${peer.toString()} failed: ${err.message}`, { cause: err })
   } finally {
     leave()
     clear()

@@ -268,6 +268,32 @@ describe('request/response helper', () => {
     await client.libp2p.dial(server.peerId)
   })
 
+  it('says why a request failed when its stream is reset while the request waits to be sent', async () => {
+    // a peer that answers once, then stops granting the stream window and resets it a moment later
+    const protocol = '/physarum-test/echo-stall/1.0.0'
+    await server.libp2p.handle(protocol, async (stream) => {
+      const messages = pbStream(stream)
+      const request = await messages.read(EchoRequest)
+      await messages.write({ text: request.text }, EchoResponse)
+      stream.pause()
+      await sleep(300)
+      stream.abort(new Error('gone'))
+    })
+    try {
+      const large = { ...spec, protocol, maxMessageBytes: 1024 * 1024 }
+      await callRpc(client.libp2p, server.peerId, large, { text: 'first', delayMs: 0, replyBytes: 0 })
+      // more than Yamux's window: the rest waits for a window update that never comes
+      await assert.rejects(callRpc(client.libp2p, server.peerId, large, { text: 'x'.repeat(512 * 1024), delayMs: 0, replyBytes: 0 }), (err: Error) => {
+        assert.equal(err.name, 'RpcProtocolError')
+        assert.match(err.message, /failed: The stream has been reset$/)
+        assert.ok(err.cause instanceof Error, 'the cause is an error')
+        return true
+      })
+    } finally {
+      await server.libp2p.unhandle(protocol)
+    }
+  })
+
   it('queues the requests past the streams the peer serves at once, instead of having them reset', async () => {
     const narrow = { ...spec, protocol: '/physarum-test/echo-narrow/1.0.0', maxStreams: 8, timeoutMs: 5_000 }
     let running = 0
