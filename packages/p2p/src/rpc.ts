@@ -340,8 +340,10 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
         break
       } catch (err) {
         // a kept stream that its peer closed without reading the request (a peer that serves one
-        // exchange per stream, as earlier physarum did): nothing was served, so a new stream
-        if (kept == null || (err as Error).name !== 'UnexpectedEOFError' || signal.aborted) {
+        // exchange per stream, as earlier physarum did): nothing was served, so a new stream. Only
+        // the peer's end of this stream, not of the whole connection (this side closed too): a peer
+        // whose process died or whose path was cut may have acted on the request
+        if (kept == null || (err as Error).name !== 'UnexpectedEOFError' || stream.writeStatus !== 'writable' || signal.aborted) {
           throw err
         }
         stream.abort(err as Error)

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import { pbStream } from '@libp2p/utils'
 import { callRpc, handleRpc, RPC_STREAM_CLIENT_IDLE_MS, RpcFailureError } from '../src/index.ts'
 import { EchoRequest, EchoResponse, Failure } from './fixtures/echo.js'
-import { eventually, startNode, stopAll } from './helpers.ts'
+import { eventually, startDelayRelay, startNode, stopAll } from './helpers.ts'
 import type { PhysarumNode, RpcSpec } from '../src/index.ts'
 import type { Stream } from '@libp2p/interface'
 
@@ -266,6 +266,41 @@ describe('request/response helper', () => {
     // the next tests use a new connection (the caller's bootstrapper dials one too)
     await eventually('the caller to see the connection closed', () => connections.every(connection => connection.status !== 'open') ? true : undefined)
     await client.libp2p.dial(server.peerId)
+  })
+
+  it('does not send a request again when the connection ends while the request is handled', async () => {
+    // the caller reaches the server through a relay that then drops the connection, as a peer
+    // whose process died would (its kernel ends the socket); the server itself goes on, at an
+    // address the caller knows from identify
+    const protocol = '/physarum-test/echo-cut/1.0.0'
+    const handled: string[] = []
+    let handling = Promise.withResolvers<void>()
+    await handleRpc(server.libp2p, { ...spec, protocol }, async (request) => {
+      handled.push(request.text)
+      handling.resolve()
+      await sleep(request.delayMs)
+      return { text: request.text }
+    }, { log: server.libp2p.logger.forComponent('test:echo-cut') })
+    const relay = await startDelayRelay({ target: { port: Number(server.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value) }, delayMs: 0 })
+    const relayed = await startNode({ bootstrap: [`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${server.peerId.toString()}`] })
+    try {
+      const call = async (text: string, delayMs: number): Promise<EchoResponse> => await callRpc(relayed.libp2p, server.peerId, { ...spec, protocol }, { text, delayMs, replyBytes: 0 })
+      assert.equal((await call('first', 0)).text, 'first')
+      handling = Promise.withResolvers<void>()
+      const second = call('second', 300).then(response => response.text, (err: Error) => err)
+      await handling.promise
+      await relay.close()
+      const outcome = await second
+      assert.ok(outcome instanceof Error, `answered ${outcome}: the request was sent again`)
+      assert.equal(outcome.name, 'RpcProtocolError')
+      // a copy sent on a new connection would be handled well within this
+      await sleep(500)
+      assert.deepEqual(handled, ['first', 'second'])
+    } finally {
+      await relay.close()
+      await stopAll([relayed])
+      await server.libp2p.unhandle(protocol)
+    }
   })
 
   it('says why a request failed when its stream is reset while the request waits to be sent', async () => {
