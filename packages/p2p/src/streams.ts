@@ -27,6 +27,10 @@ export async function writeBufferBelow (stream: MessageStream, options: BoundedS
   while (stream.writeBufferLength > limit) {
     // aborted already: its 'abort' event is gone, and the wait below would last as long as the peer's
     options.signal?.throwIfAborted()
+    // reset or closed already: a reset keeps the unsent bytes and sends no event after its 'close'
+    if (stream.status !== 'open') {
+      throw new Error('The stream closed while data was waiting to be sent')
+    }
     await new Promise<void>((resolve, reject) => {
       const cleanup = (): void => {
         stream.removeEventListener('idle', onIdle)

@@ -5,7 +5,7 @@ import { setImmediate } from 'node:timers/promises'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { sendBounded, writeBufferBelow } from '../src/index.ts'
-import { startNode, stopAll } from './helpers.ts'
+import { eventually, startNode, stopAll } from './helpers.ts'
 import type { PhysarumNode } from '../src/index.ts'
 import type { Stream } from '@libp2p/interface'
 
@@ -109,6 +109,33 @@ describe('PSK connections under load', () => {
     } finally {
       stream.abort(new Error('test over'))
       await server.libp2p.unhandle('/physarum-test/unread/1.0.0')
+    }
+  })
+
+  it('stops waiting for a full write buffer at once when the stream was reset before the wait began', async () => {
+    // a reset leaves the unsent bytes in the buffer and sends no more events: a wait begun after
+    // it (a sender that waited on its own first) would last forever
+    const unread = Promise.withResolvers<Stream>()
+    await server.libp2p.handle('/physarum-test/reset-unread/1.0.0', (stream) => {
+      stream.pause()
+      unread.resolve(stream)
+    })
+    const stream = await client.libp2p.dialProtocol(server.peerId, '/physarum-test/reset-unread/1.0.0')
+    try {
+      while (stream.send(new Uint8Array(CHUNK))) {
+        // until send() says the buffer is full
+      }
+      ;(await unread.promise).abort(new Error('the reader left'))
+      await eventually('the reset to arrive', () => stream.status === 'reset' ? true : undefined)
+      assert.ok(stream.writeBufferLength > 0)
+      const waited = await Promise.race([
+        writeBufferBelow(stream, { maxBufferedBytes: 0 }).then(() => 'resolved', (err: Error) => err.message),
+        new Promise(resolve => { setTimeout(resolve, 2_000, 'still waiting after 2 s') })
+      ])
+      assert.match(String(waited), /closed while data was waiting to be sent/)
+    } finally {
+      stream.abort(new Error('test over'))
+      await server.libp2p.unhandle('/physarum-test/reset-unread/1.0.0')
     }
   })
 
