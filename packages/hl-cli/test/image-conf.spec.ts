@@ -325,6 +325,9 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       // a repeatable flag takes one value: the name after -bootstrap is get's (the error is the next check's)
       [['get', '-bootstrap', '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWCZUdVGQYe5NexGkPxnhpPmr3dKyduQY3udYLeyZWqpGn', 'hello-world-server', '--registry', 'registry-host:4001', '--no-psk'], /^hl-cli: --registry: "registry-host:4001" is neither/],
       [['list', '--registry-id', 'registry-1', '--no-psk'], /--registry-id: "registry-1" is not a peer id/],
+      // told before the overlay is joined: its bootstrap here cannot be reached
+      [['get', 'Hello World', '-bootstrap', '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWKM1kHJP2NBDmDvt7ppcA2m7MvffuXuz2kYqVVM53P5SW', '--timeout', '300ms', '--no-psk'], /^hl-cli: <name>: /m],
+      [['delete', 'x'.repeat(200), '-bootstrap', '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWKM1kHJP2NBDmDvt7ppcA2m7MvffuXuz2kYqVVM53P5SW', '--timeout', '300ms', '--no-psk'], /^hl-cli: <name>: /m],
       [['id', '--ephemeral'], /--ephemeral: an ephemeral identity has no lasting peer id/],
       [['list', '-psk', '--s3cr3t'], /^hl-cli: -psk: the value after it starts with "-"(?![\s\S]*s3cr3t)/]
     ]

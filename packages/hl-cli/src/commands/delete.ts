@@ -1,3 +1,4 @@
+import { validateName } from '@physarum/registry-service'
 import { printJson, runCommand } from '../output.ts'
 import { explainRegistryError, openOverlay, unansweredWrite, withOverlayOptions } from '../overlay.ts'
 import { notFound } from '../records.ts'
@@ -17,6 +18,8 @@ export function builder (yargs: Argv): Argv<DeleteArgs> {
 
 export async function handler (args: DeleteArgs): Promise<void> {
   await runCommand(async () => {
+    // a name no record can have is a usage error, told before the overlay is joined (or cannot be)
+    validateName(args.name, '<name>')
     const overlay = await openOverlay(args, process.env)
     try {
       const revision = await overlay.client.delete(args.name, { signal: AbortSignal.timeout(args.timeout) }).catch((err: unknown) => {

@@ -1,3 +1,4 @@
+import { validateName } from '@physarum/registry-service'
 import { printJson, runCommand } from '../output.ts'
 import { openOverlay, withOverlayOptions } from '../overlay.ts'
 import { notFound, recordDetails } from '../records.ts'
@@ -18,6 +19,8 @@ export function builder (yargs: Argv): Argv<GetArgs> {
 
 export async function handler (args: GetArgs): Promise<void> {
   await runCommand(async () => {
+    // a name no record can have is a usage error, told before the overlay is joined (or cannot be)
+    validateName(args.name, '<name>')
     const overlay = await openOverlay(args, process.env)
     try {
       const record = await overlay.client.get(args.name, { fresh: true, signal: AbortSignal.timeout(args.timeout) }).catch((err: unknown) => { throw notFound(err, args.name) })
