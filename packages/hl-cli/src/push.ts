@@ -70,8 +70,9 @@ export async function resolveRegistryAuth (host: string, sources: AuthSources): 
     return { auth: { username: user, password, serveraddress }, source: 'flags' }
   }
   if (envUser != null && envUser !== '') {
-    if (envPassword == null) {
-      throw new UsageError('PHYSARUM_REGISTRY_USER is set but PHYSARUM_REGISTRY_PASSWORD is not')
+    // an empty one as the flags' path refuses it: sent, it would fail only after the build
+    if (envPassword == null || envPassword === '') {
+      throw new UsageError(`PHYSARUM_REGISTRY_USER is set but PHYSARUM_REGISTRY_PASSWORD is ${envPassword == null ? 'not' : 'empty'}`)
     }
     return { auth: { username: envUser, password: envPassword, serveraddress }, source: 'env' }
   }

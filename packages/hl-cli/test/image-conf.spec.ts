@@ -243,6 +243,8 @@ describe('image names and registry credentials', () => {
       // the flag's user with the environment's password; a password with no user is refused, not dropped
       assert.deepEqual(await resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', env: { ...env, PHYSARUM_REGISTRY_PASSWORD: 'from-env' } }), { auth: { username: 'carol', password: 'from-env', serveraddress: '127.0.0.1:5000' }, source: 'flags' })
       await assert.rejects(resolveRegistryAuth('127.0.0.1:5000', { env: { ...env, PHYSARUM_REGISTRY_PASSWORD: 'alone' } }), { name: 'UsageError', message: /PHYSARUM_REGISTRY_PASSWORD is set but no user/ })
+      // refused as the flags' empty password is, not sent to fail the push after the build
+      await assert.rejects(resolveRegistryAuth('127.0.0.1:5000', { env: { ...env, PHYSARUM_REGISTRY_USER: 'dave', PHYSARUM_REGISTRY_PASSWORD: '' } }), { name: 'UsageError', message: /PHYSARUM_REGISTRY_USER is set but PHYSARUM_REGISTRY_PASSWORD is empty/ })
       assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { env: { DOCKER_CONFIG: join(dir.path, 'none') } })).source, 'none')
       // with no user the password is not even asked for; an empty one is refused, not sent
       let asked = false
