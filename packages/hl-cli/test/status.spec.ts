@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { startNode, tempDir } from '../../p2p/test/helpers.ts'
 import { measureAll } from '../src/commands/status.ts'
+import { runCli, TEST_PASSPHRASE } from './helpers.ts'
+import type { StatusReport } from '../src/index.ts'
 import type { Overlay } from '../src/overlay.ts'
 import type { PeerId } from '@libp2p/interface'
 
@@ -46,5 +49,30 @@ describe('hl-cli status RTTs', () => {
     // peers already measured are not pinged again
     await measureAll(overlay, [peer('near'), peer('other')], rtts)
     assert.deepEqual(calls, { near: 4, flaky: 2, gone: 1, other: 4 })
+  })
+})
+
+describe('hl-cli status and what peers announce', () => {
+  it('shows a peer\'s host and role without the control characters in them: they would drive the terminal', async () => {
+    // any member of the overlay chooses its identify agent version: here one that clears the
+    // screen and sets the terminal's title
+    const node = await startNode({ hostName: 'evil\u001b]0;owned\u0007', role: '\u001b[2Jmonitor' })
+    const state = await tempDir('hlc-status-agent')
+    try {
+      const args = ['status', '--timeout', '2s', '-bootstrap', node.multiaddrs()[0]!.toString(), '--listen', '/ip4/127.0.0.1/tcp/0']
+      const env = { PHYSARUM_PSK: TEST_PASSPHRASE, PHYSARUM_STATE_DIR: state.path }
+      const text = await runCli(args, env)
+      const json = await runCli([...args, '--json'], env)
+      assert.equal(text.code, 0, text.stderr)
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(text.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'a control character reached the terminal')
+      assert.match(text.stdout, new RegExp(`${node.peerId.toString()}\\s+evil\\\\x1b\\]0;owned\\\\x07\\s+\\\\x1b\\[2Jmonitor\\s`))
+      assert.equal(json.code, 0, json.stderr)
+      const peer = (JSON.parse(json.stdout) as StatusReport).peers.find(p => p.peerId === node.peerId.toString())
+      assert.deepEqual([peer?.host, peer?.role], ['evil\\x1b]0;owned\\x07', '\\x1b[2Jmonitor'])
+    } finally {
+      await node.stop()
+      await state.remove()
+    }
   })
 })
