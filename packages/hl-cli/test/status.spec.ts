@@ -50,6 +50,13 @@ describe('hl-cli status RTTs', () => {
     await measureAll(overlay, [peer('near'), peer('other')], rtts)
     assert.deepEqual(calls, { near: 4, flaky: 2, gone: 1, other: 4 })
   })
+
+  it('takes no samples past its deadline: each peer keeps the RTT of its first ping', async () => {
+    const { overlay, calls } = fakeOverlay({ near: [2.4, 0.4, 0.2, 0.3], other: [0.9, 0.8, 0.7, 0.75], gone: [new Error('dial failed')] })
+    const rtts = await measureAll(overlay, [peer('near'), peer('other'), peer('gone')], undefined, Date.now())
+    assert.deepEqual(Object.fromEntries(rtts), { near: 2.4, other: 0.9 })
+    assert.deepEqual(calls, { near: 1, other: 1, gone: 1 })
+  })
 })
 
 describe('hl-cli status and what peers announce', () => {

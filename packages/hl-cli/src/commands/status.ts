@@ -27,7 +27,7 @@ export interface StatusReport {
 }
 
 export const command = 'status'
-export const describe = 'The overlay as it looks from here: peers with RTT (the lowest of 4 pings), registries, allocators, and instances per service'
+export const describe = 'The overlay as it looks from here: peers with RTT (the lowest of up to 4 pings), registries, allocators, and instances per service'
 
 export function builder (yargs: Argv): Argv<StatusArgs> {
   return withOverlayOptions(yargs)
@@ -60,17 +60,20 @@ async function providers (overlay: Overlay, topic: string, timeoutMs: number, no
 /**
  * The RTT to each of `peers` (by peer id), for those that answer: the lowest of a ping taken while
  * connecting (8 peers at a time) and RTT_SAMPLES more taken once every peer is connected, one peer
- * after another. A ping taken beside others counts the time this process spent on them: on
+ * after another, until `samplesUntil` (a Date.now() time): a peer not sampled by then keeps its
+ * first ping. A ping taken beside others counts the time this process spent on them: on
  * loopback the first pings read 0.3 to 2.4 ms, growing with the number of peers, and pings of 8
  * peers at a time 0.3 to 1 ms, against 0.2 to 0.35 ms one after another.
  */
-export async function measureAll (overlay: Overlay, peers: PeerId[], rtts = new Map<string, number>()): Promise<Map<string, number>> {
+export async function measureAll (overlay: Overlay, peers: PeerId[], rtts = new Map<string, number>(), samplesUntil = Infinity): Promise<Map<string, number>> {
   const ping = async (peer: PeerId): Promise<number> => await overlay.node.measureRtt(peer, { signal: AbortSignal.timeout(DEFAULT_RTT_TIMEOUT_MS) })
   const unique = [...new Map(peers.map(peer => [peer.toString(), peer])).values()].filter(peer => !rtts.has(peer.toString()))
   const connected = await mapLimit(unique, 8, async peer => await ping(peer).catch(() => undefined))
   for (const [i, peer] of unique.entries()) {
     let lowest = connected[i]
-    for (let sample = 0; lowest != null && sample < RTT_SAMPLES; sample++) {
+    // one peer after another, the samples of a large overlay (or of one with slow peers) can
+    // take minutes: past the deadline the first ping is the answer
+    for (let sample = 0; lowest != null && sample < RTT_SAMPLES && Date.now() < samplesUntil; sample++) {
       const ms = await ping(peer).catch(() => undefined)
       if (ms == null) {
         break // it answered once: listed with that RTT, not waited on again
@@ -120,10 +123,11 @@ export async function handler (args: StatusArgs): Promise<void> {
       const instanceIds = await mapLimit(records, 4, async record => await providers(overlay, serviceTopic(record.contentHash), lookup, notes))
       const toMeasure = [...registryIds, ...allocatorIds, ...instanceIds.flat(), ...overlay.node.libp2p.getPeers()]
       progress.line(`Measuring the RTT to ${new Set(toMeasure.map(String)).size} peers`)
-      const rtts = await measureAll(overlay, toMeasure)
+      const samplesUntil = Date.now() + args.timeout
+      const rtts = await measureAll(overlay, toMeasure, undefined, samplesUntil)
       // every peer this node knows by now: the connected ones, the providers found above among them
       const connected = overlay.node.libp2p.getPeers()
-      await measureAll(overlay, connected, rtts)
+      await measureAll(overlay, connected, rtts, samplesUntil)
       const [peers, registries, allocators, services] = await Promise.all([
         summaries(overlay, connected, rtts),
         summaries(overlay, registryIds, rtts),
