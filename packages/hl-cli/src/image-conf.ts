@@ -252,6 +252,17 @@ export interface ContextSource {
   directory: boolean
 }
 
+/** Reads and parses `file` (see `parseImageConf`); the file system only for `file` itself. */
+export async function readImageConf (file: string): Promise<ImageConf> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new ImageConfError(file, '', `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  return parseImageConf(text, file)
+}
+
 /**
  * Reads and parses `file`, then checks every Copy source: inside `dir` (after resolving symbolic
  * links) and present, and walks the folders copied, whose links must also stay inside and lead
@@ -259,13 +270,7 @@ export interface ContextSource {
  * key path; builds nothing. `files`: the whole build context, each entry once, folders first.
  */
 export async function loadImageConf (file: string, dir: string): Promise<{ conf: ImageConf, sources: ContextSource[], files: ContextSource[] }> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    throw new ImageConfError(file, '', `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
-  }
-  const conf = parseImageConf(text, file)
+  const conf = await readImageConf(file)
   let root: string
   try {
     root = await realpath(dir)

@@ -14,7 +14,7 @@
  * The modules below are what the commands are made of, exported for tests and other tools.
  */
 
-export { parseImageConf, loadImageConf, parseDuration } from './image-conf.ts'
+export { parseImageConf, readImageConf, loadImageConf, parseDuration } from './image-conf.ts'
 export type { ImageConf, CopyEntry, ContextSource } from './image-conf.ts'
 export { generateDockerfile } from './dockerfile.ts'
 export type { DockerfileInit } from './dockerfile.ts'

@@ -164,6 +164,18 @@ describe('hl-cli add --no-add, its credential helper and its terminal', { timeou
     assert.deepEqual(engine!.requests.find(r => r.path.endsWith('/push'))?.auth, { username: 'alice', password: 's3cret', serveraddress: '127.0.0.1:5000' })
   })
 
+  it('pushes an existing image without the service folder (--use-existing-image): nothing in it is used', async () => {
+    // a host with the image-conf.json (for the record) but not the files it names, or their folder
+    const conf = join(state.path, 'image-conf.json')
+    await writeFile(conf, await readFile(HELLO_CONF, 'utf8'))
+    const asked = engine!.requests.length
+    const result = await runCli(['add', conf, join(state.path, 'no-such-folder'), '127.0.0.1:5000/hello:1.0', 'hello-world-server', '--no-add', '--use-existing-image', '--json'],
+      { DOCKER_HOST: engine!.host, DOCKER_CONFIG: join(state.path, 'no-docker-config'), PHYSARUM_STATE_DIR: state.path })
+    assert.equal(result.code, 0, result.stderr)
+    assert.equal((JSON.parse(result.stdout) as AddSummary).digest, FAKE_DIGEST)
+    assert.deepEqual(engine!.asked().slice(asked), ['GET /_ping', 'GET /images/127.0.0.1:5000/hello:1.0/json', 'POST /images/127.0.0.1:5000/hello/push'])
+  })
+
   it('ends the transfers\' status line before the error when a build or a push breaks mid-stream', async () => {
     // under script(1), stdout and stderr are a terminal: the transfers share one redrawn line
     const add = async (): Promise<string[]> => {

@@ -15,7 +15,7 @@ export interface EngineRequest {
 
 /**
  * A Docker engine API on 127.0.0.1 (for DOCKER_HOST=tcp://...) that answers what `hl-cli add`
- * asks, ping, build and push, with the messages a real engine streams, without building anything;
+ * asks, ping, build, image inspect and push, with the messages a real engine streams, without building anything;
  * it records every request.
  */
 export class FakeEngine {
@@ -73,6 +73,9 @@ export class FakeEngine {
           { aux: { ID: `sha256:${'1d'.repeat(32)}` } },
           { stream: 'Successfully built 1d1d1d1d1d1d\n' }
         ])
+      } else if (req.method === 'GET' && /^\/images\/.+\/json$/.test(path)) {
+        // every image asked for is a local one, as built before
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ Id: `sha256:${'1d'.repeat(32)}` }))
       } else if (req.method === 'POST' && /^\/images\/.+\/push$/.test(path)) {
         this.#stream(res, this.breaks === 'push', [
           { status: 'Pushing', id: 'base-layer', progressDetail: { current: 512, total: 4096 } },

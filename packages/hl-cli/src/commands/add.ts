@@ -6,7 +6,7 @@ import { buildImage, createBuildContext } from '../build.ts'
 import { DEFAULT_FROM } from '../constants.ts'
 import { generateDockerfile } from '../dockerfile.ts'
 import { DockerUnavailableError, UsageError } from '../errors.ts'
-import { BASE_IMAGE, loadImageConf } from '../image-conf.ts'
+import { BASE_IMAGE, loadImageConf, readImageConf } from '../image-conf.ts'
 import { imageByDigest, parseImageRef } from '../image-ref.ts'
 import { printJson, runCommand } from '../output.ts'
 import { explainRegistryError, openOverlay, unansweredWrite, withOverlayOptions } from '../overlay.ts'
@@ -59,7 +59,7 @@ export function builder (yargs: Argv): Argv<AddArgs> {
     .positional('image-name', { type: 'string', demandOption: true, describe: 'Image to build and push: [host[:port]/]repository[:tag], e.g. 127.0.0.1:5000/hello:1.0' })
     .positional('service-name', { type: 'string', demandOption: true, describe: 'The name the service is registered and requested under, e.g. hello-world-server' })
     .option('no-add', { type: 'boolean', describe: 'Build and push only; do not register' })
-    .option('use-existing-image', { type: 'boolean', describe: 'Skip the build: push the local image of that name, or use the one already in its registry' })
+    .option('use-existing-image', { type: 'boolean', describe: 'Skip the build: push the local image of that name, or use the one already in its registry (<dir> and the Copy sources are not read)' })
     .option('content-id', { type: 'string', describe: 'The content hash to register instead of the one computed from the image digest' })
     .option('from', { type: 'string', describe: `Base image instead of DockerConf.From [default: DockerConf.From, else ${DEFAULT_FROM}]` })
     .option('build-network', { type: 'string', describe: 'Network for the Run steps (docker build --network), e.g. host on an engine without a bridge' })
@@ -126,7 +126,10 @@ export async function handler (args: AddArgs): Promise<void> {
     }
     const confFile = resolve(args['image-conf'])
     const dir = resolve(args.dir)
-    const { conf, sources, files } = await loadImageConf(args['image-conf'], dir)
+    // an image that is not built needs none of the files: it may be registered from another host
+    const { conf, sources, files } = args['use-existing-image'] === true
+      ? { conf: await readImageConf(args['image-conf']), sources: [], files: [] }
+      : await loadImageConf(args['image-conf'], dir)
     const recordFor = (digest: string): ServiceRecordInput => ({
       name: service,
       contentHash: args['content-id'] ?? digest.slice('sha256:'.length),
