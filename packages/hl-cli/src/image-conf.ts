@@ -1,6 +1,7 @@
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
+import { PreSharedKey } from '@physarum/p2p'
 import { DEFAULT_FROM } from './constants.ts'
 import { ImageConfError } from './errors.ts'
 
@@ -321,6 +322,11 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
     added.add(entry.path)
     files.push(entry)
     if (!entry.directory) {
+      // hl-cli keygen writes ./swarm.key: copied with the service's files, the overlay's key
+      // would be in an image that everyone who may pull it can read
+      if (await isSwarmKey(entry.absolute)) {
+        throw fail(`${entry.path} is an overlay key (a swarm.key): it would be in the image; move it out of ${dir}`)
+      }
       return
     }
     const inner = new Set(within).add(entry.absolute)
@@ -342,6 +348,22 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
         await walk({ path: name, absolute: real, directory: info.isDirectory() }, inner, fail)
       }
     }
+  }
+}
+
+/** Larger files are not read to see whether they are a swarm.key (95 bytes). */
+const MAX_SWARM_KEY_BYTES = 512
+
+async function isSwarmKey (path: string): Promise<boolean> {
+  try {
+    if ((await stat(path)).size > MAX_SWARM_KEY_BYTES) {
+      return false
+    }
+    PreSharedKey.fromSwarmKey(await readFile(path, 'utf8'))
+    return true
+  } catch {
+    // not a key, or not readable: the build context names a file it cannot read
+    return false
   }
 }
 

@@ -4,6 +4,7 @@ import { mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from 'no
 import { basename, dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
+import { PreSharedKey } from '@physarum/p2p'
 import { extract } from 'tar-stream'
 import { tempDir } from '../../registry-service/test/helpers.ts'
 import { createBuildContext } from '../src/build.ts'
@@ -50,6 +51,9 @@ describe('image-conf.json', () => {
     await symlink('nowhere', join(dir.path, 'svc', 'dangling', 'link'))
     await mkdir(join(dir.path, 'svc', 'leaky'))
     await symlink(join(dir.path, 'outside.txt'), join(dir.path, 'svc', 'leaky', 'out'))
+    // what hl-cli keygen writes by default, in the folder it was run in
+    await mkdir(join(dir.path, 'svc', 'keyed'))
+    await writeFile(join(dir.path, 'svc', 'keyed', 'swarm.key'), PreSharedKey.generate().toSwarmKey(), { mode: 0o600 })
   })
   after(async () => { await dir?.remove() })
 
@@ -128,7 +132,9 @@ describe('image-conf.json', () => {
       [[['server', '${HOME}/app']], 'DockerConf.Copy[0][1]', /a \$ is taken by Docker/],
       [[['server', '.'], ['looped', 'looped']], 'DockerConf.Copy[1][0]', /looped\/sub\/up is a symbolic link to a folder that holds it/],
       [[['dangling', 'd']], 'DockerConf.Copy[0][0]', /dangling\/link is a broken symbolic link/],
-      [[['leaky', 'l']], 'DockerConf.Copy[0][0]', /leaky\/out is a symbolic link out of the service folder/]
+      [[['leaky', 'l']], 'DockerConf.Copy[0][0]', /leaky\/out is a symbolic link out of the service folder/],
+      [[['server', '.'], ['keyed', '.']], 'DockerConf.Copy[1][0]', /keyed\/swarm\.key is an overlay key \(a swarm\.key\)/],
+      [[['keyed/swarm.key', 'k']], 'DockerConf.Copy[0][0]', /keyed\/swarm\.key is an overlay key/]
     ]
     for (const [copy, keyPath, problem] of cases) {
       await writeFile(file, variant(c => { c.DockerConf.Copy = copy }))
