@@ -128,19 +128,13 @@ export interface PeerSummary {
   rttMs?: number
 }
 
-// C0, DEL and C1: what a terminal takes for commands (ESC, and CSI alone in 8-bit terminals)
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
-
 /** What the peer store knows of `peer`: its announced host and role. */
 export async function describePeer (node: PhysarumNode, peer: PeerId, rttMs?: number): Promise<PeerSummary> {
   let agent: string | undefined
   try {
     const stored = await node.libp2p.peerStore.get(peer)
     const bytes = stored.metadata.get('AgentVersion')
-    // any member of the overlay announces what it likes: printed as it came, control characters
-    // would clear or retitle the operator's terminal, or hide lines of the report
-    agent = bytes == null ? undefined : new TextDecoder().decode(bytes).replace(CONTROL, c => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    agent = bytes == null ? undefined : new TextDecoder().decode(bytes)
   } catch {
     // not in the peer store
   }

@@ -126,6 +126,51 @@ describe('hl-cli add checks what it can before it builds', { timeout: 120_000 },
   })
 })
 
+describe('hl-cli and what a registry answers', { timeout: 60_000 }, () => {
+  it('prints a registry\'s records and refusals without their control characters: they would drive the terminal', async () => {
+    const state = await tempDir('hlc-rogue')
+    const bootstrap = await startNode()
+    // a member of the overlay that answers as a registry: any, unless --registry-id names them
+    const rogue = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()] })
+    const record = {
+      name: 'evil\u001b[2J', contentHash: 'c\u009b31m', image: `127.0.0.1:5000/x@sha256:${'0'.repeat(64)}`, softRttMs: 1, hardRttMs: 2, cpu: 0, memoryMb: 0,
+      proxyClientMode: false, createdAt: '\u001b]0;owned\u0007', updatedAt: 'now\r', revision: 1n
+    }
+    await handleRpc(rogue.libp2p, registryRpc, async (request) => {
+      if (request.list != null) {
+        return await Promise.resolve({ list: { records: [record], nextPageToken: '' } })
+      }
+      if (request.get != null) {
+        return await Promise.resolve({ record })
+      }
+      throw new RpcFailureError('INTERNAL', 'no \u001b[31mway\u001b[0m')
+    }, { log: rogue.libp2p.logger.forComponent('test:rogue-registry') })
+    try {
+      const overlay = ['-bootstrap', bootstrap.multiaddrs()[0]!.toString(), '--listen', '/ip4/127.0.0.1/tcp/0', '--registry', rogue.multiaddrs()[0]!.toString()]
+      const env = { PHYSARUM_PSK: TEST_PASSPHRASE, PHYSARUM_STATE_DIR: state.path }
+      const list = await runCli(['list', ...overlay], env)
+      const get = await runCli(['get', 'x', ...overlay], env)
+      const json = await runCli(['get', 'x', '--json', ...overlay], env)
+      const refused = await runCli(['delete', 'x', ...overlay], env)
+      for (const [what, result, code] of [['list', list, 0], ['get', get, 0], ['get --json', json, 0], ['delete', refused, 1]] as const) {
+        assert.equal(result.code, code, `${what}: ${result.stderr}`)
+        // eslint-disable-next-line no-control-regex
+        assert.doesNotMatch(result.stdout + result.stderr, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, `${what}: a control character reached the terminal`)
+      }
+      assert.match(list.stdout, /\nevil\\x1b\[2J {2}127\.0\.0\.1:5000\/x@.* c\\x9b31m +now\\x0d\n$/)
+      assert.match(get.stdout, /^name: +evil\\x1b\[2J$/m)
+      assert.match(get.stdout, /^created: +\\x1b\]0;owned\\x07$/m)
+      // --json: the strings as they were answered, escaped as JSON
+      assert.deepEqual((JSON.parse(json.stdout) as { contentHash: string }).contentHash, 'c\u009b31m')
+      assert.match(refused.stderr, /no \\x1b\[31mway\\x1b\[0m \(INTERNAL\)/)
+    } finally {
+      await rogue.stop()
+      await bootstrap.stop()
+      await state.remove()
+    }
+  })
+})
+
 /** `hl-cli add --no-add` (no overlay) against the fake engine. */
 describe('hl-cli add --no-add, its credential helper and its terminal', { timeout: 60_000 }, () => {
   let state: Awaited<ReturnType<typeof tempDir>>

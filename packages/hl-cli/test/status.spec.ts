@@ -74,9 +74,12 @@ describe('hl-cli status and what peers announce', () => {
       // eslint-disable-next-line no-control-regex
       assert.doesNotMatch(text.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'a control character reached the terminal')
       assert.match(text.stdout, new RegExp(`${node.peerId.toString()}\\s+evil\\\\x1b\\]0;owned\\\\x07\\s+\\\\x1b\\[2Jmonitor\\s`))
+      // --json: the strings as they were announced, escaped as JSON
       assert.equal(json.code, 0, json.stderr)
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(json.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'a control character reached the terminal')
       const peer = (JSON.parse(json.stdout) as StatusReport).peers.find(p => p.peerId === node.peerId.toString())
-      assert.deepEqual([peer?.host, peer?.role], ['evil\\x1b]0;owned\\x07', '\\x1b[2Jmonitor'])
+      assert.deepEqual([peer?.host, peer?.role], ['evil\u001b]0;owned\u0007', '\u001b[2Jmonitor'])
     } finally {
       await node.stop()
       await state.remove()

@@ -1,5 +1,5 @@
 import { validateName } from '@physarum/registry-service'
-import { printJson, runCommand } from '../output.ts'
+import { printJson, printText, runCommand } from '../output.ts'
 import { openOverlay, withOverlayOptions } from '../overlay.ts'
 import { notFound, recordDetails } from '../records.ts'
 import type { OverlayArgs } from '../overlay.ts'
@@ -27,7 +27,7 @@ export async function handler (args: GetArgs): Promise<void> {
       if (args.json === true) {
         printJson(record)
       } else {
-        process.stdout.write(recordDetails(record))
+        printText(recordDetails(record))
       }
     } finally {
       await overlay.close()

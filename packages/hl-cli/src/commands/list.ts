@@ -1,4 +1,4 @@
-import { printJson, runCommand } from '../output.ts'
+import { printJson, printText, runCommand } from '../output.ts'
 import { openOverlay, withOverlayOptions } from '../overlay.ts'
 import { recordsTable } from '../records.ts'
 import type { OverlayArgs } from '../overlay.ts'
@@ -28,7 +28,7 @@ export async function handler (args: ListArgs): Promise<void> {
       if (args.json === true) {
         printJson(records)
       } else {
-        process.stdout.write(records.length === 0 ? 'No services registered.\n' : recordsTable(records))
+        printText(records.length === 0 ? 'No services registered.\n' : recordsTable(records))
       }
     } finally {
       await overlay.close()

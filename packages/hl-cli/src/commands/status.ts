@@ -3,7 +3,7 @@ import { allocatorCapacity } from '@physarum/allocator/client'
 import { ALLOCATOR_TOPIC, parseNumber, REGISTRY_TOPIC, serviceTopic } from '@physarum/p2p'
 import { trustedRegistries } from '@physarum/registry-service'
 import { DEFAULT_RTT_TIMEOUT_MS, RTT_SAMPLES } from '../constants.ts'
-import { printJson, runCommand, table } from '../output.ts'
+import { printJson, printText, runCommand, table } from '../output.ts'
 import { describePeer, mapLimit, openOverlay, withOverlayOptions } from '../overlay.ts'
 import { createProgress } from '../progress.ts'
 import type { Overlay, OverlayArgs, PeerSummary } from '../overlay.ts'
@@ -183,7 +183,7 @@ export async function handler (args: StatusArgs): Promise<void> {
         }
       }
       out.push(...notes.map(n => `\nNote: ${n}\n`))
-      process.stdout.write(out.join(''))
+      printText(out.join(''))
     } finally {
       await overlay.close()
     }
