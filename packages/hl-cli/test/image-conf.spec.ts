@@ -327,6 +327,8 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       [['status', '--max-services', 'abc', '--no-psk'], /^hl-cli: --max-services: "abc" is not a whole number of at least 1$/m],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'hello', '--from', 'node:24\nRUN rm -rf /'], /--from: "node:24\\nRUN rm -rf \/" is not an image reference/],
       [['status', '--max-services', '-1', '--no-psk'], /--max-services: "-1" is not a whole number of at least 1/],
+      [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'hello', '--use-existing-image', '--from', 'node:22-slim'], /^hl-cli: --from: nothing is built with --use-existing-image/m],
+      [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'hello', '--use-existing-image', '--build-network', 'host'], /^hl-cli: --build-network: nothing is built with --use-existing-image/m],
       [['list'], /No pre-shared key/],
       [['list', '--timeout', '5000', '--no-psk'], /--timeout: "5000" has no unit: write 5000s or 5000ms/],
       [['list', '--registry', 'registry-host:4001', '--no-psk'], /--registry: "registry-host:4001" is neither a multiaddr with \/p2p\/<peer id> nor a peer id/],

@@ -121,6 +121,13 @@ export async function handler (args: AddArgs): Promise<void> {
     if (args['content-id'] != null && !/^[A-Za-z0-9][A-Za-z0-9._:+=-]{0,127}$/.test(args['content-id'])) {
       throw new UsageError(`--content-id: ${JSON.stringify(args['content-id'])} may hold only letters, digits and . _ : + = - (at most 128)`)
     }
+    // an image that is not built has no base and no build network: taking them silently would
+    // register the old image as if they had been used
+    for (const flag of ['from', 'build-network'] as const) {
+      if (args['use-existing-image'] === true && args[flag] != null) {
+        throw new UsageError(`--${flag}: nothing is built with --use-existing-image; leave one of them out`)
+      }
+    }
     if (args.from != null && !BASE_IMAGE.test(args.from)) {
       throw new UsageError(`--from: ${JSON.stringify(args.from)} is not an image reference (e.g. ${DEFAULT_FROM})`)
     }
