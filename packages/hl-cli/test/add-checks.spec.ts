@@ -79,14 +79,21 @@ describe('hl-cli add checks what it can before it builds', { timeout: 120_000 },
     assert.equal(intruder.code, 1, intruder.stderr)
     assert.match(intruder.stderr, /The registry refused the write: 12D3\w+ may not write: writes are allowed only from the registry's --admin peers\. This hl-cli's peer id is 12D3\w+: start registry-service with --admin <that id>/)
     assert.doesNotMatch(intruder.stderr, /Building /)
-    assert.deepEqual(engine!.asked(), [], 'nothing was built or pushed')
+    assert.deepEqual(engine!.asked(), ['GET /_ping'], 'nothing was built or pushed')
     assert.deepEqual(await keysInEtcd(), [])
 
+    engine!.requests.length = 0
     const admin = await runCli([...args, '--json'], env)
     assert.equal(admin.code, 0, admin.stderr)
     assert.deepEqual(engine!.asked(), ['GET /_ping', 'POST /build', 'POST /images/127.0.0.1:5000/hello/push'])
     assert.equal((JSON.parse(admin.stdout) as AddSummary).image, `127.0.0.1:5000/hello@${FAKE_DIGEST}`)
     assert.deepEqual(await keysInEtcd(), ['/physarum/v1/services/hello-world-server'])
+  })
+
+  it('tells that the Docker engine cannot be reached before it joins the overlay', async () => {
+    const result = await runCli(['add', HELLO_CONF, HELLO_DIR, '127.0.0.1:5000/hello:1.0', 'hello-world-server', ...overlayArgs], { ...env, DOCKER_HOST: `unix://${join(state.path, 'no-docker.sock')}` })
+    assert.equal(result.code, 1, result.stderr)
+    assert.match(result.stderr, /^hl-cli: The Docker engine cannot be reached \(connect ENOENT .*no-docker\.sock\); is dockerd running, and DOCKER_HOST right\?\n$/)
   })
 
   it('goes on as before with a registry from before MayWrite: the write itself tells', async () => {

@@ -79,7 +79,7 @@ export function builder (yargs: Argv): Argv<AddArgs> {
       '',
       'Image registry credentials: --registry-user with --registry-password-stdin (or PHYSARUM_REGISTRY_PASSWORD), else PHYSARUM_REGISTRY_USER and PHYSARUM_REGISTRY_PASSWORD (the password alone, or an empty one, is refused), else the Docker config file ($DOCKER_CONFIG/config.json or ~/.docker/config.json, credential helpers included), else none. hl-cli never prompts unless stdin is a terminal and --registry-password-stdin is given. The Docker engine is DOCKER_HOST (default /var/run/docker.sock).',
       '',
-      'Order: the config, flags and record are checked, then the overlay is joined, a registry-service found and asked whether this hl-cli may write (unless --no-add), then the image is built and pushed, and only then is the record written: a failure at any step leaves no record behind. Progress goes to stderr (plain lines when it is not a terminal); the summary (or --json) to stdout.',
+      'Order: the config, flags and record are checked, then the Docker engine is asked whether it runs, then the overlay is joined, a registry-service found and asked whether this hl-cli may write (unless --no-add), then the image is built and pushed, and only then is the record written: a failure at any step leaves no record behind. Progress goes to stderr (plain lines when it is not a terminal); the summary (or --json) to stdout.',
       '',
       'Exit codes: 0 done, 1 failure, 2 usage or a bad image-conf.json.'
     ].join('\n'))
@@ -156,6 +156,17 @@ export async function handler (args: AddArgs): Promise<void> {
       ...(args['registry-password-stdin'] === true ? { readPassword: async () => await readSecret(`Password for ${ref.host}: `) } : {}),
       env: process.env
     })
+    // before the overlay: an engine that is down is told at once, not after the registry's answer
+    const docker = new Docker()
+    try {
+      await docker.ping()
+    } catch (err) {
+      const { code, message } = err as NodeJS.ErrnoException
+      // a running engine whose socket this user may not open: not a stopped dockerd
+      throw new DockerUnavailableError(code === 'EACCES'
+        ? `This user may not use the Docker engine's socket (${message}): run hl-cli as root or as a member of the socket's group (docker: usermod -aG docker <user>, then log in again)`
+        : `The Docker engine cannot be reached (${message}); is dockerd running, and DOCKER_HOST right?`)
+    }
     const progress = createProgress({ out: process.stderr, quiet: args.quiet === true })
 
     let overlay: Overlay | undefined
@@ -174,17 +185,6 @@ export async function handler (args: AddArgs): Promise<void> {
         await overlay.client.mayWrite({ signal: AbortSignal.timeout(args.timeout) }).catch((err: unknown) => {
           throw explainRegistryError(err, overlay?.node.peerId)
         })
-      }
-
-      const docker = new Docker()
-      try {
-        await docker.ping()
-      } catch (err) {
-        const { code, message } = err as NodeJS.ErrnoException
-        // a running engine whose socket this user may not open: not a stopped dockerd
-        throw new DockerUnavailableError(code === 'EACCES'
-          ? `This user may not use the Docker engine's socket (${message}): run hl-cli as root or as a member of the socket's group (docker: usermod -aG docker <user>, then log in again)`
-          : `The Docker engine cannot be reached (${message}); is dockerd running, and DOCKER_HOST right?`)
       }
 
       let imageId: string | undefined
