@@ -60,10 +60,10 @@ describe('hl-cli status RTTs', () => {
 })
 
 describe('hl-cli status and what peers announce', () => {
-  it('shows a peer\'s host and role without the control characters in them: they would drive the terminal', async () => {
-    // any member of the overlay chooses its identify agent version: here one that clears the
-    // screen and sets the terminal's title
-    const node = await startNode({ hostName: 'evil\u001b]0;owned\u0007', role: '\u001b[2Jmonitor' })
+  it('shows a peer\'s announced role without the control characters in it: they would drive the terminal', async () => {
+    // any member of the overlay chooses its identify agent version: here a role that clears the
+    // screen (a host name with control characters is no name: p2p's overlay.spec)
+    const node = await startNode({ hostName: 'box-1', role: '\u001b[2Jmonitor' })
     const state = await tempDir('hlc-status-agent')
     try {
       const args = ['status', '--timeout', '2s', '-bootstrap', node.multiaddrs()[0]!.toString(), '--listen', '/ip4/127.0.0.1/tcp/0']
@@ -73,13 +73,13 @@ describe('hl-cli status and what peers announce', () => {
       assert.equal(text.code, 0, text.stderr)
       // eslint-disable-next-line no-control-regex
       assert.doesNotMatch(text.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'a control character reached the terminal')
-      assert.match(text.stdout, new RegExp(`${node.peerId.toString()}\\s+evil\\\\x1b\\]0;owned\\\\x07\\s+\\\\x1b\\[2Jmonitor\\s`))
+      assert.match(text.stdout, new RegExp(`${node.peerId.toString()}\\s+box-1\\s+\\\\x1b\\[2Jmonitor\\s`))
       // --json: the strings as they were announced, escaped as JSON
       assert.equal(json.code, 0, json.stderr)
       // eslint-disable-next-line no-control-regex
       assert.doesNotMatch(json.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'a control character reached the terminal')
       const peer = (JSON.parse(json.stdout) as StatusReport).peers.find(p => p.peerId === node.peerId.toString())
-      assert.deepEqual([peer?.host, peer?.role], ['evil\u001b]0;owned\u0007', '\u001b[2Jmonitor'])
+      assert.deepEqual([peer?.host, peer?.role], ['box-1', '\u001b[2Jmonitor'])
     } finally {
       await node.stop()
       await state.remove()

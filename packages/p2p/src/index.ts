@@ -9,7 +9,7 @@
  * daemon's main needs: shared CLI options, a metrics server, logging and shutdown.
  */
 
-export { createPhysarumNode, agentVersion, hostNameFromAgent, PHYSARUM_VERSION } from './node.ts'
+export { createPhysarumNode, agentVersion, checkHostName, hostNameFromAgent, PHYSARUM_VERSION } from './node.ts'
 export type { PhysarumNode, PhysarumNodeInit, PhysarumServices, ConnectionLimits } from './node.ts'
 export { PreSharedKey, PSK_LENGTH } from './psk.ts'
 export { pskProtector, Keystream, NONCE_LENGTH } from './protector.ts'

@@ -125,7 +125,22 @@ export interface PhysarumNode {
   onSilentPeer(listener: (peer: PeerId) => void): () => void
 }
 
+/**
+ * What a host name may be: 1 to 253 characters (DNS's longest name), no spaces and no control
+ * characters. A peer chooses what it announces, and its name becomes a Prometheus label (one
+ * series each) and a line of hl-cli status: a megabyte or a terminal's escape codes are no name.
+ */
+// eslint-disable-next-line no-control-regex
+const HOST_NAME = /^[^\s\u0000-\u001f\u007f-\u009f]{1,253}$/
 const AGENT_HOST = /\bhost=(\S+)/
+
+/** `host` when it may be announced as this host's name (HOST_NAME); else a ConfigError naming --hostname. */
+export function checkHostName (host: string): string {
+  if (!HOST_NAME.test(host)) {
+    throw new ConfigError(`--hostname: ${JSON.stringify(host)} must be a name of 1 to 253 characters without spaces or control characters`)
+  }
+  return host
+}
 
 export function agentVersion (role: string, host: string): string {
   return `physarum/${PHYSARUM_VERSION} ${role} host=${host}`
@@ -133,7 +148,8 @@ export function agentVersion (role: string, host: string): string {
 
 /** The host name a physarum peer announced in its identify agent version, if any. */
 export function hostNameFromAgent (agent: string | undefined): string | undefined {
-  return agent == null || !agent.startsWith('physarum/') ? undefined : AGENT_HOST.exec(agent)?.[1]
+  const host = agent == null || !agent.startsWith('physarum/') ? undefined : AGENT_HOST.exec(agent)?.[1]
+  return host != null && HOST_NAME.test(host) ? host : undefined
 }
 
 function parseAddrs (flag: string, addrs: string[]): Multiaddr[] {
@@ -150,10 +166,7 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
   useLazyWindowUpdates()
   const listen = parseAddrs('--listen', init.listen ?? ['/ip4/0.0.0.0/tcp/0']).map(String)
   const bootstrapAddrs = parseAddrs('--bootstrap', init.bootstrap ?? [])
-  const host = init.hostName ?? hostname()
-  if (/\s/.test(host) || host.length === 0) {
-    throw new ConfigError(`--hostname: ${JSON.stringify(host)} must be a non-empty name without spaces`)
-  }
+  const host = checkHostName(init.hostName ?? hostname())
   const provideValidity = init.provideValiditySeconds ?? DEFAULT_PROVIDE_VALIDITY_S
 
   const libp2p = await createLibp2p({

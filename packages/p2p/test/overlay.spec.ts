@@ -27,6 +27,18 @@ describe('overlay membership by pre-shared key', () => {
     assert.equal(hostNameFromAgent(agent), 'host-a')
   })
 
+  it('takes no host name with control characters or longer than a DNS name from a peer', async () => {
+    assert.equal(hostNameFromAgent('physarum/1.0.0 allocator host=box-1'), 'box-1')
+    assert.equal(hostNameFromAgent('physarum/1.0.0 allocator host=\u001b[2Jbox'), undefined)
+    assert.equal(hostNameFromAgent('physarum/1.0.0 allocator host=box\u009b31m'), undefined)
+    assert.equal(hostNameFromAgent(`physarum/1.0.0 allocator host=${'a'.repeat(254)}`), undefined)
+    assert.equal(hostNameFromAgent('other/1.0 host=box-1'), undefined)
+    // nor announces one itself
+    for (const hostName of ['box\u0007', 'a'.repeat(254), 'two words', '']) {
+      await assert.rejects(createPhysarumNode({ psk: PreSharedKey.fromPassphrase('a network'), hostName, listen: ['/ip4/127.0.0.1/tcp/0'], dhtMode: 'client' }), { name: 'ConfigError', message: /^--hostname: / })
+    }
+  })
+
   it('tells peers only its announced address, and still knows where it listens', async () => {
     const listener = await startNode()
     nodes.push(listener)

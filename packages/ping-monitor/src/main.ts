@@ -1,5 +1,5 @@
 import { hostname } from 'node:os'
-import { ConfigError, launchDaemon, nodeAnnouncement, nodeOptions, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { checkHostName, launchDaemon, nodeAnnouncement, nodeOptions, runCli, formatDuration, parseDuration, parseNumber, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_CONCURRENCY, DEFAULT_FORGET_AFTER_MS, DEFAULT_INBOUND_RATE, DEFAULT_INTERVAL_MS, DEFAULT_MAX_CONNECTIONS,
@@ -69,10 +69,7 @@ async function resolveConfig (args: MonitorArgs, env: NodeJS.ProcessEnv): Promis
     pingTimeoutMs: parseDuration('--ping-timeout', args['ping-timeout'], 1),
     concurrency: parseNumber('--concurrency', args.concurrency, 1, true),
     forgetAfterMs: parseDuration('--forget-after', args['forget-after'], 1),
-    hostName: args.hostname ?? hostname()
-  }
-  if (/\s/.test(monitor.hostName) || monitor.hostName === '') {
-    throw new ConfigError(`--hostname: ${JSON.stringify(monitor.hostName)} must be a non-empty name without spaces`)
+    hostName: checkHostName(args.hostname ?? hostname())
   }
   const limits = {
     maxConnections: parseNumber('--max-connections', args['max-connections'], 1, true),
