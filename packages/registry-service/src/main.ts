@@ -87,7 +87,7 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .epilogue([
       `Protocol ${REGISTRY_PROTOCOL} (protobuf, src/pb/registry.proto): Add (create or replace; optional expected revision for compare-and-swap), Get, GetMany (up to 100 Gets in one exchange), List (by prefix, paged), Delete, Join (add an etcd member), and MayWrite (whether the caller may write, asked before work that ends in a write). Records are JSON in etcd under ${KEY_PREFIX}<name>; a write that names the revision it read is an etcd transaction on it, and fails with CONFLICT instead of losing a concurrent writer's change; a write without one replaces the record, the last one winning. Reads are open to overlay members; Add, Delete and Join only to --admin peers unless --open-writes.`,
       '',
-      'Where the records live: without --new-etcd-cluster, --join-etcd-cluster or --etcd-endpoints, env PHYSARUM_ETCD_CLUSTER says it (new, join or external: how the systemd unit is told), or PHYSARUM_ETCD_ENDPOINTS alone (external). PHYSARUM_ETCD_ENDPOINTS with new or join is refused rather than ignored.',
+      'Where the records live: without --new-etcd-cluster, --join-etcd-cluster or --etcd-endpoints, env PHYSARUM_ETCD_CLUSTER says it (new, join or external: how the systemd unit is told), or PHYSARUM_ETCD_ENDPOINTS alone (external). PHYSARUM_ETCD_ENDPOINTS, PHYSARUM_ETCD_USER or PHYSARUM_ETCD_PASSWORD_FILE with new or join is refused rather than ignored.',
       '',
       'Three registries on three hosts: start the first with --new-etcd-cluster, then the second with --join-etcd-cluster and, once it is up, the third the same way. The first must allow the joiners: --admin <their peer id> (each prints its peer id at start, and a refused join names it) or --open-writes. Join one at a time: a two-member cluster needs both members up.',
       '',
@@ -185,11 +185,15 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       throw new ConfigError(`--${managed}: for the etcd this process runs (--new-etcd-cluster, --join-etcd-cluster), not with ${source}`)
     }
   } else {
-    // PHYSARUM_ETCD_USER and PHYSARUM_ETCD_PASSWORD_FILE are not refused: unlike
-    // PHYSARUM_ETCD_ENDPOINTS, they cannot make an operator believe the records are elsewhere
     const external = (['etcd-user', 'etcd-password-file', 'etcd-ca', 'etcd-cert', 'etcd-key'] as const).find(flag => args[flag] != null)
     if (external != null) {
       throw new ConfigError(`--${external}: for an etcd given with --etcd-endpoints, not with ${source}: the etcd this process runs takes the login derived from the overlay's key`)
+    }
+    // the same login from the environment (an environment file shared by hosts of both kinds)
+    // would be ignored as silently: refused too, as PHYSARUM_ETCD_ENDPOINTS is
+    const login = (['PHYSARUM_ETCD_USER', 'PHYSARUM_ETCD_PASSWORD_FILE'] as const).find(name => nonEmpty(env[name]) != null)
+    if (login != null) {
+      throw new ConfigError(`${login} is set, but ${source} runs an etcd of this process's own, which takes the login derived from the overlay's key: unset ${login}, or set PHYSARUM_ETCD_CLUSTER=external (or give --etcd-endpoints) to log in to an etcd run by someone else`)
     }
   }
   if (kind === 'new' && args['join-via'] != null) {
@@ -295,8 +299,8 @@ async function readEtcdFile (flag: string, path: string, warnings: string[], sec
  */
 async function externalEtcdAccess (args: RegistryArgs, env: NodeJS.ProcessEnv, secure: boolean): Promise<{ auth?: EtcdAuth, tls?: EtcdTls, warnings: string[] }> {
   const warnings: string[] = []
-  const user = args['etcd-user'] ?? env.PHYSARUM_ETCD_USER ?? ''
-  const passwordFile = args['etcd-password-file'] ?? env.PHYSARUM_ETCD_PASSWORD_FILE ?? ''
+  const user = args['etcd-user'] ?? nonEmpty(env.PHYSARUM_ETCD_USER) ?? ''
+  const passwordFile = args['etcd-password-file'] ?? nonEmpty(env.PHYSARUM_ETCD_PASSWORD_FILE) ?? ''
   const userFlag = args['etcd-user'] != null ? '--etcd-user' : 'PHYSARUM_ETCD_USER'
   const passwordFlag = args['etcd-password-file'] != null ? '--etcd-password-file' : 'PHYSARUM_ETCD_PASSWORD_FILE'
   if (user !== '' && passwordFile === '') {

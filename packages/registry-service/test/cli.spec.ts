@@ -134,7 +134,10 @@ describe('registry-service command line', () => {
       [['--etcd-bin', '/usr/bin/etcd'], { PHYSARUM_ETCD_CLUSTER: 'external', ...endpoints }, /^registry-service: --etcd-bin: for the etcd this process runs .*not with PHYSARUM_ETCD_CLUSTER=external$/m],
       // endpoints with an etcd of its own: refused, naming both, rather than one of them ignored
       [[], { PHYSARUM_ETCD_CLUSTER: 'new', PHYSARUM_ETCD_IP: '127.0.0.1', ...endpoints }, /^registry-service: PHYSARUM_ETCD_ENDPOINTS is set, but PHYSARUM_ETCD_CLUSTER=new runs an etcd of this process's own: .*set PHYSARUM_ETCD_CLUSTER=external/m],
-      [['--join-etcd-cluster', '--etcd-ip', '127.0.0.1'], endpoints, /^registry-service: PHYSARUM_ETCD_ENDPOINTS is set, but --join-etcd-cluster runs an etcd of this process's own/m]
+      [['--join-etcd-cluster', '--etcd-ip', '127.0.0.1'], endpoints, /^registry-service: PHYSARUM_ETCD_ENDPOINTS is set, but --join-etcd-cluster runs an etcd of this process's own/m],
+      // an external etcd's login with an etcd of its own, which takes the key's: refused, not ignored
+      [[], { PHYSARUM_ETCD_CLUSTER: 'new', PHYSARUM_ETCD_IP: '127.0.0.1', PHYSARUM_ETCD_USER: 'physarum' }, /^registry-service: PHYSARUM_ETCD_USER is set, but PHYSARUM_ETCD_CLUSTER=new runs an etcd of this process's own, .*unset PHYSARUM_ETCD_USER, or set PHYSARUM_ETCD_CLUSTER=external/m],
+      [['--join-etcd-cluster', '--etcd-ip', '127.0.0.1'], { PHYSARUM_ETCD_PASSWORD_FILE: '/etc/physarum/etcd-password' }, /^registry-service: PHYSARUM_ETCD_PASSWORD_FILE is set, but --join-etcd-cluster runs an etcd of this process's own/m]
     ]
     for (const [args, env, message] of envCases) {
       const { code, output } = await runToEnd(['--ephemeral', ...args, '--state-dir', join(state.path, 'usage')], env)
