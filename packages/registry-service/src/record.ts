@@ -42,6 +42,8 @@ const HOST_COMPONENT = '(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)'
 const HOST = `(?:${HOST_COMPONENT}(?:\\.${HOST_COMPONENT})*|\\[[0-9A-Fa-f:]+\\])(?::[0-9]{1,5})?`
 const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
 const IMAGE_PATTERN = new RegExp(`^(${HOST})/(${PATH_COMPONENT}(?:/${PATH_COMPONENT})*)(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:([0-9a-f]{64})$`)
+// what Date.toISOString() writes, and RFC 3339's other forms of the same
+const RFC3339_PATTERN = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$/
 const IMAGE_EXAMPLE = 'registry.example.com:5000/hello-world-server@sha256:<64 lowercase hex digits>'
 
 /** Why `name` is not a service name, or undefined when it is one. */
@@ -191,10 +193,14 @@ export function fromStoredJson (json: string, revision: string): ServiceRecord {
   // share one etcd during a rolling upgrade
   const input = Object.fromEntries(INPUT_FIELDS.filter(field => Object.hasOwn(value, field)).map(field => [field, (value as Record<string, unknown>)[field]]))
   const record = validateRecord(input)
-  if (typeof createdAt !== 'string' || typeof updatedAt !== 'string') {
-    throw new InvalidRecordError('createdAt', 'the stored record has no timestamps')
+  // bounded like every other field: a value written past the registry with a huge one would make
+  // every answer that holds it (a GetMany, a List page) too large to send, failing its other names
+  for (const [field, time] of [['createdAt', createdAt], ['updatedAt', updatedAt]] as const) {
+    if (typeof time !== 'string' || !RFC3339_PATTERN.test(time)) {
+      throw new InvalidRecordError(field, `must be an RFC 3339 time as the registry writes it, not ${typeof time === 'string' && time.length > 64 ? `a string of ${time.length} characters` : describe(time)}`)
+    }
   }
-  return { ...record, createdAt, updatedAt, revision }
+  return { ...record, createdAt: createdAt as string, updatedAt: updatedAt as string, revision }
 }
 
 /** Whether two records say the same thing (timestamps and revision aside). */

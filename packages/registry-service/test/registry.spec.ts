@@ -337,6 +337,23 @@ describe('registry service and client, two registries sharing one etcd', () => {
     assert.deepEqual(['ok', 'NOT_FOUND', 'BAD_REQUEST', 'INTERNAL'].map(outcome => count(metricsAfter, outcome) - count(metricsBefore, outcome)), [3, 1, 1, 1])
   })
 
+  it('takes a stored value whose timestamps would not fit in an answer for no record, without failing the names asked with it', async (t) => {
+    const fine = await viaOne.add(sampleRecord('huge-a-server'))
+    const raw = new Etcd3({ hosts: etcd.endpoint })
+    t.after(async () => {
+      await raw.delete().key(`${KEY_PREFIX}huge-b-server`)
+      raw.close()
+    })
+    // a record written past the registry, valid but for a timestamp larger than a whole message
+    const stored = JSON.parse(await raw.get(`${KEY_PREFIX}huge-a-server`).string() ?? '') as Record<string, unknown>
+    await raw.put(`${KEY_PREFIX}huge-b-server`).value(JSON.stringify({ ...stored, name: 'huge-b-server', createdAt: `2026-01-01T00:00:00.${'0'.repeat(300_000)}Z` }))
+
+    const response = await callRpc(admin.node.libp2p, one.node.peerId, registryRpc, { getMany: { names: [fine.name, 'huge-b-server'] } })
+    assert.deepEqual(response.getMany!.results.map(r => r.record == null ? r.failure?.code : recordFromWire(r.record)), [fine, 'INTERNAL'])
+    assert.match(response.getMany!.results[1]!.failure!.message, /huge-b-server is not a service record: createdAt: /)
+    assert.deepEqual((await viaOne.list({ prefix: 'huge-' })).records, [fine])
+  })
+
   it('never loses an update among 20 concurrent writers', async () => {
     const base = await viaOne.add(sampleRecord('contended-server', { contentHash: 'n-0' }))
     const clients = [viaOne, viaTwo]
