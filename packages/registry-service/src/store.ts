@@ -277,7 +277,15 @@ export class RegistryStore {
 
   #record (kv: IKeyValue): ServiceRecord {
     try {
-      return fromStoredJson(kv.value.toString(), kv.mod_revision)
+      const record = fromStoredJson(kv.value.toString(), kv.mod_revision)
+      // a value copied from another key (a "rename" by hand): served as it is, it would answer for
+      // a name it does not have, and a client would take it, at this key's newer revision, for the
+      // latest record of the name it does have
+      const name = kv.key.subarray(this.#prefix.length).toString()
+      if (record.name !== name) {
+        throw new InvalidRecordError('name', `${JSON.stringify(record.name)} is not the name of its key ${JSON.stringify(name)}`)
+      }
+      return record
     } catch (err) {
       throw new RpcFailureError('INTERNAL', `The value under ${kv.key.toString()} is not a service record: ${(err as Error).message}`)
     }

@@ -354,6 +354,24 @@ describe('registry service and client, two registries sharing one etcd', () => {
     assert.deepEqual((await viaOne.list({ prefix: 'huge-' })).records, [fine])
   })
 
+  it('takes a record stored under another name\'s key for no record, and keeps the client\'s copy of that other name', async (t) => {
+    const client = createRegistryClient(admin.node, { peers: [one.node.multiaddrs()[0]!], cacheTtlMs: 60_000 })
+    const raw = new Etcd3({ hosts: etcd.endpoint })
+    t.after(async () => {
+      await raw.delete().key(`${KEY_PREFIX}copied-b-server`)
+      raw.close()
+    })
+    // an operator "renames" a service by copying an old value of another under a new key
+    await client.add(sampleRecord('copied-a-server'))
+    const old = await raw.get(`${KEY_PREFIX}copied-a-server`).string()
+    const current = await client.add(sampleRecord('copied-a-server', { softRttMs: 60 }))
+    await raw.put(`${KEY_PREFIX}copied-b-server`).value(old!)
+
+    await assert.rejects(client.get('copied-b-server'), { name: 'RpcFailureError', code: 'INTERNAL', message: /copied-b-server is not a service record: .*copied-a-server/ })
+    assert.deepEqual(await client.get('copied-a-server', { fresh: true }), current)
+    assert.deepEqual((await viaOne.list({ prefix: 'copied-' })).records, [current])
+  })
+
   it('never loses an update among 20 concurrent writers', async () => {
     const base = await viaOne.add(sampleRecord('contended-server', { contentHash: 'n-0' }))
     const clients = [viaOne, viaTwo]
