@@ -389,7 +389,8 @@ export class RegistryClient {
   }
 
   async #call (request: Request, options: AbortOptions): Promise<{ response: Response }> {
-    const tried = new Set<string>()
+    /** The registries asked, with what each failed with. */
+    const tried = new Map<string, unknown>()
     let lastError: unknown
     let ambiguous = false
     for (let round = 0; round < 2; round++) {
@@ -402,10 +403,11 @@ export class RegistryClient {
         }
         break
       }
-      const order = this.#order(candidates).filter(c => !tried.has(c.peerId.toString()))
+      // after the search again, a registry whose connection failed is asked once more: one that
+      // restarted listens on another port (a free one by default), which the search just found
+      const order = this.#order(candidates).filter(c => !tried.has(c.peerId.toString()) || (round > 0 && tried.get(c.peerId.toString()) instanceof RpcProtocolError))
       for (const candidate of order) {
         const id = candidate.peerId.toString()
-        tried.add(id)
         try {
           const response = await callRpc(this.#node.libp2p, candidate.target, registryRpc, request, options)
           this.#rested.delete(id)
@@ -419,6 +421,7 @@ export class RegistryClient {
             throw err
           }
           ambiguous ||= isAmbiguous(err)
+          tried.set(id, err)
           lastError = err
           this.#rested.set(id, Date.now() + (this.#options.restMs ?? DEFAULT_PEER_REST_MS))
           this.#options.log?.warn({ registry: id, err: (err as Error).message }, 'registry request failed; trying the next registry')

@@ -251,6 +251,31 @@ describe('registry-service command line', () => {
     }
   })
 
+  it('answers a client\'s first request after a restart on another port, found again through the DHT', async () => {
+    const etcd = await TestEtcd.start()
+    try {
+      const args = ['--etcd-endpoints', etcd.endpoint, '--state-dir', join(state.path, 'restarted'), '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0', '-bootstrap', bootstrap.multiaddrs()[0]!.toString(), '--admin', clientNode.peerId.toString()]
+      let cli = new Cli(args, {})
+      running.push(cli)
+      const before = (await cli.line(/listening: (\S+)/))[1]!
+      const client = createRegistryClient(clientNode, { cacheTtlMs: 0 })
+      const added = await eventually('the registry through the DHT', async () => await client.add(sampleRecord('restarted-server')), 15_000, 200)
+      assert.equal(await cli.stop(), 143)
+
+      // the same identity on a free port again, as the systemd unit has it
+      cli = new Cli(args, {})
+      running.push(cli)
+      const now = (await cli.line(/listening: (\S+)/))[1]!
+      assert.notEqual(now, before)
+      assert.equal(now.split('/p2p/')[1], before.split('/p2p/')[1])
+      // the registry's old address refuses the connection: the one found again is asked
+      assert.deepEqual(await client.get('restarted-server'), added)
+      assert.equal(await cli.stop(), 143)
+    } finally {
+      await etcd.remove()
+    }
+  })
+
   it('starts from its systemd unit\'s command line in the etcd kind the environment file says: external, or a new cluster of its own', async () => {
     const etcd = await TestEtcd.start()
     try {
