@@ -12,6 +12,7 @@ import {
   REGISTRY_PROTOCOL
 } from './constants.ts'
 import { startRegistryDaemon } from './daemon.ts'
+import { MEMBER_NAME } from './service.ts'
 import { etcdAuthFor } from './etcd-auth.ts'
 import { trustedRegistries, withRegistryTrust } from './trust.ts'
 import type { EtcdMode, RegistryDaemonConfig } from './daemon.ts'
@@ -109,14 +110,19 @@ function list (values: string[] | undefined, env: string | undefined): string[] 
 
 async function memberName (args: RegistryArgs, stateDir: string, peerId: string | undefined): Promise<string> {
   if (args['etcd-name'] != null) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(args['etcd-name'])) {
+    if (!MEMBER_NAME.test(args['etcd-name'])) {
       throw new ConfigError(`--etcd-name: ${JSON.stringify(args['etcd-name'])} must be letters, digits and . _ -, at most 64`)
     }
     return args['etcd-name']
   }
   const file = join(stateDir, 'etcd-name')
   try {
-    return (await readFile(file, 'utf8')).trim()
+    const kept = (await readFile(file, 'utf8')).trim()
+    // a first start that ran out of disk space left the file empty: an etcd given that name
+    // would be a member without one, which joins cannot name in their initial cluster
+    if (MEMBER_NAME.test(kept)) {
+      return kept
+    }
   } catch {
     // the first start: the name is chosen and kept below
   }

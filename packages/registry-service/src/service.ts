@@ -42,7 +42,8 @@ const OPERATIONS: Operation[] = ['add', 'get', 'getMany', 'list', 'delete', 'joi
 // MayWrite asks whether the others would be allowed: it is authorized as they are
 const WRITES = new Set<Operation>(['add', 'delete', 'join', 'mayWrite'])
 
-const MEMBER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+/** An etcd member's name, as --etcd-name and Join take it. */
+export const MEMBER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
 /** An etcd peer URL: http or https, a host and a port, nothing else (no path, user or query). */
 export function isPeerUrl (text: string): boolean {

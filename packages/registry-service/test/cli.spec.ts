@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { PreSharedKey } from '@physarum/p2p'
@@ -200,6 +200,22 @@ describe('registry-service command line', () => {
     await eventually('the lingering etcd to be gone', () => existsSync(`/proc/${lingering}`) ? undefined : true, 5_000)
     assert.notEqual((await health()).etcd.process.pid, lingering)
     assert.deepEqual(await eventually('the registry after a kill', async () => await client.get('cli-server', { fresh: true }), 15_000, 200), added)
+    assert.equal(await cli.stop(), 143)
+  })
+
+  it('names its etcd member again when the kept name is empty, as a first start on a full disk leaves it', async () => {
+    const dir = join(state.path, 'unnamed')
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, 'etcd-name'), '')
+    const cli = new Cli(['--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--etcd-client-port', String(await freePort()), '--etcd-peer-port', String(await freePort()),
+      '--state-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0'], {})
+    running.push(cli)
+    const metricsUrl = (await cli.line(/metrics: (http:\S+)\/metrics/))[1]!
+    const { pid } = ((await (await fetch(`${metricsUrl}/healthz`)).json()) as { etcd: { process: { pid: number } } }).etcd.process
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
+    const name = args[args.indexOf('--name') + 1]
+    assert.match(name ?? '', /^etcd-[A-Za-z0-9]{12}$/)
+    assert.equal((await readFile(join(dir, 'etcd-name'), 'utf8')).trim(), name, 'kept for the next start')
     assert.equal(await cli.stop(), 143)
   })
 
