@@ -293,7 +293,11 @@ export class EtcdProcess {
     // an upgrade) emits 'error' and 'close' only, and is tried again too
     child.once('close', (code, signal) => {
       if (this.#child === child) {
-        void rm(this.#pidFile, { force: true })
+        // a file system gone read-only fails the removal: etcd is still to be restarted, and this
+        // process, which may serve through the other members, must not die of it
+        rm(this.#pidFile, { force: true }).catch((err: Error) => {
+          this.#log.warn({ err: err.message, file: this.#pidFile }, 'etcd\'s pid file could not be removed')
+        })
       }
       if (this.#stopping || this.#child !== child) {
         return

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { appendFile, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import { EtcdProcess } from '../src/etcd-process.ts'
 import { eventually, FAST_ETCD_ENV, freePort, silentLog, tempDir } from './helpers.ts'
@@ -14,6 +16,33 @@ describe('the etcd a registry-service runs', () => {
 
   after(async () => {
     await state?.remove()
+  })
+
+  it('restarts an etcd that died even when its pid file cannot be removed, as on a file system gone read-only', async () => {
+    const pidFile = join(state.path, 'stuck.pid')
+    const etcd = new EtcdProcess({
+      name: 'stuck', dataDir: join(state.path, 'stuck'), ip: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort(),
+      clusterState: 'new', pidFile, env: { PATH: process.env.PATH, ...FAST_ETCD_ENV }, log: silentLog, restartMinMs: 50
+    })
+    const chattr = async (flag: string): Promise<void> => { await promisify(execFile)('chattr', [flag, pidFile]) }
+    let unhandled: unknown
+    const onUnhandled = (reason: unknown): void => { unhandled = reason }
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      await etcd.start()
+      const { pid } = etcd.status()
+      await eventually('the pid file', async () => (await readFile(pidFile, 'utf8')).trim() === String(pid) ? true : undefined, 5_000, 20)
+      // immutable: its removal fails (EPERM) as it would on a read-only file system (EROFS)
+      await chattr('+i')
+      process.kill(pid!, 'SIGKILL')
+      await eventually('etcd restarted', () => etcd.status().running && etcd.status().pid !== pid ? true : undefined, 10_000, 50)
+      assert.equal(etcd.status().restarts, 1)
+      assert.equal(unhandled, undefined, `no unhandled rejection: ${String(unhandled)}`)
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+      await chattr('-i').catch(() => {})
+      await etcd.stop().catch(() => {})
+    }
   })
 
   it('keeps its log file below its size, the part before kept in <log>.1', async () => {
