@@ -9,7 +9,7 @@ import { ConfigError, exitCodeOf, exitWithError, formatDuration, keyFileWarnings
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
-  REGISTRY_PROTOCOL
+  REGISTRY_PROTOCOL, RPC_TIMEOUT_MS
 } from './constants.ts'
 import { startRegistryDaemon } from './daemon.ts'
 import { MEMBER_NAME } from './service.ts'
@@ -67,7 +67,7 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .option('etcd-bin', { type: 'string', describe: 'The etcd binary [default: etcd from PATH]' })
     .option('etcd-data-dir', { type: 'string', describe: 'The managed etcd\'s data folder [default: <state-dir>/etcd]' })
     .option('etcd-name', { type: 'string', describe: 'The managed etcd member\'s name [default: etcd-<first 12 characters after 12D3KooW of the peer id>, kept in <state-dir>/etcd-name]' })
-    .option('etcd-timeout', { type: 'string', default: formatDuration(DEFAULT_ETCD_TIMEOUT_MS), describe: 'Deadline of one etcd call (2s, 500ms): past it the request is answered UNAVAILABLE' })
+    .option('etcd-timeout', { type: 'string', default: formatDuration(DEFAULT_ETCD_TIMEOUT_MS), describe: `Deadline of one etcd call (2s, 500ms; less than the ${formatDuration(RPC_TIMEOUT_MS)} a client waits): past it the request is answered UNAVAILABLE` })
     .option('etcd-user', { type: 'string', describe: 'With --etcd-endpoints: the etcd user to log in as, when the cluster\'s authentication is on (env PHYSARUM_ETCD_USER)' })
     .option('etcd-password-file', { type: 'string', describe: 'With --etcd-user: file holding that user\'s password (one line; keep it chmod 600). Never given in argv, where every user could read it (env PHYSARUM_ETCD_PASSWORD_FILE)' })
     .option('etcd-ca', { type: 'string', describe: 'With https:// --etcd-endpoints: PEM file of the CA that signed the etcd servers\' certificates [default: the system\'s CAs]' })
@@ -214,6 +214,11 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
     }
   })
   const timeout = parseDuration('--etcd-timeout', args['etcd-timeout'], 1)
+  if (timeout >= RPC_TIMEOUT_MS) {
+    // the caller would give up first: a timeout, which makes a write ambiguous, instead of the
+    // UNAVAILABLE that sends it to another registry at once
+    throw new ConfigError(`--etcd-timeout: ${JSON.stringify(args['etcd-timeout'])} is not shorter than the ${formatDuration(RPC_TIMEOUT_MS)} a registry client waits for an answer`)
+  }
   const joinVia = args['join-via'] ?? []
   for (const addr of joinVia) {
     let ok = false

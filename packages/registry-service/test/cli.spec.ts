@@ -98,6 +98,8 @@ describe('registry-service command line', () => {
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--psk', 'correct', 'horse', 'battery'], /^registry-service: 2 arguments that no option takes, not shown(?![\s\S]*(horse|battery))/m],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-timeout', '2x'], /--etcd-timeout: "2x" is not a duration/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-timeout', '1500'], /--etcd-timeout: "1500" has no unit: write 1500s or 1500ms/],
+      // the client would give up before the registry answers UNAVAILABLE
+      [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-timeout', '5s'], /^registry-service: --etcd-timeout: "5s" is not shorter than the 5s a registry client waits for an answer$/m],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-peer-port', '2390'], /--etcd-peer-port: for the etcd this process runs .* not with --etcd-endpoints/],
       [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--join-via', '/ip4/127.0.0.1/tcp/4001'], /--join-via: with --join-etcd-cluster only/]
     ]
