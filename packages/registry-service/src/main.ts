@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { isIP } from 'node:net'
+import { BlockList, isIP } from 'node:net'
+import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
@@ -258,6 +259,13 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       const what = ip == null ? '--etcd-ip: missing' : `${args['etcd-ip'] != null ? '--etcd-ip' : 'PHYSARUM_ETCD_IP'}: ${JSON.stringify(ip)}`
       throw new ConfigError(`${what}: ${source} needs the IP address of this host that the other etcd members and registries reach (not 0.0.0.0), in --etcd-ip or PHYSARUM_ETCD_IP`)
     }
+    // another host's address (an environment file copied from the first registry host) would
+    // reach that host's etcd and be taken for something listening on this one's ports
+    const own = hostAddresses()
+    if (!own.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4')) {
+      const addresses = Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => a.address))
+      throw new ConfigError(`${args['etcd-ip'] != null ? '--etcd-ip' : 'PHYSARUM_ETCD_IP'}: ${JSON.stringify(ip)} is not an address of this host (it has ${addresses.join(', ')}), where its etcd is to listen: give this host's own`)
+    }
     const peerId = node.privateKey == null ? undefined : peerIdFromPrivateKeyString(node.privateKey)
     const managed = {
       bin: args['etcd-bin'] ?? 'etcd',
@@ -361,6 +369,16 @@ async function externalEtcdAccess (args: RegistryArgs, env: NodeJS.ProcessEnv, s
     throw new ConfigError(`--etcd-cert, --etcd-key: ${certFile!} and ${keyFile!} are not a PEM certificate and its private key: ${(err as Error).message}`)
   }
   return { ...(auth == null ? {} : { auth }), tls, warnings }
+}
+
+/** This host's addresses, the whole loopback range included (Linux binds all of 127.0.0.0/8). */
+function hostAddresses (): BlockList {
+  const own = new BlockList()
+  own.addSubnet('127.0.0.0', 8, 'ipv4')
+  for (const address of Object.values(networkInterfaces()).flatMap(list => list ?? [])) {
+    own.addAddress(address.address, address.family === 'IPv6' ? 'ipv6' : 'ipv4')
+  }
+  return own
 }
 
 function peerIdFromPrivateKeyString (key: NonNullable<NodeConfig['privateKey']>): string {

@@ -132,6 +132,9 @@ describe('registry-service command line', () => {
       [[], { PHYSARUM_ETCD_CLUSTER: 'external' }, /^registry-service: PHYSARUM_ETCD_CLUSTER=external: .*give its client URLs with --etcd-endpoints or PHYSARUM_ETCD_ENDPOINTS$/m],
       [[], { PHYSARUM_ETCD_CLUSTER: 'new' }, /^registry-service: --etcd-ip: missing: PHYSARUM_ETCD_CLUSTER=new needs the IP address .*in --etcd-ip or PHYSARUM_ETCD_IP$/m],
       [[], { PHYSARUM_ETCD_CLUSTER: 'join', PHYSARUM_ETCD_IP: '0.0.0.0' }, /^registry-service: PHYSARUM_ETCD_IP: "0.0.0.0": PHYSARUM_ETCD_CLUSTER=join needs/m],
+      // another host's address (a copied environment file): its etcd answers there, which is no reason to change ports
+      [[], { PHYSARUM_ETCD_CLUSTER: 'new', PHYSARUM_ETCD_IP: '198.51.100.7' }, /^registry-service: PHYSARUM_ETCD_IP: "198.51.100.7" is not an address of this host \(it has .*127\.0\.0\.1.*\), where its etcd is to listen: give this host's own$/m],
+      [['--etcd-ip', '198.51.100.7'], { PHYSARUM_ETCD_CLUSTER: 'join' }, /^registry-service: --etcd-ip: "198.51.100.7" is not an address of this host/m],
       [[], { PHYSARUM_ETCD_CLUSTER: 'external', PHYSARUM_ETCD_ENDPOINTS: '127.0.0.1:2379' }, /^registry-service: PHYSARUM_ETCD_ENDPOINTS: "127.0.0.1:2379" is not a client URL/m],
       [['--etcd-bin', '/usr/bin/etcd'], { PHYSARUM_ETCD_CLUSTER: 'external', ...endpoints }, /^registry-service: --etcd-bin: for the etcd this process runs .*not with PHYSARUM_ETCD_CLUSTER=external$/m],
       // endpoints with an etcd of its own: refused, naming both, rather than one of them ignored
