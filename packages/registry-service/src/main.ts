@@ -80,7 +80,8 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .option('show-etcd-password', { type: 'boolean', describe: 'Print the password of the managed etcd\'s root user, derived from the overlay\'s key (as given by the usual flags and environment), and exit: for etcdctl, and for setting it again after the key changed' })
     .group(['new-etcd-cluster', 'join-etcd-cluster', 'etcd-endpoints'], 'etcd (one of, or env PHYSARUM_ETCD_CLUSTER):')
     .group(['etcd-user', 'etcd-password-file', 'etcd-ca', 'etcd-cert', 'etcd-key'], 'External etcd (--etcd-endpoints):')
-    .group(['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'etcd-timeout', 'join-via'], 'Managed etcd:')
+    // --etcd-timeout is left among the general options: it bounds the calls to an external etcd too
+    .group(['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'join-via'], 'Managed etcd:')
     .group(['admin', 'open-writes', 'show-etcd-password'], 'Authorization:')
     .example('PHYSARUM_PSK=... $0 --new-etcd-cluster --etcd-ip 10.0.0.1 -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW... --admin 12D3KooW<hl-cli id>', 'Start the first registry with a new etcd cluster (etcd on 10.0.0.1:2379/2380)')
     .example('PHYSARUM_PSK=... $0 --join-etcd-cluster --etcd-ip 10.0.0.2 -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW... --admin 12D3KooW<hl-cli id>', 'On a second host: join the etcd cluster through a running registry (which must list this one\'s peer id with --admin, or run with --open-writes)')

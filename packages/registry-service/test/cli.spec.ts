@@ -66,6 +66,8 @@ describe('registry-service command line', () => {
     for (const text of ['--new-etcd-cluster', '--join-etcd-cluster', '--etcd-endpoints', '--etcd-ip', '--admin', '--open-writes', '--show-etcd-password', '--etcd-user', '--etcd-password-file', '--etcd-ca', '--etcd-cert', '--etcd-key', 'Examples:', 'ETCD_HEARTBEAT_INTERVAL', 'PHYSARUM_ETCD_CLUSTER', 'PHYSARUM_ETCD_IP']) {
       assert.ok(help.output.includes(text), `--help mentions ${text}`)
     }
+    const managed = /^Managed etcd:\n([\s\S]*?)\n\n/m.exec(help.output)?.[1] ?? ''
+    assert.ok(managed.includes('--etcd-ip') && !managed.includes('--etcd-timeout'), `the deadline of every etcd call, an external etcd's too, is not shown as the managed etcd's: ${managed}`)
     const emptyFile = join(state.path, 'empty')
     const notPem = join(state.path, 'not-pem')
     await writeFile(emptyFile, '\n', { mode: 0o600 })
