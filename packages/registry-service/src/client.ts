@@ -373,12 +373,14 @@ export class RegistryClient {
     const ttl = this.#options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS
     if (ttl > 0) {
       // a Get answered before a write landed may arrive after the write's own answer: its older
-      // record would otherwise be served for a whole TTL
+      // record would otherwise be served for a whole TTL. Only a copy within its TTL is kept so:
+      // revisions start over in an etcd whose records were added again (its data lost, or moved),
+      // and an expired copy of the old etcd's would otherwise be preferred to every answer for good
+      const now = Date.now()
       const cached = this.#cache.get(record.name)
-      if (cached != null && BigInt(cached.record.revision) > BigInt(record.revision)) {
+      if (cached != null && cached.expires > now && BigInt(cached.record.revision) > BigInt(record.revision)) {
         return cached.record
       }
-      const now = Date.now()
       this.#cache.delete(record.name)
       this.#cache.set(record.name, { record, expires: now + ttl, fetchedAt: now })
       if (this.#cache.size > 10_000) {

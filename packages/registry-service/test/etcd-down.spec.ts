@@ -289,4 +289,33 @@ describe('when etcd is down', () => {
       await etcd.start()
     }
   })
+
+  it('takes a registry\'s answer over an expired copy of a later revision, as after the records were added again to a new etcd', async () => {
+    // the etcd lost, a new one with the records added again: its revisions start over
+    const rebuilt = await TestEtcd.start()
+    const replacement = await startRegistry(bootstrap, [rebuilt.endpoint])
+    const old = await startRegistry(bootstrap, [etcd.endpoint])
+    try {
+      for (const softRttMs of [10, 11, 12]) {
+        await old.store.put(sampleRecord('rebuilt-server', { softRttMs }))
+      }
+      const now = await replacement.store.put(sampleRecord('rebuilt-server', { softRttMs: 60 }))
+      const cacheTtlMs = 300
+      const client = createRegistryClient(writer.node, { peers: [old.node.multiaddrs()[0]!, replacement.node.multiaddrs()[0]!], cacheTtlMs })
+      // the client's copy comes from the old etcd; then only the new one is left
+      await rebuilt.stop()
+      const copy = await client.get('rebuilt-server')
+      assert.equal(copy.softRttMs, 12)
+      assert.ok(BigInt(now.revision) < BigInt(copy.revision), `${now.revision} < ${copy.revision}`)
+      await rebuilt.start()
+      await old.stop()
+      await eventually('the new etcd reachable again', async () => (await replacement.store.health()).ok ? true : undefined, 10_000, 50)
+      await new Promise(resolve => setTimeout(resolve, cacheTtlMs))
+      assert.deepEqual(await client.get('rebuilt-server'), now)
+      assert.deepEqual(await client.get('rebuilt-server', { fresh: true }), now)
+    } finally {
+      await Promise.allSettled([old.stop(), replacement.stop()])
+      await rebuilt.remove()
+    }
+  })
 })
