@@ -148,7 +148,9 @@ describe('hl-cli and what a registry answers', { timeout: 60_000 }, () => {
         return await Promise.resolve({ list: { records: [record], nextPageToken: '' } })
       }
       if (request.get != null) {
-        return await Promise.resolve({ record })
+        // a record of the name asked, whose timestamps hold what names may not; any other name:
+        // the evil one, which the client refuses as an answer
+        return await Promise.resolve({ record: request.get.name === 'x' ? { ...record, name: 'x', contentHash: 'cx' } : record })
       }
       throw new RpcFailureError('INTERNAL', 'no \u001b[31mway\u001b[0m')
     }, { log: rogue.libp2p.logger.forComponent('test:rogue-registry') })
@@ -158,17 +160,19 @@ describe('hl-cli and what a registry answers', { timeout: 60_000 }, () => {
       const list = await runCli(['list', ...overlay], env)
       const get = await runCli(['get', 'x', ...overlay], env)
       const json = await runCli(['get', 'x', '--json', ...overlay], env)
+      const broken = await runCli(['get', 'y', ...overlay], env)
       const refused = await runCli(['delete', 'x', ...overlay], env)
-      for (const [what, result, code] of [['list', list, 0], ['get', get, 0], ['get --json', json, 0], ['delete', refused, 1]] as const) {
+      for (const [what, result, code] of [['list', list, 0], ['get', get, 0], ['get --json', json, 0], ['get of another name', broken, 1], ['delete', refused, 1]] as const) {
         assert.equal(result.code, code, `${what}: ${result.stderr}`)
         // eslint-disable-next-line no-control-regex
         assert.doesNotMatch(result.stdout + result.stderr, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, `${what}: a control character reached the terminal`)
       }
       assert.match(list.stdout, /\nevil\\x1b\[2J {2}127\.0\.0\.1:5000\/x@.* c\\x9b31m +now\\x0d\n$/)
-      assert.match(get.stdout, /^name: +evil\\x1b\[2J$/m)
       assert.match(get.stdout, /^created: +\\x1b\]0;owned\\x07$/m)
+      assert.match(get.stdout, /^updated: +now\\x0d$/m)
       // --json: the strings as they were answered, escaped as JSON
-      assert.deepEqual((JSON.parse(json.stdout) as { contentHash: string }).contentHash, 'c\u009b31m')
+      assert.deepEqual((JSON.parse(json.stdout) as { createdAt: string }).createdAt, '\u001b]0;owned\u0007')
+      assert.match(broken.stderr, /answered the record of "evil\\u001b\[2J" for "y"/)
       assert.match(refused.stderr, /no \\x1b\[31mway\\x1b\[0m \(INTERNAL\)/)
     } finally {
       await rogue.stop()

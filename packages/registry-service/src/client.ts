@@ -8,16 +8,37 @@ import {
 } from './constants.ts'
 import { Batcher, rejectAll } from './batcher.ts'
 import { NoRegistryError } from './errors.ts'
-import { recordFromWire } from './protocol.ts'
-import { registryRpc } from './protocol.ts'
+import { recordFromWire, registryRpc } from './protocol.ts'
 import { sameContent, validateName, validateRecord, validateRevision } from './record.ts'
 import type { Batch, Waiter } from './batcher.ts'
-import type { GetResult, Request, Response } from './pb/registry.js'
+import type { GetResult, Request, Response, ServiceRecord as WireRecord } from './pb/registry.js'
 import type { ServiceRecord, ServiceRecordInput } from './record.ts'
 import type { ListPage } from './store.ts'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger, PhysarumNode } from '@physarum/p2p'
+
+/**
+ * `wire` as the record of `name`, checked as a write is: a registry is any member of the overlay
+ * unless --registry-id says otherwise, and its answer goes into the cache under the name it holds
+ * and to Docker (the image). A record of another name, or one no registry stores, is refused as a
+ * broken answer (RpcProtocolError), which leaves a copy fetched before to be served.
+ */
+function answeredRecord (wire: WireRecord | undefined, name: string): ServiceRecord {
+  if (wire == null) {
+    throw new RpcProtocolError(`A registry answered no record for ${JSON.stringify(name)}`)
+  }
+  const record = recordFromWire(wire)
+  if (record.name !== name) {
+    throw new RpcProtocolError(`A registry answered the record of ${JSON.stringify(record.name)} for ${JSON.stringify(name)}`)
+  }
+  try {
+    validateRecord(record)
+  } catch (err) {
+    throw new RpcProtocolError(`A registry answered a record of ${JSON.stringify(name)} that is not one: ${(err as Error).message}`)
+  }
+  return record
+}
 
 /** What the client needs of a node. */
 export type RegistryClientNode = Pick<PhysarumNode, 'libp2p' | 'peerId' | 'discovery' | 'measureRtt'>
@@ -162,7 +183,7 @@ export class RegistryClient {
     this.#cache.delete(input.name)
     try {
       const { response } = await this.#call(request, options)
-      return this.#remember(recordFromWire(response.record!))
+      return this.#remember(answeredRecord(response.record, input.name))
     } catch (err) {
       // a write that timed out may have landed before the retry elsewhere saw it as a conflict
       if (err instanceof RpcFailureError && err.code === 'CONFLICT' && (err as AmbiguousConflict).afterAmbiguous === true) {
@@ -329,7 +350,13 @@ export class RegistryClient {
       const { record, failure } = results[i]!
       const waiters = batch.get(name)!
       if (record != null) {
-        const found = this.#remember(recordFromWire(record))
+        let found: ServiceRecord
+        try {
+          found = this.#remember(answeredRecord(record, name))
+        } catch (err) {
+          for (const waiter of waiters) waiter.reject(err as Error)
+          return
+        }
         for (const waiter of waiters) waiter.resolve(found)
       } else {
         const err = failure == null
@@ -343,7 +370,7 @@ export class RegistryClient {
   async #getAlone (name: string, waiters: Array<Waiter<ServiceRecord>>): Promise<void> {
     try {
       const { response } = await this.#call({ get: { name } }, {})
-      const record = this.#remember(recordFromWire(response.record!))
+      const record = this.#remember(answeredRecord(response.record, name))
       for (const waiter of waiters) waiter.resolve(record)
     } catch (err) {
       for (const waiter of waiters) waiter.reject(err as Error)

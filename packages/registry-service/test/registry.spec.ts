@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { callRpc, RpcFailureError } from '@physarum/p2p'
+import { callRpc, handleRpc, RpcFailureError } from '@physarum/p2p'
 import { Etcd3 } from 'etcd3'
-import { createRegistryClient, KEY_PREFIX, recordFromWire, REGISTRY_PROTOCOL, registryRpc } from '../src/index.ts'
+import { createRegistryClient, KEY_PREFIX, recordFromWire, recordToWire, REGISTRY_PROTOCOL, registryRpc } from '../src/index.ts'
 import { Request, Response } from '../src/pb/registry.js'
 import { etcdSnapshot, eventually, sampleRecord, startClient, startNode, startRegistry, stopAll, TestEtcd } from './helpers.ts'
 import type { InProcessRegistry } from './helpers.ts'
@@ -480,3 +480,42 @@ async function readResponse (stream: Stream, signal: AbortSignal): Promise<Respo
   }
   throw new Error('the stream ended without a response')
 }
+
+describe('what a registry answers', () => {
+  let bootstrap: PhysarumNode
+  let rogue: PhysarumNode
+  let caller: { node: PhysarumNode, client: RegistryClient }
+  // what the registry answers for each name asked: any member of the overlay may answer as one
+  const answers = new Map<string, ServiceRecordInput>()
+
+  before(async () => {
+    bootstrap = await startNode()
+    rogue = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()] })
+    const answer = (name: string): ReturnType<typeof recordToWire> => recordToWire({ ...answers.get(name)!, createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), revision: '7' })
+    await handleRpc(rogue.libp2p, registryRpc, async (request) => {
+      if (request.getMany != null) {
+        return await Promise.resolve({ getMany: { results: request.getMany.names.map(name => ({ record: answer(name) })) } })
+      }
+      return await Promise.resolve({ record: answer(request.get!.name) })
+    }, { log: rogue.libp2p.logger.forComponent('test:rogue-registry') })
+    caller = await startClient(bootstrap, { peers: [rogue.multiaddrs()[0]!] })
+  })
+  after(async () => {
+    await stopAll([caller?.node, rogue, bootstrap])
+  })
+
+  it('refuses a record of another name, or one no registry would store, instead of caching it', async () => {
+    answers.set('a', sampleRecord('b'))
+    answers.set('c', sampleRecord('c', { softRttMs: 500, hardRttMs: 100 }))
+    answers.set('d', sampleRecord('d', { image: 'evil.example/d:latest' }))
+    answers.set('b', sampleRecord('b', { contentHash: 'hash-b-real' }))
+    await assert.rejects(caller.client.get('a'), { name: 'RpcProtocolError', message: /answered the record of "b" for "a"/ })
+    // one Get and GetMany alike
+    const failure = async (name: string): Promise<string> => await caller.client.get(name).then(record => `answered ${record.name}`, (err: Error) => err.message)
+    const [c, d] = await Promise.all([failure('c'), failure('d')])
+    assert.match(c, /answered a record of "c" that is not one: .*softRttMs/)
+    assert.match(d, /answered a record of "d" that is not one: .*image/)
+    // the record of "b" answered for "a" was not taken for b's
+    assert.equal((await caller.client.get('b')).contentHash, 'hash-b-real')
+  })
+})
