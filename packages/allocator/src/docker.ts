@@ -24,7 +24,11 @@ export function dockerOptions (host: string | undefined): Docker.DockerOptions {
   if (match == null) {
     throw new ConfigError(`--docker-host: ${JSON.stringify(host)} is not unix:///path/docker.sock or tcp://host:port`)
   }
-  return { protocol: match[1] === 'https' ? 'https' : 'http', host: match[2]!.replace(/^\[|\]$/g, ''), port: Number(match[3]) }
+  const port = Number(match[3])
+  if (port < 1 || port > 65535) {
+    throw new ConfigError(`--docker-host: ${JSON.stringify(host)} has no port from 1 to 65535`)
+  }
+  return { protocol: match[1] === 'https' ? 'https' : 'http', host: match[2]!.replace(/^\[|\]$/g, ''), port }
 }
 
 interface StatusError extends Error {

@@ -9,6 +9,7 @@ import {
   DEFAULT_RESTART_BACKOFF_MIN_MS, DEFAULT_RESTART_WINDOW_MS, DEFAULT_STATS_INTERVAL_MS, LABEL_PREFIX, MAX_READY_TIMEOUT_MS, NAME
 } from './constants.ts'
 import { startAllocatorDaemon } from './daemon.ts'
+import { dockerOptions } from './docker.ts'
 import type { AllocatorDaemonConfig } from './daemon.ts'
 import type { NodeArgs, NodeConfig } from '@physarum/p2p'
 import type { RegistryTrustArgs } from '@physarum/registry-service'
@@ -161,6 +162,9 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
   if (allocator.networkMode === 'bridge' && (allocator.sidecarListen != null || allocator.sidecarAnnounce != null)) {
     throw new ConfigError('--network-mode bridge publishes each sidecar on a free host port at the allocator\'s own addresses: --sidecar-listen and --sidecar-announce are for host networking')
   }
+  const dockerHost = args['docker-host'] ?? env.DOCKER_HOST
+  // a typo is a usage error, told before the node starts, not a failure of the engine's first call
+  dockerOptions(dockerHost)
   checkPeerAddresses('--registry', args.registry ?? [])
   const node = await resolveNodeConfig(args, env, DEFAULTS)
   if (allocator.networkMode === 'bridge' && node.listen.every(addr => /^\/ip4\/127\.|^\/ip6\/::1\//.test(addr))) {
@@ -181,7 +185,7 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
     daemon: {
       ...nodeOptions(node),
       metricsListen: node.metricsListen,
-      ...(args['docker-host'] ?? env.DOCKER_HOST) == null ? {} : { dockerHost: args['docker-host'] ?? env.DOCKER_HOST },
+      ...dockerHost == null ? {} : { dockerHost },
       nodeImage: args['node-image'],
       ...(args['sidecar-image'] == null ? {} : { sidecarImage: args['sidecar-image'] }),
       ...(args['sidecar-entry'] == null ? {} : { sidecarEntry: args['sidecar-entry'] }),

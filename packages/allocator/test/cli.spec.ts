@@ -137,6 +137,9 @@ describe('allocator and sidecar CLIs', () => {
       [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--stats-interval', '1000'], /--stats-interval: "1000" has no unit/],
       [PROXY, ['4200', '--upstream-timeout', 'soon'], /--upstream-timeout: "soon" is not a duration/],
       [ALLOCATOR, ['--registry-id', 'registry-1'], /--registry-id: "registry-1" is not a peer id/],
+      // refused as a usage error before anything starts, not as the engine's first call failing
+      [ALLOCATOR, ['--docker-host', 'ftp://engine:2375'], /--docker-host: "ftp:\/\/engine:2375" is not unix:\/\/\/path\/docker.sock or tcp:\/\/host:port/],
+      [ALLOCATOR, ['--docker-host', 'tcp://127.0.0.1:99999'], /--docker-host: "tcp:\/\/127.0.0.1:99999" has no port from 1 to 65535/],
       [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--registry-id', 'registry-1'], /--registry-id: "registry-1" is not a peer id/],
       [PROXY, ['4200', '--service', 'x'], /--service: a sidecar option: add --sidecar/],
       [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--max-pending', '5'], /--max-pending: a client mode option, not for --sidecar/],
