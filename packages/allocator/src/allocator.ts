@@ -661,7 +661,10 @@ export class Allocator {
       this.#log.info({ event: 'allocation', service, instance: id, peerId: instance.sidecarPeer, phasesMs: roundPhases(phases) }, 'instance ready')
       return this.#answer(instance, roundPhases(phases), false)
     } catch (err) {
-      await this.#remove(instance, `allocation failed: ${(err as Error).message}`)
+      // never handed out, it has no request to finish: its containers are killed, not stopped, or
+      // a service that ignores SIGTERM (node as PID 1) would hold the caller's answer 10 s longer
+      // per container, past its deadline after a long pull and ready timeout
+      await this.#remove(instance, `allocation failed: ${(err as Error).message}`, { kill: true })
       if (err instanceof RpcFailureError) {
         throw err
       }
@@ -1001,7 +1004,7 @@ export class Allocator {
    * Stops (sidecar first, so it finishes what is in flight) and removes an instance's containers.
    * Of an instance being removed already, waits for that removal.
    */
-  async #remove (instance: Instance, reason: string): Promise<void> {
+  async #remove (instance: Instance, reason: string, options: { kill?: boolean } = {}): Promise<void> {
     if (instance.state === 'stopping') {
       await instance.removal
       return
@@ -1011,7 +1014,7 @@ export class Allocator {
     clearTimeout(instance.checkInTimer)
     instance.ready.reject(new GaveUpError(`The instance was removed: ${reason}`))
     this.#updateGauges()
-    instance.removal = this.#removeContainers(instance)
+    instance.removal = this.#removeContainers(instance, options.kill === true)
     await instance.removal
   }
 
@@ -1026,15 +1029,16 @@ export class Allocator {
   /**
    * Removes a stopping instance's containers, then its folder and its entry. When the engine fails
    * that, the instance stays, counted against the capacity, its sidecar told to drain when it
-   * checks in, and the removal is tried again every `removeRetryMs`.
+   * checks in, and the removal is tried again every `removeRetryMs`. With `kill`, the containers
+   * are removed without being stopped first.
    */
-  async #removeContainers (instance: Instance): Promise<void> {
+  async #removeContainers (instance: Instance, kill = false): Promise<void> {
     const runtime = this.#c.runtime
     try {
       // the sidecar first, which finishes the requests in flight; then the service, which has
       // none left, gets its SIGTERM too (a forced removal would kill it, nothing flushed or closed)
       for (const id of [instance.sidecarContainer, instance.serviceContainer]) {
-        if (id != null) {
+        if (id != null && !kill) {
           await runtime.stop(id, STOP_TIMEOUT_S).catch(() => {})
         }
       }

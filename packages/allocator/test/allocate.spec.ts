@@ -208,6 +208,26 @@ describe('Allocate', { timeout: 240_000 }, () => {
     }
   })
 
+  it('answers TIMEOUT as soon as the ready timeout passes, even for a service that ignores SIGTERM', async () => {
+    // node as a container's PID 1 ignores SIGTERM unless it handles it: a graceful stop waits 10 s
+    const deaf = await buildServiceImage(engine, images, 'deaf', 'setInterval(() => {}, 60_000)\n')
+    await overlay.register('deaf-server', deaf, { contentHash: 'hash-deaf' })
+    const dir = await tempDir('physarum-alloc-deaf')
+    const impatient = await startTestAllocator(engine, overlay, dir.path, { readyTimeoutMs: 2_000, sidecarImage: daemon.sidecarImage })
+    try {
+      const began = performance.now()
+      await assert.rejects(allocate(overlay.client.libp2p, impatient.node.peerId, 'deaf-server'), { name: 'RpcFailureError', code: 'TIMEOUT' })
+      const tookMs = performance.now() - began
+      // the instance was never handed out: nothing to finish, its containers are killed at once
+      assert.ok(tookMs < 2_000 + 5_000, `answered after ${Math.round(tookMs)} ms`)
+      assert.equal((await containersOf(engine, impatient.node.peerId.toString())).length, 0)
+      assert.equal(impatient.allocator.instances().length, 0)
+    } finally {
+      await impatient.stop()
+      await dir.remove()
+    }
+  })
+
   it('answers CAPACITY when the host is full', async () => {
     const small = await tempDir('physarum-alloc-small')
     const full = await startTestAllocator(engine, overlay, small.path, { maxInstances: 1 })
