@@ -24,7 +24,7 @@ export interface SidecarImageInit {
 
 export interface SidecarImage {
   tag: string
-  /** sha256 of the bundle and the image's settings: an image with another is rebuilt. */
+  /** sha256 of the bundle, the image's settings and the base image's name: an image with another is rebuilt. */
   bundleHash: string
   built: boolean
 }
@@ -60,7 +60,7 @@ export async function bundleSidecar (entry = DEFAULT_SIDECAR_ENTRY): Promise<Uin
   }
 }
 
-/** Builds `physarum/sidecar:<version>` FROM the node image unless an image with this bundle and these settings exists. */
+/** Builds `physarum/sidecar:<version>` FROM the node image unless an image with this bundle, these settings and this base exists. */
 export async function ensureSidecarImage (runtime: DockerRuntime, init: SidecarImageInit): Promise<SidecarImage> {
   const tag = init.tag ?? SIDECAR_TAG
   const bundle = await bundleSidecar(init.entry)
@@ -69,7 +69,8 @@ export async function ensureSidecarImage (runtime: DockerRuntime, init: SidecarI
     ...Object.entries(BULK_SETTINGS.env).map(([name, value]) => `ENV ${name}=${value}`),
     `ENTRYPOINT ${JSON.stringify(['node', ...BULK_SETTINGS.flags, BUNDLE_PATH, '--sidecar'])}`
   ]
-  const bundleHash = createHash('sha256').update(bundle).update(recipe.join('\n')).digest('hex')
+  // the base named too: an image built FROM the last --node-image would be kept after the flag changed
+  const bundleHash = createHash('sha256').update(bundle).update(recipe.join('\n')).update(`\nFROM ${init.nodeImage}`).digest('hex')
   const labels = await runtime.imageLabels(tag)
   if (labels?.[LABELS.bundle] === bundleHash) {
     return { tag, bundleHash, built: false }

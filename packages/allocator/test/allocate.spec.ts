@@ -2,10 +2,13 @@ import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { after, before, describe, it } from 'node:test'
+import { pack } from 'tar-stream'
 import { allocate } from '../src/client.ts'
 import { LABELS, MAX_AVOID_PEERS, SERVICE_PIDS_LIMIT, SIDECAR_PIDS_LIMIT } from '../src/constants.ts'
+import { DockerRuntime } from '../src/docker.ts'
+import { ensureSidecarImage } from '../src/sidecar-image.ts'
 import {
-  buildServiceImage, containersOf, ensureNodeImage, HELLO_SERVER, httpThroughSidecar, stopTestbed, startDocker,
+  buildServiceImage, containersOf, ensureNodeImage, HELLO_SERVER, httpThroughSidecar, NODE_IMAGE, stopTestbed, startDocker,
   startImageRegistry, startOverlay, startRegistryRelay, startTestAllocator, tempDir, TEST_PSK
 } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
@@ -273,6 +276,25 @@ describe('Allocate', { timeout: 240_000 }, () => {
     await engine.docker.getImage(daemon.sidecarImage).inspect()
     const answer = await httpThroughSidecar(overlay.client, allocation.multiaddrs, '/')
     assert.match(answer.body, new RegExp(`^Hello, world from ${allocation.instanceId}`))
+  })
+
+  it('builds the sidecar image again FROM another --node-image, not keeps the one built FROM the last', async () => {
+    // another base: the node image with a label of its own, which an image built FROM it inherits
+    const tar = pack()
+    tar.entry({ name: 'Dockerfile' }, `FROM ${NODE_IMAGE}\nLABEL io.physarum.test-base="other"\n`)
+    tar.finalize()
+    await new Promise((resolve, reject) => {
+      void engine.docker.buildImage(tar as unknown as NodeJS.ReadableStream, { t: 'physarum/node-other:test', pull: false }).then(stream => {
+        engine.docker.modem.followProgress(stream, (err: Error | null) => { if (err == null) { resolve(undefined) } else { reject(err) } })
+      }, reject)
+    })
+    const runtime = new DockerRuntime(engine.host)
+    const tag = 'physarum/sidecar-base:test'
+    const first = await ensureSidecarImage(runtime, { nodeImage: NODE_IMAGE, tag })
+    const again = await ensureSidecarImage(runtime, { nodeImage: NODE_IMAGE, tag })
+    const other = await ensureSidecarImage(runtime, { nodeImage: 'physarum/node-other:test', tag })
+    assert.deepEqual([first.built, again.built, other.built], [true, false, true])
+    assert.equal((await runtime.imageLabels(tag))?.['io.physarum.test-base'], 'other')
   })
 
   it('answers INTERNAL naming --sidecar-image when the image given is gone, and leaves no container', async () => {
