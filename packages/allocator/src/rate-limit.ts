@@ -23,7 +23,7 @@ interface PeerState {
  * while it lasts are refused with what is left of it, without lengthening it: a peer that waits
  * it out gets in. A peer that empties its bucket again gets twice the last backoff (from
  * `backoffMinMs` up to `backoffMaxMs`), reset once it has kept to the rate long enough to refill
- * half its bucket.
+ * half its bucket (a bucket of one: all of it).
  */
 export class RateLimiter {
   readonly #init: Required<RateLimitInit>
@@ -57,7 +57,8 @@ export class RateLimiter {
     }
     if (state.tokens >= 1) {
       state.tokens -= 1
-      if (state.tokens >= burst / 2) {
+      // a bucket of one never has half left after a take: it is calm once it was full again
+      if (state.tokens >= Math.min(burst / 2, burst - 1)) {
         state.backoffMs = 0
       }
       return undefined

@@ -189,6 +189,15 @@ describe('per-peer rate limit', () => {
     assert.deepEqual(takes(t + 7_000, 4), [undefined, undefined, undefined, 1_000])
   })
 
+  it('starts the backoff over after calm with a burst of one too', () => {
+    const limiter = new RateLimiter({ perSecond: 1, burst: 1, backoffMinMs: 1_000, backoffMaxMs: 60_000 })
+    const t = 1_000_000
+    assert.deepEqual([limiter.take('a', t), limiter.take('a', t + 100)], [undefined, 1_000])
+    // an hour of calm, then two requests at once again: the first backoff, not twice the last
+    assert.deepEqual([limiter.take('a', t + 3_600_000), limiter.take('a', t + 3_600_010)], [undefined, 1_000])
+    assert.deepEqual([limiter.take('a', t + 7_200_000), limiter.take('a', t + 7_200_010)], [undefined, 1_000])
+  })
+
   it('keeps letting a peer in when the host\'s clock steps back', (t) => {
     const limiter = new RateLimiter({ perSecond: 5, burst: 30 })
     let wall = Date.now()
