@@ -147,7 +147,8 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
     rate: { perSecond: parseNumber('--rate-limit', args['rate-limit'], 0.001), burst: parseNumber('--rate-burst', args['rate-burst'], 1, true) },
     networkMode: args['network-mode'] === 'bridge' ? 'bridge' as const : 'host' as const,
     ...sidecarAddresses(args['sidecar-listen'], args['sidecar-announce'], args['max-instances']),
-    sidecarLogLevel: args['log-level'] ?? env.PHYSARUM_LOG_LEVEL ?? 'info',
+    // the allocator's own, set below: resolveNodeConfig reads and checks the flag and the variable
+    sidecarLogLevel: 'info',
     registryIds: trustedRegistries(args, env)
   }
   if (allocator.idleTimeoutMs <= allocator.statsIntervalMs) {
@@ -180,6 +181,9 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
     }
   }
   allocator.stateDir = node.stateDir
+  // the variable read again here took an environment file's empty PHYSARUM_LOG_LEVEL= as a level,
+  // which every sidecar refused: every cold start failed while the allocator itself ran
+  allocator.sidecarLogLevel = node.logLevel
   return {
     node,
     daemon: {

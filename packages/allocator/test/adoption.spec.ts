@@ -22,9 +22,9 @@ class AllocatorProcess {
   readonly lines: string[] = []
   readonly exited: Promise<unknown>
 
-  constructor (args: string[]) {
+  constructor (args: string[], env: Record<string, string> = {}) {
     this.child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', PHYSARUM_PSK: 'physarum-test-network' },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', PHYSARUM_PSK: 'physarum-test-network', ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     this.exited = once(this.child, 'exit')
@@ -76,6 +76,27 @@ describe('allocator restart', { timeout: 240_000 }, () => {
       await p.kill('SIGKILL')
     }
     await stopTestbed({ overlay, engine, images, state })
+  })
+
+  it('hands its sidecars the log level it runs with, not an empty PHYSARUM_LOG_LEVEL (an environment file\'s NAME=)', async () => {
+    const dir = await tempDir('physarum-adopt-level')
+    // no --log-level: the allocator takes the empty variable for unset, as every daemon does
+    const level = new AllocatorProcess([
+      '--ephemeral', '--state-dir', dir.path, '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', overlay.bootstrap.multiaddrs()[0]!.toString(),
+      '--metrics-listen', '127.0.0.1:0', '--docker-host', engine.host, '--node-image', NODE_IMAGE,
+      '--registry', overlay.registry.node.multiaddrs()[0]!.toString(), '--sidecar-listen', '/ip4/127.0.0.1/tcp/0', '--ready-timeout', '20s'
+    ], { PHYSARUM_LOG_LEVEL: '' })
+    processes.push(level)
+    try {
+      await level.started()
+      const allocator = peerIdFromString(/12D3KooW\w+/.exec(level.lines.find(l => l.startsWith('allocator listening:'))!)![0])
+      const allocation = await allocate(overlay.client.libp2p, allocator, 'kept-server')
+      const answer = await httpThroughSidecar(overlay.client, allocation.multiaddrs, '/')
+      assert.equal(answer.status, 200)
+    } finally {
+      await level.kill('SIGTERM')
+      await dir.remove()
+    }
   })
 
   it('after kill -9, adopts the instances that check in again and removes the orphans', async () => {
