@@ -163,6 +163,12 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
   if (allocator.networkMode === 'bridge' && (allocator.sidecarListen != null || allocator.sidecarAnnounce != null)) {
     throw new ConfigError('--network-mode bridge publishes each sidecar on a free host port at the allocator\'s own addresses: --sidecar-listen and --sidecar-announce are for host networking')
   }
+  // an empty name would reach the engine as one, and come back as an image it does not have
+  for (const flag of ['node-image', 'sidecar-image', 'sidecar-entry'] as const) {
+    if (args[flag]?.trim() === '') {
+      throw new ConfigError(`--${flag}: must not be empty`)
+    }
+  }
   const dockerHost = args['docker-host'] ?? env.DOCKER_HOST
   // a typo is a usage error, told before the node starts, not a failure of the engine's first call
   dockerOptions(dockerHost)

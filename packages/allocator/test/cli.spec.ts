@@ -139,6 +139,9 @@ describe('allocator and sidecar CLIs', () => {
       [ALLOCATOR, ['--registry-id', 'registry-1'], /--registry-id: "registry-1" is not a peer id/],
       // refused as a usage error before anything starts, not as the engine's first call failing
       [ALLOCATOR, ['--docker-host', 'ftp://engine:2375'], /--docker-host: "ftp:\/\/engine:2375" is not unix:\/\/\/path\/docker.sock or tcp:\/\/host:port/],
+      [ALLOCATOR, ['--node-image', ''], /--node-image: must not be empty/],
+      [ALLOCATOR, ['--sidecar-image', ' '], /--sidecar-image: must not be empty/],
+      [ALLOCATOR, ['--sidecar-entry', ''], /--sidecar-entry: must not be empty/],
       [ALLOCATOR, ['--docker-host', 'tcp://127.0.0.1:99999'], /--docker-host: "tcp:\/\/127.0.0.1:99999" has no port from 1 to 65535/],
       [PROXY, ['--sidecar', '--service', 'x', '--service-port', '8080', '--registry-id', 'registry-1'], /--registry-id: "registry-1" is not a peer id/],
       [PROXY, ['4200', '--service', 'x'], /--service: a sidecar option: add --sidecar/],
