@@ -101,14 +101,23 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
  */
 function sidecarAddresses (listen: string[] = [], announce: string[] = [], maxInstances: string): { sidecarListen?: string[], sidecarAnnounce?: string[] } {
   const port = (flag: string, addr: string): number => {
-    let tcp
+    let components
     try {
-      tcp = multiaddr(addr).getComponents().find(c => c.name === 'tcp')
+      components = multiaddr(addr).getComponents()
     } catch {
       throw new ConfigError(`${flag}: ${JSON.stringify(addr)} is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/0)`)
     }
+    const tcp = components.find(c => c.name === 'tcp')
     if (tcp == null) {
       throw new ConfigError(`${flag}: ${addr} has no /tcp/<port>`)
+    }
+    // what every sidecar would refuse (exit 2), failing every cold start while the allocator ran on
+    const names = components.map(c => c.name)
+    if (flag === '--sidecar-listen' && (names.length !== 2 || !['ip4', 'ip6'].includes(names[0]!))) {
+      throw new ConfigError(`${flag}: ${addr} is not an IP and TCP port, all a sidecar listens on (e.g. /ip4/0.0.0.0/tcp/0)`)
+    }
+    if (names.includes('p2p')) {
+      throw new ConfigError(`${flag}: ${addr} names a peer id; give the address alone, each sidecar adds its own`)
     }
     return Number(tcp.value)
   }

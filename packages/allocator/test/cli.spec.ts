@@ -139,6 +139,10 @@ describe('allocator and sidecar CLIs', () => {
       [ALLOCATOR, ['--registry-id', 'registry-1'], /--registry-id: "registry-1" is not a peer id/],
       // refused as a usage error before anything starts, not as the engine's first call failing
       [ALLOCATOR, ['--docker-host', 'ftp://engine:2375'], /--docker-host: "ftp:\/\/engine:2375" is not unix:\/\/\/path\/docker.sock or tcp:\/\/host:port/],
+      // what each sidecar refuses at its start: every cold start would fail while the allocator runs
+      [ALLOCATOR, ['--sidecar-listen', '/dns4/localhost/tcp/4300', '--max-instances', '1'], /--sidecar-listen: \/dns4\/localhost\/tcp\/4300 is not an IP and TCP port/],
+      [ALLOCATOR, ['--sidecar-listen', '/ip4/0.0.0.0/tcp/0/ws'], /--sidecar-listen: \/ip4\/0.0.0.0\/tcp\/0\/ws is not an IP and TCP port/],
+      [ALLOCATOR, ['--sidecar-listen', '/ip4/0.0.0.0/tcp/4300', '--max-instances', '1', '--sidecar-announce', '/ip4/203.0.113.7/tcp/4300/p2p/12D3KooWCZUdVGQYe5NexGkPxnhpPmr3dKyduQY3udYLeyZWqpGn'], /--sidecar-announce: .* names a peer id/],
       [ALLOCATOR, ['--node-image', ''], /--node-image: must not be empty/],
       [ALLOCATOR, ['--sidecar-image', ' '], /--sidecar-image: must not be empty/],
       [ALLOCATOR, ['--sidecar-entry', ''], /--sidecar-entry: must not be empty/],
