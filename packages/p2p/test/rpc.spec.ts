@@ -227,12 +227,8 @@ describe('request/response helper', () => {
     await server.libp2p.unhandle(protocol)
   })
 
-  it('does not send a request again when the serving side closes the connection while handling it', async () => {
-    // libp2p closes every stream of a connection it closes (a stop, the connection manager
-    // pruning), and refuses new ones only once all have closed: a stream whose peer reads nothing
-    // holds that up, so a copy of the request sent on a new stream meanwhile would be handled
-    const protocol = '/physarum-test/echo-closing/1.0.0'
-    const sink = '/physarum-test/sink/1.0.0'
+  /** Serves echo on `protocol`, each request's text recorded; `nextHandled()`: when the next one is being handled. */
+  const recordingEcho = async (protocol: string): Promise<{ handled: string[], nextHandled: () => Promise<void> }> => {
     const handled: string[] = []
     let handling = Promise.withResolvers<void>()
     await handleRpc(server.libp2p, { ...spec, protocol }, async (request) => {
@@ -240,7 +236,23 @@ describe('request/response helper', () => {
       handling.resolve()
       await sleep(request.delayMs)
       return { text: request.text }
-    }, { log: server.libp2p.logger.forComponent('test:echo-closing') })
+    }, { log: server.libp2p.logger.forComponent(`test:${protocol}`) })
+    return {
+      handled,
+      nextHandled: async () => {
+        handling = Promise.withResolvers<void>()
+        await handling.promise
+      }
+    }
+  }
+
+  it('does not send a request again when the serving side closes the connection while handling it', async () => {
+    // libp2p closes every stream of a connection it closes (a stop, the connection manager
+    // pruning), and refuses new ones only once all have closed: a stream whose peer reads nothing
+    // holds that up, so a copy of the request sent on a new stream meanwhile would be handled
+    const protocol = '/physarum-test/echo-closing/1.0.0'
+    const sink = '/physarum-test/sink/1.0.0'
+    const { handled, nextHandled } = await recordingEcho(protocol)
     await server.libp2p.handle(sink, (stream) => { stream.send(new Uint8Array(1024 * 1024)) })
     const connections = client.libp2p.getConnections(server.peerId)
     try {
@@ -249,10 +261,10 @@ describe('request/response helper', () => {
       const call = async (text: string, delayMs: number): Promise<EchoResponse> => await callRpc(client.libp2p, server.peerId, { ...spec, protocol }, { text, delayMs, replyBytes: 0 })
       // the next request goes on the stream kept from this one
       assert.equal((await call('first', 0)).text, 'first')
-      handling = Promise.withResolvers<void>()
+      const handling = nextHandled()
       // its failure is taken at once: it may come while the connection is still closing
       const second = call('second', 300).then(response => response.text, (err: Error) => err)
-      await handling.promise
+      await handling
       // the unread stream never lets the close finish: it gives up after libp2p's close timeout
       const closed = Promise.all(server.libp2p.getConnections(client.peerId).map(async connection => { await connection.close().catch((err: Error) => { connection.abort(err) }) }))
       const outcome = await second
@@ -273,22 +285,15 @@ describe('request/response helper', () => {
     // whose process died would (its kernel ends the socket); the server itself goes on, at an
     // address the caller knows from identify
     const protocol = '/physarum-test/echo-cut/1.0.0'
-    const handled: string[] = []
-    let handling = Promise.withResolvers<void>()
-    await handleRpc(server.libp2p, { ...spec, protocol }, async (request) => {
-      handled.push(request.text)
-      handling.resolve()
-      await sleep(request.delayMs)
-      return { text: request.text }
-    }, { log: server.libp2p.logger.forComponent('test:echo-cut') })
+    const { handled, nextHandled } = await recordingEcho(protocol)
     const relay = await startDelayRelay({ target: { port: Number(server.multiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value) }, delayMs: 0 })
     const relayed = await startNode({ bootstrap: [`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${server.peerId.toString()}`] })
     try {
       const call = async (text: string, delayMs: number): Promise<EchoResponse> => await callRpc(relayed.libp2p, server.peerId, { ...spec, protocol }, { text, delayMs, replyBytes: 0 })
       assert.equal((await call('first', 0)).text, 'first')
-      handling = Promise.withResolvers<void>()
+      const handling = nextHandled()
       const second = call('second', 300).then(response => response.text, (err: Error) => err)
-      await handling.promise
+      await handling
       await relay.close()
       const outcome = await second
       assert.ok(outcome instanceof Error, `answered ${outcome}: the request was sent again`)
