@@ -128,11 +128,12 @@ class UpstreamFailure extends Error {
 
 /**
  * undici's errors for a response head it read and refused: larger than MAX_RESPONSE_HEAD_BYTES,
- * not HTTP (llhttp's HPE_ codes), or a 100 Continue nobody asked for ("bad response").
+ * not HTTP (its parser's error: undici 8 leaves its `code` undefined, so the name tells), or a 100
+ * Continue nobody asked for ("bad response").
  */
 function unreadableAnswer (err: Error): boolean {
   const code = (err as { code?: string }).code ?? ''
-  return code === 'UND_ERR_HEADERS_OVERFLOW' || code.startsWith('HPE_') || err.message === 'bad response'
+  return code === 'UND_ERR_HEADERS_OVERFLOW' || err.name === 'HTTPParserError' || code.startsWith('HPE_') || err.message === 'bad response'
 }
 
 /** An HTTP error the proxy answers itself, as JSON. */
