@@ -1177,9 +1177,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         socket.destroy()
         return
       }
-      const body = JSON.stringify({ error: failure.message, status: failure.status })
-      const extra = Object.entries(failure.headers).map(([name, value]) => `${name}: ${String(value)}\r\n`).join('')
-      socket.end(`HTTP/1.1 ${failure.status} ${STATUS_CODES[failure.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`)
+      sendRawError(socket, failure)
     } finally {
       if (reserved != null) {
         reserved.upgraded--
@@ -1211,6 +1209,13 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       res.shouldKeepAlive = false
       sendError(res, failure)
     })
+  })
+  // a tunnel (CONNECT) goes nowhere: the proxy forwards HTTP requests to services, not TCP to
+  // addresses; Node's server would close the connection without a word
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => {})
+    requests.inc({ service: 'unknown', code: '501' })
+    sendRawError(socket, new ProxyError(501, 'The proxy opens no tunnels (CONNECT): send the request itself, to /<service>/<path>'))
   })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     handleUpgrade(req, socket, head).catch((err: Error) => {
@@ -1439,6 +1444,13 @@ function sendError (res: ServerResponse, error: ProxyError): void {
   const body = JSON.stringify({ error: error.message, status: error.status })
   res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...error.headers })
   res.end(body)
+}
+
+/** The JSON error on a connection Node's server no longer handles (an upgrade, a CONNECT), which it then ends. */
+function sendRawError (socket: Duplex, error: ProxyError): void {
+  const body = JSON.stringify({ error: error.message, status: error.status })
+  const extra = Object.entries(error.headers).map(([name, value]) => `${name}: ${String(value)}\r\n`).join('')
+  socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`)
 }
 
 /** The instance's answer to an upgrade request: its status, its head as sent, and what came after the head. */
