@@ -1,4 +1,4 @@
-import { createServer, STATUS_CODES } from 'node:http'
+import { createServer, maxHeaderSize, STATUS_CODES } from 'node:http'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ALLOCATOR_TOPIC, RpcFailureError, serviceTopic } from '@physarum/p2p'
@@ -1210,6 +1210,26 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       sendError(res, failure)
     })
   })
+  // a request Node's parser refuses (Content-Length beside Transfer-Encoding, a folded header
+  // line, a head past maxHeaderSize...) gets the JSON error every other refusal gets, not Node's
+  // bare status line; as Node does, the connection then ends, since where its next request would
+  // begin is unknown
+  server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+    const response = (socket as { _httpMessage?: ServerResponse })._httpMessage
+    // HPE_INVALID_EOF_STATE: the client ended its side mid-request, and reads no answer
+    if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable || response?.headersSent === true) {
+      socket.destroy(err)
+      return
+    }
+    const failure = err.code === 'HPE_HEADER_OVERFLOW'
+      ? new ProxyError(431, `The request's head (its URL and headers) is larger than the ${maxHeaderSize} bytes the proxy takes`)
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new ProxyError(408, 'The request\'s head did not come whole in time')
+        : new ProxyError(400, `The request is not valid HTTP/1.1: ${err.message}`)
+    requests.inc({ service: 'unknown', code: String(failure.status) })
+    socket.on('error', () => {})
+    sendRawError(socket, failure, () => { socket.destroy() })
+  })
   // a tunnel (CONNECT) goes nowhere: the proxy forwards HTTP requests to services, not TCP to
   // addresses; Node's server would close the connection without a word
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
@@ -1446,11 +1466,14 @@ function sendError (res: ServerResponse, error: ProxyError): void {
   res.end(body)
 }
 
-/** The JSON error on a connection Node's server no longer handles (an upgrade, a CONNECT), which it then ends. */
-function sendRawError (socket: Duplex, error: ProxyError): void {
+/**
+ * The JSON error on a connection Node's server no longer handles (an upgrade, a CONNECT, a request
+ * it could not parse), which it then ends (`sent`: once it has gone out).
+ */
+function sendRawError (socket: Duplex, error: ProxyError, sent?: () => void): void {
   const body = JSON.stringify({ error: error.message, status: error.status })
   const extra = Object.entries(error.headers).map(([name, value]) => `${name}: ${String(value)}\r\n`).join('')
-  socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`)
+  socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`, sent)
 }
 
 /** The instance's answer to an upgrade request: its status, its head as sent, and what came after the head. */

@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { eventually } from '../../registry-service/test/helpers.ts'
 import { rawRequest, startProxiedService } from './helpers.ts'
-import type { Server } from 'node:net'
+import type { Server, Socket } from 'node:net'
 import type { ProxiedService } from './helpers.ts'
 
 const SERVICE = 'plain-server'
+
+/** The paths the service was asked for. */
+const seen: string[] = []
 
 /** A service that answers every request 200 with its path. */
 function plainService (): Server {
@@ -17,6 +21,7 @@ function plainService (): Server {
       for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
         const path = buffered.slice(0, end).split(' ')[1] ?? ''
         buffered = buffered.slice(end + 4)
+        seen.push(path)
         socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(path) + 1}\r\n\r\n${path}\n`)
       }
     })
@@ -43,10 +48,44 @@ describe('client proxy: requests it does not forward', { timeout: 120_000 }, () 
 
   after(async () => { await proxied?.stop() })
 
+  /** A connection that sent `request` (its head reached the proxy), and `ended` once it closed. */
+  const halfSent = async (request: string): Promise<{ socket: Socket, ended: Promise<unknown> }> => {
+    const before = seen.length
+    const socket = connect(proxied.proxy.port, '127.0.0.1')
+    socket.on('error', () => {})
+    socket.resume()
+    const ended = once(socket, 'close')
+    socket.write(request)
+    await eventually('the request to reach the instance', () => seen.length > before ? true : undefined, 10_000, 20)
+    return { socket, ended }
+  }
+
   it('answers CONNECT with a JSON 501 and closes the connection', async () => {
     const { status, body } = jsonAnswer(await raw('CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n'))
     assert.equal(status, 501)
     assert.equal(body.status, 501)
     assert.match(body.error, /no tunnels/)
+  })
+
+  it('answers a request its parser refuses with a JSON error, the instance never asked', async () => {
+    const cases: Array<[string, string, number, RegExp]> = [
+      ['Content-Length beside Transfer-Encoding', `POST /${SERVICE}/a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /${SERVICE}/smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, 400, /not valid HTTP\/1\.1/],
+      ['two Content-Lengths', `POST /${SERVICE}/b HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde`, 400, /not valid HTTP\/1\.1/],
+      ['a folded header line', `GET /${SERVICE}/c HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: one\r\n two\r\n\r\n`, 400, /not valid HTTP\/1\.1/],
+      ['a huge URL', `GET /${SERVICE}/${'a'.repeat(20_000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, 431, /larger than the \d+ bytes/]
+    ]
+    for (const [name, request, expected, message] of cases) {
+      const { status, body } = jsonAnswer(await raw(request))
+      assert.equal(status, expected, name)
+      assert.equal(body.status, expected, name)
+      assert.match(body.error, message, name)
+    }
+    assert.deepEqual(seen.filter(path => path !== '/'), [])
+    // a client that ends its side mid-request is no bad request: it reads no answer
+    const { socket, ended } = await halfSent(`POST /${SERVICE}/d HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n12345`)
+    socket.end()
+    await ended
+    const counted = (await proxied.metrics.metrics()).split('\n').filter(line => line.startsWith('physarum_proxy_requests_total{service="unknown"'))
+    assert.ok(counted.some(line => /code="400"} 3$/.test(line)) && counted.some(line => /code="431"} 1$/.test(line)), counted.join('\n'))
   })
 })
