@@ -25,7 +25,7 @@ const REFUSAL_BODY_BYTES = 512 * 2 ** 20
  * upgrade do: /ws switches to an echo (/slow-ws after SLOW_101_MS), /refuse answers 404 and keeps the connection for the next
  * request, /refuse-big answers 403 with a body of REFUSAL_BODY_BYTES (counted in `refusalSent` as
  * its socket takes them), /hang never answers, /not-http answers with a control character in a
- * header value, anything else answers 200 with the path it got.
+ * header value, /two-lengths with two Content-Lengths that differ, anything else answers 200 with the path it got.
  */
 function handBuiltService (seen: string[], refusalSent: { bytes: number }): Server {
   return createServer((socket) => {
@@ -75,6 +75,8 @@ function handBuiltService (seen: string[], refusalSent: { bytes: number }): Serv
         } else if (path === '/not-http') {
           // a header value with a control character: not HTTP, which undici's parser refuses
           socket.write('HTTP/1.1 200 OK\r\nx-bad: a\x01b\r\ncontent-length: 3\r\n\r\nok\n')
+        } else if (path === '/two-lengths') {
+          socket.write('HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nok\n')
         } else if (path === '/refuse-big') {
           socket.write(`HTTP/1.1 403 Forbidden\r\ncontent-length: ${REFUSAL_BODY_BYTES}\r\n\r\n`)
           const chunk = Buffer.alloc(64 * 1024, 'x')
@@ -200,6 +202,9 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
     const notHttp = await get('/not-http')
     assert.equal(notHttp.status, 502)
     assert.match(notHttp.text, /answered with a response the proxy cannot pass on/)
+    const twoLengths = await get('/two-lengths')
+    assert.equal(twoLengths.status, 502)
+    assert.match(twoLengths.text, /answered with a response the proxy cannot pass on/)
     // the instance was neither rested nor asked twice: the next request is its, at once
     const before = seen.length
     assert.deepEqual(await get('/x'), { status: 200, text: 'got /x\n' })
