@@ -1442,11 +1442,16 @@ function earlyHints (res: ServerResponse, incoming: IncomingHttpHeaders): void {
 }
 
 /**
- * Writes the instance's response head. A Trailer header is dropped when Node sends the response
+ * Writes the instance's response head, without the Content-Length of a 204. A Trailer header is dropped when Node sends the response
  * unchunked (HEAD, 204, 304, a Content-Length, an HTTP/1.0 client): trailers cannot follow then,
  * and Node refuses the header.
  */
 function writeHead (res: ServerResponse, statusCode: number, statusMessage: string | undefined, headers: OutgoingHttpHeaders): void {
+  // a 204 has no body (RFC 9110 8.6), and Node passes the header on: a client that believed it
+  // would read the next response as this one's body
+  if (statusCode === 204 && headers['content-length'] != null) {
+    delete headers['content-length']
+  }
   try {
     res.writeHead(statusCode, statusMessage, headers)
   } catch (err) {

@@ -12,7 +12,7 @@ const SERVICE = 'plain-server'
 /** The paths the service was asked for. */
 const seen: string[] = []
 
-/** A service that answers every request 200 with its path. */
+/** A service that answers every request 200 with its path, /no-content 204 with a Content-Length. */
 function plainService (): Server {
   return createServer((socket) => {
     let buffered = ''
@@ -22,6 +22,10 @@ function plainService (): Server {
         const path = buffered.slice(0, end).split(' ')[1] ?? ''
         buffered = buffered.slice(end + 4)
         seen.push(path)
+        if (path === '/no-content') {
+          socket.write('HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n')
+          continue
+        }
         socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(path) + 1}\r\n\r\n${path}\n`)
       }
     })
@@ -36,7 +40,7 @@ function jsonAnswer (text: string): { status: number, body: { error: string, sta
   return { status, body: JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error: string, status: number } }
 }
 
-describe('client proxy: requests it does not forward', { timeout: 120_000 }, () => {
+describe('client proxy: requests it does not forward, and response framing it corrects', { timeout: 120_000 }, () => {
   let proxied: ProxiedService
 
   const raw = async (request: string): Promise<string> => await rawRequest(proxied.proxy.port, request)
@@ -87,5 +91,12 @@ describe('client proxy: requests it does not forward', { timeout: 120_000 }, () 
     await ended
     const counted = (await proxied.metrics.metrics()).split('\n').filter(line => line.startsWith('physarum_proxy_requests_total{service="unknown"'))
     assert.ok(counted.some(line => /code="400"} 3$/.test(line)) && counted.some(line => /code="431"} 1$/.test(line)), counted.join('\n'))
+  })
+
+  it('relays a 204 without the Content-Length its instance sent with it', async () => {
+    const answer = await raw(`GET /${SERVICE}/no-content HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`)
+    assert.match(answer, /^HTTP\/1\.1 204 /)
+    assert.doesNotMatch(answer, /\r\ncontent-length:/i)
+    assert.ok(answer.endsWith('\r\n\r\n'), answer)
   })
 })
