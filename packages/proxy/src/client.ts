@@ -130,12 +130,14 @@ class UpstreamFailure extends Error {
  * undici's errors for a response head it read and refused: larger than MAX_RESPONSE_HEAD_BYTES,
  * not HTTP (its parser's error: undici 8 leaves its `code` undefined, so the name tells; one
  * that comes after a Content-Length line, such as a second one that differs, undici reports as
- * a length mismatch, which before the head can be nothing else), or a 100 Continue nobody asked
- * for ("bad response"). Only errors before the head come here.
+ * a length mismatch, which before the head can be nothing else), a 100 Continue nobody asked
+ * for ("bad response"), or a 101 to a request that asked for no upgrade ("bad upgrade": a socket
+ * error, whose byte count would pass it for keep-alive's race, retried up to four times). Only
+ * errors before the head come here.
  */
 function unreadableAnswer (err: Error): boolean {
   const code = (err as { code?: string }).code ?? ''
-  return code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || err.name === 'HTTPParserError' || code.startsWith('HPE_') || err.message === 'bad response'
+  return code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || err.name === 'HTTPParserError' || code.startsWith('HPE_') || err.message === 'bad response' || err.message === 'bad upgrade'
 }
 
 /** An HTTP error the proxy answers itself, as JSON. */

@@ -25,7 +25,8 @@ const REFUSAL_BODY_BYTES = 512 * 2 ** 20
  * upgrade do: /ws switches to an echo (/slow-ws after SLOW_101_MS), /refuse answers 404 and keeps the connection for the next
  * request, /refuse-big answers 403 with a body of REFUSAL_BODY_BYTES (counted in `refusalSent` as
  * its socket takes them), /hang never answers, /not-http answers with a control character in a
- * header value, /two-lengths with two Content-Lengths that differ, anything else answers 200 with the path it got.
+ * header value, /two-lengths with two Content-Lengths that differ, /unasked-upgrade
+ * with a 101 whatever was asked, anything else answers 200 with the path it got.
  */
 function handBuiltService (seen: string[], refusalSent: { bytes: number }): Server {
   return createServer((socket) => {
@@ -75,6 +76,8 @@ function handBuiltService (seen: string[], refusalSent: { bytes: number }): Serv
         } else if (path === '/not-http') {
           // a header value with a control character: not HTTP, which undici's parser refuses
           socket.write('HTTP/1.1 200 OK\r\nx-bad: a\x01b\r\ncontent-length: 3\r\n\r\nok\n')
+        } else if (path === '/unasked-upgrade') {
+          socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n')
         } else if (path === '/two-lengths') {
           socket.write('HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nok\n')
         } else if (path === '/refuse-big') {
@@ -202,6 +205,12 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
     const notHttp = await get('/not-http')
     assert.equal(notHttp.status, 502)
     assert.match(notHttp.text, /answered with a response the proxy cannot pass on/)
+    // a 101 to a request that asked for no upgrade: not retried either
+    const unasked = seen.length
+    const upgraded = await get('/unasked-upgrade')
+    assert.equal(upgraded.status, 502)
+    assert.match(upgraded.text, /answered with a response the proxy cannot pass on/)
+    assert.deepEqual(seen.slice(unasked), ['/unasked-upgrade'])
     const twoLengths = await get('/two-lengths')
     assert.equal(twoLengths.status, 502)
     assert.match(twoLengths.text, /answered with a response the proxy cannot pass on/)
