@@ -1016,6 +1016,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     let code: number
     try {
       const target = targetOf(req)
+      checkCoding(req)
       let record = await lookUp(registry, target.service)
       service = record.name
       const body = hasBody(req)
@@ -1202,7 +1203,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   // client does not send a large upload to an unknown service or another host's name first
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     (async () => {
-      await lookUp(registry, targetOf(req).service)
+      const { service } = targetOf(req)
+      checkCoding(req)
+      await lookUp(registry, service)
     })().then(() => {
       res.writeContinue()
       server.emit('request', req, res)
@@ -1361,6 +1364,18 @@ async function lookUp (registry: Pick<RegistryClient, 'get'>, service: string): 
 
 function isWebSocket (req: IncomingMessage): boolean {
   return req.headers.upgrade?.toLowerCase() === 'websocket'
+}
+
+/**
+ * Node's parser takes off the chunked coding and no other; Transfer-Encoding is hop-by-hop and
+ * not passed on, so the instance would read a gzip-coded body as the body itself: such a request
+ * is refused, as RFC 9112 6.1 has it for a coding a server does not know.
+ */
+function checkCoding (req: IncomingMessage): void {
+  const coding = req.headers['transfer-encoding']
+  if (coding != null && coding.trim().toLowerCase() !== 'chunked') {
+    throw new ProxyError(501, `The proxy takes request bodies with no transfer coding but chunked, not ${JSON.stringify(coding.slice(0, 100))}`)
+  }
 }
 
 /** Whether the request carries a body (which the proxy streams, so cannot send twice). */

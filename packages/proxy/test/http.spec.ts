@@ -99,4 +99,12 @@ describe('client proxy: requests it does not forward, and response framing it co
     assert.doesNotMatch(answer, /\r\ncontent-length:/i)
     assert.ok(answer.endsWith('\r\n\r\n'), answer)
   })
+
+  it('refuses a request body in a transfer coding other than chunked with a JSON 501', async () => {
+    const before = seen.length
+    const { status, body } = jsonAnswer(await raw(`POST /${SERVICE}/gzipped HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n`))
+    assert.equal(status, 501)
+    assert.match(body.error, /no transfer coding but chunked/)
+    assert.deepEqual(seen.slice(before), [])
+  })
 })
