@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import Docker from 'dockerode'
 import { raceSignal } from 'race-signal'
-import { ConfigError } from '@physarum/p2p'
+import { ConfigError, nonEmpty } from '@physarum/p2p'
 import { DockerError, ImageError } from './errors.ts'
 import { DOCKER_CALL_TIMEOUT_MS, JSON_FILE_LOG_ROTATION, STREAM_STALL_MS } from './constants.ts'
 import type { ContainerCreateOptions, ContainerInfo } from 'dockerode'
@@ -74,9 +74,10 @@ const HUB_CONFIG_KEY = 'https://index.docker.io/v1/'
 /**
  * Credentials for `host` from the Docker client's config ($DOCKER_CONFIG/config.json, else
  * ~/.docker/config.json): `auths.<host>.auth` (base64 user:password) or an identity token, for
- * Docker Hub `auths["https://index.docker.io/v1/"]`. Credential helpers are not run.
+ * Docker Hub `auths["https://index.docker.io/v1/"]`. Credential helpers are not run. An empty
+ * DOCKER_CONFIG is taken as unset, as the Docker client takes it.
  */
-export async function authFor (host: string, configDir = process.env.DOCKER_CONFIG ?? join(homedir(), '.docker')): Promise<RegistryAuth | undefined> {
+export async function authFor (host: string, configDir = nonEmpty(process.env.DOCKER_CONFIG) ?? join(homedir(), '.docker')): Promise<RegistryAuth | undefined> {
   let config: { auths?: Record<string, { auth?: string, identitytoken?: string }> }
   try {
     config = JSON.parse(await readFile(join(configDir, 'config.json'), 'utf8')) as typeof config
@@ -95,7 +96,8 @@ export async function authFor (host: string, configDir = process.env.DOCKER_CONF
   if (entry.auth != null) {
     const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
     const colon = decoded.indexOf(':')
-    return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress: host }
+    // not user:password: no credentials, rather than a user name cut short
+    return colon < 0 ? undefined : { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress: host }
   }
   return undefined
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -94,6 +94,25 @@ describe('registry credentials from the Docker client\'s config.json', () => {
       }
       assert.equal((await authFor('127.0.0.1:5000', dir.path))?.username, 'local-user')
       assert.equal(await authFor('ghcr.io', dir.path), undefined)
+      // not user:password: no credentials
+      await writeFile(join(dir.path, 'config.json'), JSON.stringify({ auths: { '127.0.0.1:5000': { auth: Buffer.from('no-colon').toString('base64') } } }))
+      assert.equal(await authFor('127.0.0.1:5000', dir.path), undefined)
+      // an empty DOCKER_CONFIG is unset, as for the Docker client: ~/.docker, not the working folder
+      await mkdir(join(dir.path, '.docker'))
+      await writeFile(join(dir.path, '.docker', 'config.json'), JSON.stringify({ auths: { '127.0.0.1:5000': { auth: basic('home-user') } } }))
+      const saved = { DOCKER_CONFIG: process.env.DOCKER_CONFIG, HOME: process.env.HOME }
+      Object.assign(process.env, { DOCKER_CONFIG: '', HOME: dir.path })
+      try {
+        assert.equal((await authFor('127.0.0.1:5000'))?.username, 'home-user')
+      } finally {
+        for (const [name, value] of Object.entries(saved)) {
+          if (value == null) {
+            delete process.env[name]
+          } else {
+            process.env[name] = value
+          }
+        }
+      }
     } finally {
       await dir.remove()
     }

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { nonEmpty } from '@physarum/p2p'
 import { childEnv, PHYSARUM_ENV } from '@physarum/registry-service'
 import { PushError, UsageError } from './errors.ts'
 import type { ImageRef } from './image-ref.ts'
@@ -80,7 +81,8 @@ export async function resolveRegistryAuth (host: string, sources: AuthSources): 
     throw new UsageError('PHYSARUM_REGISTRY_PASSWORD is set but no user: set PHYSARUM_REGISTRY_USER or give --registry-user')
   }
 
-  const configDir = sources.env.DOCKER_CONFIG ?? join(sources.env.HOME ?? homedir(), '.docker')
+  // empty: unset, as the Docker client takes it (not the config.json of the working folder)
+  const configDir = nonEmpty(sources.env.DOCKER_CONFIG) ?? join(nonEmpty(sources.env.HOME) ?? homedir(), '.docker')
   const configPath = join(configDir, 'config.json')
   let config: DockerConfig
   try {

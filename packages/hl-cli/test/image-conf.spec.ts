@@ -241,6 +241,10 @@ describe('image names and registry credentials', () => {
       const env = { DOCKER_CONFIG: dir.path }
       assert.deepEqual(await resolveRegistryAuth('127.0.0.1:5000', { env }), { auth: { username: 'alice', password: 's3cret', serveraddress: '127.0.0.1:5000' }, source: 'docker-config' })
       assert.equal((await resolveRegistryAuth('docker.io', { env })).auth.username, 'bob')
+      // an empty DOCKER_CONFIG is unset, as for the Docker client: ~/.docker
+      await mkdir(join(dir.path, '.docker'))
+      await writeFile(join(dir.path, '.docker', 'config.json'), JSON.stringify(config))
+      assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { env: { DOCKER_CONFIG: '', HOME: dir.path } })).source, 'docker-config')
       assert.deepEqual(await resolveRegistryAuth('127.0.0.1:6000', { env }), { auth: { serveraddress: '127.0.0.1:6000' }, source: 'none' })
       assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { user: 'carol', readPassword: () => Promise.resolve('pw'), env })).auth.username, 'carol')
       assert.equal((await resolveRegistryAuth('127.0.0.1:5000', { readPassword: () => Promise.resolve('pw'), env: { ...env, PHYSARUM_REGISTRY_USER: 'erin' } })).auth.username, 'erin')
