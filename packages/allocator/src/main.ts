@@ -52,7 +52,7 @@ export const describe = 'Run an allocator: start service instances on demand wit
 
 export function builder (argv: Argv): Argv<AllocatorArgs> {
   return withRegistryTrust(withNodeOptions(argv, DEFAULTS))
-    .option('docker-host', { type: 'string', describe: 'Docker engine: unix:///path/docker.sock or tcp://host:port [default: DOCKER_HOST, else /var/run/docker.sock]' })
+    .option('docker-host', { type: 'string', describe: 'Docker engine: unix:///path/docker.sock or tcp://host:port, on this host: its containers mount folders of this host\'s state folder [default: DOCKER_HOST, else /var/run/docker.sock]' })
     .option('node-image', { type: 'string', default: DEFAULT_NODE_IMAGE, describe: 'Node base image of the sidecar image (scripts/build-node-image.sh builds a local one)' })
     .option('sidecar-image', { type: 'string', describe: 'Use this sidecar image as it is [default: build physarum/sidecar:<version> from the proxy package when missing or different]' })
     .option('sidecar-entry', { type: 'string', describe: 'The proxy CLI entry bundled into the sidecar image [default: the proxy package of this workspace]' })
