@@ -166,7 +166,7 @@ class ProtectedConnection extends AbstractMultiaddrConnection {
   }
 
   async sendClose (options?: AbortOptions): Promise<void> {
-    this.#flush()
+    // the inner close writes what is queued first (see the constructor)
     await this.#inner.close(options)
   }
 

@@ -256,16 +256,16 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
   } else {
     // PHYSARUM_ETCD_IP only here: the environment file gives it to a registry host of any kind
     const ip = args['etcd-ip'] ?? nonEmpty(env.PHYSARUM_ETCD_IP)?.trim()
+    const ipSource = args['etcd-ip'] != null ? '--etcd-ip' : 'PHYSARUM_ETCD_IP'
     if (ip == null || isIP(ip) === 0 || ip === '0.0.0.0' || ip === '::') {
-      const what = ip == null ? '--etcd-ip: missing' : `${args['etcd-ip'] != null ? '--etcd-ip' : 'PHYSARUM_ETCD_IP'}: ${JSON.stringify(ip)}`
+      const what = ip == null ? '--etcd-ip: missing' : `${ipSource}: ${JSON.stringify(ip)}`
       throw new ConfigError(`${what}: ${source} needs the IP address of this host that the other etcd members and registries reach (not 0.0.0.0), in --etcd-ip or PHYSARUM_ETCD_IP`)
     }
     // another host's address (an environment file copied from the first registry host) would
     // reach that host's etcd and be taken for something listening on this one's ports
-    const own = hostAddresses()
-    if (!own.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4')) {
-      const addresses = Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => a.address))
-      throw new ConfigError(`${args['etcd-ip'] != null ? '--etcd-ip' : 'PHYSARUM_ETCD_IP'}: ${JSON.stringify(ip)} is not an address of this host (it has ${addresses.join(', ')}), where its etcd is to listen: give this host's own`)
+    const addresses = Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => a.address))
+    if (!isOwnAddress(ip, addresses)) {
+      throw new ConfigError(`${ipSource}: ${JSON.stringify(ip)} is not an address of this host (it has ${addresses.join(', ')}), where its etcd is to listen: give this host's own`)
     }
     const peerId = node.privateKey == null ? undefined : peerIdFromPrivateKeyString(node.privateKey)
     const managed = {
@@ -372,14 +372,14 @@ async function externalEtcdAccess (args: RegistryArgs, env: NodeJS.ProcessEnv, s
   return { ...(auth == null ? {} : { auth }), tls, warnings }
 }
 
-/** This host's addresses, the whole loopback range included (Linux binds all of 127.0.0.0/8). */
-function hostAddresses (): BlockList {
+/** Whether `ip` is one of `addresses` (this host's), or in the loopback range, all of which Linux binds. */
+function isOwnAddress (ip: string, addresses: string[]): boolean {
   const own = new BlockList()
   own.addSubnet('127.0.0.0', 8, 'ipv4')
-  for (const address of Object.values(networkInterfaces()).flatMap(list => list ?? [])) {
-    own.addAddress(address.address, address.family === 'IPv6' ? 'ipv6' : 'ipv4')
+  for (const address of addresses) {
+    own.addAddress(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')
   }
-  return own
+  return own.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4')
 }
 
 function peerIdFromPrivateKeyString (key: NonNullable<NodeConfig['privateKey']>): string {
