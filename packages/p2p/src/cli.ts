@@ -110,7 +110,7 @@ export function withNodeOptions<T> (yargs: Argv<T>, defaults: NodeDefaults): Arg
     })
     .option('identity', { type: 'string', describe: 'Ed25519 identity key file, created (mode 0600) when missing [default: <state-dir>/identity.key]' })
     .option('ephemeral', { type: 'boolean', describe: 'Use a new identity on every start instead of the key file' })
-    .option('state-dir', { type: 'string', describe: `Folder for this node's state (env PHYSARUM_STATE_DIR) [default: ~/.local/state/physarum/${defaults.name}]` })
+    .option('state-dir', { type: 'string', describe: `Folder for this node's state (env PHYSARUM_STATE_DIR) [default: $XDG_STATE_HOME/physarum/${defaults.name}, ~/.local/state/physarum/${defaults.name} when XDG_STATE_HOME is unset]` })
     .option('metrics-listen', {
       type: 'string',
       alias: 'prom-listen-addr',

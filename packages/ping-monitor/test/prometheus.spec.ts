@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { after, before, describe, it } from 'node:test'
 import { startNode, stopAll } from '../../p2p/test/helpers.ts'
-import { eventually, queryPrometheus, spawnMonitor, startPrometheus, TEST_PASSPHRASE } from './helpers.ts'
+import { eventually, queryPrometheus, runCli, spawnMonitor, startPrometheus, TEST_PASSPHRASE } from './helpers.ts'
 import type { PromSeries, RunningPrometheus, SpawnedMonitor } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 
@@ -93,6 +93,16 @@ describe('ping monitor scraped by a real Prometheus', () => {
     assert.ok(all.code === 0 || all.code === 3, `promtool exited ${all.code}: ${all.output}`)
     for (const remark of all.output.trim().split('\n').filter(Boolean)) {
       assert.doesNotMatch(remark, /^physarum_|error/, remark)
+    }
+  })
+
+  it('--help names every physarum_ metric the page serves', async () => {
+    const text = await (await fetch(monitor!.metricsUrl)).text()
+    const names = [...text.matchAll(/^# HELP (physarum_\S+)/gm)].map(match => match[1]!)
+    assert.ok(names.length >= 7, names.join(', '))
+    const { stdout } = await runCli(['--help'])
+    for (const name of names) {
+      assert.ok(stdout.includes(name), `--help does not name ${name}`)
     }
   })
 
