@@ -35,6 +35,10 @@ while [ $# -gt 0 ]; do
 done
 
 export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
+# relative to where it is run: it works in the checkout, and systemd takes only absolute paths
+[[ "$prefix" == /* ]] || prefix="$PWD/$prefix"
+[[ "$etc" == /* ]] || etc="$PWD/$etc"
+[[ "$units" == /* ]] || units="$PWD/$units"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # the units name these paths in ExecStart, where systemd splits on white space and reads % as a
 # specifier

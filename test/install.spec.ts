@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { once } from 'node:events'
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
@@ -151,6 +152,30 @@ describe('scripts/install.sh', { timeout: 300_000 }, () => {
       assert.equal(String(code), /^SuccessExitStatus=(\d+)$/m.exec(unit)?.[1], lines.join('\n'))
     } finally {
       child.kill('SIGKILL')
+    }
+  })
+
+  it('takes relative --prefix, --etc and --units from where it is run, not from the checkout, and writes absolute paths', async () => {
+    const cwd = join(dir, 'relative')
+    await mkdir(cwd)
+    const made = ['usr', 'etc', 'units']
+    const there = made.filter(name => existsSync(join(ROOT, name)))
+    const relative = await run('bash', [join(ROOT, 'scripts/install.sh'), '--prefix', 'usr', '--etc', 'etc', '--units', 'units', '--no-user'], { cwd, maxBuffer: 16 * 1024 * 1024 })
+      .then(({ stderr }) => ({ code: 0, stderr }), (err: { code: number, stderr: string }) => err)
+    try {
+      assert.equal(relative.code, 0, relative.stderr)
+      for (const name of made) {
+        assert.ok(there.includes(name) || !existsSync(join(ROOT, name)), `${name} was made in the checkout`)
+      }
+      assert.deepEqual((await readdir(cwd)).sort(), ['etc', 'units', 'usr'])
+      const unit = await readFile(join(cwd, 'units', 'physarum-proxy.service'), 'utf8')
+      assert.match(unit, new RegExp(`^ExecStart=${cwd}/usr/lib/physarum/node `, 'm'))
+      assert.match(unit, new RegExp(`^EnvironmentFile=${cwd}/etc/physarum\\.env$`, 'm'))
+      // the command runs from anywhere
+      const help = await run(join(cwd, 'usr', 'bin', 'proxy'), ['--help'], { cwd: '/', env: { PATH: '/usr/bin:/bin' } })
+      assert.match(help.stdout, /--sidecar/)
+    } finally {
+      await Promise.all(made.filter(name => !there.includes(name)).map(async name => { await rm(join(ROOT, name), { recursive: true, force: true }) }))
     }
   })
 
