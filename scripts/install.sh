@@ -8,7 +8,8 @@
 #   - the commands ping-monitor, registry-service, allocator, proxy and hl-cli in <prefix>/bin:
 #     small scripts that run this checkout with that Node, whatever Node is first on PATH. A file
 #     of that name that is not one of them stops the install before it changes anything;
-#   - <etc>/physarum.env from configs/physarum.env.example (mode 0600), unless it exists;
+#   - <etc>/physarum.env from configs/physarum.env.example (mode 0600), unless it exists (it warns
+#     when the existing one may be read by other users);
 #   - the systemd units in <units>, pointed at this checkout and <prefix>/lib/physarum/node; none
 #     is enabled: which daemons run on which host is the operator's choice, and a host's own
 #     flags go in the environment file (PHYSARUM_<DAEMON>_ARGS), which a later run leaves alone;
@@ -118,6 +119,11 @@ mkdir -p "$etc"
 chmod 0700 "$etc"
 if [ -e "$etc/physarum.env" ]; then
   log "kept $etc/physarum.env"
+  # the operator's file, and its mode: said, not changed
+  mode="$(stat -c %a "$etc/physarum.env")"
+  if [ $((8#$mode & 077)) -ne 0 ]; then
+    echo "install.sh: warning: $etc/physarum.env (mode $mode) may be read by users other than its owner, and it holds the overlay's key: chmod 600 $etc/physarum.env" >&2
+  fi
 else
   install -m 0600 configs/physarum.env.example "$etc/physarum.env"
   log "wrote $etc/physarum.env: set PHYSARUM_PSK in it before starting a daemon"

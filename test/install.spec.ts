@@ -155,6 +155,23 @@ describe('scripts/install.sh', { timeout: 300_000 }, () => {
     }
   })
 
+  it('warns when the environment file it keeps may be read by users other than root, and leaves its mode as it is', async () => {
+    const file = join(etc, 'physarum.env')
+    await chmod(file, 0o644)
+    try {
+      const loose = await install()
+      assert.equal(loose.code, 0, loose.stderr)
+      assert.match(loose.stderr, new RegExp(`^install\\.sh: warning: ${file} \\(mode 644\\) may be read by users other than its owner, and it holds the overlay's key: chmod 600 ${file}$`, 'm'))
+      assert.equal((await stat(file)).mode & 0o777, 0o644)
+      await chmod(file, 0o600)
+      const tight = await install()
+      assert.equal(tight.code, 0, tight.stderr)
+      assert.doesNotMatch(tight.stderr, /warning: .*physarum\.env/)
+    } finally {
+      await chmod(file, 0o600)
+    }
+  })
+
   it('takes relative --prefix, --etc and --units from where it is run, not from the checkout, and writes absolute paths', async () => {
     const cwd = join(dir, 'relative')
     await mkdir(cwd)
