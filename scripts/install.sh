@@ -35,6 +35,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install.sh: run it as root (it checks what the units' users can read as user nobody, and creates the user physarum)" >&2
+  exit 1
+fi
 export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 # relative to where it is run: it works in the checkout, and systemd takes only absolute paths
 [[ "$prefix" == /* ]] || prefix="$PWD/$prefix"

@@ -169,6 +169,18 @@ describe('scripts/install.sh', { timeout: 600_000 }, () => {
     }
   })
 
+  it('refuses to run as another user than root before it fetches or changes anything', async () => {
+    const home = join(dir, 'nobody')
+    await mkdir(home)
+    await chmod(home, 0o777)
+    const args = [join(ROOT, 'scripts/install.sh'), '--prefix', join(home, 'usr'), '--etc', join(home, 'etc'), '--units', join(home, 'units'), '--no-user']
+    const refusal = await run('setpriv', [...AS_NOBODY, 'bash', ...args], { env: { PATH: '/usr/bin:/bin', HOME: home }, timeout: 30_000 })
+      .then(({ stderr }) => ({ code: 0, stderr }), (err: { code: number, stderr: string }) => err)
+    assert.equal(refusal.code, 1, refusal.stderr)
+    assert.match(refusal.stderr, /^install\.sh: run it as root \(it checks what the units' users can read as user nobody, and creates the user physarum\)$/m)
+    assert.deepEqual(await readdir(home), [])
+  })
+
   it('takes relative --prefix, --etc and --units from where it is run, not from the checkout, and writes absolute paths', async () => {
     const cwd = join(dir, 'relative')
     await mkdir(cwd)
