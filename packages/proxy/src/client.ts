@@ -132,8 +132,7 @@ class UpstreamFailure extends Error {
  * that comes after a Content-Length line, such as a second one that differs, undici reports as
  * a length mismatch, which before the head can be nothing else), a 100 Continue nobody asked
  * for ("bad response"), or a 101 to a request that asked for no upgrade ("bad upgrade": a socket
- * error, whose byte count would pass it for keep-alive's race, retried up to four times). Only
- * errors before the head come here.
+ * error, which would count as the instance failing). Only errors before the head come here.
  */
 function unreadableAnswer (err: Error): boolean {
   const code = (err as { code?: string }).code ?? ''
@@ -810,6 +809,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     return await new Promise<number>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined
       let answered = false
+      // the first bytes of this request's response came: the instance read it and broke off
+      // answering, which keep-alive's race never does
+      let responding = false
       let clientGone = false
       let stalled: ProxyError | undefined
       let movedAway: Error | undefined
@@ -923,6 +925,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
             started.abort(movedAway)
           }
         },
+        onResponseStarted: () => {
+          responding = true
+        },
         onResponseStart: (_controller, statusCode, headers, statusMessage) => {
           done(true)
           instance.timeouts = 0
@@ -1004,7 +1009,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
             reject(new ProxyError(502, `The instance of ${record.name} answered with a response the proxy cannot pass on: ${err.message}`))
             return
           }
-          reject(new UpstreamFailure(err, onKeptStream(err)))
+          reject(new UpstreamFailure(err, !responding && onKeptStream(err)))
         }
       })
     })
@@ -1418,7 +1423,8 @@ function hostPort (address: string, port: number): string {
 /**
  * Whether a failure came on a stream that had carried an earlier response: undici puts the
  * stream's byte count in the error of a connection that ended or closed under a request (a stream
- * reset carries its own error, and counts as the instance failing).
+ * reset carries its own error, and counts as the instance failing). The count includes what came
+ * of the failing request's own response: the caller asks only when none did.
  */
 function onKeptStream (err: Error): boolean {
   return ((err as { socket?: { bytesRead?: number } }).socket?.bytesRead ?? 0) > 0

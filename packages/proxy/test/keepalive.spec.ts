@@ -121,3 +121,62 @@ describe('client proxy: an instance killed under a GET on a kept stream', { time
     assert.ok(lines.includes(`physarum_proxy_retries_total{service="${SERVICE}"} 2`), lines.join('\n'))
   })
 })
+
+describe('client proxy: an instance that breaks off its response head', { timeout: 120_000 }, () => {
+  let proxied: ProxiedService
+  let far: NamedInstance
+  let relay: DelayRelay
+  /** The service sends the start of a response head to each request, then ends the connection. */
+  let breaking = false
+  /** Requests the service read while breaking. */
+  let broken = 0
+
+  before(async () => {
+    const service = createServer((req, res) => {
+      if (breaking) {
+        broken++
+        // what an instance that crashes as it answers leaves: part of a head, then the connection's end
+        req.socket.end('HTTP/1.1 200 OK\r\ncontent-')
+        return
+      }
+      res.end('near\n')
+    })
+    proxied = await startProxiedService(SERVICE, 'closing', service)
+    const get = async (): Promise<string | undefined> => {
+      const response = await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/`)
+      return response.status === 200 ? await response.text() : undefined
+    }
+    await eventually('the near instance answers', async () => await get().catch(() => undefined) === 'near\n' ? true : undefined, 30_000, 200)
+    far = await startNamedInstance({
+      service: SERVICE,
+      contentHash: 'hash-closing',
+      name: 'far',
+      bootstrap: proxied.instance.bootstrap,
+      announce: async (port) => {
+        relay = await startDelayRelay({ target: { port }, delayMs: 10 })
+        return `/ip4/127.0.0.1/tcp/${relay.port}`
+      }
+    })
+    await waitForProviders(proxied.node, 'hash-closing', 2)
+    assert.equal(await get(), 'near\n')
+  })
+
+  after(async () => {
+    await far?.sidecar.stop(0)
+    await relay?.close()
+    far?.server.server.close()
+    await proxied?.stop()
+  })
+
+  it('counts it as the instance failing, not keep-alive\'s race, and sends a GET once to another', async () => {
+    breaking = true
+    const response = await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/`)
+    assert.equal(response.status, 200)
+    assert.equal(await response.text(), 'far\n')
+    assert.equal(broken, 1, 'the instance that broke the response is not asked again')
+    assert.equal(proxied.proxy.instanceOf(SERVICE)?.peerId.toString(), far.sidecar.node.peerId.toString())
+    const lines = (await proxied.metrics.metrics()).split('\n')
+    assert.ok(lines.includes(`physarum_proxy_upstream_failures_total{service="${SERVICE}",stage="request"} 1`), lines.join('\n'))
+    assert.ok(lines.includes(`physarum_proxy_retries_total{service="${SERVICE}"} 1`), lines.join('\n'))
+  })
+})
