@@ -933,6 +933,16 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           instance.timeouts = 0
           // 1xx where Node's server can send them: 102 and 103 (100 Continue it answered itself)
           if (statusCode < 200) {
+            if (statusCode < 100) {
+              // undici's parser takes any three digits, and asserts on this one once its message
+              // ends; the instance is up and answered, as for any answer that cannot be passed
+              // on: not rested, and not asked again (the request would get the same answer)
+              const refused = new ProxyError(502, `The instance of ${record.name} answered with the status ${statusCode}, which HTTP does not have`)
+              // first: the abort calls onResponseError at once, which would take it for the instance failing
+              reject(refused)
+              controller?.abort(refused)
+              return
+            }
             if (statusCode === 103) {
               earlyHints(res, headers)
             } else if (statusCode === 102) {
