@@ -959,9 +959,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           } catch (err) {
             // a head Node refuses to send: the instance's answer cannot be passed on
             const refused = new ProxyError(502, `The instance of ${record.name} answered with a head that cannot be relayed: ${(err as Error).message}`)
-            movedAway = refused
-            controller?.abort(refused)
+            // first, as for a status below 100
             reject(refused)
+            controller?.abort(refused)
             return
           }
           answered = true
@@ -1502,7 +1502,8 @@ function sendError (res: ServerResponse, error: ProxyError): void {
     return
   }
   const body = JSON.stringify({ error: error.message, status: error.status })
-  res.writeHead(error.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...error.headers })
+  // its own reason phrase: one an instance answered with stays on `res` when Node refused it
+  res.writeHead(error.status, STATUS_CODES[error.status] ?? 'unknown', { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...error.headers })
   res.end(body)
 }
 

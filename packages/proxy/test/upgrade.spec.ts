@@ -26,8 +26,8 @@ const REFUSAL_BODY_BYTES = 512 * 2 ** 20
  * request, /refuse-big answers 403 with a body of REFUSAL_BODY_BYTES (counted in `refusalSent` as
  * its socket takes them), /hang never answers, /not-http answers with a control character in a
  * header value, /two-lengths with two Content-Lengths that differ, /unasked-upgrade
- * with a 101 whatever was asked, /low-status with the status 099, anything else answers 200 with
- * the path it got.
+ * with a 101 whatever was asked, /low-status with the status 099, /bad-reason with a control
+ * character in its reason phrase, anything else answers 200 with the path it got.
  */
 function handBuiltService (seen: string[], refusalSent: { bytes: number }): Server {
   return createServer((socket) => {
@@ -79,6 +79,9 @@ function handBuiltService (seen: string[], refusalSent: { bytes: number }): Serv
           socket.write('HTTP/1.1 200 OK\r\nx-bad: a\x01b\r\ncontent-length: 3\r\n\r\nok\n')
         } else if (path === '/unasked-upgrade') {
           socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n')
+        } else if (path === '/bad-reason') {
+          // a control character in the reason phrase: undici takes it, Node's server does not send it
+          socket.write('HTTP/1.1 200 O\x01K\r\ncontent-length: 3\r\n\r\nok\n')
         } else if (path === '/low-status') {
           socket.write('HTTP/1.1 099 Low\r\ncontent-length: 3\r\n\r\nok\n')
         } else if (path === '/two-lengths') {
@@ -223,6 +226,12 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
     assert.equal(lowStatus.status, 502)
     assert.match(lowStatus.text, /answered with the status 99, which HTTP does not have/)
     assert.deepEqual(seen.slice(low), ['/low-status'])
+    // a head Node's server refuses to send
+    const reason = seen.length
+    const badReason = await get('/bad-reason')
+    assert.equal(badReason.status, 502)
+    assert.match(badReason.text, /answered with a head that cannot be relayed/)
+    assert.deepEqual(seen.slice(reason), ['/bad-reason'])
     // the instance was neither rested nor asked twice: the next request is its, at once
     const before = seen.length
     assert.deepEqual(await get('/x'), { status: 200, text: 'got /x\n' })
