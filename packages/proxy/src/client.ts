@@ -223,8 +223,11 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     return state
   }
 
-  /** Aborts after `ms`, or when the proxy stops. */
-  const within = (ms: number): AbortSignal => AbortSignal.any([AbortSignal.timeout(ms), controller.signal])
+  /**
+   * Aborts after `ms`, or when the proxy stops. In whole ms: AbortSignal.timeout throws on a
+   * fraction, and deadlines come from records, whose RTTs need not be whole (300.5 ms).
+   */
+  const within = (ms: number): AbortSignal => AbortSignal.any([AbortSignal.timeout(Math.ceil(ms)), controller.signal])
 
   const isRested = (state: ServiceState, peer: PeerId): boolean => (state.rested.get(peer.toString()) ?? 0) > Date.now()
 
@@ -684,8 +687,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         if (instance.waiting === 0 || instance.probing != null || now - instance.answeredAt < STALL_PROBE_AFTER_MS) {
           continue
         }
-        // whole ms: AbortSignal.timeout throws on a fraction, here in a timer, which would end the process
-        const timeoutMs = Math.max(STALL_PING_TIMEOUT_MS, Math.ceil(4 * (instance.rttMs ?? 0)))
+        const timeoutMs = Math.max(STALL_PING_TIMEOUT_MS, 4 * (instance.rttMs ?? 0))
         instance.probing = node.measureRtt(instance.peerId, { signal: within(timeoutMs) }).then(() => {}, (err: Error) => {
           if (controller.signal.aborted || state.instances.get(instance.peerId.toString()) !== instance) {
             return

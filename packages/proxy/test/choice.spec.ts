@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ALLOCATOR_TOPIC, createMetricsRegistry, handleRpc, RpcFailureError } from '@physarum/p2p'
+import { multiaddr } from '@multiformats/multiaddr'
 import { allocRpc } from '@physarum/allocator/client'
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
 import { eventually, freePort, sampleRecord, silentLog, startNode, stopAll } from '../../registry-service/test/helpers.ts'
@@ -189,6 +190,24 @@ describe('client proxy: which instance it chooses', { timeout: 120_000 }, () => 
       // an allocator now has a nearer one: asked again, as the far one was measured beyond hard
       answer = near
       await eventually('the nearer instance to answer', async () => (await o.get()).body === 'near' ? true : undefined, 10_000, 100)
+    } finally {
+      await o.stop()
+    }
+  })
+
+  it('measures the instance an allocator answers with against a hard RTT that is not a whole number of ms', async () => {
+    // the registry takes RTTs such as 300.5 ms; a deadline of a fraction of a ms made every ping fail
+    const record = serviceRecord('fraction-server', { contentHash: 'hash-fraction', softRttMs: 100.5, hardRttMs: 300.5 })
+    const o = await overlay(record)
+    try {
+      // not found on the service topic: only the allocation's own measurement gives its RTT, on
+      // the connection open already (a dial by peer id alone may take longer than the hard RTT)
+      const far = await o.instance('far', 10, 'hash-not-looked-up')
+      await o.proxyNode.libp2p.dial(multiaddr(far.multiaddr))
+      await o.allocator(0, async () => await Promise.resolve(allocated(far, record.contentHash)))
+      assert.deepEqual(await o.get(), { status: 200, body: 'far', retryAfter: null })
+      const rttMs = await eventually('the instance to be measured', () => o.proxy.instanceOf(record.name)?.rttMs, 5_000, 50)
+      assert.ok(rttMs >= 20 && rttMs <= record.hardRttMs, `${rttMs} ms`)
     } finally {
       await o.stop()
     }
