@@ -301,6 +301,12 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   }
 
   /**
+   * How long a measurement that may have to dial the instance first takes at most: a new
+   * connection's handshakes are several round trips, a busy host slower still.
+   */
+  const dialMs = (record: ServiceRecord): number => Math.max(STALL_PING_TIMEOUT_MS, 2 * record.hardRttMs)
+
+  /**
    * The RTT an instance is known by after a measurement: the smoothed one while both it and the
    * last sample are within `hardRttMs`, else the last sample (beyond hard, nearest() passes it by;
    * or within, where a smoothed figure still beyond would keep out an instance that came near).
@@ -370,9 +376,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     const late: Array<Promise<boolean>> = []
     for (const { peerId, rtt } of found) {
       if (rtt == null) {
-        // beyond hard, or its new connection only took longer to open (its handshakes are several
-        // round trips, a busy host slower still): measured again with a dial of its own length
-        late.push(measure(peerId, Math.max(STALL_PING_TIMEOUT_MS, 2 * record.hardRttMs)).then(lateRtt => take(peerId, lateRtt), () => false))
+        // beyond hard, or its new connection only took longer to open: measured again with a
+        // dial of its own length
+        late.push(measure(peerId, dialMs(record)).then(lateRtt => take(peerId, lateRtt), () => false))
       } else {
         take(peerId, rtt)
       }
@@ -453,7 +459,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     if (instance.rttMs != null && instance.rttMs > record.hardRttMs) {
       instance.rttMs = undefined
     }
-    const measured = measure(instance.peerId, record.hardRttMs).then(rtt => {
+    // the ping on a connection to the allocation's address: the dial (by peer id alone, a lookup
+    // first) may take longer than the hard RTT, and the request's own dial joins it
+    const measured = node.libp2p.dial(instance.target, { signal: within(dialMs(record)) }).then(async () => await measure(instance.peerId, record.hardRttMs)).then(rtt => {
       const rttMs = knownRtt(rtt, record.hardRttMs)
       if (rttMs > record.hardRttMs) {
         return undefined

@@ -213,6 +213,21 @@ describe('client proxy: which instance it chooses', { timeout: 120_000 }, () => 
     }
   })
 
+  it('measures the instance an allocator answers with once its connection is open, however long the dial', async () => {
+    const record = serviceRecord('dialled-server', { contentHash: 'hash-dialled', softRttMs: 100, hardRttMs: 300 })
+    const o = await overlay(record)
+    try {
+      // not found on the service topic, and not connected: the allocation's address is the way there
+      const far = await o.instance('far', 10, 'hash-not-looked-up')
+      await o.allocator(0, async () => await Promise.resolve(allocated(far, record.contentHash)))
+      assert.deepEqual(await o.get(), { status: 200, body: 'far', retryAfter: null })
+      const rttMs = await eventually('the instance to be measured', () => o.proxy.instanceOf(record.name)?.rttMs, 5_000, 50)
+      assert.ok(rttMs >= 20 && rttMs <= record.hardRttMs, `${rttMs} ms`)
+    } finally {
+      await o.stop()
+    }
+  })
+
   it('keeps an instance rested that failed while a background allocation was under way, when the allocator answers with it', async () => {
     const record = serviceRecord('rested-server', { contentHash: 'hash-rested', softRttMs: 20, hardRttMs: 1_000 })
     // time for a first answer through the relay on a busy host, not only for its round trip
