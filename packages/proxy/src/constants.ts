@@ -32,8 +32,6 @@ export const MAX_HTTP_STREAMS = 512
 /** On SIGTERM, how long a draining sidecar waits for requests in flight (Docker kills at 10 s). */
 export const DRAIN_GRACE_MS = 9_000
 
-/** Client mode: the local HTTP port in the docs (`proxy 4200`). */
-export const DEFAULT_HTTP_PORT = 4200
 /** Client mode: requests that may wait for one service's cold start at once (more: 503). */
 export const DEFAULT_MAX_PENDING = 1_000
 /** Client mode: how long a request waits for a cold start (then 504). */
