@@ -89,6 +89,8 @@ export interface AllocatorInit {
   silentSidecarMs?: number
   /** A pull that reports no progress for this long fails (default STREAM_STALL_MS). */
   pullStallMs?: number
+  /** A pull that has not finished within this long fails, however it progresses. */
+  pullTimeoutMs: number
   /** The sidecars' log level. */
   sidecarLogLevel?: string
   /** The registry-services trusted with the records, for this allocator and its sidecars (empty: any). */
@@ -686,7 +688,7 @@ export class Allocator {
       return
     }
     this.#log.info({ image }, 'pulling')
-    await this.#c.runtime.pull(image, { signal: this.#controller.signal, ...(this.#init.pullStallMs == null ? {} : { stallMs: this.#init.pullStallMs }) })
+    await this.#c.runtime.pull(image, { signal: this.#controller.signal, timeoutMs: this.#init.pullTimeoutMs, ...(this.#init.pullStallMs == null ? {} : { stallMs: this.#init.pullStallMs }) })
   }
 
   async #ensureSidecarImage (): Promise<void> {

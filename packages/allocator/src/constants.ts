@@ -125,6 +125,13 @@ export const NO_NEW_PRIVILEGES = 'no-new-privileges:true'
  * IMAGE: the next Allocate pulls again).
  */
 export const STREAM_STALL_MS = 60_000
+/**
+ * The longest an image pull may take (--pull-timeout): one that keeps trickling in never stalls,
+ * and would hold its cold start, and every Allocate of the service sharing it, as long as it runs.
+ * Longer than a caller's Allocate deadline: a large image's pull may still finish for the callers
+ * that come after the first, and share its cold start.
+ */
+export const DEFAULT_PULL_TIMEOUT_MS = 10 * 60_000
 /** Where the sidecar finds its mounted files inside its container. */
 export const SIDECAR_SECRETS_DIR = '/run/physarum'
 /**

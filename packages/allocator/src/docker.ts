@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import Docker from 'dockerode'
 import { raceSignal } from 'race-signal'
-import { ConfigError, nonEmpty } from '@physarum/p2p'
+import { ConfigError, formatDuration, nonEmpty } from '@physarum/p2p'
 import { DockerError, ImageError } from './errors.ts'
 import { DOCKER_CALL_TIMEOUT_MS, JSON_FILE_LOG_ROTATION, STREAM_STALL_MS } from './constants.ts'
 import type { ContainerCreateOptions, ContainerInfo } from 'dockerode'
@@ -171,16 +171,23 @@ export class DockerRuntime {
   }
 
   /**
-   * Pulls `ref` (by digest); ImageError when the registry does not have it or refuses, or when the
+   * Pulls `ref` (by digest); ImageError when the registry does not have it or refuses, when the
    * engine reports no progress for `stallMs` (a registry that stopped sending would otherwise hold
-   * the pull, and every allocation waiting on it, for good).
+   * the pull, and every allocation waiting on it, for good), or when it has not finished within
+   * `timeoutMs` (--pull-timeout: a registry that keeps sending a trickle never stalls).
    */
-  async pull (ref: string, options: { signal?: AbortSignal, stallMs?: number } = {}): Promise<void> {
+  async pull (ref: string, options: { signal?: AbortSignal, stallMs?: number, timeoutMs: number }): Promise<void> {
     const auth = await authFor(registryHost(ref))
+    const deadline = AbortSignal.timeout(options.timeoutMs)
+    const ended = options.signal == null ? deadline : AbortSignal.any([options.signal, deadline])
     try {
-      await this.streamed(async (signal) => await this.docker.pull(ref, { ...(auth == null ? {} : { authconfig: auth }), abortSignal: signal }), options)
+      await this.streamed(async (signal) => await this.docker.pull(ref, { ...(auth == null ? {} : { authconfig: auth }), abortSignal: signal }), {
+        signal: ended,
+        ...(options.stallMs == null ? {} : { stallMs: options.stallMs })
+      })
     } catch (err) {
-      throw new ImageError(`Pulling ${ref} failed: ${(err as Error).message}`)
+      const reason = deadline.aborted ? `not finished within ${formatDuration(options.timeoutMs)} (--pull-timeout): too slow a registry, or too large an image` : (err as Error).message
+      throw new ImageError(`Pulling ${ref} failed: ${reason}`)
     }
     if (!await this.hasImage(ref)) {
       throw new ImageError(`Pulling ${ref} finished but the engine does not have it`)

@@ -5,8 +5,8 @@ import { trustedRegistries, withRegistryTrust } from '@physarum/registry-service
 import { hideBin } from 'yargs/helpers'
 import {
   ALLOC_PROTOCOL, ALLOC_RPC_TIMEOUT_MS, CHECKIN_PROTOCOL, DEFAULT_DRAIN_DELAY_MS, DRAIN_IN_FLIGHT_MAX_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_RESTARTS, DEFAULT_METRICS_PORT,
-  DEFAULT_NODE_IMAGE, DEFAULT_P2P_PORT, DEFAULT_RATE_BURST, DEFAULT_RATE_PER_SECOND, DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MAX_MS,
-  DEFAULT_RESTART_BACKOFF_MIN_MS, DEFAULT_RESTART_WINDOW_MS, DEFAULT_STATS_INTERVAL_MS, LABEL_PREFIX, MAX_READY_TIMEOUT_MS, NAME
+  DEFAULT_NODE_IMAGE, DEFAULT_P2P_PORT, DEFAULT_PULL_TIMEOUT_MS, DEFAULT_RATE_BURST, DEFAULT_RATE_PER_SECOND, DEFAULT_READY_TIMEOUT_MS, DEFAULT_RESTART_BACKOFF_MAX_MS,
+  DEFAULT_RESTART_BACKOFF_MIN_MS, DEFAULT_RESTART_WINDOW_MS, DEFAULT_STATS_INTERVAL_MS, LABEL_PREFIX, MAX_READY_TIMEOUT_MS, NAME, STREAM_STALL_MS
 } from './constants.ts'
 import { startAllocatorDaemon } from './daemon.ts'
 import { dockerOptions } from './docker.ts'
@@ -33,6 +33,7 @@ interface AllocatorArgs extends NodeArgs, RegistryTrustArgs {
   'cpu-budget': string
   'memory-budget': string
   'ready-timeout': string
+  'pull-timeout': string
   'idle-timeout': string
   'drain-delay': string
   'stats-interval': string
@@ -63,6 +64,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .option('cpu-budget', { type: 'string', default: '0', describe: 'CPU cores all instances may reserve together (records\' cpu); 0: no limit' })
     .option('memory-budget', { type: 'string', default: '0', describe: 'Memory in MiB all instances may reserve together (records\' memoryMb); 0: no limit' })
     .option('ready-timeout', { type: 'string', default: formatDuration(DEFAULT_READY_TIMEOUT_MS), describe: `How long a new instance may take to check in (answered TIMEOUT past it), and a restarted sidecar to check in again or a restarted service to listen again (the instance is given up past it); at most ${formatDuration(MAX_READY_TIMEOUT_MS)}, the rest of the callers' ${formatDuration(ALLOC_RPC_TIMEOUT_MS)} Allocate deadline being for the pull and the containers' start` })
+    .option('pull-timeout', { type: 'string', default: formatDuration(DEFAULT_PULL_TIMEOUT_MS), describe: `How long an image pull may take, however slowly it progresses (the cold start fails with IMAGE past it, and the next Allocate pulls again); one that makes no progress for ${formatDuration(STREAM_STALL_MS)} fails sooner` })
     .option('idle-timeout', { type: 'string', default: formatDuration(DEFAULT_IDLE_TIMEOUT_MS), describe: 'An instance with no request for this long and none in flight is drained' })
     .option('drain-delay', { type: 'string', default: formatDuration(DEFAULT_DRAIN_DELAY_MS), describe: `Between "stop providing" and stopping a drained instance; requests its sidecar still reports in flight then get up to ${formatDuration(DRAIN_IN_FLIGHT_MAX_MS)} more` })
     .option('stats-interval', { type: 'string', default: formatDuration(DEFAULT_STATS_INTERVAL_MS), describe: 'How often the sidecars report their stats' })
@@ -77,7 +79,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .option('hostname', { type: 'string', describe: 'The host name announced to peers [default: the OS host name]' })
     .group(['docker-host', 'node-image', 'sidecar-image', 'sidecar-entry', 'sidecar-listen', 'sidecar-announce', 'network-mode'], 'Docker:')
     .group(['max-instances', 'cpu-budget', 'memory-budget'], 'Capacity:')
-    .group(['ready-timeout', 'idle-timeout', 'drain-delay', 'stats-interval', 'restart-backoff-min', 'restart-backoff-max', 'max-restarts', 'restart-window', 'keep-instances'], 'Lifecycle:')
+    .group(['ready-timeout', 'pull-timeout', 'idle-timeout', 'drain-delay', 'stats-interval', 'restart-backoff-min', 'restart-backoff-max', 'max-restarts', 'restart-window', 'keep-instances'], 'Lifecycle:')
     .group(['rate-limit', 'rate-burst', 'registry', 'registry-id', 'hostname'], 'Other:')
     .example('PHYSARUM_PSK=... $0 -bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW...', 'Run an allocator on this host (Docker on /var/run/docker.sock, metrics on :9101)')
     .example('scripts/build-node-image.sh && PHYSARUM_PSK=... $0 --node-image physarum/node:24 -bootstrap ...', 'Without an image registry: build a local Node base image first')
@@ -144,6 +146,7 @@ async function resolveConfig (args: AllocatorArgs, env: NodeJS.ProcessEnv): Prom
     cpuBudget: parseNumber('--cpu-budget', args['cpu-budget'], 0),
     memoryBudgetMb: parseNumber('--memory-budget', args['memory-budget'], 0, true),
     readyTimeoutMs: parseDuration('--ready-timeout', args['ready-timeout'], 100),
+    pullTimeoutMs: parseDuration('--pull-timeout', args['pull-timeout'], 1_000),
     idleTimeoutMs: parseDuration('--idle-timeout', args['idle-timeout'], 100),
     drainDelayMs: parseDuration('--drain-delay', args['drain-delay'], 0),
     statsIntervalMs: parseDuration('--stats-interval', args['stats-interval'], 10),

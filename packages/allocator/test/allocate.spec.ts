@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { after, before, describe, it } from 'node:test'
@@ -206,6 +207,33 @@ describe('Allocate', { timeout: 240_000 }, () => {
       assert.match(answer.body, /^Stalled from/)
     } finally {
       await impatient.stop()
+      await relay.stop()
+      await dir.remove()
+    }
+  })
+
+  it('gives up with IMAGE a pull that keeps progressing but has not finished within --pull-timeout', async () => {
+    // a layer of about 300 KB, 10 KB/s through the relay: half a minute to pull
+    const padding = `// ${randomBytes(300_000).toString('base64')}\n`
+    const image = await buildServiceImage(engine, images, 'trickled', HELLO_SERVER + padding)
+    await engine.docker.getImage(image.replace(/@.*/, ':test')).remove({ force: true })
+    const relay = await startRegistryRelay(images, 'trickle')
+    const dir = await tempDir('physarum-alloc-trickle')
+    const bounded = await startTestAllocator(engine, overlay, dir.path, { pullStallMs: 1_500, pullTimeoutMs: 4_000, sidecarImage: daemon.sidecarImage })
+    try {
+      await overlay.register('trickled-server', image.replace(images.host, relay.host), { contentHash: 'hash-trickled' })
+      const began = performance.now()
+      await assert.rejects(allocate(overlay.client.libp2p, bounded.node.peerId, 'trickled-server'), (err: Error & { code: string }) => {
+        assert.equal(err.code, 'IMAGE')
+        assert.match(err.message, /Pulling .*trickled@sha256:[0-9a-f]{64} failed: not finished within 4s \(--pull-timeout\): too slow a registry, or too large an image/)
+        return true
+      })
+      const tookMs = performance.now() - began
+      assert.ok(tookMs < 4_000 + 5_000, `answered after ${Math.round(tookMs)} ms`)
+      assert.equal(bounded.allocator.instances().length, 0)
+      await assert.rejects(engine.docker.getImage(image).inspect())
+    } finally {
+      await bounded.stop()
       await relay.stop()
       await dir.remove()
     }

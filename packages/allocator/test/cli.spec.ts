@@ -34,13 +34,14 @@ describe('allocator and sidecar CLIs', () => {
   it('print their options with --help', async () => {
     const allocator = await cli(ALLOCATOR, ['--help'])
     assert.equal(allocator.code, 0)
-    for (const flag of ['--idle-timeout', '--ready-timeout', '--max-instances', '--node-image', '--docker-host', '--keep-instances', '--announce', '--sidecar-announce']) {
+    for (const flag of ['--idle-timeout', '--ready-timeout', '--pull-timeout', '--max-instances', '--node-image', '--docker-host', '--keep-instances', '--announce', '--sidecar-announce']) {
       assert.ok(allocator.stdout.includes(flag), flag)
     }
     assert.match(allocator.stdout, /\[default: \/ip4\/0\.0\.0\.0\/tcp\/4002\]/)
     // a bare number is refused (see the duration errors below): the help may not offer one
     assert.match(allocator.stdout, /Durations take a unit/)
     assert.match(allocator.stdout.replace(/\s+/g, ' '), /--ready-timeout .* at most 90s, the rest of the callers' 2m Allocate deadline/)
+    assert.match(allocator.stdout.replace(/\s+/g, ' '), /--pull-timeout How long an image pull may take.* \[string\] \[default: "10m"\]/)
     assert.doesNotMatch(allocator.stdout, /seconds \(1, 0\.5\)|are seconds/)
     const proxy = await cli(PROXY, ['--help'])
     assert.equal(proxy.code, 0)
@@ -131,6 +132,9 @@ describe('allocator and sidecar CLIs', () => {
       [ALLOCATOR, ['--idle-timeout', '1s', '--stats-interval', '2s'], /--idle-timeout: 1s is not longer than --stats-interval 2s/],
       [ALLOCATOR, ['--ready-timeout', '700h'], /--ready-timeout: "700h" is too long/],
       [ALLOCATOR, ['--ready-timeout', '3m'], /--ready-timeout: 3m is longer than 90s: a cold start answers within the 2m deadline of its caller's Allocate/],
+      // a pull with no bound is what the flag is there to prevent
+      [ALLOCATOR, ['--pull-timeout', '0'], /--pull-timeout: "0" is too short \(at least 1s\)/],
+      [ALLOCATOR, ['--pull-timeout', '600'], /--pull-timeout: "600" has no unit: write 600s or 600ms/],
       [PROXY, ['4200', '--cold-start-timeout', '3000000s'], /--cold-start-timeout: "3000000s" is too long \(at most 2147483647ms/],
       [PROXY, ['4200', '--cold-start-timeout', '30'], /--cold-start-timeout: "30" has no unit: write 30s or 30ms/],
       [ALLOCATOR, ['--idle-timeout', '60'], /--idle-timeout: "60" has no unit: write 60s or 60ms/],

@@ -58,7 +58,7 @@ describe('DockerRuntime against a wedged engine (a socket that takes requests an
 
   // the engine answers a pull only once it has the registry's manifest: the stall counts from the request
   it('fails a pull, and a build, that get no answer at all once they stalled', async () => {
-    await assert.rejects(runtime.pull('127.0.0.1:5000/x@sha256:' + 'ab'.repeat(32), { stallMs: CALL_TIMEOUT_MS }), {
+    await assert.rejects(runtime.pull('127.0.0.1:5000/x@sha256:' + 'ab'.repeat(32), { stallMs: CALL_TIMEOUT_MS, timeoutMs: 60_000 }), {
       name: 'ImageError',
       message: /Pulling 127\.0\.0\.1:5000\/x@sha256:a+b.* failed: no progress for 300 ms: the engine or the registry stopped sending/
     })

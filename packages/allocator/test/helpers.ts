@@ -293,6 +293,7 @@ export async function startTestAllocator (engine: TestDocker, overlay: TestOverl
       cpuBudget: 0,
       memoryBudgetMb: 0,
       readyTimeoutMs: 20_000,
+      pullTimeoutMs: 60_000,
       idleTimeoutMs: 10 * 60_000,
       drainDelayMs: 100,
       statsIntervalMs: 200,
@@ -423,8 +424,9 @@ export async function startEngineRelay (engine: TestDocker): Promise<EngineRelay
 
 /**
  * A TCP relay in front of the image registry. Until `resume()`, a connection that starts receiving
- * a blob (the registry's application/octet-stream answers) passes nothing more: a registry that
- * stops sending in the middle of a pull.
+ * a blob (the registry's application/octet-stream answers) passes nothing more (`stall`: a registry
+ * that stops sending in the middle of a pull), or the blob a few bytes at a time (`trickle`: one
+ * that keeps sending, too slowly for the pull to end).
  */
 export interface RegistryRelay {
   /** host:port to put in image references instead of the registry's. */
@@ -434,7 +436,11 @@ export interface RegistryRelay {
   stop(): Promise<void>
 }
 
-export async function startRegistryRelay (images: TestImageRegistry): Promise<RegistryRelay> {
+/** What a trickling relay passes of a blob, and how often. */
+const TRICKLE_BYTES = 2_048
+const TRICKLE_EVERY_MS = 200
+
+export async function startRegistryRelay (images: TestImageRegistry, mode: 'stall' | 'trickle' = 'stall'): Promise<RegistryRelay> {
   const [registryHost, registryPort] = images.host.split(':') as [string, string]
   const sockets = new Set<Socket>()
   const held = new Set<Socket>()
@@ -470,13 +476,27 @@ export async function startRegistryRelay (images: TestImageRegistry): Promise<Re
       })
     }
     client.pipe(upstream)
+    let trickled = Buffer.alloc(0)
     upstream.on('data', (chunk: Buffer) => {
       if (!holding && stalled && /content-type: application\/octet-stream/i.test(chunk.toString('latin1'))) {
         holding = true
         held.add(client)
+        if (mode === 'trickle') {
+          // the headers at once: the engine reports the blob's progress from its first bytes
+          const body = chunk.indexOf('\r\n\r\n') + 4
+          client.write(chunk.subarray(0, body))
+          chunk = chunk.subarray(body)
+          const timer = setInterval(() => {
+            client.write(trickled.subarray(0, TRICKLE_BYTES))
+            trickled = trickled.subarray(TRICKLE_BYTES)
+          }, TRICKLE_EVERY_MS)
+          client.on('close', () => { clearInterval(timer) })
+        }
       }
       if (!holding) {
         client.write(chunk)
+      } else if (mode === 'trickle') {
+        trickled = Buffer.concat([trickled, chunk])
       }
     })
   })

@@ -165,6 +165,7 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
       cpuBudget: 0,
       memoryBudgetMb: 0,
       readyTimeoutMs: 10_000,
+      pullTimeoutMs: 60_000,
       idleTimeoutMs: 60_000,
       drainDelayMs: 50,
       statsIntervalMs: 1_000,
