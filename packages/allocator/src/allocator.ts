@@ -4,6 +4,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { raceSignal } from 'race-signal'
 import { handleRpc, loadOrCreateIdentity, RpcFailureError } from '@physarum/p2p'
 import { nameProblem, NoRegistryError } from '@physarum/registry-service'
 import { ADOPT_TIMEOUT_MIN_MS, DRAIN_IN_FLIGHT_MAX_MS, HEALTH_DOCKER_TIMEOUT_MS, LABELS, MAX_AVOID_PEERS, NO_NEW_PRIVILEGES, PAUSE_FORGIVEN_MS, PORT_PICK_TRIES, RECONCILE_INTERVAL_MS, REMOVE_RETRY_MS, SERVICE_CAP_DROP, SERVICE_PIDS_LIMIT, SIDECAR_BRIDGE_PORT, SIDECAR_PIDS_LIMIT, SIDECAR_SECRETS_DIR, SILENT_SIDECAR_INTERVALS, SILENT_SIDECAR_MIN_MS, STOP_TIMEOUT_S } from './constants.ts'
@@ -266,8 +267,8 @@ export class Allocator {
   }
 
   /**
-   * Stops serving; drains and removes every instance unless `keepInstances` (then a new run of
-   * this allocator adopts them).
+   * Stops serving; ends the cold starts under way, which remove what they made; drains and removes
+   * every instance unless `keepInstances` (then a new run of this allocator adopts them).
    */
   async stop (options: { keepInstances?: boolean } = {}): Promise<void> {
     if (this.#stopped) {
@@ -279,6 +280,12 @@ export class Allocator {
     const libp2p = this.#c.node.libp2p
     await libp2p.unhandle(allocRpc.protocol).catch(() => {})
     await libp2p.unhandle(statusRpc.protocol).catch(() => {})
+    // a cold start answers no caller now: its pull and its wait for the sidecar end, and it removes
+    // its containers and its folder (a copy of the key) itself, once its every step settled (a
+    // removal from here could run while its files are being written). Kept instances or not: the
+    // next run would adopt an instance nobody asked for, or find the folder only at its start
+    this.#controller.abort()
+    await Promise.allSettled(this.#pending.values())
     if (options.keepInstances !== true) {
       const all = [...this.#instances.values()]
       for (const instance of all) {
@@ -293,12 +300,7 @@ export class Allocator {
       }
       // a removal the engine failed is tried once more now: its timer does not outlive the stop
       await Promise.all(all.map(async instance => { await (instance.removeTimer == null ? this.#remove(instance, 'allocator stopping') : this.#removeAgain(instance)) }))
-      // a cold start under way may create its containers after its instance was removed: its pull
-      // is ended, and what it made is removed once it gave up
-      this.#controller.abort()
-      await Promise.allSettled(this.#pending.values())
-      // one that reserved its instance after the list above was taken finished meanwhile
-      await Promise.all([...this.#instances.values()].map(async instance => { await this.#remove(instance, 'allocator stopping') }))
+      // a create the engine carried out after its call had timed out left a container no instance knows
       await this.#c.runtime.list(LABELS.allocator, this.#allocatorId).then(async containers => { await this.#removeStrays(containers) })
         .catch((err: Error) => { this.#log.warn({ err: err.message }, 'looking for containers left by a cold start failed') })
     }
@@ -309,7 +311,6 @@ export class Allocator {
       clearTimeout(instance.removeTimer)
     }
     await libp2p.unhandle(checkInRpc.protocol).catch(() => {})
-    this.#controller.abort()
   }
 
   /** 'ok', or why the Docker engine did not answer a ping in time: nothing can be started or restarted then. */
@@ -648,10 +649,10 @@ export class Allocator {
 
       mark = performance.now()
       await this.#waitReady(instance)
-      // stop() drains the instances being started too: one whose sidecar checked in during the
-      // drain is removed a moment later, and no caller may be handed it
-      if (instance.state !== 'starting') {
-        throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+      // stop() ends the cold starts, also one whose sidecar checked in as it began: none may be
+      // handed to a caller; nor one given up meanwhile (its sidecar died at once)
+      if (this.#stopped || instance.state !== 'starting') {
+        throw new RpcFailureError('UNAVAILABLE', this.#stopped ? 'The allocator is shutting down' : `The instance of ${service} was given up as it checked in`)
       }
       phases.ready = performance.now() - mark
       phases.total = performance.now() - began
@@ -688,7 +689,11 @@ export class Allocator {
       return
     }
     this.#log.info({ image }, 'pulling')
-    await this.#c.runtime.pull(image, { signal: this.#controller.signal, timeoutMs: this.#init.pullTimeoutMs, ...(this.#init.pullStallMs == null ? {} : { stallMs: this.#init.pullStallMs }) })
+    const signal = this.#controller.signal
+    await this.#c.runtime.pull(image, { signal, timeoutMs: this.#init.pullTimeoutMs, ...(this.#init.pullStallMs == null ? {} : { stallMs: this.#init.pullStallMs }) }).catch((err: unknown) => {
+      // stop() ended it: the image is not to blame
+      throw signal.aborted ? new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down') : err
+    })
   }
 
   async #ensureSidecarImage (): Promise<void> {
@@ -857,6 +862,7 @@ export class Allocator {
     }
   }
 
+  /** Until the instance's sidecar checked in; cut by the ready timeout, and by stop(). */
   async #waitReady (instance: Instance): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
@@ -866,7 +872,9 @@ export class Allocator {
       }, this.#init.readyTimeoutMs)
     })
     try {
-      await Promise.race([instance.ready.promise, timeout])
+      await raceSignal(Promise.race([instance.ready.promise, timeout]), this.#controller.signal, {
+        translateError: () => new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+      })
     } finally {
       clearTimeout(timer)
     }

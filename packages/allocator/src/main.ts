@@ -74,7 +74,7 @@ export function builder (argv: Argv): Argv<AllocatorArgs> {
     .option('restart-window', { type: 'string', default: formatDuration(DEFAULT_RESTART_WINDOW_MS), describe: 'The window of --max-restarts' })
     .option('rate-limit', { type: 'string', default: String(DEFAULT_RATE_PER_SECOND), describe: 'Allocate requests per second one peer may make (answered RATE_LIMITED past it for a backoff, twice the last each time the peer empties its burst again)' })
     .option('rate-burst', { type: 'string', default: String(DEFAULT_RATE_BURST), describe: 'Allocate requests one peer may make at once' })
-    .option('keep-instances', { type: 'boolean', describe: 'On SIGTERM, leave the instances running (the next start adopts them)' })
+    .option('keep-instances', { type: 'boolean', describe: 'On SIGTERM, leave the instances running (the next start adopts them); a cold start under way is ended and removed all the same' })
     .option('registry', { type: 'string', array: true, describe: 'Multiaddr (with /p2p/) of a registry-service to ask (repeatable) [default: found through the DHT]' })
     .option('hostname', { type: 'string', describe: 'The host name announced to peers [default: the OS host name]' })
     .group(['docker-host', 'node-image', 'sidecar-image', 'sidecar-entry', 'sidecar-listen', 'sidecar-announce', 'network-mode'], 'Docker:')

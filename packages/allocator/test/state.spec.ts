@@ -8,7 +8,7 @@ import { callRpc, createMetricsRegistry, loadOrCreateIdentity } from '@physarum/
 import { Allocator } from '../src/allocator.ts'
 import { allocate, CheckIn, checkInRpc } from '../src/client.ts'
 import { LABELS } from '../src/constants.ts'
-import { DockerError, SidecarImageError } from '../src/errors.ts'
+import { DockerError, ImageError, SidecarImageError } from '../src/errors.ts'
 import { eventually, silentLog, startNode, stopAll, tempDir, TEST_PSK } from './helpers.ts'
 import type { AllocatorInit } from '../src/allocator.ts'
 import type { Allocation } from '../src/client.ts'
@@ -46,6 +46,8 @@ class StubEngine {
   failInspecting = false
   /** Sidecars started from now on never check in (their process wedged at start). */
   silentSidecars = false
+  /** Images the engine lacks, whose pull goes on until it is aborted (a registry that trickles). */
+  endlessPulls = new Set<string>()
   onEvent: (event: ContainerEvent) => void = () => {}
   #next = 0
 
@@ -56,8 +58,12 @@ class StubEngine {
   }
 
   async ping (): Promise<void> {}
-  async hasImage (ref: string): Promise<boolean> { return await Promise.resolve(!ref.startsWith('sidecar') || this.images.has(ref)) }
-  async pull (): Promise<void> {}
+  async hasImage (ref: string): Promise<boolean> { return await Promise.resolve(!this.endlessPulls.has(ref) && (!ref.startsWith('sidecar') || this.images.has(ref))) }
+  async pull (ref: string, options: { signal?: AbortSignal }): Promise<void> {
+    if (this.endlessPulls.has(ref)) {
+      await new Promise((_resolve, reject) => { options.signal?.addEventListener('abort', () => { reject(new ImageError(`Pulling ${ref} failed: aborted`)) }) })
+    }
+  }
   async create (options: ContainerCreateOptions): Promise<string> {
     if (this.failCreating != null && options.Labels?.[LABELS.role] === this.failCreating) {
       throw new DockerError(`Creating the container ${options.name ?? ''} failed: (HTTP code 409) conflict`)
@@ -533,6 +539,24 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
     assert.deepEqual(allocator.instances(), [])
     assert.deepEqual([...engine.containers.values()].map(c => c.Labels[LABELS.service]), [], `left behind, ${first.instanceId} was the first`)
     assert.equal(await late, 'UNAVAILABLE')
+  })
+
+  it('ends the cold starts under way at a stop that keeps the instances, leaving neither their folders nor their containers', async () => {
+    const endless = `127.0.0.1:5000/endless@sha256:${'cd'.repeat(32)}`
+    const { allocator, engine, caller, stateDir } = await setUp({ records: name => ({ ...record(name), ...(name === 'svc-pulling' ? { image: endless } : {}) }) })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    engine.endlessPulls.add(endless)
+    engine.silentSidecars = true
+    const codeOf = async (service: string): Promise<string | undefined> => await allocate(caller.libp2p, target, service).then(() => 'answered', (err: Error & { code?: string }) => err.code)
+    // one in its pull, its folder written; one whose sidecar has not checked in yet, its containers running
+    const pulling = codeOf('svc-pulling')
+    const waiting = codeOf('svc-waiting')
+    await eventually('both cold starts under way', () => allocator.instances().length === 2 && engine.containers.size === 2 ? true : undefined, 5_000, 5)
+    assert.equal((await readdir(join(stateDir, 'instances'))).length, 2)
+    await allocator.stop({ keepInstances: true })
+    assert.deepEqual([allocator.instances(), [...engine.containers.values()], await readdir(join(stateDir, 'instances'))], [[], [], []])
+    assert.deepEqual([await pulling, await waiting], ['UNAVAILABLE', 'UNAVAILABLE'])
   })
 
   it('hands no caller an instance whose sidecar checked in while stop() drained it', async () => {
