@@ -268,7 +268,8 @@ export class Allocator {
 
   /**
    * Stops serving; ends the cold starts under way, which remove what they made; drains and removes
-   * every instance unless `keepInstances` (then a new run of this allocator adopts them).
+   * every instance unless `keepInstances` (then a new run of this allocator adopts them, and only
+   * the removals begun are finished).
    */
   async stop (options: { keepInstances?: boolean } = {}): Promise<void> {
     if (this.#stopped) {
@@ -286,20 +287,25 @@ export class Allocator {
     // next run would adopt an instance nobody asked for, or find the folder only at its start
     this.#controller.abort()
     await Promise.allSettled(this.#pending.values())
-    if (options.keepInstances !== true) {
-      const all = [...this.#instances.values()]
-      for (const instance of all) {
+    const keep = options.keepInstances === true
+    // kept or not, an instance being removed (reaped, given up) is not left half removed: its
+    // sidecar stopped and its service running on, holding its port, until the next start
+    const removed = [...this.#instances.values()].filter(instance => !keep || instance.state === 'stopping')
+    if (!keep) {
+      for (const instance of removed) {
         // one being removed stays so: set back to draining, its removal would run a second time beside the first
         if (instance.state !== 'stopping') {
           instance.state = 'draining'
         }
       }
       // the sidecars hear "drain" with their next stats; then each finishes what is in flight
-      if (all.length > 0) {
+      if (removed.length > 0) {
         await new Promise(resolve => setTimeout(resolve, Math.min(this.#init.drainDelayMs, this.#init.statsIntervalMs + 200)))
       }
-      // a removal the engine failed is tried once more now: its timer does not outlive the stop
-      await Promise.all(all.map(async instance => { await (instance.removeTimer == null ? this.#remove(instance, 'allocator stopping') : this.#removeAgain(instance)) }))
+    }
+    // a removal the engine failed is tried once more now: its timer does not outlive the stop
+    await Promise.all(removed.map(async instance => { await (instance.removeTimer == null ? this.#remove(instance, 'allocator stopping') : this.#removeAgain(instance)) }))
+    if (!keep) {
       // a create the engine carried out after its call had timed out left a container no instance knows
       await this.#c.runtime.list(LABELS.allocator, this.#allocatorId).then(async containers => { await this.#removeStrays(containers) })
         .catch((err: Error) => { this.#log.warn({ err: err.message }, 'looking for containers left by a cold start failed') })

@@ -342,6 +342,22 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
     assert.deepEqual([allocator.instances(), [...engine.containers.values()]], [[], []], 'stop() returned before the removal was done')
   })
 
+  it('finishes at a stop that keeps the instances the removal of one under way, and keeps the others', async () => {
+    const { allocator, engine, caller, stateDir } = await setUp({ idleTimeoutMs: 300, statsIntervalMs: 100 })
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    const reaped = await allocate(caller.libp2p, target, 'svc-reaped-at-stop')
+    nodes.push(...engine.sidecars)
+    // each container takes a while to stop: the stop() below comes while the reaped instance's removal is under way
+    engine.stopDelayMs = 500
+    await eventually('the idle instance being removed', () => allocator.instances()[0]?.state === 'stopping' ? true : undefined, 5_000, 5)
+    const kept = await allocate(caller.libp2p, target, 'svc-kept-at-stop')
+    nodes.push(...engine.sidecars.filter(node => !nodes.includes(node)))
+    await allocator.stop({ keepInstances: true })
+    assert.deepEqual([...engine.containers.values()].map(c => c.Labels[LABELS.instance]), [kept.instanceId, kept.instanceId], `${reaped.instanceId} left half removed`)
+    assert.deepEqual(await readdir(join(stateDir, 'instances')), [kept.instanceId])
+  })
+
   it('tries once more at stop a removal the engine failed, rather than leave its containers', async () => {
     const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 300, statsIntervalMs: 100, removeRetryMs: 60_000 })
     await allocator.start()
