@@ -1010,8 +1010,13 @@ export class Allocator {
     if (instance.state === 'draining' && instance.inFlight > 0) {
       this.#log.info({ service: instance.service, instance: instance.id, inFlight: instance.inFlight }, 'a drained instance has requests in flight: waiting for them')
     }
-    while (instance.state === 'draining' && instance.inFlight > 0 && performance.now() < until) {
+    while (!this.#stopped && instance.state === 'draining' && instance.inFlight > 0 && performance.now() < until) {
       await new Promise(resolve => setTimeout(resolve, Math.min(instance.statsIntervalMs, until - performance.now())).unref())
+    }
+    // stop() removed it itself, or kept it (--keep-instances): a removal begun now would be cut
+    // halfway by the exit, and the next run goes on draining it, as its sidecar reports
+    if (this.#stopped) {
+      return
     }
     await this.#remove(instance, reason)
   }

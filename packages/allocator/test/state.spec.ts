@@ -358,6 +358,19 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
     assert.deepEqual(await readdir(join(stateDir, 'instances')), [kept.instanceId])
   })
 
+  it('leaves an instance it was draining alone once stopped to keep it, for the next run to go on draining', async () => {
+    const { allocator, engine, caller, stateDir } = await setUp({ idleTimeoutMs: 300, statsIntervalMs: 100, drainDelayMs: 1_000 })
+    await allocator.start()
+    const drained = await allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-drained-at-stop')
+    nodes.push(...engine.sidecars)
+    await eventually('the idle instance draining', () => allocator.instances()[0]?.state === 'draining' ? true : undefined, 5_000, 5)
+    await allocator.stop({ keepInstances: true })
+    // past its drain delay: the process would be exiting, halfway through a removal begun now
+    await sleep(1_500)
+    assert.deepEqual([...engine.containers.values()].map(c => [c.Labels[LABELS.instance], c.State]), [[drained.instanceId, 'running'], [drained.instanceId, 'running']])
+    assert.deepEqual(await readdir(join(stateDir, 'instances')), [drained.instanceId])
+  })
+
   it('tries once more at stop a removal the engine failed, rather than leave its containers', async () => {
     const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 300, statsIntervalMs: 100, removeRetryMs: 60_000 })
     await allocator.start()
