@@ -514,8 +514,12 @@ export class Allocator {
   /** The service's record: the registry client's copy (refreshed behind the callers once stale), or a `fresh` read. */
   async #lookup (service: string, fresh = false): Promise<ServiceRecord> {
     try {
-      return await this.#c.registry.get(service, fresh ? { fresh, signal: AbortSignal.timeout(10_000) } : {})
+      // the fresh read before a cold start is one stop() waits for: it ends with the stop, not up to 10 s later
+      return await this.#c.registry.get(service, fresh ? { fresh, signal: AbortSignal.any([AbortSignal.timeout(10_000), this.#controller.signal]) } : {})
     } catch (err) {
+      if (this.#stopped) {
+        throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+      }
       if (err instanceof RpcFailureError && (err.code === 'NOT_FOUND' || err.code === 'BAD_REQUEST')) {
         throw new RpcFailureError(err.code, err.code === 'NOT_FOUND' ? `No service named ${service} is registered` : err.message)
       }

@@ -154,9 +154,9 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
       node,
       runtime: engine as unknown as DockerRuntime,
       registry: {
-        get: async (name: string, options?: { fresh?: boolean }) => {
+        get: async (name: string, options?: { fresh?: boolean, signal?: AbortSignal }) => {
           lookups.push(name)
-          await sleep(lookupMs)
+          await sleep(lookupMs, undefined, { signal: options?.signal })
           return records(name, options?.fresh === true)
         }
       },
@@ -586,6 +586,19 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
     await allocator.stop({ keepInstances: true })
     assert.deepEqual([allocator.instances(), [...engine.containers.values()], await readdir(join(stateDir, 'instances'))], [[], [], []])
     assert.deepEqual([await pulling, await waiting], ['UNAVAILABLE', 'UNAVAILABLE'])
+  })
+
+  it('ends at a stop the fresh read of a record before a cold start, rather than wait for the registry', async () => {
+    // a registry that takes 5 s to answer: each Get, the fresh one before the cold start too
+    const { allocator, engine, caller, lookups } = await setUp({ lookupMs: 5_000 })
+    await allocator.start()
+    const late = allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-slow-registry').then(() => 'answered', (err: Error & { code?: string }) => err.code)
+    await eventually('the fresh read before the cold start', () => lookups.length === 2 ? true : undefined, 15_000, 10)
+    const began = performance.now()
+    await allocator.stop({ keepInstances: true })
+    const tookMs = performance.now() - began
+    assert.ok(tookMs < 1_000, `stop() took ${Math.round(tookMs)} ms`)
+    assert.equal(await late, 'UNAVAILABLE')
   })
 
   it('hands no caller an instance whose sidecar checked in while stop() drained it', async () => {
