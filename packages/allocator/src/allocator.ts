@@ -46,9 +46,9 @@ export interface AllocatorInit {
   /**
    * Called at a cold start that finds the sidecar image gone from the engine (an operator's
    * `docker image prune -a` removes it while no instance runs): builds it again, or throws a
-   * SidecarImageError that says what to do.
+   * SidecarImageError that says what to do. The build ends when `signal` aborts (stop()).
    */
-  restoreSidecarImage: () => Promise<unknown>
+  restoreSidecarImage: (signal: AbortSignal) => Promise<unknown>
   /** Instances' mounted files (key, identity) live in <stateDir>/instances/<id>. */
   stateDir: string
   psk: PreSharedKey | null
@@ -710,11 +710,15 @@ export class Allocator {
     if (await this.#c.runtime.hasImage(this.#init.sidecarImage)) {
       return
     }
+    const signal = this.#controller.signal
     this.#restoring ??= (async () => {
       this.#log.warn({ image: this.#init.sidecarImage }, 'the sidecar image is gone from the engine: restoring it')
-      await this.#init.restoreSidecarImage()
+      await this.#init.restoreSidecarImage(signal)
     })().finally(() => { this.#restoring = undefined })
-    await this.#restoring
+    await this.#restoring.catch((err: unknown) => {
+      // stop() ended the build: the sidecar image is not to blame
+      throw signal.aborted ? new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down') : err
+    })
   }
 
   /**

@@ -39,15 +39,15 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
   const registry = config.registry ?? createMetricsRegistry()
   const runtime = new DockerRuntime(config.dockerHost)
   await runtime.ping()
-  // at start, and again at a cold start that finds the image gone from the engine
-  const provideSidecarImage = async (): Promise<string> => {
+  // at start, and again at a cold start that finds the image gone from the engine (the build ends with `signal`)
+  const provideSidecarImage = async (signal?: AbortSignal): Promise<string> => {
     if (config.sidecarImage != null) {
       if (!await runtime.hasImage(config.sidecarImage)) {
         throw new SidecarImageError(`The sidecar image ${config.sidecarImage} (--sidecar-image) is not in the engine`)
       }
       return config.sidecarImage
     }
-    const image = await ensureSidecarImage(runtime, { nodeImage: config.nodeImage, ...(config.sidecarEntry == null ? {} : { entry: config.sidecarEntry }) })
+    const image = await ensureSidecarImage(runtime, { nodeImage: config.nodeImage, ...(config.sidecarEntry == null ? {} : { entry: config.sidecarEntry }), ...(signal == null ? {} : { signal }) })
     if (image.built) {
       log.info({ image: image.tag, nodeImage: config.nodeImage, bundle: image.bundleHash.slice(0, 12) }, 'built the sidecar image')
     }

@@ -20,6 +20,8 @@ export interface SidecarImageInit {
   /** The proxy CLI's entry (TypeScript or JavaScript), bundled into one file. */
   entry?: string
   tag?: string
+  /** Ends the build. */
+  signal?: AbortSignal
 }
 
 export interface SidecarImage {
@@ -90,7 +92,8 @@ export async function ensureSidecarImage (runtime: DockerRuntime, init: SidecarI
   tar.entry({ name: 'sidecar.mjs' }, Buffer.from(bundle.buffer, bundle.byteOffset, bundle.byteLength))
   tar.finalize()
   try {
-    await runtime.streamed(async (signal) => await runtime.docker.buildImage(tar as unknown as NodeJS.ReadableStream, { t: tag, rm: true, forcerm: true, pull: false, abortSignal: signal }))
+    await runtime.streamed(async (signal) => await runtime.docker.buildImage(tar as unknown as NodeJS.ReadableStream, { t: tag, rm: true, forcerm: true, pull: false, abortSignal: signal }),
+      init.signal == null ? {} : { signal: init.signal })
   } catch (err) {
     throw new SidecarImageError(`Building ${tag} failed: ${(err as Error).message}`)
   }

@@ -601,6 +601,22 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
     assert.equal(await late, 'UNAVAILABLE')
   })
 
+  it('ends at a stop the build of the sidecar image a cold start found gone, rather than wait for it', async () => {
+    // a build that goes on until it is ended
+    const { allocator, engine, caller } = await setUp({
+      restoreSidecarImage: async (signal?: AbortSignal) => {
+        await new Promise((_resolve, reject) => { signal?.addEventListener('abort', () => { reject(new SidecarImageError('Building sidecar failed: aborted')) }) })
+      }
+    })
+    await allocator.start()
+    engine.images.clear()
+    const late = allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-rebuilding').then(() => 'answered', (err: Error & { code?: string }) => err.code)
+    await eventually('the cold start under way', () => allocator.instances().length === 1 ? true : undefined, 5_000, 5)
+    await Promise.race([allocator.stop({ keepInstances: true }), sleep(2_000).then(() => { throw new Error('stop() still waits for the build after 2 s') })])
+    assert.equal(await late, 'UNAVAILABLE')
+    assert.deepEqual(allocator.instances(), [])
+  })
+
   it('hands no caller an instance whose sidecar checked in while stop() drained it', async () => {
     // stop() waits 1.2 s for the sidecars to hear "drain"; the sidecar checks in meanwhile
     const { allocator, engine, caller } = await setUp({ drainDelayMs: 5_000, statsIntervalMs: 1_000 })
