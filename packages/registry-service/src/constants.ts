@@ -65,6 +65,12 @@ export const ETCD_START_TIMEOUT_MS = 60_000
 export const ETCD_AUTH_TIMEOUT_MS = 5_000
 export const ETCD_STOP_TIMEOUT_MS = 10_000
 /**
+ * How long the managed etcd keeps the revisions a write replaced (its periodic auto-compaction):
+ * without compaction every write keeps one, until etcd reaches its space quota and refuses all
+ * writes. An hour outlives any List's pages, which read one revision.
+ */
+export const DEFAULT_ETCD_AUTO_COMPACTION_MS = 3_600_000
+/**
  * etcd 3.4 neither rotates its log nor reaches the journal from a file: past this size its log
  * file is copied to <log>.1 (the one before dropped) and emptied, as logrotate's copytruncate does.
  */

@@ -29,6 +29,8 @@ export interface ManagedEtcdConfig {
   ip: string
   clientPort: number
   peerPort: number
+  /** How long etcd keeps replaced revisions before compacting them (0: never). */
+  autoCompactionMs: number
   /** The etcd child's environment (it reads ETCD_* settings from it). */
   env: Record<string, string | undefined>
 }
@@ -102,6 +104,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
         ip: managed.ip,
         clientPort: managed.clientPort,
         peerPort: managed.peerPort,
+        autoCompactionMs: managed.autoCompactionMs,
         env: managed.env,
         log: log.child({ component: 'etcd' })
       }

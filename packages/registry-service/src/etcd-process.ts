@@ -7,7 +7,7 @@ import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  DEFAULT_ETCD_CLUSTER_TOKEN, ETCD_LEFTOVER_RELEASE_MS, ETCD_LOG_CHECK_MS, ETCD_LOG_MAX_BYTES, ETCD_RESTART_MAX_MS, ETCD_RESTART_MIN_MS, ETCD_STABLE_MS, ETCD_START_TIMEOUT_MS, ETCD_STOP_TIMEOUT_MS
+  DEFAULT_ETCD_AUTO_COMPACTION_MS, DEFAULT_ETCD_CLUSTER_TOKEN, ETCD_LEFTOVER_RELEASE_MS, ETCD_LOG_CHECK_MS, ETCD_LOG_MAX_BYTES, ETCD_RESTART_MAX_MS, ETCD_RESTART_MIN_MS, ETCD_STABLE_MS, ETCD_START_TIMEOUT_MS, ETCD_STOP_TIMEOUT_MS
 } from './constants.ts'
 import { childEnv } from './child-env.ts'
 import { EtcdStartError } from './errors.ts'
@@ -28,6 +28,8 @@ export interface EtcdProcessInit {
   initialCluster?: string
   clusterState: 'new' | 'existing'
   clusterToken?: string
+  /** How long etcd keeps the revisions a write replaced before it compacts them (default DEFAULT_ETCD_AUTO_COMPACTION_MS; 0: never). */
+  autoCompactionMs?: number
   /** etcd's own output goes here (default: <dataDir>.log). */
   logFile?: string
   /** Past this size the log file is copied to <logFile>.1 and emptied (default ETCD_LOG_MAX_BYTES). */
@@ -216,6 +218,7 @@ export class EtcdProcess {
 
   #args (): string[] {
     const init = this.#init
+    const compaction = init.autoCompactionMs ?? DEFAULT_ETCD_AUTO_COMPACTION_MS
     return [
       '--name', init.name,
       '--data-dir', init.dataDir,
@@ -226,6 +229,7 @@ export class EtcdProcess {
       '--initial-cluster', init.initialCluster ?? `${init.name}=${this.peerUrl}`,
       '--initial-cluster-state', init.clusterState,
       '--initial-cluster-token', init.clusterToken ?? DEFAULT_ETCD_CLUSTER_TOKEN,
+      ...(compaction === 0 ? [] : ['--auto-compaction-mode', 'periodic', '--auto-compaction-retention', `${compaction}ms`]),
       '--logger', 'zap'
     ]
   }

@@ -9,7 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError, exitCodeOf, exitWithError, formatDuration, keyFileWarnings, launchDaemon, nodeAnnouncement, nodeOptions, nonEmpty, parseDuration, parsePort, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
-  DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
+  DEFAULT_ETCD_AUTO_COMPACTION_MS, DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
   REGISTRY_PROTOCOL, RPC_TIMEOUT_MS
 } from './constants.ts'
 import { startRegistryDaemon } from './daemon.ts'
@@ -42,6 +42,7 @@ interface RegistryArgs extends NodeArgs, RegistryTrustArgs {
   'etcd-bin'?: string
   'etcd-data-dir'?: string
   'etcd-name'?: string
+  'etcd-auto-compaction'?: string
   'etcd-timeout': string
   'etcd-user'?: string
   'etcd-password-file'?: string
@@ -68,6 +69,7 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .option('etcd-bin', { type: 'string', describe: 'The etcd binary [default: etcd from PATH]' })
     .option('etcd-data-dir', { type: 'string', describe: 'The managed etcd\'s data folder [default: <state-dir>/etcd]' })
     .option('etcd-name', { type: 'string', describe: 'The managed etcd member\'s name [default: etcd-<first 12 characters after 12D3KooW of the peer id>, kept in <state-dir>/etcd-name]' })
+    .option('etcd-auto-compaction', { type: 'string', describe: `How long the managed etcd keeps the revisions a write replaced before it compacts them away (at least 1s; 0 never, and etcd refuses every write once its space quota is full) [default: ${formatDuration(DEFAULT_ETCD_AUTO_COMPACTION_MS)}]` })
     .option('etcd-timeout', { type: 'string', default: formatDuration(DEFAULT_ETCD_TIMEOUT_MS), describe: `Deadline of one etcd call (2s, 500ms; less than the ${formatDuration(RPC_TIMEOUT_MS)} a client waits): past it the request is answered UNAVAILABLE` })
     .option('etcd-user', { type: 'string', describe: 'With --etcd-endpoints: the etcd user to log in as, when the cluster\'s authentication is on (env PHYSARUM_ETCD_USER)' })
     .option('etcd-password-file', { type: 'string', describe: 'With --etcd-user: file holding that user\'s password (one line; keep it chmod 600). Never given in argv, where every user could read it (env PHYSARUM_ETCD_PASSWORD_FILE)' })
@@ -81,7 +83,7 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .group(['new-etcd-cluster', 'join-etcd-cluster', 'etcd-endpoints'], 'etcd (one of, or env PHYSARUM_ETCD_CLUSTER):')
     .group(['etcd-user', 'etcd-password-file', 'etcd-ca', 'etcd-cert', 'etcd-key'], 'External etcd (--etcd-endpoints):')
     // --etcd-timeout is left among the general options: it bounds the calls to an external etcd too
-    .group(['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'join-via'], 'Managed etcd:')
+    .group(['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'etcd-auto-compaction', 'join-via'], 'Managed etcd:')
     .group(['admin', 'open-writes', 'show-etcd-password'], 'Authorization:')
     .example('PHYSARUM_PSK=... $0 --new-etcd-cluster --etcd-ip 10.0.0.1 -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW... --admin 12D3KooW<hl-cli id>', 'Start the first registry with a new etcd cluster (etcd on 10.0.0.1:2379/2380)')
     .example('PHYSARUM_PSK=... $0 --join-etcd-cluster --etcd-ip 10.0.0.2 -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW... --admin 12D3KooW<hl-cli id>', 'On a second host: join the etcd cluster through a running registry (which must list this one\'s peer id with --admin, or run with --open-writes)')
@@ -188,7 +190,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
   const { kind, source, endpoints: given } = etcdKind(args, env)
   // a flag the chosen kind does not use would be ignored: refused instead
   if (kind === 'external') {
-    const managed = (['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'join-via'] as const).find(flag => args[flag] != null)
+    const managed = (['etcd-ip', 'etcd-client-port', 'etcd-peer-port', 'etcd-bin', 'etcd-data-dir', 'etcd-name', 'etcd-auto-compaction', 'join-via'] as const).find(flag => args[flag] != null)
     if (managed != null) {
       throw new ConfigError(`--${managed}: for the etcd this process runs (--new-etcd-cluster, --join-etcd-cluster), not with ${source}`)
     }
@@ -275,6 +277,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       ip,
       clientPort: parsePort('--etcd-client-port', args['etcd-client-port'] ?? String(DEFAULT_ETCD_CLIENT_PORT), 1),
       peerPort: parsePort('--etcd-peer-port', args['etcd-peer-port'] ?? String(DEFAULT_ETCD_PEER_PORT), 1),
+      autoCompactionMs: autoCompaction(args, env),
       env
     }
     etcd = kind === 'new' ? { kind: 'new', etcd: managed } : { kind: 'join', etcd: managed, joinVia }
@@ -370,6 +373,21 @@ async function externalEtcdAccess (args: RegistryArgs, env: NodeJS.ProcessEnv, s
     throw new ConfigError(`--etcd-cert, --etcd-key: ${certFile!} and ${keyFile!} are not a PEM certificate and its private key: ${(err as Error).message}`)
   }
   return { ...(auth == null ? {} : { auth }), tls, warnings }
+}
+
+/** --etcd-auto-compaction in ms (0: off), which etcd's own ETCD_AUTO_COMPACTION_* settings would contradict. */
+function autoCompaction (args: RegistryArgs, env: NodeJS.ProcessEnv): number {
+  // etcd refuses to start when a setting comes both as a flag and from its environment
+  const own = ['ETCD_AUTO_COMPACTION_RETENTION', 'ETCD_AUTO_COMPACTION_MODE'].find(name => env[name] != null)
+  if (own != null) {
+    throw new ConfigError(`${own} is set: the registry-service sets etcd's auto-compaction itself; unset ${own} and give --etcd-auto-compaction instead`)
+  }
+  const text = args['etcd-auto-compaction'] ?? formatDuration(DEFAULT_ETCD_AUTO_COMPACTION_MS)
+  const ms = parseDuration('--etcd-auto-compaction', text)
+  if (ms !== 0 && ms < 1_000) {
+    throw new ConfigError(`--etcd-auto-compaction: ${JSON.stringify(text)} is too short (at least 1s, or 0 for never)`)
+  }
+  return ms
 }
 
 /** Whether `ip` is one of `addresses` (this host's), or in the loopback range, all of which Linux binds. */

@@ -63,7 +63,7 @@ describe('registry-service command line', () => {
   it('explains itself with --help and refuses bad usage with exit code 2 and the message only', async () => {
     const help = await runToEnd(['--help'])
     assert.equal(help.code, 0)
-    for (const text of ['--new-etcd-cluster', '--join-etcd-cluster', '--etcd-endpoints', '--etcd-ip', '--admin', '--open-writes', '--show-etcd-password', '--etcd-user', '--etcd-password-file', '--etcd-ca', '--etcd-cert', '--etcd-key', 'Examples:', 'ETCD_HEARTBEAT_INTERVAL', 'PHYSARUM_ETCD_CLUSTER', 'PHYSARUM_ETCD_IP']) {
+    for (const text of ['--new-etcd-cluster', '--join-etcd-cluster', '--etcd-endpoints', '--etcd-ip', '--admin', '--open-writes', '--show-etcd-password', '--etcd-user', '--etcd-password-file', '--etcd-ca', '--etcd-cert', '--etcd-key', '--etcd-auto-compaction', 'Examples:', 'ETCD_HEARTBEAT_INTERVAL', 'PHYSARUM_ETCD_CLUSTER', 'PHYSARUM_ETCD_IP']) {
       assert.ok(help.output.includes(text), `--help mentions ${text}`)
     }
     const managed = /^Managed etcd:\n([\s\S]*?)\n\n/m.exec(help.output)?.[1] ?? ''
@@ -103,7 +103,10 @@ describe('registry-service command line', () => {
       // the client would give up before the registry answers UNAVAILABLE
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-timeout', '5s'], /^registry-service: --etcd-timeout: "5s" is not shorter than the 5s a registry client waits for an answer$/m],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-peer-port', '2390'], /--etcd-peer-port: for the etcd this process runs .* not with --etcd-endpoints/],
-      [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--join-via', '/ip4/127.0.0.1/tcp/4001'], /--join-via: with --join-etcd-cluster only/]
+      [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--join-via', '/ip4/127.0.0.1/tcp/4001'], /--join-via: with --join-etcd-cluster only/],
+      [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--etcd-auto-compaction', '500ms'], /^registry-service: --etcd-auto-compaction: "500ms" is too short \(at least 1s, or 0 for never\)$/m],
+      [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--etcd-auto-compaction', '60'], /--etcd-auto-compaction: "60" has no unit/],
+      [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--etcd-auto-compaction', '1h'], /--etcd-auto-compaction: for the etcd this process runs .* not with --etcd-endpoints/]
     ]
     // the etcd root password of the key given, and nothing else on stdout; no key, no password
     const shown = await runToEnd(['--show-etcd-password', '--state-dir', join(state.path, 'show')])
@@ -144,7 +147,9 @@ describe('registry-service command line', () => {
       [['--join-etcd-cluster', '--etcd-ip', '127.0.0.1'], endpoints, /^registry-service: PHYSARUM_ETCD_ENDPOINTS is set, but --join-etcd-cluster runs an etcd of this process's own/m],
       // an external etcd's login with an etcd of its own, which takes the key's: refused, not ignored
       [[], { PHYSARUM_ETCD_CLUSTER: 'new', PHYSARUM_ETCD_IP: '127.0.0.1', PHYSARUM_ETCD_USER: 'physarum' }, /^registry-service: PHYSARUM_ETCD_USER is set, but PHYSARUM_ETCD_CLUSTER=new runs an etcd of this process's own, .*unset PHYSARUM_ETCD_USER, or set PHYSARUM_ETCD_CLUSTER=external/m],
-      [['--join-etcd-cluster', '--etcd-ip', '127.0.0.1'], { PHYSARUM_ETCD_PASSWORD_FILE: '/etc/physarum/etcd-password' }, /^registry-service: PHYSARUM_ETCD_PASSWORD_FILE is set, but --join-etcd-cluster runs an etcd of this process's own/m]
+      [['--join-etcd-cluster', '--etcd-ip', '127.0.0.1'], { PHYSARUM_ETCD_PASSWORD_FILE: '/etc/physarum/etcd-password' }, /^registry-service: PHYSARUM_ETCD_PASSWORD_FILE is set, but --join-etcd-cluster runs an etcd of this process's own/m],
+      // etcd would refuse the setting given both ways, in its log only
+      [['--new-etcd-cluster', '--etcd-ip', '127.0.0.1'], { ETCD_AUTO_COMPACTION_RETENTION: '1' }, /^registry-service: ETCD_AUTO_COMPACTION_RETENTION is set: .*give --etcd-auto-compaction instead$/m]
     ]
     for (const [args, env, message] of envCases) {
       const { code, output } = await runToEnd(['--ephemeral', ...args, '--state-dir', join(state.path, 'usage')], env)
@@ -223,6 +228,8 @@ describe('registry-service command line', () => {
     const name = args[args.indexOf('--name') + 1]
     assert.match(name ?? '', /^etcd-[A-Za-z0-9]{12}$/)
     assert.equal((await readFile(join(dir, 'etcd-name'), 'utf8')).trim(), name, 'kept for the next start')
+    // compacted by default: etcd would otherwise fill its space quota, and refuse every write
+    assert.equal(args[args.indexOf('--auto-compaction-retention') + 1], '3600000ms')
     assert.equal(await cli.stop(), 143)
   })
 

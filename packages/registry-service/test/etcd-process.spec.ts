@@ -4,6 +4,7 @@ import { appendFile, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
+import { Etcd3 } from 'etcd3'
 import { EtcdProcess } from '../src/etcd-process.ts'
 import { eventually, FAST_ETCD_ENV, freePort, silentLog, tempDir } from './helpers.ts'
 
@@ -42,6 +43,35 @@ describe('the etcd a registry-service runs', () => {
       process.off('unhandledRejection', onUnhandled)
       await chattr('-i').catch(() => {})
       await etcd.stop().catch(() => {})
+    }
+  })
+
+  it('compacts the revisions its writes replaced once they are older than its auto-compaction', async () => {
+    const etcd = new EtcdProcess({
+      name: 'compacting', dataDir: join(state.path, 'compacting'), ip: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort(),
+      clusterState: 'new', autoCompactionMs: 1_000, env: { PATH: process.env.PATH, ...FAST_ETCD_ENV }, log: silentLog
+    })
+    const client = new Etcd3({ hosts: etcd.clientUrl })
+    try {
+      await etcd.start()
+      const first = await client.put('/physarum/v1/services/compacted-server').value('1').exec()
+      for (let i = 2; i <= 10; i++) {
+        await client.put('/physarum/v1/services/compacted-server').value(String(i)).exec()
+      }
+      assert.equal(await client.get('/physarum/v1/services/compacted-server').revision(first.header.revision).string(), '1', 'kept at first')
+      const compacted = await eventually('the first revision to be compacted', async () => {
+        try {
+          await client.get('/physarum/v1/services/compacted-server').revision(first.header.revision).string()
+          return undefined
+        } catch (err) {
+          return err as Error
+        }
+      }, 15_000, 200)
+      assert.match(compacted.message, /required revision has been compacted/)
+      assert.equal(await client.get('/physarum/v1/services/compacted-server').string(), '10', 'the latest value stays')
+    } finally {
+      client.close()
+      await etcd.stop()
     }
   })
 
