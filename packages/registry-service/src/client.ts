@@ -4,7 +4,7 @@ import { callRpc, REGISTRY_TOPIC, RpcFailureError, RpcProtocolError, RpcTimeoutE
 import { raceSignal } from 'race-signal'
 import {
   DEFAULT_CACHE_TTL_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_CANDIDATES, DEFAULT_PEER_REFRESH_MS, DEFAULT_PEER_REST_MS,
-  DEFAULT_RTT_TIMEOUT_MS, MAX_GET_MANY
+  DEFAULT_RTT_TIMEOUT_MS, GET_MANY_RETRY_MS, MAX_GET_MANY
 } from './constants.ts'
 import { Batcher, rejectAll } from './batcher.ts'
 import { NoRegistryError } from './errors.ts'
@@ -157,8 +157,11 @@ export class RegistryClient {
    * other side either way.
    */
   readonly #gets = new Batcher<ServiceRecord>(MAX_GET_MANY, (run) => { process.nextTick(run) }, async (batch) => { await this.#send(batch) })
-  /** A registry refused a GetMany (one from before it existed): every Get goes alone. */
-  #singleGets = false
+  /**
+   * The registries that refused a GetMany (from before it existed), by peer id, and until when
+   * they are not asked one again: a GetMany goes to another registry, or its names one by one.
+   */
+  readonly #noGetMany = new Map<string, number>()
   readonly #rested = new Map<string, number>()
   /** The untrusted peers announcing the registry topic that were logged: each once per client. */
   readonly #warnedUntrusted = new Set<string>()
@@ -324,26 +327,24 @@ export class RegistryClient {
   /** Asks a registry for the names of `batch` and settles their callers. */
   async #send (batch: Batch<ServiceRecord>): Promise<void> {
     const names = [...batch.keys()]
-    if (names.length === 1 || this.#singleGets) {
-      await Promise.all(names.map(async name => { await this.#getAlone(name, batch.get(name)!) }))
-      return
+    let results: GetResult[] | undefined
+    if (names.length > 1) {
+      try {
+        const { response } = await this.#call({ getMany: { names } }, {})
+        results = response.getMany?.results ?? []
+        if (results.length !== names.length) {
+          throw new RpcProtocolError(`A registry answered ${results.length} results to a GetMany of ${names.length} names`)
+        }
+      } catch (err) {
+        if (!(err instanceof GetManyRefusedError)) {
+          rejectAll(batch, err as Error)
+          return
+        }
+      }
     }
-    let results: GetResult[]
-    try {
-      const { response } = await this.#call({ getMany: { names } }, {})
-      results = response.getMany?.results ?? []
-      if (results.length !== names.length) {
-        throw new RpcProtocolError(`A registry answered ${results.length} results to a GetMany of ${names.length} names`)
-      }
-    } catch (err) {
-      if (err instanceof RpcFailureError && err.code === 'BAD_REQUEST') {
-        // the names were checked here: only a registry that does not know GetMany refuses it
-        this.#singleGets = true
-        this.#options.log?.warn({ err: err.message }, 'a registry refused a GetMany; Gets go one by one from now on')
-        await this.#send(batch)
-        return
-      }
-      rejectAll(batch, err as Error)
+    if (results == null) {
+      // a lone name, or only registries that do not take GetMany answered: a Get for each name
+      await Promise.all(names.map(async name => { await this.#getAlone(name, batch.get(name)!) }))
       return
     }
     names.forEach((name, i) => {
@@ -422,6 +423,8 @@ export class RegistryClient {
     const tried = new Map<string, unknown>()
     let lastError: unknown
     let ambiguous = false
+    /** A registry passed by for a GetMany it does not take: its names can still be asked one by one. */
+    let refusedGetMany = false
     for (let round = 0; round < 2; round++) {
       let candidates: Candidate[]
       try {
@@ -437,12 +440,23 @@ export class RegistryClient {
       const order = this.#order(candidates).filter(c => !tried.has(c.peerId.toString()) || (round > 0 && tried.get(c.peerId.toString()) instanceof RpcProtocolError))
       for (const candidate of order) {
         const id = candidate.peerId.toString()
+        if (request.getMany != null && (this.#noGetMany.get(id) ?? 0) > Date.now()) {
+          refusedGetMany = true
+          continue
+        }
         try {
           const response = await callRpc(this.#node.libp2p, candidate.target, registryRpc, request, options)
           this.#rested.delete(id)
           return { response }
         } catch (err) {
           options.signal?.throwIfAborted()
+          if (request.getMany != null && err instanceof RpcFailureError && err.code === 'BAD_REQUEST') {
+            // the names were checked here: only a registry that does not know GetMany refuses it
+            this.#noGetMany.set(id, Date.now() + GET_MANY_RETRY_MS)
+            this.#options.log?.warn({ registry: id, err: err.message, retryInMs: GET_MANY_RETRY_MS }, 'a registry refused a GetMany (it is older): it is asked one Get per name for a while')
+            refusedGetMany = true
+            continue
+          }
           if (!isFailover(err)) {
             if (ambiguous && err instanceof RpcFailureError) {
               (err as AmbiguousConflict).afterAmbiguous = true
@@ -456,11 +470,15 @@ export class RegistryClient {
           this.#options.log?.warn({ registry: id, err: (err as Error).message }, 'registry request failed; trying the next registry')
         }
       }
-      if (this.#options.peers != null && this.#options.peers.length > 0) {
+      // a registry that does not take GetMany is there: its Gets one by one, not a search, come next
+      if (refusedGetMany || (this.#options.peers != null && this.#options.peers.length > 0)) {
         break
       }
       // every known registry failed: look again, maybe others came up
       this.#ranking = undefined
+    }
+    if (refusedGetMany) {
+      throw new GetManyRefusedError()
     }
     if (lastError == null) {
       throw new NoRegistryError()
@@ -561,6 +579,13 @@ export class RegistryClient {
     }
     return candidates
   }
+}
+
+/** No registry that takes GetMany answered, but one that does not was there: its names go one by one (never thrown to callers). */
+class GetManyRefusedError extends Error {
+  static override name = 'GetManyRefusedError'
+  override name = 'GetManyRefusedError'
+  constructor (message = 'No registry that takes GetMany answered') { super(message) }
 }
 
 interface AmbiguousConflict extends RpcFailureError {

@@ -51,6 +51,11 @@ export const DEFAULT_PEER_REFRESH_MS = 60_000
  * registry outage does not stop the traffic to services already known (RegistryClientOptions).
  */
 export const DAEMON_STALE_IF_ERROR_MS = 3_600_000
+/**
+ * A registry that refused a GetMany (one from before it existed) is asked single Gets for this
+ * long, then a GetMany again: by then it may have been upgraded.
+ */
+export const GET_MANY_RETRY_MS = 600_000
 /** A registry that failed is tried last for this long. */
 export const DEFAULT_PEER_REST_MS = 30_000
 export const DEFAULT_RTT_TIMEOUT_MS = 2_000

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, describe, it, mock } from 'node:test'
 import { handleRpc, RpcFailureError } from '@physarum/p2p'
+import { GET_MANY_RETRY_MS } from '../src/constants.ts'
 import { createRegistryClient, recordToWire, registryRpc } from '../src/index.ts'
 import { sampleRecord, startNode, stopAll } from './helpers.ts'
 import { Failure } from '../src/pb/registry.js'
 import type { Request, Response } from '../src/pb/registry.js'
-import type { ServiceRecord } from '../src/index.ts'
+import type { RegistryClientNode, ServiceRecord } from '../src/index.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 
 /** What a stored record of `name` looks like. */
@@ -109,5 +110,43 @@ describe('registry client: Gets asked for together', () => {
     await assert.rejects(Promise.all(['three-server', 'missing-four'].map(async name => await client.get(name))), { code: 'NOT_FOUND' })
     const asked = registry.asked()
     assert.deepEqual([asked[0], ...asked.slice(1).sort()], ['getMany one-server,two-server', 'get missing-four', 'get one-server', 'get three-server', 'get two-server'])
+  })
+
+  it('passes by a registry that refused a GetMany for the others, and asks it one again later, when it may have been upgraded', async () => {
+    const older = new RecordingRegistry()
+    const newer = new RecordingRegistry()
+    older.refuseGetMany = true
+    try {
+      await older.start()
+      await newer.start()
+      // the older registry is the nearer one: asked first
+      const node: RegistryClientNode = {
+        libp2p: caller.libp2p,
+        peerId: caller.peerId,
+        discovery: caller.discovery,
+        measureRtt: async (peer) => await Promise.resolve(peer.equals(older.node.peerId) ? 1 : 5)
+      }
+      const client = createRegistryClient(node, { peers: [older.node.multiaddrs()[0]!, newer.node.multiaddrs()[0]!], cacheTtlMs: 0 })
+      const getAll = async (names: string[]): Promise<string[]> => (await Promise.all(names.map(async name => await client.get(name)))).map(r => r.name)
+
+      assert.deepEqual(await getAll(['a-server', 'b-server']), ['a-server', 'b-server'])
+      assert.deepEqual([older.asked(), newer.asked()], [['getMany a-server,b-server'], ['getMany a-server,b-server']])
+      // remembered for that registry only: the next GetMany goes straight to the other
+      assert.deepEqual(await getAll(['c-server', 'd-server']), ['c-server', 'd-server'])
+      assert.deepEqual([older.asked(), newer.asked()], [[], ['getMany c-server,d-server']])
+
+      // upgraded meanwhile: asked a GetMany again once the refusal is old enough
+      older.refuseGetMany = false
+      mock.timers.enable({ apis: ['Date'], now: Date.now() })
+      try {
+        mock.timers.setTime(Date.now() + GET_MANY_RETRY_MS + 1_000)
+        assert.deepEqual(await getAll(['e-server', 'f-server']), ['e-server', 'f-server'])
+      } finally {
+        mock.timers.reset()
+      }
+      assert.deepEqual([older.asked(), newer.asked()], [['getMany e-server,f-server'], []])
+    } finally {
+      await stopAll([older.node, newer.node])
+    }
   })
 })
