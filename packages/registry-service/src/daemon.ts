@@ -1,5 +1,6 @@
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { raceSignal } from 'race-signal'
 import { createMetricsRegistry, createPhysarumNode, nodeOptions, RpcFailureError, RpcProtocolError, RpcTimeoutError, startMetricsServer } from '@physarum/p2p'
 import { createRegistryClient } from './client.ts'
 import { DEFAULT_JOIN_TIMEOUT_MS, ETCD_AUTH_TIMEOUT_MS, ETCD_START_TIMEOUT_MS, NAME } from './constants.ts'
@@ -13,6 +14,7 @@ import type { EtcdAuth } from './etcd-auth.ts'
 import type { EtcdStatus } from './etcd-process.ts'
 import type { RegistryService } from './service.ts'
 import type { EtcdTls } from './store.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import type { DaemonNodeOptions, HostPort, Logger, MetricsServer, PhysarumNode } from '@physarum/p2p'
 import type { Registry } from 'prom-client'
 
@@ -57,11 +59,20 @@ export interface RegistryDaemon {
   stop(): Promise<void>
 }
 
+/** `promise`, unless `signal` aborts first; what `promise` comes to later is dropped. */
+async function unlessAborted<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  promise.catch(() => {})
+  return await raceSignal(promise, signal)
+}
+
 /**
  * Starts a whole registry-service: the node, its etcd (started, joined or external), the store,
- * the protocol and the metrics server. Anything started is stopped again when a later step fails.
+ * the protocol and the metrics server. Anything started is stopped again when a later step fails,
+ * or when `signal` aborts the start (a stop while it waits for a join): it rejects with the
+ * signal's reason once that is done.
  */
-export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Logger): Promise<RegistryDaemon> {
+export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Logger, options: AbortOptions = {}): Promise<RegistryDaemon> {
+  const { signal } = options
   const registry = config.registry ?? createMetricsRegistry()
   const cleanups: Array<() => Promise<void> | void> = []
   const cleanup = async (): Promise<void> => {
@@ -83,8 +94,9 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       metricsRegistry: registry,
       log
     })
-    await node.start()
+    // the wait for a bootstrap (up to 15 s) is cut short by a stop
     cleanups.push(async () => { await node.stop() })
+    await unlessAborted(node.start(), signal)
     log.info({ peerId: node.peerId.toString(), addrs: node.multiaddrs().map(String) }, 'joined the overlay')
 
     let etcd: EtcdProcess | undefined
@@ -119,7 +131,8 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       /** Asks a running registry-service to add this member (or to tell the cluster of one it added before). */
       const askToJoin = async (): Promise<JoinAnswer> => {
         const client = createRegistryClient(node, { log: log.child({ component: 'join' }), trusted: config.registryIds ?? [], ...(joinVia.length > 0 ? { peers: joinVia } : {}) })
-        return await joinCluster(client, managed.name, peerUrl, config.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS, log).catch((err: Error) => {
+        return await joinCluster(client, managed.name, peerUrl, config.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS, log, signal).catch((err: Error) => {
+          signal?.throwIfAborted()
           throw new JoinError(`Asking a registry-service to add this etcd member (${managed.name}, ${peerUrl}) failed: ${err.message}${(err as { code?: string }).code === 'UNAUTHORIZED' ? `. Start that registry with --admin ${node.peerId.toString()}, or with --open-writes` : ''}`)
         })
       }
@@ -127,7 +140,8 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
         // a unit with --new-etcd-cluster on a host whose etcd data was lost would otherwise start
         // an empty cluster beside the real one, and answer NOT_FOUND for every service
         const client = createRegistryClient(node, { trusted: config.registryIds ?? [] })
-        const running = (await client.registries().catch(() => [])).filter(found => found.rttMs != null)
+        const running = (await client.registries({ signal }).catch(() => [])).filter(found => found.rttMs != null)
+        signal?.throwIfAborted()
         if (running.length > 0) {
           throw new JoinError(`--new-etcd-cluster with an empty etcd data folder (${managed.dataDir}), while registry-services already run in this overlay (${running.map(found => found.peerId.toString()).join(', ')}): a new cluster would have none of their records. If this host's etcd data was lost, remove its old member (etcdctl member list, member remove) and start it with --join-etcd-cluster`)
         }
@@ -143,15 +157,19 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
         }
         etcd = new EtcdProcess({ ...init, clusterState: config.etcd.kind === 'new' ? 'new' : 'existing' })
       }
-      await etcd.start()
+      await etcd.start(ETCD_START_TIMEOUT_MS, signal)
       const started = etcd
       cleanups.push(async () => { await started.stop() })
+      // a stop signals etcd too (systemd's control group, a terminal's Ctrl-C): no restart meanwhile
+      signal?.addEventListener('abort', () => { started.endSupervision() }, { once: true })
+      signal?.throwIfAborted()
       /** Makes this member, added as a learner, a voter through the other members (`clientUrls`) once it caught up. */
       const promote = async (clientUrls: string[]): Promise<void> => {
         const cluster = new RegistryStore({ endpoints: clientUrls, timeoutMs: 5_000, ...(auth == null ? {} : { auth }) })
         try {
-          await cluster.memberPromote(started.peerUrl, ETCD_START_TIMEOUT_MS)
+          await cluster.memberPromote(started.peerUrl, ETCD_START_TIMEOUT_MS, signal)
         } catch (err) {
+          signal?.throwIfAborted()
           throw new JoinError(`This etcd member (${managed.name}, ${started.peerUrl}) started as a learner but could not be made a voting member: ${(err as Error).message}`)
         } finally {
           cluster.close()
@@ -231,6 +249,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
     cleanups.push(async () => { await service.stop() })
 
     const etcdProcess = etcd
+    signal?.throwIfAborted()
     const metrics = await startMetricsServer({
       listen: config.metricsListen,
       registry,
@@ -246,6 +265,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       }
     })
     cleanups.push(async () => { await metrics.close() })
+    signal?.throwIfAborted()
 
     let stopped: Promise<void> | undefined
     return {
@@ -285,19 +305,20 @@ const REFUSED = /authentication failed|user name is empty|permission denied|cert
  * DHT), or the cluster cannot take a member yet (etcd wants every member connected for 5 s before
  * it adds a voter), it asks again with a growing pause.
  */
-async function joinCluster (client: RegistryClient, name: string, peerUrl: string, timeoutMs: number, log: Logger): Promise<JoinAnswer> {
+async function joinCluster (client: RegistryClient, name: string, peerUrl: string, timeoutMs: number, log: Logger, signal?: AbortSignal): Promise<JoinAnswer> {
   const deadline = Date.now() + timeoutMs
   for (let pause = 500; ; pause = Math.min(pause * 2, 2_000)) {
     try {
-      return await client.join(name, [peerUrl])
+      return await client.join(name, [peerUrl], { signal })
     } catch (err) {
+      signal?.throwIfAborted()
       const transient = err instanceof NoRegistryError || err instanceof RpcTimeoutError || err instanceof RpcProtocolError ||
         (err instanceof RpcFailureError && (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT'))
       if (!transient || Date.now() + pause > deadline) {
         throw err
       }
       log.info({ err: err.message, retryInMs: pause }, 'cannot join the etcd cluster yet; asking again')
-      await sleep(pause)
+      await sleep(pause, undefined, { signal })
     }
   }
 }

@@ -236,9 +236,10 @@ export class EtcdProcess {
 
   /**
    * Starts etcd and waits until it answers /health; throws EtcdStartError with etcd's last words.
-   * The caller has cleared the ports first (clearEtcdPorts), before any join.
+   * The caller has cleared the ports first (clearEtcdPorts), before any join. When `signal` aborts
+   * the wait (a stop of the registry-service), etcd is stopped and the signal's reason thrown.
    */
-  async start (timeoutMs = ETCD_START_TIMEOUT_MS): Promise<void> {
+  async start (timeoutMs = ETCD_START_TIMEOUT_MS, signal?: AbortSignal): Promise<void> {
     this.#stopping = false
     mkdirSync(dirname(this.#init.dataDir), { recursive: true })
     await this.#trimLog()
@@ -256,6 +257,10 @@ export class EtcdProcess {
     })
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline) {
+      if (signal?.aborted === true) {
+        await this.stop()
+        signal.throwIfAborted()
+      }
       const outcome = await Promise.race([exited, this.#healthy().then(ok => ok ? 'healthy' as const : 'waiting' as const)])
       if (outcome === 'healthy') {
         this.#log.info({ pid: child.pid, clientUrl: this.clientUrl, peerUrl: this.peerUrl, name: this.#init.name }, 'etcd is healthy')

@@ -511,11 +511,13 @@ export class RegistryStore {
   /**
    * Promotes the learner whose peer URL is `peerUrl` to a voting member once it has caught up
    * with the leader; nothing to do for a voter. Asked again every 250 ms until `timeoutMs` (a
-   * learner not in sync yet, a leader election, a member not answering), unless it was removed.
+   * learner not in sync yet, a leader election, a member not answering), unless it was removed or
+   * `signal` aborts.
    */
-  async memberPromote (peerUrl: string, timeoutMs: number): Promise<void> {
+  async memberPromote (peerUrl: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
+      signal?.throwIfAborted()
       try {
         const list = await this.#call(async () => await this.#client.cluster.memberList({}))
         const member = list.members.find(m => m.peerURLs.includes(peerUrl))
@@ -532,7 +534,7 @@ export class RegistryStore {
           throw err
         }
       }
-      await sleep(250)
+      await sleep(250, undefined, { signal })
     }
   }
 

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { PreSharedKey } from '@physarum/p2p'
 import { etcdAuthFor } from '../src/etcd-auth.ts'
 import { createRegistryClient, KEY_PREFIX } from '../src/index.ts'
-import { Cli, eventually, freePort, makeTestCertificates, sampleRecord, startNode, stopAll, tempDir, TEST_PASSPHRASE, TestEtcd } from './helpers.ts'
+import { Cli, eventually, FAST_ETCD_ENV, freePort, makeTestCertificates, sampleRecord, startNode, stopAll, tempDir, TEST_PASSPHRASE, TestEtcd } from './helpers.ts'
 import type { PhysarumNode } from '@physarum/p2p'
 
 async function runToEnd (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, output: string }> {
@@ -231,6 +233,50 @@ describe('registry-service command line', () => {
     // compacted by default: etcd would otherwise fill its space quota, and refuse every write
     assert.equal(args[args.indexOf('--auto-compaction-retention') + 1], '3600000ms')
     assert.equal(await cli.stop(), 143)
+  })
+
+  it('stops cleanly when stopped during its start: while it asks to join, and while its etcd waits for a quorum', async () => {
+    // an overlay of its own, with no registry-service to ask
+    const overlay = await startNode()
+    try {
+      const args = async (dir: string): Promise<string[]> => [
+        '--join-etcd-cluster', '--etcd-ip', '127.0.0.1', '--etcd-client-port', String(await freePort()), '--etcd-peer-port', String(await freePort()),
+        '--state-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0', '-bootstrap', overlay.multiaddrs()[0]!.toString()
+      ]
+      const asking = new Cli(await args(join(state.path, 'stopped-asking')), {})
+      running.push(asking)
+      await asking.line(/cannot join the etcd cluster yet/)
+      const since = Date.now()
+      assert.equal(await asking.stop(), 143, asking.lines.slice(-3).join('\n'))
+      assert.ok(Date.now() - since < 5_000, 'not after the join gave up')
+      assert.ok(asking.lines.some(line => line.includes('"msg":"stopped"')), 'the usual stop')
+      assert.ok(!existsSync(join(state.path, 'stopped-asking', 'etcd')), 'no etcd data')
+
+      // a member whose cluster lost its other member: its etcd runs, but is never healthy
+      const dir = join(state.path, 'stopped-waiting')
+      const waitingArgs = await args(dir)
+      const dataDir = join(dir, 'etcd')
+      const peerUrl = `http://127.0.0.1:${waitingArgs[waitingArgs.indexOf('--etcd-peer-port') + 1]!}`
+      const clientUrl = `http://127.0.0.1:${waitingArgs[waitingArgs.indexOf('--etcd-client-port') + 1]!}`
+      const made = spawn('etcd', ['--name', 'lonely', '--data-dir', dataDir, '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
+        '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `lonely=${peerUrl},gone=http://127.0.0.1:${await freePort()}`], { stdio: 'ignore' })
+      try {
+        await eventually('its write-ahead log', async () => (await readdir(join(dataDir, 'member', 'wal'))).some(name => name.endsWith('.wal')) ? true : undefined, 10_000)
+      } finally {
+        made.kill('SIGKILL')
+        await once(made, 'exit')
+      }
+      const waiting = new Cli([...waitingArgs, '--etcd-name', 'lonely'], FAST_ETCD_ENV)
+      running.push(waiting)
+      await waiting.line(/starting it without joining again/)
+      const pid = await eventually('its etcd\'s pid file', async () => Number((await readFile(`${dataDir}.pid`, 'utf8')).trim()) || undefined, 10_000)
+      assert.ok(existsSync(`/proc/${pid}`))
+      assert.equal(await waiting.stop(), 143, waiting.lines.slice(-3).join('\n'))
+      assert.ok(!existsSync(`/proc/${pid}`), 'its etcd stopped')
+      assert.ok(!existsSync(`${dataDir}.pid`), 'its pid file removed')
+    } finally {
+      await overlay.stop()
+    }
   })
 
   it('refuses to start its etcd on ports where something listens already, leaving that etcd as it was', async () => {
