@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RpcFailureError } from '@physarum/p2p'
-import { Etcd3, GRPCDeadlineExceededError, GRPCInvalidArgumentError, GRPCOutOfRangeError, isRecoverableError } from 'etcd3'
+import { Etcd3, GRPCDeadlineExceededError, GRPCInvalidArgumentError, GRPCOutOfRangeError, GRPCResourceExhastedError, isRecoverableError } from 'etcd3'
 import { raceSignal } from 'race-signal'
 import { Batcher, rejectAll } from './batcher.ts'
 import { DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_PAGE_SIZE, KEY_PREFIX, MAX_PAGE_SIZE } from './constants.ts'
@@ -89,9 +89,11 @@ const NOT_SENT = /No connection established|Channel closed before call started/
  * Whether a write that failed with `err` may have been applied: a failure of the connection (not
  * etcd's answer) after the write went to gRPC, unless gRPC says it never put it on a connection.
  * A connection reset before etcd's answer arrived is one: etcd may have applied the write.
+ * RESOURCE_EXHAUSTED, which etcd3 counts as recoverable too, is etcd's refusal (its space quota
+ * full, too many requests): nothing was applied.
  */
 function mayHaveBeenApplied (err: unknown, call: CallContext | undefined): boolean {
-  return call?.write === true && call.sent && err instanceof Error && isRecoverableError(err) && !NOT_SENT.test(err.message)
+  return call?.write === true && call.sent && err instanceof Error && isRecoverableError(err) && !NOT_SENT.test(err.message) && !(err instanceof GRPCResourceExhastedError)
 }
 
 /**
@@ -214,6 +216,10 @@ export class RegistryStore {
       return err
     }
     const message = (err as Error).message
+    if (err instanceof GRPCResourceExhastedError && /database space exceeded/.test(message)) {
+      // the alarm stays raised, for every member, until an operator clears it: reads still work
+      return new RpcFailureError('UNAVAILABLE', `etcd refuses every write: its database reached its space quota (alarm NOSPACE); free it with etcdctl compact, defrag and alarm disarm: ${message}`)
+    }
     if (err instanceof GRPCOutOfRangeError || err instanceof GRPCInvalidArgumentError) {
       // what etcd was asked cannot be done (a revision it does not hold, a member URL it cannot
       // parse): the caller's mistake, not a registry in trouble that its clients should leave

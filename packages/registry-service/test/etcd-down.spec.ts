@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createRegistryClient } from '../src/index.ts'
 import { KEY_PREFIX, RPC_TIMEOUT_MS } from '../src/constants.ts'
+import { EtcdProcess } from '../src/etcd-process.ts'
 import { RegistryStore } from '../src/store.ts'
 import { startDelayRelay } from '../../p2p/test/helpers.ts'
-import { etcdSnapshot, eventually, sampleRecord, startClient, startNode, startRegistry, startResettingRelay, stopAll, TestEtcd } from './helpers.ts'
+import { etcdSnapshot, eventually, FAST_ETCD_ENV, freePort, sampleRecord, silentLog, tempDir, startClient, startNode, startRegistry, startResettingRelay, stopAll, TestEtcd } from './helpers.ts'
 import type { AddressInfo, Socket } from 'node:net'
 import type { InProcessRegistry } from './helpers.ts'
 import type { RegistryClient } from '../src/index.ts'
@@ -78,6 +80,29 @@ describe('when etcd is down', () => {
       etcd.resume()
     }
     assert.equal((await eventually('the registry to serve again', async () => await writer.client.get('durable-server'), 10_000, 100)).softRttMs, 5)
+  })
+
+  it('answers a write to an etcd whose space quota is full UNAVAILABLE, saying so, not TIMEOUT: it was not applied', async () => {
+    const dir = await tempDir('physarum-etcd-full')
+    // a quota smaller than the database: etcd raises its NOSPACE alarm at the first write
+    const full = new EtcdProcess({
+      name: 'full', dataDir: join(dir.path, 'etcd'), ip: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort(),
+      clusterState: 'new', env: { PATH: process.env.PATH, ...FAST_ETCD_ENV, ETCD_QUOTA_BACKEND_BYTES: '1' }, log: silentLog
+    })
+    let fullRegistry: InProcessRegistry | undefined
+    try {
+      await full.start()
+      fullRegistry = await startRegistry(bootstrap, [full.clientUrl], { openWrites: true })
+      const client = createRegistryClient(writer.node, { peers: [fullRegistry.node.multiaddrs()[0]!.toString()], cacheTtlMs: 0 })
+      const refused = await client.add(sampleRecord('crowded-server')).then(() => undefined, (err: RpcFailureError) => err)
+      assert.equal(refused?.code, 'UNAVAILABLE', refused?.message)
+      assert.match(refused.message, /space quota \(alarm NOSPACE\)/)
+      await assert.rejects(client.get('crowded-server'), { code: 'NOT_FOUND' })
+    } finally {
+      await fullRegistry?.stop()
+      await full.stop()
+      await dir.remove()
+    }
   })
 
   it('keeps each store call to one deadline across every etcd host and the login', async () => {
