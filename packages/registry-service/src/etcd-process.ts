@@ -114,7 +114,25 @@ export async function clearEtcdPorts (init: Pick<EtcdProcessInit, 'dataDir' | 'p
   }
 }
 
-/** A killed registry-service leaves its etcd running on the ports: ended by the pid it wrote. Whether there was one. */
+/** The registry-service that runs etcd `pid` as its child, if one does (not a leftover then). */
+function supervisorOf (pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // the parent's pid is the second field after the command name, which ends at the last ')'
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 1).trim().split(/\s+/)[1])
+    // its script (node's first argument) is the registry-service's bin: not a shell or a test runner that names it
+    const script = readFileSync(`/proc/${parent}/cmdline`, 'utf8').split('\0')[1] ?? ''
+    return parent !== process.pid && /(^|\/)registry-service(\.js)?$/.test(script) ? parent : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A killed registry-service leaves its etcd running on the ports: ended by the pid it wrote.
+ * Whether there was one. An etcd that a registry-service still runs (a second start on the same
+ * state folder) is refused instead: killed, it would be restarted by the first at once.
+ */
 async function stopLeftover (init: Pick<EtcdProcessInit, 'dataDir' | 'pidFile' | 'log'>): Promise<boolean> {
   const pidFile = pidFileOf(init)
   let pid: number
@@ -131,6 +149,10 @@ async function stopLeftover (init: Pick<EtcdProcessInit, 'dataDir' | 'pidFile' |
     // not running any more
   }
   if (Number.isInteger(pid) && pid > 0 && cmdline.includes(init.dataDir) && cmdline.includes('etcd')) {
+    const supervisor = supervisorOf(pid)
+    if (supervisor != null) {
+      throw new EtcdStartError(`another registry-service (pid ${supervisor}) runs the etcd of ${init.dataDir} (pid ${pid}): stop it first, or give this one another --state-dir or --etcd-data-dir`)
+    }
     init.log.warn({ pid }, 'stopping an etcd left over by an earlier run')
     stopped = true
     try {

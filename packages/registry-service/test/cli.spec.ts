@@ -297,6 +297,23 @@ describe('registry-service command line', () => {
     }
   })
 
+  it('refuses a second start on the state folder of a registry-service that runs, leaving its etcd as it was', async () => {
+    const args = [
+      '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--etcd-client-port', String(await freePort()), '--etcd-peer-port', String(await freePort()),
+      '--state-dir', join(state.path, 'twice'), '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0', '-bootstrap', bootstrap.multiaddrs()[0]!.toString()
+    ]
+    const first = new Cli(args, {})
+    running.push(first)
+    const metricsUrl = (await first.line(/metrics: (http:\S+)\/metrics/))[1]!
+    const etcdPid = async (): Promise<number> => ((await (await fetch(`${metricsUrl}/healthz`)).json()) as { etcd: { process: { pid: number } } }).etcd.process.pid
+    const pid = await etcdPid()
+    const second = await runToEnd(args)
+    assert.equal(second.code, 1, second.output)
+    assert.match(second.output, new RegExp(`another registry-service \\(pid ${first.child.pid}\\) runs the etcd of .*: stop it first`))
+    assert.equal(await etcdPid(), pid, 'the running one\'s etcd untouched')
+    assert.equal(await first.stop(), 143)
+  })
+
   it('serves an etcd run by someone else (--etcd-endpoints), admins from the environment in either peer id form, /healthz following etcd', async () => {
     const etcd = await TestEtcd.start()
     const stranger = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()], dhtMode: 'client' })
