@@ -217,6 +217,8 @@ export class EtcdProcess {
   #logTimer?: NodeJS.Timeout
   /** Whether the last trim of the log failed (said once, not at every check). */
   #trimFailed = false
+  /** Whether a trim is under way: a check meanwhile would copy the file again, maybe emptied, over <log>.1. */
+  #trimming = false
 
   constructor (init: EtcdProcessInit) {
     this.#init = init
@@ -266,7 +268,12 @@ export class EtcdProcess {
     mkdirSync(dirname(this.#init.dataDir), { recursive: true })
     await this.#trimLog()
     clearInterval(this.#logTimer)
-    this.#logTimer = setInterval(() => { void this.#trimLog() }, this.#init.logCheckMs ?? ETCD_LOG_CHECK_MS)
+    this.#logTimer = setInterval(() => {
+      if (!this.#trimming) {
+        this.#trimming = true
+        void this.#trimLog().finally(() => { this.#trimming = false })
+      }
+    }, this.#init.logCheckMs ?? ETCD_LOG_CHECK_MS)
     this.#logTimer.unref()
     const child = this.#spawn()
     let spawnError: Error | undefined

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { appendFile, readFile, stat } from 'node:fs/promises'
+import { appendFile, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
@@ -102,5 +102,26 @@ describe('the etcd a registry-service runs', () => {
     const after = await readFile(logFile, 'utf8')
     assert.match(after, /^\{/)
     assert.ok(!after.includes('\0'))
+  })
+
+  it('keeps the whole log in <log>.1 when copying it takes longer than the checks\' interval', async () => {
+    const logFile = join(state.path, 'slow.log')
+    const etcd = new EtcdProcess({
+      name: 'slow', dataDir: join(state.path, 'slow'), ip: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort(),
+      clusterState: 'new', logFile, logMaxBytes: 64 * 1024, logCheckMs: 1, env: { PATH: process.env.PATH, ...FAST_ETCD_ENV }, log: silentLog
+    })
+    try {
+      await etcd.start()
+      // tens of milliseconds to copy: checks every millisecond come meanwhile. Put in place whole,
+      // so that no check sees it half written
+      const big = 'a long run\n'.repeat(2_000_000)
+      await writeFile(`${logFile}.new`, big)
+      await rename(`${logFile}.new`, logFile)
+      await eventually('the log to be trimmed', async () => (await stat(logFile)).size < 64 * 1024 ? true : undefined, 10_000, 20)
+      const kept = await readFile(`${logFile}.1`, 'utf8')
+      assert.ok(kept.endsWith(big), `<log>.1 holds what was appended (${kept.length} characters)`)
+    } finally {
+      await etcd.stop()
+    }
   })
 })
