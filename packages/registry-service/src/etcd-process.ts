@@ -54,6 +54,20 @@ export interface EtcdStatus {
   peerUrl: string
 }
 
+/**
+ * The flags a registry-service gives its etcd. etcd refuses to start when its environment sets one
+ * of them too (ETCD_DATA_DIR beside --data-dir), even to an empty value.
+ */
+export const ETCD_FLAGS = [
+  'name', 'data-dir', 'listen-client-urls', 'advertise-client-urls', 'listen-peer-urls', 'initial-advertise-peer-urls', 'initial-cluster',
+  'initial-cluster-state', 'initial-cluster-token', 'auto-compaction-mode', 'auto-compaction-retention', 'logger'
+] as const
+
+/** The environment variable etcd reads a flag from: ETCD_DATA_DIR for data-dir. */
+export function etcdEnvName (flag: string): string {
+  return `ETCD_${flag.toUpperCase().replaceAll('-', '_')}`
+}
+
 /** The environment etcd gets: its own ETCD_* settings, and what it needs to find programs and home. */
 const ETCD_ENV = /^(ETCD_\w+|PATH|HOME|LANG|LC_\w+|TZ)$/
 
@@ -243,19 +257,21 @@ export class EtcdProcess {
   #args (): string[] {
     const init = this.#init
     const compaction = init.autoCompactionMs ?? DEFAULT_ETCD_AUTO_COMPACTION_MS
-    return [
-      '--name', init.name,
-      '--data-dir', init.dataDir,
-      '--listen-client-urls', this.clientUrl,
-      '--advertise-client-urls', this.clientUrl,
-      '--listen-peer-urls', this.peerUrl,
-      '--initial-advertise-peer-urls', this.peerUrl,
-      '--initial-cluster', init.initialCluster ?? `${init.name}=${this.peerUrl}`,
-      '--initial-cluster-state', init.clusterState,
-      '--initial-cluster-token', init.clusterToken ?? DEFAULT_ETCD_CLUSTER_TOKEN,
-      ...(compaction === 0 ? [] : ['--auto-compaction-mode', 'periodic', '--auto-compaction-retention', `${compaction}ms`]),
-      '--logger', 'zap'
-    ]
+    const settings: Record<typeof ETCD_FLAGS[number], string | undefined> = {
+      name: init.name,
+      'data-dir': init.dataDir,
+      'listen-client-urls': this.clientUrl,
+      'advertise-client-urls': this.clientUrl,
+      'listen-peer-urls': this.peerUrl,
+      'initial-advertise-peer-urls': this.peerUrl,
+      'initial-cluster': init.initialCluster ?? `${init.name}=${this.peerUrl}`,
+      'initial-cluster-state': init.clusterState,
+      'initial-cluster-token': init.clusterToken ?? DEFAULT_ETCD_CLUSTER_TOKEN,
+      'auto-compaction-mode': compaction === 0 ? undefined : 'periodic',
+      'auto-compaction-retention': compaction === 0 ? undefined : `${compaction}ms`,
+      logger: 'zap'
+    }
+    return ETCD_FLAGS.flatMap(flag => settings[flag] == null ? [] : [`--${flag}`, settings[flag]])
   }
 
   /**

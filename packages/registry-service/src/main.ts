@@ -16,6 +16,7 @@ import {
 import { startRegistryDaemon } from './daemon.ts'
 import { MEMBER_NAME } from './service.ts'
 import { etcdAuthFor } from './etcd-auth.ts'
+import { etcdEnvName, ETCD_FLAGS } from './etcd-process.ts'
 import { trustedRegistries, withRegistryTrust } from './trust.ts'
 import type { EtcdMode, RegistryDaemon, RegistryDaemonConfig } from './daemon.ts'
 import type { EtcdAuth } from './etcd-auth.ts'
@@ -99,7 +100,7 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
       '',
       'Three registries on three hosts: start the first with --new-etcd-cluster, then the second with --join-etcd-cluster and, once it is up, the third the same way. The first must allow the joiners: --admin <their peer id> (each prints its peer id at start, and a refused join names it) or --open-writes. Join one at a time: a two-member cluster needs both members up.',
       '',
-      'The managed etcd is a child process: restarted when it dies (backoff 250 ms to 30 s), stopped at shutdown; its output goes to <data-dir>.log. It takes other settings from ETCD_* environment variables (e.g. ETCD_HEARTBEAT_INTERVAL, ETCD_ELECTION_TIMEOUT, ETCD_QUOTA_BACKEND_BYTES).',
+      'The managed etcd is a child process: restarted when it dies (backoff 250 ms to 30 s), stopped at shutdown; its output goes to <data-dir>.log. It takes other settings from ETCD_* environment variables (e.g. ETCD_HEARTBEAT_INTERVAL, ETCD_ELECTION_TIMEOUT, ETCD_QUOTA_BACKEND_BYTES); one for a flag this process gives etcd (ETCD_NAME, ETCD_DATA_DIR, ETCD_LOGGER, ...) is refused, as etcd would refuse it.',
       '',
       `At start, stdout gets "${LISTENING_LINE} <multiaddr>" per listen address, "${METRICS_LINE} http://<host>:<port>/metrics" and "${ETCD_LINE} <client URLs>"; everything else is JSON log lines (pino).`,
       '',
@@ -272,6 +273,12 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
     if (!isOwnAddress(ip, addresses)) {
       throw new ConfigError(`${ipSource}: ${JSON.stringify(ip)} is not an address of this host (it has ${addresses.join(', ')}), where its etcd is to listen: give this host's own`)
     }
+    // etcd would exit at once, its reason in its log only
+    const shadowed = ETCD_FLAGS.find(flag => env[etcdEnvName(flag)] != null)
+    if (shadowed != null) {
+      const name = etcdEnvName(shadowed)
+      throw new ConfigError(`${name} is set, but the registry-service gives its etcd --${shadowed} itself, and etcd refuses a setting given both ways: unset ${name}${shadowed.startsWith('auto-compaction') ? ' and give --etcd-auto-compaction instead' : ''}`)
+    }
     const peerId = node.privateKey == null ? undefined : peerIdFromPrivateKeyString(node.privateKey)
     const managed = {
       bin: args['etcd-bin'] ?? 'etcd',
@@ -280,7 +287,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       ip,
       clientPort: parsePort('--etcd-client-port', args['etcd-client-port'] ?? String(DEFAULT_ETCD_CLIENT_PORT), 1),
       peerPort: parsePort('--etcd-peer-port', args['etcd-peer-port'] ?? String(DEFAULT_ETCD_PEER_PORT), 1),
-      autoCompactionMs: autoCompaction(args, env),
+      autoCompactionMs: autoCompaction(args),
       env
     }
     etcd = kind === 'new' ? { kind: 'new', etcd: managed } : { kind: 'join', etcd: managed, joinVia }
@@ -378,13 +385,8 @@ async function externalEtcdAccess (args: RegistryArgs, env: NodeJS.ProcessEnv, s
   return { ...(auth == null ? {} : { auth }), tls, warnings }
 }
 
-/** --etcd-auto-compaction in ms (0: off), which etcd's own ETCD_AUTO_COMPACTION_* settings would contradict. */
-function autoCompaction (args: RegistryArgs, env: NodeJS.ProcessEnv): number {
-  // etcd refuses to start when a setting comes both as a flag and from its environment
-  const own = ['ETCD_AUTO_COMPACTION_RETENTION', 'ETCD_AUTO_COMPACTION_MODE'].find(name => env[name] != null)
-  if (own != null) {
-    throw new ConfigError(`${own} is set: the registry-service sets etcd's auto-compaction itself; unset ${own} and give --etcd-auto-compaction instead`)
-  }
+/** --etcd-auto-compaction in ms (0: off). */
+function autoCompaction (args: RegistryArgs): number {
   const text = args['etcd-auto-compaction'] ?? formatDuration(DEFAULT_ETCD_AUTO_COMPACTION_MS)
   const ms = parseDuration('--etcd-auto-compaction', text)
   if (ms !== 0 && ms < 1_000) {

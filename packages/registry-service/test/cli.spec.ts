@@ -151,7 +151,8 @@ describe('registry-service command line', () => {
       [[], { PHYSARUM_ETCD_CLUSTER: 'new', PHYSARUM_ETCD_IP: '127.0.0.1', PHYSARUM_ETCD_USER: 'physarum' }, /^registry-service: PHYSARUM_ETCD_USER is set, but PHYSARUM_ETCD_CLUSTER=new runs an etcd of this process's own, .*unset PHYSARUM_ETCD_USER, or set PHYSARUM_ETCD_CLUSTER=external/m],
       [['--join-etcd-cluster', '--etcd-ip', '127.0.0.1'], { PHYSARUM_ETCD_PASSWORD_FILE: '/etc/physarum/etcd-password' }, /^registry-service: PHYSARUM_ETCD_PASSWORD_FILE is set, but --join-etcd-cluster runs an etcd of this process's own/m],
       // etcd would refuse the setting given both ways, in its log only
-      [['--new-etcd-cluster', '--etcd-ip', '127.0.0.1'], { ETCD_AUTO_COMPACTION_RETENTION: '1' }, /^registry-service: ETCD_AUTO_COMPACTION_RETENTION is set: .*give --etcd-auto-compaction instead$/m]
+      [['--new-etcd-cluster', '--etcd-ip', '127.0.0.1'], { ETCD_AUTO_COMPACTION_RETENTION: '1' }, /^registry-service: ETCD_AUTO_COMPACTION_RETENTION is set, but .*give --etcd-auto-compaction instead$/m],
+      [['--join-etcd-cluster', '--etcd-ip', '127.0.0.1'], { ETCD_DATA_DIR: '' }, /^registry-service: ETCD_DATA_DIR is set, but the registry-service gives its etcd --data-dir itself, and etcd refuses a setting given both ways: unset ETCD_DATA_DIR$/m]
     ]
     for (const [args, env, message] of envCases) {
       const { code, output } = await runToEnd(['--ephemeral', ...args, '--state-dir', join(state.path, 'usage')], env)
