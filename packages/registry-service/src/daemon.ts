@@ -176,9 +176,13 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
         }
         log.info({ name: managed.name }, 'promoted to a voting etcd member')
       }
-      /** Every member's client URL, from the local etcd (a learner lists none). */
+      /**
+       * Every member's client URL: from the members this one's promotion went through, if it was
+       * promoted in this start (the local etcd may not have applied the promotion yet, and would
+       * refuse as a learner still), else from the local etcd (a learner lists none).
+       */
       const memberUrls = async (): Promise<string[]> => {
-        const probe = new RegistryStore({ endpoints: [started.clientUrl], timeoutMs: 5_000, ...(auth == null ? {} : { auth }) })
+        const probe = new RegistryStore({ endpoints: joinedClientUrls.length > 0 ? joinedClientUrls : [started.clientUrl], timeoutMs: 5_000, ...(auth == null ? {} : { auth }) })
         try {
           return (await probe.memberList()).flatMap(m => m.clientURLs)
         } finally {
