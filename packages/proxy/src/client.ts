@@ -208,7 +208,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const requests = new Counter({ name: 'physarum_proxy_requests_total', help: 'Requests answered, by service (registered ones only) and status code', labelNames: ['service', 'code'], registers: [components.metrics] })
   const duration = new Histogram({ name: 'physarum_proxy_request_duration_seconds', help: 'Time to the response head, by service', labelNames: ['service'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [components.metrics] })
   const coldStarts = new Counter({ name: 'physarum_proxy_cold_starts_total', help: 'Allocations this proxy asked for, by outcome', labelNames: ['service', 'outcome'], registers: [components.metrics] })
-  const pending = new Gauge({ name: 'physarum_proxy_pending_requests', help: 'Requests waiting for a cold start', registers: [components.metrics] })
+  const pending = new Gauge({ name: 'physarum_proxy_pending_requests', help: 'Requests waiting for a cold start of the service (at most --max-pending each)', labelNames: ['service'], registers: [components.metrics] })
   const closerAllocations = new Counter({ name: 'physarum_proxy_closer_allocations_total', help: 'Allocations asked for in the background because the nearest instance was beyond the soft RTT or ran another version than the record names, by outcome (none_nearer: none asked, no allocator being nearer than that instance)', labelNames: ['service', 'outcome'], registers: [components.metrics] })
   const upstreamFailures = new Counter({ name: 'physarum_proxy_upstream_failures_total', help: 'Requests whose instance failed before answering, by stage (stream: it could not be reached; request: it broke), and instances that answered no ping while requests waited on them (stage ping), no liveness ping (stage liveness), or several requests in a row not within the upstream timeout (stage timeout)', labelNames: ['service', 'stage'], registers: [components.metrics] })
   const retries = new Counter({ name: 'physarum_proxy_retries_total', help: 'Requests sent again after their instance failed before answering', labelNames: ['service'], registers: [components.metrics] })
@@ -606,7 +606,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     })
     state.resolving = resolving
     state.waiting++
-    pending.inc()
+    pending.inc({ service: record.name })
     let timer: NodeJS.Timeout | undefined
     let onLeft: (() => void) | undefined
     try {
@@ -624,7 +624,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         client.off('close', onLeft)
       }
       state.waiting--
-      pending.dec()
+      pending.dec({ service: record.name })
     }
   }
 

@@ -424,7 +424,7 @@ describe('client proxy', { timeout: 300_000 }, () => {
   it('gives the places in a cold start\'s queue of clients that left to the next ones', async () => {
     const { proxy: limited, metrics: limitedMetrics } = await startTestProxy(overlay.client, overlay.registry.node.multiaddrs()[0]!, { discoveryTimeoutMs: 500, coldStartTimeoutMs: 20_000, maxPending: 2 })
     const url = `http://127.0.0.1:${limited.port}/slow-queue/`
-    const pending = async (): Promise<number> => (await limitedMetrics.getSingleMetric('physarum_proxy_pending_requests')!.get()).values[0]?.value ?? 0
+    const pending = async (): Promise<number> => (await limitedMetrics.getSingleMetric('physarum_proxy_pending_requests')!.get()).values.find(sample => sample.labels.service === 'slow-queue')?.value ?? 0
     try {
       // two clients wait for the cold start, and leave long before --cold-start-timeout
       await Promise.all(Array.from({ length: 2 }, async () => { await fetch(url, { signal: AbortSignal.timeout(300) }).catch(() => undefined) }))
