@@ -13,7 +13,8 @@ import { generateDockerfile } from '../src/dockerfile.ts'
 import { loadImageConf, parseDuration, parseImageConf } from '../src/image-conf.ts'
 import { imageByDigest, parseImageRef } from '../src/image-ref.ts'
 import { resolveRegistryAuth } from '../src/push.ts'
-import { DEMOS, freePort, runCli } from './helpers.ts'
+import { BIN, DEMOS, freePort, runCli } from './helpers.ts'
+import type { CliResult } from './helpers.ts'
 
 const run = promisify(execFile)
 
@@ -420,5 +421,30 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
     assert.equal(await readFile(keyFile, 'utf8'), key, 'not overwritten')
     assert.equal((await runCli(['keygen', keyFile, '--force'])).code, 0)
     assert.notEqual(await readFile(keyFile, 'utf8'), key)
+  })
+
+  it('keygen that cannot write its key leaves no file behind, and --force then keeps the old key', async () => {
+    const folder = join(dir.path, 'full')
+    await mkdir(folder)
+    // a file size limit of 0: every write fails (EFBIG), as on a full disk
+    const keygen = async (...args: string[]): Promise<CliResult> => await runCli(['-c', 'ulimit -f 0 && exec "$@"', 'sh', process.execPath, BIN, 'keygen', ...args], {}, { program: 'sh' })
+    const failed = await keygen(join(folder, 'swarm.key'))
+    assert.equal(failed.code, 1, failed.stderr)
+    assert.match(failed.stderr, /^hl-cli: Cannot write .*swarm\.key: EFBIG/)
+    assert.deepEqual(await readdir(folder), [], 'nothing left in the folder')
+
+    const old = PreSharedKey.generate().toSwarmKey()
+    await writeFile(join(folder, 'swarm.key'), old, { mode: 0o600 })
+    const forced = await keygen(join(folder, 'swarm.key'), '--force')
+    assert.equal(forced.code, 1, forced.stderr)
+    assert.equal(await readFile(join(folder, 'swarm.key'), 'utf8'), old, 'the old key is whole')
+    assert.deepEqual(await readdir(folder), ['swarm.key'])
+    // a FIFO (as /dev/stdout can be) is written into, not replaced: the key alone goes there
+    const pipe = join(folder, 'pipe')
+    await run('mkfifo', [pipe])
+    const [printed, read] = await Promise.all([runCli(['keygen', pipe, '--force']), readFile(pipe, 'utf8')])
+    assert.equal(printed.code, 0, printed.stderr)
+    assert.match(read, /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\n$/)
+    assert.ok((await stat(pipe)).isFIFO(), 'still a FIFO')
   })
 })
