@@ -220,6 +220,17 @@ describe('hl-cli add --no-add, its credential helper and its terminal', { timeou
     assert.deepEqual(engine!.requests.find(r => r.path.endsWith('/push'))?.auth, { username: 'alice', password: 's3cret', serveraddress: '127.0.0.1:5000' })
   })
 
+  it('refuses --cpu, --memory-mb and --content-id: without a record they would be dropped without a word', async () => {
+    const env = { DOCKER_HOST: engine!.host, DOCKER_CONFIG: join(state.path, 'no-docker-config'), PHYSARUM_STATE_DIR: state.path }
+    const asked = engine!.requests.length
+    for (const flag of [['--cpu', '2'], ['--memory-mb', '0'], ['--content-id', 'v1']]) {
+      const result = await runCli([...args, ...flag], env)
+      assert.equal(result.code, 2, `${flag.join(' ')}: ${result.stderr}`)
+      assert.equal(result.stderr, `hl-cli: ${flag[0]}: only the registry's record has it, and --no-add writes none; leave one of them out\n`)
+    }
+    assert.deepEqual(engine!.asked().slice(asked), [], 'nothing was built or pushed')
+  })
+
   it('pushes an existing image without the service folder (--use-existing-image): nothing in it is used', async () => {
     // a host with the image-conf.json (for the record) but not the files it names, or their folder
     const conf = join(state.path, 'image-conf.json')

@@ -27,8 +27,8 @@ interface AddArgs extends OverlayArgs {
   'content-id'?: string
   from?: string
   'build-network'?: string
-  cpu: string
-  'memory-mb': string
+  cpu?: string
+  'memory-mb'?: string
   'registry-user'?: string
   'registry-password-stdin'?: boolean
   quiet?: boolean
@@ -58,13 +58,13 @@ export function builder (yargs: Argv): Argv<AddArgs> {
     .positional('dir', { type: 'string', demandOption: true, describe: 'The folder the Copy sources are in' })
     .positional('image-name', { type: 'string', demandOption: true, describe: 'Image to build and push: [host[:port]/]repository[:tag], e.g. 127.0.0.1:5000/hello:1.0' })
     .positional('service-name', { type: 'string', demandOption: true, describe: 'The name the service is registered and requested under, e.g. hello-world-server' })
-    .option('no-add', { type: 'boolean', describe: 'Build and push only; do not register' })
+    .option('no-add', { type: 'boolean', describe: 'Build and push only; do not register (--cpu, --memory-mb and --content-id, which only the record has, are refused with it)' })
     .option('use-existing-image', { type: 'boolean', describe: 'Skip the build: push the local image of that name, or use the one already in its registry (<dir> and the Copy sources are not read)' })
     .option('content-id', { type: 'string', describe: 'The content hash to register instead of the one computed from the image digest' })
     .option('from', { type: 'string', describe: `Base image instead of DockerConf.From [default: DockerConf.From, else ${DEFAULT_FROM}]` })
     .option('build-network', { type: 'string', describe: 'Network for the Run steps (docker build --network), e.g. host on an engine without a bridge' })
-    .option('cpu', { type: 'string', default: '0', describe: `CPU cores for one instance: 0 (no limit) or ${MIN_CPU} to ${MAX_CPU}` })
-    .option('memory-mb', { type: 'string', default: '0', describe: `Memory for one instance in MiB: 0 (no limit) or ${MIN_MEMORY_MB} to ${MAX_MEMORY_MB}` })
+    .option('cpu', { type: 'string', defaultDescription: '0', describe: `CPU cores for one instance: 0 (no limit) or ${MIN_CPU} to ${MAX_CPU}` })
+    .option('memory-mb', { type: 'string', defaultDescription: '0', describe: `Memory for one instance in MiB: 0 (no limit) or ${MIN_MEMORY_MB} to ${MAX_MEMORY_MB}` })
     .option('registry-user', { type: 'string', describe: 'Image registry user (env PHYSARUM_REGISTRY_USER) [default: from the Docker config file]' })
     .option('registry-password-stdin', { type: 'boolean', describe: 'Read the image registry password from stdin: to its end from a pipe or file (printf %s "$PW" | hl-cli add ...), one line typed on a terminal (env PHYSARUM_REGISTRY_PASSWORD)' })
     .option('quiet', { type: 'boolean', describe: 'No progress on stderr' })
@@ -116,8 +116,14 @@ export async function handler (args: AddArgs): Promise<void> {
     // everything about the input first: nothing is built or pushed for a mistake in it
     const ref = parseImageRef(args['image-name'])
     const service = validateName(args['service-name'], '<service-name>')
-    const cpu = parseResource('--cpu', args.cpu, MIN_CPU, MAX_CPU, false)
-    const memoryMb = parseResource('--memory-mb', args['memory-mb'], MIN_MEMORY_MB, MAX_MEMORY_MB, true)
+    // what only the record holds: with --no-add it would be dropped without a word
+    for (const flag of ['cpu', 'memory-mb', 'content-id'] as const) {
+      if (!adding && args[flag] != null) {
+        throw new UsageError(`--${flag}: only the registry's record has it, and --no-add writes none; leave one of them out`)
+      }
+    }
+    const cpu = parseResource('--cpu', args.cpu ?? '0', MIN_CPU, MAX_CPU, false)
+    const memoryMb = parseResource('--memory-mb', args['memory-mb'] ?? '0', MIN_MEMORY_MB, MAX_MEMORY_MB, true)
     if (args['content-id'] != null && !/^[A-Za-z0-9][A-Za-z0-9._:+=-]{0,127}$/.test(args['content-id'])) {
       throw new UsageError(`--content-id: ${JSON.stringify(args['content-id'])} may hold only letters, digits and . _ : + = - (at most 128)`)
     }
