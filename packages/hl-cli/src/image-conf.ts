@@ -4,6 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { PreSharedKey } from '@physarum/p2p'
 import { DEFAULT_FROM } from './constants.ts'
 import { ImageConfError } from './errors.ts'
+import type { Stats } from 'node:fs'
 
 /** What DockerConf.From and hl-cli add --from may hold: an image reference, nothing a Dockerfile line could break on. */
 export const BASE_IMAGE = /^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/
@@ -306,8 +307,13 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
       if (!inside(root, real)) {
         throw new ImageConfError(file, at, `${JSON.stringify(source)} leads outside the service folder ${dir} (a symbolic link to ${real})`)
       }
+      const info = await stat(real)
+      // read for the context, a FIFO waits for a writer (for ever), a device never ends
+      if (!info.isFile() && !info.isDirectory()) {
+        throw new ImageConfError(file, at, `${JSON.stringify(source)} is ${special(info)}, not a file or a folder: it cannot be copied into an image`)
+      }
       const path = relative(root, lexical).split(sep).join('/')
-      const copied = { path: path === '' ? '.' : path, absolute: real, directory: (await stat(real)).isDirectory() }
+      const copied = { path: path === '' ? '.' : path, absolute: real, directory: info.isDirectory() }
       sources.push(copied)
       await walk(copied, new Set(), (problem) => new ImageConfError(file, at, problem))
     }
@@ -349,6 +355,17 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
       }
     }
   }
+}
+
+/** What a file that is neither a regular file nor a folder is, in words. */
+function special (info: Stats): string {
+  if (info.isFIFO()) {
+    return 'a FIFO (named pipe)'
+  }
+  if (info.isSocket()) {
+    return 'a socket'
+  }
+  return info.isCharacterDevice() ? 'a character device' : 'a block device'
 }
 
 /** Larger files are not read to see whether they are a swarm.key (95 bytes). */

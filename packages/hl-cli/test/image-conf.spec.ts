@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { basename, dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
@@ -398,6 +400,27 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       assert.match(stderr, message)
       assert.doesNotMatch(stderr, /Building|Joining|Docker engine/)
     }))
+  })
+
+  it('refuses a Copy source that is neither a file nor a folder: read for the build, it would never end', async () => {
+    const svc = join(dir.path, 'special')
+    await mkdir(svc)
+    await writeFile(join(svc, 'server'), '#!/bin/sh\n')
+    await run('mkfifo', [join(svc, 'pipe')])
+    const socket = createServer().listen(join(svc, 'sock'))
+    await once(socket, 'listening')
+    try {
+      for (const [source, kind] of [['pipe', 'a FIFO \\(named pipe\\)'], ['sock', 'a socket']]) {
+        const file = join(dir.path, `image-conf-${source}.json`)
+        await writeFile(file, variant(c => { c.DockerConf.Copy = [['server', '.'], [source, '.']] }))
+        const { code, stderr } = await runCli(['add', file, svc, '127.0.0.1:1/never:1.0', 'never', '--no-add', '--state-dir', dir.path],
+          { DOCKER_HOST: `unix://${join(dir.path, 'no-docker.sock')}` }, { timeoutMs: 15_000 })
+        assert.equal(code, 2, `${source}: ${stderr}`)
+        assert.match(stderr, new RegExp(`: DockerConf\\.Copy\\[1\\]\\[0\\]: "${source}" is ${kind}, not a file or a folder`))
+      }
+    } finally {
+      socket.close()
+    }
   })
 
   it('keeps a persistent identity (id) and writes swarm keys (keygen)', async () => {
