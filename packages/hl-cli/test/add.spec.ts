@@ -204,7 +204,7 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
     const reg = report.registries.find(p => p.peerId === registry!.node.peerId.toString())
     assert.ok(reg != null && typeof reg.rttMs === 'number', 'the registry-service, with an RTT')
     assert.deepEqual(report.allocators, [])
-    assert.deepEqual(report.services.map(s => [s.name, s.instances.length]), [['hello-world-server', 0]])
+    assert.deepEqual(report.services.map(s => [s.name, s.instances?.length]), [['hello-world-server', 0]])
     assert.deepEqual(report.notes, [])
     const text = ok(await runCli(['status', ...overlayArgs], env), 'status').stdout
     assert.match(text, /Registries \(1\):/)

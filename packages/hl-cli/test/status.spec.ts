@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { handleRpc, KAD_PROTOCOL } from '@physarum/p2p'
+import { registryRpc } from '@physarum/registry-service'
 import { startNode, tempDir } from '../../p2p/test/helpers.ts'
 import { measureAll } from '../src/commands/status.ts'
 import { runCli, TEST_PASSPHRASE } from './helpers.ts'
 import type { StatusReport } from '../src/index.ts'
 import type { Overlay } from '../src/overlay.ts'
-import type { PeerId } from '@libp2p/interface'
+import type { PeerId, Stream } from '@libp2p/interface'
 
 /** A peer id as far as measureAll looks at one. */
 const peer = (id: string): PeerId => ({ toString: () => id }) as unknown as PeerId
@@ -81,6 +83,39 @@ describe('hl-cli status and what peers announce', () => {
       const peer = (JSON.parse(json.stdout) as StatusReport).peers.find(p => p.peerId === node.peerId.toString())
       assert.deepEqual([peer?.host, peer?.role], ['box-1', '\u001b[2Jmonitor'])
     } finally {
+      await node.stop()
+      await state.remove()
+    }
+  })
+})
+
+describe('hl-cli status and a DHT that does not answer', () => {
+  it('looks up no more instances once --timeout has passed, and says which services it did not look up', async () => {
+    // the bootstrap and registry takes every DHT query and never answers it: each lookup waits its
+    // full time, as in a sparse DHT
+    const node = await startNode()
+    const stalled: Stream[] = []
+    await node.libp2p.unhandle(KAD_PROTOCOL)
+    await node.libp2p.handle(KAD_PROTOCOL, stream => { stalled.push(stream) })
+    const records = Array.from({ length: 12 }, (_, i) => ({
+      name: `svc-${i}`, contentHash: `hash-${i}`, image: `127.0.0.1:5000/svc@sha256:${'0'.repeat(64)}`, softRttMs: 10, hardRttMs: 100, cpu: 0, memoryMb: 0,
+      proxyClientMode: false, createdAt: '2026-11-25T00:00:00.000Z', updatedAt: '2026-11-25T00:00:00.000Z', revision: 1n
+    }))
+    await handleRpc(node.libp2p, registryRpc, async () => await Promise.resolve({ list: { records, nextPageToken: '' } }), { log: node.libp2p.logger.forComponent('test:registry') })
+    const state = await tempDir('hlc-status-sparse')
+    try {
+      const address = node.multiaddrs()[0]!.toString()
+      const result = await runCli(['status', '--json', '--timeout', '1s', '-bootstrap', address, '--registry', address, '--listen', '/ip4/127.0.0.1/tcp/0'],
+        { PHYSARUM_PSK: TEST_PASSPHRASE, PHYSARUM_STATE_DIR: state.path })
+      assert.equal(result.code, 0, result.stderr)
+      const report = JSON.parse(result.stdout) as StatusReport
+      // four lookups at a time, each its full second: the first four begin before the deadline
+      const skipped = report.services.filter(service => service.instances == null).map(service => service.name)
+      assert.ok(skipped.length >= 4 && skipped.length < 12, `not looked up: ${skipped.join(', ')}`)
+      assert.deepEqual(report.services.filter(service => service.instances != null).map(service => service.instances), Array(12 - skipped.length).fill([]))
+      assert.ok(report.notes.includes(`instances were not looked up for ${skipped.length} of 12 services, as --timeout (1s) had passed: ${skipped.join(', ')}; give a longer --timeout, or fewer --max-services`), report.notes.join('\n'))
+    } finally {
+      stalled.forEach(stream => { stream.abort(new Error('test over')) })
       await node.stop()
       await state.remove()
     }

@@ -1,6 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { allocatorCapacity } from '@physarum/allocator/client'
-import { ALLOCATOR_TOPIC, parseNumber, REGISTRY_TOPIC, serviceTopic } from '@physarum/p2p'
+import { ALLOCATOR_TOPIC, formatDuration, parseNumber, REGISTRY_TOPIC, serviceTopic } from '@physarum/p2p'
 import { trustedRegistries } from '@physarum/registry-service'
 import { DEFAULT_RTT_TIMEOUT_MS, RTT_SAMPLES } from '../constants.ts'
 import { printJson, printText, runCommand, table } from '../output.ts'
@@ -21,7 +21,8 @@ export interface StatusReport {
   registries: PeerSummary[]
   /** Each allocator with its capacity in use and limits (0: no limit); null when it did not answer. */
   allocators: Array<PeerSummary & { capacity: Capacity | null }>
-  services: Array<{ name: string, contentHash: string, softRttMs: number, hardRttMs: number, instances: PeerSummary[] }>
+  /** Each service with its instances; null when their lookup had not begun once --timeout had passed. */
+  services: Array<{ name: string, contentHash: string, softRttMs: number, hardRttMs: number, instances: PeerSummary[] | null }>
   /** What this report could not say, and why. */
   notes: string[]
 }
@@ -120,8 +121,15 @@ export async function handler (args: StatusArgs): Promise<void> {
         records = records.slice(0, maxServices)
       }
       progress.line(`Looking for the instances of ${records.length} service${records.length === 1 ? '' : 's'}`)
-      const instanceIds = await mapLimit(records, 4, async record => await providers(overlay, serviceTopic(record.contentHash), lookup, notes))
-      const toMeasure = [...registryIds, ...allocatorIds, ...instanceIds.flat(), ...overlay.node.libp2p.getPeers()]
+      // one lookup after another per lane, many services in a sparse DHT (each lookup waiting its
+      // full time) took minutes: past the deadline no lookup begins, as the RTT samples below
+      const lookupsUntil = Date.now() + args.timeout
+      const instanceIds = await mapLimit(records, 4, async record => Date.now() < lookupsUntil ? await providers(overlay, serviceTopic(record.contentHash), lookup, notes) : null)
+      const skipped = records.filter((_, i) => instanceIds[i] == null).map(record => record.name)
+      if (skipped.length > 0) {
+        notes.push(`instances were not looked up for ${skipped.length} of ${records.length} services, as --timeout (${formatDuration(args.timeout)}) had passed: ${skipped.join(', ')}; give a longer --timeout, or fewer --max-services`)
+      }
+      const toMeasure = [...registryIds, ...allocatorIds, ...instanceIds.flatMap(ids => ids ?? []), ...overlay.node.libp2p.getPeers()]
       progress.line(`Measuring the RTT to ${new Set(toMeasure.map(String)).size} peers`)
       const samplesUntil = Date.now() + args.timeout
       const rtts = await measureAll(overlay, toMeasure, undefined, samplesUntil)
@@ -137,7 +145,7 @@ export async function handler (args: StatusArgs): Promise<void> {
           contentHash: record.contentHash,
           softRttMs: record.softRttMs,
           hardRttMs: record.hardRttMs,
-          instances: await summaries(overlay, instanceIds[i]!, rtts)
+          instances: instanceIds[i] == null ? null : await summaries(overlay, instanceIds[i], rtts)
         })))
       ])
       // listed all the same: one that announces itself without being trusted is worth seeing
@@ -177,8 +185,9 @@ export async function handler (args: StatusArgs): Promise<void> {
         : table(['PEER', 'HOST', 'RTT', 'CAPACITY IN USE'], report.allocators.map(a => [a.peerId, a.host ?? '-', rttText(a), capacityText(a.capacity)])))
       out.push(`\nServices (${services.length}):\n`)
       for (const service of services) {
-        out.push(`  ${service.name} (soft ${service.softRttMs} ms, hard ${service.hardRttMs} ms): ${service.instances.length === 0 ? 'no instances' : `${service.instances.length} instance(s)`}\n`)
-        for (const instance of service.instances) {
+        const found = service.instances == null ? 'not looked up (--timeout)' : service.instances.length === 0 ? 'no instances' : `${service.instances.length} instance(s)`
+        out.push(`  ${service.name} (soft ${service.softRttMs} ms, hard ${service.hardRttMs} ms): ${found}\n`)
+        for (const instance of service.instances ?? []) {
           out.push(`    ${instance.peerId}  ${instance.host ?? '-'}  ${rttText(instance)}\n`)
         }
       }
