@@ -1,5 +1,6 @@
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
+import { privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { PreSharedKey } from '@physarum/p2p'
 import { DEFAULT_FROM } from './constants.ts'
@@ -328,10 +329,12 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
     added.add(entry.path)
     files.push(entry)
     if (!entry.directory) {
-      // hl-cli keygen writes ./swarm.key: copied with the service's files, the overlay's key
-      // would be in an image that everyone who may pull it can read
-      if (await isSwarmKey(entry.absolute)) {
-        throw fail(`${entry.path} is an overlay key (a swarm.key): it would be in the image; move it out of ${dir}`)
+      // hl-cli keygen writes ./swarm.key, --state-dir may name a folder here: copied with the
+      // service's files, the overlay's key or a peer's identity would be in an image that
+      // everyone who may pull it can read (the identity: to join as that peer, an --admin one)
+      const secret = await overlaySecret(entry.absolute)
+      if (secret != null) {
+        throw fail(`${entry.path} is ${secret}: it would be in the image; move it out of ${dir}`)
       }
       return
     }
@@ -368,20 +371,39 @@ function special (info: Stats): string {
   return info.isCharacterDevice() ? 'a character device' : 'a block device'
 }
 
-/** Larger files are not read to see whether they are a swarm.key (95 bytes). */
-const MAX_SWARM_KEY_BYTES = 512
+/**
+ * Larger files are not read to see whether they are a key: a swarm.key is 95 bytes, a libp2p
+ * identity key 68 (Ed25519, what physarum makes) to some 2.4 KiB (RSA 4096).
+ */
+const MAX_KEY_BYTES = 4096
 
-async function isSwarmKey (path: string): Promise<boolean> {
+/** The overlay secret in the file at `path`, in words; undefined when it holds none. */
+async function overlaySecret (path: string): Promise<string | undefined> {
+  let bytes: Buffer
   try {
-    if ((await stat(path)).size > MAX_SWARM_KEY_BYTES) {
-      return false
+    if ((await stat(path)).size > MAX_KEY_BYTES) {
+      return undefined
     }
-    PreSharedKey.fromSwarmKey(await readFile(path, 'utf8'))
-    return true
+    bytes = await readFile(path)
   } catch {
-    // not a key, or not readable: the build context names a file it cannot read
-    return false
+    // not readable: the build context names a file it cannot read
+    return undefined
   }
+  try {
+    PreSharedKey.fromSwarmKey(bytes.toString('utf8'))
+    return 'an overlay key (a swarm.key)'
+  } catch {
+    // not a swarm.key
+  }
+  try {
+    // a key as libp2p writes it, byte for byte: bytes that merely decode as one are no proof
+    if (bytes.equals(privateKeyToProtobuf(privateKeyFromProtobuf(bytes)))) {
+      return 'a peer\'s private key (an identity.key, as every physarum node and hl-cli keeps)'
+    }
+  } catch {
+    // not a libp2p private key
+  }
+  return undefined
 }
 
 function inside (root: string, path: string): boolean {

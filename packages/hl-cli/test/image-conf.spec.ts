@@ -6,7 +6,7 @@ import { createServer } from 'node:net'
 import { basename, dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
-import { PreSharedKey } from '@physarum/p2p'
+import { loadOrCreateIdentity, PreSharedKey } from '@physarum/p2p'
 import { extract } from 'tar-stream'
 import { tempDir } from '../../registry-service/test/helpers.ts'
 import { createBuildContext } from '../src/build.ts'
@@ -57,6 +57,8 @@ describe('image-conf.json', () => {
     // what hl-cli keygen writes by default, in the folder it was run in
     await mkdir(join(dir.path, 'svc', 'keyed'))
     await writeFile(join(dir.path, 'svc', 'keyed', 'swarm.key'), PreSharedKey.generate().toSwarmKey(), { mode: 0o600 })
+    // what every physarum node and hl-cli keeps in its state folder (hl-cli id --state-dir state)
+    await loadOrCreateIdentity(join(dir.path, 'svc', 'state', 'identity.key'))
   })
   after(async () => { await dir?.remove() })
 
@@ -137,7 +139,9 @@ describe('image-conf.json', () => {
       [[['dangling', 'd']], 'DockerConf.Copy[0][0]', /dangling\/link is a broken symbolic link/],
       [[['leaky', 'l']], 'DockerConf.Copy[0][0]', /leaky\/out is a symbolic link out of the service folder/],
       [[['server', '.'], ['keyed', '.']], 'DockerConf.Copy[1][0]', /keyed\/swarm\.key is an overlay key \(a swarm\.key\)/],
-      [[['keyed/swarm.key', 'k']], 'DockerConf.Copy[0][0]', /keyed\/swarm\.key is an overlay key/]
+      [[['keyed/swarm.key', 'k']], 'DockerConf.Copy[0][0]', /keyed\/swarm\.key is an overlay key/],
+      [[['server', '.'], ['state', 'state']], 'DockerConf.Copy[1][0]', /state\/identity\.key is a peer's private key \(an identity\.key, as every physarum node and hl-cli keeps\)/],
+      [[['state/identity.key', 'id']], 'DockerConf.Copy[0][0]', /state\/identity\.key is a peer's private key/]
     ]
     for (const [copy, keyPath, problem] of cases) {
       await writeFile(file, variant(c => { c.DockerConf.Copy = copy }))
