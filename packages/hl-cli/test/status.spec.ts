@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { handleRpc, KAD_PROTOCOL } from '@physarum/p2p'
+import { ALLOC_STATUS_PROTOCOL } from '@physarum/allocator/client'
+import { ALLOCATOR_TOPIC, handleRpc, KAD_PROTOCOL } from '@physarum/p2p'
 import { registryRpc } from '@physarum/registry-service'
-import { startNode, tempDir } from '../../p2p/test/helpers.ts'
+import { startNode, stopAll, tempDir } from '../../p2p/test/helpers.ts'
 import { measureAll } from '../src/commands/status.ts'
-import { runCli, TEST_PASSPHRASE } from './helpers.ts'
+import { eventually, runCli, TEST_PASSPHRASE } from './helpers.ts'
 import type { StatusReport } from '../src/index.ts'
 import type { Overlay } from '../src/overlay.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
@@ -117,6 +118,43 @@ describe('hl-cli status and a DHT that does not answer', () => {
     } finally {
       stalled.forEach(stream => { stream.abort(new Error('test over')) })
       await node.stop()
+      await state.remove()
+    }
+  })
+})
+
+describe('hl-cli status and allocators that do not answer', () => {
+  it('asks no more allocators for their capacity once --timeout has passed, and says which it did not ask', async () => {
+    const bootstrap = await startNode()
+    // allocators that take the capacity question and never answer: each waits its full time
+    const stalled: Stream[] = []
+    const allocators = await Promise.all(Array.from({ length: 10 }, async () => {
+      const node = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()] })
+      await node.libp2p.handle(ALLOC_STATUS_PROTOCOL, stream => { stalled.push(stream) })
+      await node.discovery.provide(ALLOCATOR_TOPIC)
+      return node
+    }))
+    const state = await tempDir('hlc-status-allocators')
+    try {
+      // each provide is stored at the bootstrap once its routing table has it
+      await eventually('the bootstrap to know the 10 allocators', async () => {
+        const found = new Set<string>()
+        for await (const provider of bootstrap.discovery.findProviders(ALLOCATOR_TOPIC, { signal: AbortSignal.timeout(2_000) })) {
+          found.add(provider.id.toString())
+        }
+        return found.size >= 10 ? true : undefined
+      }, 30_000, 200)
+      const result = await runCli(['status', '--json', '--timeout', '3s', '-bootstrap', bootstrap.multiaddrs()[0]!.toString(), '--listen', '/ip4/127.0.0.1/tcp/0'],
+        { PHYSARUM_PSK: TEST_PASSPHRASE, PHYSARUM_STATE_DIR: state.path })
+      assert.equal(result.code, 0, result.stderr)
+      const report = JSON.parse(result.stdout) as StatusReport
+      assert.equal(report.allocators.length, 10, result.stdout)
+      // eight questions at a time, each its full 3 s: the first eight begin before the deadline
+      const unasked = report.notes.find(note => note.startsWith('capacity was not asked of '))
+      assert.match(unasked ?? '', /^capacity was not asked of [12] of 10 allocators, as --timeout \(3s\) had passed: 12D3\w+(, 12D3\w+)?; give a longer --timeout$/, report.notes.join('\n'))
+    } finally {
+      stalled.forEach(stream => { stream.abort(new Error('test over')) })
+      await stopAll([...allocators, bootstrap])
       await state.remove()
     }
   })

@@ -155,18 +155,29 @@ export async function handler (args: StatusArgs): Promise<void> {
           notes.push(`registry ${registry.peerId} announces itself but is not trusted (--registry-id, PHYSARUM_REGISTRY_IDS): it is not asked`)
         }
       }
+      // 8 at a time, each up to its own limit: past --timeout no question begins, as above
+      const askUntil = Date.now() + args.timeout
+      const unasked: string[] = []
+      const allocatorReports = await mapLimit(allocators, 8, async allocator => {
+        if (Date.now() >= askUntil) {
+          unasked.push(allocator.peerId)
+          return { ...allocator, capacity: null }
+        }
+        try {
+          return { ...allocator, capacity: await allocatorCapacity(overlay.node.libp2p, peerIdFromString(allocator.peerId), { signal: AbortSignal.timeout(lookup) }) }
+        } catch (err) {
+          notes.push(`allocator ${allocator.peerId}: no capacity (${(err as Error).message})`)
+          return { ...allocator, capacity: null }
+        }
+      })
+      if (unasked.length > 0) {
+        notes.push(`capacity was not asked of ${unasked.length} of ${allocators.length} allocators, as --timeout (${formatDuration(args.timeout)}) had passed: ${unasked.join(', ')}; give a longer --timeout`)
+      }
       const report: StatusReport = {
         self: { peerId: overlay.node.peerId.toString(), addrs: overlay.node.multiaddrs().map(String) },
         peers,
         registries,
-        allocators: await mapLimit(allocators, 8, async allocator => {
-          try {
-            return { ...allocator, capacity: await allocatorCapacity(overlay.node.libp2p, peerIdFromString(allocator.peerId), { signal: AbortSignal.timeout(lookup) }) }
-          } catch (err) {
-            notes.push(`allocator ${allocator.peerId}: no capacity (${(err as Error).message})`)
-            return { ...allocator, capacity: null }
-          }
-        }),
+        allocators: allocatorReports,
         services,
         notes
       }
