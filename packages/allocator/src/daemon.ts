@@ -35,7 +35,7 @@ export interface AllocatorDaemon {
 }
 
 /** Starts a whole allocator: Docker, the sidecar image, the node, the allocator, the metrics server. */
-export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: Logger): Promise<AllocatorDaemon> {
+export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: Logger, options: { signal?: AbortSignal } = {}): Promise<AllocatorDaemon> {
   const registry = config.registry ?? createMetricsRegistry()
   const runtime = new DockerRuntime(config.dockerHost)
   await runtime.ping()
@@ -53,7 +53,7 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
     }
     return image.tag
   }
-  const sidecarImage = await provideSidecarImage()
+  const sidecarImage = await provideSidecarImage(options.signal)
 
   const node = await createPhysarumNode({
     ...nodeOptions(config),
@@ -63,7 +63,7 @@ export async function startAllocatorDaemon (config: AllocatorDaemonConfig, log: 
     metricsRegistry: registry,
     log
   })
-  await node.start()
+  await node.start(options)
   const registryClient = createRegistryClient(node, {
     ...(config.registryPeers == null || config.registryPeers.length === 0 ? {} : { peers: config.registryPeers }),
     trusted: config.allocator.registryIds ?? [],

@@ -226,7 +226,7 @@ export async function handler (args: AllocatorArgs): Promise<void> {
       const config = await resolveConfig(args, process.env)
       return { config, logLevel: config.node.logLevel, warnings: config.node.warnings }
     },
-    start: async (config, log) => await startAllocatorDaemon(config.daemon, log),
+    start: async (config, log, options) => await startAllocatorDaemon(config.daemon, log, options),
     shutdownDeadlineMs: 30_000,
     announce: (daemon, config) => {
       const node = nodeAnnouncement(daemon.node, daemon.metrics.address(), config.node)

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { raceSignal } from 'race-signal'
 import { BOOTSTRAP_BACKOFF_MAX_MS, BOOTSTRAP_BACKOFF_MIN_MS, BOOTSTRAP_STABLE_MS } from './constants.ts'
 import { BootstrapUnreachableError } from './errors.ts'
-import type { ComponentLogger, Libp2pEvents, Logger, PeerId, Startable, TypedEventTarget } from '@libp2p/interface'
+import type { AbortOptions, ComponentLogger, Libp2pEvents, Logger, PeerId, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -112,9 +113,10 @@ export class Bootstrapper implements Startable {
 
   /**
    * Resolves once any bootstrap is connected; fails naming every address and its last error, and
-   * what to check when those look like another pre-shared key.
+   * what to check when those look like another pre-shared key. `signal` ends the wait early (a
+   * stop during a daemon's start), with its reason.
    */
-  async waitForFirst (timeoutMs: number): Promise<void> {
+  async waitForFirst (timeoutMs: number, options: AbortOptions = {}): Promise<void> {
     const timeout = AbortSignal.timeout(timeoutMs)
     const timedOut = new Promise<never>((_resolve, reject) => {
       timeout.addEventListener('abort', () => {
@@ -124,7 +126,7 @@ export class Bootstrapper implements Startable {
       })
     })
     timedOut.catch(() => {})
-    await Promise.race([this.#firstConnected.promise, timedOut])
+    await raceSignal(Promise.race([this.#firstConnected.promise, timedOut]), options.signal)
   }
 
   async #keepConnected (target: Target, signal: AbortSignal): Promise<void> {

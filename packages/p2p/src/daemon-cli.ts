@@ -47,7 +47,12 @@ export interface DaemonLaunch<C, D extends { stop(): Promise<void> }> {
   name: string
   /** Flags and environment to a validated configuration (usage errors throw ConfigError). */
   resolve: () => Promise<{ config: C, logLevel: LogLevel, warnings: string[] }>
-  start: (config: C, log: Logger) => Promise<D>
+  /**
+   * Starts the daemon. `signal` aborts when SIGTERM or SIGINT comes during the start: a start that
+   * may wait long (a join) stops what it started and rejects; one that ignores it is stopped once
+   * it is done.
+   */
+  start: (config: C, log: Logger, options: { signal: AbortSignal }) => Promise<D>
   /** What the "started" log line carries, and lines for stdout (addresses others need). */
   announce: (daemon: D, config: C) => { log: Record<string, unknown>, stdout?: string[] }
   /** How long shutdown may take before the process exits anyway. */
@@ -70,15 +75,32 @@ export async function launchDaemon<C, D extends { stop(): Promise<void> }> (laun
   for (const warning of resolved.warnings) {
     log.warn(warning)
   }
-  let daemon: D
+  // a stop during the start (a join may wait minutes) stops what started, as one after it: the
+  // node, an etcd and its pid file are not left behind by a process killed by the signal
+  const stopped = new AbortController()
+  const starting = launch.start(resolved.config, log, { signal: stopped.signal })
+  onShutdown([{
+    name: launch.name,
+    run: async () => {
+      // ends a start under way (nothing once it is done)
+      stopped.abort(new Error('stopped during the start'))
+      await (await starting.catch(() => undefined))?.stop()
+    }
+  }], { log, deadlineMs: launch.shutdownDeadlineMs ?? 10_000 })
+  let daemon: D | undefined
   try {
-    daemon = await launch.start(resolved.config, log)
+    daemon = await starting
   } catch (err) {
-    log.error({ err: (err as Error).message }, 'start failed')
-    log.flush()
-    exitWithError(launch.name, 1, (err as Error).message)
+    if (!stopped.signal.aborted) {
+      log.error({ err: (err as Error).message }, 'start failed')
+      log.flush()
+      exitWithError(launch.name, 1, (err as Error).message)
+    }
   }
-  onShutdown([{ name: launch.name, run: async () => { await daemon.stop() } }], { log, deadlineMs: launch.shutdownDeadlineMs ?? 10_000 })
+  if (daemon == null || stopped.signal.aborted) {
+    // stopped during the start: the shutdown under way ends the process
+    return await new Promise<never>(() => {})
+  }
   const { log: details, stdout } = launch.announce(daemon, resolved.config)
   log.info({ version: PHYSARUM_VERSION, ...details }, `${launch.name} started`)
   if (stdout != null && stdout.length > 0) {

@@ -102,9 +102,10 @@ export interface PhysarumNode {
   readonly rtt: RttTable
   /**
    * Starts listening and waits until a bootstrap is connected (when any was given and
-   * `requireBootstrap` is not false); fails with BootstrapUnreachableError otherwise.
+   * `requireBootstrap` is not false); fails with BootstrapUnreachableError otherwise, and with
+   * `signal`'s reason when it aborts that wait (the node is stopped again either way).
    */
-  start(): Promise<void>
+  start(options?: AbortOptions): Promise<void>
   stop(): Promise<void>
   /**
    * The addresses peers are told to dial, each with /p2p/<peer id>: the `announce` addresses
@@ -224,7 +225,7 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     peerId: libp2p.peerId,
     discovery: libp2p.services.discovery,
     rtt,
-    async start () {
+    async start (options) {
       await libp2p.start()
       liveness.start()
       if (init.dhtMode === 'server') {
@@ -234,7 +235,7 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
         return
       }
       try {
-        await libp2p.services.bootstrap.waitForFirst(init.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS)
+        await libp2p.services.bootstrap.waitForFirst(init.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS, options)
       } catch (err) {
         liveness.stop()
         await libp2p.stop()

@@ -4,7 +4,7 @@ import { EventEmitter, once } from 'node:events'
 import { describe, it } from 'node:test'
 import { pino } from 'pino'
 import { onShutdown } from '../src/index.ts'
-import { eventually } from './helpers.ts'
+import { eventually, startNode } from './helpers.ts'
 
 describe('shutdown', () => {
   const log = pino({ level: 'silent' })
@@ -57,5 +57,39 @@ describe('shutdown', () => {
     const [code] = await once(child, 'exit') as [number | null]
     assert.equal(code, 1, output)
     assert.match(output, /shutdown took too long, exiting now/)
+  })
+
+  it('stops a daemon during its start, as after it: a SIGTERM while its node waits for a bootstrap exits 143 at once', async () => {
+    // a bootstrap that is gone: the start would wait its 15 s for it
+    const gone = await startNode()
+    const bootstrap = gone.multiaddrs()[0]!.toString()
+    await gone.stop()
+    const script = `
+      import { createPhysarumNode, launchDaemon } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)}
+      await launchDaemon({
+        name: 'test-daemon',
+        resolve: async () => ({ config: {}, logLevel: 'info', warnings: [] }),
+        start: async (_config, _log, options) => {
+          const node = await createPhysarumNode({ psk: null, dhtMode: 'client', listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [${JSON.stringify(bootstrap)}] })
+          process.stdout.write('starting\\n')
+          await node.start(options)
+          return node
+        },
+        announce: () => ({ log: {} })
+      })`
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url), stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    await eventually('the start to wait for the bootstrap', () => output.includes('starting') ? true : undefined, 10_000, 20)
+    await new Promise(resolve => setTimeout(resolve, 300))
+    const since = Date.now()
+    child.kill('SIGTERM')
+    const [code, signal] = await once(child, 'exit') as [number | null, NodeJS.Signals | null]
+    assert.equal(signal, null, 'ended by the signal, not by its shutdown')
+    assert.equal(code, 143, output)
+    assert.ok(Date.now() - since < 5_000, 'not after the bootstrap wait gave up')
+    assert.match(output, /"msg":"stopped"/)
+    assert.doesNotMatch(output, /start failed|No bootstrap peer/)
   })
 })

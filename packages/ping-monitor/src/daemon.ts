@@ -42,7 +42,7 @@ export interface PingMonitorDaemon {
  * /metrics, /healthz and /peers. Unlike other daemons it does not fail when its own bootstraps
  * (other ping monitors) are unreachable: it is a bootstrap itself, so it warns and keeps dialing.
  */
-export async function startPingMonitorDaemon (config: PingMonitorDaemonConfig, log: Logger): Promise<PingMonitorDaemon> {
+export async function startPingMonitorDaemon (config: PingMonitorDaemonConfig, log: Logger, options: { signal?: AbortSignal } = {}): Promise<PingMonitorDaemon> {
   const registry = config.registry ?? createMetricsRegistry()
   const node = await createPhysarumNode({
     ...nodeOptions(config),
@@ -61,7 +61,7 @@ export async function startPingMonitorDaemon (config: PingMonitorDaemonConfig, l
   const unwatch = watchRefusals(node.libp2p, { log: log.child({ component: 'limits' }), registry, hostName: config.monitor.hostName, limits: config.limits })
 
   try {
-    await node.start()
+    await node.start(options)
   } catch (err) {
     unwatch()
     await node.stop().catch(() => {})

@@ -96,7 +96,7 @@ export async function handler (args: MonitorArgs): Promise<void> {
       const config = await resolveConfig(args, process.env)
       return { config, logLevel: config.node.logLevel, warnings: config.node.warnings }
     },
-    start: async (config, log) => await startPingMonitorDaemon(config.daemon, log),
+    start: async (config, log, options) => await startPingMonitorDaemon(config.daemon, log, options),
     announce: (daemon, config) => {
       const node = nodeAnnouncement(daemon.node, daemon.metrics.address(), config.node)
       return {

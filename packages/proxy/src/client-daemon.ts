@@ -25,7 +25,7 @@ export interface ClientDaemon {
 }
 
 /** The client proxy as the CLI runs it: a node of the overlay, the HTTP entry, /metrics. */
-export async function startClientDaemon (config: ClientDaemonConfig, log: Logger): Promise<ClientDaemon> {
+export async function startClientDaemon (config: ClientDaemonConfig, log: Logger, options: { signal?: AbortSignal } = {}): Promise<ClientDaemon> {
   const registry = createMetricsRegistry()
   const node = await createPhysarumNode({
     ...nodeOptions(config),
@@ -35,7 +35,7 @@ export async function startClientDaemon (config: ClientDaemonConfig, log: Logger
     metricsRegistry: registry,
     log
   })
-  await node.start()
+  await node.start(options)
   const registryClient = createRegistryClient(node, {
     staleIfErrorMs: DAEMON_STALE_IF_ERROR_MS,
     // every request looks its record up: none waits for a registry for a record the proxy has

@@ -160,7 +160,7 @@ export async function handler (args: ProxyArgs): Promise<void> {
         const config = await resolveClientConfig(args, process.env)
         return { config, logLevel: config.logLevel, warnings: config.warnings }
       },
-      start: async (config, log) => await startClientDaemon(config.client, log),
+      start: async (config, log, options) => await startClientDaemon(config.client, log, options),
       shutdownDeadlineMs: 9_500,
       announce: (daemon) => ({
         log: {
@@ -178,8 +178,8 @@ export async function handler (args: ProxyArgs): Promise<void> {
       const config = await resolveSidecarConfig(args, process.env)
       return { config, logLevel: config.logLevel, warnings: config.warnings }
     },
-    start: async (config, log) => {
-      const sidecar = await startSidecar(config.sidecar, log)
+    start: async (config, log, options) => {
+      const sidecar = await startSidecar(config.sidecar, log, options)
       // stopped the way an operator stops it: no allocator would ever remove it
       void sidecar.disowned.then(() => { process.kill(process.pid, 'SIGTERM') })
       return sidecar

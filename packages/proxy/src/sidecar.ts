@@ -69,7 +69,7 @@ function disowning (err: Error): boolean {
  * listens and its service accepts connections (so the allocator can hand out its addresses at
  * once), provides the service topic in the background, and reports its stats on an interval.
  */
-export async function startSidecar (config: SidecarConfig, log: Logger): Promise<Sidecar> {
+export async function startSidecar (config: SidecarConfig, log: Logger, options: { signal?: AbortSignal } = {}): Promise<Sidecar> {
   const node = await createPhysarumNode({
     ...nodeOptions(config),
     dhtMode: 'client',
@@ -164,7 +164,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger): Promise
 
   let client: ClientProxy | undefined
   try {
-    await node.start()
+    await node.start(options)
     if (config.clientPort != null) {
       client = await startClientProxy({
         node,

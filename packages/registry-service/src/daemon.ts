@@ -1,6 +1,5 @@
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { raceSignal } from 'race-signal'
 import { createMetricsRegistry, createPhysarumNode, nodeOptions, RpcFailureError, RpcProtocolError, RpcTimeoutError, startMetricsServer } from '@physarum/p2p'
 import { createRegistryClient } from './client.ts'
 import { DEFAULT_JOIN_TIMEOUT_MS, ETCD_AUTH_TIMEOUT_MS, ETCD_START_TIMEOUT_MS, NAME } from './constants.ts'
@@ -59,12 +58,6 @@ export interface RegistryDaemon {
   stop(): Promise<void>
 }
 
-/** `promise`, unless `signal` aborts first; what `promise` comes to later is dropped. */
-async function unlessAborted<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  promise.catch(() => {})
-  return await raceSignal(promise, signal)
-}
-
 /**
  * Starts a whole registry-service: the node, its etcd (started, joined or external), the store,
  * the protocol and the metrics server. Anything started is stopped again when a later step fails,
@@ -96,7 +89,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
     })
     // the wait for a bootstrap (up to 15 s) is cut short by a stop
     cleanups.push(async () => { await node.stop() })
-    await unlessAborted(node.start(), signal)
+    await node.start({ signal })
     log.info({ peerId: node.peerId.toString(), addrs: node.multiaddrs().map(String) }, 'joined the overlay')
 
     let etcd: EtcdProcess | undefined

@@ -1,5 +1,4 @@
 import { X509Certificate } from 'node:crypto'
-import { EventEmitter } from 'node:events'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { BlockList, isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
@@ -7,7 +6,7 @@ import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ConfigError, exitCodeOf, exitWithError, formatDuration, keyFileWarnings, launchDaemon, nodeAnnouncement, nodeOptions, nonEmpty, onShutdown, parseDuration, parsePort, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
+import { ConfigError, exitCodeOf, exitWithError, formatDuration, keyFileWarnings, launchDaemon, nodeAnnouncement, nodeOptions, nonEmpty, parseDuration, parsePort, runCli, resolveNodeConfig, withNodeOptions } from '@physarum/p2p'
 import { hideBin } from 'yargs/helpers'
 import {
   DEFAULT_ETCD_AUTO_COMPACTION_MS, DEFAULT_ETCD_CLIENT_PORT, DEFAULT_ETCD_PEER_PORT, DEFAULT_ETCD_TIMEOUT_MS, DEFAULT_METRICS_PORT, DEFAULT_P2P_PORT, KEY_PREFIX, NAME,
@@ -18,10 +17,10 @@ import { MEMBER_NAME } from './service.ts'
 import { etcdAuthFor } from './etcd-auth.ts'
 import { etcdEnvName, ETCD_FLAGS } from './etcd-process.ts'
 import { trustedRegistries, withRegistryTrust } from './trust.ts'
-import type { EtcdMode, RegistryDaemon, RegistryDaemonConfig } from './daemon.ts'
+import type { EtcdMode, RegistryDaemonConfig } from './daemon.ts'
 import type { EtcdAuth } from './etcd-auth.ts'
 import type { EtcdTls } from './store.ts'
-import type { Logger, NodeArgs, NodeConfig } from '@physarum/p2p'
+import type { NodeArgs, NodeConfig } from '@physarum/p2p'
 import type { RegistryTrustArgs } from './trust.ts'
 import type { Argv } from 'yargs'
 
@@ -419,45 +418,6 @@ async function showEtcdPassword (args: RegistryArgs, env: NodeJS.ProcessEnv): Pr
   process.stdout.write(`${etcdAuthFor(psk).password}\n`)
 }
 
-/**
- * Starts the daemon so that a SIGTERM or SIGINT during the start (a join may wait 2 minutes for
- * the cluster) stops it as one after the start does: what started (the node, etcd) is stopped,
- * etcd's pid file removed, and the process exits 128+n. Once started, launchDaemon's own
- * shutdown takes the signals.
- */
-async function startStoppable (config: RegistryDaemonConfig, log: Logger): Promise<RegistryDaemon> {
-  const abort = new AbortController()
-  const starting = startRegistryDaemon(config, log, { signal: abort.signal })
-  const signals = new EventEmitter()
-  const forward = (signal: NodeJS.Signals): void => { signals.emit(signal) }
-  onShutdown([{
-    name: 'start',
-    run: async () => {
-      abort.abort(new Error('stopped during the start'))
-      // the start stops what it started before it rejects; one that was just done is stopped here
-      const daemon = await starting.catch(() => undefined)
-      await daemon?.stop()
-    }
-  }], { log, deadlineMs: SHUTDOWN_DEADLINE_MS, signals })
-  process.on('SIGTERM', forward).on('SIGINT', forward)
-  try {
-    const daemon = await starting
-    if (!abort.signal.aborted) {
-      return daemon
-    }
-  } catch (err) {
-    if (!abort.signal.aborted) {
-      throw err
-    }
-  } finally {
-    if (!abort.signal.aborted) {
-      process.off('SIGTERM', forward).off('SIGINT', forward)
-    }
-  }
-  // stopped during the start: the shutdown ends the process (a second signal at once)
-  return await new Promise<never>(() => {})
-}
-
 export async function handler (args: RegistryArgs): Promise<void> {
   if (args['show-etcd-password'] === true) {
     await showEtcdPassword(args, process.env).catch((err: Error) => { exitWithError(NAME, exitCodeOf(err), err.message) })
@@ -469,7 +429,7 @@ export async function handler (args: RegistryArgs): Promise<void> {
       const config = await resolveConfig(args, process.env)
       return { config, logLevel: config.node.logLevel, warnings: config.warnings }
     },
-    start: async (config, log) => await startStoppable(config.daemon, log),
+    start: async (config, log, options) => await startRegistryDaemon(config.daemon, log, options),
     shutdownDeadlineMs: SHUTDOWN_DEADLINE_MS,
     announce: (daemon, config) => {
       const node = nodeAnnouncement(daemon.node, daemon.metrics.address(), config.node)
