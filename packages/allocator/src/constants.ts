@@ -49,6 +49,8 @@ export const CHECKIN_MAX_MESSAGE_BYTES = 16 * 1024
 export const CHECKIN_RPC_TIMEOUT_MS = 5_000
 
 export const DEFAULT_NODE_IMAGE = 'node:24-slim'
+/** How long a Docker credential helper (`docker-credential-<name> get`) may take to answer. */
+export const CREDENTIAL_HELPER_TIMEOUT_MS = 30_000
 export const SIDECAR_REPOSITORY = 'physarum/sidecar'
 export const DEFAULT_MAX_INSTANCES = 32
 export const DEFAULT_READY_TIMEOUT_MS = 30_000

@@ -1,10 +1,8 @@
-import { readFile } from 'node:fs/promises'
-import { homedir } from 'node:os'
-import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import Docker from 'dockerode'
 import { raceSignal } from 'race-signal'
-import { ConfigError, formatDuration, nonEmpty } from '@physarum/p2p'
+import { ConfigError, formatDuration } from '@physarum/p2p'
+import { dockerConfigAuth } from './docker-config.ts'
 import { DockerError, ImageError } from './errors.ts'
 import { DOCKER_CALL_TIMEOUT_MS, JSON_FILE_LOG_ROTATION, STREAM_STALL_MS } from './constants.ts'
 import type { ContainerCreateOptions, ContainerInfo } from 'dockerode'
@@ -53,53 +51,9 @@ function messageOf (err: unknown): string {
   return (e.json?.message ?? e.message ?? String(err)).trim()
 }
 
-export interface RegistryAuth {
-  username?: string
-  password?: string
-  auth?: string
-  identitytoken?: string
-  serveraddress: string
-}
-
 /** The image's registry host: the first path component of `host[:port]/repo@sha256:...`. */
 export function registryHost (image: string): string {
   return image.split('/')[0]!
-}
-
-/** The names an image reference gives Docker Hub. */
-const HUB_HOSTS = ['docker.io', 'index.docker.io', 'registry-1.docker.io']
-/** Where `docker login` keeps Docker Hub's credentials in config.json, whatever name the image gives it. */
-const HUB_CONFIG_KEY = 'https://index.docker.io/v1/'
-
-/**
- * Credentials for `host` from the Docker client's config ($DOCKER_CONFIG/config.json, else
- * ~/.docker/config.json): `auths.<host>.auth` (base64 user:password) or an identity token, for
- * Docker Hub `auths["https://index.docker.io/v1/"]`. Credential helpers are not run. An empty
- * DOCKER_CONFIG is taken as unset, as the Docker client takes it.
- */
-export async function authFor (host: string, configDir = nonEmpty(process.env.DOCKER_CONFIG) ?? join(homedir(), '.docker')): Promise<RegistryAuth | undefined> {
-  let config: { auths?: Record<string, { auth?: string, identitytoken?: string }> }
-  try {
-    config = JSON.parse(await readFile(join(configDir, 'config.json'), 'utf8')) as typeof config
-  } catch {
-    return undefined
-  }
-  const hub = HUB_HOSTS.includes(host)
-  const keys = [...(hub ? [HUB_CONFIG_KEY] : []), ...(hub ? HUB_HOSTS : [host]).flatMap(name => [name, `https://${name}`, `http://${name}`])]
-  const entry = keys.map(key => config.auths?.[key]).find(found => found != null)
-  if (entry == null) {
-    return undefined
-  }
-  if (entry.identitytoken != null) {
-    return { identitytoken: entry.identitytoken, serveraddress: host }
-  }
-  if (entry.auth != null) {
-    const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
-    const colon = decoded.indexOf(':')
-    // not user:password: no credentials, rather than a user name cut short
-    return colon < 0 ? undefined : { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress: host }
-  }
-  return undefined
 }
 
 export interface ContainerEvent {
@@ -120,11 +74,17 @@ export interface WatchHandlers {
 export class DockerRuntime {
   readonly docker: Docker
   readonly #callTimeoutMs: number
+  readonly #env: Record<string, string | undefined>
 
-  /** `callTimeoutMs`: the deadline of each call (default DOCKER_CALL_TIMEOUT_MS). */
-  constructor (host?: string, options: { callTimeoutMs?: number } = {}) {
+  /**
+   * `callTimeoutMs`: the deadline of each call (default DOCKER_CALL_TIMEOUT_MS); `env`: where a
+   * pull finds the Docker client's config (DOCKER_CONFIG, HOME) and what its credential helper
+   * runs with, without physarum's settings (default process.env).
+   */
+  constructor (host?: string, options: { callTimeoutMs?: number, env?: Record<string, string | undefined> } = {}) {
     this.docker = new Docker(dockerOptions(host))
     this.#callTimeoutMs = options.callTimeoutMs ?? DOCKER_CALL_TIMEOUT_MS
+    this.#env = options.env ?? process.env
   }
 
   /**
@@ -171,16 +131,18 @@ export class DockerRuntime {
   }
 
   /**
-   * Pulls `ref` (by digest); ImageError when the registry does not have it or refuses, when the
-   * engine reports no progress for `stallMs` (a registry that stopped sending would otherwise hold
-   * the pull, and every allocation waiting on it, for good), or when it has not finished within
-   * `timeoutMs` (--pull-timeout: a registry that keeps sending a trickle never stalls).
+   * Pulls `ref` (by digest) with the credentials of the Docker client's config (dockerConfigAuth);
+   * ImageError when that config cannot be used (an anonymous pull would only fail later, as
+   * unauthorized), when the registry does not have the image or refuses, when the engine reports
+   * no progress for `stallMs` (a registry that stopped sending would otherwise hold the pull, and
+   * every allocation waiting on it, for good), or when it has not finished within `timeoutMs`
+   * (--pull-timeout: a registry that keeps sending a trickle never stalls).
    */
   async pull (ref: string, options: { signal?: AbortSignal, stallMs?: number, timeoutMs: number }): Promise<void> {
-    const auth = await authFor(registryHost(ref))
     const deadline = AbortSignal.timeout(options.timeoutMs)
     const ended = options.signal == null ? deadline : AbortSignal.any([options.signal, deadline])
     try {
+      const auth = (await dockerConfigAuth(registryHost(ref), { env: this.#env, signal: ended }))?.auth
       await this.streamed(async (signal) => await this.docker.pull(ref, { ...(auth == null ? {} : { authconfig: auth }), abortSignal: signal }), {
         signal: ended,
         ...(options.stallMs == null ? {} : { stallMs: options.stallMs })

@@ -6,6 +6,16 @@ export class ImageError extends Error {
   constructor (message = 'The image could not be pulled') { super(message) }
 }
 
+/**
+ * The Docker client's config gives no usable credentials: the file cannot be read or is not JSON,
+ * an `auth` is not user:password, or a credential helper failed. Never quotes the file.
+ */
+export class DockerConfigError extends Error {
+  static override name = 'DockerConfigError'
+  override name = 'DockerConfigError'
+  constructor (message = 'The Docker client\'s config gives no usable credentials') { super(message) }
+}
+
 export class DockerError extends Error {
   static override name = 'DockerError'
   override name = 'DockerError'

@@ -12,14 +12,18 @@
  *   registry client, logger, metrics Registry).
  * - `startAllocatorDaemon`: a whole daemon, as the CLI runs it.
  * - `@physarum/allocator/client`: what other packages use (protocol specs, `allocate`).
+ * - `@physarum/allocator/docker-config`: registry credentials as the Docker client finds them,
+ *   for pulls here and hl-cli's pushes.
  */
 
 export { Allocator, GaveUpError } from './allocator.ts'
 export type { AllocatorComponents, AllocatorInit, AllocationAnswer, InstanceInfo, RestartPolicy } from './allocator.ts'
 export { startAllocatorDaemon } from './daemon.ts'
 export type { AllocatorDaemon, AllocatorDaemonConfig } from './daemon.ts'
-export { DockerRuntime, dockerOptions, authFor, registryHost } from './docker.ts'
-export type { ContainerEvent, RegistryAuth } from './docker.ts'
+export { DockerRuntime, dockerOptions, registryHost } from './docker.ts'
+export type { ContainerEvent } from './docker.ts'
+export { dockerConfigAuth, registryServerAddress } from './docker-config.ts'
+export type { DockerConfigAuthOptions, DockerConfigSource, RegistryAuth } from './docker-config.ts'
 export { bundleSidecar, ensureSidecarImage, DEFAULT_SIDECAR_ENTRY, SIDECAR_TAG } from './sidecar-image.ts'
 export type { SidecarImage, SidecarImageInit } from './sidecar-image.ts'
 export { RateLimiter } from './rate-limit.ts'

@@ -1,21 +1,11 @@
-import { execFile } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
-import { homedir } from 'node:os'
-import { join } from 'node:path'
-import { nonEmpty } from '@physarum/p2p'
-import { childEnv, PHYSARUM_ENV } from '@physarum/registry-service'
+import { dockerConfigAuth, DockerConfigError, registryServerAddress } from '@physarum/allocator/docker-config'
 import { PushError, UsageError } from './errors.ts'
 import type { ImageRef } from './image-ref.ts'
 import type { Progress } from './progress.ts'
+import type { DockerConfigSource, RegistryAuth } from '@physarum/allocator/docker-config'
 import type Docker from 'dockerode'
 
-/** Credentials for one image registry, as the Docker engine takes them (X-Registry-Auth). */
-export interface RegistryAuth {
-  username?: string
-  password?: string
-  identitytoken?: string
-  serveraddress: string
-}
+export type { RegistryAuth } from '@physarum/allocator/docker-config'
 
 export interface AuthSources {
   /** `--registry-user`. */
@@ -30,30 +20,17 @@ export interface AuthSources {
 }
 
 /** Where the credentials came from, for the output (never the credentials). */
-export type AuthSource = 'flags' | 'env' | 'docker-config' | 'credential-helper' | 'none'
-
-interface DockerConfig {
-  auths?: Record<string, { auth?: string, username?: string, password?: string, identitytoken?: string }>
-  credsStore?: string
-  credHelpers?: Record<string, string>
-}
-
-// Docker Hub's key in config.json is the v1 index URL
-const HUB_KEYS = ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io']
-
-function configKeyHost (key: string): string {
-  return key.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '')
-}
+export type AuthSource = 'flags' | 'env' | DockerConfigSource | 'none'
 
 /**
  * The credentials for `host`: `--registry-user` with the password from stdin (or
  * PHYSARUM_REGISTRY_PASSWORD), else PHYSARUM_REGISTRY_USER and PHYSARUM_REGISTRY_PASSWORD, else
- * the Docker config file
- * ($DOCKER_CONFIG/config.json or ~/.docker/config.json: credHelpers, credsStore, then auths), else
- * none (anonymous push). Never prompts.
+ * the Docker config file as the allocator reads it for its pulls (dockerConfigAuth:
+ * $DOCKER_CONFIG/config.json or ~/.docker/config.json, credHelpers, credsStore, then auths), else
+ * none (anonymous push). Never prompts. UsageError when the Docker config file cannot be used.
  */
 export async function resolveRegistryAuth (host: string, sources: AuthSources): Promise<{ auth: RegistryAuth, source: AuthSource }> {
-  const serveraddress = host === 'docker.io' ? 'https://index.docker.io/v1/' : host
+  const serveraddress = registryServerAddress(host)
   const envUser = sources.env.PHYSARUM_REGISTRY_USER
   const envPassword = sources.env.PHYSARUM_REGISTRY_PASSWORD
   if (sources.readPassword != null || sources.user != null) {
@@ -81,82 +58,12 @@ export async function resolveRegistryAuth (host: string, sources: AuthSources): 
     throw new UsageError('PHYSARUM_REGISTRY_PASSWORD is set but no user: set PHYSARUM_REGISTRY_USER or give --registry-user')
   }
 
-  // empty: unset, as the Docker client takes it (not the config.json of the working folder)
-  const configDir = nonEmpty(sources.env.DOCKER_CONFIG) ?? join(nonEmpty(sources.env.HOME) ?? homedir(), '.docker')
-  const configPath = join(configDir, 'config.json')
-  let config: DockerConfig
   try {
-    config = JSON.parse(await readFile(configPath, 'utf8')) as DockerConfig
+    return await dockerConfigAuth(host, { env: sources.env }) ?? { auth: { serveraddress }, source: 'none' }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      return { auth: { serveraddress }, source: 'none' }
-    }
-    // V8's words for bad JSON quote the text around the error: the credentials in the file
-    const why = err instanceof SyntaxError ? 'it is not valid JSON' : (err as Error).message
-    throw new UsageError(`The Docker config file ${configPath} cannot be read: ${why}`)
+    // the file or its helper is the user's to fix: nothing was tried yet
+    throw err instanceof DockerConfigError ? new UsageError(err.message) : err
   }
-  const keys = host === 'docker.io' ? HUB_KEYS : [host]
-  const helper = Object.entries(config.credHelpers ?? {}).find(([key]) => keys.includes(configKeyHost(key)) || keys.includes(key))?.[1] ?? config.credsStore
-  if (helper != null && helper !== '') {
-    const fromHelper = await credentialHelper(helper, host === 'docker.io' ? serveraddress : host, sources.env)
-    if (fromHelper != null) {
-      return { auth: { ...fromHelper, serveraddress }, source: 'credential-helper' }
-    }
-  }
-  const entry = Object.entries(config.auths ?? {}).find(([key]) => keys.includes(key) || keys.includes(configKeyHost(key)))?.[1]
-  if (entry != null) {
-    if (entry.identitytoken != null && entry.identitytoken !== '') {
-      return { auth: { identitytoken: entry.identitytoken, serveraddress }, source: 'docker-config' }
-    }
-    if (entry.auth != null && entry.auth !== '') {
-      const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
-      const colon = decoded.indexOf(':')
-      if (colon < 0) {
-        throw new UsageError(`${configPath}: auths.${host}.auth is not base64 of user:password`)
-      }
-      return { auth: { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress }, source: 'docker-config' }
-    }
-    if (entry.username != null && entry.password != null) {
-      return { auth: { username: entry.username, password: entry.password, serveraddress }, source: 'docker-config' }
-    }
-  }
-  return { auth: { serveraddress }, source: 'none' }
-}
-
-/**
- * Asks `docker-credential-<helper>` for `server`'s credentials; undefined when it has none. The
- * helper, someone else's program, gets `env` without physarum's settings: not the overlay's key.
- */
-async function credentialHelper (helper: string, server: string, env: Record<string, string | undefined>): Promise<{ username?: string, password?: string, identitytoken?: string } | undefined> {
-  const program = `docker-credential-${helper}`
-  const output = await new Promise<string | undefined>((resolve, reject) => {
-    const child = execFile(program, ['get'], { timeout: 30_000, env: childEnv(env, name => !PHYSARUM_ENV.test(name)) }, (err, stdout) => {
-      if (err == null) {
-        resolve(stdout)
-      } else if (/credentials not found/i.test(stdout) || /credentials not found/i.test(String((err as { stderr?: string }).stderr ?? ''))) {
-        resolve(undefined)
-      } else {
-        reject(new UsageError(`The Docker credential helper ${program} failed for ${server}: ${err.message}`))
-      }
-    })
-    // a helper that exits without reading its input makes the write fail (EPIPE): its exit
-    // status, above, tells what went wrong
-    child.stdin?.on('error', () => {})
-    child.stdin?.end(server)
-  })
-  if (output == null) {
-    return undefined
-  }
-  let answer: { Username?: string, Secret?: string }
-  try {
-    answer = JSON.parse(output) as { Username?: string, Secret?: string }
-  } catch {
-    // never quoted: the output holds the secret
-    throw new UsageError(`The Docker credential helper ${program} answered something other than JSON for ${server}`)
-  }
-  const { Username, Secret } = answer
-  // a helper answers the user name "<token>" for an identity token
-  return Username === '<token>' ? { identitytoken: Secret ?? '' } : { username: Username ?? '', password: Secret ?? '' }
 }
 
 interface PushMessage {
