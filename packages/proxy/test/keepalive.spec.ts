@@ -7,9 +7,47 @@ import { startNamedInstance, startProxiedService, waitForProviders } from './hel
 import type { DelayRelay } from '../../p2p/test/helpers.ts'
 import type { ClientProxy } from '../src/client.ts'
 import type { NamedInstance, ProxiedService } from './helpers.ts'
+import type { Server } from 'node:http'
 import type { Registry } from 'prom-client'
 
 const SERVICE = 'closing-server'
+
+/**
+ * A near instance of SERVICE running `service`, known to a proxy and answering, then a second one,
+ * 10 ms away through a relay (within the record's soft 50 ms: no allocation is asked for), that
+ * answers "far".
+ */
+async function nearAndFar (service: Server, init: { idleStreamTimeoutMs?: number } = {}): Promise<{ proxied: ProxiedService, far: NamedInstance, relay: DelayRelay }> {
+  const proxied = await startProxiedService(SERVICE, 'closing', service, init)
+  const get = async (): Promise<string | undefined> => {
+    const response = await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/`)
+    return response.status === 200 ? await response.text() : undefined
+  }
+  // the near instance is the one known, and its stream is kept
+  await eventually('the near instance answers', async () => await get().catch(() => undefined) === 'near\n' ? true : undefined, 30_000, 200)
+  let relay: DelayRelay | undefined
+  const far = await startNamedInstance({
+    service: SERVICE,
+    contentHash: 'hash-closing',
+    name: 'far',
+    bootstrap: proxied.instance.bootstrap,
+    announce: async (port) => {
+      relay = await startDelayRelay({ target: { port }, delayMs: 10 })
+      return `/ip4/127.0.0.1/tcp/${relay.port}`
+    }
+  })
+  await waitForProviders(proxied.node, 'hash-closing', 2)
+  assert.equal(await get(), 'near\n')
+  return { proxied, far, relay: relay! }
+}
+
+/** Stops what nearAndFar started. */
+async function stopNearAndFar (started: Partial<{ proxied: ProxiedService, far: NamedInstance, relay: DelayRelay }>): Promise<void> {
+  await started.far?.sidecar.stop(0)
+  await started.relay?.close()
+  started.far?.server.server.close()
+  await started.proxied?.stop()
+}
 
 describe('client proxy: an instance that closes a connection under a request', { timeout: 120_000 }, () => {
   let proxied: ProxiedService
@@ -64,51 +102,25 @@ describe('client proxy: an instance that closes a connection under a request', {
 })
 
 describe('client proxy: an instance killed under a GET on a kept stream', { timeout: 120_000 }, () => {
-  let proxied: ProxiedService
-  let far: NamedInstance
-  let relay: DelayRelay
+  let started: Awaited<ReturnType<typeof nearAndFar>> | undefined
   /** The service ends the connections of this many next requests without answering. */
   let closing = 0
 
   before(async () => {
-    const service = createServer((req, res) => {
+    started = await nearAndFar(createServer((req, res) => {
       if (closing > 0) {
         closing--
         req.socket.end()
         return
       }
       res.end('near\n')
-    })
-    proxied = await startProxiedService(SERVICE, 'closing', service, { idleStreamTimeoutMs: 30_000 })
-    const get = async (): Promise<string | undefined> => {
-      const response = await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/`)
-      return response.status === 200 ? await response.text() : undefined
-    }
-    // the near instance is the one known, and its stream is kept
-    await eventually('the near instance answers', async () => await get().catch(() => undefined) === 'near\n' ? true : undefined, 30_000, 200)
-    // a second instance, 10 ms away: within the record's soft 50 ms, so no allocation is asked for
-    far = await startNamedInstance({
-      service: SERVICE,
-      contentHash: 'hash-closing',
-      name: 'far',
-      bootstrap: proxied.instance.bootstrap,
-      announce: async (port) => {
-        relay = await startDelayRelay({ target: { port }, delayMs: 10 })
-        return `/ip4/127.0.0.1/tcp/${relay.port}`
-      }
-    })
-    await waitForProviders(proxied.node, 'hash-closing', 2)
-    assert.equal(await get(), 'near\n')
+    }), { idleStreamTimeoutMs: 30_000 })
   })
 
-  after(async () => {
-    await far?.sidecar.stop(0)
-    await relay?.close()
-    far?.server.server.close()
-    await proxied?.stop()
-  })
+  after(async () => { await stopNearAndFar(started ?? {}) })
 
   it('sends it again on the same instance after the kept stream, then once on another', async () => {
+    const { proxied } = started!
     // what a killed instance does: its kept stream closes under the request, and so does the new
     // stream the request goes again on
     closing = 2
@@ -123,16 +135,14 @@ describe('client proxy: an instance killed under a GET on a kept stream', { time
 })
 
 describe('client proxy: an instance that breaks off its response head', { timeout: 120_000 }, () => {
-  let proxied: ProxiedService
-  let far: NamedInstance
-  let relay: DelayRelay
+  let started: Awaited<ReturnType<typeof nearAndFar>> | undefined
   /** The service sends the start of a response head to each request, then ends the connection. */
   let breaking = false
   /** Requests the service read while breaking. */
   let broken = 0
 
   before(async () => {
-    const service = createServer((req, res) => {
+    started = await nearAndFar(createServer((req, res) => {
       if (breaking) {
         broken++
         // what an instance that crashes as it answers leaves: part of a head, then the connection's end
@@ -140,35 +150,13 @@ describe('client proxy: an instance that breaks off its response head', { timeou
         return
       }
       res.end('near\n')
-    })
-    proxied = await startProxiedService(SERVICE, 'closing', service)
-    const get = async (): Promise<string | undefined> => {
-      const response = await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/`)
-      return response.status === 200 ? await response.text() : undefined
-    }
-    await eventually('the near instance answers', async () => await get().catch(() => undefined) === 'near\n' ? true : undefined, 30_000, 200)
-    far = await startNamedInstance({
-      service: SERVICE,
-      contentHash: 'hash-closing',
-      name: 'far',
-      bootstrap: proxied.instance.bootstrap,
-      announce: async (port) => {
-        relay = await startDelayRelay({ target: { port }, delayMs: 10 })
-        return `/ip4/127.0.0.1/tcp/${relay.port}`
-      }
-    })
-    await waitForProviders(proxied.node, 'hash-closing', 2)
-    assert.equal(await get(), 'near\n')
+    }))
   })
 
-  after(async () => {
-    await far?.sidecar.stop(0)
-    await relay?.close()
-    far?.server.server.close()
-    await proxied?.stop()
-  })
+  after(async () => { await stopNearAndFar(started ?? {}) })
 
   it('counts it as the instance failing, not keep-alive\'s race, and sends a GET once to another', async () => {
+    const { proxied, far } = started!
     breaking = true
     const response = await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/`)
     assert.equal(response.status, 200)
