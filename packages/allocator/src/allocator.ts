@@ -374,7 +374,7 @@ export class Allocator {
         throw new RpcFailureError('RATE_LIMITED', `Too many Allocate requests: try again in ${Math.ceil(retryAfter / 1000)} s`)
       }
       if (this.#stopped) {
-        throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+        throw shuttingDown()
       }
       // the record says which version runs: an instance of an older one (the service was added
       // again with a new image) is not answered, and is reaped once idle. With no registry to
@@ -487,7 +487,7 @@ export class Allocator {
         return undefined
       }
       if (this.#stopped) {
-        throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+        throw shuttingDown()
       }
       if (signal.aborted) {
         throw new RpcFailureError('TIMEOUT', `The instance of ${service} this allocator's previous run left did not check in before the caller's deadline`)
@@ -518,7 +518,7 @@ export class Allocator {
       return await this.#c.registry.get(service, fresh ? { fresh, signal: AbortSignal.any([AbortSignal.timeout(10_000), this.#controller.signal]) } : {})
     } catch (err) {
       if (this.#stopped) {
-        throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+        throw shuttingDown()
       }
       if (err instanceof RpcFailureError && (err.code === 'NOT_FOUND' || err.code === 'BAD_REQUEST')) {
         throw new RpcFailureError(err.code, err.code === 'NOT_FOUND' ? `No service named ${service} is registered` : err.message)
@@ -576,7 +576,7 @@ export class Allocator {
     const service = record.name
     // stop() may have begun while the record was read: what it did not see would outlive it
     if (this.#stopped) {
-      throw new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+      throw shuttingDown()
     }
     this.#checkCapacity(record)
     const id = randomBytes(INSTANCE_ID_BYTES).toString('hex')
@@ -662,7 +662,7 @@ export class Allocator {
       // stop() ends the cold starts, also one whose sidecar checked in as it began: none may be
       // handed to a caller; nor one given up meanwhile (its sidecar died at once)
       if (this.#stopped || instance.state !== 'starting') {
-        throw new RpcFailureError('UNAVAILABLE', this.#stopped ? 'The allocator is shutting down' : `The instance of ${service} was given up as it checked in`)
+        throw this.#stopped ? shuttingDown() : new RpcFailureError('UNAVAILABLE', `The instance of ${service} was given up as it checked in`)
       }
       phases.ready = performance.now() - mark
       phases.total = performance.now() - began
@@ -702,7 +702,7 @@ export class Allocator {
     const signal = this.#controller.signal
     await this.#c.runtime.pull(image, { signal, timeoutMs: this.#init.pullTimeoutMs, ...(this.#init.pullStallMs == null ? {} : { stallMs: this.#init.pullStallMs }) }).catch((err: unknown) => {
       // stop() ended it: the image is not to blame
-      throw signal.aborted ? new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down') : err
+      throw signal.aborted ? shuttingDown() : err
     })
   }
 
@@ -717,7 +717,7 @@ export class Allocator {
     })().finally(() => { this.#restoring = undefined })
     await this.#restoring.catch((err: unknown) => {
       // stop() ended the build: the sidecar image is not to blame
-      throw signal.aborted ? new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down') : err
+      throw signal.aborted ? shuttingDown() : err
     })
   }
 
@@ -887,7 +887,7 @@ export class Allocator {
     })
     try {
       await raceSignal(Promise.race([instance.ready.promise, timeout]), this.#controller.signal, {
-        translateError: () => new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
+        translateError: shuttingDown
       })
     } finally {
       clearTimeout(timer)
@@ -1346,6 +1346,11 @@ function newInstance (known: Pick<Instance, 'id' | 'service' | 'contentHash' | '
   // nobody may be waiting when an instance fails before it is ready
   instance.ready.promise.catch(() => {})
   return instance
+}
+
+/** What a caller hears of a request the allocator's stop ended, or that came during it. */
+function shuttingDown (): RpcFailureError {
+  return new RpcFailureError('UNAVAILABLE', 'The allocator is shutting down')
 }
 
 function zeroPhases (): Record<Phase, number> {
