@@ -6,7 +6,7 @@ import { allocate, HTTP_PROTOCOL, MAX_AVOID_PEERS } from '@physarum/allocator/cl
 import { nameProblem } from '@physarum/registry-service'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import {
-  CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, DEFAULT_MAX_ALLOCATORS,
+  CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, MAX_ALLOCATORS_MEASURED,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS, LATE_DIAL_WAIT_RTTS,
   MAX_HTTP_STREAMS, MAX_QUEUED_PER_INSTANCE, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, COLD_START_FAILURE_HOLD_MS, COLD_START_FAILURE_MAX_HOLD_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
@@ -46,8 +46,6 @@ export interface ClientProxyInit {
   discoveryTimeoutMs?: number
   /** How long the instance may take to start its response before 504. */
   upstreamTimeoutMs?: number
-  /** Allocators measured and tried, nearest first. */
-  maxAllocators?: number
   /** How long an idle keep-alive stream to an instance is kept. */
   idleStreamTimeoutMs?: number
   /** At most one background allocation per service this often (default CLOSER_ALLOCATION_INTERVAL_MS). */
@@ -198,7 +196,6 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   const coldStartTimeoutMs = init.coldStartTimeoutMs ?? DEFAULT_COLD_START_TIMEOUT_MS
   const discoveryTimeoutMs = init.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS
   const upstreamTimeoutMs = init.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS
-  const maxAllocators = init.maxAllocators ?? DEFAULT_MAX_ALLOCATORS
   const idleStreamTimeoutMs = init.idleStreamTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS
   const closerIntervalMs = init.closerIntervalMs ?? CLOSER_ALLOCATION_INTERVAL_MS
   const refreshIntervalMs = init.refreshIntervalMs ?? INSTANCE_REFRESH_MS
@@ -393,7 +390,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
    * instance stays where it was started.
    */
   const findAllocators = async (): Promise<Array<{ peerId: PeerId, rttMs: number }>> => {
-    const found = await measuredProviders(ALLOCATOR_TOPIC, discoveryTimeoutMs, maxAllocators)
+    const found = await measuredProviders(ALLOCATOR_TOPIC, discoveryTimeoutMs, MAX_ALLOCATORS_MEASURED)
     const ranked = await Promise.all(found.map(async ({ peerId, rtt }) => {
       if (rtt == null) {
         return { peerId, rttMs: Infinity }

@@ -40,8 +40,13 @@ export const DEFAULT_COLD_START_TIMEOUT_MS = 30_000
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1_000
 /** Client mode: how long an instance may take to start its response (then 504). */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000
-/** Client mode: allocators measured and tried, nearest first. */
-export const DEFAULT_MAX_ALLOCATORS = 8
+/**
+ * Client mode: the most allocators one lookup measures (then tries, nearest first): all that the
+ * discovery deadline finds, up to this. Measuring only the first few the DHT gives, in the order
+ * they provided, passed the nearest by in a larger overlay. Pings are small; the dials to hosts
+ * not yet connected are the cost, paid once per cold start or closer allocation.
+ */
+export const MAX_ALLOCATORS_MEASURED = 32
 /** Client mode: how often the instances of a service in use are looked up again (new ones, RTTs). */
 export const INSTANCE_REFRESH_MS = 30_000
 /** Client mode: at most one background allocation per service this often, while the nearest instance is beyond soft. */

@@ -338,6 +338,24 @@ describe('client proxy: which instance it chooses', { timeout: 120_000 }, () => 
     }
   })
 
+  it('allocates at the nearest of all the allocators it finds, not of the first few the DHT gives', async () => {
+    const record = serviceRecord('nearest-server', { contentHash: 'hash-nearest', softRttMs: 50, hardRttMs: 300 })
+    const o = await overlay(record)
+    try {
+      const instance = await o.instance('started', 0, 'hash-not-looked-up')
+      const answer = async (): Promise<AllocateResponse> => await Promise.resolve(allocated(instance, record.contentHash, false))
+      // the DHT gives providers in the order they provided: the nearest provides last, after more
+      // allocators than a lookup once measured (8), each about 50 ms away
+      const far = await Promise.all(Array.from({ length: 9 }, async () => await o.allocator(25, answer)))
+      const near = await o.allocator(0, answer)
+      assert.deepEqual(await o.get(), { status: 200, body: 'started', retryAfter: null })
+      assert.equal(near.calls.length, 1)
+      assert.deepEqual(far.map(allocator => allocator.calls.length), new Array(9).fill(0))
+    } finally {
+      await o.stop()
+    }
+  })
+
   it('asks for no closer instance while no allocator is nearer than the instance in use', async () => {
     const record = serviceRecord('closer-server', { contentHash: 'hash-closer', softRttMs: 20, hardRttMs: 1_000 })
     const o = await overlay(record, { closerIntervalMs: 500 })
