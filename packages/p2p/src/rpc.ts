@@ -316,10 +316,19 @@ async function enter (node: Dialer, key: string | undefined, max: number, signal
  * Sends one request and returns the response, on a stream kept from an earlier request to the
  * same peer when there is one; past `spec.maxStreams` exchanges in flight to that peer it waits
  * for one to end (within the deadline). Throws `RpcFailureError` (with the remote's code) when the peer
- * answered with a failure, `RpcTimeoutError` past the deadline, `RpcProtocolError` for anything
+ * answered with a failure, BAD_REQUEST without sending it when the request is larger than
+ * `spec.maxMessageBytes`, `RpcTimeoutError` past the deadline, `RpcProtocolError` for anything
  * else that went wrong on the wire.
  */
 export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr, spec: RpcSpec<Req, Res>, request: Req, options: AbortOptions = {}): Promise<Res> {
+  const maxDataLength = spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES
+  // refused here, not sent: the peer would read its length and answer BAD_REQUEST, or reset the
+  // stream once the bytes past its buffer arrived, a failure any caller takes for a broken peer
+  // and tries on the next one
+  const encoded = spec.request.encode(request)
+  if (encoded.byteLength > maxDataLength) {
+    throw new RpcFailureError('BAD_REQUEST', `The ${spec.protocol} request of ${encoded.byteLength} bytes is larger than the ${maxDataLength} bytes the protocol allows: it was not sent`)
+  }
   const timeoutMs = spec.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS
   const { signal, clear } = deadline(timeoutMs, options.signal)
   const key = keyOf(peer, spec.protocol)
@@ -332,9 +341,9 @@ export async function callRpc<Req, Res> (node: Dialer, peer: PeerId | Multiaddr,
     for (;;) {
       // a new stream sends the request with the protocol name instead of a round trip after it
       stream = kept?.stream ?? await node.dialProtocol(peer, spec.protocol, { signal, negotiateFully: false })
-      const messages = kept?.messages ?? pbStream(stream, messageFraming(spec.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES))
+      const messages = kept?.messages ?? pbStream(stream, messageFraming(maxDataLength))
       try {
-        await messages.write(request, spec.request, { signal })
+        await messages.write(request, { encode: () => encoded }, { signal })
         response = await messages.read(spec.response, { signal })
         keep(node, key, stream, messages)
         break

@@ -85,6 +85,21 @@ describe('request/response helper', () => {
     await assert.rejects(echo({ text: 'big', replyBytes: 5_000 }), { name: 'RpcFailureError', code: 'INTERNAL', message: /larger/ })
   })
 
+  it('refuses a request over the size limit without sending it', async () => {
+    let dials = 0
+    const counting = { dialProtocol: async (...args: Parameters<typeof client.libp2p.dialProtocol>) => { dials++; return await client.libp2p.dialProtocol(...args) } }
+    // just over the limit, and far over it (past what the serving side buffers before a reset)
+    for (const size of [1_100, 500_000]) {
+      await assert.rejects(callRpc(counting, server.peerId, spec, { text: 'x'.repeat(size), delayMs: 0, replyBytes: 0 }), {
+        name: 'RpcFailureError',
+        code: 'BAD_REQUEST',
+        message: /request of \d+ bytes is larger than the 1024 bytes the protocol allows: it was not sent/
+      })
+    }
+    assert.equal(dials, 0, 'a stream was opened for a request that cannot be served')
+    assert.match((await echo({ text: 'after' })).text, /^after/)
+  })
+
   it('times out a slow answer on the client side', async () => {
     await assert.rejects(echo({ text: 'slow', delayMs: 3_000 }), { name: 'RpcTimeoutError' })
   })
