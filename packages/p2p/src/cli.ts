@@ -294,6 +294,11 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
     if (/[\r\n]/.test(passphrase)) {
       throw new ConfigError(`--psk-file: ${args['psk-file']} holds more than one line: the passphrase is the file's one line`)
     }
+    // a secret that was never written into it (a failed mount or copy, a touch): the passphrase's
+    // own error would not say which file
+    if (passphrase.length === 0) {
+      throw new ConfigError(`--psk-file: ${args['psk-file']} is empty: the passphrase is the file's one line`)
+    }
     psk = PreSharedKey.fromPassphrase(passphrase)
     pskSource = 'psk-file'
     warnings.push(...await keyFileWarnings('--psk-file', args['psk-file']))

@@ -115,6 +115,8 @@ describe('shared node options', () => {
 
   it('refuses bad input with an error naming the flag', async () => {
     const env = await base()
+    const emptyPskFile = join(await dir, 'empty-passphrase')
+    await writeFile(emptyPskFile, '\n', { mode: 0o600 })
     const cases: Array<[string[], Record<string, string>, RegExp]> = [
       [['--ephemeral'], env, /No pre-shared key/],
       [['--ephemeral', '--psk', ''], env, /empty/],
@@ -129,6 +131,7 @@ describe('shared node options', () => {
       [['--ephemeral', '--no-psk', '--metrics-listen', 'localhost:http'], env, /--metrics-listen/],
       [['--ephemeral', '--no-psk', '--identity', 'x'], env, /either --identity or --ephemeral/],
       [['--ephemeral', '--swarm-key', '/nonexistent/swarm.key'], env, /nonexistent/],
+      [['--ephemeral', '--psk-file', emptyPskFile], env, new RegExp(`^--psk-file: ${emptyPskFile} is empty`)],
       [['--ephemeral', '--no-psk'], { ...env, PHYSARUM_LOG_LEVEL: 'loud' }, /PHYSARUM_LOG_LEVEL/]
     ]
     for (const [argv, caseEnv, message] of cases) {
