@@ -60,14 +60,16 @@ export function parseNumber (flag: string, value: string | number, min: number, 
 
 /**
  * Parses a port flag given as text (yargs would turn "abc" into NaN, and the message lose what was
- * typed); the error names the flag and the value, or says it is missing and what it is for.
+ * typed), in decimal digits only: `Number` reads `0x1068` and `4.2e3` as 4200, which `ss` and a
+ * firewall rule then show as a port nobody typed. The error names the flag and the value, or says
+ * it is missing and what it is for.
  */
 export function parsePort (flag: string, value: string | undefined, min: 0 | 1, purpose?: string): number {
   if (value == null) {
     throw new ConfigError(`${flag}: missing${purpose == null ? '' : `: ${purpose}`}`)
   }
   const port = Number(value)
-  if (value.trim() === '' || !Number.isInteger(port) || port < min || port > 65535) {
+  if (!/^\d+$/.test(value.trim()) || port < min || port > 65535) {
     throw new ConfigError(`${flag}: ${JSON.stringify(value)} is not a port (${min}-65535)${purpose == null ? '' : `: ${purpose}`}`)
   }
   return port

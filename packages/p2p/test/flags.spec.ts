@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { formatDuration, MAX_TIMER_MS, parseDuration, parseNumber } from '../src/index.ts'
+import { formatDuration, MAX_TIMER_MS, parseDuration, parseNumber, parsePort } from '../src/index.ts'
 
 describe('duration flags', () => {
   it('reads numbers with units', () => {
@@ -58,5 +58,14 @@ describe('duration flags', () => {
     for (const bad of ['0', '-3', '1.5', 'many', '', '0x10', '0b11', '1e3', '16 8', 'Infinity']) {
       assert.throws(() => parseNumber('--concurrency', bad, 1, true), { name: 'ConfigError', message: /^--concurrency: / })
     }
+  })
+
+  it('reads ports written in decimal digits only', () => {
+    assert.equal(parsePort('<port>', '4200', 0), 4200)
+    assert.equal(parsePort('<port>', ' 0 ', 0), 0)
+    for (const bad of ['0x1068', '4.2e3', '4200.0', '-1', '65536', '', 'http']) {
+      assert.throws(() => parsePort('<port>', bad, 0), (err: Error) => err.name === 'ConfigError' && err.message.startsWith(`<port>: ${JSON.stringify(bad)} is not a port`), bad)
+    }
+    assert.throws(() => parsePort('--service-port', '0', 1), { name: 'ConfigError', message: /^--service-port: "0" is not a port \(1-65535\)/ })
   })
 })
