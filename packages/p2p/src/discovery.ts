@@ -17,6 +17,8 @@ export function topicCid (topic: string): CID {
 
 export interface DiscoveryInit {
   reprovideIntervalMs?: number
+  /** Peer ids of the bootstraps: every reconnect to one provides the topics again. */
+  bootstrapPeers?: string[]
 }
 
 export interface DiscoveryComponents {
@@ -34,8 +36,11 @@ interface ProvidedTopic {
 }
 
 /**
- * Topics this node provides through DHT provider records. Each is provided again on an interval
- * and whenever the node comes back from having no connection at all (a bootstrap that dropped).
+ * Topics this node provides through DHT provider records. Each is provided again on an interval,
+ * whenever the node comes back from having no connection at all, and whenever it connects to a
+ * bootstrap again: a bootstrap that restarted kept no records, and a node that stayed connected
+ * to other peers meanwhile (a sidecar to its client proxies) would otherwise be found again only
+ * after its next interval.
  * Stopping a topic aborts its provides in flight: a provide (a DHT round, about a second, longer
  * on a slow path) that went on sent ADD_PROVIDER after the drain that stopped it, renewing the
  * records that were to expire.
@@ -45,6 +50,7 @@ export class Discovery implements Startable {
   readonly #log: Logger
   readonly #intervalMs: number
   readonly #topics = new Map<string, ProvidedTopic>()
+  readonly #bootstrapPeers: ReadonlySet<string>
   #timer?: NodeJS.Timeout
   #controller = new AbortController()
 
@@ -52,6 +58,7 @@ export class Discovery implements Startable {
     this.#components = components
     this.#log = components.logger.forComponent('physarum:discovery')
     this.#intervalMs = init.reprovideIntervalMs ?? DEFAULT_REPROVIDE_INTERVAL_MS
+    this.#bootstrapPeers = new Set(init.bootstrapPeers)
   }
 
   readonly [Symbol.toStringTag] = '@physarum/p2p/discovery'
@@ -69,10 +76,16 @@ export class Discovery implements Startable {
     this.#components.events.removeEventListener('peer:connect', this.onPeerConnect)
   }
 
-  private readonly onPeerConnect = (): void => {
+  private readonly onPeerConnect = (event: CustomEvent<PeerId>): void => {
+    if (this.#topics.size === 0) {
+      return
+    }
     // the first connection after having none: records may have expired meanwhile
-    if (this.#topics.size > 0 && this.#components.connectionManager.getConnections().length === 1) {
+    if (this.#components.connectionManager.getConnections().length === 1) {
       this.#provideAll('reconnect')
+    } else if (this.#bootstrapPeers.has(event.detail.toString())) {
+      // the bootstrapper backs off from one that keeps dropping this node, so this stays rare
+      this.#provideAll('bootstrap reconnect')
     }
   }
 

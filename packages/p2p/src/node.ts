@@ -205,7 +205,10 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
         reprovide: { validity: provideValidity * 1000, threshold: Math.floor(provideValidity * 500), interval: Math.max(1000, Math.floor(provideValidity * 250)) }
       }),
       bootstrap: bootstrapper({ addrs: bootstrapAddrs }),
-      discovery: discovery({ reprovideIntervalMs: init.reprovideIntervalMs ?? Math.floor(provideValidity * 500) })
+      discovery: discovery({
+        reprovideIntervalMs: init.reprovideIntervalMs ?? Math.floor(provideValidity * 500),
+        bootstrapPeers: bootstrapAddrs.flatMap(addr => addr.getComponents().find(c => c.name === 'p2p')?.value ?? [])
+      })
     }
   })
 

@@ -33,18 +33,27 @@ describe('restarts', () => {
     assert.equal(await readFile(path, 'utf8'), 'not a key', 'the bad file is left alone')
   })
 
-  it('reconnects to a bootstrap restarted on the same address and provides its topics again', async () => {
-    const key = await loadOrCreateIdentity(join(await dir, 'bootstrap.key'))
+  /**
+   * Restarts a provider's bootstrap on the same address and identity, and returns the provider a
+   * newcomer then finds. With `otherPeer`, the provider keeps a connection to another peer (a
+   * client proxy's, say) through the restart.
+   */
+  async function findAfterBootstrapRestart (name: string, otherPeer: boolean): Promise<{ found: string, provider: string }> {
+    const key = await loadOrCreateIdentity(join(await dir, `${name}.key`))
     let bootstrap = await startNode({ privateKey: key })
     const addr = bootstrap.multiaddrs()[0]!
     // a DHT client, as a sidecar is: no query reaches it, so its topic is found only in the records
     // other peers hold (a server would answer from its own)
     const provider = await startNode({ bootstrap: [addr.toString()], dhtMode: 'client' })
     nodes.push(provider)
-    await provider.discovery.provide('test:after-restart')
+    if (otherPeer) {
+      nodes.push(await startNode({ bootstrap: [provider.multiaddrs()[0]!.toString()], dhtMode: 'client' }))
+    }
+    const topic = `test:${name}`
+    await provider.discovery.provide(topic)
 
     await bootstrap.stop()
-    await eventually('the provider to notice', () => provider.libp2p.getConnections().length === 0 ? true : undefined)
+    await eventually('the provider to notice', () => provider.libp2p.getConnections(bootstrap.peerId).length === 0 ? true : undefined)
     bootstrap = await startNode({ privateKey: key, listen: [addr.decapsulateCode(421).toString()] })
     nodes.push(bootstrap)
     await eventually('the provider to reconnect', () => provider.libp2p.getConnections(bootstrap.peerId).length > 0 ? true : undefined, 15_000)
@@ -53,11 +62,21 @@ describe('restarts', () => {
     const newcomer = await startNode({ bootstrap: [addr.toString()] })
     nodes.push(newcomer)
     const found = await eventually('the topic again', async () => {
-      for await (const peer of newcomer.discovery.findProviders('test:after-restart', { signal: AbortSignal.timeout(2_000) })) {
+      for await (const peer of newcomer.discovery.findProviders(topic, { signal: AbortSignal.timeout(2_000) })) {
         return peer.id.toString()
       }
       return undefined
     }, 15_000)
-    assert.equal(found, provider.peerId.toString())
+    return { found, provider: provider.peerId.toString() }
+  }
+
+  it('reconnects to a bootstrap restarted on the same address and provides its topics again', async () => {
+    const { found, provider } = await findAfterBootstrapRestart('alone', false)
+    assert.equal(found, provider)
+  })
+
+  it('provides its topics again when its bootstrap comes back, though it kept other connections', async () => {
+    const { found, provider } = await findAfterBootstrapRestart('with-others', true)
+    assert.equal(found, provider)
   })
 })
