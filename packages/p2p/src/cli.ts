@@ -1,10 +1,11 @@
-import { readFile, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { homedir, networkInterfaces } from 'node:os'
 import { join, resolve } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConfigError } from './errors.ts'
 import { loadOrCreateIdentity } from './identity.ts'
+import { readKeyText } from './key-file.ts'
 import { LOG_LEVELS } from './logging.ts'
 import { parseHostPort } from './metrics.ts'
 import { PreSharedKey } from './psk.ts'
@@ -282,7 +283,7 @@ export async function resolveNodeConfig (args: NodeArgs, env: Env, defaults: Nod
   } else if (args['psk-file'] != null) {
     let text: string
     try {
-      text = await readFile(args['psk-file'], 'utf8')
+      text = await readKeyText(args['psk-file'])
     } catch (err) {
       throw new ConfigError(`--psk-file: cannot read ${args['psk-file']}: ${(err as Error).message}`)
     }

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { link, mkdir, open, readFile, rm } from 'node:fs/promises'
+import { link, mkdir, open, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { IdentityError } from './errors.ts'
+import { readKeyFile } from './key-file.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
 /**
@@ -17,7 +18,7 @@ export async function loadOrCreateIdentity (path: string): Promise<PrivateKey> {
 async function readIdentity (path: string): Promise<PrivateKey | undefined> {
   let bytes: Uint8Array
   try {
-    bytes = await readFile(path)
+    bytes = await readKeyFile(path)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new IdentityError(`Cannot read the identity key file ${path}: ${(err as Error).message}`)

@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises'
 import { sha3_256 } from '@noble/hashes/sha3.js'
 import { InvalidPskError } from './errors.ts'
+import { readKeyText } from './key-file.ts'
 
 /** Length in bytes of an XSalsa20 key, and so of every physarum PSK. */
 export const PSK_LENGTH = 32
@@ -82,7 +82,7 @@ export class PreSharedKey {
   static async fromSwarmKeyFile (path: string): Promise<PreSharedKey> {
     let text: string
     try {
-      text = await readFile(path, 'utf8')
+      text = await readKeyText(path)
     } catch (err) {
       throw new InvalidPskError(`Cannot read the swarm key file ${path}: ${(err as Error).message}`)
     }

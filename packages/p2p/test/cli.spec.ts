@@ -66,6 +66,13 @@ describe('shared node options', () => {
 
     const fromFile = await resolveNodeConfig(parse(['--psk-file', passphrase, '--ephemeral']), await base(), DEFAULTS)
     assert.ok(fromFile.psk?.equals(PreSharedKey.fromPassphrase('physarum-test-network')))
+    // an editor's byte-order mark is part of no key: the same key as without it, a swarm.key too
+    const withMark = join(await dir, 'passphrase-with-mark')
+    await writeFile(withMark, '\uFEFFphysarum-test-network\r\n')
+    assert.ok((await resolveNodeConfig(parse(['--psk-file', withMark, '--ephemeral']), await base(), DEFAULTS)).psk?.equals(PreSharedKey.fromPassphrase('physarum-test-network')))
+    const swarmWithMark = join(await dir, 'swarm-with-mark.key')
+    await writeFile(swarmWithMark, `\uFEFF${key.toSwarmKey()}`)
+    assert.ok((await resolveNodeConfig(parse(['--swarm-key', swarmWithMark, '--ephemeral']), await base(), DEFAULTS)).psk?.equals(key))
     // a swarm.key, or a second line, would be hashed into a key no other node has
     const twoLines = join(await dir, 'two-lines')
     await writeFile(twoLines, 'physarum-test-network\n\n')
@@ -132,6 +139,10 @@ describe('shared node options', () => {
       [['--ephemeral', '--no-psk', '--identity', 'x'], env, /either --identity or --ephemeral/],
       [['--ephemeral', '--swarm-key', '/nonexistent/swarm.key'], env, /nonexistent/],
       [['--ephemeral', '--psk-file', emptyPskFile], env, new RegExp(`^--psk-file: ${emptyPskFile} is empty`)],
+      // a device read to its end would fill the memory
+      [['--ephemeral', '--psk-file', '/dev/zero'], env, /^--psk-file: cannot read \/dev\/zero: it holds more than 65536 bytes, so it is no key file/],
+      [['--ephemeral', '--swarm-key', '/dev/zero'], env, /^Cannot read the swarm key file \/dev\/zero: it holds more than 65536 bytes/],
+      [['--no-psk', '--identity', '/dev/zero'], env, /^Cannot read the identity key file \/dev\/zero: it holds more than 65536 bytes/],
       [['--ephemeral', '--no-psk'], { ...env, PHYSARUM_LOG_LEVEL: 'loud' }, /PHYSARUM_LOG_LEVEL/]
     ]
     for (const [argv, caseEnv, message] of cases) {
