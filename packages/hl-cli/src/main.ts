@@ -1,4 +1,4 @@
-import { dashedPassphrase, PHYSARUM_VERSION, refuseStrayArguments } from '@physarum/p2p'
+import { dashedPassphrase, PHYSARUM_VERSION, strictArguments } from '@physarum/p2p'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import * as add from './commands/add.ts'
@@ -14,7 +14,7 @@ import type { Argv, CommandModule } from 'yargs'
 /** Each command, refusing words that none of its parameters takes after the command's name. */
 const COMMANDS = [add, list, get, del, status, id, keygen].map(module => ({
   ...module,
-  builder: (argv: Argv) => refuseStrayArguments(module.builder(argv) as Argv, 1)
+  builder: (argv: Argv) => strictArguments(module.builder(argv) as Argv, 1)
 })) as CommandModule[]
 
 function usage (message: string): never {

@@ -328,6 +328,8 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       // without the words: they may be the rest of the passphrase
       [['list', '--psk', 'correct', 'horse', 'battery'], /^hl-cli: 2 arguments that no option takes, not shown(?![\s\S]*(horse|battery))/m],
       [['list', '--no-such-flag'], /Unknown argument/],
+      // not the option's default (15 s), which no one chose
+      [['list', '--timeout', '--no-psk'], /^hl-cli: Not enough arguments following: timeout$/m],
       [['add', 'a', 'b', 'c'], /Not enough non-option arguments/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), 'Bad/Name', 'hello'], /<image-name>: "Bad\/Name"/],
       [['add', join(DEMOS, 'helloworld/image-conf.json'), join(DEMOS, 'helloworld'), '127.0.0.1:5000/hello:1.0', 'Hello World'], /<service-name>/],

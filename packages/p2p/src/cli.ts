@@ -53,16 +53,23 @@ export function dashedPassphrase (argv: readonly string[]): string | undefined {
 }
 
 /**
- * Refuses the words that no option or parameter of a command takes, which yargs' strictOptions lets
- * through: `registry-service --psk my secret phrase` ran with the key "my", and `proxy 4200 4201`
- * ignored 4201. `commandWords`: how many words name the command (1 for hl-cli's `get`), before
- * them. The words are named, unless --psk is on the command line: they may be the rest of a
- * passphrase given without quotes, and are only counted.
+ * Refuses what yargs' strictOptions lets through:
+ * - words that no option or parameter of a command takes: `registry-service --psk my secret
+ *   phrase` ran with the key "my", and `proxy 4200 4201` ignored 4201. `commandWords`: how many
+ *   words name the command (1 for hl-cli's `get`), before them. The words are named, unless --psk
+ *   is on the command line: they may be the rest of a passphrase given without quotes, and are
+ *   only counted.
+ * - an option written without its value (`--concurrency --interval 2s`, `--state-dir $UNSET` with
+ *   the variable unset): yargs gives it the option's default, or "" (for --state-dir the working
+ *   folder), and the program ran on a value nobody chose.
  */
-export function refuseStrayArguments<T> (yargs: Argv<T>, commandWords: number): Argv<T> {
+export function strictArguments<T> (yargs: Argv<T>, commandWords: number): Argv<T> {
+  // yargs' types leave getOptions out
+  const options = (yargs as unknown as { getOptions: () => { key: Record<string, unknown>, boolean: string[], count: string[] } }).getOptions()
+  const switches = new Set([...options.boolean, ...options.count])
   // yargs' strictCommands, which hl-cli sets for its command names, would call them unknown
   // commands, and name them
-  return yargs.strictCommands(false).check((parsed) => {
+  return yargs.requiresArg(Object.keys(options.key).filter(key => !switches.has(key))).strictCommands(false).check((parsed) => {
     const stray = parsed._.slice(commandWords).map(String)
     if (stray.length === 0) {
       return true

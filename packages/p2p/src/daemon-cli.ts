@@ -1,5 +1,5 @@
 import yargs from 'yargs'
-import { dashedPassphrase, refuseStrayArguments } from './cli.ts'
+import { dashedPassphrase, strictArguments } from './cli.ts'
 import { ConfigError, InvalidPskError, MissingPskError } from './errors.ts'
 import { createLogger } from './logging.ts'
 import { PHYSARUM_VERSION } from './node.ts'
@@ -126,7 +126,7 @@ export async function runCli<A> (name: string, module: { command: string, descri
   }
   // a flag of one value given twice (a drop-in adding a second --psk) would be joined into one
   // value no other host has: refused instead, without its values (one may be the key)
-  const builder = (command: Argv): Argv<A> => refuseStrayArguments(module.builder(command), 0).check((parsed) => {
+  const builder = (command: Argv): Argv<A> => strictArguments(module.builder(command), 0).check((parsed) => {
     // yargs' types leave getOptions out
     const options = (command as unknown as { getOptions: () => { key: Record<string, unknown>, array: string[] } }).getOptions()
     const arrays = new Set(options.array)

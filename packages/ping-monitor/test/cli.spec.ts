@@ -49,6 +49,9 @@ describe('ping-monitor CLI', { concurrency: 4 }, () => {
     ['a zero duration', ['--forget-after', '0'], WITH_PSK, /--forget-after: "0" is too short/],
     ['a bad count', ['--concurrency', 'lots'], WITH_PSK, /--concurrency: "lots"/],
     ['a bad connection limit', ['--inbound-rate', '0'], WITH_PSK, /--inbound-rate: "0"/],
+    // not the flag's default, which no one gave
+    ['a flag without its value, before another flag', ['--concurrency', '--interval', '2s'], WITH_PSK, /Not enough arguments following: concurrency/],
+    ['a flag without its value, last', ['--forget-after'], WITH_PSK, /Not enough arguments following: forget-after/],
     ['a listen address that is no multiaddr', ['--listen', '127.0.0.1:4001'], WITH_PSK, /--listen: "127\.0\.0\.1:4001" is not a multiaddr/],
     ['a bootstrap address without a peer id', ['--bootstrap', '/ip4/127.0.0.1/tcp/4001'], WITH_PSK, /--bootstrap: .*has no \/p2p\/<peer id>/],
     ['a metrics address it cannot read', ['--metrics-listen', 'localhost'], WITH_PSK, /--metrics-listen: "localhost"/],
