@@ -84,6 +84,11 @@ async function resolveSidecarConfig (args: ProxyArgs, env: NodeJS.ProcessEnv): P
     throw new ConfigError('--instance: missing: the allocator knows its sidecars by instance id, and gives --instance with --allocator')
   }
   const clientPort = args['client-port'] == null ? undefined : parsePort('--client-port', args['client-port'], 1)
+  // the client proxy would take the service's port (or fail on it): the sidecar would check in on
+  // its own client proxy accepting connections, and pipe every request into it
+  if (clientPort === servicePort) {
+    throw new ConfigError(`--client-port: ${clientPort} is the service's port (--service-port): the client proxy needs a port of its own`)
+  }
   const interval = parseDuration('--stats-interval', args['stats-interval'] ?? formatDuration(DEFAULT_STATS_INTERVAL_MS), 10)
   // a sidecar's identity is its allocator's to give (--identity): without one it writes no key
   const node = await resolveNodeConfig({ ...args, ephemeral: args.identity == null ? true : args.ephemeral }, env, DEFAULTS)

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { connect, createServer } from 'node:net'
 import { createInterface } from 'node:readline'
+import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import { handleRpc, RpcFailureError } from '@physarum/p2p'
 import { CheckIn, checkInRpc, HTTP_PROTOCOL } from '@physarum/allocator/client'
@@ -22,6 +23,18 @@ import type { NamedServer } from './helpers.ts'
 import type { Stream } from '@libp2p/interface'
 
 const DISOWNED_AFTER_MS = 600
+const PROXY_BIN = new URL('../bin/proxy.js', import.meta.url).pathname
+
+describe('sidecar: its command line', { timeout: 60_000 }, () => {
+  it('refuses a --client-port that is the service\'s port, naming both', async () => {
+    const port = String(await freePort())
+    // a sidecar that took it would run on: killed by the timeout, it fails the assertions
+    const outcome = await promisify(execFile)(process.execPath, [PROXY_BIN, '--sidecar', '--service', 'x', '--service-port', port, '--client-port', port, '--no-psk', '--ephemeral'], { timeout: 10_000 })
+      .then(() => ({ code: 0, stderr: '' }), (err: { code: number, stderr: string }) => ({ code: err.code, stderr: err.stderr }))
+    assert.equal(outcome.code, 2, outcome.stderr)
+    assert.match(outcome.stderr, new RegExp(`--client-port: ${port} is the service's port \\(--service-port\\)`))
+  })
+})
 
 describe('sidecar: an allocator that does not know it', { timeout: 60_000 }, () => {
   let service: NamedServer
