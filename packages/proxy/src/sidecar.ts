@@ -329,11 +329,12 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
     disowned: disowned.promise,
     stop: async (graceMs = DRAIN_GRACE_MS) => {
       stopping ??= (async () => {
+        const graceOver = AbortSignal.timeout(graceMs)
         await drain('stopping')
         // told at once rather than at the next stats: it hands this instance out no more meanwhile
-        if (checkedIn) {
-          checkIn(CheckIn.Kind.STATS).catch((err: Error) => { log.debug({ err: err.message }, 'the check-in saying it drains failed') })
-        }
+        const told = checkedIn
+          ? checkIn(CheckIn.Kind.STATS).then(() => {}, (err: Error) => { log.debug({ err: err.message }, 'the check-in saying it drains failed') })
+          : undefined
         // new streams are refused from now on: a client proxy sends their requests elsewhere, as
         // nothing reached this instance; the streams open finish, within the grace time
         await node.libp2p.unhandle(HTTP_PROTOCOL).catch(() => {})
@@ -342,6 +343,11 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
             const timer = setTimeout(resolve, graceMs)
             idleWaiters.add(() => { clearTimeout(timer); resolve() })
           })
+        }
+        // and awaited, within the grace: the abort below would cut it off, and with nothing in
+        // flight that came before it reached the allocator
+        if (told != null) {
+          await raceSignal(told, graceOver).catch(() => {})
         }
         clearInterval(stats)
         controller.abort()

@@ -410,3 +410,30 @@ describe('sidecar: a service its allocator restarted', { timeout: 60_000 }, () =
     }
   })
 })
+
+describe('sidecar: a stop with nothing in flight', { timeout: 60_000 }, () => {
+  it('tells its allocator that it drains before the node stops', async () => {
+    const service = await startNamedServer('told')
+    const allocator = await startNode()
+    const draining: boolean[] = []
+    await handleRpc(allocator.libp2p, checkInRpc, async (request) => {
+      draining.push(request.draining)
+      return await Promise.resolve({ drain: false, awaitService: false })
+    }, { log: allocator.libp2p.logger.forComponent('test:checkin') })
+    const sidecar = await startSidecar({
+      psk: TEST_PSK, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], service: 'told-server', contentHash: 'hash-told',
+      // no stats tick during the test: only the stop's own check-in can say it drains
+      servicePort: service.port, allocator: allocator.multiaddrs()[0]!, instanceId: 'f1a2b3c4d5e6', statsIntervalMs: 600_000
+    }, silentLog)
+    try {
+      await sidecar.ready
+      assert.equal(sidecar.inFlight(), 0)
+      await sidecar.stop(5_000)
+      assert.deepEqual(draining, [false, true], 'the Ready, then the check-in saying it drains')
+    } finally {
+      await sidecar.stop(0)
+      await stopAll([allocator])
+      service.server.close()
+    }
+  })
+})
