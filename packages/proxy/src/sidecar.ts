@@ -285,7 +285,9 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
   // checks in ready again: as at start, once the service accepts connections; one wait at a time
   let readyingAgain: Promise<void> | undefined
   const readyAgain = (): void => {
-    if (readyingAgain != null) {
+    // a draining sidecar says ready no more: the allocator takes a Ready as the end of a drain, and
+    // would hand out again an instance that a stop under way refuses new streams for
+    if (readyingAgain != null || draining) {
       return
     }
     log.info({ port: config.servicePort }, 'the allocator restarted the service: checking in ready once it accepts connections')

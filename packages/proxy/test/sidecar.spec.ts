@@ -409,6 +409,35 @@ describe('sidecar: a service its allocator restarted', { timeout: 60_000 }, () =
       service.close()
     }
   })
+
+  it('says ready no more once it drains', async () => {
+    const service = await startNamedServer('restarted-draining')
+    const allocator = await startNode()
+    const kinds: string[] = []
+    let awaitService = false
+    await handleRpc(allocator.libp2p, checkInRpc, async ({ kind }) => {
+      kinds.push(kind === CheckIn.Kind.READY ? 'ready' : 'stats')
+      return await Promise.resolve({ drain: false, awaitService })
+    }, { log: allocator.libp2p.logger.forComponent('test:checkin') })
+    const sidecar = await startSidecar({
+      psk: TEST_PSK, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], service: 'restarted-server', contentHash: 'hash-restarted-draining',
+      servicePort: service.port, allocator: allocator.multiaddrs()[0]!, instanceId: 'a2b3c4d5e6f7', statsIntervalMs: 100
+    }, silentLog)
+    try {
+      await sidecar.ready
+      // a stop under way (its grace waiting for requests in flight) when the allocator restarted
+      // the service, which accepts connections at once
+      await sidecar.drain('stopping')
+      awaitService = true
+      const since = kinds.length
+      await eventually('stats answered with "await the service"', () => kinds.length >= since + 5 ? true : undefined, 10_000, 20)
+      assert.deepEqual(kinds.slice(since).filter(kind => kind === 'ready'), [], 'a draining sidecar said ready')
+    } finally {
+      await sidecar.stop(0)
+      await stopAll([allocator])
+      service.server.close()
+    }
+  })
 })
 
 describe('sidecar: a stop with nothing in flight', { timeout: 60_000 }, () => {
