@@ -7,7 +7,8 @@
 # Everything lives in a temporary folder (the logs too) and is stopped and removed on exit.
 # Usage: scripts/demo.sh [--duration SECONDS]   in the foreground, until Ctrl-C (or SECONDS)
 #        scripts/demo.sh --background           returns once it answers; the daemons keep running
-#        scripts/demo.sh stop                   stops a running demo and removes all it made
+#        scripts/demo.sh stop                   stops a running demo and removes all it made (also
+#                                               what a killed one left)
 set -euo pipefail
 # --help, a bad argument and a user other than root are answered before the toolchain is set up
 # (which may fetch Node and the dependencies)
@@ -15,7 +16,36 @@ log() { printf '[physarum] %s\n' "$*" >&2; }
 
 pidfile=/run/physarum-demo.pid
 output=/run/physarum-demo.out
+# the demo's folder, with the pids of its daemons in <folder>/pids: a demo killed with SIGKILL
+# cannot stop them itself, and `stop` then does it from there
+workfile=/run/physarum-demo.work
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+# what a killed demo left: its folder, still there
+left_behind() { [ -f "$workfile" ] && [ -d "$(cat "$workfile")" ]; }
+
+work=
+pids=()
+cleanup() {
+  set +e # every step runs, whatever the one before returned
+  [ -n "$work" ] || return 0
+  # newest first: the proxy and the daemons end before the engine and registries they use. A pid
+  # is signalled only while its command line names the folder: a killed demo's pid may be another
+  # process's by now
+  local i pid
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid="${pids[i]}"
+    [[ "$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" == *"$work/"* ]] || continue
+    kill "$pid" 2>/dev/null
+    # a child is waited for; a killed demo's daemons are not this shell's children
+    wait "$pid" 2>/dev/null
+    for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || continue 2; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+  done
+  # dockerd leaves its network namespace mounted under its exec root
+  awk -v d="$work/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  rm -rf "$work"
+  [ "$(cat "$workfile" 2>/dev/null)" = "$work" ] && rm -f "$workfile"
+}
 
 given="$*"
 duration=0
@@ -34,7 +64,16 @@ done
 [ "$(id -u)" -eq 0 ] || { log "the demo starts its own dockerd: run it as root: sudo $0${given:+ $given}"; exit 1; }
 
 if [ "$action" = stop ]; then
-  running || { log "no demo is running"; rm -f "$pidfile" "$output"; exit 0; }
+  if ! running && left_behind; then
+    work="$(cat "$workfile")"
+    log "the demo was killed before it could stop its daemons: stopping them and removing $work"
+    [ -f "$work/pids" ] && mapfile -t pids < "$work/pids"
+    cleanup
+    rm -f "$pidfile" "$output"
+    log "stopped; nothing of it is left"
+    exit 0
+  fi
+  running || { log "no demo is running"; rm -f "$pidfile" "$output" "$workfile"; exit 0; }
   pid="$(cat "$pidfile")"
   log "stopping the demo (pid $pid)"
   kill -TERM "$pid"
@@ -47,6 +86,10 @@ if [ "$action" = stop ]; then
 fi
 if running; then
   log "a demo is already running (pid $(cat "$pidfile")): scripts/demo.sh stop ends it"
+  exit 1
+fi
+if left_behind; then
+  log "a demo was killed and left its daemons running in $(cat "$workfile"): scripts/demo.sh stop ends them"
   exit 1
 fi
 
@@ -87,19 +130,14 @@ if [ "${#taken[@]}" -gt 0 ]; then
 fi
 
 work="$(mktemp -d /tmp/physarum-demo.XXXXXX)"
-pids=()
 stop() {
-  set +e # every step runs, whatever the one before returned
-  # newest first: the proxy and the daemons end before the engine and registries they use
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null; wait "${pids[i]}" 2>/dev/null; done
-  # dockerd leaves its network namespace mounted under its exec root
-  awk -v d="$work/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
-  rm -rf "$work"
+  cleanup
   [ "$(cat "$pidfile" 2>/dev/null)" = "$$" ] && rm -f "$pidfile"
 }
 trap stop EXIT
 trap 'exit 130' INT TERM
 echo $$ > "$pidfile"
+echo "$work" > "$workfile"
 
 # a fresh overlay: its passphrase reaches the daemons through the environment, never argv
 PHYSARUM_PSK="demo-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
@@ -109,6 +147,7 @@ run() { # name, command...: in the background, output in $work/<name>.log
   local name="$1"; shift
   "$@" > "$work/$name.log" 2>&1 &
   pids+=("$!")
+  echo "$!" >> "$work/pids"
 }
 wait_for() { # what, command...: polls the command for 60 s
   local what="$1"; shift

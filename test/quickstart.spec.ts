@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { chmod, mkdtemp, rm, symlink } from 'node:fs/promises'
+import { chmod, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -24,6 +25,30 @@ async function demo (args: string[], options: { env?: NodeJS.ProcessEnv, as?: st
   child.stderr.on('data', (part: Buffer) => { output += part.toString('utf8') })
   const code = await new Promise<number | null>(resolve => { child.on('exit', resolve) })
   return { code, output }
+}
+
+/** The pids of the processes whose command line names `dir`, and the mount points under it. */
+async function leftIn (dir: string): Promise<{ pids: number[], mounts: string[] }> {
+  const pids: number[] = []
+  for (const entry of await readdir('/proc')) {
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')
+    if (/^\d+$/.test(entry) && cmdline.split('\0').some(arg => arg.startsWith(`${dir}/`))) {
+      pids.push(Number(entry))
+    }
+  }
+  const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map(line => line.split(' ')[1] ?? '').filter(point => point.startsWith(`${dir}/`))
+  return { pids, mounts }
+}
+
+/** The folder of the demo whose dockerd runs, if one does. */
+async function runningDemoFolder (): Promise<string | undefined> {
+  for (const entry of await readdir('/proc')) {
+    const folder = /(\/tmp\/physarum-demo\.\w+)\/docker\0/.exec(await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => ''))?.[1]
+    if (folder != null) {
+      return folder
+    }
+  }
+  return undefined
 }
 
 /**
@@ -89,5 +114,69 @@ describe('the quickstart (scripts/demo.sh)', { timeout: 600_000 }, () => {
     }
     await assert.rejects(fetch('http://127.0.0.1:4200/hello-world-server'), 'the proxy is gone')
     assert.match((await demo(['stop'])).output, /no demo is running/)
+  })
+
+  it('its stop command also ends the daemons of a demo killed with SIGKILL, which could not stop them itself', async () => {
+    const child = spawn('bash', [join(ROOT, 'scripts/demo.sh')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const exited = once(child, 'exit')
+    let output = ''
+    let work: string | undefined
+    try {
+      // killed once its engine, image registry and ping-monitor run
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error(`the demo's ping-monitor did not start within 300 s:\n${output}`)) }, 300_000)
+        const read = (part: Buffer): void => {
+          output += part.toString('utf8')
+          if (/^\[physarum\] +bootstrap: /m.test(output)) {
+            clearTimeout(timer)
+            resolve()
+          }
+        }
+        child.stdout.on('data', read)
+        child.stderr.on('data', read)
+        void exited.then(() => { clearTimeout(timer); reject(new Error(`the demo ended before its ping-monitor ran:\n${output}`)) })
+      })
+      child.kill('SIGKILL')
+      await exited
+      // the demo's dockerd names its folder
+      work = await runningDemoFolder()
+      assert.ok(work != null, `no dockerd of the demo runs:\n${output}`)
+      assert.notDeepEqual((await leftIn(work)).pids, [], 'its daemons outlive the demo')
+      assert.match((await demo(['--background'])).output, /a demo was killed and left its daemons running in \/tmp\/physarum-demo\.\w+: scripts\/demo\.sh stop ends them/)
+
+      const stopped = await demo(['stop'])
+      assert.equal(stopped.code, 0, stopped.output)
+      assert.match(stopped.output, /stopped; nothing of it is left/)
+      assert.deepEqual(await leftIn(work), { pids: [], mounts: [] })
+      for (const left of [work, '/run/physarum-demo.pid', '/run/physarum-demo.work']) {
+        assert.equal(existsSync(left), false, `${left} is left behind`)
+      }
+      assert.match((await demo(['stop'])).output, /no demo is running/)
+    } finally {
+      child.kill('SIGKILL')
+      work ??= await runningDemoFolder()
+      // what the stop command did not end, so that the files after this one find the machine clean
+      if (work != null) {
+        const { pids, mounts } = await leftIn(work)
+        for (const pid of pids) {
+          try {
+            process.kill(pid, 'SIGKILL')
+          } catch {
+            // gone meanwhile
+          }
+        }
+        for (const point of mounts.sort().reverse()) {
+          await promisify(execFile)('umount', ['-l', point]).catch(() => {})
+        }
+        await rm(work, { recursive: true, force: true })
+      }
+      // the killed demo's files only: another demo's stay
+      const owned = { '/run/physarum-demo.pid': String(child.pid), '/run/physarum-demo.work': work }
+      for (const [file, content] of Object.entries(owned)) {
+        if ((await readFile(file, 'utf8').catch(() => '')).trim() === content) {
+          await rm(file, { force: true })
+        }
+      }
+    }
   })
 })
