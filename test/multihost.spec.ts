@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import type { ChildProcess } from 'node:child_process'
+import { sweepLeftovers, unmountUnder } from './leftovers.ts'
 
 const ROOT = new URL('../', import.meta.url).pathname
 const run = promisify(execFile)
@@ -18,16 +19,6 @@ const NET = '10.213.0'
 const CORE_IP = `${NET}.1`
 const ALLOCATOR_PORT = 4001
 const SIDECAR_PORT = 4300
-
-/** Whether a process of this pid runs. */
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /**
  * A host: a network namespace on the bridge, with its own dockerd and allocator. A far host is
@@ -183,30 +174,12 @@ describe('three hosts in network namespaces', { timeout: 600_000 }, () => {
     return stdout.split('\n').filter(Boolean).sort()
   }
 
-  /** Namespaces a killed run of this file left (its pid gone): their processes and the namespaces go. */
-  const sweepLeftovers = async (): Promise<void> => {
-    const { stdout } = await run('ip', ['netns', 'list'])
-    for (const name of stdout.split('\n').map(line => line.split(' ')[0] ?? '')) {
-      const pid = /^phm(\d+)-/.exec(name)?.[1]
-      if (pid == null || alive(Number(pid))) {
-        continue
-      }
-      const { stdout: pids } = await run('ip', ['netns', 'pids', name]).catch(() => ({ stdout: '' }))
-      for (const left of pids.split('\n').filter(Boolean)) {
-        try {
-          process.kill(Number(left), 'SIGKILL')
-        } catch {
-          // gone meanwhile
-        }
-      }
-      await ip('netns', 'del', name).catch(() => {})
-    }
-  }
-
   before(async () => {
-    await sweepLeftovers()
-    // short: dockerd's unix socket path must stay under ~100 bytes
-    dir = await mkdtemp('/tmp/phm-')
+    // what a killed run of this file left: its namespaces, processes, containers and folder
+    await sweepLeftovers('phm')
+    // short: dockerd's unix socket path must stay under ~100 bytes; named after this run, so
+    // that a later run finds it if this one is killed
+    dir = await mkdtemp(`/tmp/${prefix}-`)
     logs = join(dir, 'logs')
     await run('mkdir', ['-p', logs])
     env = {
@@ -318,11 +291,7 @@ describe('three hosts in network namespaces', { timeout: 600_000 }, () => {
     }
     if (dir != null) {
       // dockerd leaves its network namespace mounted under its exec root
-      const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map(line => line.split(' ')[1] ?? '')
-        .filter(point => point.startsWith(`${dir}/`)).sort().reverse()
-      for (const point of mounts) {
-        await run('umount', ['-l', point]).catch(() => {})
-      }
+      await unmountUnder(dir)
       await rm(dir, { recursive: true, force: true })
     }
   })

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { promisify } from 'node:util'
+import { unmountUnder } from './leftovers.ts'
 
 const ROOT = new URL('../', import.meta.url).pathname
 
@@ -157,17 +158,14 @@ describe('the quickstart (scripts/demo.sh)', { timeout: 600_000 }, () => {
       work ??= await runningDemoFolder()
       // what the stop command did not end, so that the files after this one find the machine clean
       if (work != null) {
-        const { pids, mounts } = await leftIn(work)
-        for (const pid of pids) {
+        for (const pid of (await leftIn(work)).pids) {
           try {
             process.kill(pid, 'SIGKILL')
           } catch {
             // gone meanwhile
           }
         }
-        for (const point of mounts.sort().reverse()) {
-          await promisify(execFile)('umount', ['-l', point]).catch(() => {})
-        }
+        await unmountUnder(work)
         await rm(work, { recursive: true, force: true })
       }
       // the killed demo's files only: another demo's stay
