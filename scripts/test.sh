@@ -6,10 +6,12 @@ source "$(dirname "$0")/lib/toolchain.sh"
 source "$(dirname "$0")/lib/system.sh"
 cd "$PHYSARUM_ROOT"
 
-# curl and ip: the quickstart and multi-host tests; python3: the bcrypt hash of the registry auth test
+# curl and ip: the quickstart and multi-host tests; python3: the bcrypt hash of the registry auth test;
+# openssl: the etcd TLS certificates; chattr: the etcd pid file made immutable. Every program a
+# test runs is here, or in Debian's Essential packages (test/test-sh.spec.ts checks it)
 ensure_debian_packages prometheus:prometheus promtool:prometheus etcd:etcd-server \
-  dockerd:docker.io docker-registry:docker-registry busybox:busybox-static \
-  curl:curl ip:iproute2 python3:python3
+  dockerd:docker.io docker:docker.io docker-registry:docker-registry busybox:busybox-static \
+  curl:curl ip:iproute2 python3:python3 openssl:openssl chattr:e2fsprogs
 
 log "type check"
 pnpm run --silent typecheck
