@@ -18,6 +18,8 @@ export const DEFAULT_REPROVIDE_INTERVAL_MS = 10 * 60_000
  */
 export const DEFAULT_PROVIDE_VALIDITY_S = 30 * 60
 export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 15_000
+/** How often the peer store's expired records are dropped (a record expires after 6 h). */
+export const PEER_STORE_SWEEP_INTERVAL_MS = 60 * 60_000
 export const BOOTSTRAP_BACKOFF_MIN_MS = 250
 export const BOOTSTRAP_BACKOFF_MAX_MS = 30_000
 /** A bootstrap connection that lasted this long starts its redials from the shortest wait. */

@@ -9,11 +9,12 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { bootstrapper } from './bootstrap.ts'
-import { DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, IDENTIFY_PUSH_DEBOUNCE_MS, INBOUND_UPGRADE_TIMEOUT_MS, KAD_PROTOCOL, LIVENESS_INTERVAL_MS, LIVENESS_TIMEOUT_MS, MAX_EARLY_STREAMS, MAX_INCOMING_PENDING_CONNECTIONS } from './constants.ts'
+import { DEFAULT_BOOTSTRAP_TIMEOUT_MS, DEFAULT_PROVIDE_VALIDITY_S, IDENTIFY_PUSH_DEBOUNCE_MS, INBOUND_UPGRADE_TIMEOUT_MS, KAD_PROTOCOL, LIVENESS_INTERVAL_MS, LIVENESS_TIMEOUT_MS, MAX_EARLY_STREAMS, MAX_INCOMING_PENDING_CONNECTIONS, PEER_STORE_SWEEP_INTERVAL_MS } from './constants.ts'
 import { discovery } from './discovery.ts'
 import { ConfigError } from './errors.ts'
 import { Liveness } from './liveness.ts'
 import { withCheapFrameLengths } from './noise-frames.ts'
+import { peerStoreSweep } from './peer-store-sweep.ts'
 import { pskProtector } from './protector.ts'
 import { RttTable } from './rtt.ts'
 import { RttMeter } from './rtt-meter.ts'
@@ -21,6 +22,7 @@ import { useLazyWindowUpdates } from './yamux-window.ts'
 import type { Bootstrapper } from './bootstrap.ts'
 import type { Discovery } from './discovery.ts'
 import type { LivenessInit } from './liveness.ts'
+import type { PeerStoreSweep } from './peer-store-sweep.ts'
 import type { PreSharedKey } from './psk.ts'
 import type { RttEntry } from './rtt.ts'
 import type { Identify, IdentifyPush } from '@libp2p/identify'
@@ -75,6 +77,12 @@ export interface PhysarumNodeInit {
   connectionLimits?: ConnectionLimits
   /** How often connections are checked, and how long they may take to answer (default 30 s each). */
   liveness?: Partial<LivenessInit>
+  /**
+   * How long libp2p's peer store keeps a record of a peer it no longer hears of (libp2p's
+   * defaults: maxPeerAge 6 h, maxAddressAge 1 h), and how often expired ones are dropped
+   * (PEER_STORE_SWEEP_INTERVAL_MS); tests shorten them.
+   */
+  peerStore?: { maxPeerAgeMs?: number, maxAddressAgeMs?: number, sweepIntervalMs?: number }
   /** libp2p's own metrics go to this Registry (one per process). */
   metricsRegistry?: Registry
   /**
@@ -92,6 +100,7 @@ export type PhysarumServices = {
   dht: KadDHT
   bootstrap: Bootstrapper
   discovery: Discovery
+  peerStoreSweep: PeerStoreSweep
 }
 
 /** A libp2p node of the physarum overlay, with discovery and RTT measurement. */
@@ -182,6 +191,10 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
     // each new connection at once for the RTT that grows Yamux's receive windows
     streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS, enableKeepAlive: false })],
     ...(init.psk == null ? {} : { connectionProtector: pskProtector({ psk: init.psk }) }),
+    peerStore: {
+      ...(init.peerStore?.maxPeerAgeMs == null ? {} : { maxPeerAge: init.peerStore.maxPeerAgeMs }),
+      ...(init.peerStore?.maxAddressAgeMs == null ? {} : { maxAddressAge: init.peerStore.maxAddressAgeMs })
+    },
     connectionManager: { inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS, maxIncomingPendingConnections: MAX_INCOMING_PENDING_CONNECTIONS, ...init.connectionLimits },
     // a ping stream per connection each time; Liveness checks with Yamux pings (docs/decisions.md)
     connectionMonitor: { enabled: false },
@@ -208,7 +221,8 @@ export async function createPhysarumNode (init: PhysarumNodeInit): Promise<Physa
       discovery: discovery({
         reprovideIntervalMs: init.reprovideIntervalMs ?? Math.floor(provideValidity * 500),
         bootstrapPeers: bootstrapAddrs.flatMap(addr => addr.getComponents().find(c => c.name === 'p2p')?.value ?? [])
-      })
+      }),
+      peerStoreSweep: peerStoreSweep({ intervalMs: init.peerStore?.sweepIntervalMs ?? PEER_STORE_SWEEP_INTERVAL_MS })
     }
   })
 
