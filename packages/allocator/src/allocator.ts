@@ -135,7 +135,7 @@ interface Instance {
   statsAt: number
   /**
    * Its sidecar said it is draining (it was told to stop: a docker stop) while this run counts it
-   * ready: not handed out until it checks in ready again, after its container's restart.
+   * ready: not handed out until it checks in ready, not draining, again, after its container's restart.
    */
   sidecarDraining: boolean
   /**
@@ -908,7 +908,9 @@ export class Allocator {
     instance.idleMs = request.idleMs >= 2n ** 63n ? 0 : Number(request.idleMs)
     instance.inFlight = request.inFlight
     instance.statsAt = performance.now()
-    instance.sidecarDraining = request.draining && request.kind !== CheckIn.Kind.READY
+    // a Ready ends a drain only when it says so: an older sidecar stopped while it was still
+    // trying its Ready sends it draining, and would be handed out as its stop refuses new streams
+    instance.sidecarDraining = request.draining
     if (request.kind === CheckIn.Kind.READY) {
       instance.awaitingService = false
     }

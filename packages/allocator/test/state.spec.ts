@@ -806,6 +806,20 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
     await allocator.stop()
   })
 
+  it('hands out no instance whose sidecar says it drains in a Ready (an older sidecar stopped while it retried its Ready)', async () => {
+    const { allocator, engine, caller } = await setUp()
+    await allocator.start()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    const first = await allocate(caller.libp2p, target, 'svc-ready-draining')
+    const [sidecar] = engine.sidecars
+    nodes.push(sidecar!)
+    await callRpc(sidecar!.libp2p, target, checkInRpc, { kind: CheckIn.Kind.READY, instanceId: first.instanceId, multiaddrs: sidecar!.multiaddrs().map(String), idleMs: 0n, inFlight: 0, requestsTotal: 1n, draining: true })
+    const second = await allocate(caller.libp2p, target, 'svc-ready-draining')
+    nodes.push(...engine.sidecars)
+    assert.deepEqual([second.reused, second.instanceId === first.instanceId], [false, false], 'handed out the draining instance')
+    await allocator.stop()
+  })
+
   it('lets the requests a drained instance still has in flight finish before it is removed', async () => {
     const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 1_000, statsIntervalMs: 100, drainDelayMs: 500 })
     await allocator.start()
