@@ -914,6 +914,11 @@ export class Allocator {
     if (request.kind === CheckIn.Kind.READY) {
       instance.awaitingService = false
     }
+    // nor does it end a cold start: its caller would get an instance being stopped; the
+    // container's restart checks in ready again, or the ready timeout ends the wait
+    if (instance.state === 'starting' && request.draining) {
+      return { drain: false, awaitService: false }
+    }
     if (!instance.checkedIn || request.kind === CheckIn.Kind.READY) {
       instance.checkedIn = true
       if (instance.state === 'adopting') {

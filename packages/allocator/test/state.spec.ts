@@ -820,6 +820,30 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
     await allocator.stop()
   })
 
+  it('answers a cold start only with a sidecar whose Ready does not say it drains', async () => {
+    const { allocator, engine, caller } = await setUp()
+    const target = engine.allocatorNode.multiaddrs()[0]!
+    await allocator.start()
+    engine.silentSidecars = true
+    let settled = false
+    const starting = allocate(caller.libp2p, target, 'svc-starting-draining').finally(() => { settled = true })
+    const container = await eventually('the sidecar container', () => [...engine.containers.values()].find(c => c.Labels[LABELS.role] === 'sidecar' && c.State === 'running'), 5_000, 10)
+    const dir = container.options.HostConfig!.Binds![0]!.split(':')[0]!
+    const sidecar = await startNode({ privateKey: await loadOrCreateIdentity(join(dir, 'identity.key')) })
+    nodes.push(sidecar)
+    const ready = async (draining: boolean): Promise<void> => {
+      await callRpc(sidecar.libp2p, target, checkInRpc, { kind: CheckIn.Kind.READY, instanceId: container.Labels[LABELS.instance]!, multiaddrs: sidecar.multiaddrs().map(String), idleMs: 0n, inFlight: 0, requestsTotal: 0n, draining })
+    }
+    // its stop began while it still retried its first Ready
+    await ready(true)
+    await sleep(300)
+    assert.equal(settled, false, 'answered with a sidecar that said it drains')
+    // its container's restart: the new sidecar checks in
+    await ready(false)
+    assert.equal((await starting).instanceId, container.Labels[LABELS.instance])
+    await allocator.stop()
+  })
+
   it('lets the requests a drained instance still has in flight finish before it is removed', async () => {
     const { allocator, engine, caller } = await setUp({ idleTimeoutMs: 1_000, statsIntervalMs: 100, drainDelayMs: 500 })
     await allocator.start()
