@@ -1,4 +1,4 @@
-import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises'
+import { lstat, open, readdir, readFile, realpath, stat } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -255,15 +255,40 @@ export interface ContextSource {
   directory: boolean
 }
 
-/** Reads and parses `file` (see `parseImageConf`); the file system only for `file` itself. */
+/**
+ * An image-conf.json is a few hundred bytes. Read whole, a wrong argument (a model, an image,
+ * /dev/zero) would be held in memory, or read for ever, before JSON.parse could refuse it.
+ */
+export const MAX_IMAGE_CONF_BYTES = 1024 * 1024
+
+/**
+ * Reads and parses `file` (see `parseImageConf`); the file system only for `file` itself. Read in
+ * chunks up to MAX_IMAGE_CONF_BYTES, so a pipe (`<(jq ... image-conf.json)`) still works.
+ */
 export async function readImageConf (file: string): Promise<ImageConf> {
-  let text: string
+  const chunks: Buffer[] = []
+  let size = 0
   try {
-    text = await readFile(file, 'utf8')
+    const handle = await open(file, 'r')
+    try {
+      while (size <= MAX_IMAGE_CONF_BYTES) {
+        const { bytesRead, buffer } = await handle.read({ buffer: Buffer.alloc(64 * 1024) })
+        if (bytesRead === 0) {
+          break
+        }
+        chunks.push(buffer.subarray(0, bytesRead))
+        size += bytesRead
+      }
+    } finally {
+      await handle.close()
+    }
   } catch (err) {
     throw new ImageConfError(file, '', `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
   }
-  return parseImageConf(text, file)
+  if (size > MAX_IMAGE_CONF_BYTES) {
+    throw new ImageConfError(file, '', `is more than ${MAX_IMAGE_CONF_BYTES / 1024} KiB: not an image-conf.json`)
+  }
+  return parseImageConf(Buffer.concat(chunks).toString('utf8'), file)
 }
 
 /**

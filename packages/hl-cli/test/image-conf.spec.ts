@@ -12,7 +12,7 @@ import { tempDir } from '../../registry-service/test/helpers.ts'
 import { createBuildContext } from '../src/build.ts'
 import type { ImageConfError } from '../src/errors.ts'
 import { generateDockerfile } from '../src/dockerfile.ts'
-import { loadImageConf, parseDuration, parseImageConf } from '../src/image-conf.ts'
+import { loadImageConf, MAX_IMAGE_CONF_BYTES, parseDuration, parseImageConf, readImageConf } from '../src/image-conf.ts'
 import { imageByDigest, parseImageRef } from '../src/image-ref.ts'
 import { resolveRegistryAuth } from '../src/push.ts'
 import { BIN, DEMOS, freePort, runCli } from './helpers.ts'
@@ -123,6 +123,19 @@ describe('image-conf.json', () => {
         return true
       }, keyPath)
     }
+  })
+
+  it('refuses a file too large to be an image-conf.json without reading it whole, and reads one from a pipe', async () => {
+    const big = join(dir.path, 'model.bin')
+    await writeFile(big, variant(() => {}).padEnd(MAX_IMAGE_CONF_BYTES + 1, ' '))
+    for (const file of [big, '/dev/zero']) {
+      // /dev/zero never ends: read whole, it would fill the memory
+      await assert.rejects(readImageConf(file), (err: ImageConfError) => err.name === 'ImageConfError' && /is more than 1024 KiB/.test(err.message), file)
+    }
+    const pipe = join(dir.path, 'conf.pipe')
+    await run('mkfifo', [pipe])
+    const [conf] = await Promise.all([readImageConf(pipe), writeFile(pipe, variant(() => {}))])
+    assert.equal(conf.cmd, GOOD.DockerConf.Cmd)
   })
 
   it('refuses Copy sources outside the folder or missing, before building anything', async () => {
