@@ -364,8 +364,15 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
       return
     }
     const inner = new Set(within).add(entry.absolute)
-    for (const child of (await readdir(entry.absolute)).sort()) {
+    // read as bytes: a name that is not UTF-8 (a Latin-1 one from an old archive) comes back from
+    // a string readdir with U+FFFD in it, a file that then does not exist
+    for (const raw of (await readdir(entry.absolute, { encoding: 'buffer' })).sort((a, b) => Buffer.compare(a, b))) {
+      const child = raw.toString('utf8')
       const name = entry.path === '.' ? child : `${entry.path}/${child}`
+      if (!Buffer.from(child).equals(raw)) {
+        const shown = [...raw].map(byte => byte < 0x80 ? String.fromCharCode(byte) : `\\x${byte.toString(16)}`).join('')
+        throw fail(`${entry.path === '.' ? '' : `${entry.path}/`}${shown} has a name that is not UTF-8, which the build context cannot hold: rename it (convmv -f latin1 -t utf8) or move it out of ${dir}`)
+      }
       let real = join(entry.absolute, child)
       let info = await lstat(real)
       if (info.isSymbolicLink()) {

@@ -54,6 +54,9 @@ describe('image-conf.json', () => {
     await symlink('nowhere', join(dir.path, 'svc', 'dangling', 'link'))
     await mkdir(join(dir.path, 'svc', 'leaky'))
     await symlink(join(dir.path, 'outside.txt'), join(dir.path, 'svc', 'leaky', 'out'))
+    // a name in Latin-1, as old archives hold them: no UTF-8 string names that file
+    await mkdir(join(dir.path, 'svc', 'latin'))
+    await writeFile(Buffer.concat([Buffer.from(join(dir.path, 'svc', 'latin', 'caf')), Buffer.from([0xe9]), Buffer.from('.txt')]), 'x\n')
     // what hl-cli keygen writes by default, in the folder it was run in
     await mkdir(join(dir.path, 'svc', 'keyed'))
     await writeFile(join(dir.path, 'svc', 'keyed', 'swarm.key'), PreSharedKey.generate().toSwarmKey(), { mode: 0o600 })
@@ -154,7 +157,8 @@ describe('image-conf.json', () => {
       [[['server', '.'], ['keyed', '.']], 'DockerConf.Copy[1][0]', /keyed\/swarm\.key is an overlay key \(a swarm\.key\)/],
       [[['keyed/swarm.key', 'k']], 'DockerConf.Copy[0][0]', /keyed\/swarm\.key is an overlay key/],
       [[['server', '.'], ['state', 'state']], 'DockerConf.Copy[1][0]', /state\/identity\.key is a peer's private key \(an identity\.key, as every physarum node and hl-cli keeps\)/],
-      [[['state/identity.key', 'id']], 'DockerConf.Copy[0][0]', /state\/identity\.key is a peer's private key/]
+      [[['state/identity.key', 'id']], 'DockerConf.Copy[0][0]', /state\/identity\.key is a peer's private key/],
+      [[['server', '.'], ['latin', 'latin']], 'DockerConf.Copy[1][0]', /latin\/caf\\xe9\.txt has a name that is not UTF-8/]
     ]
     for (const [copy, keyPath, problem] of cases) {
       await writeFile(file, variant(c => { c.DockerConf.Copy = copy }))
