@@ -22,7 +22,8 @@ export const BASE_IMAGE = /^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/
  *
  * RTT: a number of milliseconds, or a string with a unit ("100ms", "1.5s", "1m30s"). Required:
  * both RTTs and DockerConf.Cmd. Defaults: From `node:24-slim`, Copy/Run/Bootstraps empty,
- * ProxyClientMode false. Every other key is an error.
+ * ProxyClientMode false; as in the seed, null is a key not given, and so is a From of "". Every
+ * other key is an error.
  */
 export interface ImageConf {
   softRttMs: number
@@ -128,7 +129,8 @@ export function parseImageConf (text: string, file: string): ImageConf {
     }
   })
 
-  const from = found.get('DockerConf.From') as string | undefined
+  // "" is the seed's "not given" (its hl-cli took the default base image for it)
+  const from = found.get('DockerConf.From') === '' ? undefined : found.get('DockerConf.From') as string | undefined
   if (from != null && !BASE_IMAGE.test(from)) {
     throw new ImageConfError(file, 'DockerConf.From', `${JSON.stringify(from)} is not an image reference (e.g. ${DEFAULT_FROM})`)
   }
@@ -190,6 +192,11 @@ function walk (value: Json, schema: Schema, path: string, file: string, found: M
     const type = Object.hasOwn(schema, key) ? schema[key] : undefined
     if (type == null) {
       throw new ImageConfError(file, childPath, `unknown key; ${path === '' ? 'the top level' : path} has ${Object.keys(schema).join(', ')}`)
+    }
+    // the seed's Go decoder leaves a field at its zero value for null, and Go writes a nil slice
+    // as null ("Run": null): not given. A required one is then told missing
+    if (child === null) {
+      continue
     }
     if (typeof type === 'object') {
       walk(child, type, childPath, file, found)

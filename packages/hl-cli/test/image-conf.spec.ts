@@ -92,10 +92,22 @@ describe('image-conf.json', () => {
     assert.deepEqual([conf.softRttMs, conf.hardRttMs], [50, 2000])
   })
 
+  it('reads null and a From of "" as the seed did: not given', () => {
+    // as Go writes a struct with nil slices and an empty string, and the seed's hl-cli read it
+    const conf = parseImageConf(variant(c => {
+      c.PerfConf.Bootstraps = null
+      Object.assign(c.DockerConf, { From: '', Copy: null, Run: null, ProxyClientMode: null })
+    }), 'svc/image-conf.json')
+    assert.deepEqual([conf.from, conf.bootstraps, conf.copy, conf.run, conf.proxyClientMode], [undefined, [], [], [], false])
+    assert.equal(generateDockerfile(conf, { service: 's' }).split('\n')[0], 'FROM node:24-slim')
+  })
+
   it('refuses broken configs, naming the file, the key path and the problem', () => {
     const cases: Array<[string, string, RegExp]> = [
       [variant(c => { delete c.DockerConf.Cmd }), 'DockerConf.Cmd', /missing/],
       [variant(c => { c.DockerConf.Cmd = '  ' }), 'DockerConf.Cmd', /empty/],
+      [variant(c => { c.DockerConf.Cmd = null }), 'DockerConf.Cmd', /missing/],
+      [variant(c => { c.PerfConf.Perf.SoftReq.RTT = null }), 'PerfConf.Perf.SoftReq.RTT', /missing/],
       [variant(c => { c.PerfConf.Perf.SoftReq.RTT = 2000 }), 'PerfConf.Perf.SoftReq.RTT', /more than the hard one/],
       [variant(c => { c.PerfConf.Perf.SoftReq.RTT = '2s'; c.PerfConf.Perf.HardReq!.RTT = '1s' }), 'PerfConf.Perf.SoftReq.RTT', /more than the hard one/],
       [variant(c => { c.DockerConf.Cmnd = 'x' }), 'DockerConf.Cmnd', /unknown key/],
