@@ -1,8 +1,8 @@
-import { lstat, open, readdir, readFile, realpath, stat } from 'node:fs/promises'
+import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
-import { PreSharedKey } from '@physarum/p2p'
+import { PreSharedKey, readSmallFile } from '@physarum/p2p'
 import { DEFAULT_FROM } from './constants.ts'
 import { ImageConfError } from './errors.ts'
 import type { Stats } from 'node:fs'
@@ -269,33 +269,17 @@ export interface ContextSource {
 export const MAX_IMAGE_CONF_BYTES = 1024 * 1024
 
 /**
- * Reads and parses `file` (see `parseImageConf`); the file system only for `file` itself. Read in
- * chunks up to MAX_IMAGE_CONF_BYTES, so a pipe (`<(jq ... image-conf.json)`) still works.
+ * Reads and parses `file` (see `parseImageConf`); the file system only for `file` itself, up to
+ * MAX_IMAGE_CONF_BYTES (a pipe, `<(jq ... image-conf.json)`, works).
  */
 export async function readImageConf (file: string): Promise<ImageConf> {
-  const chunks: Buffer[] = []
-  let size = 0
+  let bytes: Buffer
   try {
-    const handle = await open(file, 'r')
-    try {
-      while (size <= MAX_IMAGE_CONF_BYTES) {
-        const { bytesRead, buffer } = await handle.read({ buffer: Buffer.alloc(64 * 1024) })
-        if (bytesRead === 0) {
-          break
-        }
-        chunks.push(buffer.subarray(0, bytesRead))
-        size += bytesRead
-      }
-    } finally {
-      await handle.close()
-    }
+    bytes = await readSmallFile(file, MAX_IMAGE_CONF_BYTES, 'image-conf.json')
   } catch (err) {
     throw new ImageConfError(file, '', `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
   }
-  if (size > MAX_IMAGE_CONF_BYTES) {
-    throw new ImageConfError(file, '', `is more than ${MAX_IMAGE_CONF_BYTES / 1024} KiB: not an image-conf.json`)
-  }
-  return parseImageConf(Buffer.concat(chunks).toString('utf8'), file)
+  return parseImageConf(bytes.toString('utf8'), file)
 }
 
 /**

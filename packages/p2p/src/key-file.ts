@@ -4,14 +4,15 @@ import { open } from 'node:fs/promises'
 export const MAX_KEY_FILE_BYTES = 64 * 1024
 
 /**
- * The bytes of a key file (an identity, a swarm.key, a passphrase), read up to
- * MAX_KEY_FILE_BYTES: a path naming a device (/dev/zero) or a FIFO that never ends would
- * otherwise be read, into memory, without end. A FIFO that ends (a shell's `<(...)`) is read whole.
+ * The bytes of a small file an operator names (a key, a config), read up to `maxBytes`: a path
+ * naming a device (/dev/zero), a FIFO that never ends or a large file by mistake would otherwise
+ * be read into memory whole, or without end. A FIFO that ends (a shell's `<(...)`) is read whole.
+ * Past `maxBytes` it throws, saying the file is no `what`.
  */
-export async function readKeyFile (path: string): Promise<Buffer> {
+export async function readSmallFile (path: string, maxBytes: number, what: string): Promise<Buffer> {
   const file = await open(path, 'r')
   try {
-    const buffer = Buffer.alloc(MAX_KEY_FILE_BYTES + 1)
+    const buffer = Buffer.alloc(maxBytes + 1)
     let length = 0
     while (length < buffer.length) {
       const { bytesRead } = await file.read(buffer, length, buffer.length - length, null)
@@ -20,13 +21,18 @@ export async function readKeyFile (path: string): Promise<Buffer> {
       }
       length += bytesRead
     }
-    if (length > MAX_KEY_FILE_BYTES) {
-      throw new Error(`it holds more than ${MAX_KEY_FILE_BYTES} bytes, so it is no key file`)
+    if (length > maxBytes) {
+      throw new Error(`it holds more than ${maxBytes} bytes, so it is no ${what}`)
     }
     return buffer.subarray(0, length)
   } finally {
     await file.close()
   }
+}
+
+/** The bytes of a key file (an identity, a swarm.key, a passphrase). */
+export async function readKeyFile (path: string): Promise<Buffer> {
+  return await readSmallFile(path, MAX_KEY_FILE_BYTES, 'key file')
 }
 
 /**
