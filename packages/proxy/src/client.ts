@@ -8,7 +8,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, MAX_ALLOCATORS_MEASURED,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS, LATE_DIAL_WAIT_RTTS,
-  MAX_HTTP_STREAMS, MAX_QUEUED_PER_INSTANCE, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, COLD_START_FAILURE_HOLD_MS, COLD_START_FAILURE_MAX_HOLD_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
+  MAX_HTTP_STREAMS, MAX_QUEUED_PER_INSTANCE, REQUEST_HEAD_TIMEOUT_MS, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, COLD_START_FAILURE_HOLD_MS, COLD_START_FAILURE_MAX_HOLD_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
 import { isOpen, joinSocket } from './duplex.ts'
@@ -48,6 +48,8 @@ export interface ClientProxyInit {
   upstreamTimeoutMs?: number
   /** How long an idle keep-alive stream to an instance is kept. */
   idleStreamTimeoutMs?: number
+  /** How long a client may take to send a request's head before 408 (default REQUEST_HEAD_TIMEOUT_MS). */
+  headTimeoutMs?: number
   /** At most one background allocation per service this often (default CLOSER_ALLOCATION_INTERVAL_MS). */
   closerIntervalMs?: number
   /** How often the instances of a service in use are looked up and measured again (default INSTANCE_REFRESH_MS). */
@@ -1215,7 +1217,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   // only WebSocket upgrades become byte pipes to the instance: another protocol's upgrade (curl's
   // h2c) is served as the plain HTTP/1.1 request it also is, its Upgrade header dropped (the
   // instance may not speak that protocol, and a keep-alive connection stays the proxy's)
-  const server = createServer({ requestTimeout: 0, shouldUpgradeCallback: isWebSocket }, (req, res) => {
+  const headTimeoutMs = init.headTimeoutMs ?? REQUEST_HEAD_TIMEOUT_MS
+  const server = createServer({
+    requestTimeout: 0,
+    headersTimeout: headTimeoutMs,
+    // Node looks for heads past their time this often (30 s by default): a shorter limit, sooner
+    connectionsCheckingInterval: Math.min(30_000, Math.ceil(headTimeoutMs / 2)),
+    shouldUpgradeCallback: isWebSocket
+  }, (req, res) => {
     handle(req, res).catch((err: Error) => {
       log.error({ err: err.message }, 'request handler failed')
       res.destroy()

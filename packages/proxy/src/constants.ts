@@ -38,6 +38,13 @@ export const DEFAULT_MAX_PENDING = 1_000
 export const DEFAULT_COLD_START_TIMEOUT_MS = 30_000
 /** Client mode: deadline of one findProviders round for instances or allocators. */
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1_000
+/**
+ * Client mode: how long a client may take to send a request's head, from its first byte or from
+ * the connection's start (then 408 and the connection closes). Node's limit for that derives from
+ * its whole-request limit, which the proxy turns off (bodies stream for as long as they take), and
+ * would then be none: a client that stopped mid-head would hold its connection and socket for good.
+ */
+export const REQUEST_HEAD_TIMEOUT_MS = 60_000
 /** Client mode: how long an instance may take to start its response (then 504). */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000
 /**

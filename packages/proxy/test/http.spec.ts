@@ -8,6 +8,7 @@ import type { Server, Socket } from 'node:net'
 import type { ProxiedService } from './helpers.ts'
 
 const SERVICE = 'plain-server'
+const HEAD_TIMEOUT_MS = 1_000
 
 /** The paths the service was asked for. */
 const seen: string[] = []
@@ -46,7 +47,7 @@ describe('client proxy: requests it does not forward, and response framing it co
   const raw = async (request: string): Promise<string> => await rawRequest(proxied.proxy.port, request)
 
   before(async () => {
-    proxied = await startProxiedService(SERVICE, 'plain', plainService())
+    proxied = await startProxiedService(SERVICE, 'plain', plainService(), { headTimeoutMs: HEAD_TIMEOUT_MS })
     await eventually('the instance answers', async () => (await fetch(`http://127.0.0.1:${proxied.proxy.port}/${SERVICE}/`).catch(() => undefined))?.status === 200 ? true : undefined, 30_000, 200)
   })
 
@@ -91,6 +92,23 @@ describe('client proxy: requests it does not forward, and response framing it co
     await ended
     const counted = (await proxied.metrics.metrics()).split('\n').filter(line => line.startsWith('physarum_proxy_requests_total{service="unknown"'))
     assert.ok(counted.some(line => /code="400"} 3$/.test(line)) && counted.some(line => /code="431"} 1$/.test(line)), counted.join('\n'))
+  })
+
+  it('answers 408 to a client that stops sending its request head, and closes its connection', { timeout: 10_000 }, async () => {
+    const began = performance.now()
+    const [partial, silent] = await Promise.all([
+      // all but the blank line that ends the head
+      raw(`GET /${SERVICE}/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n`),
+      // connected, and nothing sent
+      raw('')
+    ])
+    for (const answer of [partial, silent]) {
+      const { status, body } = jsonAnswer(answer)
+      assert.equal(status, 408)
+      assert.match(body.error, /did not come whole in time/)
+    }
+    assert.ok(performance.now() - began < 4 * HEAD_TIMEOUT_MS, 'closed soon after the head timeout')
+    assert.ok(!seen.includes('/slow'))
   })
 
   it('relays a 204 without the Content-Length its instance sent with it', async () => {
