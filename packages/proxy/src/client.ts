@@ -1223,6 +1223,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     headersTimeout: headTimeoutMs,
     // Node looks for heads past their time this often (30 s by default): a shorter limit, sooner
     connectionsCheckingInterval: Math.min(30_000, Math.ceil(headTimeoutMs / 2)),
+    // Node would answer an HTTP/1.1 request without Host with a bare 400 of its own, uncounted:
+    // targetOf refuses it with the JSON every other refusal has
+    requireHostHeader: false,
     shouldUpgradeCallback: isWebSocket
   }, (req, res) => {
     handle(req, res).catch((err: Error) => {
@@ -1340,6 +1343,12 @@ function checkHost (host: string | undefined): void {
  * in itself, and its path is taken as it is written.
  */
 function targetOf (req: IncomingMessage): { service: string, path: string } {
+  // RFC 9112 3.2: one Host in every HTTP/1.1 request (Node keeps the first of several, and an
+  // instance or a proxy before it might read another)
+  const hosts = req.headersDistinct.host?.length ?? 0
+  if (hosts > 1 || (hosts === 0 && req.httpVersion === '1.1')) {
+    throw new ProxyError(400, `The request is not valid HTTP/1.1: it has ${hosts === 0 ? 'no Host header' : 'more than one Host header'}`)
+  }
   const url = req.url ?? ''
   const absolute = /^https?:\/\/([^/?#]*)(.*)$/i.exec(url)
   if (absolute == null) {

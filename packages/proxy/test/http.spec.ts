@@ -111,6 +111,25 @@ describe('client proxy: requests it does not forward, and response framing it co
     assert.ok(!seen.includes('/slow'))
   })
 
+  it('answers an HTTP/1.1 request with no Host, or two, with a JSON 400, the instance never asked', async () => {
+    const before = seen.length
+    const cases: Array<[string, RegExp]> = [
+      [`GET /${SERVICE}/no-host HTTP/1.1\r\nConnection: close\r\n\r\n`, /no Host header/],
+      [`GET http://127.0.0.1/${SERVICE}/no-host HTTP/1.1\r\nConnection: close\r\n\r\n`, /no Host header/],
+      [`GET /${SERVICE}/ws HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, /no Host header/],
+      [`GET /${SERVICE}/two-hosts HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n`, /more than one Host header/]
+    ]
+    for (const [request, message] of cases) {
+      const { status, body } = jsonAnswer(await raw(request))
+      assert.equal(status, 400, request)
+      assert.equal(body.status, 400)
+      assert.match(body.error, message, request)
+    }
+    assert.deepEqual(seen.slice(before), [])
+    // HTTP/1.0 has no Host to require
+    assert.match(await raw(`GET /${SERVICE}/old HTTP/1.0\r\n\r\n`), /^HTTP\/1\.1 200 /)
+  })
+
   it('relays a 204 without the Content-Length its instance sent with it', async () => {
     const answer = await raw(`GET /${SERVICE}/no-content HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`)
     assert.match(answer, /^HTTP\/1\.1 204 /)
