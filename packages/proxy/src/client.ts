@@ -1251,6 +1251,14 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       sendError(res, failure)
     })
   })
+  // an expectation other than 100-continue, which the proxy cannot meet (RFC 9110 10.1.1): the
+  // JSON error every refusal has, not Node's bare 417; nothing more is read on the connection, as
+  // the client may send the body it held back
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    requests.inc({ service: 'unknown', code: '417' })
+    res.shouldKeepAlive = false
+    sendError(res, new ProxyError(417, `The proxy meets no expectation but 100-continue, not ${JSON.stringify(String(req.headers.expect).slice(0, 100))}`))
+  })
   // a request Node's parser refuses (Content-Length beside Transfer-Encoding, a folded header
   // line, a head past maxHeaderSize...) gets the JSON error every other refusal gets, not Node's
   // bare status line; as Node does, the connection then ends, since where its next request would

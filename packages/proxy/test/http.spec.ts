@@ -130,6 +130,17 @@ describe('client proxy: requests it does not forward, and response framing it co
     assert.match(await raw(`GET /${SERVICE}/old HTTP/1.0\r\n\r\n`), /^HTTP\/1\.1 200 /)
   })
 
+  it('answers an expectation other than 100-continue with a JSON 417, the instance never asked', async () => {
+    const before = seen.length
+    const { status, body } = jsonAnswer(await raw(`POST /${SERVICE}/expecting HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 200-ok\r\nContent-Length: 5\r\n\r\nhello`))
+    assert.equal(status, 417)
+    assert.equal(body.status, 417)
+    assert.match(body.error, /no expectation but 100-continue, not "200-ok"/)
+    assert.deepEqual(seen.slice(before), [])
+    const counted = (await proxied.metrics.metrics()).split('\n').filter(line => line.startsWith('physarum_proxy_requests_total{service="unknown",code="417"}'))
+    assert.deepEqual(counted, ['physarum_proxy_requests_total{service="unknown",code="417"} 1'])
+  })
+
   it('relays a 204 without the Content-Length its instance sent with it', async () => {
     const answer = await raw(`GET /${SERVICE}/no-content HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`)
     assert.match(answer, /^HTTP\/1\.1 204 /)
