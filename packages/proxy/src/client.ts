@@ -1452,10 +1452,11 @@ function requestHeaders (req: IncomingMessage): Record<string, string | string[]
   // (undici would otherwise put its pool's placeholder origin there)
   headers.host ??= hostPort(req.socket.localAddress ?? '127.0.0.1', req.socket.localPort ?? 0)
   const client = req.socket.remoteAddress ?? 'unknown'
-  const previous = req.headers['x-forwarded-for']
+  // the lists as passed on: the client's own, unless its Connection header named them (hop-by-hop)
+  const previous = headers['x-forwarded-for']
   headers['x-forwarded-for'] = previous == null ? client : `${String(previous)}, ${client}`
   const forwardedFor = client.includes(':') ? `"[${client}]"` : client
-  headers.forwarded = req.headers.forwarded == null ? `for=${forwardedFor}` : `${req.headers.forwarded}, for=${forwardedFor}`
+  headers.forwarded = headers.forwarded == null ? `for=${forwardedFor}` : `${String(headers.forwarded)}, for=${forwardedFor}`
   return headers
 }
 

@@ -13,16 +13,21 @@ const HEAD_TIMEOUT_MS = 1_000
 /** The paths the service was asked for. */
 const seen: string[] = []
 
-/** A service that answers every request 200 with its path, /no-content 204 with a Content-Length. */
+/** A service that answers every request 200 with its path, /head with its head, /no-content 204 with a Content-Length. */
 function plainService (): Server {
   return createServer((socket) => {
     let buffered = ''
     socket.on('data', (chunk: Buffer) => {
       buffered += chunk.toString('latin1')
       for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        const path = buffered.slice(0, end).split(' ')[1] ?? ''
+        const head = buffered.slice(0, end)
+        const path = head.split(' ')[1] ?? ''
         buffered = buffered.slice(end + 4)
         seen.push(path)
+        if (path === '/head') {
+          socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(head, 'latin1')}\r\n\r\n${head}`, 'latin1')
+          continue
+        }
         if (path === '/no-content') {
           socket.write('HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n')
           continue
@@ -139,6 +144,16 @@ describe('client proxy: requests it does not forward, and response framing it co
     assert.deepEqual(seen.slice(before), [])
     const counted = (await proxied.metrics.metrics()).split('\n').filter(line => line.startsWith('physarum_proxy_requests_total{service="unknown",code="417"}'))
     assert.deepEqual(counted, ['physarum_proxy_requests_total{service="unknown",code="417"} 1'])
+  })
+
+  it('appends the client to X-Forwarded-For and Forwarded, not to lists its Connection header named hop-by-hop', async () => {
+    const forwarded = async (extra: string): Promise<string[]> => {
+      const answer = await raw(`GET /${SERVICE}/head HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: 10.0.0.1\r\nForwarded: for=10.0.0.1\r\n${extra}\r\n`)
+      assert.match(answer, /^HTTP\/1\.1 200 /, answer)
+      return answer.split('\r\n').filter(line => /^(x-forwarded-for|forwarded):/i.test(line))
+    }
+    assert.deepEqual(await forwarded('Connection: close\r\n'), ['x-forwarded-for: 10.0.0.1, 127.0.0.1', 'forwarded: for=10.0.0.1, for=127.0.0.1'])
+    assert.deepEqual(await forwarded('Connection: close, X-Forwarded-For, Forwarded\r\n'), ['x-forwarded-for: 127.0.0.1', 'forwarded: for=127.0.0.1'])
   })
 
   it('relays a 204 without the Content-Length its instance sent with it', async () => {
