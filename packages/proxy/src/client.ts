@@ -1353,7 +1353,14 @@ function checkHost (host: string | undefined): void {
 function targetOf (req: IncomingMessage): { service: string, path: string } {
   // RFC 9112 3.2: one Host in every HTTP/1.1 request (Node keeps the first of several, and an
   // instance or a proxy before it might read another)
-  const hosts = req.headersDistinct.host?.length ?? 0
+  // counted in the raw headers: headersDistinct would build an array for every header of every request
+  let hosts = 0
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      hosts++
+    }
+  }
   if (hosts > 1 || (hosts === 0 && req.httpVersion === '1.1')) {
     throw new ProxyError(400, `The request is not valid HTTP/1.1: it has ${hosts === 0 ? 'no Host header' : 'more than one Host header'}`)
   }
