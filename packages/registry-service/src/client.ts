@@ -149,6 +149,11 @@ export class RegistryClient {
   readonly #options: RegistryClientOptions
   /** Get results: until when each is served, and when it was fetched. */
   readonly #cache = new Map<string, { record: ServiceRecord, expires: number, fetchedAt: number }>()
+  /**
+   * The records this client deleted: the etcd revision of the deletion, and until when an answer
+   * older than it is refused (one TTL, as a cached copy).
+   */
+  readonly #deleted = new Map<string, { revision: bigint, expires: number }>()
   /** Gets on the wire that callers without a signal of their own share, by name. */
   readonly #fetching = new Map<string, Promise<ServiceRecord>>()
   /**
@@ -269,7 +274,9 @@ export class RegistryClient {
     this.#cache.delete(name)
     try {
       const { response } = await this.#call({ delete: { name, ...(expected == null ? {} : { expectedRevision: BigInt(expected) }) } }, options)
-      return (response.delete?.revision ?? 0n).toString()
+      const revision = response.delete?.revision ?? 0n
+      this.#forget(name, revision)
+      return revision.toString()
     } catch (err) {
       // an earlier attempt that timed out may have deleted it
       if (err instanceof RpcFailureError && err.code === 'NOT_FOUND' && (err as AmbiguousConflict).afterAmbiguous === true) {
@@ -353,7 +360,7 @@ export class RegistryClient {
       if (record != null) {
         let found: ServiceRecord
         try {
-          found = this.#remember(answeredRecord(record, name))
+          found = this.#remember(answeredRecord(record, name), true)
         } catch (err) {
           for (const waiter of waiters) waiter.reject(err as Error)
           return
@@ -371,7 +378,7 @@ export class RegistryClient {
   async #getAlone (name: string, waiters: Array<Waiter<ServiceRecord>>): Promise<void> {
     try {
       const { response } = await this.#call({ get: { name } }, {})
-      const record = this.#remember(answeredRecord(response.record, name))
+      const record = this.#remember(answeredRecord(response.record, name), true)
       for (const waiter of waiters) waiter.resolve(record)
     } catch (err) {
       for (const waiter of waiters) waiter.reject(err as Error)
@@ -396,10 +403,40 @@ export class RegistryClient {
     return cached.record
   }
 
-  /** Caches `record` and returns it, or the newer revision of it already cached. */
-  #remember (record: ServiceRecord): ServiceRecord {
+  /**
+   * Notes that `name` was deleted at `revision`: a Get read before the deletion and answered after
+   * it would otherwise put the deleted record back in the cache, and serve it for a whole TTL (to
+   * the callers that joined that Get after the deletion too).
+   */
+  #forget (name: string, revision: bigint): void {
+    const ttl = this.#options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS
+    // an ambiguous delete that found the record gone answers no revision: none to compare with
+    if (ttl <= 0 || revision === 0n) {
+      return
+    }
+    this.#deleted.delete(name)
+    this.#deleted.set(name, { revision, expires: Date.now() + ttl })
+    if (this.#deleted.size > 10_000) {
+      this.#deleted.delete(this.#deleted.keys().next().value!)
+    }
+  }
+
+  /**
+   * Caches `record` and returns it, or the newer revision of it already cached. For a Get's answer
+   * (`read`), RpcFailureError NOT_FOUND when this client deleted the record after that revision.
+   */
+  #remember (record: ServiceRecord, read = false): ServiceRecord {
     const ttl = this.#options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS
     if (ttl > 0) {
+      const deleted = this.#deleted.get(record.name)
+      if (deleted != null && (deleted.expires <= Date.now() || BigInt(record.revision) > deleted.revision)) {
+        this.#deleted.delete(record.name)
+      } else if (deleted != null) {
+        if (read) {
+          throw new RpcFailureError('NOT_FOUND', `No service named ${record.name}: it was deleted at revision ${deleted.revision}, after this answer's revision ${record.revision}`)
+        }
+        return record
+      }
       // a Get answered before a write landed may arrive after the write's own answer: its older
       // record would otherwise be served for a whole TTL. Only a copy within its TTL is kept so:
       // revisions start over in an etcd whose records were added again (its data lost, or moved),

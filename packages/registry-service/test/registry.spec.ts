@@ -158,6 +158,42 @@ describe('registry service and client, two registries sharing one etcd', () => {
     }
   })
 
+  it('never serves a record it deleted from a Get read before the deletion and answered after it', async () => {
+    const client = createRegistryClient(admin.node, { peers: [one.node.multiaddrs()[0]!], cacheTtlMs: 60_000 })
+    await client.add(sampleRecord('deleted-racing-server'))
+    client.invalidate()
+    // the registry reads the record at once and holds its answer, as a slow path would
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    let readDone!: () => void
+    const readOld = new Promise<void>(resolve => { readDone = resolve })
+    const read = one.store.get.bind(one.store)
+    one.store.get = async (name) => {
+      const record = await read(name)
+      readDone()
+      await held
+      return record
+    }
+    try {
+      // shared by the callers without a signal of their own, as the proxy's are
+      const slow = client.get('deleted-racing-server')
+      await readOld
+      await client.delete('deleted-racing-server')
+      // asked after the deletion, while the Get from before it is still on the wire
+      const joined = client.get('deleted-racing-server')
+      release()
+      await assert.rejects(slow, { code: 'NOT_FOUND' }, 'the late answer gives way to the deletion')
+      await assert.rejects(joined, { code: 'NOT_FOUND' })
+      one.store.get = read
+      await assert.rejects(client.get('deleted-racing-server'), { code: 'NOT_FOUND' }, 'nothing was cached')
+      const again = await client.add(sampleRecord('deleted-racing-server', { softRttMs: 60 }))
+      assert.deepEqual(await client.get('deleted-racing-server'), again, 'a record added again is served')
+    } finally {
+      release()
+      one.store.get = read
+    }
+  })
+
   it('finds both registries through the DHT, ranks them by RTT, and caches Get for its TTL', async () => {
     // a client keeps its ranking for a minute, even one that a loaded host made from one answer:
     // each attempt is a new client, which walks the DHT afresh
