@@ -235,7 +235,12 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
     // an etcd that is down may come back, but a wrong login or certificate stays wrong: the
     // registry would answer UNAVAILABLE for ever with the reason in a log line nobody reads
     if (!health.ok && config.etcd.kind === 'external' && health.error != null && REFUSED.test(health.error)) {
-      throw new Error(`etcd (${endpoints.join(', ')}) does not let this registry-service in (check --etcd-user and --etcd-password-file; for https://, --etcd-ca, --etcd-cert and --etcd-key): ${health.error}`)
+      // a login given to an etcd whose authentication is off fails every call: etcd answers no
+      // token to a login it does not check
+      const check = AUTH_OFF.test(health.error)
+        ? 'its authentication is off, and it takes no login: give no --etcd-user, or turn it on (etcdctl auth enable)'
+        : 'check --etcd-user and --etcd-password-file; for https://, --etcd-ca, --etcd-cert and --etcd-key'
+      throw new Error(`etcd (${endpoints.join(', ')}) does not let this registry-service in (${check}): ${health.error}`)
     }
     if (!health.ok) {
       log.warn({ endpoints, err: health.error }, 'etcd is not reachable yet; requests are answered UNAVAILABLE until it is')
@@ -294,8 +299,10 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
   }
 }
 
+/** etcd's answer to a login when its authentication is off. */
+const AUTH_OFF = /authentication is not enabled/
 /** etcd's answers to a login it refuses, and TLS's to a certificate it cannot verify. */
-const REFUSED = /authentication failed|user name is empty|permission denied|certificate|SSL routines/
+const REFUSED = /authentication failed|authentication is not enabled|user name is empty|permission denied|certificate|SSL routines/
 
 /**
  * Asks for membership until it is granted or refused for good: while no registry is found yet (the

@@ -454,6 +454,21 @@ describe('registry-service command line', () => {
     }
   })
 
+  it('refuses to start with a login for an external etcd whose authentication is off, which fails every call', async () => {
+    const etcd = await TestEtcd.start()
+    try {
+      const passwordFile = join(state.path, 'etcd-password')
+      await writeFile(passwordFile, 'the-etcd-password\n', { mode: 0o600 })
+      const refused = await runToEnd(['--etcd-endpoints', etcd.endpoint, '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0', '-bootstrap', bootstrap.multiaddrs()[0]!.toString(),
+        '--state-dir', join(state.path, 'auth-off'), '--etcd-user', 'physarum', '--etcd-password-file', passwordFile])
+      assert.equal(refused.code, 1, refused.output)
+      assert.match(refused.output, /does not let this registry-service in \(its authentication is off, and it takes no login: give no --etcd-user/)
+      assert.match(refused.output, /authentication is not enabled/)
+    } finally {
+      await etcd.remove()
+    }
+  })
+
   it('reaches an external etcd over TLS with a client certificate (--etcd-ca, --etcd-cert, --etcd-key), and refuses to start without the CA', async () => {
     const certs = await tempDir('physarum-etcd-tls')
     const tls = await makeTestCertificates(certs.path)
