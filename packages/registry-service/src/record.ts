@@ -102,6 +102,11 @@ function describe (value: unknown): string {
   if (Array.isArray(value)) {
     return 'an array'
   }
+  // not quoted whole: a value written past the registry may be larger than an answer may be, and
+  // the answer naming it would fail, with every other name of its GetMany
+  if (typeof value === 'string' && value.length > 64) {
+    return `a string of ${value.length} characters`
+  }
   return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)}`
 }
 
@@ -197,7 +202,7 @@ export function fromStoredJson (json: string, revision: string): ServiceRecord {
   // every answer that holds it (a GetMany, a List page) too large to send, failing its other names
   for (const [field, time] of [['createdAt', createdAt], ['updatedAt', updatedAt]] as const) {
     if (typeof time !== 'string' || !RFC3339_PATTERN.test(time)) {
-      throw new InvalidRecordError(field, `must be an RFC 3339 time as the registry writes it, not ${typeof time === 'string' && time.length > 64 ? `a string of ${time.length} characters` : describe(time)}`)
+      throw new InvalidRecordError(field, `must be an RFC 3339 time as the registry writes it, not ${describe(time)}`)
     }
   }
   return { ...record, createdAt: createdAt as string, updatedAt: updatedAt as string, revision }

@@ -373,20 +373,29 @@ describe('registry service and client, two registries sharing one etcd', () => {
     assert.deepEqual(['ok', 'NOT_FOUND', 'BAD_REQUEST', 'INTERNAL'].map(outcome => count(metricsAfter, outcome) - count(metricsBefore, outcome)), [3, 1, 1, 1])
   })
 
-  it('takes a stored value whose timestamps would not fit in an answer for no record, without failing the names asked with it', async (t) => {
+  it('takes a stored value with a field that would not fit in an answer for no record, without failing the names asked with it', async (t) => {
     const fine = await viaOne.add(sampleRecord('huge-a-server'))
     const raw = new Etcd3({ hosts: etcd.endpoint })
     t.after(async () => {
-      await raw.delete().key(`${KEY_PREFIX}huge-b-server`)
+      for (const name of ['huge-b-server', 'huge-c-server', 'huge-d-server']) {
+        await raw.delete().key(`${KEY_PREFIX}${name}`)
+      }
       raw.close()
     })
-    // a record written past the registry, valid but for a timestamp larger than a whole message
+    // records written past the registry, valid but for a value larger than a whole message: a
+    // timestamp, a number written as a string, a value that is a string and not an object
     const stored = JSON.parse(await raw.get(`${KEY_PREFIX}huge-a-server`).string() ?? '') as Record<string, unknown>
-    await raw.put(`${KEY_PREFIX}huge-b-server`).value(JSON.stringify({ ...stored, name: 'huge-b-server', createdAt: `2026-01-01T00:00:00.${'0'.repeat(300_000)}Z` }))
+    const huge = '0'.repeat(300_000)
+    await raw.put(`${KEY_PREFIX}huge-b-server`).value(JSON.stringify({ ...stored, name: 'huge-b-server', createdAt: `2026-01-01T00:00:00.${huge}Z` }))
+    await raw.put(`${KEY_PREFIX}huge-c-server`).value(JSON.stringify({ ...stored, name: 'huge-c-server', softRttMs: huge }))
+    await raw.put(`${KEY_PREFIX}huge-d-server`).value(JSON.stringify(huge))
 
-    const response = await callRpc(admin.node.libp2p, one.node.peerId, registryRpc, { getMany: { names: [fine.name, 'huge-b-server'] } })
-    assert.deepEqual(response.getMany!.results.map(r => r.record == null ? r.failure?.code : recordFromWire(r.record)), [fine, 'INTERNAL'])
-    assert.match(response.getMany!.results[1]!.failure!.message, /huge-b-server is not a service record: createdAt: /)
+    const names = [fine.name, 'huge-b-server', 'huge-c-server', 'huge-d-server']
+    const response = await callRpc(admin.node.libp2p, one.node.peerId, registryRpc, { getMany: { names } })
+    assert.deepEqual(response.getMany!.results.map(r => r.record == null ? r.failure?.code : recordFromWire(r.record)), [fine, 'INTERNAL', 'INTERNAL', 'INTERNAL'])
+    assert.match(response.getMany!.results[1]!.failure!.message, /huge-b-server is not a service record: createdAt: .*not a string of 300021 characters/)
+    assert.match(response.getMany!.results[2]!.failure!.message, /huge-c-server is not a service record: softRttMs: .*not a string of 300000 characters/)
+    assert.match(response.getMany!.results[3]!.failure!.message, /huge-d-server is not a service record: record: must be an object, not a string of 300000 characters/)
     assert.deepEqual((await viaOne.list({ prefix: 'huge-' })).records, [fine])
   })
 
