@@ -116,7 +116,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       // before anything asks a cluster to add this member: a start that cannot bind would leave it added
       await clearEtcdPorts(init)
       let joinedClientUrls: string[] = []
-      if (config.etcd.kind === 'join' && await discardFailedJoin(managed.dataDir)) {
+      if (config.etcd.kind === 'join' && await discardFailedJoin(managed.dataDir, managed.env)) {
         log.warn({ dataDir: managed.dataDir }, 'removed what an etcd that never joined the cluster left in the data folder: joining again')
       }
       const joinVia = config.etcd.kind === 'join' ? config.etcd.joinVia : []
@@ -129,7 +129,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
           throw new JoinError(`Asking a registry-service to add this etcd member (${managed.name}, ${peerUrl}) failed: ${err.message}${(err as { code?: string }).code === 'UNAUTHORIZED' ? `. Start that registry with --admin ${node.peerId.toString()}, or with --open-writes` : ''}`)
         })
       }
-      if (config.etcd.kind === 'new' && !hasEtcdData(managed.dataDir)) {
+      if (config.etcd.kind === 'new' && !hasEtcdData(managed.dataDir, managed.env)) {
         // a unit with --new-etcd-cluster on a host whose etcd data was lost would otherwise start
         // an empty cluster beside the real one, and answer NOT_FOUND for every service
         const client = createRegistryClient(node, { trusted: config.registryIds ?? [] })
@@ -139,7 +139,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
           throw new JoinError(`--new-etcd-cluster with an empty etcd data folder (${managed.dataDir}), while registry-services already run in this overlay (${running.map(found => found.peerId.toString()).join(', ')}): a new cluster would have none of their records. If this host's etcd data was lost, remove its old member (etcdctl member list, member remove) and start it with --join-etcd-cluster`)
         }
       }
-      if (config.etcd.kind === 'join' && !hasEtcdData(managed.dataDir)) {
+      if (config.etcd.kind === 'join' && !hasEtcdData(managed.dataDir, managed.env)) {
         const answer = await askToJoin()
         log.info({ initialCluster: answer.initialCluster }, 'added as an etcd member; starting etcd')
         etcd = new EtcdProcess({ ...init, clusterState: 'existing', initialCluster: answer.initialCluster })

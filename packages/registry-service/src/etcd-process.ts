@@ -189,22 +189,28 @@ export function hostUrl (ip: string, port: number): string {
 
 /**
  * Whether `dataDir` holds an etcd member already (then the initial-cluster flags are ignored): its
- * write-ahead log. An etcd that could not reach the cluster it was to join leaves `member/` with
+ * write-ahead log, which is where etcd looks too: in ETCD_WAL_DIR when `env` (etcd's) sets it, else
+ * in `member/wal`. An etcd that could not reach the cluster it was to join leaves `member/` with
  * a database but no log behind, and would fail the same way on every start: `discardFailedJoin`
  * removes it.
  */
-export function hasEtcdData (dataDir: string): boolean {
+export function hasEtcdData (dataDir: string, env: Record<string, string | undefined> = {}): boolean {
+  const walDir = env.ETCD_WAL_DIR == null || env.ETCD_WAL_DIR === '' ? join(dataDir, 'member', 'wal') : env.ETCD_WAL_DIR
   try {
-    return readdirSync(join(dataDir, 'member', 'wal')).some(name => name.endsWith('.wal'))
+    return readdirSync(walDir).some(name => name.endsWith('.wal'))
   } catch {
     return false
   }
 }
 
-/** Removes what an etcd that never joined left in `dataDir` (see hasEtcdData); true if there was some. */
-export async function discardFailedJoin (dataDir: string): Promise<boolean> {
+/**
+ * Removes what an etcd that never joined left in `dataDir` (see hasEtcdData, given etcd's `env`);
+ * true if there was some.
+ */
+export async function discardFailedJoin (dataDir: string, env: Record<string, string | undefined> = {}): Promise<boolean> {
   const member = join(dataDir, 'member')
-  if (hasEtcdData(dataDir) || !existsSync(member)) {
+  // a member whose log is in ETCD_WAL_DIR, looked for in member/wal, would lose its database
+  if (hasEtcdData(dataDir, env) || !existsSync(member)) {
     return false
   }
   await rm(member, { recursive: true, force: true })

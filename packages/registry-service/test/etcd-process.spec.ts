@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import { Etcd3 } from 'etcd3'
-import { EtcdProcess } from '../src/etcd-process.ts'
+import { discardFailedJoin, EtcdProcess, hasEtcdData } from '../src/etcd-process.ts'
 import { eventually, FAST_ETCD_ENV, freePort, silentLog, tempDir } from './helpers.ts'
 
 describe('the etcd a registry-service runs', () => {
@@ -43,6 +43,42 @@ describe('the etcd a registry-service runs', () => {
       process.off('unhandledRejection', onUnhandled)
       await chattr('-i').catch(() => {})
       await etcd.stop().catch(() => {})
+    }
+  })
+
+  it('takes a member whose log is in ETCD_WAL_DIR for one, and never discards its data as a failed join', async () => {
+    const dataDir = join(state.path, 'wal-elsewhere')
+    const env = { PATH: process.env.PATH, ...FAST_ETCD_ENV, ETCD_WAL_DIR: join(state.path, 'wal-elsewhere-wal') }
+    const etcd = new EtcdProcess({
+      name: 'wal', dataDir, ip: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort(), clusterState: 'new', env, log: silentLog
+    })
+    try {
+      await etcd.start()
+      const client = new Etcd3({ hosts: etcd.clientUrl })
+      try {
+        await client.put('kept').value('yes')
+      } finally {
+        client.close()
+      }
+    } finally {
+      await etcd.stop()
+    }
+    assert.equal(hasEtcdData(dataDir, env), true)
+    assert.equal(await discardFailedJoin(dataDir, env), false)
+    // its database is still there, with what was written
+    const again = new EtcdProcess({
+      name: 'wal', dataDir, ip: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort(), clusterState: 'new', env, log: silentLog
+    })
+    try {
+      await again.start()
+      const client = new Etcd3({ hosts: again.clientUrl })
+      try {
+        assert.equal(await client.get('kept').string(), 'yes')
+      } finally {
+        client.close()
+      }
+    } finally {
+      await again.stop()
     }
   })
 
