@@ -65,7 +65,7 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
   return withRegistryTrust(withNodeOptions(argv, DEFAULTS))
     .option('new-etcd-cluster', { type: 'boolean', describe: 'Start a new one-member etcd cluster, run and supervised by this process (data in <state-dir>/etcd; env PHYSARUM_ETCD_CLUSTER=new)' })
     .option('join-etcd-cluster', { type: 'boolean', describe: 'Ask a running registry-service (found through the DHT, or --join-via) to add this host as an etcd member, then run that member. Once the data folder holds a member, later starts just run it (env PHYSARUM_ETCD_CLUSTER=join)' })
-    .option('etcd-endpoints', { type: 'string', describe: 'Use an etcd cluster run by someone else: client URLs, comma separated (env PHYSARUM_ETCD_ENDPOINTS, with PHYSARUM_ETCD_CLUSTER=external or unset)' })
+    .option('etcd-endpoints', { type: 'string', describe: 'Use an etcd cluster run by someone else: client URLs with their port (http://10.0.0.5:2379), comma separated (env PHYSARUM_ETCD_ENDPOINTS, with PHYSARUM_ETCD_CLUSTER=external or unset)' })
     .option('etcd-ip', { type: 'string', describe: 'IP address the managed etcd listens on and advertises to its peers and clients (with --new-etcd-cluster or --join-etcd-cluster; env PHYSARUM_ETCD_IP)' })
     .option('etcd-client-port', { type: 'string', describe: `The managed etcd's client port [default: ${DEFAULT_ETCD_CLIENT_PORT}]` })
     .option('etcd-peer-port', { type: 'string', describe: `The managed etcd's peer port [default: ${DEFAULT_ETCD_PEER_PORT}]` })
@@ -248,6 +248,12 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
     for (const endpoint of endpoints) {
       if (!/^https?:\/\/[^/\s]+$/.test(endpoint)) {
         throw new ConfigError(`${given.source}: ${JSON.stringify(endpoint)} is not a client URL like http://10.0.0.5:2379`)
+      }
+      // gRPC dials a URL without one on 443, where no etcd listens: the registry would answer
+      // UNAVAILABLE for good, its etcd "not reachable yet"
+      const port = /:(\d{1,5})$/.exec(endpoint)?.[1]
+      if (port == null || Number(port) < 1 || Number(port) > 65535) {
+        throw new ConfigError(`${given.source}: ${JSON.stringify(endpoint)} has no port: give etcd's client port, like http://10.0.0.5:2379`)
       }
     }
     const secure = endpoints.filter(endpoint => endpoint.startsWith('https:'))

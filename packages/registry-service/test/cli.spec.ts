@@ -95,6 +95,9 @@ describe('registry-service command line', () => {
       [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--etcd-client-port', 'abc'], /^registry-service: --etcd-client-port: "abc" is not a port \(1-65535\)$/m],
       [['--ephemeral', '--new-etcd-cluster', '--etcd-ip', '127.0.0.1', '--etcd-peer-port', '65536'], /^registry-service: --etcd-peer-port: "65536" is not a port \(1-65535\)$/m],
       [['--ephemeral', '--etcd-endpoints', '127.0.0.1:2379'], /--etcd-endpoints: "127.0.0.1:2379"/],
+      // gRPC would dial 443
+      [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:2379,http://etcd-2.example'], /^registry-service: --etcd-endpoints: "http:\/\/etcd-2.example" has no port: give etcd's client port/m],
+      [['--ephemeral', '--etcd-endpoints', 'http://[::1]'], /--etcd-endpoints: "http:\/\/\[::1\]" has no port/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--admin', 'bob'], /--admin: "bob" is not a peer id/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--no-such-flag'], /Unknown argument/],
       [['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', 'extra'], /^registry-service: "extra": an argument that no option takes$/m],
