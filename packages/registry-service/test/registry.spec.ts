@@ -131,18 +131,7 @@ describe('registry service and client, two registries sharing one etcd', () => {
   it('keeps the newer record cached when a Get read before a write is answered after it', async () => {
     const client = createRegistryClient(admin.node, { peers: [one.node.multiaddrs()[0]!], cacheTtlMs: 60_000 })
     const first = await client.add(sampleRecord('racing-server'))
-    // the registry reads the record at once and holds its answer, as a slow path would
-    let release!: () => void
-    const held = new Promise<void>(resolve => { release = resolve })
-    let readDone!: () => void
-    const readOld = new Promise<void>(resolve => { readDone = resolve })
-    const read = one.store.get.bind(one.store)
-    one.store.get = async (name) => {
-      const record = await read(name)
-      readDone()
-      await held
-      return record
-    }
+    const { readOld, release, restore } = holdGets(one)
     try {
       const slow = client.get('racing-server', { fresh: true })
       await readOld
@@ -153,8 +142,7 @@ describe('registry service and client, two registries sharing one etcd', () => {
       assert.deepEqual(await client.get('racing-server'), second, 'the cache keeps the newer record')
       assert.deepEqual(late, second, 'the late answer gives way to the newer record')
     } finally {
-      release()
-      one.store.get = read
+      restore()
     }
   })
 
@@ -162,18 +150,7 @@ describe('registry service and client, two registries sharing one etcd', () => {
     const client = createRegistryClient(admin.node, { peers: [one.node.multiaddrs()[0]!], cacheTtlMs: 60_000 })
     await client.add(sampleRecord('deleted-racing-server'))
     client.invalidate()
-    // the registry reads the record at once and holds its answer, as a slow path would
-    let release!: () => void
-    const held = new Promise<void>(resolve => { release = resolve })
-    let readDone!: () => void
-    const readOld = new Promise<void>(resolve => { readDone = resolve })
-    const read = one.store.get.bind(one.store)
-    one.store.get = async (name) => {
-      const record = await read(name)
-      readDone()
-      await held
-      return record
-    }
+    const { readOld, release, restore } = holdGets(one)
     try {
       // shared by the callers without a signal of their own, as the proxy's are
       const slow = client.get('deleted-racing-server')
@@ -184,13 +161,12 @@ describe('registry service and client, two registries sharing one etcd', () => {
       release()
       await assert.rejects(slow, { code: 'NOT_FOUND' }, 'the late answer gives way to the deletion')
       await assert.rejects(joined, { code: 'NOT_FOUND' })
-      one.store.get = read
+      restore()
       await assert.rejects(client.get('deleted-racing-server'), { code: 'NOT_FOUND' }, 'nothing was cached')
       const again = await client.add(sampleRecord('deleted-racing-server', { softRttMs: 60 }))
       assert.deepEqual(await client.get('deleted-racing-server'), again, 'a record added again is served')
     } finally {
-      release()
-      one.store.get = read
+      restore()
     }
   })
 
@@ -485,6 +461,25 @@ describe('registry service and client, two registries sharing one etcd', () => {
     }
   })
 })
+
+/**
+ * Has `registry` read each record at once and hold its answer until `release` (as a slow path
+ * would); `readOld` settles once a record was read, `restore` releases and reads as before.
+ */
+function holdGets (registry: InProcessRegistry): { readOld: Promise<void>, release: () => void, restore: () => void } {
+  let release!: () => void
+  const held = new Promise<void>(resolve => { release = resolve })
+  let readDone!: () => void
+  const readOld = new Promise<void>(resolve => { readDone = resolve })
+  const read = registry.store.get.bind(registry.store)
+  registry.store.get = async (name) => {
+    const record = await read(name)
+    readDone()
+    await held
+    return record
+  }
+  return { readOld, release, restore: () => { release(); registry.store.get = read } }
+}
 
 function varint (value: number): number[] {
   const bytes = []
