@@ -1,4 +1,4 @@
-import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises'
+import { lstat, readdir, realpath, stat } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -402,14 +402,9 @@ const MAX_KEY_BYTES = 4096
 
 /** The overlay secret in the file at `path`, in words; undefined when it holds none. */
 async function overlaySecret (path: string): Promise<string | undefined> {
-  let bytes: Buffer
-  try {
-    if ((await stat(path)).size > MAX_KEY_BYTES) {
-      return undefined
-    }
-    bytes = await readFile(path)
-  } catch {
-    // not readable: the build context names a file it cannot read
+  // larger: no key. Not readable: the build context names a file it cannot read
+  const bytes = await readSmallFile(path, MAX_KEY_BYTES, 'key').catch(() => undefined)
+  if (bytes == null) {
     return undefined
   }
   try {

@@ -302,7 +302,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
 /** etcd's answer to a login when its authentication is off. */
 const AUTH_OFF = /authentication is not enabled/
 /** etcd's answers to a login it refuses, and TLS's to a certificate it cannot verify. */
-const REFUSED = /authentication failed|authentication is not enabled|user name is empty|permission denied|certificate|SSL routines/
+const REFUSED = new RegExp(`authentication failed|${AUTH_OFF.source}|user name is empty|permission denied|certificate|SSL routines`)
 
 /**
  * Asks for membership until it is granted or refused for good: while no registry is found yet (the
