@@ -212,6 +212,11 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
   if (kind === 'new' && args['join-via'] != null) {
     throw new ConfigError(`--join-via: with --join-etcd-cluster only; ${source} starts a cluster of its own`)
   }
+  // an empty --admin (an operator's unset variable) would fall back to PHYSARUM_ADMINS, or leave
+  // none: who may write would change without a word
+  if ((args.admin ?? []).some(admin => admin.split(/[\s,]+/).every(id => id === ''))) {
+    throw new ConfigError('--admin: an empty value names no peer id: give one, or leave --admin out to take PHYSARUM_ADMINS')
+  }
   // in the form a caller's peer id is compared in (base58): a CID form given is matched too
   const admins = list(args.admin, env.PHYSARUM_ADMINS).map(admin => {
     try {

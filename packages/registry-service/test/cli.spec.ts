@@ -164,6 +164,15 @@ describe('registry-service command line', () => {
     }
   })
 
+  it('refuses an empty --admin instead of taking PHYSARUM_ADMINS, or no admin, in its place', async () => {
+    const admins = { PHYSARUM_ADMINS: clientNode.peerId.toString() }
+    for (const [args, env] of [[['--admin', ''], admins], [['--admin', ' , '], admins], [['--admin', ''], {}], [['--admin', clientNode.peerId.toString(), '--admin', ''], {}]] as Array<[string[], Record<string, string>]>) {
+      const { code, output } = await runToEnd(['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0', ...args, '--state-dir', join(state.path, 'usage')], env)
+      assert.equal(code, 2, `${JSON.stringify(args)}: ${output}`)
+      assert.match(output, /^registry-service: --admin: an empty value names no peer id/m, JSON.stringify(args))
+    }
+  })
+
   it('starts a new etcd cluster, supervises etcd, and keeps the records across restarts', async () => {
     const dir = join(state.path, 'one')
     const args = [
