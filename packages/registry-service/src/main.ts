@@ -79,7 +79,7 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
     .option('etcd-ca', { type: 'string', describe: 'With https:// --etcd-endpoints: PEM file of the CA that signed the etcd servers\' certificates [default: the system\'s CAs]' })
     .option('etcd-cert', { type: 'string', describe: 'With https:// --etcd-endpoints: PEM file of the client certificate, for an etcd with --client-cert-auth (with --etcd-key)' })
     .option('etcd-key', { type: 'string', describe: 'The private key of --etcd-cert (PEM file; keep it chmod 600)' })
-    .option('join-via', { type: 'string', array: true, describe: 'With --join-etcd-cluster: multiaddr (with /p2p/<peer id>) of the registry-service to ask, instead of finding one through the DHT (repeatable)' })
+    .option('join-via', { type: 'string', array: true, describe: 'With --join-etcd-cluster: multiaddr (with /p2p/<peer id>) of the registry-service to ask, instead of finding one through the DHT; with --registry-id, one of those (repeatable)' })
     .option('admin', { type: 'string', array: true, describe: 'Peer id allowed to Add and Delete records and to add etcd members (repeatable; env PHYSARUM_ADMINS, space or comma separated)' })
     .option('open-writes', { type: 'boolean', describe: 'Allow every overlay member to write and to add etcd members (logged as a warning)' })
     .option('show-etcd-password', { type: 'boolean', describe: 'Print the password of the managed etcd\'s root user, derived from the overlay\'s key (as given by the usual flags and environment), and exit: for etcdctl, and for setting it again after the key changed' })
@@ -231,16 +231,23 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
     // UNAVAILABLE that sends it to another registry at once
     throw new ConfigError(`--etcd-timeout: ${JSON.stringify(args['etcd-timeout'])} is not shorter than the ${formatDuration(RPC_TIMEOUT_MS)} a registry client waits for an answer`)
   }
+  const registryIds = trustedRegistries(args, env)
   const joinVia = args['join-via'] ?? []
   for (const addr of joinVia) {
-    let ok = false
+    let peer: string | undefined
     try {
-      ok = multiaddr(addr).getComponents().some(c => c.name === 'p2p')
+      const id = multiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value
+      peer = id == null ? undefined : peerIdFromString(id).toString()
     } catch {
       // not a multiaddr: refused below
     }
-    if (!ok) {
+    if (peer == null) {
       throw new ConfigError(`--join-via: ${JSON.stringify(addr)} is not a multiaddr with /p2p/<peer id>`)
+    }
+    // the registries found through the DHT are only the trusted ones: a peer named here is asked
+    // all the same, and would make this host a member of another registry's etcd cluster
+    if (registryIds.length > 0 && !registryIds.includes(peer)) {
+      throw new ConfigError(`--join-via: ${addr} is not one of the trusted registry-services (--registry-id, PHYSARUM_REGISTRY_IDS: ${registryIds.join(', ')}): give the address of one of them, or add its peer id there if it belongs to this registry cluster`)
     }
   }
 
@@ -312,7 +319,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
       etcdTimeoutMs: timeout,
       admins,
       openWrites: args['open-writes'] === true,
-      registryIds: trustedRegistries(args, env)
+      registryIds
     }
   }
 }

@@ -173,6 +173,16 @@ describe('registry-service command line', () => {
     }
   })
 
+  it('refuses to join through a --join-via peer that is not among the trusted registry-services', async () => {
+    const other = `/ip4/127.0.0.1/tcp/1/p2p/${bootstrap.peerId.toString()}`
+    const trusted = clientNode.peerId.toString()
+    for (const [args, env] of [[['--registry-id', trusted], {}], [[], { PHYSARUM_REGISTRY_IDS: trusted }]] as Array<[string[], Record<string, string>]>) {
+      const { code, output } = await runToEnd(['--ephemeral', '--join-etcd-cluster', '--etcd-ip', '127.0.0.1', '--join-via', other, '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0', ...args, '--state-dir', join(state.path, 'usage')], env)
+      assert.equal(code, 2, `${JSON.stringify(args)}: ${output}`)
+      assert.match(output, new RegExp(`^registry-service: --join-via: ${other} is not one of the trusted registry-services \\(--registry-id, PHYSARUM_REGISTRY_IDS: ${trusted}\\)`, 'm'), JSON.stringify(args))
+    }
+  })
+
   it('starts a new etcd cluster, supervises etcd, and keeps the records across restarts', async () => {
     const dir = join(state.path, 'one')
     const args = [
