@@ -257,14 +257,32 @@ export class RegistryClient {
     return { records: (response.list?.records ?? []).map(recordFromWire), nextPageToken: response.list?.nextPageToken ?? '' }
   }
 
-  /** Every record whose name starts with `prefix`, page by page. */
+  /**
+   * Every record whose name starts with `prefix`, page by page. A registry that hands out a page
+   * token again, or a page that does not go on after the names of the pages before, would keep
+   * this asking for ever: an RpcProtocolError ends the listing instead.
+   */
   async * listAll (options: Omit<ListOptions, 'pageToken'> = {}): AsyncGenerator<ServiceRecord> {
+    const given = new Set<string>()
     let pageToken = ''
-    do {
+    let lastName: string | undefined
+    for (;;) {
       const page = await this.list({ ...options, pageToken })
+      const first = page.records[0]?.name
+      if (first != null && lastName != null && first <= lastName) {
+        throw new RpcProtocolError(`A registry answered List page ${given.size + 1} starting at ${JSON.stringify(first)}, not after ${JSON.stringify(lastName)}, the last name of the pages before: the listing does not advance`)
+      }
       yield * page.records
+      lastName = page.records.at(-1)?.name ?? lastName
+      if (page.nextPageToken === '') {
+        return
+      }
+      if (given.has(page.nextPageToken)) {
+        throw new RpcProtocolError(`A registry answered List page ${given.size + 1} with a page token it had given before: the listing would never end`)
+      }
+      given.add(page.nextPageToken)
       pageToken = page.nextPageToken
-    } while (pageToken !== '')
+    }
   }
 
   /** Deletes a record; returns the etcd revision of the deletion. */

@@ -527,12 +527,18 @@ describe('what a registry answers', () => {
   let caller: { node: PhysarumNode, client: RegistryClient }
   // what the registry answers for each name asked: any member of the overlay may answer as one
   const answers = new Map<string, ServiceRecordInput>()
+  // the names and the next page token it answers to a List with a page token
+  let listPage: (pageToken: string) => { names: string[], next: string } = () => ({ names: [], next: '' })
 
   before(async () => {
     bootstrap = await startNode()
     rogue = await startNode({ bootstrap: [bootstrap.multiaddrs()[0]!.toString()] })
     const answer = (name: string): ReturnType<typeof recordToWire> => recordToWire({ ...answers.get(name)!, createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), revision: '7' })
     await handleRpc(rogue.libp2p, registryRpc, async (request) => {
+      if (request.list != null) {
+        const page = listPage(request.list.pageToken)
+        return await Promise.resolve({ list: { records: page.names.map(answer), nextPageToken: page.next } })
+      }
       if (request.getMany != null) {
         return await Promise.resolve({ getMany: { results: request.getMany.names.map(name => ({ record: answer(name) })) } })
       }
@@ -557,5 +563,33 @@ describe('what a registry answers', () => {
     assert.match(d, /answered a record of "d" that is not one: .*image/)
     // the record of "b" answered for "a" was not taken for b's
     assert.equal((await caller.client.get('b')).contentHash, 'hash-b-real')
+  })
+
+  it('ends a listing whose registry gives a page token again, or pages that do not go on, instead of asking for ever', async () => {
+    for (const name of ['a', 'b', 'c']) {
+      answers.set(name, sampleRecord(name))
+    }
+    const listed = async (): Promise<string> => {
+      const names: string[] = []
+      try {
+        for await (const record of caller.client.listAll()) {
+          names.push(record.name)
+          if (names.length > 20) {
+            return `still listing after ${names.length} records`
+          }
+        }
+        return `listed ${names.join(',')}`
+      } catch (err) {
+        return `${(err as Error).name} after ${names.join(',')}: ${(err as Error).message}`
+      }
+    }
+    const pages = (map: Record<string, { names: string[], next: string }>) => (token: string) => map[token] ?? { names: [], next: '' }
+    listPage = pages({ '': { names: ['a'], next: 't1' }, t1: { names: [], next: 't2' }, t2: { names: ['b', 'c'], next: '' } })
+    assert.equal(await listed(), 'listed a,b,c', 'a page left empty (its values not records) is passed by')
+    listPage = pages({ '': { names: ['a'], next: 't1' }, t1: { names: ['b'], next: 't2' }, t2: { names: ['c'], next: 't1' } })
+    assert.match(await listed(), /^RpcProtocolError after a,b,c: A registry answered List page 3 with a page token it had given before/)
+    // a new token each time, the same page behind it
+    listPage = token => ({ names: ['a', 'b'], next: `${token}x` })
+    assert.match(await listed(), /^RpcProtocolError after a,b: A registry answered List page 2 starting at "a", not after "b"/)
   })
 })
