@@ -1,5 +1,6 @@
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { connect as tlsConnect } from 'node:tls'
 import { createMetricsRegistry, createPhysarumNode, nodeOptions, RpcFailureError, RpcProtocolError, RpcTimeoutError, startMetricsServer } from '@physarum/p2p'
 import { createRegistryClient } from './client.ts'
 import { DEFAULT_JOIN_TIMEOUT_MS, ETCD_AUTH_TIMEOUT_MS, ETCD_START_TIMEOUT_MS, NAME } from './constants.ts'
@@ -242,6 +243,14 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
         : 'check --etcd-user and --etcd-password-file; for https://, --etcd-ca, --etcd-cert and --etcd-key'
       throw new Error(`etcd (${endpoints.join(', ')}) does not let this registry-service in (${check}): ${health.error}`)
     }
+    if (!health.ok && config.etcd.kind === 'external') {
+      // gRPC says only "Failed to connect" when an etcd serving TLS is given as http://: it
+      // would never be reachable
+      const secure = await firstAnsweringTls(endpoints.filter(endpoint => endpoint.startsWith('http:')), config.etcdTimeoutMs)
+      if (secure != null) {
+        throw new Error(`etcd at ${secure} answers with TLS: give its URLs as ${secure.replace(/^http:/, 'https:')} (with --etcd-ca, and --etcd-cert and --etcd-key if it asks for a client certificate)`)
+      }
+    }
     if (!health.ok) {
       log.warn({ endpoints, err: health.error }, 'etcd is not reachable yet; requests are answered UNAVAILABLE until it is')
     }
@@ -303,6 +312,33 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
 const AUTH_OFF = /authentication is not enabled/
 /** etcd's answers to a login it refuses, and TLS's to a certificate it cannot verify. */
 const REFUSED = new RegExp(`authentication failed|${AUTH_OFF.source}|user name is empty|permission denied|certificate|SSL routines`)
+
+/**
+ * The first of the http:// `endpoints` where a TLS server answers: one that finishes a handshake
+ * (no certificate checked: this only asks what it speaks), or answers it with a TLS alert, as an
+ * etcd that wants a client certificate does. A plain etcd's answer, a refused connection or
+ * silence past `timeoutMs` are not TLS.
+ */
+async function firstAnsweringTls (endpoints: string[], timeoutMs: number): Promise<string | undefined> {
+  const answersTls = async (endpoint: string): Promise<boolean> => await new Promise(resolve => {
+    const url = new URL(endpoint)
+    // no SNI: the host is an IP address more often than not, which SNI may not name
+    const socket = tlsConnect({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port), servername: '', rejectUnauthorized: false, timeout: timeoutMs })
+    const done = (tls: boolean): void => {
+      socket.destroy()
+      resolve(tls)
+    }
+    socket.once('secureConnect', () => { done(true) })
+    socket.once('error', (err: NodeJS.ErrnoException) => { done(/^ERR_SSL_.*ALERT/.test(err.code ?? '')) })
+    socket.once('timeout', () => { done(false) })
+  })
+  for (const endpoint of endpoints) {
+    if (await answersTls(endpoint)) {
+      return endpoint
+    }
+  }
+  return undefined
+}
 
 /**
  * Asks for membership until it is granted or refused for good: while no registry is found yet (the

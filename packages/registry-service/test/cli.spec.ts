@@ -516,6 +516,11 @@ describe('registry-service command line', () => {
       const anonymous = await runToEnd([...common, '--etcd-ca', tls.ca])
       assert.equal(anonymous.code, 1, anonymous.output)
       assert.match(anonymous.output, /does not let this registry-service in .*bad certificate/)
+      // gRPC says only that it failed to connect: the TLS the port answers with is named
+      const plain = etcd.endpoint.replace(/^https:/, 'http:')
+      const unencrypted = await runToEnd(common.map(arg => arg === etcd.endpoint ? plain : arg))
+      assert.equal(unencrypted.code, 1, unencrypted.output)
+      assert.ok(unencrypted.output.includes(`etcd at ${plain} answers with TLS: give its URLs as ${etcd.endpoint}`), unencrypted.output)
     } finally {
       await etcd.remove()
       await certs.remove()
