@@ -3,6 +3,7 @@ import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { createInterface } from 'node:readline'
 import { describe, it } from 'node:test'
 import { promisify } from 'node:util'
@@ -16,6 +17,25 @@ async function startIn (ns: string): Promise<{ parent: number, child: number, ex
   const exited = once(shell, 'exit')
   const [line] = await once(createInterface({ input: shell.stdout }), 'line') as [string]
   return { parent: shell.pid!, child: Number(line), exited }
+}
+
+const ALLOCATOR_HELPERS = new URL('../packages/allocator/test/helpers.ts', import.meta.url).pathname
+
+/**
+ * A process that starts a private dockerd with the allocator tests' startDocker (DOCKER_HOST
+ * unset), prints its socket, then stops it and exits unless `hold`, when it waits to be killed.
+ */
+async function startDockerIn (hold: boolean): Promise<{ process: ReturnType<typeof spawn>, host: string, exited: Promise<unknown> }> {
+  const script = `import { startDocker } from ${JSON.stringify(ALLOCATOR_HELPERS)}
+const engine = await startDocker()
+console.log(engine.host)
+${hold ? 'setInterval(() => {}, 60_000)' : 'await engine.stop()'}`
+  const env = { ...process.env }
+  delete env.DOCKER_HOST
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = once(child, 'exit')
+  const [line] = await once(createInterface({ input: child.stdout }), 'line') as [string]
+  return { process: child, host: line, exited }
 }
 
 async function gone (pid: number): Promise<boolean> {
@@ -79,6 +99,34 @@ describe('sweepLeftovers', () => {
         await unmountUnder(dir)
         await rm(dir, { recursive: true, force: true })
       }
+    }
+  })
+
+  it('removes the private dockerd and folder (/tmp/pd<pid>-...) of an allocator test run that was killed, at the next start of one', async () => {
+    const killed = await startDockerIn(true)
+    const dir = dirname(killed.host.replace(/^unix:\/\//, ''))
+    const dockerd = Number(await readFile(`${dir}/dockerd.pid`, 'utf8'))
+    try {
+      assert.match(dir, new RegExp(`^/tmp/pd${killed.process.pid}-`), 'the folder is named after the run')
+      killed.process.kill('SIGKILL')
+      await killed.exited
+      assert.ok(alive(dockerd), 'the killed run left its dockerd running')
+
+      const next = await startDockerIn(false)
+      await next.exited
+      assert.ok(await gone(dockerd), 'the killed run\'s dockerd is gone')
+      assert.ok(!existsSync(dir), 'the killed run\'s folder is gone')
+      assert.ok(!existsSync(dirname(next.host.replace(/^unix:\/\//, ''))), 'the next run removed its own folder')
+    } finally {
+      killed.process.kill('SIGKILL')
+      try {
+        process.kill(dockerd, 'SIGTERM')
+      } catch {
+        // gone
+      }
+      await gone(dockerd)
+      await unmountUnder(dir)
+      await rm(dir, { recursive: true, force: true })
     }
   })
 })

@@ -28,6 +28,18 @@ async function parents (): Promise<Map<number, number>> {
   return parentOf
 }
 
+/** The processes whose command line names `folders` or a file in one. */
+async function naming (folders: string[]): Promise<number[]> {
+  const pids: number[] = []
+  for (const entry of (await readdir('/proc')).filter(name => /^\d+$/.test(name))) {
+    const args = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0')
+    if (args.some(arg => folders.some(folder => arg === folder || arg.includes(`${folder}/`)))) {
+      pids.push(Number(entry))
+    }
+  }
+  return pids
+}
+
 /** Lazily unmounts every mount point under `dir`, deepest first. */
 export async function unmountUnder (dir: string): Promise<void> {
   const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map(line => line.split(' ')[1] ?? '')
@@ -39,9 +51,11 @@ export async function unmountUnder (dir: string): Promise<void> {
 
 /**
  * What runs of a test killed before their cleanup left: their network namespaces (named
- * `<prefix><pid>-...`, the run's pid gone), every process in them and every process those
- * started elsewhere (a container on Docker's bridge network has a namespace of its own, its shim
- * is in the host's), and their folders (`/tmp/<prefix><pid>-...`) with what is mounted there.
+ * `<prefix><pid>-...`, the run's pid gone), every process in them, every process started with
+ * their folders (`/tmp/<prefix><pid>-...`) in its command line (a dockerd of the run's own, left
+ * to init), and every process those started elsewhere (a container on Docker's bridge network
+ * has a namespace of its own, its shim is in the host's), and the folders with what is mounted
+ * there.
  */
 export async function sweepLeftovers (prefix: string): Promise<void> {
   const deadRun = (name: string): boolean => {
@@ -50,7 +64,8 @@ export async function sweepLeftovers (prefix: string): Promise<void> {
   }
   const { stdout } = await run('ip', ['netns', 'list'])
   const namespaces = stdout.split('\n').map(line => line.split(' ')[0] ?? '').filter(deadRun)
-  const doomed = new Set<number>()
+  const folders = (await readdir('/tmp')).filter(deadRun).map(entry => `/tmp/${entry}`)
+  const doomed = new Set<number>(folders.length > 0 ? await naming(folders) : [])
   for (const name of namespaces) {
     const { stdout: pids } = await run('ip', ['netns', 'pids', name]).catch(() => ({ stdout: '' }))
     pids.split('\n').filter(Boolean).forEach(pid => doomed.add(Number(pid)))
@@ -78,8 +93,8 @@ export async function sweepLeftovers (prefix: string): Promise<void> {
   for (const name of namespaces) {
     await run('ip', ['netns', 'del', name]).catch(() => {})
   }
-  for (const entry of (await readdir('/tmp')).filter(deadRun)) {
-    await unmountUnder(`/tmp/${entry}`)
-    await rm(`/tmp/${entry}`, { recursive: true, force: true })
+  for (const folder of folders) {
+    await unmountUnder(folder)
+    await rm(folder, { recursive: true, force: true })
   }
 }

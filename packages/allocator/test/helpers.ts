@@ -1,12 +1,13 @@
 import { spawn, execFile } from 'node:child_process'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import Docker from 'dockerode'
 import { pack } from 'tar-stream'
+import { sweepLeftovers, unmountUnder } from '../../../test/leftovers.ts'
 import { eventually, freePort, silentLog, startNode, startRegistry, stopAll, tempDir, TEST_PSK, TestEtcd } from '../../registry-service/test/helpers.ts'
 import { createRegistryClient } from '@physarum/registry-service'
 import { ALLOCATOR_TOPIC, sendBounded } from '@physarum/p2p'
@@ -41,8 +42,11 @@ export async function startDocker (): Promise<TestDocker> {
     await docker.ping()
     return { host: given, docker, stop: async () => {} }
   }
-  // short: a unix socket path must stay under ~100 bytes
-  const dir = await mkdtemp('/tmp/pd-')
+  // what a killed run's engine left: its dockerd and containerd, its folder and the mounts there
+  await sweepLeftovers('pd')
+  // short: a unix socket path must stay under ~100 bytes; named after this run, so that a later
+  // run finds it if this one is killed
+  const dir = await mkdtemp(`/tmp/pd${process.pid}-`)
   const socket = join(dir, 'docker.sock')
   const child: ChildProcess = spawn('dockerd', [
     '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '-H', `unix://${socket}`,
@@ -74,15 +78,6 @@ export async function startDocker (): Promise<TestDocker> {
     throw err
   }
   return { host: `unix://${socket}`, docker, stop }
-}
-
-/** Lazily unmounts every mount point under `dir`, deepest first. */
-async function unmountUnder (dir: string): Promise<void> {
-  const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').map(line => line.split(' ')[1] ?? '')
-    .filter(point => point.startsWith(`${dir}/`)).sort().reverse()
-  for (const point of mounts) {
-    await run('umount', ['-l', point]).catch(() => {})
-  }
 }
 
 /** Builds the local Node base image with scripts/build-node-image.sh when the engine lacks it. */
