@@ -19,6 +19,9 @@ output=/run/physarum-demo.out
 # the demo's folder, with the pids of its daemons in <folder>/pids: a demo killed with SIGKILL
 # cannot stop them itself, and `stop` then does it from there
 workfile=/run/physarum-demo.work
+# held by the demo from before its setup to its end, with its pid in it: the pid file is written
+# only after the setup and the port checks, which a second demo started meanwhile passes as well
+lockfile=/run/physarum-demo.lock
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 # what a killed demo left: its folder, still there
 left_behind() { [ -f "$workfile" ] && [ -d "$(cat "$workfile")" ]; }
@@ -111,6 +114,12 @@ if [ "$background" -eq 1 ]; then
   log "running in the background (pid $demo); its output goes on in $output"
   exit 0
 fi
+exec 9>> "$lockfile"
+if ! flock -n 9; then
+  log "another demo (pid $(cat "$lockfile")) is starting on the same ports: wait for it, then scripts/demo.sh stop ends it"
+  exit 1
+fi
+echo $$ > "$lockfile"
 source "$(dirname "$0")/lib/toolchain.sh"
 source "$(dirname "$0")/lib/system.sh"
 cd "$PHYSARUM_ROOT"
@@ -145,7 +154,7 @@ export PHYSARUM_PSK PHYSARUM_LOG_LEVEL=warn
 
 run() { # name, command...: in the background, output in $work/<name>.log
   local name="$1"; shift
-  "$@" > "$work/$name.log" 2>&1 &
+  "$@" > "$work/$name.log" 2>&1 9>&- & # the lock is this demo's: a daemon it left does not hold it
   pids+=("$!")
   echo "$!" >> "$work/pids"
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { chmod, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -81,6 +81,39 @@ describe('the quickstart (scripts/demo.sh)', { timeout: 600_000 }, () => {
       assert.match(notRoot.output, /^\[physarum\] the demo starts its own dockerd: run it as root: sudo .*demo\.sh --background\n$/)
     } finally {
       await rm(bin, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a second demo started while the first still sets up, before it binds any port', async () => {
+    // a toolchain whose pnpm install waits: the first demo stays in its setup, before its pid file
+    const toolchain = await mkdtemp(join(tmpdir(), 'physarum-demo-toolchain-'))
+    const version = /"packageManager": *"pnpm@([^"]+)"/.exec(await readFile(join(ROOT, 'package.json'), 'utf8'))?.[1] ?? ''
+    const bin = join(toolchain, `pnpm-${version}`, 'node_modules', '.bin')
+    await mkdir(bin, { recursive: true })
+    const started = join(toolchain, 'installing')
+    await writeFile(join(bin, 'pnpm'), `#!/bin/sh\n[ "$1" = --version ] && { echo ${version}; exit 0; }\ntouch ${started}\nexec sleep 600\n`, { mode: 0o755 })
+    const env = { ...process.env, PHYSARUM_TOOLCHAIN: toolchain }
+    const first = spawn('bash', [join(ROOT, 'scripts/demo.sh')], { cwd: ROOT, env, stdio: 'ignore', detached: true })
+    const exited = once(first, 'exit')
+    try {
+      for (let tries = 0; !existsSync(started); tries++) {
+        assert.ok(tries < 300 && first.exitCode == null, 'the first demo reached its pnpm install')
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      const second = spawn('bash', [join(ROOT, 'scripts/demo.sh')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+      let output = ''
+      second.stdout.on('data', (part: Buffer) => { output += part.toString('utf8') })
+      second.stderr.on('data', (part: Buffer) => { output += part.toString('utf8') })
+      const code = await Promise.race([once(second, 'exit').then(([code]) => code as number | null), new Promise(resolve => setTimeout(resolve, 30_000, 'still running'))])
+      if (code === 'still running') {
+        process.kill(-second.pid!, 'SIGKILL')
+      }
+      assert.equal(code, 1, output)
+      assert.equal(output, `[physarum] another demo (pid ${first.pid}) is starting on the same ports: wait for it, then scripts/demo.sh stop ends it\n`)
+    } finally {
+      process.kill(-first.pid!, 'SIGKILL')
+      await exited
+      await rm(toolchain, { recursive: true, force: true })
     }
   })
 
