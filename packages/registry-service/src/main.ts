@@ -16,7 +16,7 @@ import { startRegistryDaemon } from './daemon.ts'
 import { MEMBER_NAME } from './service.ts'
 import { etcdAuthFor } from './etcd-auth.ts'
 import { etcdEnvName, ETCD_FLAGS } from './etcd-process.ts'
-import { trustedRegistries, withRegistryTrust } from './trust.ts'
+import { refuseEmptyValue, trustedRegistries, withRegistryTrust } from './trust.ts'
 import type { EtcdMode, RegistryDaemonConfig } from './daemon.ts'
 import type { EtcdAuth } from './etcd-auth.ts'
 import type { EtcdTls } from './store.ts'
@@ -212,11 +212,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
   if (kind === 'new' && args['join-via'] != null) {
     throw new ConfigError(`--join-via: with --join-etcd-cluster only; ${source} starts a cluster of its own`)
   }
-  // an empty --admin (an operator's unset variable) would fall back to PHYSARUM_ADMINS, or leave
-  // none: who may write would change without a word
-  if ((args.admin ?? []).some(admin => admin.split(/[\s,]+/).every(id => id === ''))) {
-    throw new ConfigError('--admin: an empty value names no peer id: give one, or leave --admin out to take PHYSARUM_ADMINS')
-  }
+  refuseEmptyValue('--admin', args.admin, 'PHYSARUM_ADMINS')
   // in the form a caller's peer id is compared in (base58): a CID form given is matched too
   const admins = list(args.admin, env.PHYSARUM_ADMINS).map(admin => {
     try {

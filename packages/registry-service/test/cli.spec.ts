@@ -173,6 +173,15 @@ describe('registry-service command line', () => {
     }
   })
 
+  it('refuses an empty --registry-id instead of trusting the registries of PHYSARUM_REGISTRY_IDS, or any, in its place', async () => {
+    const trusted = { PHYSARUM_REGISTRY_IDS: clientNode.peerId.toString() }
+    for (const [args, env] of [[['--registry-id', ''], trusted], [['--registry-id', ' '], {}], [['--registry-id', clientNode.peerId.toString(), '--registry-id', ''], {}]] as Array<[string[], Record<string, string>]>) {
+      const { code, output } = await runToEnd(['--ephemeral', '--etcd-endpoints', 'http://127.0.0.1:1', '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-listen', '127.0.0.1:0', ...args, '--state-dir', join(state.path, 'usage')], env)
+      assert.equal(code, 2, `${JSON.stringify(args)}: ${output}`)
+      assert.match(output, /^registry-service: --registry-id: an empty value names no peer id: give one, or leave --registry-id out to take PHYSARUM_REGISTRY_IDS$/m, JSON.stringify(args))
+    }
+  })
+
   it('refuses to join through a --join-via peer that is not among the trusted registry-services', async () => {
     const other = `/ip4/127.0.0.1/tcp/1/p2p/${bootstrap.peerId.toString()}`
     const trusted = clientNode.peerId.toString()
