@@ -1,6 +1,7 @@
 import { lstat, readdir, realpath, stat } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import dockerignore from '@balena/dockerignore'
 import { multiaddr } from '@multiformats/multiaddr'
 import { PreSharedKey, readSmallFile } from '@physarum/p2p'
 import { DEFAULT_FROM } from './constants.ts'
@@ -282,11 +283,46 @@ export async function readImageConf (file: string): Promise<ImageConf> {
   return parseImageConf(bytes.toString('utf8'), file)
 }
 
+/** A .dockerignore is a few lines; read whole, a wrong one (a link to a model) would be held in memory. */
+const MAX_DOCKERIGNORE_BYTES = 1024 * 1024
+
+/** What the service folder's `.dockerignore` leaves out of the build context, by Docker's rules. */
+interface Exclusions {
+  /** Whether `path` (relative to the service folder, forward slashes) is left out. */
+  excludes(path: string): boolean
+  /** Whether a `!` line may take back something in a folder left out: the folder is then walked. */
+  reincludes: boolean
+}
+
+/**
+ * The service folder's `.dockerignore` (at `root`), as Docker reads it: comments, exclusions, `!`
+ * re-inclusions, `*`, `?` and `**`, the last matching line deciding, case-sensitive as on Linux.
+ * None: nothing is left out.
+ */
+async function readExclusions (root: string, file: string): Promise<Exclusions> {
+  const path = join(root, '.dockerignore')
+  let text: string
+  try {
+    text = (await readSmallFile(path, MAX_DOCKERIGNORE_BYTES, '.dockerignore')).toString('utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return { excludes: () => false, reincludes: false }
+    }
+    throw new ImageConfError(file, '', `${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  const lines = text.split(/\r?\n/)
+  // CommonJS, typed as an ES module: its factory is also its `default`. Case-insensitive by default
+  const matcher = dockerignore.default({ ignorecase: false }).add(lines)
+  return { excludes: (name) => matcher.ignores(name), reincludes: lines.some(line => /^\s*!/.test(line)) }
+}
+
 /**
  * Reads and parses `file`, then checks every Copy source: inside `dir` (after resolving symbolic
- * links) and present, and walks the folders copied, whose links must also stay inside and lead
- * somewhere, and not to a folder that holds them. Throws ImageConfError naming the file and the
- * key path; builds nothing. `files`: the whole build context, each entry once, folders first.
+ * links), present and not left out by `dir`'s `.dockerignore`, and walks the folders copied,
+ * whose links must also stay inside and lead somewhere, and not to a folder that holds them.
+ * What the `.dockerignore` leaves out of a copied folder is neither checked nor in `files`.
+ * Throws ImageConfError naming the file and the key path; builds nothing. `files`: the whole
+ * build context, each entry once, folders first.
  */
 export async function loadImageConf (file: string, dir: string): Promise<{ conf: ImageConf, sources: ContextSource[], files: ContextSource[] }> {
   const conf = await readImageConf(file)
@@ -299,6 +335,7 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
   } catch (err) {
     throw new ImageConfError(file, '', `the service folder ${dir} cannot be used (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
   }
+  const exclusions = await readExclusions(root, file)
   const sources: ContextSource[] = []
   const files: ContextSource[] = []
   const added = new Set<string>()
@@ -330,6 +367,10 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
         throw new ImageConfError(file, at, `${JSON.stringify(source)} is ${special(info)}, not a file or a folder: it cannot be copied into an image`)
       }
       const path = relative(root, lexical).split(sep).join('/')
+      // Docker would not find it in the context; a folder may still hold what a `!` line takes back
+      if (path !== '' && exclusions.excludes(path) && !(info.isDirectory() && exclusions.reincludes)) {
+        throw new ImageConfError(file, at, `${JSON.stringify(source)} is left out of the build context by ${join(dir, '.dockerignore')}: copy something else, or take it back there with a ! line`)
+      }
       const copied = { path: path === '' ? '.' : path, absolute: real, directory: info.isDirectory() }
       sources.push(copied)
       await walk(copied, new Set(), (problem) => new ImageConfError(file, at, problem))
@@ -343,7 +384,10 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
       return
     }
     added.add(entry.path)
-    files.push(entry)
+    // a folder left out is walked only for what a `!` line takes back, and not in the context itself
+    if (entry.path === '.' || !exclusions.excludes(entry.path)) {
+      files.push(entry)
+    }
     if (!entry.directory) {
       // hl-cli keygen writes ./swarm.key, --state-dir may name a folder here: copied with the
       // service's files, the overlay's key or a peer's identity would be in an image that
@@ -360,12 +404,20 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
     for (const raw of (await readdir(entry.absolute, { encoding: 'buffer' })).sort((a, b) => Buffer.compare(a, b))) {
       const child = raw.toString('utf8')
       const name = entry.path === '.' ? child : `${entry.path}/${child}`
+      // left out: not read, not checked (a node_modules, a .git, a key kept beside the service)
+      const excluded = exclusions.excludes(name)
+      if (excluded && !exclusions.reincludes) {
+        continue
+      }
       if (!Buffer.from(child).equals(raw)) {
         const shown = [...raw].map(byte => byte < 0x80 ? String.fromCharCode(byte) : `\\x${byte.toString(16)}`).join('')
         throw fail(`${entry.path === '.' ? '' : `${entry.path}/`}${shown} has a name that is not UTF-8, which the build context cannot hold: rename it (convmv -f latin1 -t utf8) or move it out of ${dir}`)
       }
       let real = join(entry.absolute, child)
       let info = await lstat(real)
+      if (excluded && !info.isDirectory()) {
+        continue
+      }
       if (info.isSymbolicLink()) {
         real = await realpath(real).catch(() => { throw fail(`${name} is a broken symbolic link`) })
         if (!inside(root, real)) {

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { etcdSnapshot, startNode, startRegistry, stopAll, tempDir, TestEtcd } from '../../registry-service/test/helpers.ts'
 import { ensureNodeImage, NODE_IMAGE, startDocker, startImageRegistry } from '../../allocator/test/helpers.ts'
+import { PreSharedKey } from '@physarum/p2p'
 import { DEMOS, eventually, freePort, runCli, TEST_PASSPHRASE } from './helpers.ts'
 import { buildImage, createBuildContext } from '../src/build.ts'
 import type { AddSummary, StatusReport } from '../src/index.ts'
@@ -150,6 +151,57 @@ describe('hl-cli add, get, list, delete and status against real Docker, docker-r
     } finally {
       await container.remove({ force: true })
     }
+  })
+
+  it('leaves out of the image what the service folder\'s .dockerignore excludes, by Docker\'s rules, and takes back what a ! line names', async () => {
+    const svc = join(state.path, 'ignoring')
+    const files: Record<string, string> = {
+      'server.js': 'console.log(1)\n',
+      'node_modules/dep/index.js': 'dep\n',
+      'node_modules/keep.js': 'kept\n',
+      '.git/HEAD': 'ref: refs/heads/main\n',
+      'db.secret': 'hunter2\n',
+      'config/deep/api.secret': 'hunter3\n',
+      'config/app.json': '{}\n',
+      // an overlay key left out is no error: it is not in the image
+      'keys/swarm.key': PreSharedKey.fromPassphrase(TEST_PASSPHRASE).toSwarmKey(),
+      '.dockerignore': '# what the service does not need\nnode_modules\n!node_modules/keep.js\n.git\n**/*.secret\nkeys\n'
+    }
+    for (const [name, body] of Object.entries(files)) {
+      await mkdir(join(svc, name, '..'), { recursive: true })
+      await writeFile(join(svc, name), body)
+    }
+    const conf = join(state.path, 'ignoring.json')
+    await writeFile(conf, JSON.stringify({ PerfConf: { Perf: { SoftReq: { RTT: 100 }, HardReq: { RTT: 1000 } } }, DockerConf: { Copy: [['.', '.']], Cmd: 'node server.js' } }))
+    const imageName = `${imageRegistry!.host}/ignoring:1.0`
+    ok(await runCli(['add', conf, svc, imageName, 'ignoring', '--no-add', '--quiet'], env), 'add --no-add')
+    // what is in the image's /app, asked of a container never started
+    const container = await engine!.docker.createContainer({ Image: imageName })
+    try {
+      const present = async (name: string): Promise<boolean> => await container.infoArchive({ path: `/app/${name}` }).then(() => true, () => false)
+      const inImage: Record<string, boolean> = {}
+      for (const name of Object.keys(files)) {
+        inImage[name] = await present(name)
+      }
+      assert.deepEqual(inImage, {
+        'server.js': true,
+        'node_modules/dep/index.js': false,
+        'node_modules/keep.js': true,
+        '.git/HEAD': false,
+        'db.secret': false,
+        'config/deep/api.secret': false,
+        'config/app.json': true,
+        'keys/swarm.key': false,
+        '.dockerignore': true
+      })
+    } finally {
+      await container.remove({ force: true })
+    }
+    // a Copy source left out: Docker would not find it in the context
+    await writeFile(conf, JSON.stringify({ PerfConf: { Perf: { SoftReq: { RTT: 100 }, HardReq: { RTT: 1000 } } }, DockerConf: { Copy: [['db.secret', '.']], Cmd: 'node server.js' } }))
+    const refused = await runCli(['add', conf, svc, imageName, 'ignoring', '--no-add'], env)
+    assert.equal(refused.code, 2, refused.stderr)
+    assert.match(refused.stderr, /DockerConf\.Copy\[0\]\[0\]: "db\.secret" is left out of the build context by .*\/\.dockerignore/)
   })
 
   it('names a file of the build context that cannot be read, as the engine takes the context', async () => {

@@ -73,7 +73,7 @@ export function builder (yargs: Argv): Argv<AddArgs> {
     .example('PHYSARUM_PSK=... $0 add demos/helloworld/image-conf.json demos/helloworld 127.0.0.1:5000/hello:1.0 hello-world-server -bootstrap /ip4/10.0.0.9/tcp/4001/p2p/12D3KooW...', 'Build, push and register the hello world demo')
     .example('$0 add image-conf.json . registry.example.com/team/calc:1.1 calc-server:1.1 --no-add', 'Build and push only')
     .epilogue([
-      'The image: FROM DockerConf.From (or --from), WORKDIR /app, each Copy (sources relative to <dir>; only those files go to the engine), each Run, and the Cmd run by /bin/sh -c so $SERVICE_PORT expands when the container starts. Labels: org.opencontainers.image.* and io.physarum.image.*.',
+      'The image: FROM DockerConf.From (or --from), WORKDIR /app, each Copy (sources relative to <dir>; only those files go to the engine, less what <dir>/.dockerignore leaves out, by Docker\'s rules: exclusions, ! re-inclusions, * ? and **; a Copy source left out is refused), each Run, and the Cmd run by /bin/sh -c so $SERVICE_PORT expands when the container starts. Labels: org.opencontainers.image.* and io.physarum.image.*.',
       '',
       'The record: the image by digest (host[:port]/repository@sha256:...), the RTTs of PerfConf.Perf, --cpu, --memory-mb, DockerConf.ProxyClientMode, and the content hash: the hex SHA-256 of the image manifest as pushed (the digest without "sha256:"), so it changes exactly when the image does; --content-id overrides it.',
       '',
