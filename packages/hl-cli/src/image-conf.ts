@@ -4,7 +4,7 @@ import { privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/key
 import dockerignore from '@balena/dockerignore'
 import { multiaddr } from '@multiformats/multiaddr'
 import { PreSharedKey, readSmallFile } from '@physarum/p2p'
-import { DEFAULT_FROM } from './constants.ts'
+import { DEFAULT_FROM, DOCKERFILE_NAME } from './constants.ts'
 import { ImageConfError } from './errors.ts'
 import type { Stats } from 'node:fs'
 
@@ -386,6 +386,10 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
     added.add(entry.path)
     // a folder left out is walked only for what a `!` line takes back, and not in the context itself
     if (entry.path === '.' || !exclusions.excludes(entry.path)) {
+      // the context holds hl-cli's Dockerfile by that name: this one, packed after it, would win
+      if (entry.path === DOCKERFILE_NAME) {
+        throw fail(`${DOCKERFILE_NAME} is the name hl-cli gives the Dockerfile it writes into the build context, and this one would be built instead: rename it, or leave it out with a line ${DOCKERFILE_NAME} in ${join(dir, '.dockerignore')}`)
+      }
       files.push(entry)
     }
     if (!entry.directory) {

@@ -184,6 +184,28 @@ describe('image-conf.json', () => {
     }
   })
 
+  it('refuses a file of the service folder named as hl-cli\'s own Dockerfile in the build context, unless .dockerignore leaves it out', async () => {
+    const svc = join(dir.path, 'own-dockerfile')
+    await mkdir(svc)
+    await writeFile(join(svc, 'server'), '#!/bin/sh\n')
+    await writeFile(join(svc, '.physarum.Dockerfile'), 'FROM scratch\n')
+    const file = join(dir.path, 'own-dockerfile.json')
+    for (const [copy, keyPath] of [[[['.', '.']], 'DockerConf.Copy[0][0]'], [[['server', '.'], ['.physarum.Dockerfile', 'x']], 'DockerConf.Copy[1][0]']] as const) {
+      await writeFile(file, variant(c => { c.DockerConf.Copy = copy }))
+      await assert.rejects(loadImageConf(file, svc), (thrown: unknown) => {
+        const err = thrown as ImageConfError
+        assert.equal(err.name, 'ImageConfError')
+        assert.equal(err.keyPath, keyPath)
+        assert.match(err.message, /\.physarum\.Dockerfile is the name hl-cli gives the Dockerfile it writes into the build context, and this one would be built instead: rename it, or leave it out with a line \.physarum\.Dockerfile in .*\/\.dockerignore$/)
+        return true
+      }, keyPath)
+    }
+    await writeFile(join(svc, '.dockerignore'), '.physarum.Dockerfile\n')
+    await writeFile(file, variant(c => { c.DockerConf.Copy = [['.', '.']] }))
+    const { files } = await loadImageConf(file, svc)
+    assert.deepEqual(files.map(f => f.path), ['.', '.dockerignore', 'server'])
+  })
+
   it('generates a Dockerfile whose Cmd runs in a shell, and a context of only the named files', async () => {
     const file = join(dir.path, 'good.json')
     await writeFile(file, variant(c => { c.DockerConf.Copy = [['server', '.'], ['lib', 'lib']]; c.DockerConf.Run = ['chmod +x server'] }))
