@@ -355,8 +355,10 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
       let real: string
       try {
         real = await realpath(lexical)
-      } catch {
-        throw new ImageConfError(file, at, `${JSON.stringify(source)} does not exist in the service folder ${dir}`)
+      } catch (err) {
+        throw new ImageConfError(file, at, (err as NodeJS.ErrnoException).code === 'ENOENT'
+          ? `${JSON.stringify(source)} does not exist in the service folder ${dir}`
+          : unreadable(source, dir, err))
       }
       if (!inside(root, real)) {
         throw new ImageConfError(file, at, `${JSON.stringify(source)} leads outside the service folder ${dir} (a symbolic link to ${real})`)
@@ -405,7 +407,8 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
     const inner = new Set(within).add(entry.absolute)
     // read as bytes: a name that is not UTF-8 (a Latin-1 one from an old archive) comes back from
     // a string readdir with U+FFFD in it, a file that then does not exist
-    for (const raw of (await readdir(entry.absolute, { encoding: 'buffer' })).sort((a, b) => Buffer.compare(a, b))) {
+    const names = await readdir(entry.absolute, { encoding: 'buffer' }).catch((err: unknown) => { throw fail(unreadable(entry.path, dir, err)) })
+    for (const raw of names.sort((a, b) => Buffer.compare(a, b))) {
       const child = raw.toString('utf8')
       const name = entry.path === '.' ? child : `${entry.path}/${child}`
       // left out: not read, not checked (a node_modules, a .git, a key kept beside the service)
@@ -418,7 +421,8 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
         throw fail(`${entry.path === '.' ? '' : `${entry.path}/`}${shown} has a name that is not UTF-8, which the build context cannot hold: rename it (convmv -f latin1 -t utf8) or move it out of ${dir}`)
       }
       let real = join(entry.absolute, child)
-      let info = await lstat(real)
+      // a folder that may be listed but not entered (r without x) lists names it cannot look at
+      let info = await lstat(real).catch((err: unknown) => { throw fail(unreadable(name, dir, err)) })
       if (excluded && !info.isDirectory()) {
         continue
       }
@@ -437,6 +441,15 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
       }
     }
   }
+}
+
+/**
+ * The problem of `name` (in the service folder `dir`) that this user may not read, and the ways
+ * out: a raw EACCES names neither the Copy entry nor what to do.
+ */
+function unreadable (name: string, dir: string, err: unknown): string {
+  const { code, message } = err as NodeJS.ErrnoException
+  return `${name} cannot be read by this user (${code ?? message}): give this user read access to ${join(dir, name)} (chmod, chown) or run hl-cli as one who has it, or leave it out with a line ${name} in ${join(dir, '.dockerignore')}`
 }
 
 /** What a file that is neither a regular file nor a folder is, in words. */

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { basename, dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { loadOrCreateIdentity, PreSharedKey } from '@physarum/p2p'
 import { extract } from 'tar-stream'
+import { WITHOUT_ROOT_FILE_ACCESS } from '../../p2p/test/helpers.ts'
 import { tempDir } from '../../registry-service/test/helpers.ts'
 import { createBuildContext } from '../src/build.ts'
 import type { ImageConfError } from '../src/errors.ts'
@@ -457,6 +458,33 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       assert.match(stderr, message)
       assert.doesNotMatch(stderr, /Building|Joining|Docker engine/)
     }))
+  })
+
+  it('names a copied folder this user may not read, and what to do, before it touches Docker', async () => {
+    const svc = join(dir.path, 'unreadable')
+    await mkdir(join(svc, 'private'), { recursive: true })
+    await writeFile(join(svc, 'server'), '#!/bin/sh\n')
+    await writeFile(join(svc, 'private', 'data.txt'), 'x\n')
+    await chmod(join(svc, 'private'), 0)
+    const cases: Array<[unknown[], string]> = [
+      [[['server', '.'], ['.', '.']], 'DockerConf\\.Copy\\[1\\]\\[0\\]: private'],
+      [[['private/data.txt', '.']], 'DockerConf\\.Copy\\[0\\]\\[0\\]: private/data\\.txt']
+    ]
+    const [program, ...prefix] = WITHOUT_ROOT_FILE_ACCESS
+    try {
+      for (const [copy, named] of cases) {
+        const file = join(dir.path, 'image-conf-unreadable.json')
+        await writeFile(file, variant(c => { c.DockerConf.Copy = copy }))
+        const args = ['add', file, svc, '127.0.0.1:1/never:1.0', 'never', '--no-add', '--state-dir', dir.path]
+        const { code, stderr } = await runCli(program == null ? args : [...prefix, process.execPath, BIN, ...args],
+          { DOCKER_HOST: `unix://${join(dir.path, 'no-docker.sock')}` }, program == null ? {} : { program })
+        assert.equal(code, 2, stderr)
+        assert.match(stderr, new RegExp(`^hl-cli: .*: ${named} cannot be read by this user \\(EACCES\\): give this user read access to .*/unreadable/private.* \\(chmod, chown\\) or run hl-cli as one who has it, or leave it out with a line .* in .*/unreadable/\\.dockerignore\n$`))
+      }
+    } finally {
+      // a folder of mode 0 is one that only root can remove
+      await chmod(join(svc, 'private'), 0o755)
+    }
   })
 
   it('refuses a Copy source that is neither a file nor a folder: read for the build, it would never end', async () => {

@@ -174,10 +174,15 @@ export async function startDelayRelay (init: DelayRelayInit): Promise<DelayRelay
 }
 
 /**
+ * Root passes file modes by its capabilities: the command that starts a program without them, for
+ * a test of a file it may not read (empty for another user, whom file modes stop).
+ */
+export const WITHOUT_ROOT_FILE_ACCESS: string[] = process.getuid?.() === 0 ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search'] : []
+
+/**
  * A Unix socket listening at `path` that the processes a test starts may not open, as
  * /var/run/docker.sock is for a user outside the docker group: another user's with mode 0600.
- * Root passes file modes by its capabilities: `prefix` is then the command that starts a program
- * without them (empty for another user). The caller closes the socket.
+ * `prefix`: WITHOUT_ROOT_FILE_ACCESS. The caller closes the socket.
  */
 export async function refusingSocket (path: string): Promise<{ prefix: string[], close: () => void }> {
   const server = createServer()
@@ -188,5 +193,5 @@ export async function refusingSocket (path: string): Promise<{ prefix: string[],
     await chown(path, 65534, 65534)
   }
   await chmod(path, asRoot ? 0o600 : 0)
-  return { prefix: asRoot ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search'] : [], close: () => { server.close() } }
+  return { prefix: WITHOUT_ROOT_FILE_ACCESS, close: () => { server.close() } }
 }
