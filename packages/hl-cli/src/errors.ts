@@ -1,6 +1,7 @@
 /**
  * hl-cli's errors. Tests check `name`; users see `message`. `UsageError` and `ImageConfError` end
- * the command with exit code 2 (the input is wrong, nothing was tried), the others with 1.
+ * the command with exit code 2 (the input is wrong, nothing was tried), `InterruptedError` with
+ * 130, the others with 1.
  */
 
 /** A flag or argument is wrong. */
@@ -51,4 +52,14 @@ export class NotFoundError extends Error {
   static override name = 'NotFoundError'
   override name = 'NotFoundError'
   constructor (message = 'No such service') { super(message) }
+}
+
+/**
+ * Ctrl-C at a prompt: the terminal in raw mode sends it as a key, not as SIGINT. Exit code 130
+ * (128 + SIGINT), what a shell expects of a command the user interrupted.
+ */
+export class InterruptedError extends Error {
+  static override name = 'InterruptedError'
+  override name = 'InterruptedError'
+  constructor (message = 'Interrupted') { super(message) }
 }

@@ -1,7 +1,7 @@
 import { ConfigError, InvalidPskError, MissingPskError, RpcFailureError } from '@physarum/p2p'
 import { InvalidRecordError } from '@physarum/registry-service'
 import { NAME } from './constants.ts'
-import { ImageConfError, UsageError } from './errors.ts'
+import { ImageConfError, InterruptedError, UsageError } from './errors.ts'
 
 /** Errors that mean the input was wrong and nothing was tried: exit code 2. */
 export function isUsageError (err: unknown): boolean {
@@ -9,8 +9,14 @@ export function isUsageError (err: unknown): boolean {
     err instanceof InvalidPskError || err instanceof MissingPskError || err instanceof InvalidRecordError
 }
 
-/** The exit code for `err`: 2 for usage, 1 for every other failure. */
+/** Ctrl-C at a prompt: 128 + SIGINT, as for a command the signal ended. */
+const INTERRUPTED_EXIT_CODE = 130
+
+/** The exit code for `err`: 2 for usage, 130 for Ctrl-C at a prompt, 1 for every other failure. */
 export function exitCodeFor (err: unknown): number {
+  if (err instanceof InterruptedError) {
+    return INTERRUPTED_EXIT_CODE
+  }
   return isUsageError(err) ? 2 : 1
 }
 

@@ -1,3 +1,5 @@
+import { InterruptedError } from './errors.ts'
+
 /**
  * Reads a secret from stdin: all of it up to EOF when stdin is a pipe or file (the last line end
  * dropped), or one line typed without echo when it is a terminal. Never prompts otherwise.
@@ -25,7 +27,7 @@ export async function readSecret (prompt: string, input: NodeJS.ReadStream = pro
           }
           if (char === '\u0003') {
             input.off('data', onData)
-            reject(new Error('Interrupted'))
+            reject(new InterruptedError())
             return
           }
           text = char === '\u007f' || char === '\b' ? text.slice(0, -1) : text + char

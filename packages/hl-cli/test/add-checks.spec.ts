@@ -243,6 +243,15 @@ describe('hl-cli add --no-add, its credential helper and its terminal', { timeou
     assert.deepEqual(engine!.asked().slice(asked), ['GET /_ping', 'GET /images/127.0.0.1:5000/hello:1.0/json', 'POST /images/127.0.0.1:5000/hello/push'])
   })
 
+  it('exits 130, as a shell expects of Ctrl-C, when the password prompt is interrupted', async () => {
+    // under script(1), stdin is a terminal: the prompt reads keys, Ctrl-C among them
+    const asked = engine!.requests.length
+    const result = await runCli(['-qec', [process.execPath, BIN, ...args, '--registry-user', 'alice', '--registry-password-stdin'].map(arg => `'${arg}'`).join(' '), '/dev/null'],
+      { DOCKER_HOST: engine!.host, DOCKER_CONFIG: join(state.path, 'no-docker-config'), PHYSARUM_STATE_DIR: state.path }, { program: 'script', answer: { after: 'Password for 127.0.0.1:5000: ', keys: '\u0003' } })
+    assert.equal(result.code, 130, result.stdout)
+    assert.deepEqual(engine!.asked().slice(asked), [], 'nothing was built or pushed')
+  })
+
   it('ends the transfers\' status line before the error when a build or a push breaks mid-stream', async () => {
     // under script(1), stdout and stderr are a terminal: the transfers share one redrawn line
     const add = async (): Promise<string[]> => {

@@ -81,7 +81,7 @@ export function builder (yargs: Argv): Argv<AddArgs> {
       '',
       'Order: the config, flags and record are checked, then the Docker engine is asked whether it runs, then the overlay is joined, a registry-service found and asked whether this hl-cli may write (unless --no-add), then the image is built and pushed, and only then is the record written: a failure at any step leaves no record behind. Progress goes to stderr (plain lines when it is not a terminal); the summary (or --json) to stdout.',
       '',
-      'Exit codes: 0 done, 1 failure, 2 usage or a bad image-conf.json.'
+      'Exit codes: 0 done, 1 failure, 2 usage or a bad image-conf.json, 130 Ctrl-C at the password prompt.'
     ].join('\n'))
     .strictOptions()
 }
