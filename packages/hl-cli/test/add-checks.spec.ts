@@ -231,6 +231,21 @@ describe('hl-cli add --no-add, its credential helper and its terminal', { timeou
     assert.deepEqual(engine!.asked().slice(asked), [], 'nothing was built or pushed')
   })
 
+  it('refuses the overlay options: --no-add joins no overlay, and would drop them without a word', async () => {
+    const env = { DOCKER_HOST: engine!.host, DOCKER_CONFIG: join(state.path, 'no-docker-config'), PHYSARUM_STATE_DIR: state.path }
+    const asked = engine!.requests.length
+    const bootstrap = '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWKM1kHJP2NBDmDvt7ppcA2m7MvffuXuz2kYqVVM53P5SW'
+    for (const [flag, ...value] of [['-bootstrap', bootstrap], ['--registry', bootstrap], ['--timeout', '3s'], ['--state-dir', state.path], ['--ephemeral'], ['--registry-id', '12D3KooWKM1kHJP2NBDmDvt7ppcA2m7MvffuXuz2kYqVVM53P5SW']]) {
+      const result = await runCli([...args, flag!, ...value], env)
+      assert.equal(result.code, 2, `${flag!}: ${result.stderr}`)
+      assert.equal(result.stderr, `hl-cli: --${flag!.replace(/^-+/, '')}: only joining the overlay uses it, and --no-add joins none; leave one of them out\n`)
+    }
+    assert.deepEqual(engine!.asked().slice(asked), [], 'nothing was built or pushed')
+    // the environment's overlay settings are no flags given with it
+    const result = await runCli([...args, '--quiet'], { ...env, PHYSARUM_PSK: TEST_PASSPHRASE, PHYSARUM_BOOTSTRAP: bootstrap })
+    assert.equal(result.code, 0, result.stderr)
+  })
+
   it('pushes an existing image without the service folder (--use-existing-image): nothing in it is used', async () => {
     // a host with the image-conf.json (for the record) but not the files it names, or their folder
     const conf = join(state.path, 'image-conf.json')

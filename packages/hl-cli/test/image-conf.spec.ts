@@ -475,7 +475,7 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       for (const [copy, named] of cases) {
         const file = join(dir.path, 'image-conf-unreadable.json')
         await writeFile(file, variant(c => { c.DockerConf.Copy = copy }))
-        const args = ['add', file, svc, '127.0.0.1:1/never:1.0', 'never', '--no-add', '--state-dir', dir.path]
+        const args = ['add', file, svc, '127.0.0.1:1/never:1.0', 'never', '--no-add']
         const { code, stderr } = await runCli(program == null ? args : [...prefix, process.execPath, BIN, ...args],
           { DOCKER_HOST: `unix://${join(dir.path, 'no-docker.sock')}` }, program == null ? {} : { program })
         assert.equal(code, 2, stderr)
@@ -498,7 +498,7 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
       for (const [source, kind] of [['pipe', 'a FIFO \\(named pipe\\)'], ['sock', 'a socket']]) {
         const file = join(dir.path, `image-conf-${source}.json`)
         await writeFile(file, variant(c => { c.DockerConf.Copy = [['server', '.'], [source, '.']] }))
-        const { code, stderr } = await runCli(['add', file, svc, '127.0.0.1:1/never:1.0', 'never', '--no-add', '--state-dir', dir.path],
+        const { code, stderr } = await runCli(['add', file, svc, '127.0.0.1:1/never:1.0', 'never', '--no-add'],
           { DOCKER_HOST: `unix://${join(dir.path, 'no-docker.sock')}` }, { timeoutMs: 15_000 })
         assert.equal(code, 2, `${source}: ${stderr}`)
         assert.match(stderr, new RegExp(`: DockerConf\\.Copy\\[1\\]\\[0\\]: "${source}" is ${kind}, not a file or a folder`))

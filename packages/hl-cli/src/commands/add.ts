@@ -3,7 +3,7 @@ import { parseNumber } from '@physarum/p2p'
 import { InvalidRecordError, MAX_CPU, MAX_MEMORY_MB, MIN_CPU, MIN_MEMORY_MB, validateName, validateRecord } from '@physarum/registry-service'
 import Docker from 'dockerode'
 import { buildImage, createBuildContext } from '../build.ts'
-import { DEFAULT_FROM } from '../constants.ts'
+import { DEFAULT_FROM, DEFAULT_TIMEOUT_MS } from '../constants.ts'
 import { generateDockerfile } from '../dockerfile.ts'
 import { DockerUnavailableError, UsageError } from '../errors.ts'
 import { BASE_IMAGE, loadImageConf, readImageConf } from '../image-conf.ts'
@@ -58,7 +58,7 @@ export function builder (yargs: Argv): Argv<AddArgs> {
     .positional('dir', { type: 'string', demandOption: true, describe: 'The folder the Copy sources are in' })
     .positional('image-name', { type: 'string', demandOption: true, describe: 'Image to build and push: [host[:port]/]repository[:tag], e.g. 127.0.0.1:5000/hello:1.0' })
     .positional('service-name', { type: 'string', demandOption: true, describe: 'The name the service is registered and requested under, e.g. hello-world-server' })
-    .option('no-add', { type: 'boolean', describe: 'Build and push only; do not register (--cpu, --memory-mb and --content-id, which only the record has, are refused with it)' })
+    .option('no-add', { type: 'boolean', describe: 'Build and push only; do not register or join the overlay (--cpu, --memory-mb and --content-id, which only the record has, and the overlay options are refused with it)' })
     .option('use-existing-image', { type: 'boolean', describe: 'Skip the build: push the local image of that name, or use the one already in its registry (<dir> and the Copy sources are not read)' })
     .option('content-id', { type: 'string', describe: 'The content hash to register instead of the one computed from the image digest' })
     .option('from', { type: 'string', describe: `Base image instead of DockerConf.From [default: DockerConf.From, else ${DEFAULT_FROM}]` })
@@ -95,6 +95,9 @@ function parseResource (flag: string, text: string, min: number, max: number, in
   return value
 }
 
+/** The options of withOverlayOptions that only joining the overlay uses (not --json); and --timeout. */
+const OVERLAY_FLAGS = ['bootstrap', 'psk', 'psk-file', 'swarm-key', 'no-psk', 'listen', 'announce', 'identity', 'ephemeral', 'state-dir', 'metrics-listen', 'log-level', 'registry-id', 'registry'] as const
+
 /** The flag or argument each field of the record comes from; the image-conf.json's were checked with it. */
 const RECORD_SOURCES: Record<string, string> = { name: '<service-name>', contentHash: '--content-id', image: '<image-name>', cpu: '--cpu', memoryMb: '--memory-mb' }
 
@@ -121,6 +124,12 @@ export async function handler (args: AddArgs): Promise<void> {
       if (!adding && args[flag] != null) {
         throw new UsageError(`--${flag}: only the registry's record has it, and --no-add writes none; leave one of them out`)
       }
+    }
+    // what only joining the overlay uses: --no-add joins none. --timeout has a default, which
+    // the parser gives in its place: one given at that value would change nothing anyway
+    const overlayFlags = [...OVERLAY_FLAGS.filter(flag => args[flag] != null), ...(args.timeout === DEFAULT_TIMEOUT_MS ? [] : ['timeout'])]
+    if (!adding && overlayFlags.length > 0) {
+      throw new UsageError(`--${overlayFlags[0]!}: only joining the overlay uses it, and --no-add joins none; leave one of them out`)
     }
     const cpu = parseResource('--cpu', args.cpu ?? '0', MIN_CPU, MAX_CPU, false)
     const memoryMb = parseResource('--memory-mb', args['memory-mb'] ?? '0', MIN_MEMORY_MB, MAX_MEMORY_MB, true)
