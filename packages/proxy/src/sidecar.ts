@@ -81,6 +81,9 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
   const topic = serviceTopic(config.contentHash)
   const controller = new AbortController()
   const signal = controller.signal
+  // aborted as a stop begins (`signal` only at its end): a Ready check-in then would end its
+  // drain at the allocator, which would hand out again an instance that refuses new streams
+  const stopBegun = new AbortController()
   let inFlight = 0
   let requestsTotal = 0n
   // performance.now(): a step of the host's clock (NTP, a resumed VM) must not make it idle
@@ -180,7 +183,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
 
   const addrs = (): string[] => node.multiaddrs().map(String)
 
-  const checkIn = async (kind: CheckIn.Kind): Promise<CheckInResponse> => {
+  const checkIn = async (kind: CheckIn.Kind, until = signal): Promise<CheckInResponse> => {
     if (config.allocator == null) {
       return { drain: false, awaitService: false }
     }
@@ -192,7 +195,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
       inFlight,
       requestsTotal,
       draining
-    }, { signal })
+    }, { signal: until })
     return response
   }
 
@@ -228,24 +231,26 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
     await node.discovery.stopProviding(topic).catch((err: Error) => { log.warn({ err: err.message }, 'stopProviding failed') })
   }
 
+  // ends as a stop begins
   const checkInReady = async (): Promise<void> => {
-    await waitForPort(config.servicePort, signal)
+    const until = stopBegun.signal
+    await waitForPort(config.servicePort, until)
     if (config.allocator == null) {
       return
     }
     for (let retryMs = CHECKIN_RETRY_MS; ; retryMs = Math.min(retryMs * 2, CHECKIN_RETRY_MAX_MS)) {
       try {
-        const response = await checkIn(CheckIn.Kind.READY)
+        const response = await checkIn(CheckIn.Kind.READY, until)
         checkedInOrNot()
         if (response.drain) {
           await drain('the allocator asked')
         }
         return
       } catch (err) {
-        signal.throwIfAborted()
+        until.throwIfAborted()
         checkedInOrNot(err as Error)
         log.warn({ err: (err as Error).message, retryInMs: retryMs }, 'check-in failed; trying again')
-        await sleep(retryMs, undefined, { signal })
+        await sleep(retryMs, undefined, { signal: until })
       }
     }
   }
@@ -253,7 +258,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
   ready.then(() => {
     log.info({ addrs: addrs(), service: config.service, instance: config.instanceId }, config.allocator == null ? 'serving (no --allocator to check in with)' : 'checked in')
   }, (err: Error) => {
-    if (!signal.aborted) {
+    if (!stopBegun.signal.aborted) {
       log.error({ err: err.message }, 'never checked in')
     }
   })
@@ -270,7 +275,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
     }
   })()
   provide.catch((err: Error) => {
-    if (!signal.aborted) {
+    if (!stopBegun.signal.aborted) {
       log.warn({ err: err.message, topic }, 'providing the service topic failed; the periodic reprovide will try again')
     }
   })
@@ -294,7 +299,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
     readyingAgain = checkInReady().then(() => {
       log.info({ service: config.service, instance: config.instanceId }, 'checked in again')
     }, (err: Error) => {
-      if (!signal.aborted) {
+      if (!stopBegun.signal.aborted) {
         log.warn({ err: err.message }, 'checking in again failed')
       }
     }).finally(() => { readyingAgain = undefined })
@@ -331,6 +336,7 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
     disowned: disowned.promise,
     stop: async (graceMs = DRAIN_GRACE_MS) => {
       stopping ??= (async () => {
+        stopBegun.abort(new Error('the sidecar is stopping'))
         const graceOver = AbortSignal.timeout(graceMs)
         await drain('stopping')
         // told at once rather than at the next stats: it hands this instance out no more meanwhile

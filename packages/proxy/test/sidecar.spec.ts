@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import { handleRpc, RpcFailureError } from '@physarum/p2p'
-import { CheckIn, checkInRpc, HTTP_PROTOCOL } from '@physarum/allocator/client'
+import { CheckIn, CHECKIN_RETRY_MAX_MS, checkInRpc, HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { multiaddr } from '@multiformats/multiaddr'
 import { eventually, freePort, silentLog, startNode, stopAll, TEST_PSK } from '../../registry-service/test/helpers.ts'
 import { SERVICE_CONNECT_TIMEOUT_MS } from '../src/constants.ts'
@@ -463,6 +463,61 @@ describe('sidecar: a stop with nothing in flight', { timeout: 60_000 }, () => {
       await sidecar.stop(0)
       await stopAll([allocator])
       service.server.close()
+    }
+  })
+})
+
+describe('sidecar: a stop under way', { timeout: 60_000 }, () => {
+  let service: Server
+  let allocator: PhysarumNode
+  let client: PhysarumNode
+  let readies = 0
+
+  before(async () => {
+    // a service that takes a request and answers nothing: the stream stays in flight
+    service = createServer(() => {})
+    service.listen(0, '127.0.0.1')
+    await once(service, 'listening')
+    // an allocator that refuses every Ready as one that is busy does (not as one that disowns it)
+    allocator = await startNode()
+    await handleRpc(allocator.libp2p, checkInRpc, async ({ kind }) => {
+      if (kind === CheckIn.Kind.READY) {
+        readies++
+      }
+      return await Promise.reject(new RpcFailureError('UNAVAILABLE', 'busy'))
+    }, { log: allocator.libp2p.logger.forComponent('test:checkin') })
+    client = await startNode()
+  })
+
+  after(async () => {
+    await stopAll([allocator, client])
+    service?.close()
+  })
+
+  /** A sidecar not yet checked in, with one stream in flight, and a stop under way with a long grace. */
+  const stopping = async (contentHash: string): Promise<{ sidecar: Awaited<ReturnType<typeof startSidecar>>, stream: Stream, stopped: Promise<void> }> => {
+    const sidecar = await startSidecar({
+      psk: TEST_PSK, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], service: 'stopping-server', contentHash,
+      servicePort: (service.address() as AddressInfo).port, allocator: allocator.multiaddrs()[0]!, instanceId: 'b1c2d3e4f5a6'
+    }, silentLog)
+    const stream = await client.libp2p.dialProtocol(sidecar.node.multiaddrs()[0]!, HTTP_PROTOCOL)
+    stream.send(new TextEncoder().encode('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
+    await eventually('the stream in flight', () => sidecar.inFlight() === 1 ? true : undefined, 10_000, 20)
+    await eventually('a Ready refused', () => readies > 0 ? true : undefined, 10_000, 20)
+    const stopped = sidecar.stop(30_000)
+    return { sidecar, stream, stopped }
+  }
+
+  it('checks in ready no more, though its allocator never took its Ready', async () => {
+    const { stream, stopped } = await stopping('hash-stopping-ready')
+    try {
+      const since = readies
+      // past the longest wait between two tries
+      await new Promise(resolve => setTimeout(resolve, 3 * CHECKIN_RETRY_MAX_MS))
+      assert.equal(readies, since, 'a Ready during the stop')
+    } finally {
+      stream.abort(new Error('the test is over'))
+      await stopped
     }
   })
 })
