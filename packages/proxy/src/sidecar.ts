@@ -44,7 +44,10 @@ export interface Sidecar {
   ready: Promise<void>
   /** Stops providing the service topic; requests still arriving are served. */
   drain(reason: string): Promise<void>
-  /** Drains, waits for requests in flight (at most `graceMs`), stops the node. */
+  /**
+   * Drains, waits for requests in flight (at most `graceMs`), stops the node. A stop while one is
+   * under way ends its grace sooner if it gives less (`stop(0)`: now), never later.
+   */
   stop(graceMs?: number): Promise<void>
   /**
    * Resolves, with why, once its allocator has refused its check-ins as not its own for
@@ -327,6 +330,19 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
   stats.unref()
 
   let stopping: Promise<void> | undefined
+  // the end of the grace: the shortest any stop gave, from when it was called
+  const graceOver = new AbortController()
+  let graceEndsAt = Infinity
+  let graceTimer: NodeJS.Timeout | undefined
+  const endGraceWithin = (graceMs: number): void => {
+    if (performance.now() + graceMs < graceEndsAt) {
+      graceEndsAt = performance.now() + graceMs
+      clearTimeout(graceTimer)
+      graceTimer = setTimeout(() => { graceOver.abort() }, graceMs)
+      // the streams in flight keep the process alive, not a stop called again once it ended
+      graceTimer.unref()
+    }
+  }
   return {
     node,
     ...(client == null ? {} : { client }),
@@ -335,9 +351,9 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
     drain,
     disowned: disowned.promise,
     stop: async (graceMs = DRAIN_GRACE_MS) => {
+      endGraceWithin(graceMs)
       stopping ??= (async () => {
         stopBegun.abort(new Error('the sidecar is stopping'))
-        const graceOver = AbortSignal.timeout(graceMs)
         await drain('stopping')
         // told at once rather than at the next stats: it hands this instance out no more meanwhile
         const told = checkedIn
@@ -347,16 +363,14 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
         // nothing reached this instance; the streams open finish, within the grace time
         await node.libp2p.unhandle(HTTP_PROTOCOL).catch(() => {})
         if (inFlight > 0) {
-          await new Promise<void>(resolve => {
-            const timer = setTimeout(resolve, graceMs)
-            idleWaiters.add(() => { clearTimeout(timer); resolve() })
-          })
+          await raceSignal(new Promise<void>(resolve => { idleWaiters.add(resolve) }), graceOver.signal).catch(() => {})
         }
         // and awaited, within the grace: the abort below would cut it off, and with nothing in
         // flight that came before it reached the allocator
         if (told != null) {
-          await raceSignal(told, graceOver).catch(() => {})
+          await raceSignal(told, graceOver.signal).catch(() => {})
         }
+        clearTimeout(graceTimer)
         clearInterval(stats)
         controller.abort()
         await client?.stop()

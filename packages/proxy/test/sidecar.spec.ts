@@ -520,4 +520,21 @@ describe('sidecar: a stop under way', { timeout: 60_000 }, () => {
       await stopped
     }
   })
+
+  it('ends its grace at once when stopped again with none', async () => {
+    const { sidecar, stream, stopped } = await stopping('hash-stopping-now')
+    let timer: NodeJS.Timeout | undefined
+    try {
+      // well within the first stop's grace of 30 s
+      const outcome = await Promise.race([
+        sidecar.stop(0).then(() => 'stopped'),
+        new Promise<string>(resolve => { timer = setTimeout(() => { resolve('still waiting') }, 10_000) })
+      ])
+      assert.equal(outcome, 'stopped')
+    } finally {
+      clearTimeout(timer)
+      stream.abort(new Error('the test is over'))
+      await stopped
+    }
+  })
 })
