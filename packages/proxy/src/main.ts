@@ -64,7 +64,7 @@ export function builder (argv: Argv): Argv<ProxyArgs> {
       '',
       'Each mode refuses the other\'s options. The sidecar serves no metrics (many run on one host; their allocator reports on them): --metrics-listen is for client mode.',
       '',
-      'Sidecar mode: serves /physarum/http/1.0.0 streams as byte pipes to the service on 127.0.0.1:<service-port>, checks in with its allocator on /physarum/checkin/1.0.0 as soon as it listens and the service accepts connections, provides its service topic, reports stats (idle time, requests in flight) and drains on the allocator\'s request or on SIGTERM (stops providing, finishes requests in flight).',
+      'Sidecar mode: serves /physarum/http/1.0.0 streams as byte pipes to the service on 127.0.0.1:<service-port>, checks in with its allocator on /physarum/checkin/1.0.0 as soon as it listens and the service accepts connections, provides its service topic, reports stats (idle time, requests in flight) and drains on the allocator\'s request or on SIGTERM (stops providing, finishes requests in flight, and resets those still in flight after its grace of 9 s, so that their clients see them fail).',
       '',
       'Exit codes: 2 for a usage error, 1 for a failure (a stop past its deadline too), 128+n after signal n: 143 after SIGTERM, the usual stop.'
     ].join('\n'))

@@ -45,7 +45,8 @@ export interface Sidecar {
   /** Stops providing the service topic; requests still arriving are served. */
   drain(reason: string): Promise<void>
   /**
-   * Drains, waits for requests in flight (at most `graceMs`), stops the node. A stop while one is
+   * Drains, waits for requests in flight (at most `graceMs`; those still in flight then are
+   * reset), stops the node. A stop while one is
    * under way ends its grace sooner if it gives less (`stop(0)`: now), never later.
    */
   stop(graceMs?: number): Promise<void>
@@ -88,6 +89,8 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
   // drain at the allocator, which would hand out again an instance that refuses new streams
   const stopBegun = new AbortController()
   let inFlight = 0
+  // the streams in flight: reset once a stop's grace is over
+  const served = new Set<Stream>()
   let requestsTotal = 0n
   // performance.now(): a step of the host's clock (NTP, a resumed VM) must not make it idle
   let lastActivity = performance.now()
@@ -126,10 +129,12 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
       return
     }
     inFlight++
+    served.add(stream)
     requestsTotal++
     lastActivity = performance.now()
     const finished = (): void => {
       inFlight--
+      served.delete(stream)
       lastActivity = performance.now()
       if (inFlight === 0) {
         for (const wake of idleWaiters) {
@@ -371,6 +376,11 @@ export async function startSidecar (config: SidecarConfig, log: Logger, options:
           await raceSignal(told, graceOver.signal).catch(() => {})
         }
         clearTimeout(graceTimer)
+        // reset, not ended: a client proxy would take an answer without a length, cut off, for
+        // the whole of it
+        for (const stream of served) {
+          stream.abort(new Error('The sidecar stopped before the stream ended'))
+        }
         clearInterval(stats)
         controller.abort()
         await client?.stop()

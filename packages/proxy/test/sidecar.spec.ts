@@ -474,8 +474,12 @@ describe('sidecar: a stop under way', { timeout: 60_000 }, () => {
   let readies = 0
 
   before(async () => {
-    // a service that takes a request and answers nothing: the stream stays in flight
-    service = createServer(() => {})
+    // a service that starts an answer without a length, and ends it never: the stream stays in flight
+    service = createServer(socket => {
+      // the sidecar resets the connections of the streams it resets
+      socket.on('error', () => {})
+      socket.write('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe first part')
+    })
     service.listen(0, '127.0.0.1')
     await once(service, 'listening')
     // an allocator that refuses every Ready as one that is busy does (not as one that disowns it)
@@ -533,6 +537,20 @@ describe('sidecar: a stop under way', { timeout: 60_000 }, () => {
       assert.equal(outcome, 'stopped')
     } finally {
       clearTimeout(timer)
+      stream.abort(new Error('the test is over'))
+      await stopped
+    }
+  })
+
+  it('resets the streams still in flight once its grace is over, so their clients see them fail', async () => {
+    const { sidecar, stream, stopped } = await stopping('hash-stopping-reset')
+    const closed = new Promise<Error | undefined>(resolve => { stream.addEventListener('close', (evt) => { resolve(evt.error) }, { once: true }) })
+    try {
+      await sidecar.stop(0)
+      const err = await closed
+      // ended cleanly, the client would take the first part for the whole answer
+      assert.ok(err != null, 'the stream in flight ended cleanly')
+    } finally {
       stream.abort(new Error('the test is over'))
       await stopped
     }
