@@ -241,14 +241,18 @@ export class Allocator {
 
   async start (): Promise<void> {
     await mkdir(join(this.#init.stateDir, 'instances'), { recursive: true, mode: 0o700 })
+    // watched once the adoption knows the kept instances, from before it listed their containers
+    // on: a container that dies meanwhile has its 'die' replayed to an instance that knows it,
+    // not dropped (or sent before the stream opened) and seen only at the next reconcile
+    const listedFrom = new Date()
+    await this.#adopt()
     this.#c.runtime.watch(LABELS.allocator, this.#allocatorId, {
       onEvent: (event) => { this.#onContainerEvent(event) },
       onError: (err) => { this.#log.warn({ err: err.message }, 'Docker events') },
       onReopen: () => {
         this.#reconcile().catch((err: Error) => { this.#log.warn({ err: err.message }, 'looking for containers that died while Docker\'s events were down failed') })
       }
-    }, this.#controller.signal)
-    await this.#adopt()
+    }, this.#controller.signal, listedFrom)
     const libp2p = this.#c.node.libp2p
     await handleRpc(libp2p, allocRpc, async (request, { remotePeer, signal }) => ({ allocated: await this.#allocateFor(request, remotePeer, signal) }),
       { log: libp2p.logger.forComponent('physarum:alloc'), maxOutboundStreams: 8 })

@@ -296,14 +296,20 @@ export class DockerRuntime {
    * Calls `onEvent` for every container event of containers carrying `label=value` until the
    * signal aborts. The stream is opened again when it breaks (the engine restarted, the socket
    * closed), and `onReopen` is called then: what happened while it was down was sent to nobody.
+   * With `since`, the first stream opened begins with the events from then on (from the whole
+   * second before, as the engine counts them): what happened before the watch began is not missed.
    */
-  watch (label: string, value: string, handlers: WatchHandlers, signal: AbortSignal): void {
+  watch (label: string, value: string, handlers: WatchHandlers, signal: AbortSignal, since?: Date): void {
     const { onEvent, onError, onReopen } = handlers
     const open = async (): Promise<void> => {
       let opened = false
       while (!signal.aborted) {
         try {
-          const stream = await this.docker.getEvents({ filters: { type: ['container'], label: [`${label}=${value}`], event: ['die', 'start', 'destroy'] }, abortSignal: signal })
+          const stream = await this.docker.getEvents({
+            filters: { type: ['container'], label: [`${label}=${value}`], event: ['die', 'start', 'destroy'] },
+            ...(opened || since == null ? {} : { since: Math.floor(since.getTime() / 1000) }),
+            abortSignal: signal
+          })
           if (opened) {
             onReopen()
           }

@@ -266,15 +266,16 @@ export async function startOverlay (): Promise<TestOverlay> {
   }
 }
 
-export type TestAllocatorOptions = Partial<AllocatorDaemonConfig['allocator']> & Pick<Partial<AllocatorDaemonConfig>, 'keepInstances' | 'sidecarImage' | 'registryPeers'>
+export type TestAllocatorOptions = Partial<AllocatorDaemonConfig['allocator']> & Pick<Partial<AllocatorDaemonConfig>, 'keepInstances' | 'sidecarImage' | 'registryPeers' | 'privateKey' | 'listen'>
 
 /** An allocator daemon in this process, on 127.0.0.1, with fast lifecycle settings. */
 export async function startTestAllocator (engine: TestDocker, overlay: TestOverlay, stateDir: string, options: TestAllocatorOptions = {}): Promise<AllocatorDaemon> {
-  const { keepInstances, sidecarImage, registryPeers, ...allocator } = options
+  const { keepInstances, sidecarImage, registryPeers, privateKey, listen, ...allocator } = options
   return await startAllocatorDaemon({
     ...(sidecarImage == null ? {} : { sidecarImage }),
+    ...(privateKey == null ? {} : { privateKey }),
     psk: TEST_PSK,
-    listen: ['/ip4/127.0.0.1/tcp/0'],
+    listen: listen ?? ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: [overlay.bootstrap.multiaddrs()[0]!.toString()],
     metricsListen: { host: '127.0.0.1', port: 0 },
     dockerHost: engine.host,

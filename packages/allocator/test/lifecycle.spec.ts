@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { join } from 'node:path'
+import { after, before, describe, it, mock } from 'node:test'
+import { loadOrCreateIdentity } from '@physarum/p2p'
 import { allocate } from '../src/client.ts'
 import { LABELS } from '../src/constants.ts'
+import { DockerRuntime } from '../src/docker.ts'
 import {
-  buildServiceImage, containersOf, CRASHING_SERVER, ensureNodeImage, eventually, HELLO_SERVER, httpThroughSidecar, stopTestbed,
+  buildServiceImage, containersOf, CRASHING_SERVER, ensureNodeImage, eventually, freePort, HELLO_SERVER, httpThroughSidecar, stopTestbed,
   startDocker, startEngineRelay, startImageRegistry, startOverlay, startTestAllocator, tempDir
 } from './helpers.ts'
 import type { TestDocker, TestImageRegistry, TestOverlay } from './helpers.ts'
@@ -105,6 +108,41 @@ describe('instance lifecycle', { timeout: 240_000 }, () => {
     } finally {
       await daemon.stop()
       await relay.stop()
+      await dir.remove()
+    }
+  })
+
+  it('restarts a kept service that dies while its next run adopts the instances', async () => {
+    const dir = await tempDir('physarum-adopt-die')
+    // the same peer id and address in both runs: the kept sidecar checks in with the next one
+    const run = { privateKey: await loadOrCreateIdentity(join(dir.path, 'identity.key')), listen: [`/ip4/127.0.0.1/tcp/${await freePort()}`], reconcileIntervalMs: 10 * 60_000 }
+    const first = await startTestAllocator(engine, overlay, dir.path, { ...run, keepInstances: true })
+    let second: Awaited<ReturnType<typeof startTestAllocator>> | undefined
+    try {
+      await allocate(overlay.client.libp2p, first.node.peerId, 'hello-world-server')
+      const service = (await containersOf(engine, first.node.peerId.toString())).find(c => c.Labels[LABELS.role] === 'service')!
+      await first.stop()
+      const firstStart = (await engine.docker.getContainer(service.Id).inspect()).State.StartedAt
+      // the service dies once the next run listed the containers (it runs then), before the
+      // adoption knows its instance: its 'die' comes before the instance can take it
+      const listed = mock.method(DockerRuntime.prototype, 'list', async function (this: DockerRuntime, label: string, value: string) {
+        listed.mock.restore()
+        const containers = await this.list(label, value)
+        await engine.docker.getContainer(service.Id).kill({ signal: 'SIGKILL' })
+        await engine.docker.getContainer(service.Id).wait()
+        await new Promise(resolve => setTimeout(resolve, 500))
+        return containers
+      })
+      second = await startTestAllocator(engine, overlay, dir.path, run)
+      // long before the next reconcile (10 min here)
+      await eventually('the service to be restarted', async () => {
+        const info = await engine.docker.getContainer(service.Id).inspect()
+        return info.State.Running && info.State.StartedAt > firstStart ? true : undefined
+      }, 15_000)
+    } finally {
+      mock.restoreAll()
+      await first.stop()
+      await second?.stop()
       await dir.remove()
     }
   })
