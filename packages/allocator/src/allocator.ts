@@ -282,6 +282,9 @@ export class Allocator {
     this.#stopped = true
     clearInterval(this.#sweep)
     clearInterval(this.#reconciling)
+    // no restart, nor removal, begins during the stop: the process exits at its end, halfway through
+    // it, and an instance kept would be left half removed or half restarted
+    this.#clearTimers()
     const libp2p = this.#c.node.libp2p
     await libp2p.unhandle(allocRpc.protocol).catch(() => {})
     await libp2p.unhandle(statusRpc.protocol).catch(() => {})
@@ -314,13 +317,19 @@ export class Allocator {
       await this.#c.runtime.list(LABELS.allocator, this.#allocatorId).then(async containers => { await this.#removeStrays(containers) })
         .catch((err: Error) => { this.#log.warn({ err: err.message }, 'looking for containers left by a cold start failed') })
     }
+    // and those a restart under way at the stop set since (its wait for the sidecar's check-in)
+    this.#clearTimers()
+    await libp2p.unhandle(checkInRpc.protocol).catch(() => {})
+  }
+
+  /** Ends every instance's timers: none restarts, gives up or removes an instance from then on. */
+  #clearTimers (): void {
     for (const instance of this.#instances.values()) {
       clearTimeout(instance.restartTimer)
       clearTimeout(instance.checkInTimer)
       clearTimeout(instance.adoptTimer)
       clearTimeout(instance.removeTimer)
     }
-    await libp2p.unhandle(checkInRpc.protocol).catch(() => {})
   }
 
   /** 'ok', or why the Docker engine did not answer a ping in time: nothing can be started or restarted then. */
@@ -1100,7 +1109,8 @@ export class Allocator {
   }
 
   #onContainerEvent (event: ContainerEvent): void {
-    if (event.action !== 'die') {
+    // a stop under way restarts nothing (the containers it stops die too)
+    if (event.action !== 'die' || this.#stopped) {
       return
     }
     const instance = [...this.#instances.values()].find(i => i.serviceContainer === event.id || i.sidecarContainer === event.id)

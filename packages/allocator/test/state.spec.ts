@@ -422,6 +422,28 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
     assert.equal(engine.containers.size, 2)
   })
 
+  it('leaves the instances it is adopting alone during a stop that keeps them, not only after it', async () => {
+    const { allocator, engine } = await setUp({ adoptTimeoutMs: 300 })
+    const allocatorId = engine.allocatorNode.peerId.toString()
+    for (const role of ['service', 'sidecar']) {
+      const id = await engine.create({ Labels: { [LABELS.allocator]: allocatorId, [LABELS.instance]: 'd1e2f3a4b5c6', [LABELS.role]: role, [LABELS.service]: 'kept' } })
+      engine.containers.get(id)!.State = 'running'
+    }
+    // an orphan (its sidecar gone) whose removal, slow to stop its service, the stop finishes: the
+    // stop lasts past the adoption's timeout
+    const orphan = await engine.create({ Labels: { [LABELS.allocator]: allocatorId, [LABELS.instance]: 'e1f2a3b4c5d6', [LABELS.role]: 'service', [LABELS.service]: 'orphan' } })
+    engine.containers.get(orphan)!.State = 'running'
+    engine.stopDelayMs = 1_000
+    const stopped: string[] = []
+    const stop = engine.stop.bind(engine)
+    engine.stop = async (id: string) => { stopped.push(engine.containers.get(id)?.Labels[LABELS.instance] ?? ''); await stop(id) }
+    await allocator.start()
+    await allocator.stop({ keepInstances: true })
+    // the process exits now: a removal begun during the stop would leave the instance half removed
+    assert.deepEqual(stopped, ['e1f2a3b4c5d6'])
+    assert.deepEqual([...engine.containers.values()].map(c => c.Labels[LABELS.instance]), ['d1e2f3a4b5c6', 'd1e2f3a4b5c6'])
+  })
+
   it('removes an instance of a previous run whose sidecar died before it checked in', async () => {
     // restarted (after 100 ms) well before the adoption's timeout
     const { allocator, engine } = await setUp({ adoptTimeoutMs: 1_000, restart: { backoffMinMs: 100, backoffMaxMs: 100, maxRestarts: 5, windowMs: 60_000 } })
