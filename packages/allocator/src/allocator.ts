@@ -1095,12 +1095,15 @@ export class Allocator {
         .filter((c): c is string => c != null)
         .map(async id => { await runtime.remove(id) }))
     } catch (err) {
+      // no timer outlives a stop: the next run with this identity adopts or removes what is left
+      if (this.#stopped) {
+        this.#log.error({ instance: instance.id, err: (err as Error).message }, 'removing containers failed; the allocator stops: left to its next run with the same identity')
+        return
+      }
       const retryMs = this.#init.removeRetryMs ?? REMOVE_RETRY_MS
       this.#log.error({ instance: instance.id, err: (err as Error).message, retryInMs: retryMs }, 'removing containers failed; trying again')
-      if (!this.#stopped) {
-        instance.removeTimer = setTimeout(() => { void this.#removeAgain(instance) }, retryMs)
-        instance.removeTimer.unref()
-      }
+      instance.removeTimer = setTimeout(() => { void this.#removeAgain(instance) }, retryMs)
+      instance.removeTimer.unref()
       return
     }
     await rm(instance.dir, { recursive: true, force: true }).catch(() => {})

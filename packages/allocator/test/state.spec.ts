@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { callRpc, createMetricsRegistry, loadOrCreateIdentity } from '@physarum/p2p'
+import { pino } from 'pino'
 import { Allocator } from '../src/allocator.ts'
 import { allocate, CheckIn, checkInRpc } from '../src/client.ts'
 import { LABELS } from '../src/constants.ts'
@@ -14,6 +15,7 @@ import type { AllocatorInit } from '../src/allocator.ts'
 import type { Allocation } from '../src/client.ts'
 import type { ContainerEvent, DockerRuntime } from '../src/docker.ts'
 import type { PhysarumNode } from '@physarum/p2p'
+import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { ServiceRecord } from '@physarum/registry-service'
 import type { ContainerCreateOptions } from 'dockerode'
@@ -138,14 +140,14 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
    * starts, and answers it after `lookupMs` with
    * `records` (default: the same record of each name, whatever the Get).
    */
-  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string, keepAndRestart: (changed?: Partial<AllocatorInit>) => Promise<Allocator>, lookups: string[], metrics: Registry }> => {
+  const setUp = async (init: Partial<AllocatorInit> & { lookupMs?: number, records?: (name: string, fresh: boolean) => ServiceRecord, log?: Logger } = {}): Promise<{ allocator: Allocator, engine: StubEngine, caller: PhysarumNode, stateDir: string, keepAndRestart: (changed?: Partial<AllocatorInit>) => Promise<Allocator>, lookups: string[], metrics: Registry }> => {
     const node = await startNode()
     const caller = await startNode()
     nodes.push(node, caller)
     const engine = new StubEngine(node)
     const dir = await tempDir('physarum-alloc-state')
     dirs.push(dir)
-    const { lookupMs = 0, records = record, ...overrides } = init
+    const { lookupMs = 0, records = record, log = silentLog, ...overrides } = init
     const lookups: string[] = []
     const registries: Registry[] = []
     // a run of the allocator over this node, engine and state folder (called again: a restart,
@@ -160,7 +162,7 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
           return records(name, options?.fresh === true)
         }
       },
-      logger: silentLog,
+      logger: log,
       metricsRegistry: registries[registries.push(createMetricsRegistry()) - 1]!
     }, {
       sidecarImage: 'sidecar',
@@ -384,6 +386,19 @@ describe('allocator state against an engine in memory', { timeout: 180_000 }, ()
     engine.failRemoving = false
     await allocator.stop()
     assert.deepEqual([allocator.instances(), [...engine.containers.values()]], [[], []])
+  })
+
+  it('says that it leaves the containers whose removal the engine refused during a stop, not that it tries again', async () => {
+    const lines: string[] = []
+    const { allocator, engine, caller } = await setUp({ statsIntervalMs: 100, log: pino({ level: 'error' }, { write: (line: string) => { lines.push(line) } }) })
+    await allocator.start()
+    await allocate(caller.libp2p, engine.allocatorNode.multiaddrs()[0]!, 'svc-refused-at-stop')
+    nodes.push(...engine.sidecars)
+    engine.failRemoving = true
+    await allocator.stop()
+    engine.failRemoving = false
+    assert.equal(engine.containers.size, 2)
+    assert.deepEqual(lines.map(line => (JSON.parse(line) as { msg: string }).msg), ['removing containers failed; the allocator stops: left to its next run with the same identity'])
   })
 
   it('removes at start the folders no container names and the containers no instance id names, and nothing else', async () => {
