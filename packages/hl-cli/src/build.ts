@@ -16,9 +16,9 @@ const EPOCH = new Date(0)
 /**
  * The build context: the generated Dockerfile and only the files the Copy entries name (folders
  * with everything in them the service folder's .dockerignore keeps), as loadImageConf found and
- * checked them. Files are streamed into it
- * one after another as the engine takes the context, so a large one (a model) is never in memory
- * whole. A file that cannot be read fails the stream with a BuildError naming it.
+ * checked them. Files are streamed into it one after another as the engine takes the context,
+ * so a large one (a model) is never in memory whole. A file that cannot be read fails the stream
+ * with a BuildError naming it.
  */
 export function createBuildContext (files: ContextSource[], dockerfile: string): Readable {
   const tar = pack()

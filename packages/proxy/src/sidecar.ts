@@ -46,8 +46,8 @@ export interface Sidecar {
   drain(reason: string): Promise<void>
   /**
    * Drains, waits for requests in flight (at most `graceMs`; those still in flight then are
-   * reset), stops the node. A stop while one is
-   * under way ends its grace sooner if it gives less (`stop(0)`: now), never later.
+   * reset), stops the node. A stop while one is under way ends its grace sooner if it gives less
+   * (`stop(0)`: now), never later.
    */
   stop(graceMs?: number): Promise<void>
   /**
