@@ -98,11 +98,15 @@ interface KnownInstance extends Instance {
   /** Upgraded connections (WebSockets) to it open now. */
   upgraded: number
   /**
-   * Requests handed to its pool that no stream has taken yet (one that timed out waiting stays
-   * in the pool's queue until a stream takes it and drops it). Counted here: the pool's own
-   * count walks all its connections.
+   * Requests handed to its pool and not finished: at most MAX_STREAMS_PER_INSTANCE, one a stream,
+   * so the pool's own queue, where a request that left stays until a stream takes it, stays empty.
    */
-  queued: number
+  dispatched: number
+  /**
+   * Requests waiting for one of those to finish, first come first, each with its way to the pool:
+   * one that leaves (its client gone, its timeout, moved away) leaves this queue at once.
+   */
+  queue: Set<() => void>
 }
 
 export interface ClientProxy {
@@ -240,7 +244,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
 
   /** An instance running `contentHash`, as yet without requests. */
   const newInstance = (instance: Instance, contentHash: string): KnownInstance =>
-    ({ ...instance, contentHash, allocatedAt: 0, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0, upgraded: 0, queued: 0 })
+    ({ ...instance, contentHash, allocatedAt: 0, waiting: 0, answeredAt: 0, movable: new Set(), timeouts: 0, upgraded: 0, dispatched: 0, queue: new Set() })
 
   /**
    * Adds an instance running `contentHash` (or gives the one known); its stream pool comes with its
@@ -812,8 +816,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
     if (res.destroyed) {
       throw new ProxyError(499, 'The client went away')
     }
-    if (instance.queued >= MAX_QUEUED_PER_INSTANCE) {
-      throw new ProxyError(503, `The instance of ${record.name} has all its ${MAX_STREAMS_PER_INSTANCE} streams busy and ${instance.queued} requests waiting for one`, { 'retry-after': String(RETRY_AFTER_S) })
+    if (instance.queue.size >= MAX_QUEUED_PER_INSTANCE) {
+      throw new ProxyError(503, `The instance of ${record.name} has all its ${MAX_STREAMS_PER_INSTANCE} streams busy and ${instance.queue.size} requests waiting for one`, { 'retry-after': String(RETRY_AFTER_S) })
     }
     return await new Promise<number>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined
@@ -856,8 +860,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       } else {
         wait()
       }
-      // a request queued behind a pool whose streams are all busy waits for one at most the
-      // upstream timeout (undici's own starts once a stream has taken the request)
+      // a request queued behind an instance whose streams are all busy, or whose stream is being
+      // opened, waits for one at most the upstream timeout (undici's own starts once a stream has
+      // taken the request)
       const queued = setTimeout(() => {
         if (controller == null && !settled) {
           const timedOut = clientGone
@@ -865,7 +870,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
             : new ProxyError(504, pool.stats.connected >= MAX_STREAMS_PER_INSTANCE
               ? `No stream to the instance of ${record.name} came free within ${upstreamTimeoutMs} ms (all ${MAX_STREAMS_PER_INSTANCE} in use)`
               : `No stream to the instance of ${record.name} could be opened within ${upstreamTimeoutMs} ms`)
-          // sent nowhere: aborted when a stream would take it
+          // sent nowhere: aborted when a stream would take it, if it was handed to the pool
           movedAway = timedOut
           done(false)
           reject(timedOut)
@@ -875,6 +880,9 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       const done = (heard: boolean): void => {
         clearTimeout(queued)
         settled = true
+        if (controller == null) {
+          instance.queue.delete(send)
+        }
         instance.movable.delete(moveAway)
         if (waiting) {
           waiting = false
@@ -917,15 +925,23 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       res.on('close', () => {
         if (!res.writableFinished) {
           clientGone = true
-          controller?.abort(new Error('The client went away'))
+          if (controller != null) {
+            controller.abort(new Error('The client went away'))
+          } else if (!settled) {
+            // still waiting for a stream: aborted when one takes it, if it was handed to the pool
+            done(false)
+            reject(new ProxyError(499, 'The client went away'))
+          }
         }
       })
       // the response pauses while the client's socket is full
       res.on('drain', () => { controller?.resume() })
-      instance.queued++
-      pool.dispatch({ method: req.method as Dispatcher.HttpMethod, path, headers: requestHeaders(req), body: body ? req : null }, {
+      const send = (): void => {
+        instance.dispatched++
+        pool.dispatch({ method: req.method as Dispatcher.HttpMethod, path, headers: requestHeaders(req), body: body ? req : null }, handler)
+      }
+      const handler: Dispatcher.DispatchHandler = {
         onRequestStart: (started) => {
-          instance.queued--
           controller = started
           clearTimeout(queued)
           if (clientGone) {
@@ -987,11 +1003,10 @@ export async function startClientProxy (components: ClientProxyComponents, init:
             res.addTrailers(trailers)
           }
           res.end()
+          finished(instance)
         },
         onResponseError: (_controller, err) => {
-          if (controller == null) {
-            instance.queued--
-          }
+          finished(instance)
           done(false)
           if (clientGone) {
             reject(new ProxyError(499, 'The client went away'))
@@ -1030,7 +1045,13 @@ export async function startClientProxy (components: ClientProxyComponents, init:
           }
           reject(new UpstreamFailure(err, !responding && onKeptStream(err)))
         }
-      })
+      }
+      // first come first: none goes past one already waiting
+      if (instance.dispatched < MAX_STREAMS_PER_INSTANCE && instance.queue.size === 0) {
+        send()
+      } else {
+        instance.queue.add(send)
+      }
     })
   }
 
@@ -1325,9 +1346,36 @@ export async function startClientProxy (components: ClientProxyComponents, init:
   }
 }
 
-/** Requests in flight on the instance's streams finish; the streams close as they come free. */
+/**
+ * A request handed to the instance's pool finished: the first one waiting for a stream takes its
+ * place, once undici is done with it (its stream free, or a failed one's other requests failed).
+ */
+function finished (instance: KnownInstance): void {
+  instance.dispatched--
+  if (instance.queue.size > 0) {
+    process.nextTick(sendNext, instance)
+  }
+}
+
+/** The first request waiting for one of the instance's streams goes to its pool, if one is free. */
+function sendNext (instance: KnownInstance): void {
+  if (instance.dispatched < MAX_STREAMS_PER_INSTANCE && instance.queue.size > 0) {
+    const send = instance.queue.values().next().value!
+    instance.queue.delete(send)
+    send()
+  }
+}
+
+/** Requests in flight on the instance's streams, and those waiting for one, finish; the streams close as they come free. */
 function closePool (instance: KnownInstance): void {
-  instance.pool?.then(async pool => { await pool.close() }).catch(() => {})
+  instance.pool?.then(async pool => {
+    // the pool's queue takes them: a closed pool takes no more
+    for (const send of instance.queue) {
+      send()
+    }
+    instance.queue.clear()
+    await pool.close()
+  }).catch(() => {})
 }
 
 /**

@@ -34,14 +34,37 @@ describe('client proxy: a request queued behind an instance\'s busy streams', { 
 
   after(async () => { await proxied?.stop() })
 
+  /** Holds every stream to the instance with a response that goes on until the service ends it. */
+  const holdEveryStream = async (signal: AbortSignal): Promise<void> => {
+    open.clear()
+    await Promise.all(Array.from({ length: MAX_STREAMS_PER_INSTANCE }, async () => {
+      const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/stream`, { signal })
+      await response.body?.getReader().read()
+    }))
+    await eventually('every stream held', () => open.size === MAX_STREAMS_PER_INSTANCE ? true : undefined, 10_000, 50)
+  }
+
+  /** Requests at once, one a signal (none: it waits for its answer), and their answers (a status, or the fetch's error's name); `refused` comes with the first 503. */
+  const crowd = (signals: Array<AbortSignal | undefined>): { answers: Promise<Array<number | string>>, refused: Promise<void> } => {
+    const refused = Promise.withResolvers<void>()
+    const answers = Promise.all(signals.map(async signal => {
+      try {
+        const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`, { signal })
+        await response.text()
+        if (response.status === 503) {
+          refused.resolve()
+        }
+        return response.status
+      } catch (err) {
+        return (err as Error).name
+      }
+    }))
+    return { answers, refused: refused.promise }
+  }
+
   it('answers 504 once the upstream timeout passed without a stream coming free, not never, and counts a client that left meanwhile as 499', async () => {
     const streams = new AbortController()
-    const held = Array.from({ length: MAX_STREAMS_PER_INSTANCE }, async () => {
-      const response = await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/stream`, { signal: streams.signal })
-      await response.body?.getReader().read()
-    })
-    await Promise.all(held)
-    await eventually('every stream held', () => open.size === MAX_STREAMS_PER_INSTANCE ? true : undefined, 10_000, 50)
+    await holdEveryStream(streams.signal)
     const began = performance.now()
     // a client that gives up while queued is counted as gone, not as a timeout
     const leaving = new AbortController()
@@ -71,5 +94,27 @@ describe('client proxy: a request queued behind an instance\'s busy streams', { 
       res.end()
     }
     await eventually('a request answered again', async () => (await fetch(`http://127.0.0.1:${proxy.port}/${SERVICE}/`).catch(() => undefined))?.status === 200 ? true : undefined, 10_000, 100)
+  })
+
+  it('queues a request behind a full queue whose requests all left (their clients gone, or timed out), not 503, and serves it once a stream frees', async () => {
+    const streams = new AbortController()
+    await holdEveryStream(streams.signal)
+    // a full queue and one past it: once that one is refused, the others all wait
+    const leaving = new AbortController()
+    const gone = crowd(Array.from({ length: MAX_QUEUED_PER_INSTANCE + 1 }, (_, i) => i % 2 === 0 ? leaving.signal : undefined))
+    await gone.refused
+    leaving.abort()
+    const left = await gone.answers
+    assert.equal(left.filter(answer => answer === 503).length, 1, JSON.stringify(left))
+    assert.ok(left.every(answer => answer === 503 || answer === 504 || answer === 'AbortError'), JSON.stringify(left))
+    // none waits now: a full queue again, and one past it
+    const next = crowd(Array.from({ length: MAX_QUEUED_PER_INSTANCE + 1 }, () => undefined))
+    await next.refused
+    for (const res of open) {
+      res.end()
+    }
+    const served = await next.answers
+    assert.equal(served.filter(answer => answer === 200).length, MAX_QUEUED_PER_INSTANCE, JSON.stringify(served))
+    streams.abort()
   })
 })
