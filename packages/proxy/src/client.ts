@@ -1227,6 +1227,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
         socket.destroy()
         return
       }
+      socket.off('data', onData)
+      discardReads(socket)
       sendRawError(socket, failure)
     } finally {
       if (reserved != null) {
@@ -1655,6 +1657,16 @@ async function responseHead (stream: Stream, timeoutMs: number): Promise<Upgrade
 }
 
 /**
+ * What the client sends on an upgrading connection that ends with the answer goes nowhere: it is
+ * read on, from a client held back before the answer too (past MAX_EARLY_UPGRADE_BYTES), whose
+ * writes would otherwise never finish, nor its end come through: the connection would stay open.
+ */
+function discardReads (socket: Duplex): void {
+  socket.on('data', () => {})
+  socket.resume()
+}
+
+/**
  * Relays an instance's refusal of an upgrade (a 403, 404, 426...) and its body to the client with
  * `connection: close`, at the pace the client reads it, and never sends the instance anything more the client writes: the
  * connection then ends with the answer instead of staying a pipe to this instance.
@@ -1678,7 +1690,7 @@ function relayRefusal (socket: Duplex, stream: Stream, answer: UpgradeAnswer): v
       stream.abort(new Error('The refused upgrade was answered'))
     }
   }
-  socket.on('data', () => {})
+  discardReads(socket)
   socket.on('drain', () => { stream.resume() })
   stream.addEventListener('message', (evt) => { relay(evt.data.subarray()) })
   stream.addEventListener('end', () => { socket.end() })

@@ -5,7 +5,7 @@ import { connect, createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { HTTP_PROTOCOL } from '@physarum/allocator/client'
 import { eventually } from '../../registry-service/test/helpers.ts'
-import { MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE } from '../src/constants.ts'
+import { MAX_EARLY_UPGRADE_BYTES, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE } from '../src/constants.ts'
 import { startProxiedService } from './helpers.ts'
 import type { IncomingMessage } from 'node:http'
 import type { Server, Socket } from 'node:net'
@@ -165,6 +165,22 @@ describe('client proxy: upgrades the instance refuses or leaves unanswered, and 
     assert.ok(seen.includes('/refuse'))
     assert.ok(!seen.includes('/another-service/secret'), `the instance read ${seen.join(', ')}`)
     assert.match(await metrics.metrics(), new RegExp(`physarum_proxy_requests_total\\{service="${SERVICE}",code="404"\\} 1`))
+  })
+
+  it('ends the connection with a refusal or an error to a client that sent more than a little before it', async () => {
+    for (const [path, status] of [['/refuse', '404 Not Found'], ['/hang', '504 Gateway Timeout']]) {
+      const { socket, received, closed } = await open()
+      let ended = false
+      void closed.then(() => { ended = true })
+      // far past what the proxy reads before the answer (it stops reading this client until then),
+      // and past what the socket buffers between them hold: this client's writes wait on the proxy
+      socket.write(`GET /${SERVICE}${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE}\r\n`)
+      socket.write(Buffer.alloc(512 * MAX_EARLY_UPGRADE_BYTES, 'e'))
+      // what it sent is read (and dropped) once it is answered: its writes finish, its end comes
+      // through, and the connection closes, not held until the client gives up on it
+      await eventually(`the connection closed after ${path}'s answer`, () => ended ? true : undefined, 10_000, 20)
+      assert.match(received(), new RegExp(`^HTTP/1\\.1 ${status}\r\n`))
+    }
   })
 
   it('passes a refusal\'s body on at the pace its client reads it', async () => {
