@@ -8,7 +8,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import {
   CLOSER_ALLOCATION_INTERVAL_MS, COLD_START_HEADER, DEFAULT_COLD_START_TIMEOUT_MS, DEFAULT_DISCOVERY_TIMEOUT_MS, MAX_ALLOCATORS_MEASURED,
   DEFAULT_MAX_PENDING, DEFAULT_UPSTREAM_TIMEOUT_MS, HOP_BY_HOP_HEADERS, IDEMPOTENT_METHODS, INSTANCE_REFRESH_MS, INSTANCE_REST_MS, LATE_DIAL_WAIT_RTTS,
-  MAX_HTTP_STREAMS, MAX_QUEUED_PER_INSTANCE, REQUEST_HEAD_TIMEOUT_MS, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, COLD_START_FAILURE_HOLD_MS, COLD_START_FAILURE_MAX_HOLD_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
+  MAX_HTTP_STREAMS, MAX_QUEUED_PER_INSTANCE, MAX_REQUEST_HEADERS, REQUEST_HEAD_TIMEOUT_MS, MAX_STREAMS_PER_INSTANCE, MAX_EARLY_UPGRADE_BYTES, MAX_UNREACHED_ATTEMPTS, MAX_RESPONSE_HEAD_BYTES, MAX_UPGRADES_PER_INSTANCE, RETRY_AFTER_S, RETRY_DELAY_MS, COLD_START_FAILURE_HOLD_MS, COLD_START_FAILURE_MAX_HOLD_MS, RTT_FORGET_AFTER_MS, STALL_PING_TIMEOUT_MS, STALL_PROBE_AFTER_MS,
   STREAM_IDLE_TIMEOUT_MS, TIMEOUTS_BEFORE_REST
 } from './constants.ts'
 import { isOpen, joinSocket } from './duplex.ts'
@@ -1256,6 +1256,8 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       res.destroy()
     })
   })
+  // past these header lines Node's parser refuses the request: 431, as for a head past maxHeaderSize
+  server.maxHeadersCount = MAX_REQUEST_HEADERS
   // Expect: 100-continue: the body is asked for once the request can go somewhere, so that a
   // client does not send a large upload to an unknown service or another host's name first
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -1294,7 +1296,7 @@ export async function startClientProxy (components: ClientProxyComponents, init:
       return
     }
     const failure = err.code === 'HPE_HEADER_OVERFLOW'
-      ? new ProxyError(431, `The request's head (its URL and headers) is larger than the ${maxHeaderSize} bytes the proxy takes`)
+      ? new ProxyError(431, `The request's head is larger than the proxy takes: more than ${maxHeaderSize} bytes (its URL and headers), or more than ${MAX_REQUEST_HEADERS} header lines`)
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? new ProxyError(408, 'The request\'s head did not come whole in time')
         : new ProxyError(400, `The request is not valid HTTP/1.1: ${err.message}`)

@@ -74,6 +74,13 @@ export const MAX_UPGRADES_PER_INSTANCE = 192
  * default, 16 KiB, is less than a few large cookies); a larger one is answered 502.
  */
 export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
+/**
+ * Client mode: the most header lines of a request; Node's parser refuses more (431), as it does a
+ * head past maxHeaderSize, and drops none. Node's server takes 1000 unless told (its parsers'
+ * default, 2000, counts names and values; a server's maxHeadersCount, documented as 2000 by
+ * default but unset, counts lines): set, so that the limit is the proxy's own and its 431 names it.
+ */
+export const MAX_REQUEST_HEADERS = 1_000
 /** Client mode: the bytes a client's upgraded connection may send before the instance's 101 that are read; past them, it waits. */
 export const MAX_EARLY_UPGRADE_BYTES = 64 * 1024
 /** Client mode: methods sent again on another instance when the first failed before answering (RFC 9110 9.2.2). */
