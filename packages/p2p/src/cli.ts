@@ -82,6 +82,9 @@ export function strictArguments<T> (yargs: Argv<T>, commandWords: number): Argv<
   })
 }
 
+/** The options withNodeOptions adds: what only a node joining the overlay uses. */
+export const NODE_OPTION_NAMES = ['bootstrap', 'psk', 'psk-file', 'swarm-key', 'no-psk', 'listen', 'announce', 'identity', 'ephemeral', 'state-dir', 'metrics-listen', 'log-level'] as const
+
 /**
  * Adds the shared node options to a yargs command. The seed's single-dash spellings work
  * (`-bootstrap`, `-psk`, `-p2p-listen-addr`, `-prom-listen-addr`) because short-option groups are
@@ -125,7 +128,7 @@ export function withNodeOptions<T> (yargs: Argv<T>, defaults: NodeDefaults): Arg
       describe: `Address for /metrics and /healthz: host:port, [v6]:port or :port [default: :${defaults.metricsPort}]`
     })
     .option('log-level', { type: 'string', choices: LOG_LEVELS, describe: `Log level (env PHYSARUM_LOG_LEVEL) [default: ${defaults.logLevel ?? 'info'}]` })
-    .group(['bootstrap', 'psk', 'psk-file', 'swarm-key', 'no-psk', 'listen', 'announce', 'identity', 'ephemeral', 'state-dir', 'metrics-listen', 'log-level'], 'Overlay options:')
+    .group([...NODE_OPTION_NAMES], 'Overlay options:')
 }
 
 export interface NodeConfig {

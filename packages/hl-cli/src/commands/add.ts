@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { parseNumber } from '@physarum/p2p'
+import { NODE_OPTION_NAMES, parseNumber } from '@physarum/p2p'
 import { InvalidRecordError, MAX_CPU, MAX_MEMORY_MB, MIN_CPU, MIN_MEMORY_MB, validateName, validateRecord } from '@physarum/registry-service'
 import Docker from 'dockerode'
 import { buildImage, createBuildContext } from '../build.ts'
@@ -96,7 +96,7 @@ function parseResource (flag: string, text: string, min: number, max: number, in
 }
 
 /** The options of withOverlayOptions that only joining the overlay uses (not --json); and --timeout. */
-const OVERLAY_FLAGS = ['bootstrap', 'psk', 'psk-file', 'swarm-key', 'no-psk', 'listen', 'announce', 'identity', 'ephemeral', 'state-dir', 'metrics-listen', 'log-level', 'registry-id', 'registry'] as const
+const OVERLAY_FLAGS = [...NODE_OPTION_NAMES, 'registry-id', 'registry'] as const
 
 /** The flag or argument each field of the record comes from; the image-conf.json's were checked with it. */
 const RECORD_SOURCES: Record<string, string> = { name: '<service-name>', contentHash: '--content-id', image: '<image-name>', cpu: '--cpu', memoryMb: '--memory-mb' }
