@@ -1095,9 +1095,11 @@ export class Allocator {
         .filter((c): c is string => c != null)
         .map(async id => { await runtime.remove(id) }))
     } catch (err) {
-      // no timer outlives a stop: the next run with this identity adopts or removes what is left
+      // no timer outlives a stop: the next run with this identity adopts or removes what is left,
+      // and an --ephemeral run has none: the operator is told which containers to remove
       if (this.#stopped) {
-        this.#log.error({ instance: instance.id, err: (err as Error).message }, 'removing containers failed; the allocator stops: left to its next run with the same identity')
+        const containers = [instance.sidecarContainer, instance.serviceContainer].filter(id => id != null)
+        this.#log.error({ instance: instance.id, containers, err: (err as Error).message }, 'removing containers failed as the allocator stops: they are left (remove them with docker rm -f; a next run with the same identity adopts or removes them)')
         return
       }
       const retryMs = this.#init.removeRetryMs ?? REMOVE_RETRY_MS
