@@ -398,7 +398,7 @@ export async function loadImageConf (file: string, dir: string): Promise<{ conf:
       // hl-cli keygen writes ./swarm.key, --state-dir may name a folder here: copied with the
       // service's files, the overlay's key or a peer's identity would be in an image that
       // everyone who may pull it can read (the identity: to join as that peer, an --admin one)
-      const secret = await overlaySecret(entry.absolute)
+      const secret = await overlaySecret(entry.absolute).catch((err: unknown) => { throw fail(unreadable(entry.path, dir, err)) })
       if (secret != null) {
         throw fail(`${entry.path} is ${secret}: it would be in the image; move it out of ${dir}`)
       }
@@ -471,8 +471,13 @@ const MAX_KEY_BYTES = 4096
 
 /** The overlay secret in the file at `path`, in words; undefined when it holds none. */
 async function overlaySecret (path: string): Promise<string | undefined> {
-  // larger: no key. Not readable: the build context names a file it cannot read
-  const bytes = await readSmallFile(path, MAX_KEY_BYTES, 'key').catch(() => undefined)
+  // larger: no key. One this user may not read is refused here, before anything is built
+  const bytes = await readSmallFile(path, MAX_KEY_BYTES, 'key').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EACCES' || err.code === 'EPERM') {
+      throw err
+    }
+    return undefined
+  })
   if (bytes == null) {
     return undefined
   }

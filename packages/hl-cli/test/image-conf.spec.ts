@@ -460,15 +460,19 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
     }))
   })
 
-  it('names a copied folder this user may not read, and what to do, before it touches Docker', async () => {
+  it('names a copied folder or file this user may not read, and what to do, before it touches Docker', async () => {
     const svc = join(dir.path, 'unreadable')
     await mkdir(join(svc, 'private'), { recursive: true })
     await writeFile(join(svc, 'server'), '#!/bin/sh\n')
     await writeFile(join(svc, 'private', 'data.txt'), 'x\n')
+    await mkdir(join(svc, 'shared'))
+    await writeFile(join(svc, 'shared', 'model.bin'), 'x\n', { mode: 0 })
     await chmod(join(svc, 'private'), 0)
     const cases: Array<[unknown[], string]> = [
       [[['server', '.'], ['.', '.']], 'DockerConf\\.Copy\\[1\\]\\[0\\]: private'],
-      [[['private/data.txt', '.']], 'DockerConf\\.Copy\\[0\\]\\[0\\]: private/data\\.txt']
+      [[['private/data.txt', '.']], 'DockerConf\\.Copy\\[0\\]\\[0\\]: private/data\\.txt'],
+      // a file, found before the build rather than while the engine takes the context
+      [[['shared', 'shared']], 'DockerConf\\.Copy\\[0\\]\\[0\\]: shared/model\\.bin']
     ]
     const [program, ...prefix] = WITHOUT_ROOT_FILE_ACCESS
     try {
@@ -479,7 +483,7 @@ describe('hl-cli command line (no overlay, no Docker)', () => {
         const { code, stderr } = await runCli(program == null ? args : [...prefix, process.execPath, BIN, ...args],
           { DOCKER_HOST: `unix://${join(dir.path, 'no-docker.sock')}` }, program == null ? {} : { program })
         assert.equal(code, 2, stderr)
-        assert.match(stderr, new RegExp(`^hl-cli: .*: ${named} cannot be read by this user \\(EACCES\\): give this user read access to .*/unreadable/private.* \\(chmod, chown\\) or run hl-cli as one who has it, or leave it out with a line .* in .*/unreadable/\\.dockerignore\n$`))
+        assert.match(stderr, new RegExp(`^hl-cli: .*: ${named} cannot be read by this user \\(EACCES\\): give this user read access to .*/unreadable/.+ \\(chmod, chown\\) or run hl-cli as one who has it, or leave it out with a line .* in .*/unreadable/\\.dockerignore\n$`))
       }
     } finally {
       // a folder of mode 0 is one that only root can remove
