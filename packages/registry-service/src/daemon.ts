@@ -252,7 +252,7 @@ export async function startRegistryDaemon (config: RegistryDaemonConfig, log: Lo
       }
     }
     if (!health.ok) {
-      log.warn({ endpoints, err: health.error }, 'etcd is not reachable yet; requests are answered UNAVAILABLE until it is')
+      log.warn({ endpoints, err: health.error }, 'etcd is not healthy yet (unreachable, or refusing writes); requests it cannot serve are answered UNAVAILABLE until it is')
     }
 
     const service = createRegistryService({ node, store, logger: log.child({ component: 'service' }), registry }, { admins: config.admins, openWrites: config.openWrites })

@@ -110,7 +110,7 @@ export function createRegistryService (components: RegistryServiceComponents, in
   })
   const etcdUp = new Gauge({
     name: 'physarum_registry_etcd_up',
-    help: '1 when etcd answered the last health check within the deadline, 0 otherwise',
+    help: '1 when etcd answered the last health check within the deadline and takes writes, 0 otherwise (its NOSPACE alarm raised too)',
     registers: [registry],
     collect: async () => {
       etcdUp.set((await store.health()).ok ? 1 : 0)

@@ -55,6 +55,9 @@ export interface StoreHealth {
   error?: string
 }
 
+/** Why every write fails while etcd's NOSPACE alarm is raised, and what clears it. */
+const NOSPACE = 'etcd refuses every write: its database reached its space quota (alarm NOSPACE); free it with etcdctl compact, defrag and alarm disarm'
+
 /** etcd's default bound on the operations of one transaction (--max-txn-ops). */
 const MAX_TXN_OPS = 128
 
@@ -218,7 +221,7 @@ export class RegistryStore {
     const message = (err as Error).message
     if (err instanceof GRPCResourceExhastedError && /database space exceeded/.test(message)) {
       // the alarm stays raised, for every member, until an operator clears it: reads still work
-      return new RpcFailureError('UNAVAILABLE', `etcd refuses every write: its database reached its space quota (alarm NOSPACE); free it with etcdctl compact, defrag and alarm disarm: ${message}`)
+      return new RpcFailureError('UNAVAILABLE', `${NOSPACE}: ${message}`)
     }
     if (err instanceof GRPCOutOfRangeError || err instanceof GRPCInvalidArgumentError) {
       // what etcd was asked cannot be done (a revision it does not hold, a member URL it cannot
@@ -470,15 +473,24 @@ export class RegistryStore {
     return Number(response.count)
   }
 
-  /** Whether etcd answers a linearizable read within the deadline (a quorum is there). */
+  /**
+   * Whether etcd answers a linearizable read within the deadline (a quorum is there) and takes
+   * writes (its NOSPACE alarm is not raised).
+   */
   async health (): Promise<StoreHealth> {
     try {
       // a key under the prefix: an external etcd's user may be granted the registry's keys only
       await this.#call(async () => await this.#client.kv.range({ key: this.#prefix, count_only: true }))
-      return { ok: true }
     } catch (err) {
       return { ok: false, error: (err as Error).message }
     }
+    // reads work under the alarm, every write is refused. An etcd that does not answer the
+    // listing (a proxy in front of it that lacks it) leaves this part unknown
+    const alarms = await this.#call(async () => await this.#client.maintenance.alarm({ action: 'Get', memberID: 0, alarm: 'None' })).catch(() => undefined)
+    if (alarms?.alarms.some(member => member.alarm === 'Nospace') === true) {
+      return { ok: false, error: NOSPACE }
+    }
+    return { ok: true }
   }
 
   /**

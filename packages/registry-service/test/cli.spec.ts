@@ -469,6 +469,9 @@ describe('registry-service command line', () => {
       const client = createRegistryClient(clientNode, { peers: [addr], cacheTtlMs: 0 })
       const added = await client.add(sampleRecord('login-server'))
       assert.deepEqual(await client.get('login-server'), added)
+      // a user allowed the registry's keys only may still list etcd's alarms: healthy
+      const metricsUrl = (await cli.line(/metrics: (http:\S+)\/metrics/))[1]!
+      assert.deepEqual(await (await fetch(`${metricsUrl}/healthz`)).json().then(report => (report as { ok: boolean }).ok), true)
       assert.equal(await cli.stop(), 143)
       assert.doesNotMatch(cli.lines.join('\n'), /the-etcd-password/, 'the password is never logged')
 

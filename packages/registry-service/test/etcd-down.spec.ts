@@ -98,6 +98,10 @@ describe('when etcd is down', () => {
       assert.equal(refused?.code, 'UNAVAILABLE', refused?.message)
       assert.match(refused.message, /space quota \(alarm NOSPACE\)/)
       await assert.rejects(client.get('crowded-server'), { code: 'NOT_FOUND' })
+      // reads work on, but a health check that says ok would hide that no write can
+      const health = await fullRegistry.service.health()
+      assert.equal(health.ok, false)
+      assert.match(health.error ?? '', /^etcd refuses every write: its database reached its space quota \(alarm NOSPACE\)/)
     } finally {
       await fullRegistry?.stop()
       await full.stop()
