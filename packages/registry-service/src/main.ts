@@ -16,7 +16,7 @@ import { startRegistryDaemon } from './daemon.ts'
 import { MEMBER_NAME } from './service.ts'
 import { etcdAuthFor } from './etcd-auth.ts'
 import { etcdEnvName, ETCD_FLAGS } from './etcd-process.ts'
-import { refuseEmptyValue, trustedRegistries, withRegistryTrust } from './trust.ts'
+import { peerIdsFrom, trustedRegistries, withRegistryTrust } from './trust.ts'
 import type { EtcdMode, RegistryDaemonConfig } from './daemon.ts'
 import type { EtcdAuth } from './etcd-auth.ts'
 import type { EtcdTls } from './store.ts'
@@ -108,11 +108,6 @@ export function builder (argv: Argv): Argv<RegistryArgs> {
       'Exit codes: 2 for a usage error, 1 for a failure (a stop past its deadline too), 128+n after signal n: 143 after SIGTERM, the usual stop.'
     ].join('\n'))
     .strictOptions()
-}
-
-function list (values: string[] | undefined, env: string | undefined): string[] {
-  const given = (values ?? []).flatMap(v => v.split(/[\s,]+/))
-  return (given.length > 0 ? given : (env ?? '').split(/[\s,]+/)).filter(Boolean)
 }
 
 async function memberName (args: RegistryArgs, stateDir: string, peerId: string | undefined): Promise<string> {
@@ -212,15 +207,7 @@ async function resolveConfig (args: RegistryArgs, env: NodeJS.ProcessEnv): Promi
   if (kind === 'new' && args['join-via'] != null) {
     throw new ConfigError(`--join-via: with --join-etcd-cluster only; ${source} starts a cluster of its own`)
   }
-  refuseEmptyValue('--admin', args.admin, 'PHYSARUM_ADMINS')
-  // in the form a caller's peer id is compared in (base58): a CID form given is matched too
-  const admins = list(args.admin, env.PHYSARUM_ADMINS).map(admin => {
-    try {
-      return peerIdFromString(admin).toString()
-    } catch {
-      throw new ConfigError(`${(args.admin ?? []).length > 0 ? '--admin' : 'PHYSARUM_ADMINS'}: ${JSON.stringify(admin)} is not a peer id`)
-    }
-  })
+  const admins = peerIdsFrom('--admin', args.admin, 'PHYSARUM_ADMINS', env)
   const timeout = parseDuration('--etcd-timeout', args['etcd-timeout'], 1)
   if (timeout >= RPC_TIMEOUT_MS) {
     // the caller would give up first: a timeout, which makes a write ambiguous, instead of the

@@ -49,37 +49,28 @@ describe('the etcd a registry-service runs', () => {
   it('takes a member whose log is in ETCD_WAL_DIR for one, and never discards its data as a failed join', async () => {
     const dataDir = join(state.path, 'wal-elsewhere')
     const env = { PATH: process.env.PATH, ...FAST_ETCD_ENV, ETCD_WAL_DIR: join(state.path, 'wal-elsewhere-wal') }
-    const etcd = new EtcdProcess({
-      name: 'wal', dataDir, ip: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort(), clusterState: 'new', env, log: silentLog
-    })
-    try {
-      await etcd.start()
-      const client = new Etcd3({ hosts: etcd.clientUrl })
+    /** Starts the member, gives `use` a client of it, and stops it. */
+    const withMember = async (use: (client: Etcd3) => Promise<void>): Promise<void> => {
+      const etcd = new EtcdProcess({
+        name: 'wal', dataDir, ip: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort(), clusterState: 'new', env, log: silentLog
+      })
       try {
-        await client.put('kept').value('yes')
+        await etcd.start()
+        const client = new Etcd3({ hosts: etcd.clientUrl })
+        try {
+          await use(client)
+        } finally {
+          client.close()
+        }
       } finally {
-        client.close()
+        await etcd.stop()
       }
-    } finally {
-      await etcd.stop()
     }
+    await withMember(async client => { await client.put('kept').value('yes') })
     assert.equal(hasEtcdData(dataDir, env), true)
     assert.equal(await discardFailedJoin(dataDir, env), false)
     // its database is still there, with what was written
-    const again = new EtcdProcess({
-      name: 'wal', dataDir, ip: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort(), clusterState: 'new', env, log: silentLog
-    })
-    try {
-      await again.start()
-      const client = new Etcd3({ hosts: again.clientUrl })
-      try {
-        assert.equal(await client.get('kept').string(), 'yes')
-      } finally {
-        client.close()
-      }
-    } finally {
-      await again.stop()
-    }
+    await withMember(async client => { assert.equal(await client.get('kept').string(), 'yes') })
   })
 
   it('compacts the revisions its writes replaced once they are older than its auto-compaction', async () => {
