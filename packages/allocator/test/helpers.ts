@@ -173,7 +173,7 @@ async function bcrypt (password: string): Promise<string> {
   let out = ''
   child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
   child.stdin.end(password)
-  const [code] = await once(child, 'exit') as [number | null]
+  const [code] = await once(child, 'close') as [number | null]
   const hash = out.trim()
   if (code !== 0 || !/^\$2[aby]\$/.test(hash)) {
     throw new Error('cannot make a bcrypt hash with /usr/bin/python3 (Debian\'s python3 with the crypt module is needed for the image registry auth test)')

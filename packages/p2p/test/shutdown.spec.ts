@@ -54,7 +54,7 @@ describe('shutdown', () => {
     child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
     await eventually('the child to start', () => output.includes('ready') ? true : undefined, 10_000, 20)
     child.kill('SIGTERM')
-    const [code] = await once(child, 'exit') as [number | null]
+    const [code] = await once(child, 'close') as [number | null]
     assert.equal(code, 1, output)
     assert.match(output, /shutdown took too long, exiting now/)
   })
@@ -85,7 +85,7 @@ describe('shutdown', () => {
     await new Promise(resolve => setTimeout(resolve, 300))
     const since = Date.now()
     child.kill('SIGTERM')
-    const [code, signal] = await once(child, 'exit') as [number | null, NodeJS.Signals | null]
+    const [code, signal] = await once(child, 'close') as [number | null, NodeJS.Signals | null]
     assert.equal(signal, null, 'ended by the signal, not by its shutdown')
     assert.equal(code, 143, output)
     assert.ok(Date.now() - since < 5_000, 'not after the bootstrap wait gave up')

@@ -26,7 +26,8 @@ export async function runCli (args: string[], env: Record<string, string> = {}, 
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-  const [code, signal] = await once(child, 'exit') as [number | null, NodeJS.Signals | null]
+  // 'close', not 'exit': at 'exit' the pipes may still hold the end of what it printed
+  const [code, signal] = await once(child, 'close') as [number | null, NodeJS.Signals | null]
   clearTimeout(timer)
   return { code, signal, stdout, stderr }
 }
@@ -68,7 +69,7 @@ export async function spawnMonitor (args: string[] = [], env: Record<string, str
   let out = ''
   child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
   let status: { code: number | null, signal: NodeJS.Signals | null } | undefined
   void exited.then(([code, signal]) => { status = { code, signal } })
 

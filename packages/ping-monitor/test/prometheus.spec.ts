@@ -17,7 +17,7 @@ async function promtool (args: string[], input = ''): Promise<{ code: number | n
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stdin.end(input)
-  const [code] = await once(child, 'exit') as [number | null]
+  const [code] = await once(child, 'close') as [number | null]
   return { code, output }
 }
 
